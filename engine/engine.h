@@ -1,0 +1,137 @@
+/* engine/engine.h - public interface of the inline data-reduction engine.
+ *
+ * Turns a fixed-size block into a reference (zero, repeating pattern, or a deduplicated and
+ * compressed chunk in the FTL) and back. Knows nothing of volumes or offsets: the caller maps
+ * those to references. All functions return 0 (or a non-negative count) or -errno.
+ */
+#ifndef PSTOR_ENGINE_H
+#define PSTOR_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ftl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A reference to one block's content. 64 bits so block maps stay small:
+ *   bits 63..62 kind: ENGINE_REF_ZERO, ENGINE_REF_PATTERN, ENGINE_REF_CHUNK
+ *   PATTERN: bit 61 set = pattern table index in the low bits (periods 8..16 bytes);
+ *            clear = inline: period (1..7) in bits 58..56, pattern bytes in bits 55..0
+ *   CHUNK:   FTL chunk address in the low 62 bits
+ * ENGINE_REF_ZERO with all other bits clear is the all-zero block (also what a hole reads as).
+ */
+struct engine_ref {
+	uint64_t v;
+};
+
+enum engine_ref_kind {
+	ENGINE_REF_ZERO = 0,
+	ENGINE_REF_PATTERN = 1,
+	ENGINE_REF_CHUNK = 2,
+};
+
+#define ENGINE_REF_ZERO_VALUE ((struct engine_ref){0})
+
+static inline enum engine_ref_kind engine_ref_kind(struct engine_ref r)
+{
+	return (enum engine_ref_kind)(r.v >> 62);
+}
+
+/* Codecs, one X-macro list so the names and the enum cannot drift apart. */
+#define ENGINE_CODEC_LIST(X)                                                                       \
+	X(NONE, "none")                                                                            \
+	X(LZ4, "lz4")                                                                              \
+	X(ZSTD, "zstd")
+
+enum engine_codec {
+#define ENGINE_CODEC_ENUM(name, str) ENGINE_CODEC_##name,
+	ENGINE_CODEC_LIST(ENGINE_CODEC_ENUM)
+#undef ENGINE_CODEC_ENUM
+	ENGINE_CODEC_COUNT
+};
+
+const char *engine_codec_name(enum engine_codec c);
+/* Parses "none", "lz4", "zstd" or "zstd:LEVEL" (1..19). -EINVAL on anything else. */
+int engine_codec_parse(const char *s, enum engine_codec *codec, int *level);
+
+struct engine_config {
+	struct ftl *ftl;          /* not owned */
+	uint32_t block_size;      /* 4096..65536, power of two */
+	enum engine_codec codec;  /* ENGINE_CODEC_LZ4 by default (0 means NONE: set it) */
+	int level;                /* zstd level, 0 = 3 */
+	bool dedupe;              /* look blocks up in the fingerprint index */
+};
+
+struct engine;
+
+/* Opens the engine over an open FTL. The fingerprint index starts empty; engine_index_add()
+ * fills it from chunks found at FTL open (the FTL's scan callback). */
+int engine_open(const struct engine_config *cfg, struct engine **out);
+void engine_close(struct engine *e); /* NULL is a no-op */
+
+/* Live settings (thread-safe; take effect for the next block written). */
+int engine_set_codec(struct engine *e, enum engine_codec codec, int level);
+void engine_set_dedupe(struct engine *e, bool on);
+
+/* Reduces one block of block_size bytes into *OUT, which holds one reference the caller owns.
+ * PREV is the reference this block replaces (a hint for data placement; it is NOT released).
+ * Errors: -ENOSPC, -EIO, -ENOMEM. Thread-safe: call from many threads at once. */
+int engine_write(struct engine *e, const void *block, struct engine_ref prev,
+		 struct engine_ref *out);
+
+/* Restores the block behind REF into BLOCK (block_size bytes). -EIO when the stored chunk fails
+ * its checksum or does not decompress to exactly one block; never wrong data. -ENOENT for a
+ * reference to a chunk that does not exist. */
+int engine_read(struct engine *e, struct engine_ref ref, void *block);
+
+/* Reference counting, for snapshots and clones that share blocks. Zero refs are free. */
+int engine_ref_get(struct engine *e, struct engine_ref ref);
+/* Drops one reference; the chunk is freed in the FTL when its last reference goes. */
+int engine_ref_put(struct engine *e, struct engine_ref ref);
+/* Current reference count of a chunk or table pattern (inline patterns and zero: 0). */
+int64_t engine_ref_count(struct engine *e, struct engine_ref ref);
+
+/* Rebuild support: registers a chunk found on flash with its hash and reference count. */
+int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32],
+		     uint32_t refs);
+
+struct engine_stats {
+	uint64_t blocks_written;     /* blocks given to engine_write */
+	uint64_t logical_bytes;      /* blocks_written * block_size */
+	uint64_t pattern_blocks;     /* removed as zero or repeating pattern */
+	uint64_t pattern_bytes;
+	uint64_t dedupe_blocks;      /* found in the index */
+	uint64_t dedupe_bytes;
+	uint64_t compressed_blocks;  /* new chunks stored compressed */
+	uint64_t raw_blocks;         /* new chunks stored raw (compression saved < 1/8) */
+	uint64_t stored_bytes;       /* chunk payload bytes written to the FTL */
+	uint64_t compression_saved_bytes; /* new-chunk input bytes minus stored bytes */
+	uint64_t unique_chunks;      /* chunks currently referenced */
+	uint64_t index_entries;
+	uint64_t hash_verify_misses; /* index tag matched, full hash did not */
+	uint64_t read_errors;        /* -EIO on read (checksum or decompression) */
+	uint64_t mem_index_bytes;    /* RAM of the fingerprint index */
+	uint64_t mem_chunk_table_bytes; /* RAM of the chunk (reference count) table */
+	double pattern_ratio, dedupe_ratio, compression_ratio, total_ratio;
+};
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+int engine_stats_to_text(const struct engine_stats *st, char *buf, size_t len);
+int engine_stats_to_json(const struct engine_stats *st, char *buf, size_t len);
+
+/* Pure helpers, exposed for tests and benchmarks. */
+
+/* If BLOCK is one pattern of 1..16 bytes repeated (the last copy may be cut short), stores the
+ * shortest such pattern in PAT and returns its period; returns 0 otherwise. */
+int engine_pattern_detect(const void *block, uint32_t len, uint8_t pat[16]);
+
+/* SHA-256 of LEN bytes (OpenSSL EVP). */
+int engine_sha256(const void *data, size_t len, uint8_t out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

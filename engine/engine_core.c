@@ -1,0 +1,471 @@
+/* engine/engine_core.c - open/close, the write path (pattern -> dedupe -> compress -> FTL), the
+ * read path, and reference counting. It must not know volumes or offsets, and touches the
+ * device only through ftl.h. The locking rules (L1-L6) are in engine/README.md.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+
+#define PATTAB_MAX_ENTRIES (1u << 20)
+
+static _Atomic int engines_open;
+
+static int check_level(enum engine_codec codec, int *level)
+{
+	if ((unsigned)codec >= ENGINE_CODEC_COUNT)
+		return -EINVAL;
+	if (codec != ENGINE_CODEC_ZSTD) {
+		*level = 0;
+		return 0;
+	}
+	if (*level == 0)
+		*level = 3;
+	return *level >= 1 && *level <= 19 ? 0 : -EINVAL;
+}
+
+int engine_open(const struct engine_config *cfg, struct engine **out)
+{
+	uint32_t bs = cfg ? cfg->block_size : 0;
+	int level = cfg ? cfg->level : 0;
+	struct engine *e;
+	int rc;
+
+	if (!cfg || !cfg->ftl || !out || bs < 4096 || bs > ENGINE_BLOCK_MAX || (bs & (bs - 1)))
+		return -EINVAL;
+	rc = check_level(cfg->codec, &level);
+	if (rc)
+		return rc;
+	e = aligned_alloc(ENGINE_CACHELINE,
+	                  (sizeof(*e) + ENGINE_CACHELINE - 1) & ~(size_t)(ENGINE_CACHELINE - 1));
+	if (!e)
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	e->ftl = cfg->ftl;
+	e->block_size = bs;
+	atomic_init(&e->codec, engine_codec_pack(cfg->codec, level));
+	atomic_init(&e->dedupe, cfg->dedupe);
+	rc = engine_idx_init(&e->index);
+	if (rc)
+		goto err_free_engine;
+	rc = engine_chunks_init(&e->chunks, 0);
+	if (rc)
+		goto err_destroy_index;
+	rc = engine_pattab_init(&e->pattab, PATTAB_MAX_ENTRIES);
+	if (rc)
+		goto err_destroy_chunks;
+	atomic_fetch_add(&engines_open, 1);
+	*out = e;
+	return 0;
+
+err_destroy_chunks:
+	engine_chunks_destroy(&e->chunks);
+err_destroy_index:
+	engine_idx_destroy(&e->index);
+err_free_engine:
+	free(e);
+	return rc;
+}
+
+void engine_close(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_pattab_destroy(&e->pattab);
+	engine_chunks_destroy(&e->chunks);
+	engine_idx_destroy(&e->index);
+	free(e);
+	/* Other threads free their contexts when they exit (pthread key destructors); the thread
+	 * closing the last engine frees its own now. */
+	if (atomic_fetch_sub(&engines_open, 1) == 1) {
+		engine_codec_thread_release();
+		engine_hash_thread_release();
+	}
+}
+
+int engine_set_codec(struct engine *e, enum engine_codec codec, int level)
+{
+	int rc = check_level(codec, &level);
+
+	if (rc)
+		return rc;
+	atomic_store(&e->codec, engine_codec_pack(codec, level));
+	return 0;
+}
+
+void engine_set_dedupe(struct engine *e, bool on)
+{
+	atomic_store(&e->dedupe, on);
+}
+
+static inline struct engine_ref chunk_ref(uint64_t id)
+{
+	return (struct engine_ref){(uint64_t)ENGINE_REF_CHUNK << ENGINE_REF_KIND_SHIFT | id};
+}
+
+static inline struct ftl_addr ref_addr(struct engine_ref r)
+{
+	return (struct ftl_addr){r.v & ENGINE_REF_CHUNK_ADDR};
+}
+
+/* ---- write path ----------------------------------------------------------------------- */
+
+static int write_pattern(struct engine *e, const uint8_t *pat, uint32_t period,
+                         struct engine_ref *out)
+{
+	uint64_t v = (uint64_t)ENGINE_REF_PATTERN << ENGINE_REF_KIND_SHIFT;
+	uint32_t index;
+	int rc;
+
+	if (period == 1 && pat[0] == 0) {
+		*out = ENGINE_REF_ZERO_VALUE;
+		return 0;
+	}
+	if (period <= ENGINE_PAT_INLINE_MAX) {
+		v |= (uint64_t)period << ENGINE_REF_PAT_PSHIFT;
+		for (uint32_t i = 0; i < period; i++)
+			v |= (uint64_t)pat[i] << (8 * i);
+		out->v = v;
+		return 0;
+	}
+	rc = engine_pattab_acquire(&e->pattab, pat, period, &index);
+	if (rc)
+		return rc;
+	out->v = v | ENGINE_REF_PAT_TABLE | index;
+	return 0;
+}
+
+struct verify_arg {
+	struct engine *e;
+	const uint8_t *hash;
+};
+
+/* The index keeps 28 bits of the hash: a tag match is confirmed with the full hash stored with
+ * the chunk. A hash that cannot be read counts as a mismatch (the block is stored again). */
+static int verify_match(void *arg, uint64_t id)
+{
+	struct verify_arg *va = arg;
+	uint8_t h[FTL_HASH_LEN];
+
+	if (ftl_read_hash(va->e->ftl, (struct ftl_addr){id}, h) == 0 &&
+	    !memcmp(h, va->hash, FTL_HASH_LEN))
+		return 1;
+	engine_cnt_add(&va->e->cnt.hash_verify_misses, 1);
+	return 0;
+}
+
+/* Under the shard lock (L2): finds a chunk holding HASH and takes a reference on it.
+ * -ENOENT: none; -EOVERFLOW: found but its count is full (store a separate copy). */
+static int dedupe_take(struct engine *e, struct engine_index_shard *s, const uint8_t *hash,
+                       uint64_t *id)
+{
+	struct verify_arg va = {e, hash};
+	int rc = engine_idx_lookup(&e->index, s, hash, verify_match, &va, id);
+
+	if (rc)
+		return rc;
+	rc = engine_chunks_inc(&e->chunks, *id);
+	/* Indexed chunks have a count >= 1 (L3), so -ENOENT cannot happen; treat it as a miss. */
+	return rc;
+}
+
+int engine_write(struct engine *e, const void *block, struct engine_ref prev,
+                 struct engine_ref *out)
+{
+	uint32_t bs = e->block_size;
+	struct engine_index_shard *s = NULL;
+	struct ftl_write_opts opts = {FTL_ADDR_NONE, ENGINE_CODEC_NONE};
+	uint8_t hash[FTL_HASH_LEN], pat[ENGINE_PAT_MAX];
+	bool dedupe, indexable;
+	const void *data;
+	struct ftl_addr addr;
+	uint32_t codec, len;
+	uint64_t id;
+	int period, rc;
+
+	engine_cnt_add(&e->cnt.blocks_written, 1);
+	period = engine_pattern_detect(block, bs, pat);
+	if (period) {
+		rc = write_pattern(e, pat, (uint32_t)period, out);
+		if (rc == 0) {
+			engine_cnt_add(&e->cnt.pattern_blocks, 1);
+			return 0;
+		}
+		if (rc != -ENOSPC)
+			return rc;
+		/* Pattern table full: store the block as an ordinary chunk. */
+	}
+
+	rc = engine_sha256(block, bs, hash);
+	if (rc)
+		return rc;
+	dedupe = atomic_load_explicit(&e->dedupe, memory_order_relaxed);
+	indexable = dedupe;
+	if (dedupe) {
+		s = engine_idx_shard(&e->index, hash);
+		engine_idx_lock(s);
+		rc = dedupe_take(e, s, hash, &id);
+		engine_idx_unlock(s);
+		if (rc == 0)
+			goto out_dedupe_hit;
+		if (rc == -EOVERFLOW)
+			indexable = false;
+	}
+
+	/* Miss: compress and store outside any lock (L1). */
+	codec = atomic_load_explicit(&e->codec, memory_order_relaxed);
+	rc = engine_codec_compress((enum engine_codec)(codec & 0xff), (int)(codec >> 8), block, bs,
+	                           &data, &len);
+	if (rc)
+		return rc;
+	if (len) {
+		opts.flags = (uint8_t)(codec & ENGINE_FLAG_CODEC_MASK);
+	} else {
+		data = block;
+		len = bs;
+	}
+	if (engine_ref_kind(prev) == ENGINE_REF_CHUNK)
+		opts.prev = ref_addr(prev);
+	rc = ftl_write(e->ftl, data, len, hash, &opts, &addr);
+	if (rc)
+		return rc;
+	rc = engine_chunks_create(&e->chunks, addr.v, 1);
+	if (rc == -EEXIST)
+		return -EIO; /* the FTL handed out an id we still count as live: do not free it */
+	if (rc)
+		goto err_free_chunk;
+
+	if (indexable) {
+		engine_idx_lock(s);
+		/* Someone may have stored the same block while we were compressing (L4). */
+		rc = dedupe_take(e, s, hash, &id);
+		if (rc == 0) {
+			engine_idx_unlock(s);
+			engine_chunks_clear(&e->chunks, addr.v);
+			ftl_free(e->ftl, addr);
+			goto out_dedupe_hit;
+		}
+		/* Without memory to grow the index the chunk stays valid, just not deduplicable;
+		 * a full-count twin (-EOVERFLOW) keeps the index entry. */
+		if (rc == -ENOENT)
+			engine_idx_insert(&e->index, s, hash, addr.v);
+		engine_idx_unlock(s);
+	}
+	engine_cnt_add(&e->cnt.unique_chunks, 1);
+	engine_cnt_add(len < bs ? &e->cnt.compressed_blocks : &e->cnt.raw_blocks, 1);
+	engine_cnt_add(&e->cnt.stored_bytes, len);
+	*out = chunk_ref(addr.v);
+	return 0;
+
+out_dedupe_hit:
+	engine_cnt_add(&e->cnt.dedupe_blocks, 1);
+	*out = chunk_ref(id);
+	return 0;
+
+err_free_chunk:
+	ftl_free(e->ftl, addr);
+	return rc == -ERANGE ? -ENOSPC : rc;
+}
+
+/* ---- read path ------------------------------------------------------------------------ */
+
+static int read_chunk(struct engine *e, struct ftl_addr addr, void *block)
+{
+	uint32_t bs = e->block_size;
+	uint8_t flags = 0;
+	void *src;
+	int n, rc;
+
+	/* Raw chunks (the common incompressible case) land directly in the caller's buffer. */
+	n = ftl_read(e->ftl, addr, block, bs, &flags);
+	if (n == -ENOBUFS)
+		goto err_corrupt; /* longer than a block: not something we wrote */
+	if (n < 0) {
+		if (n == -EIO)
+			engine_cnt_add(&e->cnt.read_errors, 1);
+		return n;
+	}
+	if ((flags & ENGINE_FLAG_CODEC_MASK) == ENGINE_CODEC_NONE) {
+		if ((uint32_t)n != bs)
+			goto err_corrupt;
+		return 0;
+	}
+	src = engine_codec_scratch();
+	if (!src)
+		return -ENOMEM;
+	memcpy(src, block, (size_t)n);
+	rc = engine_codec_decompress((enum engine_codec)(flags & ENGINE_FLAG_CODEC_MASK), src,
+	                             (uint32_t)n, block, bs);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc)
+		goto err_corrupt;
+	return 0;
+
+err_corrupt:
+	engine_cnt_add(&e->cnt.read_errors, 1);
+	return -EIO;
+}
+
+int engine_read(struct engine *e, struct engine_ref ref, void *block)
+{
+	uint8_t pat[ENGINE_PAT_MAX];
+	uint32_t period;
+	int rc;
+
+	switch (engine_ref_kind(ref)) {
+	case ENGINE_REF_ZERO:
+		if (ref.v)
+			return -EINVAL;
+		memset(block, 0, e->block_size);
+		return 0;
+	case ENGINE_REF_PATTERN:
+		if (ref.v & ENGINE_REF_PAT_TABLE) {
+			rc = engine_pattab_lookup(
+			    &e->pattab, (uint32_t)(ref.v & ENGINE_REF_PAT_INDEX), pat, &period);
+			if (rc)
+				return rc;
+		} else {
+			period = (uint32_t)(ref.v >> ENGINE_REF_PAT_PSHIFT) & 7;
+			if (!period)
+				return -EINVAL;
+			for (uint32_t i = 0; i < period; i++)
+				pat[i] = (uint8_t)(ref.v >> (8 * i));
+		}
+		engine_pattern_fill(block, e->block_size, pat, period);
+		return 0;
+	case ENGINE_REF_CHUNK:
+		return read_chunk(e, ref_addr(ref), block);
+	default:
+		return -EINVAL;
+	}
+}
+
+/* ---- reference counting --------------------------------------------------------------- */
+
+static int pattab_index(struct engine_ref ref, uint32_t *index)
+{
+	if (!(ref.v & ENGINE_REF_PAT_TABLE))
+		return 0;
+	if ((ref.v & ENGINE_REF_PAT_INDEX) > UINT32_MAX)
+		return -ENOENT;
+	*index = (uint32_t)(ref.v & ENGINE_REF_PAT_INDEX);
+	return 1;
+}
+
+int engine_ref_get(struct engine *e, struct engine_ref ref)
+{
+	uint32_t index;
+	int rc;
+
+	switch (engine_ref_kind(ref)) {
+	case ENGINE_REF_ZERO:
+		return ref.v ? -EINVAL : 0;
+	case ENGINE_REF_PATTERN:
+		rc = pattab_index(ref, &index);
+		return rc <= 0 ? rc : engine_pattab_get(&e->pattab, index);
+	case ENGINE_REF_CHUNK:
+		return engine_chunks_inc(&e->chunks, ref_addr(ref).v);
+	default:
+		return -EINVAL;
+	}
+}
+
+/* The last reference (L5): the count goes 1 -> 0 under the shard lock, together with the index
+ * removal, so a concurrent dedupe hit either took its reference before (and the chunk lives) or
+ * finds no entry. The chunk is freed in the FTL after the lock is dropped. */
+static int chunk_put(struct engine *e, struct ftl_addr addr)
+{
+	uint8_t hash[FTL_HASH_LEN];
+	struct engine_index_shard *s;
+	int rc;
+
+	rc = engine_chunks_dec(&e->chunks, addr.v);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	/* Find the shard before locking: reading the hash may do device I/O. */
+	if (ftl_read_hash(e->ftl, addr, hash) == 0) {
+		s = engine_idx_shard(&e->index, hash);
+		engine_idx_lock(s);
+		rc = engine_chunks_dec_last(&e->chunks, addr.v);
+		if (rc == 1)
+			engine_idx_remove(&e->index, s, hash, addr.v);
+		engine_idx_unlock(s);
+	} else {
+		/* Hash unreadable: drop the count (dedupe hits refuse 0, L3) and scan for the id.
+		 */
+		rc = engine_chunks_dec_last(&e->chunks, addr.v);
+		if (rc == 1)
+			engine_idx_remove_id(&e->index, addr.v);
+	}
+	if (rc != 1)
+		return rc < 0 ? rc : 0;
+	atomic_fetch_sub_explicit(&e->cnt.unique_chunks, 1, memory_order_relaxed);
+	rc = ftl_free(e->ftl, addr);
+	return rc == -ENOENT ? -EIO : rc;
+}
+
+int engine_ref_put(struct engine *e, struct engine_ref ref)
+{
+	uint32_t index;
+	int rc;
+
+	switch (engine_ref_kind(ref)) {
+	case ENGINE_REF_ZERO:
+		return ref.v ? -EINVAL : 0;
+	case ENGINE_REF_PATTERN:
+		rc = pattab_index(ref, &index);
+		return rc <= 0 ? rc : engine_pattab_put(&e->pattab, index);
+	case ENGINE_REF_CHUNK:
+		return chunk_put(e, ref_addr(ref));
+	default:
+		return -EINVAL;
+	}
+}
+
+int64_t engine_ref_count(struct engine *e, struct engine_ref ref)
+{
+	uint32_t index;
+
+	switch (engine_ref_kind(ref)) {
+	case ENGINE_REF_PATTERN:
+		if (pattab_index(ref, &index) <= 0)
+			return 0;
+		return engine_pattab_count(&e->pattab, index);
+	case ENGINE_REF_CHUNK:
+		return engine_chunks_count(&e->chunks, ref_addr(ref).v);
+	default:
+		return 0;
+	}
+}
+
+int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32], uint32_t refs)
+{
+	struct engine_index_shard *s = engine_idx_shard(&e->index, hash);
+	struct verify_arg va = {e, hash};
+	uint64_t other;
+	int rc;
+
+	if (!refs || refs > ENGINE_REFS_MAX)
+		return -EINVAL;
+	if (addr.v > ENGINE_CHUNK_ID_MAX)
+		return -ERANGE;
+	rc = engine_chunks_create(&e->chunks, addr.v, refs);
+	if (rc)
+		return rc;
+	engine_idx_lock(s);
+	/* Two chunks with the same content (e.g. stored with dedupe off): index the first only. */
+	rc = engine_idx_lookup(&e->index, s, hash, verify_match, &va, &other);
+	if (rc == -ENOENT)
+		rc = engine_idx_insert(&e->index, s, hash, addr.v);
+	else
+		rc = 0;
+	engine_idx_unlock(s);
+	if (rc) {
+		engine_chunks_clear(&e->chunks, addr.v);
+		return rc;
+	}
+	engine_cnt_add(&e->cnt.unique_chunks, 1);
+	return 0;
+}

@@ -1,0 +1,208 @@
+/* engine/engine_int.h - private structures of the reduction engine, shared by engine_*.c.
+ * Never include it from another folder: engine.h is the module's only public face.
+ * The invariants and lock rules these structures obey are in engine/README.md ("Locking").
+ */
+#ifndef PSTOR_ENGINE_INT_H
+#define PSTOR_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+#define ENGINE_CACHELINE 64
+
+/* ---- reference encoding (see engine.h) ------------------------------------------------ */
+
+#define ENGINE_REF_KIND_SHIFT 62
+#define ENGINE_REF_PAT_TABLE  (UINT64_C(1) << 61)
+#define ENGINE_REF_PAT_PSHIFT 56
+#define ENGINE_REF_PAT_BYTES  UINT64_C(0x00ffffffffffffff)
+#define ENGINE_REF_PAT_INDEX  (ENGINE_REF_PAT_TABLE - 1)
+#define ENGINE_REF_CHUNK_ADDR ((UINT64_C(1) << 62) - 1)
+#define ENGINE_PAT_INLINE_MAX 7
+#define ENGINE_PAT_MAX        16
+
+/* The index stores 36-bit chunk ids; the FTL must hand out smaller ones. */
+#define ENGINE_CHUNK_ID_BITS 36
+#define ENGINE_CHUNK_ID_MAX  ((UINT64_C(1) << ENGINE_CHUNK_ID_BITS) - 1)
+
+/* Codec id stored in the low bits of the FTL chunk flags byte. */
+#define ENGINE_FLAG_CODEC_MASK 0x03u
+
+/* Reference counts at or above this are treated as full: a dedupe hit then stores a new copy. */
+#define ENGINE_REFS_MAX (UINT32_MAX - 1)
+
+/* ---- engine_pattern.c ------------------------------------------------------------------ */
+
+void engine_pattern_fill(void *block, uint32_t len, const uint8_t *pat, uint32_t period);
+
+/* ---- engine_pattab.c: patterns of period 8..16, shared with reference counts ----------- */
+
+struct engine_pat_entry {
+	uint8_t pat[ENGINE_PAT_MAX];
+	uint32_t refs; /* 0 = free slot (on the free list) */
+	uint32_t next; /* hash chain, or free list link; UINT32_MAX ends either */
+	uint8_t period;
+};
+
+struct engine_pattab {
+	pthread_mutex_t lock;
+	struct engine_pat_entry *ent;
+	uint32_t nent, cap; /* slots in use or freed / allocated */
+	uint32_t free_head;
+	uint32_t *heads; /* hash chain heads */
+	uint32_t nheads; /* power of two */
+	uint32_t live;
+	uint32_t max_entries;
+};
+
+int engine_pattab_init(struct engine_pattab *t, uint32_t max_entries);
+void engine_pattab_destroy(struct engine_pattab *t);
+/* Finds or adds PAT and takes one reference. -ENOSPC when the table is full. */
+int engine_pattab_acquire(struct engine_pattab *t, const uint8_t *pat, uint32_t period,
+                          uint32_t *index);
+int engine_pattab_get(struct engine_pattab *t, uint32_t index);
+int engine_pattab_put(struct engine_pattab *t, uint32_t index);
+/* Copies the pattern out; -ENOENT for a free or unknown index. */
+int engine_pattab_lookup(struct engine_pattab *t, uint32_t index, uint8_t pat[16],
+                         uint32_t *period);
+int64_t engine_pattab_count(struct engine_pattab *t, uint32_t index);
+
+/* ---- engine_hash.c ----------------------------------------------------------------------- */
+
+void engine_hash_thread_release(void);
+
+/* ---- engine_codec.c (the only file that includes lz4.h / zstd.h) ------------------------ */
+
+/* Largest block the per-thread buffers hold. */
+#define ENGINE_BLOCK_MAX 65536u
+
+/* Compresses SRC into a per-thread buffer. *OUT_LEN = 0 means "store raw": the codec is NONE or
+ * compression would not save at least len/8. The buffer stays valid until the thread's next
+ * engine_codec_* call. Errors: -ENOMEM. */
+int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
+                          const void **out, uint32_t *out_len);
+/* Decompresses exactly DST_LEN bytes. -EBADMSG when the data is not a valid frame of DST_LEN
+ * bytes, -ENOMEM, -EINVAL for an unknown codec. */
+int engine_codec_decompress(enum engine_codec codec, const void *src, uint32_t src_len, void *dst,
+                            uint32_t dst_len);
+/* A per-thread scratch buffer of ENGINE_BLOCK_MAX bytes (shared with compress output). */
+void *engine_codec_scratch(void);
+void engine_codec_thread_release(void);
+
+/* ---- engine_chunks.c: reference counts by chunk id --------------------------------------- */
+
+#define ENGINE_CHUNK_PAGE_SHIFT 16
+#define ENGINE_CHUNK_PAGE       (1u << ENGINE_CHUNK_PAGE_SHIFT)
+
+struct engine_chunk_dir {
+	struct engine_chunk_dir *retired; /* older directories, freed at destroy */
+	uint64_t npages;
+	_Atomic(_Atomic uint32_t *) pages[];
+};
+
+struct engine_chunks {
+	_Atomic(struct engine_chunk_dir *) dir;
+	pthread_mutex_t grow_lock; /* page installation and directory growth */
+	_Atomic uint64_t mem_bytes;
+};
+
+int engine_chunks_init(struct engine_chunks *c, uint64_t expect_ids);
+void engine_chunks_destroy(struct engine_chunks *c);
+/* 0 -> 1 for a newly written chunk. -EEXIST if the slot is in use, -ENOMEM. */
+int engine_chunks_create(struct engine_chunks *c, uint64_t id, uint32_t refs);
+/* Drops a slot set by engine_chunks_create that was never handed out. */
+void engine_chunks_clear(struct engine_chunks *c, uint64_t id);
+/* +1 on a live chunk. -ENOENT (count 0), -EOVERFLOW (count at ENGINE_REFS_MAX). */
+int engine_chunks_inc(struct engine_chunks *c, uint64_t id);
+/* -1 while the count stays >= 1: returns 1 done, 0 when the count is 1 (the caller must take the
+ * shard lock and call engine_chunks_dec_last), -ENOENT when it is 0. */
+int engine_chunks_dec(struct engine_chunks *c, uint64_t id);
+/* Under the shard lock: returns 1 when the count went 1 -> 0, 0 when it was larger (decremented),
+ * -ENOENT when it was already 0. */
+int engine_chunks_dec_last(struct engine_chunks *c, uint64_t id);
+uint32_t engine_chunks_count(struct engine_chunks *c, uint64_t id);
+uint64_t engine_chunks_mem_bytes(struct engine_chunks *c);
+
+/* ---- engine_index.c: fingerprint -> chunk id ------------------------------------------- */
+
+#define ENGINE_INDEX_SHARDS_LOG2 6
+#define ENGINE_INDEX_SHARDS      (1u << ENGINE_INDEX_SHARDS_LOG2)
+#define ENGINE_INDEX_BUCKET      8 /* slots per bucket: one cache line */
+
+struct engine_index_shard {
+	pthread_mutex_t lock;
+	uint64_t *slots; /* nbuckets * ENGINE_INDEX_BUCKET, 64-byte aligned */
+	uint32_t nbuckets;
+	uint64_t live, tombs;
+} __attribute__((aligned(ENGINE_CACHELINE)));
+
+struct engine_index {
+	struct engine_index_shard shard[ENGINE_INDEX_SHARDS];
+	_Atomic uint64_t mem_bytes;
+	_Atomic uint64_t entries;
+};
+
+/* Called for each entry whose tag matches; returns 1 when the chunk really holds HASH, 0 if not,
+ * or -errno to stop the lookup. */
+typedef int (*engine_index_match_fn)(void *arg, uint64_t id);
+
+int engine_idx_init(struct engine_index *ix);
+void engine_idx_destroy(struct engine_index *ix);
+struct engine_index_shard *engine_idx_shard(struct engine_index *ix, const uint8_t hash[32]);
+void engine_idx_lock(struct engine_index_shard *s);
+void engine_idx_unlock(struct engine_index_shard *s);
+/* The following need the shard lock. */
+/* 0 and *ID on a verified match, -ENOENT when none, or the match function's error. */
+int engine_idx_lookup(struct engine_index *ix, struct engine_index_shard *s, const uint8_t hash[32],
+                      engine_index_match_fn match, void *arg, uint64_t *id);
+/* Adds (HASH, ID); the caller has checked it is absent. -ENOMEM when the table cannot grow. */
+int engine_idx_insert(struct engine_index *ix, struct engine_index_shard *s, const uint8_t hash[32],
+                      uint64_t id);
+/* Removes the entry (HASH, ID). -ENOENT when not present. */
+int engine_idx_remove(struct engine_index *ix, struct engine_index_shard *s, const uint8_t hash[32],
+                      uint64_t id);
+/* Without any lock held: removes ID from whichever shard holds it (for when its hash cannot be
+ * read). Scans every shard. -ENOENT when not present. */
+int engine_idx_remove_id(struct engine_index *ix, uint64_t id);
+
+/* ---- engine_core.c --------------------------------------------------------------------- */
+
+struct engine_counters {
+	_Atomic uint64_t blocks_written;
+	_Atomic uint64_t pattern_blocks;
+	_Atomic uint64_t dedupe_blocks;
+	_Atomic uint64_t compressed_blocks;
+	_Atomic uint64_t raw_blocks;
+	_Atomic uint64_t stored_bytes;
+	_Atomic uint64_t unique_chunks;
+	_Atomic uint64_t hash_verify_misses;
+	_Atomic uint64_t read_errors;
+} __attribute__((aligned(ENGINE_CACHELINE)));
+
+struct engine {
+	struct ftl *ftl;
+	uint32_t block_size;
+	_Atomic uint32_t codec; /* codec | level << 8 */
+	_Atomic bool dedupe;
+	struct engine_counters cnt;
+	struct engine_index index;
+	struct engine_chunks chunks;
+	struct engine_pattab pattab;
+};
+
+static inline uint32_t engine_codec_pack(enum engine_codec codec, int level)
+{
+	return (uint32_t)codec | (uint32_t)level << 8;
+}
+
+static inline void engine_cnt_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+#endif

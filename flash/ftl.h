@@ -1,0 +1,256 @@
+/* flash/ftl.h - public interface of the flash translation layer.
+ *
+ * The FTL stores variable-length chunks on a namespace and hands back stable chunk addresses.
+ * It knows nothing of volumes, hashes (beyond storing the 32 opaque bytes a caller gives each
+ * chunk) or reference counts. All functions return 0 (or a non-negative count) or -errno.
+ */
+#ifndef PSTOR_FTL_H
+#define PSTOR_FTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Namespace backends                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A namespace: a byte-addressable device with a logical block size. Offsets and lengths given
+ * to read/write/trim must be multiples of the block size (the FTL always does whole blocks).
+ */
+struct ftl_dev;
+
+enum ftl_dev_kind {
+	FTL_DEV_FILE = 0, /* regular image file: pread/pwrite, TRIM = PUNCH_HOLE */
+	FTL_DEV_BLOCK,    /* block device: O_DIRECT, BLKGETSIZE64, BLKDISCARD */
+	FTL_DEV_NVME,     /* NVMe namespace through libnvme: identify, SMART, DSM deallocate */
+	FTL_DEV_MEM,      /* in-memory test device with fault injection */
+};
+
+const char *ftl_dev_kind_name(enum ftl_dev_kind kind);
+
+#define FTL_DEV_RDONLY 0x1 /* open read-only */
+#define FTL_DEV_CREATE 0x2 /* regular files only: create if missing (size from `size`) */
+
+/* Opens PATH with the backend that fits it: an NVMe namespace block device (/dev/nvmeXnY,
+ * detected through sysfs and confirmed with Identify) gets FTL_DEV_NVME, any other block device
+ * FTL_DEV_BLOCK, a regular file FTL_DEV_FILE. `size` is only used with FTL_DEV_CREATE.
+ * Errors: -ENOENT, -EACCES, -EINVAL (not a file or block device), -EIO.
+ */
+int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev **out);
+
+/* In-memory device of SIZE bytes and BLOCK_SIZE logical blocks (512..65536, power of two). */
+int ftl_dev_open_mem(uint64_t size, uint32_t block_size, struct ftl_dev **out);
+
+void ftl_dev_close(struct ftl_dev *dev); /* NULL is a no-op */
+
+enum ftl_dev_kind ftl_dev_kind(const struct ftl_dev *dev);
+uint64_t ftl_dev_size(const struct ftl_dev *dev);
+uint32_t ftl_dev_block_size(const struct ftl_dev *dev);
+const char *ftl_dev_path(const struct ftl_dev *dev);
+
+/* Returns 0 or -EIO (-EROFS on a read-only device for writes/trim). Short transfers are errors. */
+int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
+int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
+int ftl_dev_flush(struct ftl_dev *dev);
+/* Tells the device the range holds no data. -EOPNOTSUPP when the device cannot (harmless). */
+int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);
+
+struct ftl_dev_identity {
+	char model[64];
+	char serial[32];
+	char firmware[16];
+	uint32_t lba_size;       /* logical block size in use */
+	uint64_t capacity_bytes; /* namespace size */
+	uint32_t nsid;           /* NVMe namespace id, 0 elsewhere */
+	uint32_t opt_write_size; /* optimal write granularity in bytes, 0 if not reported */
+	uint32_t opt_dealloc_size; /* deallocate granularity in bytes, 0 if not reported */
+	bool rotational;
+};
+
+/* Device identity: for NVMe from Identify Controller/Namespace, elsewhere from sysfs or made up
+ * from the path ("pstorfs image"). Never fails on a device that opened. */
+int ftl_dev_identify(struct ftl_dev *dev, struct ftl_dev_identity *id);
+
+struct ftl_dev_smart {
+	uint8_t critical_warning;
+	int32_t temperature_c;
+	uint8_t available_spare_pct;
+	uint8_t percentage_used;
+	uint64_t data_units_written; /* units of 512,000 bytes, as NVMe reports */
+	uint64_t data_units_read;
+	uint64_t media_errors;
+	uint64_t unsafe_shutdowns;
+	uint64_t power_on_hours;
+};
+
+/* NVMe SMART / health log. -EOPNOTSUPP on backends that have none (the FTL emulates). */
+int ftl_dev_smart(struct ftl_dev *dev, struct ftl_dev_smart *smart);
+
+/* Backend counters, kept by every backend. */
+struct ftl_dev_stats {
+	uint64_t reads, writes, flushes, trims;
+	uint64_t bytes_read, bytes_written, bytes_trimmed;
+	uint64_t read_errors, write_errors;
+};
+void ftl_dev_get_stats(const struct ftl_dev *dev, struct ftl_dev_stats *st);
+
+/* Fault injection, only on FTL_DEV_MEM devices (-EOPNOTSUPP elsewhere).
+ * The memory device keeps two images: what is durable and what is volatile (written, not yet
+ * flushed). A read sees the volatile image; ftl_dev_flush() makes it durable. */
+enum ftl_fault {
+	FTL_FAULT_READ_EIO,  /* the next `count` reads overlapping [off, off+len) fail with -EIO */
+	FTL_FAULT_WRITE_EIO, /* the next `count` writes overlapping the range fail with -EIO */
+};
+int ftl_dev_mem_inject(struct ftl_dev *dev, enum ftl_fault fault, uint64_t off, uint64_t len,
+		       uint32_t count);
+/* Power cut: every write not yet flushed is dropped. With `tear_last`, the most recent unflushed
+ * write survives in part: its first half (rounded to blocks) lands, the rest is lost. */
+int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last);
+/* Flips bit BIT (0-7) of the byte at OFF in both images (bit rot). */
+int ftl_dev_mem_flip_bit(struct ftl_dev *dev, uint64_t off, unsigned bit);
+/* Bytes currently trimmed (holes) in the memory device; for tests that TRIM reached it. */
+uint64_t ftl_dev_mem_trimmed_bytes(const struct ftl_dev *dev);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The FTL                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A stable chunk address. GC moves chunks without changing their address. */
+struct ftl_addr {
+	uint64_t v;
+};
+#define FTL_ADDR_NONE ((struct ftl_addr){UINT64_MAX})
+static inline bool ftl_addr_is_none(struct ftl_addr a)
+{
+	return a.v == UINT64_MAX;
+}
+
+#define FTL_HASH_LEN     32      /* opaque per-chunk tag the caller gives (the engine: SHA-256) */
+#define FTL_CHUNK_MAX    65536u  /* largest chunk payload */
+#define FTL_FLAGS_MASK   0xffu   /* caller-owned flag bits stored with each chunk */
+
+struct ftl_format_params {
+	uint32_t block_size;   /* FTL block; 0 = device block size (min 4096) */
+	uint64_t segment_size; /* erase unit in bytes; 0 = 8 MiB */
+	uint32_t rated_pe_cycles; /* endurance for "percent of life used"; 0 = 3000 */
+	uint32_t meta_blocks;  /* blocks reserved after the superblocks for metadata (issue 4);
+				  0 = 1/256 of the device, at least 1 MiB */
+	uint32_t user_block_size; /* engine block size recorded in the superblock (4K..64K) */
+};
+
+/* Writes the two superblocks and marks every segment free (TRIMming them). Destroys data. */
+int ftl_format(struct ftl_dev *dev, const struct ftl_format_params *p);
+
+struct ftl_superblock_info {
+	uint8_t uuid[16];
+	uint32_t version;
+	uint32_t block_size;
+	uint32_t user_block_size;
+	uint64_t segment_size;
+	uint32_t segment_count;
+	uint32_t rated_pe_cycles;
+	uint64_t meta_offset, meta_size; /* the reserved metadata region */
+	uint64_t data_offset;            /* where segment 0 starts */
+};
+
+/* Reads and validates the superblocks (either copy may be damaged). -EINVAL not formatted,
+ * -EPROTONOSUPPORT newer version, -EUCLEAN both copies damaged. */
+int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
+
+/* Called for every chunk found while the segments are scanned at open. A chunk found more than
+ * once (old copies left by GC) is reported once, for the copy that wins. */
+typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
+			   uint32_t len, uint8_t flags);
+
+struct ftl_config {
+	struct ftl_dev *dev;    /* not owned */
+	bool gc_thread;         /* run GC and wear leveling in a background thread */
+	uint32_t gc_low_pct;    /* background GC starts below this % of free segments; 0 = 10 */
+	uint32_t gc_high_pct;   /* ... and stops above this; 0 = 15 */
+	uint32_t wear_spread;   /* static wear leveling when max-min erase count exceeds; 0 = 8 */
+	ftl_scan_fn scan_cb;    /* optional: told of every chunk found at open */
+	void *scan_arg;
+};
+
+struct ftl;
+
+/* Opens a formatted device. Rebuilds the L2P by scanning segment headers and pack summaries.
+ * Chunks that were freed before an unclean stop may be found again: their owner frees them.
+ * Errors: those of ftl_read_superblock, -ENOMEM, -EIO. */
+int ftl_open(const struct ftl_config *cfg, struct ftl **out);
+/* Flushes and closes. NULL is a no-op. */
+void ftl_close(struct ftl *ftl);
+
+struct ftl_write_opts {
+	/* The chunk this write supersedes (an overwrite of the same logical data), or
+	 * FTL_ADDR_NONE. The FTL uses the old chunk's age to place data by how often it is
+	 * rewritten (hot/cold separation); it does not free PREV. */
+	struct ftl_addr prev;
+	uint8_t flags; /* caller-owned, stored with the chunk and returned by read */
+};
+
+/* Appends a chunk (1..FTL_CHUNK_MAX bytes). HASH is stored in the segment summary.
+ * Errors: -ENOSPC (no free space even after GC), -EIO, -EINVAL (bad length). */
+int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
+	      const struct ftl_write_opts *opts, struct ftl_addr *out);
+
+/* Reads a chunk into BUF (BUFLEN >= its length). Returns its length. FLAGS may be NULL.
+ * Errors: -ENOENT (no such chunk), -ENOBUFS, -EIO (device error or checksum failure: the FTL
+ * never returns bytes whose checksum fails). */
+int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags);
+
+/* Length of a chunk, or -ENOENT. */
+int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);
+
+/* Reads the hash stored with a chunk (from its summary entry). -ENOENT, -EIO. */
+int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN]);
+
+/* Forgets a chunk; its space is reclaimed by GC. -ENOENT if it does not exist. */
+int ftl_free(struct ftl *ftl, struct ftl_addr addr);
+
+/* Writes every buffered chunk and flushes the device: when it returns, all chunks written
+ * before the call survive a power cut. */
+int ftl_sync(struct ftl *ftl);
+
+/* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until the high watermark). Returns the
+ * number of segments cleaned. */
+int ftl_gc(struct ftl *ftl, uint32_t max_segments);
+
+struct ftl_stats {
+	uint64_t host_bytes_written;   /* chunk payload bytes written by callers */
+	uint64_t device_bytes_written; /* bytes written to the device (headers, GC, padding) */
+	uint64_t gc_runs;              /* segments cleaned */
+	uint64_t gc_bytes_moved;       /* chunk bytes relocated by GC */
+	uint64_t wear_moves;           /* segments cleaned by static wear leveling */
+	uint64_t trims;                /* segments TRIMmed */
+	uint64_t read_errors;          /* device errors and checksum failures on read */
+	uint64_t checksum_errors;
+	uint64_t chunks_live;
+	uint64_t bytes_live;           /* payload bytes of live chunks */
+	uint32_t segments_total, segments_free, segments_open, segments_closed;
+	uint32_t erase_min, erase_max;
+	double erase_mean;
+	uint32_t rated_pe_cycles;
+	double life_used_pct;          /* mean erase count / rated endurance */
+	double write_amplification;    /* device / host bytes */
+	uint64_t capacity_bytes;       /* bytes of all segments */
+	uint64_t free_bytes;           /* free segments plus dead bytes in closed segments */
+};
+void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
+
+/* Human-readable multi-line summary; returns bytes written (like snprintf). */
+int ftl_stats_to_text(const struct ftl_stats *st, char *buf, size_t len);
+int ftl_stats_to_json(const struct ftl_stats *st, char *buf, size_t len);
+
+/* Erase count of each segment (for wear reports): fills up to N entries, returns the count. */
+int ftl_erase_counts(struct ftl *ftl, uint32_t *counts, uint32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

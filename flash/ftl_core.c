@@ -1,0 +1,343 @@
+/* flash/ftl_core.c - the FTL's front door: open/close, write, read, free, sync.
+ *
+ * Chooses the write stream (hot/cold by how soon data is rewritten), keeps the L2P current and
+ * verifies every chunk read (ftl_int.h invariants 2 and 4). Segment, pack and GC mechanics live
+ * in ftl_segment.c, ftl_stream.c and ftl_gc.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftl_int.h"
+
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_init(void)
+{
+	pthread_key_create(&read_buf_key, free);
+}
+
+/* A per-thread bounce buffer big enough for any chunk plus block alignment on both sides. */
+static uint8_t *read_buf(uint32_t dbs)
+{
+	pthread_once(&read_buf_once, read_buf_key_init);
+	uint8_t *b = pthread_getspecific(read_buf_key);
+	if (b)
+		return b;
+	size_t sz = FTL_CHUNK_MAX + 3 * 65536u; /* a multiple of 4096, as aligned_alloc wants */
+	(void)dbs;
+	b = aligned_alloc(4096, sz);
+	if (b && pthread_setspecific(read_buf_key, b)) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+static void ftl_free_all(struct ftl *ftl)
+{
+	ftl_streams_destroy(ftl);
+	ftl_segs_destroy(ftl);
+	ftl_l2p_destroy(&ftl->l2p);
+	free(ftl->gc_buf);
+	pthread_mutex_destroy(&ftl->gc_lock);
+	free(ftl);
+}
+
+int ftl_open(const struct ftl_config *cfg, struct ftl **out)
+{
+	struct ftl *ftl;
+	int rc;
+
+	if (!cfg || !cfg->dev || !out)
+		return -EINVAL;
+	ftl = calloc(1, sizeof(*ftl));
+	if (!ftl)
+		return -ENOMEM;
+	ftl->dev = cfg->dev;
+	ftl->cfg = *cfg;
+	if (!ftl->cfg.gc_low_pct)
+		ftl->cfg.gc_low_pct = 10;
+	if (!ftl->cfg.gc_high_pct)
+		ftl->cfg.gc_high_pct = 15;
+	if (ftl->cfg.gc_high_pct < ftl->cfg.gc_low_pct)
+		ftl->cfg.gc_high_pct = ftl->cfg.gc_low_pct;
+	if (!ftl->cfg.wear_spread)
+		ftl->cfg.wear_spread = 8;
+	pthread_mutex_init(&ftl->gc_lock, NULL);
+
+	rc = ftl_read_superblock(cfg->dev, &ftl->sb);
+	if (rc)
+		goto err_free;
+	ftl->bs = ftl->sb.block_size;
+	ftl->seg_size = (uint32_t)ftl->sb.segment_size;
+	ftl->nsegs = ftl->sb.segment_count;
+	ftl->max_entries = (ftl->bs - sizeof(struct ftl_pack_disk)) /
+			   sizeof(struct ftl_pack_entry_disk);
+	ftl->pack_data_cap = 1u << 20;
+	if (ftl->pack_data_cap > ftl->seg_size - 2 * ftl->bs)
+		ftl->pack_data_cap = (ftl->seg_size - 2 * ftl->bs) / ftl->bs * ftl->bs;
+	/* GC must always be able to clean one segment: one spare per GC stream plus slack. */
+	ftl->reserve = 4 + ftl->nsegs / 200;
+	ftl->rdonly = false;
+
+	/* A chunk takes at least a 56-byte summary entry and an 8-byte-aligned body. */
+	rc = ftl_l2p_init(&ftl->l2p, (uint64_t)ftl->nsegs * ftl->seg_size / 64);
+	if (rc)
+		goto err_free;
+	rc = ftl_segs_init(ftl);
+	if (rc)
+		goto err_free;
+	rc = ftl_streams_init(ftl);
+	if (rc)
+		goto err_free;
+	ftl->gc_buf = aligned_alloc(4096, ftl->seg_size);
+	if (!ftl->gc_buf) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = ftl_scan(ftl);
+	if (rc)
+		goto err_free;
+	rc = ftl_gc_start(ftl);
+	if (rc)
+		goto err_free;
+	*out = ftl;
+	return 0;
+
+err_free:
+	ftl_free_all(ftl);
+	return rc;
+}
+
+int ftl_sync(struct ftl *ftl)
+{
+	int rc = 0;
+	for (int i = 0; i < FTL_STREAM_COUNT; i++) {
+		struct ftl_stream *st = &ftl->streams[i];
+		pthread_mutex_lock(&st->lock);
+		int r = ftl_stream_seal(ftl, st);
+		pthread_mutex_unlock(&st->lock);
+		if (r && !rc)
+			rc = r;
+	}
+	int r = ftl_dev_flush(ftl->dev);
+	return rc ? rc : r;
+}
+
+void ftl_close(struct ftl *ftl)
+{
+	if (!ftl)
+		return;
+	ftl_gc_stop(ftl);
+	(void)ftl_sync(ftl);
+	ftl_free_all(ftl);
+}
+
+/* Rewrite interval of the data PREV held, estimated from when its segment was opened, against
+ * the live data size: data rewritten well before the whole live set turns over is hot. */
+static enum ftl_stream_id pick_user_stream(struct ftl *ftl, struct ftl_addr prev)
+{
+	if (ftl_addr_is_none(prev))
+		return FTL_STREAM_USER_COLD;
+	uint64_t loc = ftl_l2p_get(&ftl->l2p, prev.v);
+	if (!loc)
+		return FTL_STREAM_USER_COLD;
+	struct ftl_seg *s = &ftl->segs[ftl_loc_seg(loc)];
+	uint64_t age = atomic_load(&ftl->clock) - s->open_clock;
+	uint64_t live = atomic_load(&ftl->bytes_live);
+	return age < live / 2 ? FTL_STREAM_USER_HOT : FTL_STREAM_USER_COLD;
+}
+
+int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
+	      const struct ftl_write_opts *opts, struct ftl_addr *out)
+{
+	struct ftl_write_opts def = {.prev = FTL_ADDR_NONE};
+	uint64_t id, loc;
+	int rc;
+
+	if (!data || !out || len == 0 || len > FTL_CHUNK_MAX)
+		return -EINVAL;
+	if (ftl->rdonly)
+		return -EROFS;
+	if (!opts)
+		opts = &def;
+	rc = ftl_l2p_alloc(&ftl->l2p, &id);
+	if (rc)
+		return rc;
+	struct ftl_chunk_disk hdr = {.len_flags = len | ((uint32_t)opts->flags << 24)};
+	hdr.crc = ftl_chunk_crc(id, hdr.len_flags, data, len);
+	uint64_t birth = atomic_fetch_add(&ftl->next_birth, 1);
+	struct ftl_stream *st = &ftl->streams[pick_user_stream(ftl, opts->prev)];
+
+	pthread_mutex_lock(&st->lock);
+	rc = ftl_stream_append(ftl, st, id, birth, hash, &hdr, data, len, &loc, false);
+	if (rc == 0)
+		ftl_l2p_set(&ftl->l2p, id, loc);
+	pthread_mutex_unlock(&st->lock);
+	if (rc) {
+		ftl_l2p_release(&ftl->l2p, id);
+		return rc;
+	}
+	atomic_fetch_add(&ftl->clock, len);
+	atomic_fetch_add(&ftl->host_bytes, len);
+	atomic_fetch_add(&ftl->bytes_live, len);
+
+	pthread_mutex_lock(&ftl->seg_lock);
+	bool low = ftl->nfree < (uint64_t)ftl->nsegs * ftl->cfg.gc_low_pct / 100;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	if (low)
+		ftl_gc_kick(ftl);
+	out->v = id;
+	return 0;
+}
+
+/* Reads the device bytes of the chunk at LOC: header into HDR, payload into OUT. */
+static int read_chunk_dev(struct ftl *ftl, uint64_t loc, struct ftl_chunk_disk *hdr, void *out)
+{
+	uint32_t dbs = ftl_dev_block_size(ftl->dev);
+	uint32_t len = ftl_loc_len(loc);
+	uint64_t pos = ftl_seg_dev_off(ftl, ftl_loc_seg(loc)) + ftl_loc_off(loc);
+	uint64_t start = pos / dbs * dbs;
+	uint64_t end = (pos + sizeof(*hdr) + len + dbs - 1) / dbs * dbs;
+	uint8_t *b = read_buf(dbs);
+	if (!b)
+		return -ENOMEM;
+	int rc = ftl_dev_read(ftl->dev, b, end - start, start);
+	if (rc)
+		return rc;
+	memcpy(hdr, b + (pos - start), sizeof(*hdr));
+	memcpy(out, b + (pos - start) + sizeof(*hdr), len);
+	return 0;
+}
+
+int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags)
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
+		if (!loc)
+			return -ENOENT;
+		uint32_t len = ftl_loc_len(loc);
+		if (buflen < len)
+			return -ENOBUFS;
+		struct ftl_chunk_disk hdr;
+		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, buf, len, &hdr, NULL);
+		if (rc == 0)
+			rc = read_chunk_dev(ftl, loc, &hdr, buf);
+		else if (rc == 1)
+			rc = 0;
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == 0 && (hdr.len_flags & 0x1ffff) == len &&
+		    ftl_chunk_crc(addr.v, hdr.len_flags, buf, len) == hdr.crc) {
+			if (flags)
+				*flags = (uint8_t)(hdr.len_flags >> 24);
+			return (int)len;
+		}
+		/* Invariant 4: a moved chunk is retried, a damaged one is an error. */
+		if (ftl_l2p_get(&ftl->l2p, addr.v) != loc)
+			continue;
+		atomic_fetch_add(&ftl->read_errors, 1);
+		if (rc == 0) {
+			atomic_fetch_add(&ftl->checksum_errors, 1);
+			memset(buf, 0, len); /* never leave unverified bytes behind */
+		}
+		return -EIO;
+	}
+	return -EIO;
+}
+
+int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr)
+{
+	uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
+	return loc ? (int)ftl_loc_len(loc) : -ENOENT;
+}
+
+/* Finds the pack holding OFF in a closed segment from the cached pack start offsets. */
+static int find_pack(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t *pack_off)
+{
+	struct ftl_seg *s = &ftl->segs[segi];
+	int rc = -ENOENT;
+	pthread_mutex_lock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
+	uint32_t lo = 0, hi = s->npacks;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (s->pack_offs[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0) {
+		*pack_off = s->pack_offs[lo - 1];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
+	return rc;
+}
+
+static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
+	int rc = find_pack(ftl, segi, off, &pack_off);
+	if (rc)
+		return rc;
+	uint8_t *b = read_buf(ftl_dev_block_size(ftl->dev));
+	if (!b)
+		return -ENOMEM;
+	rc = ftl_dev_read(ftl->dev, b, ftl->bs, ftl_seg_dev_off(ftl, segi) + pack_off);
+	if (rc)
+		return rc;
+	struct ftl_pack_disk *ph = (struct ftl_pack_disk *)b;
+	if (ph->magic != FTL_PACK_MAGIC || ph->nentries > ftl->max_entries)
+		return -EIO;
+	struct ftl_pack_entry_disk *e = (void *)(b + sizeof(*ph));
+	uint32_t cur = pack_off + ftl->bs;
+	for (uint32_t i = 0; i < ph->nentries && cur <= off; i++) {
+		if (cur == off && e[i].id == id) {
+			memcpy(hash, e[i].hash, FTL_HASH_LEN);
+			return 0;
+		}
+		cur += ftl_chunk_footprint(e[i].len_flags & 0x1ffff);
+	}
+	return -EIO;
+}
+
+int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN])
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
+		if (!loc)
+			return -ENOENT;
+		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, NULL, ftl_loc_len(loc), NULL,
+						  hash);
+		if (rc == 1)
+			return 0;
+		rc = hash_from_pack(ftl, loc, addr.v, hash);
+		if (rc == 0 || rc == -ENOMEM)
+			return rc;
+		if (ftl_l2p_get(&ftl->l2p, addr.v) != loc)
+			continue;
+		atomic_fetch_add(&ftl->read_errors, 1);
+		return -EIO;
+	}
+	return -EIO;
+}
+
+int ftl_free(struct ftl *ftl, struct ftl_addr addr)
+{
+	if (ftl->rdonly)
+		return -EROFS;
+	for (;;) {
+		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
+		if (!loc)
+			return -ENOENT;
+		if (!ftl_l2p_cas(&ftl->l2p, addr.v, loc, 0))
+			continue; /* GC moved it meanwhile */
+		uint32_t len = ftl_loc_len(loc);
+		atomic_fetch_sub(&ftl->segs[ftl_loc_seg(loc)].live_bytes, ftl_chunk_footprint(len));
+		atomic_fetch_sub(&ftl->bytes_live, len);
+		ftl_l2p_release(&ftl->l2p, addr.v);
+		return 0;
+	}
+}

@@ -1,0 +1,95 @@
+/* flash/ftl_dev_int.h - private interface between the ftl_dev dispatcher and its backends.
+ * Included only by flash/ftl_dev*.c. Backends never check arguments or count stats: the
+ * dispatcher (ftl_dev.c) has done both before an op is called.
+ *
+ * Invariants:
+ *  1. Every op receives off/len that are non-zero multiples of dev->block_size inside
+ *     [0, dev->size), a non-NULL buffer, and never a write/trim on a read-only device.
+ *  2. Ops are called concurrently from many threads; a backend serialises what it must itself.
+ *  3. dev->kind, path, size, block_size and rdonly never change after the backend's open.
+ */
+#ifndef PSTOR_FTL_DEV_INT_H
+#define PSTOR_FTL_DEV_INT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ftl.h"
+
+#define ftl_dev_container_of(ptr, type, member)                                                    \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Page-sized blocks for image files: PUNCH_HOLE frees whole pages, the FTL block is >= 4 KiB. */
+#define FTL_DEV_FILE_BLOCK 4096u
+
+struct ftl_dev_ops {
+	int (*read)(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
+	int (*write)(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
+	int (*flush)(struct ftl_dev *dev);
+	int (*trim)(struct ftl_dev *dev, uint64_t off, uint64_t len);
+	/* Fills what it knows; the dispatcher has zeroed ID and set lba_size and capacity. */
+	int (*identify)(struct ftl_dev *dev, struct ftl_dev_identity *id);
+	int (*smart)(struct ftl_dev *dev, struct ftl_dev_smart *smart); /* NULL: -EOPNOTSUPP */
+	/* Frees the backend and everything it holds, including the ftl_dev and its path. */
+	void (*close)(struct ftl_dev *dev);
+};
+
+/* Relaxed atomics: the counters are statistics, nothing is ordered by them. */
+struct ftl_dev_counters {
+	_Atomic uint64_t reads, writes, flushes, trims;
+	_Atomic uint64_t bytes_read, bytes_written, bytes_trimmed;
+	_Atomic uint64_t read_errors, write_errors;
+};
+
+/* Embedded in every backend's own struct, which ops reach through container_of. */
+struct ftl_dev {
+	const struct ftl_dev_ops *ops;
+	enum ftl_dev_kind kind;
+	char *path; /* malloc'ed; "mem" for memory devices */
+	uint64_t size;
+	uint32_t block_size;
+	bool rdonly;
+	struct ftl_dev_counters st;
+};
+
+/* Fills the common fields; takes a copy of PATH. -ENOMEM. */
+int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum ftl_dev_kind kind,
+                        const char *path, uint64_t size, uint32_t block_size, bool rdonly);
+void ftl_dev_fini_common(struct ftl_dev *dev);
+
+/* Reads a one-line sysfs attribute relative to /sys/dev/block/MAJ:MIN/ of RDEV, trailing
+ * whitespace stripped. -ENOENT (or another -errno) when absent; never a partial string. */
+int ftl_dev_sysfs_read(dev_t rdev, const char *attr, char *buf, size_t len);
+/* The kernel name (e.g. "loop0", "nvme0n1") of block device RDEV, from sysfs. */
+int ftl_dev_sysfs_name(dev_t rdev, char *buf, size_t len);
+/* Copies SRC into DST (DLEN bytes), dropping trailing spaces and NULs; always terminated. */
+void ftl_dev_copy_trimmed(char *dst, size_t dlen, const char *src, size_t slen);
+
+/* Backend openers. On success the backend owns FD (closes it in ->close); on failure the caller
+ * still owns it. */
+int ftl_dev_file_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
+int ftl_dev_block_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
+/* -ENODEV when FD is not an NVMe namespace after all (the caller then uses the block backend). */
+int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
+
+/* Block-device state shared by the BLOCK and NVME backends: I/O goes through O_DIRECT
+ * pread/pwrite on the device node for both, so the helpers below are written once. */
+struct ftl_dev_bdev {
+	struct ftl_dev dev;
+	int fd;             /* opened O_DIRECT */
+	dev_t rdev;         /* for sysfs lookups */
+	uint32_t mem_align; /* buffer alignment O_DIRECT needs */
+};
+
+/* Sets up B from FD: logical block size (BLKSSZGET), size (BLKGETSIZE64), alignment. B owns FD
+ * only once this succeeds. */
+int ftl_dev_bdev_init(struct ftl_dev_bdev *b, const struct ftl_dev_ops *ops, enum ftl_dev_kind kind,
+                      int fd, const char *path, bool rdonly);
+int ftl_dev_bdev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
+int ftl_dev_bdev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
+int ftl_dev_bdev_fdatasync(struct ftl_dev *dev);
+/* Fills rotational, opt_write_size, opt_dealloc_size from the queue attributes in sysfs. */
+void ftl_dev_bdev_identify_queue(struct ftl_dev_bdev *b, struct ftl_dev_identity *id);
+
+#endif

@@ -1,0 +1,542 @@
+/* flash/ftl_dev_mem.c - FTL_DEV_MEM backend: an in-memory namespace for tests and benchmarks,
+ * with the fault-injection seams of ftl.h (failed reads/writes, power cut, torn write, bit rot).
+ * It must never touch memory for blocks nobody wrote, so a 1 GiB device costs nothing idle.
+ *
+ * Model and invariants (m = struct ftl_dev_mem):
+ *  1. Two images: `vol` is what reads see, `dur` is what survives a power cut. For every block
+ *     whose bit in `dirty` is clear, vol and dur hold the same bytes.
+ *  2. A write lands in vol and marks its blocks dirty; flush copies dirty blocks to dur; a
+ *     power cut copies them back from dur (except the kept half of a torn last write).
+ *  3. TRIM is durable at once: it zeroes both images and clears `dirty` for its blocks.
+ *     `trimmed` marks blocks trimmed and not written since (reads return zeros); for a dirty
+ *     block `dur_trimmed` remembers whether it was trimmed before it became dirty, so a power
+ *     cut restores the hole accounting too.
+ *  4. Every dirty block appears in `dlist` (extents, maybe stale: a clear dirty bit means
+ *     skip), so flush and power cut cost O(unflushed blocks), not O(device).
+ *  5. Locks: `lock` (rwlock) guards the images, bitmaps, dlist and last write; reads take it
+ *     shared, everything else exclusive. `fault_lock` guards the fault list and is never held
+ *     while taking `lock`. nfaults mirrors the list length so reads skip fault_lock when empty.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ftl_dev_int.h"
+
+struct ftl_dev_mem_fault {
+	enum ftl_fault kind;
+	uint64_t off, len;
+	uint32_t remaining;
+};
+
+struct ftl_dev_mem_extent {
+	uint64_t start, count; /* in blocks */
+};
+
+struct ftl_dev_mem {
+	struct ftl_dev dev;
+	unsigned id; /* for the made-up serial number */
+
+	pthread_rwlock_t lock;
+	uint8_t *vol, *dur; /* anonymous mappings of dev.size bytes */
+	uint64_t nblocks;
+	uint64_t *dirty, *trimmed, *dur_trimmed; /* bitmaps of nblocks bits */
+	_Atomic uint64_t trimmed_blocks;         /* written under lock, read without */
+	struct ftl_dev_mem_extent *dlist;
+	size_t dlist_n, dlist_cap;
+	bool last_valid; /* last unflushed write, for power_cut(tear_last) */
+	uint64_t last_off, last_len;
+
+	pthread_mutex_t fault_lock;
+	struct ftl_dev_mem_fault *faults;
+	size_t faults_cap;
+	_Atomic size_t nfaults;
+};
+
+static _Atomic unsigned ftl_dev_mem_next_id;
+
+static struct ftl_dev_mem *ftl_dev_mem_of(struct ftl_dev *dev)
+{
+	return ftl_dev_container_of(dev, struct ftl_dev_mem, dev);
+}
+
+static bool bit_test(const uint64_t *map, uint64_t i)
+{
+	return (map[i / 64] >> (i % 64)) & 1;
+}
+
+static void bit_set(uint64_t *map, uint64_t i)
+{
+	map[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+static void bit_clear(uint64_t *map, uint64_t i)
+{
+	map[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+static void ftl_dev_mem_trimmed_add(struct ftl_dev_mem *m, int64_t delta)
+{
+	atomic_fetch_add_explicit(&m->trimmed_blocks, (uint64_t)delta, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fault injection                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* True when an armed fault of KIND overlaps the range; every overlapping fault uses up one
+ * of its counts (each fault sees "the next N operations that touch me"). */
+static bool ftl_dev_mem_fault_hit(struct ftl_dev_mem *m, enum ftl_fault kind, uint64_t off,
+                                  uint64_t len)
+{
+	bool hit = false;
+	size_t n;
+
+	if (atomic_load_explicit(&m->nfaults, memory_order_acquire) == 0)
+		return false;
+	pthread_mutex_lock(&m->fault_lock);
+	n = atomic_load_explicit(&m->nfaults, memory_order_relaxed);
+	for (size_t i = 0; i < n;) {
+		struct ftl_dev_mem_fault *f = &m->faults[i];
+
+		if (f->kind != kind || off >= f->off + f->len || f->off >= off + len) {
+			i++;
+			continue;
+		}
+		hit = true;
+		if (--f->remaining > 0) {
+			i++;
+			continue;
+		}
+		m->faults[i] = m->faults[--n]; /* order does not matter */
+	}
+	atomic_store_explicit(&m->nfaults, n, memory_order_release);
+	pthread_mutex_unlock(&m->fault_lock);
+	return hit;
+}
+
+static int ftl_dev_mem_check(const struct ftl_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev->kind == FTL_DEV_MEM ? 0 : -EOPNOTSUPP;
+}
+
+/* COUNT 0 disarms the pending faults of that kind overlapping the range: "the next 0
+ * operations fail". */
+int ftl_dev_mem_inject(struct ftl_dev *dev, enum ftl_fault fault, uint64_t off, uint64_t len,
+                       uint32_t count)
+{
+	struct ftl_dev_mem *m;
+	size_t n;
+	int err;
+
+	err = ftl_dev_mem_check(dev);
+	if (err < 0)
+		return err;
+	m = ftl_dev_mem_of(dev);
+	if (fault != FTL_FAULT_READ_EIO && fault != FTL_FAULT_WRITE_EIO)
+		return -EINVAL;
+	if (len == 0 || off >= dev->size || len > dev->size - off)
+		return -EINVAL;
+
+	pthread_mutex_lock(&m->fault_lock);
+	n = atomic_load_explicit(&m->nfaults, memory_order_relaxed);
+	if (count == 0) {
+		for (size_t i = 0; i < n;) {
+			struct ftl_dev_mem_fault *f = &m->faults[i];
+
+			if (f->kind == fault && off < f->off + f->len && f->off < off + len)
+				m->faults[i] = m->faults[--n];
+			else
+				i++;
+		}
+	} else {
+		if (n == m->faults_cap) {
+			size_t cap = m->faults_cap ? m->faults_cap * 2 : 8;
+			void *p = realloc(m->faults, cap * sizeof(*m->faults));
+
+			if (!p) {
+				err = -ENOMEM;
+				goto unlock;
+			}
+			m->faults = p;
+			m->faults_cap = cap;
+		}
+		m->faults[n++] = (struct ftl_dev_mem_fault){
+		    .kind = fault, .off = off, .len = len, .remaining = count};
+	}
+	atomic_store_explicit(&m->nfaults, n, memory_order_release);
+unlock:
+	pthread_mutex_unlock(&m->fault_lock);
+	return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* I/O                                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static int ftl_dev_mem_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+
+	if (ftl_dev_mem_fault_hit(m, FTL_FAULT_READ_EIO, off, len))
+		return -EIO;
+	pthread_rwlock_rdlock(&m->lock);
+	memcpy(buf, m->vol + off, len);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+/* Makes room for the extents a write of blocks [first, first+nb) may add, before anything is
+ * changed, so that -ENOMEM leaves the device as it was. */
+static int ftl_dev_mem_reserve(struct ftl_dev_mem *m, uint64_t first, uint64_t nb)
+{
+	size_t runs = 0;
+	bool in_run = false;
+	void *p;
+	size_t cap;
+
+	for (uint64_t b = first; b < first + nb; b++) {
+		bool clean = !bit_test(m->dirty, b);
+
+		if (clean && !in_run)
+			runs++;
+		in_run = clean;
+	}
+	if (m->dlist_n + runs <= m->dlist_cap)
+		return 0;
+	cap = m->dlist_cap ? m->dlist_cap : 64;
+	while (cap < m->dlist_n + runs)
+		cap *= 2;
+	p = realloc(m->dlist, cap * sizeof(*m->dlist));
+	if (!p)
+		return -ENOMEM;
+	m->dlist = p;
+	m->dlist_cap = cap;
+	return 0;
+}
+
+static void ftl_dev_mem_mark_dirty(struct ftl_dev_mem *m, uint64_t b)
+{
+	struct ftl_dev_mem_extent *last = m->dlist_n ? &m->dlist[m->dlist_n - 1] : NULL;
+
+	bit_set(m->dirty, b);
+	if (bit_test(m->trimmed, b))
+		bit_set(m->dur_trimmed, b);
+	else
+		bit_clear(m->dur_trimmed, b);
+	if (last && last->start + last->count == b)
+		last->count++;
+	else
+		m->dlist[m->dlist_n++] = (struct ftl_dev_mem_extent){.start = b, .count = 1};
+}
+
+static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	uint64_t first = off / dev->block_size;
+	uint64_t nb = len / dev->block_size;
+	int64_t untrimmed = 0;
+	int err;
+
+	if (ftl_dev_mem_fault_hit(m, FTL_FAULT_WRITE_EIO, off, len))
+		return -EIO; /* nothing of a failed write lands */
+	pthread_rwlock_wrlock(&m->lock);
+	err = ftl_dev_mem_reserve(m, first, nb);
+	if (err < 0)
+		goto unlock;
+	for (uint64_t b = first; b < first + nb; b++) {
+		if (!bit_test(m->dirty, b))
+			ftl_dev_mem_mark_dirty(m, b);
+		if (bit_test(m->trimmed, b)) {
+			bit_clear(m->trimmed, b);
+			untrimmed++;
+		}
+	}
+	ftl_dev_mem_trimmed_add(m, -untrimmed);
+	memcpy(m->vol + off, buf, len);
+	m->last_valid = true;
+	m->last_off = off;
+	m->last_len = len;
+unlock:
+	pthread_rwlock_unlock(&m->lock);
+	return err;
+}
+
+/* Copies dirty blocks of the dirty list from SRC to DST image and cleans them. With
+ * VOL_TO_DUR false (power cut) the hole accounting is restored from dur_trimmed. */
+static void ftl_dev_mem_settle(struct ftl_dev_mem *m, bool vol_to_dur)
+{
+	uint32_t bs = m->dev.block_size;
+	int64_t trimmed = 0;
+
+	for (size_t i = 0; i < m->dlist_n; i++) {
+		const struct ftl_dev_mem_extent *e = &m->dlist[i];
+
+		for (uint64_t b = e->start; b < e->start + e->count; b++) {
+			uint64_t off = b * bs;
+
+			if (!bit_test(m->dirty, b))
+				continue; /* trimmed or landed since it was listed */
+			bit_clear(m->dirty, b);
+			if (vol_to_dur) {
+				memcpy(m->dur + off, m->vol + off, bs);
+				continue;
+			}
+			memcpy(m->vol + off, m->dur + off, bs);
+			if (bit_test(m->dur_trimmed, b)) {
+				bit_set(m->trimmed, b); /* clear since the write that dirtied it */
+				trimmed++;
+			}
+		}
+	}
+	ftl_dev_mem_trimmed_add(m, trimmed);
+	m->dlist_n = 0;
+	m->last_valid = false;
+}
+
+static int ftl_dev_mem_flush(struct ftl_dev *dev)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+
+	pthread_rwlock_wrlock(&m->lock);
+	ftl_dev_mem_settle(m, true);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+/* Zeroes [off, off+len) of an image, handing whole pages back to the kernel so that trimmed
+ * space costs no memory, as it costs no flash. */
+static void ftl_dev_mem_zero(uint8_t *img, uint64_t off, uint64_t len)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t lo = (off + page - 1) & ~(page - 1);
+	uint64_t hi = (off + len) & ~(page - 1);
+
+	if (lo >= hi || madvise(img + lo, hi - lo, MADV_DONTNEED) < 0) {
+		memset(img + off, 0, len);
+		return;
+	}
+	memset(img + off, 0, lo - off);
+	memset(img + hi, 0, off + len - hi);
+}
+
+static int ftl_dev_mem_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	uint64_t first = off / dev->block_size;
+	uint64_t nb = len / dev->block_size;
+	int64_t trimmed = 0;
+
+	pthread_rwlock_wrlock(&m->lock);
+	for (uint64_t b = first; b < first + nb; b++) {
+		bit_clear(m->dirty, b); /* TRIM is durable at once (invariant 3) */
+		if (!bit_test(m->trimmed, b)) {
+			bit_set(m->trimmed, b);
+			trimmed++;
+		}
+	}
+	ftl_dev_mem_trimmed_add(m, trimmed);
+	ftl_dev_mem_zero(m->vol, off, len);
+	ftl_dev_mem_zero(m->dur, off, len);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last)
+{
+	struct ftl_dev_mem *m;
+	int err;
+
+	err = ftl_dev_mem_check(dev);
+	if (err < 0)
+		return err;
+	m = ftl_dev_mem_of(dev);
+	pthread_rwlock_wrlock(&m->lock);
+	if (tear_last && m->last_valid) {
+		uint32_t bs = dev->block_size;
+		uint64_t first = m->last_off / bs;
+		uint64_t keep = m->last_len / bs / 2;
+
+		/* The kept half lands: make it durable and clean before the rest is undone. */
+		for (uint64_t b = first; b < first + keep; b++) {
+			if (!bit_test(m->dirty, b))
+				continue;
+			memcpy(m->dur + b * bs, m->vol + b * bs, bs);
+			bit_clear(m->dirty, b);
+		}
+	}
+	ftl_dev_mem_settle(m, false);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+int ftl_dev_mem_flip_bit(struct ftl_dev *dev, uint64_t off, unsigned bit)
+{
+	struct ftl_dev_mem *m;
+	uint64_t b;
+	int err;
+
+	err = ftl_dev_mem_check(dev);
+	if (err < 0)
+		return err;
+	if (off >= dev->size || bit > 7)
+		return -EINVAL;
+	m = ftl_dev_mem_of(dev);
+	b = off / dev->block_size;
+	pthread_rwlock_wrlock(&m->lock);
+	m->vol[off] ^= (uint8_t)(1u << bit);
+	m->dur[off] ^= (uint8_t)(1u << bit);
+	/* A rotted hole is no longer all zeros. */
+	if (bit_test(m->trimmed, b)) {
+		bit_clear(m->trimmed, b);
+		ftl_dev_mem_trimmed_add(m, -1);
+	}
+	bit_clear(m->dur_trimmed, b);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+uint64_t ftl_dev_mem_trimmed_bytes(const struct ftl_dev *dev)
+{
+	const struct ftl_dev_mem *m;
+
+	if (ftl_dev_mem_check(dev) < 0)
+		return 0;
+	m = ftl_dev_container_of(dev, const struct ftl_dev_mem, dev);
+	return atomic_load_explicit(&m->trimmed_blocks, memory_order_relaxed) * dev->block_size;
+}
+
+static int ftl_dev_mem_identify(struct ftl_dev *dev, struct ftl_dev_identity *id)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+
+	snprintf(id->model, sizeof(id->model), "pstorfs memory device");
+	snprintf(id->serial, sizeof(id->serial), "mem%u", m->id);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Open and close                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+static void ftl_dev_mem_close(struct ftl_dev *dev)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+
+	free(m->faults);
+	pthread_mutex_destroy(&m->fault_lock);
+	free(m->dlist);
+	free(m->dur_trimmed);
+	free(m->trimmed);
+	free(m->dirty);
+	munmap(m->dur, dev->size);
+	munmap(m->vol, dev->size);
+	pthread_rwlock_destroy(&m->lock);
+	ftl_dev_fini_common(&m->dev);
+	free(m);
+}
+
+static const struct ftl_dev_ops ftl_dev_mem_ops = {
+    .read = ftl_dev_mem_read,
+    .write = ftl_dev_mem_write,
+    .flush = ftl_dev_mem_flush,
+    .trim = ftl_dev_mem_trim,
+    .identify = ftl_dev_mem_identify,
+    .smart = NULL,
+    .close = ftl_dev_mem_close,
+};
+
+/* Writer-preferring: glibc's default lets a stream of readers starve writers forever. */
+static int ftl_dev_mem_rwlock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+	int err;
+
+	err = -pthread_rwlockattr_init(&attr);
+	if (err < 0)
+		return err;
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	err = -pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return err;
+}
+
+/* MAP_NORESERVE and anonymous zero-fill: pages cost memory only once written. */
+static uint8_t *ftl_dev_mem_map(uint64_t size)
+{
+	void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int ftl_dev_open_mem(uint64_t size, uint32_t block_size, struct ftl_dev **out)
+{
+	struct ftl_dev_mem *m;
+	size_t words;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (block_size < 512 || block_size > 65536 || (block_size & (block_size - 1)))
+		return -EINVAL;
+	if (size == 0 || size % block_size || size > SIZE_MAX / 2)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	err = ftl_dev_init_common(&m->dev, &ftl_dev_mem_ops, FTL_DEV_MEM, "mem", size, block_size,
+	                          false);
+	if (err < 0)
+		goto err_free_m;
+	err = ftl_dev_mem_rwlock_init(&m->lock);
+	if (err < 0)
+		goto err_fini_common;
+	err = -pthread_mutex_init(&m->fault_lock, NULL);
+	if (err < 0)
+		goto err_destroy_lock;
+	err = -ENOMEM;
+	m->vol = ftl_dev_mem_map(size);
+	if (!m->vol)
+		goto err_destroy_fault_lock;
+	m->dur = ftl_dev_mem_map(size);
+	if (!m->dur)
+		goto err_unmap_vol;
+	m->nblocks = size / block_size;
+	words = (size_t)((m->nblocks + 63) / 64);
+	m->dirty = calloc(words, sizeof(uint64_t));
+	m->trimmed = calloc(words, sizeof(uint64_t));
+	m->dur_trimmed = calloc(words, sizeof(uint64_t));
+	if (!m->dirty || !m->trimmed || !m->dur_trimmed)
+		goto err_free_bitmaps;
+	atomic_init(&m->trimmed_blocks, 0);
+	atomic_init(&m->nfaults, 0);
+	m->id = atomic_fetch_add_explicit(&ftl_dev_mem_next_id, 1, memory_order_relaxed);
+	*out = &m->dev;
+	return 0;
+
+err_free_bitmaps:
+	free(m->dur_trimmed);
+	free(m->trimmed);
+	free(m->dirty);
+	munmap(m->dur, size);
+err_unmap_vol:
+	munmap(m->vol, size);
+err_destroy_fault_lock:
+	pthread_mutex_destroy(&m->fault_lock);
+err_destroy_lock:
+	pthread_rwlock_destroy(&m->lock);
+err_fini_common:
+	ftl_dev_fini_common(&m->dev);
+err_free_m:
+	free(m);
+	return err;
+}

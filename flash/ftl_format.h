@@ -1,0 +1,118 @@
+/* flash/ftl_format.h - the FTL's on-disk structures (private to flash/).
+ *
+ * Little-endian fixed-width fields, explicit padding, magic + version + checksum on each; sizes
+ * checked at compile time. In-memory state lives in ftl_int.h, never here.
+ *
+ * Namespace layout:
+ *   [0, 4K)              superblock copy A
+ *   [64K, 64K+4K)        superblock copy B (far enough that one torn write cannot hit both)
+ *   [meta_offset, +size) reserved metadata region (SQLite lives here from the durability issue on)
+ *   [data_offset, ...)   segment 0, 1, ... each segment_size bytes
+ *
+ * Segment layout (block = FTL block size):
+ *   block 0: segment header (state, sequence number, erase count, stream, virtual clock)
+ *   then packs, back to back, each a whole number of blocks:
+ *     one pack header block: fixed part + summary entries (id, birth, hash, length+flags, crc)
+ *     data blocks: chunks in entry order, each an 8-byte chunk header + payload, 8-byte aligned
+ * A pack is written with one device write; a pack header whose crc, magic or segment sequence
+ * does not match ends the segment's scan (anything after it is a torn or stale write).
+ */
+#ifndef PSTOR_FTL_FORMAT_H
+#define PSTOR_FTL_FORMAT_H
+
+#include <stdint.h>
+
+#define FTL_SB_MAGIC    0x46545350u /* "PSTF" */
+#define FTL_SEG_MAGIC   0x47455350u /* "PSEG" */
+#define FTL_PACK_MAGIC  0x4b415050u /* "PPAK" */
+#define FTL_FORMAT_VERSION 1u
+
+#define FTL_SB_OFFSET_A 0ull
+#define FTL_SB_OFFSET_B (64ull * 1024)
+#define FTL_SB_SIZE     512u
+
+/* Superblock: everything needed to interpret the rest of the namespace. */
+struct ftl_sb_disk {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t crc; /* crc32c of the FTL_SB_SIZE bytes with this field zero */
+	uint32_t incompat_features; /* a bit we do not know: refuse to mount */
+	uint8_t uuid[16];
+	uint32_t block_size;
+	uint32_t user_block_size;
+	uint64_t segment_size;
+	uint32_t segment_count;
+	uint32_t rated_pe_cycles;
+	uint64_t meta_offset;
+	uint64_t meta_size;
+	uint64_t data_offset;
+	uint64_t device_size;
+	uint64_t format_time; /* seconds since the epoch */
+	uint32_t compat_features;
+	uint32_t pad0;
+	uint8_t reserved[FTL_SB_SIZE - 104];
+};
+_Static_assert(sizeof(struct ftl_sb_disk) == FTL_SB_SIZE, "superblock size");
+
+enum ftl_seg_disk_state {
+	FTL_SEG_DISK_FREE = 1,  /* erased; the header only keeps the erase count */
+	FTL_SEG_DISK_OPEN = 2,  /* holds packs (closed segments keep this state too) */
+};
+
+/* Segment header: first block of every segment that has ever been used. */
+struct ftl_seg_disk {
+	uint32_t magic;
+	uint32_t crc; /* crc32c of the struct with this field zero */
+	uint8_t uuid[16]; /* the filesystem's: a header from another format is not ours */
+	uint64_t seq;     /* global sequence number, new at every open and every free */
+	uint32_t seg_index;
+	uint32_t erase_count;
+	uint8_t state;  /* enum ftl_seg_disk_state */
+	uint8_t stream; /* which write stream filled it (hot/cold/GC) */
+	uint8_t pad0[6];
+	uint64_t open_clock; /* virtual clock (host bytes written) when opened */
+	uint8_t reserved[72];
+};
+_Static_assert(sizeof(struct ftl_seg_disk) == 128, "segment header size");
+
+/* Pack header: the fixed part at the start of a pack's first block; entries follow it. */
+struct ftl_pack_disk {
+	uint32_t magic;
+	uint32_t crc;     /* crc32c of fixed part + all entries, with this field zero */
+	uint64_t seg_seq; /* must equal the segment header's seq */
+	uint32_t nentries;
+	uint32_t data_bytes;  /* bytes of chunk data after the header block */
+	uint32_t total_bytes; /* header block + data, rounded up to blocks */
+	uint32_t pad0;
+	uint64_t clock; /* virtual clock when sealed */
+	uint8_t reserved[24];
+};
+_Static_assert(sizeof(struct ftl_pack_disk) == 64, "pack header size");
+
+/* Summary entry: enough to rebuild the L2P and the dedupe index by a scan. */
+struct ftl_pack_entry_disk {
+	uint64_t id;    /* chunk address */
+	uint64_t birth; /* write sequence of this chunk's content; GC copies keep it */
+	uint8_t hash[32];
+	uint32_t len_flags; /* same as the chunk header's */
+	uint32_t crc;       /* same as the chunk header's */
+};
+_Static_assert(sizeof(struct ftl_pack_entry_disk) == 56, "pack entry size");
+
+/* Chunk header: in front of every payload, so a read is one device access. The crc covers the
+ * chunk id (so a chunk read from the wrong place fails), len_flags and the payload. */
+struct ftl_chunk_disk {
+	uint32_t crc;
+	uint32_t len_flags; /* bits 0..16 payload length (1..65536), bits 24..31 caller flags */
+};
+_Static_assert(sizeof(struct ftl_chunk_disk) == 8, "chunk header size");
+
+#define FTL_CHUNK_ALIGN 8u
+
+static inline uint32_t ftl_chunk_footprint(uint32_t len)
+{
+	return (uint32_t)((sizeof(struct ftl_chunk_disk) + len + FTL_CHUNK_ALIGN - 1) &
+			  ~(FTL_CHUNK_ALIGN - 1));
+}
+
+#endif

@@ -1,0 +1,337 @@
+/* flash/ftl_gc.c - garbage collection and static wear leveling.
+ *
+ * Picks victims by cost-benefit (free space gained x age / cost of moving the live part),
+ * relocates live chunks to the GC streams keeping their addresses (only the L2P changes), and
+ * frees a victim only once the copies are flushed (ftl_int.h invariant 3). Holds gc_lock while
+ * it works; never takes a user stream's lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ftl_int.h"
+
+static uint32_t seg_usable(const struct ftl *ftl)
+{
+	return ftl->seg_size - ftl->bs;
+}
+
+/* Returns the victim or FTL_SEG_NONE when no closed segment would give space back. */
+static uint32_t gc_pick_victim(struct ftl *ftl)
+{
+	uint64_t now = atomic_load(&ftl->clock);
+	uint32_t best = FTL_SEG_NONE;
+	double best_score = 0;
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		struct ftl_seg *s = &ftl->segs[i];
+		if (atomic_load(&s->state) != FTL_SEG_CLOSED || atomic_load(&s->pinned))
+			continue;
+		uint32_t live = atomic_load(&s->live_bytes);
+		/* Moving a segment to gain a few blocks costs a whole segment of writes and, on a
+		 * full device, never ends: demand 1/16 of a segment back. */
+		if (live + seg_usable(ftl) / 16 > seg_usable(ftl))
+			continue;
+		double u = (double)live / seg_usable(ftl);
+		double age = (double)(now - s->close_clock) + (double)ftl->seg_size;
+		/* Rosenblum and Ousterhout: benefit/cost = (1-u) * age / (1+u). */
+		double score = (1.0 - u) * age / (1.0 + u);
+		if (best == FTL_SEG_NONE || score > best_score) {
+			best = i;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+/* Where a surviving chunk goes: data that already survived one cleaning, or that came from
+ * the cold user stream, is cold; first-time survivors from the hot stream are warm. */
+static enum ftl_stream_id gc_target(uint8_t src_stream)
+{
+	return src_stream == FTL_STREAM_USER_HOT ? FTL_STREAM_GC_HOT : FTL_STREAM_GC_COLD;
+}
+
+static int gc_seal_gc_streams(struct ftl *ftl)
+{
+	int rc = 0;
+	for (int i = FTL_STREAM_GC_HOT; i <= FTL_STREAM_GC_COLD; i++) {
+		struct ftl_stream *st = &ftl->streams[i];
+		pthread_mutex_lock(&st->lock);
+		int r = ftl_stream_seal(ftl, st);
+		pthread_mutex_unlock(&st->lock);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Relocates every live chunk of a pack held in BUF (the pack's bytes, header first). */
+static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, const uint8_t *pk,
+			enum ftl_stream_id target, uint64_t *moved)
+{
+	const struct ftl_pack_disk *ph = (const struct ftl_pack_disk *)pk;
+	const struct ftl_pack_entry_disk *e =
+		(const struct ftl_pack_entry_disk *)(pk + sizeof(*ph));
+	uint32_t cur = pack_off + ftl->bs;
+	struct ftl_stream *st = &ftl->streams[target];
+
+	for (uint32_t i = 0; i < ph->nentries; i++) {
+		uint32_t len = e[i].len_flags & 0x1ffff;
+		uint32_t fp = ftl_chunk_footprint(len);
+		if (len == 0 || len > FTL_CHUNK_MAX || cur + fp > ftl->seg_size)
+			return -EUCLEAN;
+		uint64_t old = ftl_loc_make(victim, cur, len);
+		if (ftl_l2p_get(&ftl->l2p, e[i].id) == old) {
+			const uint8_t *c = pk + (cur - pack_off);
+			struct ftl_chunk_disk hdr;
+			uint64_t nloc;
+			memcpy(&hdr, c, sizeof(hdr));
+			pthread_mutex_lock(&st->lock);
+			int rc = ftl_stream_append(ftl, st, e[i].id, e[i].birth, e[i].hash, &hdr,
+						   c + sizeof(hdr), len, &nloc, true);
+			pthread_mutex_unlock(&st->lock);
+			if (rc)
+				return rc;
+			if (ftl_l2p_cas(&ftl->l2p, e[i].id, old, nloc)) {
+				atomic_fetch_sub(&ftl->segs[victim].live_bytes, fp);
+				*moved += len;
+			} else {
+				/* Freed while we copied: the copy is dead on arrival. */
+				atomic_fetch_sub(&ftl->segs[ftl_loc_seg(nloc)].live_bytes, fp);
+			}
+		}
+		cur += fp;
+	}
+	return 0;
+}
+
+/* Cleans one closed segment. Caller holds gc_lock. */
+static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_target,
+		    bool force)
+{
+	struct ftl_seg *s = &ftl->segs[victim];
+	uint32_t end = s->end;
+	uint64_t moved = 0;
+	int rc = 0;
+
+	if (end > ftl->bs && atomic_load(&s->live_bytes) > 0) {
+		rc = ftl_dev_read(ftl->dev, ftl->gc_buf, end, ftl_seg_dev_off(ftl, victim));
+		if (rc)
+			goto out_pin;
+		/* Walk the pack chain in the copy we just read; it is the truth, pack_offs only a
+		 * cache. A pack that fails its checks ends the walk, and the live-bytes check below
+		 * keeps the segment if that leaves a live chunk behind. */
+		uint32_t off = ftl->bs;
+		enum ftl_stream_id target = force ? forced_target : gc_target(s->stream);
+		while (off + ftl->bs <= end) {
+			uint8_t *pk = ftl->gc_buf + off;
+			struct ftl_pack_disk *ph = (struct ftl_pack_disk *)pk;
+			uint32_t crc = ph->crc;
+			if (ph->magic != FTL_PACK_MAGIC || ph->seg_seq != s->seq ||
+			    ph->nentries > ftl->max_entries || ph->total_bytes < ftl->bs ||
+			    ph->total_bytes % ftl->bs || off + ph->total_bytes > end)
+				break;
+			ph->crc = 0;
+			uint32_t want = ftl_crc32c(0, pk, sizeof(*ph) + ph->nentries *
+							     sizeof(struct ftl_pack_entry_disk));
+			ph->crc = crc;
+			if (want != crc)
+				break;
+			rc = gc_move_pack(ftl, victim, off, pk, target, &moved);
+			if (rc)
+				goto out;
+			off += ph->total_bytes;
+		}
+	}
+	rc = gc_seal_gc_streams(ftl);
+	if (rc)
+		goto out;
+	rc = ftl_dev_flush(ftl->dev);
+	if (rc)
+		goto out;
+	if (atomic_load(&s->live_bytes) != 0)
+		goto out_pin;
+	atomic_fetch_add(&ftl->gc_bytes, moved);
+	atomic_fetch_add(&ftl->gc_runs, 1);
+	if (force)
+		atomic_fetch_add(&ftl->wear_moves, 1);
+	return ftl_seg_release(ftl, victim);
+
+out_pin:
+	/* Live data we cannot account for stays where it is: better a segment lost to GC than a
+	 * chunk lost to the user. Reads of it fail with -EIO if it is really damaged. */
+	atomic_store(&s->pinned, 1);
+	if (!rc)
+		rc = -EUCLEAN;
+out:
+	return rc;
+}
+
+/* Static wear leveling: when the least-worn segment holds (cold) data and lags the most worn
+ * by more than the allowed spread, move its data so it rejoins the free pool. */
+static int gc_wear_level(struct ftl *ftl)
+{
+	uint32_t min_closed = FTL_SEG_NONE, min_free = UINT32_MAX, max_e = 0;
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		struct ftl_seg *s = &ftl->segs[i];
+		uint8_t state = atomic_load(&s->state);
+		sum += s->erase_count;
+		if (s->erase_count > max_e)
+			max_e = s->erase_count;
+		if (state == FTL_SEG_FREE && s->erase_count < min_free)
+			min_free = s->erase_count;
+		if (state == FTL_SEG_CLOSED && !atomic_load(&s->pinned) &&
+		    (min_closed == FTL_SEG_NONE ||
+		     s->erase_count < ftl->segs[min_closed].erase_count))
+			min_closed = i;
+	}
+	if (min_closed == FTL_SEG_NONE)
+		return 0;
+	uint32_t lo = ftl->segs[min_closed].erase_count;
+	double mean = (double)sum / ftl->nsegs;
+	/* The allowed spread grows with wear so the bound is relative (max/mean), with a floor
+	 * so young devices do not shuffle data for nothing. */
+	double spread = ftl->cfg.wear_spread;
+	if (spread < mean * 0.08)
+		spread = mean * 0.08;
+	if ((double)(max_e - lo) <= spread || lo >= min_free)
+		return 0;
+	return gc_clean(ftl, min_closed, FTL_STREAM_GC_COLD, true) == 0 ? 1 : 0;
+}
+
+static uint32_t nfree_now(struct ftl *ftl)
+{
+	pthread_mutex_lock(&ftl->seg_lock);
+	uint32_t n = ftl->nfree;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	return n;
+}
+
+static int gc_run_locked(struct ftl *ftl, uint32_t max_segments, uint32_t want_free)
+{
+	int cleaned = 0, rc = 0, since_gain = 0;
+	uint32_t best_free = nfree_now(ftl);
+	for (;;) {
+		if (max_segments && (uint32_t)cleaned >= max_segments)
+			break;
+		uint32_t nfree = nfree_now(ftl);
+		if (!max_segments && nfree >= want_free)
+			break;
+		/* Each victim must pay for itself within a few cleanings; if free space does not
+		 * grow, the device is full of live data and more moving only wears it. */
+		if (nfree > best_free) {
+			best_free = nfree;
+			since_gain = 0;
+		} else if (++since_gain > 2 * FTL_STREAM_COUNT + 16) {
+			break;
+		}
+		uint32_t v = gc_pick_victim(ftl);
+		if (v == FTL_SEG_NONE)
+			break;
+		rc = gc_clean(ftl, v, FTL_STREAM_GC_COLD, false);
+		if (rc && rc != -EUCLEAN)
+			return rc;
+		if (rc == 0)
+			cleaned++;
+	}
+	cleaned += gc_wear_level(ftl);
+	return cleaned;
+}
+
+static uint32_t pct_segs(struct ftl *ftl, uint32_t pct)
+{
+	uint32_t n = (uint32_t)((uint64_t)ftl->nsegs * pct / 100);
+	return n > ftl->reserve + 1 ? n : ftl->reserve + 1;
+}
+
+int ftl_gc(struct ftl *ftl, uint32_t max_segments)
+{
+	if (ftl->rdonly)
+		return -EROFS;
+	pthread_mutex_lock(&ftl->gc_lock);
+	int rc = gc_run_locked(ftl, max_segments, pct_segs(ftl, ftl->cfg.gc_high_pct));
+	pthread_mutex_unlock(&ftl->gc_lock);
+	return rc;
+}
+
+int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free)
+{
+	pthread_mutex_lock(&ftl->gc_lock);
+	int rc = gc_run_locked(ftl, 0, want_free);
+	pthread_mutex_unlock(&ftl->gc_lock);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&ftl->seg_lock);
+	bool ok = ftl->nfree >= want_free;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	return ok ? 0 : -ENOSPC;
+}
+
+static void *gc_thread_main(void *arg)
+{
+	struct ftl *ftl = arg;
+	pthread_mutex_lock(&ftl->gc_wait_lock);
+	while (!ftl->gc_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ftl->gc_cond, &ftl->gc_wait_lock, &ts);
+		if (ftl->gc_stop)
+			break;
+		pthread_mutex_lock(&ftl->seg_lock);
+		bool low = ftl->nfree < pct_segs(ftl, ftl->cfg.gc_low_pct);
+		pthread_mutex_unlock(&ftl->seg_lock);
+		if (!low)
+			continue;
+		pthread_mutex_unlock(&ftl->gc_wait_lock);
+		/* Small steps so foreground GC and sync never wait behind a long pass. */
+		for (int i = 0; i < 64 && !ftl->gc_stop; i++)
+			if (ftl_gc(ftl, 1) <= 0)
+				break;
+		pthread_mutex_lock(&ftl->gc_wait_lock);
+	}
+	pthread_mutex_unlock(&ftl->gc_wait_lock);
+	return NULL;
+}
+
+int ftl_gc_start(struct ftl *ftl)
+{
+	pthread_mutex_init(&ftl->gc_wait_lock, NULL);
+	pthread_cond_init(&ftl->gc_cond, NULL);
+	ftl->gc_stop = false;
+	if (!ftl->cfg.gc_thread || ftl->rdonly)
+		return 0;
+	int rc = pthread_create(&ftl->gc_thread, NULL, gc_thread_main, ftl);
+	if (rc)
+		return -rc;
+	ftl->gc_thread_running = true;
+	return 0;
+}
+
+void ftl_gc_stop(struct ftl *ftl)
+{
+	if (ftl->gc_thread_running) {
+		pthread_mutex_lock(&ftl->gc_wait_lock);
+		ftl->gc_stop = true;
+		pthread_cond_signal(&ftl->gc_cond);
+		pthread_mutex_unlock(&ftl->gc_wait_lock);
+		pthread_join(ftl->gc_thread, NULL);
+		ftl->gc_thread_running = false;
+	}
+	pthread_cond_destroy(&ftl->gc_cond);
+	pthread_mutex_destroy(&ftl->gc_wait_lock);
+}
+
+void ftl_gc_kick(struct ftl *ftl)
+{
+	if (!ftl->gc_thread_running)
+		return;
+	pthread_mutex_lock(&ftl->gc_wait_lock);
+	pthread_cond_signal(&ftl->gc_cond);
+	pthread_mutex_unlock(&ftl->gc_wait_lock);
+}

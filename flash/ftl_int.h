@@ -1,0 +1,219 @@
+/* flash/ftl_int.h - in-memory state of the FTL, shared by the ftl_*.c files (private to flash/).
+ *
+ * INVARIANTS (numbered, referred to from the code):
+ *  1. Segment states: FREE segments hold no live chunk and are not in any stream; an OPEN
+ *     segment belongs to exactly one stream (seg->stream) and only that stream appends to it,
+ *     under the stream's lock; CLOSED segments are immutable until GC frees them.
+ *  2. A chunk's L2P entry is stored when it is appended to a stream's pack buffer. Until the
+ *     pack is sealed (written to the device) the chunk lives only in that buffer: readers that
+ *     find the location at or past the stream's pack_start in the stream's current segment copy
+ *     it from the buffer under the stream lock.
+ *  3. GC never frees a victim before the relocated copies are on the device and flushed, so a
+ *     power cut at any point leaves at least one valid copy of every synced chunk.
+ *  4. A reader that loses a race with GC (reads a location that was freed and reused) sees a
+ *     checksum failure; it reloads the L2P entry and retries when it changed, and reports -EIO
+ *     only when the entry is unchanged (real damage).
+ *  5. Lock order: stream lock -> gc_lock -> (another stream's lock, GC streams only) -> seg_lock
+ *     -> seg stripe lock -> id_lock. The GC never takes a user stream's lock.
+ *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
+ *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
+ */
+#ifndef PSTOR_FTL_INT_H
+#define PSTOR_FTL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ftl.h"
+#include "ftl_format.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "on-disk structs are written in host order: little-endian hosts only");
+
+uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
+
+/* Chunk checksum: covers the id, so a chunk read from the wrong place fails too. */
+static inline uint32_t ftl_chunk_crc(uint64_t id, uint32_t len_flags, const void *payload,
+				     uint32_t len)
+{
+	uint32_t c = ftl_crc32c(0, &id, sizeof(id));
+	c = ftl_crc32c(c, &len_flags, sizeof(len_flags));
+	return ftl_crc32c(c, payload, len);
+}
+
+/* ---- L2P: chunk id -> location, two-level table of 64-bit entries ---- */
+/* An entry: segment (24 bits) | offset in segment / 8 (24 bits) | payload length - 1 (16 bits).
+ * 0 means "no chunk" (offset 0 is the segment header, never a chunk). Free ids are chained
+ * through their entries: FTL_L2P_FREE_TAG | next free id. */
+#define FTL_L2P_PAGE_SHIFT 16
+#define FTL_L2P_PAGE_SIZE  (1u << FTL_L2P_PAGE_SHIFT)
+#define FTL_L2P_FREE_TAG   (0xffffffull << 40)
+#define FTL_L2P_ID_MAX     ((1ull << 40) - 2)
+#define FTL_SEG_MAX        0xfffffeu
+#define FTL_SEG_NONE       UINT32_MAX
+
+static inline uint64_t ftl_loc_make(uint32_t seg, uint32_t off, uint32_t len)
+{
+	return ((uint64_t)seg << 40) | ((uint64_t)(off >> 3) << 16) | (uint64_t)(len - 1);
+}
+static inline uint32_t ftl_loc_seg(uint64_t loc)
+{
+	return (uint32_t)(loc >> 40);
+}
+static inline uint32_t ftl_loc_off(uint64_t loc)
+{
+	return (uint32_t)((loc >> 16) & 0xffffff) << 3;
+}
+static inline uint32_t ftl_loc_len(uint64_t loc)
+{
+	return (uint32_t)(loc & 0xffff) + 1;
+}
+static inline bool ftl_loc_is_chunk(uint64_t loc)
+{
+	return loc != 0 && (loc & FTL_L2P_FREE_TAG) != FTL_L2P_FREE_TAG;
+}
+
+struct ftl_l2p {
+	_Atomic(uint64_t) **pages; /* directory; pages allocated on demand */
+	uint64_t npages_max;
+	pthread_mutex_t id_lock; /* guards the free chain, next_id, page allocation */
+	uint64_t next_id;        /* ids below this have been handed out at least once */
+	uint64_t free_head;      /* first free id or UINT64_MAX */
+	uint64_t npages;         /* pages allocated */
+	_Atomic uint64_t live;   /* ids in use */
+};
+
+int ftl_l2p_init(struct ftl_l2p *m, uint64_t max_ids);
+void ftl_l2p_destroy(struct ftl_l2p *m);
+uint64_t ftl_l2p_get(struct ftl_l2p *m, uint64_t id);
+void ftl_l2p_set(struct ftl_l2p *m, uint64_t id, uint64_t loc);
+bool ftl_l2p_cas(struct ftl_l2p *m, uint64_t id, uint64_t old, uint64_t loc);
+int ftl_l2p_alloc(struct ftl_l2p *m, uint64_t *id);
+/* Takes a specific id (scan at open); fails with -EEXIST if it is taken. */
+int ftl_l2p_claim(struct ftl_l2p *m, uint64_t id);
+void ftl_l2p_release(struct ftl_l2p *m, uint64_t id);
+/* Rebuilds the free chain after a scan claimed ids out of order. */
+void ftl_l2p_rebuild_free(struct ftl_l2p *m);
+uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m);
+
+/* ---- segments and streams ---- */
+enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED };
+
+struct ftl_seg {
+	_Atomic uint8_t state; /* enum ftl_seg_state */
+	_Atomic uint8_t stream;
+	_Atomic uint8_t pinned; /* GC could not account for every live chunk: never freed */
+	uint32_t erase_count;
+	uint64_t seq;
+	uint64_t open_clock, close_clock;
+	_Atomic uint32_t live_bytes; /* invariant 6 */
+	uint32_t end;                /* bytes used (next pack start) */
+	uint32_t npacks, cap_packs;  /* pack start offsets, guarded by the seg's stripe lock */
+	uint32_t *pack_offs;
+};
+
+/* Write streams: data is placed by expected lifetime so GC finds segments that are mostly dead
+ * (hot) or that it need not touch (cold). */
+#define FTL_STREAM_LIST(X)                                                                         \
+	X(USER_HOT, "user-hot")                                                                    \
+	X(USER_COLD, "user-cold")                                                                  \
+	X(GC_HOT, "gc-hot")                                                                        \
+	X(GC_COLD, "gc-cold")
+
+enum ftl_stream_id {
+#define FTL_STREAM_ENUM(n, s) FTL_STREAM_##n,
+	FTL_STREAM_LIST(FTL_STREAM_ENUM)
+#undef FTL_STREAM_ENUM
+	FTL_STREAM_COUNT
+};
+
+struct ftl_stream {
+	pthread_mutex_t lock;
+	enum ftl_stream_id id;
+	uint32_t seg;        /* open segment or FTL_SEG_NONE */
+	uint32_t pack_start; /* offset in segment of the pack being filled */
+	uint8_t *buf;        /* [header block][data]: the pack being filled */
+	uint32_t nent;
+	uint32_t data_len;
+	uint64_t writes;     /* chunks appended (counter) */
+};
+
+#define FTL_SEG_STRIPES 64
+
+struct ftl {
+	struct ftl_dev *dev;
+	struct ftl_superblock_info sb;
+	struct ftl_config cfg;
+	bool rdonly;
+
+	uint32_t bs;          /* FTL block size */
+	uint32_t seg_size;
+	uint32_t nsegs;
+	uint32_t max_entries; /* summary entries per pack header block */
+	uint32_t pack_data_cap;
+
+	struct ftl_seg *segs;
+	pthread_mutex_t seg_lock; /* guards segment state changes, free count, seq */
+	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
+	uint32_t nfree;
+	uint32_t reserve; /* free segments only GC may take */
+	uint64_t next_seq;
+
+	struct ftl_stream streams[FTL_STREAM_COUNT];
+	struct ftl_l2p l2p;
+
+	_Atomic uint64_t clock;      /* virtual time: host payload bytes written */
+	_Atomic uint64_t next_birth; /* write sequence of chunk contents */
+
+	pthread_mutex_t gc_lock;
+	uint8_t *gc_buf; /* one segment, for GC reads; guarded by gc_lock */
+	pthread_t gc_thread;
+	bool gc_thread_running;
+	_Atomic bool gc_stop;
+	pthread_mutex_t gc_wait_lock;
+	pthread_cond_t gc_cond;
+
+	/* counters */
+	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims;
+	_Atomic uint64_t read_errors, checksum_errors, bytes_live;
+};
+
+static inline uint64_t ftl_seg_dev_off(const struct ftl *ftl, uint32_t seg)
+{
+	return ftl->sb.data_offset + (uint64_t)seg * ftl->seg_size;
+}
+
+/* ftl_segment.c */
+int ftl_segs_init(struct ftl *ftl);
+void ftl_segs_destroy(struct ftl *ftl);
+int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint32_t *out);
+int ftl_seg_release(struct ftl *ftl, uint32_t seg);
+void ftl_seg_add_pack(struct ftl *ftl, uint32_t seg, uint32_t off);
+int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);
+
+/* ftl_stream.c */
+int ftl_streams_init(struct ftl *ftl);
+void ftl_streams_destroy(struct ftl *ftl);
+int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
+		      const uint8_t hash[FTL_HASH_LEN], const struct ftl_chunk_disk *hdr,
+		      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc);
+int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st);
+int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);
+/* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. */
+int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out,
+			     uint32_t len, struct ftl_chunk_disk *hdr, uint8_t *hash);
+
+/* ftl_gc.c */
+int ftl_gc_start(struct ftl *ftl);
+void ftl_gc_stop(struct ftl *ftl);
+void ftl_gc_kick(struct ftl *ftl);
+/* Foreground GC when free segments ran out; caller holds no gc_lock. */
+int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free);
+
+/* ftl_scan.c */
+int ftl_scan(struct ftl *ftl);
+
+#endif

@@ -1,0 +1,158 @@
+/* flash/ftl_segment.c - segment life cycle: free -> open (one stream) -> closed -> free.
+ *
+ * Allocation picks the least-worn free segment (dynamic wear leveling); release counts an
+ * erase, records it in a FREE header and TRIMs the rest. Never decides what to clean: ftl_gc.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftl_int.h"
+
+int ftl_segs_init(struct ftl *ftl)
+{
+	ftl->segs = calloc(ftl->nsegs, sizeof(*ftl->segs));
+	if (!ftl->segs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		atomic_init(&ftl->segs[i].state, FTL_SEG_FREE);
+		atomic_init(&ftl->segs[i].live_bytes, 0);
+	}
+	pthread_mutex_init(&ftl->seg_lock, NULL);
+	for (int i = 0; i < FTL_SEG_STRIPES; i++)
+		pthread_mutex_init(&ftl->seg_stripes[i], NULL);
+	ftl->nfree = ftl->nsegs;
+	return 0;
+}
+
+void ftl_segs_destroy(struct ftl *ftl)
+{
+	if (!ftl->segs)
+		return;
+	for (uint32_t i = 0; i < ftl->nsegs; i++)
+		free(ftl->segs[i].pack_offs);
+	free(ftl->segs);
+	ftl->segs = NULL;
+	pthread_mutex_destroy(&ftl->seg_lock);
+	for (int i = 0; i < FTL_SEG_STRIPES; i++)
+		pthread_mutex_destroy(&ftl->seg_stripes[i]);
+}
+
+int ftl_seg_write_header(struct ftl *ftl, uint32_t segi, uint8_t disk_state)
+{
+	struct ftl_seg *seg = &ftl->segs[segi];
+	uint8_t *blk = aligned_alloc(4096, ftl->bs);
+	int rc;
+	if (!blk)
+		return -ENOMEM;
+	memset(blk, 0, ftl->bs);
+	struct ftl_seg_disk *h = (struct ftl_seg_disk *)blk;
+	h->magic = FTL_SEG_MAGIC;
+	memcpy(h->uuid, ftl->sb.uuid, sizeof(h->uuid));
+	h->seq = seg->seq;
+	h->seg_index = segi;
+	h->erase_count = seg->erase_count;
+	h->state = disk_state;
+	h->stream = seg->stream;
+	h->open_clock = seg->open_clock;
+	h->crc = ftl_crc32c(0, h, sizeof(*h));
+	rc = ftl_dev_write(ftl->dev, blk, ftl->bs, ftl_seg_dev_off(ftl, segi));
+	if (!rc)
+		atomic_fetch_add(&ftl->dev_bytes, ftl->bs);
+	free(blk);
+	return rc;
+}
+
+int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint32_t *out)
+{
+	uint32_t best = FTL_SEG_NONE;
+	int rc;
+
+	pthread_mutex_lock(&ftl->seg_lock);
+	if (ftl->nfree == 0 || (!for_gc && ftl->nfree <= ftl->reserve)) {
+		pthread_mutex_unlock(&ftl->seg_lock);
+		return -ENOSPC;
+	}
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		if (atomic_load(&ftl->segs[i].state) != FTL_SEG_FREE)
+			continue;
+		if (best == FTL_SEG_NONE || ftl->segs[i].erase_count < ftl->segs[best].erase_count)
+			best = i;
+	}
+	struct ftl_seg *seg = &ftl->segs[best];
+	atomic_store(&seg->state, FTL_SEG_OPEN);
+	ftl->nfree--;
+	seg->stream = (uint8_t)stream;
+	seg->seq = ftl->next_seq++;
+	seg->open_clock = atomic_load(&ftl->clock);
+	seg->close_clock = 0;
+	seg->end = ftl->bs;
+	atomic_store(&seg->live_bytes, 0);
+	pthread_mutex_unlock(&ftl->seg_lock);
+
+	pthread_mutex_lock(&ftl->seg_stripes[best % FTL_SEG_STRIPES]);
+	seg->npacks = 0;
+	pthread_mutex_unlock(&ftl->seg_stripes[best % FTL_SEG_STRIPES]);
+
+	rc = ftl_seg_write_header(ftl, best, FTL_SEG_DISK_OPEN);
+	if (rc) {
+		/* The segment may be bad; leave it closed and empty so GC recycles it. */
+		atomic_store(&seg->state, FTL_SEG_CLOSED);
+		seg->close_clock = atomic_load(&ftl->clock);
+		return rc;
+	}
+	*out = best;
+	return 0;
+}
+
+void ftl_seg_add_pack(struct ftl *ftl, uint32_t segi, uint32_t off)
+{
+	struct ftl_seg *seg = &ftl->segs[segi];
+	pthread_mutex_t *l = &ftl->seg_stripes[segi % FTL_SEG_STRIPES];
+	pthread_mutex_lock(l);
+	if (seg->npacks == seg->cap_packs) {
+		uint32_t ncap = seg->cap_packs ? seg->cap_packs * 2 : 16;
+		uint32_t *n = realloc(seg->pack_offs, ncap * sizeof(*n));
+		if (!n) {
+			/* Only ftl_read_hash needs this; it falls back to a header walk. */
+			pthread_mutex_unlock(l);
+			return;
+		}
+		seg->pack_offs = n;
+		seg->cap_packs = ncap;
+	}
+	seg->pack_offs[seg->npacks++] = off;
+	pthread_mutex_unlock(l);
+}
+
+int ftl_seg_release(struct ftl *ftl, uint32_t segi)
+{
+	struct ftl_seg *seg = &ftl->segs[segi];
+	int rc;
+
+	pthread_mutex_lock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
+	free(seg->pack_offs);
+	seg->pack_offs = NULL;
+	seg->npacks = seg->cap_packs = 0;
+	pthread_mutex_unlock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
+
+	pthread_mutex_lock(&ftl->seg_lock);
+	seg->erase_count++;
+	seg->seq = ftl->next_seq++;
+	seg->end = 0;
+	pthread_mutex_unlock(&ftl->seg_lock);
+
+	/* The FREE header supersedes the old one, so a scan ignores stale packs even where TRIM
+	 * is not supported; the erase count survives remounts. */
+	rc = ftl_seg_write_header(ftl, segi, FTL_SEG_DISK_FREE);
+	int trc = ftl_dev_trim(ftl->dev, ftl_seg_dev_off(ftl, segi) + ftl->bs,
+			       ftl->seg_size - ftl->bs);
+	if (trc == 0)
+		atomic_fetch_add(&ftl->trims, 1);
+
+	pthread_mutex_lock(&ftl->seg_lock);
+	atomic_store(&seg->state, FTL_SEG_FREE);
+	ftl->nfree++;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	return rc;
+}

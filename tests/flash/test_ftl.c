@@ -1,0 +1,601 @@
+/* tests/flash/test_ftl.c - criterion suite for the FTL: append/read/free, GC, wear, TRIM,
+ * faults, reopen by scan, superblock validation.
+ *
+ * Every test runs on an in-memory device so faults and power cuts can be injected.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftl.h"
+
+uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+/* Content is a function of (key, version) so any chunk can be checked without keeping it. */
+static void fill(uint8_t *buf, uint32_t len, uint64_t key, uint64_t version)
+{
+	uint64_t s = key * 0x100000001b3ull + version * 0x9e3779b97f4a7c15ull + 1;
+	for (uint32_t i = 0; i < len; i++) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		buf[i] = (uint8_t)s;
+	}
+}
+
+static void hash_of(uint8_t h[FTL_HASH_LEN], uint64_t key, uint64_t version)
+{
+	memset(h, 0, FTL_HASH_LEN);
+	memcpy(h, &key, 8);
+	memcpy(h + 8, &version, 8);
+}
+
+struct fixture {
+	struct ftl_dev *dev;
+	struct ftl *ftl;
+};
+
+static void fx_open(struct fixture *fx, uint64_t dev_size, uint64_t seg_size, bool format)
+{
+	int rc;
+	if (!fx->dev) {
+		rc = ftl_dev_open_mem(dev_size, 4096, &fx->dev);
+		cr_assert_eq(rc, 0, "mem dev: %d", rc);
+	}
+	if (format) {
+		struct ftl_format_params p = {.segment_size = seg_size, .meta_blocks = 256};
+		rc = ftl_format(fx->dev, &p);
+		cr_assert_eq(rc, 0, "format: %d", rc);
+	}
+	struct ftl_config cfg = {.dev = fx->dev};
+	rc = ftl_open(&cfg, &fx->ftl);
+	cr_assert_eq(rc, 0, "open: %d", rc);
+}
+
+static void fx_close(struct fixture *fx)
+{
+	ftl_close(fx->ftl);
+	fx->ftl = NULL;
+	ftl_dev_close(fx->dev);
+	fx->dev = NULL;
+}
+
+Test(ftl_crc, hardware_and_table_agree)
+{
+	uint8_t buf[1031];
+	fill(buf, sizeof(buf), 7, 7);
+	for (size_t n = 0; n < sizeof(buf); n += 37)
+		cr_assert_eq(ftl_crc32c(0, buf, n), ftl_crc32c_sw(0, buf, n));
+	/* The standard check value of CRC-32C. */
+	cr_assert_eq(ftl_crc32c(0, "123456789", 9), 0xe3069283u);
+}
+
+Test(ftl_basic, append_read_free_round_trip)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	static const uint32_t lens[] = {1, 7, 8, 9, 100, 4095, 4096, 4097, 30000, 65536};
+	struct ftl_addr a[10];
+	uint8_t *buf = malloc(FTL_CHUNK_MAX), *got = malloc(FTL_CHUNK_MAX);
+	uint8_t h[FTL_HASH_LEN], hg[FTL_HASH_LEN];
+	for (int i = 0; i < 10; i++) {
+		fill(buf, lens[i], i, 0);
+		hash_of(h, i, 0);
+		struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = (uint8_t)(i + 1)};
+		cr_assert_eq(ftl_write(fx.ftl, buf, lens[i], h, &o, &a[i]), 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 10; i++) {
+			uint8_t fl = 0;
+			fill(buf, lens[i], i, 0);
+			memset(got, 0xaa, FTL_CHUNK_MAX);
+			cr_assert_eq(ftl_read(fx.ftl, a[i], got, FTL_CHUNK_MAX, &fl), (int)lens[i]);
+			cr_assert_eq(memcmp(buf, got, lens[i]), 0, "chunk %d pass %d", i, pass);
+			cr_assert_eq(fl, i + 1);
+			cr_assert_eq(ftl_chunk_len(fx.ftl, a[i]), (int)lens[i]);
+			hash_of(h, i, 0);
+			cr_assert_eq(ftl_read_hash(fx.ftl, a[i], hg), 0);
+			cr_assert_eq(memcmp(h, hg, FTL_HASH_LEN), 0);
+		}
+		cr_assert_eq(ftl_sync(fx.ftl), 0); /* second pass reads from the device */
+	}
+	cr_assert_eq(ftl_read(fx.ftl, a[9], got, 100, NULL), -ENOBUFS);
+	cr_assert_eq(ftl_free(fx.ftl, a[3]), 0);
+	cr_assert_eq(ftl_free(fx.ftl, a[3]), -ENOENT);
+	cr_assert_eq(ftl_read(fx.ftl, a[3], got, FTL_CHUNK_MAX, NULL), -ENOENT);
+	cr_assert_eq(ftl_write(fx.ftl, buf, 0, h, NULL, &a[0]), -EINVAL);
+	cr_assert_eq(ftl_write(fx.ftl, buf, FTL_CHUNK_MAX + 1, h, NULL, &a[0]), -EINVAL);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.chunks_live, 9);
+	free(buf);
+	free(got);
+	fx_close(&fx);
+}
+
+struct scan_seen {
+	uint64_t count;
+	uint64_t bad_hash;
+};
+
+static int count_cb(void *arg, struct ftl_addr addr, const uint8_t *hash, uint32_t len,
+		    uint8_t flags)
+{
+	struct scan_seen *s = arg;
+	uint64_t key;
+	memcpy(&key, hash, 8);
+	if (key != addr.v + 1000 || len != 512 + (addr.v % 7) || flags != 3)
+		s->bad_hash++;
+	s->count++;
+	return 0;
+}
+
+Test(ftl_basic, reopen_rebuilds_map_by_scan)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	uint8_t buf[600], got[600], h[FTL_HASH_LEN];
+	enum { N = 3000 };
+	struct ftl_addr *a = calloc(N, sizeof(*a));
+	for (int i = 0; i < N; i++) {
+		struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = 3};
+		uint32_t len = 512 + (i % 7);
+		fill(buf, len, i, 1);
+		cr_assert_eq(ftl_write(fx.ftl, buf, len, h, &o, &a[i]), 0);
+	}
+	/* Rewrite the hashes the scan must report: hash key = address + 1000. */
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(ftl_free(fx.ftl, a[i]), 0);
+	for (int i = 0; i < N; i++) {
+		struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = 3};
+		fill(buf, 512 + (i % 7), i, 2);
+		struct ftl_addr x;
+		/* ids are reused lowest first, so the key can be predicted after the write */
+		cr_assert_eq(ftl_write(fx.ftl, buf, 512 + (i % 7), h, &o, &x), 0);
+		a[i] = x;
+	}
+	ftl_close(fx.ftl);
+	fx.ftl = NULL;
+
+	/* Reopen: all chunks written after the frees must be found, byte-exact. */
+	struct scan_seen seen = {0};
+	struct ftl_config cfg = {.dev = fx.dev, .scan_cb = count_cb, .scan_arg = &seen};
+	cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
+	for (int i = 0; i < N; i++) {
+		uint32_t len = 512 + (i % 7);
+		fill(buf, len, i, 2);
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), (int)len);
+		cr_assert_eq(memcmp(buf, got, len), 0, "chunk %d", i);
+	}
+	/* Freed chunks of generation 1 lost to newer births of the same ids: only N remain. */
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.chunks_live, N);
+	cr_assert_eq(seen.count, N);
+	free(a);
+	fx_close(&fx);
+}
+
+/* The core GC test: a nearly full device under random overwrites keeps every chunk exact. */
+Test(ftl_gc, random_overwrites_of_nearly_full_device_keep_every_chunk, .timeout = 120)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 48 << 20, 256 << 10, true);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	uint32_t len = 4096;
+	uint64_t nkeys = st.capacity_bytes * 80 / 100 / (len + 64);
+	struct ftl_addr *a = calloc(nkeys, sizeof(*a));
+	uint32_t *ver = calloc(nkeys, sizeof(*ver));
+	uint8_t *buf = malloc(len), *got = malloc(len), h[FTL_HASH_LEN];
+	for (uint64_t k = 0; k < nkeys; k++) {
+		fill(buf, len, k, 0);
+		hash_of(h, k, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, len, h, NULL, &a[k]), 0);
+	}
+	for (uint64_t i = 0; i < nkeys * 4; i++) {
+		uint64_t k = rnd() % nkeys;
+		ver[k]++;
+		fill(buf, len, k, ver[k]);
+		hash_of(h, k, ver[k]);
+		struct ftl_write_opts o = {.prev = a[k]};
+		struct ftl_addr na;
+		int rc = ftl_write(fx.ftl, buf, len, h, &o, &na);
+		cr_assert_eq(rc, 0, "overwrite %llu: %d", (unsigned long long)i, rc);
+		cr_assert_eq(ftl_free(fx.ftl, a[k]), 0);
+		a[k] = na;
+	}
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_gt(st.gc_runs, 0);
+	cr_assert_gt(st.gc_bytes_moved, 0);
+	cr_assert_eq(st.read_errors, 0);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t k = 0; k < nkeys; k++) {
+			fill(buf, len, k, ver[k]);
+			cr_assert_eq(ftl_read(fx.ftl, a[k], got, len, NULL), (int)len);
+			cr_assert_eq(memcmp(buf, got, len), 0, "key %llu pass %d",
+				     (unsigned long long)k, pass);
+			uint8_t hg[FTL_HASH_LEN];
+			hash_of(h, k, ver[k]);
+			cr_assert_eq(ftl_read_hash(fx.ftl, a[k], hg), 0);
+			cr_assert_eq(memcmp(h, hg, FTL_HASH_LEN), 0);
+		}
+		/* Second pass after a remount: GC'd copies and stale ones must not confuse the scan. */
+		ftl_close(fx.ftl);
+		struct ftl_config cfg = {.dev = fx.dev};
+		cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
+	}
+	/* Chunks freed since their segment was last cleaned can come back from a scan (the FTL
+	 * keeps no free log: its owner's metadata decides what is referenced); never fewer. */
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_geq(st.chunks_live, nkeys);
+	free(a);
+	free(ver);
+	free(buf);
+	free(got);
+	fx_close(&fx);
+}
+
+Test(ftl_gc, wear_spread_stays_bounded_and_trim_reaches_device, .timeout = 120)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 32 << 20, 256 << 10, true);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	uint32_t len = 4096;
+	/* Half the data never changes (cold), the rest is rewritten all the time: without static
+	 * wear leveling the cold segments would never be erased. */
+	uint64_t nkeys = st.capacity_bytes * 70 / 100 / (len + 64);
+	struct ftl_addr *a = calloc(nkeys, sizeof(*a));
+	uint8_t *buf = malloc(len), h[FTL_HASH_LEN] = {0};
+	for (uint64_t k = 0; k < nkeys; k++) {
+		fill(buf, len, k, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, len, h, NULL, &a[k]), 0);
+	}
+	uint64_t hot = nkeys / 2;
+	for (uint64_t i = 0; i < nkeys * 12; i++) {
+		uint64_t k = rnd() % hot;
+		struct ftl_write_opts o = {.prev = a[k]};
+		struct ftl_addr na;
+		cr_assert_eq(ftl_write(fx.ftl, buf, len, h, &o, &na), 0);
+		cr_assert_eq(ftl_free(fx.ftl, a[k]), 0);
+		a[k] = na;
+	}
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_gt(st.wear_moves, 0, "static wear leveling never ran");
+	cr_assert_gt(st.erase_mean, 10);
+	cr_assert_leq(st.erase_max - st.erase_min, (uint32_t)(st.erase_mean * 0.3) + 10,
+		      "spread %u..%u mean %.1f", st.erase_min, st.erase_max, st.erase_mean);
+	cr_assert_gt(st.trims, 0);
+	cr_assert_gt(ftl_dev_mem_trimmed_bytes(fx.dev), 0);
+	/* Cold data untouched by the user is still exact after being moved around. */
+	uint8_t *got = malloc(len);
+	for (uint64_t k = hot; k < nkeys; k++) {
+		fill(buf, len, k, 0);
+		cr_assert_eq(ftl_read(fx.ftl, a[k], got, len, NULL), (int)len);
+		cr_assert_eq(memcmp(buf, got, len), 0);
+	}
+	free(got);
+	free(a);
+	free(buf);
+	fx_close(&fx);
+}
+
+Test(ftl_gc, trim_of_freed_segments_reaches_backend)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint64_t before = ftl_dev_mem_trimmed_bytes(fx.dev);
+	uint8_t buf[4096] = {1}, h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a[600];
+	for (int i = 0; i < 600; i++)
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	uint64_t written = ftl_dev_mem_trimmed_bytes(fx.dev);
+	cr_assert_lt(written, before);
+	for (int i = 0; i < 600; i++)
+		cr_assert_eq(ftl_free(fx.ftl, a[i]), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	cr_assert_gt(ftl_gc(fx.ftl, 1000), 0);
+	cr_assert_gt(ftl_dev_mem_trimmed_bytes(fx.dev), written);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_gt(st.trims, 0);
+	fx_close(&fx);
+}
+
+Test(ftl_space, full_device_gives_enospc_and_keeps_data)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 8 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr *a = calloc(4096, sizeof(*a));
+	int n = 0, rc = 0;
+	for (; n < 4096; n++) {
+		fill(buf, sizeof(buf), n, 0);
+		rc = ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[n]);
+		if (rc)
+			break;
+	}
+	cr_assert_eq(rc, -ENOSPC, "rc %d after %d chunks", rc, n);
+	cr_assert_gt(n, 1000);
+	for (int i = 0; i < n; i++) {
+		fill(buf, sizeof(buf), i, 0);
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), 4096);
+		cr_assert_eq(memcmp(buf, got, sizeof(buf)), 0);
+	}
+	/* Freeing gives the space back (GC runs when allocation needs it). */
+	for (int i = 0; i < n / 2; i++)
+		cr_assert_eq(ftl_free(fx.ftl, a[i]), 0);
+	for (int i = 0; i < n / 4; i++) {
+		fill(buf, sizeof(buf), i, 1);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0, "rewrite %d", i);
+	}
+	for (int i = n / 2; i < n; i++) {
+		fill(buf, sizeof(buf), i, 0);
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), 4096);
+		cr_assert_eq(memcmp(buf, got, sizeof(buf)), 0);
+	}
+	free(a);
+	fx_close(&fx);
+}
+
+/* Finds the device offset of a payload by its bytes (the mem device is readable directly). */
+static uint64_t find_on_dev(struct ftl_dev *dev, const uint8_t *pat, size_t len)
+{
+	uint8_t *blk = malloc(1 << 20);
+	uint64_t size = ftl_dev_size(dev), found = UINT64_MAX;
+	for (uint64_t off = 0; off < size && found == UINT64_MAX; off += 1 << 20) {
+		cr_assert_eq(ftl_dev_read(dev, blk, 1 << 20, off), 0);
+		for (size_t i = 0; i + len <= (1 << 20); i += 8)
+			if (!memcmp(blk + i, pat, len)) {
+				found = off + i;
+				break;
+			}
+	}
+	free(blk);
+	return found;
+}
+
+Test(ftl_faults, flipped_bit_gives_eio_never_wrong_data)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a;
+	fill(buf, sizeof(buf), 42, 42);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	uint64_t off = find_on_dev(fx.dev, buf, 64);
+	cr_assert_neq(off, UINT64_MAX);
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, off + 1000, 3), 0);
+	memset(got, 0x5a, sizeof(got));
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
+	cr_assert_neq(memcmp(buf, got, sizeof(got)), 0);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.checksum_errors, 1);
+	/* Flip it back: the chunk reads again (the error was the damage, not a stuck state). */
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, off + 1000, 3), 0);
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), 4096);
+	cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	fx_close(&fx);
+}
+
+Test(ftl_faults, injected_read_error_gives_eio)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a;
+	fill(buf, sizeof(buf), 1, 1);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	uint64_t off = find_on_dev(fx.dev, buf, 64);
+	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_READ_EIO, off & ~4095ull, 4096, 1), 0);
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), 4096);
+	cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	fx_close(&fx);
+}
+
+Test(ftl_faults, failed_pack_write_reports_error_and_reads_fail_cleanly)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a, b;
+	fill(buf, sizeof(buf), 1, 1);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	/* Every write to the data area fails once: the next seal loses its pack. */
+	struct ftl_superblock_info sb;
+	cr_assert_eq(ftl_read_superblock(fx.dev, &sb), 0);
+	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, sb.data_offset,
+					ftl_dev_size(fx.dev) - sb.data_offset, 1),
+		     0);
+	fill(buf, sizeof(buf), 2, 2);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &b), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), -EIO);
+	memset(got, 0, sizeof(got));
+	int rc = ftl_read(fx.ftl, b, got, sizeof(got), NULL);
+	cr_assert(rc == -EIO, "unsynced chunk of a failed pack: %d", rc);
+	/* The earlier, synced chunk is untouched, and later writes work. */
+	fill(buf, sizeof(buf), 1, 1);
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), 4096);
+	cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &b), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	fx_close(&fx);
+}
+
+static void power_cut_round(bool tear)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 32 << 20, 256 << 10, true);
+	enum { N = 2000 };
+	uint8_t buf[3000], got[3000], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a[N];
+	int synced = 0;
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+		if (i % 97 == 0) {
+			cr_assert_eq(ftl_sync(fx.ftl), 0);
+			synced = i + 1;
+		}
+	}
+	/* Push some unsynced packs to the device without a flush, then cut power. */
+	for (int i = 0; i < 300; i++) {
+		struct ftl_addr x;
+		fill(buf, sizeof(buf), N + i, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &x), 0);
+	}
+	cr_assert_eq(ftl_dev_mem_power_cut(fx.dev, tear), 0);
+	/* The machine is dead: nothing the old instance does from here on reaches the device. */
+	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, 0, ftl_dev_size(fx.dev),
+					1000000),
+		     0);
+	ftl_close(fx.ftl);
+	struct ftl_config cfg = {.dev = fx.dev};
+	cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
+	for (int i = 0; i < N; i++) {
+		int rc = ftl_read(fx.ftl, a[i], got, sizeof(got), NULL);
+		fill(buf, sizeof(buf), i, 0);
+		if (i < synced) {
+			cr_assert_eq(rc, (int)sizeof(got), "synced chunk %d lost: %d", i, rc);
+			cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "synced chunk %d", i);
+		} else if (rc > 0) {
+			cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "unsynced chunk %d garbage", i);
+		}
+	}
+	fx_close(&fx);
+}
+
+Test(ftl_faults, power_cut_keeps_synced_chunks)
+{
+	power_cut_round(false);
+}
+
+Test(ftl_faults, torn_last_write_keeps_synced_chunks)
+{
+	power_cut_round(true);
+}
+
+Test(ftl_super, damaged_copy_a_falls_back_to_copy_b)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	ftl_close(fx.ftl);
+	fx.ftl = NULL;
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, 40, 1), 0);
+	struct ftl_superblock_info sb;
+	cr_assert_eq(ftl_read_superblock(fx.dev, &sb), 0);
+	cr_assert_eq(sb.segment_size, 256 << 10);
+	/* Both damaged: a clear error, not a guess. */
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, 64 * 1024 + 40, 1), 0);
+	cr_assert_eq(ftl_read_superblock(fx.dev, &sb), -EUCLEAN);
+	struct ftl *f = NULL;
+	struct ftl_config cfg = {.dev = fx.dev};
+	cr_assert_eq(ftl_open(&cfg, &f), -EUCLEAN);
+	fx_close(&fx);
+}
+
+Test(ftl_super, zeroed_device_is_not_formatted)
+{
+	struct ftl_dev *dev;
+	cr_assert_eq(ftl_dev_open_mem(16 << 20, 4096, &dev), 0);
+	struct ftl_superblock_info sb;
+	cr_assert_eq(ftl_read_superblock(dev, &sb), -EINVAL);
+	ftl_dev_close(dev);
+}
+
+Test(ftl_super, bad_format_parameters_are_refused)
+{
+	struct ftl_dev *dev;
+	cr_assert_eq(ftl_dev_open_mem(16 << 20, 4096, &dev), 0);
+	struct ftl_format_params p = {.segment_size = 1000};
+	cr_assert_eq(ftl_format(dev, &p), -EINVAL);
+	p = (struct ftl_format_params){.block_size = 3000};
+	cr_assert_eq(ftl_format(dev, &p), -EINVAL);
+	p = (struct ftl_format_params){.segment_size = 8 << 20};
+	cr_assert_eq(ftl_format(dev, &p), -ENOSPC); /* 16 MiB holds no 4 segments of 8 MiB */
+	p = (struct ftl_format_params){.user_block_size = 128 << 10};
+	cr_assert_eq(ftl_format(dev, &p), -EINVAL);
+	struct ftl_superblock_info sb;
+	cr_assert_eq(ftl_read_superblock(dev, &sb), -EINVAL, "nothing was written");
+	ftl_dev_close(dev);
+}
+
+struct mt_arg {
+	struct ftl *ftl;
+	int tid;
+	int errors;
+};
+
+static void *mt_worker(void *p)
+{
+	struct mt_arg *m = p;
+	enum { N = 400 };
+	struct ftl_addr a[N];
+	uint8_t buf[2048], got[2048], h[FTL_HASH_LEN] = {0};
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < N; i++) {
+			fill(buf, sizeof(buf), m->tid * 100000 + i, round);
+			struct ftl_write_opts o = {.prev = round ? a[i] : FTL_ADDR_NONE};
+			struct ftl_addr na;
+			if (ftl_write(m->ftl, buf, sizeof(buf), h, &o, &na))
+				m->errors++;
+			if (round && ftl_free(m->ftl, a[i]))
+				m->errors++;
+			a[i] = na;
+		}
+		for (int i = 0; i < N; i++) {
+			fill(buf, sizeof(buf), m->tid * 100000 + i, round);
+			if (ftl_read(m->ftl, a[i], got, sizeof(got), NULL) != sizeof(got) ||
+			    memcmp(buf, got, sizeof(got)))
+				m->errors++;
+		}
+	}
+	return NULL;
+}
+
+Test(ftl_concurrency, writers_readers_and_gc_thread_agree, .timeout = 120)
+{
+	struct ftl_dev *dev;
+	struct ftl *ftl;
+	cr_assert_eq(ftl_dev_open_mem(16 << 20, 4096, &dev), 0);
+	struct ftl_format_params p = {.segment_size = 256 << 10};
+	cr_assert_eq(ftl_format(dev, &p), 0);
+	struct ftl_config cfg = {.dev = dev, .gc_thread = true, .gc_low_pct = 30, .gc_high_pct = 40};
+	cr_assert_eq(ftl_open(&cfg, &ftl), 0);
+	pthread_t t[4];
+	struct mt_arg m[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct mt_arg){.ftl = ftl, .tid = i};
+		pthread_create(&t[i], NULL, mt_worker, &m[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(m[i].errors, 0, "thread %d: %d errors", i, m[i].errors);
+	}
+	struct ftl_stats st;
+	ftl_get_stats(ftl, &st);
+	cr_assert_eq(st.chunks_live, 4 * 400);
+	cr_assert_gt(st.gc_runs, 0);
+	ftl_close(ftl);
+	ftl_dev_close(dev);
+}
