@@ -51,7 +51,7 @@ enum engine_codec {
 #define ENGINE_CODEC_ENUM(name, str) ENGINE_CODEC_##name,
 	ENGINE_CODEC_LIST(ENGINE_CODEC_ENUM)
 #undef ENGINE_CODEC_ENUM
-	ENGINE_CODEC_COUNT
+	    ENGINE_CODEC_COUNT
 };
 
 const char *engine_codec_name(enum engine_codec c);
@@ -59,11 +59,11 @@ const char *engine_codec_name(enum engine_codec c);
 int engine_codec_parse(const char *s, enum engine_codec *codec, int *level);
 
 struct engine_config {
-	struct ftl *ftl;          /* not owned */
-	uint32_t block_size;      /* 4096..65536, power of two */
-	enum engine_codec codec;  /* ENGINE_CODEC_LZ4 by default (0 means NONE: set it) */
-	int level;                /* zstd level, 0 = 3 */
-	bool dedupe;              /* look blocks up in the fingerprint index */
+	struct ftl *ftl;         /* not owned */
+	uint32_t block_size;     /* 4096..65536, power of two */
+	enum engine_codec codec; /* ENGINE_CODEC_LZ4 by default (0 means NONE: set it) */
+	int level;               /* zstd level, 0 = 3 */
+	bool dedupe;             /* look blocks up in the fingerprint index */
 };
 
 struct engine;
@@ -81,7 +81,7 @@ void engine_set_dedupe(struct engine *e, bool on);
  * PREV is the reference this block replaces (a hint for data placement; it is NOT released).
  * Errors: -ENOSPC, -EIO, -ENOMEM. Thread-safe: call from many threads at once. */
 int engine_write(struct engine *e, const void *block, struct engine_ref prev,
-		 struct engine_ref *out);
+                 struct engine_ref *out);
 
 /* Restores the block behind REF into BLOCK (block_size bytes). -EIO when the stored chunk fails
  * its checksum or does not decompress to exactly one block; never wrong data. -ENOENT for a
@@ -96,25 +96,24 @@ int engine_ref_put(struct engine *e, struct engine_ref ref);
 int64_t engine_ref_count(struct engine *e, struct engine_ref ref);
 
 /* Rebuild support: registers a chunk found on flash with its hash and reference count. */
-int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32],
-		     uint32_t refs);
+int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32], uint32_t refs);
 
 struct engine_stats {
-	uint64_t blocks_written;     /* blocks given to engine_write */
-	uint64_t logical_bytes;      /* blocks_written * block_size */
-	uint64_t pattern_blocks;     /* removed as zero or repeating pattern */
+	uint64_t blocks_written; /* blocks given to engine_write */
+	uint64_t logical_bytes;  /* blocks_written * block_size */
+	uint64_t pattern_blocks; /* removed as zero or repeating pattern */
 	uint64_t pattern_bytes;
-	uint64_t dedupe_blocks;      /* found in the index */
+	uint64_t dedupe_blocks; /* found in the index */
 	uint64_t dedupe_bytes;
-	uint64_t compressed_blocks;  /* new chunks stored compressed */
-	uint64_t raw_blocks;         /* new chunks stored raw (compression saved < 1/8) */
-	uint64_t stored_bytes;       /* chunk payload bytes written to the FTL */
+	uint64_t compressed_blocks;       /* new chunks stored compressed */
+	uint64_t raw_blocks;              /* new chunks stored raw (compression saved < 1/8) */
+	uint64_t stored_bytes;            /* chunk payload bytes written to the FTL */
 	uint64_t compression_saved_bytes; /* new-chunk input bytes minus stored bytes */
-	uint64_t unique_chunks;      /* chunks currently referenced */
+	uint64_t unique_chunks;           /* chunks currently referenced */
 	uint64_t index_entries;
-	uint64_t hash_verify_misses; /* index tag matched, full hash did not */
-	uint64_t read_errors;        /* -EIO on read (checksum or decompression) */
-	uint64_t mem_index_bytes;    /* RAM of the fingerprint index */
+	uint64_t hash_verify_misses;    /* index tag matched, full hash did not */
+	uint64_t read_errors;           /* -EIO on read (checksum or decompression) */
+	uint64_t mem_index_bytes;       /* RAM of the fingerprint index */
 	uint64_t mem_chunk_table_bytes; /* RAM of the chunk (reference count) table */
 	double pattern_ratio, dedupe_ratio, compression_ratio, total_ratio;
 };

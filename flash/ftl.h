@@ -64,10 +64,10 @@ struct ftl_dev_identity {
 	char model[64];
 	char serial[32];
 	char firmware[16];
-	uint32_t lba_size;       /* logical block size in use */
-	uint64_t capacity_bytes; /* namespace size */
-	uint32_t nsid;           /* NVMe namespace id, 0 elsewhere */
-	uint32_t opt_write_size; /* optimal write granularity in bytes, 0 if not reported */
+	uint32_t lba_size;         /* logical block size in use */
+	uint64_t capacity_bytes;   /* namespace size */
+	uint32_t nsid;             /* NVMe namespace id, 0 elsewhere */
+	uint32_t opt_write_size;   /* optimal write granularity in bytes, 0 if not reported */
 	uint32_t opt_dealloc_size; /* deallocate granularity in bytes, 0 if not reported */
 	bool rotational;
 };
@@ -107,7 +107,7 @@ enum ftl_fault {
 	FTL_FAULT_WRITE_EIO, /* the next `count` writes overlapping the range fail with -EIO */
 };
 int ftl_dev_mem_inject(struct ftl_dev *dev, enum ftl_fault fault, uint64_t off, uint64_t len,
-		       uint32_t count);
+                       uint32_t count);
 /* Power cut: every write not yet flushed is dropped. With `tear_last`, the most recent unflushed
  * write survives in part: its first half (rounded to blocks) lands, the rest is lost. */
 int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last);
@@ -130,16 +130,16 @@ static inline bool ftl_addr_is_none(struct ftl_addr a)
 	return a.v == UINT64_MAX;
 }
 
-#define FTL_HASH_LEN     32      /* opaque per-chunk tag the caller gives (the engine: SHA-256) */
-#define FTL_CHUNK_MAX    65536u  /* largest chunk payload */
-#define FTL_FLAGS_MASK   0xffu   /* caller-owned flag bits stored with each chunk */
+#define FTL_HASH_LEN   32     /* opaque per-chunk tag the caller gives (the engine: SHA-256) */
+#define FTL_CHUNK_MAX  65536u /* largest chunk payload */
+#define FTL_FLAGS_MASK 0xffu  /* caller-owned flag bits stored with each chunk */
 
 struct ftl_format_params {
-	uint32_t block_size;   /* FTL block; 0 = device block size (min 4096) */
-	uint64_t segment_size; /* erase unit in bytes; 0 = 8 MiB */
+	uint32_t block_size;      /* FTL block; 0 = device block size (min 4096) */
+	uint64_t segment_size;    /* erase unit in bytes; 0 = 8 MiB */
 	uint32_t rated_pe_cycles; /* endurance for "percent of life used"; 0 = 3000 */
-	uint32_t meta_blocks;  /* blocks reserved after the superblocks for metadata (issue 4);
-				  0 = 1/256 of the device, at least 1 MiB */
+	uint32_t meta_blocks;     /* blocks reserved after the superblocks for metadata (issue 4);
+	                             0 = 1/256 of the device, at least 1 MiB */
 	uint32_t user_block_size; /* engine block size recorded in the superblock (4K..64K) */
 };
 
@@ -165,15 +165,15 @@ int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
 /* Called for every chunk found while the segments are scanned at open. A chunk found more than
  * once (old copies left by GC) is reported once, for the copy that wins. */
 typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
-			   uint32_t len, uint8_t flags);
+                           uint32_t len, uint8_t flags);
 
 struct ftl_config {
-	struct ftl_dev *dev;    /* not owned */
-	bool gc_thread;         /* run GC and wear leveling in a background thread */
-	uint32_t gc_low_pct;    /* background GC starts below this % of free segments; 0 = 10 */
-	uint32_t gc_high_pct;   /* ... and stops above this; 0 = 15 */
-	uint32_t wear_spread;   /* static wear leveling when max-min erase count exceeds; 0 = 8 */
-	ftl_scan_fn scan_cb;    /* optional: told of every chunk found at open */
+	struct ftl_dev *dev;  /* not owned */
+	bool gc_thread;       /* run GC and wear leveling in a background thread */
+	uint32_t gc_low_pct;  /* background GC starts below this % of free segments; 0 = 10 */
+	uint32_t gc_high_pct; /* ... and stops above this; 0 = 15 */
+	uint32_t wear_spread; /* static wear leveling when max-min erase count exceeds; 0 = 4 */
+	ftl_scan_fn scan_cb;  /* optional: told of every chunk found at open */
 	void *scan_arg;
 };
 
@@ -197,7 +197,7 @@ struct ftl_write_opts {
 /* Appends a chunk (1..FTL_CHUNK_MAX bytes). HASH is stored in the segment summary.
  * Errors: -ENOSPC (no free space even after GC), -EIO, -EINVAL (bad length). */
 int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
-	      const struct ftl_write_opts *opts, struct ftl_addr *out);
+              const struct ftl_write_opts *opts, struct ftl_addr *out);
 
 /* Reads a chunk into BUF (BUFLEN >= its length). Returns its length. FLAGS may be NULL.
  * Errors: -ENOENT (no such chunk), -ENOBUFS, -EIO (device error or checksum failure: the FTL
@@ -231,15 +231,18 @@ struct ftl_stats {
 	uint64_t read_errors;          /* device errors and checksum failures on read */
 	uint64_t checksum_errors;
 	uint64_t chunks_live;
-	uint64_t bytes_live;           /* payload bytes of live chunks */
+	uint64_t bytes_live; /* payload bytes of live chunks */
 	uint32_t segments_total, segments_free, segments_open, segments_closed;
 	uint32_t erase_min, erase_max;
 	double erase_mean;
 	uint32_t rated_pe_cycles;
-	double life_used_pct;          /* mean erase count / rated endurance */
-	double write_amplification;    /* device / host bytes */
-	uint64_t capacity_bytes;       /* bytes of all segments */
-	uint64_t free_bytes;           /* free segments plus dead bytes in closed segments */
+	double life_used_pct;       /* mean erase count / rated endurance */
+	double write_amplification; /* device / host bytes */
+	uint64_t capacity_bytes;    /* bytes of all segments */
+	uint64_t free_bytes;        /* free segments plus dead bytes in closed segments */
+	uint64_t stream_chunks[4];  /* chunks appended to user-hot, user-cold, gc-hot, gc-cold */
+	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
+	uint64_t mem_segment_bytes; /* RAM of the per-segment table */
 };
 void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
 

@@ -64,7 +64,7 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	if (ftl->cfg.gc_high_pct < ftl->cfg.gc_low_pct)
 		ftl->cfg.gc_high_pct = ftl->cfg.gc_low_pct;
 	if (!ftl->cfg.wear_spread)
-		ftl->cfg.wear_spread = 8;
+		ftl->cfg.wear_spread = 4;
 	pthread_mutex_init(&ftl->gc_lock, NULL);
 
 	rc = ftl_read_superblock(cfg->dev, &ftl->sb);
@@ -73,13 +73,16 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	ftl->bs = ftl->sb.block_size;
 	ftl->seg_size = (uint32_t)ftl->sb.segment_size;
 	ftl->nsegs = ftl->sb.segment_count;
-	ftl->max_entries = (ftl->bs - sizeof(struct ftl_pack_disk)) /
-			   sizeof(struct ftl_pack_entry_disk);
+	ftl->max_entries = (FTL_PACK_HDR_MAX * ftl->bs - sizeof(struct ftl_pack_disk)) /
+	                   sizeof(struct ftl_pack_entry_disk);
+	if (ftl->max_entries > UINT16_MAX)
+		ftl->max_entries = UINT16_MAX;
 	ftl->pack_data_cap = 1u << 20;
 	if (ftl->pack_data_cap > ftl->seg_size - 2 * ftl->bs)
 		ftl->pack_data_cap = (ftl->seg_size - 2 * ftl->bs) / ftl->bs * ftl->bs;
-	/* GC must always be able to clean one segment: one spare per GC stream plus slack. */
-	ftl->reserve = 4 + ftl->nsegs / 200;
+	/* GC must always be able to clean one segment: a spare per GC stream plus one; large
+	 * devices keep a little more so background GC has room to run ahead. */
+	ftl->reserve = 3 + ftl->nsegs / 256;
 	ftl->rdonly = false;
 
 	/* A chunk takes at least a 56-byte summary entry and an 8-byte-aligned body. */
@@ -113,15 +116,7 @@ err_free:
 
 int ftl_sync(struct ftl *ftl)
 {
-	int rc = 0;
-	for (int i = 0; i < FTL_STREAM_COUNT; i++) {
-		struct ftl_stream *st = &ftl->streams[i];
-		pthread_mutex_lock(&st->lock);
-		int r = ftl_stream_seal(ftl, st);
-		pthread_mutex_unlock(&st->lock);
-		if (r && !rc)
-			rc = r;
-	}
+	int rc = ftl_streams_seal(ftl, 0, FTL_STREAM_COUNT - 1);
 	int r = ftl_dev_flush(ftl->dev);
 	return rc ? rc : r;
 }
@@ -135,8 +130,9 @@ void ftl_close(struct ftl *ftl)
 	ftl_free_all(ftl);
 }
 
-/* Rewrite interval of the data PREV held, estimated from when its segment was opened, against
- * the live data size: data rewritten well before the whole live set turns over is hot. */
+/* Hot/cold placement. The data PREV held lived from its birth until now; lifetimes of the
+ * same logical data repeat, so one that ended before the live set could turn over is hot.
+ * Ages are counted in chunk writes (births), which GC does not change. */
 static enum ftl_stream_id pick_user_stream(struct ftl *ftl, struct ftl_addr prev)
 {
 	if (ftl_addr_is_none(prev))
@@ -145,13 +141,18 @@ static enum ftl_stream_id pick_user_stream(struct ftl *ftl, struct ftl_addr prev
 	if (!loc)
 		return FTL_STREAM_USER_COLD;
 	struct ftl_seg *s = &ftl->segs[ftl_loc_seg(loc)];
-	uint64_t age = atomic_load(&ftl->clock) - s->open_clock;
-	uint64_t live = atomic_load(&ftl->bytes_live);
-	return age < live / 2 ? FTL_STREAM_USER_HOT : FTL_STREAM_USER_COLD;
+	uint32_t n = atomic_load_explicit(&s->birth_n, memory_order_relaxed);
+	if (!n)
+		return FTL_STREAM_USER_COLD;
+	uint64_t born = atomic_load_explicit(&s->birth_sum, memory_order_relaxed) / n;
+	uint64_t now = atomic_load_explicit(&ftl->next_birth, memory_order_relaxed);
+	uint64_t age = now > born ? now - born : 0;
+	uint64_t live = atomic_load_explicit(&ftl->l2p.live, memory_order_relaxed);
+	return age < live ? FTL_STREAM_USER_HOT : FTL_STREAM_USER_COLD;
 }
 
 int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
-	      const struct ftl_write_opts *opts, struct ftl_addr *out)
+              const struct ftl_write_opts *opts, struct ftl_addr *out)
 {
 	struct ftl_write_opts def = {.prev = FTL_ADDR_NONE};
 	uint64_t id, loc;
@@ -166,13 +167,12 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	rc = ftl_l2p_alloc(&ftl->l2p, &id);
 	if (rc)
 		return rc;
-	struct ftl_chunk_disk hdr = {.len_flags = len | ((uint32_t)opts->flags << 24)};
-	hdr.crc = ftl_chunk_crc(id, hdr.len_flags, data, len);
+	uint32_t crc = ftl_chunk_crc(id, ftl_len_flags(len, opts->flags), data, len);
 	uint64_t birth = atomic_fetch_add(&ftl->next_birth, 1);
 	struct ftl_stream *st = &ftl->streams[pick_user_stream(ftl, opts->prev)];
 
 	pthread_mutex_lock(&st->lock);
-	rc = ftl_stream_append(ftl, st, id, birth, hash, &hdr, data, len, &loc, false);
+	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc, false);
 	if (rc == 0)
 		ftl_l2p_set(&ftl->l2p, id, loc);
 	pthread_mutex_unlock(&st->lock);
@@ -184,10 +184,8 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	atomic_fetch_add(&ftl->host_bytes, len);
 	atomic_fetch_add(&ftl->bytes_live, len);
 
-	pthread_mutex_lock(&ftl->seg_lock);
-	bool low = ftl->nfree < (uint64_t)ftl->nsegs * ftl->cfg.gc_low_pct / 100;
-	pthread_mutex_unlock(&ftl->seg_lock);
-	if (low)
+	if (ftl->gc_thread_running && atomic_load_explicit(&ftl->nfree, memory_order_relaxed) <
+	                                  (uint64_t)ftl->nsegs * ftl->cfg.gc_low_pct / 100)
 		ftl_gc_kick(ftl);
 	out->v = id;
 	return 0;
@@ -229,10 +227,10 @@ int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, 
 			rc = 0;
 		if (rc == -ENOMEM)
 			return rc;
-		if (rc == 0 && (hdr.len_flags & 0x1ffff) == len &&
-		    ftl_chunk_crc(addr.v, hdr.len_flags, buf, len) == hdr.crc) {
+		if (rc == 0 &&
+		    ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), buf, len) == hdr.crc) {
 			if (flags)
-				*flags = (uint8_t)(hdr.len_flags >> 24);
+				*flags = hdr.flags;
 			return (int)len;
 		}
 		/* Invariant 4: a moved chunk is retried, a damaged one is an error. */
@@ -276,31 +274,41 @@ static int find_pack(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t *pac
 	return rc;
 }
 
+/* The chunk header names its summary entry; the entry holds the hash. Two small reads. */
 static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
-	int rc = find_pack(ftl, segi, off, &pack_off);
-	if (rc)
-		return rc;
-	uint8_t *b = read_buf(ftl_dev_block_size(ftl->dev));
+	uint32_t dbs = ftl_dev_block_size(ftl->dev);
+	uint64_t base = ftl_seg_dev_off(ftl, segi);
+	struct ftl_chunk_disk hdr;
+	struct ftl_pack_entry_disk e;
+	uint8_t *b = read_buf(dbs);
+	int rc;
+
 	if (!b)
 		return -ENOMEM;
-	rc = ftl_dev_read(ftl->dev, b, ftl->bs, ftl_seg_dev_off(ftl, segi) + pack_off);
+	rc = find_pack(ftl, segi, off, &pack_off);
 	if (rc)
 		return rc;
-	struct ftl_pack_disk *ph = (struct ftl_pack_disk *)b;
-	if (ph->magic != FTL_PACK_MAGIC || ph->nentries > ftl->max_entries)
+	uint64_t pos = base + off, start = pos / dbs * dbs;
+	rc = ftl_dev_read(ftl->dev, b, (pos + sizeof(hdr) + dbs - 1) / dbs * dbs - start, start);
+	if (rc)
+		return rc;
+	memcpy(&hdr, b + (pos - start), sizeof(hdr));
+	if (hdr.entry >= ftl->max_entries)
 		return -EIO;
-	struct ftl_pack_entry_disk *e = (void *)(b + sizeof(*ph));
-	uint32_t cur = pack_off + ftl->bs;
-	for (uint32_t i = 0; i < ph->nentries && cur <= off; i++) {
-		if (cur == off && e[i].id == id) {
-			memcpy(hash, e[i].hash, FTL_HASH_LEN);
-			return 0;
-		}
-		cur += ftl_chunk_footprint(e[i].len_flags & 0x1ffff);
-	}
-	return -EIO;
+	pos = base + pack_off + sizeof(struct ftl_pack_disk) + (uint64_t)hdr.entry * sizeof(e);
+	start = pos / dbs * dbs;
+	rc = ftl_dev_read(ftl->dev, b, (pos + sizeof(e) + dbs - 1) / dbs * dbs - start, start);
+	if (rc)
+		return rc;
+	memcpy(&e, b + (pos - start), sizeof(e));
+	/* The entry must be this chunk's: same id, same checksum. The pack crc is not checked
+	 * here (that needs the whole header); a damaged hash can only cost a dedupe hit. */
+	if (e.id != id || e.crc != hdr.crc)
+		return -EIO;
+	memcpy(hash, e.hash, FTL_HASH_LEN);
+	return 0;
 }
 
 int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN])
@@ -309,8 +317,8 @@ int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_L
 		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
 		if (!loc)
 			return -ENOENT;
-		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, NULL, ftl_loc_len(loc), NULL,
-						  hash);
+		int rc =
+		    ftl_stream_read_buffered(ftl, loc, addr.v, NULL, ftl_loc_len(loc), NULL, hash);
 		if (rc == 1)
 			return 0;
 		rc = hash_from_pack(ftl, loc, addr.v, hash);

@@ -12,7 +12,8 @@
  * Segment layout (block = FTL block size):
  *   block 0: segment header (state, sequence number, erase count, stream, virtual clock)
  *   then packs, back to back, each a whole number of blocks:
- *     one pack header block: fixed part + summary entries (id, birth, hash, length+flags, crc)
+ *     header blocks (as many as the entries need): fixed part + summary entries (id, birth,
+ *       hash, length+flags, crc)
  *     data blocks: chunks in entry order, each an 8-byte chunk header + payload, 8-byte aligned
  * A pack is written with one device write; a pack header whose crc, magic or segment sequence
  * does not match ends the segment's scan (anything after it is a torn or stale write).
@@ -22,9 +23,9 @@
 
 #include <stdint.h>
 
-#define FTL_SB_MAGIC    0x46545350u /* "PSTF" */
-#define FTL_SEG_MAGIC   0x47455350u /* "PSEG" */
-#define FTL_PACK_MAGIC  0x4b415050u /* "PPAK" */
+#define FTL_SB_MAGIC       0x46545350u /* "PSTF" */
+#define FTL_SEG_MAGIC      0x47455350u /* "PSEG" */
+#define FTL_PACK_MAGIC     0x4b415050u /* "PPAK" */
 #define FTL_FORMAT_VERSION 1u
 
 #define FTL_SB_OFFSET_A 0ull
@@ -35,7 +36,7 @@
 struct ftl_sb_disk {
 	uint32_t magic;
 	uint32_t version;
-	uint32_t crc; /* crc32c of the FTL_SB_SIZE bytes with this field zero */
+	uint32_t crc;               /* crc32c of the FTL_SB_SIZE bytes with this field zero */
 	uint32_t incompat_features; /* a bit we do not know: refuse to mount */
 	uint8_t uuid[16];
 	uint32_t block_size;
@@ -55,14 +56,14 @@ struct ftl_sb_disk {
 _Static_assert(sizeof(struct ftl_sb_disk) == FTL_SB_SIZE, "superblock size");
 
 enum ftl_seg_disk_state {
-	FTL_SEG_DISK_FREE = 1,  /* erased; the header only keeps the erase count */
-	FTL_SEG_DISK_OPEN = 2,  /* holds packs (closed segments keep this state too) */
+	FTL_SEG_DISK_FREE = 1, /* erased; the header only keeps the erase count */
+	FTL_SEG_DISK_OPEN = 2, /* holds packs (closed segments keep this state too) */
 };
 
 /* Segment header: first block of every segment that has ever been used. */
 struct ftl_seg_disk {
 	uint32_t magic;
-	uint32_t crc; /* crc32c of the struct with this field zero */
+	uint32_t crc;     /* crc32c of the struct with this field zero */
 	uint8_t uuid[16]; /* the filesystem's: a header from another format is not ours */
 	uint64_t seq;     /* global sequence number, new at every open and every free */
 	uint32_t seg_index;
@@ -82,9 +83,9 @@ struct ftl_pack_disk {
 	uint64_t seg_seq; /* must equal the segment header's seq */
 	uint32_t nentries;
 	uint32_t data_bytes;  /* bytes of chunk data after the header block */
-	uint32_t total_bytes; /* header block + data, rounded up to blocks */
-	uint32_t pad0;
-	uint64_t clock; /* virtual clock when sealed */
+	uint32_t total_bytes; /* header blocks + data, rounded up to blocks */
+	uint32_t hdr_blocks;  /* blocks taken by this header and its entries */
+	uint64_t clock;       /* virtual clock when sealed */
 	uint8_t reserved[24];
 };
 _Static_assert(sizeof(struct ftl_pack_disk) == 64, "pack header size");
@@ -100,11 +101,17 @@ struct ftl_pack_entry_disk {
 _Static_assert(sizeof(struct ftl_pack_entry_disk) == 56, "pack entry size");
 
 /* Chunk header: in front of every payload, so a read is one device access. The crc covers the
- * chunk id (so a chunk read from the wrong place fails), len_flags and the payload. */
+ * chunk id (so a chunk read from the wrong place fails), len_flags (payload length in bits
+ * 0..16, caller flags in bits 24..31; the length itself is kept in the L2P and the summary) and
+ * the payload. `entry` is the chunk's index in its pack summary, to find its hash in one read;
+ * GC rewrites it when it moves the chunk (the crc does not cover it). */
 struct ftl_chunk_disk {
 	uint32_t crc;
-	uint32_t len_flags; /* bits 0..16 payload length (1..65536), bits 24..31 caller flags */
+	uint16_t entry;
+	uint8_t flags;
+	uint8_t reserved;
 };
+#define FTL_LEN_MASK 0x1ffffu
 _Static_assert(sizeof(struct ftl_chunk_disk) == 8, "chunk header size");
 
 #define FTL_CHUNK_ALIGN 8u
@@ -112,7 +119,7 @@ _Static_assert(sizeof(struct ftl_chunk_disk) == 8, "chunk header size");
 static inline uint32_t ftl_chunk_footprint(uint32_t len)
 {
 	return (uint32_t)((sizeof(struct ftl_chunk_disk) + len + FTL_CHUNK_ALIGN - 1) &
-			  ~(FTL_CHUNK_ALIGN - 1));
+	                  ~(FTL_CHUNK_ALIGN - 1));
 }
 
 #endif

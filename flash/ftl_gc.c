@@ -17,8 +17,9 @@ static uint32_t seg_usable(const struct ftl *ftl)
 	return ftl->seg_size - ftl->bs;
 }
 
-/* Returns the victim or FTL_SEG_NONE when no closed segment would give space back. */
-static uint32_t gc_pick_victim(struct ftl *ftl)
+/* Returns the victim or FTL_SEG_NONE when no closed segment would give space back. GREEDY
+ * takes the one with the most dead space: what a writer waiting for space needs. */
+static uint32_t gc_pick_victim(struct ftl *ftl, bool greedy)
 {
 	uint64_t now = atomic_load(&ftl->clock);
 	uint32_t best = FTL_SEG_NONE;
@@ -34,8 +35,9 @@ static uint32_t gc_pick_victim(struct ftl *ftl)
 			continue;
 		double u = (double)live / seg_usable(ftl);
 		double age = (double)(now - s->close_clock) + (double)ftl->seg_size;
+
 		/* Rosenblum and Ousterhout: benefit/cost = (1-u) * age / (1+u). */
-		double score = (1.0 - u) * age / (1.0 + u);
+		double score = greedy ? 1.0 - u : (1.0 - u) * age / (1.0 + u);
 		if (best == FTL_SEG_NONE || score > best_score) {
 			best = i;
 			best_score = score;
@@ -44,61 +46,54 @@ static uint32_t gc_pick_victim(struct ftl *ftl)
 	return best;
 }
 
-/* Where a surviving chunk goes: data that already survived one cleaning, or that came from
- * the cold user stream, is cold; first-time survivors from the hot stream are warm. */
-static enum ftl_stream_id gc_target(uint8_t src_stream)
-{
-	return src_stream == FTL_STREAM_USER_HOT ? FTL_STREAM_GC_HOT : FTL_STREAM_GC_COLD;
-}
-
-static int gc_seal_gc_streams(struct ftl *ftl)
-{
-	int rc = 0;
-	for (int i = FTL_STREAM_GC_HOT; i <= FTL_STREAM_GC_COLD; i++) {
-		struct ftl_stream *st = &ftl->streams[i];
-		pthread_mutex_lock(&st->lock);
-		int r = ftl_stream_seal(ftl, st);
-		pthread_mutex_unlock(&st->lock);
-		if (r && !rc)
-			rc = r;
-	}
-	return rc;
-}
-
 /* Relocates every live chunk of a pack held in BUF (the pack's bytes, header first). */
 static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, const uint8_t *pk,
-			enum ftl_stream_id target, uint64_t *moved)
+                        enum ftl_stream_id target, bool force, uint64_t *moved)
 {
 	const struct ftl_pack_disk *ph = (const struct ftl_pack_disk *)pk;
 	const struct ftl_pack_entry_disk *e =
-		(const struct ftl_pack_entry_disk *)(pk + sizeof(*ph));
-	uint32_t cur = pack_off + ftl->bs;
-	struct ftl_stream *st = &ftl->streams[target];
+	    (const struct ftl_pack_entry_disk *)(pk + sizeof(*ph));
+	uint32_t cur = pack_off + ph->hdr_blocks * ftl->bs;
+	uint64_t now = atomic_load(&ftl->next_birth);
+	uint64_t live = atomic_load(&ftl->l2p.live);
 
 	for (uint32_t i = 0; i < ph->nentries; i++) {
-		uint32_t len = e[i].len_flags & 0x1ffff;
+		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
 		uint32_t fp = ftl_chunk_footprint(len);
 		if (len == 0 || len > FTL_CHUNK_MAX || cur + fp > ftl->seg_size)
 			return -EUCLEAN;
 		uint64_t old = ftl_loc_make(victim, cur, len);
 		if (ftl_l2p_get(&ftl->l2p, e[i].id) == old) {
 			const uint8_t *c = pk + (cur - pack_off);
-			struct ftl_chunk_disk hdr;
 			uint64_t nloc;
-			memcpy(&hdr, c, sizeof(hdr));
+			/* A survivor's own age (births since it was written; GC keeps births)
+			 * says where it belongs: younger than one turnover of the live set it is
+			 * still warm, older it is cold, whichever stream it came from. Forced
+			 * moves (wear leveling) take cold data by definition. */
+			enum ftl_stream_id t = target;
+			if (!force)
+				t = now - e[i].birth < live ? FTL_STREAM_GC_HOT
+				                            : FTL_STREAM_GC_COLD;
+			struct ftl_stream *st = &ftl->streams[t];
+			/* Copied as it is, checksum included: a damaged chunk stays detectably
+			 * damaged rather than becoming valid garbage. The L2P switch happens
+			 * under the stream lock, before a seal can move the provisional
+			 * location (invariant 2). */
 			pthread_mutex_lock(&st->lock);
-			int rc = ftl_stream_append(ftl, st, e[i].id, e[i].birth, e[i].hash, &hdr,
-						   c + sizeof(hdr), len, &nloc, true);
-			pthread_mutex_unlock(&st->lock);
-			if (rc)
-				return rc;
-			if (ftl_l2p_cas(&ftl->l2p, e[i].id, old, nloc)) {
+			int rc =
+			    ftl_stream_append(ftl, st, e[i].id, e[i].birth, e[i].hash, e[i].crc,
+			                      (uint8_t)(e[i].len_flags >> 24),
+			                      c + sizeof(struct ftl_chunk_disk), len, &nloc, true);
+			if (rc == 0 && ftl_l2p_cas(&ftl->l2p, e[i].id, old, nloc)) {
 				atomic_fetch_sub(&ftl->segs[victim].live_bytes, fp);
 				*moved += len;
-			} else {
+			} else if (rc == 0) {
 				/* Freed while we copied: the copy is dead on arrival. */
 				atomic_fetch_sub(&ftl->segs[ftl_loc_seg(nloc)].live_bytes, fp);
 			}
+			pthread_mutex_unlock(&st->lock);
+			if (rc)
+				return rc;
 		}
 		cur += fp;
 	}
@@ -106,8 +101,7 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 }
 
 /* Cleans one closed segment. Caller holds gc_lock. */
-static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_target,
-		    bool force)
+static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_target, bool force)
 {
 	struct ftl_seg *s = &ftl->segs[victim];
 	uint32_t end = s->end;
@@ -122,28 +116,20 @@ static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_
 		 * cache. A pack that fails its checks ends the walk, and the live-bytes check below
 		 * keeps the segment if that leaves a live chunk behind. */
 		uint32_t off = ftl->bs;
-		enum ftl_stream_id target = force ? forced_target : gc_target(s->stream);
+		enum ftl_stream_id target = force ? forced_target : FTL_STREAM_GC_HOT;
 		while (off + ftl->bs <= end) {
 			uint8_t *pk = ftl->gc_buf + off;
 			struct ftl_pack_disk *ph = (struct ftl_pack_disk *)pk;
-			uint32_t crc = ph->crc;
-			if (ph->magic != FTL_PACK_MAGIC || ph->seg_seq != s->seq ||
-			    ph->nentries > ftl->max_entries || ph->total_bytes < ftl->bs ||
-			    ph->total_bytes % ftl->bs || off + ph->total_bytes > end)
+			if (!ftl_pack_header_ok(ftl, ph, s->seq, off) ||
+			    off + ph->total_bytes > end)
 				break;
-			ph->crc = 0;
-			uint32_t want = ftl_crc32c(0, pk, sizeof(*ph) + ph->nentries *
-							     sizeof(struct ftl_pack_entry_disk));
-			ph->crc = crc;
-			if (want != crc)
-				break;
-			rc = gc_move_pack(ftl, victim, off, pk, target, &moved);
+			rc = gc_move_pack(ftl, victim, off, pk, target, force, &moved);
 			if (rc)
 				goto out;
 			off += ph->total_bytes;
 		}
 	}
-	rc = gc_seal_gc_streams(ftl);
+	rc = ftl_streams_seal(ftl, FTL_STREAM_GC_HOT, FTL_STREAM_COUNT - 1);
 	if (rc)
 		goto out;
 	rc = ftl_dev_flush(ftl->dev);
@@ -202,10 +188,7 @@ static int gc_wear_level(struct ftl *ftl)
 
 static uint32_t nfree_now(struct ftl *ftl)
 {
-	pthread_mutex_lock(&ftl->seg_lock);
-	uint32_t n = ftl->nfree;
-	pthread_mutex_unlock(&ftl->seg_lock);
-	return n;
+	return atomic_load(&ftl->nfree);
 }
 
 static int gc_run_locked(struct ftl *ftl, uint32_t max_segments, uint32_t want_free)
@@ -218,15 +201,17 @@ static int gc_run_locked(struct ftl *ftl, uint32_t max_segments, uint32_t want_f
 		uint32_t nfree = nfree_now(ftl);
 		if (!max_segments && nfree >= want_free)
 			break;
-		/* Each victim must pay for itself within a few cleanings; if free space does not
-		 * grow, the device is full of live data and more moving only wears it. */
+		/* Victims must pay for themselves within a few cleanings. When cost-benefit picks
+		 * do not, take the emptiest segments; when even those do not, the device is full
+		 * of live data and more moving would only wear it. */
 		if (nfree > best_free) {
 			best_free = nfree;
 			since_gain = 0;
-		} else if (++since_gain > 2 * FTL_STREAM_COUNT + 16) {
+		} else if (++since_gain > 4 * (2 * FTL_STREAM_COUNT + 16)) {
 			break;
 		}
-		uint32_t v = gc_pick_victim(ftl);
+		bool urgent = nfree < ftl->reserve || since_gain > 2 * FTL_STREAM_COUNT + 16;
+		uint32_t v = gc_pick_victim(ftl, urgent);
 		if (v == FTL_SEG_NONE)
 			break;
 		rc = gc_clean(ftl, v, FTL_STREAM_GC_COLD, false);
@@ -262,10 +247,7 @@ int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free)
 	pthread_mutex_unlock(&ftl->gc_lock);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&ftl->seg_lock);
-	bool ok = ftl->nfree >= want_free;
-	pthread_mutex_unlock(&ftl->seg_lock);
-	return ok ? 0 : -ENOSPC;
+	return nfree_now(ftl) >= want_free ? 0 : -ENOSPC;
 }
 
 static void *gc_thread_main(void *arg)
@@ -283,10 +265,7 @@ static void *gc_thread_main(void *arg)
 		pthread_cond_timedwait(&ftl->gc_cond, &ftl->gc_wait_lock, &ts);
 		if (ftl->gc_stop)
 			break;
-		pthread_mutex_lock(&ftl->seg_lock);
-		bool low = ftl->nfree < pct_segs(ftl, ftl->cfg.gc_low_pct);
-		pthread_mutex_unlock(&ftl->seg_lock);
-		if (!low)
+		if (nfree_now(ftl) >= pct_segs(ftl, ftl->cfg.gc_low_pct))
 			continue;
 		pthread_mutex_unlock(&ftl->gc_wait_lock);
 		/* Small steps so foreground GC and sync never wait behind a long pass. */

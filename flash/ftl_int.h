@@ -30,14 +30,18 @@
 #include "ftl_format.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "on-disk structs are written in host order: little-endian hosts only");
+               "on-disk structs are written in host order: little-endian hosts only");
 
 uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* Chunk checksum: covers the id, so a chunk read from the wrong place fails too. */
+static inline uint32_t ftl_len_flags(uint32_t len, uint8_t flags)
+{
+	return len | ((uint32_t)flags << 24);
+}
 static inline uint32_t ftl_chunk_crc(uint64_t id, uint32_t len_flags, const void *payload,
-				     uint32_t len)
+                                     uint32_t len)
 {
 	uint32_t c = ftl_crc32c(0, &id, sizeof(id));
 	c = ftl_crc32c(c, &len_flags, sizeof(len_flags));
@@ -110,8 +114,12 @@ struct ftl_seg {
 	uint64_t seq;
 	uint64_t open_clock, close_clock;
 	_Atomic uint32_t live_bytes; /* invariant 6 */
-	uint32_t end;                /* bytes used (next pack start) */
-	uint32_t npacks, cap_packs;  /* pack start offsets, guarded by the seg's stripe lock */
+	/* Births of the chunks appended (GC keeps a chunk's birth), so the mean is the age of
+	 * the data in the segment even after it was moved: the rewrite-interval estimate. */
+	_Atomic uint64_t birth_sum;
+	_Atomic uint32_t birth_n;
+	uint32_t end;               /* bytes used (next pack start) */
+	uint32_t npacks, cap_packs; /* pack start offsets, guarded by the seg's stripe lock */
 	uint32_t *pack_offs;
 };
 
@@ -127,7 +135,7 @@ enum ftl_stream_id {
 #define FTL_STREAM_ENUM(n, s) FTL_STREAM_##n,
 	FTL_STREAM_LIST(FTL_STREAM_ENUM)
 #undef FTL_STREAM_ENUM
-	FTL_STREAM_COUNT
+	    FTL_STREAM_COUNT
 };
 
 struct ftl_stream {
@@ -135,13 +143,25 @@ struct ftl_stream {
 	enum ftl_stream_id id;
 	uint32_t seg;        /* open segment or FTL_SEG_NONE */
 	uint32_t pack_start; /* offset in segment of the pack being filled */
-	uint8_t *buf;        /* [header block][data]: the pack being filled */
+	uint8_t *buf;        /* [FTL_PACK_HDR_MAX header blocks][data]: the pack being filled.
+	                        Chunk locations assume a one-block header until the seal knows the
+	                        real size and moves them (invariant 4 covers readers in between). */
 	uint32_t nent;
 	uint32_t data_len;
-	uint64_t writes;     /* chunks appended (counter) */
+	uint64_t writes; /* chunks appended (counter) */
+	uint64_t seals;  /* packs written (counter) */
 };
 
-#define FTL_SEG_STRIPES 64
+#define FTL_SEG_STRIPES  64
+#define FTL_PACK_HDR_MAX 8 /* header blocks of a pack, at most */
+
+/* Blocks a pack header with N entries takes. */
+static inline uint32_t ftl_pack_hdr_blocks(uint32_t n, uint32_t bs)
+{
+	return (uint32_t)((sizeof(struct ftl_pack_disk) +
+	                   (size_t)n * sizeof(struct ftl_pack_entry_disk) + bs - 1) /
+	                  bs);
+}
 
 struct ftl {
 	struct ftl_dev *dev;
@@ -149,17 +169,17 @@ struct ftl {
 	struct ftl_config cfg;
 	bool rdonly;
 
-	uint32_t bs;          /* FTL block size */
+	uint32_t bs; /* FTL block size */
 	uint32_t seg_size;
 	uint32_t nsegs;
-	uint32_t max_entries; /* summary entries per pack header block */
+	uint32_t max_entries; /* summary entries per pack (header of at most FTL_PACK_HDR_MAX) */
 	uint32_t pack_data_cap;
 
 	struct ftl_seg *segs;
 	pthread_mutex_t seg_lock; /* guards segment state changes, free count, seq */
 	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
-	uint32_t nfree;
-	uint32_t reserve; /* free segments only GC may take */
+	_Atomic uint32_t nfree; /* changed under seg_lock, read without it */
+	uint32_t reserve;       /* free segments only GC may take */
 	uint64_t next_seq;
 
 	struct ftl_stream streams[FTL_STREAM_COUNT];
@@ -198,13 +218,14 @@ int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);
 int ftl_streams_init(struct ftl *ftl);
 void ftl_streams_destroy(struct ftl *ftl);
 int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
-		      const uint8_t hash[FTL_HASH_LEN], const struct ftl_chunk_disk *hdr,
-		      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc);
+                      const uint8_t hash[FTL_HASH_LEN], uint32_t crc, uint8_t flags,
+                      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc);
 int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st);
+int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_id last);
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);
 /* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. */
-int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out,
-			     uint32_t len, struct ftl_chunk_disk *hdr, uint8_t *hash);
+int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
+                             struct ftl_chunk_disk *hdr, uint8_t *hash);
 
 /* ftl_gc.c */
 int ftl_gc_start(struct ftl *ftl);
@@ -215,5 +236,7 @@ int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free);
 
 /* ftl_scan.c */
 int ftl_scan(struct ftl *ftl);
+/* Checks a pack header (fixed part and entries, which must be in memory behind it). */
+bool ftl_pack_header_ok(struct ftl *ftl, struct ftl_pack_disk *ph, uint64_t seq, uint32_t off);
 
 #endif

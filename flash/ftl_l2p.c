@@ -42,7 +42,7 @@ static _Atomic(uint64_t) *l2p_slot(struct ftl_l2p *m, uint64_t id)
 	if (p >= m->npages_max)
 		return NULL;
 	_Atomic(uint64_t) *page = atomic_load_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->pages[p],
-						       memory_order_acquire);
+	                                               memory_order_acquire);
 	if (!page)
 		return NULL;
 	return &page[id & (FTL_L2P_PAGE_SIZE - 1)];
@@ -60,7 +60,7 @@ static int l2p_ensure_page(struct ftl_l2p *m, uint64_t id)
 	if (!page)
 		return -ENOMEM;
 	atomic_store_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->pages[p], page,
-			      memory_order_release);
+	                      memory_order_release);
 	m->npages++;
 	return 0;
 }
@@ -170,6 +170,5 @@ void ftl_l2p_rebuild_free(struct ftl_l2p *m)
 
 uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m)
 {
-	return m->npages * FTL_L2P_PAGE_SIZE * sizeof(uint64_t) +
-	       m->npages_max * sizeof(*m->pages);
+	return m->npages * FTL_L2P_PAGE_SIZE * sizeof(uint64_t) + m->npages_max * sizeof(*m->pages);
 }

@@ -31,41 +31,45 @@ static int births_reserve(struct scan_births *b, uint64_t id)
 	return 0;
 }
 
-static bool pack_header_ok(struct ftl *ftl, struct ftl_pack_disk *ph, uint64_t seq, uint32_t off)
+bool ftl_pack_header_ok(struct ftl *ftl, struct ftl_pack_disk *ph, uint64_t seq, uint32_t off)
 {
 	if (ph->magic != FTL_PACK_MAGIC || ph->seg_seq != seq || ph->nentries == 0 ||
-	    ph->nentries > ftl->max_entries || ph->total_bytes < 2 * ftl->bs ||
-	    ph->total_bytes % ftl->bs || (uint64_t)off + ph->total_bytes > ftl->seg_size ||
-	    ph->data_bytes > ph->total_bytes - ftl->bs ||
-	    ph->total_bytes > ftl->bs + ftl->pack_data_cap)
+	    ph->nentries > ftl->max_entries ||
+	    ph->hdr_blocks != ftl_pack_hdr_blocks(ph->nentries, ftl->bs) ||
+	    ph->total_bytes < (ph->hdr_blocks + 1) * ftl->bs || ph->total_bytes % ftl->bs ||
+	    (uint64_t)off + ph->total_bytes > ftl->seg_size ||
+	    ph->data_bytes > ph->total_bytes - ph->hdr_blocks * ftl->bs ||
+	    ph->total_bytes > FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap)
 		return false;
 	uint32_t crc = ph->crc;
 	ph->crc = 0;
-	uint32_t want = ftl_crc32c(0, ph, sizeof(*ph) + ph->nentries *
-						       sizeof(struct ftl_pack_entry_disk));
+	uint32_t want =
+	    ftl_crc32c(0, ph, sizeof(*ph) + ph->nentries * sizeof(struct ftl_pack_entry_disk));
 	ph->crc = crc;
 	return want == crc;
 }
 
 static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t *pk,
-		     struct scan_births *b, uint64_t *max_birth)
+                     struct scan_births *b, uint64_t *max_birth)
 {
 	const struct ftl_pack_disk *ph = (const void *)pk;
 	const struct ftl_pack_entry_disk *e = (const void *)(pk + sizeof(*ph));
-	uint32_t cur = ftl->bs;
+	uint32_t dstart = ph->hdr_blocks * ftl->bs;
+	uint32_t cur = dstart;
 	int rc;
 
 	for (uint32_t i = 0; i < ph->nentries; i++) {
-		uint32_t len = e[i].len_flags & 0x1ffff;
+		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
 		uint32_t fp = ftl_chunk_footprint(len);
-		if (len == 0 || len > FTL_CHUNK_MAX || cur + fp > ftl->bs + ph->data_bytes)
+		if (len == 0 || len > FTL_CHUNK_MAX || cur + fp > dstart + ph->data_bytes)
 			return 0; /* a damaged summary: keep what came before */
 		const uint8_t *c = pk + cur;
 		struct ftl_chunk_disk hdr;
 		memcpy(&hdr, c, sizeof(hdr));
 		uint64_t id = e[i].id;
-		if (id > FTL_L2P_ID_MAX || hdr.len_flags != e[i].len_flags || hdr.crc != e[i].crc ||
-		    ftl_chunk_crc(id, hdr.len_flags, c + sizeof(hdr), len) != hdr.crc) {
+		if (id > FTL_L2P_ID_MAX || hdr.crc != e[i].crc ||
+		    hdr.flags != (uint8_t)(e[i].len_flags >> 24) ||
+		    ftl_chunk_crc(id, e[i].len_flags, c + sizeof(hdr), len) != hdr.crc) {
 			/* Torn or rotten chunk: the other copy (if GC left one) may win. */
 			atomic_fetch_add(&ftl->checksum_errors, 1);
 			cur += fp;
@@ -73,6 +77,8 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 		}
 		if (e[i].birth > *max_birth)
 			*max_birth = e[i].birth;
+		atomic_fetch_add(&ftl->segs[segi].birth_sum, e[i].birth);
+		atomic_fetch_add(&ftl->segs[segi].birth_n, 1);
 		rc = births_reserve(b, id);
 		if (rc)
 			return rc;
@@ -87,7 +93,7 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 		} else {
 			uint64_t old = ftl_l2p_get(&ftl->l2p, id);
 			atomic_fetch_sub(&ftl->segs[ftl_loc_seg(old)].live_bytes,
-					 ftl_chunk_footprint(ftl_loc_len(old)));
+			                 ftl_chunk_footprint(ftl_loc_len(old)));
 			atomic_fetch_sub(&ftl->bytes_live, ftl_loc_len(old));
 		}
 		b->v[id] = e[i].birth + 1;
@@ -100,7 +106,7 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 }
 
 static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct scan_births *b,
-			uint64_t *max_seq, uint64_t *max_clock, uint64_t *max_birth)
+                        uint64_t *max_seq, uint64_t *max_clock, uint64_t *max_birth)
 {
 	struct ftl_seg *s = &ftl->segs[segi];
 	uint64_t base = ftl_seg_dev_off(ftl, segi);
@@ -111,7 +117,7 @@ static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct sca
 	uint32_t crc = h->crc;
 	h->crc = 0;
 	bool ok = h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
-		  !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == segi;
+	          !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == segi;
 	if (!ok)
 		return 0; /* never used since format (or unreadable header): free, 0 erases */
 	s->erase_count = h->erase_count;
@@ -131,11 +137,17 @@ static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct sca
 		if (rc)
 			break; /* unreadable: what follows is unknown, keep what we have */
 		struct ftl_pack_disk *ph = (struct ftl_pack_disk *)buf;
-		if (!pack_header_ok(ftl, ph, seq, off))
+		/* Bound the read by what a pack can be before trusting the header's sizes. */
+		if (ph->magic != FTL_PACK_MAGIC || ph->seg_seq != seq ||
+		    ph->total_bytes < 2 * ftl->bs || ph->total_bytes % ftl->bs ||
+		    ph->total_bytes > FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap ||
+		    (uint64_t)off + ph->total_bytes > ftl->seg_size)
 			break;
 		rc = ftl_dev_read(ftl->dev, buf + ftl->bs, ph->total_bytes - ftl->bs,
-				  base + off + ftl->bs);
+		                  base + off + ftl->bs);
 		if (rc)
+			break;
+		if (!ftl_pack_header_ok(ftl, ph, seq, off))
 			break;
 		if (ph->clock > s->close_clock)
 			s->close_clock = ph->clock;
@@ -164,22 +176,29 @@ static int scan_report(struct ftl *ftl, uint8_t *buf)
 			continue;
 		for (uint32_t p = 0; p < s->npacks; p++) {
 			uint32_t off = s->pack_offs[p];
-			int rc = ftl_dev_read(ftl->dev, buf, ftl->bs,
-					      ftl_seg_dev_off(ftl, segi) + off);
+			int rc =
+			    ftl_dev_read(ftl->dev, buf, ftl->bs, ftl_seg_dev_off(ftl, segi) + off);
 			if (rc)
 				return rc;
 			struct ftl_pack_disk *ph = (struct ftl_pack_disk *)buf;
-			if (!pack_header_ok(ftl, ph, s->seq, off))
+			if (ph->hdr_blocks > 1 && ph->hdr_blocks <= FTL_PACK_HDR_MAX) {
+				rc = ftl_dev_read(ftl->dev, buf + ftl->bs,
+				                  (ph->hdr_blocks - 1) * ftl->bs,
+				                  ftl_seg_dev_off(ftl, segi) + off + ftl->bs);
+				if (rc)
+					return rc;
+			}
+			if (!ftl_pack_header_ok(ftl, ph, s->seq, off))
 				return -EIO; /* it passed a moment ago */
 			struct ftl_pack_entry_disk *e = (void *)(buf + sizeof(*ph));
-			uint32_t cur = off + ftl->bs;
+			uint32_t cur = off + ph->hdr_blocks * ftl->bs;
 			for (uint32_t i = 0; i < ph->nentries; i++) {
-				uint32_t len = e[i].len_flags & 0x1ffff;
+				uint32_t len = e[i].len_flags & FTL_LEN_MASK;
 				uint64_t loc = ftl_loc_make(segi, cur, len);
 				if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc) {
 					rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg,
-							      (struct ftl_addr){e[i].id}, e[i].hash,
-							      len, (uint8_t)(e[i].len_flags >> 24));
+					                      (struct ftl_addr){e[i].id}, e[i].hash,
+					                      len, (uint8_t)(e[i].len_flags >> 24));
 					if (rc)
 						return rc;
 				}
@@ -194,7 +213,7 @@ int ftl_scan(struct ftl *ftl)
 {
 	struct scan_births b = {0};
 	uint64_t max_seq = 0, max_clock = 0, max_birth = 0;
-	uint8_t *buf = aligned_alloc(4096, ftl->bs + ftl->pack_data_cap);
+	uint8_t *buf = aligned_alloc(4096, FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap);
 	int rc = 0;
 	if (!buf)
 		return -ENOMEM;

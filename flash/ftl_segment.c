@@ -1,6 +1,6 @@
 /* flash/ftl_segment.c - segment life cycle: free -> open (one stream) -> closed -> free.
  *
- * Allocation picks the least-worn free segment (dynamic wear leveling); release counts an
+ * Allocation picks by wear (least worn for hot data, most worn for cold); release counts an
  * erase, records it in a FREE header and TRIMs the rest. Never decides what to clean: ftl_gc.c.
  */
 #include <errno.h>
@@ -73,10 +73,15 @@ int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint3
 		pthread_mutex_unlock(&ftl->seg_lock);
 		return -ENOSPC;
 	}
+	/* Dynamic wear leveling: data that will be rewritten soon goes to the least-worn free
+	 * segment; cold data goes to the most worn one, which it will then keep at rest. */
+	bool rest = stream == FTL_STREAM_GC_COLD;
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
 		if (atomic_load(&ftl->segs[i].state) != FTL_SEG_FREE)
 			continue;
-		if (best == FTL_SEG_NONE || ftl->segs[i].erase_count < ftl->segs[best].erase_count)
+		uint32_t e = ftl->segs[i].erase_count;
+		if (best == FTL_SEG_NONE ||
+		    (rest ? e > ftl->segs[best].erase_count : e < ftl->segs[best].erase_count))
 			best = i;
 	}
 	struct ftl_seg *seg = &ftl->segs[best];
@@ -88,6 +93,8 @@ int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint3
 	seg->close_clock = 0;
 	seg->end = ftl->bs;
 	atomic_store(&seg->live_bytes, 0);
+	atomic_store(&seg->birth_sum, 0);
+	atomic_store(&seg->birth_n, 0);
 	pthread_mutex_unlock(&ftl->seg_lock);
 
 	pthread_mutex_lock(&ftl->seg_stripes[best % FTL_SEG_STRIPES]);
@@ -145,8 +152,8 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	/* The FREE header supersedes the old one, so a scan ignores stale packs even where TRIM
 	 * is not supported; the erase count survives remounts. */
 	rc = ftl_seg_write_header(ftl, segi, FTL_SEG_DISK_FREE);
-	int trc = ftl_dev_trim(ftl->dev, ftl_seg_dev_off(ftl, segi) + ftl->bs,
-			       ftl->seg_size - ftl->bs);
+	int trc =
+	    ftl_dev_trim(ftl->dev, ftl_seg_dev_off(ftl, segi) + ftl->bs, ftl->seg_size - ftl->bs);
 	if (trc == 0)
 		atomic_fetch_add(&ftl->trims, 1);
 

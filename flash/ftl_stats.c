@@ -3,6 +3,7 @@
  * What an operator sees in .pstorage/flash is printed from here, so it is exactly what the FTL
  * knows. Read-only: never changes FTL state.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,60 +53,78 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	}
 	st->erase_mean = ftl->nsegs ? (double)sum / ftl->nsegs : 0;
 	st->life_used_pct = st->rated_pe_cycles ? 100.0 * st->erase_mean / st->rated_pe_cycles : 0;
-	st->write_amplification = st->host_bytes_written
-					  ? (double)st->device_bytes_written / st->host_bytes_written
-					  : 0;
+	st->write_amplification =
+	    st->host_bytes_written ? (double)st->device_bytes_written / st->host_bytes_written : 0;
 	st->free_bytes = (uint64_t)st->segments_free * ftl->seg_size + dead;
+	for (int i = 0; i < FTL_STREAM_COUNT && i < 4; i++)
+		st->stream_chunks[i] = ftl->streams[i].writes;
+	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
+	st->mem_segment_bytes = (uint64_t)ftl->nsegs * sizeof(*ftl->segs);
+	for (uint32_t i = 0; i < ftl->nsegs; i++)
+		st->mem_segment_bytes += ftl->segs[i].cap_packs * sizeof(uint32_t);
+}
+
+/* One list of fields feeds both printers, so the text and JSON forms cannot drift apart.
+ * X(json key, text label, printf format, value) */
+#define FTL_STATS_FIELDS(X, st)                                                                    \
+	X("capacity_bytes", "capacity (bytes)", "%llu", (unsigned long long)(st)->capacity_bytes)  \
+	X("free_bytes", "free (bytes)", "%llu", (unsigned long long)(st)->free_bytes)              \
+	X("chunks_live", "live chunks", "%llu", (unsigned long long)(st)->chunks_live)             \
+	X("bytes_live", "live bytes", "%llu", (unsigned long long)(st)->bytes_live)                \
+	X("segments_total", "segments", "%u", (st)->segments_total)                                \
+	X("segments_free", "segments free", "%u", (st)->segments_free)                             \
+	X("segments_open", "segments open", "%u", (st)->segments_open)                             \
+	X("segments_closed", "segments closed", "%u", (st)->segments_closed)                       \
+	X("host_bytes_written", "host bytes written", "%llu",                                      \
+	  (unsigned long long)(st)->host_bytes_written)                                            \
+	X("device_bytes_written", "device bytes written", "%llu",                                  \
+	  (unsigned long long)(st)->device_bytes_written)                                          \
+	X("write_amplification", "write amplification", "%.4f", (st)->write_amplification)         \
+	X("gc_runs", "gc segments cleaned", "%llu", (unsigned long long)(st)->gc_runs)             \
+	X("gc_bytes_moved", "gc bytes moved", "%llu", (unsigned long long)(st)->gc_bytes_moved)    \
+	X("wear_moves", "wear leveling moves", "%llu", (unsigned long long)(st)->wear_moves)       \
+	X("erase_min", "erase count min", "%u", (st)->erase_min)                                   \
+	X("erase_mean", "erase count mean", "%.3f", (st)->erase_mean)                              \
+	X("erase_max", "erase count max", "%u", (st)->erase_max)                                   \
+	X("rated_pe_cycles", "rated P/E cycles", "%u", (st)->rated_pe_cycles)                      \
+	X("life_used_pct", "life used (%)", "%.3f", (st)->life_used_pct)                           \
+	X("trims", "segments trimmed", "%llu", (unsigned long long)(st)->trims)                    \
+	X("read_errors", "read errors", "%llu", (unsigned long long)(st)->read_errors)             \
+	X("checksum_errors", "checksum errors", "%llu", (unsigned long long)(st)->checksum_errors)
+
+/* snprintf into BUF at *POS, keeping the total length like snprintf does. */
+static void out(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void out(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(*pos < len ? buf + *pos : NULL, *pos < len ? len - *pos : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*pos += (size_t)n;
 }
 
 int ftl_stats_to_text(const struct ftl_stats *st, char *buf, size_t len)
 {
-	return snprintf(buf, len,
-			"capacity:              %llu bytes\n"
-			"free:                  %llu bytes\n"
-			"live chunks:           %llu (%llu bytes)\n"
-			"segments:              %u total, %u free, %u open, %u closed\n"
-			"host bytes written:    %llu\n"
-			"device bytes written:  %llu\n"
-			"write amplification:   %.3f\n"
-			"gc:                    %llu segments cleaned, %llu bytes moved\n"
-			"wear leveling moves:   %llu\n"
-			"erase count:           min %u, mean %.2f, max %u\n"
-			"life used:             %.2f%% of %u P/E cycles\n"
-			"trims:                 %llu\n"
-			"read errors:           %llu (%llu checksum)\n",
-			(unsigned long long)st->capacity_bytes, (unsigned long long)st->free_bytes,
-			(unsigned long long)st->chunks_live, (unsigned long long)st->bytes_live,
-			st->segments_total, st->segments_free, st->segments_open,
-			st->segments_closed, (unsigned long long)st->host_bytes_written,
-			(unsigned long long)st->device_bytes_written, st->write_amplification,
-			(unsigned long long)st->gc_runs, (unsigned long long)st->gc_bytes_moved,
-			(unsigned long long)st->wear_moves, st->erase_min, st->erase_mean,
-			st->erase_max, st->life_used_pct, st->rated_pe_cycles,
-			(unsigned long long)st->trims, (unsigned long long)st->read_errors,
-			(unsigned long long)st->checksum_errors);
+	size_t pos = 0;
+#define FTL_STATS_TEXT(key, label, fmt, val) out(buf, len, &pos, "%-22s " fmt "\n", label ":", val);
+	FTL_STATS_FIELDS(FTL_STATS_TEXT, st)
+#undef FTL_STATS_TEXT
+	return (int)pos;
 }
 
 int ftl_stats_to_json(const struct ftl_stats *st, char *buf, size_t len)
 {
-	return snprintf(buf, len,
-			"{\"capacity_bytes\":%llu,\"free_bytes\":%llu,\"chunks_live\":%llu,"
-			"\"bytes_live\":%llu,\"segments\":{\"total\":%u,\"free\":%u,\"open\":%u,"
-			"\"closed\":%u},\"host_bytes_written\":%llu,\"device_bytes_written\":%llu,"
-			"\"write_amplification\":%.4f,\"gc_runs\":%llu,\"gc_bytes_moved\":%llu,"
-			"\"wear_moves\":%llu,\"erase\":{\"min\":%u,\"mean\":%.3f,\"max\":%u},"
-			"\"rated_pe_cycles\":%u,\"life_used_pct\":%.3f,\"trims\":%llu,"
-			"\"read_errors\":%llu,\"checksum_errors\":%llu}\n",
-			(unsigned long long)st->capacity_bytes, (unsigned long long)st->free_bytes,
-			(unsigned long long)st->chunks_live, (unsigned long long)st->bytes_live,
-			st->segments_total, st->segments_free, st->segments_open,
-			st->segments_closed, (unsigned long long)st->host_bytes_written,
-			(unsigned long long)st->device_bytes_written, st->write_amplification,
-			(unsigned long long)st->gc_runs, (unsigned long long)st->gc_bytes_moved,
-			(unsigned long long)st->wear_moves, st->erase_min, st->erase_mean,
-			st->erase_max, st->rated_pe_cycles, st->life_used_pct,
-			(unsigned long long)st->trims, (unsigned long long)st->read_errors,
-			(unsigned long long)st->checksum_errors);
+	size_t pos = 0;
+	const char *sep = "{";
+#define FTL_STATS_JSON(key, label, fmt, val)                                                       \
+	out(buf, len, &pos, "%s\"" key "\":" fmt, sep, val);                                       \
+	sep = ",";
+	FTL_STATS_FIELDS(FTL_STATS_JSON, st)
+#undef FTL_STATS_JSON
+	out(buf, len, &pos, "}\n");
+	return (int)pos;
 }
 
 int ftl_erase_counts(struct ftl *ftl, uint32_t *counts, uint32_t n)

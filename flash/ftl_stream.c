@@ -17,10 +17,11 @@ int ftl_streams_init(struct ftl *ftl)
 		pthread_mutex_init(&st->lock, NULL);
 		st->id = (enum ftl_stream_id)i;
 		st->seg = FTL_SEG_NONE;
-		st->buf = aligned_alloc(4096, ftl->bs + ftl->pack_data_cap);
+		size_t sz = (size_t)FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap;
+		st->buf = aligned_alloc(4096, sz);
 		if (!st->buf)
 			return -ENOMEM;
-		memset(st->buf, 0, ftl->bs + ftl->pack_data_cap);
+		memset(st->buf, 0, sz);
 	}
 	return 0;
 }
@@ -39,9 +40,32 @@ static uint32_t round_up(uint32_t v, uint32_t a)
 	return (v + a - 1) / a * a;
 }
 
+static uint8_t *pack_data(struct ftl *ftl, struct ftl_stream *st)
+{
+	return st->buf + FTL_PACK_HDR_MAX * ftl->bs;
+}
+
+/* Summary entries are kept at their final place relative to the data: the header of H blocks
+ * ends where the data starts, so it starts at pack_data - H blocks. Until the seal the entries
+ * live in a side array at the start of the buffer. */
 static struct ftl_pack_entry_disk *pack_entries(struct ftl_stream *st)
 {
 	return (struct ftl_pack_entry_disk *)(st->buf + sizeof(struct ftl_pack_disk));
+}
+
+/* Moves the chunks of the pack being sealed from their provisional locations (one header
+ * block) to the real ones (H blocks). Caller holds st->lock. */
+static void pack_relocate_provisional(struct ftl *ftl, struct ftl_stream *st, uint32_t shift)
+{
+	struct ftl_pack_entry_disk *e = pack_entries(st);
+	uint32_t cur = st->pack_start + ftl->bs;
+	for (uint32_t i = 0; i < st->nent; i++) {
+		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
+		uint64_t old = ftl_loc_make(st->seg, cur, len);
+		/* A failed CAS means the chunk was freed meanwhile: nothing to move. */
+		(void)ftl_l2p_cas(&ftl->l2p, e[i].id, old, ftl_loc_make(st->seg, cur + shift, len));
+		cur += ftl_chunk_footprint(len);
+	}
 }
 
 /* Caller holds st->lock. */
@@ -50,27 +74,40 @@ int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st)
 	if (st->seg == FTL_SEG_NONE || st->nent == 0)
 		return 0;
 	struct ftl_seg *seg = &ftl->segs[st->seg];
-	uint32_t total = ftl->bs + round_up(st->data_len, ftl->bs);
-	struct ftl_pack_disk *ph = (struct ftl_pack_disk *)st->buf;
+	uint32_t hb = ftl_pack_hdr_blocks(st->nent, ftl->bs);
+	uint32_t total = hb * ftl->bs + round_up(st->data_len, ftl->bs);
+	uint8_t *data = pack_data(ftl, st);
+	uint8_t *hdr = data - (size_t)hb * ftl->bs;
+	size_t elen = (size_t)st->nent * sizeof(struct ftl_pack_entry_disk);
+	struct ftl_pack_disk ph = {0};
 	int rc;
 
-	memset(ph, 0, sizeof(*ph));
-	ph->magic = FTL_PACK_MAGIC;
-	ph->seg_seq = seg->seq;
-	ph->nentries = st->nent;
-	ph->data_bytes = st->data_len;
-	ph->total_bytes = total;
-	ph->clock = atomic_load(&ftl->clock);
-	size_t hlen = sizeof(*ph) + st->nent * sizeof(struct ftl_pack_entry_disk);
-	memset(st->buf + hlen, 0, ftl->bs - hlen);
-	memset(st->buf + ftl->bs + st->data_len, 0, total - ftl->bs - st->data_len);
-	ph->crc = ftl_crc32c(0, st->buf, hlen);
+	/* The header may overlap the side array of entries: move the entries first. */
+	memmove(hdr + sizeof(ph), pack_entries(st), elen);
+	ph.magic = FTL_PACK_MAGIC;
+	ph.seg_seq = seg->seq;
+	ph.nentries = st->nent;
+	ph.data_bytes = st->data_len;
+	ph.total_bytes = total;
+	ph.hdr_blocks = hb;
+	ph.clock = atomic_load(&ftl->clock);
+	memcpy(hdr, &ph, sizeof(ph));
+	memset(hdr + sizeof(ph) + elen, 0, (size_t)hb * ftl->bs - sizeof(ph) - elen);
+	memset(data + st->data_len, 0, round_up(st->data_len, ftl->bs) - st->data_len);
+	ph.crc = ftl_crc32c(0, hdr, sizeof(ph) + elen);
+	memcpy(hdr, &ph, sizeof(ph));
 
-	rc = ftl_dev_write(ftl->dev, st->buf, total, ftl_seg_dev_off(ftl, st->seg) + st->pack_start);
+	rc = ftl_dev_write(ftl->dev, hdr, total, ftl_seg_dev_off(ftl, st->seg) + st->pack_start);
 	if (rc == 0) {
 		atomic_fetch_add(&ftl->dev_bytes, total);
 		ftl_seg_add_pack(ftl, st->seg, st->pack_start);
+		st->seals++;
 	}
+	/* Entries back where append and the buffered readers expect them, then the real
+	 * locations into the L2P (the data is on the device now, or lost on failure). */
+	memmove(pack_entries(st), hdr + sizeof(ph), elen);
+	if (hb > 1)
+		pack_relocate_provisional(ftl, st, (hb - 1) * ftl->bs);
 	/* On failure the pack's chunks are gone: their locations now read back as checksum
 	 * failures (-EIO, never wrong data). Move on so nothing is written over that range. */
 	st->pack_start += total;
@@ -79,6 +116,21 @@ int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st)
 	st->data_len = 0;
 	if (rc)
 		ftl_stream_close_seg(ftl, st);
+	return rc;
+}
+
+/* Seals the packs of streams [FIRST, LAST], each under its own lock; the first error wins. */
+int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_id last)
+{
+	int rc = 0;
+	for (int i = first; i <= (int)last; i++) {
+		struct ftl_stream *st = &ftl->streams[i];
+		pthread_mutex_lock(&st->lock);
+		int r = ftl_stream_seal(ftl, st);
+		pthread_mutex_unlock(&st->lock);
+		if (r && !rc)
+			rc = r;
+	}
 	return rc;
 }
 
@@ -103,7 +155,9 @@ static bool pack_has_room(struct ftl *ftl, struct ftl_stream *st, uint32_t fp)
 {
 	if (st->nent >= ftl->max_entries || st->data_len + fp > ftl->pack_data_cap)
 		return false;
-	uint64_t end = (uint64_t)st->pack_start + ftl->bs + round_up(st->data_len + fp, ftl->bs);
+	uint64_t end = (uint64_t)st->pack_start +
+	               (uint64_t)ftl_pack_hdr_blocks(st->nent + 1, ftl->bs) * ftl->bs +
+	               round_up(st->data_len + fp, ftl->bs);
 	return end <= ftl->seg_size;
 }
 
@@ -130,8 +184,8 @@ static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, bool for_gc)
 
 /* Caller holds st->lock. */
 int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
-		      const uint8_t hash[FTL_HASH_LEN], const struct ftl_chunk_disk *hdr,
-		      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc)
+                      const uint8_t hash[FTL_HASH_LEN], uint32_t crc, uint8_t flags,
+                      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc)
 {
 	uint32_t fp = ftl_chunk_footprint(len);
 	int rc;
@@ -159,10 +213,11 @@ int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint6
 		}
 	}
 
-	uint8_t *dst = st->buf + ftl->bs + st->data_len;
-	memcpy(dst, hdr, sizeof(*hdr));
-	memcpy(dst + sizeof(*hdr), payload, len);
-	memset(dst + sizeof(*hdr) + len, 0, fp - sizeof(*hdr) - len);
+	uint8_t *dst = pack_data(ftl, st) + st->data_len;
+	struct ftl_chunk_disk hdr = {.crc = crc, .entry = (uint16_t)st->nent, .flags = flags};
+	memcpy(dst, &hdr, sizeof(hdr));
+	memcpy(dst + sizeof(hdr), payload, len);
+	memset(dst + sizeof(hdr) + len, 0, fp - sizeof(hdr) - len);
 
 	struct ftl_pack_entry_disk *e = &pack_entries(st)[st->nent];
 	e->id = id;
@@ -171,20 +226,22 @@ int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint6
 		memcpy(e->hash, hash, FTL_HASH_LEN);
 	else
 		memset(e->hash, 0, FTL_HASH_LEN);
-	e->len_flags = hdr->len_flags;
-	e->crc = hdr->crc;
+	e->len_flags = ftl_len_flags(len, flags);
+	e->crc = crc;
 
 	uint32_t off = st->pack_start + ftl->bs + st->data_len;
 	st->nent++;
 	st->data_len += fp;
 	st->writes++;
 	atomic_fetch_add(&ftl->segs[st->seg].live_bytes, fp);
+	atomic_fetch_add_explicit(&ftl->segs[st->seg].birth_sum, birth, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ftl->segs[st->seg].birth_n, 1, memory_order_relaxed);
 	*loc_out = ftl_loc_make(st->seg, off, len);
 	return 0;
 }
 
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
-			     struct ftl_chunk_disk *hdr, uint8_t *hash)
+                             struct ftl_chunk_disk *hdr, uint8_t *hash)
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
 	if (segi >= ftl->nsegs || atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN)
@@ -196,27 +253,21 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 	int found = 0;
 
 	pthread_mutex_lock(&st->lock);
-	if (st->seg != segi || off < st->pack_start + ftl->bs ||
-	    off + ftl_chunk_footprint(len) > st->pack_start + ftl->bs + st->data_len)
+	uint32_t base = st->pack_start + ftl->bs; /* provisional data start */
+	if (st->seg != segi || off < base || off + ftl_chunk_footprint(len) > base + st->data_len)
 		goto out_unlock;
-	const uint8_t *src = st->buf + (off - st->pack_start);
+	const uint8_t *src = pack_data(ftl, st) + (off - base);
+	struct ftl_chunk_disk h;
+	memcpy(&h, src, sizeof(h));
+	struct ftl_pack_entry_disk *e = &pack_entries(st)[h.entry];
+	if (h.entry >= st->nent || e->id != id)
+		goto out_unlock; /* not the chunk we look for: let the caller retry */
 	if (hdr)
-		memcpy(hdr, src, sizeof(*hdr));
+		*hdr = h;
 	if (out)
-		memcpy(out, src + sizeof(*hdr), len);
-	if (hash) {
-		uint32_t cur = st->pack_start + ftl->bs;
-		struct ftl_pack_entry_disk *e = pack_entries(st);
-		for (uint32_t i = 0; i < st->nent; i++) {
-			if (cur == off && e[i].id == id) {
-				memcpy(hash, e[i].hash, FTL_HASH_LEN);
-				found = 1;
-				break;
-			}
-			cur += ftl_chunk_footprint(e[i].len_flags & 0x1ffff);
-		}
-		goto out_unlock;
-	}
+		memcpy(out, src + sizeof(h), len);
+	if (hash)
+		memcpy(hash, e->hash, FTL_HASH_LEN);
 	found = 1;
 out_unlock:
 	pthread_mutex_unlock(&st->lock);

@@ -54,8 +54,7 @@ static int sb_validate(const struct ftl_sb_disk *d, uint64_t dev_size, uint32_t 
 	if (!is_pow2(d->block_size) || d->block_size < 4096 || d->block_size > 65536 ||
 	    d->block_size < dev_bs)
 		return -EUCLEAN;
-	if (!is_pow2(d->user_block_size) || d->user_block_size < 4096 ||
-	    d->user_block_size > 65536)
+	if (!is_pow2(d->user_block_size) || d->user_block_size < 4096 || d->user_block_size > 65536)
 		return -EUCLEAN;
 	if (d->segment_size < FTL_MIN_SEGMENT || d->segment_size > FTL_MAX_SEGMENT ||
 	    d->segment_size % d->block_size || d->segment_count == 0 ||

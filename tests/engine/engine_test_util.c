@@ -5,19 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
-
-/* Declared again in each suite that uses them (tests/engine/ holds .c files only). */
-struct engine_test_env {
-	struct ftl_dev *dev;
-	struct ftl *ftl;
-	struct engine *e;
-};
-int engine_test_open(struct engine_test_env *t, uint64_t dev_size, uint32_t bs,
-                     enum engine_codec codec, int level, bool dedupe);
-void engine_test_close(struct engine_test_env *t);
-void engine_test_fill_random(void *buf, size_t len, uint64_t seed);
-void engine_test_fill_text(void *buf, size_t len, uint64_t seed);
-void engine_test_fill_unique_small(void *buf, size_t len, uint64_t id);
+#include "engine_test.h"
 
 int engine_test_open(struct engine_test_env *t, uint64_t dev_size, uint32_t bs,
                      enum engine_codec codec, int level, bool dedupe)

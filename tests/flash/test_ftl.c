@@ -126,13 +126,38 @@ Test(ftl_basic, append_read_free_round_trip)
 	fx_close(&fx);
 }
 
+Test(ftl_stats, text_and_json_print_the_same_counters)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096] = {1}, h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a;
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a), 0);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	char text[4096], json[4096], tiny[8];
+	int n = ftl_stats_to_text(&st, text, sizeof(text));
+	cr_assert_gt(n, 100);
+	cr_assert_lt(n, (int)sizeof(text));
+	cr_assert_neq(strstr(text, "live chunks:"), NULL, "%s", text);
+	cr_assert_neq(strstr(text, " 1\n"), NULL);
+	int j = ftl_stats_to_json(&st, json, sizeof(json));
+	cr_assert_eq(json[0], '{');
+	cr_assert_eq(strcmp(json + j - 2, "}\n"), 0, "%s", json);
+	cr_assert_neq(strstr(json, "\"chunks_live\":1,"), NULL, "%s", json);
+	/* Like snprintf: a short buffer gets a terminated prefix and the full length back. */
+	cr_assert_eq(ftl_stats_to_json(&st, tiny, sizeof(tiny)), j);
+	cr_assert_eq(strlen(tiny), sizeof(tiny) - 1);
+	fx_close(&fx);
+}
+
 struct scan_seen {
 	uint64_t count;
 	uint64_t bad_hash;
 };
 
 static int count_cb(void *arg, struct ftl_addr addr, const uint8_t *hash, uint32_t len,
-		    uint8_t flags)
+                    uint8_t flags)
 {
 	struct scan_seen *s = arg;
 	uint64_t key;
@@ -227,13 +252,14 @@ Test(ftl_gc, random_overwrites_of_nearly_full_device_keep_every_chunk, .timeout 
 			fill(buf, len, k, ver[k]);
 			cr_assert_eq(ftl_read(fx.ftl, a[k], got, len, NULL), (int)len);
 			cr_assert_eq(memcmp(buf, got, len), 0, "key %llu pass %d",
-				     (unsigned long long)k, pass);
+			             (unsigned long long)k, pass);
 			uint8_t hg[FTL_HASH_LEN];
 			hash_of(h, k, ver[k]);
 			cr_assert_eq(ftl_read_hash(fx.ftl, a[k], hg), 0);
 			cr_assert_eq(memcmp(h, hg, FTL_HASH_LEN), 0);
 		}
-		/* Second pass after a remount: GC'd copies and stale ones must not confuse the scan. */
+		/* Second pass after a remount: GC'd copies and stale ones must not confuse the
+		 * scan. */
 		ftl_close(fx.ftl);
 		struct ftl_config cfg = {.dev = fx.dev};
 		cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
@@ -278,7 +304,7 @@ Test(ftl_gc, wear_spread_stays_bounded_and_trim_reaches_device, .timeout = 120)
 	cr_assert_gt(st.wear_moves, 0, "static wear leveling never ran");
 	cr_assert_gt(st.erase_mean, 10);
 	cr_assert_leq(st.erase_max - st.erase_min, (uint32_t)(st.erase_mean * 0.3) + 10,
-		      "spread %u..%u mean %.1f", st.erase_min, st.erase_max, st.erase_mean);
+	              "spread %u..%u mean %.1f", st.erase_min, st.erase_max, st.erase_mean);
 	cr_assert_gt(st.trims, 0);
 	cr_assert_gt(ftl_dev_mem_trimmed_bytes(fx.dev), 0);
 	/* Cold data untouched by the user is still exact after being moved around. */
@@ -342,7 +368,8 @@ Test(ftl_space, full_device_gives_enospc_and_keeps_data)
 		cr_assert_eq(ftl_free(fx.ftl, a[i]), 0);
 	for (int i = 0; i < n / 4; i++) {
 		fill(buf, sizeof(buf), i, 1);
-		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0, "rewrite %d", i);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0, "rewrite %d",
+		             i);
 	}
 	for (int i = n / 2; i < n; i++) {
 		fill(buf, sizeof(buf), i, 0);
@@ -425,8 +452,8 @@ Test(ftl_faults, failed_pack_write_reports_error_and_reads_fail_cleanly)
 	struct ftl_superblock_info sb;
 	cr_assert_eq(ftl_read_superblock(fx.dev, &sb), 0);
 	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, sb.data_offset,
-					ftl_dev_size(fx.dev) - sb.data_offset, 1),
-		     0);
+	                                ftl_dev_size(fx.dev) - sb.data_offset, 1),
+	             0);
 	fill(buf, sizeof(buf), 2, 2);
 	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &b), 0);
 	cr_assert_eq(ftl_sync(fx.ftl), -EIO);
@@ -466,9 +493,8 @@ static void power_cut_round(bool tear)
 	}
 	cr_assert_eq(ftl_dev_mem_power_cut(fx.dev, tear), 0);
 	/* The machine is dead: nothing the old instance does from here on reaches the device. */
-	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, 0, ftl_dev_size(fx.dev),
-					1000000),
-		     0);
+	cr_assert_eq(
+	    ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, 0, ftl_dev_size(fx.dev), 1000000), 0);
 	ftl_close(fx.ftl);
 	struct ftl_config cfg = {.dev = fx.dev};
 	cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
@@ -479,7 +505,8 @@ static void power_cut_round(bool tear)
 			cr_assert_eq(rc, (int)sizeof(got), "synced chunk %d lost: %d", i, rc);
 			cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "synced chunk %d", i);
 		} else if (rc > 0) {
-			cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "unsynced chunk %d garbage", i);
+			cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "unsynced chunk %d garbage",
+			             i);
 		}
 	}
 	fx_close(&fx);
@@ -540,6 +567,50 @@ Test(ftl_super, bad_format_parameters_are_refused)
 	ftl_dev_close(dev);
 }
 
+Test(ftl_streams, data_rewritten_soon_goes_to_the_hot_stream, .timeout = 60)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 32 << 20, 256 << 10, true);
+	uint8_t buf[4096] = {7}, h[FTL_HASH_LEN] = {0};
+	enum { N = 2000, HOT = 100 };
+	struct ftl_addr *a = calloc(N, sizeof(*a));
+	for (int k = 0; k < N; k++)
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[k]), 0);
+	struct ftl_stats before, after;
+	ftl_get_stats(fx.ftl, &before);
+	cr_assert_eq(before.stream_chunks[0], 0, "first writes are not hot");
+	/* Rewrite a small set over and over: each previous version lived far less than one
+	 * turnover of the live set. */
+	for (int round = 0; round < 20; round++)
+		for (int k = 0; k < HOT; k++) {
+			struct ftl_write_opts o = {.prev = a[k]};
+			struct ftl_addr na;
+			cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, &o, &na), 0);
+			cr_assert_eq(ftl_free(fx.ftl, a[k]), 0);
+			a[k] = na;
+		}
+	ftl_get_stats(fx.ftl, &after);
+	uint64_t hot = after.stream_chunks[0] - before.stream_chunks[0];
+	uint64_t cold = after.stream_chunks[1] - before.stream_chunks[1];
+	cr_assert_geq(hot, 19 * HOT, "hot %llu cold %llu", (unsigned long long)hot,
+	              (unsigned long long)cold);
+	/* The first rewrite of data written long ago (relative to the live set) is cold. */
+	struct ftl_write_opts o = {.prev = a[N - 1]};
+	struct ftl_addr na;
+	for (int k = 0; k < 3000; k++) { /* age the oldest data past one turnover */
+		struct ftl_write_opts oh = {.prev = a[k % HOT]};
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, &oh, &na), 0);
+		cr_assert_eq(ftl_free(fx.ftl, a[k % HOT]), 0);
+		a[k % HOT] = na;
+	}
+	ftl_get_stats(fx.ftl, &before);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, &o, &na), 0);
+	ftl_get_stats(fx.ftl, &after);
+	cr_assert_eq(after.stream_chunks[1] - before.stream_chunks[1], 1);
+	free(a);
+	fx_close(&fx);
+}
+
 struct mt_arg {
 	struct ftl *ftl;
 	int tid;
@@ -563,10 +634,15 @@ static void *mt_worker(void *p)
 				m->errors++;
 			a[i] = na;
 		}
+		/* One thread syncs while the others write and GC relocates: seals race with
+		 * relocations and with reads of chunks in pack buffers. */
+		if (m->tid == 0 && ftl_sync(m->ftl))
+			m->errors++;
 		for (int i = 0; i < N; i++) {
 			fill(buf, sizeof(buf), m->tid * 100000 + i, round);
+			uint8_t hg[FTL_HASH_LEN];
 			if (ftl_read(m->ftl, a[i], got, sizeof(got), NULL) != sizeof(got) ||
-			    memcmp(buf, got, sizeof(got)))
+			    memcmp(buf, got, sizeof(got)) || ftl_read_hash(m->ftl, a[i], hg))
 				m->errors++;
 		}
 	}
@@ -580,7 +656,8 @@ Test(ftl_concurrency, writers_readers_and_gc_thread_agree, .timeout = 120)
 	cr_assert_eq(ftl_dev_open_mem(16 << 20, 4096, &dev), 0);
 	struct ftl_format_params p = {.segment_size = 256 << 10};
 	cr_assert_eq(ftl_format(dev, &p), 0);
-	struct ftl_config cfg = {.dev = dev, .gc_thread = true, .gc_low_pct = 30, .gc_high_pct = 40};
+	struct ftl_config cfg = {
+	    .dev = dev, .gc_thread = true, .gc_low_pct = 30, .gc_high_pct = 40};
 	cr_assert_eq(ftl_open(&cfg, &ftl), 0);
 	pthread_t t[4];
 	struct mt_arg m[4];

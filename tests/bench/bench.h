@@ -1,0 +1,19 @@
+/* tests/bench/bench.h - shared declarations of the pstor-bench program.
+ *
+ * The benchmark prints `name: value` lines; it asserts nothing (goals are checked by reading).
+ */
+#ifndef PSTOR_BENCH_H
+#define PSTOR_BENCH_H
+
+#include <stdint.h>
+
+double bench_now(void);
+uint64_t bench_rand(uint64_t *state);
+/* A key for the next overwrite: with probability THRESH/1e6 one of the first NHOT keys, else
+ * one of the others (NHOT = 0: uniform over all NKEYS). */
+uint64_t bench_pick_key(uint64_t *state, uint64_t nkeys, uint64_t nhot, uint64_t thresh);
+int bench_engine(void);
+int bench_ftl(void);
+double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, double hot_data, double hot_writes);
+
+#endif
