@@ -2,7 +2,8 @@
 # packaging/pstor-dev.sh - one entry point for developers and CI on Debian 12 (as root):
 #   deps    install the Debian packages in packaging/debian-packages.txt
 #   build   deps + configure and build (warnings are errors) in build/
-#   test    build + the whole test suite, then again under ASan+UBSan (build-asan/)
+#   test    build + the whole test suite, again under ASan+UBSan (build-asan/), and the
+#           stress programs under ThreadSanitizer (build-tsan/)
 #   bench   build + pstor-bench (engine and FTL figures)
 set -euo pipefail
 
@@ -50,7 +51,10 @@ test)
 	run_tests_in build
 	echo "pstor-dev: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests_in build-asan
+	ASAN_OPTIONS=detect_leaks=1 run_tests_in build-asan
+	echo "pstor-dev: the stress programs under ThreadSanitizer"
+	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
+	TSAN_OPTIONS=halt_on_error=1 run_tests_in build-tsan
 	;;
 bench)
 	deps
