@@ -111,6 +111,13 @@ int ftl_dev_mem_inject(struct ftl_dev *dev, enum ftl_fault fault, uint64_t off, 
 /* Power cut: every write not yet flushed is dropped. With `tear_last`, the most recent unflushed
  * write survives in part: its first half (rounded to blocks) lands, the rest is lost. */
 int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last);
+/* Power cut at a chosen point: the device dies during the write that comes after NWRITES more
+ * writes (0 = the next one). That write is lost (with TEAR its first half, in whole blocks,
+ * lands), every unflushed write is dropped, and from then on writes, flushes and trims fail
+ * with -EIO (reads still work) until ftl_dev_mem_revive(): the machine is off. */
+int ftl_dev_mem_power_cut_after(struct ftl_dev *dev, uint64_t nwrites, bool tear);
+bool ftl_dev_mem_is_dead(const struct ftl_dev *dev);
+int ftl_dev_mem_revive(struct ftl_dev *dev);
 /* Flips bit BIT (0-7) of the byte at OFF in both images (bit rot). */
 int ftl_dev_mem_flip_bit(struct ftl_dev *dev, uint64_t off, unsigned bit);
 /* Bytes currently trimmed (holes) in the memory device; for tests that TRIM reached it. */

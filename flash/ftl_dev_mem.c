@@ -51,6 +51,11 @@ struct ftl_dev_mem {
 	size_t dlist_n, dlist_cap;
 	bool last_valid; /* last unflushed write, for power_cut(tear_last) */
 	uint64_t last_off, last_len;
+	/* Armed power cut: the write that finds cut_left at 0 is the moment power goes. After
+	 * it the device is dead (writes, flushes and trims fail) until revived. */
+	bool cut_armed, cut_tear;
+	uint64_t cut_left;
+	_Atomic bool dead;
 
 	pthread_mutex_t fault_lock;
 	struct ftl_dev_mem_fault *faults;
@@ -237,6 +242,31 @@ static void ftl_dev_mem_mark_dirty(struct ftl_dev_mem *m, uint64_t b)
 		m->dlist[m->dlist_n++] = (struct ftl_dev_mem_extent){.start = b, .count = 1};
 }
 
+static void ftl_dev_mem_settle(struct ftl_dev_mem *m, bool vol_to_dur);
+
+/* The armed power cut strikes during this write. Caller holds the lock. With cut_tear the
+ * first half of the write (whole blocks) reaches the media; every unflushed write is lost. */
+static void ftl_dev_mem_die(struct ftl_dev_mem *m, const void *buf, uint64_t off, size_t len)
+{
+	uint32_t bs = m->dev.block_size;
+	ftl_dev_mem_settle(m, false);
+	if (m->cut_tear) {
+		size_t keep = len / bs / 2 * bs;
+		memcpy(m->vol + off, buf, keep);
+		memcpy(m->dur + off, buf, keep);
+		for (uint64_t b = off / bs; b < (off + keep) / bs; b++) {
+			if (bit_test(m->trimmed, b)) {
+				bit_clear(m->trimmed, b);
+				ftl_dev_mem_trimmed_add(m, -1);
+			}
+			bit_clear(m->dur_trimmed, b);
+		}
+	}
+	m->cut_armed = false;
+	m->last_valid = false;
+	atomic_store(&m->dead, true);
+}
+
 static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
@@ -245,9 +275,16 @@ static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, u
 	int64_t untrimmed = 0;
 	int err;
 
+	if (atomic_load(&m->dead))
+		return -EIO;
 	if (ftl_dev_mem_fault_hit(m, FTL_FAULT_WRITE_EIO, off, len))
 		return -EIO; /* nothing of a failed write lands */
 	pthread_rwlock_wrlock(&m->lock);
+	if (m->cut_armed && m->cut_left-- == 0) {
+		ftl_dev_mem_die(m, buf, off, len);
+		err = -EIO;
+		goto unlock;
+	}
 	err = ftl_dev_mem_reserve(m, first, nb);
 	if (err < 0)
 		goto unlock;
@@ -305,6 +342,8 @@ static int ftl_dev_mem_flush(struct ftl_dev *dev)
 {
 	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
 
+	if (atomic_load(&m->dead))
+		return -EIO;
 	pthread_rwlock_wrlock(&m->lock);
 	ftl_dev_mem_settle(m, true);
 	pthread_rwlock_unlock(&m->lock);
@@ -334,6 +373,8 @@ static int ftl_dev_mem_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 	uint64_t nb = len / dev->block_size;
 	int64_t trimmed = 0;
 
+	if (atomic_load(&m->dead))
+		return -EIO;
 	pthread_rwlock_wrlock(&m->lock);
 	for (uint64_t b = first; b < first + nb; b++) {
 		bit_clear(m->dirty, b); /* TRIM is durable at once (invariant 3) */
@@ -373,6 +414,40 @@ int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last)
 		}
 	}
 	ftl_dev_mem_settle(m, false);
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+int ftl_dev_mem_power_cut_after(struct ftl_dev *dev, uint64_t nwrites, bool tear)
+{
+	int err = ftl_dev_mem_check(dev);
+	if (err < 0)
+		return err;
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	pthread_rwlock_wrlock(&m->lock);
+	m->cut_armed = true;
+	m->cut_tear = tear;
+	m->cut_left = nwrites;
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+bool ftl_dev_mem_is_dead(const struct ftl_dev *dev)
+{
+	if (ftl_dev_mem_check(dev) < 0)
+		return false;
+	return atomic_load(&ftl_dev_mem_of((struct ftl_dev *)dev)->dead);
+}
+
+int ftl_dev_mem_revive(struct ftl_dev *dev)
+{
+	int err = ftl_dev_mem_check(dev);
+	if (err < 0)
+		return err;
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	pthread_rwlock_wrlock(&m->lock);
+	m->cut_armed = false;
+	atomic_store(&m->dead, false);
 	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }

@@ -681,3 +681,33 @@ Test(ftl_dev, block_second_open_is_busy)
 	cr_expect_eq(ftl_dev_open(t.loop, FTL_DEV_CREATE, 1 << 20, &second), -EBUSY);
 	ftl_dev_close(second);
 }
+
+Test(ftl_dev, power_cut_after_n_writes_kills_the_device_at_that_write)
+{
+	struct ftl_dev *dev;
+	uint8_t a[8192], b[8192], got[8192];
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0xbb, sizeof(b));
+	cr_assert_eq(ftl_dev_open_mem(1 << 20, 4096, &dev), 0);
+	cr_assert_eq(ftl_dev_write(dev, a, sizeof(a), 0), 0);
+	cr_assert_eq(ftl_dev_flush(dev), 0);
+	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, 1, true), 0);
+	cr_assert_eq(ftl_dev_write(dev, b, 4096, 0), 0); /* lands, unflushed */
+	cr_assert(!ftl_dev_mem_is_dead(dev));
+	cr_assert_eq(ftl_dev_write(dev, b, sizeof(b), 65536), -EIO); /* the cut: torn */
+	cr_assert(ftl_dev_mem_is_dead(dev));
+	cr_assert_eq(ftl_dev_write(dev, b, 4096, 8192), -EIO);
+	cr_assert_eq(ftl_dev_flush(dev), -EIO);
+	cr_assert_eq(ftl_dev_trim(dev, 0, 4096), -EIO);
+	/* The unflushed write before the cut is gone, the flushed data stays, and the torn
+	 * write kept exactly its first half. */
+	cr_assert_eq(ftl_dev_read(dev, got, sizeof(got), 0), 0);
+	cr_assert_eq(memcmp(got, a, sizeof(a)), 0);
+	cr_assert_eq(ftl_dev_read(dev, got, sizeof(got), 65536), 0);
+	cr_assert_eq(memcmp(got, b, 4096), 0);
+	for (size_t i = 4096; i < sizeof(got); i++)
+		cr_assert_eq(got[i], 0, "byte %zu of the lost half", i);
+	cr_assert_eq(ftl_dev_mem_revive(dev), 0);
+	cr_assert_eq(ftl_dev_write(dev, b, 4096, 8192), 0);
+	ftl_dev_close(dev);
+}
