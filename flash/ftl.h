@@ -56,6 +56,9 @@ const char *ftl_dev_path(const struct ftl_dev *dev);
 /* Returns 0 or -EIO (-EROFS on a read-only device for writes/trim). Short transfers are errors. */
 int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
 int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
+/* Reads LEN bytes at any offset (small metadata reads). Image files and the memory device move
+ * just those bytes; O_DIRECT backends read the blocks around them. -EINVAL out of bounds. */
+int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
 int ftl_dev_flush(struct ftl_dev *dev);
 /* Tells the device the range holds no data. -EOPNOTSUPP when the device cannot (harmless). */
 int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);

@@ -278,31 +278,24 @@ static int find_pack(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t *pac
 static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
-	uint32_t dbs = ftl_dev_block_size(ftl->dev);
 	uint64_t base = ftl_seg_dev_off(ftl, segi);
 	struct ftl_chunk_disk hdr;
 	struct ftl_pack_entry_disk e;
-	uint8_t *b = read_buf(dbs);
 	int rc;
 
-	if (!b)
-		return -ENOMEM;
 	rc = find_pack(ftl, segi, off, &pack_off);
 	if (rc)
 		return rc;
-	uint64_t pos = base + off, start = pos / dbs * dbs;
-	rc = ftl_dev_read(ftl->dev, b, (pos + sizeof(hdr) + dbs - 1) / dbs * dbs - start, start);
+	rc = ftl_dev_read_small(ftl->dev, &hdr, sizeof(hdr), base + off);
 	if (rc)
 		return rc;
-	memcpy(&hdr, b + (pos - start), sizeof(hdr));
 	if (hdr.entry >= ftl->max_entries)
 		return -EIO;
-	pos = base + pack_off + sizeof(struct ftl_pack_disk) + (uint64_t)hdr.entry * sizeof(e);
-	start = pos / dbs * dbs;
-	rc = ftl_dev_read(ftl->dev, b, (pos + sizeof(e) + dbs - 1) / dbs * dbs - start, start);
+	rc = ftl_dev_read_small(ftl->dev, &e, sizeof(e),
+	                        base + pack_off + sizeof(struct ftl_pack_disk) +
+	                            (uint64_t)hdr.entry * sizeof(e));
 	if (rc)
 		return rc;
-	memcpy(&e, b + (pos - start), sizeof(e));
 	/* The entry must be this chunk's: same id, same checksum. The pack crc is not checked
 	 * here (that needs the whole header); a damaged hash can only cost a dedupe hit. */
 	if (e.id != id || e.crc != hdr.crc)

@@ -344,6 +344,36 @@ int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	int err;
+
+	if (!dev || !buf || len == 0 || off > dev->size || len > dev->size - off)
+		return -EINVAL;
+	if (dev->kind != FTL_DEV_FILE && dev->kind != FTL_DEV_MEM) {
+		/* O_DIRECT backends move whole blocks: read the ones around the range. */
+		uint64_t bs = dev->block_size, start = off / bs * bs;
+		uint64_t end = (off + len + bs - 1) / bs * bs;
+		uint8_t *b = aligned_alloc(bs < 4096 ? 4096 : bs, end - start);
+		if (!b)
+			return -ENOMEM;
+		err = ftl_dev_read(dev, b, end - start, start);
+		if (err == 0)
+			memcpy(buf, b + (off - start), len);
+		free(b);
+		return err;
+	}
+	/* Byte-addressable through the page cache or memory: move only what is asked. */
+	err = dev->ops->read(dev, buf, len, off);
+	if (err < 0) {
+		ftl_dev_count(&dev->st.read_errors, 1);
+		return err;
+	}
+	ftl_dev_count(&dev->st.reads, 1);
+	ftl_dev_count(&dev->st.bytes_read, len);
+	return 0;
+}
+
 int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	int err;

@@ -711,3 +711,24 @@ Test(ftl_dev, power_cut_after_n_writes_kills_the_device_at_that_write)
 	cr_assert_eq(ftl_dev_write(dev, b, 4096, 8192), 0);
 	ftl_dev_close(dev);
 }
+
+Test(ftl_dev, read_small_reads_any_offset_and_checks_bounds)
+{
+	struct ftl_dev *dev;
+	uint8_t blk[8192], got[100];
+	for (size_t i = 0; i < sizeof(blk); i++)
+		blk[i] = (uint8_t)(i * 7 + 3);
+	cr_assert_eq(ftl_dev_open_mem(1 << 20, 4096, &dev), 0);
+	cr_assert_eq(ftl_dev_write(dev, blk, sizeof(blk), 4096), 0);
+	/* Across the block boundary, at an odd offset. */
+	cr_assert_eq(ftl_dev_read_small(dev, got, sizeof(got), 4096 + 4050), 0);
+	cr_assert_eq(memcmp(got, blk + 4050, sizeof(got)), 0);
+	cr_assert_eq(ftl_dev_read_small(dev, got, 8, (1 << 20) - 8), 0);
+	cr_assert_eq(ftl_dev_read_small(dev, got, 9, (1 << 20) - 8), -EINVAL);
+	cr_assert_eq(ftl_dev_read_small(dev, got, 0, 0), -EINVAL);
+	/* Injected read errors apply to small reads too. */
+	cr_assert_eq(ftl_dev_mem_inject(dev, FTL_FAULT_READ_EIO, 4096, 4096, 1), 0);
+	cr_assert_eq(ftl_dev_read_small(dev, got, 8, 4100), -EIO);
+	cr_assert_eq(ftl_dev_read_small(dev, got, 8, 4100), 0);
+	ftl_dev_close(dev);
+}
