@@ -80,9 +80,10 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	ftl->pack_data_cap = 1u << 20;
 	if (ftl->pack_data_cap > ftl->seg_size - 2 * ftl->bs)
 		ftl->pack_data_cap = (ftl->seg_size - 2 * ftl->bs) / ftl->bs * ftl->bs;
-	/* GC must always be able to clean one segment: a spare per GC stream plus one; large
-	 * devices keep a little more so background GC has room to run ahead. */
-	ftl->reserve = 3 + ftl->nsegs / 256;
+	/* GC must always be able to clean one segment: its survivors may open one new segment
+	 * in each GC stream before the victim is freed. Large devices keep a little more so
+	 * background GC has room to run ahead. */
+	ftl->reserve = 2 + ftl->nsegs / 256;
 	ftl->rdonly = false;
 
 	/* A chunk takes at least a 56-byte summary entry and an 8-byte-aligned body. */
