@@ -354,12 +354,13 @@ int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 		/* O_DIRECT backends move whole blocks: read the ones around the range. */
 		uint64_t bs = dev->block_size, start = off / bs * bs;
 		uint64_t end = (off + len + bs - 1) / bs * bs;
-		uint8_t *b = aligned_alloc(bs < 4096 ? 4096 : bs, end - start);
-		if (!b)
+		void *b = NULL;
+		/* posix_memalign: aligned_alloc wants the size to be a multiple of the alignment. */
+		if (posix_memalign(&b, 4096, end - start))
 			return -ENOMEM;
 		err = ftl_dev_read(dev, b, end - start, start);
 		if (err == 0)
-			memcpy(buf, b + (off - start), len);
+			memcpy(buf, (uint8_t *)b + (off - start), len);
 		free(b);
 		return err;
 	}
