@@ -325,6 +325,20 @@ static void ftl_dev_count(_Atomic uint64_t *ctr, uint64_t v)
 	atomic_fetch_add_explicit(ctr, v, memory_order_relaxed);
 }
 
+/* The backend read and its counters; the range was checked by the caller. */
+static int ftl_dev_read_counted(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	int err = dev->ops->read(dev, buf, len, off);
+
+	if (err < 0) {
+		ftl_dev_count(&dev->st.read_errors, 1);
+		return err;
+	}
+	ftl_dev_count(&dev->st.reads, 1);
+	ftl_dev_count(&dev->st.bytes_read, len);
+	return 0;
+}
+
 int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 {
 	int err;
@@ -334,14 +348,7 @@ int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 	err = ftl_dev_check_range(dev, off, len);
 	if (err < 0)
 		return err;
-	err = dev->ops->read(dev, buf, len, off);
-	if (err < 0) {
-		ftl_dev_count(&dev->st.read_errors, 1);
-		return err;
-	}
-	ftl_dev_count(&dev->st.reads, 1);
-	ftl_dev_count(&dev->st.bytes_read, len);
-	return 0;
+	return ftl_dev_read_counted(dev, buf, len, off);
 }
 
 int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
@@ -355,7 +362,8 @@ int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 		uint64_t bs = dev->block_size, start = off / bs * bs;
 		uint64_t end = (off + len + bs - 1) / bs * bs;
 		void *b = NULL;
-		/* posix_memalign: aligned_alloc wants the size to be a multiple of the alignment. */
+		/* posix_memalign: aligned_alloc wants a size that is a multiple of the alignment.
+		 */
 		if (posix_memalign(&b, 4096, end - start))
 			return -ENOMEM;
 		err = ftl_dev_read(dev, b, end - start, start);
@@ -365,14 +373,7 @@ int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 		return err;
 	}
 	/* Byte-addressable through the page cache or memory: move only what is asked. */
-	err = dev->ops->read(dev, buf, len, off);
-	if (err < 0) {
-		ftl_dev_count(&dev->st.read_errors, 1);
-		return err;
-	}
-	ftl_dev_count(&dev->st.reads, 1);
-	ftl_dev_count(&dev->st.bytes_read, len);
-	return 0;
+	return ftl_dev_read_counted(dev, buf, len, off);
 }
 
 int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)

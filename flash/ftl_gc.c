@@ -48,7 +48,7 @@ static uint32_t gc_pick_victim(struct ftl *ftl, bool greedy)
 
 /* Relocates every live chunk of a pack held in BUF (the pack's bytes, header first). */
 static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, const uint8_t *pk,
-                        enum ftl_stream_id target, bool force, uint64_t *moved)
+                        bool force, uint64_t *moved)
 {
 	const struct ftl_pack_disk *ph = (const struct ftl_pack_disk *)pk;
 	const struct ftl_pack_entry_disk *e =
@@ -70,10 +70,9 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 			 * says where it belongs: younger than one turnover of the live set it is
 			 * still warm, older it is cold, whichever stream it came from. Forced
 			 * moves (wear leveling) take cold data by definition. */
-			enum ftl_stream_id t = target;
-			if (!force)
-				t = now - e[i].birth < live ? FTL_STREAM_GC_HOT
-				                            : FTL_STREAM_GC_COLD;
+			enum ftl_stream_id t = !force && now - e[i].birth < live
+			                           ? FTL_STREAM_GC_HOT
+			                           : FTL_STREAM_GC_COLD;
 			struct ftl_stream *st = &ftl->streams[t];
 			/* Copied as it is, checksum included: a damaged chunk stays detectably
 			 * damaged rather than becoming valid garbage. The L2P switch happens
@@ -100,8 +99,9 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 	return 0;
 }
 
-/* Cleans one closed segment. Caller holds gc_lock. */
-static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_target, bool force)
+/* Cleans one closed segment; FORCE (wear leveling) cleans it whatever it holds and sends its
+ * data to the cold stream. Caller holds gc_lock. */
+static int gc_clean(struct ftl *ftl, uint32_t victim, bool force)
 {
 	struct ftl_seg *s = &ftl->segs[victim];
 	uint32_t end = s->end;
@@ -116,14 +116,13 @@ static int gc_clean(struct ftl *ftl, uint32_t victim, enum ftl_stream_id forced_
 		 * cache. A pack that fails its checks ends the walk, and the live-bytes check below
 		 * keeps the segment if that leaves a live chunk behind. */
 		uint32_t off = ftl->bs;
-		enum ftl_stream_id target = force ? forced_target : FTL_STREAM_GC_HOT;
 		while (off + ftl->bs <= end) {
 			uint8_t *pk = ftl->gc_buf + off;
 			struct ftl_pack_disk *ph = (struct ftl_pack_disk *)pk;
 			if (!ftl_pack_header_ok(ftl, ph, s->seq, off) ||
 			    off + ph->total_bytes > end)
 				break;
-			rc = gc_move_pack(ftl, victim, off, pk, target, force, &moved);
+			rc = gc_move_pack(ftl, victim, off, pk, force, &moved);
 			if (rc)
 				goto out;
 			off += ph->total_bytes;
@@ -183,8 +182,12 @@ static int gc_wear_level(struct ftl *ftl)
 		spread = mean * 0.08;
 	if ((double)(max_e - lo) <= spread || lo >= min_free)
 		return 0;
-	return gc_clean(ftl, min_closed, FTL_STREAM_GC_COLD, true) == 0 ? 1 : 0;
+	return gc_clean(ftl, min_closed, true) == 0 ? 1 : 0;
 }
+
+/* Cleanings without a new free segment after which cost-benefit gives way to greedy (and four
+ * times as many after which GC gives up: the device is full of live data). */
+#define GC_STALL_CLEANINGS (2 * FTL_STREAM_COUNT + 16)
 
 static uint32_t nfree_now(struct ftl *ftl)
 {
@@ -207,14 +210,14 @@ static int gc_run_locked(struct ftl *ftl, uint32_t max_segments, uint32_t want_f
 		if (nfree > best_free) {
 			best_free = nfree;
 			since_gain = 0;
-		} else if (++since_gain > 4 * (2 * FTL_STREAM_COUNT + 16)) {
+		} else if (++since_gain > 4 * GC_STALL_CLEANINGS) {
 			break;
 		}
-		bool urgent = nfree < ftl->reserve || since_gain > 2 * FTL_STREAM_COUNT + 16;
+		bool urgent = nfree < ftl->reserve || since_gain > GC_STALL_CLEANINGS;
 		uint32_t v = gc_pick_victim(ftl, urgent);
 		if (v == FTL_SEG_NONE)
 			break;
-		rc = gc_clean(ftl, v, FTL_STREAM_GC_COLD, false);
+		rc = gc_clean(ftl, v, false);
 		if (rc && rc != -EUCLEAN)
 			return rc;
 		if (rc == 0)

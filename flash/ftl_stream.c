@@ -53,11 +53,11 @@ static struct ftl_pack_entry_disk *pack_entries(struct ftl_stream *st)
 	return (struct ftl_pack_entry_disk *)(st->buf + sizeof(struct ftl_pack_disk));
 }
 
-/* Moves the chunks of the pack being sealed from their provisional locations (one header
- * block) to the real ones (H blocks). Caller holds st->lock. */
-static void pack_relocate_provisional(struct ftl *ftl, struct ftl_stream *st, uint32_t shift)
+/* Moves the chunks of the pack being sealed (summary entries E) from their provisional
+ * locations (one header block) to the real ones (H blocks). Caller holds st->lock. */
+static void pack_relocate_provisional(struct ftl *ftl, struct ftl_stream *st,
+                                      const struct ftl_pack_entry_disk *e, uint32_t shift)
 {
-	struct ftl_pack_entry_disk *e = pack_entries(st);
 	uint32_t cur = st->pack_start + ftl->bs;
 	for (uint32_t i = 0; i < st->nent; i++) {
 		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
@@ -103,11 +103,11 @@ int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st)
 		ftl_seg_add_pack(ftl, st->seg, st->pack_start);
 		st->seals++;
 	}
-	/* Entries back where append and the buffered readers expect them, then the real
-	 * locations into the L2P (the data is on the device now, or lost on failure). */
-	memmove(pack_entries(st), hdr + sizeof(ph), elen);
+	/* The real locations into the L2P (the data is on the device now, or lost on failure).
+	 * The pack is emptied below, so its entries stay in the header they were moved to. */
 	if (hb > 1)
-		pack_relocate_provisional(ftl, st, (hb - 1) * ftl->bs);
+		pack_relocate_provisional(ftl, st, (const void *)(hdr + sizeof(ph)),
+		                          (hb - 1) * ftl->bs);
 	/* On failure the pack's chunks are gone: their locations now read back as checksum
 	 * failures (-EIO, never wrong data). Move on so nothing is written over that range. */
 	st->pack_start += total;

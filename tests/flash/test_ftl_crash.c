@@ -77,6 +77,15 @@ static void workload(struct ftl *ftl, struct state *s, uint64_t *rng)
 	}
 }
 
+/* A freshly formatted FTL on a 12 MiB memory device with small segments, so GC works hard. */
+static void fresh_ftl(struct ftl_dev **dev, struct ftl **ftl)
+{
+	cr_assert_eq(ftl_dev_open_mem(12 << 20, 4096, dev), 0);
+	struct ftl_format_params p = {.segment_size = 256 << 10, .meta_blocks = 256};
+	cr_assert_eq(ftl_format(*dev, &p), 0);
+	cr_assert_eq(ftl_open(&(struct ftl_config){.dev = *dev}, ftl), 0);
+}
+
 static uint64_t device_writes(struct ftl_dev *dev)
 {
 	struct ftl_dev_stats st;
@@ -89,10 +98,7 @@ static void crash_round(uint64_t cut, bool tear, uint64_t seed, int *lost, int *
 	struct ftl_dev *dev;
 	struct ftl *ftl;
 	struct state *s = calloc(1, sizeof(*s));
-	cr_assert_eq(ftl_dev_open_mem(12 << 20, 4096, &dev), 0);
-	struct ftl_format_params p = {.segment_size = 256 << 10, .meta_blocks = 256};
-	cr_assert_eq(ftl_format(dev, &p), 0);
-	cr_assert_eq(ftl_open(&(struct ftl_config){.dev = dev}, &ftl), 0);
+	fresh_ftl(&dev, &ftl);
 	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, cut, tear), 0);
 	uint64_t rng = seed;
 	workload(ftl, s, &rng);
@@ -128,10 +134,7 @@ Test(ftl_crash, power_cut_at_random_device_writes_loses_nothing_acknowledged, .t
 	struct ftl_dev *dev;
 	struct ftl *ftl;
 	struct state *s = calloc(1, sizeof(*s));
-	cr_assert_eq(ftl_dev_open_mem(12 << 20, 4096, &dev), 0);
-	struct ftl_format_params p = {.segment_size = 256 << 10, .meta_blocks = 256};
-	cr_assert_eq(ftl_format(dev, &p), 0);
-	cr_assert_eq(ftl_open(&(struct ftl_config){.dev = dev}, &ftl), 0);
+	fresh_ftl(&dev, &ftl);
 	uint64_t rng = 12345, w0 = device_writes(dev);
 	workload(ftl, s, &rng);
 	struct ftl_stats st;
