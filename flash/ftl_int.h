@@ -110,7 +110,7 @@ struct ftl_seg {
 	_Atomic uint8_t state; /* enum ftl_seg_state */
 	_Atomic uint8_t stream;
 	_Atomic uint8_t pinned; /* GC could not account for every live chunk: never freed */
-	uint32_t erase_count;
+	_Atomic uint32_t erase_count; /* written under seg_lock, read unlocked by GC and stats */
 	uint64_t seq;
 	uint64_t open_clock, close_clock;
 	_Atomic uint32_t live_bytes; /* invariant 6 */
@@ -148,7 +148,7 @@ struct ftl_stream {
 	                        real size and moves them (invariant 4 covers readers in between). */
 	uint32_t nent;
 	uint32_t data_len;
-	uint64_t writes; /* chunks appended (counter) */
+	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
 	uint64_t seals;  /* packs written (counter) */
 };
 

@@ -57,11 +57,14 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	    st->host_bytes_written ? (double)st->device_bytes_written / st->host_bytes_written : 0;
 	st->free_bytes = (uint64_t)st->segments_free * ftl->seg_size + dead;
 	for (int i = 0; i < FTL_STREAM_COUNT && i < 4; i++)
-		st->stream_chunks[i] = ftl->streams[i].writes;
+		st->stream_chunks[i] = atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
 	st->mem_segment_bytes = (uint64_t)ftl->nsegs * sizeof(*ftl->segs);
-	for (uint32_t i = 0; i < ftl->nsegs; i++)
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		pthread_mutex_lock(&ftl->seg_stripes[i % FTL_SEG_STRIPES]);
 		st->mem_segment_bytes += ftl->segs[i].cap_packs * sizeof(uint32_t);
+		pthread_mutex_unlock(&ftl->seg_stripes[i % FTL_SEG_STRIPES]);
+	}
 }
 
 /* One list of fields feeds both printers, so the text and JSON forms cannot drift apart.

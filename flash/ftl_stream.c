@@ -232,7 +232,7 @@ int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint6
 	uint32_t off = st->pack_start + ftl->bs + st->data_len;
 	st->nent++;
 	st->data_len += fp;
-	st->writes++;
+	atomic_fetch_add_explicit(&st->writes, 1, memory_order_relaxed);
 	atomic_fetch_add(&ftl->segs[st->seg].live_bytes, fp);
 	atomic_fetch_add_explicit(&ftl->segs[st->seg].birth_sum, birth, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ftl->segs[st->seg].birth_n, 1, memory_order_relaxed);
