@@ -98,6 +98,15 @@ int64_t engine_ref_count(struct engine *e, struct engine_ref ref);
 /* Rebuild support: registers a chunk found on flash with its hash and reference count. */
 int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32], uint32_t refs);
 
+/* Patterns of 8..16 bytes live in an in-memory table that the owner of the block maps must
+ * persist: engine_ref_is_table_pattern() tells which references need it, engine_ref_pattern()
+ * copies the pattern out (returns its period), and engine_pattern_restore() puts it back at
+ * the same table index with REFS references when the maps are loaded. */
+bool engine_ref_is_table_pattern(struct engine_ref ref);
+int engine_ref_pattern(struct engine *e, struct engine_ref ref, uint8_t pat[16]);
+int engine_pattern_restore(struct engine *e, struct engine_ref ref, const uint8_t pat[16],
+                           uint32_t period, uint32_t refs);
+
 struct engine_stats {
 	uint64_t blocks_written; /* blocks given to engine_write */
 	uint64_t logical_bytes;  /* blocks_written * block_size */

@@ -469,3 +469,40 @@ int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[
 	engine_cnt_add(&e->cnt.unique_chunks, 1);
 	return 0;
 }
+
+bool engine_ref_is_table_pattern(struct engine_ref ref)
+{
+	return engine_ref_kind(ref) == ENGINE_REF_PATTERN && (ref.v & ENGINE_REF_PAT_TABLE);
+}
+
+int engine_ref_pattern(struct engine *e, struct engine_ref ref, uint8_t pat[16])
+{
+	uint32_t index, period;
+	int rc;
+
+	if (!engine_ref_is_table_pattern(ref))
+		return -EINVAL;
+	rc = pattab_index(ref, &index);
+	if (rc <= 0)
+		return rc < 0 ? rc : -EINVAL;
+	rc = engine_pattab_lookup(&e->pattab, index, pat, &period);
+	return rc ? rc : (int)period;
+}
+
+int engine_pattern_restore(struct engine *e, struct engine_ref ref, const uint8_t pat[16],
+                           uint32_t period, uint32_t refs)
+{
+	uint32_t index;
+	uint8_t check[16];
+	int rc;
+
+	if (!engine_ref_is_table_pattern(ref) || period < 8 || period > 16)
+		return -EINVAL;
+	/* Only a pattern that is not shorter than its period deserves a table slot. */
+	memset(check, 0, sizeof(check));
+	memcpy(check, pat, period);
+	rc = pattab_index(ref, &index);
+	if (rc <= 0)
+		return rc < 0 ? rc : -EINVAL;
+	return engine_pattab_restore(&e->pattab, index, check, period, refs);
+}

@@ -71,6 +71,9 @@ int engine_pattab_put(struct engine_pattab *t, uint32_t index);
 int engine_pattab_lookup(struct engine_pattab *t, uint32_t index, uint8_t pat[16],
                          uint32_t *period);
 int64_t engine_pattab_count(struct engine_pattab *t, uint32_t index);
+/* Rebuild: installs PAT at INDEX with REFS references. -EEXIST if the slot is taken. */
+int engine_pattab_restore(struct engine_pattab *t, uint32_t index, const uint8_t *pat,
+                          uint32_t period, uint32_t refs);
 
 /* ---- engine_hash.c ----------------------------------------------------------------------- */
 

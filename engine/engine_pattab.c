@@ -194,3 +194,54 @@ int64_t engine_pattab_count(struct engine_pattab *t, uint32_t index)
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
+
+int engine_pattab_restore(struct engine_pattab *t, uint32_t index, const uint8_t *pat,
+                          uint32_t period, uint32_t refs)
+{
+	uint32_t h;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (index >= t->max_entries || !refs || refs > ENGINE_REFS_MAX) {
+		rc = -EINVAL;
+		goto out_unlock;
+	}
+	if (index < t->nent && t->ent[index].refs) {
+		rc = -EEXIST;
+		goto out_unlock;
+	}
+	/* Grow to INDEX; the slots skipped on the way join the free list. */
+	while (t->nent <= index) {
+		uint32_t i;
+
+		rc = pattab_new_slot(t, &i);
+		if (rc)
+			goto out_unlock;
+		memset(&t->ent[i], 0, sizeof(t->ent[i]));
+		t->ent[i].next = t->free_head;
+		t->free_head = i;
+	}
+	/* Unlink INDEX from the free list. */
+	for (uint32_t *pp = &t->free_head; *pp != PAT_NONE; pp = &t->ent[*pp].next) {
+		if (*pp == index) {
+			*pp = t->ent[index].next;
+			break;
+		}
+	}
+	if (t->live + 1 > t->nheads) {
+		rc = pattab_rehash(t, t->nheads * 2);
+		if (rc)
+			goto out_unlock;
+	}
+	h = pat_hash(pat, period) & (t->nheads - 1);
+	memset(&t->ent[index], 0, sizeof(t->ent[index]));
+	memcpy(t->ent[index].pat, pat, period);
+	t->ent[index].period = (uint8_t)period;
+	t->ent[index].refs = refs;
+	t->ent[index].next = t->heads[h];
+	t->heads[h] = index;
+	t->live++;
+out_unlock:
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}

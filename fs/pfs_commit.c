@@ -1,0 +1,377 @@
+/* fs/pfs_commit.c - the commit protocol (invariants 3 and 4 of pfs_int.h): dirty map pages and
+ * volume sizes reach SQLite only after the chunks they point to are flushed, and references
+ * dropped from the maps are released only once a commit without them is durable. Also the
+ * background thread that commits every commit_interval_ms, and the release of clean pages
+ * when the map cache grows past its budget.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+
+/* Loaded map pages kept in memory after a commit: 2 KiB each, so 32768 pages = 64 MiB, which
+ * maps 32 GiB of 4 KiB blocks. Beyond it clean pages are dropped and reloaded on demand. */
+#define PFS_CACHE_PAGES 32768u
+
+void pfs_defer_put(struct pfs *p, struct engine_ref ref)
+{
+	if (ref.v == 0)
+		return;
+	if (engine_ref_kind(ref) == ENGINE_REF_PATTERN && !engine_ref_is_table_pattern(ref))
+		return; /* inline patterns are not counted */
+	pthread_mutex_lock(&p->puts_lock);
+	if (p->nputs == p->cap_puts) {
+		size_t cap = p->cap_puts ? p->cap_puts * 2 : 1024;
+		struct engine_ref *n = realloc(p->puts, cap * sizeof(*n));
+		if (!n) {
+			/* Leaking one reference keeps the data safe; it is recounted at mount. */
+			pthread_mutex_unlock(&p->puts_lock);
+			pfs_log(
+			    "pstorfs: out of memory queueing a release; reclaimed at next mount");
+			return;
+		}
+		p->puts = n;
+		p->cap_puts = cap;
+	}
+	p->puts[p->nputs++] = ref;
+	pthread_mutex_unlock(&p->puts_lock);
+}
+
+struct dirty_page {
+	uint64_t idx;
+	struct engine_ref ref[PFS_PAGE_REFS];
+};
+
+struct vol_commit {
+	struct pfs_vol *v;
+	struct dirty_page *pages;
+	size_t npages;
+	char name[PFS_NAME_MAX + 1];
+	uint64_t size;
+	int64_t nz, chunks;
+};
+
+/* Copies the dirty pages of V (clearing their dirty bits) into VC. */
+static int collect_volume(struct pfs_vol *v, struct vol_commit *vc)
+{
+	uint64_t *idxs = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->ndirty) {
+		idxs = malloc(v->ndirty * sizeof(*idxs));
+		if (!idxs) {
+			pthread_mutex_unlock(&v->lock);
+			return -ENOMEM;
+		}
+		for (uint32_t b = 0; b < v->nbuckets; b++)
+			for (struct pfs_mpage *pg = v->buckets[b]; pg; pg = pg->next)
+				if (pg->dirty && n < v->ndirty)
+					idxs[n++] = pg->idx;
+	}
+	pthread_mutex_unlock(&v->lock);
+
+	vc->v = v;
+	vc->pages = n ? malloc(n * sizeof(*vc->pages)) : NULL;
+	if (n && !vc->pages) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_t *l = pfs_stripe(v, idxs[i]);
+		struct pfs_mpage *pg = NULL;
+
+		pthread_rwlock_wrlock(l);
+		pthread_mutex_lock(&v->lock);
+		for (pg = v->buckets[(uint32_t)((idxs[i] * 0x9e3779b97f4a7c15ull) >> 32) %
+		                     v->nbuckets];
+		     pg && pg->idx != idxs[i]; pg = pg->next)
+			;
+		if (pg && pg->dirty) {
+			pg->dirty = false;
+			v->ndirty--;
+			struct dirty_page *d = &vc->pages[vc->npages++];
+			d->idx = pg->idx;
+			memcpy(d->ref, pg->ref, sizeof(d->ref));
+		}
+		pthread_mutex_unlock(&v->lock);
+		pthread_rwlock_unlock(l);
+	}
+	snprintf(vc->name, sizeof(vc->name), "%s", v->name);
+	vc->size = atomic_load(&v->size);
+	vc->nz = atomic_load(&v->nz_blocks);
+	vc->chunks = atomic_load(&v->chunk_blocks);
+out:
+	free(idxs);
+	return rc;
+}
+
+/* A failed commit: the pages become dirty again so the next commit retries them. */
+static void redirty_volume(struct pfs *p, struct vol_commit *vc)
+{
+	struct pfs_vol *v = vc->v;
+
+	for (size_t i = 0; i < vc->npages; i++) {
+		pthread_rwlock_t *l = pfs_stripe(v, vc->pages[i].idx);
+		struct pfs_mpage *pg = NULL;
+
+		pthread_rwlock_wrlock(l);
+		if (pfs_map_page(p, v, vc->pages[i].idx, true, &pg) == 0 && pg && !pg->dirty) {
+			pg->dirty = true;
+			pthread_mutex_lock(&v->lock);
+			v->ndirty++;
+			pthread_mutex_unlock(&v->lock);
+		}
+		pthread_rwlock_unlock(l);
+	}
+}
+
+/* Drops clean pages of V from memory while the cache is over budget. */
+static void evict_clean(struct pfs_vol *v, uint64_t keep)
+{
+	uint64_t *idxs;
+	size_t n = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->npages <= keep) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	idxs = malloc(v->npages * sizeof(*idxs));
+	if (idxs)
+		for (uint32_t b = 0; b < v->nbuckets; b++)
+			for (struct pfs_mpage *pg = v->buckets[b]; pg; pg = pg->next)
+				if (!pg->dirty)
+					idxs[n++] = pg->idx;
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_t *l = pfs_stripe(v, idxs[i]);
+
+		pthread_rwlock_wrlock(l); /* no reader holds a pointer into this stripe */
+		pthread_mutex_lock(&v->lock);
+		if (v->npages <= keep) {
+			pthread_mutex_unlock(&v->lock);
+			pthread_rwlock_unlock(l);
+			break;
+		}
+		struct pfs_mpage **pp =
+		    &v->buckets[(uint32_t)((idxs[i] * 0x9e3779b97f4a7c15ull) >> 32) % v->nbuckets];
+		while (*pp && (*pp)->idx != idxs[i])
+			pp = &(*pp)->next;
+		if (*pp && !(*pp)->dirty) {
+			struct pfs_mpage *pg = *pp;
+			*pp = pg->next;
+			v->npages--;
+			free(pg);
+		}
+		pthread_mutex_unlock(&v->lock);
+		pthread_rwlock_unlock(l);
+	}
+	free(idxs);
+}
+
+/* Long patterns referenced by the pages being committed get their table rows in the same
+ * transaction, so every committed reference can be restored at mount. */
+static int store_patterns(struct pfs *p, const struct dirty_page *d)
+{
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
+		uint8_t pat[16];
+		int period, rc;
+
+		if (!engine_ref_is_table_pattern(d->ref[i]))
+			continue;
+		period = engine_ref_pattern(p->eng, d->ref[i], pat);
+		if (period < 0)
+			return period;
+		rc = pfs_meta_pattern_store(p, d->ref[i].v, pat, (uint32_t)period);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int pfs_commit_locked(struct pfs *p)
+{
+	struct vol_commit *vcs = NULL;
+	struct engine_ref *puts;
+	size_t nputs, nvc = 0, cap = 0;
+	int64_t t0 = pfs_now_ns();
+	int rc = 0;
+
+	if (p->opts.readonly)
+		return 0;
+	/* Invariant 4: take the queue before copying the pages. */
+	pthread_mutex_lock(&p->puts_lock);
+	puts = p->puts;
+	nputs = p->nputs;
+	p->puts = NULL;
+	p->nputs = p->cap_puts = 0;
+	pthread_mutex_unlock(&p->puts_lock);
+
+	pthread_mutex_lock(&p->cat_lock);
+	for (struct pfs_vol *v = p->vols; v; v = v->next)
+		if (v->kind == PFS_MAP_VOLUME && !atomic_load(&v->gone))
+			cap++;
+	vcs = calloc(cap ? cap : 1, sizeof(*vcs));
+	for (struct pfs_vol *v = p->vols; vcs && v && nvc < cap; v = v->next) {
+		if (v->kind != PFS_MAP_VOLUME || atomic_load(&v->gone))
+			continue;
+		pthread_mutex_lock(&v->lock);
+		bool dirty = v->ndirty || v->size_dirty;
+		v->size_dirty = false;
+		pthread_mutex_unlock(&v->lock);
+		if (!dirty)
+			continue;
+		atomic_fetch_add(&v->refs, 1);
+		vcs[nvc++].v = v;
+	}
+	pthread_mutex_unlock(&p->cat_lock);
+	if (!vcs) {
+		rc = -ENOMEM;
+		goto out_requeue;
+	}
+	for (size_t i = 0; i < nvc && !rc; i++)
+		rc = collect_volume(vcs[i].v, &vcs[i]);
+	if (rc)
+		goto out_redirty;
+
+	/* Invariant 3: data first. */
+	rc = ftl_sync(p->ftl);
+	if (rc)
+		goto out_redirty;
+	if (nvc) {
+		rc = pfs_meta_begin(p);
+		if (rc)
+			goto out_redirty;
+		for (size_t i = 0; i < nvc && !rc; i++) {
+			struct vol_commit *vc = &vcs[i];
+			for (size_t k = 0; k < vc->npages && !rc; k++) {
+				rc = store_patterns(p, &vc->pages[k]);
+				if (!rc)
+					rc = pfs_meta_page_store(p, vc->v->id, vc->pages[k].idx,
+					                         vc->pages[k].ref);
+			}
+			if (!rc)
+				rc = pfs_meta_map_update(p, vc->v->id, vc->name, vc->size, vc->nz,
+				                         vc->chunks);
+		}
+		if (rc) {
+			pfs_meta_rollback(p);
+			goto out_redirty;
+		}
+		rc = pfs_meta_commit(p);
+		if (rc)
+			goto out_redirty;
+	}
+	/* Durable: what the maps no longer hold can go. */
+	for (size_t i = 0; i < nputs; i++) {
+		int prc = engine_ref_put(p->eng, puts[i]);
+		if (prc)
+			pfs_log("pstorfs: release of reference %#llx failed: %d",
+			        (unsigned long long)puts[i].v, prc);
+	}
+	free(puts);
+	puts = NULL;
+	nputs = 0;
+	for (size_t i = 0; i < nvc; i++)
+		evict_clean(vcs[i].v, PFS_CACHE_PAGES / (nvc ? nvc : 1));
+	atomic_fetch_add(&p->commits, 1);
+	atomic_fetch_add(&p->commit_ns_total, (uint64_t)(pfs_now_ns() - t0));
+	goto out_free;
+
+out_redirty:
+	for (size_t i = 0; i < nvc; i++) {
+		redirty_volume(p, &vcs[i]);
+		pthread_mutex_lock(&vcs[i].v->lock);
+		vcs[i].v->size_dirty = true;
+		pthread_mutex_unlock(&vcs[i].v->lock);
+	}
+out_requeue:
+	atomic_fetch_add(&p->commit_errors, 1);
+	pfs_log("pstorfs: commit failed: %d; will retry", rc);
+	for (size_t i = 0; i < nputs; i++)
+		pfs_defer_put(p, puts[i]);
+	free(puts);
+out_free:
+	for (size_t i = 0; i < nvc; i++) {
+		free(vcs[i].pages);
+		pfs_vol_unref(vcs[i].v);
+	}
+	free(vcs);
+	return rc;
+}
+
+int pfs_commit(struct pfs *p)
+{
+	pthread_mutex_lock(&p->commit_lock);
+	int rc = pfs_commit_locked(p);
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_sync(struct pfs *p)
+{
+	return pfs_commit(p);
+}
+
+static void *commit_thread_main(void *arg)
+{
+	struct pfs *p = arg;
+
+	pthread_mutex_lock(&p->bg_lock);
+	while (!p->bg_stop) {
+		struct timespec ts;
+		pthread_mutex_lock(&p->cfg_lock);
+		uint32_t ms = p->cfg.commit_interval_ms;
+		pthread_mutex_unlock(&p->cfg_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->bg_cond, &p->bg_lock, &ts);
+		if (p->bg_stop)
+			break;
+		pthread_mutex_unlock(&p->bg_lock);
+		pfs_commit(p);
+		pthread_mutex_lock(&p->bg_lock);
+	}
+	pthread_mutex_unlock(&p->bg_lock);
+	return NULL;
+}
+
+int pfs_commit_start(struct pfs *p)
+{
+	int rc;
+
+	if (p->opts.readonly)
+		return 0;
+	rc = -pthread_create(&p->commit_thread, NULL, commit_thread_main, p);
+	if (!rc)
+		p->commit_thread_started = true;
+	return rc;
+}
+
+void pfs_commit_kick(struct pfs *p)
+{
+	pthread_mutex_lock(&p->bg_lock);
+	pthread_cond_signal(&p->bg_cond);
+	pthread_mutex_unlock(&p->bg_lock);
+}
+
+void pfs_commit_stop(struct pfs *p)
+{
+	if (!p->commit_thread_started)
+		return;
+	pthread_mutex_lock(&p->bg_lock);
+	p->bg_stop = true;
+	pthread_cond_signal(&p->bg_cond);
+	pthread_mutex_unlock(&p->bg_lock);
+	pthread_join(p->commit_thread, NULL);
+	p->commit_thread_started = false;
+}

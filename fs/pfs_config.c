@@ -1,0 +1,186 @@
+/* fs/pfs_config.c - live tunables: parsed and checked here (a bad value is EINVAL and changes
+ * nothing), applied to the engine and the commit thread, and persisted in SQLite so they
+ * survive a remount. Mount options are the same keys.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+
+const char *const pfs_config_names[PFS_CFG_COUNT] = {
+#define PFS_CONFIG_NAME(n, s) s,
+    PFS_CONFIG_KEYS(PFS_CONFIG_NAME)
+#undef PFS_CONFIG_NAME
+};
+
+int pfs_config_key(const char *name)
+{
+	for (int i = 0; i < PFS_CFG_COUNT; i++)
+		if (!strcmp(name, pfs_config_names[i]))
+			return i;
+	return -ENOENT;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Checks VALUE for KEY and writes the parsed setting into CFG. */
+static int config_parse(struct pfs *p, int key, const char *value, struct pfs_config *cfg)
+{
+	char *end;
+
+	switch (key) {
+	case PFS_CFG_COMPRESSION:
+		if (engine_codec_parse(value, &cfg->codec, &cfg->level)) {
+			pfs_set_msg(p, "compression must be lz4, zstd, zstd:LEVEL (1..19) or none");
+			return -EINVAL;
+		}
+		return 0;
+	case PFS_CFG_DEDUPE:
+		if (parse_bool(value, &cfg->dedupe)) {
+			pfs_set_msg(p, "dedupe must be on or off");
+			return -EINVAL;
+		}
+		return 0;
+	case PFS_CFG_COMMIT_INTERVAL_MS: {
+		errno = 0;
+		unsigned long ms = strtoul(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-' || ms < 10 || ms > 600000) {
+			pfs_set_msg(p, "commit_interval_ms must be an integer from 10 to 600000");
+			return -EINVAL;
+		}
+		cfg->commit_interval_ms = (uint32_t)ms;
+		return 0;
+	}
+	default:
+		return -ENOENT;
+	}
+}
+
+static void config_format(const struct pfs_config *cfg, int key, char *out, size_t len)
+{
+	switch (key) {
+	case PFS_CFG_COMPRESSION:
+		if (cfg->codec == ENGINE_CODEC_ZSTD && cfg->level)
+			snprintf(out, len, "zstd:%d", cfg->level);
+		else
+			snprintf(out, len, "%s", engine_codec_name(cfg->codec));
+		break;
+	case PFS_CFG_DEDUPE:
+		snprintf(out, len, "%s", cfg->dedupe ? "on" : "off");
+		break;
+	case PFS_CFG_COMMIT_INTERVAL_MS:
+		snprintf(out, len, "%u", cfg->commit_interval_ms);
+		break;
+	default:
+		snprintf(out, len, "?");
+	}
+}
+
+static void config_apply(struct pfs *p, const struct pfs_config *cfg)
+{
+	pthread_mutex_lock(&p->cfg_lock);
+	p->cfg = *cfg;
+	pthread_mutex_unlock(&p->cfg_lock);
+	if (p->eng) {
+		engine_set_codec(p->eng, cfg->codec, cfg->level);
+		engine_set_dedupe(p->eng, cfg->dedupe);
+	}
+}
+
+int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist)
+{
+	struct pfs_config cfg;
+	char canon[64];
+	int k = pfs_config_key(key), rc;
+
+	if (k < 0) {
+		pfs_set_msg(p, "unknown setting '%s'", key);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&p->cfg_lock);
+	cfg = p->cfg;
+	pthread_mutex_unlock(&p->cfg_lock);
+	rc = config_parse(p, k, value, &cfg);
+	if (rc)
+		return rc;
+	config_format(&cfg, k, canon, sizeof(canon));
+	if (persist && !p->opts.readonly) {
+		pthread_mutex_lock(&p->commit_lock);
+		rc = pfs_meta_begin(p);
+		if (!rc) {
+			rc = pfs_meta_config_set(p, key, canon);
+			if (rc)
+				pfs_meta_rollback(p);
+			else
+				rc = pfs_meta_commit(p);
+		}
+		pthread_mutex_unlock(&p->commit_lock);
+		if (rc) {
+			pfs_set_msg(p, "cannot store setting %s: error %d", key, rc);
+			return rc;
+		}
+	}
+	config_apply(p, &cfg);
+	if (k == PFS_CFG_COMMIT_INTERVAL_MS)
+		pfs_commit_kick(p);
+	return 0;
+}
+
+int pfs_config_get(struct pfs *p, const char *key, char *out, size_t len)
+{
+	struct pfs_config cfg;
+	int k = pfs_config_key(key);
+
+	if (k < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&p->cfg_lock);
+	cfg = p->cfg;
+	pthread_mutex_unlock(&p->cfg_lock);
+	config_format(&cfg, k, out, len);
+	return 0;
+}
+
+int pfs_config_load(struct pfs *p)
+{
+	char value[64];
+	int rc;
+
+	for (int k = 0; k < PFS_CFG_COUNT; k++) {
+		if (pfs_meta_config_get(p, pfs_config_names[k], value, sizeof(value)))
+			continue;
+		struct pfs_config cfg = p->cfg;
+		if (config_parse(p, k, value, &cfg) == 0)
+			p->cfg = cfg;
+		else
+			pfs_log("pstorfs: ignoring stored %s=%s", pfs_config_names[k], value);
+	}
+	/* Mount options override, and stick like `config set`. */
+	if (p->opts.compression) {
+		rc = pfs_config_set(p, "compression", p->opts.compression, true);
+		if (rc)
+			return rc;
+	}
+	if (p->opts.dedupe >= 0) {
+		rc = pfs_config_set(p, "dedupe", p->opts.dedupe ? "on" : "off", true);
+		if (rc)
+			return rc;
+	}
+	if (p->opts.commit_interval_ms >= 0) {
+		snprintf(value, sizeof(value), "%d", p->opts.commit_interval_ms);
+		rc = pfs_config_set(p, "commit_interval_ms", value, true);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

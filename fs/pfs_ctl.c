@@ -1,0 +1,208 @@
+/* fs/pfs_ctl.c - the command language of .pstorage/ctl: one command a line, words separated by
+ * blanks. Parsing and argument checks happen before anything changes, so a bad command fails
+ * with an errno and a reason (p->msg) and leaves everything as it was.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+
+#define CTL_MAX_WORDS 8
+#define CTL_LINE_MAX  1024
+
+struct ctl_cmd {
+	const char *group, *verb;
+	int nargs;
+	const char *usage;
+	int (*run)(struct pfs *p, char **a);
+};
+
+static int parse_size_arg(struct pfs *p, const char *s, uint64_t *out)
+{
+	int rc = pfs_parse_size(s, out);
+
+	if (rc == -ERANGE) {
+		pfs_set_msg(p, "size '%s' is beyond the namespace", s);
+		return -ENOSPC;
+	}
+	if (rc)
+		pfs_set_msg(p, "bad size '%s' (a number with an optional K, M, G, T suffix)", s);
+	return rc;
+}
+
+static int run_volume_create(struct pfs *p, char **a)
+{
+	uint64_t size;
+	int rc = parse_size_arg(p, a[1], &size);
+	return rc ? rc : pfs_vol_create(p, a[0], size, NULL);
+}
+
+static int run_volume_delete(struct pfs *p, char **a)
+{
+	return pfs_vol_delete(p, a[0]);
+}
+
+static int run_volume_resize(struct pfs *p, char **a)
+{
+	uint64_t size;
+	int rc = parse_size_arg(p, a[1], &size);
+	struct pfs_vol *v;
+
+	if (rc)
+		return rc;
+	if (size == 0) {
+		pfs_set_msg(p, "size must be greater than 0");
+		return -EINVAL;
+	}
+	v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, a[0]);
+	if (!v) {
+		pfs_set_msg(p, "no volume %s", a[0]);
+		return -ENOENT;
+	}
+	rc = pfs_vol_resize(p, v, size);
+	pfs_vol_unref(v);
+	return rc;
+}
+
+static int run_volume_rename(struct pfs *p, char **a)
+{
+	return pfs_vol_rename(p, a[0], a[1]);
+}
+
+static int run_snapshot_create(struct pfs *p, char **a)
+{
+	return pfs_snap_create(p, a[0], a[1]);
+}
+
+static int run_snapshot_delete(struct pfs *p, char **a)
+{
+	return pfs_snap_delete(p, a[0], a[1]);
+}
+
+static int run_snapshot_restore(struct pfs *p, char **a)
+{
+	return pfs_snap_restore(p, a[0], a[1]);
+}
+
+static int run_snapshot_clone(struct pfs *p, char **a)
+{
+	return pfs_snap_clone(p, a[0], a[1], a[2]);
+}
+
+static int run_config_set(struct pfs *p, char **a)
+{
+	return pfs_config_set(p, a[0], a[1], true);
+}
+
+static int run_gc_start(struct pfs *p, char **a)
+{
+	(void)a;
+	int rc = pfs_commit(p); /* releases what the maps dropped, so GC can reclaim it */
+	if (rc)
+		return rc;
+	rc = ftl_gc(p->ftl, 0);
+	if (rc < 0)
+		return rc;
+	pfs_set_msg(p, "ok: gc cleaned %d segments", rc);
+	return 0;
+}
+
+static int run_sync(struct pfs *p, char **a)
+{
+	(void)a;
+	return pfs_commit(p);
+}
+
+static const struct ctl_cmd ctl_cmds[] = {
+    {"volume", "create", 2, "volume create NAME SIZE", run_volume_create},
+    {"volume", "delete", 1, "volume delete NAME", run_volume_delete},
+    {"volume", "resize", 2, "volume resize NAME SIZE", run_volume_resize},
+    {"volume", "rename", 2, "volume rename OLD NEW", run_volume_rename},
+    {"snapshot", "create", 2, "snapshot create VOLUME SNAP", run_snapshot_create},
+    {"snapshot", "delete", 2, "snapshot delete VOLUME SNAP", run_snapshot_delete},
+    {"snapshot", "restore", 2, "snapshot restore VOLUME SNAP", run_snapshot_restore},
+    {"snapshot", "clone", 3, "snapshot clone VOLUME SNAP NEWVOLUME", run_snapshot_clone},
+    {"config", "set", 2, "config set KEY VALUE", run_config_set},
+    {"gc", "start", 0, "gc start", run_gc_start},
+    {"sync", NULL, 0, "sync", run_sync},
+};
+
+int pfs_ctl_exec(struct pfs *p, const char *line)
+{
+	char buf[CTL_LINE_MAX], *w[CTL_MAX_WORDS + 1], *save = NULL;
+	int n = 0, rc;
+
+	if (strlen(line) >= sizeof(buf)) {
+		pfs_set_msg(p, "error: command too long");
+		return -EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok_r(buf, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+		if (n == CTL_MAX_WORDS) {
+			pfs_set_msg(p, "error: too many words in '%s'", line);
+			return -EINVAL;
+		}
+		w[n++] = t;
+	}
+	if (n == 0)
+		return 0; /* blank line */
+	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
+		const struct ctl_cmd *c = &ctl_cmds[i];
+		int words = c->verb ? 2 : 1;
+		if (strcmp(w[0], c->group))
+			continue;
+		if (c->verb && (n < 2 || strcmp(w[1], c->verb)))
+			continue;
+		if (n - words != c->nargs) {
+			pfs_set_msg(p, "error: %s arguments; usage: %s",
+			            n - words < c->nargs ? "missing" : "too many", c->usage);
+			return -EINVAL;
+		}
+		pfs_set_msg(p, "ok");
+		rc = c->run(p, w + words);
+		if (rc) {
+			char reason[PFS_MSG_MAX];
+			pthread_mutex_lock(&p->msg_lock);
+			snprintf(reason, sizeof(reason), "%s", p->msg);
+			pthread_mutex_unlock(&p->msg_lock);
+			if (!strncmp(reason, "ok", 2))
+				snprintf(reason, sizeof(reason), "%s", strerror(-rc));
+			pfs_set_msg(p, "error: %s: %s", line, reason);
+			pfs_log("pstorfs: ctl: %s: %s", line, reason);
+		} else {
+			pthread_mutex_lock(&p->msg_lock);
+			if (strncmp(p->msg, "ok", 2))
+				snprintf(p->msg, sizeof(p->msg), "ok");
+			pthread_mutex_unlock(&p->msg_lock);
+			pfs_log("pstorfs: ctl: %s: ok", line);
+		}
+		return rc;
+	}
+	pfs_set_msg(p, "error: unknown command '%s' (volume, snapshot, config, gc, sync)", line);
+	return -EINVAL;
+}
+
+int pfs_ctl_write(struct pfs *p, const char *data, size_t len)
+{
+	char line[CTL_LINE_MAX];
+	size_t start = 0;
+
+	while (start < len) {
+		size_t end = start;
+		while (end < len && data[end] != '\n')
+			end++;
+		if (end - start >= sizeof(line)) {
+			pfs_set_msg(p, "error: command too long");
+			return -EINVAL;
+		}
+		memcpy(line, data + start, end - start);
+		line[end - start] = '\0';
+		int rc = pfs_ctl_exec(p, line);
+		if (rc)
+			return rc;
+		start = end + 1;
+	}
+	return 0;
+}

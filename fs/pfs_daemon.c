@@ -1,0 +1,357 @@
+/* fs/pfs_daemon.c - `pstorfs DEVICE MOUNTPOINT [-o OPTIONS] [-f] [-d]`: option parsing
+ * (fuse_opt), the checks that must print to the terminal, and daemonizing. The daemon forks
+ * before opening anything that has threads or SQLite handles; the parent waits on a pipe until
+ * the child has opened the namespace and mounted, so every error up to a working mount reaches
+ * the terminal and the exit status.
+ */
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "pfs_fuse_int.h"
+#include "pfs_int.h"
+
+struct cli {
+	char *device, *mountpoint;
+	char *compression, *dedupe;
+	int commit_interval_ms;
+	int foreground, debug, readonly, help, version;
+	int npos;
+};
+
+enum { KEY_POSITIONAL, KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_DISCARD, KEY_HELP, KEY_VERSION };
+
+#define CLI_OPT(t, p)                                                                              \
+	{                                                                                          \
+		t, offsetof(struct cli, p), 1                                                      \
+	}
+static const struct fuse_opt cli_opts[] = {
+    {"compression=%s", offsetof(struct cli, compression), 0},
+    {"dedupe=%s", offsetof(struct cli, dedupe), 0},
+    {"commit_interval_ms=%d", offsetof(struct cli, commit_interval_ms), 0},
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    /* fstab and mount(8) pass these along; libfuse would reject them. */
+    FUSE_OPT_KEY("defaults", KEY_DISCARD),
+    FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+    FUSE_OPT_KEY("nofail", KEY_DISCARD),
+    FUSE_OPT_KEY("auto", KEY_DISCARD),
+    FUSE_OPT_KEY("noauto", KEY_DISCARD),
+    FUSE_OPT_KEY("user", KEY_DISCARD),
+    FUSE_OPT_KEY("nouser", KEY_DISCARD),
+    FUSE_OPT_KEY("users", KEY_DISCARD),
+    FUSE_OPT_KEY("relatime", KEY_DISCARD),
+    FUSE_OPT_KEY("norelatime", KEY_DISCARD),
+    FUSE_OPT_KEY("strictatime", KEY_DISCARD),
+    FUSE_OPT_KEY("lazytime", KEY_DISCARD),
+    FUSE_OPT_KEY("nolazytime", KEY_DISCARD),
+    FUSE_OPT_KEY("noatime", KEY_DISCARD),
+    FUSE_OPT_KEY("atime", KEY_DISCARD),
+    FUSE_OPT_KEY("nodiratime", KEY_DISCARD),
+    FUSE_OPT_KEY("diratime", KEY_DISCARD),
+    FUSE_OPT_KEY("rw", KEY_DISCARD),
+    FUSE_OPT_KEY("x-systemd.", KEY_DISCARD),
+    FUSE_OPT_KEY("comment=", KEY_DISCARD),
+    FUSE_OPT_END,
+};
+
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cli *c = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (c->npos == 0)
+			c->device = strdup(arg);
+		else if (c->npos == 1)
+			c->mountpoint = strdup(arg);
+		else {
+			fprintf(stderr, "pstorfs: unexpected argument '%s'\n", arg);
+			return -1;
+		}
+		c->npos++;
+		return 0;
+	case KEY_FOREGROUND:
+		c->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		c->debug = c->foreground = 1;
+		return 1; /* libfuse prints its request trace */
+	case KEY_RO:
+		c->readonly = 1;
+		return 1; /* and the kernel mount is read-only too */
+	case KEY_DISCARD:
+		return 0;
+	case KEY_HELP:
+		c->help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->version = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: pstorfs DEVICE|IMAGE MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
+	        "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
+	        "  -o dedupe=on|off                       deduplicate blocks\n"
+	        "  -o commit_interval_ms=N                background metadata commit period\n"
+	        "  -o ro, allow_other, ...                the usual FUSE mount options\n"
+	        "  -f                                     stay in the foreground\n"
+	        "  -d                                     foreground with FUSE debug output\n");
+}
+
+/* True when PATH is the source of a mounted pstorfs (per /proc/self/mountinfo). */
+static bool is_mounted(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+		char type[256], source[PATH_MAX];
+		if (!sep || sscanf(sep + 3, "%255s %4095s", type, source) != 2)
+			continue;
+		found = !strcmp(type, "fuse.pstorfs") && !strcmp(source, path);
+	}
+	fclose(f);
+	return found;
+}
+
+/* Waits (up to 30 s) for a daemon that is still finishing its unmount to let go of the
+ * device; a device that is mounted right now is an error at once. */
+static int wait_for_device(const char *path, char *msg, size_t msglen)
+{
+	for (int i = 0; i < 300; i++) {
+		struct ftl_dev *dev = NULL;
+		int rc = ftl_dev_open(path, 0, 0, &dev);
+		ftl_dev_close(dev);
+		if (rc != -EBUSY)
+			return 0; /* other errors are reported by pfs_open */
+		if (is_mounted(path)) {
+			snprintf(msg, msglen, "%.200s: already mounted", path);
+			return -EBUSY;
+		}
+		usleep(100000);
+	}
+	snprintf(msg, msglen, "%.200s: in use by another process", path);
+	return -EBUSY;
+}
+
+static void report_to_parent(int fd, int status, const char *msg)
+{
+	if (fd < 0)
+		return;
+	char buf[PFS_MSG_MAX + 8];
+	int n = snprintf(buf, sizeof(buf), "%c%s", status ? 'E' : 'K', msg ? msg : "");
+	if (write(fd, buf, (size_t)n) < 0)
+		pfs_log("pstorfs: cannot report to the parent process");
+	close(fd);
+}
+
+static int parent_wait(pid_t child, int fd)
+{
+	char buf[PFS_MSG_MAX + 8];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int status;
+
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (buf[0] == 'K')
+			return 0;
+		if (buf[1])
+			fprintf(stderr, "pstorfs: %s\n", buf + 1);
+		waitpid(child, &status, 0);
+		return 1;
+	}
+	/* The child died without a word (its own error went to stderr). */
+	waitpid(child, &status, 0);
+	return 1;
+}
+
+int pfs_daemon_main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cli c = {.commit_interval_ms = -1};
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *lc = NULL;
+	struct pfs_fuse *pf = NULL;
+	struct pfs *p = NULL;
+	char msg[PFS_MSG_MAX] = "", real[PATH_MAX], opt[PATH_MAX + 64];
+	int report_fd = -1, rc = 1;
+
+	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) == -1)
+		goto out_args;
+	if (c.help) {
+		usage(stdout);
+		rc = 0;
+		goto out_args;
+	}
+	if (c.version) {
+		printf("pstorfs %s (libfuse %s)\n", "0.1.0", fuse_pkgversion());
+		rc = 0;
+		goto out_args;
+	}
+	if (!c.device || !c.mountpoint) {
+		usage(stderr);
+		goto out_args;
+	}
+	if (c.dedupe && strcmp(c.dedupe, "on") && strcmp(c.dedupe, "off")) {
+		fprintf(stderr, "pstorfs: bad option dedupe=%s (on or off)\n", c.dedupe);
+		goto out_args;
+	}
+	if (c.compression) {
+		enum engine_codec codec;
+		int level;
+		if (engine_codec_parse(c.compression, &codec, &level)) {
+			fprintf(stderr,
+			        "pstorfs: bad option compression=%s (lz4, zstd[:1..19], none)\n",
+			        c.compression);
+			goto out_args;
+		}
+	}
+	if (c.commit_interval_ms != -1 &&
+	    (c.commit_interval_ms < 10 || c.commit_interval_ms > 600000)) {
+		fprintf(stderr, "pstorfs: bad option commit_interval_ms=%d (10..600000)\n",
+		        c.commit_interval_ms);
+		goto out_args;
+	}
+	if (!realpath(c.device, real)) {
+		fprintf(stderr, "pstorfs: %s: %s\n", c.device, strerror(errno));
+		goto out_args;
+	}
+	struct stat mst;
+	if (stat(c.mountpoint, &mst) || !S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "pstorfs: mount point %s: %s\n", c.mountpoint,
+		        errno ? strerror(errno) : "not a directory");
+		goto out_args;
+	}
+	rc = pfs_probe(real, msg, sizeof(msg));
+	if (rc && rc != -EBUSY) {
+		rc = 1;
+		fprintf(stderr, "pstorfs: %s\n", msg);
+		goto out_args;
+	}
+	rc = 1;
+	if (wait_for_device(real, msg, sizeof(msg))) {
+		fprintf(stderr, "pstorfs: %s\n", msg);
+		goto out_args;
+	}
+	/* fsname makes `mount -a` see the fstab line as mounted; subtype names us in df. */
+	size_t o_len = (size_t)snprintf(opt, sizeof(opt), "-ofsname=");
+	for (const char *q = real; *q && o_len < sizeof(opt) - 40; q++) {
+		if (*q == ',' || *q == '\\')
+			opt[o_len++] = '\\'; /* fuse_opt splits at unescaped commas */
+		opt[o_len++] = *q;
+	}
+	snprintf(opt + o_len, sizeof(opt) - o_len, ",subtype=pstorfs,default_permissions");
+	fuse_opt_add_arg(&args, opt);
+
+	openlog("pstorfs", LOG_PID, LOG_DAEMON);
+	if (!c.foreground) {
+		int pfd[2];
+		if (pipe(pfd)) {
+			perror("pstorfs: pipe");
+			goto out_args;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("pstorfs: fork");
+			goto out_args;
+		}
+		if (pid > 0) {
+			close(pfd[1]);
+			rc = parent_wait(pid, pfd[0]);
+			goto out_args;
+		}
+		close(pfd[0]);
+		report_fd = pfd[1];
+		setsid();
+	}
+
+	struct pfs_opts o = {
+	    .device = real,
+	    .readonly = c.readonly,
+	    .compression = c.compression,
+	    .dedupe = c.dedupe ? !strcmp(c.dedupe, "on") : -1,
+	    .commit_interval_ms = c.commit_interval_ms,
+	    .gc_thread = true,
+	};
+	if (pfs_open(&o, &p, msg, sizeof(msg))) {
+		if (report_fd < 0)
+			fprintf(stderr, "pstorfs: %s\n", msg);
+		report_to_parent(report_fd, 1, msg);
+		goto out_args;
+	}
+	pf = pfs_fuse_new(p);
+	se = pf ? pfs_fuse_session(pf, &args) : NULL;
+	if (!se) {
+		report_to_parent(report_fd, 1, "cannot start the FUSE session (bad mount option?)");
+		goto out_close;
+	}
+	if (fuse_set_signal_handlers(se) || fuse_session_mount(se, c.mountpoint)) {
+		report_to_parent(report_fd, 1, "cannot mount (see the message above)");
+		goto out_session;
+	}
+	pfs_log("pstorfs: %s mounted on %s", real, c.mountpoint);
+	if (report_fd >= 0) {
+		int nul = open("/dev/null", O_RDWR);
+		if (chdir("/"))
+			pfs_log("pstorfs: chdir /: %s", strerror(errno));
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			if (nul > 2)
+				close(nul);
+		}
+		report_to_parent(report_fd, 0, NULL);
+		report_fd = -1;
+	}
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 1);
+	fuse_loop_cfg_set_idle_threads(lc, 32);
+	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fuse_loop_cfg_destroy(lc);
+	fuse_session_unmount(se);
+out_session:
+	fuse_remove_signal_handlers(se);
+	fuse_session_destroy(se);
+out_close:
+	pfs_close(p);
+	pfs_fuse_free(pf);
+	pfs_log("pstorfs: %s unmounted", real);
+	if (report_fd >= 0)
+		report_to_parent(report_fd, 1, "stopped before the mount was ready");
+out_args:
+	fuse_opt_free_args(&args);
+	free(c.device);
+	free(c.mountpoint);
+	free(c.compression);
+	free(c.dedupe);
+	return rc;
+}

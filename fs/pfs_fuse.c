@@ -1,0 +1,1051 @@
+/* fs/pfs_fuse.c - the FUSE low-level operations: the tree of volumes/, snapshots/ and
+ * .pstorage/. Inode numbers are computed from what a node is (kind, map id, file index), so
+ * no inode table is kept and a number never names two things in one mount. Each request is
+ * answered exactly once, after every lock is dropped. The only file that includes
+ * <fuse_lowlevel.h> besides the daemon's main.
+ */
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pfs_fuse_int.h"
+#include "pfs_int.h"
+
+/* Fixed nodes. */
+enum {
+	INO_ROOT = FUSE_ROOT_ID,
+	INO_VOLUMES,
+	INO_SNAPSHOTS,
+	INO_PSTORAGE,
+	INO_CONFIGDIR,
+	INO_FLASHDIR,
+	INO_PVOLSDIR,
+	INO_CTL,
+	INO_REPORT0 = 16, /* .pstorage/<report> */
+	INO_FLASH0 = 32,  /* .pstorage/flash/<file> */
+	INO_CONFIG0 = 48, /* .pstorage/config/<key> */
+};
+
+/* Nodes named by a map id: kind << 56 | id << 8 | sub. */
+enum {
+	K_VOL = 1,      /* volumes/NAME */
+	K_SNAPDIR = 2,  /* snapshots/VOLUME/ (id = the volume) */
+	K_SNAP = 3,     /* snapshots/VOLUME/SNAP (id = the snapshot) */
+	K_PVOLDIR = 4,  /* .pstorage/volumes/NAME/ */
+	K_PVOLFILE = 5, /* .pstorage/volumes/NAME/<file> (sub = index) */
+};
+
+#define INO_MAKE(k, id, sub) ((fuse_ino_t)(k) << 56 | (fuse_ino_t)(id) << 8 | (sub))
+#define INO_KIND(i)          ((int)((i) >> 56))
+#define INO_ID(i)            (((i) >> 8) & ((1ull << 48) - 1))
+#define INO_SUB(i)           ((unsigned)((i)&0xff))
+
+static const struct {
+	const char *name;
+	enum pfs_report r;
+	bool json;
+} reports[] = {
+    {"status", PFS_REPORT_STATUS, false},       {"status.json", PFS_REPORT_STATUS, true},
+    {"reduction", PFS_REPORT_REDUCTION, false}, {"reduction.json", PFS_REPORT_REDUCTION, true},
+    {"metrics", PFS_REPORT_METRICS, false},
+};
+#define NREPORTS (sizeof(reports) / sizeof(reports[0]))
+
+static const struct {
+	const char *name;
+	enum pfs_report r;
+	bool json;
+} flash_files[] = {
+    {"identity", PFS_REPORT_FLASH_IDENTITY, false},
+    {"identity.json", PFS_REPORT_FLASH_IDENTITY, true},
+    {"stats", PFS_REPORT_FLASH_STATS, false},
+    {"stats.json", PFS_REPORT_FLASH_STATS, true},
+};
+#define NFLASH (sizeof(flash_files) / sizeof(flash_files[0]))
+
+/* .pstorage/volumes/NAME/: summary, summary.json, then one value a file. */
+#define PVOL_FILES (2 + PFS_VOLUME_VALUES)
+static const char *pvol_file_name(unsigned i)
+{
+	return i == 0 ? "summary" : i == 1 ? "summary.json" : pfs_volume_values[i - 2];
+}
+
+struct pfs_fuse {
+	struct pfs *p;
+	struct fuse_session *se;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* What an open file is. */
+enum fh_kind { FH_VOL, FH_TEXT, FH_CTL, FH_CONFIG };
+struct fh {
+	enum fh_kind kind;
+	struct pfs_vol *v; /* FH_VOL */
+	struct pfs_buf text;
+	int key; /* FH_CONFIG */
+};
+
+static struct pfs_fuse *ctx(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void fill_dir(struct pfs_fuse *f, struct stat *st, fuse_ino_t ino, int64_t mtime_ns)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0755;
+	st->st_nlink = 2;
+	st->st_uid = f->uid;
+	st->st_gid = f->gid;
+	st->st_mtim.tv_sec = mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = mtime_ns % 1000000000;
+	st->st_ctim = st->st_atim = st->st_mtim;
+}
+
+static void fill_file(struct pfs_fuse *f, struct stat *st, fuse_ino_t ino, mode_t mode,
+                      uint64_t size, int64_t mtime_ns)
+{
+	fill_dir(f, st, ino, mtime_ns);
+	st->st_mode = S_IFREG | mode;
+	st->st_nlink = 1;
+	st->st_size = (off_t)size;
+	st->st_blksize = 1 << 20;
+}
+
+/* Returns a referenced map for a map-named inode of KIND, or NULL. */
+static struct pfs_vol *vol_of(struct pfs *p, fuse_ino_t ino, int kind)
+{
+	struct pfs_vol *v = pfs_vol_by_id(p, INO_ID(ino));
+	int want = kind == K_SNAP ? PFS_MAP_SNAPSHOT : PFS_MAP_VOLUME;
+
+	if (v && (int)v->kind != want) {
+		pfs_vol_unref(v);
+		v = NULL;
+	}
+	return v;
+}
+
+static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
+{
+	struct pfs *p = f->p;
+	int64_t t = p->mount_time_ns;
+	struct pfs_vol *v;
+
+	switch (ino) {
+	case INO_ROOT:
+	case INO_VOLUMES:
+	case INO_SNAPSHOTS:
+	case INO_PSTORAGE:
+	case INO_CONFIGDIR:
+	case INO_FLASHDIR:
+	case INO_PVOLSDIR:
+		fill_dir(f, st, ino, t);
+		return 0;
+	case INO_CTL:
+		fill_file(f, st, ino, 0600, 0, t);
+		return 0;
+	}
+	if (ino >= INO_REPORT0 && ino < INO_REPORT0 + NREPORTS) {
+		fill_file(f, st, ino, 0444, 0, t);
+		return 0;
+	}
+	if (ino >= INO_FLASH0 && ino < INO_FLASH0 + NFLASH) {
+		fill_file(f, st, ino, 0444, 0, t);
+		return 0;
+	}
+	if (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) {
+		fill_file(f, st, ino, 0644, 0, t);
+		return 0;
+	}
+	switch (INO_KIND(ino)) {
+	case K_VOL:
+	case K_SNAP: {
+		uint64_t unique = 0, shared = 0;
+		v = vol_of(p, ino, INO_KIND(ino));
+		if (!v)
+			return -ENOENT;
+		fill_file(f, st, ino, INO_KIND(ino) == K_VOL ? 0644 : 0444, atomic_load(&v->size),
+		          INO_KIND(ino) == K_VOL ? atomic_load(&v->mtime_ns) : v->ctime_ns);
+		/* st_blocks: the physical bytes only this file holds. */
+		pfs_vol_usage(p, v, false, &unique, &shared);
+		st->st_blocks = (blkcnt_t)((unique + 511) / 512);
+		st->st_ctim.tv_sec = v->ctime_ns / 1000000000;
+		st->st_ctim.tv_nsec = v->ctime_ns % 1000000000;
+		pfs_vol_unref(v);
+		return 0;
+	}
+	case K_SNAPDIR:
+	case K_PVOLDIR:
+		v = vol_of(p, ino, K_VOL);
+		if (!v || INO_SUB(ino))
+			goto enoent;
+		fill_dir(f, st, ino, v->ctime_ns);
+		pfs_vol_unref(v);
+		return 0;
+	case K_PVOLFILE:
+		v = vol_of(p, ino, K_VOL);
+		if (!v || INO_SUB(ino) >= PVOL_FILES)
+			goto enoent;
+		fill_file(f, st, ino, 0444, 0, t);
+		pfs_vol_unref(v);
+		return 0;
+	}
+	return -ENOENT;
+enoent:
+	pfs_vol_unref(v);
+	return -ENOENT;
+}
+
+/* Volumes and snapshots change behind the kernel's back (ctl, other names): no caching of
+ * their attributes or names. Fixed nodes are cached for a second. */
+static double node_timeout(fuse_ino_t ino)
+{
+	return INO_KIND(ino) ? 0.0 : 1.0;
+}
+
+static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, fuse_ino_t *out)
+{
+	struct pfs *p = f->p;
+	struct pfs_vol *v = NULL;
+
+	switch (parent) {
+	case INO_ROOT:
+		if (!strcmp(name, "volumes"))
+			*out = INO_VOLUMES;
+		else if (!strcmp(name, "snapshots"))
+			*out = INO_SNAPSHOTS;
+		else if (!strcmp(name, ".pstorage"))
+			*out = INO_PSTORAGE;
+		else
+			return -ENOENT;
+		return 0;
+	case INO_PSTORAGE:
+		if (!strcmp(name, "ctl"))
+			*out = INO_CTL;
+		else if (!strcmp(name, "config"))
+			*out = INO_CONFIGDIR;
+		else if (!strcmp(name, "flash"))
+			*out = INO_FLASHDIR;
+		else if (!strcmp(name, "volumes"))
+			*out = INO_PVOLSDIR;
+		else {
+			for (unsigned i = 0; i < NREPORTS; i++)
+				if (!strcmp(name, reports[i].name)) {
+					*out = INO_REPORT0 + i;
+					return 0;
+				}
+			return -ENOENT;
+		}
+		return 0;
+	case INO_FLASHDIR:
+		for (unsigned i = 0; i < NFLASH; i++)
+			if (!strcmp(name, flash_files[i].name)) {
+				*out = INO_FLASH0 + i;
+				return 0;
+			}
+		return -ENOENT;
+	case INO_CONFIGDIR: {
+		int k = pfs_config_key(name);
+		if (k < 0)
+			return -ENOENT;
+		*out = INO_CONFIG0 + (unsigned)k;
+		return 0;
+	}
+	case INO_VOLUMES:
+	case INO_SNAPSHOTS:
+	case INO_PVOLSDIR:
+		v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, name);
+		if (!v)
+			return -ENOENT;
+		*out = INO_MAKE(parent == INO_VOLUMES     ? K_VOL
+		                : parent == INO_SNAPSHOTS ? K_SNAPDIR
+		                                          : K_PVOLDIR,
+		                v->id, 0);
+		pfs_vol_unref(v);
+		return 0;
+	}
+	switch (INO_KIND(parent)) {
+	case K_SNAPDIR:
+		v = pfs_vol_find(p, PFS_MAP_SNAPSHOT, INO_ID(parent), name);
+		if (!v)
+			return -ENOENT;
+		*out = INO_MAKE(K_SNAP, v->id, 0);
+		pfs_vol_unref(v);
+		return 0;
+	case K_PVOLDIR:
+		for (unsigned i = 0; i < PVOL_FILES; i++)
+			if (!strcmp(name, pvol_file_name(i))) {
+				*out = INO_MAKE(K_PVOLFILE, INO_ID(parent), i);
+				return 0;
+			}
+		return -ENOENT;
+	}
+	return -ENOTDIR;
+}
+
+static void reply_entry(fuse_req_t req, struct pfs_fuse *f, fuse_ino_t ino)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = node_stat(f, ino, &e.attr);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e.ino = ino;
+	e.generation = 1;
+	e.attr_timeout = e.entry_timeout = node_timeout(ino);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pfs_fuse *f = ctx(req);
+	fuse_ino_t ino;
+	int rc = node_lookup(f, parent, name, &ino);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_entry(req, f, ino);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = node_stat(ctx(req), ino, &st);
+
+	(void)fi;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, node_timeout(ino));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	int rc = 0;
+
+	(void)fi;
+	if (INO_KIND(ino) == K_VOL) {
+		struct pfs_vol *v = vol_of(f->p, ino, K_VOL);
+		if (!v) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			rc = pfs_vol_resize(f->p, v, (uint64_t)attr->st_size);
+		if (!rc && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+			atomic_store(&v->mtime_ns,
+			             (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			                 ? pfs_now_ns()
+			                 : (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			                       attr->st_mtim.tv_nsec);
+		pfs_vol_unref(v);
+		if (rc == -ENOSPC)
+			rc = -EFBIG;
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* `echo x > file` truncates first: fine for ctl and config, not for reports or
+		 * snapshots. */
+		bool writable =
+		    ino == INO_CTL || (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT);
+		if (!writable)
+			rc = INO_KIND(ino) == K_SNAP ? -EROFS : -EACCES;
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	op_getattr(req, ino, NULL);
+}
+
+struct dir_list {
+	fuse_req_t req;
+	char *buf;
+	size_t len, cap;
+	int err;
+};
+
+static void dl_add(struct dir_list *d, const char *name, fuse_ino_t ino, mode_t mode)
+{
+	struct stat st = {.st_ino = ino, .st_mode = mode};
+	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+
+	if (d->err)
+		return;
+	if (d->len + need > d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 4096;
+		while (cap < d->len + need)
+			cap *= 2;
+		char *n = realloc(d->buf, cap);
+		if (!n) {
+			d->err = ENOMEM;
+			return;
+		}
+		d->buf = n;
+		d->cap = cap;
+	}
+	fuse_add_direntry(d->req, d->buf + d->len, need, name, &st, (off_t)(d->len + need));
+	d->len += need;
+}
+
+struct dl_vol_arg {
+	struct dir_list *d;
+	int kind;
+};
+
+static int dl_vol(void *arg, struct pfs_vol *v)
+{
+	struct dl_vol_arg *a = arg;
+	mode_t mode = a->kind == K_VOL || a->kind == K_SNAP ? S_IFREG : S_IFDIR;
+
+	dl_add(a->d, v->name, INO_MAKE(a->kind, v->id, 0), mode);
+	return 0;
+}
+
+/* The listing is built at opendir, so a readdir that continues at an offset sees the same
+ * entries even if volumes come and go meanwhile. */
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct dir_list *d = calloc(1, sizeof(*d));
+	struct stat st;
+	int rc = node_stat(f, ino, &st);
+
+	if (!d || rc || !S_ISDIR(st.st_mode)) {
+		free(d);
+		fuse_reply_err(req, !d ? ENOMEM : rc ? -rc : ENOTDIR);
+		return;
+	}
+	d->req = req;
+	dl_add(d, ".", ino, S_IFDIR);
+	dl_add(d, "..", INO_ROOT, S_IFDIR);
+	struct dl_vol_arg a = {d, 0};
+	switch (ino) {
+	case INO_ROOT:
+		dl_add(d, "volumes", INO_VOLUMES, S_IFDIR);
+		dl_add(d, "snapshots", INO_SNAPSHOTS, S_IFDIR);
+		dl_add(d, ".pstorage", INO_PSTORAGE, S_IFDIR);
+		break;
+	case INO_PSTORAGE:
+		dl_add(d, "ctl", INO_CTL, S_IFREG);
+		for (unsigned i = 0; i < NREPORTS; i++)
+			dl_add(d, reports[i].name, INO_REPORT0 + i, S_IFREG);
+		dl_add(d, "config", INO_CONFIGDIR, S_IFDIR);
+		dl_add(d, "flash", INO_FLASHDIR, S_IFDIR);
+		dl_add(d, "volumes", INO_PVOLSDIR, S_IFDIR);
+		break;
+	case INO_FLASHDIR:
+		for (unsigned i = 0; i < NFLASH; i++)
+			dl_add(d, flash_files[i].name, INO_FLASH0 + i, S_IFREG);
+		break;
+	case INO_CONFIGDIR:
+		for (unsigned i = 0; i < PFS_CFG_COUNT; i++)
+			dl_add(d, pfs_config_names[i], INO_CONFIG0 + i, S_IFREG);
+		break;
+	case INO_VOLUMES:
+	case INO_SNAPSHOTS:
+	case INO_PVOLSDIR:
+		a.kind = ino == INO_VOLUMES ? K_VOL : ino == INO_SNAPSHOTS ? K_SNAPDIR : K_PVOLDIR;
+		pfs_vol_each(f->p, PFS_MAP_VOLUME, 0, dl_vol, &a);
+		break;
+	default:
+		if (INO_KIND(ino) == K_SNAPDIR) {
+			a.kind = K_SNAP;
+			pfs_vol_each(f->p, PFS_MAP_SNAPSHOT, INO_ID(ino), dl_vol, &a);
+		} else if (INO_KIND(ino) == K_PVOLDIR) {
+			for (unsigned i = 0; i < PVOL_FILES; i++)
+				dl_add(d, pvol_file_name(i), INO_MAKE(K_PVOLFILE, INO_ID(ino), i),
+				       S_IFREG);
+		}
+	}
+	if (d->err) {
+		rc = d->err;
+		free(d->buf);
+		free(d);
+		fuse_reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+	struct dir_list *d = (struct dir_list *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if ((size_t)off >= d->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* Entries end at offsets we gave; send whole entries only. */
+	size_t n = d->len - (size_t)off;
+	if (n > size) {
+		/* Walk entry boundaries: each fuse_dirent is 24 bytes + name, padded to 8. */
+		size_t pos = (size_t)off, last = pos;
+		while (pos < d->len) {
+			uint32_t namelen;
+			memcpy(&namelen, d->buf + pos + 16, sizeof(namelen));
+			size_t ent = (24 + namelen + 7) & ~(size_t)7;
+			if (pos + ent - (size_t)off > size)
+				break;
+			pos += ent;
+			last = pos;
+		}
+		n = last - (size_t)off;
+	}
+	fuse_reply_buf(req, d->buf + off, n);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dir_list *d = (struct dir_list *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	free(d->buf);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static int text_of(struct pfs_fuse *f, fuse_ino_t ino, struct pfs_buf *b)
+{
+	struct pfs *p = f->p;
+	int rc = 0;
+
+	if (ino == INO_CTL) {
+		pthread_mutex_lock(&p->msg_lock);
+		pfs_buf_printf(b, "%s\n", p->msg);
+		pthread_mutex_unlock(&p->msg_lock);
+	} else if (ino >= INO_REPORT0 && ino < INO_REPORT0 + NREPORTS) {
+		rc = pfs_report(p, reports[ino - INO_REPORT0].r, reports[ino - INO_REPORT0].json,
+		                NULL, b);
+	} else if (ino >= INO_FLASH0 && ino < INO_FLASH0 + NFLASH) {
+		rc = pfs_report(p, flash_files[ino - INO_FLASH0].r,
+		                flash_files[ino - INO_FLASH0].json, NULL, b);
+	} else if (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) {
+		char val[64];
+		rc = pfs_config_get(p, pfs_config_names[ino - INO_CONFIG0], val, sizeof(val));
+		pfs_buf_printf(b, "%s\n", val);
+	} else if (INO_KIND(ino) == K_PVOLFILE) {
+		struct pfs_vol *v = vol_of(p, ino, K_VOL);
+		unsigned i = INO_SUB(ino);
+		if (!v)
+			return -ENOENT;
+		if (i < 2)
+			rc = pfs_report(p, PFS_REPORT_VOLUME, i == 1, v, b);
+		else
+			rc = pfs_report_volume_value(p, v, pfs_volume_values[i - 2], b);
+		pfs_vol_unref(v);
+	} else {
+		rc = -EISDIR;
+	}
+	return rc ? rc : b->err;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct fh *h = calloc(1, sizeof(*h));
+	int rc = 0;
+
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (INO_KIND(ino) == K_VOL || INO_KIND(ino) == K_SNAP) {
+		h->kind = FH_VOL;
+		h->v = vol_of(f->p, ino, INO_KIND(ino));
+		if (!h->v)
+			rc = -ENOENT;
+		else if (wr && (INO_KIND(ino) == K_SNAP || f->p->opts.readonly))
+			rc = INO_KIND(ino) == K_SNAP ? -EACCES : -EROFS;
+		if (!rc)
+			atomic_fetch_add(&h->v->opens, 1);
+	} else if (ino == INO_CTL) {
+		h->kind = FH_CTL;
+		fi->direct_io = 1;
+		fi->nonseekable = 0;
+	} else if (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) {
+		h->kind = FH_CONFIG;
+		h->key = (int)(ino - INO_CONFIG0);
+		fi->direct_io = 1;
+		if (!wr)
+			rc = text_of(f, ino, &h->text);
+	} else {
+		struct stat st;
+		h->kind = FH_TEXT;
+		fi->direct_io = 1;
+		rc = node_stat(f, ino, &st);
+		if (!rc && S_ISDIR(st.st_mode))
+			rc = -EISDIR;
+		else if (!rc && wr)
+			rc = -EACCES; /* root bypasses the mode bits; reports are read-only */
+		else if (!rc)
+			rc = text_of(f, ino, &h->text); /* a snapshot of the report at open */
+	}
+	if (rc) {
+		if (h->v)
+			pfs_vol_unref(h->v);
+		pfs_buf_free(&h->text);
+		free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct pfs_vol *v = NULL;
+	struct fuse_entry_param e;
+	struct fh *h;
+	int rc;
+
+	(void)mode;
+	if (parent != INO_VOLUMES) {
+		fuse_reply_err(req, parent == INO_ROOT || INO_KIND(parent) ? EPERM : EACCES);
+		return;
+	}
+	if (f->p->opts.readonly) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = pfs_vol_create_file(f->p, name, &v);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		pfs_vol_unref(v);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->kind = FH_VOL;
+	h->v = v;
+	atomic_fetch_add(&v->opens, 1);
+	memset(&e, 0, sizeof(e));
+	e.ino = INO_MAKE(K_VOL, v->id, 0);
+	e.generation = 1;
+	node_stat(f, e.ino, &e.attr);
+	fi->fh = (uintptr_t)h;
+	fuse_reply_create(req, &e, fi);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct pfs_vol *v = NULL;
+	int rc;
+
+	(void)rdev;
+	if (parent != INO_VOLUMES || !S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = pfs_vol_create_file(f->p, name, &v);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_ino_t ino = INO_MAKE(K_VOL, v->id, 0);
+	pfs_vol_unref(v);
+	reply_entry(req, f, ino);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->v) {
+		atomic_fetch_sub(&h->v->opens, 1);
+		pfs_vol_unref(h->v);
+	}
+	pfs_buf_free(&h->text);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	if (h->kind == FH_VOL) {
+		char *buf = malloc(size ? size : 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		ssize_t n = pfs_vol_read(f->p, h->v, buf, size, (uint64_t)off);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
+	if (h->kind == FH_CTL) {
+		/* ctl reads the latest result each time it is opened and read from 0. */
+		if (off == 0) {
+			pfs_buf_free(&h->text);
+			text_of(f, ino, &h->text);
+		}
+	}
+	if (h->text.err) {
+		fuse_reply_err(req, -h->text.err);
+		return;
+	}
+	if ((size_t)off >= h->text.len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	size_t n = h->text.len - (size_t)off;
+	fuse_reply_buf(req, h->text.data + off, n < size ? n : size);
+}
+
+/* Volume invalidation after ctl changes a volume behind the kernel's page cache (restore,
+ * resize): done after the reply, so the kernel is not waiting on us. */
+struct inval_arg {
+	struct pfs_fuse *f;
+};
+
+static int inval_vol(void *arg, struct pfs_vol *v)
+{
+	struct inval_arg *a = arg;
+
+	fuse_lowlevel_notify_inval_inode(a->f->se, INO_MAKE(K_VOL, v->id, 0), 0, 0);
+	return 0;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	switch (h->kind) {
+	case FH_VOL: {
+		ssize_t n = pfs_vol_write(f->p, h->v, buf, size, (uint64_t)off);
+		if (n < 0) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_commit(f->p)) {
+			fuse_reply_err(req, EIO);
+			return;
+		}
+		fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	case FH_CTL:
+		rc = pfs_ctl_write(f->p, buf, size);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_write(req, size);
+		if (!rc && f->se) {
+			struct inval_arg a = {f};
+			pfs_vol_each(f->p, PFS_MAP_VOLUME, 0, inval_vol, &a);
+		}
+		return;
+	case FH_CONFIG: {
+		char val[128];
+		size_t n = size < sizeof(val) - 1 ? size : sizeof(val) - 1;
+		memcpy(val, buf, n);
+		val[n] = '\0';
+		while (n && (val[n - 1] == '\n' || val[n - 1] == ' ' || val[n - 1] == '\t'))
+			val[--n] = '\0';
+		if (size >= sizeof(val) - 1) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		rc = pfs_config_set(f->p, pfs_config_names[h->key], val, true);
+		if (rc) {
+			pfs_log("pstorfs: config %s=%s refused: %s", pfs_config_names[h->key], val,
+			        f->p->msg);
+			fuse_reply_err(req, -rc);
+		} else {
+			fuse_reply_write(req, size);
+		}
+		return;
+	}
+	default:
+		fuse_reply_err(req, EACCES);
+	}
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -pfs_commit(ctx(req)->p));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pfs_fuse *f = ctx(req);
+	int rc;
+
+	if (f->p->opts.readonly) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (parent == INO_VOLUMES) {
+		rc = pfs_vol_delete(f->p, name);
+	} else if (INO_KIND(parent) == K_SNAPDIR) {
+		struct pfs_vol *v = pfs_vol_by_id(f->p, INO_ID(parent));
+		if (!v) {
+			rc = -ENOENT;
+		} else {
+			char vname[PFS_NAME_MAX + 1];
+			pthread_mutex_lock(&f->p->cat_lock);
+			snprintf(vname, sizeof(vname), "%s", v->name);
+			pthread_mutex_unlock(&f->p->cat_lock);
+			pfs_vol_unref(v);
+			rc = pfs_snap_delete(f->p, vname, name);
+		}
+	} else {
+		rc = -EPERM;
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+	struct pfs_fuse *f = ctx(req);
+	int rc;
+
+	if (parent != INO_VOLUMES || newparent != INO_VOLUMES) {
+		fuse_reply_err(req, parent == newparent ? EPERM : EXDEV);
+		return;
+	}
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = pfs_vol_rename(f->p, name, newname);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct ftl_stats fs;
+	struct statvfs st;
+
+	(void)ino;
+	ftl_get_stats(f->p->ftl, &fs);
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = f->p->bs;
+	st.f_frsize = f->p->bs;
+	st.f_blocks = fs.capacity_bytes / f->p->bs;
+	st.f_bfree = st.f_bavail = fs.free_bytes / f->p->bs;
+	st.f_files = 1u << 20;
+	st.f_ffree = st.f_favail = st.f_files;
+	st.f_namemax = PFS_NAME_MAX;
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	(void)ino;
+	if (h->kind != FH_VOL) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		rc = pfs_vol_punch(f->p, h->v, (uint64_t)off, (uint64_t)len);
+	/* Thin volumes allocate on write; plain fallocate only grows the size. */
+	if (!rc && !(mode & FALLOC_FL_KEEP_SIZE) &&
+	    (uint64_t)(off + len) > atomic_load(&h->v->size))
+		rc = pfs_vol_resize(f->p, h->v, (uint64_t)(off + len));
+	fuse_reply_err(req, rc == -ENOSPC ? EFBIG : -rc);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->kind != FH_VOL || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	int64_t r = pfs_vol_seek(f->p, h->v, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct fh *in = (struct fh *)(uintptr_t)fi_in->fh,
+	          *out = (struct fh *)(uintptr_t)fi_out->fh;
+	uint32_t bs = f->p->bs;
+	ssize_t n;
+
+	(void)ino_in;
+	(void)ino_out;
+	(void)flags;
+	if (in->kind != FH_VOL || out->kind != FH_VOL) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if (out->v->kind != PFS_MAP_VOLUME) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if ((uint64_t)off_in % bs == 0 && (uint64_t)off_out % bs == 0) {
+		/* Metadata only: the destination shares the source's blocks. */
+		n = pfs_vol_clone_range(f->p, in->v, (uint64_t)off_in, out->v, (uint64_t)off_out,
+		                        len);
+		if (n != 0) {
+			if (n < 0)
+				fuse_reply_err(req, (int)-n);
+			else
+				fuse_reply_write(req, (size_t)n);
+			return;
+		}
+	}
+	/* Unaligned: copy through a buffer, at most 1 MiB a call (callers loop). */
+	size_t chunk = len < (1u << 20) ? len : (1u << 20);
+	char *buf = malloc(chunk ? chunk : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = pfs_vol_read(f->p, in->v, buf, chunk, (uint64_t)off_in);
+	if (n > 0)
+		n = pfs_vol_write(f->p, out->v, buf, (size_t)n, (uint64_t)off_out);
+	free(buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Same settings as the benchmark's passthrough daemon (tests/bench/fs). */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &=
+	    ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+}
+
+static void op_destroy(void *userdata)
+{
+	struct pfs_fuse *f = userdata;
+
+	/* Unmount: everything acknowledged becomes durable before the daemon exits. */
+	int rc = pfs_commit(f->p);
+	if (rc)
+		pfs_log("pstorfs: commit at unmount failed: %d", rc);
+}
+
+static const struct fuse_lowlevel_ops pfs_fuse_ops = {
+    .init = op_init,
+    .destroy = op_destroy,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .create = op_create,
+    .mknod = op_mknod,
+    .release = op_release,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .statfs = op_statfs,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
+    .copy_file_range = op_copy_file_range,
+};
+
+struct pfs_fuse *pfs_fuse_new(struct pfs *p)
+{
+	struct pfs_fuse *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->p = p;
+	f->uid = getuid();
+	f->gid = getgid();
+	return f;
+}
+
+struct fuse_session *pfs_fuse_session(struct pfs_fuse *f, struct fuse_args *args)
+{
+	f->se = fuse_session_new(args, &pfs_fuse_ops, sizeof(pfs_fuse_ops), f);
+	return f->se;
+}
+
+void pfs_fuse_free(struct pfs_fuse *f)
+{
+	free(f);
+}

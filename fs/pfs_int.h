@@ -1,0 +1,287 @@
+/* fs/pfs_int.h - private structures of the mountable appliance: block maps, volumes, the
+ * catalogue and the commit protocol. Never included from another folder.
+ *
+ * Invariants (referred to by number in the code):
+ *  1. A block map is an array of engine references, one per block of the volume, kept in pages
+ *     of PFS_PAGE_REFS references. In memory a page is loaded on first use; in SQLite a page is a
+ *     blob row keyed by (map id << 40 | page index). A page of only zero references has no row.
+ *  2. Each reference in a map owns one engine reference count. Counts are not persisted: mount
+ *     recounts them from the committed maps.
+ *  3. Data before metadata: a commit flushes the FTL (ftl_sync) before the SQLite transaction
+ *     that makes new references durable.
+ *  4. Deferred release: a reference dropped from a map (overwrite, punch, delete) is released
+ *     (engine_ref_put) only after a commit in which the map no longer holds it is durable, so a
+ *     chunk that the committed maps still point to is never freed or its id reused. The put is
+ *     queued after the map change, and a commit takes the queue before copying dirty pages.
+ *  5. Locks: vol->rw (read: I/O; write: resize-shrink, restore, delete, commit page copy) ->
+ *     stripe rwlock of a page (read: reading refs and their chunks; write: changing refs) ->
+ *     map->lock (the page hash table) -> pfs->db_lock (every SQLite call) ; pfs->cat_lock
+ *     (catalogue list) is taken before vol->rw, never under it. pfs->commit_lock serialises
+ *     commits and catalogue changes and is taken before everything else.
+ */
+#ifndef PSTOR_PFS_INT_H
+#define PSTOR_PFS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "engine.h"
+#include "ftl.h"
+#include "pfs.h"
+
+#define PFS_PAGE_REFS  256u /* references per map page: 2 KiB page, 1 MiB of a 4 KiB volume */
+#define PFS_PAGE_SHIFT 40   /* SQLite key = map id << 40 | page index */
+#define PFS_STRIPES    64u  /* page lock stripes per volume */
+#define PFS_NAME_MAX   64
+#define PFS_MSG_MAX    256
+#define PFS_SCHEMA_VER 1
+#define PFS_VFS_NAME   "pstorfs-meta"
+#define PFS_DB_NAME    "pstorfs.db"
+
+enum pfs_map_kind {
+	PFS_MAP_VOLUME = 0,
+	PFS_MAP_SNAPSHOT = 1,
+};
+
+struct pfs_mpage {
+	uint64_t idx;
+	struct pfs_mpage *next; /* hash chain */
+	bool dirty;
+	struct engine_ref ref[PFS_PAGE_REFS];
+};
+
+/* A volume or a snapshot: a named block map. */
+struct pfs_vol {
+	uint64_t id; /* map id: SQLite rowid, never reused */
+	enum pfs_map_kind kind;
+	uint64_t parent; /* snapshot: the volume's id; volume: 0 */
+	char name[PFS_NAME_MAX + 1];
+	_Atomic uint64_t size; /* bytes */
+	int64_t ctime_ns;
+	_Atomic int64_t mtime_ns;
+	_Atomic int64_t nz_blocks;    /* non-zero references (persisted at commit) */
+	_Atomic int64_t chunk_blocks; /* chunk references (persisted at commit) */
+	bool size_dirty;              /* size or counters changed since the last commit */
+
+	pthread_rwlock_t rw;
+	pthread_rwlock_t stripe[PFS_STRIPES];
+
+	pthread_mutex_t lock; /* the page table below */
+	struct pfs_mpage **buckets;
+	uint32_t nbuckets;
+	uint64_t npages;
+	uint64_t ndirty;
+
+	_Atomic int opens; /* open file handles */
+	_Atomic bool gone; /* deleted: handles still open keep the struct */
+	_Atomic int refs;  /* struct lifetime: catalogue + handles */
+	/* Cached "physical bytes only this map holds", refreshed at most every few seconds. */
+	pthread_mutex_t usage_lock;
+	int64_t usage_at_ns;
+	uint64_t usage_unique, usage_shared;
+
+	struct pfs_vol *next; /* catalogue list */
+};
+
+struct pfs_config {
+	enum engine_codec codec;
+	int level;
+	bool dedupe;
+	uint32_t commit_interval_ms;
+};
+
+struct pfs {
+	struct pfs_opts opts;
+	struct ftl_dev *dev;
+	struct ftl *ftl;
+	struct engine *eng;
+	struct pfs_vfs *vfs;
+	void *db; /* sqlite3 *, touched only by pfs_meta.c */
+	struct ftl_superblock_info sb;
+	uint32_t bs;
+	uint64_t max_volume_bytes;
+
+	pthread_mutex_t commit_lock;
+	pthread_mutex_t db_lock;
+	pthread_mutex_t cat_lock;
+	struct pfs_vol *vols; /* volumes and snapshots */
+
+	pthread_mutex_t cfg_lock;
+	struct pfs_config cfg;
+
+	/* Deferred releases (invariant 4). */
+	pthread_mutex_t puts_lock;
+	struct engine_ref *puts;
+	size_t nputs, cap_puts;
+
+	/* Background commit. */
+	pthread_t commit_thread;
+	bool commit_thread_started;
+	pthread_mutex_t bg_lock;
+	pthread_cond_t bg_cond;
+	bool bg_stop;
+
+	/* Result of the last ctl command, for reading ctl back. */
+	pthread_mutex_t msg_lock;
+	char msg[PFS_MSG_MAX];
+
+	/* Counters. */
+	_Atomic uint64_t commits, commit_errors, commit_ns_total;
+	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
+	int64_t mount_time_ns;
+	double mount_seconds;
+	uint64_t mount_chunks_scanned, mount_chunks_freed;
+};
+
+/* ---- pfs_util.c ------------------------------------------------------------------------ */
+int64_t pfs_now_ns(void);
+/* "10G", "4096", "1.5T"? no: integer with optional K/M/G/T/P (powers of 1024). -EINVAL. */
+int pfs_parse_size(const char *s, uint64_t *out);
+bool pfs_name_valid(const char *name);
+void pfs_set_msg(struct pfs *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Growable text buffer for reports. */
+struct pfs_buf {
+	char *data;
+	size_t len, cap;
+	int err;
+};
+void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pfs_buf_free(struct pfs_buf *b);
+
+/* ---- pfs_meta.c: SQLite (the only file that includes sqlite3.h) -------------------------- */
+int pfs_meta_open(struct pfs *p);
+void pfs_meta_close(struct pfs *p);
+int pfs_meta_begin(struct pfs *p);
+int pfs_meta_commit(struct pfs *p);
+void pfs_meta_rollback(struct pfs *p);
+/* Catalogue rows. */
+typedef int (*pfs_meta_map_fn)(void *arg, uint64_t id, int kind, uint64_t parent, const char *name,
+                               uint64_t size, int64_t ctime_ns, int64_t nz, int64_t chunks);
+int pfs_meta_maps_each(struct pfs *p, pfs_meta_map_fn fn, void *arg);
+int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *name, uint64_t size,
+                        int64_t ctime_ns, uint64_t *id);
+int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
+                        int64_t chunks);
+int pfs_meta_map_delete(struct pfs *p, uint64_t id); /* and its pages */
+/* Pages. */
+int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs);
+int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs);
+int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to);
+int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx);
+typedef int (*pfs_meta_page_fn)(void *arg, uint64_t map, uint64_t idx,
+                                const struct engine_ref *refs);
+int pfs_meta_pages_each(struct pfs *p, int64_t map /* -1 = all */, pfs_meta_page_fn fn, void *arg);
+/* Long patterns (engine table) and settings. */
+int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period);
+typedef int (*pfs_meta_pattern_fn)(void *arg, uint64_t ref, const uint8_t *pat, uint32_t period);
+int pfs_meta_patterns_each(struct pfs *p, pfs_meta_pattern_fn fn, void *arg);
+int pfs_meta_config_set(struct pfs *p, const char *key, const char *value);
+int pfs_meta_config_get(struct pfs *p, const char *key, char *value, size_t len);
+struct pfs_meta_stats {
+	uint64_t db_bytes, db_capacity, journal_capacity;
+};
+void pfs_meta_get_stats(struct pfs *p, struct pfs_meta_stats *st);
+
+/* ---- pfs_map.c: block maps in memory --------------------------------------------------- */
+int pfs_map_init(struct pfs_vol *v);
+void pfs_map_destroy(struct pfs_vol *v);
+/* Returns the page (loading it), or NULL in *out when it has no row and CREATE is false.
+ * Caller holds the page's stripe lock (read or write). */
+int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
+                 struct pfs_mpage **out);
+/* Sets one reference (caller holds the stripe write lock); returns the old one, which the
+ * caller must release through pfs_defer_put. Keeps nz/chunk counters. */
+struct engine_ref pfs_map_set(struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                              struct engine_ref ref);
+/* Visits every page of the map, loaded or not, in index order of the loaded ones followed by
+ * the stored ones not loaded. */
+typedef int (*pfs_map_page_fn)(void *arg, uint64_t idx, const struct engine_ref *refs);
+int pfs_map_each_page(struct pfs *p, struct pfs_vol *v, pfs_map_page_fn fn, void *arg);
+/* Drops every page from memory (after they were committed or discarded). */
+void pfs_map_forget(struct pfs_vol *v);
+static inline pthread_rwlock_t *pfs_stripe(struct pfs_vol *v, uint64_t page_idx)
+{
+	return &v->stripe[page_idx % PFS_STRIPES];
+}
+
+/* ---- pfs_commit.c ---------------------------------------------------------------------- */
+void pfs_defer_put(struct pfs *p, struct engine_ref ref);
+/* Makes everything acknowledged so far durable (invariant 3), then releases deferred puts. */
+int pfs_commit(struct pfs *p);
+int pfs_commit_locked(struct pfs *p); /* caller holds commit_lock */
+int pfs_commit_start(struct pfs *p);
+void pfs_commit_stop(struct pfs *p);
+void pfs_commit_kick(struct pfs *p);
+
+/* ---- pfs_vol.c: the catalogue and volume I/O -------------------------------------------- */
+struct pfs_vol *pfs_vol_find(struct pfs *p, enum pfs_map_kind kind, uint64_t parent,
+                             const char *name);            /* takes a struct reference */
+struct pfs_vol *pfs_vol_by_id(struct pfs *p, uint64_t id); /* takes a struct reference */
+void pfs_vol_unref(struct pfs_vol *v);
+int pfs_vol_create(struct pfs *p, const char *name, uint64_t size, uint64_t *id);
+/* open(O_CREAT) in volumes/: a volume of size 0 that writes and truncate grow. */
+int pfs_vol_create_file(struct pfs *p, const char *name, struct pfs_vol **out);
+int pfs_vol_defer_all(struct pfs *p, struct pfs_vol *v);
+int pfs_vol_delete(struct pfs *p, const char *name);
+int pfs_vol_resize(struct pfs *p, struct pfs_vol *v, uint64_t size);
+int pfs_vol_rename(struct pfs *p, const char *from, const char *to);
+ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
+ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off);
+int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len);
+/* Shares the blocks of SRC[soff, soff+len) into DST at doff (both block aligned except the
+ * tail at SRC's end). Returns bytes done. */
+ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, struct pfs_vol *dst,
+                            uint64_t doff, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
+int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
+int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
+int pfs_snap_create(struct pfs *p, const char *vol, const char *snap);
+int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap);
+int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap);
+int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char *newvol);
+int pfs_catalog_load(struct pfs *p);
+void pfs_catalog_free(struct pfs *p);
+/* Calls FN for each map of KIND (and PARENT for snapshots) under cat_lock. */
+typedef int (*pfs_vol_fn)(void *arg, struct pfs_vol *v);
+int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg);
+
+/* ---- pfs_ctl.c, pfs_config.c ------------------------------------------------------------- */
+/* Runs one ctl line. 0 or -errno; the reason is in p->msg. */
+int pfs_ctl_exec(struct pfs *p, const char *line);
+int pfs_ctl_write(struct pfs *p, const char *buf, size_t len);
+#define PFS_CONFIG_KEYS(X)                                                                         \
+	X(COMPRESSION, "compression")                                                              \
+	X(DEDUPE, "dedupe")                                                                        \
+	X(COMMIT_INTERVAL_MS, "commit_interval_ms")
+enum pfs_config_key {
+#define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
+	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
+#undef PFS_CONFIG_ENUM
+	    PFS_CFG_COUNT
+};
+extern const char *const pfs_config_names[PFS_CFG_COUNT];
+int pfs_config_key(const char *name);
+int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);
+int pfs_config_get(struct pfs *p, const char *key, char *out, size_t len);
+int pfs_config_load(struct pfs *p);
+
+/* ---- pfs_report.c ------------------------------------------------------------------------ */
+enum pfs_report {
+	PFS_REPORT_STATUS,
+	PFS_REPORT_REDUCTION,
+	PFS_REPORT_METRICS,
+	PFS_REPORT_FLASH_IDENTITY,
+	PFS_REPORT_FLASH_STATS,
+	PFS_REPORT_VOLUME, /* summary of one volume */
+};
+int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
+/* One value of a volume: size, written, unique, shared, reduction, snapshots. */
+int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b);
+extern const char *const pfs_volume_values[];
+#define PFS_VOLUME_VALUES 6
+
+#endif

@@ -1,0 +1,519 @@
+/* fs/pfs_io.c - volume I/O: byte ranges of any size and alignment onto block references.
+ * Whole blocks are reduced by the engine outside every lock and swapped in under the page's
+ * stripe lock; partial blocks are read-modify-written under it. Also punch, clone of ranges
+ * (copy_file_range), SEEK_DATA/SEEK_HOLE and per-volume usage.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pfs_int.h"
+
+static _Thread_local uint8_t *tls_block;
+static _Thread_local uint32_t tls_block_size;
+
+static void tls_block_free(void)
+{
+	free(tls_block);
+	tls_block = NULL;
+}
+
+/* One block-sized scratch buffer per thread (FUSE worker threads live for the mount). */
+static uint8_t *scratch(uint32_t bs)
+{
+	if (tls_block_size != bs) {
+		tls_block_free();
+		if (posix_memalign((void **)&tls_block, 4096, bs))
+			tls_block = NULL;
+		tls_block_size = tls_block ? bs : 0;
+	}
+	return tls_block;
+}
+
+static int read_ref(struct pfs *p, struct engine_ref ref, void *block)
+{
+	int rc;
+
+	if (ref.v == 0) {
+		memset(block, 0, p->bs);
+		return 0;
+	}
+	rc = engine_read(p->eng, ref, block);
+	if (rc) {
+		atomic_fetch_add(&p->io_errors, 1);
+		pfs_log("pstorfs: read of reference %#llx failed: %d", (unsigned long long)ref.v,
+		        rc);
+		return rc == -ENOENT ? -EIO : rc;
+	}
+	return 0;
+}
+
+ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
+{
+	const uint32_t bs = p->bs;
+	uint8_t *out = buf, *tmp = scratch(bs);
+	size_t done = 0;
+	int rc = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&v->rw);
+	uint64_t size = atomic_load(&v->size);
+	if (off >= size)
+		goto out_unlock;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	while (done < len && !rc) {
+		uint64_t pos = off + done;
+		uint64_t blk = pos / bs, pidx = blk / PFS_PAGE_REFS;
+		struct pfs_mpage *pg = NULL;
+		pthread_rwlock_t *l = pfs_stripe(v, pidx);
+
+		pthread_rwlock_rdlock(l);
+		rc = pfs_map_page(p, v, pidx, false, &pg);
+		/* Every block of this page in the range, under one lock hold. */
+		while (!rc && done < len && (off + done) / bs / PFS_PAGE_REFS == pidx) {
+			pos = off + done;
+			blk = pos / bs;
+			uint32_t in = (uint32_t)(pos % bs);
+			size_t n = bs - in;
+			if (n > len - done)
+				n = len - done;
+			struct engine_ref ref =
+			    pg ? pg->ref[blk % PFS_PAGE_REFS] : ENGINE_REF_ZERO_VALUE;
+			if (ref.v == 0) {
+				memset(out + done, 0, n);
+			} else if (in == 0 && n == bs) {
+				rc = read_ref(p, ref, out + done);
+			} else {
+				rc = read_ref(p, ref, tmp);
+				if (!rc)
+					memcpy(out + done, tmp + in, n);
+			}
+			if (!rc)
+				done += n;
+		}
+		pthread_rwlock_unlock(l);
+	}
+out_unlock:
+	pthread_rwlock_unlock(&v->rw);
+	return done ? (ssize_t)done : rc;
+}
+
+/* Grows the size to END if needed. Caller holds v->rw (read). */
+static int extend_to(struct pfs *p, struct pfs_vol *v, uint64_t end)
+{
+	uint64_t cur = atomic_load(&v->size);
+
+	if (end <= cur)
+		return 0;
+	if (end > p->max_volume_bytes)
+		return -EFBIG;
+	while (cur < end && !atomic_compare_exchange_weak(&v->size, &cur, end))
+		;
+	pthread_mutex_lock(&v->lock);
+	v->size_dirty = true;
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+/* Writes the blocks [first, first+n) of page PIDX: whole blocks from SRC (block aligned, n
+ * blocks). Engine work happens before the page lock. */
+static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, uint32_t n,
+                              const uint8_t *src)
+{
+	const uint32_t bs = p->bs;
+	uint64_t pidx = first / PFS_PAGE_REFS;
+	uint32_t slot0 = (uint32_t)(first % PFS_PAGE_REFS);
+	struct engine_ref prev[PFS_PAGE_REFS], neu[PFS_PAGE_REFS];
+	pthread_rwlock_t *l = pfs_stripe(v, pidx);
+	struct pfs_mpage *pg = NULL;
+	uint32_t made = 0;
+	int rc;
+
+	/* The current references are hints for the FTL's hot/cold placement. */
+	pthread_rwlock_rdlock(l);
+	rc = pfs_map_page(p, v, pidx, false, &pg);
+	for (uint32_t i = 0; i < n; i++)
+		prev[i] = pg ? pg->ref[slot0 + i] : ENGINE_REF_ZERO_VALUE;
+	pthread_rwlock_unlock(l);
+	if (rc)
+		return rc;
+	for (; made < n; made++) {
+		rc = engine_write(p->eng, src + (size_t)made * bs, prev[made], &neu[made]);
+		if (rc)
+			goto err_put;
+	}
+	pthread_rwlock_wrlock(l);
+	rc = pfs_map_page(p, v, pidx, true, &pg);
+	if (rc) {
+		pthread_rwlock_unlock(l);
+		goto err_put;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		prev[i] = pfs_map_set(v, pg, slot0 + i, neu[i]);
+	pthread_rwlock_unlock(l);
+	for (uint32_t i = 0; i < n; i++)
+		pfs_defer_put(p, prev[i]);
+	return 0;
+err_put:
+	/* Never reached a map: release at once. */
+	for (uint32_t i = 0; i < made; i++)
+		engine_ref_put(p->eng, neu[i]);
+	return rc;
+}
+
+/* Read-modify-write of part of one block: bytes [in, in+n) of block BLK from SRC, or zeros
+ * when SRC is NULL. */
+static int write_partial_block(struct pfs *p, struct pfs_vol *v, uint64_t blk, uint32_t in,
+                               uint32_t n, const uint8_t *src)
+{
+	uint64_t pidx = blk / PFS_PAGE_REFS;
+	uint32_t slot = (uint32_t)(blk % PFS_PAGE_REFS);
+	pthread_rwlock_t *l = pfs_stripe(v, pidx);
+	uint8_t *tmp = scratch(p->bs);
+	struct pfs_mpage *pg = NULL;
+	struct engine_ref old = ENGINE_REF_ZERO_VALUE, neu;
+	int rc;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(l);
+	rc = pfs_map_page(p, v, pidx, src != NULL, &pg);
+	if (rc || (!pg && !src))
+		goto out_unlock; /* zeroing a hole: nothing to do */
+	old = pg->ref[slot];
+	if (!src && old.v == 0)
+		goto out_unlock;
+	rc = read_ref(p, old, tmp);
+	if (rc)
+		goto out_unlock;
+	if (src)
+		memcpy(tmp + in, src, n);
+	else
+		memset(tmp + in, 0, n);
+	rc = engine_write(p->eng, tmp, old, &neu);
+	if (rc)
+		goto out_unlock;
+	old = pfs_map_set(v, pg, slot, neu);
+	pthread_rwlock_unlock(l);
+	pfs_defer_put(p, old);
+	return 0;
+out_unlock:
+	pthread_rwlock_unlock(l);
+	return rc;
+}
+
+ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+{
+	const uint32_t bs = p->bs;
+	const uint8_t *src = buf;
+	size_t done = 0;
+	int rc;
+
+	if (v->kind != PFS_MAP_VOLUME)
+		return -EROFS;
+	if (len == 0)
+		return 0;
+	if (off + len < off)
+		return -EFBIG;
+	pthread_rwlock_rdlock(&v->rw);
+	rc = extend_to(p, v, off + len);
+	while (!rc && done < len) {
+		uint64_t pos = off + done, blk = pos / bs;
+		uint32_t in = (uint32_t)(pos % bs);
+		if (in || len - done < bs) {
+			uint32_t n = bs - in;
+			if (n > len - done)
+				n = (uint32_t)(len - done);
+			rc = write_partial_block(p, v, blk, in, n, src + done);
+			if (!rc)
+				done += n;
+			continue;
+		}
+		/* A run of whole blocks within one page. */
+		uint64_t nblk = (len - done) / bs;
+		uint64_t room = PFS_PAGE_REFS - blk % PFS_PAGE_REFS;
+		uint32_t k = (uint32_t)(nblk < room ? nblk : room);
+		rc = write_whole_blocks(p, v, blk, k, src + done);
+		if (!rc)
+			done += (size_t)k * bs;
+	}
+	if (done)
+		atomic_store(&v->mtime_ns, pfs_now_ns());
+	pthread_rwlock_unlock(&v->rw);
+	return done ? (ssize_t)done : rc;
+}
+
+int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)
+{
+	const uint32_t bs = p->bs;
+	uint64_t end;
+	int rc = 0;
+
+	if (v->kind != PFS_MAP_VOLUME)
+		return -EROFS;
+	pthread_rwlock_rdlock(&v->rw);
+	end = atomic_load(&v->size);
+	if (off >= end || len == 0)
+		goto out_unlock;
+	if (len > end - off)
+		len = end - off;
+	end = off + len;
+	while (off < end && !rc) {
+		uint64_t blk = off / bs;
+		uint32_t in = (uint32_t)(off % bs);
+		if (in || end - off < bs) {
+			uint32_t n = bs - in;
+			if (n > end - off)
+				n = (uint32_t)(end - off);
+			rc = write_partial_block(p, v, blk, in, n, NULL);
+			off += n;
+			continue;
+		}
+		uint64_t pidx = blk / PFS_PAGE_REFS;
+		uint32_t slot = (uint32_t)(blk % PFS_PAGE_REFS);
+		uint64_t nblk = (end - off) / bs;
+		uint32_t k = (uint32_t)(nblk < PFS_PAGE_REFS - slot ? nblk : PFS_PAGE_REFS - slot);
+		pthread_rwlock_t *l = pfs_stripe(v, pidx);
+		struct pfs_mpage *pg = NULL;
+		struct engine_ref old[PFS_PAGE_REFS];
+		uint32_t nold = 0;
+
+		pthread_rwlock_wrlock(l);
+		rc = pfs_map_page(p, v, pidx, false, &pg);
+		for (uint32_t i = 0; !rc && pg && i < k; i++)
+			if (pg->ref[slot + i].v)
+				old[nold++] = pfs_map_set(v, pg, slot + i, ENGINE_REF_ZERO_VALUE);
+		pthread_rwlock_unlock(l);
+		for (uint32_t i = 0; i < nold; i++)
+			pfs_defer_put(p, old[i]);
+		off += (uint64_t)k * bs;
+	}
+	atomic_store(&v->mtime_ns, pfs_now_ns());
+out_unlock:
+	pthread_rwlock_unlock(&v->rw);
+	return rc;
+}
+
+ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, struct pfs_vol *dst,
+                            uint64_t doff, uint64_t len)
+{
+	const uint32_t bs = p->bs;
+	uint64_t done = 0, ssize;
+	int rc = 0;
+
+	if (dst->kind != PFS_MAP_VOLUME)
+		return -EROFS;
+	if (soff % bs || doff % bs)
+		return -EINVAL;
+	ssize = atomic_load(&src->size);
+	if (soff >= ssize)
+		return 0;
+	if (len > ssize - soff)
+		len = ssize - soff;
+	/* Whole blocks only, except a source tail that ends at the source's size (the rest of
+	 * that block reads as zeros in both). */
+	if (len % bs && soff + len != ssize)
+		len -= len % bs;
+	if (len == 0)
+		return 0;
+	pthread_rwlock_rdlock(&dst->rw);
+	rc = extend_to(p, dst, doff + len);
+	while (!rc && done < len) {
+		uint64_t sblk = (soff + done) / bs, dblk = (doff + done) / bs;
+		uint64_t left = (len - done + bs - 1) / bs;
+		uint32_t sroom = PFS_PAGE_REFS - (uint32_t)(sblk % PFS_PAGE_REFS);
+		uint32_t droom = PFS_PAGE_REFS - (uint32_t)(dblk % PFS_PAGE_REFS);
+		uint32_t k = sroom < droom ? sroom : droom;
+		struct engine_ref refs[PFS_PAGE_REFS];
+		struct pfs_mpage *pg = NULL;
+
+		if (k > left)
+			k = (uint32_t)left;
+		/* Take references on the source blocks (never two stripe locks at once). */
+		pthread_rwlock_t *l = pfs_stripe(src, sblk / PFS_PAGE_REFS);
+		if (src != dst)
+			pthread_rwlock_rdlock(&src->rw);
+		pthread_rwlock_rdlock(l);
+		rc = pfs_map_page(p, src, sblk / PFS_PAGE_REFS, false, &pg);
+		for (uint32_t i = 0; i < k; i++) {
+			refs[i] = pg ? pg->ref[sblk % PFS_PAGE_REFS + i] : ENGINE_REF_ZERO_VALUE;
+			if (!rc)
+				engine_ref_get(p->eng, refs[i]);
+		}
+		pthread_rwlock_unlock(l);
+		if (src != dst)
+			pthread_rwlock_unlock(&src->rw);
+		if (rc)
+			break;
+		l = pfs_stripe(dst, dblk / PFS_PAGE_REFS);
+		pthread_rwlock_wrlock(l);
+		rc = pfs_map_page(p, dst, dblk / PFS_PAGE_REFS, true, &pg);
+		for (uint32_t i = 0; !rc && i < k; i++)
+			refs[i] =
+			    pfs_map_set(dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS) + i, refs[i]);
+		pthread_rwlock_unlock(l);
+		/* On success REFS now holds the replaced ones; on failure the ones we took. */
+		for (uint32_t i = 0; i < k; i++) {
+			if (rc)
+				engine_ref_put(p->eng, refs[i]);
+			else
+				pfs_defer_put(p, refs[i]);
+		}
+		if (!rc)
+			done += (uint64_t)k * bs;
+	}
+	if (done > len)
+		done = len;
+	atomic_store(&dst->mtime_ns, pfs_now_ns());
+	pthread_rwlock_unlock(&dst->rw);
+	return done ? (ssize_t)done : rc;
+}
+
+struct page_list {
+	uint64_t *idx;
+	size_t n, cap;
+};
+
+static int list_page(void *arg, uint64_t idx, const struct engine_ref *refs)
+{
+	struct page_list *l = arg;
+
+	(void)refs;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		uint64_t *n = realloc(l->idx, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->idx = n;
+		l->cap = cap;
+	}
+	l->idx[l->n++] = idx;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence)
+{
+	const uint32_t bs = p->bs;
+	struct page_list pl = {0};
+	uint64_t size = atomic_load(&v->size);
+	int64_t res = -ENXIO;
+	int rc;
+
+	if (off < 0)
+		return -ENXIO;
+	if ((uint64_t)off >= size)
+		return -ENXIO;
+	pthread_rwlock_rdlock(&v->rw);
+	rc = pfs_map_each_page(p, v, list_page, &pl);
+	if (rc) {
+		res = rc;
+		goto out;
+	}
+	qsort(pl.idx, pl.n, sizeof(*pl.idx), cmp_u64);
+	uint64_t blk = (uint64_t)off / bs, nblk = (size + bs - 1) / bs;
+	size_t i = 0;
+	while (i < pl.n && pl.idx[i] < blk / PFS_PAGE_REFS)
+		i++;
+	while (blk < nblk) {
+		uint64_t pidx = blk / PFS_PAGE_REFS;
+		if (i >= pl.n || pl.idx[i] != pidx) {
+			/* A page with no row: a hole of a whole page. */
+			if (whence == SEEK_HOLE) {
+				res = (int64_t)blk * bs;
+				break;
+			}
+			blk = i < pl.n ? pl.idx[i] * PFS_PAGE_REFS : nblk;
+			continue;
+		}
+		pthread_rwlock_t *l = pfs_stripe(v, pidx);
+		struct pfs_mpage *pg = NULL;
+		bool found = false;
+		pthread_rwlock_rdlock(l);
+		rc = pfs_map_page(p, v, pidx, false, &pg);
+		for (; !rc && blk < nblk && blk / PFS_PAGE_REFS == pidx; blk++) {
+			bool data = pg && pg->ref[blk % PFS_PAGE_REFS].v != 0;
+			if (data == (whence == SEEK_DATA)) {
+				found = true;
+				break;
+			}
+		}
+		pthread_rwlock_unlock(l);
+		if (rc) {
+			res = rc;
+			goto out;
+		}
+		if (found) {
+			res = (int64_t)blk * bs;
+			break;
+		}
+		i++;
+	}
+	if (whence == SEEK_HOLE && res == -ENXIO)
+		res = (int64_t)size; /* the end of a file is a hole */
+	if (res >= 0 && res < off)
+		res = off;
+	if (res >= 0 && (uint64_t)res > size)
+		res = (int64_t)size;
+out:
+	pthread_rwlock_unlock(&v->rw);
+	free(pl.idx);
+	return res;
+}
+
+struct usage_arg {
+	struct pfs *p;
+	uint64_t unique, shared;
+};
+
+static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
+{
+	struct usage_arg *a = arg;
+
+	(void)idx;
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
+		if (engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
+			continue;
+		struct ftl_addr addr = {refs[i].v & ((1ull << 62) - 1)};
+		int len = ftl_chunk_len(a->p->ftl, addr);
+		if (len <= 0)
+			continue;
+		if (engine_ref_count(a->p->eng, refs[i]) <= 1)
+			a->unique += (uint64_t)len;
+		else
+			a->shared += (uint64_t)len;
+	}
+	return 0;
+}
+
+int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared)
+{
+	int64_t now = pfs_now_ns();
+	int rc = 0;
+
+	pthread_mutex_lock(&v->usage_lock);
+	/* A walk of the whole map: cached so that ls -l does not repeat it per call. */
+	if (fresh || now - v->usage_at_ns > 2000000000ll) {
+		struct usage_arg a = {.p = p};
+		pthread_rwlock_rdlock(&v->rw);
+		rc = pfs_map_each_page(p, v, usage_page, &a);
+		pthread_rwlock_unlock(&v->rw);
+		if (!rc) {
+			v->usage_unique = a.unique;
+			v->usage_shared = a.shared;
+			v->usage_at_ns = now;
+		}
+	}
+	*unique = v->usage_unique;
+	*shared = v->usage_shared;
+	pthread_mutex_unlock(&v->usage_lock);
+	return rc;
+}

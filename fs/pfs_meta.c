@@ -1,0 +1,509 @@
+/* fs/pfs_meta.c - the catalogue, block-map pages, long patterns and settings in SQLite, stored
+ * on the namespace's metadata region through pfs_vfs. The only file of fs/ that speaks SQL;
+ * every call holds p->db_lock, and SQLite errors become -errno here, once.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+#include "pfs_vfs_int.h"
+
+#define DB(p) ((sqlite3 *)(p)->db)
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
+    "CREATE TABLE IF NOT EXISTS maps(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " kind INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL,"
+    " size INTEGER NOT NULL, ctime INTEGER NOT NULL, nz INTEGER NOT NULL DEFAULT 0,"
+    " chunks INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, parent, name));"
+    "CREATE TABLE IF NOT EXISTS pages(key INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS patterns(ref INTEGER PRIMARY KEY, pat BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EUCLEAN;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec_locked(struct pfs *p, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(DB(p), sql, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK) {
+		pfs_log("pstorfs: metadata: %s: %s", sql, err ? err : sqlite3_errstr(rc));
+		sqlite3_free(err);
+	}
+	return sql_errno(rc);
+}
+
+static int prep(struct pfs *p, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(DB(p), sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK)
+		pfs_log("pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(p)));
+	return sql_errno(rc);
+}
+
+/* Runs a statement that returns no rows and finalizes it. */
+static int step_done(struct pfs *p, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		pfs_log("pstorfs: metadata: %s: %s", sqlite3_sql(st), sqlite3_errmsg(DB(p)));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int pfs_meta_open(struct pfs *p)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = pfs_vfs_open(p->dev, p->sb.meta_offset, p->sb.meta_size, PFS_VFS_NAME, &p->vfs);
+	if (rc)
+		return rc;
+	rc = sqlite3_open_v2(
+	    PFS_DB_NAME, &db,
+	    (p->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	        SQLITE_OPEN_FULLMUTEX,
+	    PFS_VFS_NAME);
+	if (rc != SQLITE_OK) {
+		rc = sql_errno(rc);
+		sqlite3_close(db);
+		goto err_vfs;
+	}
+	p->db = db;
+	pthread_mutex_lock(&p->db_lock);
+	/* One process owns the device (flock), so an exclusive lock held for the life of the
+	 * connection costs nothing and spares re-reading the schema at every transaction. */
+	rc = exec_locked(p, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
+	                    "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+	                    "PRAGMA cache_size=-16384;");
+	if (!rc && !p->opts.readonly)
+		rc = exec_locked(p, schema_sql);
+	pthread_mutex_unlock(&p->db_lock);
+	if (rc)
+		goto err_db;
+	return 0;
+err_db:
+	sqlite3_close(db);
+	p->db = NULL;
+err_vfs:
+	pfs_vfs_close(p->vfs);
+	p->vfs = NULL;
+	return rc;
+}
+
+void pfs_meta_close(struct pfs *p)
+{
+	if (p->db)
+		sqlite3_close(DB(p));
+	p->db = NULL;
+	pfs_vfs_close(p->vfs);
+	p->vfs = NULL;
+}
+
+/* Transactions: the caller holds commit_lock, so there is never more than one; db_lock is
+ * taken per statement so page loads of readers interleave with a long commit. */
+int pfs_meta_begin(struct pfs *p)
+{
+	pthread_mutex_lock(&p->db_lock);
+	int rc = exec_locked(p, "BEGIN IMMEDIATE");
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_commit(struct pfs *p)
+{
+	pthread_mutex_lock(&p->db_lock);
+	int rc = exec_locked(p, "COMMIT");
+	if (rc)
+		exec_locked(p, "ROLLBACK");
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+void pfs_meta_rollback(struct pfs *p)
+{
+	pthread_mutex_lock(&p->db_lock);
+	if (!sqlite3_get_autocommit(DB(p)))
+		exec_locked(p, "ROLLBACK");
+	pthread_mutex_unlock(&p->db_lock);
+}
+
+int pfs_meta_maps_each(struct pfs *p, pfs_meta_map_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "SELECT id, kind, parent, name, size, ctime, nz, chunks FROM maps ORDER BY id",
+	          &st);
+	if (rc)
+		goto out_unlock;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 3);
+		rc = fn(arg, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+		        (uint64_t)sqlite3_column_int64(st, 2), name ? name : "",
+		        (uint64_t)sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
+		        sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7));
+		if (rc)
+			goto out_final;
+	}
+	rc = sql_errno(rc);
+out_final:
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *name, uint64_t size,
+                        int64_t ctime_ns, uint64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(?,?,?,?,?)", &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)parent);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 5, ctime_ns);
+	rc = step_done(p, st);
+	if (!rc)
+		*id = (uint64_t)sqlite3_last_insert_rowid(DB(p));
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
+                        int64_t chunks)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "UPDATE maps SET name=?, size=?, nz=?, chunks=? WHERE id=?", &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, nz);
+	sqlite3_bind_int64(st, 4, chunks);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)id);
+	rc = step_done(p, st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_map_delete(struct pfs *p, uint64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = pfs_meta_pages_delete_from(p, id, 0);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "DELETE FROM maps WHERE id=?", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+static sqlite3_int64 page_key(uint64_t map, uint64_t idx)
+{
+	return (sqlite3_int64)(map << PFS_PAGE_SHIFT | idx);
+}
+
+static void page_decode(const void *blob, int n, struct engine_ref *refs)
+{
+	const uint8_t *b = blob;
+
+	memset(refs, 0, PFS_PAGE_REFS * sizeof(*refs));
+	for (uint32_t i = 0; i < PFS_PAGE_REFS && (int)(i * 8 + 8) <= n; i++) {
+		uint64_t v = 0;
+		for (int k = 7; k >= 0; k--)
+			v = v << 8 | b[i * 8 + (uint32_t)k];
+		refs[i].v = v;
+	}
+}
+
+int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "SELECT data FROM pages WHERE key=?", &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_int64(st, 1, page_key(map, idx));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(st, 0);
+		if (n != (int)(PFS_PAGE_REFS * 8)) {
+			pfs_log("pstorfs: metadata: map %llu page %llu has %d bytes",
+			        (unsigned long long)map, (unsigned long long)idx, n);
+			rc = -EUCLEAN;
+		} else {
+			page_decode(sqlite3_column_blob(st, 0), n, refs);
+			rc = 0;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs)
+{
+	uint8_t blob[PFS_PAGE_REFS * 8];
+	sqlite3_stmt *st = NULL;
+	bool empty = true;
+	int rc;
+
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
+		uint64_t v = refs[i].v;
+		empty &= v == 0;
+		for (int k = 0; k < 8; k++)
+			blob[i * 8 + (uint32_t)k] = (uint8_t)(v >> (8 * k));
+	}
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p,
+	          empty ? "DELETE FROM pages WHERE key=?"
+	                : "INSERT OR REPLACE INTO pages(key, data) VALUES(?, ?)",
+	          &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_int64(st, 1, page_key(map, idx));
+	if (!empty)
+		sqlite3_bind_blob(st, 2, blob, sizeof(blob), SQLITE_STATIC);
+	rc = step_done(p, st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p,
+	          "INSERT OR REPLACE INTO pages(key, data) SELECT (key & ?) | ?, data FROM pages"
+	          " WHERE key >= ? AND key < ?",
+	          &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)((1ull << PFS_PAGE_SHIFT) - 1));
+		sqlite3_bind_int64(st, 2, page_key(to, 0));
+		sqlite3_bind_int64(st, 3, page_key(from, 0));
+		sqlite3_bind_int64(st, 4, page_key(from + 1, 0));
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "DELETE FROM pages WHERE key >= ? AND key < ?", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, page_key(map, first_idx));
+		sqlite3_bind_int64(st, 2, page_key(map + 1, 0));
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+/* Pages are read in batches so db_lock is not held across the callback (which may take
+ * volume locks, and must not nest inside db_lock: invariant 5). */
+int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *arg)
+{
+	enum { BATCH = 64 };
+	struct engine_ref *refs = malloc(BATCH * PFS_PAGE_REFS * sizeof(*refs));
+	sqlite3_int64 keys[BATCH];
+	sqlite3_int64 lo = map < 0 ? 0 : page_key((uint64_t)map, 0);
+	sqlite3_int64 hi = map < 0 ? INT64_MAX : page_key((uint64_t)map + 1, 0);
+	int rc = 0;
+
+	if (!refs)
+		return -ENOMEM;
+	for (;;) {
+		sqlite3_stmt *st = NULL;
+		int n = 0;
+
+		pthread_mutex_lock(&p->db_lock);
+		rc = prep(
+		    p,
+		    "SELECT key, data FROM pages WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+		    &st);
+		if (rc) {
+			pthread_mutex_unlock(&p->db_lock);
+			break;
+		}
+		sqlite3_bind_int64(st, 1, lo);
+		sqlite3_bind_int64(st, 2, hi);
+		sqlite3_bind_int(st, 3, BATCH);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			keys[n] = sqlite3_column_int64(st, 0);
+			page_decode(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1),
+			            refs + (size_t)n * PFS_PAGE_REFS);
+			n++;
+		}
+		rc = sql_errno(rc);
+		sqlite3_finalize(st);
+		pthread_mutex_unlock(&p->db_lock);
+		if (rc)
+			break;
+		for (int i = 0; i < n && !rc; i++)
+			rc = fn(arg, (uint64_t)keys[i] >> PFS_PAGE_SHIFT,
+			        (uint64_t)keys[i] & ((1ull << PFS_PAGE_SHIFT) - 1),
+			        refs + (size_t)i * PFS_PAGE_REFS);
+		if (rc || n < BATCH)
+			break;
+		lo = keys[n - 1] + 1;
+	}
+	free(refs);
+	return rc;
+}
+
+int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "INSERT OR REPLACE INTO patterns(ref, pat) VALUES(?, ?)", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)ref);
+		sqlite3_bind_blob(st, 2, pat, (int)period, SQLITE_STATIC);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_patterns_each(struct pfs *p, pfs_meta_pattern_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "SELECT ref, pat FROM patterns", &st);
+	if (rc)
+		goto out_unlock;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(st, 1);
+		if (n < 1 || n > 16)
+			continue;
+		rc = fn(arg, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+		        (uint32_t)n);
+		if (rc)
+			goto out_final;
+	}
+	rc = sql_errno(rc);
+out_final:
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_config_set(struct pfs *p, const char *key, const char *value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "INSERT OR REPLACE INTO config(key, value) VALUES(?, ?)", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_config_get(struct pfs *p, const char *key, char *value, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "SELECT value FROM config WHERE key=?", &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		snprintf(value, len, "%s", v ? v : "");
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+void pfs_meta_get_stats(struct pfs *p, struct pfs_meta_stats *st)
+{
+	struct pfs_vfs_stats vs;
+
+	memset(st, 0, sizeof(*st));
+	if (!p->vfs)
+		return;
+	pfs_vfs_get_stats(p->vfs, &vs);
+	st->db_bytes = vs.db_bytes;
+	st->db_capacity = vs.db_capacity;
+	st->journal_capacity = vs.journal_capacity;
+}

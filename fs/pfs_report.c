@@ -1,0 +1,463 @@
+/* fs/pfs_report.c - the read-only reports of .pstorage/ (text and JSON) and the Prometheus
+ * exposition, built from the counters of the FTL, the engine and the catalogue, so what an
+ * operator reads is what the code knows. Never changes state.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+
+const char *const pfs_volume_values[PFS_VOLUME_VALUES] = {
+    "size", "written", "unique", "shared", "reduction", "snapshots",
+};
+
+struct totals {
+	uint64_t volumes, snapshots, provisioned, logical, after_pattern;
+	uint64_t snap_logical;
+};
+
+static int add_totals(void *arg, struct pfs_vol *v)
+{
+	struct totals *t = arg;
+
+	if (v->kind == PFS_MAP_VOLUME) {
+		t->volumes++;
+		t->provisioned += atomic_load(&v->size);
+		t->logical += (uint64_t)atomic_load(&v->nz_blocks);
+		t->after_pattern += (uint64_t)atomic_load(&v->chunk_blocks);
+	} else {
+		t->snapshots++;
+		t->snap_logical += (uint64_t)atomic_load(&v->nz_blocks);
+	}
+	return 0;
+}
+
+static void totals_get(struct pfs *p, struct totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	pfs_vol_each(p, PFS_MAP_VOLUME, 0, add_totals, t);
+	pthread_mutex_lock(&p->cat_lock);
+	for (struct pfs_vol *v = p->vols; v; v = v->next)
+		if (v->kind == PFS_MAP_SNAPSHOT)
+			add_totals(t, v);
+	pthread_mutex_unlock(&p->cat_lock);
+	t->logical *= p->bs;
+	t->after_pattern *= p->bs;
+	t->snap_logical *= p->bs;
+}
+
+static double ratio(uint64_t a, uint64_t b)
+{
+	if (b == 0)
+		return a ? INFINITY : 1.0;
+	return (double)a / (double)b;
+}
+
+/* JSON has no infinity: null stands for "everything removed". */
+static void json_ratio(struct pfs_buf *b, const char *key, double r, bool comma)
+{
+	if (isinf(r))
+		pfs_buf_printf(b, "  \"%s\": null%s\n", key, comma ? "," : "");
+	else
+		pfs_buf_printf(b, "  \"%s\": %.3f%s\n", key, r, comma ? "," : "");
+}
+
+struct reduction {
+	uint64_t logical, after_pattern, after_dedupe, after_compression, provisioned;
+	double pattern, dedupe, compression, total, thin;
+};
+
+static void reduction_get(struct pfs *p, struct reduction *r)
+{
+	struct totals t;
+	struct engine_stats es;
+	struct ftl_stats fs;
+
+	totals_get(p, &t);
+	engine_get_stats(p->eng, &es);
+	ftl_get_stats(p->ftl, &fs);
+	r->logical = t.logical;
+	r->after_pattern = t.after_pattern;
+	r->after_dedupe = es.unique_chunks * p->bs;
+	r->after_compression = fs.bytes_live;
+	r->provisioned = t.provisioned;
+	r->pattern = ratio(r->logical, r->after_pattern);
+	r->dedupe = ratio(r->after_pattern, r->after_dedupe);
+	r->compression = ratio(r->after_dedupe, r->after_compression);
+	r->total = ratio(r->logical, r->after_compression);
+	r->thin = ratio(r->provisioned, r->logical);
+}
+
+static void report_reduction(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct reduction r;
+	struct engine_stats es;
+	char eng[4096];
+
+	reduction_get(p, &r);
+	engine_get_stats(p->eng, &es);
+	if (json) {
+		engine_stats_to_json(&es, eng, sizeof(eng));
+		pfs_buf_printf(
+		    b,
+		    "{\n  \"logical_bytes\": %llu,\n  \"after_pattern_bytes\": %llu,\n"
+		    "  \"after_dedupe_bytes\": %llu,\n  \"after_compression_bytes\": %llu,\n"
+		    "  \"provisioned_bytes\": %llu,\n",
+		    (unsigned long long)r.logical, (unsigned long long)r.after_pattern,
+		    (unsigned long long)r.after_dedupe, (unsigned long long)r.after_compression,
+		    (unsigned long long)r.provisioned);
+		json_ratio(b, "pattern_ratio", r.pattern, true);
+		json_ratio(b, "dedupe_ratio", r.dedupe, true);
+		json_ratio(b, "compression_ratio", r.compression, true);
+		json_ratio(b, "total_ratio", r.total, true);
+		json_ratio(b, "thin_provisioning_ratio", r.thin, true);
+		pfs_buf_printf(b, "  \"since_mount\": %s\n}\n", eng);
+		return;
+	}
+	engine_stats_to_text(&es, eng, sizeof(eng));
+	pfs_buf_printf(b,
+	               "data reduction (volumes as they are now; snapshots share their blocks)\n"
+	               "  logical written        %20llu bytes\n"
+	               "  after pattern removal  %20llu bytes   %.2f:1\n"
+	               "  after deduplication    %20llu bytes   %.2f:1\n"
+	               "  after compression      %20llu bytes   %.2f:1\n"
+	               "  total reduction        %25.2f:1\n"
+	               "thin provisioning (apart from reduction)\n"
+	               "  provisioned            %20llu bytes   %.2f:1 of written\n"
+	               "\nsince mount\n%s",
+	               (unsigned long long)r.logical, (unsigned long long)r.after_pattern,
+	               r.pattern, (unsigned long long)r.after_dedupe, r.dedupe,
+	               (unsigned long long)r.after_compression, r.compression, r.total,
+	               (unsigned long long)r.provisioned, r.thin, eng);
+}
+
+static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct totals t;
+	struct reduction r;
+	struct ftl_stats fs;
+	struct pfs_meta_stats ms;
+	char cfgc[64], cfgd[64];
+
+	totals_get(p, &t);
+	reduction_get(p, &r);
+	ftl_get_stats(p->ftl, &fs);
+	pfs_meta_get_stats(p, &ms);
+	pfs_config_get(p, "compression", cfgc, sizeof(cfgc));
+	pfs_config_get(p, "dedupe", cfgd, sizeof(cfgd));
+	uint64_t used = fs.capacity_bytes - fs.free_bytes;
+	uint64_t errors = atomic_load(&p->io_errors) + fs.read_errors;
+	uint64_t damaged = atomic_load(&p->damaged_refs);
+	const char *health = errors || damaged ? "degraded" : "ok";
+	if (json) {
+		pfs_buf_printf(
+		    b,
+		    "{\n  \"device\": \"%s\",\n  \"readonly\": %s,\n"
+		    "  \"capacity_bytes\": %llu,\n  \"used_bytes\": %llu,\n"
+		    "  \"free_bytes\": %llu,\n  \"volumes\": %llu,\n  \"snapshots\": %llu,\n"
+		    "  \"provisioned_bytes\": %llu,\n  \"logical_bytes\": %llu,\n"
+		    "  \"stored_bytes\": %llu,\n",
+		    p->opts.device, p->opts.readonly ? "true" : "false",
+		    (unsigned long long)fs.capacity_bytes, (unsigned long long)used,
+		    (unsigned long long)fs.free_bytes, (unsigned long long)t.volumes,
+		    (unsigned long long)t.snapshots, (unsigned long long)t.provisioned,
+		    (unsigned long long)r.logical, (unsigned long long)r.after_compression);
+		json_ratio(b, "reduction_ratio", r.total, true);
+		pfs_buf_printf(b,
+		               "  \"compression\": \"%s\",\n  \"dedupe\": \"%s\",\n"
+		               "  \"write_amplification\": %.3f,\n  \"life_used_pct\": %.3f,\n"
+		               "  \"health\": \"%s\",\n  \"read_errors\": %llu,\n"
+		               "  \"damaged_references\": %llu,\n  \"commits\": %llu,\n"
+		               "  \"commit_errors\": %llu,\n  \"metadata_bytes\": %llu,\n"
+		               "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
+		               "  \"cluster\": \"standalone\"\n}\n",
+		               cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
+		               (unsigned long long)errors, (unsigned long long)damaged,
+		               (unsigned long long)atomic_load(&p->commits),
+		               (unsigned long long)atomic_load(&p->commit_errors),
+		               (unsigned long long)ms.db_bytes, (unsigned long long)ms.db_capacity,
+		               p->mount_seconds);
+		return;
+	}
+	pfs_buf_printf(
+	    b,
+	    "pstorfs on %s%s\n"
+	    "capacity    %.2f GiB physical, %.2f GiB used, %.2f GiB free\n"
+	    "volumes     %llu (%.2f GiB provisioned, %.2f GiB written), %llu snapshots\n"
+	    "reduction   %.2f:1 (pattern %.2f, dedupe %.2f, compression %.2f); "
+	    "compression=%s dedupe=%s\n"
+	    "flash       %u of %u segments free, write amplification %.2f, "
+	    "%.2f%% of rated life used\n"
+	    "health      %s (%llu read errors, %llu damaged references)\n"
+	    "metadata    %.1f MiB of %.1f MiB, %llu commits, %llu failed\n"
+	    "cluster     standalone\n"
+	    "mount       rebuilt in %.2f s (%llu chunks scanned, %llu unreferenced freed)\n",
+	    p->opts.device, p->opts.readonly ? " (read-only)" : "",
+	    fs.capacity_bytes / 1073741824.0, used / 1073741824.0, fs.free_bytes / 1073741824.0,
+	    (unsigned long long)t.volumes, t.provisioned / 1073741824.0, r.logical / 1073741824.0,
+	    (unsigned long long)t.snapshots, r.total, r.pattern, r.dedupe, r.compression, cfgc,
+	    cfgd, fs.segments_free, fs.segments_total, fs.write_amplification, fs.life_used_pct,
+	    health, (unsigned long long)errors, (unsigned long long)damaged,
+	    ms.db_bytes / 1048576.0, ms.db_capacity / 1048576.0,
+	    (unsigned long long)atomic_load(&p->commits),
+	    (unsigned long long)atomic_load(&p->commit_errors), p->mount_seconds,
+	    (unsigned long long)p->mount_chunks_scanned, (unsigned long long)p->mount_chunks_freed);
+}
+
+static void json_str(struct pfs_buf *b, const char *s)
+{
+	pfs_buf_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			pfs_buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			pfs_buf_printf(b, "\\u%04x", c);
+		else
+			pfs_buf_printf(b, "%c", c);
+	}
+	pfs_buf_printf(b, "\"");
+}
+
+static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct ftl_dev_identity id;
+
+	ftl_dev_identify(p->dev, &id);
+	if (json) {
+		pfs_buf_printf(b, "{\n  \"model\": ");
+		json_str(b, id.model);
+		pfs_buf_printf(b, ",\n  \"serial\": ");
+		json_str(b, id.serial);
+		pfs_buf_printf(b, ",\n  \"firmware\": ");
+		json_str(b, id.firmware);
+		pfs_buf_printf(
+		    b,
+		    ",\n  \"lba_size\": %u,\n  \"capacity_bytes\": %llu,\n  \"nsid\": %u,\n"
+		    "  \"block_size\": %u,\n  \"volume_block_size\": %u,\n"
+		    "  \"segment_size\": %llu,\n  \"segments\": %u,\n"
+		    "  \"format_version\": %u\n}\n",
+		    id.lba_size, (unsigned long long)id.capacity_bytes, id.nsid, p->sb.block_size,
+		    p->sb.user_block_size, (unsigned long long)p->sb.segment_size,
+		    p->sb.segment_count, p->sb.version);
+		return;
+	}
+	pfs_buf_printf(b,
+	               "model             %s\nserial            %s\nfirmware          %s\n"
+	               "lba size          %u\ncapacity          %llu bytes\nnamespace id      %u\n"
+	               "flash block       %u\nvolume block      %u\nsegment size      %llu\n"
+	               "segments          %u\nformat version    %u\n",
+	               id.model, id.serial, id.firmware, id.lba_size,
+	               (unsigned long long)id.capacity_bytes, id.nsid, p->sb.block_size,
+	               p->sb.user_block_size, (unsigned long long)p->sb.segment_size,
+	               p->sb.segment_count, p->sb.version);
+}
+
+static void report_flash_stats(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct ftl_stats fs;
+	char txt[8192];
+
+	ftl_get_stats(p->ftl, &fs);
+	if (json)
+		ftl_stats_to_json(&fs, txt, sizeof(txt));
+	else
+		ftl_stats_to_text(&fs, txt, sizeof(txt));
+	pfs_buf_printf(b, "%s", txt);
+}
+
+static int snap_count(void *arg, struct pfs_vol *v)
+{
+	(void)v;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+struct vol_figures {
+	uint64_t size, written, unique, shared, snapshots;
+	double reduction;
+};
+
+static int volume_figures(struct pfs *p, struct pfs_vol *v, struct vol_figures *f)
+{
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->size = atomic_load(&v->size);
+	f->written = (uint64_t)atomic_load(&v->nz_blocks) * p->bs;
+	rc = pfs_vol_usage(p, v, true, &f->unique, &f->shared);
+	if (rc)
+		return rc;
+	pfs_vol_each(p, PFS_MAP_SNAPSHOT, v->id, snap_count, &f->snapshots);
+	f->reduction = ratio(f->written, f->unique + f->shared);
+	return 0;
+}
+
+static int report_volume(struct pfs *p, struct pfs_vol *v, bool json, struct pfs_buf *b)
+{
+	struct vol_figures f;
+	int rc = volume_figures(p, v, &f);
+
+	if (rc)
+		return rc;
+	if (json) {
+		pfs_buf_printf(b, "{\n  \"name\": ");
+		json_str(b, v->name);
+		pfs_buf_printf(b,
+		               ",\n  \"size_bytes\": %llu,\n  \"written_bytes\": %llu,\n"
+		               "  \"unique_bytes\": %llu,\n  \"shared_bytes\": %llu,\n"
+		               "  \"snapshots\": %llu,\n",
+		               (unsigned long long)f.size, (unsigned long long)f.written,
+		               (unsigned long long)f.unique, (unsigned long long)f.shared,
+		               (unsigned long long)f.snapshots);
+		json_ratio(b, "reduction_ratio", f.reduction, false);
+		pfs_buf_printf(b, "}\n");
+		return 0;
+	}
+	pfs_buf_printf(b,
+	               "volume      %s\nsize        %llu bytes\nwritten     %llu bytes\n"
+	               "unique      %llu bytes (physical, held by this volume only)\n"
+	               "shared      %llu bytes (physical, shared with snapshots or clones)\n"
+	               "reduction   %.2f:1\nsnapshots   %llu\n",
+	               v->name, (unsigned long long)f.size, (unsigned long long)f.written,
+	               (unsigned long long)f.unique, (unsigned long long)f.shared, f.reduction,
+	               (unsigned long long)f.snapshots);
+	return 0;
+}
+
+int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b)
+{
+	struct vol_figures f;
+	int rc = volume_figures(p, v, &f);
+
+	if (rc)
+		return rc;
+	if (!strcmp(what, "size"))
+		pfs_buf_printf(b, "%llu\n", (unsigned long long)f.size);
+	else if (!strcmp(what, "written"))
+		pfs_buf_printf(b, "%llu\n", (unsigned long long)f.written);
+	else if (!strcmp(what, "unique"))
+		pfs_buf_printf(b, "%llu\n", (unsigned long long)f.unique);
+	else if (!strcmp(what, "shared"))
+		pfs_buf_printf(b, "%llu\n", (unsigned long long)f.shared);
+	else if (!strcmp(what, "reduction"))
+		pfs_buf_printf(b, "%.2f\n", f.reduction);
+	else if (!strcmp(what, "snapshots"))
+		pfs_buf_printf(b, "%llu\n", (unsigned long long)f.snapshots);
+	else
+		return -ENOENT;
+	return b->err;
+}
+
+struct metrics_arg {
+	struct pfs *p;
+	struct pfs_buf *b;
+	bool written; /* second family: samples of one family must stay together */
+};
+
+static int metrics_volume(void *arg, struct pfs_vol *v)
+{
+	struct metrics_arg *a = arg;
+
+	if (!a->written)
+		pfs_buf_printf(a->b, "pstorfs_volume_size_bytes{volume=\"%s\"} %llu\n", v->name,
+		               (unsigned long long)atomic_load(&v->size));
+	else
+		pfs_buf_printf(a->b, "pstorfs_volume_written_bytes{volume=\"%s\"} %llu\n", v->name,
+		               (unsigned long long)atomic_load(&v->nz_blocks) * a->p->bs);
+	return 0;
+}
+
+static void report_metrics(struct pfs *p, struct pfs_buf *b)
+{
+	struct reduction r;
+	struct totals t;
+	struct ftl_stats fs;
+	struct engine_stats es;
+	struct metrics_arg ma = {p, b, false};
+
+	reduction_get(p, &r);
+	totals_get(p, &t);
+	ftl_get_stats(p->ftl, &fs);
+	engine_get_stats(p->eng, &es);
+#define GAUGE(name, help, val)                                                                     \
+	pfs_buf_printf(b,                                                                          \
+	               "# HELP pstorfs_" name " " help "\n# TYPE pstorfs_" name " gauge\n"         \
+	               "pstorfs_" name " %.17g\n",                                                 \
+	               (double)(val))
+#define COUNTER(name, help, val)                                                                   \
+	pfs_buf_printf(b,                                                                          \
+	               "# HELP pstorfs_" name " " help "\n# TYPE pstorfs_" name " counter\n"       \
+	               "pstorfs_" name " %llu\n",                                                  \
+	               (unsigned long long)(val))
+	GAUGE("capacity_bytes", "Physical capacity of the namespace.", fs.capacity_bytes);
+	GAUGE("used_bytes", "Physical bytes in use.", fs.capacity_bytes - fs.free_bytes);
+	GAUGE("free_bytes", "Physical bytes free.", fs.free_bytes);
+	GAUGE("volumes", "Number of volumes.", t.volumes);
+	GAUGE("snapshots", "Number of snapshots.", t.snapshots);
+	GAUGE("provisioned_bytes", "Sum of volume sizes.", t.provisioned);
+	GAUGE("logical_bytes", "Bytes of volume data written (not holes or zeros).", r.logical);
+	GAUGE("stored_bytes", "Payload bytes stored on flash after reduction.",
+	      r.after_compression);
+	GAUGE("reduction_ratio", "Logical / stored bytes.", isinf(r.total) ? 0 : r.total);
+	GAUGE("segments_free", "Free flash segments.", fs.segments_free);
+	GAUGE("write_amplification", "Device bytes / host bytes written.", fs.write_amplification);
+	GAUGE("erase_count_max", "Highest segment erase count.", fs.erase_max);
+	GAUGE("life_used_percent", "Mean erase count over rated endurance.", fs.life_used_pct);
+	COUNTER("device_bytes_written_total", "Bytes written to the device.",
+	        fs.device_bytes_written);
+	COUNTER("host_bytes_written_total", "Chunk bytes written by the engine.",
+	        fs.host_bytes_written);
+	COUNTER("gc_segments_cleaned_total", "Segments cleaned by GC.", fs.gc_runs);
+	COUNTER("gc_bytes_moved_total", "Bytes relocated by GC.", fs.gc_bytes_moved);
+	COUNTER("read_errors_total", "Read errors (device or checksum).",
+	        fs.read_errors + atomic_load(&p->io_errors));
+	COUNTER("engine_blocks_written_total", "Blocks given to the engine since mount.",
+	        es.blocks_written);
+	COUNTER("engine_dedupe_blocks_total", "Blocks deduplicated since mount.", es.dedupe_blocks);
+	COUNTER("engine_pattern_blocks_total", "Blocks removed as patterns since mount.",
+	        es.pattern_blocks);
+	COUNTER("commits_total", "Metadata commits.", atomic_load(&p->commits));
+	COUNTER("commit_errors_total", "Failed metadata commits.", atomic_load(&p->commit_errors));
+#undef GAUGE
+#undef COUNTER
+	pfs_buf_printf(b, "# HELP pstorfs_volume_size_bytes Provisioned size of a volume.\n"
+	                  "# TYPE pstorfs_volume_size_bytes gauge\n");
+	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);
+	ma.written = true;
+	pfs_buf_printf(b, "# HELP pstorfs_volume_written_bytes Bytes written to a volume.\n"
+	                  "# TYPE pstorfs_volume_written_bytes gauge\n");
+	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);
+}
+
+int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b)
+{
+	int rc = 0;
+
+	switch (r) {
+	case PFS_REPORT_STATUS:
+		report_status(p, json, b);
+		break;
+	case PFS_REPORT_REDUCTION:
+		report_reduction(p, json, b);
+		break;
+	case PFS_REPORT_METRICS:
+		report_metrics(p, b);
+		break;
+	case PFS_REPORT_FLASH_IDENTITY:
+		report_identity(p, json, b);
+		break;
+	case PFS_REPORT_FLASH_STATS:
+		report_flash_stats(p, json, b);
+		break;
+	case PFS_REPORT_VOLUME:
+		rc = report_volume(p, v, json, b);
+		break;
+	default:
+		rc = -ENOENT;
+	}
+	return rc ? rc : b->err;
+}

@@ -1,0 +1,144 @@
+/* fs/pfs_util.c - small helpers of the fs module: time, size and name parsing, the daemon log,
+ * the last-command message and a growable text buffer for reports.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "pfs_int.h"
+
+int64_t pfs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int pfs_parse_size(const char *s, uint64_t *out)
+{
+	const char *q = s;
+	uint64_t v = 0, mul = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*q); q++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	switch (toupper((unsigned char)*q)) {
+	case '\0':
+		break;
+	case 'K':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+		mul = 1ull << 30;
+		break;
+	case 'T':
+		mul = 1ull << 40;
+		break;
+	case 'P':
+		mul = 1ull << 50;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*q) {
+		q++;
+		/* Accept "10G", "10GB" and "10GiB". */
+		if (toupper((unsigned char)*q) == 'I')
+			q++;
+		if (toupper((unsigned char)*q) == 'B')
+			q++;
+		if (*q)
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+bool pfs_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > PFS_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+void pfs_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* The daemon's stderr is /dev/null once it detached; syslog is where an operator looks. */
+	vsyslog(LOG_NOTICE, fmt, ap);
+	va_end(ap);
+}
+
+void pfs_set_msg(struct pfs *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&p->msg_lock);
+	va_start(ap, fmt);
+	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&p->msg_lock);
+}
+
+void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->err)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+		va_start(ap, fmt);
+		n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->err = -EINVAL;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (!d) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+}
+
+void pfs_buf_free(struct pfs_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
