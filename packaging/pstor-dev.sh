@@ -5,6 +5,8 @@
 #   test    build + the whole test suite, again under ASan+UBSan (build-asan/), and the
 #           stress programs under ThreadSanitizer (build-tsan/)
 #   bench   build + pstor-bench (engine and FTL figures)
+#   install build + install pstorfs, mkfs.pstorfs to /usr/local/sbin and mount.pstorfs to /sbin
+#   demo    install + format a sparse image, mount it, create a demo volume, print the status
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +39,39 @@ run_tests_in() { # DIR
 	(cd "$here/$1" && ctest --output-on-failure --timeout 900)
 }
 
+install_bins() {
+	install -m 0755 "$here/build/fs/pstorfs" "$here/build/fs/mkfs.pstorfs" /usr/local/sbin/
+	install -m 0755 "$here/packaging/mount.pstorfs" /usr/local/sbin/mount.pstorfs
+	ln -sf /usr/local/sbin/mount.pstorfs /sbin/mount.pstorfs
+}
+
+# The embedded default: a sparse 64 GiB image, mounted on /mnt/pstorfs, with one volume.
+demo() {
+	local img=${PSTOR_DEMO_IMAGE:-/var/lib/pstorfs/demo.img}
+	local mnt=${PSTOR_DEMO_MOUNT:-/mnt/pstorfs}
+	mkdir -p "$(dirname "$img")" "$mnt"
+	if ! mountpoint -q "$mnt"; then
+		if [ ! -s "$img" ]; then
+			mkfs.pstorfs --size 64G "$img"
+		fi
+		pstorfs "$img" "$mnt"
+	fi
+	if [ ! -e "$mnt/volumes/demo" ]; then
+		echo "volume create demo 10G" >"$mnt/.pstorage/ctl"
+		# Some real data, twice, so dedupe and compression have something to show.
+		local data
+		data=$(mktemp /var/tmp/pstor-demo.XXXXXX)
+		tar -cf "$data" -C /usr share/doc include 2>/dev/null || true
+		truncate -s '<128M' "$data"
+		dd if="$data" of="$mnt/volumes/demo" bs=1M conv=notrunc,fsync status=none
+		dd if="$data" of="$mnt/volumes/demo" bs=1M seek=512 conv=notrunc,fsync status=none
+		rm -f "$data"
+	fi
+	echo "pstor-dev: pstorfs is mounted on $mnt (image $img); unmount with: fusermount3 -u $mnt"
+	ls -l "$mnt/volumes"
+	cat "$mnt/.pstorage/status"
+}
+
 case "${1:-test}" in
 deps)
 	deps
@@ -61,8 +96,19 @@ bench)
 	build_in build
 	"$here/build/tests/pstor-bench"
 	;;
+install)
+	deps
+	build_in build
+	install_bins
+	;;
+demo)
+	deps
+	build_in build
+	install_bins
+	demo
+	;;
 *)
-	echo "usage: $0 deps|build|test|bench" >&2
+	echo "usage: $0 deps|build|test|bench|install|demo" >&2
 	exit 2
 	;;
 esac
