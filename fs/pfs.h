@@ -21,9 +21,9 @@ struct pfs_mkfs_params {
 	bool force;            /* overwrite an existing pstorfs or other signature */
 };
 
-/* Formats DEVICE (flash layout, empty metadata region with the schema). Prints nothing.
- * -EEXIST when it holds a pstorfs or another known signature and !force; MSG (if not NULL)
- * receives a one-line reason on failure. */
+/* Formats DEVICE (flash layout, empty metadata region). Prints nothing: MSG receives a
+ * one-line reason on failure, a few lines on what was made on success. -EEXIST when it holds
+ * a pstorfs or another known signature and !force. */
 int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, size_t msglen);
 
 struct pfs_opts {

@@ -120,7 +120,8 @@ int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, siz
 		         strerror(-rc));
 		goto out_close;
 	}
-	printf("pstorfs namespace on %s\n"
+	snprintf(msg, msglen,
+	       "pstorfs namespace on %s\n"
 	       "  capacity        %llu bytes (%.2f GiB)\n"
 	       "  volume block    %u bytes\n"
 	       "  segments        %u of %llu bytes\n"
@@ -151,7 +152,7 @@ int pfs_mkfs_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct pfs_mkfs_params prm = {0};
-	char msg[PFS_MSG_MAX];
+	char msg[1024];
 	uint64_t v;
 	int c;
 
@@ -202,5 +203,6 @@ int pfs_mkfs_main(int argc, char **argv)
 		fprintf(stderr, "mkfs.pstorfs: %s\n", msg);
 		return 1;
 	}
+	fputs(msg, stdout);
 	return 0;
 }
