@@ -243,6 +243,14 @@ int pfs_commit_locked(struct pfs *p)
 	if (rc)
 		goto out_redirty;
 	if (nvc) {
+		/* The rollback journal bounds how many existing SQLite pages one transaction may
+		 * change, so a large commit goes in batches. Each page is whole in every batch;
+		 * the releases wait for the last one (invariant 4). */
+		struct pfs_meta_stats ms;
+		pfs_meta_get_stats(p, &ms);
+		size_t batch = ms.journal_capacity / 8192, in_batch = 0;
+		if (batch < 32)
+			batch = 32;
 		rc = pfs_meta_begin(p);
 		if (rc)
 			goto out_redirty;
@@ -253,6 +261,14 @@ int pfs_commit_locked(struct pfs *p)
 				if (!rc)
 					rc = pfs_meta_page_store(p, vc->v->id, vc->pages[k].idx,
 					                         vc->pages[k].ref);
+				if (!rc && ++in_batch == batch) {
+					in_batch = 0;
+					rc = pfs_meta_commit(p);
+					if (!rc)
+						rc = pfs_meta_begin(p);
+					if (rc)
+						goto out_redirty;
+				}
 			}
 			if (!rc)
 				rc = pfs_meta_map_update(p, vc->v->id, vc->name, vc->size, vc->nz,
