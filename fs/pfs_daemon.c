@@ -22,8 +22,7 @@
 
 struct cli {
 	char *device, *mountpoint;
-	char *compression, *dedupe;
-	int commit_interval_ms;
+	char *compression, *dedupe, *commit_interval;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -37,7 +36,7 @@ enum { KEY_POSITIONAL, KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_DISCARD, KEY_HELP,
 static const struct fuse_opt cli_opts[] = {
     {"compression=%s", offsetof(struct cli, compression), 0},
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},
-    {"commit_interval_ms=%d", offsetof(struct cli, commit_interval_ms), 0},
+    {"commit_interval_ms=%s", offsetof(struct cli, commit_interval), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -193,10 +192,50 @@ static int parent_wait(pid_t child, int fd)
 	return 1;
 }
 
+/* libfuse checks the remaining options only when the session is made, after the namespace is
+ * open. Make a throwaway session first, with libfuse's complaint captured, so a bad option is
+ * one `pstorfs:` line before anything happens. */
+static int check_fuse_options(struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	char err[512] = "";
+	FILE *tf = tmpfile();
+	int saved = dup(2), tmp = tf ? fileno(tf) : -1;
+	struct fuse_session *se;
+
+	for (int i = 0; i < args->argc; i++)
+		fuse_opt_add_arg(&copy, args->argv[i]);
+	if (tmp >= 0 && saved >= 0)
+		dup2(tmp, 2);
+	se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+	if (tmp >= 0 && saved >= 0) {
+		dup2(saved, 2);
+		ssize_t n = pread(tmp, err, sizeof(err) - 1, 0);
+		err[n > 0 ? n : 0] = '\0';
+	}
+	if (saved >= 0)
+		close(saved);
+	if (tf)
+		fclose(tf);
+	fuse_opt_free_args(&copy);
+	if (se) {
+		fuse_session_destroy(se);
+		return 0;
+	}
+	char *nl = strchr(err, '\n');
+	if (nl)
+		*nl = '\0';
+	fprintf(stderr, "pstorfs: bad mount option: %s\n",
+	        err[0] ? (strncmp(err, "fuse: ", 6) ? err : err + 6) : "rejected by libfuse");
+	return -EINVAL;
+}
+
 int pfs_daemon_main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli c = {.commit_interval_ms = -1};
+	struct cli c = {0};
+	int commit_ms = -1;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	struct pfs_fuse *pf = NULL;
@@ -234,11 +273,15 @@ int pfs_daemon_main(int argc, char **argv)
 			goto out_args;
 		}
 	}
-	if (c.commit_interval_ms != -1 &&
-	    (c.commit_interval_ms < 10 || c.commit_interval_ms > 600000)) {
-		fprintf(stderr, "pstorfs: bad option commit_interval_ms=%d (10..600000)\n",
-		        c.commit_interval_ms);
-		goto out_args;
+	if (c.commit_interval) {
+		char *end;
+		long ms = strtol(c.commit_interval, &end, 10);
+		if (end == c.commit_interval || *end || ms < 10 || ms > 600000) {
+			fprintf(stderr, "pstorfs: bad option commit_interval_ms=%s (10..600000)\n",
+			        c.commit_interval);
+			goto out_args;
+		}
+		commit_ms = (int)ms;
 	}
 	if (!realpath(c.device, real)) {
 		fprintf(stderr, "pstorfs: %s: %s\n", c.device, strerror(errno));
@@ -271,6 +314,8 @@ int pfs_daemon_main(int argc, char **argv)
 	snprintf(opt + o_len, sizeof(opt) - o_len, ",subtype=pstorfs,default_permissions");
 	fuse_opt_add_arg(&args, opt);
 
+	if (check_fuse_options(&args))
+		goto out_args;
 	openlog("pstorfs", LOG_PID, LOG_DAEMON);
 	if (!c.foreground) {
 		int pfd[2];
@@ -298,7 +343,7 @@ int pfs_daemon_main(int argc, char **argv)
 	    .readonly = c.readonly,
 	    .compression = c.compression,
 	    .dedupe = c.dedupe ? !strcmp(c.dedupe, "on") : -1,
-	    .commit_interval_ms = c.commit_interval_ms,
+	    .commit_interval_ms = commit_ms,
 	    .gc_thread = true,
 	};
 	if (pfs_open(&o, &p, msg, sizeof(msg))) {
@@ -353,5 +398,6 @@ out_args:
 	free(c.mountpoint);
 	free(c.compression);
 	free(c.dedupe);
+	free(c.commit_interval);
 	return rc;
 }

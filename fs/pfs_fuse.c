@@ -484,6 +484,21 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
+/* Replies with a private copy: once the kernel has the reply it may send RELEASE, and another
+ * thread frees the handle's buffer while this one is still returning from writev. */
+static void reply_copy(fuse_req_t req, const char *data, size_t n)
+{
+	char *c = malloc(n ? n : 1);
+
+	if (!c) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(c, data, n);
+	fuse_reply_buf(req, c, n);
+	free(c);
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
@@ -510,7 +525,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		n = last - (size_t)off;
 	}
-	fuse_reply_buf(req, d->buf + off, n);
+	reply_copy(req, d->buf + off, n);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -723,7 +738,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	size_t n = h->text.len - (size_t)off;
-	fuse_reply_buf(req, h->text.data + off, n < size ? n : size);
+	reply_copy(req, h->text.data + off, n < size ? n : size);
 }
 
 /* Volume invalidation after ctl changes a volume behind the kernel's page cache (restore,

@@ -10,25 +10,30 @@
 
 #include "pfs_int.h"
 
-static _Thread_local uint8_t *tls_block;
-static _Thread_local uint32_t tls_block_size;
+/* One block-sized scratch buffer per thread (FUSE worker threads come and go: the key's
+ * destructor frees it when a thread exits). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
-static void tls_block_free(void)
+static void scratch_key_make(void)
 {
-	free(tls_block);
-	tls_block = NULL;
+	pthread_key_create(&scratch_key, free);
 }
 
-/* One block-sized scratch buffer per thread (FUSE worker threads live for the mount). */
 static uint8_t *scratch(uint32_t bs)
 {
-	if (tls_block_size != bs) {
-		tls_block_free();
-		if (posix_memalign((void **)&tls_block, 4096, bs))
-			tls_block = NULL;
-		tls_block_size = tls_block ? bs : 0;
-	}
-	return tls_block;
+	uint8_t *b;
+
+	pthread_once(&scratch_once, scratch_key_make);
+	b = pthread_getspecific(scratch_key);
+	if (b)
+		return b;
+	/* Sized for the largest block any namespace may use, so one buffer serves all. */
+	(void)bs;
+	if (posix_memalign((void **)&b, 4096, 65536))
+		return NULL;
+	pthread_setspecific(scratch_key, b);
+	return b;
 }
 
 static int read_ref(struct pfs *p, struct engine_ref ref, void *block)

@@ -103,9 +103,10 @@ int pfs_meta_open(struct pfs *p)
 	pthread_mutex_lock(&p->db_lock);
 	/* One process owns the device (flock), so an exclusive lock held for the life of the
 	 * connection costs nothing and spares re-reading the schema at every transaction. */
-	rc = exec_locked(p, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
-	                    "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=OFF;"
-	                    "PRAGMA cache_size=-16384;");
+	rc = exec_locked(
+	    p, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
+	       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=OFF;"
+	       "PRAGMA cache_size=-16384;");
 	if (!rc && !p->opts.readonly)
 		rc = exec_locked(p, schema_sql);
 	pthread_mutex_unlock(&p->db_lock);

@@ -121,15 +121,15 @@ int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, siz
 		goto out_close;
 	}
 	snprintf(msg, msglen,
-	       "pstorfs namespace on %s\n"
-	       "  capacity        %llu bytes (%.2f GiB)\n"
-	       "  volume block    %u bytes\n"
-	       "  segments        %u of %llu bytes\n"
-	       "  metadata        %llu bytes at %llu\n"
-	       "  format version  %u\n",
-	       path, (unsigned long long)id.capacity_bytes, id.capacity_bytes / 1073741824.0,
-	       sb.user_block_size, sb.segment_count, (unsigned long long)sb.segment_size,
-	       (unsigned long long)sb.meta_size, (unsigned long long)sb.meta_offset, sb.version);
+	         "pstorfs namespace on %s\n"
+	         "  capacity        %llu bytes (%.2f GiB)\n"
+	         "  volume block    %u bytes\n"
+	         "  segments        %u of %llu bytes\n"
+	         "  metadata        %llu bytes at %llu\n"
+	         "  format version  %u\n",
+	         path, (unsigned long long)id.capacity_bytes, id.capacity_bytes / 1073741824.0,
+	         sb.user_block_size, sb.segment_count, (unsigned long long)sb.segment_size,
+	         (unsigned long long)sb.meta_size, (unsigned long long)sb.meta_offset, sb.version);
 out_close:
 	ftl_dev_close(dev);
 	return rc;
