@@ -380,6 +380,7 @@ int pfs_daemon_main(int argc, char **argv)
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_idle_threads(lc, 32);
+	fuse_loop_cfg_set_max_threads(lc, 32);
 	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(se);
