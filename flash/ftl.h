@@ -168,6 +168,10 @@ struct ftl_superblock_info {
 	uint64_t data_offset;            /* where segment 0 starts */
 };
 
+/* CRC-32C (Castagnoli; SSE4.2 when the CPU has it) used for every on-disk checksum, for other
+ * modules' on-disk structures too. CRC is the value so far (0 to start). */
+uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
+
 /* Reads and validates the superblocks (either copy may be damaged). -EINVAL not formatted,
  * -EPROTONOSUPPORT newer version, -EUCLEAN both copies damaged. */
 int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);

@@ -32,7 +32,6 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "on-disk structs are written in host order: little-endian hosts only");
 
-uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* Chunk checksum: covers the id, so a chunk read from the wrong place fails too. */
@@ -109,7 +108,7 @@ enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED };
 struct ftl_seg {
 	_Atomic uint8_t state; /* enum ftl_seg_state */
 	_Atomic uint8_t stream;
-	_Atomic uint8_t pinned; /* GC could not account for every live chunk: never freed */
+	_Atomic uint8_t pinned;       /* GC could not account for every live chunk: never freed */
 	_Atomic uint32_t erase_count; /* written under seg_lock, read unlocked by GC and stats */
 	uint64_t seq;
 	uint64_t open_clock, close_clock;
@@ -149,7 +148,7 @@ struct ftl_stream {
 	uint32_t nent;
 	uint32_t data_len;
 	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
-	uint64_t seals;  /* packs written (counter) */
+	uint64_t seals;          /* packs written (counter) */
 };
 
 #define FTL_SEG_STRIPES  64

@@ -57,7 +57,8 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	    st->host_bytes_written ? (double)st->device_bytes_written / st->host_bytes_written : 0;
 	st->free_bytes = (uint64_t)st->segments_free * ftl->seg_size + dead;
 	for (int i = 0; i < FTL_STREAM_COUNT && i < 4; i++)
-		st->stream_chunks[i] = atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
+		st->stream_chunks[i] =
+		    atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
 	st->mem_segment_bytes = (uint64_t)ftl->nsegs * sizeof(*ftl->segs);
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {

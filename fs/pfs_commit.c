@@ -86,10 +86,7 @@ static int collect_volume(struct pfs_vol *v, struct vol_commit *vc)
 
 		pthread_rwlock_wrlock(l);
 		pthread_mutex_lock(&v->lock);
-		for (pg = v->buckets[(uint32_t)((idxs[i] * 0x9e3779b97f4a7c15ull) >> 32) %
-		                     v->nbuckets];
-		     pg && pg->idx != idxs[i]; pg = pg->next)
-			;
+		pg = pfs_map_find_locked(v, idxs[i]);
 		if (pg && pg->dirty) {
 			pg->dirty = false;
 			v->ndirty--;
@@ -157,16 +154,7 @@ static void evict_clean(struct pfs_vol *v, uint64_t keep)
 			pthread_rwlock_unlock(l);
 			break;
 		}
-		struct pfs_mpage **pp =
-		    &v->buckets[(uint32_t)((idxs[i] * 0x9e3779b97f4a7c15ull) >> 32) % v->nbuckets];
-		while (*pp && (*pp)->idx != idxs[i])
-			pp = &(*pp)->next;
-		if (*pp && !(*pp)->dirty) {
-			struct pfs_mpage *pg = *pp;
-			*pp = pg->next;
-			v->npages--;
-			free(pg);
-		}
+		pfs_map_drop_clean_locked(v, idxs[i]);
 		pthread_mutex_unlock(&v->lock);
 		pthread_rwlock_unlock(l);
 	}

@@ -27,12 +27,8 @@ struct cli {
 	int npos;
 };
 
-enum { KEY_POSITIONAL, KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_DISCARD, KEY_HELP, KEY_VERSION };
+enum { KEY_FOREGROUND = 1, KEY_DEBUG, KEY_RO, KEY_DISCARD, KEY_HELP, KEY_VERSION };
 
-#define CLI_OPT(t, p)                                                                              \
-	{                                                                                          \
-		t, offsetof(struct cli, p), 1                                                      \
-	}
 static const struct fuse_opt cli_opts[] = {
     {"compression=%s", offsetof(struct cli, compression), 0},
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},

@@ -591,8 +591,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = -ENOENT;
 		else if (wr && (INO_KIND(ino) == K_SNAP || f->p->opts.readonly))
 			rc = INO_KIND(ino) == K_SNAP ? -EACCES : -EROFS;
-		if (!rc)
-			atomic_fetch_add(&h->v->opens, 1);
 	} else if (ino == INO_CTL) {
 		h->kind = FH_CTL;
 		fi->direct_io = 1;
@@ -658,7 +656,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	h->kind = FH_VOL;
 	h->v = v;
-	atomic_fetch_add(&v->opens, 1);
 	memset(&e, 0, sizeof(e));
 	e.ino = INO_MAKE(K_VOL, v->id, 0);
 	e.generation = 1;
@@ -693,10 +690,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (h->v) {
-		atomic_fetch_sub(&h->v->opens, 1);
-		pfs_vol_unref(h->v);
-	}
+	pfs_vol_unref(h->v);
 	pfs_buf_free(&h->text);
 	free(h);
 	fuse_reply_err(req, 0);

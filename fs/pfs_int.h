@@ -37,7 +37,6 @@
 #define PFS_STRIPES    64u  /* page lock stripes per volume */
 #define PFS_NAME_MAX   64
 #define PFS_MSG_MAX    256
-#define PFS_SCHEMA_VER 1
 #define PFS_VFS_NAME   "pstorfs-meta"
 #define PFS_DB_NAME    "pstorfs.db"
 
@@ -75,7 +74,6 @@ struct pfs_vol {
 	uint64_t npages;
 	uint64_t ndirty;
 
-	_Atomic int opens; /* open file handles */
 	_Atomic bool gone; /* deleted: handles still open keep the struct */
 	_Atomic int refs;  /* struct lifetime: catalogue + handles */
 	/* Cached "physical bytes only this map holds", refreshed at most every few seconds. */
@@ -193,6 +191,11 @@ void pfs_map_destroy(struct pfs_vol *v);
  * Caller holds the page's stripe lock (read or write). */
 int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
                  struct pfs_mpage **out);
+/* The loaded page IDX or NULL; caller holds v->lock (and the page's stripe lock to use it). */
+struct pfs_mpage *pfs_map_find_locked(struct pfs_vol *v, uint64_t idx);
+/* Frees page IDX from memory if it is loaded and clean; caller holds the page's stripe lock
+ * for writing and v->lock. */
+bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx);
 /* Sets one reference (caller holds the stripe write lock); returns the old one, which the
  * caller must release through pfs_defer_put. Keeps nz/chunk counters. */
 struct engine_ref pfs_map_set(struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,

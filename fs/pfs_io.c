@@ -20,7 +20,7 @@ static void scratch_key_make(void)
 	pthread_key_create(&scratch_key, free);
 }
 
-static uint8_t *scratch(uint32_t bs)
+static uint8_t *scratch(void)
 {
 	uint8_t *b;
 
@@ -29,7 +29,6 @@ static uint8_t *scratch(uint32_t bs)
 	if (b)
 		return b;
 	/* Sized for the largest block any namespace may use, so one buffer serves all. */
-	(void)bs;
 	if (posix_memalign((void **)&b, 4096, 65536))
 		return NULL;
 	pthread_setspecific(scratch_key, b);
@@ -57,7 +56,7 @@ static int read_ref(struct pfs *p, struct engine_ref ref, void *block)
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
 {
 	const uint32_t bs = p->bs;
-	uint8_t *out = buf, *tmp = scratch(bs);
+	uint8_t *out = buf, *tmp = scratch();
 	size_t done = 0;
 	int rc = 0;
 
@@ -177,7 +176,7 @@ static int write_partial_block(struct pfs *p, struct pfs_vol *v, uint64_t blk, u
 	uint64_t pidx = blk / PFS_PAGE_REFS;
 	uint32_t slot = (uint32_t)(blk % PFS_PAGE_REFS);
 	pthread_rwlock_t *l = pfs_stripe(v, pidx);
-	uint8_t *tmp = scratch(p->bs);
+	uint8_t *tmp = scratch();
 	struct pfs_mpage *pg = NULL;
 	struct engine_ref old = ENGINE_REF_ZERO_VALUE, neu;
 	int rc;

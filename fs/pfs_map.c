@@ -44,17 +44,32 @@ void pfs_map_destroy(struct pfs_vol *v)
 	pthread_mutex_destroy(&v->lock);
 }
 
-static uint32_t bucket_of(const struct pfs_vol *v, uint64_t idx)
+static uint32_t bucket_of(uint64_t idx, uint32_t nbuckets)
 {
-	return (uint32_t)((idx * 0x9e3779b97f4a7c15ull) >> 32) % v->nbuckets;
+	return (uint32_t)((idx * 0x9e3779b97f4a7c15ull) >> 32) % nbuckets;
 }
 
-static struct pfs_mpage *find_locked(struct pfs_vol *v, uint64_t idx)
+struct pfs_mpage *pfs_map_find_locked(struct pfs_vol *v, uint64_t idx)
 {
-	for (struct pfs_mpage *pg = v->buckets[bucket_of(v, idx)]; pg; pg = pg->next)
+	for (struct pfs_mpage *pg = v->buckets[bucket_of(idx, v->nbuckets)]; pg; pg = pg->next)
 		if (pg->idx == idx)
 			return pg;
 	return NULL;
+}
+
+bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx)
+{
+	struct pfs_mpage **pp = &v->buckets[bucket_of(idx, v->nbuckets)];
+
+	while (*pp && (*pp)->idx != idx)
+		pp = &(*pp)->next;
+	if (!*pp || (*pp)->dirty)
+		return false;
+	struct pfs_mpage *pg = *pp;
+	*pp = pg->next;
+	v->npages--;
+	free(pg);
+	return true;
 }
 
 static void grow_locked(struct pfs_vol *v)
@@ -68,7 +83,7 @@ static void grow_locked(struct pfs_vol *v)
 		struct pfs_mpage *pg = v->buckets[b], *next;
 		for (; pg; pg = next) {
 			next = pg->next;
-			uint32_t h = (uint32_t)((pg->idx * 0x9e3779b97f4a7c15ull) >> 32) % n;
+			uint32_t h = bucket_of(pg->idx, n);
 			pg->next = nb[h];
 			nb[h] = pg;
 		}
@@ -85,7 +100,7 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 	int rc;
 
 	pthread_mutex_lock(&v->lock);
-	pg = find_locked(v, idx);
+	pg = pfs_map_find_locked(v, idx);
 	pthread_mutex_unlock(&v->lock);
 	if (pg) {
 		*out = pg;
@@ -114,7 +129,7 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 	}
 	pthread_mutex_lock(&v->lock);
 	/* Readers share the stripe lock, so another one may have loaded it meanwhile. */
-	pg = find_locked(v, idx);
+	pg = pfs_map_find_locked(v, idx);
 	if (pg) {
 		pthread_mutex_unlock(&v->lock);
 		free(fresh);
@@ -123,7 +138,7 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 	}
 	if (v->npages + 1 > (uint64_t)v->nbuckets * 2)
 		grow_locked(v);
-	uint32_t h = bucket_of(v, idx);
+	uint32_t h = bucket_of(idx, v->nbuckets);
 	fresh->next = v->buckets[h];
 	v->buckets[h] = fresh;
 	v->npages++;
@@ -167,7 +182,7 @@ static int each_stored(void *arg, uint64_t map, uint64_t idx, const struct engin
 
 	(void)map;
 	pthread_mutex_lock(&a->v->lock);
-	pg = find_locked(a->v, idx);
+	pg = pfs_map_find_locked(a->v, idx);
 	pthread_mutex_unlock(&a->v->lock);
 	if (pg)
 		return 0; /* visited from memory */

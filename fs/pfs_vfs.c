@@ -143,20 +143,6 @@ struct pfs_vfs_handle {
 	bool delete_on_close;
 };
 
-/* Castagnoli, bit at a time: headers are 128 bytes and written rarely. */
-static uint32_t pfs_vfs_crc32c(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t c = ~0u;
-
-	while (len--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-	}
-	return ~c;
-}
-
 static uint32_t pfs_vfs_slot_size(uint32_t bs)
 {
 	return bs > PFS_VFS_MIN_SLOT ? bs : PFS_VFS_MIN_SLOT;
@@ -230,7 +216,7 @@ static void pfs_vfs_hdr_encode(uint8_t *buf, const struct pfs_vfs_layout *l, uin
 		h.files[k].size = htole64(exists[k] ? size[k] : 0);
 		h.files[k].flags = htole32(exists[k] ? PFS_VFS_F_EXISTS : 0);
 	}
-	h.crc = htole32(pfs_vfs_crc32c(&h, offsetof(struct pfs_vfs_hdr_disk, crc)));
+	h.crc = htole32(ftl_crc32c(0, &h, offsetof(struct pfs_vfs_hdr_disk, crc)));
 	memset(buf, 0, l->slot);
 	memcpy(buf, &h, sizeof(h));
 }
@@ -254,7 +240,7 @@ static enum pfs_vfs_hdr_state pfs_vfs_hdr_decode(const uint8_t *buf, uint32_t bs
 	memcpy(&h, buf, sizeof(h));
 	if (memcmp(h.magic, PFS_VFS_MAGIC, sizeof(h.magic)) != 0)
 		return PFS_HDR_FOREIGN;
-	if (le32toh(h.crc) != pfs_vfs_crc32c(&h, offsetof(struct pfs_vfs_hdr_disk, crc)))
+	if (le32toh(h.crc) != ftl_crc32c(0, &h, offsetof(struct pfs_vfs_hdr_disk, crc)))
 		return PFS_HDR_DAMAGED;
 	if (le32toh(h.version) > PFS_VFS_VERSION)
 		return PFS_HDR_NEWER;

@@ -246,7 +246,6 @@ struct defer_arg {
 	uint64_t first_page;
 	uint64_t *idxs;
 	size_t n, cap;
-	int err;
 };
 
 static int defer_page_refs(void *arg, uint64_t idx, const struct engine_ref *refs)
@@ -353,15 +352,19 @@ out_unlock:
 	return rc;
 }
 
-/* Undoes pfs_vol_defer_all when the change it prepared failed: the queued releases then
- * balance these gets. */
+/* Takes one reference per block of a map: for a new map (invariant 2), or to undo
+ * pfs_vol_defer_all when the change it prepared failed (the queued releases then balance). */
 static int regain_page_refs(void *arg, uint64_t idx, const struct engine_ref *refs)
 {
 	struct pfs *p = arg;
 
 	(void)idx;
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
-		engine_ref_get(p->eng, refs[i]);
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
+		int rc = engine_ref_get(p->eng, refs[i]);
+		if (rc)
+			pfs_log("pstorfs: reference %#llx: get failed %d",
+			        (unsigned long long)refs[i].v, rc);
+	}
 	return 0;
 }
 
@@ -465,19 +468,11 @@ out_unlock:
 
 /* ---- snapshots --------------------------------------------------------------------------- */
 
+/* Invariant 2 for a map read from its rows. */
 static int get_page_refs(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs)
 {
-	struct pfs *p = arg;
-
 	(void)map;
-	(void)idx;
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		int rc = engine_ref_get(p->eng, refs[i]);
-		if (rc)
-			pfs_log("pstorfs: reference %#llx: get failed %d",
-			        (unsigned long long)refs[i].v, rc);
-	}
-	return 0;
+	return regain_page_refs(arg, idx, refs);
 }
 
 /* Copies the committed map of SRC into a new map row. Caller holds commit_lock and SRC's rw
