@@ -175,7 +175,7 @@ int engine_write(struct engine *e, const void *block, struct engine_ref prev,
 {
 	uint32_t bs = e->block_size;
 	struct engine_index_shard *s = NULL;
-	struct ftl_write_opts opts = {FTL_ADDR_NONE, ENGINE_CODEC_NONE};
+	struct ftl_write_opts opts = {.prev = FTL_ADDR_NONE, .flags = ENGINE_CODEC_NONE};
 	uint8_t hash[FTL_HASH_LEN], pat[ENGINE_PAT_MAX];
 	bool dedupe, indexable;
 	const void *data;

@@ -166,6 +166,7 @@ struct ftl_superblock_info {
 	uint32_t rated_pe_cycles;
 	uint64_t meta_offset, meta_size; /* the reserved metadata region */
 	uint64_t data_offset;            /* where segment 0 starts */
+	uint64_t device_size;            /* bytes of device the namespace needs (its end) */
 };
 
 /* CRC-32C (Castagnoli; SSE4.2 when the CPU has it) used for every on-disk checksum, for other
@@ -173,7 +174,9 @@ struct ftl_superblock_info {
 uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
 
 /* Reads and validates the superblocks (either copy may be damaged). -EINVAL not formatted,
- * -EPROTONOSUPPORT newer version, -EUCLEAN both copies damaged. */
+ * -EPROTONOSUPPORT newer version, -EUCLEAN both copies damaged, -EFBIG the namespace is larger
+ * than the device (a truncated image or a shrunk device; SB is filled in, so the caller can
+ * compare sb->device_size with ftl_dev_size()). */
 int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
 
 /* Called for every chunk found while the segments are scanned at open. A chunk found more than
@@ -206,10 +209,15 @@ struct ftl_write_opts {
 	 * rewritten (hot/cold separation); it does not free PREV. */
 	struct ftl_addr prev;
 	uint8_t flags; /* caller-owned, stored with the chunk and returned by read */
+	/* Metadata whose write lets the caller free space (catalogue and map records written
+	 * while deleting on a full device) may also take the free segments kept back for GC. */
+	bool reserve;
 };
 
 /* Appends a chunk (1..FTL_CHUNK_MAX bytes). HASH is stored in the segment summary.
- * Errors: -ENOSPC (no free space even after GC), -EIO, -EINVAL (bad length). */
+ * Errors: -ENOSPC (no free space even after GC; a write with opts->reserve gets it only when
+ * taking another segment would leave GC less than half its reserve), -EIO, -EINVAL (bad
+ * length). */
 int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
               const struct ftl_write_opts *opts, struct ftl_addr *out);
 
@@ -254,7 +262,8 @@ struct ftl_stats {
 	double write_amplification; /* device / host bytes */
 	uint64_t capacity_bytes;    /* bytes of all segments */
 	uint64_t free_bytes;        /* free segments plus dead bytes in closed segments */
-	uint64_t stream_chunks[4];  /* chunks appended to user-hot, user-cold, gc-hot, gc-cold */
+	uint64_t stream_chunks[5];  /* chunks appended to user-hot, user-cold, gc-hot, gc-cold,
+	                               reserve (ftl_write_opts.reserve) */
 	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
 	uint64_t mem_segment_bytes; /* RAM of the per-segment table */
 };
@@ -266,6 +275,70 @@ int ftl_stats_to_json(const struct ftl_stats *st, char *buf, size_t len);
 
 /* Erase count of each segment (for wear reports): fills up to N entries, returns the count. */
 int ftl_erase_counts(struct ftl *ftl, uint32_t *counts, uint32_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scrub                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What is wrong with a chunk the scrub lists (one X-macro list: enum and names agree). */
+#define FTL_SCRUB_KIND_LIST(X)                                                                     \
+	X(DATA, "data")             /* header or payload fails its checksum: reads give -EIO */   \
+	X(UNREADABLE, "unreadable") /* the device cannot read it: reads give -EIO */             \
+	X(SUMMARY, "summary")       /* the data verifies, but its pack summary or segment header  \
+	                               does not: reads work, the hash may be wrong, and a scan at  \
+	                               the next open would not find the chunk */                   \
+	X(LOST, "lost")             /* a damaged copy of an id that has no live copy: the scan at \
+	                               open dropped it, reads give -ENOENT (the owner's reference  \
+	                               dangles; a freed chunk not yet collected looks the same) */
+
+enum ftl_scrub_kind {
+#define FTL_SCRUB_KIND_ENUM(n, s) FTL_SCRUB_##n,
+	FTL_SCRUB_KIND_LIST(FTL_SCRUB_KIND_ENUM)
+#undef FTL_SCRUB_KIND_ENUM
+	    FTL_SCRUB_KIND_COUNT
+};
+const char *ftl_scrub_kind_name(enum ftl_scrub_kind kind);
+
+struct ftl_scrub_damage {
+	struct ftl_addr addr;
+	uint32_t seg; /* where the damaged copy is: segment, byte offset of its chunk header */
+	uint32_t off;
+	uint32_t len;
+	uint8_t kind; /* enum ftl_scrub_kind */
+};
+
+#define FTL_SCRUB_LIST_MAX 256 /* damaged chunks listed by address; the counts are complete */
+
+struct ftl_scrub_result {
+	uint32_t segments_total;    /* segments of the namespace */
+	uint32_t segments_done;     /* looked at so far (free segments count: nothing to check) */
+	uint64_t bytes_checked;     /* device bytes read and verified */
+	uint64_t chunks_checked;    /* live chunks whose checksum was verified */
+	uint64_t damaged_chunks;    /* live chunks reads cannot return (DATA + UNREADABLE) */
+	uint64_t lost_chunks;       /* LOST */
+	uint64_t summary_chunks;    /* SUMMARY: readable, but at risk */
+	uint64_t summary_errors;    /* pack summaries and segment headers failing their checks */
+	uint64_t unreadable_ranges; /* runs of blocks the device could not read */
+	uint64_t unreadable_bytes;
+	uint32_t nlisted; /* entries of damaged[] in use: the first FTL_SCRUB_LIST_MAX found */
+	struct ftl_scrub_damage damaged[FTL_SCRUB_LIST_MAX];
+};
+
+/* Told after every segment with the totals so far (and once before the first). A non-zero
+ * return stops the scrub. */
+typedef int (*ftl_scrub_progress_fn)(void *arg, const struct ftl_scrub_result *so_far);
+
+/* Reads every used segment (one large read each; only the sealed part of open ones) and checks
+ * its header, each pack summary, and the checksum of every live chunk. Locks are held only to
+ * take a consistent view of one segment (microseconds), never across the device read, so
+ * writes, reads and GC go on; a segment that GC frees while it is read is skipped, and chunks
+ * GC moves may be missed or checked twice. A suspected chunk is read again through ftl_read
+ * before it is counted, so a race is never reported as damage, and every damaged chunk adds to
+ * ftl_stats.checksum_errors (read_errors too for DATA and UNREADABLE) as an ordinary read
+ * would. A pack whose summary fails costs one pass over the L2P to find its live chunks.
+ * FN may be NULL. Damage is not an error: it is in RES. Returns 0, -ECANCELED (FN asked to
+ * stop; RES holds what was checked) or -ENOMEM. */
+int ftl_scrub(struct ftl *ftl, ftl_scrub_progress_fn fn, void *arg, struct ftl_scrub_result *res);
 
 #ifdef __cplusplus
 }

@@ -39,8 +39,58 @@ void pfs_defer_put(struct pfs *p, struct engine_ref ref)
 	pthread_mutex_unlock(&p->puts_lock);
 }
 
+void pfs_defer_mfree(struct pfs *p, uint64_t addr)
+{
+	if (addr == PFS_NO_CHUNK)
+		return;
+	pthread_mutex_lock(&p->puts_lock);
+	if (p->nmfrees == p->cap_mfrees) {
+		size_t cap = p->cap_mfrees ? p->cap_mfrees * 2 : 256;
+		uint64_t *n = realloc(p->mfrees, cap * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&p->puts_lock);
+			return; /* unreferenced copies are freed at the next mount */
+		}
+		p->mfrees = n;
+		p->cap_mfrees = cap;
+	}
+	p->mfrees[p->nmfrees++] = addr;
+	pthread_mutex_unlock(&p->puts_lock);
+}
+
+/* A snapshot's rows share its volume's page copies (a rebuild finds the snapshot's pages as
+ * the volume's newest copies up to the snapshot's checkpoint), so a superseded copy stays
+ * while any snapshot row still points to it. */
+void pfs_release_page_copy(struct pfs *p, uint64_t vol, uint64_t idx, uint64_t old)
+{
+	bool shared = false;
+
+	if (old == PFS_NO_CHUNK)
+		return;
+	pthread_mutex_lock(&p->cat_lock);
+	size_t n = 0;
+	for (struct pfs_vol *s = p->vols; s; s = s->next)
+		n += s->kind == PFS_MAP_SNAPSHOT && s->parent == vol;
+	uint64_t *snaps = malloc((n ? n : 1) * sizeof(*snaps));
+	n = 0;
+	for (struct pfs_vol *s = p->vols; snaps && s; s = s->next)
+		if (s->kind == PFS_MAP_SNAPSHOT && s->parent == vol)
+			snaps[n++] = s->id;
+	pthread_mutex_unlock(&p->cat_lock);
+	if (!snaps)
+		return; /* kept: freed at the next mount if nothing points to it */
+	for (size_t i = 0; i < n && !shared; i++) {
+		uint64_t c;
+		shared = pfs_meta_page_chunk(p, snaps[i], idx, &c) == 0 && c == old;
+	}
+	free(snaps);
+	if (!shared)
+		pfs_defer_mfree(p, old);
+}
+
 struct dirty_page {
 	uint64_t idx;
+	uint64_t chunk; /* its flash copy, written by this checkpoint */
 	struct engine_ref ref[PFS_PAGE_REFS];
 };
 
@@ -181,12 +231,119 @@ static int store_patterns(struct pfs *p, const struct dirty_page *d)
 	return 0;
 }
 
+struct uw_row {
+	uint64_t map;
+	struct dirty_page d;
+};
+
+struct uw_list {
+	struct uw_row *v;
+	size_t n, cap;
+	struct pfs *p;
+	struct vol_commit *vcs;
+	size_t nvc;
+	uint64_t cut;
+};
+
+struct free_ent {
+	uint64_t map, idx, addr;
+};
+
+struct free_list {
+	struct free_ent *v;
+	size_t n, cap;
+};
+
+static int frees_add(struct free_list *f, uint64_t map, uint64_t idx, uint64_t addr)
+{
+	if (addr == PFS_NO_CHUNK)
+		return 0;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 256;
+		struct free_ent *n = realloc(f->v, cap * sizeof(*n));
+		if (!n)
+			return 0; /* the copy stays until the next mount frees it */
+		f->v = n;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct free_ent){map, idx, addr};
+	return 0;
+}
+
+static int cmp_dirty(const void *a, const void *b)
+{
+	const struct dirty_page *x = a, *y = b;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Whether this checkpoint stores page IDX of MAP from memory anyway. */
+static bool in_commit(const struct uw_list *u, uint64_t map, uint64_t idx)
+{
+	for (size_t i = 0; i < u->nvc; i++) {
+		if (u->vcs[i].v->id != map)
+			continue;
+		struct dirty_page key = {.idx = idx};
+		return bsearch(&key, u->vcs[i].pages, u->vcs[i].npages, sizeof(key), cmp_dirty);
+	}
+	return false;
+}
+
+/* At most this many rows without a flash copy are given one per checkpoint, so memory stays
+ * bounded after a clone or restore of a large volume; the rest follow in later ones. */
+#define PFS_UNWRITTEN_BATCH 4096u
+
+static int unwritten_row(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                         uint64_t chunk)
+{
+	struct uw_list *u = arg;
+
+	(void)chunk;
+	if (in_commit(u, map, idx))
+		return 0;
+	if (u->n == u->cap) {
+		if (u->cap >= PFS_UNWRITTEN_BATCH)
+			return 1; /* enough for this checkpoint */
+		size_t cap = u->cap ? u->cap * 2 : 64;
+		struct uw_row *n = realloc(u->v, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		u->v = n;
+		u->cap = cap;
+	}
+	struct uw_row *r = &u->v[u->n];
+	r->map = map;
+	r->d.idx = idx;
+	memcpy(r->d.ref, refs, sizeof(r->d.ref));
+	if (pfs_mchunk_write_page(u->p, map, idx, refs, u->cut, &r->d.chunk))
+		return 1; /* no room for copies now: try again next time */
+	u->n++;
+	return 0;
+}
+
+static int unwritten_rows(struct pfs *p, struct vol_commit *vcs, size_t nvc, uint64_t cut,
+                          struct uw_list *u)
+{
+	u->p = p;
+	u->vcs = vcs;
+	u->nvc = nvc;
+	u->cut = cut;
+	for (size_t i = 0; i < nvc; i++)
+		qsort(vcs[i].pages, vcs[i].npages, sizeof(*vcs[i].pages), cmp_dirty);
+	int rc = pfs_meta_pages_each_chunk(p, -1, true, unwritten_row, u);
+	return rc > 0 ? 0 : rc;
+}
+
 int pfs_commit_locked(struct pfs *p)
 {
 	struct vol_commit *vcs = NULL;
 	struct engine_ref *puts;
-	size_t nputs, nvc = 0, cap = 0;
+	uint64_t *mfrees;
+	struct uw_list uw = {0};
+	struct free_list olds = {0};
+	size_t nputs, nmfrees, nvc = 0, cap = 0;
+	bool cat_changed = false;
 	int64_t t0 = pfs_now_ns();
+	uint64_t cut;
 	int rc = 0;
 
 	if (p->opts.readonly)
@@ -197,7 +354,13 @@ int pfs_commit_locked(struct pfs *p)
 	nputs = p->nputs;
 	p->puts = NULL;
 	p->nputs = p->cap_puts = 0;
+	mfrees = p->mfrees;
+	nmfrees = p->nmfrees;
+	p->mfrees = NULL;
+	p->nmfrees = p->cap_mfrees = 0;
 	pthread_mutex_unlock(&p->puts_lock);
+	/* Every map change with a lower lsn is in the pages copied below. */
+	cut = pfs_log_cut(p);
 
 	pthread_mutex_lock(&p->cat_lock);
 	for (struct pfs_vol *v = p->vols; v; v = v->next)
@@ -226,11 +389,28 @@ int pfs_commit_locked(struct pfs *p)
 	if (rc)
 		goto out_redirty;
 
+	/* Flash copies of the pages and of the catalogue go out with the data they point to
+	 * (one flush covers both); a failed copy only leaves its row marked for the next try. */
+	for (size_t i = 0; i < nvc; i++)
+		for (size_t k = 0; k < vcs[i].npages; k++)
+			if (pfs_mchunk_write_page(p, vcs[i].v->id, vcs[i].pages[k].idx,
+			                          vcs[i].pages[k].ref, cut, &vcs[i].pages[k].chunk))
+				vcs[i].pages[k].chunk = PFS_NO_CHUNK;
+	rc = unwritten_rows(p, vcs, nvc, cut, &uw);
+	if (rc)
+		goto out_redirty;
+	cat_changed = atomic_exchange(&p->cat_dirty, false);
+	uint64_t new_cat = PFS_NO_CHUNK;
+	if (cat_changed || nvc) {
+		if (pfs_mchunk_write_catalog(p, cut, &new_cat))
+			new_cat = PFS_NO_CHUNK;
+	}
 	/* Invariant 3: data first. */
 	rc = ftl_sync(p->ftl);
 	if (rc)
 		goto out_redirty;
-	if (nvc) {
+	bool any = nvc || uw.n || new_cat != PFS_NO_CHUNK || nputs || nmfrees;
+	if (any) {
 		/* The rollback journal bounds how many existing SQLite pages one transaction may
 		 * change, so a large commit goes in batches. Each page is whole in every batch;
 		 * the releases wait for the last one (invariant 4). */
@@ -242,13 +422,22 @@ int pfs_commit_locked(struct pfs *p)
 		rc = pfs_meta_begin(p);
 		if (rc)
 			goto out_redirty;
+		for (size_t i = 0; i < uw.n && !rc; i++) {
+			uint64_t old;
+			rc = pfs_meta_page_store(p, uw.v[i].map, uw.v[i].d.idx, uw.v[i].d.ref,
+			                         uw.v[i].d.chunk, &old);
+		}
 		for (size_t i = 0; i < nvc && !rc; i++) {
 			struct vol_commit *vc = &vcs[i];
 			for (size_t k = 0; k < vc->npages && !rc; k++) {
+				uint64_t old = PFS_NO_CHUNK;
 				rc = store_patterns(p, &vc->pages[k]);
 				if (!rc)
 					rc = pfs_meta_page_store(p, vc->v->id, vc->pages[k].idx,
-					                         vc->pages[k].ref);
+					                         vc->pages[k].ref, vc->pages[k].chunk,
+					                         &old);
+				if (!rc)
+					rc = frees_add(&olds, vc->v->id, vc->pages[k].idx, old);
 				if (!rc && ++in_batch == batch) {
 					in_batch = 0;
 					rc = pfs_meta_commit(p);
@@ -262,6 +451,10 @@ int pfs_commit_locked(struct pfs *p)
 				rc = pfs_meta_map_update(p, vc->v->id, vc->name, vc->size, vc->nz,
 				                         vc->chunks);
 		}
+		if (!rc && new_cat != PFS_NO_CHUNK)
+			rc = pfs_meta_kv_set(p, "cat_chunk", new_cat);
+		if (!rc)
+			rc = pfs_meta_kv_set(p, "ckpt_lsn", cut);
 		if (rc) {
 			pfs_meta_rollback(p);
 			goto out_redirty;
@@ -269,7 +462,19 @@ int pfs_commit_locked(struct pfs *p)
 		rc = pfs_meta_commit(p);
 		if (rc)
 			goto out_redirty;
+		p->ckpt_lsn = cut;
+		if (new_cat != PFS_NO_CHUNK) {
+			if (p->cat_chunk != PFS_NO_CHUNK)
+				ftl_free(p->ftl, (struct ftl_addr){p->cat_chunk});
+			p->cat_chunk = new_cat;
+		}
+		/* Records below the cut are in SQLite now; their log chunks can go. */
+		pfs_log_checkpointed(p, cut);
 	}
+	for (size_t i = 0; i < olds.n; i++)
+		pfs_release_page_copy(p, olds.v[i].map, olds.v[i].idx, olds.v[i].addr);
+	for (size_t i = 0; i < nmfrees; i++)
+		ftl_free(p->ftl, (struct ftl_addr){mfrees[i]});
 	/* Durable: what the maps no longer hold can go. */
 	for (size_t i = 0; i < nputs; i++) {
 		int prc = engine_ref_put(p->eng, puts[i]);
@@ -299,7 +504,14 @@ out_requeue:
 	for (size_t i = 0; i < nputs; i++)
 		pfs_defer_put(p, puts[i]);
 	free(puts);
+	for (size_t i = 0; i < nmfrees; i++)
+		pfs_defer_mfree(p, mfrees[i]);
+	if (cat_changed)
+		atomic_store(&p->cat_dirty, true);
 out_free:
+	free(mfrees);
+	free(uw.v);
+	free(olds.v);
 	for (size_t i = 0; i < nvc; i++) {
 		free(vcs[i].pages);
 		pfs_vol_unref(vcs[i].v);
@@ -318,7 +530,7 @@ int pfs_commit(struct pfs *p)
 
 int pfs_sync(struct pfs *p)
 {
-	return pfs_commit(p);
+	return pfs_log_sync(p);
 }
 
 static void *commit_thread_main(void *arg)

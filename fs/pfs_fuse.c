@@ -764,7 +764,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, (int)-n);
 			return;
 		}
-		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_commit(f->p)) {
+		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_log_sync(f->p)) {
 			fuse_reply_err(req, EIO);
 			return;
 		}
@@ -820,7 +820,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, -pfs_commit(ctx(req)->p));
+	/* The roll-forward log makes this one group-committed pair of device flushes; the
+	 * background checkpoint moves the changes into SQLite later. */
+	fuse_reply_err(req, -pfs_log_sync(ctx(req)->p));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -38,6 +38,7 @@
 #define PFS_NAME_MAX   64
 #define PFS_MSG_MAX    256
 #define PFS_VFS_NAME   "pstorfs-meta"
+#define PFS_CFG_TEXT_MAX 1024
 #define PFS_DB_NAME    "pstorfs.db"
 
 enum pfs_map_kind {
@@ -60,6 +61,7 @@ struct pfs_vol {
 	char name[PFS_NAME_MAX + 1];
 	_Atomic uint64_t size; /* bytes */
 	int64_t ctime_ns;
+	uint64_t snap_gen; /* snapshot: lsn of the checkpoint it was taken at (its page copies) */
 	_Atomic int64_t mtime_ns;
 	_Atomic int64_t nz_blocks;    /* non-zero references (persisted at commit) */
 	_Atomic int64_t chunk_blocks; /* chunk references (persisted at commit) */
@@ -91,8 +93,29 @@ struct pfs_config {
 	uint32_t commit_interval_ms;
 };
 
+/* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in
+ * memory and written to the FTL as log chunks by fsync (group commit). */
+struct pfs_log {
+	pthread_mutex_t lock; /* buffer and lsn counters */
+	uint8_t *buf;         /* encoded records not yet in a log chunk */
+	size_t len, cap;
+	uint64_t buf_lsn;  /* lsn of the first record in buf */
+	uint64_t next_lsn; /* lsn the next record gets */
+	uint64_t durable_lsn; /* every record below it is durable (log chunk or checkpoint) */
+	pthread_mutex_t flush_lock; /* one log writer at a time; waiters find their lsn done */
+	/* Log chunks on flash, freed once a checkpoint covers them. */
+	struct pfs_log_chunk {
+		uint64_t addr, end_lsn;
+	} *chunks;
+	size_t nchunks, cap_chunks;
+	bool broken;         /* a record was lost (no memory): sync must checkpoint */
+	uint64_t broken_lsn; /* ... until a checkpoint at or above this lsn */
+	_Atomic uint64_t syncs, group_waits, chunks_written, bytes_written, flush_ns_total;
+};
+
 struct pfs {
 	struct pfs_opts opts;
+	struct ftl_dev *dev_owned; /* NULL when the caller passed the device in (tests) */
 	struct ftl_dev *dev;
 	struct ftl *ftl;
 	struct engine *eng;
@@ -126,13 +149,32 @@ struct pfs {
 	pthread_mutex_t msg_lock;
 	char msg[PFS_MSG_MAX];
 
+	struct pfs_log log;
+	uint64_t ckpt_lsn;    /* lsn of the last durable checkpoint (records below it are in SQLite) */
+	uint64_t cat_chunk;   /* FTL address of the current catalogue record, or UINT64_MAX */
+	_Atomic bool cat_dirty; /* the catalogue changed since the last catalogue record */
+	bool replaying;         /* mount is replaying the log: map changes are not logged again */
+	bool recovered;         /* mount finished: close may commit */
+	/* Page copies and catalogue records to free after the next durable checkpoint. */
+	uint64_t *mfrees;
+	size_t nmfrees, cap_mfrees;
+
 	/* Counters. */
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
+	_Atomic uint64_t meta_damaged;     /* map pages whose SQLite copy failed its checksum */
+	_Atomic uint64_t meta_healed;      /* ... and were read from their flash copy instead */
+	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
+	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
 	int64_t mount_time_ns;
 	double mount_seconds;
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
 };
+
+/* ---- pfs_mount.c ------------------------------------------------------------------------ */
+/* pfs_open over a device the caller opened (tests: the fault-injecting memory device). */
+int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out, char *msg,
+                 size_t msglen);
 
 /* ---- pfs_util.c ------------------------------------------------------------------------ */
 int64_t pfs_now_ns(void);
@@ -165,14 +207,42 @@ int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *na
 int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
                         int64_t chunks);
 int pfs_meta_map_delete(struct pfs *p, uint64_t id); /* and its pages */
-/* Pages. */
+/* Pages. A row holds the references (with a CRC-32C over map, index and references) and the
+ * FTL address of the page's flash copy (PFS_NO_CHUNK when the next checkpoint must write one).
+ * A row whose checksum fails is read from its flash copy (counted in meta_damaged/healed). */
+#define PFS_NO_CHUNK UINT64_MAX
 int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs);
-int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs);
-int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to);
+/* Stores a page and its flash copy; *OLD_CHUNK gets the copy the row held before (or
+ * PFS_NO_CHUNK), for the caller to free once the transaction is durable. */
+int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                        uint64_t chunk, uint64_t *old_chunk);
+/* Copies the rows of FROM to TO; SHARE keeps their flash copies (a snapshot shares them with
+ * its volume), otherwise the copies are marked for rewriting (restore, clone). */
+int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to, bool share);
+/* Rows of MAP with index >= FIRST_IDX: zero references, flash copy to rewrite (tombstones, so a
+ * rebuild from flash cannot resurrect what was there). */
+int pfs_meta_pages_zero_from(struct pfs *p, uint64_t map, uint64_t first_idx);
 int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx);
+/* The flash copy address of a row, PFS_NO_CHUNK when none, -ENOENT when no row. */
+int pfs_meta_page_chunk(struct pfs *p, uint64_t map, uint64_t idx, uint64_t *chunk);
 typedef int (*pfs_meta_page_fn)(void *arg, uint64_t map, uint64_t idx,
                                 const struct engine_ref *refs);
 int pfs_meta_pages_each(struct pfs *p, int64_t map /* -1 = all */, pfs_meta_page_fn fn, void *arg);
+/* Like pages_each, also passing the flash copy address. */
+typedef int (*pfs_meta_page_chunk_fn)(void *arg, uint64_t map, uint64_t idx,
+                                      const struct engine_ref *refs, uint64_t chunk);
+int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
+                              pfs_meta_page_chunk_fn fn, void *arg);
+/* Map rows with a chosen id (rebuild from flash) and the key/value table of the checkpoint. */
+int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent,
+                           const char *name, uint64_t size, int64_t ctime_ns);
+int pfs_meta_kv_set(struct pfs *p, const char *key, uint64_t value);
+int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value); /* -ENOENT */
+/* Page blob codec, shared with the flash copies and fsck. */
+#define PFS_PAGE_BLOB (PFS_PAGE_REFS * 8u + 4u)
+void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob);
+int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
+                    struct engine_ref *refs); /* -EUCLEAN on a bad checksum or length */
 /* Long patterns (engine table) and settings. */
 int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period);
 typedef int (*pfs_meta_pattern_fn)(void *arg, uint64_t ref, const uint8_t *pat, uint32_t period);
@@ -197,9 +267,10 @@ struct pfs_mpage *pfs_map_find_locked(struct pfs_vol *v, uint64_t idx);
  * for writing and v->lock. */
 bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx);
 /* Sets one reference (caller holds the stripe write lock); returns the old one, which the
- * caller must release through pfs_defer_put. Keeps nz/chunk counters. */
-struct engine_ref pfs_map_set(struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
-                              struct engine_ref ref);
+ * caller must release through pfs_defer_put. Keeps nz/chunk counters and appends the change to
+ * the roll-forward log (so it is durable at the next fsync). */
+struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg,
+                              uint32_t slot, struct engine_ref ref);
 /* Visits every page of the map, loaded or not, in index order of the loaded ones followed by
  * the stored ones not loaded. */
 typedef int (*pfs_map_page_fn)(void *arg, uint64_t idx, const struct engine_ref *refs);
@@ -211,8 +282,84 @@ static inline pthread_rwlock_t *pfs_stripe(struct pfs_vol *v, uint64_t page_idx)
 	return &v->stripe[page_idx % PFS_STRIPES];
 }
 
+/* ---- pfs_mchunk.c: metadata records on flash -------------------------------------------- */
+/* Besides data chunks, fs writes three kinds of its own chunks to the FTL (flag
+ * PFS_CHUNK_META, told apart by the 32-byte tag every chunk carries in its segment summary):
+ *  - page copies: one map page (PFS_PAGE_BLOB) plus the long patterns it references, tagged
+ *    (map, page, gen) where gen is the lsn of the checkpoint that wrote it;
+ *  - catalogue records: every map (id, kind, parent, name, size, ctime, snapshot gen) and the
+ *    settings, tagged with the checkpoint's gen;
+ *  - log chunks: map changes (pfs_log.c), tagged with their first lsn and record count.
+ * With them the segments alone are enough to rebuild the SQLite metadata (fsck --repair). */
+#define PFS_CHUNK_META 0x80u
+enum pfs_mchunk_kind {
+	PFS_MCHUNK_PAGE = 1,
+	PFS_MCHUNK_CATALOG = 2,
+	PFS_MCHUNK_LOG = 3,
+};
+struct pfs_mtag {
+	enum pfs_mchunk_kind kind;
+	uint64_t a; /* page: map id; catalog: 0; log: first lsn */
+	uint64_t b; /* page: page index; catalog: 0; log: record count */
+	uint64_t gen; /* page, catalog: checkpoint lsn; log: end lsn */
+};
+void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN]);
+int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -EINVAL */
+/* Writes a page copy; patterns referenced by REFS are taken from the engine. */
+int pfs_mchunk_write_page(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                          uint64_t gen, uint64_t *addr);
+/* Reads a page copy back: refs, and the patterns it carries restored into the engine when
+ * RESTORE_PATTERNS (rebuild) or stored into PATS_FN. -EUCLEAN when it is not that page. */
+typedef int (*pfs_pattern_fn)(void *arg, uint64_t ref, const uint8_t *pat, uint32_t period);
+int pfs_mchunk_read_page(struct ftl *ftl, uint64_t addr, uint64_t idx, struct engine_ref *refs,
+                         pfs_pattern_fn pats_fn, void *arg);
+/* Writes the catalogue record of the current catalogue and settings. */
+int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr);
+struct pfs_cat_entry {
+	uint64_t id, parent, size, snap_gen;
+	int64_t ctime_ns;
+	int kind;
+	char name[PFS_NAME_MAX + 1];
+};
+struct pfs_catalog {
+	uint64_t gen, next_id;
+	struct pfs_cat_entry *maps;
+	size_t nmaps;
+	char config[PFS_CFG_TEXT_MAX]; /* "key=value\n" lines */
+};
+int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat);
+void pfs_catalog_release(struct pfs_catalog *cat);
+
+/* ---- pfs_log.c: roll-forward log and group commit ----------------------------------------- */
+int pfs_log_init(struct pfs *p);
+void pfs_log_destroy(struct pfs *p);
+/* Appends "block BLK of MAP now holds REF" (with its pattern if it is a table pattern), or a
+ * size change (pfs_log_size). Caller holds the block's stripe write lock, so records of one
+ * block are in the order of the changes. */
+void pfs_log_set(struct pfs *p, uint64_t map, uint64_t blk, struct engine_ref ref);
+void pfs_log_size(struct pfs *p, uint64_t map, uint64_t size);
+/* Makes every map change appended so far durable: data chunks flushed, then the records as
+ * log chunks, flushed. Concurrent callers share one flush (group commit). */
+int pfs_log_sync(struct pfs *p);
+/* Checkpoint support: the lsn a checkpoint takes (records below it are in the pages it copies
+ * after this call), and what to do once that checkpoint is durable. */
+uint64_t pfs_log_cut(struct pfs *p);
+void pfs_log_checkpointed(struct pfs *p, uint64_t cut);
+/* Decodes a log chunk payload and calls FN for each record with lsn >= FROM_LSN. */
+enum pfs_log_rec { PFS_LOG_SET = 0, PFS_LOG_SET_PATTERN = 1, PFS_LOG_SIZE = 2 };
+typedef int (*pfs_log_rec_fn)(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map,
+                              uint64_t blk, uint64_t value, const uint8_t *pat, uint32_t period);
+int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t from_lsn,
+                   pfs_log_rec_fn fn, void *arg); /* -EUCLEAN on a malformed chunk */
+/* Remembers a log chunk found at mount (freed after the next checkpoint). */
+int pfs_log_adopt(struct pfs *p, uint64_t addr, uint64_t end_lsn);
+
 /* ---- pfs_commit.c ---------------------------------------------------------------------- */
 void pfs_defer_put(struct pfs *p, struct engine_ref ref);
+/* Frees a page copy or catalogue record after the next durable checkpoint. */
+void pfs_defer_mfree(struct pfs *p, uint64_t addr);
+/* Frees the flash copy OLD of page IDX of volume V unless one of V's snapshots shares it. */
+void pfs_release_page_copy(struct pfs *p, uint64_t vol, uint64_t idx, uint64_t old);
 /* Makes everything acknowledged so far durable (invariant 3), then releases deferred puts. */
 int pfs_commit(struct pfs *p);
 int pfs_commit_locked(struct pfs *p); /* caller holds commit_lock */

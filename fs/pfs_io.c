@@ -116,6 +116,7 @@ static int extend_to(struct pfs *p, struct pfs_vol *v, uint64_t end)
 		return -EFBIG;
 	while (cur < end && !atomic_compare_exchange_weak(&v->size, &cur, end))
 		;
+	pfs_log_size(p, v->id, end);
 	pthread_mutex_lock(&v->lock);
 	v->size_dirty = true;
 	pthread_mutex_unlock(&v->lock);
@@ -156,7 +157,7 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 		goto err_put;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		prev[i] = pfs_map_set(v, pg, slot0 + i, neu[i]);
+		prev[i] = pfs_map_set(p, v, pg, slot0 + i, neu[i]);
 	pthread_rwlock_unlock(l);
 	for (uint32_t i = 0; i < n; i++)
 		pfs_defer_put(p, prev[i]);
@@ -200,7 +201,7 @@ static int write_partial_block(struct pfs *p, struct pfs_vol *v, uint64_t blk, u
 	rc = engine_write(p->eng, tmp, old, &neu);
 	if (rc)
 		goto out_unlock;
-	old = pfs_map_set(v, pg, slot, neu);
+	old = pfs_map_set(p, v, pg, slot, neu);
 	pthread_rwlock_unlock(l);
 	pfs_defer_put(p, old);
 	return 0;
@@ -289,7 +290,7 @@ int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)
 		rc = pfs_map_page(p, v, pidx, false, &pg);
 		for (uint32_t i = 0; !rc && pg && i < k; i++)
 			if (pg->ref[slot + i].v)
-				old[nold++] = pfs_map_set(v, pg, slot + i, ENGINE_REF_ZERO_VALUE);
+				old[nold++] = pfs_map_set(p, v, pg, slot + i, ENGINE_REF_ZERO_VALUE);
 		pthread_rwlock_unlock(l);
 		for (uint32_t i = 0; i < nold; i++)
 			pfs_defer_put(p, old[i]);
@@ -357,7 +358,7 @@ ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, s
 		rc = pfs_map_page(p, dst, dblk / PFS_PAGE_REFS, true, &pg);
 		for (uint32_t i = 0; !rc && i < k; i++)
 			refs[i] =
-			    pfs_map_set(dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS) + i, refs[i]);
+			    pfs_map_set(p, dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS) + i, refs[i]);
 		pthread_rwlock_unlock(l);
 		/* On success REFS now holds the replaced ones; on failure the ones we took. */
 		for (uint32_t i = 0; i < k; i++) {

@@ -12,6 +12,7 @@
 #include "pfs_vfs_int.h"
 
 #define DB(p) ((sqlite3 *)(p)->db)
+#define PFS_META_FORMAT 2u /* pages carry a checksum and their flash copy address */
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
@@ -19,7 +20,7 @@ static const char *const schema_sql =
     " kind INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL,"
     " size INTEGER NOT NULL, ctime INTEGER NOT NULL, nz INTEGER NOT NULL DEFAULT 0,"
     " chunks INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, parent, name));"
-    "CREATE TABLE IF NOT EXISTS pages(key INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS pages(key INTEGER PRIMARY KEY, data BLOB NOT NULL, chunk INTEGER);"
     "CREATE TABLE IF NOT EXISTS patterns(ref INTEGER PRIMARY KEY, pat BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
@@ -109,6 +110,14 @@ int pfs_meta_open(struct pfs *p)
 	       "PRAGMA cache_size=-16384;");
 	if (!rc && !p->opts.readonly)
 		rc = exec_locked(p, schema_sql);
+	pthread_mutex_unlock(&p->db_lock);
+	/* Metadata layout version: rows written by another layout are not read as ours. */
+	uint64_t fmt = 0;
+	if (!rc && pfs_meta_kv_get(p, "format", &fmt) == -ENOENT && !p->opts.readonly)
+		rc = pfs_meta_kv_set(p, "format", PFS_META_FORMAT), fmt = PFS_META_FORMAT;
+	if (!rc && fmt != PFS_META_FORMAT)
+		rc = fmt > PFS_META_FORMAT ? -EPROTONOSUPPORT : -EUCLEAN;
+	pthread_mutex_lock(&p->db_lock);
 	pthread_mutex_unlock(&p->db_lock);
 	if (rc)
 		goto err_db;
@@ -209,6 +218,66 @@ out_unlock:
 	return rc;
 }
 
+int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent,
+                           const char *name, uint64_t size, int64_t ctime_ns)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "INSERT INTO maps(id, kind, parent, name, size, ctime) VALUES(?,?,?,?,?,?)",
+	          &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		sqlite3_bind_int(st, 2, kind);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)parent);
+		sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
+		sqlite3_bind_int64(st, 6, ctime_ns);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_kv_set(struct pfs *p, const char *key, uint64_t value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "SELECT value FROM meta WHERE key=?", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*value = (uint64_t)sqlite3_column_int64(st, 0);
+			rc = 0;
+		} else {
+			rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
 int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
                         int64_t chunks)
 {
@@ -253,97 +322,206 @@ static sqlite3_int64 page_key(uint64_t map, uint64_t idx)
 	return (sqlite3_int64)(map << PFS_PAGE_SHIFT | idx);
 }
 
-static void page_decode(const void *blob, int n, struct engine_ref *refs)
+static uint32_t page_crc(uint64_t map, uint64_t idx, const uint8_t *refs)
 {
-	const uint8_t *b = blob;
+	uint8_t key[16];
 
-	memset(refs, 0, PFS_PAGE_REFS * sizeof(*refs));
-	for (uint32_t i = 0; i < PFS_PAGE_REFS && (int)(i * 8 + 8) <= n; i++) {
+	for (int k = 0; k < 8; k++) {
+		key[k] = (uint8_t)(map >> (8 * k));
+		key[8 + k] = (uint8_t)(idx >> (8 * k));
+	}
+	return ftl_crc32c(ftl_crc32c(0, key, sizeof(key)), refs, PFS_PAGE_REFS * 8u);
+}
+
+/* Little-endian references, then a CRC-32C that also covers the map and page index, so a row
+ * (or a flash copy) read for the wrong page fails like a damaged one. */
+void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob)
+{
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
+		for (int k = 0; k < 8; k++)
+			blob[i * 8 + (uint32_t)k] = (uint8_t)(refs[i].v >> (8 * k));
+	uint32_t crc = page_crc(map, idx, blob);
+	for (int k = 0; k < 4; k++)
+		blob[PFS_PAGE_REFS * 8 + (uint32_t)k] = (uint8_t)(crc >> (8 * k));
+}
+
+int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
+                    struct engine_ref *refs)
+{
+	uint32_t crc = 0;
+
+	if (len != PFS_PAGE_BLOB)
+		return -EUCLEAN;
+	for (int k = 3; k >= 0; k--)
+		crc = crc << 8 | blob[PFS_PAGE_REFS * 8 + (uint32_t)k];
+	if (crc != page_crc(map, idx, blob))
+		return -EUCLEAN;
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
 		uint64_t v = 0;
 		for (int k = 7; k >= 0; k--)
-			v = v << 8 | b[i * 8 + (uint32_t)k];
+			v = v << 8 | blob[i * 8 + (uint32_t)k];
 		refs[i].v = v;
 	}
+	return 0;
+}
+
+static uint64_t column_chunk(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? PFS_NO_CHUNK
+	                                                   : (uint64_t)sqlite3_column_int64(st, col);
+}
+
+/* A row that fails its checksum is bit rot in the metadata region: the page's flash copy (the
+ * FTL checksums it) has the same references when the row's copy address is still readable. */
+static int page_heal(struct pfs *p, uint64_t map, uint64_t idx, uint64_t chunk,
+                     struct engine_ref *refs)
+{
+	int rc = -EUCLEAN;
+
+	atomic_fetch_add(&p->meta_damaged, 1);
+	if (chunk != PFS_NO_CHUNK && p->ftl)
+		rc = pfs_mchunk_read_page(p->ftl, chunk, idx, refs, NULL, NULL);
+	if (rc) {
+		pfs_log("pstorfs: metadata: map %llu page %llu is damaged and has no flash copy",
+		        (unsigned long long)map, (unsigned long long)idx);
+		return -EIO;
+	}
+	atomic_fetch_add(&p->meta_healed, 1);
+	pfs_log("pstorfs: metadata: map %llu page %llu was damaged; read its flash copy",
+	        (unsigned long long)map, (unsigned long long)idx);
+	return 0;
 }
 
 int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs)
 {
 	sqlite3_stmt *st = NULL;
+	uint64_t chunk = PFS_NO_CHUNK;
 	int rc;
 
 	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT data FROM pages WHERE key=?", &st);
+	rc = prep(p, "SELECT data, chunk FROM pages WHERE key=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(st, 0);
-		if (n != (int)(PFS_PAGE_REFS * 8)) {
-			pfs_log("pstorfs: metadata: map %llu page %llu has %d bytes",
-			        (unsigned long long)map, (unsigned long long)idx, n);
-			rc = -EUCLEAN;
-		} else {
-			page_decode(sqlite3_column_blob(st, 0), n, refs);
-			rc = 0;
-		}
+		chunk = column_chunk(st, 1);
+		rc = pfs_page_decode(map, idx, sqlite3_column_blob(st, 0),
+		                     (size_t)sqlite3_column_bytes(st, 0), refs);
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
 	}
 	sqlite3_finalize(st);
 out_unlock:
 	pthread_mutex_unlock(&p->db_lock);
+	if (rc == -EUCLEAN)
+		rc = page_heal(p, map, idx, chunk, refs);
 	return rc;
 }
 
-int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs)
+int pfs_meta_page_chunk(struct pfs *p, uint64_t map, uint64_t idx, uint64_t *chunk)
 {
-	uint8_t blob[PFS_PAGE_REFS * 8];
 	sqlite3_stmt *st = NULL;
-	bool empty = true;
 	int rc;
 
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		uint64_t v = refs[i].v;
-		empty &= v == 0;
-		for (int k = 0; k < 8; k++)
-			blob[i * 8 + (uint32_t)k] = (uint8_t)(v >> (8 * k));
-	}
 	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p,
-	          empty ? "DELETE FROM pages WHERE key=?"
-	                : "INSERT OR REPLACE INTO pages(key, data) VALUES(?, ?)",
-	          &st);
+	rc = prep(p, "SELECT chunk FROM pages WHERE key=?", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, page_key(map, idx));
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*chunk = column_chunk(st, 0);
+			rc = 0;
+		} else {
+			rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                        uint64_t chunk, uint64_t *old_chunk)
+{
+	uint8_t blob[PFS_PAGE_BLOB];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*old_chunk = PFS_NO_CHUNK;
+	rc = pfs_meta_page_chunk(p, map, idx, old_chunk);
+	if (rc && rc != -ENOENT)
+		return rc;
+	pfs_page_encode(map, idx, refs, blob);
+	pthread_mutex_lock(&p->db_lock);
+	/* All-zero pages keep their row: their flash copy is the tombstone that stops a rebuild
+	 * from bringing back an older copy of the page. */
+	rc = prep(p, "INSERT OR REPLACE INTO pages(key, data, chunk) VALUES(?, ?, ?)", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
-	if (!empty)
-		sqlite3_bind_blob(st, 2, blob, sizeof(blob), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, blob, sizeof(blob), SQLITE_STATIC);
+	if (chunk == PFS_NO_CHUNK)
+		sqlite3_bind_null(st, 3);
+	else
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)chunk);
 	rc = step_done(p, st);
 out_unlock:
 	pthread_mutex_unlock(&p->db_lock);
 	return rc;
 }
 
-int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to)
+/* Rows are re-keyed and re-checksummed for their new map (the CRC covers the map id), so the
+ * copy goes through C rather than one INSERT ... SELECT. */
+struct copy_arg {
+	struct pfs *p;
+	uint64_t to;
+	bool share;
+};
+
+static int copy_row(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                    uint64_t chunk)
 {
-	sqlite3_stmt *st = NULL;
+	struct copy_arg *a = arg;
+	uint64_t old;
+
+	(void)map;
+	return pfs_meta_page_store(a->p, a->to, idx, refs, a->share ? chunk : PFS_NO_CHUNK, &old);
+}
+
+int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to, bool share)
+{
+	struct copy_arg a = {p, to, share};
+	return pfs_meta_pages_each_chunk(p, (int64_t)from, false, copy_row, &a);
+}
+
+struct zero_arg {
+	struct pfs *p;
+	uint64_t first;
+};
+
+static int zero_row(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                    uint64_t chunk)
+{
+	static const struct engine_ref zero[PFS_PAGE_REFS];
+	struct zero_arg *a = arg;
+	uint64_t old;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p,
-	          "INSERT OR REPLACE INTO pages(key, data) SELECT (key & ?) | ?, data FROM pages"
-	          " WHERE key >= ? AND key < ?",
-	          &st);
-	if (!rc) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)((1ull << PFS_PAGE_SHIFT) - 1));
-		sqlite3_bind_int64(st, 2, page_key(to, 0));
-		sqlite3_bind_int64(st, 3, page_key(from, 0));
-		sqlite3_bind_int64(st, 4, page_key(from + 1, 0));
-		rc = step_done(p, st);
-	}
-	pthread_mutex_unlock(&p->db_lock);
+	(void)refs;
+	if (idx < a->first)
+		return 0;
+	rc = pfs_meta_page_store(a->p, map, idx, zero, PFS_NO_CHUNK, &old);
+	/* The old flash copy is superseded by the tombstone the next checkpoint writes; it is
+	 * freed at the next mount (unreferenced page copies are), never before that checkpoint. */
+	(void)chunk;
 	return rc;
+}
+
+int pfs_meta_pages_zero_from(struct pfs *p, uint64_t map, uint64_t first_idx)
+{
+	struct zero_arg a = {p, first_idx};
+	return pfs_meta_pages_each_chunk(p, (int64_t)map, false, zero_row, &a);
 }
 
 int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx)
@@ -363,12 +541,16 @@ int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx)
 }
 
 /* Pages are read in batches so db_lock is not held across the callback (which may take
- * volume locks, and must not nest inside db_lock: invariant 5). */
-int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *arg)
+ * volume locks, and must not nest inside db_lock: invariant 5). A row that fails its checksum
+ * is healed from its flash copy or, failing that, reported as an error. */
+int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
+                              pfs_meta_page_chunk_fn fn, void *arg)
 {
 	enum { BATCH = 64 };
 	struct engine_ref *refs = malloc(BATCH * PFS_PAGE_REFS * sizeof(*refs));
 	sqlite3_int64 keys[BATCH];
+	uint64_t chunks[BATCH];
+	int bad[BATCH];
 	sqlite3_int64 lo = map < 0 ? 0 : page_key((uint64_t)map, 0);
 	sqlite3_int64 hi = map < 0 ? INT64_MAX : page_key((uint64_t)map + 1, 0);
 	int rc = 0;
@@ -380,10 +562,13 @@ int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *a
 		int n = 0;
 
 		pthread_mutex_lock(&p->db_lock);
-		rc = prep(
-		    p,
-		    "SELECT key, data FROM pages WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-		    &st);
+		rc = prep(p,
+		          only_unwritten
+		              ? "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
+		                " AND chunk IS NULL ORDER BY key LIMIT ?"
+		              : "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
+		                " ORDER BY key LIMIT ?",
+		          &st);
 		if (rc) {
 			pthread_mutex_unlock(&p->db_lock);
 			break;
@@ -393,8 +578,12 @@ int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *a
 		sqlite3_bind_int(st, 3, BATCH);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			keys[n] = sqlite3_column_int64(st, 0);
-			page_decode(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1),
-			            refs + (size_t)n * PFS_PAGE_REFS);
+			chunks[n] = column_chunk(st, 2);
+			bad[n] = pfs_page_decode((uint64_t)keys[n] >> PFS_PAGE_SHIFT,
+			                         (uint64_t)keys[n] & ((1ull << PFS_PAGE_SHIFT) - 1),
+			                         sqlite3_column_blob(st, 1),
+			                         (size_t)sqlite3_column_bytes(st, 1),
+			                         refs + (size_t)n * PFS_PAGE_REFS);
 			n++;
 		}
 		rc = sql_errno(rc);
@@ -402,16 +591,41 @@ int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *a
 		pthread_mutex_unlock(&p->db_lock);
 		if (rc)
 			break;
-		for (int i = 0; i < n && !rc; i++)
-			rc = fn(arg, (uint64_t)keys[i] >> PFS_PAGE_SHIFT,
-			        (uint64_t)keys[i] & ((1ull << PFS_PAGE_SHIFT) - 1),
-			        refs + (size_t)i * PFS_PAGE_REFS);
+		for (int i = 0; i < n && !rc; i++) {
+			uint64_t m = (uint64_t)keys[i] >> PFS_PAGE_SHIFT;
+			uint64_t idx = (uint64_t)keys[i] & ((1ull << PFS_PAGE_SHIFT) - 1);
+			struct engine_ref *r = refs + (size_t)i * PFS_PAGE_REFS;
+			if (bad[i])
+				rc = page_heal(p, m, idx, chunks[i], r);
+			if (!rc)
+				rc = fn(arg, m, idx, r, chunks[i]);
+		}
 		if (rc || n < BATCH)
 			break;
 		lo = keys[n - 1] + 1;
 	}
 	free(refs);
 	return rc;
+}
+
+struct each_plain {
+	pfs_meta_page_fn fn;
+	void *arg;
+};
+
+static int each_plain_cb(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                         uint64_t chunk)
+{
+	struct each_plain *a = arg;
+
+	(void)chunk;
+	return a->fn(a->arg, map, idx, refs);
+}
+
+int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *arg)
+{
+	struct each_plain a = {fn, arg};
+	return pfs_meta_pages_each_chunk(p, map, false, each_plain_cb, &a);
 }
 
 int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period)

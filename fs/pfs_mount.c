@@ -15,11 +15,39 @@ struct scanned {
 	uint8_t hash[FTL_HASH_LEN];
 };
 
+struct found_meta {
+	uint64_t addr;
+	struct pfs_mtag tag;
+};
+
 struct scan_buf {
 	struct scanned *v;
 	size_t n, cap;
 	uint64_t max_id;
+	struct found_meta *m; /* fs's own records (pfs_mchunk.c) */
+	size_t nm, capm;
+	uint64_t max_lsn;
 };
+
+static int scan_meta(struct scan_buf *b, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN])
+{
+	struct pfs_mtag t;
+
+	if (pfs_mtag_decode(hash, &t))
+		return 0; /* not ours after all: left alone, reported by fsck */
+	if (b->nm == b->capm) {
+		size_t cap = b->capm ? b->capm * 2 : 1024;
+		struct found_meta *n = realloc(b->m, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		b->m = n;
+		b->capm = cap;
+	}
+	b->m[b->nm++] = (struct found_meta){addr.v, t};
+	if (t.gen > b->max_lsn)
+		b->max_lsn = t.gen;
+	return 0;
+}
 
 static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
                         uint32_t len, uint8_t flags)
@@ -27,7 +55,8 @@ static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_
 	struct scan_buf *b = arg;
 
 	(void)len;
-	(void)flags;
+	if (flags & PFS_CHUNK_META)
+		return scan_meta(b, addr, hash);
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 4096;
 		struct scanned *n = realloc(b->v, cap * sizeof(*n));
@@ -51,6 +80,7 @@ struct recount {
 	uint32_t *pat_refs; /* by pattern table index */
 	uint64_t npats;
 	uint64_t dangling;
+	uint64_t map;
 };
 
 static int recount_page(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs)
@@ -95,6 +125,12 @@ static int restore_pattern(void *arg, uint64_t refv, const uint8_t *pat, uint32_
 	return 0;
 }
 
+static int recount_map_page(void *arg, uint64_t idx, const struct engine_ref *refs)
+{
+	struct recount *r = arg;
+	return recount_page(arg, r->map, idx, refs);
+}
+
 /* Patterns are indexed by table slot; the table is capped at 2^20 entries (engine). */
 #define PFS_PATTERN_SLOTS (1u << 20)
 
@@ -116,7 +152,11 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 		r.chunk_refs[i] = UINT32_MAX;
 	for (size_t i = 0; i < sb->n; i++)
 		r.chunk_refs[sb->v[i].id] = 0;
-	rc = pfs_meta_pages_each(p, -1, recount_page, &r);
+	/* Every map of the catalogue, with the pages the log replay changed in memory. */
+	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next) {
+		r.map = v->id;
+		rc = pfs_map_each_page(p, v, recount_map_page, &r);
+	}
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < sb->n; i++) {
@@ -148,6 +188,204 @@ out:
 	free(r.chunk_refs);
 	free(r.pat_refs);
 	return rc;
+}
+
+/* ---- roll-forward: log chunks since the last checkpoint ---------------------------------- */
+
+struct replay {
+	struct pfs *p;
+	uint64_t records;
+};
+
+static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map, uint64_t blk,
+                      uint64_t value, const uint8_t *pat, uint32_t period)
+{
+	struct replay *r = arg;
+	struct pfs *p = r->p;
+	struct pfs_vol *v = pfs_vol_by_id(p, map);
+	int rc = 0;
+
+	(void)lsn;
+	if (!v)
+		return 0; /* deleted since: its records are moot */
+	if (v->kind != PFS_MAP_VOLUME)
+		goto out;
+	if (type == PFS_LOG_SIZE) {
+		if (value > atomic_load(&v->size) && value <= p->max_volume_bytes) {
+			atomic_store(&v->size, value);
+			v->size_dirty = true;
+		}
+	} else {
+		struct pfs_mpage *pg = NULL;
+		rc = pfs_map_page(p, v, blk / PFS_PAGE_REFS, true, &pg);
+		if (!rc)
+			pfs_map_set(p, v, pg, (uint32_t)(blk % PFS_PAGE_REFS), (struct engine_ref){value});
+		if (!rc && type == PFS_LOG_SET_PATTERN && !p->opts.readonly)
+			rc = pfs_meta_pattern_store(p, value, pat, period);
+	}
+	r->records++;
+out:
+	pfs_vol_unref(v);
+	return rc;
+}
+
+static int cmp_log(const void *a, const void *b)
+{
+	const struct found_meta *x = a, *y = b;
+	if (x->tag.kind != y->tag.kind)
+		return x->tag.kind < y->tag.kind ? -1 : 1;
+	if (x->tag.a != y->tag.a)
+		return x->tag.a < y->tag.a ? -1 : 1;
+	if (x->tag.b != y->tag.b)
+		return x->tag.b < y->tag.b ? -1 : 1;
+	return x->tag.gen < y->tag.gen ? -1 : x->tag.gen > y->tag.gen;
+}
+
+/* Applies, in lsn order, every record at or above the checkpoint's lsn; the old references
+ * the maps give back are not released (the recount that follows counts the final maps). */
+static int replay_log(struct pfs *p, struct scan_buf *sb)
+{
+	uint8_t *buf = malloc(FTL_CHUNK_MAX);
+	struct replay r = {.p = p};
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	p->replaying = true;
+	for (size_t i = 0; i < sb->nm && !rc; i++) {
+		struct found_meta *m = &sb->m[i];
+		if (m->tag.kind != PFS_MCHUNK_LOG)
+			continue;
+		if (!p->opts.readonly)
+			pfs_log_adopt(p, m->addr, m->tag.gen); /* freed by the next checkpoint */
+		if (m->tag.gen <= p->ckpt_lsn)
+			continue;
+		int len = ftl_read(p->ftl, (struct ftl_addr){m->addr}, buf, FTL_CHUNK_MAX, NULL);
+		if (len < 0) {
+			/* Records of an fsync that never returned can be torn; anything
+			 * acknowledged was flushed whole. Either way: skip, and say so. */
+			pfs_log("pstorfs: log chunk at lsn %llu unreadable (%d): skipped",
+			        (unsigned long long)m->tag.a, len);
+			continue;
+		}
+		rc = pfs_log_decode(buf, (size_t)len, m->tag.a, p->ckpt_lsn, replay_rec, &r);
+		if (rc == -EUCLEAN) {
+			pfs_log("pstorfs: log chunk at lsn %llu is malformed: skipped",
+			        (unsigned long long)m->tag.a);
+			rc = 0;
+		}
+		p->replayed_chunks++;
+	}
+	p->replaying = false;
+	p->replayed_records = r.records;
+	free(buf);
+	return rc;
+}
+
+/* ---- page copies: which to keep, which to rewrite ---------------------------------------- */
+
+struct copies {
+	struct found_meta *pages; /* sorted by (map, idx, gen) */
+	size_t npages;
+	uint64_t *refd; /* copy addresses rows point to, sorted */
+	size_t nrefd, caprefd;
+	struct pfs *p;
+	uint64_t stale;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The newest copy found for (map, idx), or NULL. */
+static const struct found_meta *newest_copy(const struct copies *c, uint64_t map, uint64_t idx)
+{
+	size_t lo = 0, hi = c->npages;
+	while (lo < hi) { /* first entry > (map, idx, max) */
+		size_t mid = (lo + hi) / 2;
+		const struct pfs_mtag *t = &c->pages[mid].tag;
+		if (t->a < map || (t->a == map && t->b <= idx))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct found_meta *m = &c->pages[lo - 1];
+	return m->tag.a == map && m->tag.b == idx ? m : NULL;
+}
+
+/* A row whose copy is not the newest one found for its page (a checkpoint that wrote copies
+ * and then crashed before its SQLite commit) gets a fresh copy at the next checkpoint, newer
+ * than the stale one, so a rebuild from flash can never prefer the stale copy. */
+static int check_row(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                     uint64_t chunk)
+{
+	struct copies *c = arg;
+	const struct found_meta *m = newest_copy(c, map, idx);
+	uint64_t old;
+
+	/* A snapshot row points to its volume's copy (tagged with the volume's id): only a copy
+	 * tagged with the row's own map counts here. */
+	if (!m || m->addr == chunk)
+		return 0;
+	c->stale++;
+	return c->p->opts.readonly ? 0
+	                           : pfs_meta_page_store(c->p, map, idx, refs, PFS_NO_CHUNK, &old);
+}
+
+static int collect_refd(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                        uint64_t chunk)
+{
+	struct copies *c = arg;
+
+	(void)map;
+	(void)idx;
+	(void)refs;
+	if (chunk == PFS_NO_CHUNK)
+		return 0;
+	if (c->nrefd == c->caprefd) {
+		size_t cap = c->caprefd ? c->caprefd * 2 : 1024;
+		uint64_t *n = realloc(c->refd, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->refd = n;
+		c->caprefd = cap;
+	}
+	c->refd[c->nrefd++] = chunk;
+	return 0;
+}
+
+static int copies_check_rows(struct pfs *p, struct scan_buf *sb, struct copies *c)
+{
+	c->p = p;
+	c->pages = sb->m;
+	while (c->npages < sb->nm && sb->m[c->npages].tag.kind == PFS_MCHUNK_PAGE)
+		c->npages++;
+	return pfs_meta_pages_each_chunk(p, -1, false, check_row, c);
+}
+
+/* After the mount checkpoint: copies and catalogue records nothing points to are freed. */
+static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct copies *c)
+{
+	c->nrefd = 0;
+	if (pfs_meta_pages_each_chunk(p, -1, false, collect_refd, c))
+		return; /* keep everything: freed at a later mount */
+	qsort(c->refd, c->nrefd, sizeof(*c->refd), cmp_u64);
+	for (size_t i = 0; i < sb->nm; i++) {
+		struct found_meta *m = &sb->m[i];
+		bool keep;
+		if (m->tag.kind == PFS_MCHUNK_PAGE)
+			keep = bsearch(&m->addr, c->refd, c->nrefd, sizeof(uint64_t), cmp_u64);
+		else if (m->tag.kind == PFS_MCHUNK_CATALOG)
+			keep = m->addr == p->cat_chunk;
+		else
+			continue; /* log chunks: the checkpoint freed those it covers */
+		if (!keep)
+			ftl_free(p->ftl, (struct ftl_addr){m->addr});
+	}
 }
 
 static void superblock_msg(const char *path, int rc, char *msg, size_t msglen);
@@ -182,7 +420,48 @@ static void superblock_msg(const char *path, int rc, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: cannot read the superblock: %s", path, strerror(-rc));
 }
 
-int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t msglen)
+/* Log replay, recount, and the mount checkpoint that makes the replayed state SQLite's. */
+static int recover(struct pfs *p, struct scan_buf *sb)
+{
+	struct copies c = {0};
+	uint64_t v;
+	int rc;
+
+	p->ckpt_lsn = pfs_meta_kv_get(p, "ckpt_lsn", &v) == 0 ? v : 0;
+	p->cat_chunk = pfs_meta_kv_get(p, "cat_chunk", &v) == 0 ? v : PFS_NO_CHUNK;
+	/* New lsns start above everything on flash, so new copies and records always win. */
+	uint64_t next = (sb->max_lsn > p->ckpt_lsn ? sb->max_lsn : p->ckpt_lsn) + 1;
+	p->log.next_lsn = p->log.buf_lsn = p->log.durable_lsn = next;
+
+	qsort(sb->m, sb->nm, sizeof(*sb->m), cmp_log);
+	int64_t t0 = pfs_now_ns();
+	rc = replay_log(p, sb);
+	p->replay_seconds = (double)(pfs_now_ns() - t0) / 1e9;
+	if (rc)
+		return rc;
+	if (p->replayed_records)
+		pfs_log("pstorfs: replayed %llu map changes from %llu log chunks in %.3f s",
+		        (unsigned long long)p->replayed_records,
+		        (unsigned long long)p->replayed_chunks, p->replay_seconds);
+	rc = rebuild(p, sb);
+	if (rc)
+		return rc;
+	rc = copies_check_rows(p, sb, &c);
+	if (rc || p->opts.readonly)
+		goto out;
+	/* Frees from the rebuild reach the device now, so a crash cannot resurrect them, and
+	 * the replayed changes move from the log into SQLite. */
+	atomic_store(&p->cat_dirty, true);
+	rc = pfs_commit(p);
+	if (!rc)
+		copies_free_unreferenced(p, sb, &c);
+out:
+	free(c.refd);
+	return rc;
+}
+
+static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out,
+                       char *msg, size_t msglen)
 {
 	struct scan_buf sb = {0};
 	struct pfs *p;
@@ -200,14 +479,21 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 	pthread_mutex_init(&p->bg_lock, NULL);
 	pthread_cond_init(&p->bg_cond, NULL);
 	pthread_mutex_init(&p->msg_lock, NULL);
+	pfs_log_init(p);
+	p->cat_chunk = PFS_NO_CHUNK;
 	snprintf(p->msg, sizeof(p->msg), "ok");
 	int64_t t0 = pfs_now_ns();
 
-	rc = ftl_dev_open(opts->device, opts->readonly ? FTL_DEV_RDONLY : 0, 0, &p->dev);
-	if (rc) {
-		snprintf(msg, msglen, "%s: %s", opts->device,
-		         rc == -EBUSY ? "in use (already mounted?)" : strerror(-rc));
-		goto err;
+	if (dev) {
+		p->dev = dev;
+	} else {
+		rc = ftl_dev_open(opts->device, opts->readonly ? FTL_DEV_RDONLY : 0, 0, &p->dev);
+		if (rc) {
+			snprintf(msg, msglen, "%s: %s", opts->device,
+			         rc == -EBUSY ? "in use (already mounted?)" : strerror(-rc));
+			goto err;
+		}
+		p->dev_owned = p->dev;
 	}
 	rc = ftl_read_superblock(p->dev, &p->sb);
 	if (rc) {
@@ -233,8 +519,9 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 
 	rc = pfs_meta_open(p);
 	if (rc) {
-		snprintf(msg, msglen, "%s: cannot open the metadata: %s", opts->device,
-		         strerror(-rc));
+		snprintf(msg, msglen, "%s: cannot open the metadata: %s%s", opts->device,
+		         strerror(-rc),
+		         rc == -EUCLEAN || rc == -EIO ? " (run fsck.pstorfs --repair)" : "");
 		goto err;
 	}
 	p->cfg.codec = ENGINE_CODEC_LZ4;
@@ -259,18 +546,23 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 		goto err;
 	}
 	rc = pfs_catalog_load(p);
-	if (!rc)
-		rc = rebuild(p, &sb);
 	if (rc) {
-		snprintf(msg, msglen, "%s: cannot load the volume catalogue: %s", opts->device,
+		snprintf(msg, msglen, "%s: cannot load the volume catalogue: %s%s", opts->device,
+		         strerror(-rc), " (run fsck.pstorfs --repair)");
+		goto err;
+	}
+	rc = recover(p, &sb);
+	if (rc) {
+		snprintf(msg, msglen, "%s: cannot recover the maps: %s", opts->device,
 		         strerror(-rc));
 		goto err;
 	}
 	free(sb.v);
+	free(sb.m);
 	sb.v = NULL;
+	sb.m = NULL;
+	p->recovered = true;
 	if (!opts->readonly) {
-		/* Frees from the rebuild reach the device now, so a crash cannot resurrect them. */
-		ftl_sync(p->ftl);
 		rc = pfs_commit_start(p);
 		if (rc) {
 			snprintf(msg, msglen, "cannot start the commit thread: %s", strerror(-rc));
@@ -283,8 +575,20 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 	return 0;
 err:
 	free(sb.v);
+	free(sb.m);
 	pfs_close(p);
 	return rc;
+}
+
+int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t msglen)
+{
+	return open_common(opts, NULL, out, msg, msglen);
+}
+
+int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out, char *msg,
+                 size_t msglen)
+{
+	return open_common(opts, dev, out, msg, msglen);
 }
 
 void pfs_close(struct pfs *p)
@@ -292,7 +596,7 @@ void pfs_close(struct pfs *p)
 	if (!p)
 		return;
 	pfs_commit_stop(p);
-	if (p->db && p->eng && p->ftl) {
+	if (p->recovered) {
 		int rc = pfs_commit(p);
 		if (rc)
 			pfs_log("pstorfs: final commit failed: %d (the last changes are lost)", rc);
@@ -301,8 +605,10 @@ void pfs_close(struct pfs *p)
 	engine_close(p->eng);
 	pfs_meta_close(p);
 	ftl_close(p->ftl);
-	ftl_dev_close(p->dev);
+	ftl_dev_close(p->dev_owned);
+	pfs_log_destroy(p);
 	free(p->puts);
+	free(p->mfrees);
 	pthread_mutex_destroy(&p->commit_lock);
 	pthread_mutex_destroy(&p->db_lock);
 	pthread_mutex_destroy(&p->cat_lock);

@@ -92,7 +92,16 @@ static int load_one(void *arg, uint64_t id, int kind, uint64_t parent, const cha
 
 int pfs_catalog_load(struct pfs *p)
 {
-	return pfs_meta_maps_each(p, load_one, p);
+	int rc = pfs_meta_maps_each(p, load_one, p);
+
+	/* Not inside the walk above: it holds db_lock. The catalogue is private to mount here. */
+	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next) {
+		char key[48];
+		snprintf(key, sizeof(key), "snapgen.%llu", (unsigned long long)v->id);
+		if (v->kind == PFS_MAP_SNAPSHOT && pfs_meta_kv_get(p, key, &v->snap_gen))
+			v->snap_gen = 0;
+	}
+	return rc;
 }
 
 void pfs_catalog_free(struct pfs *p)
@@ -154,6 +163,59 @@ int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *
 	return rc;
 }
 
+/* The catalogue's flash record follows every catalogue change at once, so a rebuild from
+ * flash never misses a volume whose writes the log already holds. Caller holds commit_lock. */
+static void cat_changed_locked(struct pfs *p)
+{
+	atomic_store(&p->cat_dirty, true);
+	int rc = pfs_commit_locked(p);
+	if (rc)
+		pfs_log("pstorfs: catalogue record: commit failed: %d (retried)", rc);
+}
+
+struct chunk_list {
+	uint64_t *idx, *chunk;
+	size_t n, cap;
+};
+
+static int list_chunk(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                      uint64_t chunk)
+{
+	struct chunk_list *l = arg;
+
+	(void)map;
+	(void)refs;
+	if (chunk == PFS_NO_CHUNK)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		uint64_t *a = realloc(l->idx, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		l->idx = a;
+		uint64_t *b = realloc(l->chunk, cap * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		l->chunk = b;
+		l->cap = cap;
+	}
+	l->idx[l->n] = idx;
+	l->chunk[l->n++] = chunk;
+	return 0;
+}
+
+/* The flash copies a map's rows point to, to free after the change that drops the rows. */
+static int chunks_of(struct pfs *p, uint64_t map, struct chunk_list *l)
+{
+	return pfs_meta_pages_each_chunk(p, (int64_t)map, false, list_chunk, l);
+}
+
+static void chunk_list_free(struct chunk_list *l)
+{
+	free(l->idx);
+	free(l->chunk);
+}
+
 static int check_size(struct pfs *p, uint64_t size)
 {
 	if (size == 0) {
@@ -202,6 +264,7 @@ static int vol_create_locked(struct pfs *p, const char *name, uint64_t size, uin
 	if (!v)
 		return -ENOMEM; /* the row exists: it is loaded at the next mount */
 	cat_add(p, v);
+	cat_changed_locked(p);
 	if (id_out)
 		*id_out = id;
 	if (out) {
@@ -301,7 +364,7 @@ static int clear_from(struct pfs *p, struct pfs_vol *v, uint64_t first_blk)
 		for (uint32_t s = 0; !rc && pg && s < PFS_PAGE_REFS; s++) {
 			uint64_t blk = a.idxs[i] * PFS_PAGE_REFS + s;
 			if (blk >= first_blk && pg->ref[s].v)
-				pfs_defer_put(p, pfs_map_set(v, pg, s, ENGINE_REF_ZERO_VALUE));
+				pfs_defer_put(p, pfs_map_set(p, v, pg, s, ENGINE_REF_ZERO_VALUE));
 		}
 		pthread_rwlock_unlock(l);
 	}
@@ -391,8 +454,11 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 		goto out_unref;
 	}
 	pthread_rwlock_wrlock(&v->rw);
+	struct chunk_list copies = {0};
 	/* Queue the releases while the rows still exist; they happen after the commit below. */
-	rc = pfs_vol_defer_all(p, v);
+	rc = chunks_of(p, v->id, &copies);
+	if (!rc)
+		rc = pfs_vol_defer_all(p, v);
 	if (!rc)
 		rc = pfs_meta_begin(p);
 	if (!rc) {
@@ -405,6 +471,7 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	if (rc) {
 		pfs_map_each_page(p, v, regain_page_refs, p); /* the queued releases stand */
 		pthread_rwlock_unlock(&v->rw);
+		chunk_list_free(&copies);
 		pfs_set_msg(p, "cannot delete volume %s: error %d", name, rc);
 		goto out_unref;
 	}
@@ -412,6 +479,10 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	pfs_map_forget(v);
 	pthread_rwlock_unlock(&v->rw);
 	cat_remove(p, v);
+	for (size_t i = 0; i < copies.n; i++)
+		pfs_defer_mfree(p, copies.chunk[i]); /* no snapshot shares them: it has none */
+	chunk_list_free(&copies);
+	atomic_store(&p->cat_dirty, true);
 	rc = pfs_commit_locked(p);
 out_unref:
 	pfs_vol_unref(v);
@@ -460,6 +531,7 @@ int pfs_vol_rename(struct pfs *p, const char *from, const char *to)
 	pthread_mutex_lock(&p->cat_lock);
 	snprintf(v->name, sizeof(v->name), "%s", to);
 	pthread_mutex_unlock(&p->cat_lock);
+	cat_changed_locked(p);
 out_unlock:
 	pfs_vol_unref(v);
 	pthread_mutex_unlock(&p->commit_lock);
@@ -478,7 +550,7 @@ static int get_page_refs(void *arg, uint64_t map, uint64_t idx, const struct eng
 /* Copies the committed map of SRC into a new map row. Caller holds commit_lock and SRC's rw
  * lock, and committed SRC just before, so its rows are its whole map. */
 static int map_copy_locked(struct pfs *p, struct pfs_vol *src, int kind, uint64_t parent,
-                           const char *name, struct pfs_vol **out)
+                           const char *name, bool share, struct pfs_vol **out)
 {
 	int64_t now = pfs_now_ns();
 	uint64_t id, size = atomic_load(&src->size);
@@ -492,7 +564,11 @@ static int map_copy_locked(struct pfs *p, struct pfs_vol *src, int kind, uint64_
 	if (!rc)
 		rc = pfs_meta_map_update(p, id, name, size, nz, ch);
 	if (!rc)
-		rc = pfs_meta_pages_copy(p, src->id, id);
+		rc = pfs_meta_pages_copy(p, src->id, id, share);
+	char key[48];
+	snprintf(key, sizeof(key), "snapgen.%llu", (unsigned long long)id);
+	if (!rc && kind == PFS_MAP_SNAPSHOT)
+		rc = pfs_meta_kv_set(p, key, p->ckpt_lsn);
 	if (rc) {
 		pfs_meta_rollback(p);
 		return rc;
@@ -503,9 +579,12 @@ static int map_copy_locked(struct pfs *p, struct pfs_vol *src, int kind, uint64_
 	struct pfs_vol *v = vol_new(id, kind, parent, name, size, now, nz, ch);
 	if (!v)
 		return -ENOMEM;
+	if (kind == PFS_MAP_SNAPSHOT)
+		v->snap_gen = p->ckpt_lsn;
 	/* Invariant 2: the new map owns one count of each reference it holds. */
 	rc = pfs_meta_pages_each(p, (int64_t)id, get_page_refs, p);
 	cat_add(p, v);
+	atomic_store(&p->cat_dirty, true);
 	if (out) {
 		atomic_fetch_add(&v->refs, 1);
 		*out = v;
@@ -561,8 +640,10 @@ int pfs_snap_create(struct pfs *p, const char *vol, const char *snap)
 	pthread_mutex_unlock(&v->lock);
 	rc = pfs_commit_locked(p);
 	if (!rc)
-		rc = map_copy_locked(p, v, PFS_MAP_SNAPSHOT, v->id, snap, NULL);
+		rc = map_copy_locked(p, v, PFS_MAP_SNAPSHOT, v->id, snap, true, NULL);
 	pthread_rwlock_unlock(&v->rw);
+	if (!rc)
+		cat_changed_locked(p);
 	if (rc)
 		pfs_set_msg(p, "cannot snapshot %s: error %d", vol, rc);
 out_unref:
@@ -582,7 +663,10 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 	if (rc)
 		goto out_unlock;
 	pthread_rwlock_wrlock(&s->rw);
-	rc = pfs_vol_defer_all(p, s); /* released after the commit below */
+	struct chunk_list copies = {0};
+	rc = chunks_of(p, s->id, &copies);
+	if (!rc)
+		rc = pfs_vol_defer_all(p, s); /* released after the commit below */
 	if (!rc)
 		rc = pfs_meta_begin(p);
 	if (!rc) {
@@ -597,10 +681,21 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 		/* Nothing was deleted: the queued releases must not happen. Recount at mount is
 		 * the safe fallback, so undo by taking the references again. */
 		pfs_map_each_page(p, s, regain_page_refs, p);
+		chunk_list_free(&copies);
 		pfs_set_msg(p, "cannot delete snapshot %s/%s: error %d", vol, snap, rc);
 		goto out_unref;
 	}
 	cat_remove(p, s);
+	/* Its rows shared the volume's page copies: free those the volume and its other
+	 * snapshots no longer point to. */
+	for (size_t i = 0; i < copies.n; i++) {
+		uint64_t cur;
+		if (pfs_meta_page_chunk(p, v->id, copies.idx[i], &cur) == 0 && cur == copies.chunk[i])
+			continue;
+		pfs_release_page_copy(p, v->id, copies.idx[i], copies.chunk[i]);
+	}
+	chunk_list_free(&copies);
+	atomic_store(&p->cat_dirty, true);
 	rc = pfs_commit_locked(p);
 out_unref:
 	pfs_vol_unref(s);
@@ -623,14 +718,21 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap)
 	rc = pfs_commit_locked(p);
 	if (rc)
 		goto out_wunlock;
-	rc = pfs_vol_defer_all(p, v);
-	if (rc)
+	struct chunk_list copies = {0};
+	rc = chunks_of(p, v->id, &copies);
+	if (!rc)
+		rc = pfs_vol_defer_all(p, v);
+	if (rc) {
+		chunk_list_free(&copies);
 		goto out_wunlock;
+	}
 	rc = pfs_meta_begin(p);
 	if (!rc) {
-		rc = pfs_meta_pages_delete_from(p, v->id, 0);
+		/* Rows the snapshot lacks become tombstones; all get new copies at the next
+		 * checkpoint, newer than anything the volume had. */
+		rc = pfs_meta_pages_zero_from(p, v->id, 0);
 		if (!rc)
-			rc = pfs_meta_pages_copy(p, s->id, v->id);
+			rc = pfs_meta_pages_copy(p, s->id, v->id, false);
 		if (!rc)
 			rc = pfs_meta_map_update(p, v->id, v->name, atomic_load(&s->size),
 			                         atomic_load(&s->nz_blocks),
@@ -642,8 +744,12 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap)
 	}
 	if (rc) {
 		pfs_map_each_page(p, v, regain_page_refs, p);
+		chunk_list_free(&copies);
 		goto out_wunlock;
 	}
+	for (size_t i = 0; i < copies.n; i++)
+		pfs_release_page_copy(p, v->id, copies.idx[i], copies.chunk[i]);
+	chunk_list_free(&copies);
 	pfs_map_forget(v);
 	atomic_store(&v->size, atomic_load(&s->size));
 	atomic_store(&v->nz_blocks, atomic_load(&s->nz_blocks));
@@ -684,8 +790,10 @@ int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char 
 		goto out_unref;
 	}
 	pthread_rwlock_rdlock(&s->rw);
-	rc = map_copy_locked(p, s, PFS_MAP_VOLUME, 0, newvol, NULL);
+	rc = map_copy_locked(p, s, PFS_MAP_VOLUME, 0, newvol, false, NULL);
 	pthread_rwlock_unlock(&s->rw);
+	if (!rc)
+		cat_changed_locked(p);
 	if (rc)
 		pfs_set_msg(p, "cannot clone %s/%s: error %d", vol, snap, rc);
 out_unref:

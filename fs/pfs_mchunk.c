@@ -1,0 +1,294 @@
+/* fs/pfs_mchunk.c - fs's own records in the FTL: page copies, catalogue records and their tags
+ * (log chunks are encoded in pfs_log.c). They make the segments alone enough to rebuild the
+ * SQLite metadata; see the pfs_int.h section for what each holds and why.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_int.h"
+
+#define MTAG_MAGIC  0x314d4650u /* "PFM1" */
+#define CAT_MAGIC   0x54414350u /* "PCAT" */
+#define CAT_VERSION 1u
+#define PAT_ENTRY   32u /* ref 8, period 1, pattern 16, pad 7 */
+
+static void put64(uint8_t *b, uint64_t v)
+{
+	for (int k = 0; k < 8; k++)
+		b[k] = (uint8_t)(v >> (8 * k));
+}
+
+static uint64_t get64(const uint8_t *b)
+{
+	uint64_t v = 0;
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | b[k];
+	return v;
+}
+
+static void put32(uint8_t *b, uint32_t v)
+{
+	for (int k = 0; k < 4; k++)
+		b[k] = (uint8_t)(v >> (8 * k));
+}
+
+static uint32_t get32(const uint8_t *b)
+{
+	uint32_t v = 0;
+	for (int k = 3; k >= 0; k--)
+		v = v << 8 | b[k];
+	return v;
+}
+
+void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN])
+{
+	memset(hash, 0, FTL_HASH_LEN);
+	put32(hash, MTAG_MAGIC);
+	hash[4] = (uint8_t)t->kind;
+	put64(hash + 8, t->a);
+	put64(hash + 16, t->b);
+	put64(hash + 24, t->gen);
+}
+
+int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t)
+{
+	if (get32(hash) != MTAG_MAGIC || hash[4] < PFS_MCHUNK_PAGE || hash[4] > PFS_MCHUNK_LOG)
+		return -EINVAL;
+	t->kind = (enum pfs_mchunk_kind)hash[4];
+	t->a = get64(hash + 8);
+	t->b = get64(hash + 16);
+	t->gen = get64(hash + 24);
+	return 0;
+}
+
+static int write_meta(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
+                      uint64_t *addr)
+{
+	uint8_t hash[FTL_HASH_LEN];
+	struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = PFS_CHUNK_META, .reserve = true};
+	struct ftl_addr a;
+	int rc;
+
+	pfs_mtag_encode(t, hash);
+	rc = ftl_write(ftl, buf, len, hash, &o, &a);
+	if (!rc)
+		*addr = a.v;
+	return rc;
+}
+
+int pfs_mchunk_write_page(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
+                          uint64_t gen, uint64_t *addr)
+{
+	uint8_t *buf = malloc(PFS_PAGE_BLOB + 4 + PFS_PAGE_REFS * PAT_ENTRY);
+	uint32_t npat = 0, len;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	pfs_page_encode(map, idx, refs, buf);
+	uint8_t *pe = buf + PFS_PAGE_BLOB + 4;
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
+		uint8_t pat[16];
+		if (!engine_ref_is_table_pattern(refs[i]))
+			continue;
+		int period = engine_ref_pattern(p->eng, refs[i], pat);
+		if (period < 0) {
+			rc = period;
+			goto out;
+		}
+		memset(pe, 0, PAT_ENTRY);
+		put64(pe, refs[i].v);
+		pe[8] = (uint8_t)period;
+		memcpy(pe + 9, pat, 16);
+		pe += PAT_ENTRY;
+		npat++;
+	}
+	put32(buf + PFS_PAGE_BLOB, npat);
+	len = PFS_PAGE_BLOB + 4 + npat * PAT_ENTRY;
+	struct pfs_mtag t = {PFS_MCHUNK_PAGE, map, idx, gen};
+	rc = write_meta(p->ftl, buf, len, &t, addr);
+out:
+	free(buf);
+	return rc;
+}
+
+int pfs_mchunk_read_page(struct ftl *ftl, uint64_t addr, uint64_t idx, struct engine_ref *refs,
+                         pfs_pattern_fn pats_fn, void *arg)
+{
+	uint8_t hash[FTL_HASH_LEN], flags = 0;
+	uint8_t *buf = malloc(FTL_CHUNK_MAX);
+	struct pfs_mtag t;
+	int rc, len;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = ftl_read_hash(ftl, (struct ftl_addr){addr}, hash);
+	if (rc)
+		goto out;
+	rc = -EUCLEAN;
+	if (pfs_mtag_decode(hash, &t) || t.kind != PFS_MCHUNK_PAGE || t.b != idx)
+		goto out;
+	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
+	if (len < 0) {
+		rc = len;
+		goto out;
+	}
+	rc = -EUCLEAN;
+	if (!(flags & PFS_CHUNK_META) || len < (int)(PFS_PAGE_BLOB + 4))
+		goto out;
+	rc = pfs_page_decode(t.a, idx, buf, PFS_PAGE_BLOB, refs);
+	if (rc)
+		goto out;
+	uint32_t npat = get32(buf + PFS_PAGE_BLOB);
+	if ((size_t)len != PFS_PAGE_BLOB + 4 + (size_t)npat * PAT_ENTRY) {
+		rc = -EUCLEAN;
+		goto out;
+	}
+	for (uint32_t i = 0; i < npat && pats_fn && !rc; i++) {
+		const uint8_t *pe = buf + PFS_PAGE_BLOB + 4 + (size_t)i * PAT_ENTRY;
+		if (pe[8] < 1 || pe[8] > 16)
+			rc = -EUCLEAN;
+		else
+			rc = pats_fn(arg, get64(pe), pe + 9, pe[8]);
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/* Catalogue record layout: header (magic, version, gen, next id, map count, config length),
+ * fixed-size map entries, then the settings as text. */
+#define CAT_HDR   32u
+#define CAT_ENTRY (48u + 8u + PFS_NAME_MAX)
+
+int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
+{
+	char cfg[PFS_CFG_TEXT_MAX];
+	size_t cfglen = 0, n = 0, cap;
+	uint8_t *buf;
+	uint64_t next_id = 0;
+	int rc;
+
+	for (int k = 0; k < PFS_CFG_COUNT; k++) {
+		char v[128];
+		if (pfs_config_get(p, pfs_config_names[k], v, sizeof(v)) == 0)
+			cfglen += (size_t)snprintf(cfg + cfglen, sizeof(cfg) - cfglen, "%s=%s\n",
+			                           pfs_config_names[k], v);
+		if (cfglen >= sizeof(cfg))
+			cfglen = sizeof(cfg) - 1;
+	}
+	buf = malloc(FTL_CHUNK_MAX);
+	if (!buf)
+		return -ENOMEM;
+	cap = (FTL_CHUNK_MAX - CAT_HDR - cfglen) / CAT_ENTRY;
+	pthread_mutex_lock(&p->cat_lock);
+	for (struct pfs_vol *v = p->vols; v; v = v->next) {
+		if (v->id >= next_id)
+			next_id = v->id + 1;
+		if (atomic_load(&v->gone))
+			continue;
+		if (n == cap) {
+			n++;
+			break;
+		}
+		uint8_t *e = buf + CAT_HDR + n * CAT_ENTRY;
+		memset(e, 0, CAT_ENTRY);
+		put64(e, v->id);
+		put64(e + 8, v->parent);
+		put64(e + 16, atomic_load(&v->size));
+		put64(e + 24, v->snap_gen);
+		put64(e + 32, (uint64_t)v->ctime_ns);
+		put32(e + 40, (uint32_t)v->kind);
+		put32(e + 44, (uint32_t)strlen(v->name));
+		memcpy(e + 48, v->name, strlen(v->name));
+		n++;
+	}
+	pthread_mutex_unlock(&p->cat_lock);
+	if (n > cap) {
+		/* More maps than one record holds: the previous record stays the newest, so a
+		 * rebuild misses the newest maps; mounting is not affected. */
+		pfs_log("pstorfs: catalogue record: more than %zu volumes and snapshots; the flash "
+		        "copy of the catalogue is not updated",
+		        cap);
+		rc = -E2BIG;
+		goto out;
+	}
+	put32(buf, CAT_MAGIC);
+	put32(buf + 4, CAT_VERSION);
+	put64(buf + 8, gen);
+	put64(buf + 16, next_id);
+	put32(buf + 24, (uint32_t)n);
+	put32(buf + 28, (uint32_t)cfglen);
+	memcpy(buf + CAT_HDR + n * CAT_ENTRY, cfg, cfglen);
+	struct pfs_mtag t = {PFS_MCHUNK_CATALOG, 0, 0, gen};
+	rc = write_meta(p->ftl, buf, (uint32_t)(CAT_HDR + n * CAT_ENTRY + cfglen), &t, addr);
+out:
+	free(buf);
+	return rc;
+}
+
+int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat)
+{
+	uint8_t *buf = malloc(FTL_CHUNK_MAX), flags = 0;
+	int len, rc = -EUCLEAN;
+
+	memset(cat, 0, sizeof(*cat));
+	if (!buf)
+		return -ENOMEM;
+	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
+	if (len < 0) {
+		rc = len;
+		goto out;
+	}
+	if (len < (int)CAT_HDR || get32(buf) != CAT_MAGIC || get32(buf + 4) != CAT_VERSION)
+		goto out;
+	uint32_t n = get32(buf + 24), cfglen = get32(buf + 28);
+	if ((uint64_t)CAT_HDR + (uint64_t)n * CAT_ENTRY + cfglen != (uint64_t)len ||
+	    cfglen >= PFS_CFG_TEXT_MAX)
+		goto out;
+	cat->gen = get64(buf + 8);
+	cat->next_id = get64(buf + 16);
+	cat->maps = calloc(n ? n : 1, sizeof(*cat->maps));
+	if (!cat->maps) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = buf + CAT_HDR + (size_t)i * CAT_ENTRY;
+		struct pfs_cat_entry *m = &cat->maps[i];
+		uint32_t nl = get32(e + 44);
+		m->id = get64(e);
+		m->parent = get64(e + 8);
+		m->size = get64(e + 16);
+		m->snap_gen = get64(e + 24);
+		m->ctime_ns = (int64_t)get64(e + 32);
+		m->kind = (int)get32(e + 40);
+		if (nl == 0 || nl > PFS_NAME_MAX ||
+		    (m->kind != PFS_MAP_VOLUME && m->kind != PFS_MAP_SNAPSHOT))
+			goto out_bad;
+		memcpy(m->name, e + 48, nl);
+		m->name[nl] = 0;
+		if (!pfs_name_valid(m->name))
+			goto out_bad;
+	}
+	cat->nmaps = n;
+	memcpy(cat->config, buf + CAT_HDR + (size_t)n * CAT_ENTRY, cfglen);
+	cat->config[cfglen] = 0;
+	rc = 0;
+	goto out;
+out_bad:
+	pfs_catalog_release(cat);
+	rc = -EUCLEAN;
+out:
+	free(buf);
+	return rc;
+}
+
+void pfs_catalog_release(struct pfs_catalog *cat)
+{
+	free(cat->maps);
+	cat->maps = NULL;
+	cat->nmaps = 0;
+}
