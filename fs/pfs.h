@@ -50,6 +50,7 @@ int pfs_sync(struct pfs *p);
 int pfs_probe(const char *path, char *msg, size_t msglen);
 
 int pfs_mkfs_main(int argc, char **argv);
+int pfs_fsck_main(int argc, char **argv); /* fsck.pstorfs */
 int pfs_daemon_main(int argc, char **argv);
 
 #ifdef __cplusplus

@@ -434,8 +434,8 @@ int pfs_commit_locked(struct pfs *p)
 				rc = store_patterns(p, &vc->pages[k]);
 				if (!rc)
 					rc = pfs_meta_page_store(p, vc->v->id, vc->pages[k].idx,
-					                         vc->pages[k].ref, vc->pages[k].chunk,
-					                         &old);
+					                         vc->pages[k].ref,
+					                         vc->pages[k].chunk, &old);
 				if (!rc)
 					rc = frees_add(&olds, vc->v->id, vc->pages[k].idx, old);
 				if (!rc && ++in_batch == batch) {

@@ -26,20 +26,21 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "engine.h"
 #include "ftl.h"
 #include "pfs.h"
 
-#define PFS_PAGE_REFS  256u /* references per map page: 2 KiB page, 1 MiB of a 4 KiB volume */
-#define PFS_PAGE_SHIFT 40   /* SQLite key = map id << 40 | page index */
-#define PFS_STRIPES    64u  /* page lock stripes per volume */
-#define PFS_NAME_MAX   64
-#define PFS_MSG_MAX    256
-#define PFS_VFS_NAME   "pstorfs-meta"
+#define PFS_PAGE_REFS    256u /* references per map page: 2 KiB page, 1 MiB of a 4 KiB volume */
+#define PFS_PAGE_SHIFT   40   /* SQLite key = map id << 40 | page index */
+#define PFS_STRIPES      64u  /* page lock stripes per volume */
+#define PFS_NAME_MAX     64
+#define PFS_MSG_MAX      256
+#define PFS_VFS_NAME     "pstorfs-meta"
 #define PFS_CFG_TEXT_MAX 1024
-#define PFS_DB_NAME    "pstorfs.db"
+#define PFS_DB_NAME      "pstorfs.db"
 
 enum pfs_map_kind {
 	PFS_MAP_VOLUME = 0,
@@ -99,14 +100,14 @@ struct pfs_log {
 	pthread_mutex_t lock; /* buffer and lsn counters */
 	uint8_t *buf;         /* encoded records not yet in a log chunk */
 	size_t len, cap;
-	uint64_t buf_lsn;  /* lsn of the first record in buf */
-	uint64_t next_lsn; /* lsn the next record gets */
-	uint64_t durable_lsn; /* every record below it is durable (log chunk or checkpoint) */
+	uint64_t buf_lsn;           /* lsn of the first record in buf */
+	uint64_t next_lsn;          /* lsn the next record gets */
+	uint64_t durable_lsn;       /* every record below it is durable (log chunk or checkpoint) */
 	pthread_mutex_t flush_lock; /* one log writer at a time; waiters find their lsn done */
 	/* Log chunks on flash, freed once a checkpoint covers them. */
 	struct pfs_log_chunk {
 		uint64_t addr, end_lsn;
-	} *chunks;
+	} * chunks;
 	size_t nchunks, cap_chunks;
 	bool broken;         /* a record was lost (no memory): sync must checkpoint */
 	uint64_t broken_lsn; /* ... until a checkpoint at or above this lsn */
@@ -150,8 +151,8 @@ struct pfs {
 	char msg[PFS_MSG_MAX];
 
 	struct pfs_log log;
-	uint64_t ckpt_lsn;    /* lsn of the last durable checkpoint (records below it are in SQLite) */
-	uint64_t cat_chunk;   /* FTL address of the current catalogue record, or UINT64_MAX */
+	uint64_t ckpt_lsn; /* lsn of the last durable checkpoint (records below it are in SQLite) */
+	uint64_t cat_chunk;     /* FTL address of the current catalogue record, or UINT64_MAX */
 	_Atomic bool cat_dirty; /* the catalogue changed since the last catalogue record */
 	bool replaying;         /* mount is replaying the log: map changes are not logged again */
 	bool recovered;         /* mount finished: close may commit */
@@ -161,20 +162,26 @@ struct pfs {
 
 	/* Counters. */
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
-	_Atomic uint64_t meta_damaged;     /* map pages whose SQLite copy failed its checksum */
-	_Atomic uint64_t meta_healed;      /* ... and were read from their flash copy instead */
+	_Atomic uint64_t meta_damaged; /* map pages whose SQLite copy failed its checksum */
+	_Atomic uint64_t meta_healed;  /* ... and were read from their flash copy instead */
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
 	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
 	int64_t mount_time_ns;
 	double mount_seconds;
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
+	struct pfs_scrub *scrub; /* pfs_scrub.c; made by the first `scrub start` */
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
 /* pfs_open over a device the caller opened (tests: the fault-injecting memory device). */
 int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out, char *msg,
                  size_t msglen);
+
+/* ---- pfs_fsck.c ------------------------------------------------------------------------ */
+/* Checks DEV (and with REPAIR fixes it; FORCE_REBUILD rebuilds the metadata from flash even if
+ * it looks fine), printing to OUT. Returns an fsck(8) exit code: 0, 1, 4 or 8. */
+int pfs_fsck_dev(struct ftl_dev *dev, bool repair, bool force_rebuild, FILE *out);
 
 /* ---- pfs_util.c ------------------------------------------------------------------------ */
 int64_t pfs_now_ns(void);
@@ -234,8 +241,9 @@ typedef int (*pfs_meta_page_chunk_fn)(void *arg, uint64_t map, uint64_t idx,
 int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
                               pfs_meta_page_chunk_fn fn, void *arg);
 /* Map rows with a chosen id (rebuild from flash) and the key/value table of the checkpoint. */
-int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent,
-                           const char *name, uint64_t size, int64_t ctime_ns);
+int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent, const char *name,
+                           uint64_t size, int64_t ctime_ns);
+int pfs_meta_map_id_floor(struct pfs *p, uint64_t next_id);
 int pfs_meta_kv_set(struct pfs *p, const char *key, uint64_t value);
 int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value); /* -ENOENT */
 /* Page blob codec, shared with the flash copies and fsck. */
@@ -269,8 +277,8 @@ bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx);
 /* Sets one reference (caller holds the stripe write lock); returns the old one, which the
  * caller must release through pfs_defer_put. Keeps nz/chunk counters and appends the change to
  * the roll-forward log (so it is durable at the next fsync). */
-struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg,
-                              uint32_t slot, struct engine_ref ref);
+struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                              struct engine_ref ref);
 /* Visits every page of the map, loaded or not, in index order of the loaded ones followed by
  * the stored ones not loaded. */
 typedef int (*pfs_map_page_fn)(void *arg, uint64_t idx, const struct engine_ref *refs);
@@ -299,8 +307,8 @@ enum pfs_mchunk_kind {
 };
 struct pfs_mtag {
 	enum pfs_mchunk_kind kind;
-	uint64_t a; /* page: map id; catalog: 0; log: first lsn */
-	uint64_t b; /* page: page index; catalog: 0; log: record count */
+	uint64_t a;   /* page: map id; catalog: 0; log: first lsn */
+	uint64_t b;   /* page: page index; catalog: 0; log: record count */
 	uint64_t gen; /* page, catalog: checkpoint lsn; log: end lsn */
 };
 void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN]);
@@ -427,11 +435,35 @@ enum pfs_report {
 	PFS_REPORT_FLASH_IDENTITY,
 	PFS_REPORT_FLASH_STATS,
 	PFS_REPORT_VOLUME, /* summary of one volume */
+	PFS_REPORT_SCRUB,  /* progress and findings of the scrub (pfs_scrub.c) */
 };
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
 /* One value of a volume: size, written, unique, shared, reduction, snapshots. */
 int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b);
 extern const char *const pfs_volume_values[];
 #define PFS_VOLUME_VALUES 6
+
+/* ---- pfs_scrub.c: background scrub of data and metadata ---------------------------------- */
+/* `scrub start`: a thread runs ftl_scrub over the data, PRAGMA quick_check over the SQLite
+ * metadata, then maps the damaged chunks back to the volumes and snapshots that reference them.
+ * -EBUSY (reason in p->msg) when one is running, -ENOMEM. */
+int pfs_scrub_start(struct pfs *p);
+/* `scrub stop`: stops the running scrub and returns once it has (state "cancelled").
+ * -ENOENT (reason in p->msg) when none runs. */
+int pfs_scrub_cancel(struct pfs *p);
+/* First thing pfs_close does: stops the thread and frees p->scrub. */
+void pfs_scrub_stop(struct pfs *p);
+/* .pstorage/scrub[.json]; and the `scrub` line/object of status (STATUS_LINE) */
+void pfs_scrub_report(struct pfs *p, bool json, struct pfs_buf *b);
+void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b);
+/* Prometheus samples of the last scrub (whole families, with HELP and TYPE). */
+void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
+/* True when the last finished scrub found damage (for the health verdict). */
+bool pfs_scrub_found_damage(struct pfs *p);
+/* PRAGMA quick_check on the metadata as it is on the device (SQLite's page cache is dropped
+ * first). PROBLEMS gets the number of problems, FIRST the first one. A database too damaged
+ * for the check to run is one problem, not an error. Holds db_lock throughout. Defined at the
+ * end of pfs_meta.c, the only file that speaks SQL. */
+int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t len);
 
 #endif

@@ -15,12 +15,12 @@
 
 #include "pfs_int.h"
 
-#define LOG_MAGIC    0x474f4c50u /* "PLOG" */
-#define LOG_HDR      16u
-#define REC_BASE     24u
-#define REC_PATTERN  48u
-#define REC_NOP      3u /* the lsn a checkpoint takes */
-#define TYPE_SHIFT   56
+#define LOG_MAGIC     0x474f4c50u /* "PLOG" */
+#define LOG_HDR       16u
+#define REC_BASE      24u
+#define REC_PATTERN   48u
+#define REC_NOP       3u /* the lsn a checkpoint takes */
+#define TYPE_SHIFT    56
 #define LOG_CHUNK_MAX (FTL_CHUNK_MAX - 64u)
 
 static void put64(uint8_t *b, uint64_t v)

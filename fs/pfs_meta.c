@@ -11,7 +11,7 @@
 #include "pfs_int.h"
 #include "pfs_vfs_int.h"
 
-#define DB(p) ((sqlite3 *)(p)->db)
+#define DB(p)           ((sqlite3 *)(p)->db)
 #define PFS_META_FORMAT 2u /* pages carry a checksum and their flash copy address */
 
 static const char *const schema_sql =
@@ -218,8 +218,8 @@ out_unlock:
 	return rc;
 }
 
-int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent,
-                           const char *name, uint64_t size, int64_t ctime_ns)
+int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent, const char *name,
+                           uint64_t size, int64_t ctime_ns)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -234,6 +234,22 @@ int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent
 		sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
 		sqlite3_bind_int64(st, 6, ctime_ns);
+		rc = step_done(p, st);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	return rc;
+}
+
+/* Map ids are never reused, also after a rebuild: AUTOINCREMENT continues above NEXT_ID - 1. */
+int pfs_meta_map_id_floor(struct pfs *p, uint64_t next_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&p->db_lock);
+	rc = prep(p, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'maps'", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)(next_id ? next_id - 1 : 0));
 		rc = step_done(p, st);
 	}
 	pthread_mutex_unlock(&p->db_lock);
@@ -367,8 +383,9 @@ int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
 
 static uint64_t column_chunk(sqlite3_stmt *st, int col)
 {
-	return sqlite3_column_type(st, col) == SQLITE_NULL ? PFS_NO_CHUNK
-	                                                   : (uint64_t)sqlite3_column_int64(st, col);
+	return sqlite3_column_type(st, col) == SQLITE_NULL
+	           ? PFS_NO_CHUNK
+	           : (uint64_t)sqlite3_column_int64(st, col);
 }
 
 /* A row that fails its checksum is bit rot in the metadata region: the page's flash copy (the
@@ -721,4 +738,49 @@ void pfs_meta_get_stats(struct pfs *p, struct pfs_meta_stats *st)
 	st->db_bytes = vs.db_bytes;
 	st->db_capacity = vs.db_capacity;
 	st->journal_capacity = vs.journal_capacity;
+}
+
+/* The scrub's metadata check (pfs_scrub.c). Pages SQLite still has in its cache were read
+ * before the damage may have happened: drop them, so the check reads the device. */
+int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	if (len)
+		first[0] = '\0';
+	pthread_mutex_lock(&p->db_lock);
+	sqlite3_db_release_memory(DB(p));
+	rc = prep(p, "PRAGMA quick_check(100)", &st);
+	if (rc == -EUCLEAN || rc == -EIO) {
+		/* Not even the schema could be read: that is the finding. */
+		if (len)
+			snprintf(first, len, "%s", sqlite3_errmsg(DB(p)));
+		n = 1;
+		rc = 0;
+	}
+	if (!st)
+		goto out_unlock;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		if (t && !strcmp(t, "ok"))
+			continue;
+		if (!n && len)
+			snprintf(first, len, "%s", t ? t : "(no message)");
+		n++;
+	}
+	rc = sql_errno(rc);
+	if (rc == -EUCLEAN || rc == -EIO) {
+		/* The check stopped at damage it could not walk past. */
+		if (!n && len)
+			snprintf(first, len, "%s", sqlite3_errmsg(DB(p)));
+		n++;
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&p->db_lock);
+	*problems = n;
+	return rc;
 }

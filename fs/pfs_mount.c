@@ -219,7 +219,8 @@ static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t m
 		struct pfs_mpage *pg = NULL;
 		rc = pfs_map_page(p, v, blk / PFS_PAGE_REFS, true, &pg);
 		if (!rc)
-			pfs_map_set(p, v, pg, (uint32_t)(blk % PFS_PAGE_REFS), (struct engine_ref){value});
+			pfs_map_set(p, v, pg, (uint32_t)(blk % PFS_PAGE_REFS),
+			            (struct engine_ref){value});
 		if (!rc && type == PFS_LOG_SET_PATTERN && !p->opts.readonly)
 			rc = pfs_meta_pattern_store(p, value, pat, period);
 	}

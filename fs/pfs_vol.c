@@ -690,7 +690,8 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 	 * snapshots no longer point to. */
 	for (size_t i = 0; i < copies.n; i++) {
 		uint64_t cur;
-		if (pfs_meta_page_chunk(p, v->id, copies.idx[i], &cur) == 0 && cur == copies.chunk[i])
+		if (pfs_meta_page_chunk(p, v->id, copies.idx[i], &cur) == 0 &&
+		    cur == copies.chunk[i])
 			continue;
 		pfs_release_page_copy(p, v->id, copies.idx[i], copies.chunk[i]);
 	}
