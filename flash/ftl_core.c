@@ -170,10 +170,13 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 		return rc;
 	uint32_t crc = ftl_chunk_crc(id, ftl_len_flags(len, opts->flags), data, len);
 	uint64_t birth = atomic_fetch_add(&ftl->next_birth, 1);
-	struct ftl_stream *st = &ftl->streams[pick_user_stream(ftl, opts->prev)];
+	enum ftl_stream_id sid =
+	    opts->reserve ? FTL_STREAM_RESERVE : pick_user_stream(ftl, opts->prev);
+	struct ftl_stream *st = &ftl->streams[sid];
 
 	pthread_mutex_lock(&st->lock);
-	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc, false);
+	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,
+	                       opts->reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER);
 	if (rc == 0)
 		ftl_l2p_set(&ftl->l2p, id, loc);
 	pthread_mutex_unlock(&st->lock);

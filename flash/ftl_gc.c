@@ -46,6 +46,31 @@ static uint32_t gc_pick_victim(struct ftl *ftl, bool greedy)
 	return best;
 }
 
+/* Copies one chunk (summary entry E, chunk bytes at C) to GC stream T and points the L2P at the
+ * copy if it still points at OLD; *SWITCHED says whether it did. Copied as it is, checksum
+ * included: a damaged chunk stays detectably damaged rather than becoming valid garbage. The
+ * L2P switch happens under the stream lock, before a seal can move the provisional location
+ * (invariant 2). */
+static int gc_append(struct ftl *ftl, enum ftl_stream_id t, const struct ftl_pack_entry_disk *e,
+                     const uint8_t *c, uint32_t len, uint64_t old, bool *switched)
+{
+	struct ftl_stream *st = &ftl->streams[t];
+	uint64_t nloc;
+
+	*switched = false;
+	pthread_mutex_lock(&st->lock);
+	int rc = ftl_stream_append(ftl, st, e->id, e->birth, e->hash, e->crc,
+	                           (uint8_t)(e->len_flags >> 24), c + sizeof(struct ftl_chunk_disk),
+	                           len, &nloc, FTL_ALLOC_GC);
+	if (rc == 0 && ftl_l2p_cas(&ftl->l2p, e->id, old, nloc))
+		*switched = true;
+	else if (rc == 0) /* freed while we copied: the copy is dead on arrival */
+		atomic_fetch_sub(&ftl->segs[ftl_loc_seg(nloc)].live_bytes,
+		                 ftl_chunk_footprint(len));
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 /* Relocates every live chunk of a pack held in BUF (the pack's bytes, header first). */
 static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, const uint8_t *pk,
                         bool force, uint64_t *moved)
@@ -65,7 +90,7 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 		uint64_t old = ftl_loc_make(victim, cur, len);
 		if (ftl_l2p_get(&ftl->l2p, e[i].id) == old) {
 			const uint8_t *c = pk + (cur - pack_off);
-			uint64_t nloc;
+			bool switched;
 			/* A survivor's own age (births since it was written; GC keeps births)
 			 * says where it belongs: younger than one turnover of the live set it is
 			 * still warm, older it is cold, whichever stream it came from. Forced
@@ -73,26 +98,20 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 			enum ftl_stream_id t = !force && now - e[i].birth < live
 			                           ? FTL_STREAM_GC_HOT
 			                           : FTL_STREAM_GC_COLD;
-			struct ftl_stream *st = &ftl->streams[t];
-			/* Copied as it is, checksum included: a damaged chunk stays detectably
-			 * damaged rather than becoming valid garbage. The L2P switch happens
-			 * under the stream lock, before a seal can move the provisional
-			 * location (invariant 2). */
-			pthread_mutex_lock(&st->lock);
-			int rc =
-			    ftl_stream_append(ftl, st, e[i].id, e[i].birth, e[i].hash, e[i].crc,
-			                      (uint8_t)(e[i].len_flags >> 24),
-			                      c + sizeof(struct ftl_chunk_disk), len, &nloc, true);
-			if (rc == 0 && ftl_l2p_cas(&ftl->l2p, e[i].id, old, nloc)) {
-				atomic_fetch_sub(&ftl->segs[victim].live_bytes, fp);
-				*moved += len;
-			} else if (rc == 0) {
-				/* Freed while we copied: the copy is dead on arrival. */
-				atomic_fetch_sub(&ftl->segs[ftl_loc_seg(nloc)].live_bytes, fp);
-			}
-			pthread_mutex_unlock(&st->lock);
+			int rc = gc_append(ftl, t, &e[i], c, len, old, &switched);
+			/* Down to the last free segment (reserve writes may leave GC only one):
+			 * the other GC stream's open segment is better than no cleaning. */
+			if (rc == -ENOSPC)
+				rc = gc_append(ftl,
+				               t == FTL_STREAM_GC_HOT ? FTL_STREAM_GC_COLD
+				                                      : FTL_STREAM_GC_HOT,
+				               &e[i], c, len, old, &switched);
 			if (rc)
 				return rc;
+			if (switched) {
+				atomic_fetch_sub(&ftl->segs[victim].live_bytes, fp);
+				*moved += len;
+			}
 		}
 		cur += fp;
 	}
@@ -128,7 +147,7 @@ static int gc_clean(struct ftl *ftl, uint32_t victim, bool force)
 			off += ph->total_bytes;
 		}
 	}
-	rc = ftl_streams_seal(ftl, FTL_STREAM_GC_HOT, FTL_STREAM_COUNT - 1);
+	rc = ftl_streams_seal(ftl, FTL_STREAM_GC_HOT, FTL_STREAM_GC_COLD);
 	if (rc)
 		goto out;
 	rc = ftl_dev_flush(ftl->dev);

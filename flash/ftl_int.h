@@ -14,9 +14,13 @@
  *     checksum failure; it reloads the L2P entry and retries when it changed, and reports -EIO
  *     only when the entry is unchanged (real damage).
  *  5. Lock order: stream lock -> gc_lock -> (another stream's lock, GC streams only) -> seg_lock
- *     -> seg stripe lock -> id_lock. The GC never takes a user stream's lock.
+ *     -> seg stripe lock -> id_lock. The GC never takes a user or reserve stream's lock.
  *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
  *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
+ *  7. Free segments: user writes never take the last `reserve` of them, reserve writes never
+ *     the last ftl_reserve_keep() (about half the reserve, at least one), GC may take them all.
+ *     So a caller freeing space on a full device can still write the metadata that frees it,
+ *     and GC can still clean after that.
  */
 #ifndef PSTOR_FTL_INT_H
 #define PSTOR_FTL_INT_H
@@ -123,12 +127,14 @@ struct ftl_seg {
 };
 
 /* Write streams: data is placed by expected lifetime so GC finds segments that are mostly dead
- * (hot) or that it need not touch (cold). */
+ * (hot) or that it need not touch (cold). Reserve writes (ftl_write_opts.reserve) have a stream
+ * of their own, so the segment they may open below the user limit is not filled by user data. */
 #define FTL_STREAM_LIST(X)                                                                         \
 	X(USER_HOT, "user-hot")                                                                    \
 	X(USER_COLD, "user-cold")                                                                  \
 	X(GC_HOT, "gc-hot")                                                                        \
-	X(GC_COLD, "gc-cold")
+	X(GC_COLD, "gc-cold")                                                                      \
+	X(RESERVE, "reserve")
 
 enum ftl_stream_id {
 #define FTL_STREAM_ENUM(n, s) FTL_STREAM_##n,
@@ -205,10 +211,23 @@ static inline uint64_t ftl_seg_dev_off(const struct ftl *ftl, uint32_t seg)
 	return ftl->sb.data_offset + (uint64_t)seg * ftl->seg_size;
 }
 
+/* Who asks for a segment: how many free segments it must leave (invariant 7). */
+enum ftl_alloc {
+	FTL_ALLOC_USER,    /* leaves ftl->reserve */
+	FTL_ALLOC_RESERVE, /* leaves ftl_reserve_keep() */
+	FTL_ALLOC_GC,      /* may take the last one */
+};
+
+/* Free segments a reserve write must leave for GC: half the reserve, at least one. */
+static inline uint32_t ftl_reserve_keep(const struct ftl *ftl)
+{
+	return ftl->reserve / 2 > 1 ? ftl->reserve / 2 : 1;
+}
+
 /* ftl_segment.c */
 int ftl_segs_init(struct ftl *ftl);
 void ftl_segs_destroy(struct ftl *ftl);
-int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint32_t *out);
+int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who, uint32_t *out);
 int ftl_seg_release(struct ftl *ftl, uint32_t seg);
 void ftl_seg_add_pack(struct ftl *ftl, uint32_t seg, uint32_t off);
 int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);
@@ -218,7 +237,7 @@ int ftl_streams_init(struct ftl *ftl);
 void ftl_streams_destroy(struct ftl *ftl);
 int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
                       const uint8_t hash[FTL_HASH_LEN], uint32_t crc, uint8_t flags,
-                      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc);
+                      const void *payload, uint32_t len, uint64_t *loc_out, enum ftl_alloc who);
 int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st);
 int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_id last);
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);

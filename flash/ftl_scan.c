@@ -49,6 +49,20 @@ bool ftl_pack_header_ok(struct ftl *ftl, struct ftl_pack_disk *ph, uint64_t seq,
 	return want == crc;
 }
 
+/* Births count chunk writes from 0 and never get near this. A checksummed summary that claims
+ * one (written by a broken program) would wrap the births table (birth + 1 == 0 means "none",
+ * so a second copy of the id fails the open with -EEXIST) and next_birth, after which new
+ * writes lose to old copies at the next scan. */
+#define SCAN_BIRTH_LIMIT (1ull << 62)
+
+/* Ids are handed out below the L2P's capacity (ftl_l2p_init): a larger one in a summary whose
+ * checksums hold was not written by this FTL, and must not size the births table or fail the
+ * open (ftl_l2p_claim would refuse it). */
+static bool scan_id_ok(const struct ftl *ftl, uint64_t id)
+{
+	return id <= FTL_L2P_ID_MAX && (id >> FTL_L2P_PAGE_SHIFT) < ftl->l2p.npages_max;
+}
+
 static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t *pk,
                      struct scan_births *b, uint64_t *max_birth)
 {
@@ -67,8 +81,10 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 		struct ftl_chunk_disk hdr;
 		memcpy(&hdr, c, sizeof(hdr));
 		uint64_t id = e[i].id;
-		if (id > FTL_L2P_ID_MAX || hdr.crc != e[i].crc ||
-		    hdr.flags != (uint8_t)(e[i].len_flags >> 24) ||
+		/* len_flags must be exactly what ftl_read checks the crc against: bits 17..23
+		 * set would pass here and fail every read. */
+		if (!scan_id_ok(ftl, id) || e[i].birth >= SCAN_BIRTH_LIMIT || hdr.crc != e[i].crc ||
+		    e[i].len_flags != ftl_len_flags(len, hdr.flags) ||
 		    ftl_chunk_crc(id, e[i].len_flags, c + sizeof(hdr), len) != hdr.crc) {
 			/* Torn or rotten chunk: the other copy (if GC left one) may win. */
 			atomic_fetch_add(&ftl->checksum_errors, 1);

@@ -63,13 +63,16 @@ int ftl_seg_write_header(struct ftl *ftl, uint32_t segi, uint8_t disk_state)
 	return rc;
 }
 
-int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, bool for_gc, uint32_t *out)
+int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who, uint32_t *out)
 {
 	uint32_t best = FTL_SEG_NONE;
+	uint32_t keep = who == FTL_ALLOC_GC        ? 0
+	                : who == FTL_ALLOC_RESERVE ? ftl_reserve_keep(ftl)
+	                                           : ftl->reserve;
 	int rc;
 
 	pthread_mutex_lock(&ftl->seg_lock);
-	if (ftl->nfree == 0 || (!for_gc && ftl->nfree <= ftl->reserve)) {
+	if (ftl->nfree <= keep) { /* invariant 7 */
 		pthread_mutex_unlock(&ftl->seg_lock);
 		return -ENOSPC;
 	}

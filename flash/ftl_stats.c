@@ -56,7 +56,9 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	st->write_amplification =
 	    st->host_bytes_written ? (double)st->device_bytes_written / st->host_bytes_written : 0;
 	st->free_bytes = (uint64_t)st->segments_free * ftl->seg_size + dead;
-	for (int i = 0; i < FTL_STREAM_COUNT && i < 4; i++)
+	_Static_assert(FTL_STREAM_COUNT == sizeof(st->stream_chunks) / sizeof(st->stream_chunks[0]),
+	               "one counter per stream");
+	for (int i = 0; i < FTL_STREAM_COUNT; i++)
 		st->stream_chunks[i] =
 		    atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);

@@ -162,16 +162,17 @@ static bool pack_has_room(struct ftl *ftl, struct ftl_stream *st, uint32_t fp)
 }
 
 /* Caller holds st->lock. */
-static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, bool for_gc)
+static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, enum ftl_alloc who)
 {
 	uint32_t seg;
-	int rc = ftl_seg_alloc(ftl, st->id, for_gc, &seg);
-	if (rc == -ENOSPC && !for_gc) {
+	/* Reserve writes take from the reserve only when GC cannot give a segment back. */
+	int rc = ftl_seg_alloc(ftl, st->id, who == FTL_ALLOC_GC ? who : FTL_ALLOC_USER, &seg);
+	if (rc == -ENOSPC && who != FTL_ALLOC_GC) {
 		/* Foreground GC: the background thread fell behind. Lock order allows it: the GC
 		 * takes gc_lock and GC streams only (invariant 5). */
 		rc = ftl_gc_reclaim(ftl, ftl->reserve + 1);
-		if (rc == 0)
-			rc = ftl_seg_alloc(ftl, st->id, for_gc, &seg);
+		if (rc == 0 || (rc == -ENOSPC && who == FTL_ALLOC_RESERVE))
+			rc = ftl_seg_alloc(ftl, st->id, who, &seg);
 	}
 	if (rc)
 		return rc;
@@ -185,14 +186,14 @@ static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, bool for_gc)
 /* Caller holds st->lock. */
 int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
                       const uint8_t hash[FTL_HASH_LEN], uint32_t crc, uint8_t flags,
-                      const void *payload, uint32_t len, uint64_t *loc_out, bool for_gc)
+                      const void *payload, uint32_t len, uint64_t *loc_out, enum ftl_alloc who)
 {
 	uint32_t fp = ftl_chunk_footprint(len);
 	int rc;
 
 	for (;;) {
 		if (st->seg == FTL_SEG_NONE) {
-			rc = stream_open_seg(ftl, st, for_gc);
+			rc = stream_open_seg(ftl, st, who);
 			if (rc)
 				return rc;
 		}

@@ -34,10 +34,12 @@ static void sb_to_info(const struct ftl_sb_disk *d, struct ftl_superblock_info *
 	sb->meta_offset = d->meta_offset;
 	sb->meta_size = d->meta_size;
 	sb->data_offset = d->data_offset;
+	sb->device_size = d->device_size;
 }
 
 /* Returns 0 if the copy is a valid superblock for a device of DEV_SIZE bytes, -EINVAL if it is
- * not ours at all, -EUCLEAN if it is ours but damaged, -EPROTONOSUPPORT if it is newer. */
+ * not ours at all, -EUCLEAN if it is ours but damaged, -EPROTONOSUPPORT if it is newer, -EFBIG
+ * if it is sound but describes a namespace larger than the device. */
 static int sb_validate(const struct ftl_sb_disk *d, uint64_t dev_size, uint32_t dev_bs)
 {
 	struct ftl_sb_disk tmp;
@@ -60,15 +62,18 @@ static int sb_validate(const struct ftl_sb_disk *d, uint64_t dev_size, uint32_t 
 	    d->segment_size % d->block_size || d->segment_count == 0 ||
 	    d->segment_count > FTL_SEG_MAX)
 		return -EUCLEAN;
+	/* Written as differences: a sum of two checksummed but absurd fields could wrap. */
 	if (d->meta_offset % d->block_size || d->data_offset % d->block_size ||
-	    d->meta_offset < FTL_SB_OFFSET_B + FTL_SB_SIZE ||
-	    d->meta_offset + d->meta_size > d->data_offset)
+	    d->meta_offset < FTL_SB_OFFSET_B + FTL_SB_SIZE || d->meta_offset > d->data_offset ||
+	    d->meta_size > d->data_offset - d->meta_offset)
 		return -EUCLEAN;
-	if (d->data_offset + (uint64_t)d->segment_count * d->segment_size > d->device_size)
+	if (d->data_offset > d->device_size ||
+	    (uint64_t)d->segment_count * d->segment_size > d->device_size - d->data_offset)
 		return -EUCLEAN;
-	/* A device that shrank under us (truncated image): the segments no longer fit. */
+	/* A device that shrank under us (truncated image): the segments no longer fit. Refused
+	 * here, before anything is opened for writing, so the lost tail is not made worse. */
 	if (d->device_size > dev_size)
-		return -ENOSPC;
+		return -EFBIG;
 	return 0;
 }
 
@@ -77,32 +82,40 @@ int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb)
 	uint32_t dbs = ftl_dev_block_size(dev);
 	uint32_t rlen = dbs > FTL_SB_SIZE ? dbs : FTL_SB_SIZE;
 	const uint64_t offs[2] = {FTL_SB_OFFSET_A, FTL_SB_OFFSET_B};
-	int rcs[2];
+	/* Most specific reason first: newer format > truncated > damaged > not ours. */
+	static const int order[] = {-EPROTONOSUPPORT, -EFBIG, -EUCLEAN, -EIO};
+	int rcs[2], rc = -EINVAL;
 	uint8_t *buf = aligned_alloc(4096, rlen < 4096 ? 4096 : rlen);
 	if (!buf)
 		return -ENOMEM;
-	if (ftl_dev_size(dev) < FTL_SB_OFFSET_B + rlen) {
-		free(buf);
-		return -EINVAL;
-	}
 	for (int i = 0; i < 2; i++) {
+		/* A device cut short may still hold copy A: read what is there, so a truncated
+		 * namespace is reported as such and not as "not formatted". */
+		if (offs[i] + rlen > ftl_dev_size(dev)) {
+			rcs[i] = -EINVAL;
+			continue;
+		}
 		rcs[i] = ftl_dev_read(dev, buf, rlen, offs[i]);
 		if (rcs[i] == 0)
 			rcs[i] = sb_validate((struct ftl_sb_disk *)buf, ftl_dev_size(dev), dbs);
 		if (rcs[i] == 0) {
 			sb_to_info((struct ftl_sb_disk *)buf, sb);
-			free(buf);
-			return 0;
+			rc = 0;
+			goto out_free;
+		}
+		/* Sound but larger than the device: the caller may say by how much. */
+		if (rcs[i] == -EFBIG)
+			sb_to_info((struct ftl_sb_disk *)buf, sb);
+	}
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		if (rcs[0] == order[k] || rcs[1] == order[k]) {
+			rc = order[k];
+			break;
 		}
 	}
+out_free:
 	free(buf);
-	/* Report the most specific reason: newer format > truncated > damaged > not ours. */
-	for (int want = 0; want < 4; want++) {
-		static const int order[] = {-EPROTONOSUPPORT, -ENOSPC, -EUCLEAN, -EIO};
-		if (rcs[0] == order[want] || rcs[1] == order[want])
-			return order[want] == -ENOSPC ? -EUCLEAN : order[want];
-	}
-	return -EINVAL;
+	return rc;
 }
 
 int ftl_format(struct ftl_dev *dev, const struct ftl_format_params *p)

@@ -116,6 +116,22 @@ static void usage(FILE *f)
 	        "  -d                                     foreground with FUSE debug output\n");
 }
 
+/* mountinfo writes space, tab, newline and backslash as \ooo: decode in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; w++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w = *r++;
+		}
+	}
+	*w = '\0';
+}
+
 /* True when PATH is the source of a mounted pstorfs (per /proc/self/mountinfo). */
 static bool is_mounted(const char *path)
 {
@@ -130,10 +146,34 @@ static bool is_mounted(const char *path)
 		char type[256], source[PATH_MAX];
 		if (!sep || sscanf(sep + 3, "%255s %4095s", type, source) != 2)
 			continue;
+		unescape_octal(source);
 		found = !strcmp(type, "fuse.pstorfs") && !strcmp(source, path);
 	}
 	fclose(f);
 	return found;
+}
+
+/* Only regular files and block devices can hold a namespace; say which is wrong in words
+ * (the device layer's -EINVAL would print as "Invalid argument"). */
+static int check_device_kind(const char *path, char *msg, size_t msglen)
+{
+	struct stat st;
+
+	if (stat(path, &st)) {
+		int err = errno;
+		snprintf(msg, msglen, "%.200s: %s", path, strerror(err));
+		return -err;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(msg, msglen, "%.200s: is a directory, not a block device or image file",
+		         path);
+		return -EISDIR;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		snprintf(msg, msglen, "%.200s: not a block device or image file", path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Waits (up to 30 s) for a daemon that is still finishing its unmount to let go of the
@@ -284,9 +324,17 @@ int pfs_daemon_main(int argc, char **argv)
 		goto out_args;
 	}
 	struct stat mst;
-	if (stat(c.mountpoint, &mst) || !S_ISDIR(mst.st_mode)) {
-		fprintf(stderr, "pstorfs: mount point %s: %s\n", c.mountpoint,
-		        errno ? strerror(errno) : "not a directory");
+	if (stat(c.mountpoint, &mst)) {
+		fprintf(stderr, "pstorfs: mount point %s: %s\n", c.mountpoint, strerror(errno));
+		goto out_args;
+	}
+	/* Not errno here: a successful realpath() or stat() may leave a stale one behind. */
+	if (!S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "pstorfs: mount point %s: not a directory\n", c.mountpoint);
+		goto out_args;
+	}
+	if (check_device_kind(real, msg, sizeof(msg))) {
+		fprintf(stderr, "pstorfs: %s\n", msg);
 		goto out_args;
 	}
 	rc = pfs_probe(real, msg, sizeof(msg));

@@ -59,22 +59,33 @@ int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, siz
 		snprintf(msg, msglen, "%s is empty (give --size)", path);
 		return -EINVAL;
 	}
+	if (exists && S_ISDIR(st.st_mode)) {
+		snprintf(msg, msglen, "%s is a directory, not a block device or image file", path);
+		return -EISDIR;
+	}
 	if (exists && !prm->force) {
 		rc = ftl_dev_open(path, FTL_DEV_RDONLY, 0, &dev);
 		if (rc == -EBUSY) {
 			snprintf(msg, msglen, "%s is in use (mounted?)", path);
 			return rc;
 		}
-		if (rc == 0 && ftl_read_superblock(dev, &sb) == 0) {
-			ftl_dev_close(dev);
-			snprintf(msg, msglen, "%s already holds a pstorfs namespace (use --force)",
-			         path);
-			return -EEXIST;
-		}
+		int sbrc = rc == 0 ? ftl_read_superblock(dev, &sb) : rc;
 		ftl_dev_close(dev);
 		dev = NULL;
+		/* A damaged, truncated or newer pstorfs is still someone's data: blkid does not
+		 * know our magic, so this is the only check that protects it. */
+		if (sbrc == 0 || sbrc == -EUCLEAN || sbrc == -EFBIG || sbrc == -EPROTONOSUPPORT) {
+			snprintf(msg, msglen,
+			         "%s already holds a%s pstorfs namespace (use --force)", path,
+			         sbrc == -EUCLEAN ? " damaged"
+			         : sbrc == -EFBIG ? " truncated"
+			         : sbrc != 0      ? " newer"
+			                          : "");
+			return -EEXIST;
+		}
 		if (existing_signature(path, what, sizeof(what))) {
-			snprintf(msg, msglen, "%s holds a %s signature (use --force to overwrite)",
+			snprintf(msg, msglen,
+			         "%s already holds data (%s signature); use --force to overwrite",
 			         path, what);
 			return -EEXIST;
 		}

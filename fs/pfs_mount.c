@@ -389,7 +389,8 @@ static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct 
 	}
 }
 
-static void superblock_msg(const char *path, int rc, char *msg, size_t msglen);
+static void superblock_msg(const char *path, int rc, const struct ftl_superblock_info *sb,
+                           uint64_t dev_size, char *msg, size_t msglen);
 
 int pfs_probe(const char *path, char *msg, size_t msglen)
 {
@@ -403,13 +404,19 @@ int pfs_probe(const char *path, char *msg, size_t msglen)
 		return rc;
 	}
 	rc = ftl_read_superblock(dev, &sb);
-	superblock_msg(path, rc, msg, msglen);
+	superblock_msg(path, rc, &sb, ftl_dev_size(dev), msg, msglen);
 	ftl_dev_close(dev);
 	return rc;
 }
 
-static void superblock_msg(const char *path, int rc, char *msg, size_t msglen)
+static void superblock_msg(const char *path, int rc, const struct ftl_superblock_info *sb,
+                           uint64_t dev_size, char *msg, size_t msglen)
 {
+	if (rc == -EFBIG) {
+		snprintf(msg, msglen, "%.140s: truncated: %llu bytes, its pstorfs namespace needs %llu",
+		         path, (unsigned long long)dev_size, (unsigned long long)sb->device_size);
+		return;
+	}
 	if (rc == -EINVAL)
 		snprintf(msg, msglen, "%s: not a pstorfs namespace (run mkfs.pstorfs first)", path);
 	else if (rc == -EPROTONOSUPPORT)
@@ -498,7 +505,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	}
 	rc = ftl_read_superblock(p->dev, &p->sb);
 	if (rc) {
-		superblock_msg(opts->device, rc, msg, msglen);
+		superblock_msg(opts->device, rc, &p->sb, ftl_dev_size(p->dev), msg, msglen);
 		goto err;
 	}
 	p->bs = p->sb.user_block_size;
@@ -516,7 +523,11 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	}
 	struct ftl_stats fs;
 	ftl_get_stats(p->ftl, &fs);
-	p->max_volume_bytes = fs.capacity_bytes / p->bs * p->bs;
+	/* Thin provisioning: a volume may be larger than the namespace; the bound keeps sizes
+	 * sane (256x the namespace, and what 2^40 block-map entries address). */
+	uint64_t thin = fs.capacity_bytes / p->bs * p->bs * 256;
+	uint64_t addr = (uint64_t)p->bs << 40;
+	p->max_volume_bytes = thin < addr ? thin : addr;
 
 	rc = pfs_meta_open(p);
 	if (rc) {
@@ -594,6 +605,7 @@ int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **
 
 void pfs_close(struct pfs *p)
 {
+	pfs_scrub_stop(p);
 	if (!p)
 		return;
 	pfs_commit_stop(p);

@@ -223,7 +223,7 @@ static int check_size(struct pfs *p, uint64_t size)
 		return -EINVAL;
 	}
 	if (size > p->max_volume_bytes) {
-		pfs_set_msg(p, "size %llu is beyond the namespace (%llu bytes)",
+		pfs_set_msg(p, "size %llu is beyond the largest volume (%llu bytes)",
 		            (unsigned long long)size, (unsigned long long)p->max_volume_bytes);
 		return -ENOSPC;
 	}
@@ -378,7 +378,7 @@ int pfs_vol_resize(struct pfs *p, struct pfs_vol *v, uint64_t size)
 	int rc = 0;
 
 	if (size > p->max_volume_bytes) {
-		pfs_set_msg(p, "size %llu is beyond the namespace (%llu bytes)",
+		pfs_set_msg(p, "size %llu is beyond the largest volume (%llu bytes)",
 		            (unsigned long long)size, (unsigned long long)p->max_volume_bytes);
 		return -ENOSPC;
 	}
