@@ -109,6 +109,18 @@ static int run_gc_start(struct pfs *p, char **a)
 	return 0;
 }
 
+static int run_scrub_start(struct pfs *p, char **a)
+{
+	(void)a;
+	return pfs_scrub_start(p);
+}
+
+static int run_scrub_stop(struct pfs *p, char **a)
+{
+	(void)a;
+	return pfs_scrub_cancel(p);
+}
+
 static int run_sync(struct pfs *p, char **a)
 {
 	(void)a;
@@ -126,6 +138,8 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"snapshot", "clone", 3, "snapshot clone VOLUME SNAP NEWVOLUME", run_snapshot_clone},
     {"config", "set", 2, "config set KEY VALUE", run_config_set},
     {"gc", "start", 0, "gc start", run_gc_start},
+    {"scrub", "start", 0, "scrub start", run_scrub_start},
+    {"scrub", "stop", 0, "scrub stop", run_scrub_stop},
     {"sync", NULL, 0, "sync", run_sync},
 };
 
@@ -180,7 +194,8 @@ int pfs_ctl_exec(struct pfs *p, const char *line)
 		}
 		return rc;
 	}
-	pfs_set_msg(p, "error: unknown command '%s' (volume, snapshot, config, gc, sync)", line);
+	pfs_set_msg(p, "error: unknown command '%s' (volume, snapshot, config, gc, scrub, sync)",
+	            line);
 	return -EINVAL;
 }
 

@@ -54,7 +54,8 @@ static const struct {
 } reports[] = {
     {"status", PFS_REPORT_STATUS, false},       {"status.json", PFS_REPORT_STATUS, true},
     {"reduction", PFS_REPORT_REDUCTION, false}, {"reduction.json", PFS_REPORT_REDUCTION, true},
-    {"metrics", PFS_REPORT_METRICS, false},
+    {"metrics", PFS_REPORT_METRICS, false},     {"scrub", PFS_REPORT_SCRUB, false},
+    {"scrub.json", PFS_REPORT_SCRUB, true},
 };
 #define NREPORTS (sizeof(reports) / sizeof(reports[0]))
 
@@ -709,6 +710,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 		ssize_t n = pfs_vol_read(f->p, h->v, buf, size, (uint64_t)off);
+		/* The kernel takes a short read for the end of the file: it zero-fills the rest of
+		 * the request in the page cache and may shrink i_size. pfs_vol_read also stops
+		 * short before a block it cannot read (EIO), which must fail the whole request,
+		 * or that block would read as zeros: read on from there to tell which it was. */
+		while (n >= 0 && (size_t)n < size) {
+			ssize_t m = pfs_vol_read(f->p, h->v, buf + n, size - (size_t)n,
+			                         (uint64_t)off + (uint64_t)n);
+			if (m <= 0) {
+				n = m < 0 ? m : n;
+				break;
+			}
+			n += m;
+		}
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else

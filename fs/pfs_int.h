@@ -451,7 +451,7 @@ int pfs_scrub_start(struct pfs *p);
 /* `scrub stop`: stops the running scrub and returns once it has (state "cancelled").
  * -ENOENT (reason in p->msg) when none runs. */
 int pfs_scrub_cancel(struct pfs *p);
-/* First thing pfs_close does: stops the thread and frees p->scrub. */
+/* First thing pfs_close does: stops the thread and frees p->scrub. P may be NULL. */
 void pfs_scrub_stop(struct pfs *p);
 /* .pstorage/scrub[.json]; and the `scrub` line/object of status (STATUS_LINE) */
 void pfs_scrub_report(struct pfs *p, bool json, struct pfs_buf *b);

@@ -764,10 +764,18 @@ int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t 
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
+		const char *hdr = "*** in database main ***\n";
 		if (t && !strcmp(t, "ok"))
 			continue;
-		if (!n && len)
+		if (!n && len) {
+			/* One line for the reports: no header, newlines become ";". */
+			if (t && !strncmp(t, hdr, strlen(hdr)))
+				t += strlen(hdr);
 			snprintf(first, len, "%s", t ? t : "(no message)");
+			for (char *c = first; *c; c++)
+				if (*c == '\n')
+					*c = ';';
+		}
 		n++;
 	}
 	rc = sql_errno(rc);

@@ -2,8 +2,9 @@
 # packaging/pstor-dev.sh - one entry point for developers and CI on Debian 12 (as root):
 #   deps    install the Debian packages in packaging/debian-packages.txt
 #   build   deps + configure and build (warnings are errors) in build/
-#   test    build + the whole test suite, again under ASan+UBSan (build-asan/), and the
-#           stress programs under ThreadSanitizer (build-tsan/)
+#   test    build + the whole test suite, again under ASan+UBSan (build-asan/), the stress
+#           programs under ThreadSanitizer (build-tsan/), and the libFuzzer targets (build-fuzz/)
+#   fuzz    deps + only the libFuzzer step of `test` (build-fuzz/)
 #   bench   build + pstor-bench (engine and FTL figures)
 #   install build + install pstorfs, mkfs.pstorfs to /usr/local/sbin and mount.pstorfs to /sbin
 #   demo    install + format a sparse image, mount it, create a demo volume, print the status
@@ -43,6 +44,43 @@ install_bins() {
 	install -m 0755 "$here/build/fs/pstorfs" "$here/build/fs/mkfs.pstorfs" /usr/local/sbin/
 	install -m 0755 "$here/packaging/mount.pstorfs" /usr/local/sbin/mount.pstorfs
 	ln -sf /usr/local/sbin/mount.pstorfs /sbin/mount.pstorfs
+}
+
+# libFuzzer targets (tests/fuzz, clang): each runs a fixed number of inputs over a scratch copy
+# of its checked-in corpus (git's copy never changes), so the time is bounded. Any crash, leak,
+# sanitizer report, timeout or out-of-memory fails; the input that did it is kept in
+# build-fuzz/fuzz-artifacts/ (replay: build-fuzz/tests/fuzz/TARGET FILE).
+# PSTOR_FUZZ_RUNS scales every target's runs (percent, default 100).
+run_fuzzers() {
+	local pct=${PSTOR_FUZZ_RUNS:-100} work art t runs maxlen
+	CC=clang cmake -S "$here" -B "$here/build-fuzz" -DPSTOR_WERROR=ON -DPSTOR_FUZZ=ON >/dev/null
+	cmake --build "$here/build-fuzz" -j "$jobs" --target fuzz
+	work=$(mktemp -d "${TMPDIR:-/tmp}/pstor-fuzz.XXXXXX")
+	art="$here/build-fuzz/fuzz-artifacts"
+	mkdir -p "$art"
+	# target  runs  max input length
+	while read -r t runs maxlen; do
+		local dict=()
+		[ -f "$here/tests/fuzz/$t.dict" ] && dict=(-dict="$here/tests/fuzz/$t.dict")
+		cp -r "$here/tests/fuzz/corpus/$t" "$work/$t"
+		runs=$((runs * pct / 100))
+		echo "pstor-dev: fuzz $t: $runs runs"
+		if ! UBSAN_OPTIONS=print_stacktrace=1 "$here/build-fuzz/tests/fuzz/$t" \
+			-runs="$runs" -max_len="$maxlen" -rss_limit_mb=2048 -timeout=60 \
+			-print_final_stats=1 -artifact_prefix="$art/$t-" "${dict[@]}" "$work/$t" \
+			>"$work/$t.log" 2>&1; then
+			tail -n 60 "$work/$t.log"
+			echo "pstor-dev: fuzz $t failed; the input is in $art, the log in $work/$t.log" >&2
+			return 1
+		fi
+		grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$t.log" || true
+	done <<-EOF
+		fuzz_superblock 20000 1025
+		fuzz_segment 20000 16384
+		fuzz_metaregion 20000 16384
+		fuzz_ctl 20000 512
+	EOF
+	rm -rf "$work"
 }
 
 # The embedded default: a sparse 64 GiB image, mounted on /mnt/pstorfs, with one volume.
@@ -90,6 +128,12 @@ test)
 	echo "pstor-dev: the stress programs under ThreadSanitizer"
 	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
 	TSAN_OPTIONS=halt_on_error=1 run_tests_in build-tsan
+	echo "pstor-dev: the libFuzzer targets (parsers of on-disk structures and of ctl)"
+	run_fuzzers
+	;;
+fuzz)
+	deps
+	run_fuzzers
 	;;
 bench)
 	deps
@@ -108,7 +152,7 @@ demo)
 	demo
 	;;
 *)
-	echo "usage: $0 deps|build|test|bench|install|demo" >&2
+	echo "usage: $0 deps|build|test|fuzz|bench|install|demo" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,344 @@
+/* tests/fuzz/gen_seeds.c - writes the seed corpora of the fuzz targets (tests/fuzz/corpus) from
+ * what the real formatter, FTL and VFS put on a device, encoded as each target reads its input
+ * (fuzz_common.h). Run by hand when an on-disk format changes; CI only uses the files.
+ * Usage: pstor-fuzz-seeds DIR (writes DIR/fuzz_superblock/..., DIR/fuzz_segment/..., ...)
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ftl.h"
+#include "ftl_format.h"
+#include "fuzz_common.h"
+#include "pfs_vfs_int.h"
+
+static const char *outdir;
+
+/* A growable byte string: one seed being encoded. */
+struct seed {
+	uint8_t *b;
+	size_t n, cap;
+};
+
+static void put(struct seed *s, const void *p, size_t n)
+{
+	if (s->n + n > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		while (cap < s->n + n)
+			cap *= 2;
+		s->b = realloc(s->b, cap);
+		if (!s->b)
+			abort();
+		s->cap = cap;
+	}
+	memcpy(s->b + s->n, p, n);
+	s->n += n;
+}
+
+static void put8(struct seed *s, uint8_t v)
+{
+	put(s, &v, 1);
+}
+
+static void write_seed(const char *target, const char *name, const struct seed *s)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, target);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(s->b, 1, s->n, f) != s->n || fclose(f)) {
+		fprintf(stderr, "pstor-fuzz-seeds: cannot write %s\n", path);
+		exit(1);
+	}
+	printf("%s: %zu bytes\n", path, s->n);
+}
+
+static void write_text(const char *target, const char *name, const char *text)
+{
+	struct seed s = {0};
+	put(&s, text, strlen(text));
+	write_seed(target, name, &s);
+	free(s.b);
+}
+
+/* ---- fuzz_superblock ---------------------------------------------------------------------- */
+
+static void sb_seed(const char *name, unsigned dev_idx, uint32_t dbs, uint64_t seg_size,
+                    uint8_t extra_flags, void (*mangle)(struct ftl_sb_disk *a))
+{
+	static const uint64_t sizes[4] = {128ull << 10, 4ull << 20, 64ull << 20, 1ull << 30};
+	static uint8_t blk[4096] __attribute__((aligned(4096)));
+	struct ftl_format_params fp = {.segment_size = seg_size};
+	struct ftl_dev *dev;
+	struct seed s = {0};
+
+	fz_check(ftl_dev_open_mem(sizes[dev_idx], dbs, &dev), "ftl_dev_open_mem");
+	fz_check(ftl_format(dev, &fp), "ftl_format");
+	put8(&s,
+	     (uint8_t)(dev_idx << FZ_SB_DEV_SHIFT) | (dbs == 512 ? FZ_SB_BS512 : 0) | extra_flags);
+	fz_check(ftl_dev_read(dev, blk, sizeof(blk), FTL_SB_OFFSET_A), "read A");
+	if (mangle)
+		mangle((struct ftl_sb_disk *)blk);
+	put(&s, blk, FTL_SB_SIZE);
+	fz_check(ftl_dev_read(dev, blk, sizeof(blk), FTL_SB_OFFSET_B), "read B");
+	put(&s, blk, FTL_SB_SIZE);
+	write_seed("fuzz_superblock", name, &s);
+	free(s.b);
+	ftl_dev_close(dev);
+}
+
+static void mangle_crc(struct ftl_sb_disk *a)
+{
+	a->crc ^= 1; /* copy A damaged: B must be used */
+}
+
+static void mangle_version(struct ftl_sb_disk *a)
+{
+	a->version = 2; /* with FZ_SB_FIX_A: a valid newer copy */
+}
+
+static void mangle_segments(struct ftl_sb_disk *a)
+{
+	a->segment_count += 1; /* with FZ_SB_FIX_A: one segment more than the device holds */
+}
+
+static void gen_superblock(void)
+{
+	sb_seed("valid-4m", 1, 4096, 256 << 10, FZ_SB_OPEN, NULL);
+	sb_seed("valid-64m-bs512", 2, 512, 1 << 20, FZ_SB_OPEN, NULL);
+	sb_seed("damaged-a", 1, 4096, 256 << 10, FZ_SB_OPEN, mangle_crc);
+	sb_seed("newer-a", 2, 4096, 8 << 20, FZ_SB_FIX_A, mangle_version);
+	sb_seed("too-many-segments", 1, 4096, 256 << 10, FZ_SB_FIX_A, mangle_segments);
+}
+
+/* ---- fuzz_segment ------------------------------------------------------------------------- */
+
+/* Formats the harness's geometry, writes chunks in two packs, and returns the device. */
+static struct ftl_dev *segment_device(void)
+{
+	static const uint32_t lens[] = {100, 700, 1500, 1, 300};
+	struct ftl_format_params fp = {.segment_size = FZ_SEG_SIZE, .meta_blocks = 256};
+	uint64_t dev_size = (1280ull << 10) + (uint64_t)FZ_SEG_COUNT * FZ_SEG_SIZE;
+	struct ftl_config cfg = {0};
+	struct ftl_dev *dev;
+	struct ftl *ftl;
+	uint8_t payload[1500], hash[FTL_HASH_LEN];
+
+	fz_check(ftl_dev_open_mem(dev_size, 4096, &dev), "ftl_dev_open_mem");
+	fz_check(ftl_format(dev, &fp), "ftl_format");
+	cfg.dev = dev;
+	fz_check(ftl_open(&cfg, &ftl), "ftl_open");
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = (uint8_t)(i * 37)};
+		struct ftl_addr a;
+		for (size_t k = 0; k < sizeof(payload); k++)
+			payload[k] = (uint8_t)(k * (i + 3) >> 2); /* compressible, not constant */
+		memset(hash, (int)(0x11 * (i + 1)), sizeof(hash));
+		fz_check(ftl_write(ftl, payload, lens[i], hash, &o, &a), "ftl_write");
+		if (i == 2)
+			fz_check(ftl_sync(ftl), "ftl_sync"); /* ends the first pack */
+	}
+	ftl_close(ftl);
+	return dev;
+}
+
+static void gen_segment(void)
+{
+	static uint8_t seg[FZ_SEG_SIZE] __attribute__((aligned(4096)));
+	static const uint8_t variants[][2] = {
+	    {FZ_SEG_FIX_HDR | FZ_SEG_FIX_PACK | FZ_SEG_FIX_CHUNK, 0},
+	    {FZ_SEG_FIX_HDR | FZ_SEG_FIX_PACK | FZ_SEG_FIX_CHUNK | FZ_SEG_TWICE, 1},
+	    {FZ_SEG_FIX_HDR | FZ_SEG_FIX_PACK | FZ_SEG_FIX_CHUNK | FZ_SEG_WORK, 2},
+	    {FZ_SEG_FIX_HDR, 3},
+	};
+	static const char *const names[] = {"two-packs", "two-packs-twice", "two-packs-work",
+	                                    "two-packs-hdr-fix-only"};
+	struct ftl_superblock_info sb;
+	struct ftl_dev *dev = segment_device();
+	uint32_t segi;
+
+	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
+	/* The segment the FTL opened: the one whose header says OPEN. */
+	for (segi = 0; segi < sb.segment_count; segi++) {
+		fz_check(
+		    ftl_dev_read(dev, seg, sizeof(seg), sb.data_offset + segi * sb.segment_size),
+		    "segment read");
+		if (((struct ftl_seg_disk *)seg)->magic == FTL_SEG_MAGIC &&
+		    ((struct ftl_seg_disk *)seg)->state == FTL_SEG_DISK_OPEN)
+			break;
+	}
+	if (segi == sb.segment_count) {
+		fprintf(stderr, "pstor-fuzz-seeds: no segment was written\n");
+		exit(1);
+	}
+	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+		struct seed s = {0};
+		uint32_t off = 4096;
+		put8(&s, variants[v][0]);
+		put(&s, seg, sizeof(struct ftl_seg_disk));
+		/* Compact: each pack's header and entries, then its data bytes. */
+		for (;;) {
+			const struct ftl_pack_disk *ph = (const void *)(seg + off);
+			if (ph->magic != FTL_PACK_MAGIC || off + ph->total_bytes > sizeof(seg))
+				break;
+			put(&s, ph,
+			    sizeof(*ph) + ph->nentries * sizeof(struct ftl_pack_entry_disk));
+			put(&s, seg + off + ph->hdr_blocks * 4096, ph->data_bytes);
+			off += ph->total_bytes;
+		}
+		write_seed("fuzz_segment", names[v], &s);
+		free(s.b);
+	}
+	ftl_dev_close(dev);
+}
+
+/* ---- fuzz_metaregion ---------------------------------------------------------------------- */
+
+static const char *const meta_sql =
+    "PRAGMA page_size=512; PRAGMA journal_mode=DELETE;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+    "CREATE TABLE maps(id INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,"
+    " parent INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,"
+    " ctime INTEGER NOT NULL, nz INTEGER NOT NULL DEFAULT 0,"
+    " chunks INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, parent, name));"
+    "CREATE TABLE pages(key INTEGER PRIMARY KEY, data BLOB NOT NULL, chunk INTEGER);"
+    "CREATE TABLE patterns(ref INTEGER PRIMARY KEY, pat BLOB NOT NULL);"
+    "CREATE TABLE config(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT INTO meta VALUES('format', 2);"
+    "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(0, 0, 'db', 1073741824, 1),"
+    " (1, 1, 'nightly', 1073741824, 2);"
+    "INSERT INTO pages VALUES(1099511627776, zeroblob(1200), 7);"
+    "INSERT INTO config VALUES('compression', 'zstd:3'), ('dedupe', 'on');";
+
+/* Encodes the region of DEV as fuzz_metaregion reads it. */
+static void meta_encode(struct ftl_dev *dev, uint8_t flags, const char *name)
+{
+	static uint8_t region[FZ_META_REGION] __attribute__((aligned(4096)));
+	struct pfs_vfs *v;
+	struct pfs_vfs_stats st;
+	struct seed s = {0};
+	uint8_t lenb[4];
+
+	fz_check(pfs_vfs_open(dev, FZ_META_OFF, FZ_META_REGION, "pstor-seed", &v), "pfs_vfs_open");
+	pfs_vfs_get_stats(v, &st);
+	pfs_vfs_close(v);
+	fz_check(ftl_dev_read(dev, region, sizeof(region), FZ_META_OFF), "region read");
+	uint32_t slot = fz_le32(region + 32);
+	put8(&s, flags);
+	put(&s, region, FZ_META_HDR);
+	put(&s, region + slot, FZ_META_HDR);
+	fz_put32(lenb, (uint32_t)st.db_bytes);
+	put(&s, lenb, sizeof(lenb));
+	put(&s, region + fz_le64(region + FZ_META_DB_OFF), st.db_bytes);
+	put(&s, region + fz_le64(region + FZ_META_JNL_OFF), st.journal_bytes);
+	write_seed("fuzz_metaregion", name, &s);
+	free(s.b);
+}
+
+static struct ftl_dev *meta_device(void)
+{
+	struct ftl_dev *dev;
+	struct pfs_vfs *v;
+	sqlite3 *db;
+
+	fz_check(ftl_dev_open_mem(FZ_META_DEV, 4096, &dev), "ftl_dev_open_mem");
+	fz_check(pfs_vfs_format(dev, FZ_META_OFF, FZ_META_REGION), "pfs_vfs_format");
+	fz_check(pfs_vfs_open(dev, FZ_META_OFF, FZ_META_REGION, "pstor-seed", &v), "pfs_vfs_open");
+	fz_check(sqlite3_open_v2("fuzz.db", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	                         "pstor-seed"),
+	         "sqlite3_open_v2");
+	fz_check(sqlite3_exec(db, meta_sql, NULL, NULL, NULL), "schema");
+	fz_check(sqlite3_close(db), "sqlite3_close");
+	pfs_vfs_close(v);
+	return dev;
+}
+
+/* A crash in the middle of a commit: the journal is durable and named in the header, the
+ * database pages are not. Cuts power after more and more writes until that state shows. */
+static void gen_hot_journal(void)
+{
+	for (uint64_t n = 1; n < 64; n++) {
+		struct ftl_dev *dev = meta_device();
+		struct pfs_vfs *v;
+		struct pfs_vfs_stats st;
+		sqlite3 *db;
+
+		fz_check(pfs_vfs_open(dev, FZ_META_OFF, FZ_META_REGION, "pstor-seed", &v),
+		         "pfs_vfs_open");
+		fz_check(sqlite3_open_v2("fuzz.db", &db, SQLITE_OPEN_READWRITE, "pstor-seed"),
+		         "sqlite3_open_v2");
+		fz_check(ftl_dev_mem_power_cut_after(dev, n, false), "power cut");
+		sqlite3_exec(db,
+		             "UPDATE maps SET size = size * 2; DELETE FROM pages;"
+		             "INSERT INTO config VALUES('commit_interval_ms', '100');",
+		             NULL, NULL, NULL);
+		sqlite3_close(db);
+		pfs_vfs_close(v);
+		fz_check(ftl_dev_mem_revive(dev), "revive");
+		fz_check(pfs_vfs_open(dev, FZ_META_OFF, FZ_META_REGION, "pstor-seed", &v),
+		         "pfs_vfs_open after the cut");
+		pfs_vfs_get_stats(v, &st);
+		pfs_vfs_close(v);
+		if (st.journal_bytes > 0) {
+			meta_encode(dev, FZ_META_WRITE, "hot-journal");
+			ftl_dev_close(dev);
+			return;
+		}
+		ftl_dev_close(dev);
+	}
+	fprintf(stderr, "pstor-fuzz-seeds: no power cut left a hot journal\n");
+	exit(1);
+}
+
+static void gen_metaregion(void)
+{
+	struct ftl_dev *dev = meta_device();
+	meta_encode(dev, 0, "schema");
+	meta_encode(dev, FZ_META_WRITE, "schema-write");
+	meta_encode(dev, FZ_META_WRITE | FZ_META_BS512 | FZ_META_FIX_A | FZ_META_FIX_B,
+	            "schema-write-bs512");
+	ftl_dev_close(dev);
+	gen_hot_journal();
+}
+
+/* ---- fuzz_ctl ----------------------------------------------------------------------------- */
+
+static void gen_ctl(void)
+{
+	write_text("fuzz_ctl", "lifecycle",
+	           "volume create a 16M\nsnapshot create a s1\nsnapshot clone a s1 b\n"
+	           "volume resize b 32M\nvolume rename b c\nsnapshot restore a s1\n"
+	           "snapshot delete a s1\nvolume delete c\nvolume delete a\n");
+	write_text("fuzz_ctl", "config",
+	           "config set compression zstd:3\nconfig set dedupe off\n"
+	           "config set commit_interval_ms 100\n");
+	write_text("fuzz_ctl", "too-big", "volume create x 1P\n");
+	write_text("fuzz_ctl", "gc-sync", "gc start\nsync\nscrub start\nscrub stop\n");
+	write_text("fuzz_ctl", "bad-name", "volume create .hidden 10M\n");
+	write_text("fuzz_ctl", "busy",
+	           "volume create v 4K\nsnapshot create v s\nvolume delete v\n");
+	write_text(
+	    "fuzz_ctl", "sizes",
+	    "volume create k 1KiB\nvolume resize k 4096\nvolume resize k 18446744073709551615\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: pstor-fuzz-seeds DIR\n");
+		return 2;
+	}
+	outdir = argv[1];
+	mkdir(outdir, 0755);
+	gen_superblock();
+	gen_segment();
+	gen_metaregion();
+	gen_ctl();
+	return 0;
+}
