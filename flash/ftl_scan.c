@@ -11,9 +11,12 @@
 #include "ftl_int.h"
 
 struct scan_births {
-	uint64_t *v; /* birth + 1 of the winning copy per id; 0 = none */
+	uint64_t *v; /* birth + 1 of the winning copy per id, | SCAN_DAMAGED; 0 = none */
 	uint64_t n;
 };
+/* The winning copy fails its checksum: it stays in the L2P (reads give -EIO and the id is
+ * never handed out again while references to it may exist) but the owner is not told of it. */
+#define SCAN_DAMAGED (1ull << 63)
 
 static int births_reserve(struct scan_births *b, uint64_t id)
 {
@@ -83,14 +86,17 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 		uint64_t id = e[i].id;
 		/* len_flags must be exactly what ftl_read checks the crc against: bits 17..23
 		 * set would pass here and fail every read. */
-		if (!scan_id_ok(ftl, id) || e[i].birth >= SCAN_BIRTH_LIMIT || hdr.crc != e[i].crc ||
-		    e[i].len_flags != ftl_len_flags(len, hdr.flags) ||
-		    ftl_chunk_crc(id, e[i].len_flags, c + sizeof(hdr), len) != hdr.crc) {
-			/* Torn or rotten chunk: the other copy (if GC left one) may win. */
+		if (!scan_id_ok(ftl, id) || e[i].birth >= SCAN_BIRTH_LIMIT) {
 			atomic_fetch_add(&ftl->checksum_errors, 1);
 			cur += fp;
 			continue;
 		}
+		/* The summary checked out, so id and birth are sound even when the chunk is not. */
+		bool damaged = hdr.crc != e[i].crc ||
+		               e[i].len_flags != ftl_len_flags(len, hdr.flags) ||
+		               ftl_chunk_crc(id, e[i].len_flags, c + sizeof(hdr), len) != hdr.crc;
+		if (damaged)
+			atomic_fetch_add(&ftl->checksum_errors, 1);
 		if (e[i].birth > *max_birth)
 			*max_birth = e[i].birth;
 		atomic_fetch_add(&ftl->segs[segi].birth_sum, e[i].birth);
@@ -99,12 +105,20 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 		if (rc)
 			return rc;
 		uint64_t loc = ftl_loc_make(segi, off + cur, len);
+		bool have_damaged = b->v[id] & SCAN_DAMAGED;
+		/* Among sound copies the newest wins (GC copies keep their birth). A damaged copy
+		 * wins only where no sound one exists: it keeps its id taken, so references to it
+		 * read -EIO instead of the data of whatever reuses the id. (A sound copy beats a
+		 * newer damaged one: a freed chunk comes back after a power cut that tore the pack
+		 * of the chunk that reused its id.) */
 		if (b->v[id] == 0) {
 			rc = ftl_l2p_claim(&ftl->l2p, id);
 			if (rc)
 				return rc;
-		} else if (e[i].birth + 1 <= b->v[id]) {
-			cur += fp; /* an older content, or an equal GC copy we already have */
+		} else if ((damaged && !have_damaged) ||
+		           (damaged == have_damaged &&
+		            e[i].birth + 1 <= (b->v[id] & ~SCAN_DAMAGED))) {
+			cur += fp; /* an older content, or an equal copy no better than ours */
 			continue;
 		} else {
 			uint64_t old = ftl_l2p_get(&ftl->l2p, id);
@@ -112,7 +126,7 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 			                 ftl_chunk_footprint(ftl_loc_len(old)));
 			atomic_fetch_sub(&ftl->bytes_live, ftl_loc_len(old));
 		}
-		b->v[id] = e[i].birth + 1;
+		b->v[id] = (e[i].birth + 1) | (damaged ? SCAN_DAMAGED : 0);
 		ftl_l2p_set(&ftl->l2p, id, loc);
 		atomic_fetch_add(&ftl->segs[segi].live_bytes, fp);
 		atomic_fetch_add(&ftl->bytes_live, len);
@@ -184,7 +198,7 @@ static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct sca
 }
 
 /* Second pass: tell the owner about every winning chunk, with its hash. */
-static int scan_report(struct ftl *ftl, uint8_t *buf)
+static int scan_report(struct ftl *ftl, uint8_t *buf, const struct scan_births *b)
 {
 	for (uint32_t segi = 0; segi < ftl->nsegs; segi++) {
 		struct ftl_seg *s = &ftl->segs[segi];
@@ -211,7 +225,8 @@ static int scan_report(struct ftl *ftl, uint8_t *buf)
 			for (uint32_t i = 0; i < ph->nentries; i++) {
 				uint32_t len = e[i].len_flags & FTL_LEN_MASK;
 				uint64_t loc = ftl_loc_make(segi, cur, len);
-				if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc) {
+				if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc &&
+				    !(b->v[e[i].id] & SCAN_DAMAGED)) {
 					rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg,
 					                      (struct ftl_addr){e[i].id}, e[i].hash,
 					                      len, (uint8_t)(e[i].len_flags >> 24));
@@ -243,7 +258,7 @@ int ftl_scan(struct ftl *ftl)
 	atomic_store(&ftl->next_birth, max_birth + 1);
 	ftl_l2p_rebuild_free(&ftl->l2p);
 	if (ftl->cfg.scan_cb)
-		rc = scan_report(ftl, buf);
+		rc = scan_report(ftl, buf, &b);
 out_free:
 	free(b.v);
 	free(buf);

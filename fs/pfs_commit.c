@@ -283,7 +283,8 @@ static bool in_commit(const struct uw_list *u, uint64_t map, uint64_t idx)
 		if (u->vcs[i].v->id != map)
 			continue;
 		struct dirty_page key = {.idx = idx};
-		return bsearch(&key, u->vcs[i].pages, u->vcs[i].npages, sizeof(key), cmp_dirty);
+		return u->vcs[i].npages &&
+		       bsearch(&key, u->vcs[i].pages, u->vcs[i].npages, sizeof(key), cmp_dirty);
 	}
 	return false;
 }
@@ -328,7 +329,8 @@ static int unwritten_rows(struct pfs *p, struct vol_commit *vcs, size_t nvc, uin
 	u->nvc = nvc;
 	u->cut = cut;
 	for (size_t i = 0; i < nvc; i++)
-		qsort(vcs[i].pages, vcs[i].npages, sizeof(*vcs[i].pages), cmp_dirty);
+		if (vcs[i].npages) /* qsort(NULL, 0) is undefined */
+			qsort(vcs[i].pages, vcs[i].npages, sizeof(*vcs[i].pages), cmp_dirty);
 	int rc = pfs_meta_pages_each_chunk(p, -1, true, unwritten_row, u);
 	return rc > 0 ? 0 : rc;
 }

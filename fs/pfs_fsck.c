@@ -105,7 +105,8 @@ static void say(struct fsck *f, const char *fmt, ...)
 
 static bool data_exists(struct fsck *f, uint64_t id)
 {
-	return bsearch(&id, f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64) != NULL;
+	return f->scan.ndata &&
+	       bsearch(&id, f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64) != NULL;
 }
 
 /* ---- check ---------------------------------------------------------------------------------- */
@@ -216,9 +217,11 @@ static void check_metadata(struct fsck *f)
 		    (unsigned long long)f->dangling);
 		f->errors++;
 	}
-	qsort(a.used.v, a.used.n, sizeof(uint64_t), cmp_u64);
+	if (a.used.n) /* qsort(NULL, 0) is undefined */
+		qsort(a.used.v, a.used.n, sizeof(uint64_t), cmp_u64);
 	for (size_t i = 0; i < f->scan.ndata; i++)
-		if (!bsearch(&f->scan.data[i], a.used.v, a.used.n, sizeof(uint64_t), cmp_u64))
+		if (!a.used.n ||
+		    !bsearch(&f->scan.data[i], a.used.v, a.used.n, sizeof(uint64_t), cmp_u64))
 			f->unreferenced++;
 	if (f->unreferenced)
 		say(f,
@@ -621,8 +624,10 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 		say(f, "segments: cannot scan: %s", strerror(-rc));
 		return rc;
 	}
-	qsort(f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64);
-	qsort(f->scan.meta, f->scan.nmeta, sizeof(*f->scan.meta), cmp_found);
+	if (f->scan.ndata) /* qsort(NULL, 0) is undefined */
+		qsort(f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64);
+	if (f->scan.nmeta) /* qsort(NULL, 0) is undefined */
+		qsort(f->scan.meta, f->scan.nmeta, sizeof(*f->scan.meta), cmp_found);
 	struct ftl_stats st;
 	ftl_get_stats(f->p.ftl, &st);
 	say(f, "segments: %u in use, %zu data chunks, %zu metadata records (%llu bytes live)",

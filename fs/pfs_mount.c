@@ -374,12 +374,14 @@ static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct 
 	c->nrefd = 0;
 	if (pfs_meta_pages_each_chunk(p, -1, false, collect_refd, c))
 		return; /* keep everything: freed at a later mount */
-	qsort(c->refd, c->nrefd, sizeof(*c->refd), cmp_u64);
+	if (c->nrefd)   /* qsort(NULL, 0) is undefined */
+		qsort(c->refd, c->nrefd, sizeof(*c->refd), cmp_u64);
 	for (size_t i = 0; i < sb->nm; i++) {
 		struct found_meta *m = &sb->m[i];
 		bool keep;
 		if (m->tag.kind == PFS_MCHUNK_PAGE)
-			keep = bsearch(&m->addr, c->refd, c->nrefd, sizeof(uint64_t), cmp_u64);
+			keep = c->nrefd &&
+			       bsearch(&m->addr, c->refd, c->nrefd, sizeof(uint64_t), cmp_u64);
 		else if (m->tag.kind == PFS_MCHUNK_CATALOG)
 			keep = m->addr == p->cat_chunk;
 		else
@@ -413,8 +415,9 @@ static void superblock_msg(const char *path, int rc, const struct ftl_superblock
                            uint64_t dev_size, char *msg, size_t msglen)
 {
 	if (rc == -EFBIG) {
-		snprintf(msg, msglen, "%.140s: truncated: %llu bytes, its pstorfs namespace needs %llu",
-		         path, (unsigned long long)dev_size, (unsigned long long)sb->device_size);
+		snprintf(msg, msglen,
+		         "%.140s: truncated: %llu bytes, its pstorfs namespace needs %llu", path,
+		         (unsigned long long)dev_size, (unsigned long long)sb->device_size);
 		return;
 	}
 	if (rc == -EINVAL)
@@ -441,7 +444,8 @@ static int recover(struct pfs *p, struct scan_buf *sb)
 	uint64_t next = (sb->max_lsn > p->ckpt_lsn ? sb->max_lsn : p->ckpt_lsn) + 1;
 	p->log.next_lsn = p->log.buf_lsn = p->log.durable_lsn = next;
 
-	qsort(sb->m, sb->nm, sizeof(*sb->m), cmp_log);
+	if (sb->nm) /* qsort(NULL, 0) is undefined */
+		qsort(sb->m, sb->nm, sizeof(*sb->m), cmp_log);
 	int64_t t0 = pfs_now_ns();
 	rc = replay_log(p, sb);
 	p->replay_seconds = (double)(pfs_now_ns() - t0) / 1e9;

@@ -150,6 +150,20 @@ struct map_walk {
 	uint64_t last_map; /* the map the last counted hit belonged to */
 };
 
+/* What a reference to ADDR reads now: -1 (its chunk is fine), a kind of ftl_scrub, or
+ * SCRUB_REF_MISSING. An id the scrub found lost or missing counts only while no live chunk
+ * has it (a write may have reused it since). */
+static int ref_kind(const struct map_walk *w, uint64_t addr)
+{
+	int kind = bad_kind(w->bad, w->nbad, addr);
+
+	if (kind >= 0 && kind != FTL_SCRUB_LOST)
+		return kind;
+	if (ftl_chunk_len(w->p->ftl, (struct ftl_addr){addr}) >= 0)
+		return -1;
+	return kind >= 0 ? kind : SCRUB_REF_MISSING;
+}
+
 static struct scrub_vol *vol_slot(struct map_walk *w, uint64_t map)
 {
 	struct scrub_findings *f = w->f;
@@ -166,11 +180,12 @@ static struct scrub_vol *vol_slot(struct map_walk *w, uint64_t map)
 	return v && v->id == map ? v : NULL;
 }
 
-/* What slot I of page IDX of MAP references now, if it still is ADDR and it is still bad.
- * Rows read by pfs_meta_pages_each may be older than a commit that released their chunks in
- * between, so a suspect is read again under commit_lock, which no commit holds apart. */
+/* KIND[I] gets ref_kind of slot I of page IDX of MAP if it still holds what REFS[I] holds, -1
+ * otherwise. Rows read by pfs_meta_pages_each may be older than a commit that released their
+ * chunks in between, so a suspect page is read again under commit_lock, which no commit holds
+ * apart from its releases. */
 static int recheck(struct map_walk *w, uint64_t map, uint64_t idx, const struct engine_ref *refs,
-                   bool *still)
+                   int *kind)
 {
 	struct engine_ref *now = malloc(PFS_PAGE_REFS * sizeof(*now));
 	int rc;
@@ -180,12 +195,10 @@ static int recheck(struct map_walk *w, uint64_t map, uint64_t idx, const struct 
 	pthread_mutex_lock(&w->p->commit_lock);
 	rc = pfs_meta_page_load(w->p, map, idx, now);
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		still[i] = false;
+		kind[i] = -1;
 		if (rc || now[i].v != refs[i].v || engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
 			continue;
-		uint64_t addr = refs[i].v & ((1ull << 62) - 1);
-		still[i] = bad_kind(w->bad, w->nbad, addr) >= 0 ||
-		           ftl_chunk_len(w->p->ftl, (struct ftl_addr){addr}) < 0;
+		kind[i] = ref_kind(w, refs[i].v & ((1ull << 62) - 1));
 	}
 	pthread_mutex_unlock(&w->p->commit_lock);
 	free(now);
@@ -195,8 +208,8 @@ static int recheck(struct map_walk *w, uint64_t map, uint64_t idx, const struct 
 static int walk_page(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs)
 {
 	struct map_walk *w = arg;
-	bool suspect = false, still[PFS_PAGE_REFS];
-	int rc;
+	bool suspect = false;
+	int kind[PFS_PAGE_REFS], rc;
 
 	if (atomic_load(&w->s->stop))
 		return -ECANCELED;
@@ -204,23 +217,18 @@ static int walk_page(void *arg, uint64_t map, uint64_t idx, const struct engine_
 	for (uint32_t i = 0; i < PFS_PAGE_REFS && !suspect; i++) {
 		if (engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
 			continue;
-		uint64_t addr = refs[i].v & ((1ull << 62) - 1);
-		suspect = bad_kind(w->bad, w->nbad, addr) >= 0 ||
-		          ftl_chunk_len(w->p->ftl, (struct ftl_addr){addr}) < 0;
+		suspect = ref_kind(w, refs[i].v & ((1ull << 62) - 1)) >= 0;
 	}
 	if (!suspect)
 		return 0;
-	rc = recheck(w, map, idx, refs, still);
+	rc = recheck(w, map, idx, refs, kind);
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		if (!still[i])
+		if (kind[i] < 0)
 			continue;
 		uint64_t addr = refs[i].v & ((1ull << 62) - 1);
-		int kind = bad_kind(w->bad, w->nbad, addr);
-		if (kind < 0)
-			kind = SCRUB_REF_MISSING;
-		bool risk = kind == FTL_SCRUB_SUMMARY;
+		bool risk = kind[i] == FTL_SCRUB_SUMMARY;
 		if (risk)
 			w->f->refs_at_risk++;
 		else
@@ -234,7 +242,7 @@ static int walk_page(void *arg, uint64_t map, uint64_t idx, const struct engine_
 			v->failing++;
 		if (v->nhits < SCRUB_HITS_MAX)
 			v->hits[v->nhits++] = (struct scrub_hit){
-			    (idx * PFS_PAGE_REFS + i) * w->p->bs, addr, (uint8_t)kind};
+			    (idx * PFS_PAGE_REFS + i) * w->p->bs, addr, (uint8_t)kind[i]};
 	}
 	return 0;
 }
@@ -277,8 +285,9 @@ static int walk_copy(void *arg, uint64_t map, uint64_t idx, const struct engine_
 	(void)refs;
 	if (atomic_load(&w->s->stop))
 		return -ECANCELED;
-	if (chunk == PFS_NO_CHUNK || bad_kind(w->bad, w->nbad, chunk) < 0)
-		return 0;
+	int kind = chunk == PFS_NO_CHUNK ? -1 : bad_kind(w->bad, w->nbad, chunk);
+	if (kind < 0 || kind == FTL_SCRUB_SUMMARY)
+		return 0; /* intact, or readable and only at risk */
 	vol_name(w->p, map, name, sizeof(name));
 	snprintf(what, sizeof(what), "flash copy of %s page %llu", name, (unsigned long long)idx);
 	meta_hit(w->f, chunk, what);
@@ -292,6 +301,8 @@ static int map_meta_chunks(struct map_walk *w)
 
 	for (uint32_t i = 0; i < w->nbad; i++) {
 		bool cat, log = false;
+		if (w->bad[i].kind == FTL_SCRUB_SUMMARY)
+			continue;
 		pthread_mutex_lock(&p->commit_lock);
 		cat = p->cat_chunk == w->bad[i].addr;
 		pthread_mutex_unlock(&p->commit_lock);
