@@ -68,17 +68,18 @@ run_fuzzers() {
 		if ! UBSAN_OPTIONS=print_stacktrace=1 "$here/build-fuzz/tests/fuzz/$t" \
 			-runs="$runs" -max_len="$maxlen" -rss_limit_mb=2048 -timeout=60 \
 			-print_final_stats=1 -artifact_prefix="$art/$t-" "${dict[@]}" "$work/$t" \
-			>"$work/$t.log" 2>&1; then
+			</dev/null >"$work/$t.log" 2>&1; then
 			tail -n 60 "$work/$t.log"
-			echo "pstor-dev: fuzz $t failed; the input is in $art, the log in $work/$t.log" >&2
+			echo "pstor-dev: fuzz $t failed (log: $work/$t.log; a failing input, if any," \
+				"is in $art)" >&2
 			return 1
 		fi
 		grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$t.log" || true
 	done <<-EOF
-		fuzz_superblock 20000 1025
+		fuzz_superblock 100000 1025
 		fuzz_segment 20000 16384
 		fuzz_metaregion 20000 16384
-		fuzz_ctl 20000 512
+		fuzz_ctl 50000 512
 	EOF
 	rm -rf "$work"
 }

@@ -40,6 +40,7 @@
 #define FZ_META_WRITE   0x08u /* also run writing statements (journal, header updates) */
 #define FZ_META_CREATE  0x10u /* open with SQLITE_OPEN_CREATE */
 #define FZ_META_CRC_OFF 124u  /* the header's CRC-32C field, over the bytes before it */
+#define FZ_META_SLOT    32u   /* le32 slot size (where header B starts) in a header */
 #define FZ_META_DB_OFF  40u   /* le64 db area offset in a header */
 #define FZ_META_JNL_OFF 56u   /* le64 journal area offset in a header */
 #define FZ_META_JNL_CAP 64u   /* le64 journal area size in a header */

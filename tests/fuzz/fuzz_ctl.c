@@ -3,7 +3,9 @@
  * as `echo ... > ctl` would. After each input the harness deletes what it created and puts the
  * settings back, so inputs do not depend on each other and memory stays flat.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,28 @@ static void fz_teardown(void)
 	fz_p = NULL;
 }
 
+/* Images of earlier runs that died inside pfs_mkfs or pfs_open (before the unlink below):
+ * removed when the process that made one is gone, so crashes do not fill /dev/shm. */
+static void fz_remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[512];
+	int pid;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (sscanf(de->d_name, "pstor-fuzz-ctl-%d.img", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct pfs_mkfs_params prm = {.size = IMAGE_SIZE, .segment_size = SEGMENT_SIZE};
@@ -37,6 +61,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	fz_remove_stale(dir);
 	snprintf(fz_img, sizeof(fz_img), "%s/pstor-fuzz-ctl-%d.img", dir, (int)getpid());
 	unlink(fz_img);
 	rc = pfs_mkfs(fz_img, &prm, msg, sizeof(msg));

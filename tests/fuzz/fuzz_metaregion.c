@@ -130,11 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_check(ftl_dev_read(dev, region, sizeof(region), FZ_META_OFF), "region read");
 
 	/* The areas as format laid them out (header A is valid here). */
-	uint64_t db_off = fz_le64(region + FZ_META_DB_OFF),
-	         db_cap = fz_le64(region + FZ_META_DB_CAP);
+	uint64_t db_off = fz_le64(region + FZ_META_DB_OFF);
+	uint64_t db_cap = fz_le64(region + FZ_META_DB_CAP);
 	uint64_t jnl_off = fz_le64(region + FZ_META_JNL_OFF);
 	uint64_t jnl_cap = fz_le64(region + FZ_META_JNL_CAP);
-	uint32_t slot = fz_le32(region + 32);
+	uint32_t slot = fz_le32(region + FZ_META_SLOT);
 	if (jnl_off + jnl_cap > sizeof(region) || db_off + db_cap > jnl_off || slot < 4096) {
 		fprintf(stderr, "unexpected region layout\n");
 		abort();

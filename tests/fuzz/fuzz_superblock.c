@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_superblock.c - libFuzzer target for the superblock parser: the input becomes
  * superblock copies A and B of an in-memory namespace, then ftl_read_superblock (and, by a flag,
- * ftl_open) must either refuse it or return a geometry that fits the device. Never writes.
+ * ftl_open) must either refuse it or return a geometry that fits the device.
  */
 #include <errno.h>
 #include <stddef.h>

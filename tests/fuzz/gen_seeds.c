@@ -229,7 +229,7 @@ static void meta_encode(struct ftl_dev *dev, uint8_t flags, const char *name)
 	pfs_vfs_get_stats(v, &st);
 	pfs_vfs_close(v);
 	fz_check(ftl_dev_read(dev, region, sizeof(region), FZ_META_OFF), "region read");
-	uint32_t slot = fz_le32(region + 32);
+	uint32_t slot = fz_le32(region + FZ_META_SLOT);
 	put8(&s, flags);
 	put(&s, region, FZ_META_HDR);
 	put(&s, region + slot, FZ_META_HDR);
