@@ -368,7 +368,7 @@ static int copies_check_rows(struct pfs *p, struct scan_buf *sb, struct copies *
 	return pfs_meta_pages_each_chunk(p, -1, false, check_row, c);
 }
 
-/* After the mount checkpoint: copies and catalogue records nothing points to are freed. */
+/* Before the mount checkpoint: copies and catalogue records nothing points to are freed. */
 static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct copies *c)
 {
 	c->nrefd = 0;
@@ -461,12 +461,14 @@ static int recover(struct pfs *p, struct scan_buf *sb)
 	rc = copies_check_rows(p, sb, &c);
 	if (rc || p->opts.readonly)
 		goto out;
+	/* Before the mount checkpoint: the copies it supersedes are queued for freeing after
+	 * the next one, so freeing "unreferenced" copies after it would free those twice, the
+	 * second time under an id a new chunk may hold by then. */
+	copies_free_unreferenced(p, sb, &c);
 	/* Frees from the rebuild reach the device now, so a crash cannot resurrect them, and
 	 * the replayed changes move from the log into SQLite. */
 	atomic_store(&p->cat_dirty, true);
 	rc = pfs_commit(p);
-	if (!rc)
-		copies_free_unreferenced(p, sb, &c);
 out:
 	free(c.refd);
 	return rc;

@@ -43,16 +43,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLK 4096u
-#define MAX_VOLS 8u
+#define BLK         4096u
+#define MAX_VOLS    8u
 #define MAX_THREADS 8u
-#define N_DUP 16u /* whole-block duplicate templates: dedupe hits across blocks and volumes */
-#define N_PAT 8u  /* repeating-pattern blocks: pattern removal, inline and table patterns */
+#define N_DUP       16u /* whole-block duplicate templates: dedupe hits across blocks and volumes */
+#define N_PAT       8u  /* repeating-pattern blocks: pattern removal, inline and table patterns */
 
 #define MAGIC_DATA 0x42574350u /* "PCWB" */
-#define MAGIC_DUP 0x44574350u  /* "PCWD" */
-#define J_INTENT 0x494a4350u   /* "PCJI" */
-#define J_ACK 0x414a4350u      /* "PCJA" */
+#define MAGIC_DUP  0x44574350u /* "PCWD" */
+#define J_INTENT   0x494a4350u /* "PCJI" */
+#define J_ACK      0x414a4350u /* "PCJA" */
 
 enum kind { K_DATA = 1, K_DUP = 2, K_PAT = 3, K_ZERO = 4 };
 
@@ -127,7 +127,8 @@ static uint64_t seed_of(uint64_t a, uint64_t b, uint64_t c)
 
 /* Random bytes, then text that names the block: LZ4/Zstd compress it, so mixed blocks exercise
  * the compression path while the random part keeps every block unique. */
-static void fill_payload(uint8_t *b, size_t from, uint32_t rand_len, uint64_t seed, const char *text)
+static void fill_payload(uint8_t *b, size_t from, uint32_t rand_len, uint64_t seed,
+                         const char *text)
 {
 	size_t i = from, tl = strlen(text);
 
@@ -147,8 +148,9 @@ static void make_data(uint8_t *b, uint32_t vol, uint32_t block, uint64_t gen)
 	struct blk_hdr h = {MAGIC_DATA, 0, vol, block, gen, rl[seed & 3], 0};
 	char text[96];
 
-	snprintf(text, sizeof(text), "pstor-crash-writer vol %" PRIu32 " block %" PRIu32
-	         " gen %" PRIx64 " | ", vol, block, gen);
+	snprintf(text, sizeof(text),
+	         "pstor-crash-writer vol %" PRIu32 " block %" PRIu32 " gen %" PRIx64 " | ", vol,
+	         block, gen);
 	fill_payload(b, sizeof(h), h.rand_len, seed, text);
 	memcpy(b, &h, sizeof(h));
 	h.crc = crc32_buf(b + 8, BLK - 8);
@@ -270,12 +272,11 @@ struct opts {
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: pstor-crash-writer fill   DIR JOURNAL [--volumes N] [--blocks N]\n"
-	        "       pstor-crash-writer run    DIR JOURNAL [--volumes N] [--blocks N] "
-	        "[--threads N] [--seconds N]\n"
-	        "       pstor-crash-writer verify DIR JOURNAL [--volumes N] [--blocks N] "
-	        "[--snapshot VOL:PATH]...\n");
+	fprintf(stderr, "usage: pstor-crash-writer fill   DIR JOURNAL [--volumes N] [--blocks N]\n"
+	                "       pstor-crash-writer run    DIR JOURNAL [--volumes N] [--blocks N] "
+	                "[--threads N] [--seconds N]\n"
+	                "       pstor-crash-writer verify DIR JOURNAL [--volumes N] [--blocks N] "
+	                "[--snapshot VOL:PATH]...\n");
 	exit(2);
 }
 
@@ -309,8 +310,8 @@ static void die_errno(const char *what, const char *path)
 
 /* ---- the journal ------------------------------------------------------------------------- */
 
-static struct jrec jrec_make(uint32_t magic, uint32_t vol, uint32_t block, enum kind k,
-                             uint32_t t, uint64_t gen)
+static struct jrec jrec_make(uint32_t magic, uint32_t vol, uint32_t block, enum kind k, uint32_t t,
+                             uint64_t gen)
 {
 	struct jrec r = {magic, vol, block, (uint32_t)k << 8 | t, gen, 0, 0};
 	r.crc = crc32_buf(&r, offsetof(struct jrec, crc));
@@ -439,7 +440,7 @@ static void *writer_thread(void *arg)
 			struct last w;
 			ssize_t n;
 
-			/* One op in 16 reads back a block this thread wrote in this run: it must
+			/* 6% of the ops read back a block this thread wrote in this run: it must
 			 * hold exactly that write (it is the only writer of the block). */
 			if (l->gen && c < 6) {
 				n = pread(fd[v], rbuf, BLK, (off_t)b * BLK);
@@ -452,18 +453,21 @@ static void *writer_thread(void *arg)
 				make_block(want, l->kind, l->tmpl, v, b, l->gen);
 				if (memcmp(rbuf, want, BLK)) {
 					struct seen s = classify(rbuf, v, b);
-					fprintf(stderr,
-					        "pstor-crash-writer: READ-BACK MISMATCH vol %" PRIu32
-					        " block %" PRIu32 ": wrote kind %u gen %" PRIx64
-					        ", read kind %u gen %" PRIx64 " (%s)\n",
-					        v, b, l->kind, l->gen, s.kind, s.gen, s.why ? s.why : "valid");
+					fprintf(
+					    stderr,
+					    "pstor-crash-writer: READ-BACK MISMATCH vol %" PRIu32
+					    " block %" PRIu32 ": wrote kind %u gen %" PRIx64
+					    ", read kind %u gen %" PRIx64 " (%s)\n",
+					    v, b, l->kind, l->gen, s.kind, s.gen,
+					    s.why ? s.why : "valid");
 					exit(1);
 				}
 				atomic_fetch_add(&run_g.readbacks, 1);
 				continue;
 			}
 			if (l->gen && c < 11) {
-				w = *l; /* rewrite the same content: a dedupe hit on its own chunk */
+				w = *l; /* rewrite the same content: a dedupe hit on its own chunk
+				         */
 			} else {
 				w.gen = run_g.epoch << 32 | ++seq;
 				w.tmpl = 0;
@@ -567,6 +571,15 @@ static int run_setup(const struct opts *o)
 	run_g.jfd = open(o->journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (run_g.jfd < 0)
 		die_errno("open", o->journal);
+	/* A batch of acks that crosses a page may be cut short by SIGKILL (the kernel checks
+	 * for fatal signals between pages): drop the partial record, or every record appended
+	 * after it would be misaligned. */
+	struct stat st;
+	if (fstat(run_g.jfd, &st))
+		die_errno("fstat", o->journal);
+	if (st.st_size % (off_t)sizeof(struct jrec) &&
+	    ftruncate(run_g.jfd, st.st_size - st.st_size % (off_t)sizeof(struct jrec)))
+		die_errno("truncate", o->journal);
 	printf("epoch: %" PRIu64 "\n", run_g.epoch);
 	return 0;
 }
@@ -617,7 +630,8 @@ static int cmd_fill(const struct opts *o)
 		for (uint32_t b = 0; b < o->nblocks; b += per) {
 			uint32_t k = o->nblocks - b < per ? o->nblocks - b : per;
 			for (uint32_t i = 0; i < k; i++)
-				rec[i] = jrec_make(J_ACK, v, b + i, K_DATA, 0, run_g.epoch << 32 | ++seq);
+				rec[i] = jrec_make(J_ACK, v, b + i, K_DATA, 0,
+				                   run_g.epoch << 32 | ++seq);
 			jappend(rec, k, false);
 		}
 	}
@@ -705,8 +719,10 @@ static uint64_t read_blocks(const char *path, uint32_t vol, uint32_t nblocks, st
 					continue;
 				}
 				if (errs++ < 10)
-					fprintf(stderr, "pstor-crash-writer: read %s block %" PRIu32
-					        ": %s\n", path, b + i, strerror(errno));
+					fprintf(stderr,
+					        "pstor-crash-writer: read %s block %" PRIu32
+					        ": %s\n",
+					        path, b + i, strerror(errno));
 				st[b + i].seen.kind = 0;
 				st[b + i].seen.why = "read error";
 			}
@@ -757,7 +773,8 @@ static int cmd_verify(const struct opts *o)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (j[i].vol >= o->nvol || j[i].block >= o->nblocks) {
-			fprintf(stderr, "pstor-crash-writer: journal record for vol %" PRIu32
+			fprintf(stderr,
+			        "pstor-crash-writer: journal record for vol %" PRIu32
 			        " block %" PRIu32 " is outside --volumes/--blocks\n",
 			        j[i].vol, j[i].block);
 			return 2;
@@ -805,20 +822,23 @@ static int cmd_verify(const struct opts *o)
 			newer++;
 		if (s->ok)
 			continue;
-		/* Valid content that some write of this block produced, but older than the ack: a
-		 * loss. Anything no write of this block produced: garbage. */
-		bool known = s->known || s->seen.kind == K_ZERO;
+		/* Valid content that some write of this block produced, but older than the ack, or
+		 * an acked block that cannot be read: a loss. Anything no write of this block
+		 * produced: garbage. */
+		bool known = s->known || s->seen.kind == K_ZERO ||
+		             (s->acked && s->seen.why && !strcmp(s->seen.why, "read error"));
 		if (known)
 			lost++;
 		else
 			garbage++;
 		if (reported++ < 20)
-			fprintf(stderr,
-			        "pstor-crash-writer: %s: vol %zu block %zu reads %s%s%s gen %" PRIx64
-			        ", last acked gen %" PRIx64 "\n",
-			        known ? "LOST" : "GARBAGE", b / o->nblocks, b % o->nblocks,
-			        kind_name(s->seen.kind), s->seen.why ? " - " : "",
-			        s->seen.why ? s->seen.why : "", s->seen.gen, s->acked);
+			fprintf(
+			    stderr,
+			    "pstor-crash-writer: %s: vol %zu block %zu reads %s%s%s gen %" PRIx64
+			    ", last acked gen %" PRIx64 "\n",
+			    known ? "LOST" : "GARBAGE", b / o->nblocks, b % o->nblocks,
+			    kind_name(s->seen.kind), s->seen.why ? " - " : "",
+			    s->seen.why ? s->seen.why : "", s->seen.gen, s->acked);
 	}
 	/* A snapshot is some earlier state of its volume: each block must be zeros or a write
 	 * that was made to that block. */
@@ -841,9 +861,12 @@ static int cmd_verify(const struct opts *o)
 			if (ss[b].ok)
 				continue;
 			if (snap_garbage++ < 10)
-				fprintf(stderr, "pstor-crash-writer: GARBAGE in snapshot %s block %" PRIu32
-				        ": %s%s%s\n", o->snap_path[k], b, kind_name(ss[b].seen.kind),
-				        ss[b].seen.why ? " - " : "", ss[b].seen.why ? ss[b].seen.why : "");
+				fprintf(stderr,
+				        "pstor-crash-writer: GARBAGE in snapshot %s block %" PRIu32
+				        ": %s%s%s\n",
+				        o->snap_path[k], b, kind_name(ss[b].seen.kind),
+				        ss[b].seen.why ? " - " : "",
+				        ss[b].seen.why ? ss[b].seen.why : "");
 		}
 		free(ss);
 	}
@@ -852,9 +875,11 @@ static int cmd_verify(const struct opts *o)
 	       "\nblocks_zero: %" PRIu64 "\n",
 	       by_kind[K_DATA], by_kind[K_DUP], by_kind[K_PAT], by_kind[K_ZERO]);
 	printf("journal_writes: %" PRIu64 "\nacked_writes: %" PRIu64 "\nacked_blocks: %" PRIu64
-	       "\n", intents, acks, acked_blocks);
+	       "\n",
+	       intents, acks, acked_blocks);
 	printf("last_epoch: %" PRIu64 "\nlast_epoch_writes: %" PRIu64
-	       "\nlast_epoch_acked_writes: %" PRIu64 "\n", epoch, writes_last, acks_last);
+	       "\nlast_epoch_acked_writes: %" PRIu64 "\n",
+	       epoch, writes_last, acks_last);
 	printf("unacked_newer_survived: %" PRIu64 "\n", newer);
 	printf("journal_bad_records: %zu\n", bad);
 	printf("snapshot_blocks_checked: %" PRIu64 "\nsnapshot_garbage: %" PRIu64 "\n", snap_blocks,
