@@ -282,12 +282,12 @@ int ftl_erase_counts(struct ftl *ftl, uint32_t *counts, uint32_t n);
 
 /* What is wrong with a chunk the scrub lists (one X-macro list: enum and names agree). */
 #define FTL_SCRUB_KIND_LIST(X)                                                                     \
-	X(DATA, "data")             /* header or payload fails its checksum: reads give -EIO */   \
-	X(UNREADABLE, "unreadable") /* the device cannot read it: reads give -EIO */             \
-	X(SUMMARY, "summary")       /* the data verifies, but its pack summary or segment header  \
+	X(DATA, "data")             /* header or payload fails its checksum: reads give -EIO */    \
+	X(UNREADABLE, "unreadable") /* the device cannot read it: reads give -EIO */               \
+	X(SUMMARY, "summary")       /* the data verifies, but its pack summary or segment header   \
 	                               does not: reads work, the hash may be wrong, and a scan at  \
 	                               the next open would not find the chunk */                   \
-	X(LOST, "lost")             /* a damaged copy of an id that has no live copy: the scan at \
+	X(LOST, "lost")             /* a damaged copy of an id that has no live copy: the scan at  \
 	                               open dropped it, reads give -ENOENT (the owner's reference  \
 	                               dangles; a freed chunk not yet collected looks the same) */
 

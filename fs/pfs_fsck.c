@@ -19,16 +19,10 @@
 #define FSCK_UNCORRECTED 4
 #define FSCK_ERROR       8
 
-struct found {
-	uint64_t addr;
-	struct pfs_mtag tag;
-};
-
 struct scan {
 	uint64_t *data; /* data chunk addresses, sorted after the scan */
 	size_t ndata, capdata;
-	struct found *meta;
-	size_t nmeta, capmeta;
+	struct pfs_mrecs meta;
 };
 
 static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN], uint32_t len,
@@ -37,21 +31,8 @@ static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_
 	struct scan *s = arg;
 
 	(void)len;
-	if (flags & PFS_CHUNK_META) {
-		struct pfs_mtag t;
-		if (pfs_mtag_decode(hash, &t))
-			return 0;
-		if (s->nmeta == s->capmeta) {
-			size_t cap = s->capmeta ? s->capmeta * 2 : 1024;
-			struct found *n = realloc(s->meta, cap * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			s->meta = n;
-			s->capmeta = cap;
-		}
-		s->meta[s->nmeta++] = (struct found){addr.v, t};
-		return 0;
-	}
+	if (flags & PFS_CHUNK_META)
+		return pfs_mrecs_add(&s->meta, addr.v, hash);
 	if (s->ndata == s->capdata) {
 		size_t cap = s->capdata ? s->capdata * 2 : 4096;
 		uint64_t *n = realloc(s->data, cap * sizeof(*n));
@@ -62,24 +43,6 @@ static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_
 	}
 	s->data[s->ndata++] = addr.v;
 	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_found(const void *a, const void *b)
-{
-	const struct found *x = a, *y = b;
-	if (x->tag.kind != y->tag.kind)
-		return x->tag.kind < y->tag.kind ? -1 : 1;
-	if (x->tag.a != y->tag.a)
-		return x->tag.a < y->tag.a ? -1 : 1;
-	if (x->tag.b != y->tag.b)
-		return x->tag.b < y->tag.b ? -1 : 1;
-	return x->tag.gen < y->tag.gen ? -1 : x->tag.gen > y->tag.gen;
 }
 
 struct fsck {
@@ -106,7 +69,7 @@ static void say(struct fsck *f, const char *fmt, ...)
 static bool data_exists(struct fsck *f, uint64_t id)
 {
 	return f->scan.ndata &&
-	       bsearch(&id, f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64) != NULL;
+	       bsearch(&id, f->scan.data, f->scan.ndata, sizeof(uint64_t), pfs_cmp_u64) != NULL;
 }
 
 /* ---- check ---------------------------------------------------------------------------------- */
@@ -218,10 +181,10 @@ static void check_metadata(struct fsck *f)
 		f->errors++;
 	}
 	if (a.used.n) /* qsort(NULL, 0) is undefined */
-		qsort(a.used.v, a.used.n, sizeof(uint64_t), cmp_u64);
+		qsort(a.used.v, a.used.n, sizeof(uint64_t), pfs_cmp_u64);
 	for (size_t i = 0; i < f->scan.ndata; i++)
 		if (!a.used.n ||
-		    !bsearch(&f->scan.data[i], a.used.v, a.used.n, sizeof(uint64_t), cmp_u64))
+		    !bsearch(&f->scan.data[i], a.used.v, a.used.n, sizeof(uint64_t), pfs_cmp_u64))
 			f->unreferenced++;
 	if (f->unreferenced)
 		say(f,
@@ -242,15 +205,15 @@ static void check_chunks(struct fsck *f)
 		if (ftl_read(f->p.ftl, (struct ftl_addr){f->scan.data[i]}, buf, FTL_CHUNK_MAX,
 		             NULL) < 0)
 			f->bad_chunks++;
-	for (size_t i = 0; i < f->scan.nmeta; i++)
-		if (ftl_read(f->p.ftl, (struct ftl_addr){f->scan.meta[i].addr}, buf, FTL_CHUNK_MAX,
-		             NULL) < 0)
+	for (size_t i = 0; i < f->scan.meta.n; i++)
+		if (ftl_read(f->p.ftl, (struct ftl_addr){f->scan.meta.v[i].addr}, buf,
+		             FTL_CHUNK_MAX, NULL) < 0)
 			f->bad_meta_chunks++;
 	free(buf);
 	say(f,
 	    "chunks: %zu data chunks and %zu metadata records read back; %llu and %llu fail "
 	    "their checksum",
-	    f->scan.ndata, f->scan.nmeta, (unsigned long long)f->bad_chunks,
+	    f->scan.ndata, f->scan.meta.n, (unsigned long long)f->bad_chunks,
 	    (unsigned long long)f->bad_meta_chunks);
 	if (f->bad_chunks || f->bad_meta_chunks)
 		f->errors++;
@@ -340,18 +303,18 @@ static int rebuild_pages(struct rebuild *r)
 			uint64_t tagmap = pass == 0 ? e->id : e->parent;
 			if (pass == 1 && e->kind != PFS_MAP_SNAPSHOT)
 				break;
-			for (size_t i = 0; i < s->nmeta; i++) {
-				struct found *c = &s->meta[i];
+			for (size_t i = 0; i < s->meta.n; i++) {
+				struct pfs_mrec *c = &s->meta.v[i];
 				if (c->tag.kind != PFS_MCHUNK_PAGE || c->tag.a != tagmap)
 					continue;
 				if (pass == 1 && c->tag.gen > e->snap_gen)
 					continue;
 				/* Sorted by gen within (map, idx): take the last readable one. */
-				if (i + 1 < s->nmeta &&
-				    s->meta[i + 1].tag.kind == PFS_MCHUNK_PAGE &&
-				    s->meta[i + 1].tag.a == tagmap &&
-				    s->meta[i + 1].tag.b == c->tag.b &&
-				    (pass == 0 || s->meta[i + 1].tag.gen <= e->snap_gen))
+				if (i + 1 < s->meta.n &&
+				    s->meta.v[i + 1].tag.kind == PFS_MCHUNK_PAGE &&
+				    s->meta.v[i + 1].tag.a == tagmap &&
+				    s->meta.v[i + 1].tag.b == c->tag.b &&
+				    (pass == 0 || s->meta.v[i + 1].tag.gen <= e->snap_gen))
 					continue;
 				struct rpage *pg = page_get(r, e->id, c->tag.b, false);
 				if (pg)
@@ -361,12 +324,12 @@ static int rebuild_pages(struct rebuild *r)
 				int rc = -EUCLEAN;
 				/* Newest first; an unreadable copy falls back to the one before. */
 				for (;;) {
-					rc = pfs_mchunk_read_page(f->p.ftl, s->meta[k].addr,
+					rc = pfs_mchunk_read_page(f->p.ftl, s->meta.v[k].addr,
 					                          c->tag.b, refs, store_pat, f);
 					if (rc == 0 || k == 0 ||
-					    s->meta[k - 1].tag.kind != PFS_MCHUNK_PAGE ||
-					    s->meta[k - 1].tag.a != tagmap ||
-					    s->meta[k - 1].tag.b != c->tag.b)
+					    s->meta.v[k - 1].tag.kind != PFS_MCHUNK_PAGE ||
+					    s->meta.v[k - 1].tag.a != tagmap ||
+					    s->meta.v[k - 1].tag.b != c->tag.b)
 						break;
 					k--;
 				}
@@ -381,8 +344,8 @@ static int rebuild_pages(struct rebuild *r)
 				if (!pg)
 					return -ENOMEM;
 				memcpy(pg->ref, refs, sizeof(refs));
-				pg->gen = s->meta[k].tag.gen;
-				pg->chunk = s->meta[k].addr;
+				pg->gen = s->meta.v[k].tag.gen;
+				pg->chunk = s->meta.v[k].addr;
 			}
 		}
 	}
@@ -425,9 +388,9 @@ static int rebuild_replay(struct rebuild *r)
 
 	if (!buf)
 		return -ENOMEM;
-	/* Log chunks are sorted by first lsn (cmp_found), so records apply in lsn order. */
-	for (size_t i = 0; i < s->nmeta && !rc; i++) {
-		struct found *c = &s->meta[i];
+	/* Log chunks are sorted by first lsn (pfs_mrec_cmp), so records apply in lsn order. */
+	for (size_t i = 0; i < s->meta.n && !rc; i++) {
+		struct pfs_mrec *c = &s->meta.v[i];
 		if (c->tag.gen > r->max_lsn)
 			r->max_lsn = c->tag.gen;
 		if (c->tag.kind != PFS_MCHUNK_LOG)
@@ -513,8 +476,8 @@ static int rebuild(struct fsck *f)
 		return -ENOMEM;
 
 	/* The newest catalogue record that reads back. */
-	for (size_t i = s->nmeta; i > 0 && rc; i--) {
-		struct found *c = &s->meta[i - 1];
+	for (size_t i = s->meta.n; i > 0 && rc; i--) {
+		struct pfs_mrec *c = &s->meta.v[i - 1];
 		if (c->tag.kind == PFS_MCHUNK_CATALOG)
 			rc = pfs_mchunk_read_catalog(f->p.ftl, c->addr, &r.cat);
 	}
@@ -574,10 +537,10 @@ static void fsck_fini(struct fsck *f)
 	ftl_close(f->p.ftl);
 	f->p.ftl = NULL;
 	free(f->scan.data);
-	free(f->scan.meta);
+	free(f->scan.meta.v);
 	f->scan.data = NULL;
-	f->scan.meta = NULL;
-	f->scan.ndata = f->scan.nmeta = f->scan.capdata = f->scan.capmeta = 0;
+	f->scan.meta = (struct pfs_mrecs){0};
+	f->scan.ndata = f->scan.capdata = 0;
 }
 
 static void fsck_destroy(struct fsck *f)
@@ -625,13 +588,13 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 		return rc;
 	}
 	if (f->scan.ndata) /* qsort(NULL, 0) is undefined */
-		qsort(f->scan.data, f->scan.ndata, sizeof(uint64_t), cmp_u64);
-	if (f->scan.nmeta) /* qsort(NULL, 0) is undefined */
-		qsort(f->scan.meta, f->scan.nmeta, sizeof(*f->scan.meta), cmp_found);
+		qsort(f->scan.data, f->scan.ndata, sizeof(uint64_t), pfs_cmp_u64);
+	if (f->scan.meta.n) /* qsort(NULL, 0) is undefined */
+		qsort(f->scan.meta.v, f->scan.meta.n, sizeof(*f->scan.meta.v), pfs_mrec_cmp);
 	struct ftl_stats st;
 	ftl_get_stats(f->p.ftl, &st);
 	say(f, "segments: %u in use, %zu data chunks, %zu metadata records (%llu bytes live)",
-	    st.segments_open + st.segments_closed, f->scan.ndata, f->scan.nmeta,
+	    st.segments_open + st.segments_closed, f->scan.ndata, f->scan.meta.n,
 	    (unsigned long long)st.bytes_live);
 	rc = pfs_meta_open(&f->p);
 	if (rc) {

@@ -22,11 +22,13 @@
 #ifndef PSTOR_PFS_INT_H
 #define PSTOR_PFS_INT_H
 
+#include <endian.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "engine.h"
@@ -185,6 +187,30 @@ int pfs_fsck_dev(struct ftl_dev *dev, bool repair, bool force_rebuild, FILE *out
 
 /* ---- pfs_util.c ------------------------------------------------------------------------ */
 int64_t pfs_now_ns(void);
+int pfs_cmp_u64(const void *a, const void *b); /* qsort/bsearch of uint64_t */
+/* Little-endian fields of on-disk records (unaligned). */
+static inline void pfs_put64(uint8_t *b, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(b, &v, 8);
+}
+static inline uint64_t pfs_get64(const uint8_t *b)
+{
+	uint64_t v;
+	memcpy(&v, b, 8);
+	return le64toh(v);
+}
+static inline void pfs_put32(uint8_t *b, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(b, &v, 4);
+}
+static inline uint32_t pfs_get32(const uint8_t *b)
+{
+	uint32_t v;
+	memcpy(&v, b, 4);
+	return le32toh(v);
+}
 /* "10G", "4096", "1.5T"? no: integer with optional K/M/G/T/P (powers of 1024). -EINVAL. */
 int pfs_parse_size(const char *s, uint64_t *out);
 bool pfs_name_valid(const char *name);
@@ -313,6 +339,22 @@ struct pfs_mtag {
 };
 void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN]);
 int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -EINVAL */
+/* Records found by a segment scan (mount, fsck), sortable by (kind, a, b, gen). */
+struct pfs_mrec {
+	uint64_t addr;
+	struct pfs_mtag tag;
+};
+struct pfs_mrecs {
+	struct pfs_mrec *v;
+	size_t n, cap;
+	uint64_t max_gen;
+};
+/* Adds the chunk at ADDR if HASH is one of our tags (0 when it is not: left alone). */
+int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN]);
+int pfs_mrec_cmp(const void *a, const void *b);
+/* Writes one record chunk (flag PFS_CHUNK_META, may use the GC reserve). */
+int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
+                     uint64_t *addr);
 /* Writes a page copy; patterns referenced by REFS are taken from the engine. */
 int pfs_mchunk_write_page(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
                           uint64_t gen, uint64_t *addr);

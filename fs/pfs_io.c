@@ -290,7 +290,8 @@ int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)
 		rc = pfs_map_page(p, v, pidx, false, &pg);
 		for (uint32_t i = 0; !rc && pg && i < k; i++)
 			if (pg->ref[slot + i].v)
-				old[nold++] = pfs_map_set(p, v, pg, slot + i, ENGINE_REF_ZERO_VALUE);
+				old[nold++] =
+				    pfs_map_set(p, v, pg, slot + i, ENGINE_REF_ZERO_VALUE);
 		pthread_rwlock_unlock(l);
 		for (uint32_t i = 0; i < nold; i++)
 			pfs_defer_put(p, old[i]);
@@ -399,12 +400,6 @@ static int list_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence)
 {
 	const uint32_t bs = p->bs;
@@ -423,7 +418,7 @@ int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence)
 		res = rc;
 		goto out;
 	}
-	qsort(pl.idx, pl.n, sizeof(*pl.idx), cmp_u64);
+	qsort(pl.idx, pl.n, sizeof(*pl.idx), pfs_cmp_u64);
 	uint64_t blk = (uint64_t)off / bs, nblk = (size + bs - 1) / bs;
 	size_t i = 0;
 	while (i < pl.n && pl.idx[i] < blk / PFS_PAGE_REFS)

@@ -23,20 +23,6 @@
 #define TYPE_SHIFT    56
 #define LOG_CHUNK_MAX (FTL_CHUNK_MAX - 64u)
 
-static void put64(uint8_t *b, uint64_t v)
-{
-	for (int k = 0; k < 8; k++)
-		b[k] = (uint8_t)(v >> (8 * k));
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	for (int k = 7; k >= 0; k--)
-		v = v << 8 | b[k];
-	return v;
-}
-
 int pfs_log_init(struct pfs *p)
 {
 	pthread_mutex_init(&p->log.lock, NULL);
@@ -97,9 +83,9 @@ static void append(struct pfs *p, unsigned type, uint64_t map, uint64_t blk, uin
 		l->next_lsn++;
 		break_locked(l);
 	} else {
-		put64(r, map | (uint64_t)type << TYPE_SHIFT);
-		put64(r + 8, blk);
-		put64(r + 16, value);
+		pfs_put64(r, map | (uint64_t)type << TYPE_SHIFT);
+		pfs_put64(r + 8, blk);
+		pfs_put64(r + 16, value);
 		if (pat) {
 			memset(r + 24, 0, REC_PATTERN - REC_BASE);
 			r[24] = (uint8_t)period;
@@ -139,7 +125,7 @@ uint64_t pfs_log_cut(struct pfs *p)
 	uint64_t cut = l->next_lsn;
 	uint8_t *r = reserve_locked(l, REC_BASE);
 	if (r) {
-		put64(r, (uint64_t)REC_NOP << TYPE_SHIFT);
+		pfs_put64(r, (uint64_t)REC_NOP << TYPE_SHIFT);
 		memset(r + 8, 0, 16);
 	} else {
 		l->next_lsn++;
@@ -151,7 +137,7 @@ uint64_t pfs_log_cut(struct pfs *p)
 
 static size_t rec_len(const uint8_t *r)
 {
-	return (get64(r) >> TYPE_SHIFT) == PFS_LOG_SET_PATTERN ? REC_PATTERN : REC_BASE;
+	return (pfs_get64(r) >> TYPE_SHIFT) == PFS_LOG_SET_PATTERN ? REC_PATTERN : REC_BASE;
 }
 
 void pfs_log_checkpointed(struct pfs *p, uint64_t cut)
@@ -236,18 +222,14 @@ static int write_chunks(struct pfs *p, const uint8_t *buf, size_t len, uint64_t 
 			clen += r;
 			count++;
 		}
-		put64(chunk, LOG_MAGIC | (uint64_t)count << 32);
-		put64(chunk + 8, first);
+		pfs_put64(chunk, LOG_MAGIC | (uint64_t)count << 32);
+		pfs_put64(chunk + 8, first);
 		memcpy(chunk + LOG_HDR, buf + off, n);
-		uint8_t hash[FTL_HASH_LEN];
 		struct pfs_mtag t = {PFS_MCHUNK_LOG, first, count, first + count};
-		struct ftl_write_opts o = {
-		    .prev = FTL_ADDR_NONE, .flags = PFS_CHUNK_META, .reserve = true};
-		struct ftl_addr a;
-		pfs_mtag_encode(&t, hash);
-		rc = ftl_write(p->ftl, chunk, (uint32_t)clen, hash, &o, &a);
+		uint64_t a;
+		rc = pfs_mchunk_write(p->ftl, chunk, (uint32_t)clen, &t, &a);
 		if (!rc) {
-			rc = remember_chunk(p, a.v, first + count);
+			rc = remember_chunk(p, a, first + count);
 			atomic_fetch_add(&p->log.chunks_written, 1);
 			atomic_fetch_add(&p->log.bytes_written, clen);
 		}
@@ -336,9 +318,10 @@ int pfs_log_sync(struct pfs *p)
 int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t from_lsn,
                    pfs_log_rec_fn fn, void *arg)
 {
-	if (len < LOG_HDR || (uint32_t)get64(buf) != LOG_MAGIC || get64(buf + 8) != first_lsn)
+	if (len < LOG_HDR || (uint32_t)pfs_get64(buf) != LOG_MAGIC ||
+	    pfs_get64(buf + 8) != first_lsn)
 		return -EUCLEAN;
-	uint32_t count = (uint32_t)(get64(buf) >> 32);
+	uint32_t count = (uint32_t)(pfs_get64(buf) >> 32);
 	size_t off = LOG_HDR;
 	uint64_t lsn = first_lsn;
 	int rc = 0;
@@ -347,8 +330,8 @@ int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t 
 		if (off + REC_BASE > len)
 			return -EUCLEAN;
 		const uint8_t *r = buf + off;
-		unsigned type = (unsigned)(get64(r) >> TYPE_SHIFT);
-		uint64_t map = get64(r) & ((1ull << TYPE_SHIFT) - 1);
+		unsigned type = (unsigned)(pfs_get64(r) >> TYPE_SHIFT);
+		uint64_t map = pfs_get64(r) & ((1ull << TYPE_SHIFT) - 1);
 		size_t rl = rec_len(r);
 		if (type > REC_NOP || off + rl > len ||
 		    (type == PFS_LOG_SET_PATTERN && (r[24] < 1 || r[24] > 16)))
@@ -356,7 +339,7 @@ int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t 
 		off += rl;
 		if (lsn < from_lsn || type == REC_NOP)
 			continue;
-		rc = fn(arg, lsn, (enum pfs_log_rec)type, map, get64(r + 8), get64(r + 16),
+		rc = fn(arg, lsn, (enum pfs_log_rec)type, map, pfs_get64(r + 8), pfs_get64(r + 16),
 		        type == PFS_LOG_SET_PATTERN ? r + 25 : NULL,
 		        type == PFS_LOG_SET_PATTERN ? r[24] : 0);
 	}

@@ -147,8 +147,8 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 	return 0;
 }
 
-struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg,
-                              uint32_t slot, struct engine_ref ref)
+struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                              struct engine_ref ref)
 {
 	struct engine_ref old = pg->ref[slot];
 

@@ -14,57 +14,29 @@
 #define CAT_VERSION 1u
 #define PAT_ENTRY   32u /* ref 8, period 1, pattern 16, pad 7 */
 
-static void put64(uint8_t *b, uint64_t v)
-{
-	for (int k = 0; k < 8; k++)
-		b[k] = (uint8_t)(v >> (8 * k));
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	for (int k = 7; k >= 0; k--)
-		v = v << 8 | b[k];
-	return v;
-}
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	for (int k = 0; k < 4; k++)
-		b[k] = (uint8_t)(v >> (8 * k));
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	uint32_t v = 0;
-	for (int k = 3; k >= 0; k--)
-		v = v << 8 | b[k];
-	return v;
-}
-
 void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN])
 {
 	memset(hash, 0, FTL_HASH_LEN);
-	put32(hash, MTAG_MAGIC);
+	pfs_put32(hash, MTAG_MAGIC);
 	hash[4] = (uint8_t)t->kind;
-	put64(hash + 8, t->a);
-	put64(hash + 16, t->b);
-	put64(hash + 24, t->gen);
+	pfs_put64(hash + 8, t->a);
+	pfs_put64(hash + 16, t->b);
+	pfs_put64(hash + 24, t->gen);
 }
 
 int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t)
 {
-	if (get32(hash) != MTAG_MAGIC || hash[4] < PFS_MCHUNK_PAGE || hash[4] > PFS_MCHUNK_LOG)
+	if (pfs_get32(hash) != MTAG_MAGIC || hash[4] < PFS_MCHUNK_PAGE || hash[4] > PFS_MCHUNK_LOG)
 		return -EINVAL;
 	t->kind = (enum pfs_mchunk_kind)hash[4];
-	t->a = get64(hash + 8);
-	t->b = get64(hash + 16);
-	t->gen = get64(hash + 24);
+	t->a = pfs_get64(hash + 8);
+	t->b = pfs_get64(hash + 16);
+	t->gen = pfs_get64(hash + 24);
 	return 0;
 }
 
-static int write_meta(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
-                      uint64_t *addr)
+int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
+                     uint64_t *addr)
 {
 	uint8_t hash[FTL_HASH_LEN];
 	struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = PFS_CHUNK_META, .reserve = true};
@@ -76,6 +48,40 @@ static int write_meta(struct ftl *ftl, const void *buf, uint32_t len, const stru
 	if (!rc)
 		*addr = a.v;
 	return rc;
+}
+
+int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN])
+{
+	struct pfs_mtag t;
+
+	if (pfs_mtag_decode(hash, &t))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		struct pfs_mrec *n = realloc(l->v, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->v = n;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct pfs_mrec){addr, t};
+	if (t.gen > l->max_gen)
+		l->max_gen = t.gen;
+	return 0;
+}
+
+int pfs_mrec_cmp(const void *a, const void *b)
+{
+	const struct pfs_mtag *x = &((const struct pfs_mrec *)a)->tag;
+	const struct pfs_mtag *y = &((const struct pfs_mrec *)b)->tag;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
 }
 
 int pfs_mchunk_write_page(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
@@ -99,16 +105,16 @@ int pfs_mchunk_write_page(struct pfs *p, uint64_t map, uint64_t idx, const struc
 			goto out;
 		}
 		memset(pe, 0, PAT_ENTRY);
-		put64(pe, refs[i].v);
+		pfs_put64(pe, refs[i].v);
 		pe[8] = (uint8_t)period;
 		memcpy(pe + 9, pat, 16);
 		pe += PAT_ENTRY;
 		npat++;
 	}
-	put32(buf + PFS_PAGE_BLOB, npat);
+	pfs_put32(buf + PFS_PAGE_BLOB, npat);
 	len = PFS_PAGE_BLOB + 4 + npat * PAT_ENTRY;
 	struct pfs_mtag t = {PFS_MCHUNK_PAGE, map, idx, gen};
-	rc = write_meta(p->ftl, buf, len, &t, addr);
+	rc = pfs_mchunk_write(p->ftl, buf, len, &t, addr);
 out:
 	free(buf);
 	return rc;
@@ -141,7 +147,7 @@ int pfs_mchunk_read_page(struct ftl *ftl, uint64_t addr, uint64_t idx, struct en
 	rc = pfs_page_decode(t.a, idx, buf, PFS_PAGE_BLOB, refs);
 	if (rc)
 		goto out;
-	uint32_t npat = get32(buf + PFS_PAGE_BLOB);
+	uint32_t npat = pfs_get32(buf + PFS_PAGE_BLOB);
 	if ((size_t)len != PFS_PAGE_BLOB + 4 + (size_t)npat * PAT_ENTRY) {
 		rc = -EUCLEAN;
 		goto out;
@@ -151,7 +157,7 @@ int pfs_mchunk_read_page(struct ftl *ftl, uint64_t addr, uint64_t idx, struct en
 		if (pe[8] < 1 || pe[8] > 16)
 			rc = -EUCLEAN;
 		else
-			rc = pats_fn(arg, get64(pe), pe + 9, pe[8]);
+			rc = pats_fn(arg, pfs_get64(pe), pe + 9, pe[8]);
 	}
 out:
 	free(buf);
@@ -195,13 +201,13 @@ int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 		}
 		uint8_t *e = buf + CAT_HDR + n * CAT_ENTRY;
 		memset(e, 0, CAT_ENTRY);
-		put64(e, v->id);
-		put64(e + 8, v->parent);
-		put64(e + 16, atomic_load(&v->size));
-		put64(e + 24, v->snap_gen);
-		put64(e + 32, (uint64_t)v->ctime_ns);
-		put32(e + 40, (uint32_t)v->kind);
-		put32(e + 44, (uint32_t)strlen(v->name));
+		pfs_put64(e, v->id);
+		pfs_put64(e + 8, v->parent);
+		pfs_put64(e + 16, atomic_load(&v->size));
+		pfs_put64(e + 24, v->snap_gen);
+		pfs_put64(e + 32, (uint64_t)v->ctime_ns);
+		pfs_put32(e + 40, (uint32_t)v->kind);
+		pfs_put32(e + 44, (uint32_t)strlen(v->name));
 		memcpy(e + 48, v->name, strlen(v->name));
 		n++;
 	}
@@ -215,15 +221,15 @@ int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 		rc = -E2BIG;
 		goto out;
 	}
-	put32(buf, CAT_MAGIC);
-	put32(buf + 4, CAT_VERSION);
-	put64(buf + 8, gen);
-	put64(buf + 16, next_id);
-	put32(buf + 24, (uint32_t)n);
-	put32(buf + 28, (uint32_t)cfglen);
+	pfs_put32(buf, CAT_MAGIC);
+	pfs_put32(buf + 4, CAT_VERSION);
+	pfs_put64(buf + 8, gen);
+	pfs_put64(buf + 16, next_id);
+	pfs_put32(buf + 24, (uint32_t)n);
+	pfs_put32(buf + 28, (uint32_t)cfglen);
 	memcpy(buf + CAT_HDR + n * CAT_ENTRY, cfg, cfglen);
 	struct pfs_mtag t = {PFS_MCHUNK_CATALOG, 0, 0, gen};
-	rc = write_meta(p->ftl, buf, (uint32_t)(CAT_HDR + n * CAT_ENTRY + cfglen), &t, addr);
+	rc = pfs_mchunk_write(p->ftl, buf, (uint32_t)(CAT_HDR + n * CAT_ENTRY + cfglen), &t, addr);
 out:
 	free(buf);
 	return rc;
@@ -242,14 +248,14 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 		rc = len;
 		goto out;
 	}
-	if (len < (int)CAT_HDR || get32(buf) != CAT_MAGIC || get32(buf + 4) != CAT_VERSION)
+	if (len < (int)CAT_HDR || pfs_get32(buf) != CAT_MAGIC || pfs_get32(buf + 4) != CAT_VERSION)
 		goto out;
-	uint32_t n = get32(buf + 24), cfglen = get32(buf + 28);
+	uint32_t n = pfs_get32(buf + 24), cfglen = pfs_get32(buf + 28);
 	if ((uint64_t)CAT_HDR + (uint64_t)n * CAT_ENTRY + cfglen != (uint64_t)len ||
 	    cfglen >= PFS_CFG_TEXT_MAX)
 		goto out;
-	cat->gen = get64(buf + 8);
-	cat->next_id = get64(buf + 16);
+	cat->gen = pfs_get64(buf + 8);
+	cat->next_id = pfs_get64(buf + 16);
 	cat->maps = calloc(n ? n : 1, sizeof(*cat->maps));
 	if (!cat->maps) {
 		rc = -ENOMEM;
@@ -258,13 +264,13 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = buf + CAT_HDR + (size_t)i * CAT_ENTRY;
 		struct pfs_cat_entry *m = &cat->maps[i];
-		uint32_t nl = get32(e + 44);
-		m->id = get64(e);
-		m->parent = get64(e + 8);
-		m->size = get64(e + 16);
-		m->snap_gen = get64(e + 24);
-		m->ctime_ns = (int64_t)get64(e + 32);
-		m->kind = (int)get32(e + 40);
+		uint32_t nl = pfs_get32(e + 44);
+		m->id = pfs_get64(e);
+		m->parent = pfs_get64(e + 8);
+		m->size = pfs_get64(e + 16);
+		m->snap_gen = pfs_get64(e + 24);
+		m->ctime_ns = (int64_t)pfs_get64(e + 32);
+		m->kind = (int)pfs_get32(e + 40);
 		if (nl == 0 || nl > PFS_NAME_MAX ||
 		    (m->kind != PFS_MAP_VOLUME && m->kind != PFS_MAP_SNAPSHOT))
 			goto out_bad;

@@ -342,10 +342,8 @@ static uint32_t page_crc(uint64_t map, uint64_t idx, const uint8_t *refs)
 {
 	uint8_t key[16];
 
-	for (int k = 0; k < 8; k++) {
-		key[k] = (uint8_t)(map >> (8 * k));
-		key[8 + k] = (uint8_t)(idx >> (8 * k));
-	}
+	pfs_put64(key, map);
+	pfs_put64(key + 8, idx);
 	return ftl_crc32c(ftl_crc32c(0, key, sizeof(key)), refs, PFS_PAGE_REFS * 8u);
 }
 
@@ -354,30 +352,17 @@ static uint32_t page_crc(uint64_t map, uint64_t idx, const uint8_t *refs)
 void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob)
 {
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
-		for (int k = 0; k < 8; k++)
-			blob[i * 8 + (uint32_t)k] = (uint8_t)(refs[i].v >> (8 * k));
-	uint32_t crc = page_crc(map, idx, blob);
-	for (int k = 0; k < 4; k++)
-		blob[PFS_PAGE_REFS * 8 + (uint32_t)k] = (uint8_t)(crc >> (8 * k));
+		pfs_put64(blob + i * 8, refs[i].v);
+	pfs_put32(blob + PFS_PAGE_REFS * 8, page_crc(map, idx, blob));
 }
 
 int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
                     struct engine_ref *refs)
 {
-	uint32_t crc = 0;
-
-	if (len != PFS_PAGE_BLOB)
+	if (len != PFS_PAGE_BLOB || pfs_get32(blob + PFS_PAGE_REFS * 8) != page_crc(map, idx, blob))
 		return -EUCLEAN;
-	for (int k = 3; k >= 0; k--)
-		crc = crc << 8 | blob[PFS_PAGE_REFS * 8 + (uint32_t)k];
-	if (crc != page_crc(map, idx, blob))
-		return -EUCLEAN;
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		uint64_t v = 0;
-		for (int k = 7; k >= 0; k--)
-			v = v << 8 | blob[i * 8 + (uint32_t)k];
-		refs[i].v = v;
-	}
+	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
+		refs[i].v = pfs_get64(blob + i * 8);
 	return 0;
 }
 

@@ -15,39 +15,12 @@ struct scanned {
 	uint8_t hash[FTL_HASH_LEN];
 };
 
-struct found_meta {
-	uint64_t addr;
-	struct pfs_mtag tag;
-};
-
 struct scan_buf {
 	struct scanned *v;
 	size_t n, cap;
 	uint64_t max_id;
-	struct found_meta *m; /* fs's own records (pfs_mchunk.c) */
-	size_t nm, capm;
-	uint64_t max_lsn;
+	struct pfs_mrecs m; /* fs's own records (pfs_mchunk.c) */
 };
-
-static int scan_meta(struct scan_buf *b, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN])
-{
-	struct pfs_mtag t;
-
-	if (pfs_mtag_decode(hash, &t))
-		return 0; /* not ours after all: left alone, reported by fsck */
-	if (b->nm == b->capm) {
-		size_t cap = b->capm ? b->capm * 2 : 1024;
-		struct found_meta *n = realloc(b->m, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		b->m = n;
-		b->capm = cap;
-	}
-	b->m[b->nm++] = (struct found_meta){addr.v, t};
-	if (t.gen > b->max_lsn)
-		b->max_lsn = t.gen;
-	return 0;
-}
 
 static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
                         uint32_t len, uint8_t flags)
@@ -56,7 +29,7 @@ static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_
 
 	(void)len;
 	if (flags & PFS_CHUNK_META)
-		return scan_meta(b, addr, hash);
+		return pfs_mrecs_add(&b->m, addr.v, hash);
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 4096;
 		struct scanned *n = realloc(b->v, cap * sizeof(*n));
@@ -230,18 +203,6 @@ out:
 	return rc;
 }
 
-static int cmp_log(const void *a, const void *b)
-{
-	const struct found_meta *x = a, *y = b;
-	if (x->tag.kind != y->tag.kind)
-		return x->tag.kind < y->tag.kind ? -1 : 1;
-	if (x->tag.a != y->tag.a)
-		return x->tag.a < y->tag.a ? -1 : 1;
-	if (x->tag.b != y->tag.b)
-		return x->tag.b < y->tag.b ? -1 : 1;
-	return x->tag.gen < y->tag.gen ? -1 : x->tag.gen > y->tag.gen;
-}
-
 /* Applies, in lsn order, every record at or above the checkpoint's lsn; the old references
  * the maps give back are not released (the recount that follows counts the final maps). */
 static int replay_log(struct pfs *p, struct scan_buf *sb)
@@ -253,8 +214,8 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 	if (!buf)
 		return -ENOMEM;
 	p->replaying = true;
-	for (size_t i = 0; i < sb->nm && !rc; i++) {
-		struct found_meta *m = &sb->m[i];
+	for (size_t i = 0; i < sb->m.n && !rc; i++) {
+		struct pfs_mrec *m = &sb->m.v[i];
 		if (m->tag.kind != PFS_MCHUNK_LOG)
 			continue;
 		if (!p->opts.readonly)
@@ -286,7 +247,7 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 /* ---- page copies: which to keep, which to rewrite ---------------------------------------- */
 
 struct copies {
-	struct found_meta *pages; /* sorted by (map, idx, gen) */
+	struct pfs_mrec *pages; /* sorted by (map, idx, gen) */
 	size_t npages;
 	uint64_t *refd; /* copy addresses rows point to, sorted */
 	size_t nrefd, caprefd;
@@ -294,14 +255,8 @@ struct copies {
 	uint64_t stale;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* The newest copy found for (map, idx), or NULL. */
-static const struct found_meta *newest_copy(const struct copies *c, uint64_t map, uint64_t idx)
+static const struct pfs_mrec *newest_copy(const struct copies *c, uint64_t map, uint64_t idx)
 {
 	size_t lo = 0, hi = c->npages;
 	while (lo < hi) { /* first entry > (map, idx, max) */
@@ -314,7 +269,7 @@ static const struct found_meta *newest_copy(const struct copies *c, uint64_t map
 	}
 	if (lo == 0)
 		return NULL;
-	const struct found_meta *m = &c->pages[lo - 1];
+	const struct pfs_mrec *m = &c->pages[lo - 1];
 	return m->tag.a == map && m->tag.b == idx ? m : NULL;
 }
 
@@ -325,7 +280,7 @@ static int check_row(void *arg, uint64_t map, uint64_t idx, const struct engine_
                      uint64_t chunk)
 {
 	struct copies *c = arg;
-	const struct found_meta *m = newest_copy(c, map, idx);
+	const struct pfs_mrec *m = newest_copy(c, map, idx);
 	uint64_t old;
 
 	/* A snapshot row points to its volume's copy (tagged with the volume's id): only a copy
@@ -362,8 +317,8 @@ static int collect_refd(void *arg, uint64_t map, uint64_t idx, const struct engi
 static int copies_check_rows(struct pfs *p, struct scan_buf *sb, struct copies *c)
 {
 	c->p = p;
-	c->pages = sb->m;
-	while (c->npages < sb->nm && sb->m[c->npages].tag.kind == PFS_MCHUNK_PAGE)
+	c->pages = sb->m.v;
+	while (c->npages < sb->m.n && sb->m.v[c->npages].tag.kind == PFS_MCHUNK_PAGE)
 		c->npages++;
 	return pfs_meta_pages_each_chunk(p, -1, false, check_row, c);
 }
@@ -375,13 +330,13 @@ static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct 
 	if (pfs_meta_pages_each_chunk(p, -1, false, collect_refd, c))
 		return; /* keep everything: freed at a later mount */
 	if (c->nrefd)   /* qsort(NULL, 0) is undefined */
-		qsort(c->refd, c->nrefd, sizeof(*c->refd), cmp_u64);
-	for (size_t i = 0; i < sb->nm; i++) {
-		struct found_meta *m = &sb->m[i];
+		qsort(c->refd, c->nrefd, sizeof(*c->refd), pfs_cmp_u64);
+	for (size_t i = 0; i < sb->m.n; i++) {
+		struct pfs_mrec *m = &sb->m.v[i];
 		bool keep;
 		if (m->tag.kind == PFS_MCHUNK_PAGE)
 			keep = c->nrefd &&
-			       bsearch(&m->addr, c->refd, c->nrefd, sizeof(uint64_t), cmp_u64);
+			       bsearch(&m->addr, c->refd, c->nrefd, sizeof(uint64_t), pfs_cmp_u64);
 		else if (m->tag.kind == PFS_MCHUNK_CATALOG)
 			keep = m->addr == p->cat_chunk;
 		else
@@ -441,11 +396,11 @@ static int recover(struct pfs *p, struct scan_buf *sb)
 	p->ckpt_lsn = pfs_meta_kv_get(p, "ckpt_lsn", &v) == 0 ? v : 0;
 	p->cat_chunk = pfs_meta_kv_get(p, "cat_chunk", &v) == 0 ? v : PFS_NO_CHUNK;
 	/* New lsns start above everything on flash, so new copies and records always win. */
-	uint64_t next = (sb->max_lsn > p->ckpt_lsn ? sb->max_lsn : p->ckpt_lsn) + 1;
+	uint64_t next = (sb->m.max_gen > p->ckpt_lsn ? sb->m.max_gen : p->ckpt_lsn) + 1;
 	p->log.next_lsn = p->log.buf_lsn = p->log.durable_lsn = next;
 
-	if (sb->nm) /* qsort(NULL, 0) is undefined */
-		qsort(sb->m, sb->nm, sizeof(*sb->m), cmp_log);
+	if (sb->m.n) /* qsort(NULL, 0) is undefined */
+		qsort(sb->m.v, sb->m.n, sizeof(*sb->m.v), pfs_mrec_cmp);
 	int64_t t0 = pfs_now_ns();
 	rc = replay_log(p, sb);
 	p->replay_seconds = (double)(pfs_now_ns() - t0) / 1e9;
@@ -576,9 +531,9 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 		goto err;
 	}
 	free(sb.v);
-	free(sb.m);
+	free(sb.m.v);
 	sb.v = NULL;
-	sb.m = NULL;
+	sb.m.v = NULL;
 	p->recovered = true;
 	if (!opts->readonly) {
 		rc = pfs_commit_start(p);
@@ -593,7 +548,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	return 0;
 err:
 	free(sb.v);
-	free(sb.m);
+	free(sb.m.v);
 	pfs_close(p);
 	return rc;
 }

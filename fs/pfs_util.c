@@ -142,3 +142,9 @@ void pfs_buf_free(struct pfs_buf *b)
 	free(b->data);
 	memset(b, 0, sizeof(*b));
 }
+
+int pfs_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
