@@ -154,7 +154,8 @@ void pfs_log_checkpointed(struct pfs *p, uint64_t cut)
 		off += rec_len(l->buf + off);
 		lsn++;
 	}
-	if (lsn >= cut || off >= l->len) {
+	if ((lsn >= cut || off >= l->len) && off > 0) {
+		/* buf is NULL until the first record; memmove must not see it. */
 		memmove(l->buf, l->buf + off, l->len - off);
 		l->len -= off;
 		l->buf_lsn = lsn;
