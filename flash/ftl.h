@@ -73,26 +73,130 @@ struct ftl_dev_identity {
 	uint32_t opt_write_size;   /* optimal write granularity in bytes, 0 if not reported */
 	uint32_t opt_dealloc_size; /* deallocate granularity in bytes, 0 if not reported */
 	bool rotational;
+	/* NVMe only (0/false elsewhere). Sizes in bytes; 0 = not reported. */
+	uint16_t pci_vid;           /* PCI vendor id */
+	uint32_t nvme_version;      /* VER: major << 16 | minor << 8 | tertiary */
+	uint32_t lba_format;        /* index of the LBA format in use (FLBAS) */
+	uint32_t metadata_size;     /* metadata bytes per LBA in that format */
+	uint64_t used_bytes;        /* NUSE: blocks the controller holds allocated */
+	uint32_t opt_write_align;   /* NPWA */
+	uint32_t opt_dealloc_align; /* NPDA */
+	uint32_t opt_write_max;     /* NOWS: optimal write size, above the granularity */
+	uint32_t io_boundary;       /* NOIOB: I/O should not cross multiples of this */
+	bool dealloc;               /* ONCS: Dataset Management (deallocate) supported */
+	bool dealloc_reads_zero;    /* DLFEAT: deallocated blocks read back as zeros */
+	bool volatile_cache;        /* VWC: a volatile write cache (Flush matters) */
+	/* Zoned (ZNS host-managed) namespaces. */
+	bool zoned;
+	uint64_t zone_size;        /* bytes from one zone start to the next */
+	uint32_t zone_count;       /* capacity_bytes / zone_size */
+	uint32_t max_open_zones;   /* MOR + 1; 0 = no limit */
+	uint32_t max_active_zones; /* MAR + 1; 0 = no limit */
+	uint32_t zone_append_max;  /* largest Zone Append in bytes (kernel's view); 0 = none */
 };
 
 /* Device identity: for NVMe from Identify Controller/Namespace, elsewhere from sysfs or made up
  * from the path ("pstorfs image"). Never fails on a device that opened. */
 int ftl_dev_identify(struct ftl_dev *dev, struct ftl_dev_identity *id);
 
+/* Bits of ftl_dev_smart.critical_warning (NVMe SMART log byte 0). */
+#define FTL_SMART_WARN_SPARE       0x01 /* available spare below its threshold */
+#define FTL_SMART_WARN_TEMPERATURE 0x02 /* a temperature threshold is crossed */
+#define FTL_SMART_WARN_RELIABILITY 0x04 /* reliability degraded by media errors */
+#define FTL_SMART_WARN_READ_ONLY   0x08 /* media placed in read-only mode */
+#define FTL_SMART_WARN_BACKUP      0x10 /* volatile memory backup failed */
+#define FTL_SMART_WARN_PMR         0x20 /* persistent memory region read-only */
+
 struct ftl_dev_smart {
-	uint8_t critical_warning;
-	int32_t temperature_c;
-	uint8_t available_spare_pct;
-	uint8_t percentage_used;
-	uint64_t data_units_written; /* units of 512,000 bytes, as NVMe reports */
-	uint64_t data_units_read;
-	uint64_t media_errors;
+	/* False: an NVMe SMART / health log. True: made up by ftl_get_smart() from the FTL's own
+	 * counters on a device that has no such log; then only the fields below marked (e) are
+	 * meaningful, the others are 0 and printed as n/a. */
+	bool emulated;
+	uint8_t critical_warning;          /* FTL_SMART_WARN_* (e) */
+	bool has_temperature;              /* the controller reported one */
+	int32_t temperature_c;             /* composite temperature */
+	uint8_t available_spare_pct;       /* (e) */
+	uint8_t available_spare_threshold; /* (e) */
+	uint8_t percentage_used;           /* of rated life; may pass 100, 255 at most (e) */
+	uint64_t data_units_written;       /* units of 512,000 bytes, as NVMe reports (e) */
+	uint64_t data_units_read;          /* (e) */
+	uint64_t host_write_commands;      /* (e) */
+	uint64_t host_read_commands;       /* (e) */
+	uint64_t media_errors;             /* (e) */
 	uint64_t unsafe_shutdowns;
+	uint64_t power_cycles;
 	uint64_t power_on_hours;
+	uint64_t error_log_entries;
+	uint32_t warning_temp_minutes; /* time above the warning / critical temperature */
+	uint32_t critical_temp_minutes;
 };
 
-/* NVMe SMART / health log. -EOPNOTSUPP on backends that have none (the FTL emulates). */
+/* NVMe SMART / health log. -EOPNOTSUPP on backends that have none (ftl_get_smart emulates). */
 int ftl_dev_smart(struct ftl_dev *dev, struct ftl_dev_smart *smart);
+
+/* Zones of a zoned namespace, in bytes. */
+#define FTL_ZONE_STATE_LIST(X)                                                                     \
+	X(EMPTY, 0x1, "empty")                                                                     \
+	X(IMPL_OPEN, 0x2, "implicitly-open")                                                       \
+	X(EXPL_OPEN, 0x3, "explicitly-open")                                                       \
+	X(CLOSED, 0x4, "closed")                                                                   \
+	X(READ_ONLY, 0xd, "read-only")                                                             \
+	X(FULL, 0xe, "full")                                                                       \
+	X(OFFLINE, 0xf, "offline")
+
+enum ftl_zone_state {
+#define FTL_ZONE_STATE_ENUM(n, v, s) FTL_ZONE_##n = v,
+	FTL_ZONE_STATE_LIST(FTL_ZONE_STATE_ENUM)
+#undef FTL_ZONE_STATE_ENUM
+};
+const char *ftl_zone_state_name(unsigned state); /* "unknown" for values outside the list */
+
+#define FTL_ZONE_TYPE_SEQ_WRITE 0x2 /* the only zone type NVMe ZNS defines */
+
+struct ftl_zone {
+	uint64_t start;         /* ZSLBA */
+	uint64_t capacity;      /* ZCAP: writable bytes from start (may be < zone_size) */
+	uint64_t write_pointer; /* WP; meaningless when full, read-only or offline */
+	uint8_t type;           /* FTL_ZONE_TYPE_* */
+	uint8_t state;          /* enum ftl_zone_state */
+	uint8_t attrs;          /* ZA: bit 0 finished by controller, 1 reset recommended, ... */
+};
+
+/* Reports up to MAX zones starting with the one that holds byte OFF. Returns the number filled
+ * (0 past the last zone). -EOPNOTSUPP on a device that is not zoned, -EINVAL, -EIO. */
+int ftl_dev_report_zones(struct ftl_dev *dev, uint64_t off, struct ftl_zone *zones, uint32_t max);
+
+enum ftl_zone_action {
+	FTL_ZONE_RESET,  /* back to empty, write pointer at the start: the zone's erase */
+	FTL_ZONE_FINISH, /* to full: frees an active-zone resource without writing */
+	FTL_ZONE_OPEN,   /* explicitly open (takes an open and an active resource) */
+	FTL_ZONE_CLOSE,  /* open -> closed: frees the open resource, keeps the write pointer */
+};
+/* Applies ACTION to every zone in [off, off+len) (both zone-aligned). -EOPNOTSUPP on a device
+ * that is not zoned, -EINVAL, -EROFS, -EIO (among them: too many open/active zones). */
+int ftl_dev_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
+                        uint64_t len);
+
+/* Parsers of raw NVMe structures, as the controller returns them (little-endian, the spec's
+ * byte offsets). Pure: no I/O, so they are tested from captured bytes. -EINVAL when LEN is
+ * short or the structure is unusable here. */
+#define FTL_NVME_IDENTIFY_LEN  4096 /* Identify Controller / Namespace data */
+#define FTL_NVME_SMART_LEN     512  /* SMART / Health Information log page */
+#define FTL_NVME_ZONE_HDR_LEN  64   /* zone report header (number of zones) */
+#define FTL_NVME_ZONE_DESC_LEN 64   /* one zone descriptor */
+/* Identify Controller: model, serial, firmware, vendor, version, DSM and volatile cache. */
+int ftl_nvme_parse_id_ctrl(const void *buf, size_t len, struct ftl_dev_identity *id);
+/* Identify Namespace (NVM command set): LBA format in use, capacity, optimal I/O hints. */
+int ftl_nvme_parse_id_ns(const void *buf, size_t len, uint32_t nsid, struct ftl_dev_identity *id);
+/* ZNS command-set Identify Namespace, after ftl_nvme_parse_id_ns (it needs the LBA format):
+ * zone size, max open/active zones; sets id->zoned. */
+int ftl_nvme_parse_zns_id_ns(const void *buf, size_t len, struct ftl_dev_identity *id);
+int ftl_nvme_parse_smart(const void *buf, size_t len, struct ftl_dev_smart *smart);
+/* Zone report (Zone Management Receive), descriptors followed by EXT_LEN bytes of extension
+ * each (0 for a plain report). Fills up to MAX zones (LBAs turned to bytes with LBA_SIZE) and
+ * returns how many; *NR_REPORTED gets the count the header claims, which may be larger. */
+int ftl_nvme_parse_zone_report(const void *buf, size_t len, size_t ext_len, uint32_t lba_size,
+                               struct ftl_zone *zones, uint32_t max, uint64_t *nr_reported);
 
 /* Backend counters, kept by every backend. */
 struct ftl_dev_stats {
@@ -272,6 +376,22 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
 /* Human-readable multi-line summary; returns bytes written (like snprintf). */
 int ftl_stats_to_text(const struct ftl_stats *st, char *buf, size_t len);
 int ftl_stats_to_json(const struct ftl_stats *st, char *buf, size_t len);
+
+/* SMART / health of the device under the FTL: the NVMe log where the device has one, otherwise
+ * (smart->emulated) the same fields made up from the FTL's and the backend's counters by
+ * ftl_smart_emulate(). Errors: those of reading the log (-EIO, -ENOMEM). */
+int ftl_get_smart(struct ftl *ftl, struct ftl_dev_smart *smart);
+/* The emulation (pure): data units from the device bytes written/read since open (512,000-byte
+ * units, rounded up), media errors from failed reads (device errors and checksum failures),
+ * percentage used from mean erases over rated P/E cycles, available spare from free segments
+ * over RESERVE (the free segments the FTL keeps for GC alone), and the critical warning bits
+ * that follow from those. */
+void ftl_smart_emulate(const struct ftl_stats *st, const struct ftl_dev_stats *ds, uint32_t reserve,
+                       struct ftl_dev_smart *smart);
+/* Printers for .pstorage/flash/smart: a first line "source: nvme" or "source: emulated (not an
+ * NVMe device)", then one field a line; n/a (JSON null) for what an emulation cannot know. */
+int ftl_smart_to_text(const struct ftl_dev_smart *smart, char *buf, size_t len);
+int ftl_smart_to_json(const struct ftl_dev_smart *smart, char *buf, size_t len);
 
 /* Erase count of each segment (for wear reports): fills up to N entries, returns the count. */
 int ftl_erase_counts(struct ftl *ftl, uint32_t *counts, uint32_t n);

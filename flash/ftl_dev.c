@@ -456,6 +456,32 @@ int ftl_dev_smart(struct ftl_dev *dev, struct ftl_dev_smart *smart)
 	return dev->ops->smart(dev, smart);
 }
 
+int ftl_dev_report_zones(struct ftl_dev *dev, uint64_t off, struct ftl_zone *zones, uint32_t max)
+{
+	if (!dev || (!zones && max))
+		return -EINVAL;
+	if (!dev->ops->report_zones || !dev->zone_size)
+		return -EOPNOTSUPP;
+	if (off >= dev->size || max == 0)
+		return 0;
+	return dev->ops->report_zones(dev, off / dev->zone_size * dev->zone_size, zones, max);
+}
+
+int ftl_dev_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
+                        uint64_t len)
+{
+	if (!dev)
+		return -EINVAL;
+	if (!dev->ops->zone_action || !dev->zone_size)
+		return -EOPNOTSUPP;
+	if ((unsigned)action > FTL_ZONE_CLOSE || len == 0 || off % dev->zone_size ||
+	    len % dev->zone_size || off > dev->size || len > dev->size - off)
+		return -EINVAL;
+	if (dev->rdonly)
+		return -EROFS;
+	return dev->ops->zone_action(dev, action, off, len);
+}
+
 void ftl_dev_get_stats(const struct ftl_dev *dev, struct ftl_dev_stats *st)
 {
 	const struct ftl_dev_counters *c = &dev->st;

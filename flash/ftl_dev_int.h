@@ -6,7 +6,8 @@
  *  1. Every op receives off/len that are non-zero multiples of dev->block_size inside
  *     [0, dev->size), a non-NULL buffer, and never a write/trim on a read-only device.
  *  2. Ops are called concurrently from many threads; a backend serialises what it must itself.
- *  3. dev->kind, path, size, block_size and rdonly never change after the backend's open.
+ *  3. dev->kind, path, size, block_size, rdonly and zone_size never change after the backend's
+ *     open.
  */
 #ifndef PSTOR_FTL_DEV_INT_H
 #define PSTOR_FTL_DEV_INT_H
@@ -31,6 +32,12 @@ struct ftl_dev_ops {
 	/* Fills what it knows; the dispatcher has zeroed ID and set lba_size and capacity. */
 	int (*identify)(struct ftl_dev *dev, struct ftl_dev_identity *id);
 	int (*smart)(struct ftl_dev *dev, struct ftl_dev_smart *smart); /* NULL: -EOPNOTSUPP */
+	/* Zoned devices only (NULL: -EOPNOTSUPP). OFF (and LEN) are zone-aligned and in range;
+	 * report_zones gets MAX >= 1 and returns the count filled. */
+	int (*report_zones)(struct ftl_dev *dev, uint64_t off, struct ftl_zone *zones,
+	                    uint32_t max);
+	int (*zone_action)(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
+	                   uint64_t len);
 	/* Frees the backend and everything it holds, including the ftl_dev and its path. */
 	void (*close)(struct ftl_dev *dev);
 };
@@ -50,6 +57,7 @@ struct ftl_dev {
 	uint64_t size;
 	uint32_t block_size;
 	bool rdonly;
+	uint64_t zone_size; /* zoned devices: bytes from one zone start to the next; 0 otherwise */
 	struct ftl_dev_counters st;
 };
 

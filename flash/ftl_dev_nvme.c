@@ -1,12 +1,14 @@
 /* flash/ftl_dev_nvme.c - FTL_DEV_NVME backend: an NVMe namespace node (/dev/nvmeXnY) driven
- * through libnvme for Identify, SMART, Flush and Dataset Management; data I/O reuses the block
- * backend's O_DIRECT helpers. The only file that includes <libnvme.h>; nothing else may.
+ * through libnvme for Identify, SMART, Flush, Dataset Management and, on zoned namespaces, zone
+ * report and zone management; data I/O reuses the block backend's O_DIRECT helpers. The only
+ * file that includes <libnvme.h>; the bytes it gets are parsed in ftl_nvme_parse.c.
  */
 #include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libnvme.h>
@@ -16,7 +18,6 @@
 struct ftl_dev_nvme {
 	struct ftl_dev_bdev b;
 	uint32_t nsid;
-	bool dsm;                      /* controller supports Dataset Management */
 	struct ftl_dev_identity ident; /* from Identify at open; it cannot change while open */
 };
 
@@ -44,78 +45,16 @@ static int ftl_dev_nvme_errno(int ret)
 	return -e;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Parsing of raw Identify and SMART structures (pure: no I/O, testable on any host)           */
-/* ------------------------------------------------------------------------------------------ */
-
-static uint64_t ftl_dev_nvme_le128_sat(const uint8_t v[16])
+/* Raw structures go to the pure parsers of ftl_nvme_parse.c; buffers are page-aligned because
+ * the kernel maps them for the controller's DMA. */
+static void *ftl_dev_nvme_buf(size_t len)
 {
-	uint64_t lo = 0;
+	void *p = NULL;
 
-	/* Counters above 2^64 do not happen in practice; saturate rather than wrap if they do. */
-	for (int i = 8; i < 16; i++) {
-		if (v[i])
-			return UINT64_MAX;
-	}
-	for (int i = 7; i >= 0; i--)
-		lo = (lo << 8) | v[i];
-	return lo;
-}
-
-static void ftl_dev_nvme_parse_ctrl(const struct nvme_id_ctrl *ctrl, struct ftl_dev_identity *id,
-                                    bool *dsm)
-{
-	ftl_dev_copy_trimmed(id->model, sizeof(id->model), ctrl->mn, sizeof(ctrl->mn));
-	ftl_dev_copy_trimmed(id->serial, sizeof(id->serial), ctrl->sn, sizeof(ctrl->sn));
-	ftl_dev_copy_trimmed(id->firmware, sizeof(id->firmware), ctrl->fr, sizeof(ctrl->fr));
-	*dsm = (le16toh(ctrl->oncs) & NVME_CTRL_ONCS_DSM) != 0;
-}
-
-/* -EINVAL when the namespace is unusable here (no capacity, LBA size outside 512..64K). */
-static int ftl_dev_nvme_parse_ns(const struct nvme_id_ns *ns, uint32_t nsid,
-                                 struct ftl_dev_identity *id)
-{
-	/* FLBAS bits 3:0 index the format in use, bits 6:5 extend it beyond 16 formats. */
-	unsigned idx =
-	    (ns->flbas & NVME_NS_FLBAS_LOWER_MASK) | ((ns->flbas & NVME_NS_FLBAS_HIGHER_MASK) >> 1);
-	uint64_t nsze = le64toh(ns->nsze);
-	unsigned ds;
-	uint32_t lba;
-
-	if (idx > (unsigned)ns->nlbaf + ns->nulbaf || idx >= 64)
-		return -EINVAL;
-	ds = ns->lbaf[idx].ds;
-	if (ds < 9 || ds > 16)
-		return -EINVAL;
-	lba = 1u << ds;
-	if (nsze == 0 || nsze > UINT64_MAX / lba)
-		return -EINVAL;
-	id->nsid = nsid;
-	id->lba_size = lba;
-	id->capacity_bytes = nsze * lba;
-	/* NPWG and NPDG are 0's based block counts, defined only when OPTPERF is set. */
-	if (ns->nsfeat & NVME_NS_FEAT_IO_OPT) {
-		id->opt_write_size = ((uint32_t)le16toh(ns->npwg) + 1) * lba;
-		id->opt_dealloc_size = ((uint32_t)le16toh(ns->npdg) + 1) * lba;
-	}
-	id->rotational = false;
-	return 0;
-}
-
-static void ftl_dev_nvme_parse_smart(const struct nvme_smart_log *log, struct ftl_dev_smart *s)
-{
-	/* Composite temperature in Kelvin; 0 means the controller does not report one. */
-	unsigned kelvin = (unsigned)log->temperature[0] | ((unsigned)log->temperature[1] << 8);
-
-	s->critical_warning = log->critical_warning;
-	s->temperature_c = kelvin ? (int32_t)kelvin - 273 : 0;
-	s->available_spare_pct = log->avail_spare;
-	s->percentage_used = log->percent_used;
-	s->data_units_written = ftl_dev_nvme_le128_sat(log->data_units_written);
-	s->data_units_read = ftl_dev_nvme_le128_sat(log->data_units_read);
-	s->media_errors = ftl_dev_nvme_le128_sat(log->media_errors);
-	s->unsafe_shutdowns = ftl_dev_nvme_le128_sat(log->unsafe_shutdowns);
-	s->power_on_hours = ftl_dev_nvme_le128_sat(log->power_on_hours);
+	if (posix_memalign(&p, 4096, len))
+		return NULL;
+	memset(p, 0, len);
+	return p;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -138,7 +77,7 @@ static int ftl_dev_nvme_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 	struct nvme_dsm_range *ranges;
 	int err = 0;
 
-	if (!n->dsm)
+	if (!n->ident.dealloc)
 		return -EOPNOTSUPP;
 	ranges = calloc(NVME_DSM_MAX_RANGES, sizeof(*ranges));
 	if (!ranges)
@@ -182,17 +121,93 @@ static int ftl_dev_nvme_identify(struct ftl_dev *dev, struct ftl_dev_identity *i
 static int ftl_dev_nvme_smart(struct ftl_dev *dev, struct ftl_dev_smart *smart)
 {
 	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
-	struct nvme_smart_log *log;
+	void *log;
 	int err;
 
-	log = calloc(1, sizeof(*log));
+	log = ftl_dev_nvme_buf(FTL_NVME_SMART_LEN);
 	if (!log)
 		return -ENOMEM;
 	/* Controller-wide log: per-namespace SMART is optional (LPA bit 0) and rarely there. */
 	err = ftl_dev_nvme_errno(nvme_get_log_smart(n->b.fd, NVME_NSID_ALL, false, log));
 	if (err == 0)
-		ftl_dev_nvme_parse_smart(log, smart);
+		err = ftl_nvme_parse_smart(log, FTL_NVME_SMART_LEN, smart);
 	free(log);
+	return err;
+}
+
+/* Descriptors asked for per Zone Management Receive: 64 KiB of data, well inside any MDTS. */
+#define FTL_DEV_NVME_ZONES_PER_CMD 1023u
+
+static int ftl_dev_nvme_report_zones(struct ftl_dev *dev, uint64_t off, struct ftl_zone *zones,
+                                     uint32_t max)
+{
+	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
+	size_t blen = FTL_NVME_ZONE_HDR_LEN + FTL_DEV_NVME_ZONES_PER_CMD * FTL_NVME_ZONE_DESC_LEN;
+	uint32_t filled = 0;
+	void *buf;
+	int err = 0;
+
+	buf = ftl_dev_nvme_buf(blen);
+	if (!buf)
+		return -ENOMEM;
+	while (filled < max && off < dev->size) {
+		uint32_t want = max - filled;
+		int got;
+
+		if (want > FTL_DEV_NVME_ZONES_PER_CMD)
+			want = FTL_DEV_NVME_ZONES_PER_CMD;
+		/* Partial report: the header counts the descriptors returned, not all zones. */
+		err = ftl_dev_nvme_errno(nvme_zns_report_zones(
+		    n->b.fd, n->nsid, off / dev->block_size, NVME_ZNS_ZRAS_REPORT_ALL, false, true,
+		    (uint32_t)(FTL_NVME_ZONE_HDR_LEN + want * FTL_NVME_ZONE_DESC_LEN), buf,
+		    NVME_DEFAULT_IOCTL_TIMEOUT, NULL));
+		if (err < 0)
+			break;
+		got = ftl_nvme_parse_zone_report(buf, blen, 0, dev->block_size, zones + filled,
+		                                 want, NULL);
+		if (got <= 0) {
+			err = got;
+			break;
+		}
+		/* A controller that answers from elsewhere than asked would loop us forever. */
+		if (zones[filled].start != off) {
+			err = -EIO;
+			break;
+		}
+		filled += (uint32_t)got;
+		off = zones[filled - 1].start + dev->zone_size;
+		if ((uint32_t)got < want)
+			break;
+	}
+	free(buf);
+	return err < 0 ? err : (int)filled;
+}
+
+static int ftl_dev_nvme_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
+                                    uint64_t len)
+{
+	static const enum nvme_zns_send_action zsa[] = {
+	    [FTL_ZONE_RESET] = NVME_ZNS_ZSA_RESET,
+	    [FTL_ZONE_FINISH] = NVME_ZNS_ZSA_FINISH,
+	    [FTL_ZONE_OPEN] = NVME_ZNS_ZSA_OPEN,
+	    [FTL_ZONE_CLOSE] = NVME_ZNS_ZSA_CLOSE,
+	};
+	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
+	int err = 0;
+
+	/* One command a zone: Select All would act on zones outside the range. */
+	for (uint64_t z = off; z < off + len && err == 0; z += dev->zone_size) {
+		struct nvme_zns_mgmt_send_args args = {
+		    .args_size = sizeof(args),
+		    .fd = n->b.fd,
+		    .timeout = NVME_DEFAULT_IOCTL_TIMEOUT,
+		    .nsid = n->nsid,
+		    .slba = z / dev->block_size,
+		    .zsa = zsa[action],
+		};
+
+		err = ftl_dev_nvme_errno(nvme_zns_mgmt_send(&args));
+	}
 	return err;
 }
 
@@ -212,41 +227,71 @@ static const struct ftl_dev_ops ftl_dev_nvme_ops = {
     .trim = ftl_dev_nvme_trim,
     .identify = ftl_dev_nvme_identify,
     .smart = ftl_dev_nvme_smart,
+    .report_zones = ftl_dev_nvme_report_zones,
+    .zone_action = ftl_dev_nvme_zone_action,
     .close = ftl_dev_nvme_close,
 };
 
-/* Runs Identify Controller and Namespace into N. -ENODEV when the node does not answer as an
- * NVMe namespace, so that the caller falls back to the block backend. */
+/* True when the kernel drives RDEV as a host-managed zoned device (ZNS namespaces are). */
+static bool ftl_dev_nvme_is_zoned(dev_t rdev)
+{
+	char model[32];
+
+	return ftl_dev_sysfs_read(rdev, "queue/zoned", model, sizeof(model)) == 0 &&
+	       strcmp(model, "host-managed") == 0;
+}
+
+/* Runs Identify Controller and Namespace (and the ZNS Identify Namespace of a zoned one) into
+ * N. -ENODEV when the node does not answer as an NVMe namespace, so that the caller falls back
+ * to the block backend. */
 static int ftl_dev_nvme_probe(struct ftl_dev_nvme *n, int fd)
 {
-	struct nvme_id_ctrl *ctrl;
-	struct nvme_id_ns *ns;
-	int err = -ENOMEM;
+	struct stat st;
+	void *buf;
+	int err;
 
+	if (fstat(fd, &st) < 0)
+		return -errno;
 	if (nvme_get_nsid(fd, &n->nsid) < 0 || n->nsid == 0)
 		return -ENODEV;
-	ctrl = calloc(1, sizeof(*ctrl));
-	if (!ctrl)
-		goto out;
-	ns = calloc(1, sizeof(*ns));
-	if (!ns)
-		goto free_ctrl;
-	if (ftl_dev_nvme_errno(nvme_identify_ctrl(fd, ctrl)) < 0 ||
-	    ftl_dev_nvme_errno(nvme_identify_ns(fd, n->nsid, ns)) < 0) {
+	buf = ftl_dev_nvme_buf(FTL_NVME_IDENTIFY_LEN);
+	if (!buf)
+		return -ENOMEM;
+	if (ftl_dev_nvme_errno(nvme_identify_ctrl(fd, buf)) < 0 ||
+	    ftl_nvme_parse_id_ctrl(buf, FTL_NVME_IDENTIFY_LEN, &n->ident) < 0 ||
+	    ftl_dev_nvme_errno(nvme_identify_ns(fd, n->nsid, buf)) < 0 ||
+	    ftl_nvme_parse_id_ns(buf, FTL_NVME_IDENTIFY_LEN, n->nsid, &n->ident) < 0) {
 		err = -ENODEV;
-		goto free_ns;
+		goto out_free;
 	}
-	ftl_dev_nvme_parse_ctrl(ctrl, &n->ident, &n->dsm);
-	err = ftl_dev_nvme_parse_ns(ns, n->nsid, &n->ident);
-	if (err < 0)
-		err = -ENODEV;
+	err = 0;
+	if (ftl_dev_nvme_is_zoned(st.st_rdev)) {
+		/* A zoned namespace this cannot describe must not be driven as a conventional one:
+		 * every write off the write pointer would fail. */
+		memset(buf, 0, FTL_NVME_IDENTIFY_LEN);
+		err = ftl_dev_nvme_errno(nvme_zns_identify_ns(fd, n->nsid, buf));
+		if (err == 0)
+			err = ftl_nvme_parse_zns_id_ns(buf, FTL_NVME_IDENTIFY_LEN, &n->ident);
+	}
 
-free_ns:
-	free(ns);
-free_ctrl:
-	free(ctrl);
-out:
+out_free:
+	free(buf);
 	return err;
+}
+
+static uint32_t ftl_dev_nvme_sysfs_u32(dev_t rdev, const char *attr)
+{
+	char val[32];
+	unsigned long long v;
+	char *end;
+
+	if (ftl_dev_sysfs_read(rdev, attr, val, sizeof(val)) < 0)
+		return 0;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (errno || end == val || *end || v > UINT32_MAX)
+		return 0;
+	return (uint32_t)v;
 }
 
 int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **out)
@@ -267,10 +312,23 @@ int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **ou
 	 * namespace was reformatted under a stale node. */
 	n->ident.lba_size = n->b.dev.block_size;
 	n->ident.capacity_bytes = n->b.dev.size;
+	if (n->ident.zoned) {
+		if (n->ident.zone_size % n->b.dev.block_size) {
+			err = -EINVAL;
+			goto err_free;
+		}
+		n->b.dev.zone_size = n->ident.zone_size;
+		n->ident.zone_count = (uint32_t)(n->b.dev.size / n->ident.zone_size);
+		/* What the kernel lets one Zone Append carry (MDTS and ZASL together). */
+		n->ident.zone_append_max =
+		    ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/zone_append_max_bytes");
+	}
 	*out = &n->b.dev;
 	return 0;
 
 err_free:
+	/* ftl_dev_bdev_init may have taken the path copy; FD stays the caller's. */
+	ftl_dev_fini_common(&n->b.dev);
 	free(n);
 	return err;
 }

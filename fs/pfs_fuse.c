@@ -68,8 +68,11 @@ static const struct {
     {"identity.json", PFS_REPORT_FLASH_IDENTITY, true},
     {"stats", PFS_REPORT_FLASH_STATS, false},
     {"stats.json", PFS_REPORT_FLASH_STATS, true},
+    {"smart", PFS_REPORT_FLASH_SMART, false},
+    {"smart.json", PFS_REPORT_FLASH_SMART, true},
 };
 #define NFLASH (sizeof(flash_files) / sizeof(flash_files[0]))
+_Static_assert(NFLASH <= INO_CONFIG0 - INO_FLASH0, "flash files fit their inode range");
 
 /* .pstorage/volumes/NAME/: summary, summary.json, then one value a file. */
 #define PVOL_FILES (2 + PFS_VOLUME_VALUES)

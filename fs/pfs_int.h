@@ -476,6 +476,7 @@ enum pfs_report {
 	PFS_REPORT_METRICS,
 	PFS_REPORT_FLASH_IDENTITY,
 	PFS_REPORT_FLASH_STATS,
+	PFS_REPORT_FLASH_SMART, /* NVMe SMART / health log, or its emulation */
 	PFS_REPORT_VOLUME, /* summary of one volume */
 	PFS_REPORT_SCRUB,  /* progress and findings of the scrub (pfs_scrub.c) */
 };

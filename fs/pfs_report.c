@@ -233,10 +233,11 @@ static void json_str(struct pfs_buf *b, const char *s)
 static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 {
 	struct ftl_dev_identity id;
+	const char *kind = ftl_dev_kind_name(ftl_dev_kind(p->dev));
 
 	ftl_dev_identify(p->dev, &id);
 	if (json) {
-		pfs_buf_printf(b, "{\n  \"model\": ");
+		pfs_buf_printf(b, "{\n  \"backend\": \"%s\",\n  \"model\": ", kind);
 		json_str(b, id.model);
 		pfs_buf_printf(b, ",\n  \"serial\": ");
 		json_str(b, id.serial);
@@ -245,23 +246,94 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 		pfs_buf_printf(
 		    b,
 		    ",\n  \"lba_size\": %u,\n  \"capacity_bytes\": %llu,\n  \"nsid\": %u,\n"
+		    "  \"pci_vendor_id\": %u,\n  \"nvme_version\": \"%u.%u.%u\",\n"
+		    "  \"lba_format\": %u,\n  \"metadata_size\": %u,\n  \"used_bytes\": %llu,\n"
+		    "  \"opt_write_size\": %u,\n  \"opt_write_align\": %u,\n"
+		    "  \"opt_write_max\": %u,\n  \"opt_dealloc_size\": %u,\n"
+		    "  \"opt_dealloc_align\": %u,\n  \"io_boundary\": %u,\n"
+		    "  \"deallocate\": %s,\n  \"deallocate_reads_zero\": %s,\n"
+		    "  \"volatile_write_cache\": %s,\n  \"rotational\": %s,\n  \"zoned\": %s,\n"
+		    "  \"zone_size\": %llu,\n  \"zones\": %u,\n  \"max_open_zones\": %u,\n"
+		    "  \"max_active_zones\": %u,\n  \"zone_append_max\": %u,\n"
 		    "  \"block_size\": %u,\n  \"volume_block_size\": %u,\n"
 		    "  \"segment_size\": %llu,\n  \"segments\": %u,\n"
 		    "  \"format_version\": %u\n}\n",
-		    id.lba_size, (unsigned long long)id.capacity_bytes, id.nsid, p->sb.block_size,
+		    id.lba_size, (unsigned long long)id.capacity_bytes, id.nsid, id.pci_vid,
+		    id.nvme_version >> 16, (id.nvme_version >> 8) & 0xff, id.nvme_version & 0xff,
+		    id.lba_format, id.metadata_size, (unsigned long long)id.used_bytes,
+		    id.opt_write_size, id.opt_write_align, id.opt_write_max, id.opt_dealloc_size,
+		    id.opt_dealloc_align, id.io_boundary, id.dealloc ? "true" : "false",
+		    id.dealloc_reads_zero ? "true" : "false", id.volatile_cache ? "true" : "false",
+		    id.rotational ? "true" : "false", id.zoned ? "true" : "false",
+		    (unsigned long long)id.zone_size, id.zone_count, id.max_open_zones,
+		    id.max_active_zones, id.zone_append_max, p->sb.block_size,
 		    p->sb.user_block_size, (unsigned long long)p->sb.segment_size,
 		    p->sb.segment_count, p->sb.version);
 		return;
 	}
 	pfs_buf_printf(b,
-	               "model             %s\nserial            %s\nfirmware          %s\n"
-	               "lba size          %u\ncapacity          %llu bytes\nnamespace id      %u\n"
+	               "backend           %s\nmodel             %s\nserial            %s\n"
+	               "firmware          %s\nlba size          %u\ncapacity          %llu bytes\n"
+	               "namespace id      %u\n",
+	               kind, id.model, id.serial, id.firmware, id.lba_size,
+	               (unsigned long long)id.capacity_bytes, id.nsid);
+	if (ftl_dev_kind(p->dev) == FTL_DEV_NVME) {
+		/* 0 means "not reported" for every hint (NVMe only defines them with OPTPERF). */
+		pfs_buf_printf(b,
+		               "pci vendor id     0x%04x\nnvme version      %u.%u.%u\n"
+		               "lba format        %u (%u bytes metadata)\n"
+		               "used (NUSE)       %llu bytes\n"
+		               "write granularity %u bytes (NPWG), alignment %u (NPWA), optimal %u "
+		               "(NOWS)\n"
+		               "dealloc gran.     %u bytes (NPDG), alignment %u (NPDA)\n"
+		               "io boundary       %u bytes (NOIOB)\n"
+		               "deallocate        %s%s\nwrite cache       %s\n",
+		               id.pci_vid, id.nvme_version >> 16, (id.nvme_version >> 8) & 0xff,
+		               id.nvme_version & 0xff, id.lba_format, id.metadata_size,
+		               (unsigned long long)id.used_bytes, id.opt_write_size,
+		               id.opt_write_align, id.opt_write_max, id.opt_dealloc_size,
+		               id.opt_dealloc_align, id.io_boundary,
+		               id.dealloc ? "supported" : "not supported",
+		               id.dealloc_reads_zero ? ", reads back zeros" : "",
+		               id.volatile_cache ? "volatile" : "none");
+		if (id.zoned)
+			pfs_buf_printf(b,
+			               "zoned             host-managed, %u zones of %llu bytes, "
+			               "max open %u, max active %u (0: no limit), append max %u\n",
+			               id.zone_count, (unsigned long long)id.zone_size,
+			               id.max_open_zones, id.max_active_zones, id.zone_append_max);
+	} else {
+		pfs_buf_printf(b, "write granularity %u bytes\ndealloc gran.     %u bytes\n",
+		               id.opt_write_size, id.opt_dealloc_size);
+	}
+	pfs_buf_printf(b,
 	               "flash block       %u\nvolume block      %u\nsegment size      %llu\n"
 	               "segments          %u\nformat version    %u\n",
-	               id.model, id.serial, id.firmware, id.lba_size,
-	               (unsigned long long)id.capacity_bytes, id.nsid, p->sb.block_size,
-	               p->sb.user_block_size, (unsigned long long)p->sb.segment_size,
-	               p->sb.segment_count, p->sb.version);
+	               p->sb.block_size, p->sb.user_block_size,
+	               (unsigned long long)p->sb.segment_size, p->sb.segment_count, p->sb.version);
+}
+
+static void report_smart(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct ftl_dev_smart s;
+	char txt[4096];
+	int rc = ftl_get_smart(p->ftl, &s);
+
+	/* A failed log read is shown, not hidden behind an emulation. */
+	if (rc < 0) {
+		if (json)
+			pfs_buf_printf(b, "{\"source\":\"nvme\",\"error\":\"%s\"}\n",
+			               strerror(-rc));
+		else
+			pfs_buf_printf(b, "source: nvme\nerror: cannot read the SMART log: %s\n",
+			               strerror(-rc));
+		return;
+	}
+	if (json)
+		ftl_smart_to_json(&s, txt, sizeof(txt));
+	else
+		ftl_smart_to_text(&s, txt, sizeof(txt));
+	pfs_buf_printf(b, "%s", txt);
 }
 
 static void report_flash_stats(struct pfs *p, bool json, struct pfs_buf *b)
@@ -465,6 +537,9 @@ int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, s
 		break;
 	case PFS_REPORT_FLASH_STATS:
 		report_flash_stats(p, json, b);
+		break;
+	case PFS_REPORT_FLASH_SMART:
+		report_smart(p, json, b);
 		break;
 	case PFS_REPORT_VOLUME:
 		rc = report_volume(p, v, json, b);
