@@ -27,12 +27,16 @@
 #define B          ENGINE_INDEX_BUCKET
 #define NB_INITIAL 8u
 
+/* The key: the first FTL_SCAN_HASH_PREFIX (7) bytes of the hash, in the word's top bits. The
+ * FTL's checkpoint keeps exactly those bytes, so chunks it restores at open can be indexed
+ * without reading their summaries. */
 static inline uint64_t hash_word(const uint8_t hash[32])
 {
 	uint64_t v = 0;
 
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)hash[i] << (8 * i);
+	_Static_assert(FTL_SCAN_HASH_PREFIX == 7, "the index keys on 7 hash bytes");
+	for (int i = 0; i < FTL_SCAN_HASH_PREFIX; i++)
+		v |= (uint64_t)hash[i] << (8 * (i + 1));
 	return v;
 }
 

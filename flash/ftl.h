@@ -283,10 +283,13 @@ uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
  * compare sb->device_size with ftl_dev_size()). */
 int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
 
-/* Called for every chunk found while the segments are scanned at open. A chunk found more than
- * once (old copies left by GC) is reported once, for the copy that wins. */
+/* Called for every live chunk at open. A chunk found more than once (old copies left by GC) is
+ * reported once, for the copy that wins. HASH_LEN says how much of HASH is known: all of it
+ * (FTL_HASH_LEN) for chunks read from segment summaries, only the first FTL_SCAN_HASH_PREFIX
+ * bytes (the rest zero) for chunks restored from a checkpoint; ftl_read_hash() has the rest. */
+#define FTL_SCAN_HASH_PREFIX 7
 typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
-                           uint32_t len, uint8_t flags);
+                           uint32_t hash_len, uint32_t len, uint8_t flags);
 
 struct ftl_config {
 	struct ftl_dev *dev;  /* not owned */
@@ -296,16 +299,29 @@ struct ftl_config {
 	uint32_t wear_spread; /* static wear leveling when max-min erase count exceeds; 0 = 4 */
 	ftl_scan_fn scan_cb;  /* optional: told of every chunk found at open */
 	void *scan_arg;
+	bool full_scan; /* ignore the checkpoint: read every segment (fsck) */
 };
 
 struct ftl;
 
-/* Opens a formatted device. Rebuilds the L2P by scanning segment headers and pack summaries.
- * Chunks that were freed before an unclean stop may be found again: their owner frees them.
- * Errors: those of ftl_read_superblock, -ENOMEM, -EIO. */
+/* Opens a formatted device. Reads every segment header, then the newest sound checkpoint, and
+ * walks the pack summaries only of segments written since it (all of them without one, or
+ * with cfg->full_scan). Chunks that were freed before an unclean stop may be found again:
+ * their owner frees them. Errors: those of ftl_read_superblock, -ENOMEM, -EIO. */
 int ftl_open(const struct ftl_config *cfg, struct ftl **out);
-/* Flushes and closes. NULL is a no-op. */
+/* Writes a checkpoint, flushes, writes a checkpoint when it has changed and closes. NULL is a
+ * no-op. */
 void ftl_close(struct ftl *ftl);
+
+/* Writes a checkpoint of the FTL's tables (segment table, L2P, owner words) to free segments
+ * and frees the previous one once it is durable. Writers wait while the tables are copied
+ * (tens of ms for 10 GiB), not while they are written. -ENOSPC when the free segments beyond
+ * the GC reserve cannot hold it (the previous checkpoint stays; open walks more). */
+int ftl_checkpoint(struct ftl *ftl);
+/* The policy: a checkpoint when the segments opened since the last one reach a bound that
+ * keeps the walk at open short and the checkpoint's own writes a small part of all writes.
+ * Returns 1 if it wrote one, 0 if none was due, or the error of ftl_checkpoint(). */
+int ftl_checkpoint_maybe(struct ftl *ftl);
 
 struct ftl_write_opts {
 	/* The chunk this write supersedes (an overwrite of the same logical data), or
@@ -370,6 +386,15 @@ struct ftl_stats {
 	                               reserve (ftl_write_opts.reserve) */
 	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
 	uint64_t mem_segment_bytes; /* RAM of the per-segment table */
+	/* Checkpoint and the last open. */
+	uint32_t segments_ckpt;     /* segments holding the current checkpoint */
+	uint64_t ckpt_gen;          /* current checkpoint, 0 = none */
+	uint64_t ckpt_writes, ckpt_bytes, ckpt_skipped;
+	uint64_t segs_since_ckpt;   /* segments opened since the current checkpoint */
+	bool open_from_ckpt;        /* the last open started from a checkpoint */
+	uint64_t open_ckpt_gen;     /* ... this one */
+	uint64_t open_segs_walked;  /* segments whose summaries that open read */
+	double open_seconds;        /* how long ftl_open took */
 };
 void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
 

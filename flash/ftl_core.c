@@ -7,8 +7,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "ftl_dev_int.h"
 #include "ftl_int.h"
+
+static int64_t ftl_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static pthread_key_t read_buf_key;
 static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
@@ -41,7 +50,9 @@ static void ftl_free_all(struct ftl *ftl)
 	ftl_segs_destroy(ftl);
 	ftl_l2p_destroy(&ftl->l2p);
 	free(ftl->gc_buf);
+	free(ftl->ckpt_segs);
 	pthread_mutex_destroy(&ftl->gc_lock);
+	pthread_mutex_destroy(&ftl->ckpt_lock);
 	free(ftl);
 }
 
@@ -66,6 +77,8 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	if (!ftl->cfg.wear_spread)
 		ftl->cfg.wear_spread = 4;
 	pthread_mutex_init(&ftl->gc_lock, NULL);
+	pthread_mutex_init(&ftl->ckpt_lock, NULL);
+	int64_t t0 = ftl_now_ns();
 
 	rc = ftl_read_superblock(cfg->dev, &ftl->sb);
 	if (rc)
@@ -84,7 +97,7 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	 * in each GC stream before the victim is freed. Large devices keep a little more so
 	 * background GC has room to run ahead. */
 	ftl->reserve = 2 + ftl->nsegs / 256;
-	ftl->rdonly = false;
+	ftl->rdonly = ftl->dev->rdonly; /* writes would fail anyway: say -EROFS */
 
 	/* A chunk takes at least a 56-byte summary entry and an 8-byte-aligned body. */
 	rc = ftl_l2p_init(&ftl->l2p, (uint64_t)ftl->nsegs * ftl->seg_size / 64);
@@ -104,6 +117,7 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	rc = ftl_scan(ftl);
 	if (rc)
 		goto err_free;
+	ftl->open_ns = (uint64_t)(ftl_now_ns() - t0);
 	rc = ftl_gc_start(ftl);
 	if (rc)
 		goto err_free;
@@ -128,6 +142,7 @@ void ftl_close(struct ftl *ftl)
 		return;
 	ftl_gc_stop(ftl);
 	(void)ftl_sync(ftl);
+	ftl_checkpoint_at_close(ftl);
 	ftl_free_all(ftl);
 }
 
@@ -177,8 +192,11 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	pthread_mutex_lock(&st->lock);
 	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,
 	                       opts->reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER);
-	if (rc == 0)
+	if (rc == 0) {
+		static const uint8_t nohash[FTL_HASH_LEN];
+		ftl_l2p_set_word(&ftl->l2p, id, ftl_word_make(hash ? hash : nohash, opts->flags));
 		ftl_l2p_set(&ftl->l2p, id, loc);
+	}
 	pthread_mutex_unlock(&st->lock);
 	if (rc) {
 		ftl_l2p_release(&ftl->l2p, id);

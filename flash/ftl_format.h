@@ -72,9 +72,59 @@ struct ftl_seg_disk {
 	uint8_t stream; /* which write stream filled it (hot/cold/GC) */
 	uint8_t pad0[6];
 	uint64_t open_clock; /* virtual clock (host bytes written) when opened */
-	uint8_t reserved[72];
+	/* Checkpoint segments only (stream FTL_SEG_STREAM_CKPT): which checkpoint, which part. */
+	uint64_t ckpt_gen;
+	uint32_t ckpt_part, ckpt_nparts;
+	uint8_t reserved[56];
 };
 _Static_assert(sizeof(struct ftl_seg_disk) == 128, "segment header size");
+
+/* The stream value of a segment that holds a checkpoint of the FTL's tables, not packs. */
+#define FTL_SEG_STREAM_CKPT 0xc0u
+
+/* Checkpoint of the FTL's in-memory tables (segment table, pack offsets, L2P with each chunk's
+ * owner word), so open reads it and walks only the segments written since instead of scanning
+ * every one. Written as plain bytes after the header block of one or more checkpoint segments
+ * (part k holds content bytes [k * (segment_size - block), ...)); this header starts part 0.
+ * Layout after the header: nsegs x ftl_ckpt_seg_disk, the pack offsets (u32 each, padded to
+ * 8 bytes), then npages x (u64 page index, u32 count, u32 pad, count x u64 location, count x
+ * u64 owner word); pages hold 65536 ids, the last one ends at next_id. */
+#define FTL_CKPT_MAGIC   0x504b4350u /* "PCKP" */
+#define FTL_CKPT_VERSION 1u
+struct ftl_ckpt_disk {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t crc; /* crc32c of the header (this field zero) and every content byte after it */
+	uint32_t nsegs;
+	uint8_t uuid[16];
+	uint64_t gen;
+	uint64_t bytes; /* content bytes, header included */
+	uint64_t next_seq, clock, next_birth, next_id;
+	uint64_t npack_offs;
+	uint32_t npages, block_size;
+	uint64_t segment_size;
+	uint8_t reserved[40];
+};
+_Static_assert(sizeof(struct ftl_ckpt_disk) == 144, "checkpoint header size");
+
+struct ftl_ckpt_seg_disk {
+	uint64_t seq;
+	uint64_t open_clock, close_clock;
+	uint64_t birth_sum;
+	uint32_t birth_n;
+	uint32_t end;
+	uint32_t erase_count;
+	uint32_t npacks;
+	uint8_t state; /* FTL_CKPT_SEG_* */
+	uint8_t stream;
+	uint8_t pad[6];
+};
+_Static_assert(sizeof(struct ftl_ckpt_seg_disk) == 56, "checkpoint segment entry size");
+enum {
+	FTL_CKPT_SEG_FREE = 0,
+	FTL_CKPT_SEG_CLOSED = 1, /* immutable until GC frees it (its seq then changes) */
+	FTL_CKPT_SEG_OPEN = 2,   /* a stream's current segment: packs may follow `end` */
+};
 
 /* Pack header: the fixed part at the start of a pack's first block; entries follow it. */
 struct ftl_pack_disk {

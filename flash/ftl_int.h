@@ -85,6 +85,10 @@ static inline bool ftl_loc_is_chunk(uint64_t loc)
 
 struct ftl_l2p {
 	_Atomic(uint64_t) **pages; /* directory; pages allocated on demand */
+	/* Per id, beside its location: the owner word (the first FTL_SCAN_HASH_PREFIX bytes of
+	 * the chunk's hash and its flags) that a checkpoint stores so open need not read the
+	 * summaries of checkpointed segments. Allocated with the location page. */
+	_Atomic(uint64_t) **words;
 	uint64_t npages_max;
 	pthread_mutex_t id_lock; /* guards the free chain, next_id, page allocation */
 	uint64_t next_id;        /* ids below this have been handed out at least once */
@@ -105,9 +109,21 @@ void ftl_l2p_release(struct ftl_l2p *m, uint64_t id);
 /* Rebuilds the free chain after a scan claimed ids out of order. */
 void ftl_l2p_rebuild_free(struct ftl_l2p *m);
 uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m);
+void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word);
+uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id);
+
+/* The owner word: hash bytes 0..6 and the chunk's flags in the top byte. */
+static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
+{
+	uint64_t w = 0;
+	for (int i = 0; i < FTL_SCAN_HASH_PREFIX; i++)
+		w |= (uint64_t)hash[i] << (8 * i);
+	return w | (uint64_t)flags << 56;
+}
 
 /* ---- segments and streams ---- */
-enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED };
+/* CKPT: holds (part of) the current checkpoint; neither free nor a GC victim. */
+enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED, FTL_SEG_CKPT };
 
 struct ftl_seg {
 	_Atomic uint8_t state; /* enum ftl_seg_state */
@@ -121,7 +137,9 @@ struct ftl_seg {
 	 * the data in the segment even after it was moved: the rewrite-interval estimate. */
 	_Atomic uint64_t birth_sum;
 	_Atomic uint32_t birth_n;
-	uint32_t end;               /* bytes used (next pack start) */
+	uint32_t end;      /* bytes used (next pack start) */
+	uint64_t ckpt_gen; /* FTL_SEG_CKPT only: checkpoint and part, for the header */
+	uint32_t ckpt_part, ckpt_nparts;
 	uint32_t npacks, cap_packs; /* pack start offsets, guarded by the seg's stripe lock */
 	uint32_t *pack_offs;
 };
@@ -201,6 +219,20 @@ struct ftl {
 	pthread_mutex_t gc_wait_lock;
 	pthread_cond_t gc_cond;
 
+	/* Checkpoint (ftl_ckpt.c). ckpt_lock serialises checkpoints; the segments of the
+	 * current one are in ckpt_segs. segs_opened counts segment allocations, so the policy
+	 * can bound how many segments an open must walk. */
+	pthread_mutex_t ckpt_lock;
+	uint64_t ckpt_gen;
+	uint32_t *ckpt_segs, ckpt_nsegs;
+	_Atomic uint64_t segs_opened;
+	uint64_t ckpt_segs_opened; /* segs_opened when the current checkpoint was taken */
+	_Atomic bool ckpt_dirty;   /* anything changed since the current checkpoint */
+	_Atomic uint64_t ckpt_writes, ckpt_bytes, ckpt_skipped;
+	/* How the last open went. */
+	bool open_from_ckpt;
+	uint64_t open_ckpt_gen, open_segs_walked, open_ns;
+
 	/* counters */
 	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims;
 	_Atomic uint64_t read_errors, checksum_errors, bytes_live;
@@ -251,6 +283,23 @@ void ftl_gc_stop(struct ftl *ftl);
 void ftl_gc_kick(struct ftl *ftl);
 /* Foreground GC when free segments ran out; caller holds no gc_lock. */
 int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free);
+
+/* ftl_ckpt.c */
+struct ftl_ckpt_image; /* a checkpoint read back at open */
+/* Finds the newest sound checkpoint among the segment headers (HDR_OK: header valid); *OUT is
+ * NULL when there is none. *PARTS gets its segments (caller frees). -ENOMEM only. */
+int ftl_ckpt_load(struct ftl *ftl, const struct ftl_seg_disk *hdrs, const bool *hdr_ok,
+                  struct ftl_ckpt_image **out, uint32_t **parts, uint32_t *nparts);
+void ftl_checkpoint_at_close(struct ftl *ftl);
+void ftl_ckpt_image_free(struct ftl_ckpt_image *ck);
+const struct ftl_ckpt_disk *ftl_ckpt_header(const struct ftl_ckpt_image *ck);
+const struct ftl_ckpt_seg_disk *ftl_ckpt_seg(const struct ftl_ckpt_image *ck, uint32_t segi);
+const uint32_t *ftl_ckpt_pack_offs(const struct ftl_ckpt_image *ck, uint32_t segi);
+/* Stored L2P page I (index in the image): its page number; COUNT locations and owner words
+ * for the ids from page << FTL_L2P_PAGE_SHIFT on. */
+uint32_t ftl_ckpt_npages(const struct ftl_ckpt_image *ck);
+uint64_t ftl_ckpt_page(const struct ftl_ckpt_image *ck, uint32_t i, uint32_t *count,
+                       const uint64_t **locs, const uint64_t **words);
 
 /* ftl_scan.c */
 int ftl_scan(struct ftl *ftl);

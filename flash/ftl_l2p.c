@@ -1,7 +1,8 @@
 /* flash/ftl_l2p.c - the L2P map: chunk id -> physical location, and the chunk id allocator.
  *
- * 8 bytes per chunk id in pages of 64Ki entries allocated on first use; ids are reused (free
- * ids are chained through their own entries) so memory follows live chunks, not history.
+ * 8 bytes per chunk id in pages of 64Ki entries allocated on first use, plus 8 for the owner
+ * word a checkpoint stores; ids are reused (free ids are chained through their own entries) so
+ * memory follows live chunks, not history.
  * Lookups are lock-free atomic loads; allocation takes id_lock. Knows nothing of segments.
  */
 #include <errno.h>
@@ -15,8 +16,14 @@ int ftl_l2p_init(struct ftl_l2p *m, uint64_t max_ids)
 		max_ids = FTL_L2P_ID_MAX;
 	m->npages_max = (max_ids + FTL_L2P_PAGE_SIZE - 1) >> FTL_L2P_PAGE_SHIFT;
 	m->pages = calloc(m->npages_max ? m->npages_max : 1, sizeof(*m->pages));
-	if (!m->pages)
+	m->words = calloc(m->npages_max ? m->npages_max : 1, sizeof(*m->words));
+	if (!m->pages || !m->words) {
+		free(m->pages);
+		free(m->words);
+		m->pages = NULL;
+		m->words = NULL;
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&m->id_lock, NULL);
 	m->next_id = 0;
 	m->free_head = UINT64_MAX;
@@ -29,10 +36,14 @@ void ftl_l2p_destroy(struct ftl_l2p *m)
 {
 	if (!m->pages)
 		return;
-	for (uint64_t i = 0; i < m->npages_max; i++)
+	for (uint64_t i = 0; i < m->npages_max; i++) {
 		free((void *)m->pages[i]);
+		free((void *)m->words[i]);
+	}
 	free(m->pages);
+	free(m->words);
 	m->pages = NULL;
+	m->words = NULL;
 	pthread_mutex_destroy(&m->id_lock);
 }
 
@@ -57,8 +68,15 @@ static int l2p_ensure_page(struct ftl_l2p *m, uint64_t id)
 	if (m->pages[p])
 		return 0;
 	_Atomic(uint64_t) *page = calloc(FTL_L2P_PAGE_SIZE, sizeof(*page));
-	if (!page)
+	_Atomic(uint64_t) *words = calloc(FTL_L2P_PAGE_SIZE, sizeof(*words));
+	if (!page || !words) {
+		free((void *)page);
+		free((void *)words);
 		return -ENOMEM;
+	}
+	/* The words first: whoever sees the page may use its words. */
+	atomic_store_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->words[p], words,
+	                      memory_order_release);
 	atomic_store_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->pages[p], page,
 	                      memory_order_release);
 	m->npages++;
@@ -170,5 +188,29 @@ void ftl_l2p_rebuild_free(struct ftl_l2p *m)
 
 uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m)
 {
-	return m->npages * FTL_L2P_PAGE_SIZE * sizeof(uint64_t) + m->npages_max * sizeof(*m->pages);
+	return 2 * (m->npages * FTL_L2P_PAGE_SIZE * sizeof(uint64_t) +
+	            m->npages_max * sizeof(*m->pages));
+}
+
+static _Atomic(uint64_t) *word_slot(struct ftl_l2p *m, uint64_t id)
+{
+	uint64_t p = id >> FTL_L2P_PAGE_SHIFT;
+	if (p >= m->npages_max)
+		return NULL;
+	_Atomic(uint64_t) *w = atomic_load_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->words[p],
+	                                            memory_order_acquire);
+	return w ? &w[id & (FTL_L2P_PAGE_SIZE - 1)] : NULL;
+}
+
+void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word)
+{
+	_Atomic(uint64_t) *s = word_slot(m, id);
+	if (s)
+		atomic_store_explicit(s, word, memory_order_relaxed);
+}
+
+uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id)
+{
+	_Atomic(uint64_t) *s = word_slot(m, id);
+	return s ? atomic_load_explicit(s, memory_order_relaxed) : 0;
 }

@@ -1,8 +1,10 @@
-/* flash/ftl_scan.c - rebuilding the in-memory state from the segments at open.
+/* flash/ftl_scan.c - rebuilding the in-memory state from the device at open.
  *
- * Reads every segment header, walks each segment's pack chain, checks every chunk's checksum
- * and keeps, for each chunk id, the copy with the highest birth sequence. Everything it reads is
- * untrusted: a pack that fails a check ends that segment's walk. Writes nothing.
+ * Reads every segment header, starts from the newest sound checkpoint (ftl_ckpt.c) where there
+ * is one, and walks the pack chains of the segments written since: all of them without one.
+ * Checks every walked chunk's checksum and keeps, for each chunk id, the copy with the highest
+ * birth sequence. Everything it reads is untrusted: a pack that fails a check ends that
+ * segment's walk. Writes nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +19,12 @@ struct scan_births {
 /* The winning copy fails its checksum: it stays in the L2P (reads give -EIO and the id is
  * never handed out again while references to it may exist) but the owner is not told of it. */
 #define SCAN_DAMAGED (1ull << 63)
+/* The entry came from the checkpoint: any sound copy the walk finds is newer (it was written
+ * after the checkpoint: new content under a reused id, or a GC copy of the same). */
+#define SCAN_CKPT (1ull << 62)
+/* Owner word of a chunk that failed its checksum at a scan: a checkpoint keeps the mark, so
+ * later opens do not report it either. */
+#define SCAN_WORD_DAMAGED UINT64_MAX
 
 static int births_reserve(struct scan_births *b, uint64_t id)
 {
@@ -106,6 +114,7 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 			return rc;
 		uint64_t loc = ftl_loc_make(segi, off + cur, len);
 		bool have_damaged = b->v[id] & SCAN_DAMAGED;
+		bool have_ckpt = b->v[id] & SCAN_CKPT;
 		/* Among sound copies the newest wins (GC copies keep their birth). A damaged copy
 		 * wins only where no sound one exists: it keeps its id taken, so references to it
 		 * read -EIO instead of the data of whatever reuses the id. (A sound copy beats a
@@ -115,9 +124,10 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 			rc = ftl_l2p_claim(&ftl->l2p, id);
 			if (rc)
 				return rc;
-		} else if ((damaged && !have_damaged) ||
-		           (damaged == have_damaged &&
-		            e[i].birth + 1 <= (b->v[id] & ~SCAN_DAMAGED))) {
+		} else if (have_ckpt ? damaged && !have_damaged
+		                     : (damaged && !have_damaged) ||
+		                           (damaged == have_damaged &&
+		                            e[i].birth + 1 <= (b->v[id] & ~SCAN_DAMAGED))) {
 			cur += fp; /* an older content, or an equal copy no better than ours */
 			continue;
 		} else {
@@ -127,6 +137,10 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 			atomic_fetch_sub(&ftl->bytes_live, ftl_loc_len(old));
 		}
 		b->v[id] = (e[i].birth + 1) | (damaged ? SCAN_DAMAGED : 0);
+		ftl_l2p_set_word(&ftl->l2p, id,
+		                 damaged
+		                     ? SCAN_WORD_DAMAGED
+		                     : ftl_word_make(e[i].hash, (uint8_t)(e[i].len_flags >> 24)));
 		ftl_l2p_set(&ftl->l2p, id, loc);
 		atomic_fetch_add(&ftl->segs[segi].live_bytes, fp);
 		atomic_fetch_add(&ftl->bytes_live, len);
@@ -135,33 +149,184 @@ static int scan_pack(struct ftl *ftl, uint32_t segi, uint32_t off, const uint8_t
 	return 0;
 }
 
-static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct scan_births *b,
-                        uint64_t *max_seq, uint64_t *max_clock, uint64_t *max_birth)
+/* What the header pass learnt of each segment. */
+enum hdr_kind {
+	HDR_NONE = 0, /* unused since format, or not ours: free with 0 erases */
+	HDR_OK,       /* valid header */
+	HDR_IOERR,    /* unreadable: what the checkpoint says of it stands */
+};
+
+struct scan_state {
+	struct scan_births b;
+	struct ftl_seg_disk *hdrs;
+	uint8_t *kind;   /* enum hdr_kind per segment */
+	bool *hdr_ok;    /* kind == HDR_OK, as ftl_ckpt_load wants it */
+	uint32_t *walk;  /* per segment: offset the walk starts at, UINT32_MAX = none */
+	bool *from_ckpt; /* the checkpoint's entries into this segment stand */
+	uint8_t *buf;
+	uint64_t max_seq, max_clock, max_birth;
+	uint64_t packs_walked;
+};
+#define WALK_NONE UINT32_MAX
+
+static int read_headers(struct ftl *ftl, struct scan_state *ss)
+{
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		int rc = ftl_dev_read(ftl->dev, ss->buf, ftl->bs, ftl_seg_dev_off(ftl, i));
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc) {
+			ss->kind[i] = HDR_IOERR;
+			continue;
+		}
+		struct ftl_seg_disk *h = (struct ftl_seg_disk *)ss->buf;
+		uint32_t crc = h->crc;
+		h->crc = 0;
+		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
+		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i) {
+			ss->hdrs[i] = *h;
+			ss->kind[i] = HDR_OK;
+			ss->hdr_ok[i] = true;
+			if (h->seq > ss->max_seq)
+				ss->max_seq = h->seq;
+		}
+	}
+	return 0;
+}
+
+/* One segment fewer in the free pool (segments start free in ftl_segs_init). */
+static void seg_take(struct ftl *ftl)
+{
+	pthread_mutex_lock(&ftl->seg_lock);
+	ftl->nfree--;
+	pthread_mutex_unlock(&ftl->seg_lock);
+}
+
+/* A segment with packs, known from its header: it is walked from its first pack. */
+static void seg_from_header(struct ftl *ftl, struct scan_state *ss, uint32_t segi)
 {
 	struct ftl_seg *s = &ftl->segs[segi];
-	uint64_t base = ftl_seg_dev_off(ftl, segi);
-	int rc = ftl_dev_read(ftl->dev, buf, ftl->bs, base);
-	if (rc)
-		return rc;
-	struct ftl_seg_disk *h = (struct ftl_seg_disk *)buf;
-	uint32_t crc = h->crc;
-	h->crc = 0;
-	bool ok = h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
-	          !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == segi;
-	if (!ok)
-		return 0; /* never used since format (or unreadable header): free, 0 erases */
-	s->erase_count = h->erase_count;
-	s->seq = h->seq;
-	if (h->seq > *max_seq)
-		*max_seq = h->seq;
-	if (h->state != FTL_SEG_DISK_OPEN)
-		return 0;
-
-	uint64_t seq = h->seq;
+	const struct ftl_seg_disk *h = &ss->hdrs[segi];
 	s->stream = h->stream < FTL_STREAM_COUNT ? h->stream : FTL_STREAM_USER_COLD;
 	s->open_clock = h->open_clock;
 	s->close_clock = h->open_clock;
-	uint32_t off = ftl->bs;
+	s->end = ftl->bs;
+	atomic_store(&s->state, FTL_SEG_CLOSED);
+	seg_take(ftl);
+	ss->walk[segi] = ftl->bs;
+}
+
+/* A segment the checkpoint describes and that has not changed since. */
+static void seg_from_ckpt(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_image *ck,
+                          uint32_t segi)
+{
+	struct ftl_seg *s = &ftl->segs[segi];
+	const struct ftl_ckpt_seg_disk *c = ftl_ckpt_seg(ck, segi);
+	s->stream = c->stream < FTL_STREAM_COUNT ? c->stream : FTL_STREAM_USER_COLD;
+	s->open_clock = c->open_clock;
+	s->close_clock = c->close_clock;
+	atomic_store(&s->birth_sum, c->birth_sum);
+	atomic_store(&s->birth_n, c->birth_n);
+	s->end = c->end;
+	const uint32_t *offs = ftl_ckpt_pack_offs(ck, segi);
+	for (uint32_t j = 0; j < c->npacks; j++)
+		ftl_seg_add_pack(ftl, segi, offs[j]);
+	atomic_store(&s->state, FTL_SEG_CLOSED);
+	seg_take(ftl);
+	ss->from_ckpt[segi] = true;
+	if (c->close_clock > ss->max_clock)
+		ss->max_clock = c->close_clock;
+	/* A stream's segment at the checkpoint may have got packs after it. */
+	if (c->state == FTL_CKPT_SEG_OPEN && ss->kind[segi] == HDR_OK)
+		ss->walk[segi] = c->end;
+}
+
+/* Sorts every segment into free, checkpoint, restored from the checkpoint, or to be walked. */
+static void classify(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_image *ck,
+                     const uint32_t *parts, uint32_t nparts)
+{
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		struct ftl_seg *s = &ftl->segs[i];
+		const struct ftl_seg_disk *h = &ss->hdrs[i];
+		bool ok = ss->kind[i] == HDR_OK;
+		if (ok) {
+			s->erase_count = h->erase_count;
+			s->seq = h->seq;
+		}
+		if (ok && h->stream == FTL_SEG_STREAM_CKPT && h->state == FTL_SEG_DISK_OPEN) {
+			bool ours = false;
+			for (uint32_t k = 0; k < nparts; k++)
+				ours |= parts[k] == i;
+			if (ours) { /* the checkpoint we start from: kept until the next one */
+				atomic_store(&s->stream, FTL_SEG_STREAM_CKPT);
+				s->ckpt_gen = h->ckpt_gen;
+				s->ckpt_part = h->ckpt_part;
+				s->ckpt_nparts = h->ckpt_nparts;
+				atomic_store(&s->state, FTL_SEG_CKPT);
+				seg_take(ftl);
+			}
+			continue; /* an older or broken checkpoint's: free */
+		}
+		if (ck) {
+			const struct ftl_ckpt_seg_disk *c = ftl_ckpt_seg(ck, i);
+			bool same = ok && h->seq == c->seq;
+			if (c->state != FTL_CKPT_SEG_FREE && (same || ss->kind[i] == HDR_IOERR)) {
+				if (!ok) {
+					s->erase_count = c->erase_count;
+					s->seq = c->seq;
+				}
+				seg_from_ckpt(ftl, ss, ck, i);
+				continue;
+			}
+		}
+		if (ok && h->state == FTL_SEG_DISK_OPEN)
+			seg_from_header(ftl, ss, i);
+	}
+}
+
+/* The checkpoint's L2P, for entries into segments that stand as it saw them. */
+static int load_l2p(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_image *ck)
+{
+	const struct ftl_ckpt_disk *h = ftl_ckpt_header(ck);
+	int rc = h->next_id ? births_reserve(&ss->b, h->next_id - 1) : 0;
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < ftl_ckpt_npages(ck); i++) {
+		const uint64_t *locs, *words;
+		uint32_t count;
+		uint64_t p = ftl_ckpt_page(ck, i, &count, &locs, &words);
+		for (uint32_t j = 0; j < count; j++) {
+			uint64_t loc = locs[j], id = (p << FTL_L2P_PAGE_SHIFT) | j;
+			if (!loc || !ss->from_ckpt[ftl_loc_seg(loc)])
+				continue;
+			rc = births_reserve(&ss->b, id);
+			if (!rc)
+				rc = ftl_l2p_claim(&ftl->l2p, id);
+			if (rc)
+				return rc;
+			uint32_t len = ftl_loc_len(loc);
+			ss->b.v[id] =
+			    SCAN_CKPT | (words[j] == SCAN_WORD_DAMAGED ? SCAN_DAMAGED : 0);
+			ftl_l2p_set_word(&ftl->l2p, id, words[j]);
+			ftl_l2p_set(&ftl->l2p, id, loc);
+			atomic_fetch_add(&ftl->segs[ftl_loc_seg(loc)].live_bytes,
+			                 ftl_chunk_footprint(len));
+			atomic_fetch_add(&ftl->bytes_live, len);
+		}
+	}
+	return 0;
+}
+
+/* Walks a segment's pack chain from FROM; the first pack that fails a check ends it. */
+static int walk_segment(struct ftl *ftl, struct scan_state *ss, uint32_t segi, uint32_t from)
+{
+	struct ftl_seg *s = &ftl->segs[segi];
+	uint64_t base = ftl_seg_dev_off(ftl, segi);
+	uint64_t seq = s->seq;
+	uint8_t *buf = ss->buf;
+	uint32_t off = from;
+	int rc = 0;
+
 	while (off + 2 * ftl->bs <= ftl->seg_size) {
 		rc = ftl_dev_read(ftl->dev, buf, ftl->bs, base + off);
 		if (rc)
@@ -181,60 +346,88 @@ static int scan_segment(struct ftl *ftl, uint32_t segi, uint8_t *buf, struct sca
 			break;
 		if (ph->clock > s->close_clock)
 			s->close_clock = ph->clock;
-		rc = scan_pack(ftl, segi, off, buf, b, max_birth);
+		rc = scan_pack(ftl, segi, off, buf, &ss->b, &ss->max_birth);
 		if (rc)
 			return rc;
 		ftl_seg_add_pack(ftl, segi, off);
+		ss->packs_walked++;
 		off += ph->total_bytes;
 	}
-	if (s->close_clock > *max_clock)
-		*max_clock = s->close_clock;
+	if (s->close_clock > ss->max_clock)
+		ss->max_clock = s->close_clock;
 	s->end = off;
-	atomic_store(&s->state, FTL_SEG_CLOSED);
-	pthread_mutex_lock(&ftl->seg_lock);
-	ftl->nfree--;
-	pthread_mutex_unlock(&ftl->seg_lock);
+	ftl->open_segs_walked++;
 	return 0;
 }
 
-/* Second pass: tell the owner about every winning chunk, with its hash. */
-static int scan_report(struct ftl *ftl, uint8_t *buf, const struct scan_births *b)
+/* Tells the owner of one walked pack's winning chunks, with their whole hashes. */
+static int report_pack(struct ftl *ftl, struct scan_state *ss, uint32_t segi, uint32_t off)
 {
-	for (uint32_t segi = 0; segi < ftl->nsegs; segi++) {
-		struct ftl_seg *s = &ftl->segs[segi];
-		if (atomic_load(&s->state) != FTL_SEG_CLOSED)
-			continue;
-		for (uint32_t p = 0; p < s->npacks; p++) {
-			uint32_t off = s->pack_offs[p];
-			int rc =
-			    ftl_dev_read(ftl->dev, buf, ftl->bs, ftl_seg_dev_off(ftl, segi) + off);
+	uint8_t *buf = ss->buf;
+	uint64_t base = ftl_seg_dev_off(ftl, segi);
+	int rc = ftl_dev_read(ftl->dev, buf, ftl->bs, base + off);
+	if (rc)
+		return rc;
+	struct ftl_pack_disk *ph = (struct ftl_pack_disk *)buf;
+	if (ph->hdr_blocks > 1 && ph->hdr_blocks <= FTL_PACK_HDR_MAX) {
+		rc = ftl_dev_read(ftl->dev, buf + ftl->bs, (ph->hdr_blocks - 1) * ftl->bs,
+		                  base + off + ftl->bs);
+		if (rc)
+			return rc;
+	}
+	if (!ftl_pack_header_ok(ftl, ph, ftl->segs[segi].seq, off))
+		return -EIO; /* it passed a moment ago */
+	struct ftl_pack_entry_disk *e = (void *)(buf + sizeof(*ph));
+	uint32_t cur = off + ph->hdr_blocks * ftl->bs;
+	for (uint32_t i = 0; i < ph->nentries; i++) {
+		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
+		uint64_t loc = ftl_loc_make(segi, cur, len);
+		if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc && !(ss->b.v[e[i].id] & SCAN_DAMAGED)) {
+			rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg, (struct ftl_addr){e[i].id},
+			                      e[i].hash, FTL_HASH_LEN, len,
+			                      (uint8_t)(e[i].len_flags >> 24));
 			if (rc)
 				return rc;
-			struct ftl_pack_disk *ph = (struct ftl_pack_disk *)buf;
-			if (ph->hdr_blocks > 1 && ph->hdr_blocks <= FTL_PACK_HDR_MAX) {
-				rc = ftl_dev_read(ftl->dev, buf + ftl->bs,
-				                  (ph->hdr_blocks - 1) * ftl->bs,
-				                  ftl_seg_dev_off(ftl, segi) + off + ftl->bs);
-				if (rc)
-					return rc;
-			}
-			if (!ftl_pack_header_ok(ftl, ph, s->seq, off))
-				return -EIO; /* it passed a moment ago */
-			struct ftl_pack_entry_disk *e = (void *)(buf + sizeof(*ph));
-			uint32_t cur = off + ph->hdr_blocks * ftl->bs;
-			for (uint32_t i = 0; i < ph->nentries; i++) {
-				uint32_t len = e[i].len_flags & FTL_LEN_MASK;
-				uint64_t loc = ftl_loc_make(segi, cur, len);
-				if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc &&
-				    !(b->v[e[i].id] & SCAN_DAMAGED)) {
-					rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg,
-					                      (struct ftl_addr){e[i].id}, e[i].hash,
-					                      len, (uint8_t)(e[i].len_flags >> 24));
-					if (rc)
-						return rc;
-				}
-				cur += ftl_chunk_footprint(len);
-			}
+		}
+		cur += ftl_chunk_footprint(len);
+	}
+	return 0;
+}
+
+/* Second pass: the owner hears of every live, sound chunk once. */
+static int report(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_image *ck)
+{
+	int rc;
+
+	for (uint32_t i = 0; ck && i < ftl_ckpt_npages(ck); i++) {
+		const uint64_t *locs, *words;
+		uint32_t count;
+		uint64_t p = ftl_ckpt_page(ck, i, &count, &locs, &words);
+		for (uint32_t j = 0; j < count; j++) {
+			uint64_t id = (p << FTL_L2P_PAGE_SHIFT) | j;
+			if (!locs[j] || ftl_l2p_get(&ftl->l2p, id) != locs[j] ||
+			    ss->b.v[id] != SCAN_CKPT)
+				continue; /* replaced by a walked copy, dropped, or damaged */
+			uint8_t hash[FTL_HASH_LEN] = {0};
+			for (int k = 0; k < FTL_SCAN_HASH_PREFIX; k++)
+				hash[k] = (uint8_t)(words[j] >> (8 * k));
+			rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg, (struct ftl_addr){id}, hash,
+			                      FTL_SCAN_HASH_PREFIX, ftl_loc_len(locs[j]),
+			                      (uint8_t)(words[j] >> 56));
+			if (rc)
+				return rc;
+		}
+	}
+	for (uint32_t segi = 0; segi < ftl->nsegs; segi++) {
+		struct ftl_seg *s = &ftl->segs[segi];
+		if (ss->walk[segi] == WALK_NONE)
+			continue;
+		for (uint32_t p = 0; p < s->npacks; p++) {
+			if (s->pack_offs[p] < ss->walk[segi])
+				continue;
+			rc = report_pack(ftl, ss, segi, s->pack_offs[p]);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
@@ -242,25 +435,74 @@ static int scan_report(struct ftl *ftl, uint8_t *buf, const struct scan_births *
 
 int ftl_scan(struct ftl *ftl)
 {
-	struct scan_births b = {0};
-	uint64_t max_seq = 0, max_clock = 0, max_birth = 0;
-	uint8_t *buf = aligned_alloc(4096, FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap);
-	int rc = 0;
-	if (!buf)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < ftl->nsegs; i++) {
-		rc = scan_segment(ftl, i, buf, &b, &max_seq, &max_clock, &max_birth);
+	struct scan_state ss = {0};
+	struct ftl_ckpt_image *ck = NULL;
+	uint32_t *parts = NULL, nparts = 0;
+	int rc = -ENOMEM;
+
+	ss.buf = aligned_alloc(4096, FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap);
+	ss.hdrs = calloc(ftl->nsegs, sizeof(*ss.hdrs));
+	ss.kind = calloc(ftl->nsegs, 1);
+	ss.hdr_ok = calloc(ftl->nsegs, sizeof(bool));
+	ss.walk = malloc(ftl->nsegs * sizeof(*ss.walk));
+	ss.from_ckpt = calloc(ftl->nsegs, sizeof(bool));
+	if (!ss.buf || !ss.hdrs || !ss.kind || !ss.hdr_ok || !ss.walk || !ss.from_ckpt)
+		goto out;
+	for (uint32_t i = 0; i < ftl->nsegs; i++)
+		ss.walk[i] = WALK_NONE;
+	rc = read_headers(ftl, &ss);
+	if (rc)
+		goto out;
+	/* New checkpoints are numbered above every one on the device, used or not. */
+	for (uint32_t i = 0; i < ftl->nsegs; i++)
+		if (ss.hdr_ok[i] && ss.hdrs[i].stream == FTL_SEG_STREAM_CKPT &&
+		    ss.hdrs[i].ckpt_gen > ftl->ckpt_gen)
+			ftl->ckpt_gen = ss.hdrs[i].ckpt_gen;
+	if (!ftl->cfg.full_scan) {
+		rc = ftl_ckpt_load(ftl, ss.hdrs, ss.hdr_ok, &ck, &parts, &nparts);
 		if (rc)
-			goto out_free;
+			goto out;
 	}
-	ftl->next_seq = max_seq + 1;
-	atomic_store(&ftl->clock, max_clock);
-	atomic_store(&ftl->next_birth, max_birth + 1);
+	classify(ftl, &ss, ck, parts, nparts);
+	if (ck) {
+		const struct ftl_ckpt_disk *h = ftl_ckpt_header(ck);
+		rc = load_l2p(ftl, &ss, ck);
+		if (rc)
+			goto out;
+		ss.max_clock = h->clock > ss.max_clock ? h->clock : ss.max_clock;
+		ss.max_birth = h->next_birth ? h->next_birth - 1 : 0;
+		if (h->next_seq > ss.max_seq + 1)
+			ss.max_seq = h->next_seq - 1;
+		ftl->open_from_ckpt = true;
+		ftl->open_ckpt_gen = h->gen;
+		ftl->ckpt_segs = parts;
+		ftl->ckpt_nsegs = nparts;
+		parts = NULL;
+	}
+	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		if (ss.walk[i] == WALK_NONE)
+			continue;
+		rc = walk_segment(ftl, &ss, i, ss.walk[i]);
+		if (rc)
+			goto out;
+	}
+	ftl->next_seq = ss.max_seq + 1;
+	atomic_store(&ftl->clock, ss.max_clock);
+	atomic_store(&ftl->next_birth, ss.max_birth + 1);
 	ftl_l2p_rebuild_free(&ftl->l2p);
+	/* Without a checkpoint, or with a walk since it, the next close writes one. */
+	atomic_store(&ftl->ckpt_dirty, !ck || ss.packs_walked > 0);
 	if (ftl->cfg.scan_cb)
-		rc = scan_report(ftl, buf, &b);
-out_free:
-	free(b.v);
-	free(buf);
+		rc = report(ftl, &ss, ck);
+out:
+	ftl_ckpt_image_free(ck);
+	free(parts);
+	free(ss.b.v);
+	free(ss.buf);
+	free(ss.hdrs);
+	free(ss.kind);
+	free(ss.hdr_ok);
+	free(ss.walk);
+	free(ss.from_ckpt);
 	return rc;
 }

@@ -55,6 +55,11 @@ int ftl_seg_write_header(struct ftl *ftl, uint32_t segi, uint8_t disk_state)
 	h->state = disk_state;
 	h->stream = seg->stream;
 	h->open_clock = seg->open_clock;
+	if (seg->stream == FTL_SEG_STREAM_CKPT) {
+		h->ckpt_gen = seg->ckpt_gen;
+		h->ckpt_part = seg->ckpt_part;
+		h->ckpt_nparts = seg->ckpt_nparts;
+	}
 	h->crc = ftl_crc32c(0, h, sizeof(*h));
 	rc = ftl_dev_write(ftl->dev, blk, ftl->bs, ftl_seg_dev_off(ftl, segi));
 	if (!rc)
@@ -155,8 +160,14 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	/* The FREE header supersedes the old one, so a scan ignores stale packs even where TRIM
 	 * is not supported; the erase count survives remounts. */
 	rc = ftl_seg_write_header(ftl, segi, FTL_SEG_DISK_FREE);
-	int trc =
-	    ftl_dev_trim(ftl->dev, ftl_seg_dev_off(ftl, segi) + ftl->bs, ftl->seg_size - ftl->bs);
+	/* The FREE header is durable before the TRIM, which may take effect at once: else a power
+	 * cut could leave the old header over trimmed packs, and a checkpoint that trusts the
+	 * header (ftl_scan.c) would point into nothing. One flush per cleaned segment. */
+	if (!rc)
+		rc = ftl_dev_flush(ftl->dev);
+	int trc = rc ? rc
+	             : ftl_dev_trim(ftl->dev, ftl_seg_dev_off(ftl, segi) + ftl->bs,
+	                            ftl->seg_size - ftl->bs);
 	if (trc == 0)
 		atomic_fetch_add(&ftl->trims, 1);
 

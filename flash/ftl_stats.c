@@ -43,6 +43,9 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 		case FTL_SEG_OPEN:
 			st->segments_open++;
 			break;
+		case FTL_SEG_CKPT:
+			st->segments_ckpt++;
+			break;
 		default:
 			st->segments_closed++;
 			uint32_t live = atomic_load(&s->live_bytes);
@@ -62,6 +65,17 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 		st->stream_chunks[i] =
 		    atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
+	st->ckpt_writes = atomic_load(&ftl->ckpt_writes);
+	st->ckpt_bytes = atomic_load(&ftl->ckpt_bytes);
+	st->ckpt_skipped = atomic_load(&ftl->ckpt_skipped);
+	pthread_mutex_lock(&ftl->ckpt_lock);
+	st->ckpt_gen = ftl->ckpt_gen;
+	st->segs_since_ckpt = atomic_load(&ftl->segs_opened) - ftl->ckpt_segs_opened;
+	pthread_mutex_unlock(&ftl->ckpt_lock);
+	st->open_from_ckpt = ftl->open_from_ckpt;
+	st->open_ckpt_gen = ftl->open_ckpt_gen;
+	st->open_segs_walked = ftl->open_segs_walked;
+	st->open_seconds = (double)ftl->open_ns / 1e9;
 	st->mem_segment_bytes = (uint64_t)ftl->nsegs * sizeof(*ftl->segs);
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
 		pthread_mutex_lock(&ftl->seg_stripes[i % FTL_SEG_STRIPES]);
@@ -96,7 +110,18 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	X("life_used_pct", "life used (%)", "%.3f", (st)->life_used_pct)                           \
 	X("trims", "segments trimmed", "%llu", (unsigned long long)(st)->trims)                    \
 	X("read_errors", "read errors", "%llu", (unsigned long long)(st)->read_errors)             \
-	X("checksum_errors", "checksum errors", "%llu", (unsigned long long)(st)->checksum_errors)
+	X("checksum_errors", "checksum errors", "%llu", (unsigned long long)(st)->checksum_errors) \
+	X("segments_ckpt", "segments checkpoint", "%u", (st)->segments_ckpt)                       \
+	X("ckpt_gen", "checkpoint", "%llu", (unsigned long long)(st)->ckpt_gen)                    \
+	X("ckpt_writes", "checkpoints written", "%llu", (unsigned long long)(st)->ckpt_writes)     \
+	X("ckpt_bytes", "checkpoint bytes", "%llu", (unsigned long long)(st)->ckpt_bytes)          \
+	X("ckpt_skipped", "checkpoints skipped", "%llu", (unsigned long long)(st)->ckpt_skipped)   \
+	X("segs_since_ckpt", "segments since ckpt", "%llu",                                        \
+	  (unsigned long long)(st)->segs_since_ckpt)                                               \
+	X("open_from_ckpt", "open from checkpoint", "%u", (unsigned)(st)->open_from_ckpt)         \
+	X("open_segs_walked", "open: segments walked", "%llu",                                     \
+	  (unsigned long long)(st)->open_segs_walked)                                              \
+	X("open_seconds", "open: seconds", "%.3f", (st)->open_seconds)
 
 /* snprintf into BUF at *POS, keeping the total length like snprintf does. */
 static void out(char *buf, size_t len, size_t *pos, const char *fmt, ...)

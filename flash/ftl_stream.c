@@ -176,6 +176,7 @@ static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, enum ftl_allo
 	}
 	if (rc)
 		return rc;
+	atomic_fetch_add(&ftl->segs_opened, 1); /* the checkpoint policy counts these */
 	st->seg = seg;
 	st->pack_start = ftl->bs;
 	st->nent = 0;

@@ -557,6 +557,11 @@ static void *commit_thread_main(void *arg)
 			break;
 		pthread_mutex_unlock(&p->bg_lock);
 		pfs_commit(p);
+		/* The FTL's own checkpoint, when enough segments were written since the last one,
+		 * bounds what the next mount walks. It is independent of the map checkpoint. */
+		int r = ftl_checkpoint_maybe(p->ftl);
+		if (r < 0 && r != -ENOSPC)
+			pfs_log("pstorfs: flash checkpoint failed: %s", strerror(-r));
 		pthread_mutex_lock(&p->bg_lock);
 	}
 	pthread_mutex_unlock(&p->bg_lock);

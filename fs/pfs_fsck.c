@@ -25,14 +25,14 @@ struct scan {
 	struct pfs_mrecs meta;
 };
 
-static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN], uint32_t len,
-                   uint8_t flags)
+static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
+                   uint32_t hash_len, uint32_t len, uint8_t flags)
 {
 	struct scan *s = arg;
 
 	(void)len;
 	if (flags & PFS_CHUNK_META)
-		return pfs_mrecs_add(&s->meta, addr.v, hash);
+		return pfs_mrecs_add(&s->meta, addr.v, hash, hash_len);
 	if (s->ndata == s->capdata) {
 		size_t cap = s->capdata ? s->capdata * 2 : 4096;
 		uint64_t *n = realloc(s->data, cap * sizeof(*n));
@@ -537,7 +537,7 @@ static void fsck_fini(struct fsck *f)
 	ftl_close(f->p.ftl);
 	f->p.ftl = NULL;
 	free(f->scan.data);
-	free(f->scan.meta.v);
+	pfs_mrecs_free(&f->scan.meta);
 	f->scan.data = NULL;
 	f->scan.meta = (struct pfs_mrecs){0};
 	f->scan.ndata = f->scan.capdata = 0;
@@ -581,7 +581,8 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	    f->p.sb.version, f->p.sb.segment_count, (unsigned long long)f->p.sb.segment_size,
 	    f->p.sb.user_block_size, (unsigned long long)f->p.sb.meta_offset,
 	    (unsigned long long)f->p.sb.meta_size);
-	struct ftl_config fc = {.dev = dev, .scan_cb = scan_cb, .scan_arg = &f->scan};
+	/* The whole scan, not the checkpoint: every segment summary is checked. */
+	struct ftl_config fc = {.dev = dev, .scan_cb = scan_cb, .scan_arg = &f->scan, .full_scan = true};
 	rc = ftl_open(&fc, &f->p.ftl);
 	if (rc) {
 		say(f, "segments: cannot scan: %s", strerror(-rc));

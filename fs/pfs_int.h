@@ -348,9 +348,18 @@ struct pfs_mrecs {
 	struct pfs_mrec *v;
 	size_t n, cap;
 	uint64_t max_gen;
+	uint64_t *unread; /* records the FTL restored from its checkpoint: tag not known yet */
+	size_t nunread, capunread;
 };
-/* Adds the chunk at ADDR if HASH is one of our tags (0 when it is not: left alone). */
-int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN]);
+/* Adds the chunk at ADDR if HASH is one of our tags (0 when it is not: left alone). With
+ * HASH_LEN short of FTL_HASH_LEN (the FTL's checkpoint keeps a prefix only) the tag is read
+ * later by pfs_mrecs_resolve(). */
+int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN],
+                  uint32_t hash_len);
+/* After ftl_open: reads the tags of the records added without one. A record whose tag cannot
+ * be read is left out (as a scan leaves out a chunk that fails its checksum). */
+int pfs_mrecs_resolve(struct pfs_mrecs *l, struct ftl *ftl);
+void pfs_mrecs_free(struct pfs_mrecs *l);
 int pfs_mrec_cmp(const void *a, const void *b);
 /* Writes one record chunk (flag PFS_CHUNK_META, may use the GC reserve). */
 int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,

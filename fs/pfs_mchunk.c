@@ -50,10 +50,23 @@ int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struc
 	return rc;
 }
 
-int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN])
+int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HASH_LEN],
+                  uint32_t hash_len)
 {
 	struct pfs_mtag t;
 
+	if (hash_len < FTL_HASH_LEN) {
+		if (l->nunread == l->capunread) {
+			size_t cap = l->capunread ? l->capunread * 2 : 1024;
+			uint64_t *n = realloc(l->unread, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			l->unread = n;
+			l->capunread = cap;
+		}
+		l->unread[l->nunread++] = addr;
+		return 0;
+	}
 	if (pfs_mtag_decode(hash, &t))
 		return 0;
 	if (l->n == l->cap) {
@@ -68,6 +81,34 @@ int pfs_mrecs_add(struct pfs_mrecs *l, uint64_t addr, const uint8_t hash[FTL_HAS
 	if (t.gen > l->max_gen)
 		l->max_gen = t.gen;
 	return 0;
+}
+
+int pfs_mrecs_resolve(struct pfs_mrecs *l, struct ftl *ftl)
+{
+	uint8_t hash[FTL_HASH_LEN];
+	int rc = 0;
+
+	for (size_t i = 0; i < l->nunread && !rc; i++) {
+		int r = ftl_read_hash(ftl, (struct ftl_addr){l->unread[i]}, hash);
+		if (r == -ENOMEM)
+			rc = r;
+		else if (r == 0)
+			rc = pfs_mrecs_add(l, l->unread[i], hash, FTL_HASH_LEN);
+		else
+			pfs_log("pstorfs: metadata record %llu: summary unreadable (%d): left out",
+			        (unsigned long long)l->unread[i], r);
+	}
+	free(l->unread);
+	l->unread = NULL;
+	l->nunread = l->capunread = 0;
+	return rc;
+}
+
+void pfs_mrecs_free(struct pfs_mrecs *l)
+{
+	free(l->v);
+	free(l->unread);
+	memset(l, 0, sizeof(*l));
 }
 
 int pfs_mrec_cmp(const void *a, const void *b)

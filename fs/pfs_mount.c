@@ -22,14 +22,16 @@ struct scan_buf {
 	struct pfs_mrecs m; /* fs's own records (pfs_mchunk.c) */
 };
 
+/* Data chunks keep what the FTL knows of their hash: the engine's index keys on its first
+ * FTL_SCAN_HASH_PREFIX bytes and verifies every match against flash. */
 static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
-                        uint32_t len, uint8_t flags)
+                        uint32_t hash_len, uint32_t len, uint8_t flags)
 {
 	struct scan_buf *b = arg;
 
 	(void)len;
 	if (flags & PFS_CHUNK_META)
-		return pfs_mrecs_add(&b->m, addr.v, hash);
+		return pfs_mrecs_add(&b->m, addr.v, hash, hash_len);
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 4096;
 		struct scanned *n = realloc(b->v, cap * sizeof(*n));
@@ -477,6 +479,8 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	    .scan_arg = &sb,
 	};
 	rc = ftl_open(&fc, &p->ftl);
+	if (!rc)
+		rc = pfs_mrecs_resolve(&sb.m, p->ftl);
 	if (rc) {
 		snprintf(msg, msglen, "%s: cannot open the flash layer: %s", opts->device,
 		         strerror(-rc));
@@ -531,9 +535,8 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 		goto err;
 	}
 	free(sb.v);
-	free(sb.m.v);
+	pfs_mrecs_free(&sb.m);
 	sb.v = NULL;
-	sb.m.v = NULL;
 	p->recovered = true;
 	if (!opts->readonly) {
 		rc = pfs_commit_start(p);
@@ -548,7 +551,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	return 0;
 err:
 	free(sb.v);
-	free(sb.m.v);
+	pfs_mrecs_free(&sb.m);
 	pfs_close(p);
 	return rc;
 }

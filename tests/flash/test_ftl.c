@@ -156,9 +156,10 @@ struct scan_seen {
 	uint64_t bad_hash;
 };
 
-static int count_cb(void *arg, struct ftl_addr addr, const uint8_t *hash, uint32_t len,
-                    uint8_t flags)
+static int count_cb(void *arg, struct ftl_addr addr, const uint8_t *hash, uint32_t hash_len,
+                    uint32_t len, uint8_t flags)
 {
+	(void)hash_len;
 	struct scan_seen *s = arg;
 	uint64_t key;
 	memcpy(&key, hash, 8);

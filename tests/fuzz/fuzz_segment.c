@@ -41,9 +41,10 @@ struct found_list {
 	size_t n, cap;
 };
 
-static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN], uint32_t len,
-                   uint8_t flags)
+static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
+                   uint32_t hash_len, uint32_t len, uint8_t flags)
 {
+	(void)hash_len;
 	struct found_list *l = arg;
 
 	if (len == 0 || len > FTL_CHUNK_MAX) {
