@@ -33,6 +33,7 @@ struct pfs_opts {
 	int dedupe;              /* -1 keep, 0 off, 1 on */
 	int commit_interval_ms;  /* -1 keep */
 	bool gc_thread;          /* run GC in the background (default on) */
+	bool full_scan;          /* ignore the flash checkpoint: read every segment summary */
 };
 
 struct pfs;

@@ -39,6 +39,14 @@ void pfs_defer_put(struct pfs *p, struct engine_ref ref)
 	pthread_mutex_unlock(&p->puts_lock);
 }
 
+bool pfs_releases_pending(struct pfs *p)
+{
+	pthread_mutex_lock(&p->puts_lock);
+	bool any = p->nputs || p->nmfrees;
+	pthread_mutex_unlock(&p->puts_lock);
+	return any;
+}
+
 void pfs_defer_mfree(struct pfs *p, uint64_t addr)
 {
 	if (addr == PFS_NO_CHUNK)

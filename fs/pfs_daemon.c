@@ -22,7 +22,7 @@
 
 struct cli {
 	char *device, *mountpoint;
-	char *compression, *dedupe, *commit_interval;
+	char *compression, *dedupe, *commit_interval, *recovery;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -33,6 +33,7 @@ static const struct fuse_opt cli_opts[] = {
     {"compression=%s", offsetof(struct cli, compression), 0},
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},
     {"commit_interval_ms=%s", offsetof(struct cli, commit_interval), 0},
+    {"recovery=%s", offsetof(struct cli, recovery), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -111,6 +112,8 @@ static void usage(FILE *f)
 	        "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
 	        "  -o dedupe=on|off                       deduplicate blocks\n"
 	        "  -o commit_interval_ms=N                background metadata commit period\n"
+	        "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
+	        "                                         or read every segment summary\n"
 	        "  -o ro, allow_other, ...                the usual FUSE mount options\n"
 	        "  -f                                     stay in the foreground\n"
 	        "  -d                                     foreground with FUSE debug output\n");
@@ -295,6 +298,11 @@ int pfs_daemon_main(int argc, char **argv)
 		usage(stderr);
 		goto out_args;
 	}
+	if (c.recovery && strcmp(c.recovery, "checkpoint") && strcmp(c.recovery, "scan")) {
+		fprintf(stderr, "pstorfs: bad option recovery=%s (checkpoint or scan)\n",
+		        c.recovery);
+		goto out_args;
+	}
 	if (c.dedupe && strcmp(c.dedupe, "on") && strcmp(c.dedupe, "off")) {
 		fprintf(stderr, "pstorfs: bad option dedupe=%s (on or off)\n", c.dedupe);
 		goto out_args;
@@ -389,6 +397,7 @@ int pfs_daemon_main(int argc, char **argv)
 	    .dedupe = c.dedupe ? !strcmp(c.dedupe, "on") : -1,
 	    .commit_interval_ms = commit_ms,
 	    .gc_thread = true,
+	    .full_scan = c.recovery && !strcmp(c.recovery, "scan"),
 	};
 	if (pfs_open(&o, &p, msg, sizeof(msg))) {
 		if (report_fd < 0)
@@ -444,5 +453,6 @@ out_args:
 	free(c.compression);
 	free(c.dedupe);
 	free(c.commit_interval);
+	free(c.recovery);
 	return rc;
 }

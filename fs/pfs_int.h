@@ -164,6 +164,7 @@ struct pfs {
 
 	/* Counters. */
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
+	_Atomic uint64_t enospc_retries; /* writes retried after an early checkpoint freed space */
 	_Atomic uint64_t meta_damaged; /* map pages whose SQLite copy failed its checksum */
 	_Atomic uint64_t meta_healed;  /* ... and were read from their flash copy instead */
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
@@ -415,6 +416,8 @@ int pfs_log_adopt(struct pfs *p, uint64_t addr, uint64_t end_lsn);
 
 /* ---- pfs_commit.c ---------------------------------------------------------------------- */
 void pfs_defer_put(struct pfs *p, struct engine_ref ref);
+/* True when releases wait for the next checkpoint (pfs_defer_put, pfs_defer_mfree). */
+bool pfs_releases_pending(struct pfs *p);
 /* Frees a page copy or catalogue record after the next durable checkpoint. */
 void pfs_defer_mfree(struct pfs *p, uint64_t addr);
 /* Frees the flash copy OLD of page IDX of volume V unless one of V's snapshots shares it. */

@@ -210,7 +210,8 @@ out_unlock:
 	return rc;
 }
 
-ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len,
+                              uint64_t off)
 {
 	const uint32_t bs = p->bs;
 	const uint8_t *src = buf;
@@ -249,6 +250,26 @@ ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t 
 		atomic_store(&v->mtime_ns, pfs_now_ns());
 	pthread_rwlock_unlock(&v->rw);
 	return done ? (ssize_t)done : rc;
+}
+
+/* Space released by overwrites and punches comes back when the checkpoint that stops the maps
+ * pointing at it is committed. A write that finds the device full while releases wait gets
+ * that checkpoint now, and one more try, instead of ENOSPC for space that is free. */
+ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = vol_write_once(p, v, buf, len, off);
+	size_t done = n > 0 ? (size_t)n : 0;
+
+	if ((n == -ENOSPC || (n >= 0 && done < len)) && pfs_releases_pending(p) &&
+	    pfs_commit(p) == 0) {
+		atomic_fetch_add(&p->enospc_retries, 1);
+		ssize_t m = vol_write_once(p, v, (const uint8_t *)buf + done, len - done, off + done);
+		if (m > 0)
+			done += (size_t)m;
+		else if (!done)
+			return m;
+	}
+	return done ? (ssize_t)done : n;
 }
 
 int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)

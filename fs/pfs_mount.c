@@ -477,6 +477,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	    .gc_thread = opts->gc_thread && !opts->readonly,
 	    .scan_cb = scan_collect,
 	    .scan_arg = &sb,
+	    .full_scan = opts->full_scan,
 	};
 	rc = ftl_open(&fc, &p->ftl);
 	if (!rc)

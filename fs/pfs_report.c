@@ -177,6 +177,8 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		               "  \"damaged_references\": %llu,\n  \"commits\": %llu,\n"
 		               "  \"commit_errors\": %llu,\n  \"metadata_bytes\": %llu,\n"
 		               "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
+		               "  \"mount_from_checkpoint\": %s,\n  \"mount_segments_walked\": %llu,\n"
+		               "  \"enospc_retries\": %llu,\n"
 		               "  \"cluster\": \"standalone\",\n  \"scrub\": ",
 		               cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
 		               (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
@@ -184,7 +186,9 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		               (unsigned long long)atomic_load(&p->commits),
 		               (unsigned long long)atomic_load(&p->commit_errors),
 		               (unsigned long long)ms.db_bytes, (unsigned long long)ms.db_capacity,
-		               p->mount_seconds);
+		               p->mount_seconds, fs.open_from_ckpt ? "true" : "false",
+		               (unsigned long long)fs.open_segs_walked,
+		               (unsigned long long)atomic_load(&p->enospc_retries));
 		pfs_scrub_status(p, true, b);
 		pfs_buf_printf(b, "\n}\n");
 		return;
@@ -201,7 +205,8 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    "health      %s (%llu read errors, %llu checksum failures, %llu damaged references)\n"
 	    "metadata    %.1f MiB of %.1f MiB, %llu commits, %llu failed\n"
 	    "cluster     standalone\n"
-	    "mount       rebuilt in %.2f s (%llu chunks scanned, %llu unreferenced freed)\n",
+	    "mount       rebuilt in %.2f s (%llu chunks found, %llu unreferenced freed; "
+	    "flash %s, %llu segments walked)\n",
 	    p->opts.device, p->opts.readonly ? " (read-only)" : "",
 	    fs.capacity_bytes / 1073741824.0, used / 1073741824.0, fs.free_bytes / 1073741824.0,
 	    (unsigned long long)t.volumes, t.provisioned / 1073741824.0, r.logical / 1073741824.0,
@@ -211,7 +216,9 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    (unsigned long long)damaged, ms.db_bytes / 1048576.0, ms.db_capacity / 1048576.0,
 	    (unsigned long long)atomic_load(&p->commits),
 	    (unsigned long long)atomic_load(&p->commit_errors), p->mount_seconds,
-	    (unsigned long long)p->mount_chunks_scanned, (unsigned long long)p->mount_chunks_freed);
+	    (unsigned long long)p->mount_chunks_scanned, (unsigned long long)p->mount_chunks_freed,
+	    fs.open_from_ckpt ? "from its checkpoint" : "fully scanned",
+	    (unsigned long long)fs.open_segs_walked);
 	pfs_scrub_status(p, false, b);
 }
 
@@ -506,6 +513,8 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	        es.pattern_blocks);
 	COUNTER("commits_total", "Metadata commits.", atomic_load(&p->commits));
 	COUNTER("commit_errors_total", "Failed metadata commits.", atomic_load(&p->commit_errors));
+	COUNTER("enospc_retries_total", "Writes retried after a checkpoint gave released space back.",
+	        atomic_load(&p->enospc_retries));
 #undef GAUGE
 #undef COUNTER
 	pfs_scrub_metrics(p, b);

@@ -106,6 +106,7 @@ put_at "$T/A" "$V" 0 conv=fsync # B now only in s1
 n=$(fill_up 96)
 log "wrote $n MiB more before ENOSPC"
 alive "full again"
+
 pstor_umount "$M"
 pstor_mount "$IMG" "$M"
 alive "after the remount"
@@ -132,8 +133,23 @@ V=$M/volumes/w
 rand_file "$T/E" $((96 * MiB))
 put_at "$T/E" "$V" 0 conv=fsync || fail "writes after the volume delete failed"
 same "$T/E" 0
+
+check "full: punch 16 MiB that only the volume holds, and write 8 MiB there at once"
+n=$(fill_up 96)
+log "wrote $n MiB more before ENOSPC"
+# The punched space comes back with the next checkpoint; a write that finds the device full
+# while releases wait must get that checkpoint now, not ENOSPC until the commit thread runs.
+fallocate -p -o $((16 * MiB)) -l $((16 * MiB)) "$V" || fail "fallocate -p on the full device"
+rand_file "$T/F" $((8 * MiB))
+put_at "$T/F" "$V" $((16 * MiB)) conv=fsync ||
+	fail "a write right after the punch failed ($(grep enospc "$M/.pstorage/status.json"))"
+grep -q '"enospc_retries": [1-9]' "$M/.pstorage/status.json" ||
+	softfail "the write did not need the early checkpoint: $(grep enospc "$M/.pstorage/status.json")"
+cmp -s <(get_at "$V" 0 $((16 * MiB))) <(head -c $((16 * MiB)) "$T/E") || fail "E before the punch"
+same "$T/F" 16
 pstor_umount "$M"
 pstor_mount "$IMG" "$M"
-same "$T/E" 0
+cmp -s <(get_at "$V" 0 $((16 * MiB))) <(head -c $((16 * MiB)) "$T/E") || fail "E after remount"
+same "$T/F" 16
 pstor_umount "$M"
 pass
