@@ -113,7 +113,7 @@ keep_evidence() { # ROUND
 
 [ -z "$KEEP" ] || mkdir -p "$KEEP"
 t_start=$SECONDS
-tot_writes=0 tot_acked=0 tot_lost=0 tot_garbage=0 tot_snap=0 gc_total=0 acked=0
+tot_writes=0 tot_acked=0 from_ckpt=0 tot_lost=0 tot_garbage=0 tot_snap=0 gc_total=0 acked=0
 for ((r = 1; r <= ROUNDS; r++)); do
 	"$WRITER" run "$M/volumes" "$J" "${WARGS[@]}" --seconds $WRITER_MAX_S \
 		>"$T/writer.$r.out" 2>&1 &
@@ -171,6 +171,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	tot_garbage=$((tot_garbage + ${garbage:-0} + ${sgarbage:-0}))
 	tot_snap=$((tot_snap + nsnap))
 	gc_total=$((gc_total + ${gc:-0}))
+	# This mount came after the kill: from the flash checkpoint, or by a full scan.
+	[ "$(sed -n 's/^open from checkpoint: *//p' "$M/.pstorage/flash/stats")" = 1 ] &&
+		from_ckpt=$((from_ckpt + 1))
 	log "round $r: killed after ${ms} ms; writes $rwrites, acked $racked;" \
 		"lost $lost, garbage $garbage; $nsnap snapshot(s), garbage $sgarbage;" \
 		"gc segments cleaned $gc"
@@ -183,7 +186,10 @@ done
 gc_total=$((gc_total + $(gc_cleaned)))
 log "total: $ROUNDS rounds in $((SECONDS - t_start)) s; writes $tot_writes," \
 	"acked $tot_acked ($acked in the journal with the fill); lost $tot_lost," \
-	"garbage $tot_garbage; $tot_snap snapshot reads; gc segments cleaned $gc_total"
+	"garbage $tot_garbage; $tot_snap snapshot reads; gc segments cleaned $gc_total;" \
+	"$from_ckpt remounts from the flash checkpoint"
+[ "$from_ckpt" -gt 0 ] ||
+	softfail "no remount started from a flash checkpoint: the test did not exercise them"
 [ "$gc_total" -gt 0 ] ||
 	softfail "GC cleaned no segment in $ROUNDS rounds: the test did not exercise it"
 pstor_umount "$M"
