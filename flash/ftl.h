@@ -156,7 +156,7 @@ const char *ftl_zone_state_name(unsigned state); /* "unknown" for values outside
 struct ftl_zone {
 	uint64_t start;         /* ZSLBA */
 	uint64_t capacity;      /* ZCAP: writable bytes from start (may be < zone_size) */
-	uint64_t write_pointer; /* WP; meaningless when full, read-only or offline */
+	uint64_t write_pointer; /* WP; start + capacity when full, read-only or offline */
 	uint8_t type;           /* FTL_ZONE_TYPE_* */
 	uint8_t state;          /* enum ftl_zone_state */
 	uint8_t attrs;          /* ZA: bit 0 finished by controller, 1 reset recommended, ... */

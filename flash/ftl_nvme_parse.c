@@ -275,13 +275,20 @@ int ftl_nvme_parse_zone_report(const void *buf, size_t len, size_t ext_len, uint
 		const uint8_t *d = p + FTL_NVME_ZONE_HDR_LEN + (size_t)i * stride;
 		struct ftl_zone *z = &zones[i];
 
-		if (!lbas_to_bytes(le64_at(d, ZD_ZSLBA), lba_size, &z->start) ||
-		    !lbas_to_bytes(le64_at(d, ZD_ZCAP), lba_size, &z->capacity) ||
-		    !lbas_to_bytes(le64_at(d, ZD_WP), lba_size, &z->write_pointer))
-			return -EINVAL;
 		z->type = d[ZD_ZT] & 0x0f;
 		z->state = d[ZD_ZS] >> 4;
 		z->attrs = d[ZD_ZA];
+		if (!lbas_to_bytes(le64_at(d, ZD_ZSLBA), lba_size, &z->start) ||
+		    !lbas_to_bytes(le64_at(d, ZD_ZCAP), lba_size, &z->capacity) ||
+		    z->capacity > UINT64_MAX - z->start)
+			return -EINVAL;
+		/* The write pointer is not valid in these states (controllers report all ones);
+		 * "nothing more fits" is what a caller can use. */
+		if (z->state == FTL_ZONE_FULL || z->state == FTL_ZONE_READ_ONLY ||
+		    z->state == FTL_ZONE_OFFLINE)
+			z->write_pointer = z->start + z->capacity;
+		else if (!lbas_to_bytes(le64_at(d, ZD_WP), lba_size, &z->write_pointer))
+			return -EINVAL;
 	}
 	return (int)n;
 }

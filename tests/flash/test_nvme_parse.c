@@ -393,6 +393,18 @@ Test(nvme_parse, zone_report_extended_descriptors_and_limits)
 	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 1000, zones, 8, NULL), -EINVAL);
 }
 
+Test(nvme_parse, zone_report_full_zone_write_pointer_is_its_end)
+{
+	struct ftl_zone zones[4];
+	size_t len = make_zone_report(0);
+
+	put64(buf, 64 + 2 * 64 + 24, UINT64_MAX); /* zone 2 (full): WP all ones, as QEMU sends */
+	cr_assert_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), 3);
+	cr_expect_eq(zones[2].write_pointer, 2 * (64ull << 20) + (60ull << 20));
+	put64(buf, 64 + 1 * 64 + 24, UINT64_MAX); /* zone 1 is open: its WP must be valid */
+	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), -EINVAL);
+}
+
 Test(nvme_parse, zone_report_lba_overflow_is_einval)
 {
 	struct ftl_zone zones[4];
