@@ -287,8 +287,9 @@ int ftl_nvme_parse_zone_report(const void *buf, size_t len, size_t ext_len, uint
 		if (z->state == FTL_ZONE_FULL || z->state == FTL_ZONE_READ_ONLY ||
 		    z->state == FTL_ZONE_OFFLINE)
 			z->write_pointer = z->start + z->capacity;
-		else if (!lbas_to_bytes(le64_at(d, ZD_WP), lba_size, &z->write_pointer))
-			return -EINVAL;
+		else if (!lbas_to_bytes(le64_at(d, ZD_WP), lba_size, &z->write_pointer) ||
+		         z->write_pointer < z->start || z->write_pointer > z->start + z->capacity)
+			return -EINVAL; /* the FTL would write where the zone is not */
 	}
 	return (int)n;
 }

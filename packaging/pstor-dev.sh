@@ -80,6 +80,7 @@ run_fuzzers() {
 		fuzz_segment 20000 16384
 		fuzz_metaregion 20000 16384
 		fuzz_ctl 50000 512
+		fuzz_nvme 200000 5200
 	EOF
 	rm -rf "$work"
 }

@@ -405,6 +405,20 @@ Test(nvme_parse, zone_report_full_zone_write_pointer_is_its_end)
 	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), -EINVAL);
 }
 
+Test(nvme_parse, zone_report_write_pointer_outside_its_zone_is_einval)
+{
+	struct ftl_zone zones[4];
+	size_t len = make_zone_report(0);
+
+	put64(buf, 64 + 1 * 64 + 24, 16384 - 1); /* zone 1 (open): WP before its start */
+	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), -EINVAL);
+	put64(buf, 64 + 1 * 64 + 24, 16384 + 15360 + 1); /* past start + capacity */
+	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), -EINVAL);
+	put64(buf, 64 + 1 * 64 + 24, 16384 + 15360); /* exactly at the end: no room left */
+	cr_expect_eq(ftl_nvme_parse_zone_report(buf, len, 0, 4096, zones, 4, NULL), 3);
+	cr_expect_eq(zones[1].write_pointer, (64ull << 20) + (60ull << 20));
+}
+
 Test(nvme_parse, zone_report_lba_overflow_is_einval)
 {
 	struct ftl_zone zones[4];

@@ -46,6 +46,15 @@
 #define FZ_META_JNL_CAP 64u   /* le64 journal area size in a header */
 #define FZ_META_DB_CAP  48u   /* le64 db area size in a header */
 
+/* fuzz_nvme: [kind][flags][structure bytes], kind % 5 one of FZ_NVME_*: the raw NVMe structure
+ * a controller returns, fed to its parser in ftl_nvme_parse.c. */
+enum { FZ_NVME_ID_CTRL, FZ_NVME_ID_NS, FZ_NVME_ZNS_ID_NS, FZ_NVME_SMART, FZ_NVME_ZONES };
+#define FZ_NVME_PAD       0x01u /* zero-pad to the structure's full length, else pass the input's */
+#define FZ_NVME_LBA512    0x02u /* ZNS and zone report: 512-byte LBAs, else 4096 */
+#define FZ_NVME_FMT_SHIFT 2     /* bits 2-3: ZNS: the LBA format index in use */
+#define FZ_NVME_EXT_SHIFT 4     /* bits 4-7: zone report: descriptor extension, 64-byte units */
+#define FZ_NVME_ZNS_CAP   (1ull << 30) /* ZNS: the namespace size its identity gives */
+
 static inline uint32_t fz_le32(const uint8_t *p)
 {
 	uint32_t v;

@@ -328,6 +328,85 @@ static void gen_ctl(void)
 	    "volume create k 1KiB\nvolume resize k 4096\nvolume resize k 18446744073709551615\n");
 }
 
+/* ---- fuzz_nvme ----------------------------------------------------------------------------- */
+
+static void le_put(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void nvme_seed(const char *name, uint8_t kind, uint8_t flags, const uint8_t *b, size_t n)
+{
+	struct seed s = {0};
+
+	put8(&s, kind);
+	put8(&s, flags);
+	put(&s, b, n);
+	write_seed("fuzz_nvme", name, &s);
+	free(s.b);
+}
+
+/* What QEMU 7.2's NVMe controller answered in tests/vm (nvme_vm), trimmed of trailing zeros
+ * (the seeds use FZ_NVME_PAD), plus a zone report of three zones in three states. */
+static void gen_nvme(void)
+{
+	static uint8_t b[4096];
+
+	memset(b, 0, sizeof(b));
+	le_put(b + 0, 0x1b36, 2);
+	memcpy(b + 4, "pstor-nvme-vm       ", 20);
+	memcpy(b + 24, "QEMU NVMe Ctrl                          ", 40);
+	memcpy(b + 64, "7.2.22  ", 8);
+	le_put(b + 80, 0x00010400, 4);
+	le_put(b + 520, 0x015d, 2);
+	b[525] = 0x07;
+	nvme_seed("id-ctrl-qemu", FZ_NVME_ID_CTRL, FZ_NVME_PAD, b, 526);
+
+	memset(b, 0, sizeof(b));
+	le_put(b + 0, 65536, 8); /* 256 MiB of 4 KiB LBAs */
+	le_put(b + 8, 65536, 8);
+	le_put(b + 16, 65536, 8);
+	b[24] = 0x14; /* OPTPERF, DAE */
+	b[25] = 7;    /* 8 formats */
+	b[26] = 4;    /* format 4 in use */
+	b[33] = 0x09;
+	for (int i = 0; i < 8; i++) {
+		static const uint8_t ms[8] = {0, 8, 16, 64, 0, 8, 16, 64};
+		le_put(b + 128 + 4 * i, ms[i], 2);
+		b[128 + 4 * i + 2] = i < 4 ? 9 : 12;
+	}
+	nvme_seed("id-ns-qemu-4k", FZ_NVME_ID_NS, FZ_NVME_PAD, b, 160);
+
+	memset(b, 0, sizeof(b));
+	le_put(b + 4, 5, 4);                 /* MAR: 6 active */
+	le_put(b + 8, 3, 4);                 /* MOR: 4 open */
+	le_put(b + 2816, 131072, 8);         /* format 0: 64 MiB zones of 512 B */
+	le_put(b + 2816 + 4 * 16, 16384, 8); /* format 4 */
+	nvme_seed("zns-id-ns-qemu", FZ_NVME_ZNS_ID_NS, FZ_NVME_PAD | FZ_NVME_LBA512, b, 2816 + 80);
+
+	memset(b, 0, sizeof(b));
+	le_put(b + 1, 323, 2);
+	le_put(b + 32, 7639, 8);
+	le_put(b + 48, 623, 8);
+	le_put(b + 64, 699949, 8);
+	le_put(b + 80, 1529, 8);
+	nvme_seed("smart-qemu", FZ_NVME_SMART, FZ_NVME_PAD, b, 96);
+
+	memset(b, 0, sizeof(b));
+	le_put(b, 3, 8);
+	for (int i = 0; i < 3; i++) {
+		static const uint8_t zs[3] = {0x10, 0x20, 0xe0};
+		uint8_t *d = b + 64 + 64 * i;
+		d[0] = 2;
+		d[1] = zs[i];
+		le_put(d + 8, 131072, 8);
+		le_put(d + 16, 131072ull * i, 8);
+		le_put(d + 24, i == 2 ? UINT64_MAX : 131072ull * i + 8 * i, 8);
+	}
+	nvme_seed("zones-qemu", FZ_NVME_ZONES, FZ_NVME_LBA512, b, 64 + 3 * 64);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -340,5 +419,6 @@ int main(int argc, char **argv)
 	gen_segment();
 	gen_metaregion();
 	gen_ctl();
+	gen_nvme();
 	return 0;
 }
