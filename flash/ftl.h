@@ -387,14 +387,14 @@ struct ftl_stats {
 	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
 	uint64_t mem_segment_bytes; /* RAM of the per-segment table */
 	/* Checkpoint and the last open. */
-	uint32_t segments_ckpt;     /* segments holding the current checkpoint */
-	uint64_t ckpt_gen;          /* current checkpoint, 0 = none */
+	uint32_t segments_ckpt; /* segments holding the current checkpoint */
+	uint64_t ckpt_gen;      /* current checkpoint, 0 = none */
 	uint64_t ckpt_writes, ckpt_bytes, ckpt_skipped;
-	uint64_t segs_since_ckpt;   /* segments opened since the current checkpoint */
-	bool open_from_ckpt;        /* the last open started from a checkpoint */
-	uint64_t open_ckpt_gen;     /* ... this one */
-	uint64_t open_segs_walked;  /* segments whose summaries that open read */
-	double open_seconds;        /* how long ftl_open took */
+	uint64_t segs_since_ckpt;  /* segments opened since the current checkpoint */
+	bool open_from_ckpt;       /* the last open started from a checkpoint */
+	uint64_t open_ckpt_gen;    /* ... this one */
+	uint64_t open_segs_walked; /* segments whose summaries that open read */
+	double open_seconds;       /* how long ftl_open took */
 };
 void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
 

@@ -118,7 +118,7 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	X("ckpt_skipped", "checkpoints skipped", "%llu", (unsigned long long)(st)->ckpt_skipped)   \
 	X("segs_since_ckpt", "segments since ckpt", "%llu",                                        \
 	  (unsigned long long)(st)->segs_since_ckpt)                                               \
-	X("open_from_ckpt", "open from checkpoint", "%u", (unsigned)(st)->open_from_ckpt)         \
+	X("open_from_ckpt", "open from checkpoint", "%u", (unsigned)(st)->open_from_ckpt)          \
 	X("open_segs_walked", "open: segments walked", "%llu",                                     \
 	  (unsigned long long)(st)->open_segs_walked)                                              \
 	X("open_seconds", "open: seconds", "%.3f", (st)->open_seconds)

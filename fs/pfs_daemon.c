@@ -107,16 +107,17 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: pstorfs DEVICE|IMAGE MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
-	        "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
-	        "  -o dedupe=on|off                       deduplicate blocks\n"
-	        "  -o commit_interval_ms=N                background metadata commit period\n"
-	        "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
-	        "                                         or read every segment summary\n"
-	        "  -o ro, allow_other, ...                the usual FUSE mount options\n"
-	        "  -f                                     stay in the foreground\n"
-	        "  -d                                     foreground with FUSE debug output\n");
+	fprintf(
+	    f,
+	    "usage: pstorfs DEVICE|IMAGE MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
+	    "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
+	    "  -o dedupe=on|off                       deduplicate blocks\n"
+	    "  -o commit_interval_ms=N                background metadata commit period\n"
+	    "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
+	    "                                         or read every segment summary\n"
+	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
+	    "  -f                                     stay in the foreground\n"
+	    "  -d                                     foreground with FUSE debug output\n");
 }
 
 /* mountinfo writes space, tab, newline and backslash as \ooo: decode in place. */

@@ -582,7 +582,8 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	    f->p.sb.user_block_size, (unsigned long long)f->p.sb.meta_offset,
 	    (unsigned long long)f->p.sb.meta_size);
 	/* The whole scan, not the checkpoint: every segment summary is checked. */
-	struct ftl_config fc = {.dev = dev, .scan_cb = scan_cb, .scan_arg = &f->scan, .full_scan = true};
+	struct ftl_config fc = {
+	    .dev = dev, .scan_cb = scan_cb, .scan_arg = &f->scan, .full_scan = true};
 	rc = ftl_open(&fc, &f->p.ftl);
 	if (rc) {
 		say(f, "segments: cannot scan: %s", strerror(-rc));

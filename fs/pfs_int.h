@@ -165,8 +165,8 @@ struct pfs {
 	/* Counters. */
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
 	_Atomic uint64_t enospc_retries; /* writes retried after an early checkpoint freed space */
-	_Atomic uint64_t meta_damaged; /* map pages whose SQLite copy failed its checksum */
-	_Atomic uint64_t meta_healed;  /* ... and were read from their flash copy instead */
+	_Atomic uint64_t meta_damaged;   /* map pages whose SQLite copy failed its checksum */
+	_Atomic uint64_t meta_healed;    /* ... and were read from their flash copy instead */
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
 	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
@@ -489,8 +489,8 @@ enum pfs_report {
 	PFS_REPORT_FLASH_IDENTITY,
 	PFS_REPORT_FLASH_STATS,
 	PFS_REPORT_FLASH_SMART, /* NVMe SMART / health log, or its emulation */
-	PFS_REPORT_VOLUME, /* summary of one volume */
-	PFS_REPORT_SCRUB,  /* progress and findings of the scrub (pfs_scrub.c) */
+	PFS_REPORT_VOLUME,      /* summary of one volume */
+	PFS_REPORT_SCRUB,       /* progress and findings of the scrub (pfs_scrub.c) */
 };
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
 /* One value of a volume: size, written, unique, shared, reduction, snapshots. */

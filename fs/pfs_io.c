@@ -263,7 +263,8 @@ ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t 
 	if ((n == -ENOSPC || (n >= 0 && done < len)) && pfs_releases_pending(p) &&
 	    pfs_commit(p) == 0) {
 		atomic_fetch_add(&p->enospc_retries, 1);
-		ssize_t m = vol_write_once(p, v, (const uint8_t *)buf + done, len - done, off + done);
+		ssize_t m =
+		    vol_write_once(p, v, (const uint8_t *)buf + done, len - done, off + done);
 		if (m > 0)
 			done += (size_t)m;
 		else if (!done)

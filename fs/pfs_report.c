@@ -169,26 +169,26 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    (unsigned long long)t.snapshots, (unsigned long long)t.provisioned,
 		    (unsigned long long)r.logical, (unsigned long long)r.after_compression);
 		json_ratio(b, "reduction_ratio", r.total, true);
-		pfs_buf_printf(b,
-		               "  \"compression\": \"%s\",\n  \"dedupe\": \"%s\",\n"
-		               "  \"write_amplification\": %.3f,\n  \"life_used_pct\": %.3f,\n"
-		               "  \"health\": \"%s\",\n  \"read_errors\": %llu,\n"
-		               "  \"checksum_errors\": %llu,\n"
-		               "  \"damaged_references\": %llu,\n  \"commits\": %llu,\n"
-		               "  \"commit_errors\": %llu,\n  \"metadata_bytes\": %llu,\n"
-		               "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
-		               "  \"mount_from_checkpoint\": %s,\n  \"mount_segments_walked\": %llu,\n"
-		               "  \"enospc_retries\": %llu,\n"
-		               "  \"cluster\": \"standalone\",\n  \"scrub\": ",
-		               cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
-		               (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
-		               (unsigned long long)damaged,
-		               (unsigned long long)atomic_load(&p->commits),
-		               (unsigned long long)atomic_load(&p->commit_errors),
-		               (unsigned long long)ms.db_bytes, (unsigned long long)ms.db_capacity,
-		               p->mount_seconds, fs.open_from_ckpt ? "true" : "false",
-		               (unsigned long long)fs.open_segs_walked,
-		               (unsigned long long)atomic_load(&p->enospc_retries));
+		pfs_buf_printf(
+		    b,
+		    "  \"compression\": \"%s\",\n  \"dedupe\": \"%s\",\n"
+		    "  \"write_amplification\": %.3f,\n  \"life_used_pct\": %.3f,\n"
+		    "  \"health\": \"%s\",\n  \"read_errors\": %llu,\n"
+		    "  \"checksum_errors\": %llu,\n"
+		    "  \"damaged_references\": %llu,\n  \"commits\": %llu,\n"
+		    "  \"commit_errors\": %llu,\n  \"metadata_bytes\": %llu,\n"
+		    "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
+		    "  \"mount_from_checkpoint\": %s,\n  \"mount_segments_walked\": %llu,\n"
+		    "  \"enospc_retries\": %llu,\n"
+		    "  \"cluster\": \"standalone\",\n  \"scrub\": ",
+		    cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
+		    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
+		    (unsigned long long)damaged, (unsigned long long)atomic_load(&p->commits),
+		    (unsigned long long)atomic_load(&p->commit_errors),
+		    (unsigned long long)ms.db_bytes, (unsigned long long)ms.db_capacity,
+		    p->mount_seconds, fs.open_from_ckpt ? "true" : "false",
+		    (unsigned long long)fs.open_segs_walked,
+		    (unsigned long long)atomic_load(&p->enospc_retries));
 		pfs_scrub_status(p, true, b);
 		pfs_buf_printf(b, "\n}\n");
 		return;
@@ -513,7 +513,8 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	        es.pattern_blocks);
 	COUNTER("commits_total", "Metadata commits.", atomic_load(&p->commits));
 	COUNTER("commit_errors_total", "Failed metadata commits.", atomic_load(&p->commit_errors));
-	COUNTER("enospc_retries_total", "Writes retried after a checkpoint gave released space back.",
+	COUNTER("enospc_retries_total",
+	        "Writes retried after a checkpoint gave released space back.",
 	        atomic_load(&p->enospc_retries));
 #undef GAUGE
 #undef COUNTER
