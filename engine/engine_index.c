@@ -27,16 +27,17 @@
 #define B          ENGINE_INDEX_BUCKET
 #define NB_INITIAL 8u
 
-/* The key: the first FTL_SCAN_HASH_PREFIX (7) bytes of the hash, in the word's top bits. The
- * FTL's checkpoint keeps exactly those bytes, so chunks it restores at open can be indexed
+/* The key: the first FTL_SCAN_HASH_PREFIX (5) bytes of the hash, byte 0 in the word's top bits.
+ * The FTL's checkpoint keeps exactly those bytes, so chunks it restores at open can be indexed
  * without reading their summaries. */
 static inline uint64_t hash_word(const uint8_t hash[32])
 {
 	uint64_t v = 0;
 
-	_Static_assert(FTL_SCAN_HASH_PREFIX == 7, "the index keys on 7 hash bytes");
+	_Static_assert(FTL_SCAN_HASH_PREFIX * 8 >= ENGINE_INDEX_SHARDS_LOG2 + TAG_BITS,
+	               "the shard and tag come from the hash bytes the checkpoint keeps");
 	for (int i = 0; i < FTL_SCAN_HASH_PREFIX; i++)
-		v |= (uint64_t)hash[i] << (8 * (i + 1));
+		v |= (uint64_t)hash[i] << (56 - 8 * i);
 	return v;
 }
 

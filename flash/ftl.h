@@ -247,6 +247,9 @@ static inline bool ftl_addr_is_none(struct ftl_addr a)
 #define FTL_HASH_LEN   32     /* opaque per-chunk tag the caller gives (the engine: SHA-256) */
 #define FTL_CHUNK_MAX  65536u /* largest chunk payload */
 #define FTL_FLAGS_MASK 0xffu  /* caller-owned flag bits stored with each chunk */
+/* The one flags value a caller may not use (-EINVAL): the checkpoint's owner word marks chunks
+ * that failed their checksum with it. */
+#define FTL_FLAGS_RESERVED 0xffu
 
 struct ftl_format_params {
 	uint32_t block_size;      /* FTL block; 0 = device block size (min 4096) */
@@ -287,7 +290,7 @@ int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
  * reported once, for the copy that wins. HASH_LEN says how much of HASH is known: all of it
  * (FTL_HASH_LEN) for chunks read from segment summaries, only the first FTL_SCAN_HASH_PREFIX
  * bytes (the rest zero) for chunks restored from a checkpoint; ftl_read_hash() has the rest. */
-#define FTL_SCAN_HASH_PREFIX 7
+#define FTL_SCAN_HASH_PREFIX 5
 typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
                            uint32_t hash_len, uint32_t len, uint8_t flags);
 
@@ -328,7 +331,7 @@ struct ftl_write_opts {
 	 * FTL_ADDR_NONE. The FTL uses the old chunk's age to place data by how often it is
 	 * rewritten (hot/cold separation); it does not free PREV. */
 	struct ftl_addr prev;
-	uint8_t flags; /* caller-owned, stored with the chunk and returned by read */
+	uint8_t flags; /* caller-owned (any value but FTL_FLAGS_RESERVED), returned by read */
 	/* Metadata whose write lets the caller free space (catalogue and map records written
 	 * while deleting on a full device) may also take the free segments kept back for GC. */
 	bool reserve;

@@ -180,6 +180,8 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 		return -EROFS;
 	if (!opts)
 		opts = &def;
+	if (opts->flags == FTL_FLAGS_RESERVED)
+		return -EINVAL;
 	rc = ftl_l2p_alloc(&ftl->l2p, &id);
 	if (rc)
 		return rc;

@@ -83,12 +83,18 @@ static inline bool ftl_loc_is_chunk(uint64_t loc)
 	return loc != 0 && (loc & FTL_L2P_FREE_TAG) != FTL_L2P_FREE_TAG;
 }
 
+/* Owner words of one L2P page: 6 bytes an id (see ftl_word_make). */
+struct ftl_l2p_words {
+	_Atomic uint32_t lo[FTL_L2P_PAGE_SIZE];
+	_Atomic uint16_t hi[FTL_L2P_PAGE_SIZE];
+};
+
 struct ftl_l2p {
 	_Atomic(uint64_t) **pages; /* directory; pages allocated on demand */
 	/* Per id, beside its location: the owner word (the first FTL_SCAN_HASH_PREFIX bytes of
 	 * the chunk's hash and its flags) that a checkpoint stores so open need not read the
 	 * summaries of checkpointed segments. Allocated with the location page. */
-	_Atomic(uint64_t) **words;
+	struct ftl_l2p_words **words;
 	uint64_t npages_max;
 	pthread_mutex_t id_lock; /* guards the free chain, next_id, page allocation */
 	uint64_t next_id;        /* ids below this have been handed out at least once */
@@ -112,7 +118,8 @@ uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m);
 void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word);
 uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id);
 
-/* The owner word: hash bytes 0..6 and the chunk's flags in the top byte. */
+/* The owner word: hash bytes 0..FTL_SCAN_HASH_PREFIX-1 from the bottom and the chunk's flags
+ * in the top byte; the L2P keeps 6 bytes of it (ftl_l2p_set_word). */
 static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
 {
 	uint64_t w = 0;

@@ -1,9 +1,9 @@
 /* flash/ftl_l2p.c - the L2P map: chunk id -> physical location, and the chunk id allocator.
  *
- * 8 bytes per chunk id in pages of 64Ki entries allocated on first use, plus 8 for the owner
- * word a checkpoint stores; ids are reused (free ids are chained through their own entries) so
- * memory follows live chunks, not history.
- * Lookups are lock-free atomic loads; allocation takes id_lock. Knows nothing of segments.
+ * 8 bytes per chunk id in pages of 64Ki entries allocated on first use, plus 6 for the owner
+ * word a checkpoint stores (a 4-byte and a 2-byte array, not a padded struct); ids are reused (free
+ * ids are chained through their own entries) so memory follows live chunks, not history. Lookups
+ * are lock-free atomic loads; allocation takes id_lock. Knows nothing of segments.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,14 +68,14 @@ static int l2p_ensure_page(struct ftl_l2p *m, uint64_t id)
 	if (m->pages[p])
 		return 0;
 	_Atomic(uint64_t) *page = calloc(FTL_L2P_PAGE_SIZE, sizeof(*page));
-	_Atomic(uint64_t) *words = calloc(FTL_L2P_PAGE_SIZE, sizeof(*words));
+	struct ftl_l2p_words *words = calloc(1, sizeof(*words));
 	if (!page || !words) {
 		free((void *)page);
 		free((void *)words);
 		return -ENOMEM;
 	}
 	/* The words first: whoever sees the page may use its words. */
-	atomic_store_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->words[p], words,
+	atomic_store_explicit((struct ftl_l2p_words * _Atomic *)&m->words[p], words,
 	                      memory_order_release);
 	atomic_store_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->pages[p], page,
 	                      memory_order_release);
@@ -188,29 +188,39 @@ void ftl_l2p_rebuild_free(struct ftl_l2p *m)
 
 uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m)
 {
-	return 2 * (m->npages * FTL_L2P_PAGE_SIZE * sizeof(uint64_t) +
-	            m->npages_max * sizeof(*m->pages));
+	return m->npages * (FTL_L2P_PAGE_SIZE * sizeof(uint64_t) + sizeof(struct ftl_l2p_words)) +
+	       2 * m->npages_max * sizeof(*m->pages);
 }
 
-static _Atomic(uint64_t) *word_slot(struct ftl_l2p *m, uint64_t id)
+static struct ftl_l2p_words *words_page(struct ftl_l2p *m, uint64_t id)
 {
 	uint64_t p = id >> FTL_L2P_PAGE_SHIFT;
 	if (p >= m->npages_max)
 		return NULL;
-	_Atomic(uint64_t) *w = atomic_load_explicit((_Atomic(_Atomic(uint64_t) *) *)&m->words[p],
-	                                            memory_order_acquire);
-	return w ? &w[id & (FTL_L2P_PAGE_SIZE - 1)] : NULL;
+	return atomic_load_explicit((struct ftl_l2p_words * _Atomic *)&m->words[p],
+	                            memory_order_acquire);
 }
 
+/* Stored: hash bytes 0..3 in lo, hash byte 4 and the flags in hi. Writers hold the stream lock
+ * of the chunk and the checkpoint holds every stream lock, so the two halves never tear. */
 void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word)
 {
-	_Atomic(uint64_t) *s = word_slot(m, id);
-	if (s)
-		atomic_store_explicit(s, word, memory_order_relaxed);
+	struct ftl_l2p_words *w = words_page(m, id);
+	uint32_t i = (uint32_t)(id & (FTL_L2P_PAGE_SIZE - 1));
+	if (!w)
+		return;
+	atomic_store_explicit(&w->lo[i], (uint32_t)word, memory_order_relaxed);
+	atomic_store_explicit(&w->hi[i], (uint16_t)((word >> 32 & 0xff) | (word >> 56) << 8),
+	                      memory_order_relaxed);
 }
 
 uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id)
 {
-	_Atomic(uint64_t) *s = word_slot(m, id);
-	return s ? atomic_load_explicit(s, memory_order_relaxed) : 0;
+	struct ftl_l2p_words *w = words_page(m, id);
+	uint32_t i = (uint32_t)(id & (FTL_L2P_PAGE_SIZE - 1));
+	if (!w)
+		return 0;
+	uint64_t lo = atomic_load_explicit(&w->lo[i], memory_order_relaxed);
+	uint64_t hi = atomic_load_explicit(&w->hi[i], memory_order_relaxed);
+	return lo | (hi & 0xff) << 32 | (hi >> 8) << 56;
 }

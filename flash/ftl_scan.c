@@ -23,8 +23,13 @@ struct scan_births {
  * after the checkpoint: new content under a reused id, or a GC copy of the same). */
 #define SCAN_CKPT (1ull << 62)
 /* Owner word of a chunk that failed its checksum at a scan: a checkpoint keeps the mark, so
- * later opens do not report it either. */
+ * later opens do not report it either. Only its flags byte counts (no chunk is written with
+ * FTL_FLAGS_RESERVED); checkpoints from before the 6-byte word stored all ones. */
 #define SCAN_WORD_DAMAGED UINT64_MAX
+static bool scan_word_damaged(uint64_t w)
+{
+	return (w >> 56) == FTL_FLAGS_RESERVED;
+}
 
 static int births_reserve(struct scan_births *b, uint64_t id)
 {
@@ -305,8 +310,7 @@ static int load_l2p(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckp
 			if (rc)
 				return rc;
 			uint32_t len = ftl_loc_len(loc);
-			ss->b.v[id] =
-			    SCAN_CKPT | (words[j] == SCAN_WORD_DAMAGED ? SCAN_DAMAGED : 0);
+			ss->b.v[id] = SCAN_CKPT | (scan_word_damaged(words[j]) ? SCAN_DAMAGED : 0);
 			ftl_l2p_set_word(&ftl->l2p, id, words[j]);
 			ftl_l2p_set(&ftl->l2p, id, loc);
 			atomic_fetch_add(&ftl->segs[ftl_loc_seg(loc)].live_bytes,

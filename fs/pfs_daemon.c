@@ -369,7 +369,9 @@ int pfs_daemon_main(int argc, char **argv)
 
 	if (check_fuse_options(&args))
 		goto out_args;
-	openlog("pstorfs", LOG_PID, LOG_DAEMON);
+	/* In the foreground (tests, systemd) the messages also go to stderr, where they are kept
+	 * without a syslog daemon. */
+	openlog("pstorfs", LOG_PID | (c.foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	if (!c.foreground) {
 		int pfd[2];
 		if (pipe(pfd)) {

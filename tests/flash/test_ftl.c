@@ -677,3 +677,66 @@ Test(ftl_concurrency, writers_readers_and_gc_thread_agree, .timeout = 120)
 	ftl_close(ftl);
 	ftl_dev_close(dev);
 }
+
+struct word_seen {
+	uint8_t hash[4][FTL_HASH_LEN];
+	uint32_t hash_len[4];
+	uint8_t flags[4];
+	int count;
+};
+
+static int word_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
+                   uint32_t hash_len, uint32_t len, uint8_t flags)
+{
+	struct word_seen *s = arg;
+	(void)len;
+	if (addr.v < 4) {
+		memcpy(s->hash[addr.v], hash, FTL_HASH_LEN);
+		s->hash_len[addr.v] = hash_len;
+		s->flags[addr.v] = flags;
+	}
+	s->count++;
+	return 0;
+}
+
+/* The L2P keeps 6 bytes of owner word (5 hash bytes + flags): a checkpoint must give back
+ * exactly those, for any hash and flags, and only flags 0xff (the damaged mark) is refused. */
+Test(ftl_basic, owner_word_survives_checkpoint_for_any_hash_and_flags)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	static const uint8_t flags[4] = {0x00, 0x80, 0xfe, 0x83};
+	uint8_t buf[100], h[4][FTL_HASH_LEN];
+	struct ftl_addr a;
+	for (int i = 0; i < 4; i++) {
+		memset(h[i], i == 2 ? 0xff : 0x11 * (i + 1), FTL_HASH_LEN);
+		h[i][4] = (uint8_t)(0xf0 + i);
+		struct ftl_write_opts o = {.prev = FTL_ADDR_NONE, .flags = flags[i]};
+		fill(buf, sizeof(buf), i, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h[i], &o, &a), 0);
+		cr_assert_eq(a.v, (uint64_t)i);
+	}
+	struct ftl_write_opts bad = {.prev = FTL_ADDR_NONE, .flags = FTL_FLAGS_RESERVED};
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h[0], &bad, &a), -EINVAL);
+	ftl_close(fx.ftl); /* writes a checkpoint: the reopen takes the words from it */
+	fx.ftl = NULL;
+
+	struct word_seen seen = {0};
+	struct ftl_config cfg = {.dev = fx.dev, .scan_cb = word_cb, .scan_arg = &seen};
+	cr_assert_eq(ftl_open(&cfg, &fx.ftl), 0);
+	cr_assert_eq(seen.count, 4);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(seen.hash_len[i], FTL_SCAN_HASH_PREFIX,
+		             "chunk %d: from the checkpoint", i);
+		cr_assert_eq(memcmp(seen.hash[i], h[i], FTL_SCAN_HASH_PREFIX), 0, "chunk %d", i);
+		cr_assert_eq(seen.flags[i], flags[i], "chunk %d", i);
+		uint8_t got[100], fl = 0;
+		fill(buf, sizeof(buf), i, 0);
+		cr_assert_eq(
+		    ftl_read(fx.ftl, (struct ftl_addr){(uint64_t)i}, got, sizeof(got), &fl),
+		    (int)sizeof(buf));
+		cr_assert_eq(memcmp(buf, got, sizeof(buf)), 0);
+		cr_assert_eq(fl, flags[i]);
+	}
+	fx_close(&fx);
+}
