@@ -158,6 +158,9 @@ struct pfs {
 	_Atomic bool cat_dirty; /* the catalogue changed since the last catalogue record */
 	bool replaying;         /* mount is replaying the log: map changes are not logged again */
 	bool recovered;         /* mount finished: close may commit */
+	/* Fault-injection seam for tests (NULL otherwise): called by pfs_map_set right after a
+	 * change took its lsn, with the page's stripe lock held. */
+	void (*test_after_log)(struct pfs *p);
 	/* Page copies and catalogue records to free after the next durable checkpoint. */
 	uint64_t *mfrees;
 	size_t nmfrees, cap_mfrees;

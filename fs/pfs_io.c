@@ -116,10 +116,12 @@ static int extend_to(struct pfs *p, struct pfs_vol *v, uint64_t end)
 		return -EFBIG;
 	while (cur < end && !atomic_compare_exchange_weak(&v->size, &cur, end))
 		;
-	pfs_log_size(p, v->id, end);
+	/* Dirty before the record takes its lsn: a checkpoint whose cut is above that lsn then
+	 * sees the volume dirty and stores the size (see pfs_map_set). */
 	pthread_mutex_lock(&v->lock);
 	v->size_dirty = true;
 	pthread_mutex_unlock(&v->lock);
+	pfs_log_size(p, v->id, end);
 	return 0;
 }
 

@@ -104,7 +104,10 @@ void pfs_log_set(struct pfs *p, uint64_t map, uint64_t blk, struct engine_ref re
 			append(p, PFS_LOG_SET_PATTERN, map, blk, ref.v, pat, (uint32_t)period);
 			return;
 		}
+		/* The change takes an lsn like any record, so a sync after it never finds
+		 * itself covered by the flush before it; the broken log then makes it commit. */
 		pthread_mutex_lock(&p->log.lock);
+		p->log.next_lsn++;
 		break_locked(&p->log);
 		pthread_mutex_unlock(&p->log.lock);
 		return;

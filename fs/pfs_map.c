@@ -153,13 +153,19 @@ struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage
 	struct engine_ref old = pg->ref[slot];
 
 	pg->ref[slot] = ref;
-	pfs_log_set(p, v->id, pg->idx * PFS_PAGE_REFS + slot, ref);
+	/* The page is marked dirty before the record takes its lsn. A checkpoint drops the
+	 * records below its cut because the pages it copies hold them; it finds those pages by
+	 * their dirty mark. Marked after the lsn, a cut landing in between would skip the page
+	 * (not dirty yet) and drop the record (below the cut): an acknowledged write lost. */
 	if (!pg->dirty) {
 		pg->dirty = true;
 		pthread_mutex_lock(&v->lock);
 		v->ndirty++;
 		pthread_mutex_unlock(&v->lock);
 	}
+	pfs_log_set(p, v->id, pg->idx * PFS_PAGE_REFS + slot, ref);
+	if (p->test_after_log)
+		p->test_after_log(p);
 	int64_t dnz = (ref.v != 0) - (old.v != 0);
 	int64_t dch =
 	    (engine_ref_kind(ref) == ENGINE_REF_CHUNK) - (engine_ref_kind(old) == ENGINE_REF_CHUNK);

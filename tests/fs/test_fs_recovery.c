@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pfs_int.h"
 #include "pfs_vfs_int.h"
@@ -381,4 +382,63 @@ Test(fs_recovery, wipe_metadata_and_repair, .init = format_mem, .fini = teardown
 	pfs_vol_unref(s);
 	pfs_vol_unref(v0);
 	pfs_vol_unref(v1);
+}
+
+/* A checkpoint that runs while a write is between taking its lsn and finishing its map change
+ * (the seam waits up to 300 ms for it; it must not drop the write's record without storing
+ * its page). The write is then synced and the power cut: the write must come back. */
+static _Atomic int cut_commit_done;
+static pthread_t cut_thread;
+
+static void *cut_commit(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(pfs_commit(p), 0);
+	atomic_store(&cut_commit_done, 1);
+	return NULL;
+}
+
+static void commit_between_lsn_and_dirty(struct pfs *fs)
+{
+	fs->test_after_log = NULL; /* once */
+	cr_assert_eq(pthread_create(&cut_thread, NULL, cut_commit, NULL), 0);
+	for (int i = 0; i < 300 && !atomic_load(&cut_commit_done); i++)
+		usleep(1000);
+}
+
+Test(fs_recovery, checkpoint_racing_a_map_change_keeps_it, .init = format_mem, .fini = teardown)
+{
+	static uint8_t b[BS], got[BS];
+
+	open_ns();
+	cr_assert_eq(pfs_vol_create(p, "v0", (uint64_t)VOL_BLKS * BS, NULL), 0);
+	cr_assert_eq(pfs_vol_create(p, "v1", (uint64_t)VOL_BLKS * BS, NULL), 0);
+	struct pfs_vol *v0 = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v0");
+	struct pfs_vol *v1 = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v1");
+	make_block(b, 0, 5, K_RANDOM, 1);
+	cr_assert_eq(pfs_vol_write(p, v0, b, BS, 5 * BS), (ssize_t)BS);
+	cr_assert_eq(pfs_commit(p), 0); /* v0's page is clean now */
+	/* Something else to checkpoint, so the racing commit has a cut to store. */
+	make_block(b, 1, 9, K_RANDOM, 2);
+	cr_assert_eq(pfs_vol_write(p, v1, b, BS, 9 * BS), (ssize_t)BS);
+
+	p->test_after_log = commit_between_lsn_and_dirty;
+	make_block(b, 0, 5, K_RANDOM, 3);
+	cr_assert_eq(pfs_vol_write(p, v0, b, BS, 5 * BS), (ssize_t)BS);
+	cr_assert_eq(pthread_join(cut_thread, NULL), 0);
+	cr_assert(atomic_load(&cut_commit_done));
+	cr_assert_eq(pfs_sync(p), 0); /* acknowledged */
+	pfs_vol_unref(v0);
+	pfs_vol_unref(v1);
+
+	cr_assert_eq(ftl_dev_mem_power_cut(dev, false), 0);
+	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, 0, false), 0);
+	pfs_close(p);
+	p = NULL;
+	cr_assert_eq(ftl_dev_mem_revive(dev), 0);
+	open_ns();
+	v0 = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v0");
+	cr_assert_eq(pfs_vol_read(p, v0, got, BS, 5 * BS), (ssize_t)BS);
+	cr_assert_eq(memcmp(got, b, BS), 0, "the synced write raced by a checkpoint is lost");
+	pfs_vol_unref(v0);
 }
