@@ -95,7 +95,9 @@ int engine_ref_put(struct engine *e, struct engine_ref ref);
 /* Current reference count of a chunk or table pattern (inline patterns and zero: 0). */
 int64_t engine_ref_count(struct engine *e, struct engine_ref ref);
 
-/* Rebuild support: registers a chunk found on flash with its hash and reference count. */
+/* Rebuild support: registers a chunk found on flash with its hash and reference count. Reads
+ * nothing from flash: HASH may be the FTL_SCAN_HASH_PREFIX bytes a checkpoint keeps (the rest
+ * zero), and copies of one content may each be added (write-time lookups verify). */
 int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32], uint32_t refs);
 
 /* Patterns of 8..16 bytes live in an in-memory table that the owner of the block maps must

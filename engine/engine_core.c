@@ -443,8 +443,6 @@ int64_t engine_ref_count(struct engine *e, struct engine_ref ref)
 int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[32], uint32_t refs)
 {
 	struct engine_index_shard *s = engine_idx_shard(&e->index, hash);
-	struct verify_arg va = {e, hash};
-	uint64_t other;
 	int rc;
 
 	if (!refs || refs > ENGINE_REFS_MAX)
@@ -454,13 +452,13 @@ int engine_index_add(struct engine *e, struct ftl_addr addr, const uint8_t hash[
 	rc = engine_chunks_create(&e->chunks, addr.v, refs);
 	if (rc)
 		return rc;
+	/* Indexed without a lookup: at mount the caller may know only the hash prefix the
+	 * FTL's checkpoint keeps, against which no verification on flash can succeed, and a
+	 * lookup per chunk made N copies of one content (stored with dedupe off) cost N^2/2
+	 * flash reads. Equal copies get an entry each; a write-time lookup verifies them one
+	 * by one and takes the first that matches, and a free removes only its own entry. */
 	engine_idx_lock(s);
-	/* Two chunks with the same content (e.g. stored with dedupe off): index the first only. */
-	rc = engine_idx_lookup(&e->index, s, hash, verify_match, &va, &other);
-	if (rc == -ENOENT)
-		rc = engine_idx_insert(&e->index, s, hash, addr.v);
-	else
-		rc = 0;
+	rc = engine_idx_insert(&e->index, s, hash, addr.v);
 	engine_idx_unlock(s);
 	if (rc) {
 		engine_chunks_clear(&e->chunks, addr.v);

@@ -250,6 +250,50 @@ Test(engine_dedupe, index_add_registers_existing_chunk, .init = open_lz4, .fini 
 	assert_reads_back(r, wbuf, BS);
 }
 
+/* Mount registers every chunk found: copies of one content (stored with dedupe off), some known
+ * only by the hash prefix a checkpoint keeps. That must read nothing from flash (it used to cost
+ * a verification per earlier copy: N^2/2 reads), and a later write of that content still
+ * dedupes to a copy, verified by its full hash on flash. */
+Test(engine_dedupe, index_add_of_many_copies_reads_nothing, .init = open_lz4, .fini = close_env)
+{
+	enum { COPIES = 40 };
+	uint8_t hash[32], prefix[32] = {0};
+	struct ftl_addr a[COPIES];
+	struct ftl_dev_stats before, after;
+
+	engine_test_fill_random(wbuf, BS, 80);
+	cr_assert_eq(engine_sha256(wbuf, BS, hash), 0);
+	memcpy(prefix, hash, FTL_SCAN_HASH_PREFIX);
+	for (int i = 0; i < COPIES; i++)
+		cr_assert_eq(ftl_write(env.ftl, wbuf, BS, hash,
+		                       &(struct ftl_write_opts){.prev = FTL_ADDR_NONE}, &a[i]),
+		             0);
+	cr_assert_eq(ftl_sync(env.ftl), 0);
+	ftl_dev_get_stats(env.dev, &before);
+	for (int i = 0; i < COPIES; i++)
+		cr_assert_eq(engine_index_add(env.e, a[i], i % 2 ? prefix : hash, 1), 0);
+	ftl_dev_get_stats(env.dev, &after);
+	cr_assert_eq(after.reads, before.reads, "index_add read the device %llu times",
+	             (unsigned long long)(after.reads - before.reads));
+	struct engine_ref r = write_ok(wbuf);
+	uint64_t id = r.v & ((UINT64_C(1) << 62) - 1);
+	bool found = false;
+	for (int i = 0; i < COPIES; i++)
+		found |= a[i].v == id;
+	cr_assert(found, "the write did not dedupe to one of the copies");
+	cr_assert_eq(engine_ref_count(env.e, r), 2);
+	assert_reads_back(r, wbuf, BS);
+	/* Freeing every copy leaves nothing indexed that a new write could match. */
+	cr_assert_eq(engine_ref_put(env.e, r), 0);
+	for (int i = 0; i < COPIES; i++)
+		cr_assert_eq(
+		    engine_ref_put(env.e,
+		                   (struct engine_ref){(uint64_t)ENGINE_REF_CHUNK << 62 | a[i].v}),
+		    0);
+	struct engine_ref r2 = write_ok(wbuf);
+	assert_reads_back(r2, wbuf, BS);
+}
+
 /* ---- codecs --------------------------------------------------------------------------- */
 
 static void roundtrip_kinds(enum engine_codec codec, int level, uint32_t bs)
