@@ -530,11 +530,26 @@ out_free:
 	return rc;
 }
 
+/* The FTL's own checkpoint, when enough segments were written since the last one, bounds what
+ * the next mount walks; it is independent of the map checkpoint. Taken after every commit, not
+ * only the timed ones: a daemon killed within its first commit interval (or a busy one that
+ * commits on snapshots and syncs) still leaves one. One caller at a time; the others skip. */
+static void flash_checkpoint_maybe(struct pfs *p)
+{
+	if (p->opts.readonly || atomic_exchange(&p->ftl_ckpt_busy, true))
+		return;
+	int r = ftl_checkpoint_maybe(p->ftl);
+	if (r < 0 && r != -ENOSPC)
+		pfs_log("pstorfs: flash checkpoint failed: %s", strerror(-r));
+	atomic_store(&p->ftl_ckpt_busy, false);
+}
+
 int pfs_commit(struct pfs *p)
 {
 	pthread_mutex_lock(&p->commit_lock);
 	int rc = pfs_commit_locked(p);
 	pthread_mutex_unlock(&p->commit_lock);
+	flash_checkpoint_maybe(p);
 	return rc;
 }
 
@@ -565,11 +580,6 @@ static void *commit_thread_main(void *arg)
 			break;
 		pthread_mutex_unlock(&p->bg_lock);
 		pfs_commit(p);
-		/* The FTL's own checkpoint, when enough segments were written since the last one,
-		 * bounds what the next mount walks. It is independent of the map checkpoint. */
-		int r = ftl_checkpoint_maybe(p->ftl);
-		if (r < 0 && r != -ENOSPC)
-			pfs_log("pstorfs: flash checkpoint failed: %s", strerror(-r));
 		pthread_mutex_lock(&p->bg_lock);
 	}
 	pthread_mutex_unlock(&p->bg_lock);

@@ -129,6 +129,7 @@ struct pfs {
 	uint64_t max_volume_bytes;
 
 	pthread_mutex_t commit_lock;
+	_Atomic bool ftl_ckpt_busy; /* a flash checkpoint is being taken (pfs_commit.c) */
 	pthread_mutex_t db_lock;
 	pthread_mutex_t cat_lock;
 	struct pfs_vol *vols; /* volumes and snapshots */
