@@ -10,6 +10,9 @@
 
 #include "pfs_int.h"
 
+/* Below this much written since mount, the status shows no write amplification. */
+#define PFS_WA_MIN_BYTES (64ull << 20)
+
 const char *const pfs_volume_values[PFS_VOLUME_VALUES] = {
     "size", "written", "unique", "shared", "reduction", "snapshots",
 };
@@ -193,6 +196,14 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		pfs_buf_printf(b, "\n}\n");
 		return;
 	}
+	/* The counters start at mount: right after it, a few KiB of metadata give a ratio that
+	 * says nothing (a 204-byte commit in a 12 KiB pack reads as 60x). */
+	char wa[64];
+	if (fs.host_bytes_written >= PFS_WA_MIN_BYTES)
+		snprintf(wa, sizeof(wa), "%.2f since mount", fs.write_amplification);
+	else
+		snprintf(wa, sizeof(wa), "n/a (under %u MiB written since mount)",
+		         (unsigned)(PFS_WA_MIN_BYTES >> 20));
 	pfs_buf_printf(
 	    b,
 	    "pstorfs on %s%s\n"
@@ -200,7 +211,7 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    "volumes     %llu (%.2f GiB provisioned, %.2f GiB written), %llu snapshots\n"
 	    "reduction   %.2f:1 (pattern %.2f, dedupe %.2f, compression %.2f); "
 	    "compression=%s dedupe=%s\n"
-	    "flash       %u of %u segments free, write amplification %.2f, "
+	    "flash       %u of %u segments free, write amplification %s, "
 	    "%.2f%% of rated life used\n"
 	    "health      %s (%llu read errors, %llu checksum failures, %llu damaged references)\n"
 	    "metadata    %.1f MiB of %.1f MiB, %llu commits, %llu failed\n"
@@ -211,8 +222,8 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    fs.capacity_bytes / 1073741824.0, used / 1073741824.0, fs.free_bytes / 1073741824.0,
 	    (unsigned long long)t.volumes, t.provisioned / 1073741824.0, r.logical / 1073741824.0,
 	    (unsigned long long)t.snapshots, r.total, r.pattern, r.dedupe, r.compression, cfgc,
-	    cfgd, fs.segments_free, fs.segments_total, fs.write_amplification, fs.life_used_pct,
-	    health, (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
+	    cfgd, fs.segments_free, fs.segments_total, wa, fs.life_used_pct, health,
+	    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
 	    (unsigned long long)damaged, ms.db_bytes / 1048576.0, ms.db_capacity / 1048576.0,
 	    (unsigned long long)atomic_load(&p->commits),
 	    (unsigned long long)atomic_load(&p->commit_errors), p->mount_seconds,
