@@ -45,6 +45,15 @@ int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev
 
 /* In-memory device of SIZE bytes and BLOCK_SIZE logical blocks (512..65536, power of two). */
 int ftl_dev_open_mem(uint64_t size, uint32_t block_size, struct ftl_dev **out);
+/* The same as a host-managed zoned namespace: zones of ZONE_SIZE bytes (a multiple of the block
+ * size dividing SIZE) whose writes must land at the write pointer (-EIO elsewhere), reads past it
+ * return zeros, reset/finish/open/close and zone reports as on NVMe ZNS. MAX_OPEN and MAX_ACTIVE
+ * (0 = no limit) are enforced as a controller does: an implicit open closes another implicitly
+ * open zone when the open limit is reached (-ETOOMANYREFS when none can be), and a write or open
+ * that would make one zone more active than MAX_ACTIVE fails with -EOVERFLOW. TRIM is
+ * -EOPNOTSUPP; the fault seams below work as on the plain memory device. */
+int ftl_dev_open_mem_zoned(uint64_t size, uint32_t block_size, uint64_t zone_size,
+                           uint32_t max_open, uint32_t max_active, struct ftl_dev **out);
 
 void ftl_dev_close(struct ftl_dev *dev); /* NULL is a no-op */
 
@@ -177,6 +186,28 @@ enum ftl_zone_action {
 int ftl_dev_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
                         uint64_t len);
 
+/* Zoned namespaces under the FTL (ftl_dev_zoned.c): [0, data_offset) of a namespace formatted
+ * on a zoned device is a random-write space kept as a log of 4 KiB blocks in its first zones
+ * (superblocks, metadata region), so ftl_dev_read/write/trim work there at any block offset. */
+struct ftl_dev_zoned_stats {
+	bool zoned;                    /* the device is zoned */
+	uint64_t zone_size;            /* bytes */
+	uint32_t zones;                /* of the device */
+	uint32_t max_open, max_active; /* the device's limits, 0 = none */
+	uint64_t zone_resets;          /* zone management commands that succeeded, all callers */
+	uint64_t zone_finishes;
+	uint32_t log_zones;          /* zones holding the random-write log, 0 = not set up */
+	uint64_t log_bytes;          /* random-write bytes it offers (from offset 0) */
+	uint64_t log_blocks_written; /* 4 KiB blocks appended (data, headers and copies) */
+	uint64_t log_records;        /* appends (one header block + data blocks each) */
+	uint64_t log_compactions;    /* zones emptied by copying their live blocks out */
+	uint64_t log_blocks_copied;  /* live blocks those compactions moved */
+	uint64_t log_live_blocks;    /* logical blocks that hold data now */
+	uint64_t log_torn_records;   /* records found torn (crc) when the log was read back */
+};
+/* -EINVAL on NULL; fills zeros (zoned false) for a conventional device. */
+int ftl_dev_zoned_get_stats(const struct ftl_dev *dev, struct ftl_dev_zoned_stats *st);
+
 /* Parsers of raw NVMe structures, as the controller returns them (little-endian, the spec's
  * byte offsets). Pure: no I/O, so they are tested from captured bytes. -EINVAL when LEN is
  * short or the structure is unusable here. */
@@ -274,6 +305,11 @@ struct ftl_superblock_info {
 	uint64_t meta_offset, meta_size; /* the reserved metadata region */
 	uint64_t data_offset;            /* where segment 0 starts */
 	uint64_t device_size;            /* bytes of device the namespace needs (its end) */
+	/* Formatted on a zoned device: a segment is a zone, [0, data_offset) is the random-write
+	 * log of ftl_dev_zoned_stats, and the erase count of every segment is kept in a table
+	 * at wear_offset (4 bytes each) since a reset zone keeps no header. */
+	bool zoned;
+	uint64_t wear_offset;
 };
 
 /* CRC-32C (Castagnoli; SSE4.2 when the CPU has it) used for every on-disk checksum, for other
@@ -398,6 +434,14 @@ struct ftl_stats {
 	uint64_t open_ckpt_gen;    /* ... this one */
 	uint64_t open_segs_walked; /* segments whose summaries that open read */
 	double open_seconds;       /* how long ftl_open took */
+	/* Zoned namespaces (all 0 elsewhere). */
+	bool zoned;
+	uint32_t zone_max_active;    /* the device's limit, 0 = none */
+	uint32_t zone_active_budget; /* zones the FTL may hold active: streams + checkpoint + log */
+	uint32_t zone_streams;       /* write streams left after folding to fit the limit */
+	uint64_t zone_resets;        /* segments freed by a zone reset (this FTL, since open) */
+	uint64_t zone_finishes;      /* segments closed before full and finished */
+	struct ftl_dev_zoned_stats zdev; /* the device's zone counters and the random-write log */
 };
 void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st);
 

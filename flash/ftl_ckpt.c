@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 /* Below this many segments a checkpoint (a whole segment at least) costs more than the walk. */
 #define FTL_CKPT_MIN_SEGS 32
@@ -208,19 +208,12 @@ static int write_parts(struct ftl *ftl, uint64_t gen, const uint8_t *buf, size_t
 
 	for (uint32_t k = 0; k < nparts && !rc; k++) {
 		uint32_t segi;
-		rc = ftl_seg_alloc(ftl, FTL_STREAM_USER_COLD, FTL_ALLOC_USER, &segi);
+		/* Header written once, as a checkpoint part's (zones take no second write). */
+		rc = ftl_seg_alloc_ckpt(ftl, gen, k, nparts, &segi);
 		if (rc)
 			break;
 		segs[got++] = segi;
 		struct ftl_seg *s = &ftl->segs[segi];
-		atomic_store(&s->stream, FTL_SEG_STREAM_CKPT);
-		s->ckpt_gen = gen;
-		s->ckpt_part = k;
-		s->ckpt_nparts = nparts;
-		atomic_store(&s->state, FTL_SEG_CKPT);
-		rc = ftl_seg_write_header(ftl, segi, FTL_SEG_DISK_OPEN);
-		if (rc)
-			break;
 		size_t off = (size_t)k * cap;
 		size_t n = bytes - off < cap ? bytes - off : cap;
 		n = (n + ftl->bs - 1) / ftl->bs * ftl->bs;
@@ -229,6 +222,7 @@ static int write_parts(struct ftl *ftl, uint64_t gen, const uint8_t *buf, size_t
 			atomic_fetch_add(&ftl->dev_bytes, n);
 			s->end = ftl->bs + (uint32_t)n;
 		}
+		ftl_zone_seg_closed(ftl, segi); /* not active while the next part is written */
 	}
 	if (!rc)
 		rc = ftl_dev_flush(ftl->dev);

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "ftl_dev_int.h"
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 static int64_t ftl_now_ns(void)
 {
@@ -46,6 +46,7 @@ static uint8_t *read_buf(uint32_t dbs)
 
 static void ftl_free_all(struct ftl *ftl)
 {
+	ftl_zone_free(ftl);
 	ftl_streams_destroy(ftl);
 	ftl_segs_destroy(ftl);
 	ftl_l2p_destroy(&ftl->l2p);
@@ -114,7 +115,14 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 		rc = -ENOMEM;
 		goto err_free;
 	}
+	/* Zoned: the zone report (what is written where) before the scan reads anything. */
+	rc = ftl_zone_open(ftl);
+	if (rc)
+		goto err_free;
 	rc = ftl_scan(ftl);
+	if (rc)
+		goto err_free;
+	rc = ftl_zone_after_scan(ftl);
 	if (rc)
 		goto err_free;
 	ftl->open_ns = (uint64_t)(ftl_now_ns() - t0);
@@ -189,7 +197,7 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	uint64_t birth = atomic_fetch_add(&ftl->next_birth, 1);
 	enum ftl_stream_id sid =
 	    opts->reserve ? FTL_STREAM_RESERVE : pick_user_stream(ftl, opts->prev);
-	struct ftl_stream *st = &ftl->streams[sid];
+	struct ftl_stream *st = &ftl->streams[ftl->stream_map[sid]];
 
 	pthread_mutex_lock(&st->lock);
 	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,

@@ -49,6 +49,10 @@ int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum
 	atomic_init(&dev->st.bytes_trimmed, 0);
 	atomic_init(&dev->st.read_errors, 0);
 	atomic_init(&dev->st.write_errors, 0);
+	atomic_init(&dev->st.zone_resets, 0);
+	atomic_init(&dev->st.zone_finishes, 0);
+	dev->zlog = NULL;
+	dev->zlog_end = 0;
 	return 0;
 }
 
@@ -253,7 +257,8 @@ err_close_fd:
 	return err;
 }
 
-int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev **out)
+static int ftl_dev_open_backend(const char *path, unsigned flags, uint64_t size,
+                                struct ftl_dev **out)
 {
 	bool rdonly = flags & FTL_DEV_RDONLY;
 	struct stat st;
@@ -277,10 +282,27 @@ int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev
 	return -EINVAL;
 }
 
+int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev **out)
+{
+	int err = ftl_dev_open_backend(path, flags, size, out);
+
+	/* A zoned namespace formatted by us keeps its superblocks and metadata region in a
+	 * random-write log in its first zones: find it before anyone reads offset 0. */
+	if (err == 0 && (*out)->zone_size) {
+		err = ftl_dev_zoned_attach(*out);
+		if (err < 0) {
+			ftl_dev_close(*out);
+			*out = NULL;
+		}
+	}
+	return err;
+}
+
 void ftl_dev_close(struct ftl_dev *dev)
 {
 	if (!dev)
 		return;
+	ftl_dev_zoned_detach(dev);
 	dev->ops->close(dev);
 }
 
@@ -339,6 +361,14 @@ static int ftl_dev_read_counted(struct ftl_dev *dev, void *buf, size_t len, uint
 	return 0;
 }
 
+/* 1: the range is the random-write log's, 0: the device's, -EINVAL: it straddles both. */
+static int ftl_dev_in_zlog(const struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	if (!dev->zlog || off >= dev->zlog_end)
+		return 0;
+	return len <= dev->zlog_end - off ? 1 : -EINVAL;
+}
+
 int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 {
 	int err;
@@ -348,6 +378,9 @@ int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 	err = ftl_dev_check_range(dev, off, len);
 	if (err < 0)
 		return err;
+	err = ftl_dev_in_zlog(dev, off, len);
+	if (err)
+		return err < 0 ? err : ftl_dev_zoned_read(dev, buf, len, off);
 	return ftl_dev_read_counted(dev, buf, len, off);
 }
 
@@ -357,7 +390,8 @@ int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 
 	if (!dev || !buf || len == 0 || off > dev->size || len > dev->size - off)
 		return -EINVAL;
-	if (dev->kind != FTL_DEV_FILE && dev->kind != FTL_DEV_MEM) {
+	if ((dev->kind != FTL_DEV_FILE && dev->kind != FTL_DEV_MEM) ||
+	    (dev->zlog && off < dev->zlog_end)) {
 		/* O_DIRECT backends move whole blocks: read the ones around the range. */
 		uint64_t bs = dev->block_size, start = off / bs * bs;
 		uint64_t end = (off + len + bs - 1) / bs * bs;
@@ -387,6 +421,9 @@ int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off
 		return err;
 	if (dev->rdonly)
 		return -EROFS;
+	err = ftl_dev_in_zlog(dev, off, len);
+	if (err) /* the log counts the blocks it really writes */
+		return err < 0 ? err : ftl_dev_zoned_write(dev, buf, len, off);
 	err = dev->ops->write(dev, buf, len, off);
 	if (err < 0) {
 		ftl_dev_count(&dev->st.write_errors, 1);
@@ -424,6 +461,9 @@ int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 		return err;
 	if (dev->rdonly)
 		return -EROFS;
+	err = ftl_dev_in_zlog(dev, off, len);
+	if (err)
+		return err < 0 ? err : ftl_dev_zoned_trim(dev, off, len);
 	err = dev->ops->trim(dev, off, len);
 	if (err < 0)
 		return err; /* -EOPNOTSUPP is harmless and not a device error */
@@ -479,7 +519,12 @@ int ftl_dev_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64
 		return -EINVAL;
 	if (dev->rdonly)
 		return -EROFS;
-	return dev->ops->zone_action(dev, action, off, len);
+	int err = dev->ops->zone_action(dev, action, off, len);
+	if (err == 0 && action == FTL_ZONE_RESET)
+		ftl_dev_count(&dev->st.zone_resets, len / dev->zone_size);
+	if (err == 0 && action == FTL_ZONE_FINISH)
+		ftl_dev_count(&dev->st.zone_finishes, len / dev->zone_size);
+	return err;
 }
 
 void ftl_dev_get_stats(const struct ftl_dev *dev, struct ftl_dev_stats *st)

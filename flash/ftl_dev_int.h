@@ -47,7 +47,10 @@ struct ftl_dev_counters {
 	_Atomic uint64_t reads, writes, flushes, trims;
 	_Atomic uint64_t bytes_read, bytes_written, bytes_trimmed;
 	_Atomic uint64_t read_errors, write_errors;
+	_Atomic uint64_t zone_resets, zone_finishes;
 };
+
+struct ftl_dev_zoned; /* the random-write log of a zoned device (ftl_dev_zoned.c) */
 
 /* Embedded in every backend's own struct, which ops reach through container_of. */
 struct ftl_dev {
@@ -59,7 +62,21 @@ struct ftl_dev {
 	bool rdonly;
 	uint64_t zone_size; /* zoned devices: bytes from one zone start to the next; 0 otherwise */
 	struct ftl_dev_counters st;
+	/* Zoned devices with a random-write log: I/O below zlog_end goes through it (ftl_dev.c).
+	 * Set at open or by format, before any other thread uses the device. */
+	struct ftl_dev_zoned *zlog;
+	uint64_t zlog_end;
 };
+
+/* ftl_dev_zoned.c: the random-write log. Attach looks for one in the first zones (none found:
+ * zlog stays NULL, the device reads as unformatted); -ENOMEM/-EIO. */
+int ftl_dev_zoned_attach(struct ftl_dev *dev);
+void ftl_dev_zoned_detach(struct ftl_dev *dev);
+/* After a (simulated) power cut: forget the in-memory map and read the log back. */
+int ftl_dev_zoned_reload(struct ftl_dev *dev);
+int ftl_dev_zoned_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
+int ftl_dev_zoned_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
+int ftl_dev_zoned_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);
 
 /* Fills the common fields; takes a copy of PATH. -ENOMEM. */
 int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum ftl_dev_kind kind,

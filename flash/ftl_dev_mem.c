@@ -16,6 +16,11 @@
  *  5. Locks: `lock` (rwlock) guards the images, bitmaps, dlist and last write; reads take it
  *     shared, everything else exclusive. `fault_lock` guards the fault list and is never held
  *     while taking `lock`. nfaults mirrors the list length so reads skip fault_lock when empty.
+ *  6. Zoned devices (zones != NULL, guarded by `lock`): every byte at or past a zone's write
+ *     pointer is zero in both images; a write must start at the write pointer and stay in the
+ *     zone. `dwp` is the write pointer of what is durable: flush moves it up to `wp`, a power
+ *     cut moves `wp` back to it (a zone has no holes, so a torn write keeps its first half
+ *     only where it starts at `dwp`). Reset and finish are durable at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +41,11 @@ struct ftl_dev_mem_fault {
 
 struct ftl_dev_mem_extent {
 	uint64_t start, count; /* in blocks */
+};
+
+struct ftl_dev_mem_zone {
+	uint64_t start, wp, dwp; /* bytes */
+	uint8_t state;           /* enum ftl_zone_state */
 };
 
 struct ftl_dev_mem {
@@ -61,6 +71,9 @@ struct ftl_dev_mem {
 	struct ftl_dev_mem_fault *faults;
 	size_t faults_cap;
 	_Atomic size_t nfaults;
+
+	struct ftl_dev_mem_zone *zones; /* zoned devices only (invariant 6) */
+	uint32_t nzones, max_open, max_active;
 };
 
 static _Atomic unsigned ftl_dev_mem_next_id;
@@ -183,6 +196,105 @@ unlock:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Zones (invariant 6)                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static bool zone_is_open(uint8_t st)
+{
+	return st == FTL_ZONE_IMPL_OPEN || st == FTL_ZONE_EXPL_OPEN;
+}
+
+static bool zone_is_active(uint8_t st)
+{
+	return zone_is_open(st) || st == FTL_ZONE_CLOSED;
+}
+
+static void zone_count(const struct ftl_dev_mem *m, uint32_t *open, uint32_t *active)
+{
+	*open = *active = 0;
+	for (uint32_t i = 0; i < m->nzones; i++) {
+		*open += zone_is_open(m->zones[i].state);
+		*active += zone_is_active(m->zones[i].state);
+	}
+}
+
+/* Takes the open (and, from empty, the active) resource zone Z needs to become open, as a
+ * controller does: an implicitly open zone is closed to make room for another open. */
+static int zone_take_open(struct ftl_dev_mem *m, struct ftl_dev_mem_zone *z)
+{
+	uint32_t open, active;
+
+	if (zone_is_open(z->state))
+		return 0;
+	zone_count(m, &open, &active);
+	if (z->state == FTL_ZONE_EMPTY && m->max_active && active >= m->max_active)
+		return -EOVERFLOW;
+	if (m->max_open && open >= m->max_open) {
+		struct ftl_dev_mem_zone *victim = NULL;
+		for (uint32_t i = 0; i < m->nzones && !victim; i++)
+			if (m->zones[i].state == FTL_ZONE_IMPL_OPEN)
+				victim = &m->zones[i];
+		if (!victim)
+			return -ETOOMANYREFS;
+		victim->state = FTL_ZONE_CLOSED;
+	}
+	return 0;
+}
+
+static void zone_settle_state(struct ftl_dev_mem *m, struct ftl_dev_mem_zone *z)
+{
+	if (z->wp == z->start + m->dev.zone_size)
+		z->state = FTL_ZONE_FULL;
+}
+
+/* Checks a write against the zone rules and moves the write pointer. Caller holds the lock. */
+static int zone_write(struct ftl_dev_mem *m, uint64_t off, uint64_t len)
+{
+	struct ftl_dev_mem_zone *z = &m->zones[off / m->dev.zone_size];
+	int err;
+
+	if (off != z->wp || off + len > z->start + m->dev.zone_size)
+		return -EIO; /* NVMe: Zone Invalid Write / Zone Boundary Error */
+	if (z->state == FTL_ZONE_FULL || z->state == FTL_ZONE_READ_ONLY ||
+	    z->state == FTL_ZONE_OFFLINE)
+		return -EIO;
+	err = zone_take_open(m, z);
+	if (err < 0)
+		return err;
+	if (z->state != FTL_ZONE_EXPL_OPEN)
+		z->state = FTL_ZONE_IMPL_OPEN;
+	z->wp += len;
+	zone_settle_state(m, z);
+	return 0;
+}
+
+/* After a power cut: every zone keeps what was durable; open zones come back closed. */
+static void zone_power_cycle(struct ftl_dev_mem *m)
+{
+	for (uint32_t i = 0; m->zones && i < m->nzones; i++) {
+		struct ftl_dev_mem_zone *z = &m->zones[i];
+		if (z->state == FTL_ZONE_READ_ONLY || z->state == FTL_ZONE_OFFLINE)
+			continue;
+		z->wp = z->dwp;
+		z->state = z->wp == z->start ? FTL_ZONE_EMPTY : FTL_ZONE_CLOSED;
+		zone_settle_state(m, z);
+	}
+}
+
+/* A torn write keeps its first half only where a zone can hold it: at the durable write
+ * pointer (the dropped unflushed writes before it would otherwise leave a hole). */
+static uint64_t zone_tear_keep(struct ftl_dev_mem *m, uint64_t off, uint64_t keep)
+{
+	if (!m->zones || keep == 0)
+		return keep;
+	struct ftl_dev_mem_zone *z = &m->zones[off / m->dev.zone_size];
+	if (off != z->dwp)
+		return 0;
+	z->dwp += keep;
+	return keep;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* I/O                                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -251,7 +363,7 @@ static void ftl_dev_mem_die(struct ftl_dev_mem *m, const void *buf, uint64_t off
 	uint32_t bs = m->dev.block_size;
 	ftl_dev_mem_settle(m, false);
 	if (m->cut_tear) {
-		size_t keep = len / bs / 2 * bs;
+		size_t keep = zone_tear_keep(m, off, len / bs / 2 * bs);
 		memcpy(m->vol + off, buf, keep);
 		memcpy(m->dur + off, buf, keep);
 		for (uint64_t b = off / bs; b < (off + keep) / bs; b++) {
@@ -262,6 +374,7 @@ static void ftl_dev_mem_die(struct ftl_dev_mem *m, const void *buf, uint64_t off
 			bit_clear(m->dur_trimmed, b);
 		}
 	}
+	zone_power_cycle(m);
 	m->cut_armed = false;
 	m->last_valid = false;
 	atomic_store(&m->dead, true);
@@ -288,6 +401,12 @@ static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, u
 	err = ftl_dev_mem_reserve(m, first, nb);
 	if (err < 0)
 		goto unlock;
+	/* A write the zone refuses lands nowhere (the controller rejects the command). */
+	if (m->zones) {
+		err = zone_write(m, off, len);
+		if (err < 0)
+			goto unlock;
+	}
 	for (uint64_t b = first; b < first + nb; b++) {
 		if (!bit_test(m->dirty, b))
 			ftl_dev_mem_mark_dirty(m, b);
@@ -346,6 +465,8 @@ static int ftl_dev_mem_flush(struct ftl_dev *dev)
 		return -EIO;
 	pthread_rwlock_wrlock(&m->lock);
 	ftl_dev_mem_settle(m, true);
+	for (uint32_t i = 0; m->zones && i < m->nzones; i++)
+		m->zones[i].dwp = m->zones[i].wp;
 	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
@@ -366,16 +487,13 @@ static void ftl_dev_mem_zero(uint8_t *img, uint64_t off, uint64_t len)
 	memset(img + hi, 0, off + len - hi);
 }
 
-static int ftl_dev_mem_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
+/* Caller holds the lock exclusively. */
+static void ftl_dev_mem_trim_locked(struct ftl_dev_mem *m, uint64_t off, uint64_t len)
 {
-	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
-	uint64_t first = off / dev->block_size;
-	uint64_t nb = len / dev->block_size;
+	uint64_t first = off / m->dev.block_size;
+	uint64_t nb = len / m->dev.block_size;
 	int64_t trimmed = 0;
 
-	if (atomic_load(&m->dead))
-		return -EIO;
-	pthread_rwlock_wrlock(&m->lock);
 	for (uint64_t b = first; b < first + nb; b++) {
 		bit_clear(m->dirty, b); /* TRIM is durable at once (invariant 3) */
 		if (!bit_test(m->trimmed, b)) {
@@ -386,8 +504,102 @@ static int ftl_dev_mem_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 	ftl_dev_mem_trimmed_add(m, trimmed);
 	ftl_dev_mem_zero(m->vol, off, len);
 	ftl_dev_mem_zero(m->dur, off, len);
+}
+
+static int ftl_dev_mem_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+
+	if (m->zones)
+		return -EOPNOTSUPP; /* zones are emptied by a reset */
+	if (atomic_load(&m->dead))
+		return -EIO;
+	pthread_rwlock_wrlock(&m->lock);
+	ftl_dev_mem_trim_locked(m, off, len);
 	pthread_rwlock_unlock(&m->lock);
 	return 0;
+}
+
+static int ftl_dev_mem_report_zones(struct ftl_dev *dev, uint64_t off, struct ftl_zone *zones,
+                                    uint32_t max)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	uint32_t n = 0;
+
+	pthread_rwlock_rdlock(&m->lock);
+	for (uint32_t i = (uint32_t)(off / dev->zone_size); i < m->nzones && n < max; i++, n++) {
+		const struct ftl_dev_mem_zone *z = &m->zones[i];
+		bool at_end = z->state == FTL_ZONE_FULL || z->state == FTL_ZONE_READ_ONLY ||
+		              z->state == FTL_ZONE_OFFLINE;
+		zones[n] = (struct ftl_zone){
+		    .start = z->start,
+		    .capacity = dev->zone_size,
+		    .write_pointer = at_end ? z->start + dev->zone_size : z->wp,
+		    .type = FTL_ZONE_TYPE_SEQ_WRITE,
+		    .state = z->state,
+		};
+	}
+	pthread_rwlock_unlock(&m->lock);
+	return (int)n;
+}
+
+static int ftl_dev_mem_zone_one(struct ftl_dev_mem *m, enum ftl_zone_action action,
+                                struct ftl_dev_mem_zone *z)
+{
+	uint64_t zs = m->dev.zone_size;
+	int err;
+
+	if (z->state == FTL_ZONE_READ_ONLY || z->state == FTL_ZONE_OFFLINE)
+		return -EIO;
+	switch (action) {
+	case FTL_ZONE_RESET:
+		if (z->wp > z->start || z->state == FTL_ZONE_FULL)
+			ftl_dev_mem_trim_locked(m, z->start, zs);
+		z->wp = z->dwp = z->start;
+		z->state = FTL_ZONE_EMPTY;
+		return 0;
+	case FTL_ZONE_FINISH:
+		z->wp = z->dwp = z->start + zs;
+		z->state = FTL_ZONE_FULL;
+		return 0;
+	case FTL_ZONE_OPEN:
+		if (z->state == FTL_ZONE_FULL)
+			return -EIO;
+		if (z->state == FTL_ZONE_IMPL_OPEN) {
+			z->state = FTL_ZONE_EXPL_OPEN;
+			return 0;
+		}
+		/* An explicit open may not close an explicit one, nor take the last slot from
+		 * nobody: the same check as an implicit open. */
+		err = zone_take_open(m, z);
+		if (err < 0)
+			return err;
+		z->state = FTL_ZONE_EXPL_OPEN;
+		return 0;
+	case FTL_ZONE_CLOSE:
+		if (z->state == FTL_ZONE_CLOSED)
+			return 0;
+		if (!zone_is_open(z->state))
+			return -EIO;
+		z->state = z->wp == z->start ? FTL_ZONE_EMPTY : FTL_ZONE_CLOSED;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int ftl_dev_mem_zone_action(struct ftl_dev *dev, enum ftl_zone_action action, uint64_t off,
+                                   uint64_t len)
+{
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	int err = 0;
+
+	if (atomic_load(&m->dead))
+		return -EIO;
+	pthread_rwlock_wrlock(&m->lock);
+	for (uint64_t o = off; o < off + len && err == 0; o += dev->zone_size)
+		err = ftl_dev_mem_zone_one(m, action, &m->zones[o / dev->zone_size]);
+	pthread_rwlock_unlock(&m->lock);
+	return err;
 }
 
 int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last)
@@ -403,7 +615,7 @@ int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last)
 	if (tear_last && m->last_valid) {
 		uint32_t bs = dev->block_size;
 		uint64_t first = m->last_off / bs;
-		uint64_t keep = m->last_len / bs / 2;
+		uint64_t keep = zone_tear_keep(m, m->last_off, m->last_len / bs / 2 * bs) / bs;
 
 		/* The kept half lands: make it durable and clean before the rest is undone. */
 		for (uint64_t b = first; b < first + keep; b++) {
@@ -414,8 +626,10 @@ int ftl_dev_mem_power_cut(struct ftl_dev *dev, bool tear_last)
 		}
 	}
 	ftl_dev_mem_settle(m, false);
+	zone_power_cycle(m);
 	pthread_rwlock_unlock(&m->lock);
-	return 0;
+	/* The host forgot what it knew of the device too: its random-write log map. */
+	return ftl_dev_zoned_reload(dev);
 }
 
 int ftl_dev_mem_power_cut_after(struct ftl_dev *dev, uint64_t nwrites, bool tear)
@@ -449,7 +663,8 @@ int ftl_dev_mem_revive(struct ftl_dev *dev)
 	m->cut_armed = false;
 	atomic_store(&m->dead, false);
 	pthread_rwlock_unlock(&m->lock);
-	return 0;
+	/* A reboot: the host reads its random-write log back from the device. */
+	return ftl_dev_zoned_reload(dev);
 }
 
 int ftl_dev_mem_flip_bit(struct ftl_dev *dev, uint64_t off, unsigned bit)
@@ -492,8 +707,16 @@ static int ftl_dev_mem_identify(struct ftl_dev *dev, struct ftl_dev_identity *id
 {
 	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
 
-	snprintf(id->model, sizeof(id->model), "pstorfs memory device");
+	snprintf(id->model, sizeof(id->model), "pstorfs memory device%s",
+	         m->zones ? " (zoned)" : "");
 	snprintf(id->serial, sizeof(id->serial), "mem%u", m->id);
+	if (m->zones) {
+		id->zoned = true;
+		id->zone_size = dev->zone_size;
+		id->zone_count = m->nzones;
+		id->max_open_zones = m->max_open;
+		id->max_active_zones = m->max_active;
+	}
 	return 0;
 }
 
@@ -505,6 +728,7 @@ static void ftl_dev_mem_close(struct ftl_dev *dev)
 {
 	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
 
+	free(m->zones);
 	free(m->faults);
 	pthread_mutex_destroy(&m->fault_lock);
 	free(m->dlist);
@@ -525,6 +749,18 @@ static const struct ftl_dev_ops ftl_dev_mem_ops = {
     .trim = ftl_dev_mem_trim,
     .identify = ftl_dev_mem_identify,
     .smart = NULL,
+    .close = ftl_dev_mem_close,
+};
+
+static const struct ftl_dev_ops ftl_dev_mem_zoned_ops = {
+    .read = ftl_dev_mem_read,
+    .write = ftl_dev_mem_write,
+    .flush = ftl_dev_mem_flush,
+    .trim = ftl_dev_mem_trim,
+    .identify = ftl_dev_mem_identify,
+    .smart = NULL,
+    .report_zones = ftl_dev_mem_report_zones,
+    .zone_action = ftl_dev_mem_zone_action,
     .close = ftl_dev_mem_close,
 };
 
@@ -614,4 +850,40 @@ err_fini_common:
 err_free_m:
 	free(m);
 	return err;
+}
+
+int ftl_dev_open_mem_zoned(uint64_t size, uint32_t block_size, uint64_t zone_size,
+                           uint32_t max_open, uint32_t max_active, struct ftl_dev **out)
+{
+	struct ftl_dev_mem *m;
+	struct ftl_dev *dev;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (zone_size == 0 || block_size == 0 || zone_size % block_size || size % zone_size ||
+	    size / zone_size > UINT32_MAX)
+		return -EINVAL;
+	err = ftl_dev_open_mem(size, block_size, &dev);
+	if (err < 0)
+		return err;
+	m = ftl_dev_mem_of(dev);
+	m->nzones = (uint32_t)(size / zone_size);
+	m->zones = calloc(m->nzones, sizeof(*m->zones));
+	if (!m->zones) {
+		ftl_dev_close(dev);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < m->nzones; i++) {
+		struct ftl_dev_mem_zone *z = &m->zones[i];
+		z->start = z->wp = z->dwp = (uint64_t)i * zone_size;
+		z->state = FTL_ZONE_EMPTY;
+	}
+	m->max_open = max_open;
+	m->max_active = max_active;
+	dev->zone_size = zone_size;
+	dev->ops = &ftl_dev_mem_zoned_ops;
+	*out = dev;
+	return 0;
 }

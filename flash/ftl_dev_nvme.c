@@ -19,6 +19,7 @@ struct ftl_dev_nvme {
 	struct ftl_dev_bdev b;
 	uint32_t nsid;
 	struct ftl_dev_identity ident; /* from Identify at open; it cannot change while open */
+	uint32_t zone_wmax;            /* zoned: largest write the kernel sends as one command */
 };
 
 static struct ftl_dev_nvme *ftl_dev_nvme_of(struct ftl_dev *dev)
@@ -211,6 +212,28 @@ static int ftl_dev_nvme_zone_action(struct ftl_dev *dev, enum ftl_zone_action ac
 	return err;
 }
 
+/* On a zoned namespace a write larger than one command is split by the kernel, and without
+ * the mq-deadline scheduler (Debian's kernel gives NVMe "none") nothing keeps the pieces in
+ * order at the write pointer. So the pieces are made here, each small enough to stay one
+ * command, and sent one after the other: the next leaves only when the last has completed. */
+static int ftl_dev_nvme_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
+	const uint8_t *p = buf;
+	int err = 0;
+
+	if (!n->zone_wmax)
+		return ftl_dev_bdev_write(dev, buf, len, off);
+	while (len > 0 && err == 0) {
+		size_t k = len < n->zone_wmax ? len : n->zone_wmax;
+		err = ftl_dev_bdev_write(dev, p, k, off);
+		p += k;
+		off += k;
+		len -= k;
+	}
+	return err;
+}
+
 static void ftl_dev_nvme_close(struct ftl_dev *dev)
 {
 	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
@@ -222,7 +245,7 @@ static void ftl_dev_nvme_close(struct ftl_dev *dev)
 
 static const struct ftl_dev_ops ftl_dev_nvme_ops = {
     .read = ftl_dev_bdev_read,
-    .write = ftl_dev_bdev_write,
+    .write = ftl_dev_nvme_write,
     .flush = ftl_dev_nvme_flush,
     .trim = ftl_dev_nvme_trim,
     .identify = ftl_dev_nvme_identify,
@@ -322,6 +345,18 @@ int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **ou
 		/* What the kernel lets one Zone Append carry (MDTS and ZASL together). */
 		n->ident.zone_append_max =
 		    ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/zone_append_max_bytes");
+		/* One command: within max_sectors_kb and within max_segments pages (user
+		 * buffers are physically scattered: a page a segment at worst). */
+		uint64_t w = (uint64_t)ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/max_sectors_kb")
+		             << 10;
+		uint64_t segs = (uint64_t)ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/max_segments") *
+		                (uint64_t)sysconf(_SC_PAGESIZE);
+		if (!w || (segs && segs < w))
+			w = segs;
+		if (!w)
+			w = 128u << 10;
+		w = w / n->b.dev.block_size * n->b.dev.block_size;
+		n->zone_wmax = (uint32_t)(w ? w : n->b.dev.block_size);
 	}
 	*out = &n->b.dev;
 	return 0;

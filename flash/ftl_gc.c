@@ -54,7 +54,8 @@ static uint32_t gc_pick_victim(struct ftl *ftl, bool greedy)
 static int gc_append(struct ftl *ftl, enum ftl_stream_id t, const struct ftl_pack_entry_disk *e,
                      const uint8_t *c, uint32_t len, uint64_t old, bool *switched)
 {
-	struct ftl_stream *st = &ftl->streams[t];
+	struct ftl_stream *st =
+	    &ftl->streams[ftl->stream_map[t]]; /* folded on some zoned devices */
 	uint64_t nloc;
 
 	*switched = false;

@@ -15,6 +15,7 @@
  *     only when the entry is unchanged (real damage).
  *  5. Lock order: stream lock -> gc_lock -> (another stream's lock, GC streams only) -> seg_lock
  *     -> seg stripe lock -> id_lock. The GC never takes a user or reserve stream's lock.
+ *     The erase-count table's wear_lock (zoned namespaces, ftl_zone.c) is taken last.
  *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
  *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
  *  7. Free segments: user writes never take the last `reserve` of them, reserve writes never
@@ -213,6 +214,10 @@ struct ftl {
 	uint64_t next_seq;
 
 	struct ftl_stream streams[FTL_STREAM_COUNT];
+	/* Where each stream's writes go: itself, or on a zoned namespace with few active zones
+	 * the stream it is folded into (ftl_zone.c). */
+	uint8_t stream_map[FTL_STREAM_COUNT];
+	struct ftl_zoned *zn; /* zoned namespaces only (ftl_zone_int.h) */
 	struct ftl_l2p l2p;
 
 	_Atomic uint64_t clock;      /* virtual time: host payload bytes written */
@@ -267,6 +272,10 @@ static inline uint32_t ftl_reserve_keep(const struct ftl *ftl)
 int ftl_segs_init(struct ftl *ftl);
 void ftl_segs_destroy(struct ftl *ftl);
 int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who, uint32_t *out);
+/* A free segment for part PART of NPARTS of checkpoint GEN, its header written as such (one
+ * header write: a zone cannot take a second one). */
+int ftl_seg_alloc_ckpt(struct ftl *ftl, uint64_t gen, uint32_t part, uint32_t nparts,
+                       uint32_t *out);
 int ftl_seg_release(struct ftl *ftl, uint32_t seg);
 void ftl_seg_add_pack(struct ftl *ftl, uint32_t seg, uint32_t off);
 int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);

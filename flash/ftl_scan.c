@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 struct scan_births {
 	uint64_t *v; /* birth + 1 of the winning copy per id, | SCAN_DAMAGED; 0 = none */
@@ -177,6 +177,8 @@ struct scan_state {
 static int read_headers(struct ftl *ftl, struct scan_state *ss)
 {
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		if (ftl_zone_seg_empty(ftl, i))
+			continue; /* an empty zone: free, nothing to read */
 		int rc = ftl_dev_read(ftl->dev, ss->buf, ftl->bs, ftl_seg_dev_off(ftl, i));
 		if (rc == -ENOMEM)
 			return rc;
@@ -329,9 +331,11 @@ static int walk_segment(struct ftl *ftl, struct scan_state *ss, uint32_t segi, u
 	uint64_t seq = s->seq;
 	uint8_t *buf = ss->buf;
 	uint32_t off = from;
+	/* A zone's write pointer: nothing was written past it (reads there may fail). */
+	uint32_t lim = ftl_zone_seg_limit(ftl, segi);
 	int rc = 0;
 
-	while (off + 2 * ftl->bs <= ftl->seg_size) {
+	while (off + 2 * ftl->bs <= lim) {
 		rc = ftl_dev_read(ftl->dev, buf, ftl->bs, base + off);
 		if (rc)
 			break; /* unreadable: what follows is unknown, keep what we have */
@@ -340,7 +344,7 @@ static int walk_segment(struct ftl *ftl, struct scan_state *ss, uint32_t segi, u
 		if (ph->magic != FTL_PACK_MAGIC || ph->seg_seq != seq ||
 		    ph->total_bytes < 2 * ftl->bs || ph->total_bytes % ftl->bs ||
 		    ph->total_bytes > FTL_PACK_HDR_MAX * ftl->bs + ftl->pack_data_cap ||
-		    (uint64_t)off + ph->total_bytes > ftl->seg_size)
+		    (uint64_t)off + ph->total_bytes > lim)
 			break;
 		rc = ftl_dev_read(ftl->dev, buf + ftl->bs, ph->total_bytes - ftl->bs,
 		                  base + off + ftl->bs);

@@ -1,13 +1,14 @@
 /* flash/ftl_segment.c - segment life cycle: free -> open (one stream) -> closed -> free.
  *
  * Allocation picks by wear (least worn for hot data, most worn for cold); release counts an
- * erase, records it in a FREE header and TRIMs the rest. Never decides what to clean: ftl_gc.c.
+ * erase, records it in a FREE header and TRIMs the rest (on a zoned namespace: resets the zone
+ * and records the count in the erase-count table). Never decides what to clean: ftl_gc.c.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 int ftl_segs_init(struct ftl *ftl)
 {
@@ -68,7 +69,14 @@ int ftl_seg_write_header(struct ftl *ftl, uint32_t segi, uint8_t disk_state)
 	return rc;
 }
 
-int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who, uint32_t *out)
+struct ftl_ckpt_part {
+	uint64_t gen;
+	uint32_t part, nparts;
+};
+
+/* CK: the segment is for a checkpoint part, not a stream. */
+static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who,
+                     const struct ftl_ckpt_part *ck, uint32_t *out)
 {
 	uint32_t best = FTL_SEG_NONE;
 	uint32_t keep = who == FTL_ALLOC_GC        ? 0
@@ -93,9 +101,14 @@ int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who
 			best = i;
 	}
 	struct ftl_seg *seg = &ftl->segs[best];
-	atomic_store(&seg->state, FTL_SEG_OPEN);
+	atomic_store(&seg->state, ck ? FTL_SEG_CKPT : FTL_SEG_OPEN);
 	ftl->nfree--;
-	seg->stream = (uint8_t)stream;
+	seg->stream = ck ? FTL_SEG_STREAM_CKPT : (uint8_t)stream;
+	if (ck) {
+		seg->ckpt_gen = ck->gen;
+		seg->ckpt_part = ck->part;
+		seg->ckpt_nparts = ck->nparts;
+	}
 	seg->seq = ftl->next_seq++;
 	seg->open_clock = atomic_load(&ftl->clock);
 	seg->close_clock = 0;
@@ -112,12 +125,26 @@ int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who
 	rc = ftl_seg_write_header(ftl, best, FTL_SEG_DISK_OPEN);
 	if (rc) {
 		/* The segment may be bad; leave it closed and empty so GC recycles it. */
+		atomic_store(&seg->stream, FTL_STREAM_USER_COLD);
 		atomic_store(&seg->state, FTL_SEG_CLOSED);
 		seg->close_clock = atomic_load(&ftl->clock);
+		ftl_zone_seg_closed(ftl, best);
 		return rc;
 	}
 	*out = best;
 	return 0;
+}
+
+int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who, uint32_t *out)
+{
+	return seg_alloc(ftl, stream, who, NULL, out);
+}
+
+int ftl_seg_alloc_ckpt(struct ftl *ftl, uint64_t gen, uint32_t part, uint32_t nparts, uint32_t *out)
+{
+	struct ftl_ckpt_part ck = {.gen = gen, .part = part, .nparts = nparts};
+	/* Placed as cold user data was: the least-worn free segment, outside the GC reserve. */
+	return seg_alloc(ftl, FTL_STREAM_USER_COLD, FTL_ALLOC_USER, &ck, out);
 }
 
 void ftl_seg_add_pack(struct ftl *ftl, uint32_t segi, uint32_t off)
@@ -157,6 +184,12 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	seg->end = 0;
 	pthread_mutex_unlock(&ftl->seg_lock);
 
+	if (ftl->zn) {
+		/* A zone's erase: the header goes with the rest (the zone reads empty, which the
+		 * scan takes as free), the erase count goes to the table. */
+		rc = ftl_zone_seg_reset(ftl, segi);
+		goto out_free;
+	}
 	/* The FREE header supersedes the old one, so a scan ignores stale packs even where TRIM
 	 * is not supported; the erase count survives remounts. */
 	rc = ftl_seg_write_header(ftl, segi, FTL_SEG_DISK_FREE);
@@ -171,6 +204,7 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	if (trc == 0)
 		atomic_fetch_add(&ftl->trims, 1);
 
+out_free:
 	pthread_mutex_lock(&ftl->seg_lock);
 	atomic_store(&seg->state, FTL_SEG_FREE);
 	ftl->nfree++;

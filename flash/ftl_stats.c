@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 {
@@ -82,6 +82,7 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 		st->mem_segment_bytes += ftl->segs[i].cap_packs * sizeof(uint32_t);
 		pthread_mutex_unlock(&ftl->seg_stripes[i % FTL_SEG_STRIPES]);
 	}
+	ftl_zone_get_stats(ftl, st);
 }
 
 /* One list of fields feeds both printers, so the text and JSON forms cannot drift apart.
@@ -123,6 +124,33 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	  (unsigned long long)(st)->open_segs_walked)                                              \
 	X("open_seconds", "open: seconds", "%.3f", (st)->open_seconds)
 
+/* Zoned namespaces only (printed when st->zoned). */
+#define FTL_STATS_ZONE_FIELDS(X, st)                                                               \
+	X("zone_size", "zone size (bytes)", "%llu", (unsigned long long)(st)->zdev.zone_size)      \
+	X("zone_max_open", "zones max open", "%u", (st)->zdev.max_open)                            \
+	X("zone_max_active", "zones max active", "%u", (st)->zone_max_active)                      \
+	X("zone_active_budget", "zones active budget", "%u", (st)->zone_active_budget)             \
+	X("zone_streams", "zone write streams", "%u", (st)->zone_streams)                          \
+	X("zone_resets", "zone resets", "%llu", (unsigned long long)(st)->zone_resets)             \
+	X("zone_finishes", "zone finishes", "%llu", (unsigned long long)(st)->zone_finishes)       \
+	X("zone_resets_dev", "zone resets (device)", "%llu",                                       \
+	  (unsigned long long)(st)->zdev.zone_resets)                                              \
+	X("zone_finishes_dev", "zone finishes (device)", "%llu",                                   \
+	  (unsigned long long)(st)->zdev.zone_finishes)                                            \
+	X("zlog_zones", "metadata log zones", "%u", (st)->zdev.log_zones)                          \
+	X("zlog_blocks_written", "metadata log blocks", "%llu",                                    \
+	  (unsigned long long)(st)->zdev.log_blocks_written)                                       \
+	X("zlog_records", "metadata log records", "%llu",                                          \
+	  (unsigned long long)(st)->zdev.log_records)                                              \
+	X("zlog_compactions", "metadata log compactions", "%llu",                                  \
+	  (unsigned long long)(st)->zdev.log_compactions)                                          \
+	X("zlog_blocks_copied", "metadata log copied", "%llu",                                     \
+	  (unsigned long long)(st)->zdev.log_blocks_copied)                                        \
+	X("zlog_live_blocks", "metadata log live", "%llu",                                         \
+	  (unsigned long long)(st)->zdev.log_live_blocks)                                          \
+	X("zlog_torn_records", "metadata log torn", "%llu",                                        \
+	  (unsigned long long)(st)->zdev.log_torn_records)
+
 /* snprintf into BUF at *POS, keeping the total length like snprintf does. */
 static void out(char *buf, size_t len, size_t *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -141,6 +169,9 @@ int ftl_stats_to_text(const struct ftl_stats *st, char *buf, size_t len)
 	size_t pos = 0;
 #define FTL_STATS_TEXT(key, label, fmt, val) out(buf, len, &pos, "%-22s " fmt "\n", label ":", val);
 	FTL_STATS_FIELDS(FTL_STATS_TEXT, st)
+	if (st->zoned) {
+		FTL_STATS_ZONE_FIELDS(FTL_STATS_TEXT, st)
+	}
 #undef FTL_STATS_TEXT
 	return (int)pos;
 }
@@ -153,6 +184,9 @@ int ftl_stats_to_json(const struct ftl_stats *st, char *buf, size_t len)
 	out(buf, len, &pos, "%s\"" key "\":" fmt, sep, val);                                       \
 	sep = ",";
 	FTL_STATS_FIELDS(FTL_STATS_JSON, st)
+	if (st->zoned) {
+		FTL_STATS_ZONE_FIELDS(FTL_STATS_JSON, st)
+	}
 #undef FTL_STATS_JSON
 	out(buf, len, &pos, "}\n");
 	return (int)pos;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_zone_int.h"
 
 int ftl_streams_init(struct ftl *ftl)
 {
@@ -147,6 +147,7 @@ int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st)
 	struct ftl_seg *seg = &ftl->segs[st->seg];
 	seg->close_clock = atomic_load(&ftl->clock);
 	atomic_store(&seg->state, FTL_SEG_CLOSED);
+	ftl_zone_seg_closed(ftl, st->seg);
 	st->seg = FTL_SEG_NONE;
 	return rc;
 }
