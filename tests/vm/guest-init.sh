@@ -261,7 +261,7 @@ else
 	fail fsck "fsck.pstorfs reported problems"
 fi
 
-# ---- zoned namespace: identity, zone report, zone ops, and what mkfs does today ---------------
+# ---- zoned namespace: identity, zone report, zone ops -----------------------------------------
 if section IDENTIFY_ZNS pstor-nvme-info $ZNS; then
 	o=/tmp/section.out
 	if [ "$(field $o zoned)" = host-managed ] && [ "$(field $o 'zone size')" = $((64 << 20)) ] &&
@@ -280,19 +280,110 @@ if section ZONE_TEST pstor-nvme-info --zone-test $ZNS; then
 else
 	fail zns-zone-ops "see ZONE_TEST"
 fi
-# Not an assertion yet: the FTL does not place segments on zones (ZNS support comes next).
-if section ZNS_MKFS mkfs.pstorfs --segment-size 64M $ZNS; then
-	info "zns-mkfs: mkfs.pstorfs on the zoned namespace succeeded"
-	if pstorfs $ZNS $M 2>/tmp/zmount.err; then
-		info "zns-mount: mounted; $(truncate -s 16M $M/volumes/x &&
-			dd if=/dev/urandom of=$M/volumes/x bs=1M count=16 conv=fsync 2>&1)"
-		umount_pstor
+# ---- zoned namespace: pstorfs on zones ----------------------------------------------------------
+# Segments are zones; the superblocks and the metadata region live in a random-write log in the
+# first zones. Enough random data is written (three passes over one volume, more than the
+# namespace holds) that GC must clean segments, which frees them by resetting their zones.
+info "$ZNS scheduler: $(cat /sys/block/nvme0n2/queue/scheduler 2>/dev/null)"
+zones_count() { # STATE: how many zones the last section's report gives in that state
+	sed -n "s/^zones: .*, \([0-9]*\) $1.*/\1/p" /tmp/section.out | head -n 1 | grep . || echo 0
+}
+zstat() { field $M/.pstorage/flash/stats "$1"; }
+zmount() {
+	local t=$(now)
+	pstorfs $ZNS $M -o compression=none,dedupe=off 2>/tmp/zmount.err || return 1
+	n=0
+	while [ ! -e $CTL ]; do
+		n=$((n + 1))
+		[ $n -le 300 ] || return 1
+		sleep 0.1
+	done
+	info "zns: mounted in $(took $t) s; $(grep '^mount ' $M/.pstorage/status)"
+}
+zpass() { # PASS: write the zns volume's 16 MiB pieces, each with its own first bytes
+	local p=$1 i=0
+	while [ $i -lt $((ZNS_VOL_MB / 16)) ]; do
+		echo "zns pass $p piece $i" | dd of=/tmp/r16 conv=notrunc 2>/dev/null
+		dd if=/tmp/r16 of=$M/volumes/z bs=1M seek=$((i * 16)) conv=notrunc 2>/tmp/dd.err ||
+			{ fail zns-write "pass $p piece $i: $(cat /tmp/dd.err)"; return 1; }
+		sha256sum </tmp/r16 >>/tmp/zsums.$p
+		i=$((i + 1))
+	done
+}
+zverify() { # PASS: compare every piece with the sums of that pass
+	local i=0 bad=0
+	while [ $i -lt $((ZNS_VOL_MB / 16)) ]; do
+		s=$(dd if=$M/volumes/z bs=1M skip=$((i * 16)) count=16 2>/dev/null | sha256sum)
+		[ "$s" = "$(sed -n "$((i + 1))p" /tmp/zsums.$1)" ] || bad=$((bad + 1))
+		i=$((i + 1))
+	done
+	return $bad
+}
+ZONES_LOG=""
+[ -f /tmp/r16 ] || dd if=/dev/urandom of=/tmp/r16 bs=1M count=16 2>/dev/null
+if section ZNS_MKFS mkfs.pstorfs $ZNS; then
+	pass zns-mkfs "$(grep segments /tmp/section.out | tr -s ' ')"
+	section ZONES_AFTER_MKFS pstor-nvme-info $ZNS
+	ZONES_LOG="$ZONES_LOG mkfs: $(grep '^zones: .*,' /tmp/section.out);"
+	e0=$(zones_count empty)
+	if zmount; then
+		pass zns-mount "$(zstat 'zone write streams') write streams in $(zstat 'zones active budget') active zones (device max $(zstat 'zones max active'))"
+		ctl volume create z ${ZNS_VOL_MB}M
+		t=$(now)
+		if zpass 1 && zpass 2 && ctl sync; then
+			pass zns-write "$((2 * ZNS_VOL_MB)) MiB written over a ${ZNS_VOL_MB} MiB volume in $(took $t) s"
+		fi
+		section ZNS_STATS_MID cat $M/.pstorage/flash/stats
+		umount_pstor || fail zns-umount "pstorfs did not exit"
+		section ZONES_MID pstor-nvme-info $ZNS
+		ZONES_LOG="$ZONES_LOG after 2 passes: $(grep '^zones: .*,' /tmp/section.out);"
+		e1=$(zones_count empty)
+		zmount || fail zns-mount "remount: $(cat /tmp/zmount.err)"
+		t=$(now)
+		zpass 3 && ctl sync && ctl gc start
+		ctl sync
+		info "zns: pass 3 ($ZNS_VOL_MB MiB) and gc in $(took $t) s"
+		section ZNS_STATS_GC cat $M/.pstorage/flash/stats
+		cp /tmp/section.out /tmp/zns.stats.gc
+		resets=$(zstat 'zone resets')
+		cleaned=$(zstat 'gc segments cleaned')
+		umount_pstor || fail zns-umount "pstorfs did not exit"
+		section ZONES_AFTER_GC pstor-nvme-info $ZNS
+		ZONES_LOG="$ZONES_LOG after GC: $(grep '^zones: .*,' /tmp/section.out);"
+		e2=$(zones_count empty)
+		info "zns: empty zones: after mkfs $e0, after 2 passes $e1, after pass 3 and GC $e2"
+		# More was written than the data zones hold, so zones were written again after a
+		# reset; every segment GC freed is an empty zone in the controller's report.
+		free=$(field /tmp/zns.stats.gc 'segments free')
+		if [ "${resets:-0}" -gt 0 ] && [ "${cleaned:-0}" -gt 0 ] &&
+			[ "${resets:-0}" -ge "${cleaned:-0}" ] && [ "$e2" -ge "${free:-99}" ] &&
+			[ "$e2" -gt 0 ]; then
+			pass zns-gc-reset "GC cleaned $cleaned segments and reset $resets zones; empty data zones after GC $e2 (free segments $free)"
+		else
+			fail zns-gc-reset "gc cleaned ${cleaned:-?}, zone resets ${resets:-?}, empty zones $e1 -> $e2, free segments ${free:-?}"
+		fi
+		if zmount; then
+			if zverify 3; then
+				pass zns-remount-verify "volumes/z verified after GC, zone resets and a remount"
+			else
+				fail zns-remount-verify "pieces differ after remount"
+			fi
+			section ZNS_STATS_END cat $M/.pstorage/flash/stats
+			umount_pstor || fail zns-umount "pstorfs did not exit"
+		else
+			fail zns-remount-verify "remount: $(cat /tmp/zmount.err)"
+		fi
+		if section ZNS_FSCK fsck.pstorfs $ZNS; then
+			pass zns-fsck "fsck.pstorfs finds the zoned namespace clean"
+		else
+			fail zns-fsck "fsck.pstorfs reported problems on the zoned namespace"
+		fi
 	else
-		info "zns-mount: failed: $(cat /tmp/zmount.err)"
+		fail zns-mount "pstorfs $ZNS: $(cat /tmp/zmount.err)"
 	fi
 else
-	info "zns-mkfs: mkfs.pstorfs on the zoned namespace failed (expected until the FTL places segments on zones): $(tail -n 1 /tmp/section.out)"
+	fail zns-mkfs "mkfs.pstorfs $ZNS: $(tail -n 1 /tmp/section.out)"
 fi
-section ZONES_AFTER_MKFS pstor-nvme-info $ZNS
+info "zns zones:$ZONES_LOG"
 section SMART_FINAL pstor-nvme-info $CONV
 finish

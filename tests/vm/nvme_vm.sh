@@ -21,7 +21,8 @@ WANT_FIO=${PSTOR_VM_FIO:-1}
 SERIAL=pstor-nvme-vm
 CONV_MB=256
 FILL_MB=192
-ZNS_MB=512
+ZNS_MB=640
+ZNS_VOL_MB=128 # three passes over it (384 MiB) overflow the 8 data zones: GC resets zones
 ZNS_MAX_OPEN=4
 ZNS_MAX_ACTIVE=6
 # Dependencies come first; t10-pi needs crc-t10dif and crc64-rocksoft, nvme-core needs t10-pi.
@@ -174,6 +175,7 @@ build_initramfs() { # STAGE OUT
 		CONV_MB=$CONV_MB
 		FILL_MB=$FILL_MB
 		ZNS_ZONES=$((ZNS_MB / 64))
+		ZNS_VOL_MB=$ZNS_VOL_MB
 		ZNS_MAX_OPEN=$ZNS_MAX_OPEN
 		ZNS_MAX_ACTIVE=$ZNS_MAX_ACTIVE
 		FIO=$fio
@@ -247,7 +249,8 @@ LOG=$RUN/console.log
 tr -d '\r' <"$LOG" >"$LOG.clean"
 say "---- summary ----"
 for s in IDENTIFY_CONV SMART_BEFORE SMART_AFTER SEGMENTS_AFTER_MKFS SEGMENTS_BEFORE_DELETE \
-	SEGMENTS_AFTER_GC IDENTIFY_ZNS ZONE_TEST ZNS_MKFS ZONES_AFTER_MKFS; do
+	SEGMENTS_AFTER_GC IDENTIFY_ZNS ZONE_TEST ZNS_MKFS ZONES_AFTER_MKFS ZONES_MID ZNS_STATS_GC \
+	ZONES_AFTER_GC ZNS_FSCK; do
 	sed -n "/^NVME_VM: BEGIN $s\$/,/^NVME_VM: END $s /p" "$LOG.clean"
 done
 grep '^NVME_VM: \(PASS\|FAIL\|INFO\|DONE\)' "$LOG.clean" || true
@@ -262,7 +265,8 @@ if grep -q '^NVME_VM: FAIL' "$LOG.clean"; then
 fi
 missing=""
 for step in boot identify mkfs dealloc-mkfs mount smart-nvme write-verify fill-verify \
-	smart-counts remount-verify dealloc-gc remount-verify-2 fsck zns-identify zns-zone-ops; do
+	smart-counts remount-verify dealloc-gc remount-verify-2 fsck zns-identify zns-zone-ops \
+	zns-mkfs zns-mount zns-write zns-gc-reset zns-remount-verify zns-fsck; do
 	grep -q "^NVME_VM: PASS $step (" "$LOG.clean" || missing="$missing $step"
 done
 [ -z "$missing" ] || fail "steps that did not pass:$missing"
