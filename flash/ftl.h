@@ -196,6 +196,7 @@ struct ftl_dev_zoned_stats {
 	uint32_t max_open, max_active; /* the device's limits, 0 = none */
 	uint64_t zone_resets;          /* zone management commands that succeeded, all callers */
 	uint64_t zone_finishes;
+	uint64_t zone_appends;       /* writes sent as NVMe Zone Append (the device placed them) */
 	uint32_t log_zones;          /* zones holding the random-write log, 0 = not set up */
 	uint64_t log_bytes;          /* random-write bytes it offers (from offset 0) */
 	uint64_t log_blocks_written; /* 4 KiB blocks appended (data, headers and copies) */

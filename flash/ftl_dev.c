@@ -51,6 +51,7 @@ int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum
 	atomic_init(&dev->st.write_errors, 0);
 	atomic_init(&dev->st.zone_resets, 0);
 	atomic_init(&dev->st.zone_finishes, 0);
+	atomic_init(&dev->st.zone_appends, 0);
 	dev->zlog = NULL;
 	dev->zlog_end = 0;
 	return 0;

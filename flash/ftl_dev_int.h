@@ -47,7 +47,7 @@ struct ftl_dev_counters {
 	_Atomic uint64_t reads, writes, flushes, trims;
 	_Atomic uint64_t bytes_read, bytes_written, bytes_trimmed;
 	_Atomic uint64_t read_errors, write_errors;
-	_Atomic uint64_t zone_resets, zone_finishes;
+	_Atomic uint64_t zone_resets, zone_finishes, zone_appends;
 };
 
 struct ftl_dev_zoned; /* the random-write log of a zoned device (ftl_dev_zoned.c) */

@@ -20,6 +20,7 @@ struct ftl_dev_nvme {
 	uint32_t nsid;
 	struct ftl_dev_identity ident; /* from Identify at open; it cannot change while open */
 	uint32_t zone_wmax;            /* zoned: largest write the kernel sends as one command */
+	_Atomic bool append;           /* zoned: writes go as Zone Append (until it is refused) */
 };
 
 static struct ftl_dev_nvme *ftl_dev_nvme_of(struct ftl_dev *dev)
@@ -216,6 +217,33 @@ static int ftl_dev_nvme_zone_action(struct ftl_dev *dev, enum ftl_zone_action ac
  * the mq-deadline scheduler (Debian's kernel gives NVMe "none") nothing keeps the pieces in
  * order at the write pointer. So the pieces are made here, each small enough to stay one
  * command, and sent one after the other: the next leaves only when the last has completed. */
+/* Zone Append of one piece that must land at OFF: the FTL writes each zone from one thread, in
+ * order, so the controller's choice is known; a different one means something else wrote the
+ * zone, and the write fails rather than leave data where no map points. */
+static int ftl_dev_nvme_append(struct ftl_dev_nvme *n, const void *buf, size_t len, uint64_t off)
+{
+	uint32_t lba = n->b.dev.block_size;
+	__u64 placed = UINT64_MAX;
+	struct nvme_zns_append_args args = {
+	    .zslba = off / n->ident.zone_size * n->ident.zone_size / lba,
+	    .result = &placed,
+	    .data = (void *)buf,
+	    .args_size = sizeof(args),
+	    .fd = n->b.fd,
+	    .timeout = NVME_DEFAULT_IOCTL_TIMEOUT,
+	    .nsid = n->nsid,
+	    .data_len = (__u32)len,
+	    .nlb = (__u16)(len / lba - 1),
+	};
+	int err = ftl_dev_nvme_errno(nvme_zns_append(&args));
+	if (err)
+		return err;
+	if (placed != off / lba)
+		return -EIO;
+	atomic_fetch_add_explicit(&n->b.dev.st.zone_appends, 1, memory_order_relaxed);
+	return 0;
+}
+
 static int ftl_dev_nvme_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	struct ftl_dev_nvme *n = ftl_dev_nvme_of(dev);
@@ -226,7 +254,20 @@ static int ftl_dev_nvme_write(struct ftl_dev *dev, const void *buf, size_t len, 
 		return ftl_dev_bdev_write(dev, buf, len, off);
 	while (len > 0 && err == 0) {
 		size_t k = len < n->zone_wmax ? len : n->zone_wmax;
-		err = ftl_dev_bdev_write(dev, p, k, off);
+		if (atomic_load(&n->append)) {
+			if (k > n->ident.zone_append_max)
+				k = n->ident.zone_append_max;
+			err = ftl_dev_nvme_append(n, p, k, off);
+			/* A controller or kernel that refuses the command: plain writes at the
+			 * write pointer from now on, this piece included. */
+			if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTTY) {
+				atomic_store(&n->append, false);
+				err = 0;
+				continue;
+			}
+		} else {
+			err = ftl_dev_bdev_write(dev, p, k, off);
+		}
 		p += k;
 		off += k;
 		len -= k;
@@ -357,6 +398,13 @@ int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **ou
 			w = 128u << 10;
 		w = w / n->b.dev.block_size * n->b.dev.block_size;
 		n->zone_wmax = (uint32_t)(w ? w : n->b.dev.block_size);
+		/* Zone Append where the kernel says the controller has it: a block or more, and
+		 * no more than a 16-bit block count carries. */
+		uint64_t am = n->ident.zone_append_max / n->b.dev.block_size * n->b.dev.block_size;
+		if (am > (uint64_t)n->b.dev.block_size << 16)
+			am = (uint64_t)n->b.dev.block_size << 16;
+		n->ident.zone_append_max = (uint32_t)am;
+		atomic_init(&n->append, am >= n->b.dev.block_size);
 	}
 	*out = &n->b.dev;
 	return 0;

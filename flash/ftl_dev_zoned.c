@@ -761,6 +761,7 @@ int ftl_dev_zoned_get_stats(const struct ftl_dev *dev, struct ftl_dev_zoned_stat
 	st->max_active = id.max_active_zones;
 	st->zone_resets = atomic_load_explicit(&dev->st.zone_resets, memory_order_relaxed);
 	st->zone_finishes = atomic_load_explicit(&dev->st.zone_finishes, memory_order_relaxed);
+	st->zone_appends = atomic_load_explicit(&dev->st.zone_appends, memory_order_relaxed);
 	struct ftl_dev_zoned *z = dev->zlog;
 	if (!z)
 		return 0;

@@ -137,6 +137,8 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	  (unsigned long long)(st)->zdev.zone_resets)                                              \
 	X("zone_finishes_dev", "zone finishes (device)", "%llu",                                   \
 	  (unsigned long long)(st)->zdev.zone_finishes)                                            \
+	X("zone_appends_dev", "zone appends (device)", "%llu",                                     \
+	  (unsigned long long)(st)->zdev.zone_appends)                                             \
 	X("zlog_zones", "metadata log zones", "%u", (st)->zdev.log_zones)                          \
 	X("zlog_blocks_written", "metadata log blocks", "%llu",                                    \
 	  (unsigned long long)(st)->zdev.log_blocks_written)                                       \

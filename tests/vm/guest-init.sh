@@ -333,6 +333,14 @@ if section ZNS_MKFS mkfs.pstorfs $ZNS; then
 		if zpass 1 && zpass 2 && ctl sync; then
 			pass zns-write "$((2 * ZNS_VOL_MB)) MiB written over a ${ZNS_VOL_MB} MiB volume in $(took $t) s"
 		fi
+		# The controller reports a Zone Append size limit: the FTL's zone writes go as
+		# Zone Append, each placed where the FTL expected it (else the write fails).
+		app=$(zstat 'zone appends (device)')
+		if [ "${app:-0}" -gt 0 ]; then
+			pass zns-append "$app writes sent as Zone Append, each placed at the expected LBA"
+		else
+			fail zns-append "no write went as Zone Append (zone appends: ${app:-none})"
+		fi
 		section ZNS_STATS_MID cat $M/.pstorage/flash/stats
 		umount_pstor || fail zns-umount "pstorfs did not exit"
 		section ZONES_MID pstor-nvme-info $ZNS
