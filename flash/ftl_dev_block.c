@@ -157,7 +157,7 @@ static int ftl_dev_bdev_queue_attr(struct ftl_dev_bdev *b, const char *name, cha
 	return ftl_dev_sysfs_read(b->rdev, attr, buf, len);
 }
 
-static uint32_t ftl_dev_bdev_queue_u32(struct ftl_dev_bdev *b, const char *name)
+uint32_t ftl_dev_bdev_queue_u32(struct ftl_dev_bdev *b, const char *name)
 {
 	char val[32];
 	unsigned long long v;

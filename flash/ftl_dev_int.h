@@ -116,5 +116,8 @@ int ftl_dev_bdev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_
 int ftl_dev_bdev_fdatasync(struct ftl_dev *dev);
 /* Fills rotational, opt_write_size, opt_dealloc_size from the queue attributes in sysfs. */
 void ftl_dev_bdev_identify_queue(struct ftl_dev_bdev *b, struct ftl_dev_identity *id);
+/* A decimal attribute of the block queue (queue/NAME, or the parent's for a partition); 0 when
+ * missing or not a u32. */
+uint32_t ftl_dev_bdev_queue_u32(struct ftl_dev_bdev *b, const char *name);
 
 #endif

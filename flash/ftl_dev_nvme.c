@@ -343,21 +343,6 @@ out_free:
 	return err;
 }
 
-static uint32_t ftl_dev_nvme_sysfs_u32(dev_t rdev, const char *attr)
-{
-	char val[32];
-	unsigned long long v;
-	char *end;
-
-	if (ftl_dev_sysfs_read(rdev, attr, val, sizeof(val)) < 0)
-		return 0;
-	errno = 0;
-	v = strtoull(val, &end, 10);
-	if (errno || end == val || *end || v > UINT32_MAX)
-		return 0;
-	return (uint32_t)v;
-}
-
 int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **out)
 {
 	struct ftl_dev_nvme *n;
@@ -384,13 +369,11 @@ int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **ou
 		n->b.dev.zone_size = n->ident.zone_size;
 		n->ident.zone_count = (uint32_t)(n->b.dev.size / n->ident.zone_size);
 		/* What the kernel lets one Zone Append carry (MDTS and ZASL together). */
-		n->ident.zone_append_max =
-		    ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/zone_append_max_bytes");
+		n->ident.zone_append_max = ftl_dev_bdev_queue_u32(&n->b, "zone_append_max_bytes");
 		/* One command: within max_sectors_kb and within max_segments pages (user
 		 * buffers are physically scattered: a page a segment at worst). */
-		uint64_t w = (uint64_t)ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/max_sectors_kb")
-		             << 10;
-		uint64_t segs = (uint64_t)ftl_dev_nvme_sysfs_u32(n->b.rdev, "queue/max_segments") *
+		uint64_t w = (uint64_t)ftl_dev_bdev_queue_u32(&n->b, "max_sectors_kb") << 10;
+		uint64_t segs = (uint64_t)ftl_dev_bdev_queue_u32(&n->b, "max_segments") *
 		                (uint64_t)sysconf(_SC_PAGESIZE);
 		if (!w || (segs && segs < w))
 			w = segs;

@@ -228,6 +228,8 @@ struct pfs_buf {
 	int err;
 };
 void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends S as a JSON string literal (quotes, backslashes and control characters escaped). */
+void pfs_buf_json_str(struct pfs_buf *b, const char *s);
 void pfs_buf_free(struct pfs_buf *b);
 
 /* ---- pfs_meta.c: SQLite (the only file that includes sqlite3.h) -------------------------- */
@@ -305,9 +307,13 @@ struct pfs_mpage *pfs_map_find_locked(struct pfs_vol *v, uint64_t idx);
 /* Frees page IDX from memory if it is loaded and clean; caller holds the page's stripe lock
  * for writing and v->lock. */
 bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx);
-/* Sets one reference (caller holds the stripe write lock); returns the old one, which the
- * caller must release through pfs_defer_put. Keeps nz/chunk counters and appends the change to
- * the roll-forward log (so it is durable at the next fsync). */
+/* Sets REFS[i] at slots SLOT+i of one page, i < N (caller holds the stripe write lock) and
+ * puts the old references in OLD, which the caller must release through pfs_defer_put. Keeps
+ * nz/chunk counters and appends the changes to the roll-forward log (durable at the next
+ * fsync): one dirty mark and one log lock for the run. */
+void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old);
+/* pfs_map_set_run of one reference; returns the old one. */
 struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
                               struct engine_ref ref);
 /* Visits every page of the map, loaded or not, in index order of the loaded ones followed by
@@ -397,10 +403,11 @@ void pfs_catalog_release(struct pfs_catalog *cat);
 /* ---- pfs_log.c: roll-forward log and group commit ----------------------------------------- */
 int pfs_log_init(struct pfs *p);
 void pfs_log_destroy(struct pfs *p);
-/* Appends "block BLK of MAP now holds REF" (with its pattern if it is a table pattern), or a
- * size change (pfs_log_size). Caller holds the block's stripe write lock, so records of one
- * block are in the order of the changes. */
-void pfs_log_set(struct pfs *p, uint64_t map, uint64_t blk, struct engine_ref ref);
+/* Appends "block BLK+i of MAP now holds REFS[i]" for i < N (N <= PFS_PAGE_REFS; table patterns
+ * with their bytes) under one log lock, or a size change (pfs_log_size). Caller holds the
+ * blocks' stripe write lock, so records of one block are in the order of the changes. */
+void pfs_log_set_run(struct pfs *p, uint64_t map, uint64_t blk, const struct engine_ref *refs,
+                     uint32_t n);
 void pfs_log_size(struct pfs *p, uint64_t map, uint64_t size);
 /* Makes every map change appended so far durable: data chunks flushed, then the records as
  * log chunks, flushed. Concurrent callers share one flush (group commit). */

@@ -158,8 +158,7 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 		pthread_rwlock_unlock(l);
 		goto err_put;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		prev[i] = pfs_map_set(p, v, pg, slot0 + i, neu[i]);
+	pfs_map_set_run(p, v, pg, slot0, n, neu, prev);
 	pthread_rwlock_unlock(l);
 	for (uint32_t i = 0; i < n; i++)
 		pfs_defer_put(p, prev[i]);
@@ -381,9 +380,11 @@ ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, s
 		l = pfs_stripe(dst, dblk / PFS_PAGE_REFS);
 		pthread_rwlock_wrlock(l);
 		rc = pfs_map_page(p, dst, dblk / PFS_PAGE_REFS, true, &pg);
-		for (uint32_t i = 0; !rc && i < k; i++)
-			refs[i] =
-			    pfs_map_set(p, dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS) + i, refs[i]);
+		if (!rc) {
+			struct engine_ref old[PFS_PAGE_REFS];
+			pfs_map_set_run(p, dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS), k, refs, old);
+			memcpy(refs, old, k * sizeof(*refs));
+		}
 		pthread_rwlock_unlock(l);
 		/* On success REFS now holds the replaced ones; on failure the ones we took. */
 		for (uint32_t i = 0; i < k; i++) {

@@ -70,14 +70,10 @@ static uint8_t *reserve_locked(struct pfs_log *l, size_t n)
 	return r;
 }
 
-static void append(struct pfs *p, unsigned type, uint64_t map, uint64_t blk, uint64_t value,
-                   const uint8_t *pat, uint32_t period)
+/* Caller holds log.lock. */
+static void append_locked(struct pfs_log *l, unsigned type, uint64_t map, uint64_t blk,
+                          uint64_t value, const uint8_t *pat, uint32_t period)
 {
-	struct pfs_log *l = &p->log;
-
-	if (p->replaying || p->opts.readonly)
-		return;
-	pthread_mutex_lock(&l->lock);
 	uint8_t *r = reserve_locked(l, pat ? REC_PATTERN : REC_BASE);
 	if (!r) {
 		l->next_lsn++;
@@ -92,32 +88,49 @@ static void append(struct pfs *p, unsigned type, uint64_t map, uint64_t blk, uin
 			memcpy(r + 25, pat, period);
 		}
 	}
-	pthread_mutex_unlock(&l->lock);
 }
 
-void pfs_log_set(struct pfs *p, uint64_t map, uint64_t blk, struct engine_ref ref)
+void pfs_log_set_run(struct pfs *p, uint64_t map, uint64_t blk, const struct engine_ref *refs,
+                     uint32_t n)
 {
-	if (engine_ref_is_table_pattern(ref)) {
-		uint8_t pat[16];
-		int period = engine_ref_pattern(p->eng, ref, pat);
-		if (period > 0) {
-			append(p, PFS_LOG_SET_PATTERN, map, blk, ref.v, pat, (uint32_t)period);
-			return;
-		}
-		/* The change takes an lsn like any record, so a sync after it never finds
-		 * itself covered by the flush before it; the broken log then makes it commit. */
-		pthread_mutex_lock(&p->log.lock);
-		p->log.next_lsn++;
-		break_locked(&p->log);
-		pthread_mutex_unlock(&p->log.lock);
+	struct pfs_log *l = &p->log;
+	uint8_t pat[PFS_PAGE_REFS][16];
+	int period[PFS_PAGE_REFS];
+
+	if (p->replaying || p->opts.readonly || n == 0 || n > PFS_PAGE_REFS)
 		return;
+	/* Table patterns are looked up before the log lock: the engine takes its own. */
+	for (uint32_t i = 0; i < n; i++)
+		period[i] = engine_ref_is_table_pattern(refs[i])
+		                ? engine_ref_pattern(p->eng, refs[i], pat[i])
+		                : 0;
+	pthread_mutex_lock(&l->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!engine_ref_is_table_pattern(refs[i])) {
+			append_locked(l, PFS_LOG_SET, map, blk + i, refs[i].v, NULL, 0);
+		} else if (period[i] > 0) {
+			append_locked(l, PFS_LOG_SET_PATTERN, map, blk + i, refs[i].v, pat[i],
+			              (uint32_t)period[i]);
+		} else {
+			/* The change takes an lsn like any record, so a sync after it never
+			 * finds itself covered by the flush before it; the broken log then makes
+			 * it commit. */
+			l->next_lsn++;
+			break_locked(l);
+		}
 	}
-	append(p, PFS_LOG_SET, map, blk, ref.v, NULL, 0);
+	pthread_mutex_unlock(&l->lock);
 }
 
 void pfs_log_size(struct pfs *p, uint64_t map, uint64_t size)
 {
-	append(p, PFS_LOG_SIZE, map, 0, size, NULL, 0);
+	struct pfs_log *l = &p->log;
+
+	if (p->replaying || p->opts.readonly)
+		return;
+	pthread_mutex_lock(&l->lock);
+	append_locked(l, PFS_LOG_SIZE, map, 0, size, NULL, 0);
+	pthread_mutex_unlock(&l->lock);
 }
 
 uint64_t pfs_log_cut(struct pfs *p)

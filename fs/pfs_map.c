@@ -147,13 +147,19 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 	return 0;
 }
 
-struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
-                              struct engine_ref ref)
+void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old)
 {
-	struct engine_ref old = pg->ref[slot];
+	int64_t dnz = 0, dch = 0;
 
-	pg->ref[slot] = ref;
-	/* The page is marked dirty before the record takes its lsn. A checkpoint drops the
+	for (uint32_t i = 0; i < n; i++) {
+		old[i] = pg->ref[slot + i];
+		pg->ref[slot + i] = refs[i];
+		dnz += (refs[i].v != 0) - (old[i].v != 0);
+		dch += (engine_ref_kind(refs[i]) == ENGINE_REF_CHUNK) -
+		       (engine_ref_kind(old[i]) == ENGINE_REF_CHUNK);
+	}
+	/* The page is marked dirty before the records take their lsns. A checkpoint drops the
 	 * records below its cut because the pages it copies hold them; it finds those pages by
 	 * their dirty mark. Marked after the lsn, a cut landing in between would skip the page
 	 * (not dirty yet) and drop the record (below the cut): an acknowledged write lost. */
@@ -163,16 +169,21 @@ struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage
 		v->ndirty++;
 		pthread_mutex_unlock(&v->lock);
 	}
-	pfs_log_set(p, v->id, pg->idx * PFS_PAGE_REFS + slot, ref);
+	pfs_log_set_run(p, v->id, pg->idx * PFS_PAGE_REFS + slot, refs, n);
 	if (p->test_after_log)
 		p->test_after_log(p);
-	int64_t dnz = (ref.v != 0) - (old.v != 0);
-	int64_t dch =
-	    (engine_ref_kind(ref) == ENGINE_REF_CHUNK) - (engine_ref_kind(old) == ENGINE_REF_CHUNK);
 	if (dnz)
 		atomic_fetch_add(&v->nz_blocks, dnz);
 	if (dch)
 		atomic_fetch_add(&v->chunk_blocks, dch);
+}
+
+struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
+                              struct engine_ref ref)
+{
+	struct engine_ref old;
+
+	pfs_map_set_run(p, v, pg, slot, 1, &ref, &old);
 	return old;
 }
 

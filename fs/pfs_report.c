@@ -233,21 +233,6 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	pfs_scrub_status(p, false, b);
 }
 
-static void json_str(struct pfs_buf *b, const char *s)
-{
-	pfs_buf_printf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			pfs_buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			pfs_buf_printf(b, "\\u%04x", c);
-		else
-			pfs_buf_printf(b, "%c", c);
-	}
-	pfs_buf_printf(b, "\"");
-}
-
 static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 {
 	struct ftl_dev_identity id;
@@ -256,11 +241,11 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 	ftl_dev_identify(p->dev, &id);
 	if (json) {
 		pfs_buf_printf(b, "{\n  \"backend\": \"%s\",\n  \"model\": ", kind);
-		json_str(b, id.model);
+		pfs_buf_json_str(b, id.model);
 		pfs_buf_printf(b, ",\n  \"serial\": ");
-		json_str(b, id.serial);
+		pfs_buf_json_str(b, id.serial);
 		pfs_buf_printf(b, ",\n  \"firmware\": ");
-		json_str(b, id.firmware);
+		pfs_buf_json_str(b, id.firmware);
 		pfs_buf_printf(
 		    b,
 		    ",\n  \"lba_size\": %u,\n  \"capacity_bytes\": %llu,\n  \"nsid\": %u,\n"
@@ -403,7 +388,7 @@ static int report_volume(struct pfs *p, struct pfs_vol *v, bool json, struct pfs
 		return rc;
 	if (json) {
 		pfs_buf_printf(b, "{\n  \"name\": ");
-		json_str(b, v->name);
+		pfs_buf_json_str(b, v->name);
 		pfs_buf_printf(b,
 		               ",\n  \"size_bytes\": %llu,\n  \"written_bytes\": %llu,\n"
 		               "  \"unique_bytes\": %llu,\n  \"shared_bytes\": %llu,\n"

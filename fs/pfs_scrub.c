@@ -582,21 +582,6 @@ static uint64_t damaged_metadata(const struct scrub_findings *f)
 	return f->meta_problems + f->meta_chunks;
 }
 
-static void json_string(struct pfs_buf *b, const char *s)
-{
-	pfs_buf_printf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			pfs_buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			pfs_buf_printf(b, "\\u%04x", c);
-		else
-			pfs_buf_printf(b, "%c", c);
-	}
-	pfs_buf_printf(b, "\"");
-}
-
 static void report_text(const struct scrub_view *v, struct pfs_buf *b)
 {
 	const struct scrub_findings *f = &v->f;
@@ -689,7 +674,7 @@ static void report_json(const struct scrub_view *v, struct pfs_buf *b)
 	pfs_buf_printf(b, "{\n  \"state\": \"%s\",\n  \"phase\": \"%s\",\n  \"error\": ",
 	               state_names[v->state], phase_names[v->phase]);
 	if (v->state == SCRUB_FAILED)
-		json_string(b, strerror(-v->error));
+		pfs_buf_json_str(b, strerror(-v->error));
 	else
 		pfs_buf_printf(b, "null");
 	pfs_buf_printf(
@@ -724,7 +709,7 @@ static void report_json(const struct scrub_view *v, struct pfs_buf *b)
 	    f->meta_checked ? "true" : "false", (unsigned long long)damaged_metadata(f),
 	    (unsigned long long)f->meta_problems);
 	if (f->meta_problems)
-		json_string(b, f->meta_first);
+		pfs_buf_json_str(b, f->meta_first);
 	else
 		pfs_buf_printf(b, "null");
 	pfs_buf_printf(b,
@@ -745,14 +730,14 @@ static void report_json(const struct scrub_view *v, struct pfs_buf *b)
 	for (uint32_t i = 0; i < f->nmeta; i++) {
 		pfs_buf_printf(b, "%s\n    {\"chunk\": %llu, \"what\": ", i ? "," : "",
 		               (unsigned long long)f->meta[i].addr);
-		json_string(b, f->meta[i].what);
+		pfs_buf_json_str(b, f->meta[i].what);
 		pfs_buf_printf(b, "}");
 	}
 	pfs_buf_printf(b, "%s],\n  \"affected\": [", f->nmeta ? "\n  " : "");
 	for (uint32_t i = 0; i < f->nvols; i++) {
 		const struct scrub_vol *sv = &f->vols[i];
 		pfs_buf_printf(b, "%s\n    {\"map\": ", i ? "," : "");
-		json_string(b, sv->name);
+		pfs_buf_json_str(b, sv->name);
 		pfs_buf_printf(b, ", \"blocks\": %llu, \"at_risk_blocks\": %llu, \"offsets\": [",
 		               (unsigned long long)sv->failing, (unsigned long long)sv->at_risk);
 		for (uint32_t k = 0; k < sv->nhits; k++)

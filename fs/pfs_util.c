@@ -137,6 +137,21 @@ void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)
 	}
 }
 
+void pfs_buf_json_str(struct pfs_buf *b, const char *s)
+{
+	pfs_buf_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			pfs_buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			pfs_buf_printf(b, "\\u%04x", c);
+		else
+			pfs_buf_printf(b, "%c", c);
+	}
+	pfs_buf_printf(b, "\"");
+}
+
 void pfs_buf_free(struct pfs_buf *b)
 {
 	free(b->data);

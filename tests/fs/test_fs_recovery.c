@@ -50,6 +50,17 @@ static void open_ns(void)
 	cr_assert_eq(rc, 0, "pfs_open: %s", msg);
 }
 
+/* Power cut now: what was not flushed is gone, the close writes nothing, then a mount. */
+static void power_cut_and_reopen(void)
+{
+	cr_assert_eq(ftl_dev_mem_power_cut(dev, false), 0);
+	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, 0, false), 0);
+	pfs_close(p);
+	p = NULL;
+	cr_assert_eq(ftl_dev_mem_revive(dev), 0);
+	open_ns();
+}
+
 static void teardown(void)
 {
 	pfs_close(p);
@@ -292,12 +303,7 @@ Test(fs_recovery, log_replay_after_crash, .init = format_mem, .fini = teardown)
 	cr_assert_eq(pfs_sync(p), 0); /* the log, not a checkpoint */
 	note_ack();
 	pfs_vol_unref(v);
-	cr_assert_eq(ftl_dev_mem_power_cut(dev, false), 0);
-	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, 0, false), 0);
-	pfs_close(p);
-	p = NULL;
-	cr_assert_eq(ftl_dev_mem_revive(dev), 0);
-	open_ns();
+	power_cut_and_reopen();
 	cr_assert_gt(p->replayed_records, 0, "the synced writes came back through the log");
 	/* Volume v1 does not exist: verify only v0. */
 	static uint8_t got[BS], want[BS];
@@ -431,12 +437,7 @@ Test(fs_recovery, checkpoint_racing_a_map_change_keeps_it, .init = format_mem, .
 	pfs_vol_unref(v0);
 	pfs_vol_unref(v1);
 
-	cr_assert_eq(ftl_dev_mem_power_cut(dev, false), 0);
-	cr_assert_eq(ftl_dev_mem_power_cut_after(dev, 0, false), 0);
-	pfs_close(p);
-	p = NULL;
-	cr_assert_eq(ftl_dev_mem_revive(dev), 0);
-	open_ns();
+	power_cut_and_reopen();
 	v0 = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v0");
 	cr_assert_eq(pfs_vol_read(p, v0, got, BS, 5 * BS), (ssize_t)BS);
 	cr_assert_eq(memcmp(got, b, BS), 0, "the synced write raced by a checkpoint is lost");
