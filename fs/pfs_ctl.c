@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_front_int.h"
 
 #define CTL_MAX_WORDS 8
 #define CTL_LINE_MAX  1024
@@ -32,16 +32,24 @@ static int parse_size_arg(struct pfs *p, const char *s, uint64_t *out)
 	return rc;
 }
 
+/* Every command that changes something goes through the store's one change path. */
+static int apply(struct pfs *p, struct pfs_change c)
+{
+	return pfs_change_apply(p, &c);
+}
+
 static int run_volume_create(struct pfs *p, char **a)
 {
 	uint64_t size;
 	int rc = parse_size_arg(p, a[1], &size);
-	return rc ? rc : pfs_vol_create(p, a[0], size, NULL);
+	return rc ? rc
+	          : apply(p, (struct pfs_change){
+	                         .kind = PFS_CHANGE_VOL_CREATE, .name = a[0], .size = size});
 }
 
 static int run_volume_delete(struct pfs *p, char **a)
 {
-	return pfs_vol_delete(p, a[0]);
+	return apply(p, (struct pfs_change){.kind = PFS_CHANGE_VOL_DELETE, .name = a[0]});
 }
 
 static int run_volume_resize(struct pfs *p, char **a)
@@ -61,48 +69,52 @@ static int run_volume_resize(struct pfs *p, char **a)
 		pfs_set_msg(p, "no volume %s", a[0]);
 		return -ENOENT;
 	}
-	rc = pfs_vol_resize(p, v, size);
+	rc = apply(p, (struct pfs_change){.kind = PFS_CHANGE_RESIZE, .vol = v, .size = size});
 	pfs_vol_unref(v);
 	return rc;
 }
 
 static int run_volume_rename(struct pfs *p, char **a)
 {
-	return pfs_vol_rename(p, a[0], a[1]);
+	return apply(
+	    p, (struct pfs_change){.kind = PFS_CHANGE_VOL_RENAME, .name = a[0], .new_name = a[1]});
 }
 
 static int run_snapshot_create(struct pfs *p, char **a)
 {
-	return pfs_snap_create(p, a[0], a[1]);
+	return apply(
+	    p, (struct pfs_change){.kind = PFS_CHANGE_SNAP_CREATE, .name = a[0], .snap = a[1]});
 }
 
 static int run_snapshot_delete(struct pfs *p, char **a)
 {
-	return pfs_snap_delete(p, a[0], a[1]);
+	return apply(
+	    p, (struct pfs_change){.kind = PFS_CHANGE_SNAP_DELETE, .name = a[0], .snap = a[1]});
 }
 
 static int run_snapshot_restore(struct pfs *p, char **a)
 {
-	return pfs_snap_restore(p, a[0], a[1]);
+	return apply(
+	    p, (struct pfs_change){.kind = PFS_CHANGE_SNAP_RESTORE, .name = a[0], .snap = a[1]});
 }
 
 static int run_snapshot_clone(struct pfs *p, char **a)
 {
-	return pfs_snap_clone(p, a[0], a[1], a[2]);
+	return apply(
+	    p, (struct pfs_change){
+	           .kind = PFS_CHANGE_SNAP_CLONE, .name = a[0], .snap = a[1], .new_name = a[2]});
 }
 
 static int run_config_set(struct pfs *p, char **a)
 {
-	return pfs_config_set(p, a[0], a[1], true);
+	return apply(
+	    p, (struct pfs_change){.kind = PFS_CHANGE_CONFIG_SET, .name = a[0], .value = a[1]});
 }
 
 static int run_gc_start(struct pfs *p, char **a)
 {
 	(void)a;
-	int rc = pfs_commit(p); /* releases what the maps dropped, so GC can reclaim it */
-	if (rc)
-		return rc;
-	rc = ftl_gc(p->ftl, 0);
+	int rc = pfs_gc_now(p);
 	if (rc < 0)
 		return rc;
 	pfs_set_msg(p, "ok: gc cleaned %d segments", rc);
@@ -178,18 +190,16 @@ int pfs_ctl_exec(struct pfs *p, const char *line)
 		rc = c->run(p, w + words);
 		if (rc) {
 			char reason[PFS_MSG_MAX];
-			pthread_mutex_lock(&p->msg_lock);
-			snprintf(reason, sizeof(reason), "%s", p->msg);
-			pthread_mutex_unlock(&p->msg_lock);
+			pfs_msg_get(p, reason, sizeof(reason));
 			if (!strncmp(reason, "ok", 2))
 				snprintf(reason, sizeof(reason), "%s", strerror(-rc));
 			pfs_set_msg(p, "error: %s: %s", line, reason);
 			pfs_log("pstorfs: ctl: %s: %s", line, reason);
 		} else {
-			pthread_mutex_lock(&p->msg_lock);
-			if (strncmp(p->msg, "ok", 2))
-				snprintf(p->msg, sizeof(p->msg), "ok");
-			pthread_mutex_unlock(&p->msg_lock);
+			char msg[PFS_MSG_MAX];
+			pfs_msg_get(p, msg, sizeof(msg));
+			if (strncmp(msg, "ok", 2))
+				pfs_set_msg(p, "ok");
 			pfs_log("pstorfs: ctl: %s: ok", line);
 		}
 		return rc;

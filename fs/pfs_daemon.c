@@ -17,8 +17,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "pfs_fuse_int.h"
-#include "pfs_int.h"
+#include "pfs_front_int.h"
 
 struct cli {
 	char *device, *mountpoint;

@@ -15,8 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pfs_fuse_int.h"
-#include "pfs_int.h"
+#include "pfs_front_int.h"
 
 /* Fixed nodes. */
 enum {
@@ -125,13 +124,35 @@ static void fill_file(struct pfs_fuse *f, struct stat *st, fuse_ino_t ino, mode_
 	st->st_blksize = 1 << 20;
 }
 
+static enum pfs_map_kind vol_kind(struct pfs_vol *v)
+{
+	struct pfs_vol_info i;
+
+	pfs_vol_get_info(v, &i);
+	return i.kind;
+}
+
+static uint64_t vol_id(struct pfs_vol *v)
+{
+	struct pfs_vol_info i;
+
+	pfs_vol_get_info(v, &i);
+	return i.id;
+}
+
+static void set_time(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+}
+
 /* Returns a referenced map for a map-named inode of KIND, or NULL. */
 static struct pfs_vol *vol_of(struct pfs *p, fuse_ino_t ino, int kind)
 {
 	struct pfs_vol *v = pfs_vol_by_id(p, INO_ID(ino));
 	int want = kind == K_SNAP ? PFS_MAP_SNAPSHOT : PFS_MAP_VOLUME;
 
-	if (v && (int)v->kind != want) {
+	if (v && (int)vol_kind(v) != want) {
 		pfs_vol_unref(v);
 		v = NULL;
 	}
@@ -141,7 +162,7 @@ static struct pfs_vol *vol_of(struct pfs *p, fuse_ino_t ino, int kind)
 static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 {
 	struct pfs *p = f->p;
-	int64_t t = p->mount_time_ns;
+	int64_t t = pfs_mount_time_ns(p);
 	struct pfs_vol *v;
 
 	switch (ino) {
@@ -174,16 +195,21 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 	case K_VOL:
 	case K_SNAP: {
 		uint64_t unique = 0, shared = 0;
+		struct pfs_vol_info i;
 		v = vol_of(p, ino, INO_KIND(ino));
 		if (!v)
 			return -ENOENT;
-		fill_file(f, st, ino, INO_KIND(ino) == K_VOL ? 0644 : 0444, atomic_load(&v->size),
-		          INO_KIND(ino) == K_VOL ? atomic_load(&v->mtime_ns) : v->ctime_ns);
+		pfs_vol_get_info(v, &i);
+		/* Mode and owner are the volume's own (0600 root:root when made), enforced by the
+		 * kernel (default_permissions); a snapshot keeps its volume's at the time. */
+		fill_file(f, st, ino, i.mode & 07777, i.size, i.mtime_ns);
+		st->st_uid = i.uid;
+		st->st_gid = i.gid;
+		set_time(&st->st_atim, i.atime_ns);
+		set_time(&st->st_ctim, i.ctime_ns);
 		/* st_blocks: the physical bytes only this file holds. */
 		pfs_vol_usage(p, v, false, &unique, &shared);
 		st->st_blocks = (blkcnt_t)((unique + 511) / 512);
-		st->st_ctim.tv_sec = v->ctime_ns / 1000000000;
-		st->st_ctim.tv_nsec = v->ctime_ns % 1000000000;
 		pfs_vol_unref(v);
 		return 0;
 	}
@@ -192,7 +218,11 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 		v = vol_of(p, ino, K_VOL);
 		if (!v || INO_SUB(ino))
 			goto enoent;
-		fill_dir(f, st, ino, v->ctime_ns);
+		{
+			struct pfs_vol_info i;
+			pfs_vol_get_info(v, &i);
+			fill_dir(f, st, ino, i.ctime_ns);
+		}
 		pfs_vol_unref(v);
 		return 0;
 	case K_PVOLFILE:
@@ -273,7 +303,7 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 		*out = INO_MAKE(parent == INO_VOLUMES     ? K_VOL
 		                : parent == INO_SNAPSHOTS ? K_SNAPDIR
 		                                          : K_PVOLDIR,
-		                v->id, 0);
+		                vol_id(v), 0);
 		pfs_vol_unref(v);
 		return 0;
 	}
@@ -282,7 +312,7 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 		v = pfs_vol_find(p, PFS_MAP_SNAPSHOT, INO_ID(parent), name);
 		if (!v)
 			return -ENOENT;
-		*out = INO_MAKE(K_SNAP, v->id, 0);
+		*out = INO_MAKE(K_SNAP, vol_id(v), 0);
 		pfs_vol_unref(v);
 		return 0;
 	case K_PVOLDIR:
@@ -338,6 +368,52 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, node_timeout(ino));
 }
 
+/* chmod, chown, utimens and truncate of a volume are changes on the store's change path (they
+ * persist in the catalogue); a snapshot is read-only in its attributes as in its data. */
+static int vol_setattr(struct pfs_fuse *f, struct pfs_vol *v, const struct stat *attr, int to_set)
+{
+	struct pfs_change c = {.kind = PFS_CHANGE_SETATTR, .vol = v};
+	int64_t now = pfs_now_ns();
+	int rc = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		rc = pfs_change_apply(f->p, &(struct pfs_change){.kind = PFS_CHANGE_RESIZE,
+		                                                 .vol = v,
+		                                                 .size = (uint64_t)attr->st_size});
+		if (rc)
+			return rc == -ENOSPC ? -EFBIG : rc;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		c.attr.mask |= PFS_ATTR_MODE;
+		c.attr.mode = attr->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		c.attr.mask |= PFS_ATTR_UID;
+		c.attr.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		c.attr.mask |= PFS_ATTR_GID;
+		c.attr.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		c.attr.mask |= PFS_ATTR_ATIME;
+		c.attr.atime_ns =
+		    (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		        ? now
+		        : (int64_t)attr->st_atim.tv_sec * 1000000000 + attr->st_atim.tv_nsec;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		c.attr.mask |= PFS_ATTR_MTIME;
+		c.attr.mtime_ns =
+		    (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		        ? now
+		        : (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+	}
+	if (c.attr.mask)
+		rc = pfs_change_apply(f->p, &c);
+	return rc;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -351,24 +427,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		if (to_set & FUSE_SET_ATTR_SIZE)
-			rc = pfs_vol_resize(f->p, v, (uint64_t)attr->st_size);
-		if (!rc && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
-			atomic_store(&v->mtime_ns,
-			             (to_set & FUSE_SET_ATTR_MTIME_NOW)
-			                 ? pfs_now_ns()
-			                 : (int64_t)attr->st_mtim.tv_sec * 1000000000 +
-			                       attr->st_mtim.tv_nsec);
+		rc = vol_setattr(f, v, attr, to_set);
 		pfs_vol_unref(v);
-		if (rc == -ENOSPC)
-			rc = -EFBIG;
+	} else if (INO_KIND(ino) == K_SNAP) {
+		rc = -EROFS;
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		/* `echo x > file` truncates first: fine for ctl and config, not for reports or
-		 * snapshots. */
+		/* `echo x > file` truncates first: fine for ctl and config, not for reports. */
 		bool writable =
 		    ino == INO_CTL || (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT);
 		if (!writable)
-			rc = INO_KIND(ino) == K_SNAP ? -EROFS : -EACCES;
+			rc = -EACCES;
+	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		rc = -EPERM; /* the tree's own nodes keep their fixed modes */
 	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -412,12 +482,13 @@ struct dl_vol_arg {
 	int kind;
 };
 
-static int dl_vol(void *arg, struct pfs_vol *v)
+static int dl_vol(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 {
 	struct dl_vol_arg *a = arg;
 	mode_t mode = a->kind == K_VOL || a->kind == K_SNAP ? S_IFREG : S_IFDIR;
 
-	dl_add(a->d, v->name, INO_MAKE(a->kind, v->id, 0), mode);
+	(void)v;
+	dl_add(a->d, i->name, INO_MAKE(a->kind, i->id, 0), mode);
 	return 0;
 }
 
@@ -548,9 +619,9 @@ static int text_of(struct pfs_fuse *f, fuse_ino_t ino, struct pfs_buf *b)
 	int rc = 0;
 
 	if (ino == INO_CTL) {
-		pthread_mutex_lock(&p->msg_lock);
-		pfs_buf_printf(b, "%s\n", p->msg);
-		pthread_mutex_unlock(&p->msg_lock);
+		char msg[PFS_MSG_MAX];
+		pfs_msg_get(p, msg, sizeof(msg));
+		pfs_buf_printf(b, "%s\n", msg);
 	} else if (ino >= INO_REPORT0 && ino < INO_REPORT0 + NREPORTS) {
 		rc = pfs_report(p, reports[ino - INO_REPORT0].r, reports[ino - INO_REPORT0].json,
 		                NULL, b);
@@ -593,7 +664,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->v = vol_of(f->p, ino, INO_KIND(ino));
 		if (!h->v)
 			rc = -ENOENT;
-		else if (wr && (INO_KIND(ino) == K_SNAP || f->p->opts.readonly))
+		else if (wr && (INO_KIND(ino) == K_SNAP || pfs_readonly(f->p)))
 			rc = INO_KIND(ino) == K_SNAP ? -EACCES : -EROFS;
 	} else if (ino == INO_CTL) {
 		h->kind = FH_CTL;
@@ -629,6 +700,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* open(O_CREAT) and mknod in volumes/: an empty volume that writes and truncate grow. It starts
+ * 0600 and owned by its creator, whatever mode was asked, as disk images are kept. */
+static int create_volume(struct pfs_fuse *f, fuse_req_t req, const char *name, struct pfs_vol **out)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	int rc = pfs_change_apply(
+	    f->p,
+	    &(struct pfs_change){.kind = PFS_CHANGE_VOL_CREATE, .name = name, .created = out});
+
+	if (rc || !fc || (fc->uid == 0 && fc->gid == 0))
+		return rc;
+	struct pfs_change c = {.kind = PFS_CHANGE_SETATTR, .vol = *out};
+	c.attr.mask = PFS_ATTR_UID | PFS_ATTR_GID;
+	c.attr.uid = fc->uid;
+	c.attr.gid = fc->gid;
+	return pfs_change_apply(f->p, &c);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
@@ -643,11 +732,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, parent == INO_ROOT || INO_KIND(parent) ? EPERM : EACCES);
 		return;
 	}
-	if (f->p->opts.readonly) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	rc = pfs_vol_create_file(f->p, name, &v);
+	rc = create_volume(f, req, name, &v);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -661,7 +746,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h->kind = FH_VOL;
 	h->v = v;
 	memset(&e, 0, sizeof(e));
-	e.ino = INO_MAKE(K_VOL, v->id, 0);
+	e.ino = INO_MAKE(K_VOL, vol_id(v), 0);
 	e.generation = 1;
 	node_stat(f, e.ino, &e.attr);
 	fi->fh = (uintptr_t)h;
@@ -679,12 +764,12 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = pfs_vol_create_file(f->p, name, &v);
+	rc = create_volume(f, req, name, &v);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fuse_ino_t ino = INO_MAKE(K_VOL, v->id, 0);
+	fuse_ino_t ino = INO_MAKE(K_VOL, vol_id(v), 0);
 	pfs_vol_unref(v);
 	reply_entry(req, f, ino);
 }
@@ -758,11 +843,11 @@ struct inval_arg {
 	struct pfs_fuse *f;
 };
 
-static int inval_vol(void *arg, struct pfs_vol *v)
+static int inval_vol(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 {
 	struct inval_arg *a = arg;
 
-	fuse_lowlevel_notify_inval_inode(a->f->se, INO_MAKE(K_VOL, v->id, 0), 0, 0);
+	fuse_lowlevel_notify_inval_inode(a->f->se, INO_MAKE(K_VOL, i->id, 0), 0, 0);
 	return 0;
 }
 
@@ -776,16 +861,21 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)ino;
 	switch (h->kind) {
 	case FH_VOL: {
-		ssize_t n = pfs_vol_write(f->p, h->v, buf, size, (uint64_t)off);
-		if (n < 0) {
-			fuse_reply_err(req, (int)-n);
+		struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
+		                       .vol = h->v,
+		                       .buf = buf,
+		                       .len = size,
+		                       .off = (uint64_t)off};
+		rc = pfs_change_apply(f->p, &c);
+		if (rc) {
+			fuse_reply_err(req, -rc);
 			return;
 		}
-		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_log_sync(f->p)) {
+		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_sync(f->p)) {
 			fuse_reply_err(req, EIO);
 			return;
 		}
-		fuse_reply_write(req, (size_t)n);
+		fuse_reply_write(req, (size_t)c.done);
 		return;
 	}
 	case FH_CTL:
@@ -810,10 +900,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, EINVAL);
 			return;
 		}
-		rc = pfs_config_set(f->p, pfs_config_names[h->key], val, true);
+		rc = pfs_change_apply(f->p, &(struct pfs_change){.kind = PFS_CHANGE_CONFIG_SET,
+		                                                 .name = pfs_config_names[h->key],
+		                                                 .value = val});
 		if (rc) {
+			char msg[PFS_MSG_MAX];
+			pfs_msg_get(f->p, msg, sizeof(msg));
 			pfs_log("pstorfs: config %s=%s refused: %s", pfs_config_names[h->key], val,
-			        f->p->msg);
+			        msg);
 			fuse_reply_err(req, -rc);
 		} else {
 			fuse_reply_write(req, size);
@@ -839,7 +933,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)fi;
 	/* The roll-forward log makes this one group-committed pair of device flushes; the
 	 * background checkpoint moves the changes into SQLite later. */
-	fuse_reply_err(req, -pfs_log_sync(ctx(req)->p));
+	fuse_reply_err(req, -pfs_sync(ctx(req)->p));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -847,23 +941,21 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct pfs_fuse *f = ctx(req);
 	int rc;
 
-	if (f->p->opts.readonly) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	if (parent == INO_VOLUMES) {
-		rc = pfs_vol_delete(f->p, name);
+		rc = pfs_change_apply(
+		    f->p, &(struct pfs_change){.kind = PFS_CHANGE_VOL_DELETE, .name = name});
 	} else if (INO_KIND(parent) == K_SNAPDIR) {
 		struct pfs_vol *v = pfs_vol_by_id(f->p, INO_ID(parent));
 		if (!v) {
 			rc = -ENOENT;
 		} else {
-			char vname[PFS_NAME_MAX + 1];
-			pthread_mutex_lock(&f->p->cat_lock);
-			snprintf(vname, sizeof(vname), "%s", v->name);
-			pthread_mutex_unlock(&f->p->cat_lock);
+			struct pfs_vol_info i;
+			pfs_vol_get_info(v, &i);
 			pfs_vol_unref(v);
-			rc = pfs_snap_delete(f->p, vname, name);
+			rc = pfs_change_apply(f->p,
+			                      &(struct pfs_change){.kind = PFS_CHANGE_SNAP_DELETE,
+			                                           .name = i.name,
+			                                           .snap = name});
 		}
 	} else {
 		rc = -EPERM;
@@ -885,7 +977,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rc = pfs_vol_rename(f->p, name, newname);
+	rc = pfs_change_apply(
+	    f->p,
+	    &(struct pfs_change){.kind = PFS_CHANGE_VOL_RENAME, .name = name, .new_name = newname});
 	fuse_reply_err(req, -rc);
 }
 
@@ -894,14 +988,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct pfs_fuse *f = ctx(req);
 	struct ftl_stats fs;
 	struct statvfs st;
+	uint32_t bs = pfs_block_size(f->p);
 
 	(void)ino;
-	ftl_get_stats(f->p->ftl, &fs);
+	pfs_flash_space(f->p, &fs);
 	memset(&st, 0, sizeof(st));
-	st.f_bsize = f->p->bs;
-	st.f_frsize = f->p->bs;
-	st.f_blocks = fs.capacity_bytes / f->p->bs;
-	st.f_bfree = st.f_bavail = fs.free_bytes / f->p->bs;
+	st.f_bsize = bs;
+	st.f_frsize = bs;
+	st.f_blocks = fs.capacity_bytes / bs;
+	st.f_bfree = st.f_bavail = fs.free_bytes / bs;
 	st.f_files = 1u << 20;
 	st.f_ffree = st.f_favail = st.f_files;
 	st.f_namemax = PFS_NAME_MAX;
@@ -929,11 +1024,17 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
-		rc = pfs_vol_punch(f->p, h->v, (uint64_t)off, (uint64_t)len);
+		rc = pfs_change_apply(f->p, &(struct pfs_change){.kind = PFS_CHANGE_PUNCH,
+		                                                 .vol = h->v,
+		                                                 .off = (uint64_t)off,
+		                                                 .len = (uint64_t)len});
 	/* Thin volumes allocate on write; plain fallocate only grows the size. */
-	if (!rc && !(mode & FALLOC_FL_KEEP_SIZE) &&
-	    (uint64_t)(off + len) > atomic_load(&h->v->size))
-		rc = pfs_vol_resize(f->p, h->v, (uint64_t)(off + len));
+	struct pfs_vol_info i;
+	pfs_vol_get_info(h->v, &i);
+	if (!rc && !(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)(off + len) > i.size)
+		rc = pfs_change_apply(f->p, &(struct pfs_change){.kind = PFS_CHANGE_RESIZE,
+		                                                 .vol = h->v,
+		                                                 .size = (uint64_t)(off + len)});
 	fuse_reply_err(req, rc == -ENOSPC ? EFBIG : -rc);
 }
 
@@ -962,7 +1063,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct pfs_fuse *f = ctx(req);
 	struct fh *in = (struct fh *)(uintptr_t)fi_in->fh,
 	          *out = (struct fh *)(uintptr_t)fi_out->fh;
-	uint32_t bs = f->p->bs;
+	uint32_t bs = pfs_block_size(f->p);
 	ssize_t n;
 
 	(void)ino_in;
@@ -972,14 +1073,20 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EXDEV);
 		return;
 	}
-	if (out->v->kind != PFS_MAP_VOLUME) {
+	if (vol_kind(out->v) != PFS_MAP_VOLUME) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
 	if ((uint64_t)off_in % bs == 0 && (uint64_t)off_out % bs == 0) {
 		/* Metadata only: the destination shares the source's blocks. */
-		n = pfs_vol_clone_range(f->p, in->v, (uint64_t)off_in, out->v, (uint64_t)off_out,
-		                        len);
+		struct pfs_change c = {.kind = PFS_CHANGE_CLONE_RANGE,
+		                       .src = in->v,
+		                       .src_off = (uint64_t)off_in,
+		                       .vol = out->v,
+		                       .off = (uint64_t)off_out,
+		                       .len = len};
+		int rc = pfs_change_apply(f->p, &c);
+		n = rc ? rc : (ssize_t)c.done;
 		if (n != 0) {
 			if (n < 0)
 				fuse_reply_err(req, (int)-n);
@@ -996,8 +1103,15 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		return;
 	}
 	n = pfs_vol_read(f->p, in->v, buf, chunk, (uint64_t)off_in);
-	if (n > 0)
-		n = pfs_vol_write(f->p, out->v, buf, (size_t)n, (uint64_t)off_out);
+	if (n > 0) {
+		struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
+		                       .vol = out->v,
+		                       .buf = buf,
+		                       .len = (size_t)n,
+		                       .off = (uint64_t)off_out};
+		int rc = pfs_change_apply(f->p, &c);
+		n = rc ? rc : (ssize_t)c.done;
+	}
 	free(buf);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

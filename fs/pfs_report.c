@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_front_int.h"
 
 /* Below this much written since mount, the status shows no write amplification. */
 #define PFS_WA_MIN_BYTES (64ull << 20)
@@ -16,41 +16,6 @@
 const char *const pfs_volume_values[PFS_VOLUME_VALUES] = {
     "size", "written", "unique", "shared", "reduction", "snapshots",
 };
-
-struct totals {
-	uint64_t volumes, snapshots, provisioned, logical, after_pattern;
-	uint64_t snap_logical;
-};
-
-static int add_totals(void *arg, struct pfs_vol *v)
-{
-	struct totals *t = arg;
-
-	if (v->kind == PFS_MAP_VOLUME) {
-		t->volumes++;
-		t->provisioned += atomic_load(&v->size);
-		t->logical += (uint64_t)atomic_load(&v->nz_blocks);
-		t->after_pattern += (uint64_t)atomic_load(&v->chunk_blocks);
-	} else {
-		t->snapshots++;
-		t->snap_logical += (uint64_t)atomic_load(&v->nz_blocks);
-	}
-	return 0;
-}
-
-static void totals_get(struct pfs *p, struct totals *t)
-{
-	memset(t, 0, sizeof(*t));
-	pfs_vol_each(p, PFS_MAP_VOLUME, 0, add_totals, t);
-	pthread_mutex_lock(&p->cat_lock);
-	for (struct pfs_vol *v = p->vols; v; v = v->next)
-		if (v->kind == PFS_MAP_SNAPSHOT)
-			add_totals(t, v);
-	pthread_mutex_unlock(&p->cat_lock);
-	t->logical *= p->bs;
-	t->after_pattern *= p->bs;
-	t->snap_logical *= p->bs;
-}
 
 static double ratio(uint64_t a, uint64_t b)
 {
@@ -73,20 +38,13 @@ struct reduction {
 	double pattern, dedupe, compression, total, thin;
 };
 
-static void reduction_get(struct pfs *p, struct reduction *r)
+static void reduction_of(const struct pfs_stats *st, struct reduction *r)
 {
-	struct totals t;
-	struct engine_stats es;
-	struct ftl_stats fs;
-
-	totals_get(p, &t);
-	engine_get_stats(p->eng, &es);
-	ftl_get_stats(p->ftl, &fs);
-	r->logical = t.logical;
-	r->after_pattern = t.after_pattern;
-	r->after_dedupe = es.unique_chunks * p->bs;
-	r->after_compression = fs.bytes_live;
-	r->provisioned = t.provisioned;
+	r->logical = st->logical_bytes;
+	r->after_pattern = st->after_pattern_bytes;
+	r->after_dedupe = st->engine.unique_chunks * st->block_size;
+	r->after_compression = st->ftl.bytes_live;
+	r->provisioned = st->provisioned_bytes;
 	r->pattern = ratio(r->logical, r->after_pattern);
 	r->dedupe = ratio(r->after_pattern, r->after_dedupe);
 	r->compression = ratio(r->after_dedupe, r->after_compression);
@@ -96,12 +54,13 @@ static void reduction_get(struct pfs *p, struct reduction *r)
 
 static void report_reduction(struct pfs *p, bool json, struct pfs_buf *b)
 {
+	struct pfs_stats st;
 	struct reduction r;
-	struct engine_stats es;
 	char eng[4096];
 
-	reduction_get(p, &r);
-	engine_get_stats(p->eng, &es);
+	pfs_get_stats(p, &st);
+	reduction_of(&st, &r);
+	const struct engine_stats es = st.engine;
 	if (json) {
 		engine_stats_to_json(&es, eng, sizeof(eng));
 		pfs_buf_printf(
@@ -139,21 +98,18 @@ static void report_reduction(struct pfs *p, bool json, struct pfs_buf *b)
 
 static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 {
-	struct totals t;
+	struct pfs_stats st;
 	struct reduction r;
-	struct ftl_stats fs;
-	struct pfs_meta_stats ms;
 	char cfgc[64], cfgd[64];
 
-	totals_get(p, &t);
-	reduction_get(p, &r);
-	ftl_get_stats(p->ftl, &fs);
-	pfs_meta_get_stats(p, &ms);
+	pfs_get_stats(p, &st);
+	reduction_of(&st, &r);
+	const struct ftl_stats fs = st.ftl;
 	pfs_config_get(p, "compression", cfgc, sizeof(cfgc));
 	pfs_config_get(p, "dedupe", cfgd, sizeof(cfgd));
 	uint64_t used = fs.capacity_bytes - fs.free_bytes;
-	uint64_t errors = atomic_load(&p->io_errors) + fs.read_errors;
-	uint64_t damaged = atomic_load(&p->damaged_refs);
+	uint64_t errors = st.io_errors + fs.read_errors;
+	uint64_t damaged = st.damaged_refs;
 	/* Checksum failures alone are not damage: a pack torn by a power cut fails them at mount
 	 * and held nothing acknowledged. Reads that failed, references to lost chunks and what the
 	 * scrub found are. */
@@ -166,10 +122,10 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    "  \"free_bytes\": %llu,\n  \"volumes\": %llu,\n  \"snapshots\": %llu,\n"
 		    "  \"provisioned_bytes\": %llu,\n  \"logical_bytes\": %llu,\n"
 		    "  \"stored_bytes\": %llu,\n",
-		    p->opts.device, p->opts.readonly ? "true" : "false",
+		    st.device, st.readonly ? "true" : "false",
 		    (unsigned long long)fs.capacity_bytes, (unsigned long long)used,
-		    (unsigned long long)fs.free_bytes, (unsigned long long)t.volumes,
-		    (unsigned long long)t.snapshots, (unsigned long long)t.provisioned,
+		    (unsigned long long)fs.free_bytes, (unsigned long long)st.volumes,
+		    (unsigned long long)st.snapshots, (unsigned long long)st.provisioned_bytes,
 		    (unsigned long long)r.logical, (unsigned long long)r.after_compression);
 		json_ratio(b, "reduction_ratio", r.total, true);
 		pfs_buf_printf(
@@ -186,12 +142,11 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    "  \"cluster\": \"standalone\",\n  \"scrub\": ",
 		    cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
 		    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
-		    (unsigned long long)damaged, (unsigned long long)atomic_load(&p->commits),
-		    (unsigned long long)atomic_load(&p->commit_errors),
-		    (unsigned long long)ms.db_bytes, (unsigned long long)ms.db_capacity,
-		    p->mount_seconds, fs.open_from_ckpt ? "true" : "false",
-		    (unsigned long long)fs.open_segs_walked,
-		    (unsigned long long)atomic_load(&p->enospc_retries));
+		    (unsigned long long)damaged, (unsigned long long)st.commits,
+		    (unsigned long long)st.commit_errors, (unsigned long long)st.meta_db_bytes,
+		    (unsigned long long)st.meta_db_capacity, st.mount_seconds,
+		    fs.open_from_ckpt ? "true" : "false", (unsigned long long)fs.open_segs_walked,
+		    (unsigned long long)st.enospc_retries);
 		pfs_scrub_status(p, true, b);
 		pfs_buf_printf(b, "\n}\n");
 		return;
@@ -218,16 +173,16 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    "cluster     standalone\n"
 	    "mount       rebuilt in %.2f s (%llu chunks found, %llu unreferenced freed; "
 	    "flash %s, %llu segments walked)\n",
-	    p->opts.device, p->opts.readonly ? " (read-only)" : "",
-	    fs.capacity_bytes / 1073741824.0, used / 1073741824.0, fs.free_bytes / 1073741824.0,
-	    (unsigned long long)t.volumes, t.provisioned / 1073741824.0, r.logical / 1073741824.0,
-	    (unsigned long long)t.snapshots, r.total, r.pattern, r.dedupe, r.compression, cfgc,
+	    st.device, st.readonly ? " (read-only)" : "", fs.capacity_bytes / 1073741824.0,
+	    used / 1073741824.0, fs.free_bytes / 1073741824.0, (unsigned long long)st.volumes,
+	    st.provisioned_bytes / 1073741824.0, r.logical / 1073741824.0,
+	    (unsigned long long)st.snapshots, r.total, r.pattern, r.dedupe, r.compression, cfgc,
 	    cfgd, fs.segments_free, fs.segments_total, wa, fs.life_used_pct, health,
 	    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
-	    (unsigned long long)damaged, ms.db_bytes / 1048576.0, ms.db_capacity / 1048576.0,
-	    (unsigned long long)atomic_load(&p->commits),
-	    (unsigned long long)atomic_load(&p->commit_errors), p->mount_seconds,
-	    (unsigned long long)p->mount_chunks_scanned, (unsigned long long)p->mount_chunks_freed,
+	    (unsigned long long)damaged, st.meta_db_bytes / 1048576.0,
+	    st.meta_db_capacity / 1048576.0, (unsigned long long)st.commits,
+	    (unsigned long long)st.commit_errors, st.mount_seconds,
+	    (unsigned long long)st.mount_chunks_scanned, (unsigned long long)st.mount_chunks_freed,
 	    fs.open_from_ckpt ? "from its checkpoint" : "fully scanned",
 	    (unsigned long long)fs.open_segs_walked);
 	pfs_scrub_status(p, false, b);
@@ -236,9 +191,12 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 {
 	struct ftl_dev_identity id;
-	const char *kind = ftl_dev_kind_name(ftl_dev_kind(p->dev));
+	struct pfs_stats st;
 
-	ftl_dev_identify(p->dev, &id);
+	pfs_get_stats(p, &st);
+	const char *kind = ftl_dev_kind_name(st.dev_kind);
+
+	pfs_flash_identity(p, &id);
 	if (json) {
 		pfs_buf_printf(b, "{\n  \"backend\": \"%s\",\n  \"model\": ", kind);
 		pfs_buf_json_str(b, id.model);
@@ -269,9 +227,9 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 		    id.dealloc_reads_zero ? "true" : "false", id.volatile_cache ? "true" : "false",
 		    id.rotational ? "true" : "false", id.zoned ? "true" : "false",
 		    (unsigned long long)id.zone_size, id.zone_count, id.max_open_zones,
-		    id.max_active_zones, id.zone_append_max, p->sb.block_size,
-		    p->sb.user_block_size, (unsigned long long)p->sb.segment_size,
-		    p->sb.segment_count, p->sb.version);
+		    id.max_active_zones, id.zone_append_max, st.device_block_size, st.block_size,
+		    (unsigned long long)st.segment_size, (unsigned)st.segment_count,
+		    st.format_version);
 		return;
 	}
 	pfs_buf_printf(b,
@@ -280,7 +238,7 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 	               "namespace id      %u\n",
 	               kind, id.model, id.serial, id.firmware, id.lba_size,
 	               (unsigned long long)id.capacity_bytes, id.nsid);
-	if (ftl_dev_kind(p->dev) == FTL_DEV_NVME) {
+	if (st.dev_kind == FTL_DEV_NVME) {
 		/* 0 means "not reported" for every hint (NVMe only defines them with OPTPERF). */
 		pfs_buf_printf(b,
 		               "pci vendor id     0x%04x\nnvme version      %u.%u.%u\n"
@@ -312,15 +270,15 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 	pfs_buf_printf(b,
 	               "flash block       %u\nvolume block      %u\nsegment size      %llu\n"
 	               "segments          %u\nformat version    %u\n",
-	               p->sb.block_size, p->sb.user_block_size,
-	               (unsigned long long)p->sb.segment_size, p->sb.segment_count, p->sb.version);
+	               st.device_block_size, st.block_size, (unsigned long long)st.segment_size,
+	               (unsigned)st.segment_count, st.format_version);
 }
 
 static void report_smart(struct pfs *p, bool json, struct pfs_buf *b)
 {
 	struct ftl_dev_smart s;
 	char txt[4096];
-	int rc = ftl_get_smart(p->ftl, &s);
+	int rc = pfs_flash_smart(p, &s);
 
 	/* A failed log read is shown, not hidden behind an emulation. */
 	if (rc < 0) {
@@ -341,20 +299,21 @@ static void report_smart(struct pfs *p, bool json, struct pfs_buf *b)
 
 static void report_flash_stats(struct pfs *p, bool json, struct pfs_buf *b)
 {
-	struct ftl_stats fs;
+	struct pfs_stats st;
 	char txt[8192];
 
-	ftl_get_stats(p->ftl, &fs);
+	pfs_get_stats(p, &st);
 	if (json)
-		ftl_stats_to_json(&fs, txt, sizeof(txt));
+		ftl_stats_to_json(&st.ftl, txt, sizeof(txt));
 	else
-		ftl_stats_to_text(&fs, txt, sizeof(txt));
+		ftl_stats_to_text(&st.ftl, txt, sizeof(txt));
 	pfs_buf_printf(b, "%s", txt);
 }
 
-static int snap_count(void *arg, struct pfs_vol *v)
+static int snap_count(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 {
 	(void)v;
+	(void)i;
 	(*(uint64_t *)arg)++;
 	return 0;
 }
@@ -366,15 +325,17 @@ struct vol_figures {
 
 static int volume_figures(struct pfs *p, struct pfs_vol *v, struct vol_figures *f)
 {
+	struct pfs_vol_info i;
 	int rc;
 
+	pfs_vol_get_info(v, &i);
 	memset(f, 0, sizeof(*f));
-	f->size = atomic_load(&v->size);
-	f->written = (uint64_t)atomic_load(&v->nz_blocks) * p->bs;
+	f->size = i.size;
+	f->written = (uint64_t)i.nz_blocks * pfs_block_size(p);
 	rc = pfs_vol_usage(p, v, true, &f->unique, &f->shared);
 	if (rc)
 		return rc;
-	pfs_vol_each(p, PFS_MAP_SNAPSHOT, v->id, snap_count, &f->snapshots);
+	pfs_vol_each(p, PFS_MAP_SNAPSHOT, i.id, snap_count, &f->snapshots);
 	f->reduction = ratio(f->written, f->unique + f->shared);
 	return 0;
 }
@@ -382,13 +343,15 @@ static int volume_figures(struct pfs *p, struct pfs_vol *v, struct vol_figures *
 static int report_volume(struct pfs *p, struct pfs_vol *v, bool json, struct pfs_buf *b)
 {
 	struct vol_figures f;
+	struct pfs_vol_info i;
 	int rc = volume_figures(p, v, &f);
 
 	if (rc)
 		return rc;
+	pfs_vol_get_info(v, &i);
 	if (json) {
 		pfs_buf_printf(b, "{\n  \"name\": ");
-		pfs_buf_json_str(b, v->name);
+		pfs_buf_json_str(b, i.name);
 		pfs_buf_printf(b,
 		               ",\n  \"size_bytes\": %llu,\n  \"written_bytes\": %llu,\n"
 		               "  \"unique_bytes\": %llu,\n  \"shared_bytes\": %llu,\n"
@@ -405,7 +368,7 @@ static int report_volume(struct pfs *p, struct pfs_vol *v, bool json, struct pfs
 	               "unique      %llu bytes (physical, held by this volume only)\n"
 	               "shared      %llu bytes (physical, shared with snapshots or clones)\n"
 	               "reduction   %.2f:1\nsnapshots   %llu\n",
-	               v->name, (unsigned long long)f.size, (unsigned long long)f.written,
+	               i.name, (unsigned long long)f.size, (unsigned long long)f.written,
 	               (unsigned long long)f.unique, (unsigned long long)f.shared, f.reduction,
 	               (unsigned long long)f.snapshots);
 	return 0;
@@ -441,31 +404,30 @@ struct metrics_arg {
 	bool written; /* second family: samples of one family must stay together */
 };
 
-static int metrics_volume(void *arg, struct pfs_vol *v)
+static int metrics_volume(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 {
 	struct metrics_arg *a = arg;
 
+	(void)v;
 	if (!a->written)
-		pfs_buf_printf(a->b, "pstorfs_volume_size_bytes{volume=\"%s\"} %llu\n", v->name,
-		               (unsigned long long)atomic_load(&v->size));
+		pfs_buf_printf(a->b, "pstorfs_volume_size_bytes{volume=\"%s\"} %llu\n", i->name,
+		               (unsigned long long)i->size);
 	else
-		pfs_buf_printf(a->b, "pstorfs_volume_written_bytes{volume=\"%s\"} %llu\n", v->name,
-		               (unsigned long long)atomic_load(&v->nz_blocks) * a->p->bs);
+		pfs_buf_printf(a->b, "pstorfs_volume_written_bytes{volume=\"%s\"} %llu\n", i->name,
+		               (unsigned long long)i->nz_blocks * pfs_block_size(a->p));
 	return 0;
 }
 
 static void report_metrics(struct pfs *p, struct pfs_buf *b)
 {
+	struct pfs_stats st;
 	struct reduction r;
-	struct totals t;
-	struct ftl_stats fs;
-	struct engine_stats es;
 	struct metrics_arg ma = {p, b, false};
 
-	reduction_get(p, &r);
-	totals_get(p, &t);
-	ftl_get_stats(p->ftl, &fs);
-	engine_get_stats(p->eng, &es);
+	pfs_get_stats(p, &st);
+	reduction_of(&st, &r);
+	const struct ftl_stats fs = st.ftl;
+	const struct engine_stats es = st.engine;
 #define GAUGE(name, help, val)                                                                     \
 	pfs_buf_printf(b,                                                                          \
 	               "# HELP pstorfs_" name " " help "\n# TYPE pstorfs_" name " gauge\n"         \
@@ -479,9 +441,9 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	GAUGE("capacity_bytes", "Physical capacity of the namespace.", fs.capacity_bytes);
 	GAUGE("used_bytes", "Physical bytes in use.", fs.capacity_bytes - fs.free_bytes);
 	GAUGE("free_bytes", "Physical bytes free.", fs.free_bytes);
-	GAUGE("volumes", "Number of volumes.", t.volumes);
-	GAUGE("snapshots", "Number of snapshots.", t.snapshots);
-	GAUGE("provisioned_bytes", "Sum of volume sizes.", t.provisioned);
+	GAUGE("volumes", "Number of volumes.", st.volumes);
+	GAUGE("snapshots", "Number of snapshots.", st.snapshots);
+	GAUGE("provisioned_bytes", "Sum of volume sizes.", st.provisioned_bytes);
 	GAUGE("logical_bytes", "Bytes of volume data written (not holes or zeros).", r.logical);
 	GAUGE("stored_bytes", "Payload bytes stored on flash after reduction.",
 	      r.after_compression);
@@ -497,23 +459,23 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	COUNTER("gc_segments_cleaned_total", "Segments cleaned by GC.", fs.gc_runs);
 	COUNTER("gc_bytes_moved_total", "Bytes relocated by GC.", fs.gc_bytes_moved);
 	COUNTER("read_errors_total", "Read errors (device or checksum).",
-	        fs.read_errors + atomic_load(&p->io_errors));
+	        fs.read_errors + st.io_errors);
 	COUNTER("checksum_errors_total",
 	        "Chunks found failing their checksum (reads, scan, scrub).", fs.checksum_errors);
 	GAUGE("damaged_references", "Block references to chunks missing at mount.",
-	      atomic_load(&p->damaged_refs));
+	      st.damaged_refs);
 	COUNTER("engine_blocks_written_total", "Blocks given to the engine since mount.",
 	        es.blocks_written);
 	COUNTER("engine_dedupe_blocks_total", "Blocks deduplicated since mount.", es.dedupe_blocks);
 	COUNTER("engine_pattern_blocks_total", "Blocks removed as patterns since mount.",
 	        es.pattern_blocks);
-	COUNTER("commits_total", "Metadata commits.", atomic_load(&p->commits));
-	COUNTER("commit_errors_total", "Failed metadata commits.", atomic_load(&p->commit_errors));
+	COUNTER("commits_total", "Metadata commits.", st.commits);
+	COUNTER("commit_errors_total", "Failed metadata commits.", st.commit_errors);
 	COUNTER("enospc_retries_total",
-	        "Writes retried after a checkpoint gave released space back.",
-	        atomic_load(&p->enospc_retries));
+	        "Writes retried after a checkpoint gave released space back.", st.enospc_retries);
 #undef GAUGE
 #undef COUNTER
+	pfs_stats_to_prom(&st, b);
 	pfs_scrub_metrics(p, b);
 	pfs_buf_printf(b, "# HELP pstorfs_volume_size_bytes Provisioned size of a volume.\n"
 	                  "# TYPE pstorfs_volume_size_bytes gauge\n");

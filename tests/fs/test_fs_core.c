@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pfs_int.h"
+#include "pfs_front_int.h"
+#include "pfs_vol_int.h"
 
 static char img[64];
 static struct pfs *p;

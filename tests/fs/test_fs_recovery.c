@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pfs_int.h"
-#include "pfs_vfs_int.h"
+#include "pfs_vol_int.h"
+#include "pfs_meta.h"
 
 #define DEV_SIZE (256ull << 20)
 #define VOL_BLKS 2048u /* 8 MiB volumes */

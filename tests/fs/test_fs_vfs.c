@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ftl.h"
-#include "pfs_vfs_int.h"
+#include "pfs_meta.h"
 
 #define BS       4096u
 #define MIB      (1024u * 1024)

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
-#include "pfs_int.h"
+#include "pfs_front_int.h"
+#include "pfs_vol_int.h"
 
 #define IMAGE_SIZE   (64ull << 20) /* the smallest mkfs.pstorfs accepts */
 #define SEGMENT_SIZE (1ull << 20)

@@ -16,7 +16,7 @@
 
 #include "ftl.h"
 #include "fuzz_common.h"
-#include "pfs_vfs_int.h"
+#include "pfs_meta.h"
 
 #define VFS_NAME "pstor-fuzz"
 #define DB_NAME  "fuzz.db"

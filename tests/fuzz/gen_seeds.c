@@ -13,7 +13,7 @@
 #include "ftl.h"
 #include "ftl_format.h"
 #include "fuzz_common.h"
-#include "pfs_vfs_int.h"
+#include "pfs_meta.h"
 
 static const char *outdir;
 

@@ -51,7 +51,7 @@ if dd if=/dev/zero of="$S" bs=4k count=1 conv=notrunc status=none 2>/dev/null; t
 	fail "dd into a snapshot succeeded"
 fi
 [ "$(sum "$S")" = "$A" ] || fail "snapshot changed after the refused writes"
-[ "$(stat -c %a "$S")" = 444 ] || fail "snapshot mode is $(stat -c %a "$S"), expected 444"
+[ "$(stat -c %a "$S")" = 600 ] || fail "snapshot mode is $(stat -c %a "$S"), expected 600 (its volume's)"
 
 check "ls -l --time-style=full-iso lists it with its creation time"
 ls -l --time-style=full-iso "$M/snapshots/vol/" | tee "$T/ls" | sed 's/^/  /'

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
-#include "pfs_vfs_int.h"
+#include "pfs_vol_int.h"
 
 /* fsck(8) exit codes. */
 #define FSCK_OK          0
@@ -153,9 +152,9 @@ static void check_metadata(struct fsck *f)
 	struct check_arg a = {.f = f};
 	int rc;
 
-	rc = pfs_meta_maps_each(&f->p, count_map, f);
+	rc = pfs_meta_maps_each(f->p.meta, count_map, f);
 	if (!rc)
-		rc = pfs_meta_pages_each_chunk(&f->p, -1, false, check_page, &a);
+		rc = pfs_meta_pages_each_chunk(f->p.meta, -1, false, check_page, &a);
 	if (rc) {
 		say(f, "metadata: cannot read the catalogue or the maps: %s", strerror(-rc));
 		f->meta_ok = false;
@@ -163,7 +162,9 @@ static void check_metadata(struct fsck *f)
 		free(a.used.v);
 		return;
 	}
-	uint64_t damaged = atomic_load(&f->p.meta_damaged), healed = atomic_load(&f->p.meta_healed);
+	struct pfs_meta_stats ms;
+	pfs_meta_get_stats(f->p.meta, &ms);
+	uint64_t damaged = ms.rows_damaged, healed = ms.rows_healed;
 	say(f, "metadata: %llu maps, %llu map pages, %llu chunk references",
 	    (unsigned long long)f->maps, (unsigned long long)f->pages, (unsigned long long)f->refs);
 	if (damaged) {
@@ -251,7 +252,7 @@ static struct pfs_cat_entry *cat_find(struct rebuild *r, uint64_t id)
 static int store_pat(void *arg, uint64_t ref, const uint8_t *pat, uint32_t period)
 {
 	struct fsck *f = arg;
-	return pfs_meta_pattern_store(&f->p, ref, pat, period);
+	return pfs_meta_pattern_store(f->p.meta, ref, pat, period);
 }
 
 static uint32_t rpage_hash(uint64_t map, uint64_t idx)
@@ -376,7 +377,7 @@ static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t m
 	pg->changed = true;
 	r->records++;
 	if (type == PFS_LOG_SET_PATTERN)
-		return pfs_meta_pattern_store(&r->f->p, value, pat, period);
+		return pfs_meta_pattern_store(r->f->p.meta, value, pat, period);
 	return 0;
 }
 
@@ -413,13 +414,13 @@ static int rebuild_write(struct rebuild *r)
 	struct pfs *p = &f->p;
 	int rc;
 
-	rc = pfs_meta_begin(p);
+	rc = pfs_meta_begin(p->meta);
 	if (rc)
 		return rc;
 	for (size_t m = 0; m < r->cat.nmaps && !rc; m++) {
 		struct pfs_cat_entry *e = &r->cat.maps[m];
 		int64_t nz = 0, chunks = 0;
-		rc = pfs_meta_map_insert_id(p, e->id, e->kind, e->parent, e->name, e->size,
+		rc = pfs_meta_map_insert_id(p->meta, e->id, e->kind, e->parent, e->name, e->size,
 		                            e->ctime_ns);
 		for (size_t i = 0; i < r->npages && !rc; i++) {
 			struct rpage *pg = r->pages[i];
@@ -430,15 +431,20 @@ static int rebuild_write(struct rebuild *r)
 				nz += pg->ref[k].v != 0;
 				chunks += engine_ref_kind(pg->ref[k]) == ENGINE_REF_CHUNK;
 			}
-			rc = pfs_meta_page_store(p, pg->map, pg->idx, pg->ref,
+			rc = pfs_meta_page_store(p->meta, pg->map, pg->idx, pg->ref,
 			                         pg->changed ? PFS_NO_CHUNK : pg->chunk, &old);
 		}
 		if (!rc)
-			rc = pfs_meta_map_update(p, e->id, e->name, e->size, nz, chunks);
+			rc = pfs_meta_map_update(p->meta, e->id, e->name, e->size, nz, chunks);
+		if (!rc) {
+			struct pfs_meta_attr at = {e->mode, e->uid, e->gid, e->atime_ns,
+			                           e->mtime_ns};
+			rc = pfs_meta_attr_set(p->meta, e->id, &at);
+		}
 		if (!rc && e->kind == PFS_MAP_SNAPSHOT) {
 			char key[48];
 			snprintf(key, sizeof(key), "snapgen.%llu", (unsigned long long)e->id);
-			rc = pfs_meta_kv_set(p, key, e->snap_gen);
+			rc = pfs_meta_kv_set(p->meta, key, e->snap_gen);
 		}
 	}
 	/* Settings, as "key=value" lines. */
@@ -450,19 +456,19 @@ static int rebuild_write(struct rebuild *r)
 		if (eq) {
 			*eq = 0;
 			if (pfs_config_key(line) >= 0)
-				rc = pfs_meta_config_set(p, line, eq + 1);
+				rc = pfs_meta_config_set(p->meta, line, eq + 1);
 		}
 	}
 	/* Everything the log held is in the rows now: the next mount replays nothing. */
 	if (!rc)
-		rc = pfs_meta_kv_set(p, "ckpt_lsn", r->max_lsn + 1);
+		rc = pfs_meta_kv_set(p->meta, "ckpt_lsn", r->max_lsn + 1);
 	if (!rc)
-		rc = pfs_meta_map_id_floor(p, r->cat.next_id);
+		rc = pfs_meta_map_id_floor(p->meta, r->cat.next_id);
 	if (rc) {
-		pfs_meta_rollback(p);
+		pfs_meta_rollback(p->meta);
 		return rc;
 	}
-	return pfs_meta_commit(p);
+	return pfs_meta_commit(p->meta);
 }
 
 static int rebuild(struct fsck *f)
@@ -487,10 +493,10 @@ static int rebuild(struct fsck *f)
 	}
 	say(f, "repair: catalogue record of checkpoint %llu: %zu maps",
 	    (unsigned long long)r.cat.gen, r.cat.nmaps);
-	pfs_meta_close(&f->p);
+	pfs_store_meta_close(&f->p);
 	rc = pfs_vfs_format(f->p.dev, f->p.sb.meta_offset, f->p.sb.meta_size);
 	if (!rc)
-		rc = pfs_meta_open(&f->p);
+		rc = pfs_store_meta_open(&f->p);
 	if (rc) {
 		say(f, "repair: cannot format the metadata region: %s", strerror(-rc));
 		goto out;
@@ -523,7 +529,6 @@ static void fsck_init(struct fsck *f, FILE *out)
 {
 	memset(f, 0, sizeof(*f));
 	f->out = out;
-	pthread_mutex_init(&f->p.db_lock, NULL);
 	pthread_mutex_init(&f->p.commit_lock, NULL);
 	pthread_mutex_init(&f->p.cat_lock, NULL);
 	pthread_mutex_init(&f->p.cfg_lock, NULL);
@@ -531,9 +536,17 @@ static void fsck_init(struct fsck *f, FILE *out)
 	pthread_mutex_init(&f->p.msg_lock, NULL);
 }
 
+static uint64_t meta_rows_damaged(struct pfs *p)
+{
+	struct pfs_meta_stats ms;
+
+	pfs_meta_get_stats(p->meta, &ms);
+	return ms.rows_damaged;
+}
+
 static void fsck_fini(struct fsck *f)
 {
-	pfs_meta_close(&f->p);
+	pfs_store_meta_close(&f->p);
 	ftl_close(f->p.ftl);
 	f->p.ftl = NULL;
 	free(f->scan.data);
@@ -545,7 +558,6 @@ static void fsck_fini(struct fsck *f)
 
 static void fsck_destroy(struct fsck *f)
 {
-	pthread_mutex_destroy(&f->p.db_lock);
 	pthread_mutex_destroy(&f->p.commit_lock);
 	pthread_mutex_destroy(&f->p.cat_lock);
 	pthread_mutex_destroy(&f->p.cfg_lock);
@@ -564,8 +576,6 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	f->meta_ok = true;
 	f->errors = f->maps = f->pages = f->refs = f->dangling = 0;
 	f->bad_chunks = f->bad_meta_chunks = f->unreferenced = 0;
-	atomic_store(&f->p.meta_damaged, 0);
-	atomic_store(&f->p.meta_healed, 0);
 	rc = ftl_read_superblock(dev, &f->p.sb);
 	if (rc) {
 		say(f, "superblock: %s",
@@ -598,7 +608,7 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	say(f, "segments: %u in use, %zu data chunks, %zu metadata records (%llu bytes live)",
 	    st.segments_open + st.segments_closed, f->scan.ndata, f->scan.meta.n,
 	    (unsigned long long)st.bytes_live);
-	rc = pfs_meta_open(&f->p);
+	rc = pfs_store_meta_open(&f->p);
 	if (rc) {
 		say(f, "metadata: cannot open the SQLite metadata region: %s", strerror(-rc));
 		f->meta_ok = false;
@@ -639,7 +649,7 @@ int pfs_fsck_dev(struct ftl_dev *dev, bool repair, bool force_rebuild, FILE *out
 		/* Map rows that failed their checksum were read from their flash copies: writing
 		 * them back repairs the rows. Damaged chunks cannot be repaired (no redundancy). */
 		rc = 0;
-		if (atomic_load(&f.p.meta_damaged))
+		if (meta_rows_damaged(&f.p))
 			rc = rebuild(&f);
 	}
 	fsck_fini(&f);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 struct scanned {
 	uint64_t id;
@@ -146,7 +146,7 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 			p->mount_chunks_freed++;
 		}
 	}
-	rc = pfs_meta_patterns_each(p, restore_pattern, &r);
+	rc = pfs_meta_patterns_each(p->meta, restore_pattern, &r);
 	if (rc)
 		goto out;
 	for (uint64_t i = 0; i < r.npats; i++)
@@ -197,7 +197,7 @@ static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t m
 			pfs_map_set(p, v, pg, (uint32_t)(blk % PFS_PAGE_REFS),
 			            (struct engine_ref){value});
 		if (!rc && type == PFS_LOG_SET_PATTERN && !p->opts.readonly)
-			rc = pfs_meta_pattern_store(p, value, pat, period);
+			rc = pfs_meta_pattern_store(p->meta, value, pat, period);
 	}
 	r->records++;
 out:
@@ -290,8 +290,9 @@ static int check_row(void *arg, uint64_t map, uint64_t idx, const struct engine_
 	if (!m || m->addr == chunk)
 		return 0;
 	c->stale++;
-	return c->p->opts.readonly ? 0
-	                           : pfs_meta_page_store(c->p, map, idx, refs, PFS_NO_CHUNK, &old);
+	return c->p->opts.readonly
+	           ? 0
+	           : pfs_meta_page_store(c->p->meta, map, idx, refs, PFS_NO_CHUNK, &old);
 }
 
 static int collect_refd(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs,
@@ -322,14 +323,14 @@ static int copies_check_rows(struct pfs *p, struct scan_buf *sb, struct copies *
 	c->pages = sb->m.v;
 	while (c->npages < sb->m.n && sb->m.v[c->npages].tag.kind == PFS_MCHUNK_PAGE)
 		c->npages++;
-	return pfs_meta_pages_each_chunk(p, -1, false, check_row, c);
+	return pfs_meta_pages_each_chunk(p->meta, -1, false, check_row, c);
 }
 
 /* Before the mount checkpoint: copies and catalogue records nothing points to are freed. */
 static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct copies *c)
 {
 	c->nrefd = 0;
-	if (pfs_meta_pages_each_chunk(p, -1, false, collect_refd, c))
+	if (pfs_meta_pages_each_chunk(p->meta, -1, false, collect_refd, c))
 		return; /* keep everything: freed at a later mount */
 	if (c->nrefd)   /* qsort(NULL, 0) is undefined */
 		qsort(c->refd, c->nrefd, sizeof(*c->refd), pfs_cmp_u64);
@@ -395,8 +396,8 @@ static int recover(struct pfs *p, struct scan_buf *sb)
 	uint64_t v;
 	int rc;
 
-	p->ckpt_lsn = pfs_meta_kv_get(p, "ckpt_lsn", &v) == 0 ? v : 0;
-	p->cat_chunk = pfs_meta_kv_get(p, "cat_chunk", &v) == 0 ? v : PFS_NO_CHUNK;
+	p->ckpt_lsn = pfs_meta_kv_get(p->meta, "ckpt_lsn", &v) == 0 ? v : 0;
+	p->cat_chunk = pfs_meta_kv_get(p->meta, "cat_chunk", &v) == 0 ? v : PFS_NO_CHUNK;
 	/* New lsns start above everything on flash, so new copies and records always win. */
 	uint64_t next = (sb->m.max_gen > p->ckpt_lsn ? sb->m.max_gen : p->ckpt_lsn) + 1;
 	p->log.next_lsn = p->log.buf_lsn = p->log.durable_lsn = next;
@@ -443,7 +444,6 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 		return -ENOMEM;
 	p->opts = *opts;
 	pthread_mutex_init(&p->commit_lock, NULL);
-	pthread_mutex_init(&p->db_lock, NULL);
 	pthread_mutex_init(&p->cat_lock, NULL);
 	pthread_mutex_init(&p->cfg_lock, NULL);
 	pthread_mutex_init(&p->puts_lock, NULL);
@@ -495,7 +495,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	uint64_t addr = (uint64_t)p->bs << 40;
 	p->max_volume_bytes = thin < addr ? thin : addr;
 
-	rc = pfs_meta_open(p);
+	rc = pfs_store_meta_open(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: cannot open the metadata: %s%s", opts->device,
 		         strerror(-rc),
@@ -562,6 +562,32 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 	return open_common(opts, NULL, out, msg, msglen);
 }
 
+static int meta_read_copy(void *arg, uint64_t chunk, uint64_t idx, struct engine_ref *refs)
+{
+	struct pfs *p = arg;
+
+	return p->ftl ? pfs_mchunk_read_page(p->ftl, chunk, idx, refs, NULL, NULL) : -ENOENT;
+}
+
+int pfs_store_meta_open(struct pfs *p)
+{
+	struct pfs_meta_params prm = {
+	    .dev = p->dev,
+	    .offset = p->sb.meta_offset,
+	    .size = p->sb.meta_size,
+	    .readonly = p->opts.readonly,
+	    .read_copy = meta_read_copy,
+	    .arg = p,
+	};
+	return pfs_meta_open(&prm, &p->meta);
+}
+
+void pfs_store_meta_close(struct pfs *p)
+{
+	pfs_meta_close(p->meta);
+	p->meta = NULL;
+}
+
 int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out, char *msg,
                  size_t msglen)
 {
@@ -581,14 +607,13 @@ void pfs_close(struct pfs *p)
 	}
 	pfs_catalog_free(p);
 	engine_close(p->eng);
-	pfs_meta_close(p);
+	pfs_store_meta_close(p);
 	ftl_close(p->ftl);
 	ftl_dev_close(p->dev_owned);
 	pfs_log_destroy(p);
 	free(p->puts);
 	free(p->mfrees);
 	pthread_mutex_destroy(&p->commit_lock);
-	pthread_mutex_destroy(&p->db_lock);
 	pthread_mutex_destroy(&p->cat_lock);
 	pthread_mutex_destroy(&p->cfg_lock);
 	pthread_mutex_destroy(&p->puts_lock);

@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
-static struct pfs_vol *vol_new(uint64_t id, int kind, uint64_t parent, const char *name,
-                               uint64_t size, int64_t ctime_ns, int64_t nz, int64_t chunks)
+static struct pfs_vol *vol_new(struct pfs *p, uint64_t id, int kind, uint64_t parent,
+                               const char *name, uint64_t size, int64_t ctime_ns, int64_t nz,
+                               int64_t chunks)
 {
 	struct pfs_vol *v = calloc(1, sizeof(*v));
 
@@ -27,6 +28,9 @@ static struct pfs_vol *vol_new(uint64_t id, int kind, uint64_t parent, const cha
 	atomic_init(&v->size, size);
 	v->ctime_ns = ctime_ns;
 	atomic_init(&v->mtime_ns, ctime_ns);
+	v->mode = PFS_VOL_MODE;
+	v->atime_ns = ctime_ns;
+	v->store = p;
 	atomic_init(&v->nz_blocks, nz);
 	atomic_init(&v->chunk_blocks, chunks);
 	atomic_init(&v->refs, 1);
@@ -83,22 +87,42 @@ static int load_one(void *arg, uint64_t id, int kind, uint64_t parent, const cha
 
 	if (kind != PFS_MAP_VOLUME && kind != PFS_MAP_SNAPSHOT)
 		return -EUCLEAN;
-	v = vol_new(id, kind, parent, name, size, ctime_ns, nz, chunks);
+	v = vol_new(p, id, kind, parent, name, size, ctime_ns, nz, chunks);
 	if (!v)
 		return -ENOMEM;
 	cat_add(p, v);
 	return 0;
 }
 
+static int load_attr(void *arg, uint64_t id, const struct pfs_meta_attr *a)
+{
+	struct pfs *p = arg;
+
+	for (struct pfs_vol *v = p->vols; v; v = v->next) {
+		if (v->id != id)
+			continue;
+		v->mode = a->mode;
+		v->uid = a->uid;
+		v->gid = a->gid;
+		v->atime_ns = a->atime_ns;
+		atomic_store(&v->mtime_ns, a->mtime_ns);
+		break;
+	}
+	return 0; /* a row of a map that is gone is left for the map's delete */
+}
+
 int pfs_catalog_load(struct pfs *p)
 {
-	int rc = pfs_meta_maps_each(p, load_one, p);
+	int rc = pfs_meta_maps_each(p->meta, load_one, p);
+
+	if (!rc)
+		rc = pfs_meta_attrs_each(p->meta, load_attr, p);
 
 	/* Not inside the walk above: it holds db_lock. The catalogue is private to mount here. */
 	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next) {
 		char key[48];
 		snprintf(key, sizeof(key), "snapgen.%llu", (unsigned long long)v->id);
-		if (v->kind == PFS_MAP_SNAPSHOT && pfs_meta_kv_get(p, key, &v->snap_gen))
+		if (v->kind == PFS_MAP_SNAPSHOT && pfs_meta_kv_get(p->meta, key, &v->snap_gen))
 			v->snap_gen = 0;
 	}
 	return rc;
@@ -151,15 +175,101 @@ struct pfs_vol *pfs_vol_by_id(struct pfs *p, uint64_t id)
 	return v;
 }
 
+/* Caller holds cat_lock. */
+static void vol_info_locked(struct pfs_vol *v, struct pfs_vol_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = v->id;
+	info->parent = v->parent;
+	info->kind = v->kind;
+	snprintf(info->name, sizeof(info->name), "%s", v->name);
+	info->mode = v->mode;
+	info->uid = v->uid;
+	info->gid = v->gid;
+	info->atime_ns = v->atime_ns;
+	info->size = atomic_load(&v->size);
+	info->ctime_ns = v->ctime_ns;
+	info->mtime_ns = atomic_load(&v->mtime_ns);
+	info->nz_blocks = atomic_load(&v->nz_blocks);
+	info->chunk_blocks = atomic_load(&v->chunk_blocks);
+	info->gone = atomic_load(&v->gone);
+}
+
+void pfs_vol_get_info(struct pfs_vol *v, struct pfs_vol_info *info)
+{
+	pthread_mutex_lock(&v->store->cat_lock);
+	vol_info_locked(v, info);
+	pthread_mutex_unlock(&v->store->cat_lock);
+}
+
 int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg)
 {
+	struct pfs_vol_info info;
 	int rc = 0;
 
 	pthread_mutex_lock(&p->cat_lock);
-	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next)
-		if ((int)v->kind == kind && (kind == PFS_MAP_VOLUME || v->parent == parent))
-			rc = fn(arg, v);
+	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next) {
+		if ((int)v->kind == kind && (kind == PFS_MAP_VOLUME || v->parent == parent)) {
+			vol_info_locked(v, &info);
+			rc = fn(arg, v, &info);
+		}
+	}
 	pthread_mutex_unlock(&p->cat_lock);
+	return rc;
+}
+
+int pfs_vol_setattr(struct pfs *p, struct pfs_vol *v, const struct pfs_attr *a)
+{
+	struct pfs_meta_attr at;
+	int rc;
+
+	if (v->kind != PFS_MAP_VOLUME) {
+		pfs_set_msg(p, "a snapshot's attributes are read-only");
+		return -EROFS;
+	}
+	pthread_mutex_lock(&p->commit_lock);
+	if (atomic_load(&v->gone)) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	pthread_mutex_lock(&p->cat_lock);
+	at =
+	    (struct pfs_meta_attr){v->mode, v->uid, v->gid, v->atime_ns, atomic_load(&v->mtime_ns)};
+	pthread_mutex_unlock(&p->cat_lock);
+	if (a->mask & PFS_ATTR_MODE)
+		at.mode = a->mode & 07777;
+	if (a->mask & PFS_ATTR_UID)
+		at.uid = a->uid;
+	if (a->mask & PFS_ATTR_GID)
+		at.gid = a->gid;
+	if (a->mask & PFS_ATTR_ATIME)
+		at.atime_ns = a->atime_ns;
+	if (a->mask & PFS_ATTR_MTIME)
+		at.mtime_ns = a->mtime_ns;
+	/* SQLite first: memory changes only once the change is durable there. */
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_attr_set(p->meta, v->id, &at);
+	if (rc) {
+		pfs_meta_rollback(p->meta);
+		goto out_unlock;
+	}
+	rc = pfs_meta_commit(p->meta);
+	if (rc)
+		goto out_unlock;
+	pthread_mutex_lock(&p->cat_lock);
+	v->mode = at.mode;
+	v->uid = at.uid;
+	v->gid = at.gid;
+	v->atime_ns = at.atime_ns;
+	atomic_store(&v->mtime_ns, at.mtime_ns);
+	pthread_mutex_unlock(&p->cat_lock);
+	atomic_store(&p->cat_dirty, true);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	if (rc && rc != -ENOENT)
+		pfs_set_msg(p, "cannot record the attributes of %s: %s", v->name, strerror(-rc));
 	return rc;
 }
 
@@ -207,7 +317,7 @@ static int list_chunk(void *arg, uint64_t map, uint64_t idx, const struct engine
 /* The flash copies a map's rows point to, to free after the change that drops the rows. */
 static int chunks_of(struct pfs *p, uint64_t map, struct chunk_list *l)
 {
-	return pfs_meta_pages_each_chunk(p, (int64_t)map, false, list_chunk, l);
+	return pfs_meta_pages_each_chunk(p->meta, (int64_t)map, false, list_chunk, l);
 }
 
 static void chunk_list_free(struct chunk_list *l)
@@ -246,21 +356,21 @@ static int vol_create_locked(struct pfs *p, const char *name, uint64_t size, uin
 		pfs_set_msg(p, "volume %s already exists", name);
 		return -EEXIST;
 	}
-	rc = pfs_meta_begin(p);
+	rc = pfs_meta_begin(p->meta);
 	if (rc)
 		return rc;
-	rc = pfs_meta_map_insert(p, PFS_MAP_VOLUME, 0, name, size, now, &id);
+	rc = pfs_meta_map_insert(p->meta, PFS_MAP_VOLUME, 0, name, size, now, &id);
 	if (rc) {
-		pfs_meta_rollback(p);
+		pfs_meta_rollback(p->meta);
 		pfs_set_msg(p, "cannot record volume %s: error %d", name, rc);
 		return rc;
 	}
-	rc = pfs_meta_commit(p);
+	rc = pfs_meta_commit(p->meta);
 	if (rc) {
 		pfs_set_msg(p, "cannot record volume %s: error %d", name, rc);
 		return rc;
 	}
-	struct pfs_vol *v = vol_new(id, PFS_MAP_VOLUME, 0, name, size, now, 0, 0);
+	struct pfs_vol *v = vol_new(p, id, PFS_MAP_VOLUME, 0, name, size, now, 0, 0);
 	if (!v)
 		return -ENOMEM; /* the row exists: it is loaded at the next mount */
 	cat_add(p, v);
@@ -460,13 +570,13 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	if (!rc)
 		rc = pfs_vol_defer_all(p, v);
 	if (!rc)
-		rc = pfs_meta_begin(p);
+		rc = pfs_meta_begin(p->meta);
 	if (!rc) {
-		rc = pfs_meta_map_delete(p, v->id);
+		rc = pfs_meta_map_delete(p->meta, v->id);
 		if (rc)
-			pfs_meta_rollback(p);
+			pfs_meta_rollback(p->meta);
 		else
-			rc = pfs_meta_commit(p);
+			rc = pfs_meta_commit(p->meta);
 	}
 	if (rc) {
 		pfs_map_each_page(p, v, regain_page_refs, p); /* the queued releases stand */
@@ -515,14 +625,14 @@ int pfs_vol_rename(struct pfs *p, const char *from, const char *to)
 		rc = strcmp(from, to) ? -EEXIST : 0;
 		goto out_unlock;
 	}
-	rc = pfs_meta_begin(p);
+	rc = pfs_meta_begin(p->meta);
 	if (!rc) {
-		rc = pfs_meta_map_update(p, v->id, to, atomic_load(&v->size),
+		rc = pfs_meta_map_update(p->meta, v->id, to, atomic_load(&v->size),
 		                         atomic_load(&v->nz_blocks), atomic_load(&v->chunk_blocks));
 		if (rc)
-			pfs_meta_rollback(p);
+			pfs_meta_rollback(p->meta);
 		else
-			rc = pfs_meta_commit(p);
+			rc = pfs_meta_commit(p->meta);
 	}
 	if (rc) {
 		pfs_set_msg(p, "cannot rename %s: error %d", from, rc);
@@ -557,32 +667,45 @@ static int map_copy_locked(struct pfs *p, struct pfs_vol *src, int kind, uint64_
 	int64_t nz = atomic_load(&src->nz_blocks), ch = atomic_load(&src->chunk_blocks);
 	int rc;
 
-	rc = pfs_meta_begin(p);
+	rc = pfs_meta_begin(p->meta);
 	if (rc)
 		return rc;
-	rc = pfs_meta_map_insert(p, kind, parent, name, size, now, &id);
+	rc = pfs_meta_map_insert(p->meta, kind, parent, name, size, now, &id);
 	if (!rc)
-		rc = pfs_meta_map_update(p, id, name, size, nz, ch);
+		rc = pfs_meta_map_update(p->meta, id, name, size, nz, ch);
 	if (!rc)
-		rc = pfs_meta_pages_copy(p, src->id, id, share);
+		rc = pfs_meta_pages_copy(p->meta, src->id, id, share);
 	char key[48];
 	snprintf(key, sizeof(key), "snapgen.%llu", (unsigned long long)id);
 	if (!rc && kind == PFS_MAP_SNAPSHOT)
-		rc = pfs_meta_kv_set(p, key, p->ckpt_lsn);
+		rc = pfs_meta_kv_set(p->meta, key, p->ckpt_lsn);
 	if (rc) {
-		pfs_meta_rollback(p);
+		pfs_meta_rollback(p->meta);
 		return rc;
 	}
-	rc = pfs_meta_commit(p);
+	/* A snapshot or clone starts with its source's owner and mode (its times are its own). */
+	pthread_mutex_lock(&p->cat_lock);
+	struct pfs_meta_attr at = {src->mode, src->uid, src->gid, now, now};
+	pthread_mutex_unlock(&p->cat_lock);
+	if (!rc)
+		rc = pfs_meta_attr_set(p->meta, id, &at);
+	if (rc) {
+		pfs_meta_rollback(p->meta);
+		return rc;
+	}
+	rc = pfs_meta_commit(p->meta);
 	if (rc)
 		return rc;
-	struct pfs_vol *v = vol_new(id, kind, parent, name, size, now, nz, ch);
+	struct pfs_vol *v = vol_new(p, id, kind, parent, name, size, now, nz, ch);
 	if (!v)
 		return -ENOMEM;
+	v->mode = at.mode;
+	v->uid = at.uid;
+	v->gid = at.gid;
 	if (kind == PFS_MAP_SNAPSHOT)
 		v->snap_gen = p->ckpt_lsn;
 	/* Invariant 2: the new map owns one count of each reference it holds. */
-	rc = pfs_meta_pages_each(p, (int64_t)id, get_page_refs, p);
+	rc = pfs_meta_pages_each(p->meta, (int64_t)id, get_page_refs, p);
 	cat_add(p, v);
 	atomic_store(&p->cat_dirty, true);
 	if (out) {
@@ -668,13 +791,13 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 	if (!rc)
 		rc = pfs_vol_defer_all(p, s); /* released after the commit below */
 	if (!rc)
-		rc = pfs_meta_begin(p);
+		rc = pfs_meta_begin(p->meta);
 	if (!rc) {
-		rc = pfs_meta_map_delete(p, s->id);
+		rc = pfs_meta_map_delete(p->meta, s->id);
 		if (rc)
-			pfs_meta_rollback(p);
+			pfs_meta_rollback(p->meta);
 		else
-			rc = pfs_meta_commit(p);
+			rc = pfs_meta_commit(p->meta);
 	}
 	pthread_rwlock_unlock(&s->rw);
 	if (rc) {
@@ -690,7 +813,7 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 	 * snapshots no longer point to. */
 	for (size_t i = 0; i < copies.n; i++) {
 		uint64_t cur;
-		if (pfs_meta_page_chunk(p, v->id, copies.idx[i], &cur) == 0 &&
+		if (pfs_meta_page_chunk(p->meta, v->id, copies.idx[i], &cur) == 0 &&
 		    cur == copies.chunk[i])
 			continue;
 		pfs_release_page_copy(p, v->id, copies.idx[i], copies.chunk[i]);
@@ -727,21 +850,21 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap)
 		chunk_list_free(&copies);
 		goto out_wunlock;
 	}
-	rc = pfs_meta_begin(p);
+	rc = pfs_meta_begin(p->meta);
 	if (!rc) {
 		/* Rows the snapshot lacks become tombstones; all get new copies at the next
 		 * checkpoint, newer than anything the volume had. */
-		rc = pfs_meta_pages_zero_from(p, v->id, 0);
+		rc = pfs_meta_pages_zero_from(p->meta, v->id, 0);
 		if (!rc)
-			rc = pfs_meta_pages_copy(p, s->id, v->id, false);
+			rc = pfs_meta_pages_copy(p->meta, s->id, v->id, false);
 		if (!rc)
-			rc = pfs_meta_map_update(p, v->id, v->name, atomic_load(&s->size),
+			rc = pfs_meta_map_update(p->meta, v->id, v->name, atomic_load(&s->size),
 			                         atomic_load(&s->nz_blocks),
 			                         atomic_load(&s->chunk_blocks));
 		if (rc)
-			pfs_meta_rollback(p);
+			pfs_meta_rollback(p->meta);
 		else
-			rc = pfs_meta_commit(p);
+			rc = pfs_meta_commit(p->meta);
 	}
 	if (rc) {
 		pfs_map_each_page(p, v, regain_page_refs, p);
@@ -756,7 +879,7 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap)
 	atomic_store(&v->nz_blocks, atomic_load(&s->nz_blocks));
 	atomic_store(&v->chunk_blocks, atomic_load(&s->chunk_blocks));
 	atomic_store(&v->mtime_ns, pfs_now_ns());
-	rc = pfs_meta_pages_each(p, (int64_t)v->id, get_page_refs, p);
+	rc = pfs_meta_pages_each(p->meta, (int64_t)v->id, get_page_refs, p);
 out_wunlock:
 	pthread_rwlock_unlock(&v->rw);
 	if (!rc)

@@ -7,33 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
-#define MTAG_MAGIC  0x314d4650u /* "PFM1" */
 #define CAT_MAGIC   0x54414350u /* "PCAT" */
-#define CAT_VERSION 1u
-#define PAT_ENTRY   32u /* ref 8, period 1, pattern 16, pad 7 */
-
-void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN])
-{
-	memset(hash, 0, FTL_HASH_LEN);
-	pfs_put32(hash, MTAG_MAGIC);
-	hash[4] = (uint8_t)t->kind;
-	pfs_put64(hash + 8, t->a);
-	pfs_put64(hash + 16, t->b);
-	pfs_put64(hash + 24, t->gen);
-}
-
-int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t)
-{
-	if (pfs_get32(hash) != MTAG_MAGIC || hash[4] < PFS_MCHUNK_PAGE || hash[4] > PFS_MCHUNK_LOG)
-		return -EINVAL;
-	t->kind = (enum pfs_mchunk_kind)hash[4];
-	t->a = pfs_get64(hash + 8);
-	t->b = pfs_get64(hash + 16);
-	t->gen = pfs_get64(hash + 24);
-	return 0;
-}
+#define CAT_VERSION 2u          /* 2: owner, mode and times of each map */
+#define PAT_ENTRY   32u         /* ref 8, period 1, pattern 16, pad 7 */
 
 int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
                      uint64_t *addr)
@@ -207,8 +185,10 @@ out:
 
 /* Catalogue record layout: header (magic, version, gen, next id, map count, config length),
  * fixed-size map entries, then the settings as text. */
-#define CAT_HDR   32u
-#define CAT_ENTRY (48u + 8u + PFS_NAME_MAX)
+#define CAT_HDR      32u
+#define CAT_ENTRY_V1 (48u + 8u + PFS_NAME_MAX)
+/* v2 appends mode, uid, gid, pad (u32 each), atime, mtime (i64 each) to the v1 entry. */
+#define CAT_ENTRY (CAT_ENTRY_V1 + 32u)
 
 int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 {
@@ -250,6 +230,11 @@ int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 		pfs_put32(e + 40, (uint32_t)v->kind);
 		pfs_put32(e + 44, (uint32_t)strlen(v->name));
 		memcpy(e + 48, v->name, strlen(v->name));
+		pfs_put32(e + CAT_ENTRY_V1, v->mode);
+		pfs_put32(e + CAT_ENTRY_V1 + 4, v->uid);
+		pfs_put32(e + CAT_ENTRY_V1 + 8, v->gid);
+		pfs_put64(e + CAT_ENTRY_V1 + 16, (uint64_t)v->atime_ns);
+		pfs_put64(e + CAT_ENTRY_V1 + 24, (uint64_t)atomic_load(&v->mtime_ns));
 		n++;
 	}
 	pthread_mutex_unlock(&p->cat_lock);
@@ -289,10 +274,14 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 		rc = len;
 		goto out;
 	}
-	if (len < (int)CAT_HDR || pfs_get32(buf) != CAT_MAGIC || pfs_get32(buf + 4) != CAT_VERSION)
+	if (len < (int)CAT_HDR || pfs_get32(buf) != CAT_MAGIC)
 		goto out;
+	uint32_t version = pfs_get32(buf + 4);
+	if (version != 1 && version != CAT_VERSION)
+		goto out;
+	size_t esize = version == 1 ? CAT_ENTRY_V1 : CAT_ENTRY;
 	uint32_t n = pfs_get32(buf + 24), cfglen = pfs_get32(buf + 28);
-	if ((uint64_t)CAT_HDR + (uint64_t)n * CAT_ENTRY + cfglen != (uint64_t)len ||
+	if ((uint64_t)CAT_HDR + (uint64_t)n * esize + cfglen != (uint64_t)len ||
 	    cfglen >= PFS_CFG_TEXT_MAX)
 		goto out;
 	cat->gen = pfs_get64(buf + 8);
@@ -303,7 +292,7 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 		goto out;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = buf + CAT_HDR + (size_t)i * CAT_ENTRY;
+		const uint8_t *e = buf + CAT_HDR + (size_t)i * esize;
 		struct pfs_cat_entry *m = &cat->maps[i];
 		uint32_t nl = pfs_get32(e + 44);
 		m->id = pfs_get64(e);
@@ -319,9 +308,18 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 		m->name[nl] = 0;
 		if (!pfs_name_valid(m->name))
 			goto out_bad;
+		m->mode = PFS_VOL_MODE; /* v1 records predate attributes: the defaults */
+		m->atime_ns = m->mtime_ns = m->ctime_ns;
+		if (version >= 2) {
+			m->mode = pfs_get32(e + CAT_ENTRY_V1) & 07777;
+			m->uid = pfs_get32(e + CAT_ENTRY_V1 + 4);
+			m->gid = pfs_get32(e + CAT_ENTRY_V1 + 8);
+			m->atime_ns = (int64_t)pfs_get64(e + CAT_ENTRY_V1 + 16);
+			m->mtime_ns = (int64_t)pfs_get64(e + CAT_ENTRY_V1 + 24);
+		}
 	}
 	cat->nmaps = n;
-	memcpy(cat->config, buf + CAT_HDR + (size_t)n * CAT_ENTRY, cfglen);
+	memcpy(cat->config, buf + CAT_HDR + (size_t)n * esize, cfglen);
 	cat->config[cfglen] = 0;
 	rc = 0;
 	goto out;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 /* One block-sized scratch buffer per thread (FUSE worker threads come and go: the key's
  * destructor frees it when a thread exits). */

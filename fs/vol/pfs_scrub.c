@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 #define SCRUB_VOLS_MAX 32 /* maps listed with affected blocks */
 #define SCRUB_HITS_MAX 8  /* offsets listed per map */
@@ -193,7 +193,7 @@ static int recheck(struct map_walk *w, uint64_t map, uint64_t idx, const struct 
 	if (!now)
 		return -ENOMEM;
 	pthread_mutex_lock(&w->p->commit_lock);
-	rc = pfs_meta_page_load(w->p, map, idx, now);
+	rc = pfs_meta_page_load(w->p->meta, map, idx, now);
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
 		kind[i] = -1;
 		if (rc || now[i].v != refs[i].v || engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
@@ -315,7 +315,7 @@ static int map_meta_chunks(struct map_walk *w)
 		else if (log)
 			meta_hit(w->f, w->bad[i].addr, "roll-forward log chunk");
 	}
-	return pfs_meta_pages_each_chunk(p, -1, false, walk_copy, w);
+	return pfs_meta_pages_each_chunk(p->meta, -1, false, walk_copy, w);
 }
 
 /* Which blocks of which volumes and snapshots reference a damaged or missing chunk. */
@@ -338,7 +338,7 @@ static int map_damage(struct pfs *p, struct pfs_scrub *s, struct scrub_findings 
 		if (rc)
 			pfs_log("pstorfs: scrub: commit before the map walk failed: %d", rc);
 	}
-	rc = pfs_meta_pages_each(p, -1, walk_page, &w);
+	rc = pfs_meta_pages_each(p->meta, -1, walk_page, &w);
 	if (!rc && w.nbad)
 		rc = map_meta_chunks(&w);
 	for (uint32_t i = 0; i < f->nvols; i++)
@@ -376,7 +376,7 @@ static void *scrub_main(void *arg)
 	if (rc)
 		goto out;
 	set_phase(s, PHASE_METADATA);
-	rc = pfs_meta_quick_check(p, &f->meta_problems, f->meta_first, sizeof(f->meta_first));
+	rc = pfs_meta_quick_check(p->meta, &f->meta_problems, f->meta_first, sizeof(f->meta_first));
 	if (rc)
 		goto out;
 	f->meta_checked = true;
@@ -540,8 +540,10 @@ static struct scrub_view *view_get(struct pfs *p)
 	if (!v)
 		return NULL;
 	/* Map rows are checked whenever they are read (pfs_meta.c), not only by the scrub. */
-	v->rows_damaged = atomic_load(&p->meta_damaged);
-	v->rows_healed = atomic_load(&p->meta_healed);
+	struct pfs_meta_stats ms;
+	pfs_meta_get_stats(p->meta, &ms);
+	v->rows_damaged = ms.rows_damaged;
+	v->rows_healed = ms.rows_healed;
 	if (!s)
 		return v;
 	pthread_mutex_lock(&s->lock);

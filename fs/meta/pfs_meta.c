@@ -1,18 +1,31 @@
-/* fs/pfs_meta.c - the catalogue, block-map pages, long patterns and settings in SQLite, stored
- * on the namespace's metadata region through pfs_vfs. The only file of fs/ that speaks SQL;
- * every call holds p->db_lock, and SQLite errors become -errno here, once.
+/* fs/meta/pfs_meta.c - the catalogue, block-map pages, long patterns and settings in SQLite,
+ * stored on the namespace's metadata region through pfs_vfs. The only file of fs/ that speaks
+ * SQL; every call holds m->db_lock, and SQLite errors become -errno here, once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
-#include "pfs_vfs_int.h"
+#include "pfs_meta.h"
 
-#define DB(p)           ((sqlite3 *)(p)->db)
+#define DB(m)           ((m)->db)
+#define PFS_VFS_NAME    "pstorfs-meta"
+#define PFS_DB_NAME     "pstorfs.db"
 #define PFS_META_FORMAT 2u /* pages carry a checksum and their flash copy address */
+
+struct pfs_meta {
+	sqlite3 *db;
+	/* Every SQLite call (a leaf lock: nothing else is taken under it but the VFS's own). */
+	pthread_mutex_t db_lock;
+	struct pfs_vfs *vfs;
+	struct pfs_meta_params prm;
+	_Atomic uint64_t damaged; /* map pages whose SQLite copy failed its checksum */
+	_Atomic uint64_t healed;  /* ... and were read from their flash copy instead */
+};
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
@@ -22,7 +35,12 @@ static const char *const schema_sql =
     " chunks INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, parent, name));"
     "CREATE TABLE IF NOT EXISTS pages(key INTEGER PRIMARY KEY, data BLOB NOT NULL, chunk INTEGER);"
     "CREATE TABLE IF NOT EXISTS patterns(ref INTEGER PRIMARY KEY, pat BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    /* Added after format 2 shipped: a database without it gets it here, and maps without a
+     * row keep the defaults (0600 root:root). */
+    "CREATE TABLE IF NOT EXISTS attrs(id INTEGER PRIMARY KEY, mode INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, gid INTEGER NOT NULL, atime INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL);";
 
 static int sql_errno(int rc)
 {
@@ -50,10 +68,10 @@ static int sql_errno(int rc)
 	}
 }
 
-static int exec_locked(struct pfs *p, const char *sql)
+static int exec_locked(struct pfs_meta *m, const char *sql)
 {
 	char *err = NULL;
-	int rc = sqlite3_exec(DB(p), sql, NULL, NULL, &err);
+	int rc = sqlite3_exec(DB(m), sql, NULL, NULL, &err);
 
 	if (rc != SQLITE_OK) {
 		pfs_log("pstorfs: metadata: %s: %s", sql, err ? err : sqlite3_errstr(rc));
@@ -62,37 +80,43 @@ static int exec_locked(struct pfs *p, const char *sql)
 	return sql_errno(rc);
 }
 
-static int prep(struct pfs *p, const char *sql, sqlite3_stmt **st)
+static int prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
 {
-	int rc = sqlite3_prepare_v2(DB(p), sql, -1, st, NULL);
+	int rc = sqlite3_prepare_v2(DB(m), sql, -1, st, NULL);
 
 	if (rc != SQLITE_OK)
-		pfs_log("pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(p)));
+		pfs_log("pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(m)));
 	return sql_errno(rc);
 }
 
 /* Runs a statement that returns no rows and finalizes it. */
-static int step_done(struct pfs *p, sqlite3_stmt *st)
+static int step_done(struct pfs_meta *m, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE)
-		pfs_log("pstorfs: metadata: %s: %s", sqlite3_sql(st), sqlite3_errmsg(DB(p)));
+		pfs_log("pstorfs: metadata: %s: %s", sqlite3_sql(st), sqlite3_errmsg(DB(m)));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : sql_errno(rc);
 }
 
-int pfs_meta_open(struct pfs *p)
+int pfs_meta_open(const struct pfs_meta_params *prm, struct pfs_meta **out)
 {
+	struct pfs_meta *m;
 	sqlite3 *db = NULL;
 	int rc;
 
-	rc = pfs_vfs_open(p->dev, p->sb.meta_offset, p->sb.meta_size, PFS_VFS_NAME, &p->vfs);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->prm = *prm;
+	pthread_mutex_init(&m->db_lock, NULL);
+	rc = pfs_vfs_open(prm->dev, prm->offset, prm->size, PFS_VFS_NAME, &m->vfs);
 	if (rc)
-		return rc;
+		goto err_free;
 	rc = sqlite3_open_v2(
 	    PFS_DB_NAME, &db,
-	    (p->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	    (prm->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 	        SQLITE_OPEN_FULLMUTEX,
 	    PFS_VFS_NAME);
 	if (rc != SQLITE_OK) {
@@ -100,81 +124,83 @@ int pfs_meta_open(struct pfs *p)
 		sqlite3_close(db);
 		goto err_vfs;
 	}
-	p->db = db;
-	pthread_mutex_lock(&p->db_lock);
+	m->db = db;
+	pthread_mutex_lock(&m->db_lock);
 	/* One process owns the device (flock), so an exclusive lock held for the life of the
 	 * connection costs nothing and spares re-reading the schema at every transaction. */
 	rc = exec_locked(
-	    p, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
+	    m, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
 	       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=OFF;"
 	       "PRAGMA cache_size=-16384;");
-	if (!rc && !p->opts.readonly)
-		rc = exec_locked(p, schema_sql);
-	pthread_mutex_unlock(&p->db_lock);
+	if (!rc && !prm->readonly)
+		rc = exec_locked(m, schema_sql);
+	pthread_mutex_unlock(&m->db_lock);
 	/* Metadata layout version: rows written by another layout are not read as ours. */
 	uint64_t fmt = 0;
-	if (!rc && pfs_meta_kv_get(p, "format", &fmt) == -ENOENT && !p->opts.readonly)
-		rc = pfs_meta_kv_set(p, "format", PFS_META_FORMAT), fmt = PFS_META_FORMAT;
+	if (!rc && pfs_meta_kv_get(m, "format", &fmt) == -ENOENT && !prm->readonly)
+		rc = pfs_meta_kv_set(m, "format", PFS_META_FORMAT), fmt = PFS_META_FORMAT;
 	if (!rc && fmt != PFS_META_FORMAT)
 		rc = fmt > PFS_META_FORMAT ? -EPROTONOSUPPORT : -EUCLEAN;
-	pthread_mutex_lock(&p->db_lock);
-	pthread_mutex_unlock(&p->db_lock);
 	if (rc)
 		goto err_db;
+	*out = m;
 	return 0;
 err_db:
 	sqlite3_close(db);
-	p->db = NULL;
 err_vfs:
-	pfs_vfs_close(p->vfs);
-	p->vfs = NULL;
+	pfs_vfs_close(m->vfs);
+err_free:
+	pthread_mutex_destroy(&m->db_lock);
+	free(m);
 	return rc;
 }
 
-void pfs_meta_close(struct pfs *p)
+void pfs_meta_close(struct pfs_meta *m)
 {
-	if (p->db)
-		sqlite3_close(DB(p));
-	p->db = NULL;
-	pfs_vfs_close(p->vfs);
-	p->vfs = NULL;
+	if (!m)
+		return;
+	if (m->db)
+		sqlite3_close(m->db);
+	pfs_vfs_close(m->vfs);
+	pthread_mutex_destroy(&m->db_lock);
+	free(m);
 }
 
 /* Transactions: the caller holds commit_lock, so there is never more than one; db_lock is
  * taken per statement so page loads of readers interleave with a long commit. */
-int pfs_meta_begin(struct pfs *p)
+int pfs_meta_begin(struct pfs_meta *m)
 {
-	pthread_mutex_lock(&p->db_lock);
-	int rc = exec_locked(p, "BEGIN IMMEDIATE");
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_lock(&m->db_lock);
+	int rc = exec_locked(m, "BEGIN IMMEDIATE");
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_commit(struct pfs *p)
+int pfs_meta_commit(struct pfs_meta *m)
 {
-	pthread_mutex_lock(&p->db_lock);
-	int rc = exec_locked(p, "COMMIT");
+	pthread_mutex_lock(&m->db_lock);
+	int rc = exec_locked(m, "COMMIT");
 	if (rc)
-		exec_locked(p, "ROLLBACK");
-	pthread_mutex_unlock(&p->db_lock);
+		exec_locked(m, "ROLLBACK");
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-void pfs_meta_rollback(struct pfs *p)
+void pfs_meta_rollback(struct pfs_meta *m)
 {
-	pthread_mutex_lock(&p->db_lock);
-	if (!sqlite3_get_autocommit(DB(p)))
-		exec_locked(p, "ROLLBACK");
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_lock(&m->db_lock);
+	if (!sqlite3_get_autocommit(DB(m)))
+		exec_locked(m, "ROLLBACK");
+	pthread_mutex_unlock(&m->db_lock);
 }
 
-int pfs_meta_maps_each(struct pfs *p, pfs_meta_map_fn fn, void *arg)
+int pfs_meta_maps_each(struct pfs_meta *m, pfs_meta_map_fn fn, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT id, kind, parent, name, size, ctime, nz, chunks FROM maps ORDER BY id",
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT id, kind, parent, name, size, ctime, nz, chunks FROM maps ORDER BY id",
 	          &st);
 	if (rc)
 		goto out_unlock;
@@ -191,18 +217,18 @@ int pfs_meta_maps_each(struct pfs *p, pfs_meta_map_fn fn, void *arg)
 out_final:
 	sqlite3_finalize(st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *name, uint64_t size,
-                        int64_t ctime_ns, uint64_t *id)
+int pfs_meta_map_insert(struct pfs_meta *m, int kind, uint64_t parent, const char *name,
+                        uint64_t size, int64_t ctime_ns, uint64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(?,?,?,?,?)", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(?,?,?,?,?)", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int(st, 1, kind);
@@ -210,22 +236,22 @@ int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *na
 	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
 	sqlite3_bind_int64(st, 5, ctime_ns);
-	rc = step_done(p, st);
+	rc = step_done(m, st);
 	if (!rc)
-		*id = (uint64_t)sqlite3_last_insert_rowid(DB(p));
+		*id = (uint64_t)sqlite3_last_insert_rowid(DB(m));
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent, const char *name,
-                           uint64_t size, int64_t ctime_ns)
+int pfs_meta_map_insert_id(struct pfs_meta *m, uint64_t id, int kind, uint64_t parent,
+                           const char *name, uint64_t size, int64_t ctime_ns)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "INSERT INTO maps(id, kind, parent, name, size, ctime) VALUES(?,?,?,?,?,?)",
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT INTO maps(id, kind, parent, name, size, ctime) VALUES(?,?,?,?,?,?)",
 	          &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -234,51 +260,51 @@ int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent
 		sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
 		sqlite3_bind_int64(st, 6, ctime_ns);
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
 /* Map ids are never reused, also after a rebuild: AUTOINCREMENT continues above NEXT_ID - 1. */
-int pfs_meta_map_id_floor(struct pfs *p, uint64_t next_id)
+int pfs_meta_map_id_floor(struct pfs_meta *m, uint64_t next_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'maps'", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'maps'", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)(next_id ? next_id - 1 : 0));
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_kv_set(struct pfs *p, const char *key, uint64_t value)
+int pfs_meta_kv_set(struct pfs_meta *m, const char *key, uint64_t value)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value)
+int pfs_meta_kv_get(struct pfs_meta *m, const char *key, uint64_t *value)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT value FROM meta WHERE key=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT value FROM meta WHERE key=?", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
@@ -290,18 +316,18 @@ int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value)
 		}
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
-                        int64_t chunks)
+int pfs_meta_map_update(struct pfs_meta *m, uint64_t id, const char *name, uint64_t size,
+                        int64_t nz, int64_t chunks)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "UPDATE maps SET name=?, size=?, nz=?, chunks=? WHERE id=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "UPDATE maps SET name=?, size=?, nz=?, chunks=? WHERE id=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -309,61 +335,39 @@ int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t s
 	sqlite3_bind_int64(st, 3, nz);
 	sqlite3_bind_int64(st, 4, chunks);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)id);
-	rc = step_done(p, st);
+	rc = step_done(m, st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_map_delete(struct pfs *p, uint64_t id)
+int pfs_meta_map_delete(struct pfs_meta *m, uint64_t id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = pfs_meta_pages_delete_from(p, id, 0);
+	rc = pfs_meta_pages_delete_from(m, id, 0);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "DELETE FROM maps WHERE id=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "DELETE FROM maps WHERE id=?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	if (!rc)
+		rc = prep(m, "DELETE FROM attrs WHERE id=?", &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		rc = step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
 static sqlite3_int64 page_key(uint64_t map, uint64_t idx)
 {
 	return (sqlite3_int64)(map << PFS_PAGE_SHIFT | idx);
-}
-
-static uint32_t page_crc(uint64_t map, uint64_t idx, const uint8_t *refs)
-{
-	uint8_t key[16];
-
-	pfs_put64(key, map);
-	pfs_put64(key + 8, idx);
-	return ftl_crc32c(ftl_crc32c(0, key, sizeof(key)), refs, PFS_PAGE_REFS * 8u);
-}
-
-/* Little-endian references, then a CRC-32C that also covers the map and page index, so a row
- * (or a flash copy) read for the wrong page fails like a damaged one. */
-void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob)
-{
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
-		pfs_put64(blob + i * 8, refs[i].v);
-	pfs_put32(blob + PFS_PAGE_REFS * 8, page_crc(map, idx, blob));
-}
-
-int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
-                    struct engine_ref *refs)
-{
-	if (len != PFS_PAGE_BLOB || pfs_get32(blob + PFS_PAGE_REFS * 8) != page_crc(map, idx, blob))
-		return -EUCLEAN;
-	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++)
-		refs[i].v = pfs_get64(blob + i * 8);
-	return 0;
 }
 
 static uint64_t column_chunk(sqlite3_stmt *st, int col)
@@ -375,33 +379,33 @@ static uint64_t column_chunk(sqlite3_stmt *st, int col)
 
 /* A row that fails its checksum is bit rot in the metadata region: the page's flash copy (the
  * FTL checksums it) has the same references when the row's copy address is still readable. */
-static int page_heal(struct pfs *p, uint64_t map, uint64_t idx, uint64_t chunk,
+static int page_heal(struct pfs_meta *m, uint64_t map, uint64_t idx, uint64_t chunk,
                      struct engine_ref *refs)
 {
 	int rc = -EUCLEAN;
 
-	atomic_fetch_add(&p->meta_damaged, 1);
-	if (chunk != PFS_NO_CHUNK && p->ftl)
-		rc = pfs_mchunk_read_page(p->ftl, chunk, idx, refs, NULL, NULL);
+	atomic_fetch_add(&m->damaged, 1);
+	if (chunk != PFS_NO_CHUNK && m->prm.read_copy)
+		rc = m->prm.read_copy(m->prm.arg, chunk, idx, refs);
 	if (rc) {
 		pfs_log("pstorfs: metadata: map %llu page %llu is damaged and has no flash copy",
 		        (unsigned long long)map, (unsigned long long)idx);
 		return -EIO;
 	}
-	atomic_fetch_add(&p->meta_healed, 1);
+	atomic_fetch_add(&m->healed, 1);
 	pfs_log("pstorfs: metadata: map %llu page %llu was damaged; read its flash copy",
 	        (unsigned long long)map, (unsigned long long)idx);
 	return 0;
 }
 
-int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs)
+int pfs_meta_page_load(struct pfs_meta *m, uint64_t map, uint64_t idx, struct engine_ref *refs)
 {
 	sqlite3_stmt *st = NULL;
 	uint64_t chunk = PFS_NO_CHUNK;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT data, chunk FROM pages WHERE key=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT data, chunk FROM pages WHERE key=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
@@ -415,19 +419,19 @@ int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_
 	}
 	sqlite3_finalize(st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	if (rc == -EUCLEAN)
-		rc = page_heal(p, map, idx, chunk, refs);
+		rc = page_heal(m, map, idx, chunk, refs);
 	return rc;
 }
 
-int pfs_meta_page_chunk(struct pfs *p, uint64_t map, uint64_t idx, uint64_t *chunk)
+int pfs_meta_page_chunk(struct pfs_meta *m, uint64_t map, uint64_t idx, uint64_t *chunk)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT chunk FROM pages WHERE key=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT chunk FROM pages WHERE key=?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, page_key(map, idx));
 		rc = sqlite3_step(st);
@@ -439,26 +443,26 @@ int pfs_meta_page_chunk(struct pfs *p, uint64_t map, uint64_t idx, uint64_t *chu
 		}
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
-                        uint64_t chunk, uint64_t *old_chunk)
+int pfs_meta_page_store(struct pfs_meta *m, uint64_t map, uint64_t idx,
+                        const struct engine_ref *refs, uint64_t chunk, uint64_t *old_chunk)
 {
 	uint8_t blob[PFS_PAGE_BLOB];
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*old_chunk = PFS_NO_CHUNK;
-	rc = pfs_meta_page_chunk(p, map, idx, old_chunk);
+	rc = pfs_meta_page_chunk(m, map, idx, old_chunk);
 	if (rc && rc != -ENOENT)
 		return rc;
 	pfs_page_encode(map, idx, refs, blob);
-	pthread_mutex_lock(&p->db_lock);
+	pthread_mutex_lock(&m->db_lock);
 	/* All-zero pages keep their row: their flash copy is the tombstone that stops a rebuild
 	 * from bringing back an older copy of the page. */
-	rc = prep(p, "INSERT OR REPLACE INTO pages(key, data, chunk) VALUES(?, ?, ?)", &st);
+	rc = prep(m, "INSERT OR REPLACE INTO pages(key, data, chunk) VALUES(?, ?, ?)", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
@@ -467,16 +471,16 @@ int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct 
 		sqlite3_bind_null(st, 3);
 	else
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)chunk);
-	rc = step_done(p, st);
+	rc = step_done(m, st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
 /* Rows are re-keyed and re-checksummed for their new map (the CRC covers the map id), so the
  * copy goes through C rather than one INSERT ... SELECT. */
 struct copy_arg {
-	struct pfs *p;
+	struct pfs_meta *m;
 	uint64_t to;
 	bool share;
 };
@@ -488,17 +492,17 @@ static int copy_row(void *arg, uint64_t map, uint64_t idx, const struct engine_r
 	uint64_t old;
 
 	(void)map;
-	return pfs_meta_page_store(a->p, a->to, idx, refs, a->share ? chunk : PFS_NO_CHUNK, &old);
+	return pfs_meta_page_store(a->m, a->to, idx, refs, a->share ? chunk : PFS_NO_CHUNK, &old);
 }
 
-int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to, bool share)
+int pfs_meta_pages_copy(struct pfs_meta *m, uint64_t from, uint64_t to, bool share)
 {
-	struct copy_arg a = {p, to, share};
-	return pfs_meta_pages_each_chunk(p, (int64_t)from, false, copy_row, &a);
+	struct copy_arg a = {m, to, share};
+	return pfs_meta_pages_each_chunk(m, (int64_t)from, false, copy_row, &a);
 }
 
 struct zero_arg {
-	struct pfs *p;
+	struct pfs_meta *m;
 	uint64_t first;
 };
 
@@ -513,39 +517,39 @@ static int zero_row(void *arg, uint64_t map, uint64_t idx, const struct engine_r
 	(void)refs;
 	if (idx < a->first)
 		return 0;
-	rc = pfs_meta_page_store(a->p, map, idx, zero, PFS_NO_CHUNK, &old);
+	rc = pfs_meta_page_store(a->m, map, idx, zero, PFS_NO_CHUNK, &old);
 	/* The old flash copy is superseded by the tombstone the next checkpoint writes; it is
 	 * freed at the next mount (unreferenced page copies are), never before that checkpoint. */
 	(void)chunk;
 	return rc;
 }
 
-int pfs_meta_pages_zero_from(struct pfs *p, uint64_t map, uint64_t first_idx)
+int pfs_meta_pages_zero_from(struct pfs_meta *m, uint64_t map, uint64_t first_idx)
 {
-	struct zero_arg a = {p, first_idx};
-	return pfs_meta_pages_each_chunk(p, (int64_t)map, false, zero_row, &a);
+	struct zero_arg a = {m, first_idx};
+	return pfs_meta_pages_each_chunk(m, (int64_t)map, false, zero_row, &a);
 }
 
-int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx)
+int pfs_meta_pages_delete_from(struct pfs_meta *m, uint64_t map, uint64_t first_idx)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "DELETE FROM pages WHERE key >= ? AND key < ?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "DELETE FROM pages WHERE key >= ? AND key < ?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, page_key(map, first_idx));
 		sqlite3_bind_int64(st, 2, page_key(map + 1, 0));
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
 /* Pages are read in batches so db_lock is not held across the callback (which may take
  * volume locks, and must not nest inside db_lock: invariant 5). A row that fails its checksum
  * is healed from its flash copy or, failing that, reported as an error. */
-int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
+int pfs_meta_pages_each_chunk(struct pfs_meta *m, int64_t map, bool only_unwritten,
                               pfs_meta_page_chunk_fn fn, void *arg)
 {
 	enum { BATCH = 64 };
@@ -563,8 +567,8 @@ int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
 		sqlite3_stmt *st = NULL;
 		int n = 0;
 
-		pthread_mutex_lock(&p->db_lock);
-		rc = prep(p,
+		pthread_mutex_lock(&m->db_lock);
+		rc = prep(m,
 		          only_unwritten
 		              ? "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
 		                " AND chunk IS NULL ORDER BY key LIMIT ?"
@@ -572,7 +576,7 @@ int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
 		                " ORDER BY key LIMIT ?",
 		          &st);
 		if (rc) {
-			pthread_mutex_unlock(&p->db_lock);
+			pthread_mutex_unlock(&m->db_lock);
 			break;
 		}
 		sqlite3_bind_int64(st, 1, lo);
@@ -590,17 +594,17 @@ int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
 		}
 		rc = sql_errno(rc);
 		sqlite3_finalize(st);
-		pthread_mutex_unlock(&p->db_lock);
+		pthread_mutex_unlock(&m->db_lock);
 		if (rc)
 			break;
 		for (int i = 0; i < n && !rc; i++) {
-			uint64_t m = (uint64_t)keys[i] >> PFS_PAGE_SHIFT;
+			uint64_t id = (uint64_t)keys[i] >> PFS_PAGE_SHIFT;
 			uint64_t idx = (uint64_t)keys[i] & ((1ull << PFS_PAGE_SHIFT) - 1);
 			struct engine_ref *r = refs + (size_t)i * PFS_PAGE_REFS;
 			if (bad[i])
-				rc = page_heal(p, m, idx, chunks[i], r);
+				rc = page_heal(m, id, idx, chunks[i], r);
 			if (!rc)
-				rc = fn(arg, m, idx, r, chunks[i]);
+				rc = fn(arg, id, idx, r, chunks[i]);
 		}
 		if (rc || n < BATCH)
 			break;
@@ -624,35 +628,35 @@ static int each_plain_cb(void *arg, uint64_t map, uint64_t idx, const struct eng
 	return a->fn(a->arg, map, idx, refs);
 }
 
-int pfs_meta_pages_each(struct pfs *p, int64_t map, pfs_meta_page_fn fn, void *arg)
+int pfs_meta_pages_each(struct pfs_meta *m, int64_t map, pfs_meta_page_fn fn, void *arg)
 {
 	struct each_plain a = {fn, arg};
-	return pfs_meta_pages_each_chunk(p, map, false, each_plain_cb, &a);
+	return pfs_meta_pages_each_chunk(m, map, false, each_plain_cb, &a);
 }
 
-int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period)
+int pfs_meta_pattern_store(struct pfs_meta *m, uint64_t ref, const uint8_t *pat, uint32_t period)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "INSERT OR REPLACE INTO patterns(ref, pat) VALUES(?, ?)", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT OR REPLACE INTO patterns(ref, pat) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)ref);
 		sqlite3_bind_blob(st, 2, pat, (int)period, SQLITE_STATIC);
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_patterns_each(struct pfs *p, pfs_meta_pattern_fn fn, void *arg)
+int pfs_meta_patterns_each(struct pfs_meta *m, pfs_meta_pattern_fn fn, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT ref, pat FROM patterns", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT ref, pat FROM patterns", &st);
 	if (rc)
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -668,33 +672,33 @@ int pfs_meta_patterns_each(struct pfs *p, pfs_meta_pattern_fn fn, void *arg)
 out_final:
 	sqlite3_finalize(st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_config_set(struct pfs *p, const char *key, const char *value)
+int pfs_meta_config_set(struct pfs_meta *m, const char *key, const char *value)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "INSERT OR REPLACE INTO config(key, value) VALUES(?, ?)", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT OR REPLACE INTO config(key, value) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-		rc = step_done(p, st);
+		rc = step_done(m, st);
 	}
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-int pfs_meta_config_get(struct pfs *p, const char *key, char *value, size_t len)
+int pfs_meta_config_get(struct pfs_meta *m, const char *key, char *value, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	pthread_mutex_lock(&p->db_lock);
-	rc = prep(p, "SELECT value FROM config WHERE key=?", &st);
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT value FROM config WHERE key=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -708,26 +712,83 @@ int pfs_meta_config_get(struct pfs *p, const char *key, char *value, size_t len)
 	}
 	sqlite3_finalize(st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
 
-void pfs_meta_get_stats(struct pfs *p, struct pfs_meta_stats *st)
+void pfs_meta_get_stats(struct pfs_meta *m, struct pfs_meta_stats *st)
 {
 	struct pfs_vfs_stats vs;
 
 	memset(st, 0, sizeof(*st));
-	if (!p->vfs)
+	if (!m || !m->vfs)
 		return;
-	pfs_vfs_get_stats(p->vfs, &vs);
+	st->rows_damaged = atomic_load(&m->damaged);
+	st->rows_healed = atomic_load(&m->healed);
+	pfs_vfs_get_stats(m->vfs, &vs);
 	st->db_bytes = vs.db_bytes;
 	st->db_capacity = vs.db_capacity;
 	st->journal_capacity = vs.journal_capacity;
 }
 
+int pfs_meta_attr_set(struct pfs_meta *m, uint64_t id, const struct pfs_meta_attr *a)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m,
+	          "INSERT OR REPLACE INTO attrs(id, mode, uid, gid, atime, mtime)"
+	          " VALUES(?, ?, ?, ?, ?, ?)",
+	          &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		sqlite3_bind_int64(st, 2, a->mode);
+		sqlite3_bind_int64(st, 3, a->uid);
+		sqlite3_bind_int64(st, 4, a->gid);
+		sqlite3_bind_int64(st, 5, a->atime_ns);
+		sqlite3_bind_int64(st, 6, a->mtime_ns);
+		rc = step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_attrs_each(struct pfs_meta *m, pfs_meta_attr_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT id, mode, uid, gid, atime, mtime FROM attrs ORDER BY id", &st);
+	if (rc && m->prm.readonly) {
+		/* A database older than the attrs table, opened read-only: every map has the
+		 * defaults. */
+		pthread_mutex_unlock(&m->db_lock);
+		return 0;
+	}
+	while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct pfs_meta_attr a = {
+		    .mode = (uint32_t)sqlite3_column_int64(st, 1) & 07777,
+		    .uid = (uint32_t)sqlite3_column_int64(st, 2),
+		    .gid = (uint32_t)sqlite3_column_int64(st, 3),
+		    .atime_ns = sqlite3_column_int64(st, 4),
+		    .mtime_ns = sqlite3_column_int64(st, 5),
+		};
+		rc = fn(arg, (uint64_t)sqlite3_column_int64(st, 0), &a);
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = sql_errno(rc);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
 /* The scrub's metadata check (pfs_scrub.c). Pages SQLite still has in its cache were read
  * before the damage may have happened: drop them, so the check reads the device. */
-int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t len)
+int pfs_meta_quick_check(struct pfs_meta *m, uint64_t *problems, char *first, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	uint64_t n = 0;
@@ -735,13 +796,13 @@ int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t 
 
 	if (len)
 		first[0] = '\0';
-	pthread_mutex_lock(&p->db_lock);
-	sqlite3_db_release_memory(DB(p));
-	rc = prep(p, "PRAGMA quick_check(100)", &st);
+	pthread_mutex_lock(&m->db_lock);
+	sqlite3_db_release_memory(DB(m));
+	rc = prep(m, "PRAGMA quick_check(100)", &st);
 	if (rc == -EUCLEAN || rc == -EIO) {
 		/* Not even the schema could be read: that is the finding. */
 		if (len)
-			snprintf(first, len, "%s", sqlite3_errmsg(DB(p)));
+			snprintf(first, len, "%s", sqlite3_errmsg(DB(m)));
 		n = 1;
 		rc = 0;
 	}
@@ -767,13 +828,13 @@ int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t 
 	if (rc == -EUCLEAN || rc == -EIO) {
 		/* The check stopped at damage it could not walk past. */
 		if (!n && len)
-			snprintf(first, len, "%s", sqlite3_errmsg(DB(p)));
+			snprintf(first, len, "%s", sqlite3_errmsg(DB(m)));
 		n++;
 		rc = 0;
 	}
 	sqlite3_finalize(st);
 out_unlock:
-	pthread_mutex_unlock(&p->db_lock);
+	pthread_mutex_unlock(&m->db_lock);
 	*problems = n;
 	return rc;
 }

@@ -1,5 +1,5 @@
-/* fs/pfs_util.c - small helpers of the fs module: time, size and name parsing, the daemon log,
- * the last-command message and a growable text buffer for reports.
+/* fs/base/pfs_util.c - small helpers of the fs module: time, size and name parsing, the daemon
+ * log and a growable text buffer for reports.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "pfs_int.h"
+#include "pfs_base.h"
 
 int64_t pfs_now_ns(void)
 {
@@ -91,17 +92,6 @@ void pfs_log(const char *fmt, ...)
 	/* The daemon's stderr is /dev/null once it detached; syslog is where an operator looks. */
 	vsyslog(LOG_NOTICE, fmt, ap);
 	va_end(ap);
-}
-
-void pfs_set_msg(struct pfs *p, const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&p->msg_lock);
-	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_unlock(&p->msg_lock);
 }
 
 void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)

@@ -1,4 +1,4 @@
-/* fs/pfs_int.h - private structures of the mountable appliance: block maps, volumes, the
+/* fs/vol/int/pfs_vol_int.h - private structures of the volume store: block maps, volumes, the
  * catalogue and the commit protocol. Never included from another folder.
  *
  * Invariants (referred to by number in the code):
@@ -33,21 +33,13 @@
 
 #include "engine.h"
 #include "ftl.h"
-#include "pfs.h"
+#include "pfs_base.h"
+#include "pfs_meta.h"
+#include "pfs_store.h"
 
-#define PFS_PAGE_REFS    256u /* references per map page: 2 KiB page, 1 MiB of a 4 KiB volume */
-#define PFS_PAGE_SHIFT   40   /* SQLite key = map id << 40 | page index */
-#define PFS_STRIPES      64u  /* page lock stripes per volume */
-#define PFS_NAME_MAX     64
+#define PFS_STRIPES      64u /* page lock stripes per volume */
 #define PFS_MSG_MAX      256
-#define PFS_VFS_NAME     "pstorfs-meta"
 #define PFS_CFG_TEXT_MAX 1024
-#define PFS_DB_NAME      "pstorfs.db"
-
-enum pfs_map_kind {
-	PFS_MAP_VOLUME = 0,
-	PFS_MAP_SNAPSHOT = 1,
-};
 
 struct pfs_mpage {
 	uint64_t idx;
@@ -66,6 +58,11 @@ struct pfs_vol {
 	int64_t ctime_ns;
 	uint64_t snap_gen; /* snapshot: lsn of the checkpoint it was taken at (its page copies) */
 	_Atomic int64_t mtime_ns;
+	/* Owner, mode and access time: changed by SETATTR under the catalogue lock, persisted
+	 * in SQLite's attrs table and the catalogue record. */
+	uint32_t mode, uid, gid;
+	int64_t atime_ns;
+	struct pfs *store;            /* the store this map belongs to */
 	_Atomic int64_t nz_blocks;    /* non-zero references (persisted at commit) */
 	_Atomic int64_t chunk_blocks; /* chunk references (persisted at commit) */
 	bool size_dirty;              /* size or counters changed since the last commit */
@@ -122,15 +119,13 @@ struct pfs {
 	struct ftl_dev *dev;
 	struct ftl *ftl;
 	struct engine *eng;
-	struct pfs_vfs *vfs;
-	void *db; /* sqlite3 *, touched only by pfs_meta.c */
+	struct pfs_meta *meta; /* SQLite on the metadata region (fs/meta) */
 	struct ftl_superblock_info sb;
 	uint32_t bs;
 	uint64_t max_volume_bytes;
 
 	pthread_mutex_t commit_lock;
 	_Atomic bool ftl_ckpt_busy; /* a flash checkpoint is being taken (pfs_commit.c) */
-	pthread_mutex_t db_lock;
 	pthread_mutex_t cat_lock;
 	struct pfs_vol *vols; /* volumes and snapshots */
 
@@ -167,10 +162,10 @@ struct pfs {
 	size_t nmfrees, cap_mfrees;
 
 	/* Counters. */
+	_Atomic uint64_t changes[PFS_CHANGE_COUNT]; /* applied through pfs_change_apply */
+	_Atomic uint64_t change_errors;
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
 	_Atomic uint64_t enospc_retries; /* writes retried after an early checkpoint freed space */
-	_Atomic uint64_t meta_damaged;   /* map pages whose SQLite copy failed its checksum */
-	_Atomic uint64_t meta_healed;    /* ... and were read from their flash copy instead */
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
 	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
@@ -181,6 +176,10 @@ struct pfs {
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
+/* Opens the SQLite metadata on the superblock's metadata region (P->dev, P->sb, P->opts); a
+ * damaged page row is healed from its flash copy when P->ftl is open. */
+int pfs_store_meta_open(struct pfs *p);
+void pfs_store_meta_close(struct pfs *p); /* p->meta may be NULL */
 /* pfs_open over a device the caller opened (tests: the fault-injecting memory device). */
 int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **out, char *msg,
                  size_t msglen);
@@ -189,111 +188,6 @@ int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **
 /* Checks DEV (and with REPAIR fixes it; FORCE_REBUILD rebuilds the metadata from flash even if
  * it looks fine), printing to OUT. Returns an fsck(8) exit code: 0, 1, 4 or 8. */
 int pfs_fsck_dev(struct ftl_dev *dev, bool repair, bool force_rebuild, FILE *out);
-
-/* ---- pfs_util.c ------------------------------------------------------------------------ */
-int64_t pfs_now_ns(void);
-int pfs_cmp_u64(const void *a, const void *b); /* qsort/bsearch of uint64_t */
-/* Little-endian fields of on-disk records (unaligned). */
-static inline void pfs_put64(uint8_t *b, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(b, &v, 8);
-}
-static inline uint64_t pfs_get64(const uint8_t *b)
-{
-	uint64_t v;
-	memcpy(&v, b, 8);
-	return le64toh(v);
-}
-static inline void pfs_put32(uint8_t *b, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(b, &v, 4);
-}
-static inline uint32_t pfs_get32(const uint8_t *b)
-{
-	uint32_t v;
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-/* "10G", "4096", "1.5T"? no: integer with optional K/M/G/T/P (powers of 1024). -EINVAL. */
-int pfs_parse_size(const char *s, uint64_t *out);
-bool pfs_name_valid(const char *name);
-void pfs_set_msg(struct pfs *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Growable text buffer for reports. */
-struct pfs_buf {
-	char *data;
-	size_t len, cap;
-	int err;
-};
-void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends S as a JSON string literal (quotes, backslashes and control characters escaped). */
-void pfs_buf_json_str(struct pfs_buf *b, const char *s);
-void pfs_buf_free(struct pfs_buf *b);
-
-/* ---- pfs_meta.c: SQLite (the only file that includes sqlite3.h) -------------------------- */
-int pfs_meta_open(struct pfs *p);
-void pfs_meta_close(struct pfs *p);
-int pfs_meta_begin(struct pfs *p);
-int pfs_meta_commit(struct pfs *p);
-void pfs_meta_rollback(struct pfs *p);
-/* Catalogue rows. */
-typedef int (*pfs_meta_map_fn)(void *arg, uint64_t id, int kind, uint64_t parent, const char *name,
-                               uint64_t size, int64_t ctime_ns, int64_t nz, int64_t chunks);
-int pfs_meta_maps_each(struct pfs *p, pfs_meta_map_fn fn, void *arg);
-int pfs_meta_map_insert(struct pfs *p, int kind, uint64_t parent, const char *name, uint64_t size,
-                        int64_t ctime_ns, uint64_t *id);
-int pfs_meta_map_update(struct pfs *p, uint64_t id, const char *name, uint64_t size, int64_t nz,
-                        int64_t chunks);
-int pfs_meta_map_delete(struct pfs *p, uint64_t id); /* and its pages */
-/* Pages. A row holds the references (with a CRC-32C over map, index and references) and the
- * FTL address of the page's flash copy (PFS_NO_CHUNK when the next checkpoint must write one).
- * A row whose checksum fails is read from its flash copy (counted in meta_damaged/healed). */
-#define PFS_NO_CHUNK UINT64_MAX
-int pfs_meta_page_load(struct pfs *p, uint64_t map, uint64_t idx, struct engine_ref *refs);
-/* Stores a page and its flash copy; *OLD_CHUNK gets the copy the row held before (or
- * PFS_NO_CHUNK), for the caller to free once the transaction is durable. */
-int pfs_meta_page_store(struct pfs *p, uint64_t map, uint64_t idx, const struct engine_ref *refs,
-                        uint64_t chunk, uint64_t *old_chunk);
-/* Copies the rows of FROM to TO; SHARE keeps their flash copies (a snapshot shares them with
- * its volume), otherwise the copies are marked for rewriting (restore, clone). */
-int pfs_meta_pages_copy(struct pfs *p, uint64_t from, uint64_t to, bool share);
-/* Rows of MAP with index >= FIRST_IDX: zero references, flash copy to rewrite (tombstones, so a
- * rebuild from flash cannot resurrect what was there). */
-int pfs_meta_pages_zero_from(struct pfs *p, uint64_t map, uint64_t first_idx);
-int pfs_meta_pages_delete_from(struct pfs *p, uint64_t map, uint64_t first_idx);
-/* The flash copy address of a row, PFS_NO_CHUNK when none, -ENOENT when no row. */
-int pfs_meta_page_chunk(struct pfs *p, uint64_t map, uint64_t idx, uint64_t *chunk);
-typedef int (*pfs_meta_page_fn)(void *arg, uint64_t map, uint64_t idx,
-                                const struct engine_ref *refs);
-int pfs_meta_pages_each(struct pfs *p, int64_t map /* -1 = all */, pfs_meta_page_fn fn, void *arg);
-/* Like pages_each, also passing the flash copy address. */
-typedef int (*pfs_meta_page_chunk_fn)(void *arg, uint64_t map, uint64_t idx,
-                                      const struct engine_ref *refs, uint64_t chunk);
-int pfs_meta_pages_each_chunk(struct pfs *p, int64_t map, bool only_unwritten,
-                              pfs_meta_page_chunk_fn fn, void *arg);
-/* Map rows with a chosen id (rebuild from flash) and the key/value table of the checkpoint. */
-int pfs_meta_map_insert_id(struct pfs *p, uint64_t id, int kind, uint64_t parent, const char *name,
-                           uint64_t size, int64_t ctime_ns);
-int pfs_meta_map_id_floor(struct pfs *p, uint64_t next_id);
-int pfs_meta_kv_set(struct pfs *p, const char *key, uint64_t value);
-int pfs_meta_kv_get(struct pfs *p, const char *key, uint64_t *value); /* -ENOENT */
-/* Page blob codec, shared with the flash copies and fsck. */
-#define PFS_PAGE_BLOB (PFS_PAGE_REFS * 8u + 4u)
-void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob);
-int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
-                    struct engine_ref *refs); /* -EUCLEAN on a bad checksum or length */
-/* Long patterns (engine table) and settings. */
-int pfs_meta_pattern_store(struct pfs *p, uint64_t ref, const uint8_t *pat, uint32_t period);
-typedef int (*pfs_meta_pattern_fn)(void *arg, uint64_t ref, const uint8_t *pat, uint32_t period);
-int pfs_meta_patterns_each(struct pfs *p, pfs_meta_pattern_fn fn, void *arg);
-int pfs_meta_config_set(struct pfs *p, const char *key, const char *value);
-int pfs_meta_config_get(struct pfs *p, const char *key, char *value, size_t len);
-struct pfs_meta_stats {
-	uint64_t db_bytes, db_capacity, journal_capacity;
-};
-void pfs_meta_get_stats(struct pfs *p, struct pfs_meta_stats *st);
 
 /* ---- pfs_map.c: block maps in memory --------------------------------------------------- */
 int pfs_map_init(struct pfs_vol *v);
@@ -327,29 +221,7 @@ static inline pthread_rwlock_t *pfs_stripe(struct pfs_vol *v, uint64_t page_idx)
 	return &v->stripe[page_idx % PFS_STRIPES];
 }
 
-/* ---- pfs_mchunk.c: metadata records on flash -------------------------------------------- */
-/* Besides data chunks, fs writes three kinds of its own chunks to the FTL (flag
- * PFS_CHUNK_META, told apart by the 32-byte tag every chunk carries in its segment summary):
- *  - page copies: one map page (PFS_PAGE_BLOB) plus the long patterns it references, tagged
- *    (map, page, gen) where gen is the lsn of the checkpoint that wrote it;
- *  - catalogue records: every map (id, kind, parent, name, size, ctime, snapshot gen) and the
- *    settings, tagged with the checkpoint's gen;
- *  - log chunks: map changes (pfs_log.c), tagged with their first lsn and record count.
- * With them the segments alone are enough to rebuild the SQLite metadata (fsck --repair). */
-#define PFS_CHUNK_META 0x80u
-enum pfs_mchunk_kind {
-	PFS_MCHUNK_PAGE = 1,
-	PFS_MCHUNK_CATALOG = 2,
-	PFS_MCHUNK_LOG = 3,
-};
-struct pfs_mtag {
-	enum pfs_mchunk_kind kind;
-	uint64_t a;   /* page: map id; catalog: 0; log: first lsn */
-	uint64_t b;   /* page: page index; catalog: 0; log: record count */
-	uint64_t gen; /* page, catalog: checkpoint lsn; log: end lsn */
-};
-void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN]);
-int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -EINVAL */
+/* ---- pfs_mchunk.c: metadata records on flash (their format: pfs_format.h) ----------- */
 /* Records found by a segment scan (mount, fsck), sortable by (kind, a, b, gen). */
 struct pfs_mrec {
 	uint64_t addr;
@@ -387,7 +259,8 @@ int pfs_mchunk_read_page(struct ftl *ftl, uint64_t addr, uint64_t idx, struct en
 int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr);
 struct pfs_cat_entry {
 	uint64_t id, parent, size, snap_gen;
-	int64_t ctime_ns;
+	int64_t ctime_ns, atime_ns, mtime_ns;
+	uint32_t mode, uid, gid;
 	int kind;
 	char name[PFS_NAME_MAX + 1];
 };
@@ -417,7 +290,6 @@ int pfs_log_sync(struct pfs *p);
 uint64_t pfs_log_cut(struct pfs *p);
 void pfs_log_checkpointed(struct pfs *p, uint64_t cut);
 /* Decodes a log chunk payload and calls FN for each record with lsn >= FROM_LSN. */
-enum pfs_log_rec { PFS_LOG_SET = 0, PFS_LOG_SET_PATTERN = 1, PFS_LOG_SIZE = 2 };
 typedef int (*pfs_log_rec_fn)(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map,
                               uint64_t blk, uint64_t value, const uint8_t *pat, uint32_t period);
 int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t from_lsn,
@@ -434,7 +306,6 @@ void pfs_defer_mfree(struct pfs *p, uint64_t addr);
 /* Frees the flash copy OLD of page IDX of volume V unless one of V's snapshots shares it. */
 void pfs_release_page_copy(struct pfs *p, uint64_t vol, uint64_t idx, uint64_t old);
 /* Makes everything acknowledged so far durable (invariant 3), then releases deferred puts. */
-int pfs_commit(struct pfs *p);
 int pfs_commit_locked(struct pfs *p); /* caller holds commit_lock */
 int pfs_commit_start(struct pfs *p);
 void pfs_commit_stop(struct pfs *p);
@@ -452,6 +323,11 @@ int pfs_vol_defer_all(struct pfs *p, struct pfs_vol *v);
 int pfs_vol_delete(struct pfs *p, const char *name);
 int pfs_vol_resize(struct pfs *p, struct pfs_vol *v, uint64_t size);
 int pfs_vol_rename(struct pfs *p, const char *from, const char *to);
+/* chmod, chown, utimens of a volume (snapshots: -EROFS); persisted in SQLite and the next
+ * catalogue record. */
+int pfs_vol_setattr(struct pfs *p, struct pfs_vol *v, const struct pfs_attr *a);
+/* Mode a new volume or snapshot starts with, as disk images and block devices are kept. */
+#define PFS_VOL_MODE 0600u
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
 ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off);
 int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len);
@@ -468,68 +344,13 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char *newvol);
 int pfs_catalog_load(struct pfs *p);
 void pfs_catalog_free(struct pfs *p);
-/* Calls FN for each map of KIND (and PARENT for snapshots) under cat_lock. */
-typedef int (*pfs_vol_fn)(void *arg, struct pfs_vol *v);
-int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg);
 
-/* ---- pfs_ctl.c, pfs_config.c ------------------------------------------------------------- */
-/* Runs one ctl line. 0 or -errno; the reason is in p->msg. */
-int pfs_ctl_exec(struct pfs *p, const char *line);
-int pfs_ctl_write(struct pfs *p, const char *buf, size_t len);
-#define PFS_CONFIG_KEYS(X)                                                                         \
-	X(COMPRESSION, "compression")                                                              \
-	X(DEDUPE, "dedupe")                                                                        \
-	X(COMMIT_INTERVAL_MS, "commit_interval_ms")
-enum pfs_config_key {
-#define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
-	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
-#undef PFS_CONFIG_ENUM
-	    PFS_CFG_COUNT
-};
-extern const char *const pfs_config_names[PFS_CFG_COUNT];
-int pfs_config_key(const char *name);
+/* ---- pfs_config.c ---------------------------------------------------------------------- */
 int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);
-int pfs_config_get(struct pfs *p, const char *key, char *out, size_t len);
 int pfs_config_load(struct pfs *p);
 
-/* ---- pfs_report.c ------------------------------------------------------------------------ */
-enum pfs_report {
-	PFS_REPORT_STATUS,
-	PFS_REPORT_REDUCTION,
-	PFS_REPORT_METRICS,
-	PFS_REPORT_FLASH_IDENTITY,
-	PFS_REPORT_FLASH_STATS,
-	PFS_REPORT_FLASH_SMART, /* NVMe SMART / health log, or its emulation */
-	PFS_REPORT_VOLUME,      /* summary of one volume */
-	PFS_REPORT_SCRUB,       /* progress and findings of the scrub (pfs_scrub.c) */
-};
-int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
-/* One value of a volume: size, written, unique, shared, reduction, snapshots. */
-int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b);
-extern const char *const pfs_volume_values[];
-#define PFS_VOLUME_VALUES 6
-
-/* ---- pfs_scrub.c: background scrub of data and metadata ---------------------------------- */
-/* `scrub start`: a thread runs ftl_scrub over the data, PRAGMA quick_check over the SQLite
- * metadata, then maps the damaged chunks back to the volumes and snapshots that reference them.
- * -EBUSY (reason in p->msg) when one is running, -ENOMEM. */
-int pfs_scrub_start(struct pfs *p);
-/* `scrub stop`: stops the running scrub and returns once it has (state "cancelled").
- * -ENOENT (reason in p->msg) when none runs. */
-int pfs_scrub_cancel(struct pfs *p);
+/* ---- pfs_scrub.c ------------------------------------------------------------------------- */
 /* First thing pfs_close does: stops the thread and frees p->scrub. P may be NULL. */
 void pfs_scrub_stop(struct pfs *p);
-/* .pstorage/scrub[.json]; and the `scrub` line/object of status (STATUS_LINE) */
-void pfs_scrub_report(struct pfs *p, bool json, struct pfs_buf *b);
-void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b);
-/* Prometheus samples of the last scrub (whole families, with HELP and TYPE). */
-void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
-/* True when the last finished scrub found damage (for the health verdict). */
-bool pfs_scrub_found_damage(struct pfs *p);
-/* PRAGMA quick_check on the metadata as it is on the device (SQLite's page cache is dropped
- * first). PROBLEMS gets the number of problems, FIRST the first one. A database too damaged
- * for the check to run is one problem, not an error. Holds db_lock throughout. Defined at the
- * end of pfs_meta.c, the only file that speaks SQL. */
-int pfs_meta_quick_check(struct pfs *p, uint64_t *problems, char *first, size_t len);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 const char *const pfs_config_names[PFS_CFG_COUNT] = {
 #define PFS_CONFIG_NAME(n, s) s,
@@ -117,13 +117,13 @@ int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persi
 	config_format(&cfg, k, canon, sizeof(canon));
 	if (persist && !p->opts.readonly) {
 		pthread_mutex_lock(&p->commit_lock);
-		rc = pfs_meta_begin(p);
+		rc = pfs_meta_begin(p->meta);
 		if (!rc) {
-			rc = pfs_meta_config_set(p, key, canon);
+			rc = pfs_meta_config_set(p->meta, key, canon);
 			if (rc)
-				pfs_meta_rollback(p);
+				pfs_meta_rollback(p->meta);
 			else
-				rc = pfs_meta_commit(p);
+				rc = pfs_meta_commit(p->meta);
 		}
 		pthread_mutex_unlock(&p->commit_lock);
 		if (rc) {
@@ -157,7 +157,7 @@ int pfs_config_load(struct pfs *p)
 	int rc;
 
 	for (int k = 0; k < PFS_CFG_COUNT; k++) {
-		if (pfs_meta_config_get(p, pfs_config_names[k], value, sizeof(value)))
+		if (pfs_meta_config_get(p->meta, pfs_config_names[k], value, sizeof(value)))
 			continue;
 		struct pfs_config cfg = p->cfg;
 		if (config_parse(p, k, value, &cfg) == 0)

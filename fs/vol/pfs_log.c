@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 #define LOG_MAGIC     0x474f4c50u /* "PLOG" */
 #define LOG_HDR       16u

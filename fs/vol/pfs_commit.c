@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 /* Loaded map pages kept in memory after a commit: 2 KiB each, so 32768 pages = 64 MiB, which
  * maps 32 GiB of 4 KiB blocks. Beyond it clean pages are dropped and reloaded on demand. */
@@ -89,7 +89,7 @@ void pfs_release_page_copy(struct pfs *p, uint64_t vol, uint64_t idx, uint64_t o
 		return; /* kept: freed at the next mount if nothing points to it */
 	for (size_t i = 0; i < n && !shared; i++) {
 		uint64_t c;
-		shared = pfs_meta_page_chunk(p, snaps[i], idx, &c) == 0 && c == old;
+		shared = pfs_meta_page_chunk(p->meta, snaps[i], idx, &c) == 0 && c == old;
 	}
 	free(snaps);
 	if (!shared)
@@ -109,6 +109,7 @@ struct vol_commit {
 	char name[PFS_NAME_MAX + 1];
 	uint64_t size;
 	int64_t nz, chunks;
+	struct pfs_meta_attr attr;
 };
 
 /* Copies the dirty pages of V (clearing their dirty bits) into VC. */
@@ -156,6 +157,9 @@ static int collect_volume(struct pfs_vol *v, struct vol_commit *vc)
 		pthread_rwlock_unlock(l);
 	}
 	snprintf(vc->name, sizeof(vc->name), "%s", v->name);
+	/* Written under commit_lock (which the commit holds) as well as cat_lock. */
+	vc->attr =
+	    (struct pfs_meta_attr){v->mode, v->uid, v->gid, v->atime_ns, atomic_load(&v->mtime_ns)};
 	vc->size = atomic_load(&v->size);
 	vc->nz = atomic_load(&v->nz_blocks);
 	vc->chunks = atomic_load(&v->chunk_blocks);
@@ -232,7 +236,7 @@ static int store_patterns(struct pfs *p, const struct dirty_page *d)
 		period = engine_ref_pattern(p->eng, d->ref[i], pat);
 		if (period < 0)
 			return period;
-		rc = pfs_meta_pattern_store(p, d->ref[i].v, pat, (uint32_t)period);
+		rc = pfs_meta_pattern_store(p->meta, d->ref[i].v, pat, (uint32_t)period);
 		if (rc)
 			return rc;
 	}
@@ -339,7 +343,7 @@ static int unwritten_rows(struct pfs *p, struct vol_commit *vcs, size_t nvc, uin
 	for (size_t i = 0; i < nvc; i++)
 		if (vcs[i].npages) /* qsort(NULL, 0) is undefined */
 			qsort(vcs[i].pages, vcs[i].npages, sizeof(*vcs[i].pages), cmp_dirty);
-	int rc = pfs_meta_pages_each_chunk(p, -1, true, unwritten_row, u);
+	int rc = pfs_meta_pages_each_chunk(p->meta, -1, true, unwritten_row, u);
 	return rc > 0 ? 0 : rc;
 }
 
@@ -425,16 +429,16 @@ int pfs_commit_locked(struct pfs *p)
 		 * change, so a large commit goes in batches. Each page is whole in every batch;
 		 * the releases wait for the last one (invariant 4). */
 		struct pfs_meta_stats ms;
-		pfs_meta_get_stats(p, &ms);
+		pfs_meta_get_stats(p->meta, &ms);
 		size_t batch = ms.journal_capacity / 8192, in_batch = 0;
 		if (batch < 32)
 			batch = 32;
-		rc = pfs_meta_begin(p);
+		rc = pfs_meta_begin(p->meta);
 		if (rc)
 			goto out_redirty;
 		for (size_t i = 0; i < uw.n && !rc; i++) {
 			uint64_t old;
-			rc = pfs_meta_page_store(p, uw.v[i].map, uw.v[i].d.idx, uw.v[i].d.ref,
+			rc = pfs_meta_page_store(p->meta, uw.v[i].map, uw.v[i].d.idx, uw.v[i].d.ref,
 			                         uw.v[i].d.chunk, &old);
 		}
 		for (size_t i = 0; i < nvc && !rc; i++) {
@@ -443,33 +447,36 @@ int pfs_commit_locked(struct pfs *p)
 				uint64_t old = PFS_NO_CHUNK;
 				rc = store_patterns(p, &vc->pages[k]);
 				if (!rc)
-					rc = pfs_meta_page_store(p, vc->v->id, vc->pages[k].idx,
-					                         vc->pages[k].ref,
+					rc = pfs_meta_page_store(p->meta, vc->v->id,
+					                         vc->pages[k].idx, vc->pages[k].ref,
 					                         vc->pages[k].chunk, &old);
 				if (!rc)
 					rc = frees_add(&olds, vc->v->id, vc->pages[k].idx, old);
 				if (!rc && ++in_batch == batch) {
 					in_batch = 0;
-					rc = pfs_meta_commit(p);
+					rc = pfs_meta_commit(p->meta);
 					if (!rc)
-						rc = pfs_meta_begin(p);
+						rc = pfs_meta_begin(p->meta);
 					if (rc)
 						goto out_redirty;
 				}
 			}
 			if (!rc)
-				rc = pfs_meta_map_update(p, vc->v->id, vc->name, vc->size, vc->nz,
-				                         vc->chunks);
+				rc = pfs_meta_map_update(p->meta, vc->v->id, vc->name, vc->size,
+				                         vc->nz, vc->chunks);
+			/* The times writes moved (mtime) persist with the map. */
+			if (!rc)
+				rc = pfs_meta_attr_set(p->meta, vc->v->id, &vc->attr);
 		}
 		if (!rc && new_cat != PFS_NO_CHUNK)
-			rc = pfs_meta_kv_set(p, "cat_chunk", new_cat);
+			rc = pfs_meta_kv_set(p->meta, "cat_chunk", new_cat);
 		if (!rc)
-			rc = pfs_meta_kv_set(p, "ckpt_lsn", cut);
+			rc = pfs_meta_kv_set(p->meta, "ckpt_lsn", cut);
 		if (rc) {
-			pfs_meta_rollback(p);
+			pfs_meta_rollback(p->meta);
 			goto out_redirty;
 		}
-		rc = pfs_meta_commit(p);
+		rc = pfs_meta_commit(p->meta);
 		if (rc)
 			goto out_redirty;
 		p->ckpt_lsn = cut;

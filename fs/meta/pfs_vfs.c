@@ -55,7 +55,7 @@
 #include <string.h>
 
 #include "ftl.h"
-#include "pfs_vfs_int.h"
+#include "pfs_meta.h"
 
 #define PFS_VFS_MAGIC      "PSTRVFS\x01"
 #define PFS_VFS_VERSION    1u

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pfs_int.h"
+#include "pfs_vol_int.h"
 
 int pfs_map_init(struct pfs_vol *v)
 {
@@ -113,7 +113,7 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 		return -ENOMEM;
 	fresh->idx = idx;
 	fresh->dirty = false;
-	rc = pfs_meta_page_load(p, v->id, idx, fresh->ref);
+	rc = pfs_meta_page_load(p->meta, v->id, idx, fresh->ref);
 	if (rc == -ENOENT) {
 		if (!create) {
 			free(fresh);
@@ -221,5 +221,5 @@ int pfs_map_each_page(struct pfs *p, struct pfs_vol *v, pfs_map_page_fn fn, void
 	pthread_mutex_unlock(&v->lock);
 	if (rc)
 		return rc;
-	return pfs_meta_pages_each(p, (int64_t)v->id, each_stored, &a);
+	return pfs_meta_pages_each(p->meta, (int64_t)v->id, each_stored, &a);
 }

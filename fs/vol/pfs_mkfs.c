@@ -11,8 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pfs_int.h"
-#include "pfs_vfs_int.h"
+#include "pfs_vol_int.h"
 
 /* Metadata region: 1/64 of the namespace (maps cost 1/512 of the data they map at 4 KiB
  * blocks, so this holds maps for about 6x the namespace in volumes, snapshots and clones). */

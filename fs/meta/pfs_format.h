@@ -1,0 +1,61 @@
+/* fs/meta/pfs_format.h - every record fs/ writes to the namespace, in one place: map pages (in
+ * SQLite rows and as flash copies), the tags of fs's own chunks, catalogue records and log
+ * records. Fixed-width little-endian fields; sizes checked at compile time. The FTL's own
+ * format (superblock, segment headers and summaries) is flash/ftl_format.h.
+ */
+#ifndef PSTOR_PFS_FORMAT_H
+#define PSTOR_PFS_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "ftl.h"
+
+/* ---- map pages ----------------------------------------------------------------------------- */
+/* A block map is an array of engine references (8 bytes each, little endian), one per block of
+ * the volume, kept in pages of PFS_PAGE_REFS references; a page is keyed by (map id << 40 |
+ * page index). Blob: the references, then a CRC-32C over (map, index, references), so a page
+ * read for the wrong key fails like a damaged one. */
+#define PFS_PAGE_REFS  256u /* references per map page: 2 KiB page, 1 MiB of a 4 KiB volume */
+#define PFS_PAGE_SHIFT 40   /* SQLite key = map id << 40 | page index */
+/* Page blob codec, shared with the flash copies and fsck. */
+#define PFS_PAGE_BLOB (PFS_PAGE_REFS * 8u + 4u)
+void pfs_page_encode(uint64_t map, uint64_t idx, const struct engine_ref *refs, uint8_t *blob);
+int pfs_page_decode(uint64_t map, uint64_t idx, const uint8_t *blob, size_t len,
+                    struct engine_ref *refs); /* -EUCLEAN on a bad checksum or length */
+_Static_assert(PFS_PAGE_BLOB == 2052, "page blob layout changed: bump PFS_META_FORMAT");
+_Static_assert(sizeof(struct engine_ref) == 8, "an engine reference is stored as 8 bytes");
+
+/* ---- fs's own chunks in the FTL ------------------------------------------------------------ */
+/* Besides data chunks, fs writes three kinds of its own chunks to the FTL (flag
+ * PFS_CHUNK_META, told apart by the 32-byte tag every chunk carries in its segment summary):
+ *  - page copies: one map page (PFS_PAGE_BLOB) plus the long patterns it references, tagged
+ *    (map, page, gen) where gen is the lsn of the checkpoint that wrote it;
+ *  - catalogue records: every map (id, kind, parent, name, size, ctime, snapshot gen) and the
+ *    settings, tagged with the checkpoint's gen;
+ *  - log chunks: map changes (pfs_log.c), tagged with their first lsn and record count.
+ * With them the segments alone are enough to rebuild the SQLite metadata (fsck --repair). */
+#define PFS_CHUNK_META 0x80u
+enum pfs_mchunk_kind {
+	PFS_MCHUNK_PAGE = 1,
+	PFS_MCHUNK_CATALOG = 2,
+	PFS_MCHUNK_LOG = 3,
+};
+struct pfs_mtag {
+	enum pfs_mchunk_kind kind;
+	uint64_t a;   /* page: map id; catalog: 0; log: first lsn */
+	uint64_t b;   /* page: page index; catalog: 0; log: record count */
+	uint64_t gen; /* page, catalog: checkpoint lsn; log: end lsn */
+};
+void pfs_mtag_encode(const struct pfs_mtag *t, uint8_t hash[FTL_HASH_LEN]);
+int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -EINVAL */
+/* Tag layout in the 32 bytes of the chunk's summary hash: magic "PFM1" (u32), kind (u8), 3 pad,
+ * a (u64), b (u64), gen (u64). */
+#define PFS_MTAG_MAGIC 0x314d4650u
+_Static_assert(4 + 1 + 3 + 8 + 8 + 8 == FTL_HASH_LEN, "a tag fills the summary hash exactly");
+
+/* ---- log records (pfs_log.c) ---------------------------------------------------------------- */
+enum pfs_log_rec { PFS_LOG_SET = 0, PFS_LOG_SET_PATTERN = 1, PFS_LOG_SIZE = 2 };
+
+#endif

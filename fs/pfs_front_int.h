@@ -1,0 +1,43 @@
+/* fs/pfs_front_int.h - the front of fs/ (FUSE operations, the ctl language, the reports),
+ * private to the files in fs/ itself. The front reaches the store only through pfs_store.h.
+ */
+#ifndef PSTOR_PFS_FRONT_INT_H
+#define PSTOR_PFS_FRONT_INT_H
+
+#include "pfs.h"
+
+#define PFS_MSG_MAX 256
+
+/* ---- pfs_fuse.c ---------------------------------------------------------------------------- */
+struct pfs_fuse;
+struct fuse_session;
+struct fuse_args;
+
+struct pfs_fuse *pfs_fuse_new(struct pfs *p);
+/* Creates the low-level session over P's operations (fuse_session_new). */
+struct fuse_session *pfs_fuse_session(struct pfs_fuse *f, struct fuse_args *args);
+void pfs_fuse_free(struct pfs_fuse *f);
+
+/* ---- pfs_ctl.c ------------------------------------------------------------------------- */
+/* Runs one ctl line. 0 or -errno; the reason is in p->msg. */
+int pfs_ctl_exec(struct pfs *p, const char *line);
+int pfs_ctl_write(struct pfs *p, const char *buf, size_t len);
+
+/* ---- pfs_report.c ------------------------------------------------------------------------ */
+enum pfs_report {
+	PFS_REPORT_STATUS,
+	PFS_REPORT_REDUCTION,
+	PFS_REPORT_METRICS,
+	PFS_REPORT_FLASH_IDENTITY,
+	PFS_REPORT_FLASH_STATS,
+	PFS_REPORT_FLASH_SMART, /* NVMe SMART / health log, or its emulation */
+	PFS_REPORT_VOLUME,      /* summary of one volume */
+	PFS_REPORT_SCRUB,       /* progress and findings of the scrub (pfs_scrub.c) */
+};
+int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
+/* One value of a volume: size, written, unique, shared, reduction, snapshots. */
+int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b);
+extern const char *const pfs_volume_values[];
+#define PFS_VOLUME_VALUES 6
+
+#endif

@@ -1,0 +1,254 @@
+/* fs/vol/pfs_store.h - the volume store, as the front of fs/ (FUSE, ctl, reports, the daemon)
+ * and later the replica see it: open a namespace, look volumes up, read them, and change
+ * anything through one function, pfs_change_apply(). The store's structures stay behind this
+ * header (fs/vol/int/pfs_vol_int.h is private to fs/vol). All functions return 0 or -errno.
+ */
+#ifndef PSTOR_PFS_STORE_H
+#define PSTOR_PFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine.h"
+#include "ftl.h"
+#include "pfs_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- formatting, opening, closing ---------------------------------------------------------- */
+struct pfs_mkfs_params {
+	uint64_t size;         /* create a sparse image of this size when the path is missing */
+	uint32_t block_size;   /* volume block (engine) size, 4K..64K; 0 = 4 KiB */
+	uint64_t segment_size; /* 0 = 8 MiB */
+	bool force;            /* overwrite an existing pstorfs or other signature */
+};
+
+/* Formats DEVICE (flash layout, empty metadata region). Prints nothing: MSG receives a
+ * one-line reason on failure. -EEXIST (a signature without FORCE), -EINVAL, -EIO... */
+int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, size_t msglen);
+
+struct pfs_opts {
+	const char *device;
+	bool readonly;
+	const char *compression; /* NULL = keep the stored setting */
+	int dedupe;              /* -1 keep, 0 off, 1 on */
+	int commit_interval_ms;  /* -1 keep */
+	bool gc_thread;          /* run GC in the background (default on) */
+	bool full_scan;          /* ignore the flash checkpoint: read every segment summary */
+};
+
+struct pfs;
+
+/* Opens a formatted namespace, rebuilds the in-memory state and starts the background threads.
+ * MSG receives a one-line reason on failure. */
+int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t msglen);
+/* Commits everything, stops the threads, closes. NULL is a no-op. */
+void pfs_close(struct pfs *p);
+/* Makes every change acknowledged so far durable through the roll-forward log (fsync). */
+int pfs_sync(struct pfs *p);
+/* Makes everything durable in SQLite (a checkpoint) and releases what the maps dropped (ctl
+ * `sync`, unmount). */
+int pfs_commit(struct pfs *p);
+
+/* Checks that PATH holds a pstorfs namespace this build can mount, without opening it for
+ * writing. */
+int pfs_probe(const char *path, char *msg, size_t msglen);
+
+int pfs_mkfs_main(int argc, char **argv);
+int pfs_fsck_main(int argc, char **argv); /* fsck.pstorfs */
+
+uint32_t pfs_block_size(const struct pfs *p);
+bool pfs_readonly(const struct pfs *p);
+int64_t pfs_mount_time_ns(const struct pfs *p);
+
+/* The reason of the last failed (or the result of the last) change or ctl command. */
+void pfs_set_msg(struct pfs *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pfs_msg_get(struct pfs *p, char *out, size_t len);
+
+/* ---- volumes and snapshots ----------------------------------------------------------------- */
+enum pfs_map_kind {
+	PFS_MAP_VOLUME = 0,
+	PFS_MAP_SNAPSHOT = 1,
+};
+
+/* A volume or a snapshot (a named block map), behind a counted reference. */
+struct pfs_vol;
+
+/* What the front may know of a map, copied out under the catalogue lock. */
+struct pfs_vol_info {
+	uint64_t id, parent; /* parent: a snapshot's volume id; 0 for a volume */
+	enum pfs_map_kind kind;
+	char name[PFS_NAME_MAX + 1];
+	uint64_t size;
+	int64_t ctime_ns, mtime_ns, atime_ns;
+	uint32_t mode; /* permission bits (07777) */
+	uint32_t uid, gid;
+	int64_t nz_blocks, chunk_blocks;
+	bool gone; /* deleted while this handle was held */
+};
+void pfs_vol_get_info(struct pfs_vol *v, struct pfs_vol_info *info);
+
+struct pfs_vol *pfs_vol_find(struct pfs *p, enum pfs_map_kind kind, uint64_t parent,
+                             const char *name);            /* takes a struct reference */
+struct pfs_vol *pfs_vol_by_id(struct pfs *p, uint64_t id); /* takes a struct reference */
+void pfs_vol_unref(struct pfs_vol *v);
+/* Calls FN for each map of KIND (and PARENT for snapshots) under the catalogue lock: FN must not
+ * call back into the store's catalogue. */
+typedef int (*pfs_vol_fn)(void *arg, struct pfs_vol *v, const struct pfs_vol_info *info);
+int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg);
+
+ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
+/* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
+int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
+/* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED). */
+int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
+
+/* ---- the one change path ------------------------------------------------------------------- */
+/* Every change to the store (data, catalogue, attributes, settings) is a struct pfs_change
+ * applied by pfs_change_apply(): FUSE, ctl and (later) the replica call nothing else to change
+ * anything, so the order in which changes are applied is one stream that can be logged and
+ * sent. Fields a kind does not use are ignored. */
+#define PFS_CHANGE_KINDS(X)                                                                        \
+	X(WRITE, "write")                   /* vol, buf, len, off -> done */                       \
+	X(PUNCH, "punch")                   /* vol, off, len */                                    \
+	X(RESIZE, "resize")                 /* vol, size */                                        \
+	X(CLONE_RANGE, "clone_range")       /* src, src_off, vol, off, len -> done */              \
+	X(SETATTR, "setattr")               /* vol, attr (mask says which fields) */               \
+	X(VOL_CREATE, "volume_create")      /* name, size [, open: handle in *created] */          \
+	X(VOL_DELETE, "volume_delete")      /* name */                                             \
+	X(VOL_RENAME, "volume_rename")      /* name -> new_name */                                 \
+	X(SNAP_CREATE, "snapshot_create")   /* name (volume), snap */                              \
+	X(SNAP_DELETE, "snapshot_delete")   /* name (volume), snap */                              \
+	X(SNAP_RESTORE, "snapshot_restore") /* name (volume), snap */                              \
+	X(SNAP_CLONE, "snapshot_clone")     /* name (volume), snap, new_name */                    \
+	X(CONFIG_SET, "config_set")         /* name (key), value */
+enum pfs_change_kind {
+#define PFS_CHANGE_ENUM(n, s) PFS_CHANGE_##n,
+	PFS_CHANGE_KINDS(PFS_CHANGE_ENUM)
+#undef PFS_CHANGE_ENUM
+	    PFS_CHANGE_COUNT
+};
+const char *pfs_change_kind_name(enum pfs_change_kind k);
+
+/* Attributes a SETATTR changes. */
+enum {
+	PFS_ATTR_MODE = 1u << 0,
+	PFS_ATTR_UID = 1u << 1,
+	PFS_ATTR_GID = 1u << 2,
+	PFS_ATTR_ATIME = 1u << 3,
+	PFS_ATTR_MTIME = 1u << 4,
+};
+struct pfs_attr {
+	unsigned mask;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns;
+};
+
+struct pfs_change {
+	enum pfs_change_kind kind;
+	struct pfs_vol *vol; /* the volume written, punched, resized, cloned into, changed */
+	struct pfs_vol *src; /* CLONE_RANGE: the volume or snapshot cloned from */
+	const char *name;    /* volume name; CONFIG_SET: the key */
+	const char *snap;    /* snapshot name */
+	const char *new_name;
+	const char *value; /* CONFIG_SET */
+	const void *buf;   /* WRITE */
+	uint64_t off, len, src_off, size;
+	struct pfs_attr attr;
+	/* VOL_CREATE as open(O_CREAT) does: a volume of size 0 that writes and truncate grow,
+	 * returned referenced in *created (the caller unrefs it). */
+	struct pfs_vol **created;
+	uint64_t done; /* WRITE, CLONE_RANGE: bytes done */
+};
+
+/* Applies C. On failure nothing changed, and the reason is in the store's message
+ * (pfs_msg_get). Errors: -EINVAL, -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EROFS, -EFBIG, -EIO. */
+int pfs_change_apply(struct pfs *p, struct pfs_change *c);
+
+/* ---- settings ------------------------------------------------------------------------------ */
+#define PFS_CONFIG_KEYS(X)                                                                         \
+	X(COMPRESSION, "compression")                                                              \
+	X(DEDUPE, "dedupe")                                                                        \
+	X(COMMIT_INTERVAL_MS, "commit_interval_ms")
+enum pfs_config_key {
+#define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
+	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
+#undef PFS_CONFIG_ENUM
+	    PFS_CFG_COUNT
+};
+extern const char *const pfs_config_names[PFS_CFG_COUNT];
+int pfs_config_key(const char *name);
+int pfs_config_get(struct pfs *p, const char *key, char *out, size_t len);
+
+/* ---- background work ----------------------------------------------------------------------- */
+/* `gc start`: commits (so what the maps dropped is released) and cleans every segment worth it;
+ * returns the number of segments cleaned. */
+int pfs_gc_now(struct pfs *p);
+/* `scrub start`: a thread runs ftl_scrub over the data, PRAGMA quick_check over the SQLite
+ * metadata, then maps the damaged chunks back to the volumes and snapshots that reference them.
+ * -EBUSY (reason in the message) when one is running, -ENOMEM. */
+int pfs_scrub_start(struct pfs *p);
+/* `scrub stop`: stops the running scrub and returns once it has (state "cancelled").
+ * -ENOENT (reason in the message) when none runs. */
+int pfs_scrub_cancel(struct pfs *p);
+/* .pstorage/scrub[.json]; and the `scrub` line/object of status */
+void pfs_scrub_report(struct pfs *p, bool json, struct pfs_buf *b);
+void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b);
+/* Prometheus samples of the last scrub (whole families, with HELP and TYPE). */
+void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
+/* True when the last finished scrub found damage (for the health verdict). */
+bool pfs_scrub_found_damage(struct pfs *p);
+
+/* ---- counters ------------------------------------------------------------------------------ */
+/* One snapshot of every counter of the store and the modules under it, taken at once, for the
+ * reports, the Prometheus exposition and (later) the analytics sampler. */
+struct pfs_stats {
+	int64_t time_ns; /* when the snapshot was taken */
+	/* identity */
+	const char *device;
+	enum ftl_dev_kind dev_kind;
+	uint32_t format_version, block_size, device_block_size;
+	uint64_t segment_size, segment_count;
+	bool readonly;
+	/* the store */
+	uint64_t volumes, snapshots;
+	uint64_t provisioned_bytes;      /* sum of volume sizes */
+	uint64_t logical_bytes;          /* non-zero blocks of volumes, in bytes */
+	uint64_t after_pattern_bytes;    /* ... of them not patterns (chunk references) */
+	uint64_t snapshot_logical_bytes; /* non-zero blocks of snapshots, in bytes */
+	uint64_t commits, commit_errors, commit_ns_total;
+	uint64_t enospc_retries, io_errors, missing_chunks, damaged_refs;
+	uint64_t log_syncs, log_group_waits, log_chunks_written, log_bytes_written, log_flush_ns;
+	uint64_t changes[PFS_CHANGE_COUNT]; /* applied, by kind */
+	uint64_t change_errors;
+	/* the mount */
+	int64_t mount_time_ns;
+	double mount_seconds, replay_seconds;
+	uint64_t mount_chunks_scanned, mount_chunks_freed, replayed_records, replayed_chunks;
+	/* the metadata region */
+	uint64_t meta_db_bytes, meta_db_capacity, meta_journal_capacity;
+	uint64_t meta_rows_damaged, meta_rows_healed;
+	/* the modules under the store */
+	struct ftl_stats ftl;
+	struct engine_stats engine;
+};
+void pfs_get_stats(struct pfs *p, struct pfs_stats *st);
+/* The flash's capacity and free bytes only (statfs; cheaper than pfs_get_stats). */
+void pfs_flash_space(struct pfs *p, struct ftl_stats *fs);
+/* Printers: "name: value" lines, one JSON object, Prometheus text (families with HELP/TYPE). */
+void pfs_stats_to_text(const struct pfs_stats *st, struct pfs_buf *b);
+void pfs_stats_to_json(const struct pfs_stats *st, struct pfs_buf *b);
+void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b);
+
+/* Device identity and health, for .pstorage/flash/identity and smart. */
+int pfs_flash_identity(struct pfs *p, struct ftl_dev_identity *id);
+int pfs_flash_smart(struct pfs *p, struct ftl_dev_smart *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
