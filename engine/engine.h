@@ -82,6 +82,13 @@ void engine_set_dedupe(struct engine *e, bool on);
  * Errors: -ENOSPC, -EIO, -ENOMEM. Thread-safe: call from many threads at once. */
 int engine_write(struct engine *e, const void *block, struct engine_ref prev,
                  struct engine_ref *out);
+/* engine_write that also gives the block's SHA-256 fingerprint in FP when the block became or
+ * deduplicated to a chunk (a reference of kind ENGINE_REF_CHUNK); FP is left alone for zero and
+ * pattern blocks, whose reference says all there is. The fingerprint names the data on any box
+ * (the reference only on this one): the change stream carries it. */
+#define ENGINE_FP_LEN 32
+int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
+                    struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN]);
 
 /* Restores the block behind REF into BLOCK (block_size bytes). -EIO when the stored chunk fails
  * its checksum or does not decompress to exactly one block; never wrong data. -ENOENT for a

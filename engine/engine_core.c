@@ -173,6 +173,12 @@ static int dedupe_take(struct engine *e, struct engine_index_shard *s, const uin
 int engine_write(struct engine *e, const void *block, struct engine_ref prev,
                  struct engine_ref *out)
 {
+	return engine_write_fp(e, block, prev, out, NULL);
+}
+
+int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
+                    struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN])
+{
 	uint32_t bs = e->block_size;
 	struct engine_index_shard *s = NULL;
 	struct ftl_write_opts opts = {.prev = FTL_ADDR_NONE, .flags = ENGINE_CODEC_NONE};
@@ -200,6 +206,8 @@ int engine_write(struct engine *e, const void *block, struct engine_ref prev,
 	rc = engine_sha256(block, bs, hash);
 	if (rc)
 		return rc;
+	if (fp)
+		memcpy(fp, hash, ENGINE_FP_LEN);
 	dedupe = atomic_load_explicit(&e->dedupe, memory_order_relaxed);
 	indexable = dedupe;
 	if (dedupe) {

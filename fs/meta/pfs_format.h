@@ -55,7 +55,33 @@ int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -E
 #define PFS_MTAG_MAGIC 0x314d4650u
 _Static_assert(4 + 1 + 3 + 8 + 8 + 8 == FTL_HASH_LEN, "a tag fills the summary hash exactly");
 
-/* ---- log records (pfs_log.c) ---------------------------------------------------------------- */
-enum pfs_log_rec { PFS_LOG_SET = 0, PFS_LOG_SET_PATTERN = 1, PFS_LOG_SIZE = 2 };
+/* ---- log records (vol/pfs_log.c) ------------------------------------------------------------ */
+/* A log chunk: a 16-byte header (u32 magic "PLOG", u32 record count, u64 first lsn), then its
+ * records; record i has lsn first + i. Every record starts with three little-endian words:
+ * word0 = map id | type << 56 (the type byte's top bit: PFS_LOG_DERIVED), then two words whose
+ * meaning is the type's, then a tail padded to 8 bytes:
+ *   SET          block, reference                          (24 bytes)
+ *   SET_PATTERN  block, reference; period (u8), 16 pattern bytes, pad     (48)
+ *   SIZE         0, new size                                            (24)
+ *   NOP          0, 0: the lsn a checkpoint takes                       (24)
+ *   SET_FP       block, reference; the block's SHA-256 (32 bytes)      (56)
+ *   CHANGE       payload length, change kind; the encoded struct pfs_change (pfs_change.c),
+ *                catalogue, attribute and setting changes by name   (24 + payload, padded)
+ * DERIVED marks a SET or SET_PATTERN that follows from the CHANGE before it (the blocks a
+ * clone_range shares): replayed here, never sent to another box, which applies the CHANGE. */
+enum pfs_log_type {
+	PFS_LOG_SET = 0,
+	PFS_LOG_SET_PATTERN = 1,
+	PFS_LOG_SIZE = 2,
+	PFS_LOG_NOP = 3,
+	PFS_LOG_SET_FP = 4,
+	PFS_LOG_CHANGE = 5,
+};
+#define PFS_LOG_DERIVED     0x80u
+#define PFS_LOG_REC_BASE    24u
+#define PFS_LOG_REC_PATTERN 48u
+#define PFS_LOG_REC_FP      56u
+_Static_assert(PFS_LOG_REC_BASE + 1 + 16 <= PFS_LOG_REC_PATTERN, "pattern tail fits");
+_Static_assert(PFS_LOG_REC_BASE + ENGINE_FP_LEN == PFS_LOG_REC_FP, "fingerprint tail fits");
 
 #endif

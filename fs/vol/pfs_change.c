@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "pfs_vol_int.h"
 
@@ -18,6 +19,119 @@ const char *pfs_change_kind_name(enum pfs_change_kind k)
 {
 	return (unsigned)k < PFS_CHANGE_COUNT ? change_names[k] : "unknown";
 }
+
+/* ---- the record: what the log and the link carry --------------------------------------------- */
+/* Fixed part (little endian): kind u32, attr mask u32, off, len, src_off, size (u64), mode, uid,
+ * gid, reserved (u32, 0), atime, mtime (i64), src map (u64); then name, snap, new_name, value,
+ * each a u16 length (with the NUL; 0 = absent) and the bytes. Handles (vol, src, created) are
+ * local and not carried: the maps are named (and the log record says which map by id). */
+#define CHANGE_FIXED   80u
+#define CHANGE_STR_MAX 232u
+_Static_assert(CHANGE_FIXED + 4 * (2 + CHANGE_STR_MAX) <= PFS_CHANGE_REC_MAX, "record fits");
+
+static int put_str(uint8_t *buf, size_t cap, size_t *off, const char *s)
+{
+	size_t n = s ? strlen(s) + 1 : 0;
+
+	if (n > CHANGE_STR_MAX)
+		return -ENAMETOOLONG;
+	if (*off + 2 + n > cap)
+		return -ENOSPC;
+	buf[*off] = (uint8_t)n;
+	buf[*off + 1] = (uint8_t)(n >> 8);
+	memcpy(buf + *off + 2, s ? s : "", n);
+	*off += 2 + n;
+	return 0;
+}
+
+int pfs_change_encode(const struct pfs_change *c, uint64_t src_map, uint8_t *buf, size_t cap)
+{
+	size_t off = CHANGE_FIXED;
+	int rc;
+
+	if (cap < CHANGE_FIXED || (unsigned)c->kind >= PFS_CHANGE_COUNT)
+		return -EINVAL;
+	memset(buf, 0, CHANGE_FIXED);
+	pfs_put32(buf, (uint32_t)c->kind);
+	pfs_put32(buf + 4, c->attr.mask);
+	pfs_put64(buf + 8, c->off);
+	pfs_put64(buf + 16, c->len);
+	pfs_put64(buf + 24, c->src_off);
+	pfs_put64(buf + 32, c->size);
+	pfs_put32(buf + 40, c->attr.mode);
+	pfs_put32(buf + 44, c->attr.uid);
+	pfs_put32(buf + 48, c->attr.gid);
+	pfs_put32(buf + 52, 0);
+	pfs_put64(buf + 56, (uint64_t)c->attr.atime_ns);
+	pfs_put64(buf + 64, (uint64_t)c->attr.mtime_ns);
+	pfs_put64(buf + 72, src_map);
+	rc = put_str(buf, cap, &off, c->name);
+	if (!rc)
+		rc = put_str(buf, cap, &off, c->snap);
+	if (!rc)
+		rc = put_str(buf, cap, &off, c->new_name);
+	if (!rc)
+		rc = put_str(buf, cap, &off, c->value);
+	return rc ? rc : (int)off;
+}
+
+static int get_str(const uint8_t *buf, size_t len, size_t *off, const char **out)
+{
+	if (*off + 2 > len)
+		return -EUCLEAN;
+	size_t n = buf[*off] | (size_t)buf[*off + 1] << 8;
+	*off += 2;
+	if (n == 0) {
+		*out = NULL;
+		return 0;
+	}
+	if (n > CHANGE_STR_MAX || *off + n > len || buf[*off + n - 1] != 0 ||
+	    memchr(buf + *off, 0, n - 1))
+		return -EUCLEAN;
+	*out = (const char *)buf + *off;
+	*off += n;
+	return 0;
+}
+
+int pfs_change_decode(const uint8_t *buf, size_t len, struct pfs_change *c, uint64_t *src_map)
+{
+	size_t off = CHANGE_FIXED;
+	uint32_t kind;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (len < CHANGE_FIXED || len > PFS_CHANGE_REC_MAX)
+		return -EUCLEAN;
+	kind = pfs_get32(buf);
+	if (kind >= PFS_CHANGE_COUNT || pfs_get32(buf + 52) ||
+	    (pfs_get32(buf + 4) & ~(unsigned)(PFS_ATTR_MODE | PFS_ATTR_UID | PFS_ATTR_GID |
+	                                      PFS_ATTR_ATIME | PFS_ATTR_MTIME)))
+		return -EUCLEAN;
+	c->kind = (enum pfs_change_kind)kind;
+	c->attr.mask = pfs_get32(buf + 4);
+	c->off = pfs_get64(buf + 8);
+	c->len = pfs_get64(buf + 16);
+	c->src_off = pfs_get64(buf + 24);
+	c->size = pfs_get64(buf + 32);
+	c->attr.mode = pfs_get32(buf + 40);
+	c->attr.uid = pfs_get32(buf + 44);
+	c->attr.gid = pfs_get32(buf + 48);
+	c->attr.atime_ns = (int64_t)pfs_get64(buf + 56);
+	c->attr.mtime_ns = (int64_t)pfs_get64(buf + 64);
+	*src_map = pfs_get64(buf + 72);
+	rc = get_str(buf, len, &off, &c->name);
+	if (!rc)
+		rc = get_str(buf, len, &off, &c->snap);
+	if (!rc)
+		rc = get_str(buf, len, &off, &c->new_name);
+	if (!rc)
+		rc = get_str(buf, len, &off, &c->value);
+	if (!rc && off != len)
+		rc = -EUCLEAN;
+	return rc;
+}
+
+/* ---- applying ------------------------------------------------------------------------------ */
 
 /* Kinds that act on an open volume handle. */
 static bool needs_vol(enum pfs_change_kind k)
@@ -100,16 +214,16 @@ int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 		pfs_set_msg(p, "unknown change %d", (int)c->kind);
 		return -EINVAL;
 	}
+	c->done = 0;
 	if (p->opts.readonly) {
 		pfs_set_msg(p, "the namespace is mounted read-only");
-		return -EROFS;
-	}
-	if (needs_vol(c->kind) && !c->vol) {
+		rc = -EROFS;
+	} else if (needs_vol(c->kind) && !c->vol) {
 		pfs_set_msg(p, "%s: no volume", change_names[c->kind]);
-		return -EINVAL;
+		rc = -EINVAL;
+	} else {
+		rc = dispatch(p, c);
 	}
-	c->done = 0;
-	rc = dispatch(p, c);
 	if (rc)
 		atomic_fetch_add(&p->change_errors, 1);
 	else

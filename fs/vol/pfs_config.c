@@ -125,6 +125,12 @@ int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persi
 			else
 				rc = pfs_meta_commit(p->meta);
 		}
+		if (!rc)
+			pfs_log_change(p,
+			               &(struct pfs_change){.kind = PFS_CHANGE_CONFIG_SET,
+			                                    .name = pfs_config_names[k],
+			                                    .value = canon},
+			               0, 0);
 		pthread_mutex_unlock(&p->commit_lock);
 		if (rc) {
 			pfs_set_msg(p, "cannot store setting %s: error %d", key, rc);

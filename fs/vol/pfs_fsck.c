@@ -353,17 +353,21 @@ static int rebuild_pages(struct rebuild *r)
 	return 0;
 }
 
-static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map, uint64_t blk,
-                      uint64_t value, const uint8_t *pat, uint32_t period)
+static int replay_rec(void *arg, const struct pfs_log_rec *rec)
 {
 	struct rebuild *r = arg;
-	struct pfs_cat_entry *e = cat_find(r, map);
+	uint64_t lsn = rec->lsn, map = rec->map, blk = rec->blk, value = rec->value;
+	struct pfs_cat_entry *e;
 
 	if (lsn > r->max_lsn)
 		r->max_lsn = lsn;
+	/* Catalogue changes are in the catalogue record their commit wrote. */
+	if (rec->type == PFS_LOG_CHANGE)
+		return 0;
+	e = cat_find(r, map);
 	if (!e || e->kind != PFS_MAP_VOLUME)
 		return 0;
-	if (type == PFS_LOG_SIZE) {
+	if (rec->type == PFS_LOG_SIZE) {
 		if (lsn >= r->cat.gen && value > e->size)
 			e->size = value;
 		return 0;
@@ -376,8 +380,8 @@ static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t m
 	pg->ref[blk % PFS_PAGE_REFS].v = value;
 	pg->changed = true;
 	r->records++;
-	if (type == PFS_LOG_SET_PATTERN)
-		return pfs_meta_pattern_store(r->f->p.meta, value, pat, period);
+	if (rec->type == PFS_LOG_SET_PATTERN)
+		return pfs_meta_pattern_store(r->f->p.meta, value, rec->pat, rec->period);
 	return 0;
 }
 

@@ -134,6 +134,7 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 	uint64_t pidx = first / PFS_PAGE_REFS;
 	uint32_t slot0 = (uint32_t)(first % PFS_PAGE_REFS);
 	struct engine_ref prev[PFS_PAGE_REFS], neu[PFS_PAGE_REFS];
+	uint8_t fp[PFS_PAGE_REFS][ENGINE_FP_LEN];
 	pthread_rwlock_t *l = pfs_stripe(v, pidx);
 	struct pfs_mpage *pg = NULL;
 	uint32_t made = 0;
@@ -148,7 +149,8 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 	if (rc)
 		return rc;
 	for (; made < n; made++) {
-		rc = engine_write(p->eng, src + (size_t)made * bs, prev[made], &neu[made]);
+		rc = engine_write_fp(p->eng, src + (size_t)made * bs, prev[made], &neu[made],
+		                     fp[made]);
 		if (rc)
 			goto err_put;
 	}
@@ -158,7 +160,7 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 		pthread_rwlock_unlock(l);
 		goto err_put;
 	}
-	pfs_map_set_run(p, v, pg, slot0, n, neu, prev);
+	pfs_map_set_run(p, v, pg, slot0, n, neu, prev, fp, 0);
 	pthread_rwlock_unlock(l);
 	for (uint32_t i = 0; i < n; i++)
 		pfs_defer_put(p, prev[i]);
@@ -181,6 +183,7 @@ static int write_partial_block(struct pfs *p, struct pfs_vol *v, uint64_t blk, u
 	uint8_t *tmp = scratch();
 	struct pfs_mpage *pg = NULL;
 	struct engine_ref old = ENGINE_REF_ZERO_VALUE, neu;
+	uint8_t fp[1][ENGINE_FP_LEN];
 	int rc;
 
 	if (!tmp)
@@ -199,10 +202,10 @@ static int write_partial_block(struct pfs *p, struct pfs_vol *v, uint64_t blk, u
 		memcpy(tmp + in, src, n);
 	else
 		memset(tmp + in, 0, n);
-	rc = engine_write(p->eng, tmp, old, &neu);
+	rc = engine_write_fp(p->eng, tmp, old, &neu, fp[0]);
 	if (rc)
 		goto out_unlock;
-	old = pfs_map_set(p, v, pg, slot, neu);
+	pfs_map_set_run(p, v, pg, slot, 1, &neu, &old, fp, 0);
 	pthread_rwlock_unlock(l);
 	pfs_defer_put(p, old);
 	return 0;
@@ -372,6 +375,17 @@ ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, s
 			if (!rc)
 				engine_ref_get(p->eng, refs[i]);
 		}
+		/* The stream says "clone these blocks" while the source blocks cannot change, so
+		 * a box applying it in order copies what was copied here; the map changes that
+		 * follow are marked derived from it. */
+		if (!rc) {
+			uint64_t n = (uint64_t)k * bs;
+			struct pfs_change c = {.kind = PFS_CHANGE_CLONE_RANGE,
+			                       .src_off = soff + done,
+			                       .off = doff + done,
+			                       .len = n < len - done ? n : len - done};
+			pfs_log_change(p, &c, dst->id, src->id);
+		}
 		pthread_rwlock_unlock(l);
 		if (src != dst)
 			pthread_rwlock_unlock(&src->rw);
@@ -382,7 +396,8 @@ ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, s
 		rc = pfs_map_page(p, dst, dblk / PFS_PAGE_REFS, true, &pg);
 		if (!rc) {
 			struct engine_ref old[PFS_PAGE_REFS];
-			pfs_map_set_run(p, dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS), k, refs, old);
+			pfs_map_set_run(p, dst, pg, (uint32_t)(dblk % PFS_PAGE_REFS), k, refs, old,
+			                NULL, PFS_LOG_DERIVED);
 			memcpy(refs, old, k * sizeof(*refs));
 		}
 		pthread_rwlock_unlock(l);

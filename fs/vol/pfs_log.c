@@ -4,10 +4,9 @@
  * fsyncs share them (group commit). A checkpoint (pfs_commit.c) makes records below its lsn
  * unnecessary; mount replays the records at or above the last checkpoint's lsn.
  *
- * Record (little-endian): word0 = map id | type << 56, word1 = block (or 0), word2 = reference
- * (or size); a SET_PATTERN record carries 24 more bytes: period, the 16 pattern bytes, padding.
- * A log chunk is a 16-byte header (magic, record count, first lsn) and its records; record i
- * has lsn first + i.
+ * The log is also the store's change stream, in the order changes take effect: every record
+ * says what changed in terms another box can apply (a block's SHA-256 fingerprint besides the
+ * local reference, catalogue changes by name). Record layouts: pfs_format.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,9 +16,6 @@
 
 #define LOG_MAGIC     0x474f4c50u /* "PLOG" */
 #define LOG_HDR       16u
-#define REC_BASE      24u
-#define REC_PATTERN   48u
-#define REC_NOP       3u /* the lsn a checkpoint takes */
 #define TYPE_SHIFT    56
 #define LOG_CHUNK_MAX (FTL_CHUNK_MAX - 64u)
 
@@ -51,6 +47,17 @@ static void break_locked(struct pfs_log *l)
 	l->broken_lsn = l->next_lsn;
 }
 
+/* A change whose record cannot be kept takes its lsn all the same; the stream has a hole there,
+ * which a tap must know of (the other box then needs a resync, not the next record). Caller
+ * holds log.lock. */
+static void lose_locked(struct pfs_log *l)
+{
+	l->next_lsn++;
+	if (l->tap)
+		l->tap(l->tap_arg, l->next_lsn - 1, NULL, 0);
+	break_locked(l);
+}
+
 /* Caller holds log.lock. Returns room for one record (its lsn is taken) or NULL. */
 static uint8_t *reserve_locked(struct pfs_log *l, size_t n)
 {
@@ -70,53 +77,65 @@ static uint8_t *reserve_locked(struct pfs_log *l, size_t n)
 	return r;
 }
 
-/* Caller holds log.lock. */
-static void append_locked(struct pfs_log *l, unsigned type, uint64_t map, uint64_t blk,
-                          uint64_t value, const uint8_t *pat, uint32_t period)
+/* Caller holds log.lock. TYPE may carry PFS_LOG_DERIVED; TAIL (TAIL_LEN bytes) follows the
+ * three words, zero-padded to a multiple of 8. */
+static void append_locked(struct pfs_log *l, unsigned type, uint64_t map, uint64_t w1, uint64_t w2,
+                          const void *tail, size_t tail_len)
 {
-	uint8_t *r = reserve_locked(l, pat ? REC_PATTERN : REC_BASE);
+	size_t tail_room = (tail_len + 7) & ~(size_t)7;
+	uint8_t *r = reserve_locked(l, PFS_LOG_REC_BASE + tail_room);
 	if (!r) {
-		l->next_lsn++;
-		break_locked(l);
-	} else {
-		pfs_put64(r, map | (uint64_t)type << TYPE_SHIFT);
-		pfs_put64(r + 8, blk);
-		pfs_put64(r + 16, value);
-		if (pat) {
-			memset(r + 24, 0, REC_PATTERN - REC_BASE);
-			r[24] = (uint8_t)period;
-			memcpy(r + 25, pat, period);
-		}
+		lose_locked(l);
+		return;
 	}
+	pfs_put64(r, map | (uint64_t)type << TYPE_SHIFT);
+	pfs_put64(r + 8, w1);
+	pfs_put64(r + 16, w2);
+	if (tail_room) {
+		memset(r + PFS_LOG_REC_BASE, 0, tail_room);
+		memcpy(r + PFS_LOG_REC_BASE, tail, tail_len);
+	}
+	if (l->tap)
+		l->tap(l->tap_arg, l->next_lsn - 1, r, PFS_LOG_REC_BASE + tail_room);
 }
 
 void pfs_log_set_run(struct pfs *p, uint64_t map, uint64_t blk, const struct engine_ref *refs,
-                     uint32_t n)
+                     uint32_t n, const uint8_t (*fp)[ENGINE_FP_LEN], unsigned flags)
 {
 	struct pfs_log *l = &p->log;
-	uint8_t pat[PFS_PAGE_REFS][16];
+	uint8_t pat[PFS_PAGE_REFS][PFS_LOG_REC_PATTERN - PFS_LOG_REC_BASE];
 	int period[PFS_PAGE_REFS];
 
 	if (p->replaying || p->opts.readonly || n == 0 || n > PFS_PAGE_REFS)
 		return;
 	/* Table patterns are looked up before the log lock: the engine takes its own. */
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		period[i] = engine_ref_is_table_pattern(refs[i])
-		                ? engine_ref_pattern(p->eng, refs[i], pat[i])
+		                ? engine_ref_pattern(p->eng, refs[i], pat[i] + 1)
 		                : 0;
+		if (period[i] > 0) {
+			memset(pat[i] + 1 + period[i], 0, sizeof(pat[i]) - 1 - (size_t)period[i]);
+			pat[i][0] = (uint8_t)period[i];
+		}
+	}
 	pthread_mutex_lock(&l->lock);
 	for (uint32_t i = 0; i < n; i++) {
-		if (!engine_ref_is_table_pattern(refs[i])) {
-			append_locked(l, PFS_LOG_SET, map, blk + i, refs[i].v, NULL, 0);
-		} else if (period[i] > 0) {
-			append_locked(l, PFS_LOG_SET_PATTERN, map, blk + i, refs[i].v, pat[i],
-			              (uint32_t)period[i]);
+		if (engine_ref_is_table_pattern(refs[i]) && period[i] > 0) {
+			append_locked(l, PFS_LOG_SET_PATTERN | flags, map, blk + i, refs[i].v,
+			              pat[i], sizeof(pat[i]));
+		} else if (!engine_ref_is_table_pattern(refs[i])) {
+			/* A fresh chunk names its content by fingerprint, so another box can
+			 * find or ask for it; zeros, inline patterns and copies of references
+			 * (derived records) need none. */
+			bool with_fp = fp && engine_ref_kind(refs[i]) == ENGINE_REF_CHUNK;
+			append_locked(l, (with_fp ? PFS_LOG_SET_FP : PFS_LOG_SET) | flags, map,
+			              blk + i, refs[i].v, with_fp ? fp[i] : NULL,
+			              with_fp ? ENGINE_FP_LEN : 0);
 		} else {
 			/* The change takes an lsn like any record, so a sync after it never
 			 * finds itself covered by the flush before it; the broken log then makes
 			 * it commit. */
-			l->next_lsn++;
-			break_locked(l);
+			lose_locked(l);
 		}
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -133,27 +152,64 @@ void pfs_log_size(struct pfs *p, uint64_t map, uint64_t size)
 	pthread_mutex_unlock(&l->lock);
 }
 
+void pfs_log_change(struct pfs *p, const struct pfs_change *c, uint64_t map, uint64_t src_map)
+{
+	struct pfs_log *l = &p->log;
+	uint8_t rec[PFS_CHANGE_REC_MAX];
+	int n;
+
+	if (p->replaying || p->opts.readonly)
+		return;
+	n = pfs_change_encode(c, src_map, rec, sizeof(rec));
+	pthread_mutex_lock(&l->lock);
+	if (n < 0) {
+		/* Cannot happen for a change that was applied (names are bounded): if it does,
+		 * the stream has a hole, which the broken log reports like a lost record. */
+		lose_locked(l);
+	} else {
+		append_locked(l, PFS_LOG_CHANGE, map, (uint64_t)n, (uint64_t)c->kind, rec,
+		              (size_t)n);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
 uint64_t pfs_log_cut(struct pfs *p)
 {
 	struct pfs_log *l = &p->log;
 
 	pthread_mutex_lock(&l->lock);
 	uint64_t cut = l->next_lsn;
-	uint8_t *r = reserve_locked(l, REC_BASE);
+	uint8_t *r = reserve_locked(l, PFS_LOG_REC_BASE);
 	if (r) {
-		pfs_put64(r, (uint64_t)REC_NOP << TYPE_SHIFT);
+		pfs_put64(r, (uint64_t)PFS_LOG_NOP << TYPE_SHIFT);
 		memset(r + 8, 0, 16);
+		if (l->tap)
+			l->tap(l->tap_arg, cut, r, PFS_LOG_REC_BASE);
 	} else {
-		l->next_lsn++;
-		break_locked(l);
+		lose_locked(l);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return cut;
 }
 
+/* Length of the record at R (whose header is readable), or 0 when its type is unknown. */
 static size_t rec_len(const uint8_t *r)
 {
-	return (pfs_get64(r) >> TYPE_SHIFT) == PFS_LOG_SET_PATTERN ? REC_PATTERN : REC_BASE;
+	switch ((pfs_get64(r) >> TYPE_SHIFT) & ~(uint64_t)PFS_LOG_DERIVED) {
+	case PFS_LOG_SET:
+	case PFS_LOG_SIZE:
+	case PFS_LOG_NOP:
+		return PFS_LOG_REC_BASE;
+	case PFS_LOG_SET_PATTERN:
+		return PFS_LOG_REC_PATTERN;
+	case PFS_LOG_SET_FP:
+		return PFS_LOG_REC_FP;
+	case PFS_LOG_CHANGE:
+		if (pfs_get64(r + 8) > PFS_CHANGE_REC_MAX)
+			return 0;
+		return PFS_LOG_REC_BASE + ((pfs_get64(r + 8) + 7) & ~(uint64_t)7);
+	}
+	return 0;
 }
 
 void pfs_log_checkpointed(struct pfs *p, uint64_t cut)
@@ -332,6 +388,60 @@ int pfs_log_sync(struct pfs *p)
 	return rc;
 }
 
+void pfs_log_set_tap(struct pfs *p, pfs_log_tap_fn fn, void *arg)
+{
+	pthread_mutex_lock(&p->log.lock);
+	p->log.tap = fn;
+	p->log.tap_arg = arg;
+	pthread_mutex_unlock(&p->log.lock);
+}
+
+int pfs_log_rec_decode(const uint8_t *r, size_t len, uint64_t lsn, struct pfs_log_rec *rec)
+{
+	if (len < PFS_LOG_REC_BASE)
+		return -EUCLEAN;
+	unsigned tbyte = (unsigned)(pfs_get64(r) >> TYPE_SHIFT);
+	size_t rl = rec_len(r);
+	*rec = (struct pfs_log_rec){
+	    .lsn = lsn,
+	    .type = (enum pfs_log_type)(tbyte & ~(unsigned)PFS_LOG_DERIVED),
+	    .derived = (tbyte & PFS_LOG_DERIVED) != 0,
+	    .map = pfs_get64(r) & ((1ull << TYPE_SHIFT) - 1),
+	    .blk = pfs_get64(r + 8),
+	    .value = pfs_get64(r + 16),
+	    .len = rl,
+	};
+	if (!rl || rl > len)
+		return -EUCLEAN;
+	switch (rec->type) {
+	case PFS_LOG_SET_PATTERN:
+		rec->period = r[PFS_LOG_REC_BASE];
+		rec->pat = r + PFS_LOG_REC_BASE + 1;
+		if (rec->period < 1 || rec->period > 16)
+			return -EUCLEAN;
+		break;
+	case PFS_LOG_SET_FP:
+		rec->fp = r + PFS_LOG_REC_BASE;
+		if (engine_ref_kind((struct engine_ref){rec->value}) != ENGINE_REF_CHUNK)
+			return -EUCLEAN;
+		break;
+	case PFS_LOG_CHANGE:
+		rec->change = r + PFS_LOG_REC_BASE;
+		rec->change_len = (uint32_t)rec->blk;
+		/* The payload must decode: a record another box could not apply is damage, found
+		 * here rather than there. */
+		if (pfs_change_decode(rec->change, rec->change_len, &rec->decoded, &rec->src_map) ||
+		    (uint64_t)rec->decoded.kind != rec->value)
+			return -EUCLEAN;
+		break;
+	default:
+		break;
+	}
+	if (rec->derived && rec->type != PFS_LOG_SET && rec->type != PFS_LOG_SET_PATTERN)
+		return -EUCLEAN;
+	return 0;
+}
+
 int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t from_lsn,
                    pfs_log_rec_fn fn, void *arg)
 {
@@ -344,21 +454,13 @@ int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t 
 	int rc = 0;
 
 	for (uint32_t i = 0; i < count && !rc; i++, lsn++) {
-		if (off + REC_BASE > len)
+		struct pfs_log_rec rec;
+		if (pfs_log_rec_decode(buf + off, len - off, lsn, &rec))
 			return -EUCLEAN;
-		const uint8_t *r = buf + off;
-		unsigned type = (unsigned)(pfs_get64(r) >> TYPE_SHIFT);
-		uint64_t map = pfs_get64(r) & ((1ull << TYPE_SHIFT) - 1);
-		size_t rl = rec_len(r);
-		if (type > REC_NOP || off + rl > len ||
-		    (type == PFS_LOG_SET_PATTERN && (r[24] < 1 || r[24] > 16)))
-			return -EUCLEAN;
-		off += rl;
-		if (lsn < from_lsn || type == REC_NOP)
+		off += rec.len;
+		if (lsn < from_lsn || rec.type == PFS_LOG_NOP)
 			continue;
-		rc = fn(arg, lsn, (enum pfs_log_rec)type, map, pfs_get64(r + 8), pfs_get64(r + 16),
-		        type == PFS_LOG_SET_PATTERN ? r + 25 : NULL,
-		        type == PFS_LOG_SET_PATTERN ? r[24] : 0);
+		rc = fn(arg, &rec);
 	}
 	if (!rc && off != len)
 		return -EUCLEAN;

@@ -148,7 +148,8 @@ int pfs_map_page(struct pfs *p, struct pfs_vol *v, uint64_t idx, bool create,
 }
 
 void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
-                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old)
+                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old,
+                     const uint8_t (*fp)[ENGINE_FP_LEN], unsigned log_flags)
 {
 	int64_t dnz = 0, dch = 0;
 
@@ -169,7 +170,7 @@ void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uin
 		v->ndirty++;
 		pthread_mutex_unlock(&v->lock);
 	}
-	pfs_log_set_run(p, v->id, pg->idx * PFS_PAGE_REFS + slot, refs, n);
+	pfs_log_set_run(p, v->id, pg->idx * PFS_PAGE_REFS + slot, refs, n, fp, log_flags);
 	if (p->test_after_log)
 		p->test_after_log(p);
 	if (dnz)
@@ -183,7 +184,7 @@ struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage
 {
 	struct engine_ref old;
 
-	pfs_map_set_run(p, v, pg, slot, 1, &ref, &old);
+	pfs_map_set_run(p, v, pg, slot, 1, &ref, &old, NULL, 0);
 	return old;
 }
 

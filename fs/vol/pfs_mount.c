@@ -172,20 +172,24 @@ struct replay {
 	uint64_t records;
 };
 
-static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map, uint64_t blk,
-                      uint64_t value, const uint8_t *pat, uint32_t period)
+static int replay_rec(void *arg, const struct pfs_log_rec *rec)
 {
 	struct replay *r = arg;
 	struct pfs *p = r->p;
-	struct pfs_vol *v = pfs_vol_by_id(p, map);
+	struct pfs_vol *v;
+	uint64_t blk = rec->blk, value = rec->value;
 	int rc = 0;
 
-	(void)lsn;
+	/* Catalogue, attribute and setting changes commit to SQLite before they return: their
+	 * records are in the stream for other boxes, and there is nothing to redo here. */
+	if (rec->type == PFS_LOG_CHANGE)
+		return 0;
+	v = pfs_vol_by_id(p, rec->map);
 	if (!v)
 		return 0; /* deleted since: its records are moot */
 	if (v->kind != PFS_MAP_VOLUME)
 		goto out;
-	if (type == PFS_LOG_SIZE) {
+	if (rec->type == PFS_LOG_SIZE) {
 		if (value > atomic_load(&v->size) && value <= p->max_volume_bytes) {
 			atomic_store(&v->size, value);
 			v->size_dirty = true;
@@ -196,8 +200,8 @@ static int replay_rec(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t m
 		if (!rc)
 			pfs_map_set(p, v, pg, (uint32_t)(blk % PFS_PAGE_REFS),
 			            (struct engine_ref){value});
-		if (!rc && type == PFS_LOG_SET_PATTERN && !p->opts.readonly)
-			rc = pfs_meta_pattern_store(p->meta, value, pat, period);
+		if (!rc && rec->type == PFS_LOG_SET_PATTERN && !p->opts.readonly)
+			rc = pfs_meta_pattern_store(p->meta, value, rec->pat, rec->period);
 	}
 	r->records++;
 out:

@@ -175,6 +175,8 @@ struct pfs_vol *pfs_vol_by_id(struct pfs *p, uint64_t id)
 	return v;
 }
 
+static void cat_changed_locked(struct pfs *p);
+
 /* Caller holds cat_lock. */
 static void vol_info_locked(struct pfs_vol *v, struct pfs_vol_info *info)
 {
@@ -265,7 +267,11 @@ int pfs_vol_setattr(struct pfs *p, struct pfs_vol *v, const struct pfs_attr *a)
 	v->atime_ns = at.atime_ns;
 	atomic_store(&v->mtime_ns, at.mtime_ns);
 	pthread_mutex_unlock(&p->cat_lock);
-	atomic_store(&p->cat_dirty, true);
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_SETATTR, .name = v->name, .attr = *a}, v->id,
+	    0);
+	/* The catalogue's flash record follows at once, as for every catalogue change. */
+	cat_changed_locked(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	if (rc && rc != -ENOENT)
@@ -374,6 +380,9 @@ static int vol_create_locked(struct pfs *p, const char *name, uint64_t size, uin
 	if (!v)
 		return -ENOMEM; /* the row exists: it is loaded at the next mount */
 	cat_add(p, v);
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_VOL_CREATE, .name = name, .size = size}, id,
+	    0);
 	cat_changed_locked(p);
 	if (id_out)
 		*id_out = id;
@@ -518,6 +527,10 @@ int pfs_vol_resize(struct pfs *p, struct pfs_vol *v, uint64_t size)
 	pthread_mutex_lock(&v->lock);
 	v->size_dirty = true;
 	pthread_mutex_unlock(&v->lock);
+	/* Under the write lock: ordered against every write to V. */
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_RESIZE, .name = v->name, .size = size},
+	    v->id, 0);
 out_unlock:
 	pthread_rwlock_unlock(&v->rw);
 	if (!rc)
@@ -587,6 +600,8 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	}
 	atomic_store(&v->gone, true);
 	pfs_map_forget(v);
+	pfs_log_change(p, &(struct pfs_change){.kind = PFS_CHANGE_VOL_DELETE, .name = name}, v->id,
+	               0);
 	pthread_rwlock_unlock(&v->rw);
 	cat_remove(p, v);
 	for (size_t i = 0; i < copies.n; i++)
@@ -641,6 +656,9 @@ int pfs_vol_rename(struct pfs *p, const char *from, const char *to)
 	pthread_mutex_lock(&p->cat_lock);
 	snprintf(v->name, sizeof(v->name), "%s", to);
 	pthread_mutex_unlock(&p->cat_lock);
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_VOL_RENAME, .name = from, .new_name = to},
+	    v->id, 0);
 	cat_changed_locked(p);
 out_unlock:
 	pfs_vol_unref(v);
@@ -762,8 +780,16 @@ int pfs_snap_create(struct pfs *p, const char *vol, const char *snap)
 	v->size_dirty = true;
 	pthread_mutex_unlock(&v->lock);
 	rc = pfs_commit_locked(p);
+	struct pfs_vol *sv = NULL;
 	if (!rc)
-		rc = map_copy_locked(p, v, PFS_MAP_SNAPSHOT, v->id, snap, true, NULL);
+		rc = map_copy_locked(p, v, PFS_MAP_SNAPSHOT, v->id, snap, true, &sv);
+	/* Under V's write lock: the snapshot holds exactly the writes logged before it. */
+	if (!rc)
+		pfs_log_change(
+		    p,
+		    &(struct pfs_change){.kind = PFS_CHANGE_SNAP_CREATE, .name = vol, .snap = snap},
+		    sv->id, v->id);
+	pfs_vol_unref(sv);
 	pthread_rwlock_unlock(&v->rw);
 	if (!rc)
 		cat_changed_locked(p);
@@ -808,6 +834,9 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 		pfs_set_msg(p, "cannot delete snapshot %s/%s: error %d", vol, snap, rc);
 		goto out_unref;
 	}
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_SNAP_DELETE, .name = vol, .snap = snap},
+	    s->id, v->id);
 	cat_remove(p, s);
 	/* Its rows shared the volume's page copies: free those the volume and its other
 	 * snapshots no longer point to. */
@@ -880,6 +909,9 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap)
 	atomic_store(&v->chunk_blocks, atomic_load(&s->chunk_blocks));
 	atomic_store(&v->mtime_ns, pfs_now_ns());
 	rc = pfs_meta_pages_each(p->meta, (int64_t)v->id, get_page_refs, p);
+	pfs_log_change(
+	    p, &(struct pfs_change){.kind = PFS_CHANGE_SNAP_RESTORE, .name = vol, .snap = snap},
+	    v->id, s->id);
 out_wunlock:
 	pthread_rwlock_unlock(&v->rw);
 	if (!rc)
@@ -914,10 +946,18 @@ int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char 
 		goto out_unref;
 	}
 	pthread_rwlock_rdlock(&s->rw);
-	rc = map_copy_locked(p, s, PFS_MAP_VOLUME, 0, newvol, false, NULL);
+	rc = map_copy_locked(p, s, PFS_MAP_VOLUME, 0, newvol, false, &n);
 	pthread_rwlock_unlock(&s->rw);
-	if (!rc)
+	if (!rc) {
+		pfs_log_change(p,
+		               &(struct pfs_change){.kind = PFS_CHANGE_SNAP_CLONE,
+		                                    .name = vol,
+		                                    .snap = snap,
+		                                    .new_name = newvol},
+		               n->id, s->id);
+		pfs_vol_unref(n);
 		cat_changed_locked(p);
+	}
 	if (rc)
 		pfs_set_msg(p, "cannot clone %s/%s: error %d", vol, snap, rc);
 out_unref:

@@ -108,7 +108,9 @@ struct pfs_log {
 		uint64_t addr, end_lsn;
 	} * chunks;
 	size_t nchunks, cap_chunks;
-	bool broken;         /* a record was lost (no memory): sync must checkpoint */
+	bool broken; /* a record was lost (no memory): sync must checkpoint */
+	void (*tap)(void *arg, uint64_t lsn, const uint8_t *rec, size_t len); /* pfs_log_set_tap */
+	void *tap_arg;
 	uint64_t broken_lsn; /* ... until a checkpoint at or above this lsn */
 	_Atomic uint64_t syncs, group_waits, chunks_written, bytes_written, flush_ns_total;
 };
@@ -206,7 +208,8 @@ bool pfs_map_drop_clean_locked(struct pfs_vol *v, uint64_t idx);
  * nz/chunk counters and appends the changes to the roll-forward log (durable at the next
  * fsync): one dirty mark and one log lock for the run. */
 void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
-                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old);
+                     uint32_t n, const struct engine_ref *refs, struct engine_ref *old,
+                     const uint8_t (*fp)[ENGINE_FP_LEN], unsigned log_flags);
 /* pfs_map_set_run of one reference; returns the old one. */
 struct engine_ref pfs_map_set(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uint32_t slot,
                               struct engine_ref ref);
@@ -277,11 +280,16 @@ void pfs_catalog_release(struct pfs_catalog *cat);
 int pfs_log_init(struct pfs *p);
 void pfs_log_destroy(struct pfs *p);
 /* Appends "block BLK+i of MAP now holds REFS[i]" for i < N (N <= PFS_PAGE_REFS; table patterns
- * with their bytes) under one log lock, or a size change (pfs_log_size). Caller holds the
+ * with their bytes; fresh chunks with their fingerprint FP[i] when FP is given) under one log
+ * lock. FLAGS: PFS_LOG_DERIVED for blocks that follow from a logged CHANGE. Caller holds the
  * blocks' stripe write lock, so records of one block are in the order of the changes. */
 void pfs_log_set_run(struct pfs *p, uint64_t map, uint64_t blk, const struct engine_ref *refs,
-                     uint32_t n);
+                     uint32_t n, const uint8_t (*fp)[ENGINE_FP_LEN], unsigned flags);
 void pfs_log_size(struct pfs *p, uint64_t map, uint64_t size);
+/* Appends change C (applied to map MAP, from SRC_MAP for clones; 0 when none) to the stream.
+ * Called by each mutator at the point its change takes effect, under the locks that order it
+ * against the writes it must come before or after. */
+void pfs_log_change(struct pfs *p, const struct pfs_change *c, uint64_t map, uint64_t src_map);
 /* Makes every map change appended so far durable: data chunks flushed, then the records as
  * log chunks, flushed. Concurrent callers share one flush (group commit). */
 int pfs_log_sync(struct pfs *p);
@@ -289,9 +297,33 @@ int pfs_log_sync(struct pfs *p);
  * after this call), and what to do once that checkpoint is durable. */
 uint64_t pfs_log_cut(struct pfs *p);
 void pfs_log_checkpointed(struct pfs *p, uint64_t cut);
-/* Decodes a log chunk payload and calls FN for each record with lsn >= FROM_LSN. */
-typedef int (*pfs_log_rec_fn)(void *arg, uint64_t lsn, enum pfs_log_rec type, uint64_t map,
-                              uint64_t blk, uint64_t value, const uint8_t *pat, uint32_t period);
+/* A decoded record; pointers point into the decoded buffer. */
+struct pfs_log_rec {
+	uint64_t lsn;
+	enum pfs_log_type type;
+	bool derived;
+	uint64_t map, blk,
+	    value;          /* value: the reference (SET*), the size (SIZE), the kind (CHANGE) */
+	const uint8_t *pat; /* SET_PATTERN */
+	uint32_t period;
+	const uint8_t *fp;     /* SET_FP */
+	const uint8_t *change; /* CHANGE: the payload, and what it decodes to */
+	uint32_t change_len;
+	struct pfs_change decoded;
+	uint64_t src_map;
+	size_t len; /* bytes the record takes */
+};
+/* Decodes the one record at R (LEN bytes available); -EUCLEAN when it is not a valid one. */
+int pfs_log_rec_decode(const uint8_t *r, size_t len, uint64_t lsn, struct pfs_log_rec *rec);
+/* The stream tap: FN sees every record as it takes its lsn, in lsn order with no lsn skipped,
+ * under the log's lock (it must not block or call into the store): REC NULL means the record of
+ * that lsn was lost (no memory), a hole in the stream. The seam the replication link sends
+ * from; NULL removes it. */
+typedef void (*pfs_log_tap_fn)(void *arg, uint64_t lsn, const uint8_t *rec, size_t len);
+void pfs_log_set_tap(struct pfs *p, pfs_log_tap_fn fn, void *arg);
+/* Decodes a log chunk payload and calls FN for each record with lsn >= FROM_LSN. Every record
+ * is checked, CHANGE payloads decoded, whatever FROM_LSN is. */
+typedef int (*pfs_log_rec_fn)(void *arg, const struct pfs_log_rec *r);
 int pfs_log_decode(const uint8_t *buf, size_t len, uint64_t first_lsn, uint64_t from_lsn,
                    pfs_log_rec_fn fn, void *arg); /* -EUCLEAN on a malformed chunk */
 /* Remembers a log chunk found at mount (freed after the next checkpoint). */
@@ -344,6 +376,14 @@ int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char *newvol);
 int pfs_catalog_load(struct pfs *p);
 void pfs_catalog_free(struct pfs *p);
+
+/* ---- pfs_change.c ---------------------------------------------------------------------- */
+/* A change as the log and the replication link carry it: every field by value and names by
+ * name, so another box can apply it. Encode returns the length (-ENAMETOOLONG); decode points
+ * C's strings into BUF (-EUCLEAN when BUF is not a valid record). */
+#define PFS_CHANGE_REC_MAX 1024u
+int pfs_change_encode(const struct pfs_change *c, uint64_t src_map, uint8_t *buf, size_t cap);
+int pfs_change_decode(const uint8_t *buf, size_t len, struct pfs_change *c, uint64_t *src_map);
 
 /* ---- pfs_config.c ---------------------------------------------------------------------- */
 int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);
