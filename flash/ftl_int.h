@@ -37,8 +37,6 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "on-disk structs are written in host order: little-endian hosts only");
 
-uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
-
 /* Chunk checksum: covers the id, so a chunk read from the wrong place fails too. */
 static inline uint32_t ftl_len_flags(uint32_t len, uint8_t flags)
 {

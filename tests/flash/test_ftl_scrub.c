@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 
 #define SCRUB_PACKS     3 /* packs written by fill_packs, one ftl_sync each */
 #define SCRUB_PER_PACK  8

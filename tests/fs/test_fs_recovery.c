@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ftl_dev_fault.h"
 #include "pfs_int.h"
 #include "pfs_vfs_int.h"
 

@@ -1,4 +1,4 @@
-/* flash/ftl_dev_mem.c - FTL_DEV_MEM backend: an in-memory namespace for tests and benchmarks,
+/* flash/dev/ftl_dev_mem.c - FTL_DEV_MEM backend: an in-memory namespace for tests and benchmarks,
  * with the fault-injection seams of ftl.h (failed reads/writes, power cut, torn write, bit rot).
  * It must never touch memory for blocks nobody wrote, so a 1 GiB device costs nothing idle.
  *
@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "ftl_dev_fault.h"
 #include "ftl_dev_int.h"
 
 struct ftl_dev_mem_fault {
