@@ -53,9 +53,9 @@ static inline uint32_t map_blk(uint64_t m)
 }
 
 struct ftl_dev_zoned {
-	pthread_mutex_t lock;
-	uint32_t nzones;  /* zones of the log, from zone 0 */
-	uint32_t zblocks; /* 4 KiB blocks per zone */
+	pthread_mutex_t lock; /* guards all of it (invariants above); taken before the backend's */
+	uint32_t nzones;      /* zones of the log, from zone 0 */
+	uint32_t zblocks;     /* 4 KiB blocks per zone */
 	uint64_t zone_size;
 	uint64_t limit; /* logical bytes, a multiple of BLK */
 	uint64_t nlbn;
