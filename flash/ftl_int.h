@@ -139,6 +139,11 @@ static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
 }
 
 /* ---- segments and streams ---- */
+/* Segment sequence numbers count allocations and releases from 0 and never get near this. A
+ * header or checkpoint that claims one at or above it (whatever its checksum says) was not
+ * written by this FTL: taking it would make next_seq wrap, and new segments would then look
+ * older than stale ones. The scan refuses such headers and checkpoints (ftl_scan.c). */
+#define FTL_SEQ_LIMIT (1ull << 62)
 /* CKPT: holds (part of) the current checkpoint; neither free nor a GC victim. */
 enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED, FTL_SEG_CKPT };
 

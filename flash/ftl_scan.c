@@ -7,6 +7,7 @@
  * segment's walk. Writes nothing.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,17 @@ static int read_headers(struct ftl *ftl, struct scan_state *ss)
 		struct ftl_seg_disk *h = (struct ftl_seg_disk *)ss->buf;
 		uint32_t crc = h->crc;
 		h->crc = 0;
+		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
+		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i &&
+		    h->seq >= FTL_SEQ_LIMIT) {
+			/* Checksummed but impossible: it would make next_seq wrap. Not ours. */
+			fprintf(stderr,
+			        "pstorfs: flash: segment %u: header sequence number %llu is beyond "
+			        "2^62, not written by this FTL: the segment is taken as free\n",
+			        i, (unsigned long long)h->seq);
+			atomic_fetch_add(&ftl->checksum_errors, 1);
+			continue;
+		}
 		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
 		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i) {
 			ss->hdrs[i] = *h;
