@@ -265,6 +265,10 @@ struct ftl_scrub_result {
 	uint64_t summary_errors;    /* pack summaries and segment headers failing their checks */
 	uint64_t unreadable_ranges; /* runs of blocks the device could not read */
 	uint64_t unreadable_bytes;
+	uint32_t ckpt_segments; /* segments of the current checkpoint checked */
+	uint32_t ckpt_errors;   /* of them: a header, or the checkpoint's contents, failing its
+	                           checks (the next open passes over the checkpoint and walks
+	                           more; the FTL writes a new one at close) */
 	uint32_t nlisted; /* entries of damaged[] in use: the first FTL_SCRUB_LIST_MAX found */
 	struct ftl_scrub_damage damaged[FTL_SCRUB_LIST_MAX];
 };
@@ -274,11 +278,13 @@ struct ftl_scrub_result {
 typedef int (*ftl_scrub_progress_fn)(void *arg, const struct ftl_scrub_result *so_far);
 
 /* Reads every used segment (one large read each; only the sealed part of open ones) and checks
- * its header, each pack summary, and the checksum of every live chunk. Locks are held only to
- * take a consistent view of one segment (microseconds), never across the device read, so
- * writes, reads and GC go on; a segment that GC frees while it is read is skipped, and chunks
- * GC moves may be missed or checked twice. A suspected chunk is read again through ftl_read
- * before it is counted, so a race is never reported as damage, and every damaged chunk adds to
+ * its header, each pack summary, and the checksum of every live chunk; and the segments of the
+ * current checkpoint: their headers and the checkpoint's checksum over all its parts (damage
+ * there adds to ftl_stats.checksum_errors too, and marks the checkpoint for rewriting). Locks are
+ * held only to take a consistent view of one segment (microseconds), never across the device read,
+ * so writes, reads and GC go on; a segment that GC frees while it is read is skipped, and chunks GC
+ * moves may be missed or checked twice. A suspected chunk is read again through ftl_read before it
+ * is counted, so a race is never reported as damage, and every damaged chunk adds to
  * ftl_stats.checksum_errors (read_errors too for DATA and UNREADABLE) as an ordinary read
  * would. A pack whose summary fails costs one pass over the L2P to find its live chunks.
  * FN may be NULL. Damage is not an error: it is in RES. Returns 0, -ECANCELED (FN asked to

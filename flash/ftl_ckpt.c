@@ -59,7 +59,7 @@ static size_t ckpt_fixed_bytes(uint32_t nsegs, uint64_t npack_offs)
 
 static uint32_t part_cap(const struct ftl *ftl)
 {
-	return ftl->seg_size - ftl->bs;
+	return ftl_ckpt_part_cap(ftl);
 }
 
 /* ---- taking one ---------------------------------------------------------------------------- */

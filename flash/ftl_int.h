@@ -144,6 +144,7 @@ static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
  * written by this FTL: taking it would make next_seq wrap, and new segments would then look
  * older than stale ones. The scan refuses such headers and checkpoints (ftl_scan.c). */
 #define FTL_SEQ_LIMIT (1ull << 62)
+
 /* CKPT: holds (part of) the current checkpoint; neither free nor a GC victim. */
 enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED, FTL_SEG_CKPT };
 
@@ -274,6 +275,12 @@ struct ftl {
 	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims;
 	_Atomic uint64_t read_errors, checksum_errors, bytes_live;
 };
+
+/* Content bytes of one checkpoint part: a segment but its header block. */
+static inline uint32_t ftl_ckpt_part_cap(const struct ftl *ftl)
+{
+	return ftl->seg_size - ftl->bs;
+}
 
 static inline uint64_t ftl_seg_dev_off(const struct ftl *ftl, uint32_t seg)
 {
