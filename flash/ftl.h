@@ -83,6 +83,15 @@ int ftl_read_superblock(struct ftl_dev *dev, struct ftl_superblock_info *sb);
 typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
                            uint32_t hash_len, uint32_t len, uint8_t flags);
 
+/* Called at open for every chunk id the FTL keeps only as a damaged copy: its summary entry
+ * checks out but its data does not, so ftl_read gives -EIO. The usual cause is a pack torn by a
+ * power cut (its first blocks landed, the rest did not); bit rot looks the same. The id stays
+ * taken, so that a reference to it reads -EIO and never the data of a chunk that reuses the id,
+ * until the owner frees it with ftl_free: an owner that holds no reference to it (chunks of a
+ * torn pack never reached an ftl_sync) must free it, or the id and its space leak. Told again at
+ * every open until freed. Gets scan_arg. */
+typedef int (*ftl_lost_fn)(void *arg, struct ftl_addr addr, uint32_t len);
+
 struct ftl_config {
 	struct ftl_dev *dev;  /* not owned */
 	bool gc_thread;       /* run GC and wear leveling in a background thread */
@@ -90,6 +99,7 @@ struct ftl_config {
 	uint32_t gc_high_pct; /* ... and stops above this; 0 = 15 */
 	uint32_t wear_spread; /* static wear leveling when max-min erase count exceeds; 0 = 4 */
 	ftl_scan_fn scan_cb;  /* optional: told of every chunk found at open */
+	ftl_lost_fn lost_cb;  /* optional: told of every chunk kept only damaged (see above) */
 	void *scan_arg;
 	bool full_scan; /* ignore the checkpoint: read every segment (fsck) */
 };

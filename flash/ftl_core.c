@@ -370,6 +370,10 @@ int ftl_free(struct ftl *ftl, struct ftl_addr addr)
 		atomic_fetch_sub(&ftl->segs[ftl_loc_seg(loc)].live_bytes, ftl_chunk_footprint(len));
 		atomic_fetch_sub(&ftl->bytes_live, len);
 		ftl_l2p_release(&ftl->l2p, addr.v);
+		/* A free changes nothing on the device: without a checkpoint at close the next
+		 * open would find the chunk again (loaded first: no cache line ping-pong). */
+		if (!atomic_load_explicit(&ftl->ckpt_dirty, memory_order_relaxed))
+			atomic_store(&ftl->ckpt_dirty, true);
 		return 0;
 	}
 }
