@@ -1,6 +1,6 @@
 /* engine/engine_core.c - open/close, the write path (pattern -> dedupe -> compress -> FTL), the
  * read path, and reference counting. It must not know volumes or offsets, and touches the
- * device only through ftl.h. The locking rules (L1-L6) are in engine/README.md.
+ * device only through ftl.h. The locking rules (L1-L8) are at the top of engine_int.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -380,7 +380,7 @@ int engine_ref_get(struct engine *e, struct engine_ref ref)
 	}
 }
 
-/* The last reference (L5): the count goes 1 -> 0 under the shard lock, together with the index
+/* The last reference (L3): the count goes 1 -> 0 under the shard lock, together with the index
  * removal, so a concurrent dedupe hit either took its reference before (and the chunk lives) or
  * finds no entry. The chunk is freed in the FTL after the lock is dropped. */
 static int chunk_put(struct engine *e, struct ftl_addr addr)

@@ -1,6 +1,30 @@
 /* engine/engine_int.h - private structures of the reduction engine, shared by engine_*.c.
  * Never include it from another folder: engine.h is the module's only public face.
- * The invariants and lock rules these structures obey are in engine/README.md ("Locking").
+ *
+ * LOCKING RULES (numbered, cited from the code as L1..L8):
+ *  L1. No engine lock is held during pattern detection, SHA-256, compression, decompression,
+ *      ftl_write, ftl_read or ftl_free. The only FTL call made under an engine lock is
+ *      ftl_read_hash (tag verification, under a shard lock).
+ *  L2. A shard mutex guards that shard's table (slots, nbuckets, live, tombs). A dedupe hit
+ *      increments the chunk's count while holding the shard lock under which it found the entry.
+ *  L3. An indexed chunk has a count >= 1. A count goes 1 -> 0 only under the chunk's shard lock,
+ *      in the same critical section that removes its index entry. (If the chunk's hash cannot be
+ *      read, the count is dropped without the lock and the entry removed by a scan of all
+ *      shards; this is safe because increments refuse a count of 0.)
+ *  L4. One content, one index entry: a writer that missed re-checks under the shard lock after
+ *      ftl_write; if the content appeared meanwhile it takes a reference on that chunk and frees
+ *      its own after unlocking.
+ *  L5. ref_get and decrements from counts > 1 are lock-free CAS loops on the chunk table. An
+ *      increment never starts from 0 (a chunk at 0 is being freed and never comes back).
+ *  L6. Chunk-table pages and directories are installed under grow_lock and never freed before
+ *      engine_close, so readers need no lock. grow_lock is never taken under a shard lock.
+ *  L7. Shard locks never nest; the pattern-table mutex is a leaf lock.
+ *  L8. engine_close must not run concurrently with any other call on the same engine. Per-thread
+ *      codec and digest contexts are freed when their thread exits (pthread key destructors),
+ *      and the calling thread's when the last engine closes.
+ *
+ * Lock order: shard lock -> FTL internal locks (through ftl_read_hash; flash/ftl_int.h
+ * invariant 5). The FTL never calls into the engine.
  */
 #ifndef PSTOR_ENGINE_INT_H
 #define PSTOR_ENGINE_INT_H
@@ -50,7 +74,7 @@ struct engine_pat_entry {
 };
 
 struct engine_pattab {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* guards the whole table below; a leaf (L7) */
 	struct engine_pat_entry *ent;
 	uint32_t nent, cap; /* slots in use or freed / allocated */
 	uint32_t free_head;
@@ -110,7 +134,7 @@ struct engine_chunk_dir {
 
 struct engine_chunks {
 	_Atomic(struct engine_chunk_dir *) dir;
-	pthread_mutex_t grow_lock; /* page installation and directory growth */
+	pthread_mutex_t grow_lock; /* page installation and directory growth (L6) */
 	_Atomic uint64_t mem_bytes;
 };
 
@@ -138,8 +162,8 @@ uint64_t engine_chunks_mem_bytes(struct engine_chunks *c);
 #define ENGINE_INDEX_BUCKET      8 /* slots per bucket: one cache line */
 
 struct engine_index_shard {
-	pthread_mutex_t lock;
-	uint64_t *slots; /* nbuckets * ENGINE_INDEX_BUCKET, 64-byte aligned */
+	pthread_mutex_t lock; /* guards slots, nbuckets, live, tombs (L2); never nested (L7) */
+	uint64_t *slots;      /* nbuckets * ENGINE_INDEX_BUCKET, 64-byte aligned */
 	uint32_t nbuckets;
 	uint64_t live, tombs;
 } __attribute__((aligned(ENGINE_CACHELINE)));

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "ftl_dev_int.h"
 #include "ftl_zone_int.h"
 
 static int64_t ftl_now_ns(void)
@@ -98,7 +97,7 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	 * in each GC stream before the victim is freed. Large devices keep a little more so
 	 * background GC has room to run ahead. */
 	ftl->reserve = 2 + ftl->nsegs / 256;
-	ftl->rdonly = ftl->dev->rdonly; /* writes would fail anyway: say -EROFS */
+	ftl->rdonly = ftl_dev_is_rdonly(ftl->dev); /* writes would fail anyway: say -EROFS */
 
 	/* A chunk takes at least a 56-byte summary entry and an 8-byte-aligned body. */
 	rc = ftl_l2p_init(&ftl->l2p, (uint64_t)ftl->nsegs * ftl->seg_size / 64);
@@ -371,6 +370,10 @@ int ftl_free(struct ftl *ftl, struct ftl_addr addr)
 		atomic_fetch_sub(&ftl->segs[ftl_loc_seg(loc)].live_bytes, ftl_chunk_footprint(len));
 		atomic_fetch_sub(&ftl->bytes_live, len);
 		ftl_l2p_release(&ftl->l2p, addr.v);
+		/* A free changes nothing on the device: without a checkpoint at close the next
+		 * open would find the chunk again (loaded first: no cache line ping-pong). */
+		if (!atomic_load_explicit(&ftl->ckpt_dirty, memory_order_relaxed))
+			atomic_store(&ftl->ckpt_dirty, true);
 		return 0;
 	}
 }

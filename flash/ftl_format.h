@@ -62,36 +62,8 @@ _Static_assert(sizeof(struct ftl_sb_disk) == FTL_SB_SIZE, "superblock size");
  * below (an FTL that does not know this must not mount it). */
 #define FTL_INCOMPAT_ZONED 0x1u
 
-/* The random-write log of a zoned namespace (ftl_dev_zoned.c). The first zones of the namespace
- * hold records, each written with one device write at the zone's write pointer: a header block
- * then the data blocks it lists (4 KiB each). Entries name the logical block (offset / 4 KiB in
- * [0, data_offset)) and carry a sequence number: the highest sound one wins when the log is read
- * back, copies made by compaction keep theirs. Every record repeats the log's geometry, so it
- * can be found before the superblock (which lives in it) is read. */
-#define FTL_ZLOG_MAGIC 0x4c5a5050u /* "PPZL" */
-#define FTL_ZLOG_BLOCK 4096u
-struct ftl_zlog_rec_disk {
-	uint32_t magic;
-	uint32_t crc; /* crc32c of this header and its entries, with this field zero */
-	uint32_t nentries;
-	uint32_t ndata;  /* data blocks that follow the header */
-	uint32_t nzones; /* zones of the log (from zone 0) */
-	uint32_t pad;
-	uint64_t limit;     /* logical bytes that may be written */
-	uint64_t zone_size; /* bytes */
-	uint8_t reserved[24];
-};
-_Static_assert(sizeof(struct ftl_zlog_rec_disk) == 64, "log record header size");
-#define FTL_ZLOG_ZERO 0x1u /* the block reads as zeros (TRIM); no data block */
-struct ftl_zlog_entry_disk {
-	uint64_t lbn;
-	uint64_t seq;
-	uint32_t crc; /* crc32c of lbn, seq and the data block (0 with FTL_ZLOG_ZERO) */
-	uint32_t flags;
-};
-_Static_assert(sizeof(struct ftl_zlog_entry_disk) == 24, "log entry size");
-#define FTL_ZLOG_MAX_ENTRIES                                                                       \
-	((FTL_ZLOG_BLOCK - sizeof(struct ftl_zlog_rec_disk)) / sizeof(struct ftl_zlog_entry_disk))
+/* The random-write log of a zoned namespace, which holds [0, data_offset), is the device layer's
+ * (flash/dev/private/ftl_dev_format.h). */
 
 enum ftl_seg_disk_state {
 	FTL_SEG_DISK_FREE = 1, /* erased; the header only keeps the erase count */

@@ -1,9 +1,12 @@
 /* flash/ftl_int.h - in-memory state of the FTL, shared by the ftl_*.c files (private to flash/).
  *
  * INVARIANTS (numbered, referred to from the code):
- *  1. Segment states: FREE segments hold no live chunk and are not in any stream; an OPEN
+ *  1. Segment states: FREE, OPEN, CLOSED and CKPT, each described (what is true of a segment in
+ *     it, and the one function that performs each transition) in the table at the top of
+ *     ftl_segment.c. In short: FREE segments hold no live chunk and are in no stream; an OPEN
  *     segment belongs to exactly one stream (seg->stream) and only that stream appends to it,
- *     under the stream's lock; CLOSED segments are immutable until GC frees them.
+ *     under the stream's lock; CLOSED segments are immutable until GC frees them; CKPT segments
+ *     hold a part of a checkpoint, written once under ckpt_lock, and are never GC victims.
  *  2. A chunk's L2P entry is stored when it is appended to a stream's pack buffer. Until the
  *     pack is sealed (written to the device) the chunk lives only in that buffer: readers that
  *     find the location at or past the stream's pack_start in the stream's current segment copy
@@ -13,9 +16,17 @@
  *  4. A reader that loses a race with GC (reads a location that was freed and reused) sees a
  *     checksum failure; it reloads the L2P entry and retries when it changed, and reports -EIO
  *     only when the entry is unchanged (real damage).
- *  5. Lock order: stream lock -> gc_lock -> (another stream's lock, GC streams only) -> seg_lock
- *     -> seg stripe lock -> id_lock. The GC never takes a user or reserve stream's lock.
- *     The erase-count table's wear_lock (zoned namespaces, ftl_zone.c) is taken last.
+ *  5. Lock order (a thread holding one may take only those to its right):
+ *       ckpt_lock -> stream lock -> gc_lock -> (another stream's lock, GC streams only)
+ *       -> seg_lock -> seg stripe lock -> id_lock
+ *     ftl_checkpoint holds ckpt_lock around all of it: it takes every stream lock and gc_lock
+ *     (user and reserve streams before gc_lock, GC streams after: ftl_ckpt.c world_stop) and
+ *     may run foreground GC, so nothing may take ckpt_lock while holding any other FTL lock
+ *     (ftl_get_stats takes it alone). The GC never takes a user or reserve stream's lock.
+ *     Leaves, held with nothing taken after them but the device layer's own locks: the
+ *     erase-count table's wear_lock (zoned namespaces, ftl_zone.c) and gc_wait_lock (the GC
+ *     thread's sleep; never held while GC runs). Device-layer locks (flash/dev) come after
+ *     every FTL lock: the FTL calls the device with locks held, never the other way.
  *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
  *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
  *  7. Free segments: user writes never take the last `reserve` of them, reserve writes never
@@ -36,8 +47,6 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "on-disk structs are written in host order: little-endian hosts only");
-
-uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* Chunk checksum: covers the id, so a chunk read from the wrong place fails too. */
 static inline uint32_t ftl_len_flags(uint32_t len, uint8_t flags)
@@ -130,6 +139,12 @@ static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
 }
 
 /* ---- segments and streams ---- */
+/* Segment sequence numbers count allocations and releases from 0 and never get near this. A
+ * header or checkpoint that claims one at or above it (whatever its checksum says) was not
+ * written by this FTL: taking it would make next_seq wrap, and new segments would then look
+ * older than stale ones. The scan refuses such headers and checkpoints (ftl_scan.c). */
+#define FTL_SEQ_LIMIT (1ull << 62)
+
 /* CKPT: holds (part of) the current checkpoint; neither free nor a GC victim. */
 enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED, FTL_SEG_CKPT };
 
@@ -170,6 +185,8 @@ enum ftl_stream_id {
 };
 
 struct ftl_stream {
+	/* Guards everything below but `writes`: the open segment, the pack buffer and its
+	 * fill, and appends to that segment on the device (invariants 1, 2, 5). */
 	pthread_mutex_t lock;
 	enum ftl_stream_id id;
 	uint32_t seg;        /* open segment or FTL_SEG_NONE */
@@ -207,7 +224,12 @@ struct ftl {
 	uint32_t pack_data_cap;
 
 	struct ftl_seg *segs;
-	pthread_mutex_t seg_lock; /* guards segment state changes, free count, seq */
+	/* Guards taking a segment from the free pool and returning it (ftl_segment.c: the FREE
+	 * transitions and nfree's changes), next_seq, and each seg's seq, erase_count, ckpt_gen/
+	 * part and end as allocation and release set them. OPEN -> CLOSED is its stream's. */
+	pthread_mutex_t seg_lock;
+	/* Stripe i % FTL_SEG_STRIPES guards segment i's pack offset list (npacks, cap_packs,
+	 * pack_offs): appended by the segment's writer, read by ftl_read_hash and the scrub. */
 	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
 	_Atomic uint32_t nfree; /* changed under seg_lock, read without it */
 	uint32_t reserve;       /* free segments only GC may take */
@@ -223,17 +245,21 @@ struct ftl {
 	_Atomic uint64_t clock;      /* virtual time: host payload bytes written */
 	_Atomic uint64_t next_birth; /* write sequence of chunk contents */
 
+	/* Guards a GC pass: one cleaner at a time (background thread, foreground reclaim,
+	 * ftl_gc), gc_buf, and the choice and relocation of a victim. */
 	pthread_mutex_t gc_lock;
 	uint8_t *gc_buf; /* one segment, for GC reads; guarded by gc_lock */
 	pthread_t gc_thread;
 	bool gc_thread_running;
 	_Atomic bool gc_stop;
-	pthread_mutex_t gc_wait_lock;
+	pthread_mutex_t gc_wait_lock; /* guards gc_stop's changes and the sleep on gc_cond */
 	pthread_cond_t gc_cond;
 
-	/* Checkpoint (ftl_ckpt.c). ckpt_lock serialises checkpoints; the segments of the
-	 * current one are in ckpt_segs. segs_opened counts segment allocations, so the policy
-	 * can bound how many segments an open must walk. */
+	/* Checkpoint (ftl_ckpt.c). The segments of the current one are in ckpt_segs.
+	 * segs_opened counts segment allocations, so the policy can bound how many segments an
+	 * open must walk. ckpt_lock serialises checkpoints (one taker, who also writes the CKPT
+	 * segments) and guards ckpt_gen, ckpt_segs, ckpt_nsegs and ckpt_segs_opened; it is the
+	 * first lock of the order (invariant 5). */
 	pthread_mutex_t ckpt_lock;
 	uint64_t ckpt_gen;
 	uint32_t *ckpt_segs, ckpt_nsegs;
@@ -249,6 +275,12 @@ struct ftl {
 	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims;
 	_Atomic uint64_t read_errors, checksum_errors, bytes_live;
 };
+
+/* Content bytes of one checkpoint part: a segment but its header block. */
+static inline uint32_t ftl_ckpt_part_cap(const struct ftl *ftl)
+{
+	return ftl->seg_size - ftl->bs;
+}
 
 static inline uint64_t ftl_seg_dev_off(const struct ftl *ftl, uint32_t seg)
 {

@@ -7,6 +7,7 @@
  * segment's walk. Writes nothing.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,9 @@ struct scan_births {
 	uint64_t n;
 };
 /* The winning copy fails its checksum: it stays in the L2P (reads give -EIO and the id is
- * never handed out again while references to it may exist) but the owner is not told of it. */
+ * never handed out again while references to it may exist). The owner is told of it through
+ * cfg.lost_cb, not scan_cb, and frees it if it holds no reference: only the owner can tell a
+ * chunk of a pack torn by a power cut (never synced, so never referenced) from bit rot. */
 #define SCAN_DAMAGED (1ull << 63)
 /* The entry came from the checkpoint: any sound copy the walk finds is newer (it was written
  * after the checkpoint: new content under a reused id, or a GC copy of the same). */
@@ -189,6 +192,17 @@ static int read_headers(struct ftl *ftl, struct scan_state *ss)
 		struct ftl_seg_disk *h = (struct ftl_seg_disk *)ss->buf;
 		uint32_t crc = h->crc;
 		h->crc = 0;
+		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
+		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i &&
+		    h->seq >= FTL_SEQ_LIMIT) {
+			/* Checksummed but impossible: it would make next_seq wrap. Not ours. */
+			fprintf(stderr,
+			        "pstorfs: flash: segment %u: header sequence number %llu is beyond "
+			        "2^62, not written by this FTL: the segment is taken as free\n",
+			        i, (unsigned long long)h->seq);
+			atomic_fetch_add(&ftl->checksum_errors, 1);
+			continue;
+		}
 		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
 		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i) {
 			ss->hdrs[i] = *h;
@@ -390,10 +404,19 @@ static int report_pack(struct ftl *ftl, struct scan_state *ss, uint32_t segi, ui
 	for (uint32_t i = 0; i < ph->nentries; i++) {
 		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
 		uint64_t loc = ftl_loc_make(segi, cur, len);
-		if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc && !(ss->b.v[e[i].id] & SCAN_DAMAGED)) {
-			rc = ftl->cfg.scan_cb(ftl->cfg.scan_arg, (struct ftl_addr){e[i].id},
-			                      e[i].hash, FTL_HASH_LEN, len,
-			                      (uint8_t)(e[i].len_flags >> 24));
+		if (ftl_l2p_get(&ftl->l2p, e[i].id) == loc) {
+			if (!(ss->b.v[e[i].id] & SCAN_DAMAGED))
+				rc = ftl->cfg.scan_cb
+				         ? ftl->cfg.scan_cb(ftl->cfg.scan_arg,
+				                            (struct ftl_addr){e[i].id}, e[i].hash,
+				                            FTL_HASH_LEN, len,
+				                            (uint8_t)(e[i].len_flags >> 24))
+				         : 0;
+			else
+				rc = ftl->cfg.lost_cb
+				         ? ftl->cfg.lost_cb(ftl->cfg.scan_arg,
+				                            (struct ftl_addr){e[i].id}, len)
+				         : 0;
 			if (rc)
 				return rc;
 		}
@@ -402,7 +425,8 @@ static int report_pack(struct ftl *ftl, struct scan_state *ss, uint32_t segi, ui
 	return 0;
 }
 
-/* Second pass: the owner hears of every live, sound chunk once. */
+/* Second pass: the owner hears of every live chunk once: of sound ones through scan_cb, of
+ * those kept only damaged through lost_cb. */
 static int report(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_image *ck)
 {
 	int rc;
@@ -413,9 +437,19 @@ static int report(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_
 		uint64_t p = ftl_ckpt_page(ck, i, &count, &locs, &words);
 		for (uint32_t j = 0; j < count; j++) {
 			uint64_t id = (p << FTL_L2P_PAGE_SHIFT) | j;
-			if (!locs[j] || ftl_l2p_get(&ftl->l2p, id) != locs[j] ||
-			    ss->b.v[id] != SCAN_CKPT)
-				continue; /* replaced by a walked copy, dropped, or damaged */
+			if (!locs[j] || ftl_l2p_get(&ftl->l2p, id) != locs[j])
+				continue; /* replaced by a walked copy, or dropped */
+			if (ss->b.v[id] == (SCAN_CKPT | SCAN_DAMAGED)) {
+				rc = ftl->cfg.lost_cb ? ftl->cfg.lost_cb(ftl->cfg.scan_arg,
+				                                         (struct ftl_addr){id},
+				                                         ftl_loc_len(locs[j]))
+				                      : 0;
+				if (rc)
+					return rc;
+				continue;
+			}
+			if (ss->b.v[id] != SCAN_CKPT || !ftl->cfg.scan_cb)
+				continue;
 			uint8_t hash[FTL_HASH_LEN] = {0};
 			for (int k = 0; k < FTL_SCAN_HASH_PREFIX; k++)
 				hash[k] = (uint8_t)(words[j] >> (8 * k));
@@ -500,7 +534,7 @@ int ftl_scan(struct ftl *ftl)
 	ftl_l2p_rebuild_free(&ftl->l2p);
 	/* Without a checkpoint, or with a walk since it, the next close writes one. */
 	atomic_store(&ftl->ckpt_dirty, !ck || ss.packs_walked > 0);
-	if (ftl->cfg.scan_cb)
+	if (ftl->cfg.scan_cb || ftl->cfg.lost_cb)
 		rc = report(ftl, &ss, ck);
 out:
 	ftl_ckpt_image_free(ck);

@@ -1,11 +1,13 @@
 /* flash/ftl_scrub.c - the scrub: reads every used segment and checks its header, its pack
- * summaries and the checksum of every live chunk, so bit rot is found before a read needs it.
+ * summaries and the checksum of every live chunk, and the current checkpoint's segments, so bit
+ * rot is found before a read (or the next open) needs it.
  *
  * Never writes, never repairs, and never holds a lock across device I/O: a segment is read
  * optimistically and its copy is used only if the segment's sequence number did not change
  * while it was read (ftl_seg_release changes it before it writes or TRIMs anything).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -390,6 +392,115 @@ static void check_regions(struct scrub_ctx *c, uint32_t segi, uint32_t end)
 	}
 }
 
+/* Checks checkpoint part K of NPARTS of checkpoint GEN in segment SEGI, read into c->buf. */
+static bool ckpt_header_ok(struct scrub_ctx *c, uint32_t segi, uint64_t seq, uint64_t gen,
+                           uint32_t k, uint32_t nparts)
+{
+	struct ftl_seg_disk h;
+
+	if (range_bad(c, 0, c->ftl->bs))
+		return false;
+	memcpy(&h, c->buf, sizeof(h));
+	uint32_t crc = h.crc;
+	h.crc = 0;
+	return h.magic == FTL_SEG_MAGIC && ftl_crc32c(0, &h, sizeof(h)) == crc &&
+	       !memcmp(h.uuid, c->ftl->sb.uuid, sizeof(h.uuid)) && h.seg_index == segi &&
+	       h.seq == seq && h.state == FTL_SEG_DISK_OPEN && h.stream == FTL_SEG_STREAM_CKPT &&
+	       h.ckpt_gen == gen && h.ckpt_part == k && h.ckpt_nparts == nparts;
+}
+
+/* The current checkpoint: each part's segment header, and the checksum of the whole (it runs
+ * over the parts in order, ftl_ckpt.c). Its segments cannot be freed while ckpt_lock is held,
+ * but that lock is not held across the reads: the checkpoint's number is looked at again after
+ * them, and a checkpoint replaced meanwhile is not judged (the next scrub sees the new one). */
+static int scrub_ckpt(struct scrub_ctx *c)
+{
+	struct ftl *ftl = c->ftl;
+	uint32_t cap = ftl_ckpt_part_cap(ftl), n, errors = 0;
+	uint32_t *order;
+	uint64_t gen, *seqs;
+
+	pthread_mutex_lock(&ftl->ckpt_lock);
+	gen = ftl->ckpt_gen;
+	n = ftl->ckpt_nsegs;
+	order = calloc(n ? n : 1, sizeof(*order));
+	seqs = calloc(n ? n : 1, sizeof(*seqs));
+	if (!order || !seqs) {
+		pthread_mutex_unlock(&ftl->ckpt_lock);
+		free(order);
+		free(seqs);
+		return -ENOMEM;
+	}
+	/* Part k's segment, by the part number the allocation or the scan recorded. */
+	bool parts_ok = true;
+	for (uint32_t i = 0; i < n; i++) {
+		struct ftl_seg *s = &ftl->segs[ftl->ckpt_segs[i]];
+		if (s->ckpt_part >= n || s->ckpt_nparts != n) {
+			parts_ok = false;
+			continue;
+		}
+		order[s->ckpt_part] = ftl->ckpt_segs[i];
+		seqs[s->ckpt_part] = s->seq;
+	}
+	pthread_mutex_unlock(&ftl->ckpt_lock);
+	if (!n || !parts_ok)
+		goto out_free; /* none, or the in-memory table disagrees: ckpt_load checked it */
+
+	uint64_t bytes = 0;
+	uint32_t want = 0, crc = 0;
+	bool content_bad = false;
+	for (uint32_t k = 0; k < n; k++) {
+		/* Part k holds content bytes [k * cap, ...), header block first. */
+		uint64_t left =
+		    k == 0 ? cap : (bytes > (uint64_t)k * cap ? bytes - (uint64_t)k * cap : 0);
+		uint32_t len = left < cap ? (uint32_t)left : cap;
+		uint32_t end = ftl->bs + (len + ftl->bs - 1) / ftl->bs * ftl->bs;
+		seg_read(c, order[k], end);
+		if (!ckpt_header_ok(c, order[k], seqs[k], gen, k, n))
+			errors++;
+		if (content_bad)
+			continue;
+		uint8_t *p = c->buf + ftl->bs;
+		if (k == 0) {
+			struct ftl_ckpt_disk h;
+			memcpy(&h, p, sizeof(h));
+			if (h.magic != FTL_CKPT_MAGIC || h.gen != gen || h.bytes < sizeof(h) ||
+			    h.bytes > (uint64_t)n * cap || h.bytes <= (uint64_t)(n - 1) * cap) {
+				content_bad = true;
+				continue;
+			}
+			bytes = h.bytes;
+			want = h.crc;
+			len = bytes < cap ? (uint32_t)bytes : cap;
+			memset(p + offsetof(struct ftl_ckpt_disk, crc), 0, sizeof(h.crc));
+		}
+		if (range_bad(c, ftl->bs, len))
+			content_bad = true;
+		else
+			crc = ftl_crc32c(crc, p, len);
+	}
+	if (content_bad || crc != want)
+		errors++;
+
+	pthread_mutex_lock(&ftl->ckpt_lock);
+	bool same = ftl->ckpt_gen == gen;
+	pthread_mutex_unlock(&ftl->ckpt_lock);
+	if (same) {
+		c->res->ckpt_segments += n;
+		c->res->ckpt_errors += errors;
+		if (errors) {
+			atomic_fetch_add(&ftl->checksum_errors, errors);
+			/* Not a repair: the next checkpoint (at close at the latest) replaces it.
+			 */
+			atomic_store(&ftl->ckpt_dirty, true);
+		}
+	}
+out_free:
+	free(order);
+	free(seqs);
+	return 0;
+}
+
 static int scrub_segment(struct scrub_ctx *c, uint32_t segi)
 {
 	struct seg_view v;
@@ -433,6 +544,10 @@ int ftl_scrub(struct ftl *ftl, ftl_scrub_progress_fn fn, void *arg, struct ftl_s
 		rc = -ECANCELED;
 		goto out_free;
 	}
+	/* Checkpoint segments are neither streams' nor GC's: scrub_segment passes over them. */
+	rc = scrub_ckpt(&c);
+	if (rc)
+		goto out_free;
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
 		rc = scrub_segment(&c, i);
 		if (rc)

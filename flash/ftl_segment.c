@@ -1,8 +1,48 @@
-/* flash/ftl_segment.c - segment life cycle: free -> open (one stream) -> closed -> free.
+/* flash/ftl_segment.c - segment life cycle: the states below and every change between them.
  *
  * Allocation picks by wear (least worn for hot data, most worn for cold); release counts an
  * erase, records it in a FREE header and TRIMs the rest (on a zoned namespace: resets the zone
  * and records the count in the erase-count table). Never decides what to clean: ftl_gc.c.
+ *
+ * SEGMENT STATES (enum ftl_seg_state, ftl_int.h invariant 1). Leaving FREE and entering it
+ * happen under seg_lock (with nfree); OPEN -> CLOSED under the stream's lock, by the one writer
+ * of the segment; the scan at open sets states before any other thread runs. The header on the
+ * device says less: FTL_SEG_DISK_FREE, or FTL_SEG_DISK_OPEN for OPEN, CLOSED and CKPT alike (a
+ * CKPT part has stream FTL_SEG_STREAM_CKPT and its gen/part).
+ *
+ *   FREE    Counted in nfree; in no stream, not in ckpt_segs; no L2P entry points into it;
+ *           pack_offs is NULL (live_bytes and the birth sums are reset when it is taken).
+ *           On the device: a FREE header (erase count, the seq release gave it) and TRIMmed
+ *           blocks; on a zoned namespace an empty zone. After open also whatever the scan
+ *           did not take: a torn or foreign header, an older or incomplete checkpoint's part
+ *           (zoned: reset by ftl_zone_after_scan).
+ *   OPEN    Exactly one stream's (seg->stream, streams[].seg is this segment); only that
+ *           stream appends, under its lock. Its header (seq = next_seq at allocation) is on
+ *           the device; [bs, end) holds sealed packs, the pack being filled is at the
+ *           stream's pack_start in its buffer (invariant 2). Never a GC victim. Zoned: the
+ *           zone is open or closed-active, written only at its write pointer.
+ *   CLOSED  In no stream; never written again until freed. A GC victim unless pinned (GC
+ *           could not account for its live chunks: kept for ever). live_bytes only falls.
+ *           Zoned: the zone is full or finished.
+ *   CKPT    Part ckpt_part of ckpt_nparts of checkpoint ckpt_gen; header and contents
+ *           written once, by ftl_checkpoint under ckpt_lock. No L2P entry points into it;
+ *           never a GC victim; counted in segments_ckpt. In ftl->ckpt_segs once its
+ *           checkpoint is durable, and freed only when the next one is durable (or at once
+ *           when writing its own failed), so a sound checkpoint is on the device at all times.
+ *
+ * TRANSITIONS (and the only functions that make them):
+ *   FREE   -> OPEN    ftl_seg_alloc (stream_open_seg in ftl_stream.c): writes the OPEN header
+ *   FREE   -> CKPT    ftl_seg_alloc_ckpt (write_parts in ftl_ckpt.c): the part's header
+ *   FREE   -> CLOSED  seg_alloc, when the header write fails: left empty for GC to recycle
+ *   OPEN   -> CLOSED  ftl_stream_close_seg (ftl_stream.c): the segment is full, or a seal
+ *                     failed; ftl_zone_seg_closed finishes its zone if not full
+ *   CLOSED -> FREE    ftl_seg_release from GC (ftl_gc.c), after the relocated copies are
+ *                     flushed (invariant 3)
+ *   CKPT   -> FREE    ftl_seg_release from ftl_checkpoint: the previous checkpoint's parts
+ *                     once the new one is flushed, or the new parts when writing it failed
+ *   At open (ftl_scan.c classify; every segment starts FREE in ftl_segs_init): FREE -> CLOSED
+ *   for segments with packs (seg_from_header, seg_from_ckpt), FREE -> CKPT for the parts of
+ *   the checkpoint the open starts from. No segment is OPEN after open: streams start empty.
  */
 #include <errno.h>
 #include <stdlib.h>

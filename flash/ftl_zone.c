@@ -16,7 +16,9 @@ struct ftl_zoned {
 	uint8_t *zstate;
 	uint32_t *written;
 	/* Erase counts as in the table on the device (a reset zone keeps no header). */
-	pthread_mutex_t wear_lock; /* a leaf: taken with no other FTL lock needed after it */
+	/* Guards wear[] and its write to the table on the device. A leaf (ftl_int.h invariant
+	 * 5): no FTL lock is taken after it, only the device layer's. */
+	pthread_mutex_t wear_lock;
 	uint32_t *wear;
 	uint32_t wear_bytes; /* of the table on the device, whole blocks */
 	_Atomic uint64_t resets, finishes;

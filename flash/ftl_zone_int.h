@@ -13,12 +13,8 @@
 
 #include "ftl_int.h"
 
-/* ftl_dev_zoned.c: resets every zone of DEV and sets up an empty random-write log big enough
- * for RAND_BYTES from offset 0; *DATA_OFFSET gets where the zones after it start.
- * -EOPNOTSUPP (zone capacity below zone size, blocks above 4 KiB), -ENOSPC, -EIO. */
-int ftl_dev_zoned_format(struct ftl_dev *dev, uint64_t rand_bytes, uint64_t *data_offset);
-/* Zones the log takes for RAND_BYTES: its live blocks fill at most 2/5 of the zones but one. */
-uint32_t ftl_dev_zoned_log_zones(uint64_t rand_bytes, uint64_t zone_size);
+/* The random-write log itself (ftl_dev_zoned_format, ftl_dev_zoned_log_zones) is the device
+ * layer's: flash/dev/ftl_dev.h. */
 
 /* Active zones the FTL needs at most with the streams folded to fit MAX_ACTIVE (0 = no limit):
  * the budget, and the stream map into MAP (may be NULL). 0 when even the tightest fold does not

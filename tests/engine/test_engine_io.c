@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "engine_test.h"
+#include "ftl_dev_fault.h"
 
 #define MiB (1024ull * 1024)
 #define BS  4096u

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 
 #define BS 4096u
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 
 uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 #include "ftl_format.h"
 
 #define SEG   (256u << 10)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 
 #define KEYS  900
 #define CLEN  3000

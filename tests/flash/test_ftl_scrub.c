@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
+#include "ftl_format.h"
 
 #define SCRUB_PACKS     3 /* packs written by fill_packs, one ftl_sync each */
 #define SCRUB_PER_PACK  8
@@ -462,6 +464,66 @@ Test(ftl_scrub, scrubs_racing_writers_and_gc_report_no_damage, .timeout = 120)
 	cr_assert_gt(st.gc_runs, 0, "GC never ran: the race was not exercised");
 	cr_assert_gt(checked, 0);
 	cr_assert_eq(st.checksum_errors, 0);
+	free(r);
+	sfx_close(&fx);
+}
+
+/* Device offset of the first block of checkpoint segment part 0 (its header), found by reading
+ * every segment header; UINT64_MAX when there is none. */
+static uint64_t ckpt_seg_off(struct sfx *fx)
+{
+	struct ftl_superblock_info sb;
+	uint8_t blk[4096];
+
+	cr_assert_eq(ftl_read_superblock(fx->dev, &sb), 0);
+	for (uint32_t i = 0; i < sb.segment_count; i++) {
+		uint64_t off = sb.data_offset + (uint64_t)i * sb.segment_size;
+		cr_assert_eq(ftl_dev_read(fx->dev, blk, sizeof(blk), off), 0);
+		struct ftl_seg_disk h;
+		memcpy(&h, blk, sizeof(h));
+		if (h.magic == FTL_SEG_MAGIC && h.state == FTL_SEG_DISK_OPEN &&
+		    h.stream == FTL_SEG_STREAM_CKPT && h.ckpt_part == 0)
+			return off;
+	}
+	return UINT64_MAX;
+}
+
+Test(ftl_scrub, checkpoint_segments_are_checked_and_damage_counted)
+{
+	struct sfx fx = {0};
+	struct ftl_scrub_result *r = calloc(1, sizeof(*r));
+	struct ftl_stats st;
+
+	sfx_open(&fx, false);
+	fill_packs(&fx);
+	cr_assert_eq(ftl_checkpoint(fx.ftl), 0);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_geq(st.segments_ckpt, 1);
+	uint64_t errs = st.checksum_errors;
+	scrub_ok(&fx, r);
+	cr_assert_eq(r->ckpt_segments, st.segments_ckpt);
+	cr_assert_eq(r->ckpt_errors, 0);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.checksum_errors, errs);
+
+	/* Bit rot in the checkpoint's contents (its L2P, well past the 144-byte header). */
+	uint64_t off = ckpt_seg_off(&fx);
+	cr_assert_neq(off, UINT64_MAX, "no checkpoint segment on the device");
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, off + 4096 + 300, 5), 0);
+	scrub_ok(&fx, r);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.checksum_errors, errs + 1, "checkpoint damage not counted");
+	cr_assert_eq(r->ckpt_errors, 1);
+	cr_assert_eq(r->damaged_chunks, 0);
+	/* The chunks are sound; only the checkpoint is not: the next open passes over it. */
+	for (int p = 0; p < SCRUB_PACKS; p++)
+		for (int i = 0; i < SCRUB_PER_PACK; i++)
+			cr_assert(reads_back(&fx, p, i));
+
+	/* And a damaged header of a checkpoint segment. */
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, off + 20, 1), 0); /* in the uuid */
+	scrub_ok(&fx, r);
+	cr_assert_eq(r->ckpt_errors, 2);
 	free(r);
 	sfx_close(&fx);
 }

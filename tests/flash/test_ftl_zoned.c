@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 
 #define ZS (256u << 10) /* zone size of the test devices */
 

@@ -11,8 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pfs_vol_int.h"
+#include "ftl_dev_fault.h"
 #include "pfs_meta.h"
+#include "pfs_vol_int.h"
 
 #define DEV_SIZE (256ull << 20)
 #define VOL_BLKS 2048u /* 8 MiB volumes */
@@ -443,3 +444,4 @@ Test(fs_recovery, checkpoint_racing_a_map_change_keeps_it, .init = format_mem, .
 	cr_assert_eq(memcmp(got, b, BS), 0, "the synced write raced by a checkpoint is lost");
 	pfs_vol_unref(v0);
 }
+

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 #include "pfs_meta.h"
 
 #define BS       4096u

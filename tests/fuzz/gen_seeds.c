@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "ftl.h"
+#include "ftl_dev_fault.h"
 #include "ftl_format.h"
 #include "fuzz_common.h"
 #include "pfs_meta.h"

@@ -1,4 +1,4 @@
-/* flash/ftl_nvme_parse.c - turns the raw bytes of NVMe Identify Controller/Namespace, the ZNS
+/* flash/dev/ftl_nvme_parse.c - turns the raw bytes of NVMe Identify Controller/Namespace, the ZNS
  * Identify Namespace, the SMART / health log and zone reports into ftl_dev structures. Pure:
  * no I/O and no libnvme, byte offsets straight from the NVMe base and ZNS specifications, so
  * they are tested from captured bytes. Device data is untrusted: every field is range checked.
@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ftl.h"
+#include "ftl_dev.h"
 
 static uint16_t le16_at(const uint8_t *p, size_t off)
 {

@@ -1,4 +1,4 @@
-/* flash/ftl_dev_nvme.c - FTL_DEV_NVME backend: an NVMe namespace node (/dev/nvmeXnY) driven
+/* flash/dev/ftl_dev_nvme.c - FTL_DEV_NVME backend: an NVMe namespace node (/dev/nvmeXnY) driven
  * through libnvme for Identify, SMART, Flush, Dataset Management and, on zoned namespaces, zone
  * report and zone management; data I/O reuses the block backend's O_DIRECT helpers. The only
  * file that includes <libnvme.h>; the bytes it gets are parsed in ftl_nvme_parse.c.

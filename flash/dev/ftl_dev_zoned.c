@@ -1,6 +1,7 @@
-/* flash/ftl_dev_zoned.c - the random-write log of a zoned namespace: byte range [0, data_offset)
- * (superblocks, erase-count table, the fs's metadata region) kept as a log of 4 KiB blocks in
- * the first zones, so the layers above may write it anywhere. Knows nothing of segments.
+/* flash/dev/ftl_dev_zoned.c - the random-write log of a zoned namespace: byte range
+ * [0, data_offset) (superblocks, erase-count table, the fs's metadata region) kept as a log of
+ * 4 KiB blocks in the first zones, so the layers above may write it anywhere. Knows nothing of
+ * segments.
  *
  * Invariants (z = struct ftl_dev_zoned, one mutex `lock` guards all of it):
  *  1. Records are appended at the write pointer of the log zone `log` only, one device write
@@ -22,9 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ftl_dev_format.h"
 #include "ftl_dev_int.h"
-#include "ftl_format.h"
-#include "ftl_zone_int.h"
 
 #define BLK       FTL_ZLOG_BLOCK
 #define MAXE      ((uint32_t)FTL_ZLOG_MAX_ENTRIES)
@@ -53,9 +53,9 @@ static inline uint32_t map_blk(uint64_t m)
 }
 
 struct ftl_dev_zoned {
-	pthread_mutex_t lock;
-	uint32_t nzones;  /* zones of the log, from zone 0 */
-	uint32_t zblocks; /* 4 KiB blocks per zone */
+	pthread_mutex_t lock; /* guards all of it (invariants above); taken before the backend's */
+	uint32_t nzones;      /* zones of the log, from zone 0 */
+	uint32_t zblocks;     /* 4 KiB blocks per zone */
 	uint64_t zone_size;
 	uint64_t limit; /* logical bytes, a multiple of BLK */
 	uint64_t nlbn;

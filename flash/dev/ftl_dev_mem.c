@@ -1,4 +1,4 @@
-/* flash/ftl_dev_mem.c - FTL_DEV_MEM backend: an in-memory namespace for tests and benchmarks,
+/* flash/dev/ftl_dev_mem.c - FTL_DEV_MEM backend: an in-memory namespace for tests and benchmarks,
  * with the fault-injection seams of ftl.h (failed reads/writes, power cut, torn write, bit rot).
  * It must never touch memory for blocks nobody wrote, so a 1 GiB device costs nothing idle.
  *
@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "ftl_dev_fault.h"
 #include "ftl_dev_int.h"
 
 struct ftl_dev_mem_fault {
@@ -52,6 +53,9 @@ struct ftl_dev_mem {
 	struct ftl_dev dev;
 	unsigned id; /* for the made-up serial number */
 
+	/* Guards the images, bitmaps, dirty list, last write and armed power cut below (reads
+	 * share it; writes, flushes, trims and power cuts take it alone). Never taken under
+	 * fault_lock. */
 	pthread_rwlock_t lock;
 	uint8_t *vol, *dur; /* anonymous mappings of dev.size bytes */
 	uint64_t nblocks;
@@ -67,7 +71,7 @@ struct ftl_dev_mem {
 	uint64_t cut_left;
 	_Atomic bool dead;
 
-	pthread_mutex_t fault_lock;
+	pthread_mutex_t fault_lock; /* guards faults and faults_cap (nfaults: atomic mirror) */
 	struct ftl_dev_mem_fault *faults;
 	size_t faults_cap;
 	_Atomic size_t nfaults;

@@ -1,4 +1,4 @@
-/* flash/ftl_dev_file.c - FTL_DEV_FILE backend: a regular image file, through the page cache.
+/* flash/dev/ftl_dev_file.c - FTL_DEV_FILE backend: a regular image file, through the page cache.
  * pread/pwrite loops, fdatasync for flush, PUNCH_HOLE for TRIM. It must not use O_DIRECT (the
  * image may sit on tmpfs or another filesystem that refuses it) nor change the file's size.
  */

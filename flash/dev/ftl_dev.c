@@ -1,4 +1,4 @@
-/* flash/ftl_dev.c - namespace device front end: picks the backend for a path, checks every
+/* flash/dev/ftl_dev.c - namespace device front end: picks the backend for a path, checks every
  * argument once, keeps the counters, and dispatches to the backend's ops table.
  * It must not do I/O itself nor know any backend's internals beyond ftl_dev_int.h.
  */
@@ -329,6 +329,11 @@ uint32_t ftl_dev_block_size(const struct ftl_dev *dev)
 const char *ftl_dev_path(const struct ftl_dev *dev)
 {
 	return dev->path;
+}
+
+bool ftl_dev_is_rdonly(const struct ftl_dev *dev)
+{
+	return dev->rdonly;
 }
 
 /* Zero-length requests are refused: the FTL always moves whole blocks, so one is a bug. */

@@ -1,6 +1,7 @@
-/* flash/ftl_dev_int.h - private interface between the ftl_dev dispatcher and its backends.
- * Included only by flash/ftl_dev*.c. Backends never check arguments or count stats: the
- * dispatcher (ftl_dev.c) has done both before an op is called.
+/* flash/dev/private/ftl_dev_int.h - private interface between the ftl_dev dispatcher and its
+ * backends. Included only by the sources in flash/dev (CMake gives its folder to pstor_flash_dev
+ * alone). Backends never check arguments or count stats: the dispatcher (ftl_dev.c) has done both
+ * before an op is called.
  *
  * Invariants:
  *  1. Every op receives off/len that are non-zero multiples of dev->block_size inside
@@ -16,7 +17,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "ftl.h"
+#include "ftl_dev.h"
 
 #define ftl_dev_container_of(ptr, type, member)                                                    \
 	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -77,6 +78,9 @@ int ftl_dev_zoned_reload(struct ftl_dev *dev);
 int ftl_dev_zoned_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
 int ftl_dev_zoned_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
 int ftl_dev_zoned_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);
+
+/* ftl_crc.c: the table version of ftl_crc32c (tests compare the two). */
+uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* Fills the common fields; takes a copy of PATH. -ENOMEM. */
 int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum ftl_dev_kind kind,

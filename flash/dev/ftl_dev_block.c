@@ -1,4 +1,4 @@
-/* flash/ftl_dev_block.c - FTL_DEV_BLOCK backend, and the O_DIRECT I/O helpers the NVMe backend
+/* flash/dev/ftl_dev_block.c - FTL_DEV_BLOCK backend, and the O_DIRECT I/O helpers the NVMe backend
  * shares: logical block size and size from ioctls, BLKDISCARD for TRIM, identity from sysfs.
  * It must not go through the page cache (O_DIRECT always) nor assume callers' buffers are aligned.
  */

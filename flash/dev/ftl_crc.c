@@ -1,4 +1,4 @@
-/* flash/ftl_crc.c - CRC-32C (Castagnoli) for every on-disk checksum of the FTL.
+/* flash/dev/ftl_crc.c - CRC-32C (Castagnoli) for every on-disk checksum of the FTL.
  *
  * Uses the SSE4.2 crc32 instruction when the CPU has it and a slice-by-1 table otherwise; both
  * give the same values (tested). Must stay free of any other dependency.
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ftl_int.h"
+#include "ftl_dev_int.h"
 
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
