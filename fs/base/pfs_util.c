@@ -153,3 +153,31 @@ int pfs_cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
+
+static const struct {
+	int err;
+	const char *text;
+} pfs_errors[PFS_ERR_COUNT] = {
+#define PFS_ERR_ROW(n, e, s) [PFS_ERR_##n] = {e, s},
+    PFS_ERRORS(PFS_ERR_ROW)
+#undef PFS_ERR_ROW
+};
+
+const char *pfs_err_text(enum pfs_err e)
+{
+	return (unsigned)e < PFS_ERR_COUNT ? pfs_errors[e].text : "unknown error";
+}
+
+int pfs_err_errno(enum pfs_err e)
+{
+	return (unsigned)e < PFS_ERR_COUNT ? -pfs_errors[e].err : -EIO;
+}
+
+int pfs_err_format(char *out, size_t len, enum pfs_err e, int rc, const char *subject)
+{
+	if (rc < 0)
+		snprintf(out, len, "%s: %s: %s", subject, pfs_err_text(e), strerror(-rc));
+	else
+		snprintf(out, len, "%s: %s", subject, pfs_err_text(e));
+	return rc < 0 ? rc : pfs_err_errno(e);
+}

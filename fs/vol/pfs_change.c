@@ -202,8 +202,7 @@ static int dispatch(struct pfs *p, struct pfs_change *c)
 	case PFS_CHANGE_COUNT:
 		break;
 	}
-	pfs_set_msg(p, "unknown change %d", (int)c->kind);
-	return -EINVAL;
+	return pfs_fail(p, PFS_ERR_BAD_CHANGE, 0, "change %d", (int)c->kind);
 }
 
 int pfs_change_apply(struct pfs *p, struct pfs_change *c)
@@ -211,16 +210,14 @@ int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 	int rc;
 
 	if ((unsigned)c->kind >= PFS_CHANGE_COUNT) {
-		pfs_set_msg(p, "unknown change %d", (int)c->kind);
-		return -EINVAL;
+		return pfs_fail(p, PFS_ERR_BAD_CHANGE, 0, "change %d", (int)c->kind);
 	}
 	c->done = 0;
 	if (p->opts.readonly) {
-		pfs_set_msg(p, "the namespace is mounted read-only");
-		rc = -EROFS;
+		rc = pfs_fail(p, PFS_ERR_MOUNT_READONLY, 0, "%s", change_names[c->kind]);
 	} else if (needs_vol(c->kind) && !c->vol) {
-		pfs_set_msg(p, "%s: no volume", change_names[c->kind]);
-		rc = -EINVAL;
+		rc = pfs_fail(p, PFS_ERR_NO_VOLUME, 0, "%s", change_names[c->kind]);
+		rc = -EINVAL; /* a caller's mistake, not a missing volume */
 	} else {
 		rc = dispatch(p, c);
 	}

@@ -133,7 +133,7 @@ int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persi
 			               0, 0);
 		pthread_mutex_unlock(&p->commit_lock);
 		if (rc) {
-			pfs_set_msg(p, "cannot store setting %s: error %d", key, rc);
+			pfs_fail(p, PFS_ERR_META_WRITE, rc, "setting %s", key);
 			return rc;
 		}
 	}

@@ -20,6 +20,10 @@ struct scan_buf {
 	size_t n, cap;
 	uint64_t max_id;
 	struct pfs_mrecs m; /* fs's own records (pfs_mchunk.c) */
+	/* Ids the FTL keeps only damaged (a pack torn by a power cut, or rot); after the recount,
+	 * those no map references are candidates to free (copies_free_unreferenced). */
+	uint64_t *lost;
+	size_t nlost, caplost, nlost_free;
 };
 
 /* Data chunks keep what the FTL knows of their hash: the engine's index keys on its first
@@ -47,6 +51,29 @@ static int scan_collect(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_
 		b->max_id = addr.v;
 	return 0;
 }
+
+static int lost_collect(void *arg, struct ftl_addr addr, uint32_t len)
+{
+	struct scan_buf *b = arg;
+
+	(void)len;
+	if (b->nlost == b->caplost) {
+		size_t cap = b->caplost ? b->caplost * 2 : 64;
+		uint64_t *n = realloc(b->lost, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		b->lost = n;
+		b->caplost = cap;
+	}
+	b->lost[b->nlost++] = addr.v;
+	if (addr.v > b->max_id)
+		b->max_id = addr.v;
+	return 0;
+}
+
+/* Lost ids count references from this base, so the recount tells them apart from ids the
+ * scan did not find at all (UINT32_MAX). */
+#define LOST_BASE 0x80000000u
 
 struct recount {
 	struct pfs *p;
@@ -114,7 +141,7 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 	struct recount r = {.p = p};
 	int rc = 0;
 
-	r.nchunks = sb->n ? sb->max_id + 1 : 0;
+	r.nchunks = sb->n || sb->nlost ? sb->max_id + 1 : 0;
 	r.chunk_refs = calloc(r.nchunks ? r.nchunks : 1, sizeof(*r.chunk_refs));
 	r.npats = PFS_PATTERN_SLOTS;
 	r.pat_refs = calloc(r.npats, sizeof(*r.pat_refs));
@@ -127,6 +154,8 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 		r.chunk_refs[i] = UINT32_MAX;
 	for (size_t i = 0; i < sb->n; i++)
 		r.chunk_refs[sb->v[i].id] = 0;
+	for (size_t i = 0; i < sb->nlost; i++)
+		r.chunk_refs[sb->lost[i]] = LOST_BASE;
 	/* Every map of the catalogue, with the pages the log replay changed in memory. */
 	for (struct pfs_vol *v = p->vols; v && !rc; v = v->next) {
 		r.map = v->id;
@@ -145,6 +174,16 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 			ftl_free(p->ftl, addr);
 			p->mount_chunks_freed++;
 		}
+	}
+	/* A lost id a map references stays (its blocks read EIO, never another chunk's data);
+	 * one no map references goes to the candidates copies_free_unreferenced frees. */
+	sb->nlost_free = 0;
+	for (size_t i = 0; i < sb->nlost; i++) {
+		uint32_t refs = r.chunk_refs[sb->lost[i]] - LOST_BASE;
+		if (refs)
+			r.dangling += refs;
+		else
+			sb->lost[sb->nlost_free++] = sb->lost[i];
 	}
 	rc = pfs_meta_patterns_each(p->meta, restore_pattern, &r);
 	if (rc)
@@ -351,6 +390,22 @@ static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct 
 		if (!keep)
 			ftl_free(p->ftl, (struct ftl_addr){m->addr});
 	}
+	/* Lost ids no map holds: free unless a map row or the catalogue names one as its copy
+	 * (rot in a copy SQLite still points to: that row's copy is freed when it is replaced,
+	 * and must not be freed twice). A torn pack never reached the ftl_sync a commit starts
+	 * with, so nothing durable points into it. */
+	for (size_t i = 0; i < sb->nlost_free; i++) {
+		uint64_t a = sb->lost[i];
+		if (a == p->cat_chunk ||
+		    (c->nrefd && bsearch(&a, c->refd, c->nrefd, sizeof(uint64_t), pfs_cmp_u64)))
+			continue;
+		ftl_free(p->ftl, (struct ftl_addr){a});
+		p->mount_lost_freed++;
+	}
+	if (p->mount_lost_freed)
+		pfs_log("pstorfs: freed %llu damaged chunks nothing referenced (a pack torn by a "
+		        "power cut)",
+		        (unsigned long long)p->mount_lost_freed);
 }
 
 static void superblock_msg(const char *path, int rc, const struct ftl_superblock_info *sb,
@@ -480,6 +535,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	    .dev = p->dev,
 	    .gc_thread = opts->gc_thread && !opts->readonly,
 	    .scan_cb = scan_collect,
+	    .lost_cb = lost_collect,
 	    .scan_arg = &sb,
 	    .full_scan = opts->full_scan,
 	};
@@ -540,8 +596,10 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 		goto err;
 	}
 	free(sb.v);
+	free(sb.lost);
 	pfs_mrecs_free(&sb.m);
 	sb.v = NULL;
+	sb.lost = NULL;
 	p->recovered = true;
 	if (!opts->readonly) {
 		rc = pfs_commit_start(p);
@@ -556,6 +614,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	return 0;
 err:
 	free(sb.v);
+	free(sb.lost);
 	pfs_mrecs_free(&sb.m);
 	pfs_close(p);
 	return rc;

@@ -57,6 +57,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	st->replay_seconds = p->replay_seconds;
 	st->mount_chunks_scanned = p->mount_chunks_scanned;
 	st->mount_chunks_freed = p->mount_chunks_freed;
+	st->mount_lost_freed = p->mount_lost_freed;
 	st->replayed_records = p->replayed_records;
 	st->replayed_chunks = p->replayed_chunks;
 
@@ -94,6 +95,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(change_errors, counter, "Changes refused or failed.")                                    \
 	X(mount_chunks_scanned, gauge, "Chunks found by the mount's scan.")                        \
 	X(mount_chunks_freed, gauge, "Unreferenced chunks the mount freed.")                       \
+	X(mount_lost_freed, gauge, "Damaged chunks nothing referenced that the mount freed.")      \
 	X(replayed_records, gauge, "Log records replayed at mount.")                               \
 	X(replayed_chunks, gauge, "Log chunks replayed at mount.")                                 \
 	X(meta_db_bytes, gauge, "Bytes of the SQLite metadata.")                                   \

@@ -36,6 +36,19 @@ void pfs_set_msg(struct pfs *p, const char *fmt, ...)
 	pthread_mutex_unlock(&p->msg_lock);
 }
 
+int pfs_fail(struct pfs *p, enum pfs_err cause, int rc, const char *fmt, ...)
+{
+	char subject[PFS_MSG_MAX], msg[PFS_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(subject, sizeof(subject), fmt, ap);
+	va_end(ap);
+	rc = pfs_err_format(msg, sizeof(msg), cause, rc, subject);
+	pfs_set_msg(p, "%s", msg);
+	return rc;
+}
+
 void pfs_msg_get(struct pfs *p, char *out, size_t len)
 {
 	pthread_mutex_lock(&p->msg_lock);

@@ -68,6 +68,10 @@ int64_t pfs_mount_time_ns(const struct pfs *p);
 /* The reason of the last failed (or the result of the last) change or ctl command. */
 void pfs_set_msg(struct pfs *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pfs_msg_get(struct pfs *p, char *out, size_t len);
+/* Sets the message "SUBJECT: cause[: strerror(RC)]" (SUBJECT is printf-formatted) and returns
+ * the errno to give the caller: RC when it is an error, else the cause's (pfs_base.h). */
+int pfs_fail(struct pfs *p, enum pfs_err cause, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- volumes and snapshots ----------------------------------------------------------------- */
 enum pfs_map_kind {
@@ -229,6 +233,7 @@ struct pfs_stats {
 	int64_t mount_time_ns;
 	double mount_seconds, replay_seconds;
 	uint64_t mount_chunks_scanned, mount_chunks_freed, replayed_records, replayed_chunks;
+	uint64_t mount_lost_freed; /* damaged chunks nothing referenced (torn packs), freed */
 	/* the metadata region */
 	uint64_t meta_db_bytes, meta_db_capacity, meta_journal_capacity;
 	uint64_t meta_rows_damaged, meta_rows_healed;

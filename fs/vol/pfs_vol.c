@@ -226,8 +226,7 @@ int pfs_vol_setattr(struct pfs *p, struct pfs_vol *v, const struct pfs_attr *a)
 	int rc;
 
 	if (v->kind != PFS_MAP_VOLUME) {
-		pfs_set_msg(p, "a snapshot's attributes are read-only");
-		return -EROFS;
+		return pfs_fail(p, PFS_ERR_SNAPSHOT_READONLY, 0, "attributes of %s", v->name);
 	}
 	pthread_mutex_lock(&p->commit_lock);
 	if (atomic_load(&v->gone)) {
@@ -275,7 +274,7 @@ int pfs_vol_setattr(struct pfs *p, struct pfs_vol *v, const struct pfs_attr *a)
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	if (rc && rc != -ENOENT)
-		pfs_set_msg(p, "cannot record the attributes of %s: %s", v->name, strerror(-rc));
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "attributes of %s", v->name);
 	return rc;
 }
 
@@ -368,12 +367,12 @@ static int vol_create_locked(struct pfs *p, const char *name, uint64_t size, uin
 	rc = pfs_meta_map_insert(p->meta, PFS_MAP_VOLUME, 0, name, size, now, &id);
 	if (rc) {
 		pfs_meta_rollback(p->meta);
-		pfs_set_msg(p, "cannot record volume %s: error %d", name, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "volume create %s", name);
 		return rc;
 	}
 	rc = pfs_meta_commit(p->meta);
 	if (rc) {
-		pfs_set_msg(p, "cannot record volume %s: error %d", name, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "volume create %s", name);
 		return rc;
 	}
 	struct pfs_vol *v = vol_new(p, id, PFS_MAP_VOLUME, 0, name, size, now, 0, 0);
@@ -595,7 +594,7 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 		pfs_map_each_page(p, v, regain_page_refs, p); /* the queued releases stand */
 		pthread_rwlock_unlock(&v->rw);
 		chunk_list_free(&copies);
-		pfs_set_msg(p, "cannot delete volume %s: error %d", name, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "volume delete %s", name);
 		goto out_unref;
 	}
 	atomic_store(&v->gone, true);
@@ -650,7 +649,7 @@ int pfs_vol_rename(struct pfs *p, const char *from, const char *to)
 			rc = pfs_meta_commit(p->meta);
 	}
 	if (rc) {
-		pfs_set_msg(p, "cannot rename %s: error %d", from, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "volume rename %s", from);
 		goto out_unlock;
 	}
 	pthread_mutex_lock(&p->cat_lock);
@@ -794,7 +793,7 @@ int pfs_snap_create(struct pfs *p, const char *vol, const char *snap)
 	if (!rc)
 		cat_changed_locked(p);
 	if (rc)
-		pfs_set_msg(p, "cannot snapshot %s: error %d", vol, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "snapshot create %s/%s", vol, snap);
 out_unref:
 	pfs_vol_unref(v);
 out_unlock:
@@ -831,7 +830,7 @@ int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap)
 		 * the safe fallback, so undo by taking the references again. */
 		pfs_map_each_page(p, s, regain_page_refs, p);
 		chunk_list_free(&copies);
-		pfs_set_msg(p, "cannot delete snapshot %s/%s: error %d", vol, snap, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "snapshot delete %s/%s", vol, snap);
 		goto out_unref;
 	}
 	pfs_log_change(
@@ -917,7 +916,7 @@ out_wunlock:
 	if (!rc)
 		rc = pfs_commit_locked(p); /* releases the old blocks */
 	else
-		pfs_set_msg(p, "cannot restore %s from %s: error %d", vol, snap, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "snapshot restore %s/%s", vol, snap);
 out_unlock:
 	pfs_vol_unref(s);
 	pfs_vol_unref(v);
@@ -959,7 +958,7 @@ int pfs_snap_clone(struct pfs *p, const char *vol, const char *snap, const char 
 		cat_changed_locked(p);
 	}
 	if (rc)
-		pfs_set_msg(p, "cannot clone %s/%s: error %d", vol, snap, rc);
+		pfs_fail(p, PFS_ERR_META_WRITE, rc, "snapshot clone %s/%s", vol, snap);
 out_unref:
 	pfs_vol_unref(s);
 	pfs_vol_unref(v);

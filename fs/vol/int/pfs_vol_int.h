@@ -174,7 +174,8 @@ struct pfs {
 	int64_t mount_time_ns;
 	double mount_seconds;
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
-	struct pfs_scrub *scrub; /* pfs_scrub.c; made by the first `scrub start` */
+	uint64_t mount_lost_freed; /* damaged chunks nothing referenced, freed at mount */
+	struct pfs_scrub *scrub;   /* pfs_scrub.c; made by the first `scrub start` */
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
