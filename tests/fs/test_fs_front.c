@@ -838,6 +838,15 @@ Test(fs_report, status_of_a_read_only_mount_says_so)
 	free(j);
 }
 
+/* The device path is the caller's string: JSON must escape it like any other string. */
+Test(fs_report_path, status_json_escapes_the_device_path, .fini = teardown, .timeout = 60)
+{
+	make_ns("odd\"name\\img");
+	char *j = report(PFS_REPORT_STATUS, true, NULL);
+	expect_has(j, "odd\\\"name\\\\img\"");
+	free(j);
+}
+
 Test(fs_report, reduction_counts_patterns_and_dedupe)
 {
 	populate();
