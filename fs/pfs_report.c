@@ -115,18 +115,21 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	 * scrub found are. */
 	const char *health = errors || damaged || pfs_scrub_found_damage(p) ? "degraded" : "ok";
 	if (json) {
+		/* The device path is the operator's string: escaped like any other. */
+		pfs_buf_printf(b, "{\n  \"device\": ");
+		pfs_buf_json_str(b, st.device);
 		pfs_buf_printf(
 		    b,
-		    "{\n  \"device\": \"%s\",\n  \"readonly\": %s,\n"
+		    ",\n  \"readonly\": %s,\n"
 		    "  \"capacity_bytes\": %llu,\n  \"used_bytes\": %llu,\n"
 		    "  \"free_bytes\": %llu,\n  \"volumes\": %llu,\n  \"snapshots\": %llu,\n"
 		    "  \"provisioned_bytes\": %llu,\n  \"logical_bytes\": %llu,\n"
 		    "  \"stored_bytes\": %llu,\n",
-		    st.device, st.readonly ? "true" : "false",
-		    (unsigned long long)fs.capacity_bytes, (unsigned long long)used,
-		    (unsigned long long)fs.free_bytes, (unsigned long long)st.volumes,
-		    (unsigned long long)st.snapshots, (unsigned long long)st.provisioned_bytes,
-		    (unsigned long long)r.logical, (unsigned long long)r.after_compression);
+		    st.readonly ? "true" : "false", (unsigned long long)fs.capacity_bytes,
+		    (unsigned long long)used, (unsigned long long)fs.free_bytes,
+		    (unsigned long long)st.volumes, (unsigned long long)st.snapshots,
+		    (unsigned long long)st.provisioned_bytes, (unsigned long long)r.logical,
+		    (unsigned long long)r.after_compression);
 		json_ratio(b, "reduction_ratio", r.total, true);
 		pfs_buf_printf(
 		    b,
