@@ -153,7 +153,7 @@ Test(fs_change, unknown_kind_is_einval_and_counts_nothing)
 	struct pfs_stats st;
 
 	cr_assert_eq(change((struct pfs_change){.kind = PFS_CHANGE_COUNT}), -EINVAL);
-	msg_is("unknown change");
+	msg_is("not a change the store knows");
 	cr_assert_eq(change((struct pfs_change){.kind = (enum pfs_change_kind)99}), -EINVAL);
 	pfs_get_stats(p, &st);
 	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
@@ -169,10 +169,13 @@ Test(fs_change, data_kinds_without_a_volume_are_einval)
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		cr_assert_eq(change((struct pfs_change){.kind = kinds[i], .len = 4096}), -EINVAL);
-		msg_is("no volume");
+		msg_is("no such volume");
 	}
 	pfs_get_stats(p, &st);
-	cr_expect_eq(st.change_errors, 0, "refused before dispatch: not an applied error");
+	cr_expect_eq(st.change_errors, sizeof(kinds) / sizeof(kinds[0]),
+	             "every refused change counts as an error");
+	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
+		cr_expect_eq(st.changes[k], 0, "a refused change counted as applied");
 }
 
 Test(fs_change, create_counts_and_rejects_bad_names_and_sizes)

@@ -13,6 +13,7 @@
 
 #include "pfs_front_int.h"
 #include "pfs_meta.h"
+#include "ftl_dev_fault.h"
 #include "pfs_vol_int.h"
 
 #define DEV_SIZE (256ull << 20)
