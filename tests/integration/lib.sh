@@ -3,6 +3,10 @@
 # unmounts what it mounted, detaches its loop devices and removes what it created; it must never
 # touch a mount, loop device or process that the script did not make itself.
 # Exit codes: 0 pass, 1 fail, 77 skip (ctest SKIP_RETURN_CODE).
+# A script that checks several behaviours holds each in a function case_NAME, ends with
+# run_cases, and is registered as one ctest test per case (it_SCRIPT.NAME, see CMakeLists.txt):
+# `test_SCRIPT.sh NAME` runs that case alone; with no argument every case runs, each in its own
+# process, so each has its own temp dir, mounts and teardown.
 
 set -eEuo pipefail
 shopt -s inherit_errexit
@@ -11,7 +15,8 @@ PSTOR_BUILD_DIR=${PSTOR_BUILD_DIR:-/work/main/build}
 PSTOR_SRC_DIR=${PSTOR_SRC_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PSTORFS=$PSTOR_BUILD_DIR/fs/pstorfs
 MKFS=$PSTOR_BUILD_DIR/fs/mkfs.pstorfs
-TEST_NAME=$(basename "$0" .sh)
+IT_CASE=${1:-}
+TEST_NAME=$(basename "$0" .sh)${IT_CASE:+.$IT_CASE}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 # Daemons built with ASan: report to the daemon's log, and leaks of libraries are not ours.
@@ -404,6 +409,35 @@ get_at() { # FILE OFFSET LEN
 
 pass() { # the last line of a script
 	if [ $_SOFTFAIL = 0 ]; then log "PASS"; else log "FAILED (see the FAIL lines above)"; fi
+}
+
+it_cases() { # the case_* functions of this script, in file order
+	sed -n 's/^case_\([a-z0-9_]*\)() {.*/\1/p' "$0"
+}
+
+# The last line of a script with cases: runs case_$IT_CASE, or with no case given every case
+# in its own process (exit 1 if one failed, 77 if all were skipped).
+run_cases() {
+	local c rc failed=() ran=0
+	if [ -n "$IT_CASE" ]; then
+		declare -F "case_$IT_CASE" >/dev/null ||
+			fail "no case '$IT_CASE' in $0 (cases: $(it_cases | tr '\n' ' '))"
+		"case_$IT_CASE"
+		pass
+		return
+	fi
+	for c in $(it_cases); do
+		rc=0
+		bash "$0" "$c" || rc=$?
+		case $rc in
+		0) ran=1 ;;
+		77) ;;
+		*) failed+=("$c") ;;
+		esac
+	done
+	[ ${#failed[@]} -eq 0 ] || fail "cases failed: ${failed[*]}"
+	[ $ran = 1 ] || skip "every case skipped"
+	pass
 }
 
 # compressible text (real documentation files) in a file: FILE BYTES
