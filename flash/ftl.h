@@ -183,7 +183,8 @@ struct ftl_stats {
 	double life_used_pct;       /* mean erase count / rated endurance */
 	double write_amplification; /* device / host bytes */
 	uint64_t capacity_bytes;    /* bytes of all segments */
-	uint64_t free_bytes;        /* free segments plus dead bytes in closed segments */
+	uint64_t
+	    free_bytes; /* free segments plus what no live chunk holds in open and closed ones */
 	uint64_t stream_chunks[5];  /* chunks appended to user-hot, user-cold, gc-hot, gc-cold,
 	                               reserve (ftl_write_opts.reserve) */
 	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
