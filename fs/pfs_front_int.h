@@ -33,6 +33,7 @@ enum pfs_report {
 	PFS_REPORT_FLASH_SMART, /* NVMe SMART / health log, or its emulation */
 	PFS_REPORT_VOLUME,      /* summary of one volume */
 	PFS_REPORT_SCRUB,       /* progress and findings of the scrub (pfs_scrub.c) */
+	PFS_REPORT_STATS,       /* every counter of the store (pfs_get_stats) */
 };
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
 /* One value of a volume: size, written, unique, shared, reduction, snapshots. */

@@ -54,9 +54,11 @@ static const struct {
     {"status", PFS_REPORT_STATUS, false},       {"status.json", PFS_REPORT_STATUS, true},
     {"reduction", PFS_REPORT_REDUCTION, false}, {"reduction.json", PFS_REPORT_REDUCTION, true},
     {"metrics", PFS_REPORT_METRICS, false},     {"scrub", PFS_REPORT_SCRUB, false},
-    {"scrub.json", PFS_REPORT_SCRUB, true},
+    {"scrub.json", PFS_REPORT_SCRUB, true},     {"stats", PFS_REPORT_STATS, false},
+    {"stats.json", PFS_REPORT_STATS, true},
 };
 #define NREPORTS (sizeof(reports) / sizeof(reports[0]))
+_Static_assert(NREPORTS <= INO_FLASH0 - INO_REPORT0, "reports fit their inode range");
 
 static const struct {
 	const char *name;

@@ -518,6 +518,15 @@ int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, s
 	case PFS_REPORT_SCRUB:
 		pfs_scrub_report(p, json, b);
 		break;
+	case PFS_REPORT_STATS: {
+		struct pfs_stats st;
+		pfs_get_stats(p, &st);
+		if (json)
+			pfs_stats_to_json(&st, b);
+		else
+			pfs_stats_to_text(&st, b);
+		break;
+	}
 	default:
 		rc = -ENOENT;
 	}

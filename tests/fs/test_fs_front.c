@@ -991,6 +991,20 @@ Test(fs_report, scrub_report_before_any_scrub_is_idle)
 	cr_expect_not(pfs_scrub_found_damage(p));
 }
 
+Test(fs_report, stats_report_counts_changes_by_kind)
+{
+	cr_assert_eq(pfs_ctl_exec(p, "volume create a 4M"), 0);
+	cr_assert_eq(pfs_ctl_exec(p, "volume rename a b"), 0);
+	char *t = report(PFS_REPORT_STATS, false, NULL);
+	expect_has(t, "changes.volume_create    1\n");
+	expect_has(t, "changes.volume_rename    1\n");
+	expect_has(t, "volumes                  1\n");
+	free(t);
+	char *j = report(PFS_REPORT_STATS, true, NULL);
+	expect_has(j, "\"volume_rename\": 1");
+	free(j);
+}
+
 Test(fs_report, stats_printers_share_one_table)
 {
 	struct pfs_stats st;

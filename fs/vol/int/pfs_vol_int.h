@@ -13,11 +13,16 @@
  *     (engine_ref_put) only after a commit in which the map no longer holds it is durable, so a
  *     chunk that the committed maps still point to is never freed or its id reused. The put is
  *     queued after the map change, and a commit takes the queue before copying dirty pages.
- *  5. Locks: vol->rw (read: I/O; write: resize-shrink, restore, delete, commit page copy) ->
- *     stripe rwlock of a page (read: reading refs and their chunks; write: changing refs) ->
- *     map->lock (the page hash table) -> pfs->db_lock (every SQLite call) ; pfs->cat_lock
- *     (catalogue list) is taken before vol->rw, never under it. pfs->commit_lock serialises
- *     commits and catalogue changes and is taken before everything else.
+ *  5. Locks, in the order a thread may take them (the whole order, across modules, is in the
+ *     top-level README.md, "Locks"): commit_lock -> cat_lock (briefly, nothing under it but
+ *     leaves) ; commit_lock or usage_lock -> vol->rw -> stripe lock -> vol->lock -> [engine,
+ *     flash] ; log.flush_lock -> [flash] ; leaves: log.lock, puts_lock, cfg_lock, msg_lock,
+ *     bg_lock, the metadata room's db_lock (-> its VFS lock -> flash/dev). cat_lock is never
+ *     taken under vol->rw. What each lock guards is said where it is declared.
+ *  6. The change stream: every change appends its records to the log at the point it takes
+ *     effect, under the locks that order it against the writes it must precede or follow
+ *     (a write's records under its stripe lock, a snapshot's under its volume's rw lock), so
+ *     the log's lsn order is an order another box can apply (pfs_log.c, pfs_log_set_tap).
  */
 #ifndef PSTOR_PFS_INT_H
 #define PSTOR_PFS_INT_H
@@ -67,10 +72,14 @@ struct pfs_vol {
 	_Atomic int64_t chunk_blocks; /* chunk references (persisted at commit) */
 	bool size_dirty;              /* size or counters changed since the last commit */
 
+	/* Read: I/O of this map. Write: what must see no I/O in flight (resize-shrink, restore,
+	 * delete, snapshot create, the commit's page copy). */
 	pthread_rwlock_t rw;
+	/* Page I/O stripes: read to read a page's references and their chunks, write to change
+	 * them (and log the change). */
 	pthread_rwlock_t stripe[PFS_STRIPES];
 
-	pthread_mutex_t lock; /* the page table below */
+	pthread_mutex_t lock; /* the page table below, dirty counts and size_dirty */
 	struct pfs_mpage **buckets;
 	uint32_t nbuckets;
 	uint64_t npages;
@@ -78,7 +87,8 @@ struct pfs_vol {
 
 	_Atomic bool gone; /* deleted: handles still open keep the struct */
 	_Atomic int refs;  /* struct lifetime: catalogue + handles */
-	/* Cached "physical bytes only this map holds", refreshed at most every few seconds. */
+	/* Cached "physical bytes only this map holds", refreshed at most every few seconds;
+	 * usage_lock (taken before rw: the refresh walks the map) guards it. */
 	pthread_mutex_t usage_lock;
 	int64_t usage_at_ns;
 	uint64_t usage_unique, usage_shared;
@@ -126,15 +136,19 @@ struct pfs {
 	uint32_t bs;
 	uint64_t max_volume_bytes;
 
+	/* Serialises commits and catalogue, attribute and setting changes (one at a time, each
+	 * with its SQLite transaction); taken before every other lock of the store. */
 	pthread_mutex_t commit_lock;
 	_Atomic bool ftl_ckpt_busy; /* a flash checkpoint is being taken (pfs_commit.c) */
+	/* The catalogue list, each map's name and attributes (written under commit_lock too, so
+	 * a holder of commit_lock may read them without it). */
 	pthread_mutex_t cat_lock;
 	struct pfs_vol *vols; /* volumes and snapshots */
 
-	pthread_mutex_t cfg_lock;
+	pthread_mutex_t cfg_lock; /* cfg (a leaf) */
 	struct pfs_config cfg;
 
-	/* Deferred releases (invariant 4). */
+	/* Deferred releases (invariant 4); puts_lock (a leaf) guards the queue. */
 	pthread_mutex_t puts_lock;
 	struct engine_ref *puts;
 	size_t nputs, cap_puts;
@@ -142,11 +156,11 @@ struct pfs {
 	/* Background commit. */
 	pthread_t commit_thread;
 	bool commit_thread_started;
-	pthread_mutex_t bg_lock;
+	pthread_mutex_t bg_lock; /* bg_stop and the commit thread's sleep (a leaf) */
 	pthread_cond_t bg_cond;
 	bool bg_stop;
 
-	/* Result of the last ctl command, for reading ctl back. */
+	/* Result of the last change or ctl command, for reading ctl back (msg_lock: a leaf). */
 	pthread_mutex_t msg_lock;
 	char msg[PFS_MSG_MAX];
 
