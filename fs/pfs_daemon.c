@@ -270,191 +270,292 @@ static int check_fuse_options(struct fuse_args *args)
 	return -EINVAL;
 }
 
-int pfs_daemon_main(int argc, char **argv)
-{
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli c = {0};
-	int commit_ms = -1;
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *lc = NULL;
-	struct pfs_fuse *pf = NULL;
-	struct pfs *p = NULL;
-	char msg[PFS_MSG_MAX] = "", real[PATH_MAX], opt[PATH_MAX + 64];
-	int report_fd = -1, rc = 1;
+/* The daemon's state from the command line to the unmount. */
+struct daemon {
+	struct fuse_args args;
+	struct cli c;
+	int commit_ms;       /* -1: the stored setting */
+	char real[PATH_MAX]; /* the device's real path: pfs_opts.device points here */
+	char msg[PFS_MSG_MAX];
+	int report_fd; /* daemonized child: the pipe to the waiting parent, until the mount works */
+	struct pfs *p;
+	struct pfs_fuse *pf;
+	struct fuse_session *se;
+};
 
-	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) == -1)
-		goto out_args;
-	if (c.help) {
+/* Phases return GO_ON, or the exit status to stop with. */
+enum { GO_ON = -1 };
+
+/* Phase 1: the command line. -h and -V stop here with status 0. */
+static int parse_cli(struct daemon *d)
+{
+	struct cli *c = &d->c;
+
+	if (fuse_opt_parse(&d->args, c, cli_opts, cli_proc) == -1)
+		return 1;
+	if (c->help) {
 		usage(stdout);
-		rc = 0;
-		goto out_args;
+		return 0;
 	}
-	if (c.version) {
+	if (c->version) {
 		printf("pstorfs %s (libfuse %s)\n", "0.1.0", fuse_pkgversion());
-		rc = 0;
-		goto out_args;
+		return 0;
 	}
-	if (!c.device || !c.mountpoint) {
+	if (!c->device || !c->mountpoint) {
 		usage(stderr);
-		goto out_args;
+		return 1;
 	}
-	if (c.recovery && strcmp(c.recovery, "checkpoint") && strcmp(c.recovery, "scan")) {
+	return GO_ON;
+}
+
+static int check_commit_interval(struct daemon *d)
+{
+	const char *s = d->c.commit_interval;
+	char *end;
+	long ms = strtol(s, &end, 10);
+
+	if (end == s || *end || ms < 10 || ms > 600000) {
+		fprintf(stderr, "pstorfs: bad option commit_interval_ms=%s (10..600000)\n", s);
+		return 1;
+	}
+	d->commit_ms = (int)ms;
+	return GO_ON;
+}
+
+/* Phase 1: our own -o options. */
+static int check_pstorfs_options(struct daemon *d)
+{
+	const struct cli *c = &d->c;
+
+	if (c->recovery && strcmp(c->recovery, "checkpoint") && strcmp(c->recovery, "scan")) {
 		fprintf(stderr, "pstorfs: bad option recovery=%s (checkpoint or scan)\n",
-		        c.recovery);
-		goto out_args;
+		        c->recovery);
+		return 1;
 	}
-	if (c.dedupe && strcmp(c.dedupe, "on") && strcmp(c.dedupe, "off")) {
-		fprintf(stderr, "pstorfs: bad option dedupe=%s (on or off)\n", c.dedupe);
-		goto out_args;
+	if (c->dedupe && strcmp(c->dedupe, "on") && strcmp(c->dedupe, "off")) {
+		fprintf(stderr, "pstorfs: bad option dedupe=%s (on or off)\n", c->dedupe);
+		return 1;
 	}
-	if (c.compression) {
+	if (c->compression) {
 		enum engine_codec codec;
 		int level;
-		if (engine_codec_parse(c.compression, &codec, &level)) {
+		if (engine_codec_parse(c->compression, &codec, &level)) {
 			fprintf(stderr,
 			        "pstorfs: bad option compression=%s (lz4, zstd[:1..19], none)\n",
-			        c.compression);
-			goto out_args;
+			        c->compression);
+			return 1;
 		}
 	}
-	if (c.commit_interval) {
-		char *end;
-		long ms = strtol(c.commit_interval, &end, 10);
-		if (end == c.commit_interval || *end || ms < 10 || ms > 600000) {
-			fprintf(stderr, "pstorfs: bad option commit_interval_ms=%s (10..600000)\n",
-			        c.commit_interval);
-			goto out_args;
-		}
-		commit_ms = (int)ms;
-	}
-	if (!realpath(c.device, real)) {
-		fprintf(stderr, "pstorfs: %s: %s\n", c.device, strerror(errno));
-		goto out_args;
-	}
+	return c->commit_interval ? check_commit_interval(d) : GO_ON;
+}
+
+/* Phase 2: the mount point and the device, on the terminal while there is one. */
+static int check_paths(struct daemon *d)
+{
+	const struct cli *c = &d->c;
 	struct stat mst;
-	if (stat(c.mountpoint, &mst)) {
-		fprintf(stderr, "pstorfs: mount point %s: %s\n", c.mountpoint, strerror(errno));
-		goto out_args;
+
+	if (!realpath(c->device, d->real)) {
+		fprintf(stderr, "pstorfs: %s: %s\n", c->device, strerror(errno));
+		return 1;
+	}
+	if (stat(c->mountpoint, &mst)) {
+		fprintf(stderr, "pstorfs: mount point %s: %s\n", c->mountpoint, strerror(errno));
+		return 1;
 	}
 	/* Not errno here: a successful realpath() or stat() may leave a stale one behind. */
 	if (!S_ISDIR(mst.st_mode)) {
-		fprintf(stderr, "pstorfs: mount point %s: not a directory\n", c.mountpoint);
-		goto out_args;
+		fprintf(stderr, "pstorfs: mount point %s: not a directory\n", c->mountpoint);
+		return 1;
 	}
-	if (check_device_kind(real, msg, sizeof(msg))) {
-		fprintf(stderr, "pstorfs: %s\n", msg);
-		goto out_args;
+	if (check_device_kind(d->real, d->msg, sizeof(d->msg))) {
+		fprintf(stderr, "pstorfs: %s\n", d->msg);
+		return 1;
 	}
-	rc = pfs_probe(real, msg, sizeof(msg));
+	int rc = pfs_probe(d->real, d->msg, sizeof(d->msg));
 	if (rc && rc != -EBUSY) {
-		rc = 1;
-		fprintf(stderr, "pstorfs: %s\n", msg);
-		goto out_args;
+		fprintf(stderr, "pstorfs: %s\n", d->msg);
+		return 1;
 	}
-	rc = 1;
-	if (wait_for_device(real, msg, sizeof(msg))) {
-		fprintf(stderr, "pstorfs: %s\n", msg);
-		goto out_args;
+	if (wait_for_device(d->real, d->msg, sizeof(d->msg))) {
+		fprintf(stderr, "pstorfs: %s\n", d->msg);
+		return 1;
 	}
-	/* fsname makes `mount -a` see the fstab line as mounted; subtype names us in df. */
+	return GO_ON;
+}
+
+/* fsname makes `mount -a` see the fstab line as mounted; subtype names us in df. */
+static void add_fsname_option(struct daemon *d)
+{
+	char opt[PATH_MAX + 64];
 	size_t o_len = (size_t)snprintf(opt, sizeof(opt), "-ofsname=");
-	for (const char *q = real; *q && o_len < sizeof(opt) - 40; q++) {
+
+	for (const char *q = d->real; *q && o_len < sizeof(opt) - 40; q++) {
 		if (*q == ',' || *q == '\\')
 			opt[o_len++] = '\\'; /* fuse_opt splits at unescaped commas */
 		opt[o_len++] = *q;
 	}
 	snprintf(opt + o_len, sizeof(opt) - o_len, ",subtype=pstorfs,default_permissions");
-	fuse_opt_add_arg(&args, opt);
+	fuse_opt_add_arg(&d->args, opt);
+}
 
-	if (check_fuse_options(&args))
-		goto out_args;
+/* Phases 1 and 2: everything that can be found wrong before forking, so it prints to the
+ * terminal as one `pstorfs:` line and the exit status says so. */
+static int check_before_daemonizing(struct daemon *d)
+{
+	int rc = parse_cli(d);
+
+	if (rc == GO_ON)
+		rc = check_pstorfs_options(d);
+	if (rc == GO_ON)
+		rc = check_paths(d);
+	if (rc != GO_ON)
+		return rc;
+	add_fsname_option(d);
+	return check_fuse_options(&d->args) ? 1 : GO_ON;
+}
+
+/* Phase 3: fork before anything with threads or SQLite handles exists. The parent waits for
+ * the child's word and exits with it; the child goes on with the pipe in report_fd. */
+static int daemonize(struct daemon *d)
+{
+	int pfd[2];
+
 	/* In the foreground (tests, systemd) the messages also go to stderr, where they are kept
 	 * without a syslog daemon. */
-	openlog("pstorfs", LOG_PID | (c.foreground ? LOG_PERROR : 0), LOG_DAEMON);
-	if (!c.foreground) {
-		int pfd[2];
-		if (pipe(pfd)) {
-			perror("pstorfs: pipe");
-			goto out_args;
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("pstorfs: fork");
-			goto out_args;
-		}
-		if (pid > 0) {
-			close(pfd[1]);
-			rc = parent_wait(pid, pfd[0]);
-			goto out_args;
-		}
-		close(pfd[0]);
-		report_fd = pfd[1];
-		setsid();
+	openlog("pstorfs", LOG_PID | (d->c.foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	if (d->c.foreground)
+		return GO_ON;
+	if (pipe(pfd)) {
+		perror("pstorfs: pipe");
+		return 1;
 	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("pstorfs: fork");
+		return 1;
+	}
+	if (pid > 0) {
+		close(pfd[1]);
+		return parent_wait(pid, pfd[0]);
+	}
+	close(pfd[0]);
+	d->report_fd = pfd[1];
+	setsid();
+	return GO_ON;
+}
 
+/* Phase 4: the namespace, opened in the process that serves it. */
+static int open_store(struct daemon *d)
+{
+	const struct cli *c = &d->c;
 	struct pfs_opts o = {
-	    .device = real,
-	    .readonly = c.readonly,
-	    .compression = c.compression,
-	    .dedupe = c.dedupe ? !strcmp(c.dedupe, "on") : -1,
-	    .commit_interval_ms = commit_ms,
+	    .device = d->real,
+	    .readonly = c->readonly,
+	    .compression = c->compression,
+	    .dedupe = c->dedupe ? !strcmp(c->dedupe, "on") : -1,
+	    .commit_interval_ms = d->commit_ms,
 	    .gc_thread = true,
-	    .full_scan = c.recovery && !strcmp(c.recovery, "scan"),
+	    .full_scan = c->recovery && !strcmp(c->recovery, "scan"),
 	};
-	if (pfs_open(&o, &p, msg, sizeof(msg))) {
-		if (report_fd < 0)
-			fprintf(stderr, "pstorfs: %s\n", msg);
-		report_to_parent(report_fd, 1, msg);
-		goto out_args;
+
+	if (pfs_open(&o, &d->p, d->msg, sizeof(d->msg))) {
+		if (d->report_fd < 0)
+			fprintf(stderr, "pstorfs: %s\n", d->msg);
+		report_to_parent(d->report_fd, 1, d->msg);
+		return 1;
 	}
-	pf = pfs_fuse_new(p);
-	se = pf ? pfs_fuse_session(pf, &args) : NULL;
-	if (!se) {
-		report_to_parent(report_fd, 1, "cannot start the FUSE session (bad mount option?)");
-		goto out_close;
+	return GO_ON;
+}
+
+/* Mounted: a daemon lets go of the terminal and tells the parent it may exit with 0. */
+static void detach_from_parent(struct daemon *d)
+{
+	if (d->report_fd < 0)
+		return;
+	int nul = open("/dev/null", O_RDWR);
+	if (chdir("/"))
+		pfs_log("pstorfs: chdir /: %s", strerror(errno));
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		if (nul > 2)
+			close(nul);
 	}
-	if (fuse_set_signal_handlers(se) || fuse_session_mount(se, c.mountpoint)) {
-		report_to_parent(report_fd, 1, "cannot mount (see the message above)");
-		goto out_session;
+	report_to_parent(d->report_fd, 0, NULL);
+	d->report_fd = -1;
+}
+
+/* Phase 4: mount and serve until unmounted or signalled. */
+static int mount_and_serve(struct daemon *d)
+{
+	struct fuse_loop_config *lc;
+	int rc;
+
+	if (fuse_set_signal_handlers(d->se) || fuse_session_mount(d->se, d->c.mountpoint)) {
+		report_to_parent(d->report_fd, 1, "cannot mount (see the message above)");
+		return 1;
 	}
-	pfs_log("pstorfs: %s mounted on %s", real, c.mountpoint);
-	if (report_fd >= 0) {
-		int nul = open("/dev/null", O_RDWR);
-		if (chdir("/"))
-			pfs_log("pstorfs: chdir /: %s", strerror(errno));
-		if (nul >= 0) {
-			dup2(nul, 0);
-			dup2(nul, 1);
-			dup2(nul, 2);
-			if (nul > 2)
-				close(nul);
-		}
-		report_to_parent(report_fd, 0, NULL);
-		report_fd = -1;
-	}
+	pfs_log("pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
+	detach_from_parent(d);
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_idle_threads(lc, 32);
 	fuse_loop_cfg_set_max_threads(lc, 32);
-	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	rc = fuse_session_loop_mt(d->se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
-	fuse_session_unmount(se);
-out_session:
-	fuse_remove_signal_handlers(se);
-	fuse_session_destroy(se);
-out_close:
-	pfs_close(p);
-	pfs_fuse_free(pf);
-	pfs_log("pstorfs: %s unmounted", real);
-	if (report_fd >= 0)
-		report_to_parent(report_fd, 1, "stopped before the mount was ready");
-out_args:
-	fuse_opt_free_args(&args);
-	free(c.device);
-	free(c.mountpoint);
-	free(c.compression);
-	free(c.dedupe);
-	free(c.commit_interval);
-	free(c.recovery);
+	fuse_session_unmount(d->se);
+	return rc;
+}
+
+/* Phases 4 and 5: open, serve, and close what was opened. */
+static int open_and_serve(struct daemon *d)
+{
+	int rc = open_store(d);
+
+	if (rc != GO_ON)
+		return rc;
+	rc = 1;
+	d->pf = pfs_fuse_new(d->p);
+	d->se = d->pf ? pfs_fuse_session(d->pf, &d->args) : NULL;
+	if (!d->se) {
+		report_to_parent(d->report_fd, 1,
+		                 "cannot start the FUSE session (bad mount option?)");
+	} else {
+		rc = mount_and_serve(d);
+		fuse_remove_signal_handlers(d->se);
+		fuse_session_destroy(d->se);
+	}
+	pfs_close(d->p);
+	pfs_fuse_free(d->pf);
+	pfs_log("pstorfs: %s unmounted", d->real);
+	if (d->report_fd >= 0)
+		report_to_parent(d->report_fd, 1, "stopped before the mount was ready");
+	return rc;
+}
+
+static void free_cli(struct daemon *d)
+{
+	fuse_opt_free_args(&d->args);
+	free(d->c.device);
+	free(d->c.mountpoint);
+	free(d->c.compression);
+	free(d->c.dedupe);
+	free(d->c.commit_interval);
+	free(d->c.recovery);
+}
+
+/* Phases: options and checks (on the terminal), daemonize, open and serve, teardown. */
+int pfs_daemon_main(int argc, char **argv)
+{
+	struct daemon d = {.args = FUSE_ARGS_INIT(argc, argv), .commit_ms = -1, .report_fd = -1};
+	int rc = check_before_daemonizing(&d);
+
+	if (rc == GO_ON)
+		rc = daemonize(&d);
+	if (rc == GO_ON)
+		rc = open_and_serve(&d);
+	free_cli(&d);
 	return rc;
 }

@@ -1,8 +1,58 @@
-/* fs/pfs_commit.c - the commit protocol (invariants 3 and 4 of pfs_int.h): dirty map pages and
- * volume sizes reach SQLite only after the chunks they point to are flushed, and references
- * dropped from the maps are released only once a commit without them is durable. Also the
- * background thread that commits every commit_interval_ms, and the release of clean pages
- * when the map cache grows past its budget.
+/* fs/vol/pfs_commit.c - the commit protocol (invariants 3 and 4 of pfs_vol_int.h): dirty map
+ * pages and volume sizes reach SQLite only after the chunks they point to are flushed, and
+ * references dropped from the maps are released only once a commit without them is durable.
+ * Also the background thread that commits every commit_interval_ms, and the release of clean
+ * pages when the map cache grows past its budget.
+ *
+ * A commit, state by state (as SQLite's pager.c describes its own). pfs_commit_locked() runs
+ * the transitions in this order; a failure in any state before DURABLE goes to FAILED.
+ *
+ *   OPEN          Nothing taken yet. Durable: the last checkpoint (SQLite rows, ckpt_lsn,
+ *                 cat_chunk), the log chunks fsync wrote since, and the data they point to.
+ *     commit_take_releases()
+ *   TAKEN         The deferred puts and metadata frees queued so far belong to this commit;
+ *                 later ones queue for the next. Taken before any page is copied (invariant
+ *                 4): a put is queued after its map change, so the pages copied below hold
+ *                 the change that dropped every reference taken here.
+ *     commit_cut()
+ *   CUT           The cut (an lsn) is taken. A map change marks its page dirty before its
+ *                 record takes an lsn (pfs_map_set), so every change below the cut is in a
+ *                 page that is dirty now or was committed before.
+ *     commit_collect()
+ *   COLLECTED     The changed volumes hold a struct reference; their dirty pages and rows
+ *                 (size, counters, attributes) are copied and the dirty marks cleared. From
+ *                 here a failure must mark them dirty again.
+ *     commit_write_copies()
+ *   WRITTEN       Flash copies of the pages (generation = cut), of up to PFS_UNWRITTEN_BATCH
+ *                 rows that had none, and a catalogue record are in the FTL, not flushed.
+ *                 Nothing durable points to them: a crash loses them, or mount frees them
+ *                 as unreferenced.
+ *     commit_flush_data()                        ftl_sync
+ *   DATA_DURABLE  Invariant 3: the chunks the copied pages point to, and the copies, are
+ *                 durable before SQLite names them. SQLite still holds the last checkpoint.
+ *                 With nothing to store or release the commit goes straight to RELEASED.
+ *     commit_transaction()
+ *   BATCHED       (a large commit) Some SQLite transactions of the commit are durable: those
+ *                 pages are new in SQLite, each one whole, the others old. ckpt_lsn and
+ *                 cat_chunk go in the last one, so a crash here replays the log from the last
+ *                 checkpoint; the copies the durable batches superseded stay until a mount
+ *                 frees them.
+ *   DURABLE       The last SQLite transaction is committed: the maps as of the cut, the
+ *                 volume rows and the catalogue record are durable.
+ *     commit_checkpointed()
+ *   CHECKPOINTED  p->ckpt_lsn = cut; the previous catalogue record is freed; log records and
+ *                 log chunks below the cut are dropped (pfs_log_checkpointed).
+ *     commit_release()
+ *   RELEASED      The copies this commit superseded are queued (pfs_release_page_copy:
+ *                 unless a snapshot shares them) for after the next checkpoint; the copies
+ *                 and records queued before this commit are freed; the taken puts are
+ *                 released (engine_ref_put): no committed map holds them. Clean pages beyond
+ *                 the cache budget are dropped.
+ *
+ *   FAILED        commit_fail(): the pages are dirty again and the volumes' rows marked, the
+ *                 taken puts and frees are queued again, and the catalogue is marked dirty if
+ *                 this commit took its mark; the next commit retries all of it. Copies
+ *                 written meanwhile are freed by a mount as unreferenced.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -347,42 +397,67 @@ static int unwritten_rows(struct pfs *p, struct vol_commit *vcs, size_t nvc, uin
 	return rc > 0 ? 0 : rc;
 }
 
-int pfs_commit_locked(struct pfs *p)
-{
-	struct vol_commit *vcs = NULL;
-	struct engine_ref *puts;
-	uint64_t *mfrees;
-	struct uw_list uw = {0};
-	struct free_list olds = {0};
-	size_t nputs, nmfrees, nvc = 0, cap = 0;
-	bool cat_changed = false;
-	int64_t t0 = pfs_now_ns();
-	uint64_t cut;
-	int rc = 0;
+/* One commit in flight: what it took from the queues, what it copied and what it wrote. */
+struct commit {
+	struct pfs *p;
+	int64_t t0;
+	uint64_t cut;            /* lsn of this checkpoint */
+	struct engine_ref *puts; /* deferred releases taken (invariant 4) */
+	size_t nputs;
+	uint64_t *mfrees; /* page copies and catalogue records taken: freed once durable */
+	size_t nmfrees;
+	struct vol_commit *vcs; /* changed volumes, a struct reference each */
+	size_t nvc;
+	struct uw_list uw;      /* rows given their first flash copy */
+	bool cat_changed;       /* took p->cat_dirty: given back on failure */
+	uint64_t new_cat;       /* catalogue record written, or PFS_NO_CHUNK */
+	size_t batch, in_batch; /* pages per SQLite transaction, pages in this one */
+	bool txn_open;          /* a SQLite transaction a failure must roll back */
+	struct free_list olds;  /* page copies the stored rows superseded */
+};
 
-	if (p->opts.readonly)
-		return 0;
-	/* Invariant 4: take the queue before copying the pages. */
+/* OPEN -> TAKEN. Invariant 4: take the queue before copying the pages. */
+static void commit_take_releases(struct commit *c)
+{
+	struct pfs *p = c->p;
+
 	pthread_mutex_lock(&p->puts_lock);
-	puts = p->puts;
-	nputs = p->nputs;
+	c->puts = p->puts;
+	c->nputs = p->nputs;
 	p->puts = NULL;
 	p->nputs = p->cap_puts = 0;
-	mfrees = p->mfrees;
-	nmfrees = p->nmfrees;
+	c->mfrees = p->mfrees;
+	c->nmfrees = p->nmfrees;
 	p->mfrees = NULL;
 	p->nmfrees = p->cap_mfrees = 0;
 	pthread_mutex_unlock(&p->puts_lock);
-	/* Every map change with a lower lsn is in the pages copied below. */
-	cut = pfs_log_cut(p);
+}
+
+/* TAKEN -> CUT. Every map change with a lower lsn is in the pages copied below. */
+static void commit_cut(struct commit *c)
+{
+	c->cut = pfs_log_cut(c->p);
+}
+
+static bool is_live_volume(struct pfs_vol *v)
+{
+	return v->kind == PFS_MAP_VOLUME && !atomic_load(&v->gone);
+}
+
+/* The volumes whose pages or rows changed since the last commit, each with a struct reference;
+ * their size_dirty marks are taken. */
+static int pick_volumes(struct commit *c)
+{
+	struct pfs *p = c->p;
+	size_t cap = 0;
 
 	pthread_mutex_lock(&p->cat_lock);
 	for (struct pfs_vol *v = p->vols; v; v = v->next)
-		if (v->kind == PFS_MAP_VOLUME && !atomic_load(&v->gone))
+		if (is_live_volume(v))
 			cap++;
-	vcs = calloc(cap ? cap : 1, sizeof(*vcs));
-	for (struct pfs_vol *v = p->vols; vcs && v && nvc < cap; v = v->next) {
-		if (v->kind != PFS_MAP_VOLUME || atomic_load(&v->gone))
+	c->vcs = calloc(cap ? cap : 1, sizeof(*c->vcs));
+	for (struct pfs_vol *v = p->vols; c->vcs && v && c->nvc < cap; v = v->next) {
+		if (!is_live_volume(v))
 			continue;
 		pthread_mutex_lock(&v->lock);
 		bool dirty = v->ndirty || v->size_dirty;
@@ -391,149 +466,267 @@ int pfs_commit_locked(struct pfs *p)
 		if (!dirty)
 			continue;
 		atomic_fetch_add(&v->refs, 1);
-		vcs[nvc++].v = v;
+		c->vcs[c->nvc++].v = v;
 	}
 	pthread_mutex_unlock(&p->cat_lock);
-	if (!vcs) {
-		rc = -ENOMEM;
-		goto out_requeue;
-	}
-	for (size_t i = 0; i < nvc && !rc; i++)
-		rc = collect_volume(vcs[i].v, &vcs[i]);
-	if (rc)
-		goto out_redirty;
+	return c->vcs ? 0 : -ENOMEM;
+}
 
-	/* Flash copies of the pages and of the catalogue go out with the data they point to
-	 * (one flush covers both); a failed copy only leaves its row marked for the next try. */
-	for (size_t i = 0; i < nvc; i++)
-		for (size_t k = 0; k < vcs[i].npages; k++)
-			if (pfs_mchunk_write_page(p, vcs[i].v->id, vcs[i].pages[k].idx,
-			                          vcs[i].pages[k].ref, cut, &vcs[i].pages[k].chunk))
-				vcs[i].pages[k].chunk = PFS_NO_CHUNK;
-	rc = unwritten_rows(p, vcs, nvc, cut, &uw);
-	if (rc)
-		goto out_redirty;
-	cat_changed = atomic_exchange(&p->cat_dirty, false);
-	uint64_t new_cat = PFS_NO_CHUNK;
-	if (cat_changed || nvc) {
-		if (pfs_mchunk_write_catalog(p, cut, &new_cat))
-			new_cat = PFS_NO_CHUNK;
+/* CUT -> COLLECTED. */
+static int commit_collect(struct commit *c)
+{
+	int rc = pick_volumes(c);
+
+	for (size_t i = 0; i < c->nvc && !rc; i++)
+		rc = collect_volume(c->vcs[i].v, &c->vcs[i]);
+	return rc;
+}
+
+/* COLLECTED -> WRITTEN. Flash copies of the pages and of the catalogue go out with the data
+ * they point to (one flush covers both); a failed copy only leaves its row marked for the next
+ * try. */
+static int commit_write_copies(struct commit *c)
+{
+	struct pfs *p = c->p;
+	int rc;
+
+	for (size_t i = 0; i < c->nvc; i++) {
+		struct vol_commit *vc = &c->vcs[i];
+		for (size_t k = 0; k < vc->npages; k++)
+			if (pfs_mchunk_write_page(p, vc->v->id, vc->pages[k].idx, vc->pages[k].ref,
+			                          c->cut, &vc->pages[k].chunk))
+				vc->pages[k].chunk = PFS_NO_CHUNK;
 	}
-	/* Invariant 3: data first. */
-	rc = ftl_sync(p->ftl);
+	rc = unwritten_rows(p, c->vcs, c->nvc, c->cut, &c->uw);
 	if (rc)
-		goto out_redirty;
-	bool any = nvc || uw.n || new_cat != PFS_NO_CHUNK || nputs || nmfrees;
-	if (any) {
-		/* The rollback journal bounds how many existing SQLite pages one transaction may
-		 * change, so a large commit goes in batches. Each page is whole in every batch;
-		 * the releases wait for the last one (invariant 4). */
-		struct pfs_meta_stats ms;
-		pfs_meta_get_stats(p->meta, &ms);
-		size_t batch = ms.journal_capacity / 8192, in_batch = 0;
-		if (batch < 32)
-			batch = 32;
-		rc = pfs_meta_begin(p->meta);
-		if (rc)
-			goto out_redirty;
-		for (size_t i = 0; i < uw.n && !rc; i++) {
-			uint64_t old;
-			rc = pfs_meta_page_store(p->meta, uw.v[i].map, uw.v[i].d.idx, uw.v[i].d.ref,
-			                         uw.v[i].d.chunk, &old);
-		}
-		for (size_t i = 0; i < nvc && !rc; i++) {
-			struct vol_commit *vc = &vcs[i];
-			for (size_t k = 0; k < vc->npages && !rc; k++) {
-				uint64_t old = PFS_NO_CHUNK;
-				rc = store_patterns(p, &vc->pages[k]);
-				if (!rc)
-					rc = pfs_meta_page_store(p->meta, vc->v->id,
-					                         vc->pages[k].idx, vc->pages[k].ref,
-					                         vc->pages[k].chunk, &old);
-				if (!rc)
-					rc = frees_add(&olds, vc->v->id, vc->pages[k].idx, old);
-				if (!rc && ++in_batch == batch) {
-					in_batch = 0;
-					rc = pfs_meta_commit(p->meta);
-					if (!rc)
-						rc = pfs_meta_begin(p->meta);
-					if (rc)
-						goto out_redirty;
-				}
-			}
-			if (!rc)
-				rc = pfs_meta_map_update(p->meta, vc->v->id, vc->name, vc->size,
-				                         vc->nz, vc->chunks);
-			/* The times writes moved (mtime) persist with the map. */
-			if (!rc)
-				rc = pfs_meta_attr_set(p->meta, vc->v->id, &vc->attr);
-		}
-		if (!rc && new_cat != PFS_NO_CHUNK)
-			rc = pfs_meta_kv_set(p->meta, "cat_chunk", new_cat);
-		if (!rc)
-			rc = pfs_meta_kv_set(p->meta, "ckpt_lsn", cut);
-		if (rc) {
-			pfs_meta_rollback(p->meta);
-			goto out_redirty;
-		}
-		rc = pfs_meta_commit(p->meta);
-		if (rc)
-			goto out_redirty;
-		p->ckpt_lsn = cut;
-		if (new_cat != PFS_NO_CHUNK) {
-			if (p->cat_chunk != PFS_NO_CHUNK)
-				ftl_free(p->ftl, (struct ftl_addr){p->cat_chunk});
-			p->cat_chunk = new_cat;
-		}
-		/* Records below the cut are in SQLite now; their log chunks can go. */
-		pfs_log_checkpointed(p, cut);
+		return rc;
+	c->cat_changed = atomic_exchange(&p->cat_dirty, false);
+	if (c->cat_changed || c->nvc) {
+		if (pfs_mchunk_write_catalog(p, c->cut, &c->new_cat))
+			c->new_cat = PFS_NO_CHUNK;
 	}
-	for (size_t i = 0; i < olds.n; i++)
-		pfs_release_page_copy(p, olds.v[i].map, olds.v[i].idx, olds.v[i].addr);
-	for (size_t i = 0; i < nmfrees; i++)
-		ftl_free(p->ftl, (struct ftl_addr){mfrees[i]});
+	return 0;
+}
+
+/* WRITTEN -> DATA_DURABLE. Invariant 3: data first. */
+static int commit_flush_data(struct commit *c)
+{
+	return ftl_sync(c->p->ftl);
+}
+
+/* Whether there is anything to store or to release: an idle commit writes no transaction. */
+static bool commit_has_work(const struct commit *c)
+{
+	return c->nvc || c->uw.n || c->new_cat != PFS_NO_CHUNK || c->nputs || c->nmfrees;
+}
+
+/* The rollback journal bounds how many existing SQLite pages one transaction may change, so a
+ * large commit goes in batches of this many map pages. */
+static size_t txn_batch_pages(struct pfs *p)
+{
+	struct pfs_meta_stats ms;
+
+	pfs_meta_get_stats(p->meta, &ms);
+	size_t batch = ms.journal_capacity / 8192;
+	return batch < 32 ? 32 : batch;
+}
+
+static int txn_begin(struct commit *c)
+{
+	int rc = pfs_meta_begin(c->p->meta);
+
+	c->txn_open = rc == 0;
+	return rc;
+}
+
+/* Counts a stored page; a full batch is committed and the next one begun. A failure here
+ * leaves no transaction to roll back. */
+static int txn_page_done(struct commit *c)
+{
+	int rc;
+
+	if (++c->in_batch != c->batch)
+		return 0;
+	c->in_batch = 0;
+	c->txn_open = false;
+	rc = pfs_meta_commit(c->p->meta);
+	if (!rc)
+		rc = txn_begin(c);
+	return rc;
+}
+
+/* Rows that had no flash copy, with the copy just written. */
+static int txn_store_unwritten(struct commit *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < c->uw.n && !rc; i++) {
+		struct uw_row *r = &c->uw.v[i];
+		uint64_t old;
+		rc = pfs_meta_page_store(c->p->meta, r->map, r->d.idx, r->d.ref, r->d.chunk, &old);
+	}
+	return rc;
+}
+
+/* A dirty page, whole, with the table patterns it references; the copy it supersedes is kept
+ * for commit_release. */
+static int txn_store_page(struct commit *c, struct vol_commit *vc, struct dirty_page *d)
+{
+	uint64_t old = PFS_NO_CHUNK;
+	int rc = store_patterns(c->p, d);
+
+	if (!rc)
+		rc = pfs_meta_page_store(c->p->meta, vc->v->id, d->idx, d->ref, d->chunk, &old);
+	if (!rc)
+		rc = frees_add(&c->olds, vc->v->id, d->idx, old);
+	if (!rc)
+		rc = txn_page_done(c);
+	return rc;
+}
+
+static int txn_store_volume(struct commit *c, struct vol_commit *vc)
+{
+	struct pfs_meta *m = c->p->meta;
+	int rc = 0;
+
+	for (size_t k = 0; k < vc->npages && !rc; k++)
+		rc = txn_store_page(c, vc, &vc->pages[k]);
+	if (!rc)
+		rc = pfs_meta_map_update(m, vc->v->id, vc->name, vc->size, vc->nz, vc->chunks);
+	/* The times writes moved (mtime) persist with the map. */
+	if (!rc)
+		rc = pfs_meta_attr_set(m, vc->v->id, &vc->attr);
+	return rc;
+}
+
+/* DATA_DURABLE -> DURABLE (through BATCHED for a large commit). Each page is whole in every
+ * batch; ckpt_lsn and cat_chunk go in the last one, and the releases wait for it
+ * (invariant 4). */
+static int commit_transaction(struct commit *c)
+{
+	struct pfs_meta *m = c->p->meta;
+	int rc;
+
+	c->batch = txn_batch_pages(c->p);
+	rc = txn_begin(c);
+	if (!rc)
+		rc = txn_store_unwritten(c);
+	for (size_t i = 0; i < c->nvc && !rc; i++)
+		rc = txn_store_volume(c, &c->vcs[i]);
+	if (!rc && c->new_cat != PFS_NO_CHUNK)
+		rc = pfs_meta_kv_set(m, "cat_chunk", c->new_cat);
+	if (!rc)
+		rc = pfs_meta_kv_set(m, "ckpt_lsn", c->cut);
+	if (rc) {
+		if (c->txn_open)
+			pfs_meta_rollback(m);
+		c->txn_open = false;
+		return rc;
+	}
+	c->txn_open = false;
+	return pfs_meta_commit(m);
+}
+
+/* DURABLE -> CHECKPOINTED. */
+static void commit_checkpointed(struct commit *c)
+{
+	struct pfs *p = c->p;
+
+	p->ckpt_lsn = c->cut;
+	if (c->new_cat != PFS_NO_CHUNK) {
+		if (p->cat_chunk != PFS_NO_CHUNK)
+			ftl_free(p->ftl, (struct ftl_addr){p->cat_chunk});
+		p->cat_chunk = c->new_cat;
+	}
+	/* Records below the cut are in SQLite now; their log chunks can go. */
+	pfs_log_checkpointed(p, c->cut);
+}
+
+/* CHECKPOINTED (or DATA_DURABLE with nothing to store) -> RELEASED. */
+static void commit_release(struct commit *c)
+{
+	struct pfs *p = c->p;
+
+	for (size_t i = 0; i < c->olds.n; i++)
+		pfs_release_page_copy(p, c->olds.v[i].map, c->olds.v[i].idx, c->olds.v[i].addr);
+	for (size_t i = 0; i < c->nmfrees; i++)
+		ftl_free(p->ftl, (struct ftl_addr){c->mfrees[i]});
 	/* Durable: what the maps no longer hold can go. */
-	for (size_t i = 0; i < nputs; i++) {
-		int prc = engine_ref_put(p->eng, puts[i]);
+	for (size_t i = 0; i < c->nputs; i++) {
+		int prc = engine_ref_put(p->eng, c->puts[i]);
 		if (prc)
 			pfs_log("pstorfs: release of reference %#llx failed: %d",
-			        (unsigned long long)puts[i].v, prc);
+			        (unsigned long long)c->puts[i].v, prc);
 	}
-	free(puts);
-	puts = NULL;
-	nputs = 0;
-	for (size_t i = 0; i < nvc; i++)
-		evict_clean(vcs[i].v, PFS_CACHE_PAGES / (nvc ? nvc : 1));
+	free(c->puts);
+	c->puts = NULL;
+	c->nputs = 0;
+	for (size_t i = 0; i < c->nvc; i++)
+		evict_clean(c->vcs[i].v, PFS_CACHE_PAGES / (c->nvc ? c->nvc : 1));
 	atomic_fetch_add(&p->commits, 1);
-	atomic_fetch_add(&p->commit_ns_total, (uint64_t)(pfs_now_ns() - t0));
-	goto out_free;
+	atomic_fetch_add(&p->commit_ns_total, (uint64_t)(pfs_now_ns() - c->t0));
+}
 
-out_redirty:
-	for (size_t i = 0; i < nvc; i++) {
-		redirty_volume(p, &vcs[i]);
-		pthread_mutex_lock(&vcs[i].v->lock);
-		vcs[i].v->size_dirty = true;
-		pthread_mutex_unlock(&vcs[i].v->lock);
+/* Any state before DURABLE -> FAILED: everything goes back for the next commit to retry. */
+static void commit_fail(struct commit *c, int rc)
+{
+	struct pfs *p = c->p;
+
+	for (size_t i = 0; i < c->nvc; i++) {
+		redirty_volume(p, &c->vcs[i]);
+		pthread_mutex_lock(&c->vcs[i].v->lock);
+		c->vcs[i].v->size_dirty = true;
+		pthread_mutex_unlock(&c->vcs[i].v->lock);
 	}
-out_requeue:
 	atomic_fetch_add(&p->commit_errors, 1);
 	pfs_log("pstorfs: commit failed: %d; will retry", rc);
-	for (size_t i = 0; i < nputs; i++)
-		pfs_defer_put(p, puts[i]);
-	free(puts);
-	for (size_t i = 0; i < nmfrees; i++)
-		pfs_defer_mfree(p, mfrees[i]);
-	if (cat_changed)
+	for (size_t i = 0; i < c->nputs; i++)
+		pfs_defer_put(p, c->puts[i]);
+	free(c->puts);
+	c->puts = NULL;
+	c->nputs = 0;
+	for (size_t i = 0; i < c->nmfrees; i++)
+		pfs_defer_mfree(p, c->mfrees[i]);
+	if (c->cat_changed)
 		atomic_store(&p->cat_dirty, true);
-out_free:
-	free(mfrees);
-	free(uw.v);
-	free(olds.v);
-	for (size_t i = 0; i < nvc; i++) {
-		free(vcs[i].pages);
-		pfs_vol_unref(vcs[i].v);
+}
+
+static void commit_free(struct commit *c)
+{
+	free(c->mfrees);
+	free(c->uw.v);
+	free(c->olds.v);
+	for (size_t i = 0; i < c->nvc; i++) {
+		free(c->vcs[i].pages);
+		pfs_vol_unref(c->vcs[i].v);
 	}
-	free(vcs);
+	free(c->vcs);
+}
+
+int pfs_commit_locked(struct pfs *p)
+{
+	struct commit c = {.p = p, .t0 = pfs_now_ns(), .new_cat = PFS_NO_CHUNK};
+	int rc;
+
+	if (p->opts.readonly)
+		return 0;
+	commit_take_releases(&c);
+	commit_cut(&c);
+	rc = commit_collect(&c);
+	if (!rc)
+		rc = commit_write_copies(&c);
+	if (!rc)
+		rc = commit_flush_data(&c);
+	if (!rc && commit_has_work(&c)) {
+		rc = commit_transaction(&c);
+		if (!rc)
+			commit_checkpointed(&c);
+	}
+	if (rc)
+		commit_fail(&c, rc);
+	else
+		commit_release(&c);
+	commit_free(&c);
 	return rc;
 }
 

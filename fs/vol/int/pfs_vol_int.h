@@ -352,7 +352,8 @@ bool pfs_releases_pending(struct pfs *p);
 void pfs_defer_mfree(struct pfs *p, uint64_t addr);
 /* Frees the flash copy OLD of page IDX of volume V unless one of V's snapshots shares it. */
 void pfs_release_page_copy(struct pfs *p, uint64_t vol, uint64_t idx, uint64_t old);
-/* Makes everything acknowledged so far durable (invariant 3), then releases deferred puts. */
+/* Makes everything acknowledged so far durable (invariant 3), then releases deferred puts; the
+ * states it goes through are described at the top of pfs_commit.c. */
 int pfs_commit_locked(struct pfs *p); /* caller holds commit_lock */
 int pfs_commit_start(struct pfs *p);
 void pfs_commit_stop(struct pfs *p);
