@@ -199,6 +199,8 @@ static int wait_for_device(const char *path, char *msg, size_t msglen)
 	return -EBUSY;
 }
 
+/* Sends the child's word to the waiting parent and closes the pipe. Callers holding the pipe in
+ * a struct daemon go through report_once(), so it is never used (or closed) twice. */
 static void report_to_parent(int fd, int status, const char *msg)
 {
 	if (fd < 0)
@@ -282,6 +284,14 @@ struct daemon {
 	struct pfs_fuse *pf;
 	struct fuse_session *se;
 };
+
+/* The descriptor is closed by the report: forget it, or a later report would write to (and
+ * close) whatever reused the number, such as the syslog socket. */
+static void report_once(struct daemon *d, int status, const char *msg)
+{
+	report_to_parent(d->report_fd, status, msg);
+	d->report_fd = -1;
+}
 
 /* Phases return GO_ON, or the exit status to stop with. */
 enum { GO_ON = -1 };
@@ -462,7 +472,7 @@ static int open_store(struct daemon *d)
 	if (pfs_open(&o, &d->p, d->msg, sizeof(d->msg))) {
 		if (d->report_fd < 0)
 			fprintf(stderr, "pstorfs: %s\n", d->msg);
-		report_to_parent(d->report_fd, 1, d->msg);
+		report_once(d, 1, d->msg);
 		return 1;
 	}
 	return GO_ON;
@@ -483,8 +493,7 @@ static void detach_from_parent(struct daemon *d)
 		if (nul > 2)
 			close(nul);
 	}
-	report_to_parent(d->report_fd, 0, NULL);
-	d->report_fd = -1;
+	report_once(d, 0, NULL);
 }
 
 /* Phase 4: mount and serve until unmounted or signalled. */
@@ -494,7 +503,7 @@ static int mount_and_serve(struct daemon *d)
 	int rc;
 
 	if (fuse_set_signal_handlers(d->se) || fuse_session_mount(d->se, d->c.mountpoint)) {
-		report_to_parent(d->report_fd, 1, "cannot mount (see the message above)");
+		report_once(d, 1, "cannot mount (see the message above)");
 		return 1;
 	}
 	pfs_log("pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
@@ -520,8 +529,7 @@ static int open_and_serve(struct daemon *d)
 	d->pf = pfs_fuse_new(d->p);
 	d->se = d->pf ? pfs_fuse_session(d->pf, &d->args) : NULL;
 	if (!d->se) {
-		report_to_parent(d->report_fd, 1,
-		                 "cannot start the FUSE session (bad mount option?)");
+		report_once(d, 1, "cannot start the FUSE session (bad mount option?)");
 	} else {
 		rc = mount_and_serve(d);
 		fuse_remove_signal_handlers(d->se);
@@ -530,8 +538,7 @@ static int open_and_serve(struct daemon *d)
 	pfs_close(d->p);
 	pfs_fuse_free(d->pf);
 	pfs_log("pstorfs: %s unmounted", d->real);
-	if (d->report_fd >= 0)
-		report_to_parent(d->report_fd, 1, "stopped before the mount was ready");
+	report_once(d, 1, "stopped before the mount was ready");
 	return rc;
 }
 
