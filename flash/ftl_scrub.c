@@ -307,18 +307,25 @@ static bool pack_ok(struct scrub_ctx *c, uint64_t seq, uint32_t a, uint32_t limi
 	return ftl_pack_header_ok(ftl, ph, seq, a) && a + ph->total_bytes <= limit;
 }
 
+/* The header of segment SEGI, read into c->buf, into H: true when it is sound and ours. */
+static bool seg_header_read(struct scrub_ctx *c, uint32_t segi, uint64_t seq,
+                            struct ftl_seg_disk *h)
+{
+	if (range_bad(c, 0, c->ftl->bs))
+		return false;
+	memcpy(h, c->buf, sizeof(*h));
+	uint32_t crc = h->crc;
+	h->crc = 0;
+	return h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
+	       !memcmp(h->uuid, c->ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == segi &&
+	       h->seq == seq && h->state == FTL_SEG_DISK_OPEN;
+}
+
 static bool seg_header_ok(struct scrub_ctx *c, uint32_t segi, uint64_t seq)
 {
 	struct ftl_seg_disk h;
 
-	if (range_bad(c, 0, c->ftl->bs))
-		return false;
-	memcpy(&h, c->buf, sizeof(h));
-	uint32_t crc = h.crc;
-	h.crc = 0;
-	return h.magic == FTL_SEG_MAGIC && ftl_crc32c(0, &h, sizeof(h)) == crc &&
-	       !memcmp(h.uuid, c->ftl->sb.uuid, sizeof(h.uuid)) && h.seg_index == segi &&
-	       h.seq == seq && h.state == FTL_SEG_DISK_OPEN;
+	return seg_header_read(c, segi, seq, &h);
 }
 
 /* Splits [bs, END) into packs with good summaries (checked entry by entry) and regions left to
@@ -398,14 +405,7 @@ static bool ckpt_header_ok(struct scrub_ctx *c, uint32_t segi, uint64_t seq, uin
 {
 	struct ftl_seg_disk h;
 
-	if (range_bad(c, 0, c->ftl->bs))
-		return false;
-	memcpy(&h, c->buf, sizeof(h));
-	uint32_t crc = h.crc;
-	h.crc = 0;
-	return h.magic == FTL_SEG_MAGIC && ftl_crc32c(0, &h, sizeof(h)) == crc &&
-	       !memcmp(h.uuid, c->ftl->sb.uuid, sizeof(h.uuid)) && h.seg_index == segi &&
-	       h.seq == seq && h.state == FTL_SEG_DISK_OPEN && h.stream == FTL_SEG_STREAM_CKPT &&
+	return seg_header_read(c, segi, seq, &h) && h.stream == FTL_SEG_STREAM_CKPT &&
 	       h.ckpt_gen == gen && h.ckpt_part == k && h.ckpt_nparts == nparts;
 }
 
