@@ -261,36 +261,26 @@ out:
 	return rc;
 }
 
-int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat)
+int pfs_catalog_decode(const uint8_t *buf, size_t len, struct pfs_catalog *cat)
 {
-	uint8_t *buf = malloc(FTL_CHUNK_MAX), flags = 0;
-	int len, rc = -EUCLEAN;
+	int rc = -EUCLEAN;
 
 	memset(cat, 0, sizeof(*cat));
-	if (!buf)
-		return -ENOMEM;
-	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
-	if (len < 0) {
-		rc = len;
-		goto out;
-	}
-	if (len < (int)CAT_HDR || pfs_get32(buf) != CAT_MAGIC)
-		goto out;
+	if (len < CAT_HDR || pfs_get32(buf) != CAT_MAGIC)
+		return rc;
 	uint32_t version = pfs_get32(buf + 4);
 	if (version != 1 && version != CAT_VERSION)
-		goto out;
+		return rc;
 	size_t esize = version == 1 ? CAT_ENTRY_V1 : CAT_ENTRY;
 	uint32_t n = pfs_get32(buf + 24), cfglen = pfs_get32(buf + 28);
 	if ((uint64_t)CAT_HDR + (uint64_t)n * esize + cfglen != (uint64_t)len ||
 	    cfglen >= PFS_CFG_TEXT_MAX)
-		goto out;
+		return rc;
 	cat->gen = pfs_get64(buf + 8);
 	cat->next_id = pfs_get64(buf + 16);
 	cat->maps = calloc(n ? n : 1, sizeof(*cat->maps));
-	if (!cat->maps) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!cat->maps)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = buf + CAT_HDR + (size_t)i * esize;
 		struct pfs_cat_entry *m = &cat->maps[i];
@@ -321,12 +311,22 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 	cat->nmaps = n;
 	memcpy(cat->config, buf + CAT_HDR + (size_t)n * esize, cfglen);
 	cat->config[cfglen] = 0;
-	rc = 0;
-	goto out;
+	return 0;
 out_bad:
 	pfs_catalog_release(cat);
-	rc = -EUCLEAN;
-out:
+	return -EUCLEAN;
+}
+
+int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat)
+{
+	uint8_t *buf = malloc(FTL_CHUNK_MAX), flags = 0;
+	int len, rc;
+
+	memset(cat, 0, sizeof(*cat));
+	if (!buf)
+		return -ENOMEM;
+	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
+	rc = len < 0 ? len : pfs_catalog_decode(buf, (size_t)len, cat);
 	free(buf);
 	return rc;
 }
