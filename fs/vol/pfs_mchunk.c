@@ -291,7 +291,9 @@ int pfs_catalog_decode(const uint8_t *buf, size_t len, struct pfs_catalog *cat)
 		m->snap_gen = pfs_get64(e + 24);
 		m->ctime_ns = (int64_t)pfs_get64(e + 32);
 		m->kind = (int)pfs_get32(e + 40);
-		if (nl == 0 || nl > PFS_NAME_MAX ||
+		/* The name is exactly its NL bytes: a NUL inside would make a shorter name
+		 * than the entry says (found by fuzz_catalog). */
+		if (nl == 0 || nl > PFS_NAME_MAX || memchr(e + 48, 0, nl) ||
 		    (m->kind != PFS_MAP_VOLUME && m->kind != PFS_MAP_SNAPSHOT))
 			goto out_bad;
 		memcpy(m->name, e + 48, nl);
