@@ -404,7 +404,8 @@ static void *commit_main(void *arg)
 		/* sync (fsync's log), commit (ctl sync), and a GC: `gc start` (which cleans only
 		 * below the watermark) or a pass over two victims whatever the watermark, so
 		 * relocations race with everything else even in a short run. */
-		static const char *const names[] = {"pfs_sync", "pfs_commit", "pfs_sync", "gc"};
+		static const char *const names[] = {"pfs_sync", "pfs_commit", "pfs_sync",
+		                                    "gc or config set"};
 		int rc;
 		switch (n % 4) {
 		case 0:
@@ -419,6 +420,15 @@ static void *commit_main(void *arg)
 		default:
 			rc = n % 8 == 3 ? ftl_gc(store->ftl, 2) : pfs_gc_now(store);
 			gcs++;
+			/* Settings change under the writers too (codec, dedupe). */
+			if (!rc)
+				rc = apply((struct pfs_change){.kind = PFS_CHANGE_CONFIG_SET,
+				                               .name = n % 8 == 3 ? "compression"
+				                                                  : "dedupe",
+				                               .value = n % 16 == 3    ? "zstd:3"
+				                                        : n % 16 == 11 ? "lz4"
+				                                        : n % 16 == 7  ? "off"
+				                                                       : "on"});
 			break;
 		}
 		if (rc < 0) {
@@ -473,6 +483,9 @@ static void *scrub_main_thread(void *arg)
 
 static void *stats_main(void *arg)
 {
+	uint64_t seed = 0x57a7;
+	uint8_t buf[BS];
+
 	(void)arg;
 	while (!atomic_load(&stop_all)) {
 		struct pfs_stats st;
@@ -483,6 +496,20 @@ static void *stats_main(void *arg)
 		pfs_stats_to_json(&st, &b);
 		pfs_buf_free(&b);
 		stats_reads++;
+		/* A block a writer is changing reads as a generation between the last one it
+		 * acknowledged before the read and the last one it started after. */
+		int vol = (int)(rnd(&seed) % NWRITERS);
+		uint32_t blk = rnd(&seed) % VOL_BLKS;
+		struct pfs_vol *v = pfs_vol_find(store, PFS_MAP_VOLUME, 0, writers[vol].name);
+		uint32_t lo = atomic_load(&writers[vol].acked[blk]);
+		ssize_t n = v ? pfs_vol_read(store, v, buf, BS, (uint64_t)blk * BS) : -ENOENT;
+		uint32_t hi = atomic_load(&writers[vol].started[blk]);
+		pfs_vol_unref(v);
+		if (n != BS)
+			FAIL("read of %s block %u: %zd", writers[vol].name, blk, n);
+		else if (!matches_range(buf, vol, blk, lo, hi))
+			FAIL("read of %s block %u: none of generations %u..%u", writers[vol].name,
+			     blk, lo, hi);
 		nap_ms(5);
 	}
 	return NULL;
