@@ -505,13 +505,17 @@ static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 
 	(void)idx;
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		if (engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
+		/* A loaded page is walked without its stripe lock, while writers change it
+		 * (pfs_map_set_run stores atomically): each reference is read once, atomically.
+		 * A stale one only makes the estimate a little off. */
+		struct engine_ref r = {__atomic_load_n(&refs[i].v, __ATOMIC_RELAXED)};
+		if (engine_ref_kind(r) != ENGINE_REF_CHUNK)
 			continue;
-		struct ftl_addr addr = {refs[i].v & ((1ull << 62) - 1)};
+		struct ftl_addr addr = {r.v & ((1ull << 62) - 1)};
 		int len = ftl_chunk_len(a->p->ftl, addr);
 		if (len <= 0)
 			continue;
-		if (engine_ref_count(a->p->eng, refs[i]) <= 1)
+		if (engine_ref_count(a->p->eng, r) <= 1)
 			a->unique += (uint64_t)len;
 		else
 			a->shared += (uint64_t)len;
