@@ -443,7 +443,8 @@ int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence)
 		res = rc;
 		goto out;
 	}
-	qsort(pl.idx, pl.n, sizeof(*pl.idx), pfs_cmp_u64);
+	if (pl.n > 1) /* a map without pages has pl.idx NULL: qsort must not see it */
+		qsort(pl.idx, pl.n, sizeof(*pl.idx), pfs_cmp_u64);
 	uint64_t blk = (uint64_t)off / bs, nblk = (size + bs - 1) / bs;
 	size_t i = 0;
 	while (i < pl.n && pl.idx[i] < blk / PFS_PAGE_REFS)
