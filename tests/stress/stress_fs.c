@@ -388,6 +388,93 @@ static void *clone_main(void *arg)
 	return NULL;
 }
 
+/* ---- catalogue churn ---------------------------------------------------------------------- */
+/* A volume of its own through its whole life, over and over: create, write, chmod, grow,
+ * snapshot, overwrite, restore (the snapshot's data must be back), shrink, rename, delete;
+ * while the other threads list, look up and walk the catalogue. */
+#define CHURN_BLKS 64u
+static uint64_t churns;
+
+static int churn_write(struct pfs_vol *v, uint32_t blk, uint32_t g)
+{
+	uint8_t buf[BS];
+	fill(buf, 7, blk, g);
+	struct pfs_change c = {
+	    .kind = PFS_CHANGE_WRITE, .vol = v, .buf = buf, .off = (uint64_t)blk * BS, .len = BS};
+	return pfs_change_apply(store, &c);
+}
+
+static void *churn_main(void *arg)
+{
+	(void)arg;
+	for (unsigned n = 0; !atomic_load(&stop_all); n++) {
+		char name[32], renamed[32];
+		snprintf(name, sizeof(name), "t%u", n);
+		snprintf(renamed, sizeof(renamed), "u%u", n);
+		struct pfs_vol *v = NULL;
+		uint8_t buf[BS];
+		int rc = apply((struct pfs_change){.kind = PFS_CHANGE_VOL_CREATE,
+		                                   .name = name,
+		                                   .size = (uint64_t)CHURN_BLKS * BS / 2});
+		if (!rc)
+			v = pfs_vol_find(store, PFS_MAP_VOLUME, 0, name);
+		if (!v) {
+			FAIL("churn: create %s: %s", name, strerror(-rc));
+			break;
+		}
+		for (uint32_t b = 0; b < CHURN_BLKS / 2 && !rc; b++)
+			rc = churn_write(v, b, b % 7 ? 1 : 0);
+		if (!rc)
+			rc = apply(
+			    (struct pfs_change){.kind = PFS_CHANGE_SETATTR,
+			                        .vol = v,
+			                        .attr = {.mask = PFS_ATTR_MODE | PFS_ATTR_MTIME,
+			                                 .mode = 0640,
+			                                 .mtime_ns = (int64_t)n}});
+		if (!rc)
+			rc = apply((struct pfs_change){.kind = PFS_CHANGE_RESIZE,
+			                               .vol = v,
+			                               .size = (uint64_t)CHURN_BLKS * BS});
+		if (!rc)
+			rc = apply((struct pfs_change){
+			    .kind = PFS_CHANGE_SNAP_CREATE, .name = name, .snap = "x"});
+		for (uint32_t b = 0; b < CHURN_BLKS && !rc; b += 3)
+			rc = churn_write(v, b, 2);
+		if (!rc)
+			rc = apply((struct pfs_change){
+			    .kind = PFS_CHANGE_SNAP_RESTORE, .name = name, .snap = "x"});
+		if (rc) {
+			FAIL("churn %s: %s", name, strerror(-rc));
+			pfs_vol_unref(v);
+			break;
+		}
+		/* After the restore: the snapshot's data, through the handle held all along. */
+		for (uint32_t b = 0; b < CHURN_BLKS; b++) {
+			uint32_t g = b < CHURN_BLKS / 2 && b % 7 ? 1 : 0;
+			if (pfs_vol_read(store, v, buf, BS, (uint64_t)b * BS) != BS ||
+			    !matches_range(buf, 7, b, g, g)) {
+				FAIL("churn %s: block %u not restored", name, b);
+				break;
+			}
+		}
+		pfs_vol_unref(v);
+		rc = apply(
+		    (struct pfs_change){.kind = PFS_CHANGE_SNAP_DELETE, .name = name, .snap = "x"});
+		if (!rc)
+			rc = apply((struct pfs_change){
+			    .kind = PFS_CHANGE_VOL_RENAME, .name = name, .new_name = renamed});
+		if (!rc)
+			rc = apply(
+			    (struct pfs_change){.kind = PFS_CHANGE_VOL_DELETE, .name = renamed});
+		if (rc) {
+			FAIL("churn %s: %s", name, strerror(-rc));
+			break;
+		}
+		churns++;
+	}
+	return NULL;
+}
+
 /* ---- commits, scrubs, stats --------------------------------------------------------------- */
 static uint64_t commits, syncs, gcs, scrubs, stats_reads;
 
@@ -481,6 +568,47 @@ static void *scrub_main_thread(void *arg)
 	return NULL;
 }
 
+/* What `ls -l volumes/` and `lseek(SEEK_DATA)` do: list (under the catalogue lock), then
+ * look each map up by id and walk its map for the usage, outside the lock. */
+struct ids {
+	uint64_t v[64];
+	size_t n;
+};
+
+static int collect_id(void *arg, struct pfs_vol *v, const struct pfs_vol_info *info)
+{
+	struct ids *ids = arg;
+	(void)v;
+	if (!info->name[0] || info->size % BS)
+		FAIL("catalogue: map %llu named \"%s\" of size %llu", (unsigned long long)info->id,
+		     info->name, (unsigned long long)info->size);
+	if (ids->n < 64)
+		ids->v[ids->n++] = info->id;
+	return 0;
+}
+
+static void walk_catalogue(void)
+{
+	struct ids ids = {.n = 0};
+
+	pfs_vol_each(store, PFS_MAP_VOLUME, 0, collect_id, &ids);
+	for (size_t i = 0; i < ids.n; i++) {
+		struct pfs_vol *v = pfs_vol_by_id(store, ids.v[i]);
+		struct pfs_vol_info info;
+		uint64_t unique, shared;
+		if (!v)
+			continue; /* deleted since */
+		pfs_vol_get_info(v, &info);
+		int rc = pfs_vol_usage(store, v, i % 4 == 0, &unique, &shared);
+		int64_t d = pfs_vol_seek(store, v, 0, SEEK_DATA);
+		if (rc && !info.gone)
+			FAIL("usage of %s: %s", info.name, strerror(-rc));
+		if (d < 0 && d != -ENXIO)
+			FAIL("SEEK_DATA in %s: %s", info.name, strerror((int)-d));
+		pfs_vol_unref(v);
+	}
+}
+
 static void *stats_main(void *arg)
 {
 	uint64_t seed = 0x57a7;
@@ -496,6 +624,7 @@ static void *stats_main(void *arg)
 		pfs_stats_to_json(&st, &b);
 		pfs_buf_free(&b);
 		stats_reads++;
+		walk_catalogue();
 		/* A block a writer is changing reads as a generation between the last one it
 		 * acknowledged before the read and the last one it started after. */
 		int vol = (int)(rnd(&seed) % NWRITERS);
@@ -611,9 +740,9 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("PSTOR_STRESS_SECONDS");
 	double seconds = argc > 1 ? atof(argv[1]) : env ? atof(env) : 3.0;
-	pthread_t tw[NWRITERS], ts[5];
-	void *(*const others[5])(void *) = {snap_main, clone_main, commit_main, scrub_main_thread,
-	                                    stats_main};
+	pthread_t tw[NWRITERS], ts[6];
+	void *(*const others[6])(void *) = {snap_main,         clone_main, commit_main,
+	                                    scrub_main_thread, stats_main, churn_main};
 	int rc;
 
 	if (seconds <= 0)
@@ -636,7 +765,7 @@ int main(int argc, char **argv)
 
 	for (int i = 0; i < NWRITERS; i++)
 		pthread_create(&tw[i], NULL, writer_main, &writers[i]);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		pthread_create(&ts[i], NULL, others[i], NULL);
 	int64_t end = pfs_now_ns() + (int64_t)(seconds * 1e9);
 	while (pfs_now_ns() < end && !atomic_load(&errors))
@@ -644,7 +773,7 @@ int main(int argc, char **argv)
 	atomic_store(&stop_all, true);
 	for (int i = 0; i < NWRITERS; i++)
 		pthread_join(tw[i], NULL);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		pthread_join(ts[i], NULL);
 
 	uint64_t ops = 0, punches = 0;
@@ -657,13 +786,14 @@ int main(int argc, char **argv)
 	printf(
 	    "stress_fs: %.1f s: %llu block changes (%llu punches), %llu snapshots (%llu deleted, "
 	    "%llu read back), %llu clones, %llu clone ranges, %llu commits, %llu syncs, "
-	    "%llu gc starts, %llu scrubs, %llu stats reads, gc runs %llu\n",
+	    "%llu gc starts, %llu scrubs, %llu stats reads, %llu volume lives, gc runs %llu\n",
 	    seconds, (unsigned long long)ops, (unsigned long long)punches,
 	    (unsigned long long)snaps_made, (unsigned long long)snaps_deleted,
 	    (unsigned long long)snap_reads, (unsigned long long)clones_made,
 	    (unsigned long long)clone_ranges, (unsigned long long)commits,
 	    (unsigned long long)syncs, (unsigned long long)gcs, (unsigned long long)scrubs,
-	    (unsigned long long)stats_reads, (unsigned long long)st.ftl.gc_runs);
+	    (unsigned long long)stats_reads, (unsigned long long)churns,
+	    (unsigned long long)st.ftl.gc_runs);
 
 	check_all("before reopen");
 	pfs_close(store);
