@@ -81,6 +81,9 @@ run_fuzzers() {
 		fuzz_metaregion 20000 16384
 		fuzz_ctl 50000 512
 		fuzz_nvme 200000 5200
+		fuzz_log 2000000 4096
+		fuzz_catalog 3500000 4096
+		fuzz_pfs_format 3000000 2100
 	EOF
 	rm -rf "$work"
 }

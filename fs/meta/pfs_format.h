@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "ftl.h"
+#include "pfs_base.h" /* PFS_NAME_MAX */
 
 /* ---- map pages ----------------------------------------------------------------------------- */
 /* A block map is an array of engine references (8 bytes each, little endian), one per block of
@@ -54,6 +55,30 @@ int pfs_mtag_decode(const uint8_t hash[FTL_HASH_LEN], struct pfs_mtag *t); /* -E
  * a (u64), b (u64), gen (u64). */
 #define PFS_MTAG_MAGIC 0x314d4650u
 _Static_assert(4 + 1 + 3 + 8 + 8 + 8 == FTL_HASH_LEN, "a tag fills the summary hash exactly");
+
+/* ---- page copies (vol/pfs_mchunk.c) --------------------------------------------------------- */
+/* A page copy: the page blob (PFS_PAGE_BLOB), a u32 count of the long patterns its references
+ * use, then per pattern an entry: the reference (u64), period (u8), the 16 pattern bytes, 7 pad
+ * bytes. Tag (map, page, gen). */
+#define PFS_PAGE_COPY_PAT_ENTRY 32u
+_Static_assert(8 + 1 + 16 + 7 == PFS_PAGE_COPY_PAT_ENTRY, "page copy pattern entry layout");
+
+/* ---- catalogue records (vol/pfs_mchunk.c) --------------------------------------------------- */
+/* Header (32 bytes): magic "PCAT" (u32), version (u32), gen (u64: the checkpoint's lsn),
+ * next map id (u64), map count (u32), settings length (u32). Then one entry per map, then the
+ * settings as "key=value\n" text (less than PFS_CFG_TEXT_MAX bytes, no NUL).
+ * Entry, version 1 (120 bytes): id, parent, size, snapshot gen, ctime (u64 each), kind (u32),
+ * name length (u32, 1..PFS_NAME_MAX), the name (PFS_NAME_MAX bytes, zero-padded), 8 pad bytes.
+ * Version 2 (152 bytes) appends mode, uid, gid, pad (u32 each), atime, mtime (i64 each).
+ * Readers take both; writers write version 2. Tag (0, 0, gen). */
+#define PFS_CAT_MAGIC    0x54414350u
+#define PFS_CAT_VERSION  2u
+#define PFS_CAT_HDR      32u
+#define PFS_CAT_ENTRY_V1 (48u + 8u + PFS_NAME_MAX)
+#define PFS_CAT_ENTRY    (PFS_CAT_ENTRY_V1 + 32u)
+_Static_assert(PFS_CAT_ENTRY_V1 == 120, "catalogue entry v1 layout");
+_Static_assert(PFS_CAT_ENTRY == 152, "catalogue entry v2 layout");
+_Static_assert(4 + 4 + 8 + 8 + 4 + 4 == PFS_CAT_HDR, "catalogue header layout");
 
 /* ---- log records (vol/pfs_log.c) ------------------------------------------------------------ */
 /* A log chunk: a 16-byte header (u32 magic "PLOG", u32 record count, u64 first lsn), then its

@@ -458,7 +458,8 @@ int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence)
 		res = rc;
 		goto out;
 	}
-	qsort(pl.idx, pl.n, sizeof(*pl.idx), pfs_cmp_u64);
+	if (pl.n > 1) /* a map without pages has pl.idx NULL: qsort must not see it */
+		qsort(pl.idx, pl.n, sizeof(*pl.idx), pfs_cmp_u64);
 	uint64_t blk = (uint64_t)off / bs, nblk = (size + bs - 1) / bs;
 	size_t i = 0;
 	while (i < pl.n && pl.idx[i] < blk / PFS_PAGE_REFS)
@@ -520,13 +521,17 @@ static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 
 	(void)idx;
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		if (engine_ref_kind(refs[i]) != ENGINE_REF_CHUNK)
+		/* A loaded page is walked without its stripe lock, while writers change it
+		 * (pfs_map_set_run stores atomically): each reference is read once, atomically.
+		 * A stale one only makes the estimate a little off. */
+		struct engine_ref r = {__atomic_load_n(&refs[i].v, __ATOMIC_RELAXED)};
+		if (engine_ref_kind(r) != ENGINE_REF_CHUNK)
 			continue;
-		struct ftl_addr addr = {refs[i].v & ((1ull << 62) - 1)};
+		struct ftl_addr addr = {r.v & ((1ull << 62) - 1)};
 		int len = ftl_chunk_len(a->p->ftl, addr);
 		if (len <= 0)
 			continue;
-		if (engine_ref_count(a->p->eng, refs[i]) <= 1)
+		if (engine_ref_count(a->p->eng, r) <= 1)
 			a->unique += (uint64_t)len;
 		else
 			a->shared += (uint64_t)len;

@@ -1,6 +1,6 @@
-/* fs/pfs_mchunk.c - fs's own records in the FTL: page copies, catalogue records and their tags
- * (log chunks are encoded in pfs_log.c). They make the segments alone enough to rebuild the
- * SQLite metadata; see the pfs_int.h section for what each holds and why.
+/* fs/vol/pfs_mchunk.c - fs's own records in the FTL: page copies, catalogue records and their
+ * tags (log chunks are encoded in pfs_log.c). They make the segments alone enough to rebuild
+ * the SQLite metadata; their layouts are in meta/pfs_format.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,9 +9,12 @@
 
 #include "pfs_vol_int.h"
 
-#define CAT_MAGIC   0x54414350u /* "PCAT" */
-#define CAT_VERSION 2u          /* 2: owner, mode and times of each map */
-#define PAT_ENTRY   32u         /* ref 8, period 1, pattern 16, pad 7 */
+#define CAT_MAGIC    PFS_CAT_MAGIC
+#define CAT_VERSION  PFS_CAT_VERSION
+#define CAT_HDR      PFS_CAT_HDR
+#define CAT_ENTRY_V1 PFS_CAT_ENTRY_V1
+#define CAT_ENTRY    PFS_CAT_ENTRY
+#define PAT_ENTRY    PFS_PAGE_COPY_PAT_ENTRY
 
 int pfs_mchunk_write(struct ftl *ftl, const void *buf, uint32_t len, const struct pfs_mtag *t,
                      uint64_t *addr)
@@ -183,13 +186,6 @@ out:
 	return rc;
 }
 
-/* Catalogue record layout: header (magic, version, gen, next id, map count, config length),
- * fixed-size map entries, then the settings as text. */
-#define CAT_HDR      32u
-#define CAT_ENTRY_V1 (48u + 8u + PFS_NAME_MAX)
-/* v2 appends mode, uid, gid, pad (u32 each), atime, mtime (i64 each) to the v1 entry. */
-#define CAT_ENTRY (CAT_ENTRY_V1 + 32u)
-
 int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 {
 	char cfg[PFS_CFG_TEXT_MAX];
@@ -261,36 +257,26 @@ out:
 	return rc;
 }
 
-int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat)
+int pfs_catalog_decode(const uint8_t *buf, size_t len, struct pfs_catalog *cat)
 {
-	uint8_t *buf = malloc(FTL_CHUNK_MAX), flags = 0;
-	int len, rc = -EUCLEAN;
+	int rc = -EUCLEAN;
 
 	memset(cat, 0, sizeof(*cat));
-	if (!buf)
-		return -ENOMEM;
-	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
-	if (len < 0) {
-		rc = len;
-		goto out;
-	}
-	if (len < (int)CAT_HDR || pfs_get32(buf) != CAT_MAGIC)
-		goto out;
+	if (len < CAT_HDR || pfs_get32(buf) != CAT_MAGIC)
+		return rc;
 	uint32_t version = pfs_get32(buf + 4);
 	if (version != 1 && version != CAT_VERSION)
-		goto out;
+		return rc;
 	size_t esize = version == 1 ? CAT_ENTRY_V1 : CAT_ENTRY;
 	uint32_t n = pfs_get32(buf + 24), cfglen = pfs_get32(buf + 28);
 	if ((uint64_t)CAT_HDR + (uint64_t)n * esize + cfglen != (uint64_t)len ||
 	    cfglen >= PFS_CFG_TEXT_MAX)
-		goto out;
+		return rc;
 	cat->gen = pfs_get64(buf + 8);
 	cat->next_id = pfs_get64(buf + 16);
 	cat->maps = calloc(n ? n : 1, sizeof(*cat->maps));
-	if (!cat->maps) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!cat->maps)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = buf + CAT_HDR + (size_t)i * esize;
 		struct pfs_cat_entry *m = &cat->maps[i];
@@ -301,7 +287,9 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 		m->snap_gen = pfs_get64(e + 24);
 		m->ctime_ns = (int64_t)pfs_get64(e + 32);
 		m->kind = (int)pfs_get32(e + 40);
-		if (nl == 0 || nl > PFS_NAME_MAX ||
+		/* The name is exactly its NL bytes: a NUL inside would make a shorter name
+		 * than the entry says (found by fuzz_catalog). */
+		if (nl == 0 || nl > PFS_NAME_MAX || memchr(e + 48, 0, nl) ||
 		    (m->kind != PFS_MAP_VOLUME && m->kind != PFS_MAP_SNAPSHOT))
 			goto out_bad;
 		memcpy(m->name, e + 48, nl);
@@ -321,12 +309,22 @@ int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *
 	cat->nmaps = n;
 	memcpy(cat->config, buf + CAT_HDR + (size_t)n * esize, cfglen);
 	cat->config[cfglen] = 0;
-	rc = 0;
-	goto out;
+	return 0;
 out_bad:
 	pfs_catalog_release(cat);
-	rc = -EUCLEAN;
-out:
+	return -EUCLEAN;
+}
+
+int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat)
+{
+	uint8_t *buf = malloc(FTL_CHUNK_MAX), flags = 0;
+	int len, rc;
+
+	memset(cat, 0, sizeof(*cat));
+	if (!buf)
+		return -ENOMEM;
+	len = ftl_read(ftl, (struct ftl_addr){addr}, buf, FTL_CHUNK_MAX, &flags);
+	rc = len < 0 ? len : pfs_catalog_decode(buf, (size_t)len, cat);
 	free(buf);
 	return rc;
 }

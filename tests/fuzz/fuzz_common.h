@@ -55,6 +55,23 @@ enum { FZ_NVME_ID_CTRL, FZ_NVME_ID_NS, FZ_NVME_ZNS_ID_NS, FZ_NVME_SMART, FZ_NVME
 #define FZ_NVME_EXT_SHIFT 4     /* bits 4-7: zone report: descriptor extension, 64-byte units */
 #define FZ_NVME_ZNS_CAP   (1ull << 30) /* ZNS: the namespace size its identity gives */
 
+/* fuzz_log: [flags][from][stop][log chunk payload], fed to pfs_log_decode (fs/vol/pfs_log.c).
+ * The first lsn the decoder is given is the chunk header's (bytes 8..15) with FZ_LOG_LSN_OK,
+ * else that plus one (the decoder must refuse it); records below first + FROM are skipped;
+ * with FZ_LOG_STOP the callback fails at the STOP-th record it sees. */
+#define FZ_LOG_LSN_OK 0x01u
+#define FZ_LOG_STOP   0x02u
+
+/* fuzz_catalog: a catalogue record verbatim, fed to pfs_catalog_decode (fs/vol/pfs_mchunk.c).
+ * Its layout is PFS_CAT_* in fs/meta/pfs_format.h: the harness re-encodes what it decoded. */
+
+/* fuzz_pfs_format: [kind][...], kind even: a map page, [flags][map: le64][page: le64][blob],
+ * to pfs_page_decode; kind odd: a chunk tag, [32 bytes, zero-padded], to pfs_mtag_decode. */
+#define FZ_PAGE_FIX_CRC 0x01u /* make the blob's CRC right for (map, page) */
+#define FZ_PAGE_FULL    0x02u /* zero-pad the blob to its full length (else the input's) */
+/* Bit 2 and bits 3-7 of the flags: the key an accepted blob must be refused for is the map
+ * (bit 2 clear) or the page index (set) with bit 2 * (flags >> 3) flipped. */
+
 static inline uint32_t fz_le32(const uint8_t *p)
 {
 	uint32_t v;
@@ -70,6 +87,11 @@ static inline uint64_t fz_le64(const uint8_t *p)
 }
 
 static inline void fz_put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void fz_put64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, sizeof(v));
 }

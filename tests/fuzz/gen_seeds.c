@@ -15,6 +15,7 @@
 #include "ftl_format.h"
 #include "fuzz_common.h"
 #include "pfs_meta.h"
+#include "pfs_vol_int.h"
 
 static const char *outdir;
 
@@ -329,6 +330,269 @@ static void gen_ctl(void)
 	    "volume create k 1KiB\nvolume resize k 4096\nvolume resize k 18446744073709551615\n");
 }
 
+/* ---- fuzz_log, fuzz_catalog, fuzz_pfs_format ----------------------------------------------- */
+
+struct fs_rec {
+	uint64_t addr;
+	struct pfs_mtag tag;
+	uint8_t hash[FTL_HASH_LEN];
+};
+
+struct fs_recs {
+	struct fs_rec v[256];
+	size_t n;
+};
+
+static int fs_scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_LEN],
+                      uint32_t hash_len, uint32_t len, uint8_t flags)
+{
+	struct fs_recs *l = arg;
+	struct pfs_mtag t;
+
+	(void)len;
+	if (!(flags & PFS_CHUNK_META) || hash_len < FTL_HASH_LEN || pfs_mtag_decode(hash, &t) ||
+	    l->n == sizeof(l->v) / sizeof(l->v[0]))
+		return 0;
+	l->v[l->n].addr = addr.v;
+	l->v[l->n].tag = t;
+	memcpy(l->v[l->n].hash, hash, FTL_HASH_LEN);
+	l->n++;
+	return 0;
+}
+
+static void fs_write(struct pfs *p, struct pfs_vol *v, uint32_t blk, int kind)
+{
+	static uint8_t b[4096];
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] = kind == 0   ? (uint8_t)(i * 7 + blk) ^ (uint8_t)(i >> 5) /* data */
+		       : kind == 1 ? (uint8_t)("0123456789ab"[i % 12])          /* table pattern */
+		                   : 0;                                         /* zero */
+	struct pfs_change c = {
+	    .kind = PFS_CHANGE_WRITE, .vol = v, .buf = b, .off = (uint64_t)blk * 4096, .len = 4096};
+	fz_check(pfs_change_apply(p, &c), "write");
+}
+
+/* A store on a memory device: volumes, data, table patterns and zeros, a snapshot, a commit
+ * (page copies and a catalogue record), more changes and an fsync (log chunks), then a power
+ * cut so the log chunks stay; the records are read back from a full scan. */
+/* The change stream as the log's tap sees it, made into one log chunk: every record type,
+ * CHANGE records of most kinds, derived records of a clone_range, SET_FP with fingerprints. */
+struct tape {
+	struct seed s;
+	uint64_t first;
+	uint32_t n;
+	bool hole;
+};
+
+static void tape_rec(void *arg, uint64_t lsn, const uint8_t *rec, size_t len)
+{
+	struct tape *t = arg;
+
+	if (!rec || (t->n && lsn != t->first + t->n)) {
+		t->hole = true;
+		return;
+	}
+	if (!t->n)
+		t->first = lsn;
+	put(&t->s, rec, len);
+	t->n++;
+}
+
+static void gen_stream(void)
+{
+	const uint64_t dev_size = 64ull << 20;
+	struct ftl_format_params fp = {
+	    .segment_size = 1u << 20, .user_block_size = 4096, .meta_blocks = 256};
+	struct pfs_opts o = {.device = "mem", .dedupe = -1, .commit_interval_ms = -1};
+	struct ftl_superblock_info sb;
+	static struct tape t;
+	struct ftl_dev *dev;
+	struct pfs *p;
+	char msg[256];
+
+	fz_check(ftl_dev_open_mem(dev_size, 4096, &dev), "ftl_dev_open_mem");
+	fz_check(ftl_format(dev, &fp), "ftl_format");
+	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
+	fz_check(pfs_vfs_format(dev, sb.meta_offset, sb.meta_size), "pfs_vfs_format");
+	fz_check(pfs_open_dev(&o, dev, &p, msg, sizeof(msg)), "pfs_open_dev");
+	pfs_log_set_tap(p, tape_rec, &t);
+	struct pfs_change cr = {.kind = PFS_CHANGE_VOL_CREATE, .name = "a", .size = 1 << 20};
+	fz_check(pfs_change_apply(p, &cr), "volume create");
+	cr.name = "b";
+	fz_check(pfs_change_apply(p, &cr), "volume create");
+	struct pfs_vol *a = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "a");
+	struct pfs_vol *b = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "b");
+	for (uint32_t blk = 0; blk < 6; blk++)
+		fs_write(p, a, blk, (int)(blk % 3));
+	struct pfs_change c[] = {
+	    {.kind = PFS_CHANGE_SNAP_CREATE, .name = "a", .snap = "s"},
+	    {.kind = PFS_CHANGE_CLONE_RANGE, .src = a, .vol = b, .len = 3 * 4096},
+	    {.kind = PFS_CHANGE_SETATTR, .vol = a, .attr = {.mask = PFS_ATTR_MODE, .mode = 0640}},
+	    {.kind = PFS_CHANGE_RESIZE, .vol = a, .size = 2 << 20},
+	    {.kind = PFS_CHANGE_PUNCH, .vol = a, .off = 4096, .len = 4096},
+	    {.kind = PFS_CHANGE_CONFIG_SET, .name = "dedupe", .value = "on"},
+	    {.kind = PFS_CHANGE_SNAP_CLONE, .name = "a", .snap = "s", .new_name = "c"},
+	    {.kind = PFS_CHANGE_VOL_RENAME, .name = "c", .new_name = "d"},
+	    {.kind = PFS_CHANGE_SNAP_DELETE, .name = "a", .snap = "s"},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		fz_check(pfs_change_apply(p, &c[i]), pfs_change_kind_name(c[i].kind));
+	pfs_log_set_tap(p, NULL, NULL);
+	pfs_vol_unref(a);
+	pfs_vol_unref(b);
+	pfs_close(p);
+	ftl_dev_close(dev);
+	fz_check(t.hole || !t.n, "a hole in the tapped stream");
+
+	struct seed chunk = {0};
+	uint8_t hdr[3 + 16] = {FZ_LOG_LSN_OK, 0, 0};
+	fz_put32(hdr + 3, 0x474f4c50u); /* "PLOG" */
+	fz_put32(hdr + 7, t.n);
+	for (int i = 0; i < 8; i++)
+		hdr[11 + i] = (uint8_t)(t.first >> (8 * i));
+	put(&chunk, hdr, sizeof(hdr));
+	put(&chunk, t.s.b, t.s.n);
+	write_seed("fuzz_log", "stream", &chunk);
+	free(chunk.b);
+	free(t.s.b);
+}
+
+static void gen_fs_records(void)
+{
+	const uint64_t dev_size = 64ull << 20;
+	struct ftl_format_params fp = {
+	    .segment_size = 1u << 20, .user_block_size = 4096, .meta_blocks = 256};
+	struct pfs_opts o = {.device = "mem", .dedupe = -1, .commit_interval_ms = -1};
+	struct ftl_superblock_info sb;
+	struct ftl_dev *dev;
+	struct pfs *p;
+	char msg[256];
+
+	fz_check(ftl_dev_open_mem(dev_size, 4096, &dev), "ftl_dev_open_mem");
+	fz_check(ftl_format(dev, &fp), "ftl_format");
+	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
+	fz_check(pfs_vfs_format(dev, sb.meta_offset, sb.meta_size), "pfs_vfs_format");
+	fz_check(pfs_open_dev(&o, dev, &p, msg, sizeof(msg)), "pfs_open_dev");
+	const char *names[] = {"db", "web-1.img"};
+	for (int i = 0; i < 2; i++) {
+		struct pfs_change c = {
+		    .kind = PFS_CHANGE_VOL_CREATE, .name = names[i], .size = 8ull << 20};
+		fz_check(pfs_change_apply(p, &c), "volume create");
+	}
+	struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "db");
+	for (uint32_t blk = 0; blk < 300; blk += 3)
+		fs_write(p, v, blk, (int)(blk % 3 ? 2 : blk % 9 ? 0 : 1));
+	struct pfs_change snap = {.kind = PFS_CHANGE_SNAP_CREATE, .name = "db", .snap = "nightly"};
+	fz_check(pfs_change_apply(p, &snap), "snapshot create");
+	fz_check(pfs_commit(p), "pfs_commit");
+	/* A resize may commit: before the changes the log chunks should hold. */
+	struct pfs_change rs = {.kind = PFS_CHANGE_RESIZE, .vol = v, .size = 12ull << 20};
+	fz_check(pfs_change_apply(p, &rs), "resize");
+	for (uint32_t blk = 1; blk < 40; blk += 2)
+		fs_write(p, v, blk, (int)(blk % 3));
+	struct pfs_change pu = {.kind = PFS_CHANGE_PUNCH, .vol = v, .off = 0, .len = 16384};
+	fz_check(pfs_change_apply(p, &pu), "punch");
+	fz_check(pfs_sync(p), "pfs_sync");
+	pfs_vol_unref(v);
+	fz_check(ftl_dev_mem_power_cut(dev, false), "power cut");
+	fz_check(ftl_dev_mem_power_cut_after(dev, 0, false), "power cut after");
+	pfs_close(p);
+	fz_check(ftl_dev_mem_revive(dev), "revive");
+
+	static struct fs_recs recs;
+	struct ftl_config cfg = {
+	    .dev = dev, .scan_cb = fs_scan_cb, .scan_arg = &recs, .full_scan = true};
+	struct ftl *ftl;
+	uint8_t *buf = malloc(FTL_CHUNK_MAX);
+	int npage = 0, ncat = 0, nlog = 0;
+	fz_check(!buf || ftl_open(&cfg, &ftl), "ftl_open");
+	for (size_t i = 0; i < recs.n; i++) {
+		const struct fs_rec *r = &recs.v[i];
+		int len = ftl_read(ftl, (struct ftl_addr){r->addr}, buf, FTL_CHUNK_MAX, NULL);
+		char name[64];
+		struct seed s = {0};
+		fz_check(len < 0, "ftl_read of a record");
+		if (r->tag.kind == PFS_MCHUNK_LOG && nlog == 0) {
+			/* As is, from a later lsn, stopping early, and for the wrong lsn. */
+			static const uint8_t v[4][3] = {{FZ_LOG_LSN_OK, 0, 0},
+			                                {FZ_LOG_LSN_OK, 5, 0},
+			                                {FZ_LOG_LSN_OK | FZ_LOG_STOP, 0, 3},
+			                                {0, 0, 0}};
+			static const char *const vn[4] = {"log", "log-from-5", "log-stop-4",
+			                                  "log-wrong-lsn"};
+			for (int k = 0; k < 4; k++) {
+				s.n = 0;
+				put(&s, v[k], 3);
+				put(&s, buf, (size_t)len);
+				write_seed("fuzz_log", vn[k], &s);
+			}
+			nlog++;
+		} else if (r->tag.kind == PFS_MCHUNK_CATALOG && ncat < 3) {
+			put(&s, buf, (size_t)len);
+			snprintf(name, sizeof(name), "catalog-%d", ncat++);
+			write_seed("fuzz_catalog", name, &s);
+			if (ncat == 1) {
+				/* The same maps in a version-1 record: entries without attributes.
+				 */
+				struct seed v1 = {0};
+				uint32_t n = fz_le32(buf + 24), cfglen = fz_le32(buf + 28);
+				uint8_t hdr[PFS_CAT_HDR];
+				memcpy(hdr, buf, sizeof(hdr));
+				fz_put32(hdr + 4, 1);
+				put(&v1, hdr, sizeof(hdr));
+				for (uint32_t k = 0; k < n; k++)
+					put(&v1, buf + PFS_CAT_HDR + k * PFS_CAT_ENTRY,
+					    PFS_CAT_ENTRY_V1);
+				put(&v1, buf + PFS_CAT_HDR + n * PFS_CAT_ENTRY, cfglen);
+				write_seed("fuzz_catalog", "catalog-v1", &v1);
+				free(v1.b);
+			}
+		} else if (r->tag.kind == PFS_MCHUNK_PAGE && npage < 4) {
+			uint8_t key[16];
+			fz_put64(key, r->tag.a);
+			fz_put64(key + 8, r->tag.b);
+			put8(&s, 0); /* a page */
+			put8(&s, (uint8_t)(npage << 2 | npage << 4));
+			put(&s, key, sizeof(key));
+			put(&s, buf, PFS_PAGE_BLOB);
+			snprintf(name, sizeof(name), "page-%d", npage);
+			write_seed("fuzz_pfs_format", name, &s);
+			free(s.b);
+			s = (struct seed){0};
+			put8(&s, 1); /* a tag */
+			put(&s, r->hash, FTL_HASH_LEN);
+			snprintf(name, sizeof(name), "tag-page-%d", npage++);
+			write_seed("fuzz_pfs_format", name, &s);
+		} else {
+			continue;
+		}
+		free(s.b);
+	}
+	for (size_t i = 0; i < recs.n; i++) {
+		/* One tag of each other kind. */
+		static bool done[4];
+		const struct fs_rec *r = &recs.v[i];
+		if (r->tag.kind == PFS_MCHUNK_PAGE || done[r->tag.kind])
+			continue;
+		done[r->tag.kind] = true;
+		struct seed s = {0};
+		put8(&s, 1);
+		put(&s, r->hash, FTL_HASH_LEN);
+		write_seed("fuzz_pfs_format",
+		           r->tag.kind == PFS_MCHUNK_LOG ? "tag-log" : "tag-catalog", &s);
+		free(s.b);
+	}
+	if (!nlog || !ncat || !npage) {
+		fprintf(stderr,
+		        "pstor-fuzz-seeds: records missing: %d log, %d catalogue, %d page\n", nlog,
+		        ncat, npage);
+		exit(1);
+	}
+	free(buf);
+	ftl_close(ftl);
+	ftl_dev_close(dev);
+}
+
 /* ---- fuzz_nvme ----------------------------------------------------------------------------- */
 
 static void le_put(uint8_t *p, uint64_t v, int n)
@@ -421,5 +685,7 @@ int main(int argc, char **argv)
 	gen_metaregion();
 	gen_ctl();
 	gen_nvme();
+	gen_fs_records();
+	gen_stream();
 	return 0;
 }

@@ -289,6 +289,10 @@ struct pfs_catalog {
 	char config[PFS_CFG_TEXT_MAX]; /* "key=value\n" lines */
 };
 int pfs_mchunk_read_catalog(struct ftl *ftl, uint64_t addr, struct pfs_catalog *cat);
+/* Decodes a catalogue record (what pfs_mchunk_read_catalog reads) from BUF: a pure function
+ * over the buffer, for the fuzz target. 0 (release CAT after), -EUCLEAN when malformed,
+ * -ENOMEM. */
+int pfs_catalog_decode(const uint8_t *buf, size_t len, struct pfs_catalog *cat);
 void pfs_catalog_release(struct pfs_catalog *cat);
 
 /* ---- pfs_log.c: roll-forward log and group commit ----------------------------------------- */
