@@ -4,6 +4,7 @@
 # back byte-exact (also after new writes), .pstorage/status counts the damage, and `scrub start`
 # finds the chunks and the volume offsets that reference them, with progress. Then bits flipped
 # in the SQLite metadata region: a map row (healed from its flash copy) and a b-tree page.
+# One case per behaviour (lib.sh run_cases); each makes, damages and mounts its own 256 MiB image.
 . "$(dirname "$0")/lib.sh"
 need_binaries
 need dd cmp
@@ -77,27 +78,31 @@ scrub_run() {
 		[ $n -lt 600 ] || fail "scrub still running after 60 s"
 		sleep 0.1
 	done
-	[ "$st" = done ] || fail "scrub ended '$st': $(cat "$1/.pstorage/scrub")"
+	[ "$st" = "done" ] || fail "scrub ended '$st': $(cat "$1/.pstorage/scrub")"
 	sed 's/^/    /' "$1/.pstorage/scrub"
 }
 
-check "mkfs, three volumes (random, compressible text, random), a snapshot, sync, unmount"
-pstor_mkfs "$IMG" 256M
-pstor_mount "$IMG" "$M"
-rand_file "$T/rand" $((4 << 20))
-text_file "$T/text" $((4 << 20))
-rand_file "$T/keep" $((2 << 20))
-for v in rand text keep; do
-	truncate -s "$(stat -c %s "$T/$v")" "$VD/$v"
-	put_at "$T/$v" "$VD/$v" 0 conv=notrunc,fsync
-done
-ctl "$M" "snapshot create rand s1"
-ctl "$M" "sync"
-pstor_umount "$M"
+# The image with its damage, mounted: mkfs, three volumes (random, compressible text, random),
+# a snapshot of rand, sync, unmount; one bit flipped in two raw chunks of rand (blocks B1 and
+# B2) and one compressed chunk of text; mounted again.
+setup() {
+	check "mkfs, three volumes (random, compressible text, random), a snapshot, sync, unmount"
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M"
+	rand_file "$T/rand" $((4 << 20))
+	text_file "$T/text" $((4 << 20))
+	rand_file "$T/keep" $((2 << 20))
+	for v in rand text keep; do
+		truncate -s "$(stat -c %s "$T/$v")" "$VD/$v"
+		put_at "$T/$v" "$VD/$v" 0 conv=notrunc,fsync
+	done
+	ctl "$M" "snapshot create rand s1"
+	ctl "$M" "sync"
+	pstor_umount "$M"
 
-check "flip one bit in two raw chunks of rand and one compressed chunk of text"
-"$IMGMAP" "$IMG" >"$T/map"
-"$PY" - "$T/map" "$IMG" "$T/rand" >"$T/flipped" <<'EOF'
+	check "flip one bit in two raw chunks of rand and one compressed chunk of text"
+	"$IMGMAP" "$IMG" >"$T/map"
+	"$PY" - "$T/map" "$IMG" "$T/rand" >"$T/flipped" <<'EOF'
 import sys
 lines = [l.split() for l in open(sys.argv[1])]
 lay = {l[0]: int(l[1]) for l in lines if len(l) == 2}
@@ -129,72 +134,102 @@ for name, (blk, cid, off, ln) in (('rand', raw[7]), ('rand', raw[700]),
     print(name, blk if blk is not None else '-', cid, pos)
 print('layout', lay['data_offset'], lay['meta_offset'], lay['segment_size'])
 EOF
-cat "$T/flipped" | while read -r l; do log "  $l"; done
-B1=$(awk '$1 == "rand" { print $2 }' "$T/flipped" | head -n 1)
-B2=$(awk '$1 == "rand" { print $2 }' "$T/flipped" | tail -n 1)
+	while read -r l; do log "  $l"; done <"$T/flipped"
+	B1=$(awk '$1 == "rand" { print $2 }' "$T/flipped" | head -n 1)
+	B2=$(awk '$1 == "rand" { print $2 }' "$T/flipped" | tail -n 1)
+	pstor_mount "$IMG" "$M"
+}
 
-check "remount; the damage is counted in .pstorage/status at once"
-pstor_mount "$IMG" "$M"
-grep -E '^(health|scrub) ' "$M/.pstorage/status" | while read -r l; do log "  $l"; done
-[ "$(json "$M" status.json 'j["health"]')" = degraded ] || fail "status health is not degraded"
-[ "$(json "$M" status.json 'j["damaged_references"] + j["checksum_errors"] > 0')" = True ] ||
-	fail "status.json counts no damage: $(cat "$M/.pstorage/status.json")"
+case_damage_counted() {
+	setup
+	check "remount; the damage is counted in .pstorage/status at once"
+	grep -E '^(health|scrub) ' "$M/.pstorage/status" | while read -r l; do log "  $l"; done
+	[ "$(json "$M" status.json 'j["health"]')" = degraded ] || fail "status health is not degraded"
+	[ "$(json "$M" status.json 'j["damaged_references"] + j["checksum_errors"] > 0')" = True ] ||
+		fail "status.json counts no damage: $(cat "$M/.pstorage/status.json")"
+	pstor_umount "$M"
+}
 
-check "reads of the damaged blocks fail with EIO; every other block is exactly what was written"
-expect_errno "dd if='$VD/rand' of=/dev/null bs=4096 skip=$B1 count=1 status=none" EIO
-vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
-vcheck rand@s1 "$M/snapshots/rand/s1" "$T/rand" "$B1,$B2"
-r=$(verify "$VD/text" "$T/text") || fail "text: see the line above"
-log "  text:     $r"
-[[ $r =~ eio\ [1-9] ]] || fail "no block of text fails, but one of its chunks is damaged"
-vcheck keep "$VD/keep" "$T/keep" none
-errs=$(json "$M" status.json 'j["read_errors"]')
-[ "$errs" -gt 0 ] || fail "status.json read_errors is $errs after failed reads"
-log "  status: read_errors $errs, checksum_errors $(json "$M" status.json 'j["checksum_errors"]')"
+case_eio_reads() {
+	setup
+	check "reads of the damaged blocks fail with EIO; every other block is exactly what was written"
+	expect_errno "dd if='$VD/rand' of=/dev/null bs=4096 skip=$B1 count=1 status=none" EIO
+	vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
+	vcheck rand@s1 "$M/snapshots/rand/s1" "$T/rand" "$B1,$B2"
+	r=$(verify "$VD/text" "$T/text") || fail "text: see the line above"
+	log "  text:     $r"
+	[[ $r =~ eio\ [1-9] ]] || fail "no block of text fails, but one of its chunks is damaged"
+	vcheck keep "$VD/keep" "$T/keep" none
+	errs=$(json "$M" status.json 'j["read_errors"]')
+	[ "$errs" -gt 0 ] || fail "status.json read_errors is $errs after failed reads"
+	log "  status: read_errors $errs, checksum_errors $(json "$M" status.json 'j["checksum_errors"]')"
+	pstor_umount "$M"
+}
 
-check "scrub start twice in one write: the second is EBUSY; scrub stop with none running: ENOENT"
-expect_ctl "$M" EBUSY $'scrub start\nscrub start'
-grep -q "already running" "$M/.pstorage/ctl" || fail "ctl reads '$(cat "$M/.pstorage/ctl")'"
-expect_ctl "$M" OK "scrub stop" ENOENT
-expect_ctl "$M" ENOENT "scrub stop"
-[[ $(json "$M" scrub.json 'j["state"]') =~ ^(done|cancelled)$ ]] || fail "scrub state after stop"
+case_scrub_commands() {
+	setup
+	check "scrub start twice in one write: the second is EBUSY; scrub stop with none running: ENOENT"
+	expect_ctl "$M" EBUSY $'scrub start\nscrub start'
+	grep -q "already running" "$M/.pstorage/ctl" || fail "ctl reads '$(cat "$M/.pstorage/ctl")'"
+	expect_ctl "$M" OK "scrub stop" ENOENT
+	expect_ctl "$M" ENOENT "scrub stop"
+	[[ $(json "$M" scrub.json 'j["state"]') =~ ^(done|cancelled)$ ]] || fail "scrub state after stop"
+	pstor_umount "$M"
+}
 
-check "scrub start: progress until done; it names the damaged chunks and the affected volumes"
-t0=$(date +%s%N)
-scrub_run "$M"
-log "  scrub start to done: $((($(date +%s%N) - t0) / 1000000)) ms"
-[ "$(json "$M" scrub.json 'j["damaged_chunks"] + j["lost_chunks"]')" -ge 3 ] ||
-	softfail "the scrub found fewer than the 3 damaged chunks"
-[ "$(json "$M" scrub.json 'j["affected_blocks"]')" -ge 5 ] ||
-	softfail "the scrub maps fewer than 5 blocks (2 of rand, 2 of its snapshot, 1+ of text)"
-for m in volumes/rand snapshots/rand/s1 volumes/text; do
-	[ "$(json "$M" scrub.json "[a['map'] for a in j['affected']].count('$m')")" = 1 ] ||
-		softfail "scrub does not list $m as affected"
-done
-[ "$(json "$M" scrub.json "sorted(o['offset'] // 4096 for a in j['affected'] \
-	if a['map'] == 'volumes/rand' for o in a['offsets'])")" = "[$B1, $B2]" ] ||
-	softfail "scrub lists other offsets of rand than blocks $B1 and $B2"
-[ "$(json "$M" scrub.json "[a['map'] for a in j['affected']].count('volumes/keep')")" = 0 ] ||
-	softfail "scrub lists keep, which is intact"
-grep '^scrub ' "$M/.pstorage/status" | while read -r l; do log "  status: $l"; done
-grep -E '^pstorfs_(scrub_(damaged|lost|affected)|checksum_errors)' "$M/.pstorage/metrics" |
-	while read -r l; do log "  metrics: $l"; done
-[ "$(json "$M" status.json 'j["scrub"]["state"]')" = done ] || fail "status.json scrub state"
+case_scrub_finds() {
+	setup
+	check "scrub start: progress until done; it names the damaged chunks and the affected volumes"
+	t0=$(date +%s%N)
+	scrub_run "$M"
+	log "  scrub start to done: $((($(date +%s%N) - t0) / 1000000)) ms"
+	[ "$(json "$M" scrub.json 'j["damaged_chunks"] + j["lost_chunks"]')" -ge 3 ] ||
+		softfail "the scrub found fewer than the 3 damaged chunks"
+	[ "$(json "$M" scrub.json 'j["affected_blocks"]')" -ge 5 ] ||
+		softfail "the scrub maps fewer than 5 blocks (2 of rand, 2 of its snapshot, 1+ of text)"
+	for m in volumes/rand snapshots/rand/s1 volumes/text; do
+		[ "$(json "$M" scrub.json "[a['map'] for a in j['affected']].count('$m')")" = 1 ] ||
+			softfail "scrub does not list $m as affected"
+	done
+	[ "$(json "$M" scrub.json "sorted(o['offset'] // 4096 for a in j['affected'] \
+		if a['map'] == 'volumes/rand' for o in a['offsets'])")" = "[$B1, $B2]" ] ||
+		softfail "scrub lists other offsets of rand than blocks $B1 and $B2"
+	[ "$(json "$M" scrub.json "[a['map'] for a in j['affected']].count('volumes/keep')")" = 0 ] ||
+		softfail "scrub lists keep, which is intact"
+	grep '^scrub ' "$M/.pstorage/status" | while read -r l; do log "  status: $l"; done
+	grep -E '^pstorfs_(scrub_(damaged|lost|affected)|checksum_errors)' "$M/.pstorage/metrics" |
+		while read -r l; do log "  metrics: $l"; done
+	[ "$(json "$M" status.json 'j["scrub"]["state"]')" = "done" ] || fail "status.json scrub state"
+	pstor_umount "$M"
+}
 
-check "new writes after the remount never make a damaged block read as other data"
-rand_file "$T/fresh" $((2 << 20))
-truncate -s $((2 << 20)) "$VD/fresh"
-put_at "$T/fresh" "$VD/fresh" 0 conv=notrunc,fsync
-ctl "$M" "sync"
-vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
-vcheck rand@s1 "$M/snapshots/rand/s1" "$T/rand" "$B1,$B2"
-vcheck text "$VD/text" "$T/text"
-vcheck fresh "$VD/fresh" "$T/fresh" none
-pstor_umount "$M"
+fresh() { # a new volume written after the remount
+	rand_file "$T/fresh" $((2 << 20))
+	truncate -s $((2 << 20)) "$VD/fresh"
+	put_at "$T/fresh" "$VD/fresh" 0 conv=notrunc,fsync
+	ctl "$M" "sync"
+}
 
-check "metadata: flip a bit inside a map row of the SQLite database, and one in a b-tree page"
-read -r _ DATA_OFF META_OFF _ < <(grep '^layout' "$T/flipped")
-"$PY" - "$IMG" "$META_OFF" "$DATA_OFF" "$T/db" >"$T/metaflip" <<'EOF'
+case_writes_after() {
+	setup
+	check "new writes after the remount never make a damaged block read as other data"
+	fresh
+	vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
+	vcheck rand@s1 "$M/snapshots/rand/s1" "$T/rand" "$B1,$B2"
+	vcheck text "$VD/text" "$T/text"
+	vcheck fresh "$VD/fresh" "$T/fresh" none
+	pstor_umount "$M"
+}
+
+# The image of setup, a volume written after the remount, then unmounted and bits flipped in its
+# metadata region.
+case_metadata() {
+	setup
+	fresh
+	pstor_umount "$M"
+	check "metadata: flip a bit inside a map row of the SQLite database, and one in a b-tree page"
+	read -r _ DATA_OFF META_OFF _ < <(grep '^layout' "$T/flipped")
+	"$PY" - "$IMG" "$META_OFF" "$DATA_OFF" "$T/db" >"$T/metaflip" <<'EOF'
 import sqlite3, struct, sys
 img, meta, data_off, dbcopy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 f = open(img, 'r+b')
@@ -235,39 +270,41 @@ hdr_at = (root - 1) * page + (100 if root == 1 else 0)
 flip(hdr_at, 0)    # b-tree page type of the maps index: 0x0a (leaf index) -> 0x0b (invalid)
 print('row %d page %d (maps index root, page size %d)' % (row, root, page))
 EOF
-log "  flipped: $(cat "$T/metaflip")"
-mkdir -p "$M"
-"$PSTORFS" "$IMG" "$M" -f >"$T/meta-mount.log" 2>&1 &
-pid=$!
-n=0
-while ! is_mounted "$M" && kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
-if ! is_mounted "$M"; then
-	rc=0
-	wait "$pid" || rc=$?
-	log "  mount refused the damaged metadata (status $rc):"
-	sed 's/^/    /' "$T/meta-mount.log"
-	[ "$(grep -c . "$T/meta-mount.log")" -eq 1 ] ||
-		fail "mount failed without exactly one clear error line"
-else
-	_DPID[$M]=$pid
-	_DLOG[$M]=$T/meta-mount.log
-	_CLEANUP+=("fuse:$M")
-	until stat "$M/.pstorage/ctl" >/dev/null 2>&1; do sleep 0.1; done
-	log "  mounted; status: $(grep '^health' "$M/.pstorage/status")"
-	vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
-	vcheck text "$VD/text" "$T/text"
-	vcheck keep "$VD/keep" "$T/keep" none
-	vcheck fresh "$VD/fresh" "$T/fresh" none
-	scrub_run "$M"
-	[ "$(json "$M" scrub.json 'j["damaged_metadata"]')" -ge 1 ] ||
-		fail "the scrub did not find the damaged b-tree page"
-	log "  quick_check: $(json "$M" scrub.json 'j["quick_check_first"]')"
-	log "  map rows failing their checksum since mount: $(json "$M" scrub.json \
-		'j["map_rows_damaged"]'), healed from their flash copy: $(json "$M" scrub.json \
-		'j["map_rows_healed"]')"
-	pstor_umount "$M"
-fi
-pass
+	log "  flipped: $(cat "$T/metaflip")"
+	mkdir -p "$M"
+	"$PSTORFS" "$IMG" "$M" -f >"$T/meta-mount.log" 2>&1 &
+	pid=$!
+	n=0
+	while ! is_mounted "$M" && kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if ! is_mounted "$M"; then
+		rc=0
+		wait "$pid" || rc=$?
+		log "  mount refused the damaged metadata (status $rc):"
+		sed 's/^/    /' "$T/meta-mount.log"
+		[ "$(grep -c . "$T/meta-mount.log")" -eq 1 ] ||
+			fail "mount failed without exactly one clear error line"
+	else
+		_DPID[$M]=$pid
+		_DLOG[$M]=$T/meta-mount.log
+		_CLEANUP+=("fuse:$M")
+		until stat "$M/.pstorage/ctl" >/dev/null 2>&1; do sleep 0.1; done
+		log "  mounted; status: $(grep '^health' "$M/.pstorage/status")"
+		vcheck rand "$VD/rand" "$T/rand" "$B1,$B2"
+		vcheck text "$VD/text" "$T/text"
+		vcheck keep "$VD/keep" "$T/keep" none
+		vcheck fresh "$VD/fresh" "$T/fresh" none
+		scrub_run "$M"
+		[ "$(json "$M" scrub.json 'j["damaged_metadata"]')" -ge 1 ] ||
+			fail "the scrub did not find the damaged b-tree page"
+		log "  quick_check: $(json "$M" scrub.json 'j["quick_check_first"]')"
+		log "  map rows failing their checksum since mount: $(json "$M" scrub.json \
+			'j["map_rows_damaged"]'), healed from their flash copy: $(json "$M" scrub.json \
+			'j["map_rows_healed"]')"
+		pstor_umount "$M"
+	fi
+}
+
+run_cases

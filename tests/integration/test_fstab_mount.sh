@@ -3,6 +3,7 @@
 # mount -a twice mounts once), mount -t pstorfs through packaging/mount.pstorfs; fstab-only
 # options are accepted. Refusals: a bad option, the same image twice, an unformatted image each
 # exit non-zero with one error line and mount nothing.
+# One case per way of mounting and per kind of refusal (lib.sh run_cases).
 # mount(8) resets PATH and finds helpers only in /sbin: so that it runs THIS build's pstorfs and
 # packaging/mount.pstorfs (not an installed copy), the script runs in a private mount namespace
 # where a tmpfs over /usr/local/sbin holds links to them. Nothing outside the namespace changes
@@ -71,83 +72,108 @@ refused() { # WHAT MNT CMD...: exits non-zero, one error line on stderr, MNT not
 	fi
 }
 
-check "mount.fuse3 IMG MNT -t pstorfs -o defaults,_netdev,compression=lz4"
-mount.fuse3 "$IMG" "$M" -t pstorfs -o defaults,_netdev,compression=lz4
-mounted_ok "$M" mount.fuse3 lz4
-pstor_umount "$M" umount
+# mount(8) finds this build's pstorfs and packaging/mount.pstorfs (see the top)
+sbin() {
+	SBIN=/usr/local/sbin # first in the PATH mount(8) gives its helpers
+	mkdir -p "$SBIN"
+	mount -t tmpfs -o mode=0755 pstor-it-sbin "$SBIN"
+	_CLEANUP+=("umount:$SBIN")
+	ln -s "$PSTORFS" "$SBIN/pstorfs"
+	cp "$PSTOR_SRC_DIR/packaging/mount.pstorfs" "$SBIN/mount.pstorfs"
+	if [ ! -e /sbin/mount.pstorfs ] && [ ! -L /sbin/mount.pstorfs ]; then
+		ln -s "$SBIN/mount.pstorfs" /sbin/mount.pstorfs
+		cleanup_file /sbin/mount.pstorfs
+	elif [ "$(readlink -f /sbin/mount.pstorfs)" != "$SBIN/mount.pstorfs" ]; then
+		mount --bind "$SBIN/mount.pstorfs" "$(readlink -f /sbin/mount.pstorfs)"
+	fi
+	[ "$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v pstorfs)" = \
+		"$SBIN/pstorfs" ] || fail "cannot put this build's pstorfs first on mount(8)'s PATH"
+}
 
-SBIN=/usr/local/sbin # first in the PATH mount(8) gives its helpers
-mkdir -p "$SBIN"
-mount -t tmpfs -o mode=0755 pstor-it-sbin "$SBIN"
-_CLEANUP+=("umount:$SBIN")
-ln -s "$PSTORFS" "$SBIN/pstorfs"
-cp "$PSTOR_SRC_DIR/packaging/mount.pstorfs" "$SBIN/mount.pstorfs"
-if [ ! -e /sbin/mount.pstorfs ] && [ ! -L /sbin/mount.pstorfs ]; then
-	ln -s "$SBIN/mount.pstorfs" /sbin/mount.pstorfs
-	cleanup_file /sbin/mount.pstorfs
-elif [ "$(readlink -f /sbin/mount.pstorfs)" != "$SBIN/mount.pstorfs" ]; then
-	mount --bind "$SBIN/mount.pstorfs" "$(readlink -f /sbin/mount.pstorfs)"
-fi
-[ "$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v pstorfs)" = \
-	"$SBIN/pstorfs" ] || fail "cannot put this build's pstorfs first on mount(8)'s PATH"
-check "mount -t fuse.pstorfs IMG MNT -o defaults,_netdev,compression=zstd:2"
-mount -t fuse.pstorfs "$IMG" "$M" -o defaults,_netdev,compression=zstd:2
-mounted_ok "$M" "mount -t fuse.pstorfs" zstd:2
-pstor_umount "$M" umount
+case_mount_fuse3() {
+	check "mount.fuse3 IMG MNT -t pstorfs -o defaults,_netdev,compression=lz4"
+	mount.fuse3 "$IMG" "$M" -t pstorfs -o defaults,_netdev,compression=lz4
+	mounted_ok "$M" mount.fuse3 lz4
+	pstor_umount "$M" umount
+}
 
-check "an fstab line: mount -T FSTAB MNT, and mount -a twice mounts once"
-printf '%s %s fuse.pstorfs defaults,allow_other,_netdev,nofail,noatime 0 0\n' "$IMG" "$M" \
-	>"$T/fstab"
-mount -T "$T/fstab" "$M"
-mounted_ok "$M" "fstab mount"
-mount -a -T "$T/fstab"
-mounted_ok "$M" "mount -a on a mounted fstab line"
-pstor_umount "$M" umount
-mount -a -T "$T/fstab"
-mount -a -T "$T/fstab"
-mounted_ok "$M" "mount -a twice"
-pstor_umount "$M" umount
+case_mount_t_fuse_pstorfs() {
+	sbin
+	check "mount -t fuse.pstorfs IMG MNT -o defaults,_netdev,compression=zstd:2"
+	mount -t fuse.pstorfs "$IMG" "$M" -o defaults,_netdev,compression=zstd:2
+	mounted_ok "$M" "mount -t fuse.pstorfs" zstd:2
+	pstor_umount "$M" umount
+}
 
-check "mount -t pstorfs through packaging/mount.pstorfs"
-mount -t pstorfs "$IMG" "$M" -o _netdev,compression=none
-mounted_ok "$M" "mount -t pstorfs" none
-pstor_umount "$M" umount
+case_fstab() {
+	sbin
+	check "an fstab line: mount -T FSTAB MNT, and mount -a twice mounts once"
+	printf '%s %s fuse.pstorfs defaults,allow_other,_netdev,nofail,noatime 0 0\n' "$IMG" "$M" \
+		>"$T/fstab"
+	mount -T "$T/fstab" "$M"
+	mounted_ok "$M" "fstab mount"
+	mount -a -T "$T/fstab"
+	mounted_ok "$M" "mount -a on a mounted fstab line"
+	pstor_umount "$M" umount
+	mount -a -T "$T/fstab"
+	mount -a -T "$T/fstab"
+	mounted_ok "$M" "mount -a twice"
+	pstor_umount "$M" umount
+}
 
-check "bad options: non-zero exit, one error line, nothing mounted"
-refused "compression=bogus" "$M" "$PSTORFS" "$IMG" "$M" -o compression=bogus
-refused "compression=zstd:99" "$M" "$PSTORFS" "$IMG" "$M" -o compression=zstd:99
-refused "dedupe=maybe" "$M" "$PSTORFS" "$IMG" "$M" -o dedupe=maybe
-refused "commit_interval_ms=abc" "$M" "$PSTORFS" "$IMG" "$M" -o commit_interval_ms=abc
-refused "unknown option" "$M" "$PSTORFS" "$IMG" "$M" -o nosuchoption=1
-if timeout 60 "$PSTORFS" "$IMG" >/dev/null 2>&1; then fail "pstorfs without a mountpoint exited 0"; fi
-refused "missing mountpoint dir" "" "$PSTORFS" "$IMG" "$T/nonexistent"
-rc=0
-mount -t fuse.pstorfs "$IMG" "$M" -o compression=bogus 2>/dev/null || rc=$?
-is_mounted "$M" && { pstor_adopt_mount "$M"; fail "mount -o compression=bogus mounted"; }
-[ $rc -ne 0 ] || fail "mount -t fuse.pstorfs -o compression=bogus exited 0"
+case_mount_t_pstorfs() {
+	sbin
+	check "mount -t pstorfs through packaging/mount.pstorfs"
+	mount -t pstorfs "$IMG" "$M" -o _netdev,compression=none
+	mounted_ok "$M" "mount -t pstorfs" none
+	pstor_umount "$M" umount
+}
 
-check "an unformatted image and a missing image are refused"
-truncate -s 1G "$T/raw"
-refused "unformatted image" "$M2" "$PSTORFS" "$T/raw" "$M2"
-head -c 1M /dev/urandom >"$T/junk"
-truncate -s 1G "$T/junk"
-refused "random bytes image" "$M2" "$PSTORFS" "$T/junk" "$M2"
-refused "missing image" "$M2" "$PSTORFS" "$T/nosuch.img" "$M2"
+case_bad_options() {
+	sbin
+	check "bad options: non-zero exit, one error line, nothing mounted"
+	refused "compression=bogus" "$M" "$PSTORFS" "$IMG" "$M" -o compression=bogus
+	refused "compression=zstd:99" "$M" "$PSTORFS" "$IMG" "$M" -o compression=zstd:99
+	refused "dedupe=maybe" "$M" "$PSTORFS" "$IMG" "$M" -o dedupe=maybe
+	refused "commit_interval_ms=abc" "$M" "$PSTORFS" "$IMG" "$M" -o commit_interval_ms=abc
+	refused "unknown option" "$M" "$PSTORFS" "$IMG" "$M" -o nosuchoption=1
+	if timeout 60 "$PSTORFS" "$IMG" >/dev/null 2>&1; then fail "pstorfs without a mountpoint exited 0"; fi
+	refused "missing mountpoint dir" "" "$PSTORFS" "$IMG" "$T/nonexistent"
+	rc=0
+	mount -t fuse.pstorfs "$IMG" "$M" -o compression=bogus 2>/dev/null || rc=$?
+	is_mounted "$M" && { pstor_adopt_mount "$M"; fail "mount -o compression=bogus mounted"; }
+	[ $rc -ne 0 ] || fail "mount -t fuse.pstorfs -o compression=bogus exited 0"
+}
 
-check "the same image twice: the second mount is refused, the first keeps working"
-pstor_mount "$IMG" "$M"
-refused "second mount of the image" "$M2" "$PSTORFS" "$IMG" "$M2"
-refused "second mount, foreground" "$M2" "$PSTORFS" "$IMG" "$M2" -f
-rc=0
-mount -t fuse.pstorfs "$IMG" "$M2" 2>/dev/null || rc=$?
-is_mounted "$M2" && { pstor_adopt_mount "$M2"; fail "mount(8) mounted the image twice"; }
-[ $rc -ne 0 ] || fail "second mount(8) of the image exited 0"
-truncate -s 1M "$M/volumes/still"
-[ "$(stat -c %s "$M/volumes/still")" = 1048576 ] || fail "first mount broken by the refused one"
-pstor_umount "$M"
+case_unformatted() {
+	check "an unformatted image and a missing image are refused"
+	truncate -s 1G "$T/raw"
+	refused "unformatted image" "$M2" "$PSTORFS" "$T/raw" "$M2"
+	head -c 1M /dev/urandom >"$T/junk"
+	truncate -s 1G "$T/junk"
+	refused "random bytes image" "$M2" "$PSTORFS" "$T/junk" "$M2"
+	refused "missing image" "$M2" "$PSTORFS" "$T/nosuch.img" "$M2"
+}
 
-check "after the unmount, the image mounts again at once (the lock is released)"
-pstor_mount "$IMG" "$M2"
-[ -e "$M2/volumes/still" ] || fail "volume created before the remount is missing"
-pstor_umount "$M2"
-pass
+# The lock: refused while a mount holds it, released at once by the unmount.
+case_same_image_twice() {
+	sbin
+	check "the same image twice: the second mount is refused, the first keeps working"
+	pstor_mount "$IMG" "$M"
+	refused "second mount of the image" "$M2" "$PSTORFS" "$IMG" "$M2"
+	refused "second mount, foreground" "$M2" "$PSTORFS" "$IMG" "$M2" -f
+	rc=0
+	mount -t fuse.pstorfs "$IMG" "$M2" 2>/dev/null || rc=$?
+	is_mounted "$M2" && { pstor_adopt_mount "$M2"; fail "mount(8) mounted the image twice"; }
+	[ $rc -ne 0 ] || fail "second mount(8) of the image exited 0"
+	truncate -s 1M "$M/volumes/still"
+	[ "$(stat -c %s "$M/volumes/still")" = 1048576 ] || fail "first mount broken by the refused one"
+	pstor_umount "$M"
+
+	check "after the unmount, the image mounts again at once (the lock is released)"
+	pstor_mount "$IMG" "$M2"
+	[ -e "$M2/volumes/still" ] || fail "volume created before the remount is missing"
+	pstor_umount "$M2"
+}
+
+run_cases
