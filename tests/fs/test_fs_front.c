@@ -900,7 +900,8 @@ Test(fs_report, metrics_have_help_and_type_for_each_family)
 	expect_has(m, "pstorfs_volume_size_bytes{volume=\"a\"} 4194304\n");
 	expect_has(m, "pstorfs_volume_written_bytes{volume=\"a\"} 12288\n");
 	expect_has(m, "pstorfs_volume_written_bytes{volume=\"b\"} 4096\n");
-	/* Every sample line follows its family's TYPE line. */
+	/* Every sample line follows its family's TYPE line (a histogram's _bucket, _sum and
+	 * _count samples follow the histogram's). */
 	for (char *l = m; *l; l = strchr(l, '\n') + 1) {
 		if (*l != '#') {
 			char name[128];
@@ -908,6 +909,15 @@ Test(fs_report, metrics_have_help_and_type_for_each_family)
 			char type[160];
 			snprintf(type, sizeof(type), "# TYPE %s ", name);
 			char *at = strstr(m, type);
+			for (const char *sfx = "_bucket\0_sum\0_count\0"; !at && *sfx;
+			     sfx += strlen(sfx) + 1) {
+				size_t n = strlen(name), k = strlen(sfx);
+				if (n > k && !strcmp(name + n - k, sfx)) {
+					snprintf(type, sizeof(type), "# TYPE %.*s histogram\n",
+					         (int)(n - k), name);
+					at = strstr(m, type);
+				}
+			}
 			cr_expect(at && at < l, "sample %s before its TYPE", name);
 		}
 		if (!strchr(l, '\n'))
