@@ -113,7 +113,8 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	engine_get_stats(p->eng, &st->engine);
 }
 
-/* One table drives the three printers, so a counter cannot be in one and not the others. */
+/* One table drives the three printers, so a counter cannot be in one and not the others.
+ * Types: gauge, counter, counter_ns (a counter of nanoseconds). */
 #define PFS_STATS_FIELDS(X)                                                                        \
 	X(volumes, gauge, "Number of volumes.")                                                    \
 	X(snapshots, gauge, "Number of snapshots.")                                                \
@@ -123,7 +124,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(snapshot_logical_bytes, gauge, "Bytes of data snapshots hold (shared or not).")          \
 	X(commits, counter, "Metadata commits.")                                                   \
 	X(commit_errors, counter, "Failed metadata commits.")                                      \
-	X(commit_ns_total, counter, "Nanoseconds spent in commits.")                               \
+	X(commit_ns_total, counter_ns, "Time spent in commits.")                                   \
 	X(enospc_retries, counter, "Writes retried after a checkpoint gave released space back.")  \
 	X(io_errors, counter, "Volume reads that failed (device or checksum).")                    \
 	X(missing_chunks, gauge, "Chunks referenced by the maps but missing at mount.")            \
@@ -132,7 +133,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(log_group_waits, counter, "fsync calls that shared another's log flush.")                \
 	X(log_chunks_written, counter, "Log chunks written.")                                      \
 	X(log_bytes_written, counter, "Log bytes written.")                                        \
-	X(log_flush_ns, counter, "Nanoseconds spent flushing the log.")                            \
+	X(log_flush_ns, counter_ns, "Time spent flushing the log.")                                \
 	X(change_errors, counter, "Changes refused or failed.")                                    \
 	X(mount_chunks_scanned, gauge, "Chunks found by the mount's scan.")                        \
 	X(mount_chunks_freed, gauge, "Unreferenced chunks the mount freed.")                       \
@@ -221,13 +222,33 @@ static void io_to_prom(const struct pfs_io_stats *io, const char *dir, struct pf
 	               (unsigned long long)cum);
 }
 
+/* One family of the table as Prometheus names it: pstorfs_store_FIELD, counters ending in
+ * _total and nanoseconds shown as seconds (the base unit; promtool refuses abbreviations), so
+ * commit_ns_total is pstorfs_store_commit_seconds_total. The text and JSON keep field names. */
+static void stats_family(struct pfs_buf *b, const char *field, const char *type, const char *help,
+                         uint64_t v)
+{
+	bool ns = !strcmp(type, "counter_ns"), counter = ns || !strcmp(type, "counter");
+	size_t n = strlen(field);
+
+	if (counter && n > 6 && !strcmp(field + n - 6, "_total"))
+		n -= 6;
+	if (ns && n > 3 && !memcmp(field + n - 3, "_ns", 3))
+		n -= 3;
+	const char *sfx = ns ? "_seconds_total" : counter ? "_total" : "";
+	const char *t = counter ? "counter" : "gauge";
+	pfs_buf_printf(b, "# HELP pstorfs_store_%.*s%s %s\n# TYPE pstorfs_store_%.*s%s %s\n",
+	               (int)n, field, sfx, help, (int)n, field, sfx, t);
+	if (ns)
+		pfs_buf_printf(b, "pstorfs_store_%.*s%s %.9f\n", (int)n, field, sfx, v / 1e9);
+	else
+		pfs_buf_printf(b, "pstorfs_store_%.*s%s %llu\n", (int)n, field, sfx,
+		               (unsigned long long)v);
+}
+
 void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b)
 {
-#define PFS_STATS_PROM(f, type, help)                                                              \
-	pfs_buf_printf(b,                                                                          \
-	               "# HELP pstorfs_store_" #f " " help "\n# TYPE pstorfs_store_" #f " " #type  \
-	               "\npstorfs_store_" #f " %llu\n",                                            \
-	               (unsigned long long)st->f);
+#define PFS_STATS_PROM(f, type, help) stats_family(b, #f, #type, help, st->f);
 	PFS_STATS_FIELDS(PFS_STATS_PROM)
 #undef PFS_STATS_PROM
 	pfs_buf_printf(b, "# HELP pstorfs_store_changes_total Changes applied, by kind.\n"

@@ -1039,7 +1039,8 @@ Test(fs_report, stats_printers_share_one_table)
 	expect_has(j.data, "\"changes\": {\"write\": 2, \"punch\": 0");
 	expect_has(j.data, "\"config_set\": 0}\n}\n");
 	expect_has(m.data, "# TYPE pstorfs_store_volumes gauge\npstorfs_store_volumes 2\n");
-	expect_has(m.data, "# TYPE pstorfs_store_commits counter\n");
+	expect_has(m.data, "# TYPE pstorfs_store_commits_total counter\n");
+	expect_has(m.data, "# TYPE pstorfs_store_commit_seconds_total counter\n");
 	expect_has(m.data, "pstorfs_store_changes_total{kind=\"write\"} 2\n");
 	/* as many text lines as JSON keys (the changes object counts its keys) */
 	size_t tl = 0, jk = 0;
