@@ -35,6 +35,29 @@ static uint8_t *scratch(void)
 	return b;
 }
 
+/* Latency clock: monotonic, the wall clock (pfs_now_ns) may jump. */
+static int64_t io_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts one operation of BYTES that started at T0 (io_clock_ns): relaxed atomic adds only, so
+ * the I/O path pays a few uncontended adds and a vDSO clock read; a stats snapshot may see an
+ * operation in one field and not yet in another. */
+static void io_count(struct pfs_io_counters *c, uint64_t bytes, int64_t t0)
+{
+	int64_t dt = io_clock_ns() - t0;
+	uint64_t ns = dt > 0 ? (uint64_t)dt : 0;
+
+	atomic_fetch_add_explicit(&c->ops, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->bytes, bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->lat_sum_ns, ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->lat_buckets[pfs_lat_bucket(ns)], 1, memory_order_relaxed);
+}
+
 static int read_ref(struct pfs *p, struct engine_ref ref, void *block)
 {
 	int rc;
@@ -57,6 +80,7 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 {
 	const uint32_t bs = p->bs;
 	uint8_t *out = buf, *tmp = scratch();
+	const int64_t t0 = io_clock_ns();
 	size_t done = 0;
 	int rc = 0;
 
@@ -64,7 +88,8 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&v->rw);
 	uint64_t size = atomic_load(&v->size);
-	if (off >= size)
+	/* Not counted: reads at or past the end (FUSE's read probes there after a short read). */
+	if (off >= size || len == 0)
 		goto out_unlock;
 	if (len > size - off)
 		len = (size_t)(size - off);
@@ -100,9 +125,12 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 		}
 		pthread_rwlock_unlock(l);
 	}
+	pthread_rwlock_unlock(&v->rw);
+	io_count(&p->io_read, done, t0);
+	return done ? (ssize_t)done : rc;
 out_unlock:
 	pthread_rwlock_unlock(&v->rw);
-	return done ? (ssize_t)done : rc;
+	return 0;
 }
 
 /* Grows the size to END if needed. Caller holds v->rw (read). */
@@ -259,7 +287,8 @@ static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf,
 /* Space released by overwrites and punches comes back when the checkpoint that stops the maps
  * pointing at it is committed. A write that finds the device full while releases wait gets
  * that checkpoint now, and one more try, instead of ENOSPC for space that is free. */
-ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len,
+                         uint64_t off)
 {
 	ssize_t n = vol_write_once(p, v, buf, len, off);
 	size_t done = n > 0 ? (size_t)n : 0;
@@ -275,6 +304,17 @@ ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t 
 			return m;
 	}
 	return done ? (ssize_t)done : n;
+}
+
+/* Counted once, retry included: the caller sees one write. */
+ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+{
+	const int64_t t0 = io_clock_ns();
+	ssize_t n = vol_write(p, v, buf, len, off);
+
+	if (len && n != -EROFS)
+		io_count(&p->io_write, n > 0 ? (uint64_t)n : 0, t0);
+	return n;
 }
 
 int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)

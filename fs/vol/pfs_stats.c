@@ -7,6 +7,45 @@
 
 #include "pfs_vol_int.h"
 
+static void io_snapshot(struct pfs_io_counters *c, struct pfs_io_stats *s)
+{
+	s->ops = atomic_load_explicit(&c->ops, memory_order_relaxed);
+	s->bytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
+	s->lat_sum_ns = atomic_load_explicit(&c->lat_sum_ns, memory_order_relaxed);
+	for (int i = 0; i <= PFS_LAT_BUCKETS; i++)
+		s->lat_buckets[i] = atomic_load_explicit(&c->lat_buckets[i], memory_order_relaxed);
+}
+
+double pfs_lat_quantile_us(const struct pfs_io_stats *io, double q)
+{
+	uint64_t total = 0, cum = 0;
+
+	for (int i = 0; i <= PFS_LAT_BUCKETS; i++)
+		total += io->lat_buckets[i];
+	if (total == 0)
+		return 0;
+	if (q < 0)
+		q = 0;
+	if (q > 1)
+		q = 1;
+	double rank = q * (double)total;
+	for (int i = 0; i <= PFS_LAT_BUCKETS; i++) {
+		uint64_t n = io->lat_buckets[i];
+		if (n == 0)
+			continue;
+		if ((double)(cum + n) >= rank) {
+			if (i ==
+			    PFS_LAT_BUCKETS) /* +Inf: the highest finite bound, as Prometheus */
+				return pfs_lat_bound_ns(PFS_LAT_BUCKETS - 1) / 1e3;
+			double lo = i ? pfs_lat_bound_ns(i - 1) / 1e3 : 0,
+			       hi = pfs_lat_bound_ns(i) / 1e3;
+			return lo + (hi - lo) * ((rank - (double)cum) / (double)n);
+		}
+		cum += n;
+	}
+	return pfs_lat_bound_ns(PFS_LAT_BUCKETS - 1) / 1e3; /* not reached: rank <= total */
+}
+
 void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 {
 	struct pfs_meta_stats ms;
@@ -51,6 +90,8 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
 		st->changes[k] = atomic_load(&p->changes[k]);
 	st->change_errors = atomic_load(&p->change_errors);
+	io_snapshot(&p->io_read, &st->read);
+	io_snapshot(&p->io_write, &st->write);
 
 	st->mount_time_ns = p->mount_time_ns;
 	st->mount_seconds = p->mount_seconds;
@@ -72,7 +113,8 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	engine_get_stats(p->eng, &st->engine);
 }
 
-/* One table drives the three printers, so a counter cannot be in one and not the others. */
+/* One table drives the three printers, so a counter cannot be in one and not the others.
+ * Types: gauge, counter, counter_ns (a counter of nanoseconds). */
 #define PFS_STATS_FIELDS(X)                                                                        \
 	X(volumes, gauge, "Number of volumes.")                                                    \
 	X(snapshots, gauge, "Number of snapshots.")                                                \
@@ -82,7 +124,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(snapshot_logical_bytes, gauge, "Bytes of data snapshots hold (shared or not).")          \
 	X(commits, counter, "Metadata commits.")                                                   \
 	X(commit_errors, counter, "Failed metadata commits.")                                      \
-	X(commit_ns_total, counter, "Nanoseconds spent in commits.")                               \
+	X(commit_ns_total, counter_ns, "Time spent in commits.")                                   \
 	X(enospc_retries, counter, "Writes retried after a checkpoint gave released space back.")  \
 	X(io_errors, counter, "Volume reads that failed (device or checksum).")                    \
 	X(missing_chunks, gauge, "Chunks referenced by the maps but missing at mount.")            \
@@ -91,7 +133,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(log_group_waits, counter, "fsync calls that shared another's log flush.")                \
 	X(log_chunks_written, counter, "Log chunks written.")                                      \
 	X(log_bytes_written, counter, "Log bytes written.")                                        \
-	X(log_flush_ns, counter, "Nanoseconds spent flushing the log.")                            \
+	X(log_flush_ns, counter_ns, "Time spent flushing the log.")                                \
 	X(change_errors, counter, "Changes refused or failed.")                                    \
 	X(mount_chunks_scanned, gauge, "Chunks found by the mount's scan.")                        \
 	X(mount_chunks_freed, gauge, "Unreferenced chunks the mount freed.")                       \
@@ -103,6 +145,18 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(meta_rows_damaged, counter, "Map page rows that failed their checksum.")                 \
 	X(meta_rows_healed, counter, "Damaged map page rows read from their flash copy.")
 
+/* The volume I/O figures of the text and JSON printers: name, value (Prometheus has them as
+ * pstorfs_{read,write}_ops_total, _bytes_total and the _latency_seconds histograms). */
+#define PFS_IO_FIELDS(X)                                                                           \
+	X("read_ops", "%llu", (unsigned long long)st->read.ops)                                    \
+	X("read_bytes", "%llu", (unsigned long long)st->read.bytes)                                \
+	X("read_latency_p50_us", "%.1f", pfs_lat_quantile_us(&st->read, 0.5))                      \
+	X("read_latency_p99_us", "%.1f", pfs_lat_quantile_us(&st->read, 0.99))                     \
+	X("write_ops", "%llu", (unsigned long long)st->write.ops)                                  \
+	X("write_bytes", "%llu", (unsigned long long)st->write.bytes)                              \
+	X("write_latency_p50_us", "%.1f", pfs_lat_quantile_us(&st->write, 0.5))                    \
+	X("write_latency_p99_us", "%.1f", pfs_lat_quantile_us(&st->write, 0.99))
+
 void pfs_stats_to_text(const struct pfs_stats *st, struct pfs_buf *b)
 {
 #define PFS_STATS_TEXT(f, type, help)                                                              \
@@ -111,6 +165,9 @@ void pfs_stats_to_text(const struct pfs_stats *st, struct pfs_buf *b)
 #undef PFS_STATS_TEXT
 	pfs_buf_printf(b, "%-24s %.3f\n%-24s %.3f\n", "mount_seconds", st->mount_seconds,
 	               "replay_seconds", st->replay_seconds);
+#define PFS_IO_TEXT(name, fmt, val) pfs_buf_printf(b, "%-24s " fmt "\n", name, val);
+	PFS_IO_FIELDS(PFS_IO_TEXT)
+#undef PFS_IO_TEXT
 	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
 		pfs_buf_printf(b, "changes.%-16s %llu\n", pfs_change_kind_name(k),
 		               (unsigned long long)st->changes[k]);
@@ -125,6 +182,9 @@ void pfs_stats_to_json(const struct pfs_stats *st, struct pfs_buf *b)
 #undef PFS_STATS_JSON
 	pfs_buf_printf(b, "  \"mount_seconds\": %.3f,\n  \"replay_seconds\": %.3f,\n",
 	               st->mount_seconds, st->replay_seconds);
+#define PFS_IO_JSON(name, fmt, val) pfs_buf_printf(b, "  \"%s\": " fmt ",\n", name, val);
+	PFS_IO_FIELDS(PFS_IO_JSON)
+#undef PFS_IO_JSON
 	pfs_buf_printf(b, "  \"changes\": {");
 	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
 		pfs_buf_printf(b, "%s\"%s\": %llu", k ? ", " : "", pfs_change_kind_name(k),
@@ -132,13 +192,63 @@ void pfs_stats_to_json(const struct pfs_stats *st, struct pfs_buf *b)
 	pfs_buf_printf(b, "}\n}\n");
 }
 
+/* One direction of volume I/O as two counters and a histogram (families with HELP and TYPE). */
+static void io_to_prom(const struct pfs_io_stats *io, const char *dir, struct pfs_buf *b)
+{
+	uint64_t cum = 0;
+
+	pfs_buf_printf(b,
+	               "# HELP pstorfs_%s_ops_total Volume %ss since mount.\n"
+	               "# TYPE pstorfs_%s_ops_total counter\npstorfs_%s_ops_total %llu\n"
+	               "# HELP pstorfs_%s_bytes_total Bytes of volume %ss since mount.\n"
+	               "# TYPE pstorfs_%s_bytes_total counter\npstorfs_%s_bytes_total %llu\n"
+	               "# HELP pstorfs_%s_latency_seconds Time volume %ss take in the store.\n"
+	               "# TYPE pstorfs_%s_latency_seconds histogram\n",
+	               dir, dir, dir, dir, (unsigned long long)io->ops, dir, dir, dir, dir,
+	               (unsigned long long)io->bytes, dir, dir, dir);
+	for (int i = 0; i < PFS_LAT_BUCKETS; i++) {
+		cum += io->lat_buckets[i];
+		pfs_buf_printf(b, "pstorfs_%s_latency_seconds_bucket{le=\"%g\"} %llu\n", dir,
+		               pfs_lat_bound_ns(i) / 1e9, (unsigned long long)cum);
+	}
+	/* _count is the +Inf bucket by definition: taken from the buckets, not from ops, which a
+	 * racing snapshot may have read one operation apart. */
+	cum += io->lat_buckets[PFS_LAT_BUCKETS];
+	pfs_buf_printf(b,
+	               "pstorfs_%s_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+	               "pstorfs_%s_latency_seconds_sum %.9f\n"
+	               "pstorfs_%s_latency_seconds_count %llu\n",
+	               dir, (unsigned long long)cum, dir, io->lat_sum_ns / 1e9, dir,
+	               (unsigned long long)cum);
+}
+
+/* One family of the table as Prometheus names it: pstorfs_store_FIELD, counters ending in
+ * _total and nanoseconds shown as seconds (the base unit; promtool refuses abbreviations), so
+ * commit_ns_total is pstorfs_store_commit_seconds_total. The text and JSON keep field names. */
+static void stats_family(struct pfs_buf *b, const char *field, const char *type, const char *help,
+                         uint64_t v)
+{
+	bool ns = !strcmp(type, "counter_ns"), counter = ns || !strcmp(type, "counter");
+	size_t n = strlen(field);
+
+	if (counter && n > 6 && !strcmp(field + n - 6, "_total"))
+		n -= 6;
+	if (ns && n > 3 && !memcmp(field + n - 3, "_ns", 3))
+		n -= 3;
+	const char *sfx = ns ? "_seconds_total" : counter ? "_total" : "";
+	const char *t = counter ? "counter" : "gauge";
+	pfs_buf_printf(b, "# HELP pstorfs_store_%.*s%s %s\n# TYPE pstorfs_store_%.*s%s %s\n",
+	               (int)n, field, sfx, help, (int)n, field, sfx, t);
+	if (ns)
+		pfs_buf_printf(b, "pstorfs_store_%.*s%s %.9f\n", (int)n, field, sfx, v / 1e9);
+	else
+		pfs_buf_printf(b, "pstorfs_store_%.*s%s %llu\n", (int)n, field, sfx,
+		               (unsigned long long)v);
+}
+
 void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b)
 {
-#define PFS_STATS_PROM(f, type, help)                                                              \
-	pfs_buf_printf(b,                                                                          \
-	               "# HELP pstorfs_store_" #f " " help "\n# TYPE pstorfs_store_" #f " " #type  \
-	               "\npstorfs_store_" #f " %llu\n",                                            \
-	               (unsigned long long)st->f);
+#define PFS_STATS_PROM(f, type, help) stats_family(b, #f, #type, help, st->f);
 	PFS_STATS_FIELDS(PFS_STATS_PROM)
 #undef PFS_STATS_PROM
 	pfs_buf_printf(b, "# HELP pstorfs_store_changes_total Changes applied, by kind.\n"
@@ -146,4 +256,6 @@ void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b)
 	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
 		pfs_buf_printf(b, "pstorfs_store_changes_total{kind=\"%s\"} %llu\n",
 		               pfs_change_kind_name(k), (unsigned long long)st->changes[k]);
+	io_to_prom(&st->read, "read", b);
+	io_to_prom(&st->write, "write", b);
 }

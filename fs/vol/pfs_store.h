@@ -208,6 +208,34 @@ void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
 bool pfs_scrub_found_damage(struct pfs *p);
 
 /* ---- counters ------------------------------------------------------------------------------ */
+/* Volume I/O latency: PFS_LAT_BUCKETS log2 buckets, bucket i counting operations that took at
+ * most PFS_LAT_MIN_NS << i (8 us, 16 us ... 262 ms), then one for the rest (+Inf). Counts are
+ * per bucket, not cumulative; the Prometheus printer accumulates them. */
+#define PFS_LAT_BUCKETS 16
+#define PFS_LAT_MIN_NS  8000ull
+static inline uint64_t pfs_lat_bound_ns(int i)
+{
+	return PFS_LAT_MIN_NS << i;
+}
+/* The bucket of an operation that took NS: (MIN << (i-1), MIN << i] is bucket i, so i is the
+ * bit length of (NS - 1) / MIN; PFS_LAT_BUCKETS (+Inf) past the last bound. */
+static inline int pfs_lat_bucket(uint64_t ns)
+{
+	int b = ns <= PFS_LAT_MIN_NS ? 0 : 64 - __builtin_clzll((ns - 1) / PFS_LAT_MIN_NS);
+
+	return b < PFS_LAT_BUCKETS ? b : PFS_LAT_BUCKETS;
+}
+/* Volume reads (pfs_vol_read) or writes (pfs_vol_write, the WRITE change) since mount. */
+struct pfs_io_stats {
+	uint64_t ops, bytes; /* calls that reached the map (not past the end), bytes they moved */
+	uint64_t lat_sum_ns; /* time spent in them */
+	uint64_t lat_buckets[PFS_LAT_BUCKETS + 1];
+};
+/* The Q-quantile (0..1) of IO's latency in microseconds, interpolated linearly inside the bucket
+ * it falls in, as Prometheus's histogram_quantile() does (so the dashboard and the text
+ * reports agree); the highest finite bound when it falls in +Inf; 0 when there were none. */
+double pfs_lat_quantile_us(const struct pfs_io_stats *io, double q);
+
 /* One snapshot of every counter of the store and the modules under it, taken at once, for the
  * reports, the Prometheus exposition and (later) the analytics sampler. */
 struct pfs_stats {
@@ -229,6 +257,7 @@ struct pfs_stats {
 	uint64_t log_syncs, log_group_waits, log_chunks_written, log_bytes_written, log_flush_ns;
 	uint64_t changes[PFS_CHANGE_COUNT]; /* applied, by kind */
 	uint64_t change_errors;
+	struct pfs_io_stats read, write; /* volume I/O */
 	/* the mount */
 	int64_t mount_time_ns;
 	double mount_seconds, replay_seconds;
@@ -244,7 +273,8 @@ struct pfs_stats {
 void pfs_get_stats(struct pfs *p, struct pfs_stats *st);
 /* The flash's capacity and free bytes only (statfs; cheaper than pfs_get_stats). */
 void pfs_flash_space(struct pfs *p, struct ftl_stats *fs);
-/* Printers: "name: value" lines, one JSON object, Prometheus text (families with HELP/TYPE). */
+/* Printers: "name: value" lines, one JSON object, Prometheus text (families with HELP/TYPE;
+ * the volume I/O as pstorfs_{read,write}_ops_total, _bytes_total, _latency_seconds). */
 void pfs_stats_to_text(const struct pfs_stats *st, struct pfs_buf *b);
 void pfs_stats_to_json(const struct pfs_stats *st, struct pfs_buf *b);
 void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b);

@@ -900,7 +900,8 @@ Test(fs_report, metrics_have_help_and_type_for_each_family)
 	expect_has(m, "pstorfs_volume_size_bytes{volume=\"a\"} 4194304\n");
 	expect_has(m, "pstorfs_volume_written_bytes{volume=\"a\"} 12288\n");
 	expect_has(m, "pstorfs_volume_written_bytes{volume=\"b\"} 4096\n");
-	/* Every sample line follows its family's TYPE line. */
+	/* Every sample line follows its family's TYPE line (a histogram's _bucket, _sum and
+	 * _count samples follow the histogram's). */
 	for (char *l = m; *l; l = strchr(l, '\n') + 1) {
 		if (*l != '#') {
 			char name[128];
@@ -908,6 +909,15 @@ Test(fs_report, metrics_have_help_and_type_for_each_family)
 			char type[160];
 			snprintf(type, sizeof(type), "# TYPE %s ", name);
 			char *at = strstr(m, type);
+			for (const char *sfx = "_bucket\0_sum\0_count\0"; !at && *sfx;
+			     sfx += strlen(sfx) + 1) {
+				size_t n = strlen(name), k = strlen(sfx);
+				if (n > k && !strcmp(name + n - k, sfx)) {
+					snprintf(type, sizeof(type), "# TYPE %.*s histogram\n",
+					         (int)(n - k), name);
+					at = strstr(m, type);
+				}
+			}
 			cr_expect(at && at < l, "sample %s before its TYPE", name);
 		}
 		if (!strchr(l, '\n'))
@@ -1029,7 +1039,8 @@ Test(fs_report, stats_printers_share_one_table)
 	expect_has(j.data, "\"changes\": {\"write\": 2, \"punch\": 0");
 	expect_has(j.data, "\"config_set\": 0}\n}\n");
 	expect_has(m.data, "# TYPE pstorfs_store_volumes gauge\npstorfs_store_volumes 2\n");
-	expect_has(m.data, "# TYPE pstorfs_store_commits counter\n");
+	expect_has(m.data, "# TYPE pstorfs_store_commits_total counter\n");
+	expect_has(m.data, "# TYPE pstorfs_store_commit_seconds_total counter\n");
 	expect_has(m.data, "pstorfs_store_changes_total{kind=\"write\"} 2\n");
 	/* as many text lines as JSON keys (the changes object counts its keys) */
 	size_t tl = 0, jk = 0;

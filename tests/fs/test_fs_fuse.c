@@ -342,7 +342,7 @@ Test(fs_fuse, o_sync_writes_are_durable_without_a_commit)
 	fill(buf, sizeof(buf), 2);
 	cr_assert_eq(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	close(fd);
-	expect_has(slurp(".pstorage/metrics"), "pstorfs_store_log_syncs ");
+	expect_has(slurp(".pstorage/metrics"), "pstorfs_store_log_syncs_total ");
 	remount(NULL);
 	fd = open_rel("volumes/s", O_RDONLY);
 	cr_assert_geq(fd, 0);

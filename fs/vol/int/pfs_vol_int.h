@@ -185,6 +185,11 @@ struct pfs {
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
 	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
+	/* Volume I/O (pfs_io.c): an operation costs one atomic add per field it touches. */
+	struct pfs_io_counters {
+		_Atomic uint64_t ops, bytes, lat_sum_ns;
+		_Atomic uint64_t lat_buckets[PFS_LAT_BUCKETS + 1];
+	} io_read, io_write;
 	int64_t mount_time_ns;
 	double mount_seconds;
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
