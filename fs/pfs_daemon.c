@@ -208,7 +208,7 @@ static void report_to_parent(int fd, int status, const char *msg)
 	char buf[PFS_MSG_MAX + 8];
 	int n = snprintf(buf, sizeof(buf), "%c%s", status ? 'E' : 'K', msg ? msg : "");
 	if (write(fd, buf, (size_t)n) < 0)
-		pfs_log("pstorfs: cannot report to the parent process");
+		pfs_logl(LOG_ERR, "pstorfs: cannot report to the parent process");
 	close(fd);
 }
 
@@ -485,7 +485,7 @@ static void detach_from_parent(struct daemon *d)
 		return;
 	int nul = open("/dev/null", O_RDWR);
 	if (chdir("/"))
-		pfs_log("pstorfs: chdir /: %s", strerror(errno));
+		pfs_logl(LOG_WARNING, "pstorfs: chdir /: %s", strerror(errno));
 	if (nul >= 0) {
 		dup2(nul, 0);
 		dup2(nul, 1);
@@ -506,7 +506,7 @@ static int mount_and_serve(struct daemon *d)
 		report_once(d, 1, "cannot mount (see the message above)");
 		return 1;
 	}
-	pfs_log("pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
+	pfs_logl(LOG_NOTICE, "pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
 	detach_from_parent(d);
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
@@ -537,7 +537,7 @@ static int open_and_serve(struct daemon *d)
 	}
 	pfs_close(d->p);
 	pfs_fuse_free(d->pf);
-	pfs_log("pstorfs: %s unmounted", d->real);
+	pfs_logl(LOG_NOTICE, "pstorfs: %s unmounted", d->real);
 	report_once(d, 1, "stopped before the mount was ready");
 	return rc;
 }

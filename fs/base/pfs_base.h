@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <syslog.h>
 
 #define PFS_NAME_MAX 64
 
@@ -41,7 +42,13 @@ static inline uint32_t pfs_get32(const uint8_t *b)
 /* "10G", "4096", "1.5T"? no: integer with optional K/M/G/T/P (powers of 1024). -EINVAL. */
 int pfs_parse_size(const char *s, uint64_t *out);
 bool pfs_name_valid(const char *name);
-void pfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The daemon's log: one syslog line at LEVEL (LOG_ERR: data or a change lost; LOG_WARNING:
+ * damage found, a refused setting, something retried; LOG_NOTICE: mount, unmount, recovery;
+ * LOG_INFO: routine, such as each ctl command), so `journalctl -p warning` shows what matters.
+ * The daemon's openlog() decides where lines go (syslog, and stderr with -f). */
+void pfs_logl(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Test seam: while set, every line also goes to SINK with its level (NULL: none). */
+void pfs_logl_set_sink(void (*sink)(int level, const char *line));
 /* Growable text buffer for reports. */
 struct pfs_buf {
 	char *data;

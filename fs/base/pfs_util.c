@@ -84,14 +84,29 @@ bool pfs_name_valid(const char *name)
 	return true;
 }
 
-void pfs_log(const char *fmt, ...)
+static void (*_Atomic log_sink)(int level, const char *line);
+
+void pfs_logl_set_sink(void (*sink)(int level, const char *line))
 {
+	log_sink = sink;
+}
+
+void pfs_logl(int level, const char *fmt, ...)
+{
+	void (*sink)(int, const char *) = log_sink;
 	va_list ap;
 
 	va_start(ap, fmt);
 	/* The daemon's stderr is /dev/null once it detached; syslog is where an operator looks. */
-	vsyslog(LOG_NOTICE, fmt, ap);
+	vsyslog(level, fmt, ap);
 	va_end(ap);
+	if (sink) {
+		char line[1024];
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		sink(level, line);
+	}
 }
 
 void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)
