@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -49,6 +50,22 @@ bool pfs_name_valid(const char *name);
 void pfs_logl(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Test seam: while set, every line also goes to SINK with its level (NULL: none). */
 void pfs_logl_set_sink(void (*sink)(int level, const char *line));
+/* A progress line for long work on a terminal (mkfs's discard, fsck's passes, the mount's
+ * recovery), as e2fsck -C 0 and mkfs.xfs show one: "WHAT: 42.0% (1234/2740 UNIT, 310 UNIT/s)",
+ * redrawn in place at most 5 times a second and erased at the end. Off (F NULL) unless the
+ * stream is a terminal: pfs_progress_tty() decides. UNIT NULL counts bytes (shown in MiB). */
+struct pfs_progress {
+	FILE *f;
+	const char *what, *unit;
+	int64_t start_ns, last_ns;
+	int drawn; /* characters on the line now */
+};
+/* F when it is a terminal and not QUIET, else NULL. */
+FILE *pfs_progress_tty(FILE *f, bool quiet);
+void pfs_progress_begin(struct pfs_progress *pr, FILE *f, const char *what, const char *unit);
+void pfs_progress_update(struct pfs_progress *pr, uint64_t done, uint64_t total);
+/* Erases the line (output that follows starts at column 0). */
+void pfs_progress_end(struct pfs_progress *pr);
 /* Growable text buffer for reports. */
 struct pfs_buf {
 	char *data;

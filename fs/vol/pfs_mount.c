@@ -212,6 +212,18 @@ struct replay {
 	uint64_t records;
 };
 
+/* The mount's recovery draws progress lines on a terminal: the daemon's stderr until it
+ * detaches (pstorfs -f, or the parent waiting for the mount), never under systemd or in tests. */
+static FILE *recovery_progress(void)
+{
+	return pfs_progress_tty(stderr, false);
+}
+
+static void scan_progress(void *arg, uint64_t done, uint64_t total)
+{
+	pfs_progress_update(arg, done, total);
+}
+
 static int replay_rec(void *arg, const struct pfs_log_rec *rec)
 {
 	struct replay *r = arg;
@@ -260,8 +272,11 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 	if (!buf)
 		return -ENOMEM;
 	p->replaying = true;
+	struct pfs_progress pr;
+	pfs_progress_begin(&pr, recovery_progress(), "recovery: replaying the log", "records");
 	for (size_t i = 0; i < sb->m.n && !rc; i++) {
 		struct pfs_mrec *m = &sb->m.v[i];
+		pfs_progress_update(&pr, i + 1, sb->m.n);
 		if (m->tag.kind != PFS_MCHUNK_LOG)
 			continue;
 		if (!p->opts.readonly)
@@ -286,6 +301,7 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 	}
 	p->replaying = false;
 	p->replayed_records = r.records;
+	pfs_progress_end(&pr);
 	free(buf);
 	return rc;
 }
@@ -498,6 +514,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
                        char *msg, size_t msglen)
 {
 	struct scan_buf sb = {0};
+	struct pfs_progress pr;
 	struct pfs *p;
 	int rc;
 
@@ -541,8 +558,12 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	    .lost_cb = lost_collect,
 	    .scan_arg = &sb,
 	    .full_scan = opts->full_scan,
+	    .progress_cb = scan_progress,
+	    .progress_arg = &pr,
 	};
+	pfs_progress_begin(&pr, recovery_progress(), "recovery: reading segments", "steps");
 	rc = ftl_open(&fc, &p->ftl);
+	pfs_progress_end(&pr);
 	if (!rc)
 		rc = pfs_mrecs_resolve(&sb.m, p->ftl);
 	if (rc) {
