@@ -102,6 +102,11 @@ struct ftl_config {
 	ftl_lost_fn lost_cb;  /* optional: told of every chunk kept only damaged (see above) */
 	void *scan_arg;
 	bool full_scan; /* ignore the checkpoint: read every segment (fsck) */
+	/* Optional: how far the scan at open is, in segment steps (every header read, then
+	 * every segment walked and reported); TOTAL may grow once the walk is known. Called from
+	 * the opening thread, for a progress line. */
+	void (*progress_cb)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
 };
 
 struct ftl;

@@ -174,12 +174,21 @@ struct scan_state {
 	uint8_t *buf;
 	uint64_t max_seq, max_clock, max_birth;
 	uint64_t packs_walked;
+	uint64_t steps_done, steps_total; /* progress: cfg.progress_cb */
 };
 #define WALK_NONE UINT32_MAX
+
+static void scan_step(struct ftl *ftl, struct scan_state *ss)
+{
+	ss->steps_done++;
+	if (ftl->cfg.progress_cb)
+		ftl->cfg.progress_cb(ftl->cfg.progress_arg, ss->steps_done, ss->steps_total);
+}
 
 static int read_headers(struct ftl *ftl, struct scan_state *ss)
 {
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
+		scan_step(ftl, ss);
 		if (ftl_zone_seg_empty(ftl, i))
 			continue; /* an empty zone: free, nothing to read */
 		int rc = ftl_dev_read(ftl->dev, ss->buf, ftl->bs, ftl_seg_dev_off(ftl, i));
@@ -464,6 +473,7 @@ static int report(struct ftl *ftl, struct scan_state *ss, const struct ftl_ckpt_
 		struct ftl_seg *s = &ftl->segs[segi];
 		if (ss->walk[segi] == WALK_NONE)
 			continue;
+		scan_step(ftl, ss);
 		for (uint32_t p = 0; p < s->npacks; p++) {
 			if (s->pack_offs[p] < ss->walk[segi])
 				continue;
@@ -492,6 +502,7 @@ int ftl_scan(struct ftl *ftl)
 		goto out;
 	for (uint32_t i = 0; i < ftl->nsegs; i++)
 		ss.walk[i] = WALK_NONE;
+	ss.steps_total = ftl->nsegs; /* the walk is added once it is known */
 	rc = read_headers(ftl, &ss);
 	if (rc)
 		goto out;
@@ -521,9 +532,14 @@ int ftl_scan(struct ftl *ftl)
 		ftl->ckpt_nsegs = nparts;
 		parts = NULL;
 	}
+	uint64_t nwalk = 0;
+	for (uint32_t i = 0; i < ftl->nsegs; i++)
+		nwalk += ss.walk[i] != WALK_NONE;
+	ss.steps_total += nwalk * (ftl->cfg.scan_cb || ftl->cfg.lost_cb ? 2 : 1);
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
 		if (ss.walk[i] == WALK_NONE)
 			continue;
+		scan_step(ftl, &ss);
 		rc = walk_segment(ftl, &ss, i, ss.walk[i]);
 		if (rc)
 			goto out;

@@ -194,13 +194,13 @@ int pfs_ctl_exec(struct pfs *p, const char *line)
 			if (!strncmp(reason, "ok", 2))
 				snprintf(reason, sizeof(reason), "%s", strerror(-rc));
 			pfs_set_msg(p, "error: %s: %s", line, reason);
-			pfs_log("pstorfs: ctl: %s: %s", line, reason);
+			pfs_logl(LOG_WARNING, "pstorfs: ctl: %s: %s", line, reason);
 		} else {
 			char msg[PFS_MSG_MAX];
 			pfs_msg_get(p, msg, sizeof(msg));
 			if (strncmp(msg, "ok", 2))
 				pfs_set_msg(p, "ok");
-			pfs_log("pstorfs: ctl: %s: ok", line);
+			pfs_logl(LOG_INFO, "pstorfs: ctl: %s: ok", line);
 		}
 		return rc;
 	}

@@ -2,7 +2,9 @@
  * (fuse_opt), the checks that must print to the terminal, and daemonizing. The daemon forks
  * before opening anything that has threads or SQLite handles; the parent waits on a pipe until
  * the child has opened the namespace and mounted, so every error up to a working mount reaches
- * the terminal and the exit status.
+ * the terminal and the exit status. Under systemd (Type=notify) it says READY=1 once the kernel
+ * mount exists and STOPPING=1 when it starts to unmount and flush; without NOTIFY_SOCKET
+ * sd_notify() does nothing.
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -60,7 +63,6 @@ static const struct fuse_opt cli_opts[] = {
     FUSE_OPT_KEY("nodiratime", KEY_DISCARD),
     FUSE_OPT_KEY("diratime", KEY_DISCARD),
     FUSE_OPT_KEY("rw", KEY_DISCARD),
-    FUSE_OPT_KEY("x-systemd.", KEY_DISCARD),
     FUSE_OPT_KEY("comment=", KEY_DISCARD),
     FUSE_OPT_END,
 };
@@ -99,6 +101,11 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_VERSION:
 		c->version = 1;
 		return 0;
+	case FUSE_OPT_KEY_OPT:
+		/* x-systemd.requires=, x-systemd.automount, x-mount.mkdir, x-gvfs-show...: options
+		 * for the tools that read fstab, passed along by mount(8). A fuse_opt template
+		 * matches a prefix only up to '=', so these are caught here. */
+		return strncmp(arg, "x-", 2) ? 1 : 0;
 	default:
 		return 1;
 	}
@@ -208,7 +215,7 @@ static void report_to_parent(int fd, int status, const char *msg)
 	char buf[PFS_MSG_MAX + 8];
 	int n = snprintf(buf, sizeof(buf), "%c%s", status ? 'E' : 'K', msg ? msg : "");
 	if (write(fd, buf, (size_t)n) < 0)
-		pfs_log("pstorfs: cannot report to the parent process");
+		pfs_logl(LOG_ERR, "pstorfs: cannot report to the parent process");
 	close(fd);
 }
 
@@ -425,15 +432,30 @@ static int check_before_daemonizing(struct daemon *d)
 	return check_fuse_options(&d->args) ? 1 : GO_ON;
 }
 
+/* True when stderr is the journal's stream (systemd sets JOURNAL_STREAM to its "dev:ino"):
+ * syslog lines reach the journal with their level already, and a copy on stderr would be a
+ * second line without one. */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st))
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 /* Phase 3: fork before anything with threads or SQLite handles exists. The parent waits for
  * the child's word and exits with it; the child goes on with the pipe in report_fd. */
 static int daemonize(struct daemon *d)
 {
 	int pfd[2];
 
-	/* In the foreground (tests, systemd) the messages also go to stderr, where they are kept
-	 * without a syslog daemon. */
-	openlog("pstorfs", LOG_PID | (d->c.foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	/* In the foreground (tests) the messages also go to stderr, where they are kept without
+	 * a syslog daemon; not when stderr is the journal (the unit), which has them already. */
+	bool to_stderr = d->c.foreground && !stderr_is_journal();
+	openlog("pstorfs", LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
 	if (d->c.foreground)
 		return GO_ON;
 	if (pipe(pfd)) {
@@ -469,6 +491,7 @@ static int open_store(struct daemon *d)
 	    .full_scan = c->recovery && !strcmp(c->recovery, "scan"),
 	};
 
+	sd_notifyf(0, "STATUS=opening %s (recovery)", d->real);
 	if (pfs_open(&o, &d->p, d->msg, sizeof(d->msg))) {
 		if (d->report_fd < 0)
 			fprintf(stderr, "pstorfs: %s\n", d->msg);
@@ -485,7 +508,7 @@ static void detach_from_parent(struct daemon *d)
 		return;
 	int nul = open("/dev/null", O_RDWR);
 	if (chdir("/"))
-		pfs_log("pstorfs: chdir /: %s", strerror(errno));
+		pfs_logl(LOG_WARNING, "pstorfs: chdir /: %s", strerror(errno));
 	if (nul >= 0) {
 		dup2(nul, 0);
 		dup2(nul, 1);
@@ -506,14 +529,24 @@ static int mount_and_serve(struct daemon *d)
 		report_once(d, 1, "cannot mount (see the message above)");
 		return 1;
 	}
-	pfs_log("pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
+	pfs_logl(LOG_NOTICE, "pstorfs: %s mounted on %s", d->real, d->c.mountpoint);
 	detach_from_parent(d);
+	/* The kernel mount exists now: requests queue until the loop below serves them. MAINPID
+	 * names the serving process when it is not the one systemd started (no -f). */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s on %s\nMAINPID=%ld", d->real, d->c.mountpoint,
+	           (long)getpid());
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_idle_threads(lc, 32);
 	fuse_loop_cfg_set_max_threads(lc, 32);
-	rc = fuse_session_loop_mt(d->se, lc) ? 1 : 0;
+	/* Below 0 is an error; above 0 the signal (SIGTERM, SIGINT, SIGHUP) that asked for the
+	 * stop: a clean stop like an unmount, so `systemctl stop` leaves the unit inactive, not
+	 * failed. */
+	rc = fuse_session_loop_mt(d->se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	/* Unmounted or signalled (SIGTERM from systemctl stop): what follows is the unmount, the
+	 * final commit (op_destroy) and pfs_close's flush. */
+	sd_notifyf(0, "STOPPING=1\nSTATUS=unmounting %s and flushing", d->c.mountpoint);
 	fuse_session_unmount(d->se);
 	return rc;
 }
@@ -537,7 +570,7 @@ static int open_and_serve(struct daemon *d)
 	}
 	pfs_close(d->p);
 	pfs_fuse_free(d->pf);
-	pfs_log("pstorfs: %s unmounted", d->real);
+	pfs_logl(LOG_NOTICE, "pstorfs: %s unmounted", d->real);
 	report_once(d, 1, "stopped before the mount was ready");
 	return rc;
 }

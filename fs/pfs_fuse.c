@@ -908,8 +908,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		if (rc) {
 			char msg[PFS_MSG_MAX];
 			pfs_msg_get(f->p, msg, sizeof(msg));
-			pfs_log("pstorfs: config %s=%s refused: %s", pfs_config_names[h->key], val,
-			        msg);
+			pfs_logl(LOG_WARNING, "pstorfs: config %s=%s refused: %s",
+			         pfs_config_names[h->key], val, msg);
 			fuse_reply_err(req, -rc);
 		} else {
 			fuse_reply_write(req, size);
@@ -1143,7 +1143,7 @@ static void op_destroy(void *userdata)
 	/* Unmount: everything acknowledged becomes durable before the daemon exits. */
 	int rc = pfs_commit(f->p);
 	if (rc)
-		pfs_log("pstorfs: commit at unmount failed: %d", rc);
+		pfs_logl(LOG_ERR, "pstorfs: commit at unmount failed: %d", rc);
 }
 
 static const struct fuse_lowlevel_ops pfs_fuse_ops = {

@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 
 #define PFS_NAME_MAX 64
 
@@ -41,7 +43,29 @@ static inline uint32_t pfs_get32(const uint8_t *b)
 /* "10G", "4096", "1.5T"? no: integer with optional K/M/G/T/P (powers of 1024). -EINVAL. */
 int pfs_parse_size(const char *s, uint64_t *out);
 bool pfs_name_valid(const char *name);
-void pfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The daemon's log: one syslog line at LEVEL (LOG_ERR: data or a change lost; LOG_WARNING:
+ * damage found, a refused setting, something retried; LOG_NOTICE: mount, unmount, recovery;
+ * LOG_INFO: routine, such as each ctl command), so `journalctl -p warning` shows what matters.
+ * The daemon's openlog() decides where lines go (syslog, and stderr with -f). */
+void pfs_logl(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Test seam: while set, every line also goes to SINK with its level (NULL: none). */
+void pfs_logl_set_sink(void (*sink)(int level, const char *line));
+/* A progress line for long work on a terminal (mkfs's discard, fsck's passes, the mount's
+ * recovery), as e2fsck -C 0 and mkfs.xfs show one: "WHAT: 42.0% (1234/2740 UNIT, 310 UNIT/s)",
+ * redrawn in place at most 5 times a second and erased at the end. Off (F NULL) unless the
+ * stream is a terminal: pfs_progress_tty() decides. UNIT NULL counts bytes (shown in MiB). */
+struct pfs_progress {
+	FILE *f;
+	const char *what, *unit;
+	int64_t start_ns, last_ns;
+	int drawn; /* characters on the line now */
+};
+/* F when it is a terminal and not QUIET, else NULL. */
+FILE *pfs_progress_tty(FILE *f, bool quiet);
+void pfs_progress_begin(struct pfs_progress *pr, FILE *f, const char *what, const char *unit);
+void pfs_progress_update(struct pfs_progress *pr, uint64_t done, uint64_t total);
+/* Erases the line (output that follows starts at column 0). */
+void pfs_progress_end(struct pfs_progress *pr);
 /* Growable text buffer for reports. */
 struct pfs_buf {
 	char *data;

@@ -84,14 +84,76 @@ bool pfs_name_valid(const char *name)
 	return true;
 }
 
-void pfs_log(const char *fmt, ...)
+static void (*_Atomic log_sink)(int level, const char *line);
+
+void pfs_logl_set_sink(void (*sink)(int level, const char *line))
 {
+	log_sink = sink;
+}
+
+void pfs_logl(int level, const char *fmt, ...)
+{
+	void (*sink)(int, const char *) = log_sink;
 	va_list ap;
 
 	va_start(ap, fmt);
 	/* The daemon's stderr is /dev/null once it detached; syslog is where an operator looks. */
-	vsyslog(LOG_NOTICE, fmt, ap);
+	vsyslog(level, fmt, ap);
 	va_end(ap);
+	if (sink) {
+		char line[1024];
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		sink(level, line);
+	}
+}
+
+FILE *pfs_progress_tty(FILE *f, bool quiet)
+{
+	return !quiet && f && isatty(fileno(f)) ? f : NULL;
+}
+
+void pfs_progress_begin(struct pfs_progress *pr, FILE *f, const char *what, const char *unit)
+{
+	*pr = (struct pfs_progress){.f = f, .what = what, .unit = unit};
+	pr->start_ns = pfs_now_ns();
+}
+
+void pfs_progress_update(struct pfs_progress *pr, uint64_t done, uint64_t total)
+{
+	if (!pr->f)
+		return;
+	int64_t now = pfs_now_ns();
+	/* The first and the last update are drawn, so even quick work leaves a trace. */
+	if (pr->drawn && done < total && now - pr->last_ns < 200000000)
+		return;
+	pr->last_ns = now;
+	double secs = (double)(now - pr->start_ns) / 1e9, pct = total ? 100.0 * done / total : 100;
+	double rate = secs > 0 ? done / secs : 0;
+	int n;
+	if (pr->unit)
+		n = fprintf(pr->f, "\r%s: %5.1f%% (%llu/%llu %s, %.0f %s/s)", pr->what, pct,
+		            (unsigned long long)done, (unsigned long long)total, pr->unit, rate,
+		            pr->unit);
+	else
+		n = fprintf(pr->f, "\r%s: %5.1f%% (%.0f/%.0f MiB, %.0f MiB/s)", pr->what, pct,
+		            done / 1048576.0, total / 1048576.0, rate / 1048576.0);
+	/* Blank what a longer line before left behind. */
+	for (int i = n; i < pr->drawn; i++)
+		fputc(' ', pr->f);
+	if (n > pr->drawn)
+		pr->drawn = n;
+	fflush(pr->f);
+}
+
+void pfs_progress_end(struct pfs_progress *pr)
+{
+	if (!pr->f || !pr->drawn)
+		return;
+	fprintf(pr->f, "\r%*s\r", pr->drawn, "");
+	fflush(pr->f);
+	pr->drawn = 0;
 }
 
 void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)

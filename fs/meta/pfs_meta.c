@@ -74,7 +74,7 @@ static int exec_locked(struct pfs_meta *m, const char *sql)
 	int rc = sqlite3_exec(DB(m), sql, NULL, NULL, &err);
 
 	if (rc != SQLITE_OK) {
-		pfs_log("pstorfs: metadata: %s: %s", sql, err ? err : sqlite3_errstr(rc));
+		pfs_logl(LOG_ERR, "pstorfs: metadata: %s: %s", sql, err ? err : sqlite3_errstr(rc));
 		sqlite3_free(err);
 	}
 	return sql_errno(rc);
@@ -85,7 +85,7 @@ static int prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
 	int rc = sqlite3_prepare_v2(DB(m), sql, -1, st, NULL);
 
 	if (rc != SQLITE_OK)
-		pfs_log("pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(m)));
+		pfs_logl(LOG_ERR, "pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(m)));
 	return sql_errno(rc);
 }
 
@@ -95,7 +95,8 @@ static int step_done(struct pfs_meta *m, sqlite3_stmt *st)
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE)
-		pfs_log("pstorfs: metadata: %s: %s", sqlite3_sql(st), sqlite3_errmsg(DB(m)));
+		pfs_logl(LOG_ERR, "pstorfs: metadata: %s: %s", sqlite3_sql(st),
+		         sqlite3_errmsg(DB(m)));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : sql_errno(rc);
 }
@@ -388,13 +389,15 @@ static int page_heal(struct pfs_meta *m, uint64_t map, uint64_t idx, uint64_t ch
 	if (chunk != PFS_NO_CHUNK && m->prm.read_copy)
 		rc = m->prm.read_copy(m->prm.arg, chunk, idx, refs);
 	if (rc) {
-		pfs_log("pstorfs: metadata: map %llu page %llu is damaged and has no flash copy",
-		        (unsigned long long)map, (unsigned long long)idx);
+		pfs_logl(LOG_ERR,
+		         "pstorfs: metadata: map %llu page %llu is damaged and has no flash copy",
+		         (unsigned long long)map, (unsigned long long)idx);
 		return -EIO;
 	}
 	atomic_fetch_add(&m->healed, 1);
-	pfs_log("pstorfs: metadata: map %llu page %llu was damaged; read its flash copy",
-	        (unsigned long long)map, (unsigned long long)idx);
+	pfs_logl(LOG_WARNING,
+	         "pstorfs: metadata: map %llu page %llu was damaged; read its flash copy",
+	         (unsigned long long)map, (unsigned long long)idx);
 	return 0;
 }
 

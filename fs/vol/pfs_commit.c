@@ -78,7 +78,8 @@ void pfs_defer_put(struct pfs *p, struct engine_ref ref)
 		if (!n) {
 			/* Leaking one reference keeps the data safe; it is recounted at mount. */
 			pthread_mutex_unlock(&p->puts_lock);
-			pfs_log(
+			pfs_logl(
+			    LOG_WARNING,
 			    "pstorfs: out of memory queueing a release; reclaimed at next mount");
 			return;
 		}
@@ -655,8 +656,8 @@ static void commit_release(struct commit *c)
 	for (size_t i = 0; i < c->nputs; i++) {
 		int prc = engine_ref_put(p->eng, c->puts[i]);
 		if (prc)
-			pfs_log("pstorfs: release of reference %#llx failed: %d",
-			        (unsigned long long)c->puts[i].v, prc);
+			pfs_logl(LOG_ERR, "pstorfs: release of reference %#llx failed: %d",
+			         (unsigned long long)c->puts[i].v, prc);
 	}
 	free(c->puts);
 	c->puts = NULL;
@@ -679,7 +680,7 @@ static void commit_fail(struct commit *c, int rc)
 		pthread_mutex_unlock(&c->vcs[i].v->lock);
 	}
 	atomic_fetch_add(&p->commit_errors, 1);
-	pfs_log("pstorfs: commit failed: %d; will retry", rc);
+	pfs_logl(LOG_ERR, "pstorfs: commit failed: %d; will retry", rc);
 	for (size_t i = 0; i < c->nputs; i++)
 		pfs_defer_put(p, c->puts[i]);
 	free(c->puts);
@@ -740,7 +741,7 @@ static void flash_checkpoint_maybe(struct pfs *p)
 		return;
 	int r = ftl_checkpoint_maybe(p->ftl);
 	if (r < 0 && r != -ENOSPC)
-		pfs_log("pstorfs: flash checkpoint failed: %s", strerror(-r));
+		pfs_logl(LOG_WARNING, "pstorfs: flash checkpoint failed: %s", strerror(-r));
 	atomic_store(&p->ftl_ckpt_busy, false);
 }
 

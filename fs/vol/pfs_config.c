@@ -169,7 +169,8 @@ int pfs_config_load(struct pfs *p)
 		if (config_parse(p, k, value, &cfg) == 0)
 			p->cfg = cfg;
 		else
-			pfs_log("pstorfs: ignoring stored %s=%s", pfs_config_names[k], value);
+			pfs_logl(LOG_WARNING, "pstorfs: ignoring stored %s=%s", pfs_config_names[k],
+			         value);
 	}
 	/* Mount options override, and stick like `config set`. */
 	if (p->opts.compression) {

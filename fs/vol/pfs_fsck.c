@@ -44,10 +44,15 @@ static int scan_cb(void *arg, struct ftl_addr addr, const uint8_t hash[FTL_HASH_
 	return 0;
 }
 
+/* Where fsck.pstorfs draws its progress lines (NULL: none; pfs_fsck_dev() as a library). */
+static FILE *fsck_progress;
+
 struct fsck {
 	struct pfs p; /* just what pfs_meta.c needs: dev, sb, ftl, db, locks, counters */
 	struct scan scan;
 	FILE *out;
+	FILE *progress;         /* a terminal, or NULL */
+	struct pfs_progress pr; /* the pass under way */
 	bool meta_ok;
 	uint64_t errors;
 	/* Check counters. */
@@ -59,6 +64,7 @@ static void say(struct fsck *f, const char *fmt, ...)
 {
 	va_list ap;
 
+	pfs_progress_end(&f->pr); /* a report line replaces the progress line */
 	va_start(ap, fmt);
 	vfprintf(f->out, fmt, ap);
 	va_end(ap);
@@ -202,14 +208,20 @@ static void check_chunks(struct fsck *f)
 
 	if (!buf)
 		return;
-	for (size_t i = 0; i < f->scan.ndata; i++)
+	uint64_t total = f->scan.ndata + f->scan.meta.n;
+	pfs_progress_begin(&f->pr, f->progress, "check: reading chunks", "chunks");
+	for (size_t i = 0; i < f->scan.ndata; i++) {
 		if (ftl_read(f->p.ftl, (struct ftl_addr){f->scan.data[i]}, buf, FTL_CHUNK_MAX,
 		             NULL) < 0)
 			f->bad_chunks++;
-	for (size_t i = 0; i < f->scan.meta.n; i++)
+		pfs_progress_update(&f->pr, i + 1, total);
+	}
+	for (size_t i = 0; i < f->scan.meta.n; i++) {
 		if (ftl_read(f->p.ftl, (struct ftl_addr){f->scan.meta.v[i].addr}, buf,
 		             FTL_CHUNK_MAX, NULL) < 0)
 			f->bad_meta_chunks++;
+		pfs_progress_update(&f->pr, f->scan.ndata + i + 1, total);
+	}
 	free(buf);
 	say(f,
 	    "chunks: %zu data chunks and %zu metadata records read back; %llu and %llu fail "
@@ -298,6 +310,7 @@ static int rebuild_pages(struct rebuild *r)
 	struct scan *s = &f->scan;
 
 	for (size_t m = 0; m < r->cat.nmaps; m++) {
+		pfs_progress_update(&f->pr, m + 1, 2 * (uint64_t)r->cat.nmaps);
 		struct pfs_cat_entry *e = &r->cat.maps[m];
 		/* Walk the copies tagged with this map, then (snapshots) with its volume. */
 		for (int pass = 0; pass < 2; pass++) {
@@ -423,6 +436,7 @@ static int rebuild_write(struct rebuild *r)
 		return rc;
 	for (size_t m = 0; m < r->cat.nmaps && !rc; m++) {
 		struct pfs_cat_entry *e = &r->cat.maps[m];
+		pfs_progress_update(&f->pr, r->cat.nmaps + m + 1, 2 * (uint64_t)r->cat.nmaps);
 		int64_t nz = 0, chunks = 0;
 		rc = pfs_meta_map_insert_id(p->meta, e->id, e->kind, e->parent, e->name, e->size,
 		                            e->ctime_ns);
@@ -505,6 +519,7 @@ static int rebuild(struct fsck *f)
 		say(f, "repair: cannot format the metadata region: %s", strerror(-rc));
 		goto out;
 	}
+	pfs_progress_begin(&f->pr, f->progress, "repair: rebuilding maps", "steps");
 	rc = rebuild_pages(&r);
 	if (!rc)
 		rc = rebuild_replay(&r);
@@ -533,6 +548,7 @@ static void fsck_init(struct fsck *f, FILE *out)
 {
 	memset(f, 0, sizeof(*f));
 	f->out = out;
+	f->progress = fsck_progress;
 	pthread_mutex_init(&f->p.commit_lock, NULL);
 	pthread_mutex_init(&f->p.cat_lock, NULL);
 	pthread_mutex_init(&f->p.cfg_lock, NULL);
@@ -569,6 +585,11 @@ static void fsck_destroy(struct fsck *f)
 	pthread_mutex_destroy(&f->p.msg_lock);
 }
 
+static void scan_progress(void *arg, uint64_t done, uint64_t total)
+{
+	pfs_progress_update(arg, done, total);
+}
+
 /* One check pass; leaves the FTL and (if it opened) SQLite open. Returns -errno only when the
  * namespace cannot be looked at at all. */
 static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_chunks)
@@ -596,9 +617,15 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	    f->p.sb.user_block_size, (unsigned long long)f->p.sb.meta_offset,
 	    (unsigned long long)f->p.sb.meta_size);
 	/* The whole scan, not the checkpoint: every segment summary is checked. */
-	struct ftl_config fc = {
-	    .dev = dev, .scan_cb = scan_cb, .scan_arg = &f->scan, .full_scan = true};
+	struct ftl_config fc = {.dev = dev,
+	                        .scan_cb = scan_cb,
+	                        .scan_arg = &f->scan,
+	                        .full_scan = true,
+	                        .progress_cb = scan_progress,
+	                        .progress_arg = &f->pr};
+	pfs_progress_begin(&f->pr, f->progress, "scan: segments", "steps");
 	rc = ftl_open(&fc, &f->p.ftl);
+	pfs_progress_end(&f->pr);
 	if (rc) {
 		say(f, "segments: cannot scan: %s", strerror(-rc));
 		return rc;
@@ -673,11 +700,12 @@ out:
 
 static void fsck_usage(FILE *f)
 {
-	fprintf(f, "usage: fsck.pstorfs [--repair] [--rebuild] DEVICE|IMAGE\n"
+	fprintf(f, "usage: fsck.pstorfs [--repair] [--rebuild] [-q] DEVICE|IMAGE\n"
 	           "  --repair   fix what is found (rebuilds lost or damaged metadata from the\n"
 	           "             segments)\n"
 	           "  --rebuild  with --repair: rebuild the metadata from the segments even if it\n"
 	           "             looks fine\n"
+	           "  -q, --quiet  no progress lines (shown only on a terminal)\n"
 	           "exit: 0 clean, 1 repaired, 4 problems left, 8 cannot check, 16 usage\n");
 }
 
@@ -686,14 +714,15 @@ int pfs_fsck_main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"repair", no_argument, NULL, 'r'},
 	    {"rebuild", no_argument, NULL, 'R'},
+	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool repair = false, force = false;
+	bool repair = false, force = false, quiet = false;
 	struct ftl_dev *dev = NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "ryh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ryqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 		case 'y':
@@ -701,6 +730,9 @@ int pfs_fsck_main(int argc, char **argv)
 			break;
 		case 'R':
 			force = true;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'h':
 			fsck_usage(stdout);
@@ -722,6 +754,7 @@ int pfs_fsck_main(int argc, char **argv)
 		return FSCK_ERROR;
 	}
 	printf("fsck.pstorfs %s\n", path);
+	fsck_progress = pfs_progress_tty(stdout, quiet);
 	rc = pfs_fsck_dev(dev, repair, force && repair, stdout);
 	ftl_dev_close(dev);
 	return rc;

@@ -69,8 +69,8 @@ static int read_ref(struct pfs *p, struct engine_ref ref, void *block)
 	rc = engine_read(p->eng, ref, block);
 	if (rc) {
 		atomic_fetch_add(&p->io_errors, 1);
-		pfs_log("pstorfs: read of reference %#llx failed: %d", (unsigned long long)ref.v,
-		        rc);
+		pfs_logl(LOG_ERR, "pstorfs: read of reference %#llx failed: %d",
+		         (unsigned long long)ref.v, rc);
 		return rc == -ENOENT ? -EIO : rc;
 	}
 	return 0;

@@ -76,8 +76,9 @@ int pfs_mrecs_resolve(struct pfs_mrecs *l, struct ftl *ftl)
 		else if (r == 0)
 			rc = pfs_mrecs_add(l, l->unread[i], hash, FTL_HASH_LEN);
 		else
-			pfs_log("pstorfs: metadata record %llu: summary unreadable (%d): left out",
-			        (unsigned long long)l->unread[i], r);
+			pfs_logl(LOG_WARNING,
+			         "pstorfs: metadata record %llu: summary unreadable (%d): left out",
+			         (unsigned long long)l->unread[i], r);
 	}
 	free(l->unread);
 	l->unread = NULL;
@@ -237,9 +238,11 @@ int pfs_mchunk_write_catalog(struct pfs *p, uint64_t gen, uint64_t *addr)
 	if (n > cap) {
 		/* More maps than one record holds: the previous record stays the newest, so a
 		 * rebuild misses the newest maps; mounting is not affected. */
-		pfs_log("pstorfs: catalogue record: more than %zu volumes and snapshots; the flash "
-		        "copy of the catalogue is not updated",
-		        cap);
+		pfs_logl(
+		    LOG_WARNING,
+		    "pstorfs: catalogue record: more than %zu volumes and snapshots; the flash "
+		    "copy of the catalogue is not updated",
+		    cap);
 		rc = -E2BIG;
 		goto out;
 	}

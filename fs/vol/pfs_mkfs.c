@@ -17,6 +17,32 @@
  * blocks, so this holds maps for about 6x the namespace in volumes, snapshots and clones). */
 #define PFS_META_FRACTION 64
 
+/* Where mkfs.pstorfs draws its progress line (NULL: none; pfs_mkfs() called as a library). */
+static FILE *mkfs_progress;
+
+/* Discards everything after the superblocks in 1 GiB steps, so a large device shows progress
+ * (ftl_format TRIMs the same range again in one call, which finds nothing left to do). Best
+ * effort, as in ftl_format: a device without discard keeps its old bytes, which the new
+ * superblock's uuid makes foreign. A zoned device is reset by ftl_format instead. */
+static void discard_all(struct ftl_dev *dev, const struct ftl_dev_identity *id)
+{
+	const uint64_t step = 1ull << 30, from = 1ull << 20;
+	uint32_t dbs = ftl_dev_block_size(dev);
+	uint64_t end = ftl_dev_size(dev) / dbs * dbs;
+	struct pfs_progress pr;
+
+	if (id->zoned || end <= from)
+		return;
+	pfs_progress_begin(&pr, mkfs_progress, "discarding", NULL);
+	for (uint64_t off = from; off < end; off += step) {
+		uint64_t len = end - off < step ? end - off : step;
+		if (ftl_dev_trim(dev, off, len))
+			break; /* not supported: no point in asking for the rest */
+		pfs_progress_update(&pr, off + len - from, end - from);
+	}
+	pfs_progress_end(&pr);
+}
+
 /* Another filesystem, partition table or pstorfs already there? */
 static int existing_signature(const char *path, char *what, size_t len)
 {
@@ -115,6 +141,7 @@ int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, siz
 		rc = -ENOSPC;
 		goto out_close;
 	}
+	discard_all(dev, &id);
 	rc = ftl_format(dev, &fp);
 	if (rc) {
 		snprintf(msg, msglen, "%s: format failed: %s", path, strerror(-rc));
@@ -148,7 +175,8 @@ out_close:
 static void mkfs_usage(FILE *f)
 {
 	fprintf(f, "usage: mkfs.pstorfs [--size SIZE] [--block-size 4K] [--segment-size 8M] "
-	           "[--force] DEVICE|IMAGE\n");
+	           "[--force] [-q] DEVICE|IMAGE\n"
+	           "  -q, --quiet  no progress line (shown only on a terminal)\n");
 }
 
 int pfs_mkfs_main(int argc, char **argv)
@@ -158,15 +186,17 @@ int pfs_mkfs_main(int argc, char **argv)
 	    {"block-size", required_argument, NULL, 'b'},
 	    {"segment-size", required_argument, NULL, 'S'},
 	    {"force", no_argument, NULL, 'f'},
+	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct pfs_mkfs_params prm = {0};
 	char msg[1024];
 	uint64_t v;
+	bool quiet = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:b:S:fh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:b:S:fqh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 		case 'b':
@@ -190,6 +220,9 @@ int pfs_mkfs_main(int argc, char **argv)
 		case 'f':
 			prm.force = true;
 			break;
+		case 'q':
+			quiet = true;
+			break;
 		case 'h':
 			mkfs_usage(stdout);
 			return 0;
@@ -209,6 +242,7 @@ int pfs_mkfs_main(int argc, char **argv)
 		                "128M\n");
 		return 1;
 	}
+	mkfs_progress = pfs_progress_tty(stdout, quiet);
 	if (pfs_mkfs(argv[optind], &prm, msg, sizeof(msg))) {
 		fprintf(stderr, "mkfs.pstorfs: %s\n", msg);
 		return 1;

@@ -122,7 +122,8 @@ static int restore_pattern(void *arg, uint64_t refv, const uint8_t *pat, uint32_
 	memcpy(full, pat, period);
 	int rc = engine_pattern_restore(r->p->eng, ref, full, period, r->pat_refs[ix]);
 	if (rc)
-		pfs_log("pstorfs: pattern %#llx: restore failed %d", (unsigned long long)refv, rc);
+		pfs_logl(LOG_ERR, "pstorfs: pattern %#llx: restore failed %d",
+		         (unsigned long long)refv, rc);
 	r->pat_refs[ix] = 0;
 	return 0;
 }
@@ -194,8 +195,8 @@ static int rebuild(struct pfs *p, struct scan_buf *sb)
 		/* Issue 4 territory (fsck); reads of those blocks fail with EIO, never wrong data.
 		 */
 		atomic_store(&p->damaged_refs, r.dangling);
-		pfs_log("pstorfs: %llu block references point to missing data",
-		        (unsigned long long)r.dangling);
+		pfs_logl(LOG_ERR, "pstorfs: %llu block references point to missing data",
+		         (unsigned long long)r.dangling);
 	}
 	p->mount_chunks_scanned = sb->n;
 out:
@@ -210,6 +211,18 @@ struct replay {
 	struct pfs *p;
 	uint64_t records;
 };
+
+/* The mount's recovery draws progress lines on a terminal: the daemon's stderr until it
+ * detaches (pstorfs -f, or the parent waiting for the mount), never under systemd or in tests. */
+static FILE *recovery_progress(void)
+{
+	return pfs_progress_tty(stderr, false);
+}
+
+static void scan_progress(void *arg, uint64_t done, uint64_t total)
+{
+	pfs_progress_update(arg, done, total);
+}
 
 static int replay_rec(void *arg, const struct pfs_log_rec *rec)
 {
@@ -259,8 +272,11 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 	if (!buf)
 		return -ENOMEM;
 	p->replaying = true;
+	struct pfs_progress pr;
+	pfs_progress_begin(&pr, recovery_progress(), "recovery: replaying the log", "records");
 	for (size_t i = 0; i < sb->m.n && !rc; i++) {
 		struct pfs_mrec *m = &sb->m.v[i];
+		pfs_progress_update(&pr, i + 1, sb->m.n);
 		if (m->tag.kind != PFS_MCHUNK_LOG)
 			continue;
 		if (!p->opts.readonly)
@@ -271,20 +287,21 @@ static int replay_log(struct pfs *p, struct scan_buf *sb)
 		if (len < 0) {
 			/* Records of an fsync that never returned can be torn; anything
 			 * acknowledged was flushed whole. Either way: skip, and say so. */
-			pfs_log("pstorfs: log chunk at lsn %llu unreadable (%d): skipped",
-			        (unsigned long long)m->tag.a, len);
+			pfs_logl(LOG_ERR, "pstorfs: log chunk at lsn %llu unreadable (%d): skipped",
+			         (unsigned long long)m->tag.a, len);
 			continue;
 		}
 		rc = pfs_log_decode(buf, (size_t)len, m->tag.a, p->ckpt_lsn, replay_rec, &r);
 		if (rc == -EUCLEAN) {
-			pfs_log("pstorfs: log chunk at lsn %llu is malformed: skipped",
-			        (unsigned long long)m->tag.a);
+			pfs_logl(LOG_ERR, "pstorfs: log chunk at lsn %llu is malformed: skipped",
+			         (unsigned long long)m->tag.a);
 			rc = 0;
 		}
 		p->replayed_chunks++;
 	}
 	p->replaying = false;
 	p->replayed_records = r.records;
+	pfs_progress_end(&pr);
 	free(buf);
 	return rc;
 }
@@ -403,9 +420,10 @@ static void copies_free_unreferenced(struct pfs *p, struct scan_buf *sb, struct 
 		p->mount_lost_freed++;
 	}
 	if (p->mount_lost_freed)
-		pfs_log("pstorfs: freed %llu damaged chunks nothing referenced (a pack torn by a "
-		        "power cut)",
-		        (unsigned long long)p->mount_lost_freed);
+		pfs_logl(LOG_NOTICE,
+		         "pstorfs: freed %llu damaged chunks nothing referenced (a pack torn by a "
+		         "power cut)",
+		         (unsigned long long)p->mount_lost_freed);
 }
 
 static void superblock_msg(const char *path, int rc, const struct ftl_superblock_info *sb,
@@ -469,9 +487,10 @@ static int recover(struct pfs *p, struct scan_buf *sb)
 	if (rc)
 		return rc;
 	if (p->replayed_records)
-		pfs_log("pstorfs: replayed %llu map changes from %llu log chunks in %.3f s",
-		        (unsigned long long)p->replayed_records,
-		        (unsigned long long)p->replayed_chunks, p->replay_seconds);
+		pfs_logl(LOG_NOTICE,
+		         "pstorfs: replayed %llu map changes from %llu log chunks in %.3f s",
+		         (unsigned long long)p->replayed_records,
+		         (unsigned long long)p->replayed_chunks, p->replay_seconds);
 	rc = rebuild(p, sb);
 	if (rc)
 		return rc;
@@ -495,6 +514,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
                        char *msg, size_t msglen)
 {
 	struct scan_buf sb = {0};
+	struct pfs_progress pr;
 	struct pfs *p;
 	int rc;
 
@@ -538,8 +558,12 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	    .lost_cb = lost_collect,
 	    .scan_arg = &sb,
 	    .full_scan = opts->full_scan,
+	    .progress_cb = scan_progress,
+	    .progress_arg = &pr,
 	};
+	pfs_progress_begin(&pr, recovery_progress(), "recovery: reading segments", "steps");
 	rc = ftl_open(&fc, &p->ftl);
+	pfs_progress_end(&pr);
 	if (!rc)
 		rc = pfs_mrecs_resolve(&sb.m, p->ftl);
 	if (rc) {
@@ -666,7 +690,9 @@ void pfs_close(struct pfs *p)
 	if (p->recovered) {
 		int rc = pfs_commit(p);
 		if (rc)
-			pfs_log("pstorfs: final commit failed: %d (the last changes are lost)", rc);
+			pfs_logl(LOG_ERR,
+			         "pstorfs: final commit failed: %d (the last changes are lost)",
+			         rc);
 	}
 	pfs_catalog_free(p);
 	engine_close(p->eng);

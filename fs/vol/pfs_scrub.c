@@ -336,7 +336,8 @@ static int map_damage(struct pfs *p, struct pfs_scrub *s, struct scrub_findings 
 	if (!p->opts.readonly) {
 		rc = pfs_commit(p);
 		if (rc)
-			pfs_log("pstorfs: scrub: commit before the map walk failed: %d", rc);
+			pfs_logl(LOG_ERR, "pstorfs: scrub: commit before the map walk failed: %d",
+			         rc);
 	}
 	rc = pfs_meta_pages_each(p->meta, -1, walk_page, &w);
 	if (!rc && w.nbad)
@@ -391,17 +392,22 @@ static void *scrub_main(void *arg)
 	f->maps_checked = true;
 out:
 	if (rc && rc != -ECANCELED)
-		pfs_log("pstorfs: scrub failed: %s", strerror(-rc));
-	pfs_log("pstorfs: scrub %s in %.1f s: %llu chunks checked, %llu damaged, %llu lost, %llu "
-	        "at risk, %llu metadata problems, %llu volume blocks unreadable",
-	        rc == -ECANCELED ? "cancelled"
-	        : rc             ? "failed"
-	                         : "done",
-	        (double)(pfs_now_ns() - t0) / 1e9, (unsigned long long)f->data.chunks_checked,
-	        (unsigned long long)f->data.damaged_chunks, (unsigned long long)f->data.lost_chunks,
-	        (unsigned long long)f->data.summary_chunks,
-	        (unsigned long long)(f->meta_problems + f->meta_chunks),
-	        (unsigned long long)f->refs_failing);
+		pfs_logl(LOG_ERR, "pstorfs: scrub failed: %s", strerror(-rc));
+	/* Damage found (or a failed scrub) is what `journalctl -p warning` must show. */
+	bool bad = (rc && rc != -ECANCELED) || f->data.damaged_chunks || f->data.lost_chunks ||
+	           f->data.summary_chunks || f->meta_problems || f->meta_chunks || f->refs_failing;
+	pfs_logl(bad ? LOG_WARNING : LOG_NOTICE,
+	         "pstorfs: scrub %s in %.1f s: %llu chunks checked, %llu damaged, %llu lost, %llu "
+	         "at risk, %llu metadata problems, %llu volume blocks unreadable",
+	         rc == -ECANCELED ? "cancelled"
+	         : rc             ? "failed"
+	                          : "done",
+	         (double)(pfs_now_ns() - t0) / 1e9, (unsigned long long)f->data.chunks_checked,
+	         (unsigned long long)f->data.damaged_chunks,
+	         (unsigned long long)f->data.lost_chunks,
+	         (unsigned long long)f->data.summary_chunks,
+	         (unsigned long long)(f->meta_problems + f->meta_chunks),
+	         (unsigned long long)f->refs_failing);
 	finish(s, rc == -ECANCELED ? SCRUB_CANCELLED : rc ? SCRUB_FAILED : SCRUB_DONE, rc, f);
 	free(f);
 	return NULL;

@@ -285,7 +285,7 @@ static void cat_changed_locked(struct pfs *p)
 	atomic_store(&p->cat_dirty, true);
 	int rc = pfs_commit_locked(p);
 	if (rc)
-		pfs_log("pstorfs: catalogue record: commit failed: %d (retried)", rc);
+		pfs_logl(LOG_WARNING, "pstorfs: catalogue record: commit failed: %d (retried)", rc);
 }
 
 struct chunk_list {
@@ -547,8 +547,8 @@ static int regain_page_refs(void *arg, uint64_t idx, const struct engine_ref *re
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
 		int rc = engine_ref_get(p->eng, refs[i]);
 		if (rc)
-			pfs_log("pstorfs: reference %#llx: get failed %d",
-			        (unsigned long long)refs[i].v, rc);
+			pfs_logl(LOG_ERR, "pstorfs: reference %#llx: get failed %d",
+			         (unsigned long long)refs[i].v, rc);
 	}
 	return 0;
 }
