@@ -115,6 +115,16 @@ int pfs_meta_open(const struct pfs_meta_params *prm, struct pfs_meta **out)
 	rc = pfs_vfs_open(prm->dev, prm->offset, prm->size, PFS_VFS_NAME, &m->vfs);
 	if (rc)
 		goto err_free;
+	if (prm->readonly) {
+		/* Read-only, SQLite cannot create the database: a region mkfs laid out and no mount
+		 * ever wrote has none, which is a state of its own, not damage. */
+		struct pfs_vfs_stats vs;
+		pfs_vfs_get_stats(m->vfs, &vs);
+		if (!vs.db_bytes) {
+			rc = -ENOENT;
+			goto err_vfs;
+		}
+	}
 	rc = sqlite3_open_v2(
 	    PFS_DB_NAME, &db,
 	    (prm->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |

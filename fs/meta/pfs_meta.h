@@ -67,6 +67,7 @@ struct pfs_meta_params {
 	int (*read_copy)(void *arg, uint64_t chunk, uint64_t idx, struct engine_ref *refs);
 	void *arg;
 };
+/* -ENOENT read-only on a region that holds no database yet (formatted, never mounted). */
 int pfs_meta_open(const struct pfs_meta_params *prm, struct pfs_meta **out);
 void pfs_meta_close(struct pfs_meta *m); /* NULL is a no-op */
 int pfs_meta_begin(struct pfs_meta *m);

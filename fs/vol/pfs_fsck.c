@@ -640,7 +640,11 @@ static int check_pass(struct fsck *f, struct ftl_dev *dev, bool rw, bool read_ch
 	    st.segments_open + st.segments_closed, f->scan.ndata, f->scan.meta.n,
 	    (unsigned long long)st.bytes_live);
 	rc = pfs_store_meta_open(&f->p);
-	if (rc) {
+	if (rc == -ENOENT && !rw && !st.segments_open && !st.segments_closed && !f->scan.meta.n) {
+		/* Formatted and never mounted: no database yet, and nothing on flash needs one. */
+		say(f, "metadata: empty (the namespace has never been mounted)");
+		f->meta_ok = false;
+	} else if (rc) {
 		say(f, "metadata: cannot open the SQLite metadata region: %s", strerror(-rc));
 		f->meta_ok = false;
 		f->errors++;

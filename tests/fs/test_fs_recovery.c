@@ -490,3 +490,18 @@ Test(fs_recovery, chunks_of_a_torn_pack_are_freed_at_mount, .init = format_mem, 
 	             (unsigned long long)p->mount_lost_freed);
 	cr_assert_eq(p->damaged_refs, 0);
 }
+
+/* mkfs, then fsck before any mount: the metadata region holds no database yet, which is clean. */
+Test(fs_recovery, fsck_of_a_never_mounted_namespace_is_clean, .init = format_mem, .fini = teardown)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	cr_assert_not_null(f);
+	int code = pfs_fsck_dev(dev, false, false, f);
+	fclose(f);
+	cr_expect_eq(code, 0, "fsck exit %d:\n%s", code, out);
+	cr_expect(strstr(out, "never been mounted"), "%s", out);
+	free(out);
+}
