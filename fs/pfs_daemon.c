@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pfs_front_int.h"
+#include "pstor_version.h"
 
 struct cli {
 	char *device, *mountpoint;
@@ -123,7 +124,8 @@ static void usage(FILE *f)
 	    "                                         or read every segment summary\n"
 	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
 	    "  -f                                     stay in the foreground\n"
-	    "  -d                                     foreground with FUSE debug output\n");
+	    "  -d                                     foreground with FUSE debug output\n"
+	    "  -V, --version                          print the version and exit\n");
 }
 
 /* mountinfo writes space, tab, newline and backslash as \ooo: decode in place. */
@@ -315,7 +317,7 @@ static int parse_cli(struct daemon *d)
 		return 0;
 	}
 	if (c->version) {
-		printf("pstorfs %s (libfuse %s)\n", "0.1.0", fuse_pkgversion());
+		printf("pstorfs %s (libfuse %s)\n", PSTOR_VERSION, fuse_pkgversion());
 		return 0;
 	}
 	if (!c->device || !c->mountpoint) {

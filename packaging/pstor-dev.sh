@@ -8,6 +8,7 @@
 #   bench   build + pstor-bench (engine and FTL figures)
 #   install build + install pstorfs, mkfs.pstorfs to /usr/local/sbin and mount.pstorfs to /sbin
 #   demo    install + format a sparse image, mount it, create a demo volume, print the status
+#   deb     build + the pstorfs .deb (CPack, packaging/CMakeLists.txt) in build/; prints its path
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,6 +89,23 @@ run_fuzzers() {
 	rm -rf "$work"
 }
 
+# The .deb of build/ (cpack there); its path on stdout, cpack's own output only on failure.
+deb() {
+	local out pkg
+	out=$(cd "$here/build" && cpack 2>&1) || {
+		printf '%s\n' "$out" >&2
+		echo "pstor-dev: cpack failed" >&2
+		return 1
+	}
+	pkg=$(printf '%s\n' "$out" | sed -n 's/^CPack: - package: \(.*\.deb\) generated\.$/\1/p')
+	[ -n "$pkg" ] || {
+		printf '%s\n' "$out" >&2
+		echo "pstor-dev: cpack made no .deb" >&2
+		return 1
+	}
+	echo "$pkg"
+}
+
 # The embedded default: a sparse 64 GiB image, mounted on /mnt/pstorfs, with one volume.
 demo() {
 	local img=${PSTOR_DEMO_IMAGE:-/var/lib/pstorfs/demo.img}
@@ -150,6 +168,11 @@ install)
 	build_in build
 	install_bins
 	;;
+deb)
+	deps
+	build_in build
+	deb
+	;;
 demo)
 	deps
 	build_in build
@@ -157,7 +180,7 @@ demo)
 	demo
 	;;
 *)
-	echo "usage: $0 deps|build|test|fuzz|bench|install|demo" >&2
+	echo "usage: $0 deps|build|test|fuzz|bench|install|demo|deb" >&2
 	exit 2
 	;;
 esac

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pfs_vol_int.h"
+#include "pstor_version.h"
 
 /* fsck(8) exit codes. */
 #define FSCK_OK          0
@@ -710,6 +711,7 @@ static void fsck_usage(FILE *f)
 	           "  --rebuild  with --repair: rebuild the metadata from the segments even if it\n"
 	           "             looks fine\n"
 	           "  -q, --quiet  no progress lines (shown only on a terminal)\n"
+	           "  --version  print the version and exit (-V)\n"
 	           "exit: 0 clean, 1 repaired, 4 problems left, 8 cannot check, 16 usage\n");
 }
 
@@ -720,13 +722,14 @@ int pfs_fsck_main(int argc, char **argv)
 	    {"rebuild", no_argument, NULL, 'R'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool repair = false, force = false, quiet = false;
 	struct ftl_dev *dev = NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "ryqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ryqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 		case 'y':
@@ -740,6 +743,9 @@ int pfs_fsck_main(int argc, char **argv)
 			break;
 		case 'h':
 			fsck_usage(stdout);
+			return 0;
+		case 'V':
+			printf("fsck.pstorfs %s\n", PSTOR_VERSION);
 			return 0;
 		default:
 			fsck_usage(stderr);

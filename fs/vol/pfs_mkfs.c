@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pfs_vol_int.h"
+#include "pstor_version.h"
 
 /* Metadata region: 1/64 of the namespace (maps cost 1/512 of the data they map at 4 KiB
  * blocks, so this holds maps for about 6x the namespace in volumes, snapshots and clones). */
@@ -176,6 +177,7 @@ static void mkfs_usage(FILE *f)
 {
 	fprintf(f, "usage: mkfs.pstorfs [--size SIZE] [--block-size 4K] [--segment-size 8M] "
 	           "[--force] [-q] DEVICE|IMAGE\n"
+	           "       mkfs.pstorfs --version\n"
 	           "  -q, --quiet  no progress line (shown only on a terminal)\n");
 }
 
@@ -188,6 +190,7 @@ int pfs_mkfs_main(int argc, char **argv)
 	    {"force", no_argument, NULL, 'f'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct pfs_mkfs_params prm = {0};
@@ -196,7 +199,7 @@ int pfs_mkfs_main(int argc, char **argv)
 	bool quiet = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:b:S:fqh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:b:S:fqhV", lopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 		case 'b':
@@ -225,6 +228,9 @@ int pfs_mkfs_main(int argc, char **argv)
 			break;
 		case 'h':
 			mkfs_usage(stdout);
+			return 0;
+		case 'V':
+			printf("mkfs.pstorfs %s\n", PSTOR_VERSION);
 			return 0;
 		default:
 			mkfs_usage(stderr);
