@@ -143,8 +143,10 @@ struct ftl_write_opts {
 
 /* Appends a chunk (1..FTL_CHUNK_MAX bytes). HASH is stored in the segment summary.
  * Errors: -ENOSPC (no free space even after GC; a write with opts->reserve gets it only when
- * taking another segment would leave GC less than half its reserve), -EIO, -EINVAL (bad
- * length). */
+ * taking another segment would leave GC less than half its reserve; also when the write or
+ * segment sequence numbers reached their limit, which only forged metadata can bring about:
+ * the FTL refuses a write rather than acknowledge one its next open would not find), -EIO,
+ * -EINVAL (bad length). */
 int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
               const struct ftl_write_opts *opts, struct ftl_addr *out);
 

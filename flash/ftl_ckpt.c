@@ -379,7 +379,7 @@ static bool image_valid(struct ftl *ftl, struct ftl_ckpt_image *ck, size_t bytes
 	if (h->nsegs != ftl->nsegs || h->bytes != bytes || h->npages > ftl->l2p.npages_max ||
 	    h->npack_offs > (uint64_t)ftl->nsegs * (ftl->seg_size / ftl->bs) ||
 	    ckpt_fixed_bytes(h->nsegs, h->npack_offs) > bytes || h->next_id > FTL_L2P_ID_MAX + 1 ||
-	    h->next_birth >= (1ull << 62) || h->next_seq >= FTL_SEQ_LIMIT)
+	    h->next_birth > FTL_BIRTH_LIMIT || h->next_seq >= FTL_SEQ_LIMIT)
 		return false;
 	ck->segs = (const void *)(ck->buf + sizeof(*h));
 	ck->packs = (const void *)(ck->segs + h->nsegs);
@@ -408,7 +408,8 @@ static bool image_valid(struct ftl *ftl, struct ftl_ckpt_image *ck, size_t bytes
 	for (uint32_t i = 0; i < h->nsegs; i++) {
 		const struct ftl_ckpt_seg_disk *s = &ck->segs[i];
 		ck->pack_first[i] = k;
-		if (s->state > FTL_CKPT_SEG_OPEN || s->seq >= FTL_SEQ_LIMIT)
+		if (s->state > FTL_CKPT_SEG_OPEN || s->seq >= FTL_SEQ_LIMIT ||
+		    (s->state != FTL_CKPT_SEG_FREE && s->seq >= FTL_SEQ_ALLOC_LIMIT))
 			return false;
 		if (s->state == FTL_CKPT_SEG_FREE)
 			continue;

@@ -193,7 +193,15 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	if (rc)
 		return rc;
 	uint32_t crc = ftl_chunk_crc(id, ftl_len_flags(len, opts->flags), data, len);
-	uint64_t birth = atomic_fetch_add(&ftl->next_birth, 1);
+	/* Never a birth the next scan would ignore (ftl_int.h FTL_BIRTH_LIMIT): only a forged
+	 * summary the scan accepted can bring next_birth there. */
+	uint64_t birth = atomic_load(&ftl->next_birth);
+	do {
+		if (birth >= FTL_BIRTH_LIMIT) {
+			ftl_l2p_release(&ftl->l2p, id);
+			return -ENOSPC;
+		}
+	} while (!atomic_compare_exchange_weak(&ftl->next_birth, &birth, birth + 1));
 	enum ftl_stream_id sid =
 	    opts->reserve ? FTL_STREAM_RESERVE : pick_user_stream(ftl, opts->prev);
 	struct ftl_stream *st = &ftl->streams[ftl->stream_map[sid]];

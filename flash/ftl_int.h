@@ -144,6 +144,23 @@ static inline uint64_t ftl_word_make(const uint8_t *hash, uint8_t flags)
  * written by this FTL: taking it would make next_seq wrap, and new segments would then look
  * older than stale ones. The scan refuses such headers and checkpoints (ftl_scan.c). */
 #define FTL_SEQ_LIMIT (1ull << 62)
+/* ...and the FTL never writes one that its own scan would refuse: a segment is allocated (an
+ * OPEN or checkpoint header written) only below this, which leaves room for the releases that
+ * may follow without an allocation (one per segment, fewer than 2^24: FREE headers) to stay
+ * below FTL_SEQ_LIMIT. So the scan refuses a header other than FREE at or beyond this, and a
+ * FREE one at or beyond FTL_SEQ_LIMIT. A FREE header or checkpoint just below FTL_SEQ_LIMIT,
+ * or an OPEN header just below this (forged: accepted, but next_seq reaches this) leaves the
+ * FTL unable to open a segment: writes fail with -ENOSPC rather than go to a segment the next
+ * open would take as free (ftl_segment.c seg_alloc). */
+#define FTL_SEQ_ALLOC_LIMIT (FTL_SEQ_LIMIT - (1ull << 32))
+
+/* Births (write sequence of chunk contents, ftl_format.h) likewise count chunk writes from 0.
+ * Every birth on the device and every one the FTL hands out is below this: the scan ignores a
+ * summary entry at or above it as not written by this FTL (ftl_scan.c, whose table of births
+ * keeps birth + 1 beside two flag bits, so it must stay below 2^62), a checkpoint whose
+ * next_birth exceeds it is refused, and ftl_write fails with -ENOSPC rather than hand out a
+ * birth at it: a chunk written with one would be ignored at the next open, though synced. */
+#define FTL_BIRTH_LIMIT ((1ull << 62) - 1)
 
 /* CKPT: holds (part of) the current checkpoint; neither free nor a GC victim. */
 enum ftl_seg_state { FTL_SEG_FREE = 0, FTL_SEG_OPEN, FTL_SEG_CLOSED, FTL_SEG_CKPT };

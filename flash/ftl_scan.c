@@ -68,11 +68,12 @@ bool ftl_pack_header_ok(struct ftl *ftl, struct ftl_pack_disk *ph, uint64_t seq,
 	return want == crc;
 }
 
-/* Births count chunk writes from 0 and never get near this. A checksummed summary that claims
- * one (written by a broken program) would wrap the births table (birth + 1 == 0 means "none",
- * so a second copy of the id fails the open with -EEXIST) and next_birth, after which new
- * writes lose to old copies at the next scan. */
-#define SCAN_BIRTH_LIMIT (1ull << 62)
+/* Births count chunk writes from 0 and never get near FTL_BIRTH_LIMIT (ftl_int.h). A
+ * checksummed summary that claims one (written by a broken program) would overflow the births
+ * table (birth + 1 must stay clear of SCAN_CKPT and SCAN_DAMAGED, and birth + 1 == 0 means
+ * "none") and next_birth; ftl_write hands out births only below the same limit, so the scan
+ * never ignores a chunk the FTL wrote. */
+#define SCAN_BIRTH_LIMIT FTL_BIRTH_LIMIT
 
 /* Ids are handed out below the L2P's capacity (ftl_l2p_init): a larger one in a summary whose
  * checksums hold was not written by this FTL, and must not size the births table or fail the
@@ -203,11 +204,14 @@ static int read_headers(struct ftl *ftl, struct scan_state *ss)
 		h->crc = 0;
 		if (h->magic == FTL_SEG_MAGIC && ftl_crc32c(0, h, sizeof(*h)) == crc &&
 		    !memcmp(h->uuid, ftl->sb.uuid, sizeof(h->uuid)) && h->seg_index == i &&
-		    h->seq >= FTL_SEQ_LIMIT) {
-			/* Checksummed but impossible: it would make next_seq wrap. Not ours. */
+		    (h->seq >= FTL_SEQ_LIMIT ||
+		     (h->state != FTL_SEG_DISK_FREE && h->seq >= FTL_SEQ_ALLOC_LIMIT))) {
+			/* Checksummed but impossible: it would make next_seq wrap, or leave no
+			 * room to open a segment; and only a release writes a header (FREE) at or
+			 * beyond FTL_SEQ_ALLOC_LIMIT (ftl_int.h). Not ours. */
 			fprintf(stderr,
 			        "pstorfs: flash: segment %u: header sequence number %llu is beyond "
-			        "2^62, not written by this FTL: the segment is taken as free\n",
+			        "what this FTL writes: the segment is taken as free\n",
 			        i, (unsigned long long)h->seq);
 			atomic_fetch_add(&ftl->checksum_errors, 1);
 			continue;
@@ -547,6 +551,17 @@ int ftl_scan(struct ftl *ftl)
 	ftl->next_seq = ss.max_seq + 1;
 	atomic_store(&ftl->clock, ss.max_clock);
 	atomic_store(&ftl->next_birth, ss.max_birth + 1);
+	/* Accepted, but leaving no room: only forged headers or summaries get here. The FTL
+	 * refuses new writes rather than write what its next open would not take (ftl_int.h). */
+	if (ftl->next_seq >= FTL_SEQ_ALLOC_LIMIT || ss.max_birth + 1 >= FTL_BIRTH_LIMIT)
+		fprintf(stderr,
+		        "pstorfs: flash: %s %llu is at its limit (not written by this FTL): "
+		        "writes will fail with ENOSPC\n",
+		        ftl->next_seq >= FTL_SEQ_ALLOC_LIMIT ? "next segment sequence number"
+		                                             : "next write sequence number",
+		        (unsigned long long)(ftl->next_seq >= FTL_SEQ_ALLOC_LIMIT
+		                                 ? ftl->next_seq
+		                                 : ss.max_birth + 1));
 	ftl_l2p_rebuild_free(&ftl->l2p);
 	/* Without a checkpoint, or with a walk since it, the next close writes one. */
 	atomic_store(&ftl->ckpt_dirty, !ck || ss.packs_walked > 0);

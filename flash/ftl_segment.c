@@ -125,7 +125,10 @@ static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc 
 	int rc;
 
 	pthread_mutex_lock(&ftl->seg_lock);
-	if (ftl->nfree <= keep) { /* invariant 7 */
+	/* Invariant 7; and a segment opened with a seq at or beyond FTL_SEQ_LIMIT would be
+	 * taken as free at the next open, with its data (ftl_int.h: only a forged header or
+	 * checkpoint can bring next_seq near it). */
+	if (ftl->nfree <= keep || ftl->next_seq >= FTL_SEQ_ALLOC_LIMIT) {
 		pthread_mutex_unlock(&ftl->seg_lock);
 		return -ENOSPC;
 	}

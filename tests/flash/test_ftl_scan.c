@@ -1,6 +1,7 @@
 /* tests/flash/test_ftl_scan.c - the scan at open against what a power cut or a stranger leaves:
- * the ids of a pack torn by a power cut reach their owner (and come back once freed), and a
- * segment header whose sequence number would make next_seq wrap is refused.
+ * the ids of a pack torn by a power cut reach their owner (and come back once freed), a
+ * segment header whose sequence number would make next_seq wrap is refused, and sound headers
+ * and summaries whose sequence number or birth sits just below its limit lose no synced write.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -213,4 +214,162 @@ Test(ftl_scan, header_whose_sequence_number_would_wrap_is_refused)
 	cr_assert_eq(memcmp(buf, want, CLEN), 0);
 	ftl_close(ftl);
 	ftl_dev_close(dev);
+}
+
+/* ---- counters forged near their limits: no synced write may be lost ---- */
+
+struct forged_ent {
+	uint64_t id, birth;
+	uint32_t len;
+};
+
+/* Writes segment 0 of DEV as this FTL would have: a header with SEQ and one pack holding N
+ * chunks (payload(key = id), their summary entries with the given ids and births), every CRC
+ * right. What the checksums cannot say is whether the numbers are possible. */
+static void forge_segment0(struct ftl_dev *dev, uint64_t seq, const struct forged_ent *ents,
+                           uint32_t n)
+{
+	const uint32_t bs = 4096;
+	struct ftl_superblock_info sb;
+	cr_assert_eq(ftl_read_superblock(dev, &sb), 0);
+	uint8_t *seg = aligned_alloc(4096, SEG);
+	cr_assert_not_null(seg);
+	memset(seg, 0, SEG);
+
+	struct ftl_seg_disk *h = (struct ftl_seg_disk *)seg;
+	h->magic = FTL_SEG_MAGIC;
+	memcpy(h->uuid, sb.uuid, sizeof(h->uuid));
+	h->seq = seq;
+	h->seg_index = 0;
+	h->state = FTL_SEG_DISK_OPEN;
+	h->stream = FTL_STREAM_USER_COLD;
+	h->crc = ftl_crc32c(0, h, sizeof(*h));
+
+	uint32_t off = bs, hb = ftl_pack_hdr_blocks(n, bs);
+	struct ftl_pack_disk *ph = (struct ftl_pack_disk *)(seg + off);
+	struct ftl_pack_entry_disk *e = (struct ftl_pack_entry_disk *)(ph + 1);
+	uint32_t cur = off + hb * bs;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *c = seg + cur;
+		struct ftl_chunk_disk ch = {.entry = (uint16_t)i};
+		payload(c + sizeof(ch), ents[i].id);
+		e[i].id = ents[i].id;
+		e[i].birth = ents[i].birth;
+		memcpy(e[i].hash, &ents[i].id, sizeof(ents[i].id));
+		e[i].len_flags = ftl_len_flags(ents[i].len, 0);
+		ch.crc = ftl_chunk_crc(ents[i].id, e[i].len_flags, c + sizeof(ch), ents[i].len);
+		e[i].crc = ch.crc;
+		memcpy(c, &ch, sizeof(ch));
+		cur += ftl_chunk_footprint(ents[i].len);
+	}
+	ph->magic = FTL_PACK_MAGIC;
+	ph->seg_seq = seq;
+	ph->nentries = n;
+	ph->hdr_blocks = hb;
+	ph->data_bytes = cur - (off + hb * bs);
+	ph->total_bytes = hb * bs + (ph->data_bytes + bs - 1) / bs * bs;
+	ph->clock = 2300;
+	ph->crc = ftl_crc32c(0, ph, sizeof(*ph) + n * sizeof(*e));
+
+	cr_assert_eq(ftl_dev_write(dev, seg, SEG, sb.data_offset), 0);
+	cr_assert_eq(ftl_dev_flush(dev), 0);
+	free(seg);
+}
+
+/* What the fuzz target does after a hostile scan (tests/fuzz/fuzz_segment.c work()): free
+ * every other chunk the scan reported, write 4 chunks, sync, GC everything, close, reopen.
+ * Every write that was acknowledged must read back; one that failed must have failed with
+ * -ENOSPC. Returns how many were acknowledged. */
+static int write_sync_gc_reopen(struct ftl_dev *dev)
+{
+	struct ftl *ftl;
+	struct told *t = calloc(1, sizeof(*t));
+	struct ftl_addr a[4];
+	uint8_t buf[FTL_CHUNK_MAX], want[CLEN];
+	int nw = 0;
+
+	ftl = open_told(dev, t);
+	uint32_t k = 0;
+	for (uint64_t id = 0; id < NMAX; id++)
+		if (t->seen[id] == 1 && k++ % 2 == 0)
+			cr_assert_eq(ftl_free(ftl, (struct ftl_addr){id}), 0);
+	for (; nw < 4; nw++) {
+		uint8_t h[FTL_HASH_LEN] = {0};
+		payload(buf, 1000 + (uint64_t)nw);
+		int rc = ftl_write(ftl, buf, CLEN, h, NULL, &a[nw]);
+		if (rc == -ENOSPC)
+			break;
+		cr_assert_eq(rc, 0);
+	}
+	cr_assert_eq(ftl_sync(ftl), 0);
+	int rc = ftl_gc(ftl, UINT32_MAX);
+	cr_assert(rc >= 0 || rc == -ENOSPC, "ftl_gc: %d", rc);
+	ftl_close(ftl);
+
+	cr_assert_eq(ftl_open(&(struct ftl_config){.dev = dev}, &ftl), 0);
+	for (int i = 0; i < nw; i++) {
+		payload(want, 1000 + (uint64_t)i);
+		cr_assert_eq(ftl_read(ftl, a[i], buf, sizeof(buf), NULL), (int)CLEN,
+		             "synced chunk %d (id %llu) lost after reopen", i,
+		             (unsigned long long)a[i].v);
+		cr_assert_eq(memcmp(buf, want, CLEN), 0);
+	}
+	/* And once more from the checkpoint that close wrote (or the full scan without one). */
+	ftl_close(ftl);
+	cr_assert_eq(ftl_open(&(struct ftl_config){.dev = dev}, &ftl), 0);
+	for (int i = 0; i < nw; i++)
+		cr_assert_eq(ftl_read(ftl, a[i], buf, sizeof(buf), NULL), (int)CLEN);
+	ftl_close(ftl);
+	free(t);
+	return nw;
+}
+
+/* The fuzz find (tests/fuzz/corpus/fuzz_segment/regress-birth-at-limit): a sound summary
+ * entry whose birth is 2^62 - 1 was accepted, next_birth became 2^62, new writes got births
+ * the next scan ignores as impossible (and the checkpoint close wrote was refused for its
+ * next_birth), so synced chunks were gone after a reopen. Births just below the limit too. */
+Test(ftl_scan, summary_birth_near_the_limit_loses_no_synced_write)
+{
+	static const uint64_t births[] = {(1ull << 62) - 1, (1ull << 62) - 2, (1ull << 62) - 3,
+	                                  (1ull << 62) - 5};
+	for (size_t b = 0; b < sizeof(births) / sizeof(births[0]); b++) {
+		struct ftl_dev *dev;
+		fresh(&dev);
+		struct forged_ent ents[3] = {{0, 0x201, CLEN}, {1, births[b], CLEN}, {2, 3, CLEN}};
+		forge_segment0(dev, 1, ents, 3);
+		int nw = write_sync_gc_reopen(dev);
+		/* An entry at the limit is not ours: ignored, the FTL goes on. */
+		if (births[b] >= (1ull << 62) - 1)
+			cr_assert_eq(nw, 4, "birth %#llx: only %d writes",
+			             (unsigned long long)births[b], nw);
+		ftl_dev_close(dev);
+	}
+}
+
+/* The same with the segment header's sequence number: one just below 2^62 was accepted,
+ * next_seq reached 2^62, and the segments opened for new writes had headers the next open
+ * takes as free, with their data. Also just below 2^62 - 2^32, the highest an OPEN header
+ * can have (the rest is for the FREE headers of releases), and further down. */
+Test(ftl_scan, header_sequence_number_near_the_limit_loses_no_synced_write)
+{
+	static const uint64_t seqs[] = {(1ull << 62) - 1,
+	                                (1ull << 62) - 2,
+	                                (1ull << 62) - 40,
+	                                (1ull << 62) - (1ull << 32) - 1,
+	                                (1ull << 62) - (1ull << 32) - 3,
+	                                (1ull << 62) - (1ull << 33)};
+	for (size_t s = 0; s < sizeof(seqs) / sizeof(seqs[0]); s++) {
+		struct ftl_dev *dev;
+		fresh(&dev);
+		struct forged_ent ents[3] = {{0, 1, CLEN}, {1, 2, CLEN}, {2, 3, CLEN}};
+		forge_segment0(dev, seqs[s], ents, 3);
+		int nw = write_sync_gc_reopen(dev);
+		/* An OPEN header where this FTL never writes one is not ours: the segment is
+		 * taken as free and the FTL goes on; far enough below, nothing stops either. */
+		if (seqs[s] >= (1ull << 62) - (1ull << 32) ||
+		    seqs[s] <= (1ull << 62) - (1ull << 33))
+			cr_assert_eq(nw, 4, "seq %#llx: only %d writes",
+			             (unsigned long long)seqs[s], nw);
+		ftl_dev_close(dev);
+	}
 }
