@@ -83,8 +83,8 @@ void pfs_buf_free(struct pfs_buf *b);
  * instead of a number, and the errno of a cause is decided here and nowhere else. */
 #define PFS_ERRORS(X)                                                                              \
 	X(NO_VOLUME, ENOENT, "no such volume")                                                     \
-	X(NO_SNAPSHOT, ENOENT, "no such snapshot") X(VOLUME_EXISTS, EEXIST,                        \
-	                                             "a volume of that name exists")               \
+	X(NO_SNAPSHOT, ENOENT, "no such snapshot")                                                 \
+	X(VOLUME_EXISTS, EEXIST, "a volume of that name exists")                                   \
 	    X(SNAPSHOT_EXISTS, EEXIST, "a snapshot of that name exists")                           \
 	        X(BAD_NAME, EINVAL, "bad name (1..64 of A-Z a-z 0-9 . _ -, no leading .)")         \
 	            X(BAD_SIZE, EINVAL, "bad size (a number with an optional K, M, G, T suffix)")  \

@@ -718,12 +718,9 @@ static void fsck_usage(FILE *f)
 int pfs_fsck_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"repair", no_argument, NULL, 'r'},
-	    {"rebuild", no_argument, NULL, 'R'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+	    {"repair", no_argument, NULL, 'r'},  {"rebuild", no_argument, NULL, 'R'},
+	    {"quiet", no_argument, NULL, 'q'},   {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	bool repair = false, force = false, quiet = false;
 	struct ftl_dev *dev = NULL;
