@@ -375,6 +375,26 @@ static void fs_write(struct pfs *p, struct pfs_vol *v, uint32_t blk, int kind)
 /* A store on a memory device: volumes, data, table patterns and zeros, a snapshot, a commit
  * (page copies and a catalogue record), more changes and an fsync (log chunks), then a power
  * cut so the log chunks stay; the records are read back from a full scan. */
+/* A formatted 64 MiB memory namespace, opened as a store. */
+static struct pfs *mem_store(struct ftl_dev **devp)
+{
+	struct ftl_format_params fp = {
+	    .segment_size = 1u << 20, .user_block_size = 4096, .meta_blocks = 256};
+	struct pfs_opts o = {.device = "mem", .dedupe = -1, .commit_interval_ms = -1};
+	struct ftl_superblock_info sb;
+	struct ftl_dev *dev;
+	struct pfs *p;
+	char msg[256];
+
+	fz_check(ftl_dev_open_mem(64ull << 20, 4096, &dev), "ftl_dev_open_mem");
+	fz_check(ftl_format(dev, &fp), "ftl_format");
+	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
+	fz_check(pfs_vfs_format(dev, sb.meta_offset, sb.meta_size), "pfs_vfs_format");
+	fz_check(pfs_open_dev(&o, dev, &p, msg, sizeof(msg)), "pfs_open_dev");
+	*devp = dev;
+	return p;
+}
+
 /* The change stream as the log's tap sees it, made into one log chunk: every record type,
  * CHANGE records of most kinds, derived records of a clone_range, SET_FP with fingerprints. */
 struct tape {
@@ -400,21 +420,10 @@ static void tape_rec(void *arg, uint64_t lsn, const uint8_t *rec, size_t len)
 
 static void gen_stream(void)
 {
-	const uint64_t dev_size = 64ull << 20;
-	struct ftl_format_params fp = {
-	    .segment_size = 1u << 20, .user_block_size = 4096, .meta_blocks = 256};
-	struct pfs_opts o = {.device = "mem", .dedupe = -1, .commit_interval_ms = -1};
-	struct ftl_superblock_info sb;
 	static struct tape t;
 	struct ftl_dev *dev;
-	struct pfs *p;
-	char msg[256];
+	struct pfs *p = mem_store(&dev);
 
-	fz_check(ftl_dev_open_mem(dev_size, 4096, &dev), "ftl_dev_open_mem");
-	fz_check(ftl_format(dev, &fp), "ftl_format");
-	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
-	fz_check(pfs_vfs_format(dev, sb.meta_offset, sb.meta_size), "pfs_vfs_format");
-	fz_check(pfs_open_dev(&o, dev, &p, msg, sizeof(msg)), "pfs_open_dev");
 	pfs_log_set_tap(p, tape_rec, &t);
 	struct pfs_change cr = {.kind = PFS_CHANGE_VOL_CREATE, .name = "a", .size = 1 << 20};
 	fz_check(pfs_change_apply(p, &cr), "volume create");
@@ -459,20 +468,9 @@ static void gen_stream(void)
 
 static void gen_fs_records(void)
 {
-	const uint64_t dev_size = 64ull << 20;
-	struct ftl_format_params fp = {
-	    .segment_size = 1u << 20, .user_block_size = 4096, .meta_blocks = 256};
-	struct pfs_opts o = {.device = "mem", .dedupe = -1, .commit_interval_ms = -1};
-	struct ftl_superblock_info sb;
 	struct ftl_dev *dev;
-	struct pfs *p;
-	char msg[256];
+	struct pfs *p = mem_store(&dev);
 
-	fz_check(ftl_dev_open_mem(dev_size, 4096, &dev), "ftl_dev_open_mem");
-	fz_check(ftl_format(dev, &fp), "ftl_format");
-	fz_check(ftl_read_superblock(dev, &sb), "ftl_read_superblock");
-	fz_check(pfs_vfs_format(dev, sb.meta_offset, sb.meta_size), "pfs_vfs_format");
-	fz_check(pfs_open_dev(&o, dev, &p, msg, sizeof(msg)), "pfs_open_dev");
 	const char *names[] = {"db", "web-1.img"};
 	for (int i = 0; i < 2; i++) {
 		struct pfs_change c = {
