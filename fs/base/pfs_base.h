@@ -85,20 +85,18 @@ void pfs_buf_free(struct pfs_buf *b);
 	X(NO_VOLUME, ENOENT, "no such volume")                                                     \
 	X(NO_SNAPSHOT, ENOENT, "no such snapshot")                                                 \
 	X(VOLUME_EXISTS, EEXIST, "a volume of that name exists")                                   \
-	    X(SNAPSHOT_EXISTS, EEXIST, "a snapshot of that name exists")                           \
-	        X(BAD_NAME, EINVAL, "bad name (1..64 of A-Z a-z 0-9 . _ -, no leading .)")         \
-	            X(BAD_SIZE, EINVAL, "bad size (a number with an optional K, M, G, T suffix)")  \
-	                X(TOO_LARGE, ENOSPC, "beyond the largest volume the namespace can hold")   \
-	                    X(HAS_SNAPSHOTS, EBUSY, "the volume has snapshots: delete them first") \
-	                        X(SNAPSHOT_READONLY, EROFS, "snapshots are read-only")             \
-	                            X(MOUNT_READONLY, EROFS, "the namespace is mounted read-only") \
-	                                X(BAD_SETTING, EINVAL, "no such setting")                  \
-	                                    X(BAD_CHANGE, EINVAL, "not a change the store knows")  \
-	                                        X(META_WRITE, EIO,                                 \
-	                                          "cannot record the change in the metadata")      \
-	                                            X(COMMIT, EIO,                                 \
-	                                              "cannot make the change durable (commit)")   \
-	                                                X(NO_MEMORY, ENOMEM, "out of memory")
+	X(SNAPSHOT_EXISTS, EEXIST, "a snapshot of that name exists")                               \
+	X(BAD_NAME, EINVAL, "bad name (1..64 of A-Z a-z 0-9 . _ -, no leading .)")                 \
+	X(BAD_SIZE, EINVAL, "bad size (a number with an optional K, M, G, T suffix)")              \
+	X(TOO_LARGE, ENOSPC, "beyond the largest volume the namespace can hold")                   \
+	X(HAS_SNAPSHOTS, EBUSY, "the volume has snapshots: delete them first")                     \
+	X(SNAPSHOT_READONLY, EROFS, "snapshots are read-only")                                     \
+	X(MOUNT_READONLY, EROFS, "the namespace is mounted read-only")                             \
+	X(BAD_SETTING, EINVAL, "no such setting")                                                  \
+	X(BAD_CHANGE, EINVAL, "not a change the store knows")                                      \
+	X(META_WRITE, EIO, "cannot record the change in the metadata")                             \
+	X(COMMIT, EIO, "cannot make the change durable (commit)")                                  \
+	X(NO_MEMORY, ENOMEM, "out of memory")
 enum pfs_err {
 #define PFS_ERR_ENUM(n, e, s) PFS_ERR_##n,
 	PFS_ERRORS(PFS_ERR_ENUM)
