@@ -371,8 +371,14 @@ int clink_sess_handshake(struct clink_tls *t, int fd, const char *expect_name, i
 		SSL_set_verify(s->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 		               verify_cb);
 	}
-	while ((ret = SSL_do_handshake(s->ssl)) != 1) {
-		int e = SSL_get_error(s->ssl, ret);
+	for (;;) {
+		int e;
+
+		errno = 0; /* hs_error reads it for SSL_ERROR_SYSCALL */
+		ret = SSL_do_handshake(s->ssl);
+		if (ret == 1)
+			break;
+		e = SSL_get_error(s->ssl, ret);
 
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
 			r = hs_error(s->ssl, ret, &h, err, errlen);
@@ -387,6 +393,7 @@ int clink_sess_handshake(struct clink_tls *t, int fd, const char *expect_name, i
 	while (expect_name && !h.ticket_seen) {
 		char b;
 
+		errno = 0;
 		ret = SSL_peek(s->ssl, &b, 1);
 		if (ret > 0 || h.ticket_seen)
 			break;
