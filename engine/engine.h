@@ -116,6 +116,23 @@ int engine_ref_pattern(struct engine *e, struct engine_ref ref, uint8_t pat[16])
 int engine_pattern_restore(struct engine *e, struct engine_ref ref, const uint8_t pat[16],
                            uint32_t period, uint32_t refs);
 
+/* Replication (engine_replica.c). A fingerprint names a block on any box; these let a box
+ * send a chunk as it is stored and another box check and reuse it. */
+/* Takes a reference on the chunk holding the block whose SHA-256 is FP, when this box holds
+ * one (checked against the full hash kept with the chunk). -ENOENT when it does not. */
+int engine_find_fp(struct engine *e, const uint8_t fp[ENGINE_FP_LEN], struct engine_ref *out);
+/* The fingerprint kept with a chunk (from its summary: no payload read). -EINVAL for a
+ * reference that is not a chunk. */
+int engine_ref_fp(struct engine *e, struct engine_ref ref, uint8_t fp[ENGINE_FP_LEN]);
+/* Copies the chunk's bytes as stored into BUF (CAP >= block size) and its codec into *CODEC;
+ * returns the length. */
+int engine_chunk_export(struct engine *e, struct engine_ref ref, void *buf, uint32_t cap,
+                        enum engine_codec *codec);
+/* Turns stored bytes from another box into BLOCK (block size bytes), and checks that the block's
+ * SHA-256 is FP: -EBADMSG when it does not decode to a block or is not that block. */
+int engine_chunk_decode(struct engine *e, enum engine_codec codec, const void *src, uint32_t len,
+                        const uint8_t fp[ENGINE_FP_LEN], void *block);
+
 struct engine_stats {
 	uint64_t blocks_written; /* blocks given to engine_write */
 	uint64_t logical_bytes;  /* blocks_written * block_size */

@@ -99,16 +99,6 @@ void engine_set_dedupe(struct engine *e, bool on)
 	atomic_store(&e->dedupe, on);
 }
 
-static inline struct engine_ref chunk_ref(uint64_t id)
-{
-	return (struct engine_ref){(uint64_t)ENGINE_REF_CHUNK << ENGINE_REF_KIND_SHIFT | id};
-}
-
-static inline struct ftl_addr ref_addr(struct engine_ref r)
-{
-	return (struct ftl_addr){r.v & ENGINE_REF_CHUNK_ADDR};
-}
-
 /* ---- write path ----------------------------------------------------------------------- */
 
 static int write_pattern(struct engine *e, const uint8_t *pat, uint32_t period,
@@ -157,7 +147,7 @@ static int verify_match(void *arg, uint64_t id)
 
 /* Under the shard lock (L2): finds a chunk holding HASH and takes a reference on it.
  * -ENOENT: none; -EOVERFLOW: found but its count is full (store a separate copy). */
-static int dedupe_take(struct engine *e, struct engine_index_shard *s, const uint8_t *hash,
+int engine_dedupe_take(struct engine *e, struct engine_index_shard *s, const uint8_t *hash,
                        uint64_t *id)
 {
 	struct verify_arg va = {e, hash};
@@ -213,7 +203,7 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	if (dedupe) {
 		s = engine_idx_shard(&e->index, hash);
 		engine_idx_lock(s);
-		rc = dedupe_take(e, s, hash, &id);
+		rc = engine_dedupe_take(e, s, hash, &id);
 		engine_idx_unlock(s);
 		if (rc == 0)
 			goto out_dedupe_hit;
@@ -234,7 +224,7 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 		len = bs;
 	}
 	if (engine_ref_kind(prev) == ENGINE_REF_CHUNK)
-		opts.prev = ref_addr(prev);
+		opts.prev = engine_ref_addr(prev);
 	rc = ftl_write(e->ftl, data, len, hash, &opts, &addr);
 	if (rc)
 		return rc;
@@ -247,7 +237,7 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	if (indexable) {
 		engine_idx_lock(s);
 		/* Someone may have stored the same block while we were compressing (L4). */
-		rc = dedupe_take(e, s, hash, &id);
+		rc = engine_dedupe_take(e, s, hash, &id);
 		if (rc == 0) {
 			engine_idx_unlock(s);
 			engine_chunks_clear(&e->chunks, addr.v);
@@ -263,12 +253,12 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	engine_cnt_add(&e->cnt.unique_chunks, 1);
 	engine_cnt_add(len < bs ? &e->cnt.compressed_blocks : &e->cnt.raw_blocks, 1);
 	engine_cnt_add(&e->cnt.stored_bytes, len);
-	*out = chunk_ref(addr.v);
+	*out = engine_chunk_ref(addr.v);
 	return 0;
 
 out_dedupe_hit:
 	engine_cnt_add(&e->cnt.dedupe_blocks, 1);
-	*out = chunk_ref(id);
+	*out = engine_chunk_ref(id);
 	return 0;
 
 err_free_chunk:
@@ -344,7 +334,7 @@ int engine_read(struct engine *e, struct engine_ref ref, void *block)
 		engine_pattern_fill(block, e->block_size, pat, period);
 		return 0;
 	case ENGINE_REF_CHUNK:
-		return read_chunk(e, ref_addr(ref), block);
+		return read_chunk(e, engine_ref_addr(ref), block);
 	default:
 		return -EINVAL;
 	}
@@ -374,7 +364,7 @@ int engine_ref_get(struct engine *e, struct engine_ref ref)
 		rc = pattab_index(ref, &index);
 		return rc <= 0 ? rc : engine_pattab_get(&e->pattab, index);
 	case ENGINE_REF_CHUNK:
-		return engine_chunks_inc(&e->chunks, ref_addr(ref).v);
+		return engine_chunks_inc(&e->chunks, engine_ref_addr(ref).v);
 	default:
 		return -EINVAL;
 	}
@@ -426,7 +416,7 @@ int engine_ref_put(struct engine *e, struct engine_ref ref)
 		rc = pattab_index(ref, &index);
 		return rc <= 0 ? rc : engine_pattab_put(&e->pattab, index);
 	case ENGINE_REF_CHUNK:
-		return chunk_put(e, ref_addr(ref));
+		return chunk_put(e, engine_ref_addr(ref));
 	default:
 		return -EINVAL;
 	}
@@ -442,7 +432,7 @@ int64_t engine_ref_count(struct engine *e, struct engine_ref ref)
 			return 0;
 		return engine_pattab_count(&e->pattab, index);
 	case ENGINE_REF_CHUNK:
-		return engine_chunks_count(&e->chunks, ref_addr(ref).v);
+		return engine_chunks_count(&e->chunks, engine_ref_addr(ref).v);
 	default:
 		return 0;
 	}

@@ -60,6 +60,23 @@
 /* Reference counts at or above this are treated as full: a dedupe hit then stores a new copy. */
 #define ENGINE_REFS_MAX (UINT32_MAX - 1)
 
+static inline struct engine_ref engine_chunk_ref(uint64_t id)
+{
+	return (struct engine_ref){(uint64_t)ENGINE_REF_CHUNK << ENGINE_REF_KIND_SHIFT | id};
+}
+
+static inline struct ftl_addr engine_ref_addr(struct engine_ref r)
+{
+	return (struct ftl_addr){r.v & ENGINE_REF_CHUNK_ADDR};
+}
+
+struct engine;
+struct engine_index_shard;
+/* Under the shard lock (L2): finds a chunk holding HASH (verified against the full hash kept
+ * with the chunk) and takes a reference on it. -ENOENT: none; -EOVERFLOW: its count is full. */
+int engine_dedupe_take(struct engine *e, struct engine_index_shard *s, const uint8_t *hash,
+                       uint64_t *id);
+
 /* ---- engine_pattern.c ------------------------------------------------------------------ */
 
 void engine_pattern_fill(void *block, uint32_t len, const uint8_t *pat, uint32_t period);

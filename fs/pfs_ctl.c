@@ -155,6 +155,25 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"sync", NULL, 0, "sync", run_sync},
 };
 
+/* The result of a command: the reason (logged) on failure, "ok..." on success. */
+static int finish(struct pfs *p, const char *line, int rc)
+{
+	char msg[PFS_MSG_MAX];
+
+	pfs_msg_get(p, msg, sizeof(msg));
+	if (rc) {
+		if (!strncmp(msg, "ok", 2))
+			snprintf(msg, sizeof(msg), "%s", strerror(-rc));
+		pfs_set_msg(p, "error: %s: %s", line, msg);
+		pfs_logl(LOG_WARNING, "pstorfs: ctl: %s: %s", line, msg);
+	} else {
+		if (strncmp(msg, "ok", 2))
+			pfs_set_msg(p, "ok");
+		pfs_logl(LOG_INFO, "pstorfs: ctl: %s: ok", line);
+	}
+	return rc;
+}
+
 int pfs_ctl_exec(struct pfs *p, const char *line)
 {
 	char buf[CTL_LINE_MAX], *w[CTL_MAX_WORDS + 1], *save = NULL;
@@ -187,24 +206,25 @@ int pfs_ctl_exec(struct pfs *p, const char *line)
 			return -EINVAL;
 		}
 		pfs_set_msg(p, "ok");
-		rc = c->run(p, w + words);
-		if (rc) {
-			char reason[PFS_MSG_MAX];
-			pfs_msg_get(p, reason, sizeof(reason));
-			if (!strncmp(reason, "ok", 2))
-				snprintf(reason, sizeof(reason), "%s", strerror(-rc));
-			pfs_set_msg(p, "error: %s: %s", line, reason);
-			pfs_logl(LOG_WARNING, "pstorfs: ctl: %s: %s", line, reason);
-		} else {
-			char msg[PFS_MSG_MAX];
-			pfs_msg_get(p, msg, sizeof(msg));
-			if (strncmp(msg, "ok", 2))
-				pfs_set_msg(p, "ok");
-			pfs_logl(LOG_INFO, "pstorfs: ctl: %s: ok", line);
-		}
-		return rc;
+		return finish(p, line, c->run(p, w + words));
 	}
-	pfs_set_msg(p, "error: unknown command '%s' (volume, snapshot, config, gc, scrub, sync)",
+	if (!strcmp(w[0], "cluster") || !strcmp(w[0], "pod")) {
+		/* The cluster's own language (cluster/cluster_ctl.c): its result stays readable. */
+		pfs_set_msg(p, "ok");
+		rc = cluster_ctl(pfs_front_cluster(p), p, n, w);
+		if (!rc) {
+			char msg[PFS_MSG_MAX], out[PFS_MSG_MAX + 8];
+			pfs_msg_get(p, msg, sizeof(msg));
+			if (strncmp(msg, "ok", 2)) {
+				snprintf(out, sizeof(out), "ok: %s", msg);
+				pfs_set_msg(p, "%s", out);
+			}
+		}
+		return finish(p, line, rc);
+	}
+	pfs_set_msg(p,
+	            "error: unknown command '%s' (volume, snapshot, config, gc, scrub, sync, "
+	            "cluster, pod)",
 	            line);
 	return -EINVAL;
 }

@@ -26,6 +26,7 @@
 struct cli {
 	char *device, *mountpoint;
 	char *compression, *dedupe, *commit_interval, *recovery;
+	char *cl_name, *cl_listen, *cl_cert, *cl_key, *cl_ca, *cl_pins;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -37,6 +38,12 @@ static const struct fuse_opt cli_opts[] = {
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},
     {"commit_interval_ms=%s", offsetof(struct cli, commit_interval), 0},
     {"recovery=%s", offsetof(struct cli, recovery), 0},
+    {"cluster_name=%s", offsetof(struct cli, cl_name), 0},
+    {"cluster_listen=%s", offsetof(struct cli, cl_listen), 0},
+    {"cluster_cert=%s", offsetof(struct cli, cl_cert), 0},
+    {"cluster_key=%s", offsetof(struct cli, cl_key), 0},
+    {"cluster_ca=%s", offsetof(struct cli, cl_ca), 0},
+    {"cluster_pins=%s", offsetof(struct cli, cl_pins), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -122,6 +129,10 @@ static void usage(FILE *f)
 	    "  -o commit_interval_ms=N                background metadata commit period\n"
 	    "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
 	    "                                         or read every segment summary\n"
+	    "  -o cluster_name=NAME,cluster_listen=ADDR:PORT,cluster_cert=PATH,\n"
+	    "     cluster_key=PATH,cluster_ca=PATH[,cluster_pins=SHA256[:...]]\n"
+	    "                                         join a two-box cluster (pods mirrored\n"
+	    "                                         over TLS; see .pstorage/cluster/status)\n"
 	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
 	    "  -f                                     stay in the foreground\n"
 	    "  -d                                     foreground with FUSE debug output\n"
@@ -290,6 +301,7 @@ struct daemon {
 	char msg[PFS_MSG_MAX];
 	int report_fd; /* daemonized child: the pipe to the waiting parent, until the mount works */
 	struct pfs *p;
+	struct cluster *cl;
 	struct pfs_fuse *pf;
 	struct fuse_session *se;
 };
@@ -364,6 +376,27 @@ static int check_pstorfs_options(struct daemon *d)
 			        c->compression);
 			return 1;
 		}
+	}
+	int given = !!c->cl_name + !!c->cl_listen + !!c->cl_cert + !!c->cl_key + !!c->cl_ca;
+	if (given && given != 5) {
+		fprintf(stderr, "pstorfs: a cluster needs all of cluster_name, cluster_listen, "
+		                "cluster_cert, cluster_key and cluster_ca\n");
+		return 1;
+	}
+	if (c->cl_pins && !given) {
+		fprintf(stderr, "pstorfs: cluster_pins without a cluster (cluster_name=...)\n");
+		return 1;
+	}
+	if (given && (!pfs_name_valid(c->cl_name) || !strchr(c->cl_listen, ':'))) {
+		fprintf(stderr,
+		        "pstorfs: bad option cluster_name=%s or cluster_listen=%s "
+		        "(a name, ADDR:PORT)\n",
+		        c->cl_name, c->cl_listen);
+		return 1;
+	}
+	if (given && c->readonly) {
+		fprintf(stderr, "pstorfs: a read-only mount cannot be in a cluster\n");
+		return 1;
 	}
 	return c->commit_interval ? check_commit_interval(d) : GO_ON;
 }
@@ -494,13 +527,28 @@ static int open_store(struct daemon *d)
 	};
 
 	sd_notifyf(0, "STATUS=opening %s (recovery)", d->real);
-	if (pfs_open(&o, &d->p, d->msg, sizeof(d->msg))) {
-		if (d->report_fd < 0)
-			fprintf(stderr, "pstorfs: %s\n", d->msg);
-		report_once(d, 1, d->msg);
-		return 1;
+	if (pfs_open(&o, &d->p, d->msg, sizeof(d->msg)))
+		goto err;
+	if (c->cl_name) {
+		struct cluster_opts co = {.name = c->cl_name,
+		                          .listen = c->cl_listen,
+		                          .cert = c->cl_cert,
+		                          .key = c->cl_key,
+		                          .ca = c->cl_ca,
+		                          .pins = c->cl_pins};
+		if (cluster_open(d->p, &co, &d->cl, d->msg, sizeof(d->msg))) {
+			pfs_close(d->p);
+			d->p = NULL;
+			goto err;
+		}
+		pfs_front_set_cluster(d->p, d->cl);
 	}
 	return GO_ON;
+err:
+	if (d->report_fd < 0)
+		fprintf(stderr, "pstorfs: %s\n", d->msg);
+	report_once(d, 1, d->msg);
+	return 1;
 }
 
 /* Mounted: a daemon lets go of the terminal and tells the parent it may exit with 0. */
@@ -570,6 +618,9 @@ static int open_and_serve(struct daemon *d)
 		fuse_remove_signal_handlers(d->se);
 		fuse_session_destroy(d->se);
 	}
+	/* The cluster goes first: its threads apply the peer's changes to the store. */
+	pfs_front_set_cluster(d->p, NULL);
+	cluster_close(d->cl);
 	pfs_close(d->p);
 	pfs_fuse_free(d->pf);
 	pfs_logl(LOG_NOTICE, "pstorfs: %s unmounted", d->real);
@@ -586,6 +637,12 @@ static void free_cli(struct daemon *d)
 	free(d->c.dedupe);
 	free(d->c.commit_interval);
 	free(d->c.recovery);
+	free(d->c.cl_name);
+	free(d->c.cl_listen);
+	free(d->c.cl_cert);
+	free(d->c.cl_key);
+	free(d->c.cl_ca);
+	free(d->c.cl_pins);
 }
 
 /* Phases: options and checks (on the terminal), daemonize, open and serve, teardown. */

@@ -4,9 +4,14 @@
 #ifndef PSTOR_PFS_FRONT_INT_H
 #define PSTOR_PFS_FRONT_INT_H
 
+#include "cluster.h"
 #include "pfs.h"
 
 #define PFS_MSG_MAX 256
+
+/* ---- pfs_front_cluster.c: the cluster a mounted store is in (NULL: none) ------------------ */
+void pfs_front_set_cluster(struct pfs *p, struct cluster *cl);
+struct cluster *pfs_front_cluster(struct pfs *p);
 
 /* ---- pfs_fuse.c ---------------------------------------------------------------------------- */
 struct pfs_fuse;

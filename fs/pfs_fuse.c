@@ -27,9 +27,11 @@ enum {
 	INO_FLASHDIR,
 	INO_PVOLSDIR,
 	INO_CTL,
-	INO_REPORT0 = 16, /* .pstorage/<report> */
-	INO_FLASH0 = 32,  /* .pstorage/flash/<file> */
-	INO_CONFIG0 = 48, /* .pstorage/config/<key> */
+	INO_CLUSTERDIR,
+	INO_REPORT0 = 16,  /* .pstorage/<report> */
+	INO_FLASH0 = 32,   /* .pstorage/flash/<file> */
+	INO_CONFIG0 = 48,  /* .pstorage/config/<key> */
+	INO_CLUSTER0 = 60, /* .pstorage/cluster/<file> */
 };
 
 /* Nodes named by a map id: kind << 56 | id << 8 | sub. */
@@ -74,6 +76,14 @@ static const struct {
 };
 #define NFLASH (sizeof(flash_files) / sizeof(flash_files[0]))
 _Static_assert(NFLASH <= INO_CONFIG0 - INO_FLASH0, "flash files fit their inode range");
+_Static_assert(PFS_CFG_COUNT <= INO_CLUSTER0 - INO_CONFIG0, "settings fit their inode range");
+
+/* .pstorage/cluster/: the state of the pods and the link (cluster/cluster_report.c). */
+static const struct {
+	const char *name;
+	bool json;
+} cluster_files[] = {{"status", false}, {"status.json", true}};
+#define NCLUSTER (sizeof(cluster_files) / sizeof(cluster_files[0]))
 
 /* .pstorage/volumes/NAME/: summary, summary.json, then one value a file. */
 #define PVOL_FILES (2 + PFS_VOLUME_VALUES)
@@ -175,6 +185,7 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 	case INO_CONFIGDIR:
 	case INO_FLASHDIR:
 	case INO_PVOLSDIR:
+	case INO_CLUSTERDIR:
 		fill_dir(f, st, ino, t);
 		return 0;
 	case INO_CTL:
@@ -185,7 +196,8 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 		fill_file(f, st, ino, 0444, 0, t);
 		return 0;
 	}
-	if (ino >= INO_FLASH0 && ino < INO_FLASH0 + NFLASH) {
+	if ((ino >= INO_FLASH0 && ino < INO_FLASH0 + NFLASH) ||
+	    (ino >= INO_CLUSTER0 && ino < INO_CLUSTER0 + NCLUSTER)) {
 		fill_file(f, st, ino, 0444, 0, t);
 		return 0;
 	}
@@ -271,6 +283,8 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 			*out = INO_CONFIGDIR;
 		else if (!strcmp(name, "flash"))
 			*out = INO_FLASHDIR;
+		else if (!strcmp(name, "cluster"))
+			*out = INO_CLUSTERDIR;
 		else if (!strcmp(name, "volumes"))
 			*out = INO_PVOLSDIR;
 		else {
@@ -286,6 +300,13 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 		for (unsigned i = 0; i < NFLASH; i++)
 			if (!strcmp(name, flash_files[i].name)) {
 				*out = INO_FLASH0 + i;
+				return 0;
+			}
+		return -ENOENT;
+	case INO_CLUSTERDIR:
+		for (unsigned i = 0; i < NCLUSTER; i++)
+			if (!strcmp(name, cluster_files[i].name)) {
+				*out = INO_CLUSTER0 + i;
 				return 0;
 			}
 		return -ENOENT;
@@ -524,7 +545,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			dl_add(d, reports[i].name, INO_REPORT0 + i, S_IFREG);
 		dl_add(d, "config", INO_CONFIGDIR, S_IFDIR);
 		dl_add(d, "flash", INO_FLASHDIR, S_IFDIR);
+		dl_add(d, "cluster", INO_CLUSTERDIR, S_IFDIR);
 		dl_add(d, "volumes", INO_PVOLSDIR, S_IFDIR);
+		break;
+	case INO_CLUSTERDIR:
+		for (unsigned i = 0; i < NCLUSTER; i++)
+			dl_add(d, cluster_files[i].name, INO_CLUSTER0 + i, S_IFREG);
 		break;
 	case INO_FLASHDIR:
 		for (unsigned i = 0; i < NFLASH; i++)
@@ -630,6 +656,8 @@ static int text_of(struct pfs_fuse *f, fuse_ino_t ino, struct pfs_buf *b)
 	} else if (ino >= INO_FLASH0 && ino < INO_FLASH0 + NFLASH) {
 		rc = pfs_report(p, flash_files[ino - INO_FLASH0].r,
 		                flash_files[ino - INO_FLASH0].json, NULL, b);
+	} else if (ino >= INO_CLUSTER0 && ino < INO_CLUSTER0 + NCLUSTER) {
+		cluster_report(pfs_front_cluster(p), cluster_files[ino - INO_CLUSTER0].json, b);
 	} else if (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) {
 		char val[64];
 		rc = pfs_config_get(p, pfs_config_names[ino - INO_CONFIG0], val, sizeof(val));

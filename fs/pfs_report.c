@@ -142,7 +142,7 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
 		    "  \"mount_from_checkpoint\": %s,\n  \"mount_segments_walked\": %llu,\n"
 		    "  \"enospc_retries\": %llu,\n"
-		    "  \"cluster\": \"standalone\",\n  \"scrub\": ",
+		    "  \"cluster\": ",
 		    cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
 		    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
 		    (unsigned long long)damaged, (unsigned long long)st.commits,
@@ -150,6 +150,8 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    (unsigned long long)st.meta_db_capacity, st.mount_seconds,
 		    fs.open_from_ckpt ? "true" : "false", (unsigned long long)fs.open_segs_walked,
 		    (unsigned long long)st.enospc_retries);
+		cluster_status_line(pfs_front_cluster(p), true, b);
+		pfs_buf_printf(b, ",\n  \"scrub\": ");
 		pfs_scrub_status(p, true, b);
 		pfs_buf_printf(b, "\n}\n");
 		return;
@@ -173,7 +175,6 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    "%.2f%% of rated life used\n"
 	    "health      %s (%llu read errors, %llu checksum failures, %llu damaged references)\n"
 	    "metadata    %.1f MiB of %.1f MiB, %llu commits, %llu failed\n"
-	    "cluster     standalone\n"
 	    "mount       rebuilt in %.2f s (%llu chunks found, %llu unreferenced freed; "
 	    "flash %s, %llu segments walked)\n",
 	    st.device, st.readonly ? " (read-only)" : "", fs.capacity_bytes / 1073741824.0,
@@ -188,6 +189,9 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 	    (unsigned long long)st.mount_chunks_scanned, (unsigned long long)st.mount_chunks_freed,
 	    fs.open_from_ckpt ? "from its checkpoint" : "fully scanned",
 	    (unsigned long long)fs.open_segs_walked);
+	pfs_buf_printf(b, "cluster     ");
+	cluster_status_line(pfs_front_cluster(p), false, b);
+	pfs_buf_printf(b, "\n");
 	pfs_scrub_status(p, false, b);
 }
 
@@ -480,6 +484,7 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 #undef COUNTER
 	pfs_stats_to_prom(&st, b);
 	pfs_scrub_metrics(p, b);
+	cluster_metrics(pfs_front_cluster(p), b);
 	pfs_buf_printf(b, "# HELP pstorfs_volume_size_bytes Provisioned size of a volume.\n"
 	                  "# TYPE pstorfs_volume_size_bytes gauge\n");
 	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);

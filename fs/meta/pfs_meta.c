@@ -40,7 +40,10 @@ static const char *const schema_sql =
      * row keep the defaults (0600 root:root). */
     "CREATE TABLE IF NOT EXISTS attrs(id INTEGER PRIMARY KEY, mode INTEGER NOT NULL,"
     " uid INTEGER NOT NULL, gid INTEGER NOT NULL, atime INTEGER NOT NULL,"
-    " mtime INTEGER NOT NULL);";
+    " mtime INTEGER NOT NULL);"
+    /* Named blobs of the layers above the store (the cluster's pods, dirty maps, activity
+     * logs): added with the cluster, created here in older databases. */
+    "CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, value BLOB NOT NULL);";
 
 static int sql_errno(int rc)
 {
@@ -723,6 +726,64 @@ int pfs_meta_config_get(struct pfs_meta *m, const char *key, char *value, size_t
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
 	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_blob_set(struct pfs_meta *m, const char *key, const void *val, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "INSERT OR REPLACE INTO blobs(key, value) VALUES(?, ?)", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 2, len ? val : "", (sqlite3_uint64)len, SQLITE_STATIC);
+		rc = step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_blob_delete(struct pfs_meta *m, const char *key)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "DELETE FROM blobs WHERE key=?", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_blobs_each(struct pfs_meta *m, const char *prefix, pfs_meta_blob_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	/* substr, not LIKE: keys may hold '%' and '_'. */
+	rc = prep(m,
+	          "SELECT key, value FROM blobs WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+	          &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	int cb_rc = 0;
+	while (!cb_rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const void *v = sqlite3_column_blob(st, 1);
+		int n = sqlite3_column_bytes(st, 1);
+		cb_rc = fn(arg, k ? k : "", v, (size_t)n);
+	}
+	rc = cb_rc ? cb_rc : sql_errno(rc);
 	sqlite3_finalize(st);
 out_unlock:
 	pthread_mutex_unlock(&m->db_lock);

@@ -129,6 +129,12 @@ typedef int (*pfs_meta_pattern_fn)(void *arg, uint64_t ref, const uint8_t *pat, 
 int pfs_meta_patterns_each(struct pfs_meta *m, pfs_meta_pattern_fn fn, void *arg);
 int pfs_meta_config_set(struct pfs_meta *m, const char *key, const char *value);
 int pfs_meta_config_get(struct pfs_meta *m, const char *key, char *value, size_t len);
+/* Named blobs (the blobs table) for the layers above the store. FN is called under db_lock: it
+ * must copy what it needs and not call back into the metadata room. */
+int pfs_meta_blob_set(struct pfs_meta *m, const char *key, const void *val, size_t len);
+int pfs_meta_blob_delete(struct pfs_meta *m, const char *key);
+typedef int (*pfs_meta_blob_fn)(void *arg, const char *key, const void *val, size_t len);
+int pfs_meta_blobs_each(struct pfs_meta *m, const char *prefix, pfs_meta_blob_fn fn, void *arg);
 struct pfs_meta_stats {
 	uint64_t db_bytes, db_capacity, journal_capacity;
 	uint64_t rows_damaged; /* page rows that failed their checksum since open */

@@ -207,6 +207,21 @@ static int dispatch(struct pfs *p, struct pfs_change *c)
 
 int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 {
+	/* A stretched pod's changes go to the cluster, which orders them with the other box's
+	 * and comes back through pfs_change_apply_local. */
+	if (p->hooks.change && (unsigned)c->kind < PFS_CHANGE_COUNT && !p->opts.readonly) {
+		int rc = p->hooks.change(p->hooks.arg, c);
+		if (rc <= 0) {
+			if (rc)
+				atomic_fetch_add(&p->change_errors, 1);
+			return rc;
+		}
+	}
+	return pfs_change_apply_here(p, c);
+}
+
+int pfs_change_apply_here(struct pfs *p, struct pfs_change *c)
+{
 	int rc;
 
 	if ((unsigned)c->kind >= PFS_CHANGE_COUNT) {

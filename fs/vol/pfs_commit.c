@@ -756,7 +756,11 @@ int pfs_commit(struct pfs *p)
 
 int pfs_sync(struct pfs *p)
 {
-	return pfs_log_sync(p);
+	int rc = pfs_log_sync(p);
+
+	if (!rc && p->hooks.sync)
+		rc = p->hooks.sync(p->hooks.arg); /* and on the other box of each stretched pod */
+	return rc;
 }
 
 static void *commit_thread_main(void *arg)

@@ -86,6 +86,11 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 
 	if (!tmp)
 		return -ENOMEM;
+	if (p->hooks.read_gate) {
+		rc = p->hooks.read_gate(p->hooks.arg, v); /* a pod this box does not serve now */
+		if (rc)
+			return rc;
+	}
 	pthread_rwlock_rdlock(&v->rw);
 	uint64_t size = atomic_load(&v->size);
 	/* Not counted: reads at or past the end (FUSE's read probes there after a short read). */

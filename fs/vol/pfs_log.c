@@ -58,6 +58,48 @@ static void lose_locked(struct pfs_log *l)
 	break_locked(l);
 }
 
+/* The change this thread applies through pfs_change_apply_local with a capture: its block
+ * records go to FN as they are appended. Thread-local, so concurrent changes each see only
+ * their own. */
+static __thread struct {
+	struct pfs_log *log;
+	pfs_capture_fn fn;
+	void *arg;
+} capture;
+
+void pfs_log_capture_begin(struct pfs *p, pfs_capture_fn fn, void *arg)
+{
+	capture.log = fn ? &p->log : NULL;
+	capture.fn = fn;
+	capture.arg = arg;
+}
+
+void pfs_log_capture_end(void)
+{
+	capture.log = NULL;
+	capture.fn = NULL;
+}
+
+static void capture_rec(const uint8_t *r, size_t len, uint64_t lsn)
+{
+	struct pfs_log_rec rec;
+	struct pfs_block_change b;
+
+	if (pfs_log_rec_decode(r, len, lsn, &rec))
+		return;
+	if (rec.type != PFS_LOG_SET && rec.type != PFS_LOG_SET_PATTERN &&
+	    rec.type != PFS_LOG_SET_FP)
+		return;
+	b = (struct pfs_block_change){.map = rec.map,
+	                              .blk = rec.blk,
+	                              .ref = {rec.value},
+	                              .fp = rec.type == PFS_LOG_SET_FP ? rec.fp : NULL,
+	                              .pat = rec.type == PFS_LOG_SET_PATTERN ? rec.pat : NULL,
+	                              .period = rec.period,
+	                              .derived = rec.derived};
+	capture.fn(capture.arg, &b);
+}
+
 /* Caller holds log.lock. Returns room for one record (its lsn is taken) or NULL. */
 static uint8_t *reserve_locked(struct pfs_log *l, size_t n)
 {
@@ -97,6 +139,8 @@ static void append_locked(struct pfs_log *l, unsigned type, uint64_t map, uint64
 	}
 	if (l->tap)
 		l->tap(l->tap_arg, l->next_lsn - 1, r, PFS_LOG_REC_BASE + tail_room);
+	if (capture.log == l)
+		capture_rec(r, PFS_LOG_REC_BASE + tail_room, l->next_lsn - 1);
 }
 
 void pfs_log_set_run(struct pfs *p, uint64_t map, uint64_t blk, const struct engine_ref *refs,

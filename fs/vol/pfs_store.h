@@ -173,6 +173,58 @@ struct pfs_change {
  * (pfs_msg_get). Errors: -EINVAL, -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EROFS, -EFBIG, -EIO. */
 int pfs_change_apply(struct pfs *p, struct pfs_change *c);
 
+/* ---- replication seams (cluster/) ----------------------------------------------------------- */
+/* What the layer that mirrors volumes to another box needs of the store, and nothing else may
+ * use: a hook in front of the one change path, the block records a change logs, references
+ * read with a count taken, a tag per map and named blobs on the namespace. */
+struct engine *pfs_engine(struct pfs *p);
+
+/* A block a change set, as the change stream records it (pfs_format.h, log records). */
+struct pfs_block_change {
+	uint64_t map, blk;
+	struct engine_ref ref;
+	const uint8_t *fp;  /* the block's SHA-256 when the change wrote it as a chunk, else NULL */
+	const uint8_t *pat; /* a table pattern's bytes (PERIOD of them), else NULL */
+	uint32_t period;
+	bool derived; /* follows from a clone_range (another box applies the clone instead) */
+};
+/* Called in the applying thread under the log's lock: copy, take engine references, nothing
+ * that blocks or calls back into the store. */
+typedef void (*pfs_capture_fn)(void *arg, const struct pfs_block_change *b);
+
+struct pfs_hooks {
+	void *arg;
+	/* Sees every change pfs_change_apply() gets (those of pfs_change_apply_local() bypass
+	 * it): returns 1 to let the store apply it as usual, 0 when it applied it (through
+	 * pfs_change_apply_local), -errno when it refused (reason set with pfs_fail). */
+	int (*change)(void *arg, struct pfs_change *c);
+	/* Before a volume read: 0 to go on, -errno to fail the read with. */
+	int (*read_gate)(void *arg, struct pfs_vol *v);
+	/* After pfs_sync() made this box durable: makes the same true elsewhere. */
+	int (*sync)(void *arg);
+};
+/* Installs H (copied; NULL removes): before the store serves I/O, or with none in flight. */
+void pfs_set_hooks(struct pfs *p, const struct pfs_hooks *h);
+/* pfs_sync() on this box only (the other box's part is the hook's). */
+int pfs_sync_local(struct pfs *p);
+/* Applies C here whatever the hook would say. FN, when given, sees each block record the change
+ * logs (not those of other threads' changes). */
+int pfs_change_apply_local(struct pfs *p, struct pfs_change *c, pfs_capture_fn fn, void *arg);
+/* Copies N references of V from block BLK (zero past the end), each with an engine reference
+ * taken for the caller to drop (engine_ref_put), so the chunks outlive later overwrites. */
+int pfs_vol_refs(struct pfs *p, struct pfs_vol *v, uint64_t blk, uint32_t n,
+                 struct engine_ref *refs);
+/* A number the layer above keeps per map (the cluster: its pod's slot). 0 = none. */
+void pfs_vol_set_tag(struct pfs_vol *v, uint32_t tag);
+uint32_t pfs_vol_tag(struct pfs_vol *v);
+/* Named blobs on the namespace's metadata, durable when the call returns. KEY: text. */
+int pfs_blob_put(struct pfs *p, const char *key, const void *val, size_t len);
+int pfs_blob_delete(struct pfs *p, const char *key);
+/* FN sees each blob whose key starts with PREFIX, in key order (under the metadata lock: copy,
+ * do not call into the store); a non-zero return stops the walk and is returned. */
+typedef int (*pfs_blob_fn)(void *arg, const char *key, const void *val, size_t len);
+int pfs_blob_each(struct pfs *p, const char *prefix, pfs_blob_fn fn, void *arg);
+
 /* ---- settings ------------------------------------------------------------------------------ */
 #define PFS_CONFIG_KEYS(X)                                                                         \
 	X(COMPRESSION, "compression")                                                              \

@@ -157,6 +157,9 @@ _teardown() {
 		rm)
 			rm -f "$arg"
 			;;
+		netns) # a network namespace the script made (lib_cluster.sh); its rules go with it
+			ip netns del "$arg" 2>/dev/null
+			;;
 		esac
 	done
 	if [ -n "$T" ] && [ -d "$T" ]; then

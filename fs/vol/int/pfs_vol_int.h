@@ -85,8 +85,9 @@ struct pfs_vol {
 	uint64_t npages;
 	uint64_t ndirty;
 
-	_Atomic bool gone; /* deleted: handles still open keep the struct */
-	_Atomic int refs;  /* struct lifetime: catalogue + handles */
+	_Atomic bool gone;    /* deleted: handles still open keep the struct */
+	_Atomic uint32_t tag; /* the layer above's number for this map (pfs_vol_set_tag) */
+	_Atomic int refs;     /* struct lifetime: catalogue + handles */
 	/* Cached "physical bytes only this map holds", refreshed at most every few seconds;
 	 * usage_lock (taken before rw: the refresh walks the map) guards it. */
 	pthread_mutex_t usage_lock;
@@ -173,6 +174,7 @@ struct pfs {
 	/* Fault-injection seam for tests (NULL otherwise): called by pfs_map_set right after a
 	 * change took its lsn, with the page's stripe lock held. */
 	void (*test_after_log)(struct pfs *p);
+	struct pfs_hooks hooks; /* the replication seam (pfs_set_hooks) */
 	/* Page copies and catalogue records to free after the next durable checkpoint. */
 	uint64_t *mfrees;
 	size_t nmfrees, cap_mfrees;
@@ -337,6 +339,9 @@ struct pfs_log_rec {
 	uint64_t src_map;
 	size_t len; /* bytes the record takes */
 };
+/* Sends the block records this thread appends to FN until the end call (pfs_replica.c). */
+void pfs_log_capture_begin(struct pfs *p, pfs_capture_fn fn, void *arg);
+void pfs_log_capture_end(void);
 /* Decodes the one record at R (LEN bytes available); -EUCLEAN when it is not a valid one. */
 int pfs_log_rec_decode(const uint8_t *r, size_t len, uint64_t lsn, struct pfs_log_rec *rec);
 /* The stream tap: FN sees every record as it takes its lsn, in lsn order with no lsn skipped,
@@ -409,6 +414,8 @@ void pfs_catalog_free(struct pfs *p);
 #define PFS_CHANGE_REC_MAX 1024u
 int pfs_change_encode(const struct pfs_change *c, uint64_t src_map, uint8_t *buf, size_t cap);
 int pfs_change_decode(const uint8_t *buf, size_t len, struct pfs_change *c, uint64_t *src_map);
+/* The change path without the hook (pfs_change_apply_local without a capture). */
+int pfs_change_apply_here(struct pfs *p, struct pfs_change *c);
 
 /* ---- pfs_config.c ---------------------------------------------------------------------- */
 int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);

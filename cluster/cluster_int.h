@@ -1,0 +1,279 @@
+/* cluster/cluster_int.h - private structures of the cluster module: the peer, the pods and the
+ * messages between two boxes. Never included from another folder: cluster.h is the module's
+ * public face.
+ *
+ * Invariants (cited from the code by number):
+ *  1. One box sequences each stretched pod (its leader). Every change to the pod is applied on
+ *     the leader under the pod's order_lock and sent to the peer under the same hold, so the
+ *     peer applies the pod's changes in the leader's order. A change entering the other box is
+ *     forwarded to the leader (FWD) and comes back in that order.
+ *  2. A write is acknowledged once the peer acknowledged its sequence number (ACKs are in
+ *     order), or once the peer is declared gone and the write's regions are dirty.
+ *  3. Before the leader applies a write, the write's regions are set in the pod's dirty map and
+ *     that map is durable (blob). Bits are cleared only when nothing sent is unacknowledged and
+ *     the peer is in sync. So after a crash or an outage the dirty map covers every region the
+ *     peer may lack (DRBD keeps an activity log and a bitmap; here they are one map).
+ *  4. Every CHANGE carries the pod's epoch; a box refuses one older than the newest it has
+ *     seen for the pod (a stale leader cannot write through).
+ *  5. Locks: cl->lock (pods table, peer, link state; a leaf except for pod->order_lock taken
+ *     before it) ; pod->order_lock -> [store] -> cl->lock is never taken: the capture callback
+ *     runs under the store's log lock and touches only the change being built.
+ *     pod->order_lock -> pod->lock (ack state, dirty map).
+ */
+#ifndef PSTOR_CLUSTER_INT_H
+#define PSTOR_CLUSTER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clink.h"
+#include "cluster.h"
+#include "engine.h"
+#include "pfs_store.h"
+
+#define CL_NAME_MAX     64
+#define CL_PODS_MAX     64
+#define CL_POD_VOLS     256
+#define CL_REGION       (4u << 20) /* dirty-map and resync granule */
+#define CL_PING_MS      300
+#define CL_DEAD_MS      2000 /* no message for this long: the peer is gone */
+#define CL_BOOT_WAIT_MS 3000 /* after a restart, how long the leader waits for its peer */
+
+/* ---- messages (cluster_msg.c) ---------------------------------------------------------------- */
+enum cl_msg_type {
+	CL_MSG_HELLO = 1,        /* name, then each stretched pod's view */
+	CL_MSG_PING = 2,         /* t0 */
+	CL_MSG_PONG = 3,         /* t0 */
+	CL_MSG_POD_DEF = 4,      /* ordered: a pod and its volumes (stretch, set, membership) */
+	CL_MSG_CHANGE = 5,       /* ordered: pod, epoch, seq, change */
+	CL_MSG_ACK = 6,          /* pod, seq, rc */
+	CL_MSG_FWD = 7,          /* req, pod, change: the other box's change for the leader */
+	CL_MSG_FWD_DONE = 8,     /* req, rc, done */
+	CL_MSG_NEED = 9,         /* req, fingerprints the applier lacks */
+	CL_MSG_CHUNKS = 10,      /* req, chunks as stored */
+	CL_MSG_SYNC = 11,        /* req */
+	CL_MSG_SYNC_DONE = 12,   /* req, rc */
+	CL_MSG_IN_SYNC = 13,     /* ordered: pod, epoch: the resync ended, the peer serves again */
+	CL_MSG_POD_DROP = 14,    /* ordered: pod: unstretched */
+	CL_MSG_REFUSED = 15,     /* pod, epoch, reason: a change refused (stale epoch) */
+	CL_MSG_VERIFY = 16,      /* ordered: pod, req, volume, region, digest */
+	CL_MSG_VERIFY_DONE = 17, /* req, regions that differ */
+};
+
+/* A growable little-endian encoder and a bounds-checked decoder. */
+struct cl_wbuf {
+	uint8_t *b;
+	size_t len, cap;
+	int err;
+};
+void cl_put8(struct cl_wbuf *w, uint8_t v);
+void cl_put32(struct cl_wbuf *w, uint32_t v);
+void cl_put64(struct cl_wbuf *w, uint64_t v);
+void cl_put_bytes(struct cl_wbuf *w, const void *p, size_t n);
+void cl_put_str(struct cl_wbuf *w, const char *s);
+void cl_wbuf_free(struct cl_wbuf *w);
+struct cl_rbuf {
+	const uint8_t *b;
+	size_t len, off;
+	bool bad;
+};
+uint8_t cl_get8(struct cl_rbuf *r);
+uint32_t cl_get32(struct cl_rbuf *r);
+uint64_t cl_get64(struct cl_rbuf *r);
+const uint8_t *cl_get_bytes(struct cl_rbuf *r, size_t n);
+/* Copies a string of at most CAP-1 bytes into OUT (bad when longer). */
+void cl_get_str(struct cl_rbuf *r, char *out, size_t cap);
+
+/* Block descriptors: how a block travels. */
+enum cl_blk_tag {
+	CL_BLK_ZERO = 0,
+	CL_BLK_PATTERN = 1, /* period (u8), 16 bytes */
+	CL_BLK_FP = 2,      /* fingerprint: the receiver holds it or asks (NEED) */
+	CL_BLK_DATA = 3,    /* fingerprint, codec (u8), length (u32), the chunk as stored */
+};
+
+/* A change as it travels: the struct pfs_change fields by value and maps by name; WRITE
+ * carries whole blocks [first, first+nblk) as descriptors and the size after it. */
+struct cl_change {
+	struct pfs_change c;
+	char name[CL_NAME_MAX + 1], snap[CL_NAME_MAX + 1], new_name[CL_NAME_MAX + 1];
+	char src_name[CL_NAME_MAX + 1], src_snap[CL_NAME_MAX + 1]; /* CLONE_RANGE */
+	char value[256];
+	uint64_t first, nblk, size_after;
+	const uint8_t *blocks; /* descriptors (decoded: points into the message) */
+	size_t blocks_len;
+};
+void cl_change_put(struct cl_wbuf *w, const struct cl_change *cc);
+int cl_change_get(struct cl_rbuf *r, struct cl_change *cc); /* -EPROTO */
+
+/* ---- pods (cluster_pod.c) -------------------------------------------------------------------- */
+enum cl_pod_state {
+	CL_LOCAL = 0, /* not stretched */
+	CL_IN_SYNC,
+	CL_SYNCING,
+	CL_DEGRADED,
+	CL_OFFLINE,
+	CL_SPLIT,
+};
+const char *cl_state_name(enum cl_pod_state s);
+
+struct cl_member {
+	char name[CL_NAME_MAX + 1];
+	uint8_t *dirty; /* one bit per CL_REGION; under pod->lock */
+	uint64_t dirty_bits;
+};
+
+struct cl_pod {
+	char name[CL_NAME_MAX + 1];
+	uint32_t slot; /* volume tag = slot + 1 */
+	struct cl_member *vols;
+	int nvols;
+	/* stretched: peer name, leader (the box that sequences), preferred ("auto" or a box) */
+	char peer[CL_NAME_MAX + 1], leader[CL_NAME_MAX + 1], preferred[CL_NAME_MAX + 1];
+	bool async;
+	uint64_t resync_rate; /* bytes/s, 0 = unlimited */
+	uint64_t epoch;
+	bool wrote_alone; /* this box changed the pod without its peer in this epoch */
+	_Atomic int state;
+
+	pthread_mutex_t order_lock; /* invariant 1 */
+	pthread_mutex_t lock;       /* below */
+	pthread_cond_t cond;        /* acked_seq moved, state changed */
+	uint64_t next_seq;          /* leader: next sequence number to send */
+	uint64_t acked_seq;         /* leader: every seq <= this is acknowledged */
+	uint64_t applied_seq;       /* follower: last applied */
+	int peer_err;               /* the peer failed to apply a change: resync needed */
+	bool dirty_unsaved;
+	/* progress and counters */
+	uint64_t resync_total, resync_done; /* bytes of the running stretch or resync */
+	uint64_t resync_regions_left;
+	uint64_t logical_bytes, wire_bytes; /* replicated data: logical and on the wire */
+	uint64_t verify_regions, verify_differ;
+	char verify_msg[256];
+	int64_t async_oldest_ns; /* async: when the oldest unacknowledged change was sent */
+	uint64_t async_lag_bytes;
+	bool resync_running;
+	bool full_copy;           /* the running copy is a stretch: snapshots too */
+	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */
+};
+
+/* ---- the cluster ----------------------------------------------------------------------------- */
+struct cl_waiter {
+	uint64_t req;
+	int rc;
+	uint64_t done;
+	bool finished;
+	void *data; /* CHUNKS: the message */
+	size_t data_len;
+	struct cl_waiter *next;
+};
+
+struct cl_work {
+	uint16_t type;
+	void *buf;
+	size_t len;
+	struct cl_work *next;
+};
+
+struct cl_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct cl_work *head, *tail;
+	bool stop;
+};
+
+struct cluster {
+	struct pfs *p;
+	struct engine *eng;
+	uint32_t bs;
+	char name[CL_NAME_MAX + 1];
+	char listen_addr[128];
+	struct clink_tls *tls;
+	struct clink_listener *lis;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct cl_pod *pods[CL_PODS_MAX];
+	char peer_name[CL_NAME_MAX + 1], peer_addr[128]; /* "" = no peer */
+	struct clink *link;                              /* NULL while down */
+	uint64_t link_gen;                               /* bumps at each connect */
+	bool link_up;                                    /* HELLO exchanged */
+	int64_t last_rx_ns, rtt_ns, link_up_since_ns;
+	char link_err[256];
+	uint64_t refused_certs, refused_epochs;
+	int64_t boot_ns;
+	uint64_t next_req;
+	struct cl_waiter *waiters;
+
+	struct cl_queue applyq; /* ordered messages from the peer */
+	struct cl_queue workq;  /* FWD, NEED, SYNC from the peer */
+	pthread_t t_manager, t_reader, t_applier, t_resync;
+	pthread_t t_workers[4];
+	bool reader_running;
+	bool stop;
+	struct cl_pod *dead;
+};
+
+/* cluster_core.c */
+struct cl_pod *cl_pod_new(struct cluster *cl, const char *name); /* under cl->lock */
+void cl_pod_delete(struct cluster *cl, struct cl_pod *pod);      /* under cl->lock */
+int cl_pod_add_member(struct cl_pod *pod, const char *vol);
+void cl_pod_drop_member(struct cl_pod *pod, const char *vol);
+int cl_peer_save(struct cluster *cl);
+void cl_manager_stop(struct cluster *cl);
+struct cl_pod *cl_pod_find(struct cluster *cl, const char *name);    /* under cl->lock */
+struct cl_pod *cl_pod_of_vol(struct cluster *cl, struct pfs_vol *v); /* by tag, no lock */
+int cl_pod_save(struct cluster *cl, struct cl_pod *pod);
+int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod); /* caller holds pod->order_lock */
+void cl_pod_tag_all(struct cluster *cl);
+struct cl_member *cl_pod_member(struct cl_pod *pod, const char *vol);
+bool cl_is_leader(struct cluster *cl, struct cl_pod *pod);
+void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s);
+/* Marks [off, off+len) of member M dirty; returns true when a bit was newly set. Under pod->lock.
+ */
+bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len);
+int cl_member_grow(struct cl_member *m, uint64_t size);
+
+/* cluster_link_mgr.c: sending and waiting */
+int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
+struct cl_waiter *cl_waiter_new(struct cluster *cl);
+/* Waits until the waiter finished or the link generation changed: -EIO then. Frees it. */
+int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64_t *done,
+                   void **data, size_t *len);
+void cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w);
+void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, void *data,
+                      size_t len);
+void cl_link_down(struct cluster *cl, const char *why);
+int cl_manager_start(struct cluster *cl);
+void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len);
+struct cl_work *cl_queue_pop(struct cl_queue *q); /* NULL when stopped */
+void cl_queue_stop(struct cl_queue *q);
+
+/* cluster_repl.c: the change hook, sending changes, applying the peer's */
+int cl_hook_change(void *arg, struct pfs_change *c);
+int cl_hook_read_gate(void *arg, struct pfs_vol *v);
+int cl_hook_sync(void *arg);
+/* Leader: applies CC here (with local handle data in C) and sends it, under the order lock;
+ * *SEQ gets its sequence number (0 when the pod is not replicating now). */
+int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq);
+/* Waits for the peer to acknowledge SEQ (invariant 2). */
+int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq);
+void cl_apply_msg(struct cluster *cl, struct cl_work *w); /* the applier thread */
+void cl_work_msg(struct cluster *cl, struct cl_work *w);  /* the worker thread */
+/* Sends an ordered message of POD (already encoded after the pod/epoch/seq header). */
+int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struct cl_wbuf *body,
+                    uint64_t *seq);
+/* Builds the descriptors of blocks [first, first+n) of V as they are now (fingerprints only
+ * when FP_ONLY, the stored chunk for fresh ones otherwise). Caller holds the pod order lock. */
+int cl_encode_blocks(struct cluster *cl, struct pfs_vol *v, uint64_t first, uint64_t n,
+                     struct cl_wbuf *w, uint64_t *wire);
+
+/* cluster_copy.c: stretch, resync, verify */
+int cl_resync_start(struct cluster *cl);
+void cl_resync_kick(struct cluster *cl);
+int cl_verify(struct cluster *cl, struct cl_pod *pod);
+
+/* cluster_ctl.c / cluster_report.c use the above. */
+#endif

@@ -1,0 +1,564 @@
+/* cluster/cluster_link_mgr.c - keeping the link to the peer: dialling (the box whose name sorts
+ * first dials, so two boxes never hold two links), accepting and checking who called, heartbeats,
+ * declaring the peer gone, and the threads that take its messages: a reader that dispatches, an
+ * applier for the ordered stream, and workers for requests.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "cluster_int.h"
+
+/* The link pointer is swapped only by the manager, under link_rw written; senders hold it read
+ * while they use the link (clink_shutdown first wakes any that block on backpressure). */
+static pthread_rwlock_t link_rw = PTHREAD_RWLOCK_INITIALIZER;
+
+int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
+{
+	struct iovec iov = {w->b, w->len};
+	int rc;
+
+	if (w->err)
+		return w->err;
+	pthread_rwlock_rdlock(&link_rw);
+	rc = cl->link ? clink_send(cl->link, type, &iov, 1) : -ENOTCONN;
+	pthread_rwlock_unlock(&link_rw);
+	return rc;
+}
+
+/* ---- queues and waiters ------------------------------------------------------------------ */
+
+void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len)
+{
+	struct cl_work *w = malloc(sizeof(*w));
+
+	if (!w) {
+		free(buf);
+		return;
+	}
+	*w = (struct cl_work){type, buf, len, NULL};
+	pthread_mutex_lock(&q->lock);
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+struct cl_work *cl_queue_pop(struct cl_queue *q)
+{
+	struct cl_work *w = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->head && !q->stop)
+		pthread_cond_wait(&q->cond, &q->lock);
+	if (q->head) {
+		w = q->head;
+		q->head = w->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return w;
+}
+
+void cl_queue_stop(struct cl_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void queue_drain(struct cl_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->head) {
+		struct cl_work *w = q->head;
+		q->head = w->next;
+		free(w->buf);
+		free(w);
+	}
+	q->tail = NULL;
+	pthread_mutex_unlock(&q->lock);
+}
+
+struct cl_waiter *cl_waiter_new(struct cluster *cl)
+{
+	struct cl_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	pthread_mutex_lock(&cl->lock);
+	w->req = cl->next_req++;
+	w->next = cl->waiters;
+	cl->waiters = w;
+	pthread_mutex_unlock(&cl->lock);
+	return w;
+}
+
+int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64_t *done,
+                   void **data, size_t *len)
+{
+	int rc;
+
+	pthread_mutex_lock(&cl->lock);
+	while (!w->finished && cl->link_gen == gen && !cl->stop)
+		pthread_cond_wait(&cl->cond, &cl->lock);
+	rc = w->finished ? w->rc : -EIO;
+	for (struct cl_waiter **pp = &cl->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&cl->lock);
+	if (done)
+		*done = w->done;
+	if (data && w->finished) {
+		*data = w->data;
+		*len = w->data_len;
+		w->data = NULL;
+	}
+	free(w->data);
+	free(w);
+	return rc;
+}
+
+void cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w)
+{
+	pthread_mutex_lock(&cl->lock);
+	for (struct cl_waiter **pp = &cl->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&cl->lock);
+	free(w->data);
+	free(w);
+}
+
+void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, void *data,
+                      size_t len)
+{
+	pthread_mutex_lock(&cl->lock);
+	for (struct cl_waiter *w = cl->waiters; w; w = w->next) {
+		if (w->req == req && !w->finished) {
+			w->finished = true;
+			w->rc = rc;
+			w->done = done;
+			w->data = data;
+			w->data_len = len;
+			data = NULL;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+	free(data); /* nobody waits for it (the waiter gave up) */
+}
+
+/* ---- link up and down -------------------------------------------------------------------- */
+
+static void send_hello(struct cluster *cl)
+{
+	struct cl_wbuf w = {0};
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&cl->lock);
+	cl_put_str(&w, cl->name);
+	for (int i = 0; i < CL_PODS_MAX; i++)
+		if (cl->pods[i] && !strcmp(cl->pods[i]->peer, cl->peer_name))
+			n++;
+	cl_put32(&w, n);
+	for (int i = 0; i < CL_PODS_MAX; i++) {
+		struct cl_pod *pod = cl->pods[i];
+		if (!pod || strcmp(pod->peer, cl->peer_name))
+			continue;
+		cl_put_str(&w, pod->name);
+		cl_put64(&w, pod->epoch);
+		cl_put_str(&w, pod->leader);
+		cl_put8(&w, (uint8_t)atomic_load(&pod->state));
+		cl_put8(&w, pod->wrote_alone);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	cl_send(cl, CL_MSG_HELLO, &w);
+	cl_wbuf_free(&w);
+}
+
+void cl_link_down(struct cluster *cl, const char *why)
+{
+	pthread_mutex_lock(&cl->lock);
+	if (!cl->link) {
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	}
+	if (clink_is_up(cl->link) || cl->link_up)
+		pfs_logl(LOG_WARNING, "pstorfs: cluster: link to %s down: %s", cl->peer_name, why);
+	snprintf(cl->link_err, sizeof(cl->link_err), "%s", why);
+	clink_shutdown(cl->link);
+	cl->link_up = false;
+	cl->link_gen++;
+	for (int i = 0; i < CL_PODS_MAX; i++) {
+		struct cl_pod *pod = cl->pods[i];
+		int st;
+		if (!pod || !pod->peer[0])
+			continue;
+		st = atomic_load(&pod->state);
+		if (st == CL_SPLIT)
+			continue;
+		if (cl_is_leader(cl, pod)) {
+			/* The leader keeps serving alone: a new epoch, so a change of the old one
+			 * replayed later is refused (invariant 4), saved before the next write. */
+			if (st == CL_IN_SYNC || st == CL_SYNCING) {
+				pod->epoch++;
+				cl_pod_save(cl, pod);
+				cl_set_state(cl, pod, CL_DEGRADED);
+			}
+		} else {
+			cl_set_state(cl, pod, CL_OFFLINE);
+		}
+	}
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
+{
+	char pname[CL_NAME_MAX + 1];
+	struct cl_pod *pod;
+
+	cl_get_str(r, pname, sizeof(pname));
+	uint64_t seq = cl_get64(r);
+	int32_t rc = (int32_t)cl_get32(r);
+	if (r->bad)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	pod = cl_pod_find(cl, pname);
+	pthread_mutex_unlock(&cl->lock);
+	if (!pod)
+		return;
+	pthread_mutex_lock(&pod->lock);
+	if (seq > pod->acked_seq)
+		pod->acked_seq = seq;
+	if (rc < 0) {
+		pod->peer_err = rc;
+		pfs_logl(LOG_ERR, "pstorfs: cluster: pod %s: %s failed to apply change %llu: %s",
+		         pod->name, pod->peer, (unsigned long long)seq, strerror(-rc));
+	} else if (rc > 0) {
+		pod->verify_differ++;
+	}
+	pthread_cond_broadcast(&pod->cond);
+	pthread_mutex_unlock(&pod->lock);
+}
+
+static void handle_refused(struct cluster *cl, struct cl_rbuf *r)
+{
+	char pname[CL_NAME_MAX + 1], why[200];
+	struct cl_pod *pod;
+
+	cl_get_str(r, pname, sizeof(pname));
+	uint64_t epoch = cl_get64(r);
+	cl_get_str(r, why, sizeof(why));
+	if (r->bad)
+		return;
+	pfs_logl(LOG_ERR, "pstorfs: cluster: pod %s: %s refused our change: %s", pname,
+	         cl->peer_name, why);
+	pthread_mutex_lock(&cl->lock);
+	pod = cl_pod_find(cl, pname);
+	/* The peer has seen a newer epoch: this box is a stale leader and must stop serving. */
+	if (pod && epoch > pod->epoch)
+		cl_set_state(cl, pod, CL_OFFLINE);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
+{
+	struct cl_rbuf r = {buf, len, 0, false};
+	struct cl_wbuf w = {0};
+
+	switch (type) {
+	case CL_MSG_PING:
+		cl_put64(&w, cl_get64(&r));
+		cl_send(cl, CL_MSG_PONG, &w);
+		cl_wbuf_free(&w);
+		break;
+	case CL_MSG_PONG: {
+		int64_t t0 = (int64_t)cl_get64(&r);
+		pthread_mutex_lock(&cl->lock);
+		cl->rtt_ns = pfs_now_ns() - t0;
+		pthread_mutex_unlock(&cl->lock);
+		break;
+	}
+	case CL_MSG_ACK:
+		handle_ack(cl, &r);
+		break;
+	case CL_MSG_REFUSED:
+		handle_refused(cl, &r);
+		break;
+	case CL_MSG_FWD_DONE:
+	case CL_MSG_SYNC_DONE: {
+		uint64_t req = cl_get64(&r);
+		int32_t rc = (int32_t)cl_get32(&r);
+		uint64_t done = cl_get64(&r);
+		if (!r.bad)
+			cl_waiter_finish(cl, req, rc, done, NULL, 0);
+		break;
+	}
+	case CL_MSG_CHUNKS:
+	case CL_MSG_VERIFY_DONE: {
+		uint64_t req = cl_get64(&r);
+		if (!r.bad) {
+			cl_waiter_finish(cl, req, 0, 0, buf, len);
+			return; /* the waiter owns BUF now */
+		}
+		break;
+	}
+	case CL_MSG_HELLO:
+	case CL_MSG_POD_DEF:
+	case CL_MSG_CHANGE:
+	case CL_MSG_IN_SYNC:
+	case CL_MSG_POD_DROP:
+	case CL_MSG_VERIFY:
+		cl_queue_push(&cl->applyq, type, buf, len);
+		return;
+	case CL_MSG_FWD:
+	case CL_MSG_NEED:
+	case CL_MSG_SYNC:
+		cl_queue_push(&cl->workq, type, buf, len);
+		return;
+	default:
+		pfs_logl(LOG_WARNING, "pstorfs: cluster: unknown message %u from %s", type,
+		         cl->peer_name);
+		break;
+	}
+	free(buf);
+}
+
+static void *reader_main(void *arg)
+{
+	struct cluster *cl = arg;
+	struct clink *link = cl->link; /* stable: the manager joins us before swapping it */
+
+	for (;;) {
+		uint16_t type;
+		void *buf;
+		size_t len;
+		int rc = clink_recv(link, &type, &buf, &len, 200);
+		if (rc == -ETIMEDOUT) {
+			if (cl->stop)
+				break;
+			continue;
+		}
+		if (rc) {
+			cl_link_down(cl, rc == -EPROTO ? "malformed message" : "connection closed");
+			break;
+		}
+		pthread_mutex_lock(&cl->lock);
+		cl->last_rx_ns = pfs_now_ns();
+		pthread_mutex_unlock(&cl->lock);
+		dispatch(cl, type, buf, len);
+	}
+	return NULL;
+}
+
+/* Retires a link that went down: joins its reader, closes it. Manager thread only. */
+static void link_reap(struct cluster *cl)
+{
+	struct clink *old;
+
+	if (!cl->link)
+		return;
+	cl_link_down(cl, "closed");
+	if (cl->reader_running) {
+		pthread_join(cl->t_reader, NULL);
+		cl->reader_running = false;
+	}
+	pthread_rwlock_wrlock(&link_rw);
+	old = cl->link;
+	cl->link = NULL;
+	pthread_rwlock_unlock(&link_rw);
+	clink_close(old);
+}
+
+static void link_install(struct cluster *cl, struct clink *c)
+{
+	pthread_rwlock_wrlock(&link_rw);
+	pthread_mutex_lock(&cl->lock);
+	cl->link = c;
+	cl->last_rx_ns = pfs_now_ns();
+	cl->link_err[0] = 0;
+	pthread_mutex_unlock(&cl->lock);
+	pthread_rwlock_unlock(&link_rw);
+	if (pthread_create(&cl->t_reader, NULL, reader_main, cl) == 0)
+		cl->reader_running = true;
+	send_hello(cl);
+}
+
+static void try_accept(struct cluster *cl)
+{
+	struct pollfd pfd = {clink_listener_fd(cl->lis), POLLIN, 0};
+	char err[256] = "", peer[CL_NAME_MAX + 1];
+	struct clink *c;
+	int rc;
+
+	if (poll(&pfd, 1, 100) <= 0)
+		return;
+	rc = clink_accept(cl->lis, 2000, &c, err, sizeof(err));
+	if (rc) {
+		if (rc == -EACCES) {
+			pthread_mutex_lock(&cl->lock);
+			cl->refused_certs++;
+			pthread_mutex_unlock(&cl->lock);
+			pfs_logl(LOG_WARNING, "pstorfs: cluster: refused a connection: %s", err);
+		}
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	snprintf(peer, sizeof(peer), "%s", cl->peer_name);
+	pthread_mutex_unlock(&cl->lock);
+	if (!peer[0] || strcmp(clink_peer_name(c), peer)) {
+		pthread_mutex_lock(&cl->lock);
+		cl->refused_certs++;
+		pthread_mutex_unlock(&cl->lock);
+		pfs_logl(LOG_WARNING,
+		         "pstorfs: cluster: refused a connection from %s: not a peer of this box "
+		         "(cluster peer add)",
+		         clink_peer_name(c));
+		clink_close(c);
+		return;
+	}
+	/* The peer restarted and called again: the old link is dead even if we have not noticed. */
+	link_reap(cl);
+	link_install(cl, c);
+}
+
+static void try_dial(struct cluster *cl, int64_t *last_dial)
+{
+	char name[CL_NAME_MAX + 1], addr[128], err[256] = "";
+	struct clink *c;
+	int64_t now = pfs_now_ns();
+	int rc;
+
+	pthread_mutex_lock(&cl->lock);
+	snprintf(name, sizeof(name), "%s", cl->peer_name);
+	snprintf(addr, sizeof(addr), "%s", cl->peer_addr);
+	pthread_mutex_unlock(&cl->lock);
+	/* One link per pair: the box whose name sorts first dials, the other accepts. */
+	if (!name[0] || strcmp(cl->name, name) > 0 || now - *last_dial < 300 * 1000000ll)
+		return;
+	*last_dial = now;
+	rc = clink_connect(cl->tls, addr, name, 1000, &c, err, sizeof(err));
+	if (rc) {
+		pthread_mutex_lock(&cl->lock);
+		snprintf(cl->link_err, sizeof(cl->link_err), "%s: %s", addr, err);
+		if (rc == -EACCES)
+			cl->refused_certs++;
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	}
+	link_install(cl, c);
+}
+
+void cl_resync_tick(struct cluster *cl); /* cluster_copy.c: boot decisions, dirty cleaning */
+
+static void *manager_main(void *arg)
+{
+	struct cluster *cl = arg;
+	int64_t last_dial = 0, last_ping = 0;
+
+	while (!cl->stop) {
+		int64_t now = pfs_now_ns();
+		bool up, dead;
+
+		pthread_mutex_lock(&cl->lock);
+		up = cl->link_up;
+		dead = cl->link &&
+		       (!clink_is_up(cl->link) || (now - cl->last_rx_ns) / 1000000 > CL_DEAD_MS);
+		bool have_peer = cl->peer_name[0] != 0;
+		pthread_mutex_unlock(&cl->lock);
+		if (dead || (cl->link && !have_peer))
+			link_reap(cl);
+		if (!cl->link)
+			try_dial(cl, &last_dial);
+		try_accept(cl);
+		if (cl->link && (now - last_ping) / 1000000 >= CL_PING_MS) {
+			struct cl_wbuf w = {0};
+			now = pfs_now_ns(); /* the accept poll above may have waited */
+			cl_put64(&w, (uint64_t)now);
+			cl_send(cl, CL_MSG_PING, &w);
+			cl_wbuf_free(&w);
+			last_ping = now;
+		}
+		(void)up;
+		cl_resync_tick(cl);
+	}
+	link_reap(cl);
+	return NULL;
+}
+
+static void *applier_main(void *arg)
+{
+	struct cluster *cl = arg;
+	struct cl_work *w;
+
+	while ((w = cl_queue_pop(&cl->applyq))) {
+		cl_apply_msg(cl, w);
+		free(w->buf);
+		free(w);
+	}
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct cluster *cl = arg;
+	struct cl_work *w;
+
+	while ((w = cl_queue_pop(&cl->workq))) {
+		cl_work_msg(cl, w);
+		free(w->buf);
+		free(w);
+	}
+	return NULL;
+}
+
+void *cl_resync_main(void *arg); /* cluster_copy.c */
+
+int cl_manager_start(struct cluster *cl)
+{
+	int rc = pthread_create(&cl->t_applier, NULL, applier_main, cl);
+
+	if (rc)
+		return -rc;
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&cl->t_workers[i], NULL, worker_main, cl))
+			abort(); /* nothing to unwind into sanely at this point of open */
+	if (pthread_create(&cl->t_resync, NULL, cl_resync_main, cl) ||
+	    pthread_create(&cl->t_manager, NULL, manager_main, cl))
+		abort();
+	return 0;
+}
+
+void cl_manager_stop(struct cluster *cl)
+{
+	pthread_mutex_lock(&cl->lock);
+	cl->stop = true;
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+	cl_resync_kick(cl);
+	pthread_join(cl->t_manager, NULL);
+	pthread_join(cl->t_resync, NULL);
+	cl_queue_stop(&cl->applyq);
+	cl_queue_stop(&cl->workq);
+	pthread_join(cl->t_applier, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(cl->t_workers[i], NULL);
+	queue_drain(&cl->applyq);
+	queue_drain(&cl->workq);
+}

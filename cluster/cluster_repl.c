@@ -1,0 +1,1018 @@
+/* cluster/cluster_repl.c - synchronous mirroring of a stretched pod's changes. The store's hook
+ * sends every change of a pod to its leader; the leader applies it, sends it in order with its
+ * blocks as fingerprints or as stored chunks, and acknowledges once the peer has applied it.
+ * The peer's applier turns descriptors back into blocks (asking for the chunks it lacks) and
+ * applies them through the same change path.
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+
+/* ---- which pod a change belongs to ------------------------------------------------------- */
+
+static struct cl_pod *pod_by_name(struct cluster *cl, const char *vol)
+{
+	struct pfs_vol *v;
+	struct cl_pod *pod = NULL;
+
+	if (!vol)
+		return NULL;
+	v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, vol);
+	if (v) {
+		pod = cl_pod_of_vol(cl, v);
+		pfs_vol_unref(v);
+	}
+	return pod;
+}
+
+static struct cl_pod *pod_of_change(struct cluster *cl, const struct pfs_change *c)
+{
+	switch (c->kind) {
+	case PFS_CHANGE_WRITE:
+	case PFS_CHANGE_PUNCH:
+	case PFS_CHANGE_RESIZE:
+	case PFS_CHANGE_CLONE_RANGE:
+	case PFS_CHANGE_SETATTR:
+		return c->vol ? cl_pod_of_vol(cl, c->vol) : NULL;
+	case PFS_CHANGE_VOL_DELETE:
+	case PFS_CHANGE_VOL_RENAME:
+	case PFS_CHANGE_SNAP_CREATE:
+	case PFS_CHANGE_SNAP_DELETE:
+	case PFS_CHANGE_SNAP_RESTORE:
+		return pod_by_name(cl, c->name);
+	default:
+		return NULL; /* create, snapshot clone (a new volume outside the pod), settings */
+	}
+}
+
+static bool serving(struct cluster *cl, struct cl_pod *pod)
+{
+	int st = atomic_load(&pod->state);
+
+	if (st == CL_LOCAL || st == CL_IN_SYNC || st == CL_DEGRADED)
+		return true;
+	/* While a resync runs the leader serves; the box being resynced does not yet. */
+	return st == CL_SYNCING && cl_is_leader(cl, pod);
+}
+
+int cl_hook_read_gate(void *arg, struct pfs_vol *v)
+{
+	struct cluster *cl = arg;
+	struct cl_pod *pod = cl_pod_of_vol(cl, v);
+
+	if (!pod || serving(cl, pod))
+		return 0;
+	return -EIO;
+}
+
+/* ---- the leader: apply, encode, send -------------------------------------------------------- */
+
+/* The block records of the write being applied (capture callback; under the store's log lock). */
+struct capture {
+	struct cluster *cl;
+	uint64_t map, first, n;
+	struct cap_blk {
+		bool set, fresh, has_fp;
+		struct engine_ref ref;
+		uint8_t fp[ENGINE_FP_LEN];
+	} * b;
+};
+
+static void capture_fn(void *arg, const struct pfs_block_change *bc)
+{
+	struct capture *cap = arg;
+
+	if (bc->map != cap->map || bc->blk < cap->first || bc->blk - cap->first >= cap->n ||
+	    bc->derived)
+		return;
+	struct cap_blk *b = &cap->b[bc->blk - cap->first];
+	if (b->set)
+		engine_ref_put(cap->cl->eng, b->ref);
+	b->set = engine_ref_get(cap->cl->eng, bc->ref) == 0;
+	if (!b->set)
+		return;
+	b->ref = bc->ref;
+	/* A chunk with one reference was stored by this write: the peer cannot hold it. */
+	b->fresh = engine_ref_kind(bc->ref) == ENGINE_REF_CHUNK &&
+	           engine_ref_count(cap->cl->eng, bc->ref) <= 2;
+	b->has_fp = bc->fp != NULL;
+	if (bc->fp)
+		memcpy(b->fp, bc->fp, ENGINE_FP_LEN);
+}
+
+/* One block's descriptor. REF is held by the caller. */
+static int put_block(struct cluster *cl, struct cl_wbuf *w, struct engine_ref ref,
+                     const uint8_t *fp, bool send_data, uint8_t *scratch)
+{
+	uint8_t pat[16], hash[ENGINE_FP_LEN];
+	enum engine_codec codec;
+	int n, rc;
+
+	switch (engine_ref_kind(ref)) {
+	case ENGINE_REF_ZERO:
+		cl_put8(w, CL_BLK_ZERO);
+		return 0;
+	case ENGINE_REF_PATTERN:
+		rc = engine_read(cl->eng, ref, scratch);
+		if (rc)
+			return rc;
+		n = engine_pattern_detect(scratch, cl->bs, pat);
+		if (n <= 0)
+			return -EIO;
+		cl_put8(w, CL_BLK_PATTERN);
+		cl_put8(w, (uint8_t)n);
+		cl_put_bytes(w, pat, 16);
+		return 0;
+	case ENGINE_REF_CHUNK:
+		if (!fp) {
+			rc = engine_ref_fp(cl->eng, ref, hash);
+			if (rc)
+				return rc;
+			fp = hash;
+		}
+		if (!send_data) {
+			cl_put8(w, CL_BLK_FP);
+			cl_put_bytes(w, fp, ENGINE_FP_LEN);
+			return 0;
+		}
+		n = engine_chunk_export(cl->eng, ref, scratch, cl->bs, &codec);
+		if (n < 0)
+			return n;
+		cl_put8(w, CL_BLK_DATA);
+		cl_put_bytes(w, fp, ENGINE_FP_LEN);
+		cl_put8(w, (uint8_t)codec);
+		cl_put32(w, (uint32_t)n);
+		cl_put_bytes(w, scratch, (size_t)n);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cl_encode_blocks(struct cluster *cl, struct pfs_vol *v, uint64_t first, uint64_t n,
+                     struct cl_wbuf *w, uint64_t *wire)
+{
+	struct engine_ref *refs = malloc(sizeof(*refs) * n);
+	uint8_t *scratch = malloc(cl->bs);
+	size_t start = w->len;
+	int rc = -ENOMEM;
+
+	if (!refs || !scratch)
+		goto out;
+	rc = pfs_vol_refs(cl->p, v, first, (uint32_t)n, refs);
+	if (rc)
+		goto out;
+	for (uint64_t i = 0; i < n; i++) {
+		if (!rc)
+			rc = put_block(cl, w, refs[i], NULL, false, scratch);
+		engine_ref_put(cl->eng, refs[i]);
+	}
+	if (wire)
+		*wire += w->len - start;
+out:
+	free(refs);
+	free(scratch);
+	return rc ? rc : w->err;
+}
+
+/* The whole-block range a byte range covers. */
+static void block_range(struct cluster *cl, uint64_t off, uint64_t len, uint64_t *first,
+                        uint64_t *n)
+{
+	*first = off / cl->bs;
+	*n = len ? (off + len - 1) / cl->bs - *first + 1 : 0;
+}
+
+/* Fills the names of C's handles into CC (maps travel by name; a snapshot by its volume's name
+ * and its own). */
+static void name_change(struct cluster *cl, struct cl_change *cc, const struct pfs_change *c)
+{
+	struct pfs_vol_info info;
+
+	memset(cc, 0, sizeof(*cc));
+	cc->c = *c;
+	cc->c.vol = cc->c.src = NULL;
+	cc->c.buf = NULL;
+	cc->c.created = NULL;
+	snprintf(cc->name, sizeof(cc->name), "%s", c->name ? c->name : "");
+	snprintf(cc->snap, sizeof(cc->snap), "%s", c->snap ? c->snap : "");
+	snprintf(cc->new_name, sizeof(cc->new_name), "%s", c->new_name ? c->new_name : "");
+	snprintf(cc->value, sizeof(cc->value), "%s", c->value ? c->value : "");
+	if (c->vol) {
+		pfs_vol_get_info(c->vol, &info);
+		snprintf(cc->name, sizeof(cc->name), "%s", info.name);
+	}
+	if (c->src) {
+		pfs_vol_get_info(c->src, &info);
+		if (info.kind == PFS_MAP_SNAPSHOT) {
+			snprintf(cc->src_snap, sizeof(cc->src_snap), "%s", info.name);
+			struct pfs_vol *par = pfs_vol_by_id(cl->p, info.parent);
+			if (par) {
+				pfs_vol_get_info(par, &info);
+				pfs_vol_unref(par);
+			}
+		}
+		snprintf(cc->src_name, sizeof(cc->src_name), "%s", info.name);
+	}
+}
+
+/* The handles CC names on this box (references for the caller to drop). */
+static int resolve(struct cluster *cl, struct cl_change *cc)
+{
+	struct pfs_change *c = &cc->c;
+
+	if (c->kind <= PFS_CHANGE_SETATTR) {
+		c->vol = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, cc->name);
+		c->name = NULL;
+		if (!c->vol)
+			return -ENOENT;
+	}
+	if (c->kind == PFS_CHANGE_CLONE_RANGE) {
+		struct pfs_vol *sv = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, cc->src_name);
+		if (sv && cc->src_snap[0]) {
+			struct pfs_vol_info si;
+			pfs_vol_get_info(sv, &si);
+			c->src = pfs_vol_find(cl->p, PFS_MAP_SNAPSHOT, si.id, cc->src_snap);
+			pfs_vol_unref(sv);
+		} else {
+			c->src = sv;
+		}
+		if (!c->src)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+static void unresolve(struct cl_change *cc)
+{
+	if (cc->c.vol)
+		pfs_vol_unref(cc->c.vol);
+	if (cc->c.src)
+		pfs_vol_unref(cc->c.src);
+	cc->c.vol = cc->c.src = NULL;
+}
+
+int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struct cl_wbuf *body,
+                    uint64_t *seq)
+{
+	struct cl_wbuf w = {0};
+	int rc;
+
+	/* The header every ordered message starts with: pod, epoch, seq (invariants 1 and 4). */
+	pthread_mutex_lock(&pod->lock);
+	uint64_t s = pod->next_seq++;
+	uint64_t epoch = pod->epoch;
+	pthread_mutex_unlock(&pod->lock);
+	cl_put_str(&w, pod->name);
+	cl_put64(&w, epoch);
+	cl_put64(&w, s);
+	cl_put_bytes(&w, body->b, body->len);
+	if (body->err)
+		w.err = body->err;
+	rc = cl_send(cl, type, &w);
+	cl_wbuf_free(&w);
+	if (rc)
+		return rc;
+	*seq = s;
+	return 0;
+}
+
+/* Marks the regions a change may touch dirty and makes the map durable before the change is
+ * applied here (invariant 3). Caller holds the order lock. */
+static int dirty_before(struct cluster *cl, struct cl_pod *pod, const struct pfs_change *c,
+                        const char *vol)
+{
+	struct cl_member *m = cl_pod_member(pod, vol);
+	uint64_t off = c->off, len = c->len;
+	bool fresh;
+
+	if (!m)
+		return 0;
+	if (c->kind == PFS_CHANGE_RESIZE || c->kind == PFS_CHANGE_SNAP_RESTORE) {
+		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, vol);
+		struct pfs_vol_info info = {0};
+		if (v) {
+			pfs_vol_get_info(v, &info);
+			pfs_vol_unref(v);
+		}
+		off = 0;
+		len = info.size > c->size ? info.size : c->size;
+		if (c->kind == PFS_CHANGE_SNAP_RESTORE)
+			len = UINT64_C(1)
+			      << 50; /* every region: the restored size is unknown here */
+	} else if (c->kind != PFS_CHANGE_WRITE && c->kind != PFS_CHANGE_PUNCH &&
+	           c->kind != PFS_CHANGE_CLONE_RANGE) {
+		return 0;
+	}
+	pthread_mutex_lock(&pod->lock);
+	if (c->kind == PFS_CHANGE_SNAP_RESTORE)
+		len = m->dirty_bits ? m->dirty_bits * (uint64_t)CL_REGION : CL_REGION;
+	fresh = cl_mark_dirty(m, off, len);
+	if (fresh)
+		pod->dirty_unsaved = true;
+	pthread_mutex_unlock(&pod->lock);
+	return fresh ? cl_pod_save_dirty(cl, pod) : 0;
+}
+
+static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture *cap,
+                        struct cl_change *cc, struct cl_wbuf *blocks, uint64_t *wire)
+{
+	uint8_t *scratch = malloc(cl->bs);
+	struct pfs_vol_info info;
+	int rc = 0;
+
+	if (!scratch)
+		return -ENOMEM;
+	pfs_vol_get_info(c->vol, &info);
+	cc->first = cap->first;
+	cc->nblk = cap->n;
+	cc->size_after = info.size;
+	for (uint64_t i = 0; i < cap->n && !rc; i++) {
+		struct cap_blk *b = &cap->b[i];
+		struct engine_ref ref;
+		if (b->set) {
+			ref = b->ref;
+		} else {
+			/* Not rewritten (the same content): as it is now, under the order lock. */
+			rc = pfs_vol_refs(cl->p, c->vol, cap->first + i, 1, &ref);
+			if (rc)
+				break;
+		}
+		rc = put_block(cl, blocks, ref, b->set && b->has_fp ? b->fp : NULL,
+		               b->set && b->fresh, scratch);
+		if (!b->set)
+			engine_ref_put(cl->eng, ref);
+	}
+	free(scratch);
+	if (!rc)
+		rc = blocks->err;
+	cc->blocks = blocks->b;
+	cc->blocks_len = blocks->len;
+	*wire += blocks->len;
+	return rc;
+}
+
+static void capture_release(struct cluster *cl, struct capture *cap)
+{
+	for (uint64_t i = 0; cap->b && i < cap->n; i++)
+		if (cap->b[i].set)
+			engine_ref_put(cl->eng, cap->b[i].ref);
+	free(cap->b);
+}
+
+int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq)
+{
+	struct capture cap = {.cl = cl};
+	struct cl_change cc;
+	struct cl_wbuf blocks = {0}, body = {0};
+	uint64_t wire = 0;
+	int rc, st;
+
+	*seq = 0;
+	name_change(cl, &cc, c);
+	pthread_mutex_lock(&pod->order_lock);
+	st = atomic_load(&pod->state);
+	if (st != CL_IN_SYNC && st != CL_SYNCING && st != CL_DEGRADED) {
+		rc = -EIO;
+		pfs_set_msg(cl->p, "pod %s: not served on this box (%s)", pod->name,
+		            cl_state_name((enum cl_pod_state)st));
+		goto out_unlock;
+	}
+	rc = dirty_before(cl, pod, c, cc.name);
+	if (rc)
+		goto out_unlock;
+	if (st == CL_DEGRADED && !pod->wrote_alone) {
+		/* The first change without the peer in this epoch: recorded, so a box that finds
+		 * its peer also wrote alone in the same epoch knows it is a split. */
+		pod->wrote_alone = true;
+		rc = cl_pod_save(cl, pod);
+		if (rc)
+			goto out_unlock;
+	}
+	if (c->kind == PFS_CHANGE_WRITE && st != CL_DEGRADED) {
+		struct pfs_vol_info info;
+		pfs_vol_get_info(c->vol, &info);
+		cap.map = info.id;
+		block_range(cl, c->off, c->len, &cap.first, &cap.n);
+		cap.b = calloc(cap.n ? cap.n : 1, sizeof(*cap.b));
+		if (!cap.b) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+	}
+	rc = pfs_change_apply_local(cl->p, c, cap.b ? capture_fn : NULL, &cap);
+	if (rc || st == CL_DEGRADED)
+		goto out_unlock;
+	if (c->kind == PFS_CHANGE_WRITE) {
+		/* The bytes written, which may be fewer than asked (a short write). */
+		block_range(cl, c->off, c->done, &cap.first, &cap.n);
+		if (!cap.n)
+			goto out_unlock;
+		cc.c.len = c->done;
+		rc = encode_write(cl, c, &cap, &cc, &blocks, &wire);
+	}
+	if (!rc) {
+		cl_change_put(&body, &cc);
+		rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq);
+	}
+	if (rc) {
+		/* Applied here, not sent: the regions stay dirty and a resync brings the peer up.
+		 */
+		pfs_logl(LOG_WARNING, "pstorfs: cluster: pod %s: a change could not be sent: %s",
+		         pod->name, strerror(-rc));
+		*seq = 0;
+		rc = 0;
+	} else {
+		pthread_mutex_lock(&pod->lock);
+		pod->logical_bytes += c->kind == PFS_CHANGE_WRITE ? c->done : 0;
+		pod->wire_bytes += body.len;
+		pthread_mutex_unlock(&pod->lock);
+	}
+out_unlock:
+	pthread_mutex_unlock(&pod->order_lock);
+	capture_release(cl, &cap);
+	cl_wbuf_free(&blocks);
+	cl_wbuf_free(&body);
+	return rc;
+}
+
+int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq)
+{
+	pthread_mutex_lock(&pod->lock);
+	/* Once the peer is declared gone the pod is degraded and the write's regions are dirty:
+	 * the write stands on this box alone (invariant 2). */
+	while (pod->acked_seq < seq && !cl->stop &&
+	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING))
+		pthread_cond_wait(&pod->cond, &pod->lock);
+	pthread_mutex_unlock(&pod->lock);
+	return 0;
+}
+
+/* ---- the other box: forward to the leader ------------------------------------------------- */
+
+static int forward(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c)
+{
+	struct cl_change cc;
+	struct cl_wbuf w = {0};
+	struct cl_waiter *wt;
+	uint64_t gen, done = 0;
+	char *z = NULL;
+	int rc;
+
+	name_change(cl, &cc, c);
+	if (c->kind == PFS_CHANGE_WRITE && c->len > CLINK_MSG_MAX / 2)
+		return -EINVAL;
+	wt = cl_waiter_new(cl);
+	if (!wt)
+		return -ENOMEM;
+	pthread_mutex_lock(&cl->lock);
+	gen = cl->link_gen;
+	pthread_mutex_unlock(&cl->lock);
+	cl_put64(&w, wt->req);
+	cl_put_str(&w, pod->name);
+	cc.c.kind = c->kind;
+	cl_change_put(&w, &cc);
+	if (c->kind == PFS_CHANGE_WRITE) {
+		/* The data as LZ4 (the leader reduces it as it stores it). */
+		int cap = LZ4_compressBound((int)c->len);
+		z = malloc((size_t)cap);
+		int zn = z ? LZ4_compress_default(c->buf, z, (int)c->len, cap) : 0;
+		if (!z) {
+			cl_wbuf_free(&w);
+			cl_waiter_cancel(cl, wt);
+			return -ENOMEM;
+		}
+		/* Raw when LZ4 does not shrink it (random data): never more than the bytes. */
+		bool raw = zn <= 0 || (uint64_t)zn >= c->len;
+		cl_put8(&w, raw ? 0 : 1);
+		cl_put32(&w, raw ? (uint32_t)c->len : (uint32_t)zn);
+		cl_put_bytes(&w, raw ? c->buf : z, raw ? c->len : (size_t)zn);
+		free(z);
+		pthread_mutex_lock(&pod->lock);
+		pod->logical_bytes += c->len;
+		pod->wire_bytes += w.len;
+		pthread_mutex_unlock(&pod->lock);
+	}
+	rc = cl_send(cl, CL_MSG_FWD, &w);
+	cl_wbuf_free(&w);
+	if (rc) {
+		cl_waiter_cancel(cl, wt);
+		pfs_set_msg(cl->p, "pod %s: leader %s unreachable", pod->name, pod->leader);
+		return -EIO;
+	}
+	rc = cl_waiter_wait(cl, wt, gen, &done, NULL, NULL);
+	if (rc == -EIO)
+		pfs_set_msg(cl->p, "pod %s: the leader %s did not confirm the change", pod->name,
+		            pod->leader);
+	c->done = done;
+	return rc;
+}
+
+int cl_hook_change(void *arg, struct pfs_change *c)
+{
+	struct cluster *cl = arg;
+	struct cl_pod *pod = pod_of_change(cl, c);
+	uint64_t seq;
+	int rc, st;
+
+	if (!pod)
+		return 1;
+	if (c->kind == PFS_CHANGE_VOL_DELETE || c->kind == PFS_CHANGE_VOL_RENAME) {
+		pfs_set_msg(cl->p, "volume %s is in pod %s: pod remove it first", c->name,
+		            pod->name);
+		return -EBUSY;
+	}
+	if (c->kind == PFS_CHANGE_CLONE_RANGE && c->src) {
+		struct pfs_vol_info si;
+		pfs_vol_get_info(c->src, &si);
+		/* Both ends must be in the pod (a snapshot's volume counts as its pod's), else
+		 * the peer lacks the source: EXDEV makes cp fall back to copying. */
+		struct pfs_vol *sv =
+		    si.kind == PFS_MAP_SNAPSHOT ? pfs_vol_by_id(cl->p, si.parent) : NULL;
+		struct cl_pod *spod = cl_pod_of_vol(cl, sv ? sv : c->src);
+		if (sv)
+			pfs_vol_unref(sv);
+		if (spod != pod) {
+			pfs_set_msg(cl->p, "clone into pod %s from outside it", pod->name);
+			return -EXDEV;
+		}
+	}
+	st = atomic_load(&pod->state);
+	if (st == CL_LOCAL)
+		return 1;
+	if (!serving(cl, pod)) {
+		pfs_set_msg(cl->p, "pod %s is %s on this box", pod->name,
+		            cl_state_name((enum cl_pod_state)st));
+		return -EIO;
+	}
+	if (!cl_is_leader(cl, pod)) {
+		if (pod->async) {
+			pfs_set_msg(cl->p, "pod %s is replicated async from %s: write it there",
+			            pod->name, pod->leader);
+			return -EROFS;
+		}
+		return forward(cl, pod, c);
+	}
+	rc = cl_leader_apply(cl, pod, c, &seq);
+	if (rc || !seq || pod->async)
+		return rc;
+	return cl_wait_ack(cl, pod, seq);
+}
+
+int cl_hook_sync(void *arg)
+{
+	struct cluster *cl = arg;
+	struct cl_waiter *wt;
+	struct cl_wbuf w = {0};
+	bool any = false;
+	uint64_t gen;
+	int rc;
+
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < CL_PODS_MAX; i++) {
+		struct cl_pod *pod = cl->pods[i];
+		int st = pod ? atomic_load(&pod->state) : CL_LOCAL;
+		if (pod && (st == CL_IN_SYNC || st == CL_SYNCING))
+			any = true;
+	}
+	gen = cl->link_gen;
+	pthread_mutex_unlock(&cl->lock);
+	if (!any)
+		return 0;
+	/* Async pods: what was acknowledged here must reach the peer first. */
+	for (int i = 0; i < CL_PODS_MAX; i++) {
+		struct cl_pod *pod = cl->pods[i];
+		if (pod && pod->async && cl_is_leader(cl, pod)) {
+			pthread_mutex_lock(&pod->lock);
+			uint64_t last = pod->next_seq - 1;
+			pthread_mutex_unlock(&pod->lock);
+			cl_wait_ack(cl, pod, last);
+		}
+	}
+	wt = cl_waiter_new(cl);
+	if (!wt)
+		return -ENOMEM;
+	cl_put64(&w, wt->req);
+	rc = cl_send(cl, CL_MSG_SYNC, &w);
+	cl_wbuf_free(&w);
+	/* A peer that goes away meanwhile is degraded out of the pod: this box's sync stands. */
+	rc = cl_waiter_wait(cl, wt, rc ? gen + 1 : gen, NULL, NULL, NULL);
+	return rc == -EIO ? 0 : rc;
+}
+
+/* ---- the peer's side: the applier (ordered) and the workers (requests) -------------------- */
+
+static void send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
+{
+	struct cl_wbuf w = {0};
+
+	cl_put_str(&w, pod);
+	cl_put64(&w, seq);
+	cl_put32(&w, (uint32_t)rc);
+	cl_send(cl, CL_MSG_ACK, &w);
+	cl_wbuf_free(&w);
+}
+
+/* Asks the sender for the chunks named in FPS (N of them) and decodes each into its block. */
+static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fps)[ENGINE_FP_LEN],
+                         const uint32_t *slot, uint32_t n, uint8_t *blocks)
+{
+	struct cl_waiter *wt = cl_waiter_new(cl);
+	struct cl_wbuf w = {0};
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t gen;
+	int rc;
+
+	if (!wt)
+		return -ENOMEM;
+	pthread_mutex_lock(&cl->lock);
+	gen = cl->link_gen;
+	pthread_mutex_unlock(&cl->lock);
+	cl_put64(&w, wt->req);
+	cl_put_str(&w, pod);
+	cl_put32(&w, n);
+	for (uint32_t i = 0; i < n; i++)
+		cl_put_bytes(&w, fps[i], ENGINE_FP_LEN);
+	rc = cl_send(cl, CL_MSG_NEED, &w);
+	cl_wbuf_free(&w);
+	rc = cl_waiter_wait(cl, wt, rc ? gen + 1 : gen, NULL, &data, &len);
+	if (rc)
+		return rc;
+	struct cl_rbuf r = {data, len, 0, false};
+	cl_get64(&r);
+	uint32_t got = cl_get32(&r);
+	if (got != n)
+		rc = -EPROTO;
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		uint8_t codec = cl_get8(&r);
+		uint32_t clen = cl_get32(&r);
+		const uint8_t *src = cl_get_bytes(&r, clen);
+		if (r.bad || codec == 0xff) {
+			rc = r.bad ? -EPROTO : -ENOENT; /* the sender no longer holds it */
+			break;
+		}
+		rc = engine_chunk_decode(cl->eng, (enum engine_codec)codec, src, clen, fps[i],
+		                         blocks + (size_t)slot[i] * cl->bs);
+	}
+	free(data);
+	return rc;
+}
+
+/* Turns the descriptors of CC into whole blocks. */
+static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_change *cc,
+                         uint8_t *blocks)
+{
+	struct cl_rbuf r = {cc->blocks, cc->blocks_len, 0, false};
+	uint8_t(*need)[ENGINE_FP_LEN] = NULL;
+	uint32_t *slot = NULL, nneed = 0;
+	int rc = 0;
+
+	need = malloc(sizeof(*need) * cc->nblk);
+	slot = malloc(sizeof(*slot) * cc->nblk);
+	if (!need || !slot) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < cc->nblk && !rc; i++) {
+		uint8_t *blk = blocks + i * cl->bs;
+		uint8_t tag = cl_get8(&r);
+		const uint8_t *fp;
+		struct engine_ref ref;
+		switch (tag) {
+		case CL_BLK_ZERO:
+			memset(blk, 0, cl->bs);
+			break;
+		case CL_BLK_PATTERN: {
+			uint8_t period = cl_get8(&r);
+			const uint8_t *pat = cl_get_bytes(&r, 16);
+			if (!pat || period == 0 || period > 16) {
+				rc = -EPROTO;
+				break;
+			}
+			for (uint32_t k = 0; k < cl->bs; k++)
+				blk[k] = pat[k % period];
+			break;
+		}
+		case CL_BLK_FP:
+			fp = cl_get_bytes(&r, ENGINE_FP_LEN);
+			if (!fp) {
+				rc = -EPROTO;
+				break;
+			}
+			/* Fingerprint first: a block this box holds is read here, not sent. */
+			if (engine_find_fp(cl->eng, fp, &ref) == 0) {
+				rc = engine_read(cl->eng, ref, blk);
+				engine_ref_put(cl->eng, ref);
+				if (rc == 0)
+					break;
+			}
+			memcpy(need[nneed], fp, ENGINE_FP_LEN);
+			slot[nneed++] = (uint32_t)i;
+			rc = 0;
+			break;
+		case CL_BLK_DATA: {
+			fp = cl_get_bytes(&r, ENGINE_FP_LEN);
+			uint8_t codec = cl_get8(&r);
+			uint32_t len = cl_get32(&r);
+			const uint8_t *src = cl_get_bytes(&r, len);
+			if (!fp || !src) {
+				rc = -EPROTO;
+				break;
+			}
+			rc = engine_chunk_decode(cl->eng, (enum engine_codec)codec, src, len, fp,
+			                         blk);
+			break;
+		}
+		default:
+			rc = -EPROTO;
+		}
+	}
+	if (!rc && r.off != r.len)
+		rc = -EPROTO;
+	if (!rc && nneed)
+		rc = fetch_missing(cl, pod, (const uint8_t(*)[ENGINE_FP_LEN])need, slot, nneed,
+		                   blocks);
+out:
+	free(need);
+	free(slot);
+	return rc;
+}
+
+/* Resolves CC's names to handles and applies it here. */
+static int apply_change(struct cluster *cl, const char *pod, struct cl_change *cc)
+{
+	struct pfs_change *c = &cc->c;
+	uint8_t *blocks = NULL;
+	struct pfs_vol *v;
+	int rc;
+
+	rc = resolve(cl, cc);
+	if (rc)
+		goto out;
+	v = c->vol;
+	if (c->kind == PFS_CHANGE_WRITE) {
+		struct pfs_vol_info info;
+		if (!cc->nblk) {
+			rc = -EPROTO;
+			goto out;
+		}
+		blocks = malloc(cc->nblk * cl->bs);
+		if (!blocks) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = decode_blocks(cl, pod, cc, blocks);
+		if (rc)
+			goto out;
+		/* Whole blocks, so a block the two boxes disagreed on (a region a resync has not
+		 * reached yet) comes out as the leader has it; but never past the leader's size. */
+		pfs_vol_get_info(v, &info);
+		uint64_t start = cc->first * cl->bs, end = start + cc->nblk * cl->bs;
+		uint64_t lim = cc->size_after > info.size ? cc->size_after : info.size;
+		if (end > lim)
+			end = lim;
+		if (end <= start)
+			goto out;
+		c->buf = blocks;
+		c->off = start;
+		c->len = end - start;
+	}
+	rc = pfs_change_apply_local(cl->p, c, NULL, NULL);
+	if (!rc && c->kind == PFS_CHANGE_WRITE && cc->size_after) {
+		struct pfs_vol_info info;
+		pfs_vol_get_info(v, &info);
+		if (info.size != cc->size_after)
+			rc = pfs_change_apply_local(cl->p,
+			                            &(struct pfs_change){.kind = PFS_CHANGE_RESIZE,
+			                                                 .vol = v,
+			                                                 .size = cc->size_after},
+			                            NULL, NULL);
+	}
+out:
+	free(blocks);
+	unresolve(cc);
+	return rc;
+}
+
+/* Reads the ordered header; refuses a stale epoch (invariant 4). Returns the pod or NULL. */
+static struct cl_pod *ordered_header(struct cluster *cl, struct cl_rbuf *r, uint64_t *epoch,
+                                     uint64_t *seq, char *pname)
+{
+	struct cl_pod *pod;
+	struct cl_wbuf w = {0};
+
+	cl_get_str(r, pname, CL_NAME_MAX + 1);
+	*epoch = cl_get64(r);
+	*seq = cl_get64(r);
+	if (r->bad)
+		return NULL;
+	pthread_mutex_lock(&cl->lock);
+	pod = cl_pod_find(cl, pname);
+	pthread_mutex_unlock(&cl->lock);
+	if (pod && *epoch < pod->epoch) {
+		pthread_mutex_lock(&cl->lock);
+		cl->refused_epochs++;
+		pthread_mutex_unlock(&cl->lock);
+		pfs_logl(LOG_WARNING,
+		         "pstorfs: cluster: pod %s: refused a change of epoch %llu from %s (this "
+		         "box has seen epoch %llu)",
+		         pname, (unsigned long long)*epoch, cl->peer_name,
+		         (unsigned long long)pod->epoch);
+		cl_put_str(&w, pname);
+		cl_put64(&w, pod->epoch);
+		cl_put_str(&w, "stale epoch");
+		cl_send(cl, CL_MSG_REFUSED, &w);
+		cl_wbuf_free(&w);
+		return NULL;
+	}
+	return pod;
+}
+
+void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uint64_t seq,
+                      const char *pname);                                      /* cluster_ctl.c */
+void cl_apply_in_sync(struct cluster *cl, struct cl_pod *pod, uint64_t epoch); /* copy.c */
+void cl_apply_pod_drop(struct cluster *cl, struct cl_pod *pod);                /* cluster_ctl.c */
+void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r);                    /* copy.c */
+int cl_verify_region(struct cluster *cl, struct cl_rbuf *r);                   /* copy.c */
+
+void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
+{
+	struct cl_rbuf r = {wk->buf, wk->len, 0, false};
+	char pname[CL_NAME_MAX + 1];
+	struct cl_change cc;
+	struct cl_pod *pod;
+	uint64_t epoch, seq;
+	int rc;
+
+	if (wk->type == CL_MSG_HELLO) {
+		cl_apply_hello(cl, &r);
+		return;
+	}
+	pod = ordered_header(cl, &r, &epoch, &seq, pname);
+	if (wk->type == CL_MSG_POD_DEF) {
+		if (!r.bad && (pod || epoch >= 1))
+			cl_apply_pod_def(cl, &r, epoch, seq, pname);
+		return;
+	}
+	if (!pod)
+		return;
+	if (epoch > pod->epoch) {
+		pod->epoch = epoch; /* the leader's newer epoch (after it served alone) */
+		cl_pod_save(cl, pod);
+	}
+	switch (wk->type) {
+	case CL_MSG_CHANGE:
+		rc = cl_change_get(&r, &cc);
+		if (!rc)
+			rc = apply_change(cl, pod->name, &cc);
+		if (rc)
+			pfs_logl(LOG_ERR,
+			         "pstorfs: cluster: pod %s: change %llu (%s) failed here: %s",
+			         pod->name, (unsigned long long)seq,
+			         pfs_change_kind_name(cc.c.kind), strerror(-rc));
+		pod->applied_seq = seq;
+		send_ack(cl, pod->name, seq, rc);
+		break;
+	case CL_MSG_IN_SYNC:
+		cl_apply_in_sync(cl, pod, epoch);
+		send_ack(cl, pod->name, seq, 0);
+		break;
+	case CL_MSG_POD_DROP:
+		send_ack(cl, pod->name, seq, 0);
+		cl_apply_pod_drop(cl, pod);
+		break;
+	case CL_MSG_VERIFY:
+		send_ack(cl, pod->name, seq, cl_verify_region(cl, &r));
+		break;
+	default:
+		break;
+	}
+}
+
+/* FWD on the leader: the other box's change, applied in the leader's order. */
+static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
+{
+	char pname[CL_NAME_MAX + 1];
+	struct cl_change cc;
+	struct cl_wbuf w = {0};
+	struct cl_pod *pod;
+	uint64_t req, seq = 0;
+	void *data = NULL;
+	int rc;
+
+	req = cl_get64(r);
+	cl_get_str(r, pname, sizeof(pname));
+	rc = cl_change_get(r, &cc);
+	pthread_mutex_lock(&cl->lock);
+	pod = cl_pod_find(cl, pname);
+	pthread_mutex_unlock(&cl->lock);
+	if (!rc && (!pod || !cl_is_leader(cl, pod)))
+		rc = -EIO;
+	if (!rc && cc.c.kind == PFS_CHANGE_WRITE) {
+		uint8_t lz4 = cl_get8(r);
+		uint32_t zn = cl_get32(r);
+		const uint8_t *z = cl_get_bytes(r, zn);
+		data = cc.c.len <= CLINK_MSG_MAX ? malloc(cc.c.len ? cc.c.len : 1) : NULL;
+		if (!data)
+			rc = cc.c.len > CLINK_MSG_MAX ? -EPROTO : -ENOMEM;
+		else if (!z || lz4 > 1 || (!lz4 && zn != cc.c.len))
+			rc = -EPROTO;
+		else if (!lz4)
+			memcpy(data, z, zn);
+		else if (LZ4_decompress_safe((const char *)z, data, (int)zn, (int)cc.c.len) !=
+		         (int)cc.c.len)
+			rc = -EPROTO;
+		cc.c.buf = data;
+	}
+	if (!rc)
+		rc = resolve(cl, &cc);
+	if (!rc && cc.c.vol && cl_pod_of_vol(cl, cc.c.vol) != pod)
+		rc = -EIO;
+	if (!rc)
+		rc = cl_leader_apply(cl, pod, &cc.c, &seq);
+	if (!rc && seq && !pod->async)
+		cl_wait_ack(cl, pod, seq);
+	unresolve(&cc);
+	cl_put64(&w, req);
+	cl_put32(&w, (uint32_t)rc);
+	cl_put64(&w, rc ? 0 : cc.c.done);
+	cl_send(cl, CL_MSG_FWD_DONE, &w);
+	cl_wbuf_free(&w);
+	free(data);
+}
+
+/* NEED: the peer lacks these chunks of a change this box sent: send them as stored. */
+static void work_need(struct cluster *cl, struct cl_rbuf *r)
+{
+	struct cl_wbuf w = {0};
+	uint8_t *buf = malloc(cl->bs);
+	char pname[CL_NAME_MAX + 1];
+	uint64_t req = cl_get64(r);
+	cl_get_str(r, pname, sizeof(pname));
+	uint32_t n = cl_get32(r);
+
+	cl_put64(&w, req);
+	cl_put32(&w, n);
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		const uint8_t *fp = cl_get_bytes(r, ENGINE_FP_LEN);
+		struct engine_ref ref;
+		enum engine_codec codec;
+		int len = -ENOENT;
+		if (fp && buf && engine_find_fp(cl->eng, fp, &ref) == 0) {
+			len = engine_chunk_export(cl->eng, ref, buf, cl->bs, &codec);
+			engine_ref_put(cl->eng, ref);
+		}
+		if (len < 0) {
+			cl_put8(&w,
+			        0xff); /* gone: the applier fails the change, a resync follows */
+			cl_put32(&w, 0);
+			continue;
+		}
+		cl_put8(&w, (uint8_t)codec);
+		cl_put32(&w, (uint32_t)len);
+		cl_put_bytes(&w, buf, (size_t)len);
+	}
+	if (!r->bad && cl_send(cl, CL_MSG_CHUNKS, &w) == 0) {
+		pthread_mutex_lock(&cl->lock);
+		struct cl_pod *pod = cl_pod_find(cl, pname);
+		pthread_mutex_unlock(&cl->lock);
+		if (pod) {
+			pthread_mutex_lock(&pod->lock);
+			pod->wire_bytes += w.len;
+			pthread_mutex_unlock(&pod->lock);
+		}
+	}
+	cl_wbuf_free(&w);
+	free(buf);
+}
+
+void cl_work_msg(struct cluster *cl, struct cl_work *wk)
+{
+	struct cl_rbuf r = {wk->buf, wk->len, 0, false};
+	struct cl_wbuf w = {0};
+
+	switch (wk->type) {
+	case CL_MSG_FWD:
+		work_fwd(cl, &r);
+		break;
+	case CL_MSG_NEED:
+		work_need(cl, &r);
+		break;
+	case CL_MSG_SYNC: {
+		uint64_t req = cl_get64(&r);
+		int rc = pfs_sync_local(cl->p);
+		cl_put64(&w, req);
+		cl_put32(&w, (uint32_t)rc);
+		cl_put64(&w, 0);
+		cl_send(cl, CL_MSG_SYNC_DONE, &w);
+		cl_wbuf_free(&w);
+		break;
+	}
+	default:
+		break;
+	}
+}
