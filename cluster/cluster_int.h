@@ -152,8 +152,12 @@ struct cl_pod {
 	uint64_t logical_bytes, wire_bytes; /* replicated data: logical and on the wire */
 	uint64_t verify_regions, verify_differ;
 	char verify_msg[256];
-	int64_t async_oldest_ns; /* async: when the oldest unacknowledged change was sent */
-	uint64_t async_lag_bytes;
+	/* What is in flight (sent, not acknowledged): the async lag. A window of CL_WINDOW sends,
+	 * by seq: when each went out and the bytes sent up to it. */
+#define CL_WINDOW 1024
+	int64_t sent_ns[CL_WINDOW];
+	uint64_t sent_cum[CL_WINDOW];
+	uint64_t sent_total;
 	bool resync_running;
 	bool full_copy;           /* the running copy is a stretch: snapshots too */
 	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */

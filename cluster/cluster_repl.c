@@ -263,8 +263,15 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 
 	/* The header every ordered message starts with: pod, epoch, seq (invariants 1 and 4). */
 	pthread_mutex_lock(&pod->lock);
+	/* At most CL_WINDOW in flight: an async pod's writers wait here when the peer lags. */
+	while (pod->next_seq - pod->acked_seq > CL_WINDOW && !cl->stop &&
+	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING))
+		pthread_cond_wait(&pod->cond, &pod->lock);
 	uint64_t s = pod->next_seq++;
 	uint64_t epoch = pod->epoch;
+	pod->sent_total += body->len;
+	pod->sent_ns[s % CL_WINDOW] = pfs_now_ns();
+	pod->sent_cum[s % CL_WINDOW] = pod->sent_total;
 	pthread_mutex_unlock(&pod->lock);
 	cl_put_str(&w, pod->name);
 	cl_put64(&w, epoch);

@@ -52,10 +52,15 @@ static void pod_view(struct cluster *cl, struct cl_pod *pod, struct pod_view *v)
 	v->verify_regions = pod->verify_regions;
 	v->verify_differ = pod->verify_differ;
 	snprintf(v->verify_msg, sizeof(v->verify_msg), "%s", pod->verify_msg);
-	v->lag_s = v->in_flight && pod->async_oldest_ns
-	               ? (double)(pfs_now_ns() - pod->async_oldest_ns) / 1e9
-	               : 0;
-	v->lag_bytes = pod->async_lag_bytes;
+	/* The lag (RPO): how long the oldest change not acknowledged has been out, and the bytes
+	 * sent after the last acknowledged one. */
+	if (v->in_flight && v->in_flight <= CL_WINDOW) {
+		uint64_t first = pod->acked_seq + 1;
+		v->lag_s = (double)(pfs_now_ns() - pod->sent_ns[first % CL_WINDOW]) / 1e9;
+		v->lag_bytes = pod->sent_total - (pod->acked_seq && v->in_flight < CL_WINDOW
+		                                      ? pod->sent_cum[pod->acked_seq % CL_WINDOW]
+		                                      : 0);
+	}
 	pthread_mutex_unlock(&pod->lock);
 	/* When in sync the map may still hold regions of writes in flight (the activity part):
 	 * those are not out of sync. */

@@ -1,0 +1,330 @@
+#!/bin/bash
+# Two boxes, each in its own network namespace joined by a veth pair, mirroring pods over TLS:
+# stretch (fingerprints first), writes through both mounts, snapshots, verify, bad input, a peer
+# with a bad certificate, a stale epoch replayed by hand, async replication, and a series of
+# faults (the link cut with nftables, kill -9 of either daemon) under a writer that journals every
+# acknowledged write, checked on every serving box after each fault.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_cluster.sh"
+need_binaries
+need nft sha256sum
+WRITER=$PSTOR_BUILD_DIR/tests/tools/pstor-crash-writer
+[ -x "$WRITER" ] || skip "pstor-crash-writer is not built"
+
+# Two mounted boxes that know each other, link up.
+two_boxes() { # [extra mount options]
+	cl_net_up
+	pstor_mkfs "$T/a.img" 2G
+	pstor_mkfs "$T/b.img" 2G
+	cl_mount a "$T/a.img" "${1:-}"
+	cl_mount b "$T/b.img" "${1:-}"
+	cl_ctl a cluster peer add boxb 10.77.0.2:$CL_PORT
+	cl_ctl b cluster peer add boxa 10.77.0.1:$CL_PORT
+	cl_link_up a
+	cl_link_up b
+}
+
+# Pod P1 holding volumes NAMES (made with SIZE on box a), stretched to b and in sync.
+stretched_pod() { # SIZE NAMES...
+	local size=$1 v
+	shift
+	cl_ctl a pod create p1
+	for v in "$@"; do
+		[ -e "$T/a/volumes/$v" ] || cl_ctl a volume create "$v" "$size"
+		cl_ctl a pod add p1 "$v"
+	done
+	cl_ctl a pod stretch p1 boxb
+	cl_wait_state a p1 in_sync 60
+	cl_wait_state b p1 in_sync 60
+}
+
+same_on_both() { # VOLUME...: byte-identical replicas
+	local v a b
+	for v in "$@"; do
+		a=$(cl_sha "$T/a/volumes/$v")
+		b=$(cl_sha "$T/b/volumes/$v")
+		[ "$a" = "$b" ] || fail "volume $v differs: box a $a, box b $b"
+	done
+}
+
+json() { # FILE PYTHON-EXPRESSION-ON-d
+	"$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+pod_json() { # BOX FIELD: a field of pod p1 in the box's cluster/status.json
+	json "$T/$1/.pstorage/cluster/status.json" "[p for p in d['pods'] if p['name']=='p1'][0]['$2']"
+}
+
+ctl_fails() { # BOX ERRNO-TEXT COMMAND...: the command must fail with that reason
+	local b=$1 want=$2
+	shift 2
+	if echo "$*" >"$T/$b/.pstorage/ctl" 2>"$T/ctl.err"; then
+		fail "box $b: '$*' succeeded"
+	fi
+	grep -q "$want" "$T/ctl.err" || fail "box $b: '$*' failed with '$(cat "$T/ctl.err")', want '$want'"
+	check "box $b refuses '$*': $(cat "$T/$b/.pstorage/ctl")"
+}
+
+case_stretch_is_fingerprint_first() {
+	two_boxes
+	# The same 32 MiB of data on both boxes (box b in a volume of its own), plus a snapshot.
+	head -c 32M /dev/urandom >"$T/data"
+	cl_ctl a volume create v1 64M
+	cl_ctl b volume create other 64M
+	dd if="$T/data" of="$T/a/volumes/v1" bs=1M conv=notrunc status=none
+	dd if="$T/data" of="$T/b/volumes/other" bs=1M conv=notrunc status=none
+	cl_ctl a snapshot create v1 s1
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=4k count=16 seek=100 conv=notrunc status=none
+	stretched_pod 64M v1
+	same_on_both v1
+	[ "$(cl_sha "$T/a/snapshots/v1/s1")" = "$(cl_sha "$T/b/snapshots/v1/s1")" ] ||
+		fail "snapshot s1 differs between the boxes"
+	local wire logical
+	wire=$(pod_json a wire_bytes)
+	logical=$(pod_json a logical_bytes)
+	check "stretch of 2 x 64 MiB (snapshot + volume) whose data box b held: $wire bytes on the wire for $logical logical"
+	[ "$wire" -le $((logical / 20)) ] || fail "stretch sent $wire bytes for $logical logical (over 5%)"
+	# Unique data travels once, as stored.
+	cl_ctl a volume create v2 16M
+	head -c 16M /dev/urandom >"$T/data2"
+	dd if="$T/data2" of="$T/a/volumes/v2" bs=1M conv=notrunc status=none
+	local w0
+	w0=$(json "$T/a/.pstorage/cluster/status.json" "d['peers'][0]['bytes_sent']")
+	cl_ctl a pod add p1 v2
+	cl_wait_state a p1 in_sync 60
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1 v2
+	local w1
+	w1=$(json "$T/a/.pstorage/cluster/status.json" "d['peers'][0]['bytes_sent']")
+	check "adding 16 MiB of unique data sent $((w1 - w0)) bytes"
+	[ $((w1 - w0)) -lt $((17 * 1048576)) ] || fail "unique data sent $((w1 - w0)) bytes for 16 MiB"
+}
+
+case_writes_through_both_boxes() {
+	two_boxes
+	stretched_pod 64M v1 v2
+	# Box a leads; box b forwards its writes there. Both serve reads and writes.
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=64k count=64 conv=notrunc,fsync status=none
+	dd if=/dev/urandom of="$T/b/volumes/v1" bs=4k count=300 seek=2000 conv=notrunc,fsync status=none
+	dd if=/dev/urandom of="$T/b/volumes/v2" bs=1M count=8 seek=3 oflag=direct conv=notrunc status=none
+	head -c 100000 /dev/urandom | dd of="$T/a/volumes/v2" bs=1 seek=12345 conv=notrunc status=none
+	truncate -s 96M "$T/b/volumes/v2"
+	sync "$T/b/volumes/v2"
+	same_on_both v1 v2
+	[ "$(stat -c %s "$T/a/volumes/v2")" = $((96 * 1048576)) ] || fail "resize on b did not reach a"
+	# A snapshot taken on either box exists on both, at the same point.
+	cl_ctl b snapshot create v1 fromb
+	cl_ctl a snapshot create v2 froma
+	[ "$(cl_sha "$T/a/snapshots/v1/fromb")" = "$(cl_sha "$T/b/snapshots/v1/fromb")" ] ||
+		fail "snapshot fromb differs"
+	[ "$(cl_sha "$T/a/snapshots/v2/froma")" = "$(cl_sha "$T/b/snapshots/v2/froma")" ] ||
+		fail "snapshot froma differs"
+	# A clone within the pod (copy_file_range from a snapshot) travels as a clone.
+	"$PY" -c 'import os, sys
+s = os.open(sys.argv[1], os.O_RDONLY)
+d = os.open(sys.argv[2], os.O_WRONLY)
+n = os.copy_file_range(s, d, 8 << 20, 0, 1 << 20)
+assert n == 8 << 20, n' "$T/a/snapshots/v1/fromb" "$T/a/volumes/v2"
+	same_on_both v1 v2
+	cl_ctl a pod verify p1
+	check "$(cat "$T/a/.pstorage/ctl")"
+	grep -q ": 0 differ" "$T/a/.pstorage/ctl" || fail "verify found differences"
+	grep -q '^cluster     box boxa, peer boxb up' "$T/a/.pstorage/status" ||
+		fail "status has no cluster line: $(grep cluster "$T/a/.pstorage/status")"
+	grep -q 'pstorfs_cluster_pod_state{pod="p1",state="in_sync"} 1' "$T/b/.pstorage/metrics" ||
+		fail "metrics lack the pod state"
+}
+
+case_bad_commands_change_nothing() {
+	two_boxes
+	cl_ctl a volume create v1 16M
+	cl_ctl a volume create v9 16M
+	cl_ctl b volume create v9 16M
+	cl_ctl a pod create p1
+	cl_ctl a pod create p2
+	ctl_fails a "File exists" pod create p1
+	ctl_fails a "Invalid argument" pod create bad/name
+	ctl_fails a "No such file" pod add p1 nosuch
+	ctl_fails a "No such file" pod add nopod v1
+	cl_ctl a pod add p1 v1
+	ctl_fails a "Device or resource busy" pod add p2 v1
+	ctl_fails a "No such file" pod stretch p1 boxz
+	ctl_fails a "Invalid argument" pod set p1 colour blue
+	ctl_fails a "Invalid argument" pod set p1 replication sometimes
+	ctl_fails a "Invalid argument" cluster peer add boxa 10.0.0.1:1
+	ctl_fails a "Invalid argument" cluster peer add boxc nowhere
+	ctl_fails a "Device or resource busy" cluster peer add boxc 10.0.0.3:7001
+	ctl_fails a "Invalid argument" pod verify p1
+	# A name the peer already has: the stretch fails and nothing changes on either box.
+	cl_ctl a pod add p2 v9
+	ctl_fails a "File exists" pod stretch p2 boxb
+	[ "$(cl_state a p2)" = local ] || fail "p2 is $(cl_state a p2) after a failed stretch"
+	[ "$(cl_state b p2)" = none ] || fail "box b has p2 after a failed stretch"
+	cl_ctl a pod stretch p1 boxb
+	cl_wait_state b p1 in_sync 30
+	ctl_fails a "Device or resource busy" volume delete v1
+	ctl_fails a "Device or resource busy" volume rename v1 v7
+	ctl_fails b "Invalid argument" pod remove p1 v1
+	ctl_fails a "Device or resource busy" cluster peer remove boxb
+	ctl_fails a "Invalid argument" pod resolve p1 boxa
+	# A box without a cluster says so.
+	pstor_mkfs "$T/c.img" 1G
+	pstor_mount "$T/c.img" "$T/c"
+	if echo "pod create x" >"$T/c/.pstorage/ctl" 2>/dev/null; then fail "pod create without a cluster"; fi
+	grep -q "not in a cluster" "$T/c/.pstorage/ctl" || fail "no reason: $(cat "$T/c/.pstorage/ctl")"
+	grep -q '"cluster": "standalone"' "$T/c/.pstorage/status.json" || fail "standalone box"
+}
+
+case_bad_certificate_is_refused() {
+	cl_net_up
+	sh "$PSTOR_SRC_DIR/tests/cluster/mkcerts.sh" "$T/other" boxb >/dev/null
+	pstor_mkfs "$T/a.img" 1G
+	pstor_mkfs "$T/b.img" 1G
+	cl_mount a "$T/a.img"
+	# Box b's certificate is signed by a CA box a does not trust (and b trusts its own CA).
+	local wrap="$T/pstorfs-nsb"
+	printf '#!/bin/sh\nexec nsenter --net=/run/netns/%s %s "$@"\n' "${CL_NS}b" "$PSTORFS" >"$wrap"
+	chmod +x "$wrap"
+	PSTORFS=$wrap pstor_mount "$T/b.img" "$T/b" "$(cl_opts b "$T/other")"
+	cl_ctl a cluster peer add boxb 10.77.0.2:$CL_PORT
+	cl_ctl b cluster peer add boxa 10.77.0.1:$CL_PORT
+	cl_ctl a volume create v1 16M
+	cl_ctl a pod create p1
+	cl_ctl a pod add p1 v1
+	local n=100
+	until [ "$(json "$T/a/.pstorage/cluster/status.json" "d['refused_connections']")" -gt 0 ] ||
+		[ "$(json "$T/b/.pstorage/cluster/status.json" "d['refused_connections']")" -gt 0 ]; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "no connection refused in 10 s"
+		sleep 0.1
+	done
+	grep -q '"link":"down"' "$T/a/.pstorage/cluster/status.json" || fail "the link came up"
+	ctl_fails a "Transport endpoint is not connected" pod stretch p1 boxb
+	[ ! -e "$T/b/volumes/v1" ] || fail "box b got a volume"
+	check "refused: $(grep -h refused "$T/a/.pstorage/cluster/status" "$T/b/.pstorage/cluster/status" | tr '\n' ' ')"
+	grep -q "refused a connection\|certificate" "${_DLOG[$T/a]}" "${_DLOG[$T/b]}" ||
+		fail "the refusal is not logged"
+}
+
+case_stale_epoch_is_refused() {
+	two_boxes
+	stretched_pod 16M v1
+	cl_cut
+	cl_wait_state a p1 degraded 15
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=4k count=10 conv=notrunc,fsync status=none
+	cl_heal
+	cl_wait_state b p1 in_sync 30
+	[ "$(pod_json b epoch)" = 2 ] || fail "box b's epoch is $(pod_json b epoch), not 2"
+	local before
+	before=$(cl_sha "$T/b/volumes/v1")
+	cl_ctl a pod test-replay-stale p1
+	local n=50
+	until [ "$(json "$T/b/.pstorage/cluster/status.json" "d['refused_stale_epochs']")" = 1 ]; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "box b did not refuse the stale write"
+		sleep 0.1
+	done
+	[ "$(cl_sha "$T/b/volumes/v1")" = "$before" ] || fail "the stale write changed box b"
+	same_on_both v1
+}
+
+case_async_ships_in_order() {
+	two_boxes
+	stretched_pod 32M v1
+	cl_ctl a pod set p1 replication async
+	[ "$(pod_json b replication)" = async ] || fail "box b does not know the pod is async"
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=64k count=256 conv=notrunc status=none
+	if dd if=/dev/zero of="$T/b/volumes/v1" bs=4k count=1 conv=notrunc status=none 2>/dev/null; then
+		fail "box b took a write to an async pod it does not lead"
+	fi
+	sync "$T/a/volumes/v1" # fsync: what it covers reached box b
+	same_on_both v1
+	[ "$(pod_json a in_flight_changes)" = 0 ] || fail "changes in flight after fsync"
+	check "async lag after fsync: $(pod_json a async_lag_seconds) s, $(pod_json a async_lag_bytes) bytes"
+}
+
+# ---- faults -------------------------------------------------------------------------------------
+
+FAULTS=${PSTOR_CLUSTER_FAULTS:-20}
+
+writer_run() { # BOX SECONDS: writes to box's cw0, cw1 in the background; pid in WPID
+	"$WRITER" run "$T/$1/volumes" "$T/journal" --volumes 2 --blocks 1024 --threads 2 \
+		--seconds "$2" >>"$T/writer.log" 2>&1 &
+	WPID=$!
+}
+
+writer_wait() { # the writer may end with an I/O error (its box stopped serving): not a failure
+	local rc=0
+	wait "$WPID" || rc=$?
+	[ $rc = 0 ] || [ $rc = 3 ] || fail "writer: status $rc: $(tail -3 "$T/writer.log")"
+}
+
+verify_box() { # BOX
+	"$WRITER" verify "$T/$1/volumes" "$T/journal" --volumes 2 --blocks 1024 >"$T/verify.log" 2>&1 ||
+		fail "box $1 lost acknowledged writes: $(tail -5 "$T/verify.log")"
+}
+
+remount() { # BOX
+	cl_mount "$1" "$T/$1.img"
+}
+
+case_faults() {
+	local i kind total=0
+	two_boxes
+	cl_ctl a volume create cw0 4M
+	cl_ctl a volume create cw1 4M
+	stretched_pod 4M cw0 cw1
+	"$WRITER" fill "$T/a/volumes" "$T/journal" --volumes 2 --blocks 1024 >"$T/writer.log" 2>&1
+	for ((i = 0; total < FAULTS; i++)); do
+		kind=$((i % 5))
+		case $kind in
+		0) # the link cut while box a (the leader) writes; a serves alone, b stops
+			writer_run a 3
+			sleep 1
+			cl_cut
+			cl_wait_state b p1 offline 15
+			writer_wait
+			cl_heal
+			;;
+		1) # the link cut while box b writes: its writes fail once it is offline
+			writer_run b 3
+			sleep 1
+			cl_cut
+			writer_wait
+			cl_wait_state a p1 degraded 15
+			cl_heal
+			;;
+		2) # kill -9 of the follower while the leader writes
+			writer_run a 3
+			sleep 1
+			pstor_kill9 "$T/b"
+			writer_wait
+			remount b
+			;;
+		3) # kill -9 of the leader while it writes
+			writer_run a 3
+			sleep 1
+			pstor_kill9 "$T/a"
+			writer_wait
+			remount a
+			;;
+		4) # kill -9 of the leader while the follower writes through it
+			writer_run b 3
+			sleep 1
+			pstor_kill9 "$T/a"
+			writer_wait
+			remount a
+			;;
+		esac
+		total=$((total + 1))
+		cl_wait_state a p1 in_sync 60
+		cl_wait_state b p1 in_sync 60
+		verify_box a
+		verify_box b
+		same_on_both cw0 cw1
+		check "fault $total (kind $kind): both boxes hold every acknowledged write, replicas identical"
+	done
+	check "$total faults, $(grep -c ACK "$T/writer.log" 2>/dev/null || true) writer lines"
+}
+
+run_cases
