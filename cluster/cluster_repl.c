@@ -578,12 +578,16 @@ int cl_hook_sync(void *arg)
 	uint64_t gen;
 	int rc;
 
+	bool follows = false;
+
 	pthread_mutex_lock(&cl->lock);
 	for (int i = 0; i < CL_PODS_MAX; i++) {
 		struct cl_pod *pod = cl->pods[i];
 		int st = pod ? atomic_load(&pod->state) : CL_LOCAL;
-		if (pod && (st == CL_IN_SYNC || st == CL_SYNCING))
+		if (pod && (st == CL_IN_SYNC || st == CL_SYNCING)) {
 			any = true;
+			follows |= !cl_is_leader(cl, pod);
+		}
 	}
 	gen = cl->link_gen;
 	pthread_mutex_unlock(&cl->lock);
@@ -605,9 +609,13 @@ int cl_hook_sync(void *arg)
 	cl_put64(&w, wt->req);
 	rc = cl_send(cl, CL_MSG_SYNC, &w);
 	cl_wbuf_free(&w);
-	/* A peer that goes away meanwhile is degraded out of the pod: this box's sync stands. */
+	/* A peer that goes away meanwhile leaves a leader serving alone: its own sync stands. A
+	 * follower stops serving then, and its copy is not the pod's (the leader's resync will
+	 * overwrite it), so what it was asked to make durable is not: EIO. */
 	rc = cl_waiter_wait(cl, wt, rc ? gen + 1 : gen, NULL, NULL, NULL);
-	return rc == -EIO ? 0 : rc;
+	if (rc == -EIO && !follows)
+		rc = 0;
+	return rc;
 }
 
 /* ---- the peer's side: the applier (ordered) and the workers (requests) -------------------- */
