@@ -901,7 +901,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, -rc);
 			return;
 		}
-		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_sync(f->p)) {
+		if ((fi->flags & (O_SYNC | O_DSYNC)) && pfs_sync_vol(f->p, h->v)) {
 			fuse_reply_err(req, EIO);
 			return;
 		}
@@ -958,12 +958,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
 	(void)ino;
 	(void)datasync;
-	(void)fi;
 	/* The roll-forward log makes this one group-committed pair of device flushes; the
 	 * background checkpoint moves the changes into SQLite later. */
-	fuse_reply_err(req, -pfs_sync(ctx(req)->p));
+	fuse_reply_err(req, -pfs_sync_vol(ctx(req)->p, h && h->kind == FH_VOL ? h->v : NULL));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

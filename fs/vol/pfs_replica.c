@@ -21,6 +21,16 @@ void pfs_set_hooks(struct pfs *p, const struct pfs_hooks *h)
 		memset(&p->hooks, 0, sizeof(p->hooks));
 }
 
+int pfs_sync_vol(struct pfs *p, struct pfs_vol *v)
+{
+	int rc = pfs_sync(p);
+
+	/* After the sync: a pod that stopped being served here while it ran fails it too. */
+	if (!rc && v && p->hooks.read_gate)
+		rc = p->hooks.read_gate(p->hooks.arg, v);
+	return rc;
+}
+
 int pfs_sync_local(struct pfs *p)
 {
 	return pfs_log_sync(p);

@@ -50,6 +50,11 @@ int pfs_open(const struct pfs_opts *opts, struct pfs **out, char *msg, size_t ms
 void pfs_close(struct pfs *p);
 /* Makes every change acknowledged so far durable through the roll-forward log (fsync). */
 int pfs_sync(struct pfs *p);
+struct pfs_vol;
+/* pfs_sync() for a volume's fsync: fails (-EIO) when the volume is in a pod this box does not
+ * serve now (its copy is not the pod's until a resync: the replication hook's read gate). V NULL:
+ * pfs_sync(). */
+int pfs_sync_vol(struct pfs *p, struct pfs_vol *v);
 /* Makes everything durable in SQLite (a checkpoint) and releases what the maps dropped (ctl
  * `sync`, unmount). */
 int pfs_commit(struct pfs *p);
