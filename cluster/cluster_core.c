@@ -385,7 +385,16 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 	cl->boot_ns = pfs_now_ns();
 	cl->next_req = 1;
 
-	rc = clink_tls_new(o->cert, o->key, o->ca, o->pins, &cl->tls, err, sizeof(err));
+	/* Pins are separated by '+' in the mount option (a comma would end it). */
+	char pins[1024] = "";
+	if (o->pins) {
+		snprintf(pins, sizeof(pins), "%s", o->pins);
+		for (char *c = pins; *c; c++)
+			if (*c == '+')
+				*c = ',';
+	}
+	rc = clink_tls_new(o->cert, o->key, o->ca, o->pins ? pins : NULL, &cl->tls, err,
+	                   sizeof(err));
 	if (rc) {
 		snprintf(msg, msglen, "cluster: %s", err);
 		goto err_free;

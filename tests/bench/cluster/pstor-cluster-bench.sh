@@ -1,0 +1,132 @@
+#!/bin/bash
+# tests/bench/cluster/pstor-cluster-bench.sh - a stretched pod against an unreplicated volume of
+# the same box, in one run, over a veth link between two network namespaces: fio 4k random writes
+# at qd32 (IOPS, p50/p99), 1M sequential writes, the same through the other box (forwarded to the
+# leader), the resync rate against the link's own throughput (iperf3), and bytes on the wire per
+# logical byte for unique, compressible and duplicate data. Prints `name: value` lines; asserts
+# nothing. Leaves nothing behind (lib.sh's teardown).
+#
+# usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build)
+QUICK=0
+[ "${1:-}" = --quick ] && QUICK=1
+set -- # lib.sh reads $1 as a case name
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../../integration/lib.sh"
+source "$here/../../integration/lib_cluster.sh"
+need_binaries
+need fio nft iperf3
+if ((QUICK)); then RUNTIME=4 RESYNC_MB=128 WIRE_MB=32; else RUNTIME=10 RESYNC_MB=512 WIRE_MB=128; fi
+
+out() { printf '%s: %s\n' "$1" "$2"; }
+
+# fio on FILE (JOB: randwrite4k, seqwrite1m), direct I/O; prints "IOPS MBps P50us P99us".
+fio_run() { # FILE JOB
+	local args=(--name=j --filename="$1" --direct=1 --ioengine=libaio --time_based
+		--runtime="$RUNTIME" --ramp_time=1 --randrepeat=0 --refill_buffers --output-format=json)
+	case $2 in
+	randwrite4k) args+=(--rw=randwrite --bs=4k --iodepth=32 --size=512M) ;;
+	seqwrite1m) args+=(--rw=write --bs=1M --iodepth=4 --size=512M) ;;
+	esac
+	fio "${args[@]}" >"$T/fio.json" 2>"$T/fio.err" || {
+		echo "error error error error"
+		return
+	}
+	"$PY" - "$T/fio.json" <<'EOF'
+import json, sys
+w = json.load(open(sys.argv[1]))["jobs"][0]["write"]
+p = w["clat_ns"]["percentile"]
+print("%.0f %.1f %.0f %.0f" % (w["iops"], w["bw_bytes"] / 1e6, p["50.000000"] / 1e3,
+                               p["99.000000"] / 1e3))
+EOF
+}
+
+pod_field() { # BOX FIELD
+	"$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print([p for p in d['pods'] if p['name']=='p1'][0][sys.argv[2]])" \
+		"$T/$1/.pstorage/cluster/status.json" "$2"
+}
+
+cl_net_up
+pstor_mkfs "$T/a.img" 16G
+pstor_mkfs "$T/b.img" 16G
+cl_mount a "$T/a.img"
+cl_mount b "$T/b.img"
+cl_ctl a cluster peer add boxb 10.77.0.2:$CL_PORT
+cl_ctl b cluster peer add boxa 10.77.0.1:$CL_PORT
+cl_link_up a
+cl_ctl a volume create local 1G
+cl_ctl a volume create rep 1G
+cl_ctl a volume create wire 1G
+cl_ctl a pod create p1
+cl_ctl a pod add p1 rep
+cl_ctl a pod add p1 wire
+cl_ctl a pod stretch p1 boxb
+cl_wait_state b p1 in_sync 120
+out cluster.rtt_us "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['peers'][0]['rtt_us'])" "$T/a/.pstorage/cluster/status.json")"
+
+# Write performance: the same jobs on the unreplicated volume and the stretched one.
+for job in randwrite4k seqwrite1m; do
+	read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job)"
+	read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job)"
+	read -r fi fb fp50 fp99 <<<"$(fio_run "$T/b/volumes/rep" $job)"
+	out "$job.local.iops" "$li"
+	out "$job.local.MBps" "$lb"
+	out "$job.local.p50_us" "$lp50"
+	out "$job.local.p99_us" "$lp99"
+	out "$job.stretched_leader.iops" "$ri"
+	out "$job.stretched_leader.MBps" "$rb"
+	out "$job.stretched_leader.p50_us" "$rp50"
+	out "$job.stretched_leader.p99_us" "$rp99"
+	out "$job.stretched_other_box.iops" "$fi"
+	out "$job.stretched_other_box.MBps" "$fb"
+	out "$job.stretched_other_box.p99_us" "$fp99"
+	"$PY" -c "
+import sys
+l, r, f = (float(x) if x != 'error' else 0 for x in sys.argv[1:4])
+print('$job.ratio_leader_vs_local: %.2f' % (r / l if l else 0))
+print('$job.ratio_other_box_vs_local: %.2f' % (f / l if l else 0))
+print('$job.added_p50_us: %s' % (int(float(sys.argv[5]) - float(sys.argv[4]))))
+print('$job.added_p99_us: %s' % (int(float(sys.argv[7]) - float(sys.argv[6]))))
+" "$li" "$ri" "$fi" "$lp50" "$rp50" "$lp99" "$rp99"
+done
+
+# Wire bytes per logical byte, by kind of data.
+wire_ratio() { # NAME DD-SOURCE-FILE SEEK_MB
+	local w0 l0 w1 l1
+	w0=$(pod_field a wire_bytes)
+	l0=$(pod_field a logical_bytes)
+	dd if="$2" of="$T/a/volumes/wire" bs=1M seek="$3" oflag=direct conv=notrunc status=none
+	w1=$(pod_field a wire_bytes)
+	l1=$(pod_field a logical_bytes)
+	out "wire_per_logical.$1" "$("$PY" -c "print('%.3f' % (($w1-$w0)/($l1-$l0)))")"
+}
+head -c "${WIRE_MB}M" /dev/urandom >"$T/unique"
+"$PY" -c "
+import os, sys
+mb = int(sys.argv[2])
+with open(sys.argv[1], 'wb') as f:
+    for i in range(mb * 256):   # 4 KiB blocks: half random, half zeros (about 2:1 for lz4)
+        f.write(os.urandom(2048) + bytes(2048))
+" "$T/compressible" "$WIRE_MB"
+wire_ratio unique "$T/unique" 0
+wire_ratio compressible "$T/compressible" "$WIRE_MB"
+wire_ratio duplicate "$T/unique" $((2 * WIRE_MB)) # the same bytes again, elsewhere
+
+# Resync: box b away while RESYNC_MB of unique data lands on box a, then back.
+head -c "${RESYNC_MB}M" /dev/urandom >"$T/resync"
+cl_cut
+cl_wait_state a p1 degraded 15
+dd if="$T/resync" of="$T/a/volumes/rep" bs=1M oflag=direct conv=notrunc status=none
+t0=$(date +%s.%N)
+cl_heal
+cl_wait_state b p1 in_sync 600
+t1=$(date +%s.%N)
+resync=$("$PY" -c "print('%.1f' % ($RESYNC_MB * 1.048576 / ($t1 - $t0)))")
+out resync.MBps "$resync"
+ip netns exec "${CL_NS}a" iperf3 -s -1 -D -p 5201 >/dev/null 2>&1
+sleep 0.5
+link=$(ip netns exec "${CL_NS}b" iperf3 -c 10.77.0.1 -p 5201 -t 3 -J 2>/dev/null |
+	"$PY" -c "import json,sys; print('%.1f' % (json.load(sys.stdin)['end']['sum_received']['bits_per_second']/8e6))")
+out link.tcp_MBps "$link"
+out resync.ratio_vs_link "$("$PY" -c "print('%.3f' % ($resync / $link))")"
+same=$([ "$(cl_sha "$T/a/volumes/rep")" = "$(cl_sha "$T/b/volumes/rep")" ] && echo yes || echo NO)
+out replicas_identical "$same"
