@@ -49,12 +49,12 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 			         peer, pname);
 			continue;
 		}
-		pthread_mutex_lock(&pod->order_lock);
+		pthread_rwlock_wrlock(&pod->order_lock);
 		if (atomic_load(&pod->state) == CL_SPLIT ||
 		    (epoch == pod->epoch && pod->wrote_alone && their_alone)) {
 			/* Both changed the pod alone in the same epoch: neither copy is the pod.
 			 * Refuse to merge until an admin says which to keep. */
-			pthread_mutex_unlock(&pod->order_lock);
+			pthread_rwlock_unlock(&pod->order_lock);
 			pfs_logl(
 			    LOG_ERR,
 			    "pstorfs: cluster: pod %s: split: both %s and %s changed it alone in "
@@ -84,7 +84,7 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 				snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
 		}
 		cl_set_state(cl, pod, CL_SYNCING);
-		pthread_mutex_unlock(&pod->order_lock);
+		pthread_rwlock_unlock(&pod->order_lock);
 	}
 	pthread_mutex_lock(&cl->lock);
 	cl->link_up = true;
@@ -234,7 +234,7 @@ static int copy_snapshots(struct cluster *cl, struct cl_pod *pod, const char *vo
 		if (!s)
 			continue;
 		pfs_vol_get_info(s, &si);
-		pthread_mutex_lock(&pod->order_lock);
+		pthread_rwlock_wrlock(&pod->order_lock);
 		for (uint64_t reg = 0; reg * (uint64_t)CL_REGION < si.size && !rc; reg++) {
 			if (cl->link_gen != gen)
 				rc = -ENOTCONN;
@@ -246,7 +246,7 @@ static int copy_snapshots(struct cluster *cl, struct cl_pod *pod, const char *vo
 			             &(struct pfs_change){.kind = PFS_CHANGE_SNAP_CREATE,
 			                                  .snap = l->s[i].name},
 			             vol, seq);
-		pthread_mutex_unlock(&pod->order_lock);
+		pthread_rwlock_unlock(&pod->order_lock);
 		pfs_vol_unref(s);
 		pace(pod, start_ns, *bytes);
 	}
@@ -319,7 +319,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 	pthread_mutex_unlock(&pod->lock);
 	/* Sizes first (a volume may have grown or shrunk while the peer was away). */
 	for (int i = 0; i < pod->nvols && !rc; i++) {
-		pthread_mutex_lock(&pod->order_lock);
+		pthread_rwlock_wrlock(&pod->order_lock);
 		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
 		if (v) {
 			struct pfs_vol_info info;
@@ -331,7 +331,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 				                                  .size = info.size},
 				             pod->vols[i].name, &seq);
 		}
-		pthread_mutex_unlock(&pod->order_lock);
+		pthread_rwlock_unlock(&pod->order_lock);
 	}
 	for (int i = 0; i < pod->nvols && !rc && pod->full_copy; i++)
 		rc = copy_snapshots(cl, pod, pod->vols[i].name, gen, &seq, &bytes, start);
@@ -345,13 +345,13 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 				rc = -ENOTCONN;
 				break;
 			}
-			pthread_mutex_lock(&pod->order_lock);
+			pthread_rwlock_wrlock(&pod->order_lock);
 			struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, m->name);
 			if (v) {
 				rc = send_region(cl, pod, v, m->name, reg, &seq, &bytes);
 				pfs_vol_unref(v);
 			}
-			pthread_mutex_unlock(&pod->order_lock);
+			pthread_rwlock_unlock(&pod->order_lock);
 			pthread_mutex_lock(&pod->lock);
 			pod->resync_done += CL_REGION;
 			pthread_mutex_unlock(&pod->lock);
@@ -359,7 +359,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 		}
 	}
 	/* Done when the peer acknowledged all of it: then the map is clean and the peer serves. */
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	if (!rc && drained(cl, pod, gen, 30000) && !pod->peer_err) {
 		clear_dirty_locked(pod);
 		rc = cl_pod_save_dirty(cl, pod);
@@ -380,7 +380,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 	} else if (!rc) {
 		rc = -EAGAIN; /* the peer failed a change or is slow: go again */
 	}
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	pod->resync_running = false;
 	return rc;
 }
@@ -432,11 +432,11 @@ void cl_resync_tick(struct cluster *cl)
 			continue;
 		int st = atomic_load(&pod->state);
 		if (st == CL_OFFLINE && !up && (now - cl->boot_ns) / 1000000 > CL_BOOT_WAIT_MS) {
-			pthread_mutex_lock(&pod->order_lock);
+			pthread_rwlock_wrlock(&pod->order_lock);
 			pod->epoch++;
 			cl_pod_save(cl, pod);
 			cl_set_state(cl, pod, CL_DEGRADED);
-			pthread_mutex_unlock(&pod->order_lock);
+			pthread_rwlock_unlock(&pod->order_lock);
 			continue;
 		}
 		if (st == CL_IN_SYNC && pod->peer_err) {
@@ -446,13 +446,13 @@ void cl_resync_tick(struct cluster *cl)
 		}
 		if (st == CL_IN_SYNC && up && (now - last_clean) / 1000000 > 2000 &&
 		    count_dirty(pod)) {
-			pthread_mutex_lock(&pod->order_lock);
+			pthread_rwlock_wrlock(&pod->order_lock);
 			if (drained(cl, pod, gen, 500) && !pod->peer_err &&
 			    atomic_load(&pod->state) == CL_IN_SYNC) {
 				clear_dirty_locked(pod);
 				cl_pod_save_dirty(cl, pod);
 			}
-			pthread_mutex_unlock(&pod->order_lock);
+			pthread_rwlock_unlock(&pod->order_lock);
 		}
 	}
 	if ((now - last_clean) / 1000000 > 2000)
@@ -525,7 +525,7 @@ int cl_verify(struct cluster *cl, struct cl_pod *pod)
 		const char *vol = pod->vols[i].name;
 		for (uint64_t reg = 0;; reg++) {
 			uint8_t d[32];
-			pthread_mutex_lock(&pod->order_lock);
+			pthread_rwlock_wrlock(&pod->order_lock);
 			struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, vol);
 			struct pfs_vol_info info = {0};
 			if (v)
@@ -543,7 +543,7 @@ int cl_verify(struct cluster *cl, struct cl_pod *pod)
 				pthread_mutex_unlock(&pod->lock);
 				rc = cl_send_ordered(cl, pod, CL_MSG_VERIFY, &body, &seq);
 				body.len = 0;
-				pthread_mutex_unlock(&pod->order_lock);
+				pthread_rwlock_unlock(&pod->order_lock);
 				if (!rc && !drained(cl, pod, gen, 10000))
 					rc = -EIO;
 				pthread_mutex_lock(&pod->lock);
@@ -560,7 +560,7 @@ int cl_verify(struct cluster *cl, struct cl_pod *pod)
 				}
 				continue;
 			}
-			pthread_mutex_unlock(&pod->order_lock);
+			pthread_rwlock_unlock(&pod->order_lock);
 			break;
 		}
 	}

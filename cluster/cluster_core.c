@@ -159,7 +159,13 @@ static struct cl_pod *pod_alloc(const char *name)
 		return NULL;
 	snprintf(pod->name, sizeof(pod->name), "%s", name);
 	snprintf(pod->preferred, sizeof(pod->preferred), "auto");
-	pthread_mutex_init(&pod->order_lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* A snapshot or a copy step (exclusive) must not starve behind a stream of writes. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&pod->order_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&pod->send_lock, NULL);
 	pthread_mutex_init(&pod->lock, NULL);
 	pthread_cond_init(&pod->cond, NULL);
 	pod->next_seq = 1;
@@ -173,7 +179,8 @@ static void pod_free(struct cl_pod *pod)
 	for (int i = 0; i < pod->nvols; i++)
 		free(pod->vols[i].dirty);
 	free(pod->vols);
-	pthread_mutex_destroy(&pod->order_lock);
+	pthread_rwlock_destroy(&pod->order_lock);
+	pthread_mutex_destroy(&pod->send_lock);
 	pthread_mutex_destroy(&pod->lock);
 	pthread_cond_destroy(&pod->cond);
 	free(pod);

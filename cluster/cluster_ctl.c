@@ -300,7 +300,7 @@ static int cmd_stretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 		            peer, NULL);
 	if (!link_up_to(cl, peer))
 		return fail(cl, p, -ENOTCONN, "pod stretch: no link to %s%s", peer, NULL);
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	snprintf(pod->peer, sizeof(pod->peer), "%s", peer);
 	snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
 	pod->epoch = 1;
@@ -315,7 +315,7 @@ static int cmd_stretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 		pod->peer[0] = pod->leader[0] = 0;
 		pod->epoch = 0;
 		atomic_store(&pod->state, CL_LOCAL);
-		pthread_mutex_unlock(&pod->order_lock);
+		pthread_rwlock_unlock(&pod->order_lock);
 		if (rc == -EEXIST)
 			return fail(
 			    cl, p, rc,
@@ -339,7 +339,7 @@ static int cmd_stretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 	rc = cl_pod_save_dirty(cl, pod);
 	if (!rc)
 		rc = cl_pod_save(cl, pod);
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	cl_resync_kick(cl);
 	pfs_set_msg(p, "pod %s: stretching to %s (see .pstorage/cluster/status)", pod->name, peer);
 	return rc;
@@ -352,7 +352,7 @@ static int cmd_unstretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, 
 
 	if (!pod->peer[0] || strcmp(pod->peer, peer))
 		return fail(cl, p, -ENOENT, "pod %s is not stretched to %s", pod->name, peer);
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	if (link_up_to(cl, peer) && cl_send_ordered(cl, pod, CL_MSG_POD_DROP, &body, &seq) == 0)
 		cl_wait_ack(cl, pod, seq);
 	pod->peer[0] = pod->leader[0] = 0;
@@ -365,7 +365,7 @@ static int cmd_unstretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, 
 	pthread_mutex_unlock(&pod->lock);
 	cl_pod_save_dirty(cl, pod);
 	int rc = cl_pod_save(cl, pod);
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	cl_set_state(cl, pod, CL_LOCAL);
 	pfs_set_msg(p, "pod %s: unstretched from %s (its volumes stay on both boxes)", pod->name,
 	            peer);
@@ -390,7 +390,7 @@ static int cmd_add_remove(struct cluster *cl, struct pfs *p, struct cl_pod *pod,
 		return fail(cl, p, -ENOENT, "pod remove: volume %s is not in pod %s", vol,
 		            pod->name);
 	}
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	pthread_mutex_lock(&pod->lock);
 	if (add)
 		rc = cl_pod_add_member(pod, vol);
@@ -424,7 +424,7 @@ static int cmd_add_remove(struct cluster *cl, struct pfs *p, struct cl_pod *pod,
 	}
 	if (!rc)
 		rc = cl_pod_save(cl, pod);
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	cl_pod_tag_all(cl);
 	if (rc == -EEXIST)
 		return fail(cl, p, rc, "pod add: %s has a volume %s already", pod->peer, vol);
@@ -462,7 +462,7 @@ static int cmd_set(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const 
 		            "resync_rate%s",
 		            key, NULL);
 	}
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	if (!strcmp(key, "preferred"))
 		snprintf(pod->preferred, sizeof(pod->preferred), "%s", val);
 	else if (!strcmp(key, "replication"))
@@ -493,7 +493,7 @@ static int cmd_set(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const 
 	}
 	if (!rc)
 		rc = cl_pod_save(cl, pod);
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	if (rc)
 		return fail(cl, p, rc, "pod set %s: the peer did not take it%s", key, NULL);
 	pfs_set_msg(p, "pod %s: %s = %s", pod->name, key, val);
@@ -515,7 +515,7 @@ static int cmd_resolve(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 		return fail(cl, p, -ENOTCONN, "pod resolve %s: no link to %s", pod->name,
 		            pod->peer);
 	/* This copy wins: a newer epoch, this box leads, and every region goes over again. */
-	pthread_mutex_lock(&pod->order_lock);
+	pthread_rwlock_wrlock(&pod->order_lock);
 	pod->epoch++;
 	snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
 	pod->wrote_alone = false;
@@ -536,11 +536,66 @@ static int cmd_resolve(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 		rc = cl_pod_save_dirty(cl, pod);
 	if (!rc)
 		rc = cl_pod_save(cl, pod);
-	pthread_mutex_unlock(&pod->order_lock);
+	pthread_rwlock_unlock(&pod->order_lock);
 	cl_resync_kick(cl);
 	if (!rc)
 		pfs_set_msg(p, "pod %s: keeping %s's copy; resyncing %s", pod->name, cl->name,
 		            pod->peer);
+	return rc;
+}
+
+/* A snapshot of every volume of the pod at one point of its order: the order lock held
+ * exclusive keeps every write of the pod before or after all of them, on both boxes. */
+static int cmd_snapshot(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const char *snap)
+{
+	int rc = 0, made = 0, st;
+	uint64_t seq = 0;
+
+	if (!pfs_name_valid(snap))
+		return fail(cl, p, -EINVAL, "pod snapshot %s %s: bad snapshot name", pod->name,
+		            snap);
+	pthread_rwlock_wrlock(&pod->order_lock);
+	st = atomic_load(&pod->state);
+	for (int i = 0; i < pod->nvols && !rc; i++) {
+		struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
+		struct pfs_vol_info info;
+		if (!v) {
+			rc = fail(cl, p, -ENOENT, "pod snapshot: volume %s is gone%s",
+			          pod->vols[i].name, NULL);
+			break;
+		}
+		pfs_vol_get_info(v, &info);
+		pfs_vol_unref(v);
+		struct pfs_vol *s = pfs_vol_find(p, PFS_MAP_SNAPSHOT, info.id, snap);
+		if (s) {
+			pfs_vol_unref(s);
+			rc = fail(cl, p, -EEXIST, "pod snapshot: %s has a snapshot %s already",
+			          pod->vols[i].name, snap);
+		}
+	}
+	for (int i = 0; i < pod->nvols && !rc; i++) {
+		struct pfs_change c = {
+		    .kind = PFS_CHANGE_SNAP_CREATE, .name = pod->vols[i].name, .snap = snap};
+		rc = st == CL_LOCAL ? pfs_change_apply_local(p, &c, NULL, NULL)
+		                    : cl_leader_apply_locked(cl, pod, &c, &seq);
+		if (!rc)
+			made++;
+	}
+	/* All or none: a failure part way (no space) takes back the snapshots made. */
+	for (int i = 0; rc && i < made; i++) {
+		struct pfs_change c = {
+		    .kind = PFS_CHANGE_SNAP_DELETE, .name = pod->vols[i].name, .snap = snap};
+		uint64_t s2;
+		if (st == CL_LOCAL)
+			pfs_change_apply_local(p, &c, NULL, NULL);
+		else
+			cl_leader_apply_locked(cl, pod, &c, &s2);
+	}
+	pthread_rwlock_unlock(&pod->order_lock);
+	if (!rc && seq && !pod->async)
+		cl_wait_ack(cl, pod, seq);
+	if (!rc)
+		pfs_set_msg(p, "pod %s: snapshot %s of %d volumes", pod->name, snap, made);
 	return rc;
 }
 
@@ -647,6 +702,8 @@ static int cmd_pod(struct cluster *cl, struct pfs *p, int argc, char **argv)
 			            pod->name, pod->leader[0] ? pod->leader : "not stretched");
 		return cl_verify(cl, pod);
 	}
+	if (argc == 4 && !strcmp(argv[1], "snapshot"))
+		return cmd_snapshot(cl, p, pod, argv[3]);
 	if (argc == 3 && !strcmp(argv[1], "test-replay-stale"))
 		return cmd_replay_stale(cl, p, pod);
 usage:

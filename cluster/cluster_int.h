@@ -5,8 +5,10 @@
  * Invariants (cited from the code by number):
  *  1. One box sequences each stretched pod (its leader). Every change to the pod is applied on
  *     the leader under the pod's order_lock and sent to the peer under the same hold, so the
- *     peer applies the pod's changes in the leader's order. A change entering the other box is
- *     forwarded to the leader (FWD) and comes back in that order.
+ *     peer applies the pod's changes in the leader's order. Writes hold it shared with their
+ *     block range locked: two writes that overlap are applied and sent one after the other;
+ *     two that do not commute, so their order on the peer does not matter. A change entering the
+ * other box is forwarded to the leader (FWD) and comes back in that order.
  *  2. A write is acknowledged once the peer acknowledged its sequence number (ACKs are in
  *     order), or once the peer is declared gone and the write's regions are dirty.
  *  3. Before the leader applies a write, the write's regions are set in the pod's dirty map and
@@ -91,7 +93,7 @@ enum cl_blk_tag {
 	CL_BLK_ZERO = 0,
 	CL_BLK_PATTERN = 1, /* period (u8), 16 bytes */
 	CL_BLK_FP = 2,      /* fingerprint: the receiver holds it or asks (NEED) */
-	CL_BLK_DATA = 3,    /* fingerprint, codec (u8), length (u32), the chunk as stored */
+	CL_BLK_DATA = 3,    /* codec (u8), length (u32), the chunk as stored */
 };
 
 /* A change as it travels: the struct pfs_change fields by value and maps by name; WRITE
@@ -138,13 +140,22 @@ struct cl_pod {
 	bool wrote_alone; /* this box changed the pod without its peer in this epoch */
 	_Atomic int state;
 
-	pthread_mutex_t order_lock; /* invariant 1 */
-	pthread_mutex_t lock;       /* below */
-	pthread_cond_t cond;        /* acked_seq moved, state changed */
-	uint64_t next_seq;          /* leader: next sequence number to send */
-	uint64_t acked_seq;         /* leader: every seq <= this is acknowledged */
-	uint64_t applied_seq;       /* follower: last applied */
-	int peer_err;               /* the peer failed to apply a change: resync needed */
+	/* Invariant 1. Held shared by writes and punches, which also hold their block range
+	 * (ranges below), so overlapping ones are applied and sent in one order and disjoint ones
+	 * run in parallel; held exclusive by every other change, copy and verify step. */
+	pthread_rwlock_t order_lock;
+	pthread_mutex_t send_lock; /* a sequence number and its place in the link's queue */
+#define CL_RANGES 64
+	struct cl_range {
+		uint64_t map, first, last;
+		bool used;
+	} ranges[CL_RANGES];  /* under lock */
+	pthread_mutex_t lock; /* below */
+	pthread_cond_t cond;  /* acked_seq moved, state changed */
+	uint64_t next_seq;    /* leader: next sequence number to send */
+	uint64_t acked_seq;   /* leader: every seq <= this is acknowledged */
+	uint64_t applied_seq; /* follower: last applied */
+	int peer_err;         /* the peer failed to apply a change: resync needed */
 	bool dirty_unsaved;
 	/* progress and counters */
 	uint64_t resync_total, resync_done; /* bytes of the running stretch or resync */
@@ -262,6 +273,9 @@ int cl_hook_sync(void *arg);
 /* Leader: applies CC here (with local handle data in C) and sends it, under the order lock;
  * *SEQ gets its sequence number (0 when the pod is not replicating now). */
 int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq);
+/* The same with the order lock held exclusive by the caller (a pod snapshot's volumes). */
+int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c,
+                           uint64_t *seq);
 /* Waits for the peer to acknowledge SEQ (invariant 2). */
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq);
 void cl_apply_msg(struct cluster *cl, struct cl_work *w); /* the applier thread */

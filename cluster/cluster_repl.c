@@ -142,8 +142,9 @@ static int put_block(struct cluster *cl, struct cl_wbuf *w, struct engine_ref re
 		n = engine_chunk_export(cl->eng, ref, scratch, cl->bs, &codec);
 		if (n < 0)
 			return n;
+		/* No fingerprint with the data: the receiver stores the block through its own
+		 * write path, which hashes it (32 bytes a block less on the wire). */
 		cl_put8(w, CL_BLK_DATA);
-		cl_put_bytes(w, fp, ENGINE_FP_LEN);
 		cl_put8(w, (uint8_t)codec);
 		cl_put32(w, (uint32_t)n);
 		cl_put_bytes(w, scratch, (size_t)n);
@@ -261,7 +262,9 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 	struct cl_wbuf w = {0};
 	int rc;
 
-	/* The header every ordered message starts with: pod, epoch, seq (invariants 1 and 4). */
+	/* The header every ordered message starts with: pod, epoch, seq (invariants 1 and 4). The
+	 * link's queue must hold them in seq order: ACKs are cumulative. */
+	pthread_mutex_lock(&pod->send_lock);
 	pthread_mutex_lock(&pod->lock);
 	/* At most CL_WINDOW in flight: an async pod's writers wait here when the peer lags. */
 	while (pod->next_seq - pod->acked_seq > CL_WINDOW && !cl->stop &&
@@ -280,6 +283,7 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 	if (body->err)
 		w.err = body->err;
 	rc = cl_send(cl, type, &w);
+	pthread_mutex_unlock(&pod->send_lock);
 	cl_wbuf_free(&w);
 	if (rc)
 		return rc;
@@ -370,7 +374,64 @@ static void capture_release(struct cluster *cl, struct capture *cap)
 	free(cap->b);
 }
 
+/* Waits until no other write holds an overlapping range of MAP, then holds [FIRST, LAST]. */
+static int range_acquire(struct cl_pod *pod, uint64_t map, uint64_t first, uint64_t last)
+{
+	int slot;
+
+	pthread_mutex_lock(&pod->lock);
+	for (;;) {
+		bool clash = false;
+		slot = -1;
+		for (int i = 0; i < CL_RANGES; i++) {
+			struct cl_range *r = &pod->ranges[i];
+			if (!r->used) {
+				if (slot < 0)
+					slot = i;
+			} else if (r->map == map && r->first <= last && first <= r->last) {
+				clash = true;
+			}
+		}
+		if (!clash && slot >= 0)
+			break;
+		pthread_cond_wait(&pod->cond, &pod->lock);
+	}
+	pod->ranges[slot] = (struct cl_range){map, first, last, true};
+	pthread_mutex_unlock(&pod->lock);
+	return slot;
+}
+
+static void range_release(struct cl_pod *pod, int slot)
+{
+	pthread_mutex_lock(&pod->lock);
+	pod->ranges[slot].used = false;
+	pthread_cond_broadcast(&pod->cond);
+	pthread_mutex_unlock(&pod->lock);
+}
+
 int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq)
+{
+	int rc, slot = -1;
+
+	if ((c->kind == PFS_CHANGE_WRITE || c->kind == PFS_CHANGE_PUNCH) && c->vol) {
+		struct pfs_vol_info info;
+		uint64_t first, n;
+		pfs_vol_get_info(c->vol, &info);
+		block_range(cl, c->off, c->len ? c->len : 1, &first, &n);
+		pthread_rwlock_rdlock(&pod->order_lock);
+		slot = range_acquire(pod, info.id, first, first + n - 1);
+	} else {
+		pthread_rwlock_wrlock(&pod->order_lock);
+	}
+	rc = cl_leader_apply_locked(cl, pod, c, seq);
+	if (slot >= 0)
+		range_release(pod, slot);
+	pthread_rwlock_unlock(&pod->order_lock);
+	return rc;
+}
+
+int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c,
+                           uint64_t *seq)
 {
 	struct capture cap = {.cl = cl};
 	struct cl_change cc;
@@ -380,7 +441,6 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 
 	*seq = 0;
 	name_change(cl, &cc, c);
-	pthread_mutex_lock(&pod->order_lock);
 	st = atomic_load(&pod->state);
 	if (st != CL_IN_SYNC && st != CL_SYNCING && st != CL_DEGRADED) {
 		rc = -EIO;
@@ -393,7 +453,8 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 		goto out_unlock;
 	if (st == CL_DEGRADED && !pod->wrote_alone) {
 		/* The first change without the peer in this epoch: recorded, so a box that finds
-		 * its peer also wrote alone in the same epoch knows it is a split. */
+		 * its peer also wrote alone in the same epoch knows it is a split. (Concurrent
+		 * writers may both save it: the same record.) */
 		pod->wrote_alone = true;
 		rc = cl_pod_save(cl, pod);
 		if (rc)
@@ -439,7 +500,6 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 		pthread_mutex_unlock(&pod->lock);
 	}
 out_unlock:
-	pthread_mutex_unlock(&pod->order_lock);
 	capture_release(cl, &cap);
 	cl_wbuf_free(&blocks);
 	cl_wbuf_free(&body);
@@ -548,8 +608,13 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 		}
 	}
 	st = atomic_load(&pod->state);
-	if (st == CL_LOCAL)
-		return 1;
+	if (st == CL_LOCAL) {
+		/* Not mirrored, but a pod snapshot (exclusive) must not cut through a write. */
+		pthread_rwlock_rdlock(&pod->order_lock);
+		rc = pfs_change_apply_local(cl->p, c, NULL, NULL);
+		pthread_rwlock_unlock(&pod->order_lock);
+		return rc;
+	}
 	if (!serving(cl, pod)) {
 		pfs_set_msg(cl->p, "pod %s is %s on this box", pod->name,
 		            cl_state_name((enum cl_pod_state)st));
@@ -730,15 +795,14 @@ static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_ch
 			rc = 0;
 			break;
 		case CL_BLK_DATA: {
-			fp = cl_get_bytes(&r, ENGINE_FP_LEN);
 			uint8_t codec = cl_get8(&r);
 			uint32_t len = cl_get32(&r);
 			const uint8_t *src = cl_get_bytes(&r, len);
-			if (!fp || !src) {
+			if (!src) {
 				rc = -EPROTO;
 				break;
 			}
-			rc = engine_chunk_decode(cl->eng, (enum engine_codec)codec, src, len, fp,
+			rc = engine_chunk_decode(cl->eng, (enum engine_codec)codec, src, len, NULL,
 			                         blk);
 			break;
 		}

@@ -129,7 +129,8 @@ int engine_ref_fp(struct engine *e, struct engine_ref ref, uint8_t fp[ENGINE_FP_
 int engine_chunk_export(struct engine *e, struct engine_ref ref, void *buf, uint32_t cap,
                         enum engine_codec *codec);
 /* Turns stored bytes from another box into BLOCK (block size bytes), and checks that the block's
- * SHA-256 is FP: -EBADMSG when it does not decode to a block or is not that block. */
+ * SHA-256 is FP (unless FP is NULL): -EBADMSG when it does not decode to a block or is not that
+ * block. */
 int engine_chunk_decode(struct engine *e, enum engine_codec codec, const void *src, uint32_t len,
                         const uint8_t fp[ENGINE_FP_LEN], void *block);
 

@@ -69,7 +69,10 @@ int engine_chunk_decode(struct engine *e, enum engine_codec codec, const void *s
 			return rc == -ENOMEM ? rc : -EBADMSG;
 	}
 	/* Bytes from another box are trusted only once they hash to the name they came under:
-	 * a wrong block stored under a fingerprint would poison every later dedupe hit. */
+	 * a wrong block stored under a fingerprint would poison every later dedupe hit. (Without
+	 * a name the caller stores the block through engine_write, which hashes it itself.) */
+	if (!fp)
+		return 0;
 	rc = engine_sha256(block, e->block_size, hash);
 	if (rc)
 		return rc;
