@@ -175,6 +175,11 @@ void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uin
 			if (!keep)
 				cl_pod_drop_member(pod, pod->vols[i].name);
 		}
+		if (atomic_load(&pod->state) == CL_SPLIT && strcmp(leader, cl->name)) {
+			/* `pod resolve` on the peer kept its copy: this one is overwritten. */
+			pod->wrote_alone = false;
+			cl_set_state(cl, pod, CL_SYNCING);
+		}
 		snprintf(pod->leader, sizeof(pod->leader), "%s", leader);
 		snprintf(pod->preferred, sizeof(pod->preferred), "%s", pref);
 		pod->async = async;
@@ -636,6 +641,24 @@ static int cmd_replay_stale(struct cluster *cl, struct pfs *p, struct cl_pod *po
 	return rc;
 }
 
+/* Fault injection for the tests: what a broken arbiter would do, the box that is not the
+ * leader takes the pod over while the link is down, in the leader's new epoch. When the boxes
+ * meet again both have written alone in one epoch: a split, which they must refuse to merge. */
+static int cmd_take_over(struct cluster *cl, struct pfs *p, struct cl_pod *pod)
+{
+	if (!pod->peer[0] || cl_is_leader(cl, pod) || atomic_load(&pod->state) != CL_OFFLINE)
+		return fail(cl, p, -EINVAL, "pod %s: needs an offline pod this box does not lead%s",
+		            pod->name, NULL);
+	pthread_rwlock_wrlock(&pod->order_lock);
+	pod->epoch++;
+	snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
+	int rc = cl_pod_save(cl, pod);
+	pthread_rwlock_unlock(&pod->order_lock);
+	if (!rc)
+		cl_set_state(cl, pod, CL_DEGRADED);
+	return rc;
+}
+
 static int cmd_pod(struct cluster *cl, struct pfs *p, int argc, char **argv)
 {
 	struct cl_pod *pod;
@@ -678,7 +701,8 @@ static int cmd_pod(struct cluster *cl, struct pfs *p, int argc, char **argv)
 	}
 	if (argc < 3)
 		goto usage;
-	bool lead = strcmp(argv[1], "resolve") && strcmp(argv[1], "verify");
+	bool lead = strcmp(argv[1], "resolve") && strcmp(argv[1], "verify") &&
+	            strcmp(argv[1], "test-take-over");
 	pod = pod_for(cl, p, argv[2], lead, &rc);
 	if (!pod)
 		return rc;
@@ -704,6 +728,8 @@ static int cmd_pod(struct cluster *cl, struct pfs *p, int argc, char **argv)
 	}
 	if (argc == 4 && !strcmp(argv[1], "snapshot"))
 		return cmd_snapshot(cl, p, pod, argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "test-take-over"))
+		return cmd_take_over(cl, p, pod);
 	if (argc == 3 && !strcmp(argv[1], "test-replay-stale"))
 		return cmd_replay_stale(cl, p, pod);
 usage:

@@ -286,6 +286,51 @@ case_async_ships_in_order() {
 	check "async lag after fsync: $(pod_json a async_lag_seconds) s, $(pod_json a async_lag_bytes) bytes"
 }
 
+case_split_is_refused_until_resolved() {
+	two_boxes
+	stretched_pod 16M v1
+	cl_cut
+	cl_wait_state a p1 degraded 15
+	cl_wait_state b p1 offline 15
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=4k count=8 conv=notrunc,fsync status=none
+	# A broken arbiter lets box b serve too, in the same epoch (fault injection).
+	cl_ctl b pod test-take-over p1
+	cl_wait_state b p1 degraded 5
+	dd if=/dev/urandom of="$T/b/volumes/v1" bs=4k count=8 seek=100 conv=notrunc,fsync status=none
+	cl_heal
+	cl_wait_state a p1 split 30
+	cl_wait_state b p1 split 30
+	if dd if="$T/a/volumes/v1" of=/dev/null bs=4k count=1 status=none 2>/dev/null; then
+		fail "a split pod serves reads"
+	fi
+	grep -q "split" "${_DLOG[$T/a]}" || fail "the split is not logged"
+	ctl_fails b "Invalid argument" pod resolve p1 boxa
+	cl_ctl a pod resolve p1 boxa
+	cl_wait_state a p1 in_sync 60
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1
+	check "split refused, then resolved keeping box a: $(grep '^pod' "$T/b/.pstorage/cluster/status")"
+}
+
+case_preferred_box_leads() {
+	two_boxes
+	stretched_pod 16M v1
+	cl_ctl a pod set p1 preferred boxb
+	[ "$(pod_json a leader)" = boxb ] && [ "$(pod_json b leader)" = boxb ] ||
+		fail "leader is $(pod_json a leader) / $(pod_json b leader), not boxb"
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=4k count=64 conv=notrunc,fsync status=none
+	dd if=/dev/urandom of="$T/b/volumes/v1" bs=4k count=64 seek=64 conv=notrunc,fsync status=none
+	same_on_both v1
+	# Now box b serves alone when the link fails, and box a stops.
+	cl_cut
+	cl_wait_state b p1 degraded 15
+	cl_wait_state a p1 offline 15
+	dd if=/dev/urandom of="$T/b/volumes/v1" bs=4k count=64 seek=200 conv=notrunc,fsync status=none
+	cl_heal
+	cl_wait_state a p1 in_sync 30
+	same_on_both v1
+}
+
 # ---- faults -------------------------------------------------------------------------------------
 
 FAULTS=${PSTOR_CLUSTER_FAULTS:-20}
