@@ -72,8 +72,7 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 			cl_pod_save(cl, pod);
 		}
 		pthread_mutex_lock(&pod->lock);
-		pod->next_seq = 1;
-		pod->acked_seq = 0;
+		cl_seq_reset(pod, 1);
 		pod->applied_seq = 0;
 		pod->peer_err = 0;
 		pthread_mutex_unlock(&pod->lock);

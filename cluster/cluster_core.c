@@ -100,6 +100,13 @@ bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len)
 	return fresh;
 }
 
+void cl_seq_reset(struct cl_pod *pod, uint64_t next)
+{
+	pod->next_seq = next;
+	pod->acked_seq = next - 1;
+	memset(pod->acked_bits, 0, sizeof(pod->acked_bits));
+}
+
 /* ---- persistence ---------------------------------------------------------------------------- */
 /* Blob keys: "cl/peer", "cl/pod/POD", "cl/dirty/POD/VOLUME". */
 #define POD_BLOB_VERSION 1u
@@ -388,6 +395,9 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->cond, NULL);
 	queue_init(&cl->applyq);
+	queue_init(&cl->applyw);
+	pthread_mutex_init(&cl->inflight_lock, NULL);
+	pthread_cond_init(&cl->inflight_cond, NULL);
 	queue_init(&cl->workq);
 	cl->boot_ns = pfs_now_ns();
 	cl->next_req = 1;

@@ -191,8 +191,7 @@ void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uin
 		if (cl_is_leader(cl, pod)) {
 			/* A handover: this box sequences from now on, with the stream as it is. */
 			pthread_mutex_lock(&pod->lock);
-			pod->next_seq = seq + 1;
-			pod->acked_seq = seq;
+			cl_seq_reset(pod, seq + 1);
 			pthread_mutex_unlock(&pod->lock);
 		}
 	}
@@ -311,8 +310,7 @@ static int cmd_stretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 	pod->epoch = 1;
 	pod->full_copy = true;
 	pthread_mutex_lock(&pod->lock);
-	pod->next_seq = 1;
-	pod->acked_seq = 0;
+	cl_seq_reset(pod, 1);
 	pthread_mutex_unlock(&pod->lock);
 	atomic_store(&pod->state, CL_SYNCING);
 	rc = send_pod_def(cl, pod);

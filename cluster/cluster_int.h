@@ -169,6 +169,9 @@ struct cl_pod {
 	int64_t sent_ns[CL_WINDOW];
 	uint64_t sent_cum[CL_WINDOW];
 	uint64_t sent_total;
+	/* Acknowledgements may arrive out of order (the other box applies disjoint writes in
+	 * parallel): those beyond acked_seq wait here until the gap closes. */
+	uint8_t acked_bits[CL_WINDOW / 8];
 	bool resync_running;
 	bool full_copy;           /* the running copy is a stretch: snapshots too */
 	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */
@@ -189,6 +192,7 @@ struct cl_work {
 	uint16_t type;
 	void *buf;
 	size_t len;
+	int slot; /* the applier's in-flight slot of a write */
 	struct cl_work *next;
 };
 
@@ -223,7 +227,19 @@ struct cluster {
 	struct cl_waiter *waiters;
 
 	struct cl_queue applyq; /* ordered messages from the peer */
-	struct cl_queue workq;  /* FWD, NEED, SYNC from the peer */
+	struct cl_queue applyw; /* writes the applier hands to its workers */
+	/* Writes being applied by the workers: a later one that overlaps waits (so overlapping
+	 * writes are applied in the leader's order), anything but a write waits for all. */
+#define CL_APPLIERS 4
+	pthread_mutex_t inflight_lock;
+	pthread_cond_t inflight_cond;
+	struct cl_inflight {
+		char vol[CL_NAME_MAX + 1];
+		uint64_t first, last;
+		bool used;
+	} inflight[CL_APPLIERS];
+	pthread_t t_appliers[CL_APPLIERS];
+	struct cl_queue workq; /* FWD, NEED, SYNC from the peer */
 	pthread_t t_manager, t_reader, t_applier, t_resync;
 	pthread_t t_workers[4];
 	bool reader_running;
@@ -250,6 +266,9 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s);
  */
 bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len);
 int cl_member_grow(struct cl_member *m, uint64_t size);
+/* Starts a new sequence (a new link, a stretch, a handover): NEXT is the next seq to send.
+ * Under pod->lock. */
+void cl_seq_reset(struct cl_pod *pod, uint64_t next);
 
 /* cluster_link_mgr.c: sending and waiting */
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
@@ -263,6 +282,7 @@ void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, v
 void cl_link_down(struct cluster *cl, const char *why);
 int cl_manager_start(struct cluster *cl);
 void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len);
+void cl_queue_push_work(struct cl_queue *q, struct cl_work *w);
 struct cl_work *cl_queue_pop(struct cl_queue *q); /* NULL when stopped */
 void cl_queue_stop(struct cl_queue *q);
 

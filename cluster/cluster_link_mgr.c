@@ -40,7 +40,13 @@ void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len)
 		free(buf);
 		return;
 	}
-	*w = (struct cl_work){type, buf, len, NULL};
+	*w = (struct cl_work){type, buf, len, -1, NULL};
+	cl_queue_push_work(q, w);
+}
+
+void cl_queue_push_work(struct cl_queue *q, struct cl_work *w)
+{
+	w->next = NULL;
 	pthread_mutex_lock(&q->lock);
 	if (q->tail)
 		q->tail->next = w;
@@ -244,8 +250,14 @@ static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
 	if (!pod)
 		return;
 	pthread_mutex_lock(&pod->lock);
-	if (seq > pod->acked_seq)
-		pod->acked_seq = seq;
+	if (seq > pod->acked_seq && seq - pod->acked_seq <= CL_WINDOW) {
+		pod->acked_bits[(seq % CL_WINDOW) / 8] |= (uint8_t)(1u << (seq % 8));
+		for (uint64_t n = pod->acked_seq + 1;
+		     pod->acked_bits[(n % CL_WINDOW) / 8] & (1u << (n % 8)); n++) {
+			pod->acked_bits[(n % CL_WINDOW) / 8] &= (uint8_t) ~(1u << (n % 8));
+			pod->acked_seq = n;
+		}
+	}
 	if (rc < 0) {
 		pod->peer_err = rc;
 		pfs_logl(LOG_ERR, "pstorfs: cluster: pod %s: %s failed to apply change %llu: %s",
@@ -502,13 +514,99 @@ static void *manager_main(void *arg)
 	return NULL;
 }
 
+/* The block range a queued CHANGE writes (WRITE, PUNCH), or false for anything else. */
+static bool write_range(struct cl_work *w, char *vol, uint64_t *first, uint64_t *last, uint32_t bs)
+{
+	struct cl_rbuf r = {w->buf, w->len, 0, false};
+	struct cl_change cc;
+	char pname[CL_NAME_MAX + 1];
+
+	if (w->type != CL_MSG_CHANGE)
+		return false;
+	cl_get_str(&r, pname, sizeof(pname));
+	cl_get64(&r);
+	cl_get64(&r);
+	if (r.bad || cl_change_get(&r, &cc))
+		return false;
+	if (cc.c.kind == PFS_CHANGE_WRITE && cc.nblk) {
+		*first = cc.first;
+		*last = cc.first + cc.nblk - 1;
+	} else if (cc.c.kind == PFS_CHANGE_PUNCH && cc.c.len) {
+		*first = cc.c.off / bs;
+		*last = (cc.c.off + cc.c.len - 1) / bs;
+	} else {
+		return false;
+	}
+	snprintf(vol, CL_NAME_MAX + 1, "%s", cc.name);
+	return true;
+}
+
+/* Hands W to a worker once nothing in flight overlaps it; anything that is not a write waits
+ * until nothing is in flight and is applied here, in order. */
+static void applier_dispatch(struct cluster *cl, struct cl_work *w)
+{
+	char vol[CL_NAME_MAX + 1];
+	uint64_t first, last;
+	bool is_write = write_range(w, vol, &first, &last, cl->bs);
+	int slot = -1;
+
+	pthread_mutex_lock(&cl->inflight_lock);
+	for (;;) {
+		bool busy = false;
+		slot = -1;
+		for (int i = 0; i < CL_APPLIERS; i++) {
+			struct cl_inflight *f = &cl->inflight[i];
+			if (!f->used) {
+				if (slot < 0)
+					slot = i;
+			} else if (!is_write ||
+			           (!strcmp(f->vol, vol) && f->first <= last && first <= f->last)) {
+				busy = true;
+			}
+		}
+		if (!busy && slot >= 0)
+			break;
+		pthread_cond_wait(&cl->inflight_cond, &cl->inflight_lock);
+	}
+	if (is_write) {
+		struct cl_inflight *f = &cl->inflight[slot];
+		snprintf(f->vol, sizeof(f->vol), "%s", vol);
+		f->first = first;
+		f->last = last;
+		f->used = true;
+		w->slot = slot;
+	}
+	pthread_mutex_unlock(&cl->inflight_lock);
+	if (is_write) {
+		cl_queue_push_work(&cl->applyw, w);
+		return;
+	}
+	cl_apply_msg(cl, w);
+	free(w->buf);
+	free(w);
+}
+
 static void *applier_main(void *arg)
 {
 	struct cluster *cl = arg;
 	struct cl_work *w;
 
-	while ((w = cl_queue_pop(&cl->applyq))) {
+	while ((w = cl_queue_pop(&cl->applyq)))
+		applier_dispatch(cl, w);
+	return NULL;
+}
+
+static void *apply_worker_main(void *arg)
+{
+	struct cluster *cl = arg;
+	struct cl_work *w;
+
+	while ((w = cl_queue_pop(&cl->applyw))) {
 		cl_apply_msg(cl, w);
+		pthread_mutex_lock(&cl->inflight_lock);
+		cl->inflight[w->slot].used = false;
+		pthread_cond_broadcast(&cl->inflight_cond);
+		pthread_mutex_unlock(&cl->inflight_lock);
 		free(w->buf);
 		free(w);
 	}
@@ -536,6 +634,9 @@ int cl_manager_start(struct cluster *cl)
 
 	if (rc)
 		return -rc;
+	for (int i = 0; i < CL_APPLIERS; i++)
+		if (pthread_create(&cl->t_appliers[i], NULL, apply_worker_main, cl))
+			abort();
 	for (int i = 0; i < 4; i++)
 		if (pthread_create(&cl->t_workers[i], NULL, worker_main, cl))
 			abort(); /* nothing to unwind into sanely at this point of open */
@@ -557,6 +658,10 @@ void cl_manager_stop(struct cluster *cl)
 	cl_queue_stop(&cl->applyq);
 	cl_queue_stop(&cl->workq);
 	pthread_join(cl->t_applier, NULL);
+	cl_queue_stop(&cl->applyw);
+	for (int i = 0; i < CL_APPLIERS; i++)
+		pthread_join(cl->t_appliers[i], NULL);
+	queue_drain(&cl->applyw);
 	for (int i = 0; i < 4; i++)
 		pthread_join(cl->t_workers[i], NULL);
 	queue_drain(&cl->applyq);

@@ -939,10 +939,13 @@ void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
 	}
 	if (!pod)
 		return;
-	if (epoch > pod->epoch) {
+	pthread_mutex_lock(&pod->lock);
+	bool newer = epoch > pod->epoch;
+	if (newer)
 		pod->epoch = epoch; /* the leader's newer epoch (after it served alone) */
+	pthread_mutex_unlock(&pod->lock);
+	if (newer)
 		cl_pod_save(cl, pod);
-	}
 	switch (wk->type) {
 	case CL_MSG_CHANGE:
 		rc = cl_change_get(&r, &cc);
@@ -953,7 +956,6 @@ void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
 			         "pstorfs: cluster: pod %s: change %llu (%s) failed here: %s",
 			         pod->name, (unsigned long long)seq,
 			         pfs_change_kind_name(cc.c.kind), strerror(-rc));
-		pod->applied_seq = seq;
 		send_ack(cl, pod->name, seq, rc);
 		break;
 	case CL_MSG_IN_SYNC:
