@@ -290,12 +290,18 @@ static bool drained(struct cluster *cl, struct cl_pod *pod, uint64_t gen, int ti
 	return ok;
 }
 
-static void clear_dirty_locked(struct cl_pod *pod)
+/* Clears the dirty map (ALL) or only its regions not written since the last call. */
+static void clear_dirty_locked(struct cl_pod *pod, bool all)
 {
 	pthread_mutex_lock(&pod->lock);
-	for (int i = 0; i < pod->nvols; i++)
-		if (pod->vols[i].dirty)
-			memset(pod->vols[i].dirty, 0, (pod->vols[i].dirty_bits + 7) / 8);
+	for (int i = 0; i < pod->nvols; i++) {
+		struct cl_member *m = &pod->vols[i];
+		for (uint64_t b = 0; m->dirty && b < cl_member_bytes(m); b++) {
+			m->dirty[b] &= all || !m->touched ? 0 : m->touched[b];
+			if (m->touched)
+				m->touched[b] = 0;
+		}
+	}
 	pod->dirty_unsaved = true;
 	pthread_mutex_unlock(&pod->lock);
 }
@@ -360,7 +366,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 	/* Done when the peer acknowledged all of it: then the map is clean and the peer serves. */
 	pthread_rwlock_wrlock(&pod->order_lock);
 	if (!rc && drained(cl, pod, gen, 30000) && !pod->peer_err) {
-		clear_dirty_locked(pod);
+		clear_dirty_locked(pod, true);
 		rc = cl_pod_save_dirty(cl, pod);
 		if (!rc)
 			rc = cl_send_ordered(cl, pod, CL_MSG_IN_SYNC, &(struct cl_wbuf){0}, &seq);
@@ -445,13 +451,17 @@ void cl_resync_tick(struct cluster *cl)
 		}
 		if (st == CL_IN_SYNC && up && (now - last_clean) / 1000000 > 2000 &&
 		    count_dirty(pod)) {
+			/* Nothing sent may be unacknowledged while bits go (invariant 3): writers
+			 * wait for the exclusive hold, for at most one round trip or so. */
 			pthread_rwlock_wrlock(&pod->order_lock);
-			if (drained(cl, pod, gen, 500) && !pod->peer_err &&
-			    atomic_load(&pod->state) == CL_IN_SYNC) {
-				clear_dirty_locked(pod);
-				cl_pod_save_dirty(cl, pod);
-			}
+			bool clean = drained(cl, pod, gen, 100) && !pod->peer_err &&
+			             atomic_load(&pod->state) == CL_IN_SYNC;
+			if (clean)
+				clear_dirty_locked(pod, false);
 			pthread_rwlock_unlock(&pod->order_lock);
+			if (clean)
+				cl_pod_save_dirty(cl,
+				                  pod); /* after: a writer's own save comes later */
 		}
 	}
 	if ((now - last_clean) / 1000000 > 2000)

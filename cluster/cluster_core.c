@@ -77,6 +77,11 @@ int cl_member_grow(struct cl_member *m, uint64_t size)
 			return -ENOMEM;
 		memset(nb + old, 0, n - old);
 		m->dirty = nb;
+		nb = realloc(m->touched, n);
+		if (!nb)
+			return -ENOMEM;
+		memset(nb + old, 0, n - old);
+		m->touched = nb;
 	}
 	m->dirty_bits = bits;
 	return 0;
@@ -91,7 +96,11 @@ bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len)
 	uint64_t a = off / CL_REGION, b = (off + len - 1) / CL_REGION;
 	if (cl_member_grow(m, (b + 1) * (uint64_t)CL_REGION))
 		b = m->dirty_bits ? m->dirty_bits - 1 : 0; /* cannot grow: the whole map then */
+	if (m->dirty_bits && !m->touched)
+		m->touched = calloc(1, (size_t)(cl_member_bytes(m)));
 	for (uint64_t i = a; i <= b && i < m->dirty_bits; i++) {
+		if (m->touched)
+			m->touched[i / 8] |= (uint8_t)(1u << (i % 8));
 		if (!(m->dirty[i / 8] & (1u << (i % 8)))) {
 			m->dirty[i / 8] |= (uint8_t)(1u << (i % 8));
 			fresh = true;
@@ -142,16 +151,28 @@ int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod)
 	char key[160];
 	int rc = 0;
 
-	pthread_mutex_lock(&pod->lock);
-	for (int i = 0; i < pod->nvols && !rc; i++) {
+	/* Saves are serialized and each copies the maps inside that order, so the last one
+	 * written holds every bit set before it started; pod->lock is held only for the copy
+	 * (acknowledgements take it), not for the SQLite commit. */
+	pthread_mutex_lock(&pod->save_lock);
+	for (int i = 0; !rc; i++) {
+		pthread_mutex_lock(&pod->lock);
+		if (i >= pod->nvols) {
+			pod->dirty_unsaved = false;
+			pthread_mutex_unlock(&pod->lock);
+			break;
+		}
 		struct cl_member *m = &pod->vols[i];
+		size_t n = (m->dirty_bits + 7) / 8;
+		uint8_t *copy = malloc(n ? n : 1);
+		if (copy && n)
+			memcpy(copy, m->dirty, n);
 		snprintf(key, sizeof(key), "cl/dirty/%s/%s", pod->name, m->name);
-		rc = pfs_blob_put(cl->p, key, m->dirty ? (const void *)m->dirty : "",
-		                  (m->dirty_bits + 7) / 8);
+		pthread_mutex_unlock(&pod->lock);
+		rc = copy ? pfs_blob_put(cl->p, key, copy, n) : -ENOMEM;
+		free(copy);
 	}
-	if (!rc)
-		pod->dirty_unsaved = false;
-	pthread_mutex_unlock(&pod->lock);
+	pthread_mutex_unlock(&pod->save_lock);
 	if (rc)
 		pfs_logl(LOG_ERR, "pstorfs: cluster: cannot save the dirty map of pod %s: %s",
 		         pod->name, strerror(-rc));
@@ -173,6 +194,7 @@ static struct cl_pod *pod_alloc(const char *name)
 	pthread_rwlock_init(&pod->order_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&pod->send_lock, NULL);
+	pthread_mutex_init(&pod->save_lock, NULL);
 	pthread_mutex_init(&pod->lock, NULL);
 	pthread_cond_init(&pod->cond, NULL);
 	pod->next_seq = 1;
@@ -183,11 +205,14 @@ static void pod_free(struct cl_pod *pod)
 {
 	if (!pod)
 		return;
-	for (int i = 0; i < pod->nvols; i++)
+	for (int i = 0; i < pod->nvols; i++) {
 		free(pod->vols[i].dirty);
+		free(pod->vols[i].touched);
+	}
 	free(pod->vols);
 	pthread_rwlock_destroy(&pod->order_lock);
 	pthread_mutex_destroy(&pod->send_lock);
+	pthread_mutex_destroy(&pod->save_lock);
 	pthread_mutex_destroy(&pod->lock);
 	pthread_cond_destroy(&pod->cond);
 	free(pod);
@@ -216,6 +241,7 @@ void cl_pod_drop_member(struct cl_pod *pod, const char *vol)
 	if (!m)
 		return;
 	free(m->dirty);
+	free(m->touched);
 	int i = (int)(m - pod->vols);
 	memmove(&pod->vols[i], &pod->vols[i + 1], sizeof(*m) * (size_t)(pod->nvols - i - 1));
 	pod->nvols--;

@@ -124,6 +124,9 @@ const char *cl_state_name(enum cl_pod_state s);
 struct cl_member {
 	char name[CL_NAME_MAX + 1];
 	uint8_t *dirty; /* one bit per CL_REGION; under pod->lock */
+	/* Regions written since the cleaner last ran: it clears only the others, so the regions
+	 * in use stay set and are not made durable again at every write (the activity part). */
+	uint8_t *touched;
 	uint64_t dirty_bits;
 };
 
@@ -145,6 +148,7 @@ struct cl_pod {
 	 * run in parallel; held exclusive by every other change, copy and verify step. */
 	pthread_rwlock_t order_lock;
 	pthread_mutex_t send_lock; /* a sequence number and its place in the link's queue */
+	pthread_mutex_t save_lock; /* one dirty-map save at a time (cl_pod_save_dirty) */
 #define CL_RANGES 64
 	struct cl_range {
 		uint64_t map, first, last;
@@ -265,6 +269,10 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s);
 /* Marks [off, off+len) of member M dirty; returns true when a bit was newly set. Under pod->lock.
  */
 bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len);
+static inline uint64_t cl_member_bytes(const struct cl_member *m)
+{
+	return (m->dirty_bits + 7) / 8;
+}
 int cl_member_grow(struct cl_member *m, uint64_t size);
 /* Starts a new sequence (a new link, a stretch, a handover): NEXT is the next seq to send.
  * Under pod->lock. */
