@@ -234,7 +234,7 @@ struct cluster {
 	struct cl_queue applyw; /* writes the applier hands to its workers */
 	/* Writes being applied by the workers: a later one that overlaps waits (so overlapping
 	 * writes are applied in the leader's order), anything but a write waits for all. */
-#define CL_APPLIERS 4
+#define CL_APPLIERS 16
 	pthread_mutex_t inflight_lock;
 	pthread_cond_t inflight_cond;
 	struct cl_inflight {
