@@ -23,7 +23,8 @@
  *     only where it starts at `dwp`). Reset and finish are durable at once.
  *  7. Sparse devices (keep != 0, benchmarks): a write lands its first `keep` bytes as any write
  *     does and TRIMs the rest of its range, so the dropped bytes cost neither memory nor
- *     copying, and read back as zeros, never as what was there before.
+ *     copying, and read back as zeros, never as what was there before. A sparse device
+ *     starts trimmed, and reads fill trimmed blocks with zeros without touching the images.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -316,7 +317,21 @@ static int ftl_dev_mem_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t
 	if (ftl_dev_mem_fault_hit(m, FTL_FAULT_READ_EIO, off, len))
 		return -EIO;
 	pthread_rwlock_rdlock(&m->lock);
-	memcpy(buf, m->vol + off, len);
+	if (!m->keep) {
+		memcpy(buf, m->vol + off, len);
+		goto unlock;
+	}
+	/* Sparse: most of what the FTL reads was dropped. Zeros for trimmed blocks without
+	 * touching their pages, which would map (and fault in) every page of the range. */
+	uint32_t bs = dev->block_size;
+	for (uint64_t b = off / bs; b < (off + len) / bs; b++) {
+		uint8_t *dst = (uint8_t *)buf + (b * bs - off);
+		if (bit_test(m->trimmed, b))
+			memset(dst, 0, bs);
+		else
+			memcpy(dst, m->vol + b * bs, bs);
+	}
+unlock:
 	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
@@ -885,7 +900,13 @@ int ftl_dev_open_mem_sparse(uint64_t size, uint32_t block_size, size_t keep, str
 	err = ftl_dev_open_mem(size, block_size, &dev);
 	if (err < 0)
 		return err;
-	ftl_dev_mem_of(dev)->keep = keep;
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	m->keep = keep;
+	/* Starts trimmed (reads give zeros without touching the image, invariant 7). */
+	memset(m->trimmed, 0xff, (size_t)((m->nblocks + 63) / 64) * sizeof(uint64_t));
+	if (m->nblocks % 64)
+		m->trimmed[m->nblocks / 64] = (UINT64_C(1) << (m->nblocks % 64)) - 1;
+	atomic_store(&m->trimmed_blocks, m->nblocks);
 	*out = dev;
 	return 0;
 }
