@@ -157,6 +157,9 @@ int bench_ftl(void)
 			continue;
 		for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 			struct waf_result r = {0};
+			const char *run = getenv("PSTOR_BENCH_FTL_RUN"); /* a workload's name */
+			if (run && strcmp(run, runs[i].name))
+				continue;
 			double t0 = bench_now();
 			if (waf_run(g, runs[i].hot_data, runs[i].hot_writes, &r))
 				return 1;
