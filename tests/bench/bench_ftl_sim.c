@@ -95,11 +95,12 @@ static void sim_gc(struct sim *s)
 	}
 }
 
-double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, double hot_data, double hot_writes)
+double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint64_t nkeys, uint64_t writes,
+                     double hot_data, double hot_writes)
 {
 	struct sim s = {.nsegs = nsegs, .per_seg = per_seg, .min_bucket = per_seg};
 	uint64_t nslots = (uint64_t)nsegs * per_seg;
-	uint64_t nkeys = nslots * 8 / 10, nhot = (uint64_t)(nkeys * hot_data);
+	uint64_t nhot = (uint64_t)(nkeys * hot_data);
 	uint64_t rs = 0xfeedfacecafebeefull, thresh = (uint64_t)(hot_writes * 1e6);
 	double waf = -1;
 	s.live = calloc(nsegs, sizeof(*s.live));
@@ -110,8 +111,9 @@ double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, double hot_data, double h
 	s.closed = calloc(nsegs, sizeof(*s.closed));
 	s.bucket = malloc(((size_t)per_seg + 1) * sizeof(*s.bucket));
 	s.free_list = calloc(nsegs, sizeof(*s.free_list));
+	/* Keys must leave two segments' worth of room, or greedy finds no victim that gains. */
 	if (!s.live || !s.owner || !s.where || !s.next || !s.prev || !s.closed || !s.bucket ||
-	    !s.free_list)
+	    !s.free_list || nkeys + 2ull * per_seg >= nslots)
 		goto out_free;
 	for (uint32_t b = 0; b <= per_seg; b++)
 		s.bucket[b] = SIM_NONE;
@@ -122,7 +124,7 @@ double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, double hot_data, double h
 		sim_gc(&s);
 		sim_append(&s, k);
 	}
-	uint64_t dev0 = s.dev, writes = nslots * 10;
+	uint64_t dev0 = s.dev;
 	for (uint64_t i = 0; i < writes; i++) {
 		uint64_t k = bench_pick_key(&rs, nkeys, nhot, thresh);
 		uint64_t slot = s.where[k];
