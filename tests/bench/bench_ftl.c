@@ -1,6 +1,6 @@
 /* tests/bench/bench_ftl.c - FTL write amplification and wear under synthetic overwrite loads.
  *
- * Two geometries: the historical one (a 1 GiB namespace of 4 MiB segments: 255 segments) and a
+ * Two geometries: the historical one (a 1 GiB namespace of 4 MiB segments: 254 segments) and a
  * realistic segment count (4,096 segments, as a 32 GiB namespace of 8 MiB segments has, here of
  * 1 MiB segments: the same 1 MiB packs, 8x less memory and time). Each is filled to 80% live
  * data with 4 KiB chunks, then overwritten at random for 10x its capacity: uniformly, and with
@@ -11,6 +11,11 @@
  * The device keeps only the head of every write (ftl_dev_open_mem_sparse): segment and pack
  * headers, which is all the FTL reads back here (GC copies payload without looking at it), so
  * the run costs what the FTL costs, not what copying a namespace of payload costs.
+ *
+ * Environment: PSTOR_BENCH_FTL_MB / PSTOR_BENCH_SEG_KB and PSTOR_BENCH_FTL_BIG_MB /
+ * PSTOR_BENCH_BIG_SEG_KB change the two geometries (PSTOR_BENCH_FTL_BIG_MB=32800 with
+ * PSTOR_BENCH_BIG_SEG_KB=8192: 4,096 segments of 8 MiB, ~8x longer); PSTOR_BENCH_FTL_ONLY=""
+ * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload.
  */
 #include <stdio.h>
 #include <stdlib.h>
