@@ -13,8 +13,8 @@
  * the run costs what the FTL costs, not what copying a namespace of payload costs.
  *
  * Environment: PSTOR_BENCH_FTL_MB / PSTOR_BENCH_SEG_KB and PSTOR_BENCH_FTL_BIG_MB /
- * PSTOR_BENCH_BIG_SEG_KB change the two geometries (PSTOR_BENCH_FTL_BIG_MB=32800 with
- * PSTOR_BENCH_BIG_SEG_KB=8192: 4,096 segments of 8 MiB, ~8x longer); PSTOR_BENCH_FTL_ONLY=""
+ * PSTOR_BENCH_BIG_SEG_KB change the two geometries (PSTOR_BENCH_FTL_BIG_MB=33000 with
+ * PSTOR_BENCH_BIG_SEG_KB=8192: 4,108 segments of 8 MiB, ~8x longer); PSTOR_BENCH_FTL_ONLY=""
  * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload.
  */
 #include <stdio.h>
