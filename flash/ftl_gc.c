@@ -82,6 +82,7 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 	uint32_t cur = pack_off + ph->hdr_blocks * ftl->bs;
 	uint64_t now = atomic_load(&ftl->next_birth);
 	uint64_t live = atomic_load(&ftl->l2p.live);
+	bool from_hot = ftl_stream_is_hot(atomic_load(&ftl->segs[victim].stream));
 
 	for (uint32_t i = 0; i < ph->nentries; i++) {
 		uint32_t len = e[i].len_flags & FTL_LEN_MASK;
@@ -92,11 +93,14 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 		if (ftl_l2p_get(&ftl->l2p, e[i].id) == old) {
 			const uint8_t *c = pk + (cur - pack_off);
 			bool switched;
-			/* A survivor's own age (births since it was written; GC keeps births)
-			 * says where it belongs: younger than one turnover of the live set it is
-			 * still warm, older it is cold, whichever stream it came from. Forced
-			 * moves (wear leveling) take cold data by definition. */
-			enum ftl_stream_id t = !force && now - e[i].birth < live
+			/* A survivor of a hot segment says by its own age (births since it was
+			 * written; GC keeps births) where it belongs: younger than one turnover of
+			 * the live set it is still warm, older it is cold. A survivor of a cold
+			 * segment stays cold: it was placed cold and outlived a cold segment's
+			 * cleaning, and the few hot chunks there die soon wherever they go, where a
+			 * cold one sent to gc-hot would be copied again by every hot cleaning.
+			 * Forced moves (wear leveling) take cold data by definition. */
+			enum ftl_stream_id t = !force && from_hot && now - e[i].birth < live
 			                           ? FTL_STREAM_GC_HOT
 			                           : FTL_STREAM_GC_COLD;
 			int rc = gc_append(ftl, t, &e[i], c, len, old, &switched);

@@ -97,7 +97,17 @@ static inline bool ftl_loc_is_chunk(uint64_t loc)
 struct ftl_l2p_words {
 	_Atomic uint32_t lo[FTL_L2P_PAGE_SIZE];
 	_Atomic uint16_t hi[FTL_L2P_PAGE_SIZE];
+	/* Heat (FTL_HEAT_*), RAM only: how long the versions before this chunk lived. */
+	_Atomic uint8_t heat[FTL_L2P_PAGE_SIZE];
 };
+
+/* A chunk's heat: whether the lifetimes of the versions it replaced were measured, and how many
+ * of the last ones in a row were short (ftl_core.c pick_user_stream). Not stored on the device:
+ * after an open every chunk starts unknown, which costs placement quality for one rewrite, never
+ * correctness. */
+#define FTL_HEAT_KNOWN      0x1u
+#define FTL_HEAT_RUNS_SHIFT 1
+#define FTL_HEAT_RUNS_MAX   2u /* counted up to: two in a row make data hot */
 
 struct ftl_l2p {
 	_Atomic(uint64_t) **pages; /* directory; pages allocated on demand */
@@ -127,6 +137,8 @@ void ftl_l2p_rebuild_free(struct ftl_l2p *m);
 uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m);
 void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word);
 uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id);
+void ftl_l2p_set_heat(struct ftl_l2p *m, uint64_t id, uint8_t heat);
+uint8_t ftl_l2p_get_heat(struct ftl_l2p *m, uint64_t id);
 
 /* The owner word: hash bytes 0..FTL_SCAN_HASH_PREFIX-1 from the bottom and the chunk's flags
  * in the top byte; the L2P keeps 6 bytes of it (ftl_l2p_set_word). */
@@ -200,6 +212,12 @@ enum ftl_stream_id {
 #undef FTL_STREAM_ENUM
 	    FTL_STREAM_COUNT
 };
+
+/* Streams whose segments hold data expected to die soon. */
+static inline bool ftl_stream_is_hot(uint8_t stream)
+{
+	return stream == FTL_STREAM_USER_HOT || stream == FTL_STREAM_GC_HOT;
+}
 
 struct ftl_stream {
 	/* Guards everything below but `writes`: the open segment, the pack buffer and its

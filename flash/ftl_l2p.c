@@ -224,3 +224,19 @@ uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id)
 	uint64_t hi = atomic_load_explicit(&w->hi[i], memory_order_relaxed);
 	return lo | (hi & 0xff) << 32 | (hi >> 8) << 56;
 }
+
+void ftl_l2p_set_heat(struct ftl_l2p *m, uint64_t id, uint8_t heat)
+{
+	struct ftl_l2p_words *w = words_page(m, id);
+	if (w)
+		atomic_store_explicit(&w->heat[id & (FTL_L2P_PAGE_SIZE - 1)], heat,
+		                      memory_order_relaxed);
+}
+
+uint8_t ftl_l2p_get_heat(struct ftl_l2p *m, uint64_t id)
+{
+	struct ftl_l2p_words *w = words_page(m, id);
+	return w ? atomic_load_explicit(&w->heat[id & (FTL_L2P_PAGE_SIZE - 1)],
+	                                memory_order_relaxed)
+	         : 0;
+}

@@ -43,6 +43,12 @@ int ftl_dev_open(const char *path, unsigned flags, uint64_t size, struct ftl_dev
 
 /* In-memory device of SIZE bytes and BLOCK_SIZE logical blocks (512..65536, power of two). */
 int ftl_dev_open_mem(uint64_t size, uint32_t block_size, struct ftl_dev **out);
+/* An in-memory device for benchmarks that never read data back: of every write only the first
+ * KEEP bytes (a multiple of BLOCK_SIZE) land, the rest is dropped as a TRIM drops it (reads give
+ * zeros there). Enough for what the FTL itself reads (segment and pack headers, which a pack
+ * write puts first) at a fraction of the memory and copying of a whole namespace. Otherwise
+ * the plain memory device, fault seams included. -EINVAL, -ENOMEM. */
+int ftl_dev_open_mem_sparse(uint64_t size, uint32_t block_size, size_t keep, struct ftl_dev **out);
 /* The same as a host-managed zoned namespace: zones of ZONE_SIZE bytes (a multiple of the block
  * size dividing SIZE) whose writes must land at the write pointer (-EIO elsewhere), reads past it
  * return zeros, reset/finish/open/close and zone reports as on NVMe ZNS. MAX_OPEN and MAX_ACTIVE

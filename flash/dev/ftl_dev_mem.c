@@ -21,6 +21,10 @@
  *     zone. `dwp` is the write pointer of what is durable: flush moves it up to `wp`, a power
  *     cut moves `wp` back to it (a zone has no holes, so a torn write keeps its first half
  *     only where it starts at `dwp`). Reset and finish are durable at once.
+ *  7. Sparse devices (keep != 0, benchmarks): a write lands its first `keep` bytes as any write
+ *     does and TRIMs the rest of its range, so the dropped bytes cost neither memory nor
+ *     copying, and read back as zeros, never as what was there before. A sparse device
+ *     starts trimmed, and reads fill trimmed blocks with zeros without touching the images.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -78,6 +82,10 @@ struct ftl_dev_mem {
 
 	struct ftl_dev_mem_zone *zones; /* zoned devices only (invariant 6) */
 	uint32_t nzones, max_open, max_active;
+
+	/* Sparse devices only (ftl_dev_open_mem_sparse): bytes of each write that land; the rest
+	 * of the write is dropped as a TRIM would drop it. 0 = keep everything. */
+	size_t keep;
 };
 
 static _Atomic unsigned ftl_dev_mem_next_id;
@@ -309,7 +317,21 @@ static int ftl_dev_mem_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t
 	if (ftl_dev_mem_fault_hit(m, FTL_FAULT_READ_EIO, off, len))
 		return -EIO;
 	pthread_rwlock_rdlock(&m->lock);
-	memcpy(buf, m->vol + off, len);
+	if (!m->keep) {
+		memcpy(buf, m->vol + off, len);
+		goto unlock;
+	}
+	/* Sparse: most of what the FTL reads was dropped. Zeros for trimmed blocks without
+	 * touching their pages, which would map (and fault in) every page of the range. */
+	uint32_t bs = dev->block_size;
+	for (uint64_t b = off / bs; b < (off + len) / bs; b++) {
+		uint8_t *dst = (uint8_t *)buf + (b * bs - off);
+		if (bit_test(m->trimmed, b))
+			memset(dst, 0, bs);
+		else
+			memcpy(dst, m->vol + b * bs, bs);
+	}
+unlock:
 	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
@@ -359,6 +381,7 @@ static void ftl_dev_mem_mark_dirty(struct ftl_dev_mem *m, uint64_t b)
 }
 
 static void ftl_dev_mem_settle(struct ftl_dev_mem *m, bool vol_to_dur);
+static void ftl_dev_mem_trim_locked(struct ftl_dev_mem *m, uint64_t off, uint64_t len);
 
 /* The armed power cut strikes during this write. Caller holds the lock. With cut_tear the
  * first half of the write (whole blocks) reaches the media; every unflushed write is lost. */
@@ -387,10 +410,16 @@ static void ftl_dev_mem_die(struct ftl_dev_mem *m, const void *buf, uint64_t off
 static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
-	uint64_t first = off / dev->block_size;
-	uint64_t nb = len / dev->block_size;
+	size_t full = len;
 	int64_t untrimmed = 0;
 	int err;
+
+	/* Sparse: only the head of the write lands (the tail is trimmed below, after the zone
+	 * and power-cut checks have seen the whole write). */
+	if (m->keep && len > m->keep)
+		len = m->keep;
+	uint64_t first = off / dev->block_size;
+	uint64_t nb = len / dev->block_size;
 
 	if (atomic_load(&m->dead))
 		return -EIO;
@@ -407,7 +436,7 @@ static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, u
 		goto unlock;
 	/* A write the zone refuses lands nowhere (the controller rejects the command). */
 	if (m->zones) {
-		err = zone_write(m, off, len);
+		err = zone_write(m, off, full);
 		if (err < 0)
 			goto unlock;
 	}
@@ -421,6 +450,8 @@ static int ftl_dev_mem_write(struct ftl_dev *dev, const void *buf, size_t len, u
 	}
 	ftl_dev_mem_trimmed_add(m, -untrimmed);
 	memcpy(m->vol + off, buf, len);
+	if (full > len)
+		ftl_dev_mem_trim_locked(m, off + len, full - len);
 	m->last_valid = true;
 	m->last_off = off;
 	m->last_len = len;
@@ -854,6 +885,30 @@ err_fini_common:
 err_free_m:
 	free(m);
 	return err;
+}
+
+int ftl_dev_open_mem_sparse(uint64_t size, uint32_t block_size, size_t keep, struct ftl_dev **out)
+{
+	struct ftl_dev *dev;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (keep == 0 || block_size == 0 || keep % block_size)
+		return -EINVAL;
+	err = ftl_dev_open_mem(size, block_size, &dev);
+	if (err < 0)
+		return err;
+	struct ftl_dev_mem *m = ftl_dev_mem_of(dev);
+	m->keep = keep;
+	/* Starts trimmed (reads give zeros without touching the image, invariant 7). */
+	memset(m->trimmed, 0xff, (size_t)((m->nblocks + 63) / 64) * sizeof(uint64_t));
+	if (m->nblocks % 64)
+		m->trimmed[m->nblocks / 64] = (UINT64_C(1) << (m->nblocks % 64)) - 1;
+	atomic_store(&m->trimmed_blocks, m->nblocks);
+	*out = dev;
+	return 0;
 }
 
 int ftl_dev_open_mem_zoned(uint64_t size, uint32_t block_size, uint64_t zone_size,

@@ -14,6 +14,9 @@ uint64_t bench_rand(uint64_t *state);
 uint64_t bench_pick_key(uint64_t *state, uint64_t nkeys, uint64_t nhot, uint64_t thresh);
 int bench_engine(void);
 int bench_ftl(void);
-double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, double hot_data, double hot_writes);
+/* WAF of the one-log greedy peer: NSEGS segments of PER_SEG blocks, NKEYS keys written once,
+ * then WRITES overwrites picked as bench_pick_key does (the FTL runs' sequence). -1: no memory. */
+double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint64_t nkeys, uint64_t writes,
+                     double hot_data, double hot_writes);
 
 #endif

@@ -94,6 +94,28 @@ Test(ftl_dev, mem_round_trip)
 	cr_assert(is_zero(out, BS));
 }
 
+Test(ftl_dev, sparse_mem_keeps_the_head_of_each_write_and_reads_zeros_after_it)
+{
+	uint8_t in[4 * BS], out[4 * BS];
+
+	cr_assert_eq(ftl_dev_open_mem_sparse(1 << 20, BS, BS + 1, &t.dev), -EINVAL);
+	cr_assert_eq(ftl_dev_open_mem_sparse(1 << 20, BS, 2 * BS, &t.dev), 0);
+	/* Old bytes under the dropped tail must not show through either. */
+	memset(in, 0xa5, sizeof(in));
+	cr_assert_eq(ftl_dev_write(t.dev, in, 2 * BS, 4 * BS), 0);
+	fill(in, sizeof(in), 3);
+	cr_assert_eq(ftl_dev_write(t.dev, in, sizeof(in), 2 * BS), 0);
+	cr_assert_eq(ftl_dev_read(t.dev, out, sizeof(out), 2 * BS), 0);
+	cr_assert_arr_eq(in, out, 2 * BS);
+	cr_assert(is_zero(out + 2 * BS, 2 * BS));
+	/* A write no longer than the head lands whole, and survives a flush and a power cut. */
+	cr_assert_eq(ftl_dev_write(t.dev, in, BS, 10 * BS), 0);
+	cr_assert_eq(ftl_dev_flush(t.dev), 0);
+	cr_assert_eq(ftl_dev_mem_power_cut(t.dev, false), 0);
+	cr_assert_eq(ftl_dev_read(t.dev, out, BS, 10 * BS), 0);
+	cr_assert_arr_eq(in, out, BS);
+}
+
 Test(ftl_dev, mem_open_rejects_bad_geometry)
 {
 	struct ftl_dev *dev = NULL;
