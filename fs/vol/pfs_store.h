@@ -108,7 +108,9 @@ int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
 /* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
-/* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED). */
+/* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED), each chunk counted
+ * once however many of the map's blocks reference it: a chunk is UNIQUE when every reference to
+ * it comes from this map. Bounded memory (pfs_io.c); -ENOMEM. Cached for 2 s unless FRESH. */
 int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
 
 /* ---- the one change path ------------------------------------------------------------------- */
