@@ -20,12 +20,13 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "pfs_analytics.h"
 #include "pfs_front_int.h"
 #include "pstor_version.h"
 
 struct cli {
 	char *device, *mountpoint;
-	char *compression, *dedupe, *commit_interval, *recovery;
+	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -37,6 +38,7 @@ static const struct fuse_opt cli_opts[] = {
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},
     {"commit_interval_ms=%s", offsetof(struct cli, commit_interval), 0},
     {"recovery=%s", offsetof(struct cli, recovery), 0},
+    {"analytics_interval=%s", offsetof(struct cli, analytics_interval), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -120,6 +122,7 @@ static void usage(FILE *f)
 	    "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
 	    "  -o dedupe=on|off                       deduplicate blocks\n"
 	    "  -o commit_interval_ms=N                background metadata commit period\n"
+	    "  -o analytics_interval=SECONDS          counter history sampling period (1..86400)\n"
 	    "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
 	    "                                         or read every segment summary\n"
 	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
@@ -365,6 +368,15 @@ static int check_pstorfs_options(struct daemon *d)
 			return 1;
 		}
 	}
+	if (c->analytics_interval) {
+		char *end;
+		long s = strtol(c->analytics_interval, &end, 10);
+		if (end == c->analytics_interval || *end || s < 1 || s > 86400) {
+			fprintf(stderr, "pstorfs: bad option analytics_interval=%s (1..86400)\n",
+			        c->analytics_interval);
+			return 1;
+		}
+	}
 	return c->commit_interval ? check_commit_interval(d) : GO_ON;
 }
 
@@ -491,6 +503,7 @@ static int open_store(struct daemon *d)
 	    .commit_interval_ms = d->commit_ms,
 	    .gc_thread = true,
 	    .full_scan = c->recovery && !strcmp(c->recovery, "scan"),
+	    .analytics_interval = c->analytics_interval ? atoi(c->analytics_interval) : 0,
 	};
 
 	sd_notifyf(0, "STATUS=opening %s (recovery)", d->real);
@@ -561,6 +574,12 @@ static int open_and_serve(struct daemon *d)
 	if (rc != GO_ON)
 		return rc;
 	rc = 1;
+	/* After the fork (a thread would not survive it); the history is not worth refusing the
+	 * mount for. */
+	struct pfs_sampler *sampler = NULL;
+	int src = pfs_sampler_start(d->p, &sampler);
+	if (src)
+		pfs_logl(LOG_WARNING, "pstorfs: analytics sampler: %s", strerror(-src));
 	d->pf = pfs_fuse_new(d->p);
 	d->se = d->pf ? pfs_fuse_session(d->pf, &d->args) : NULL;
 	if (!d->se) {
@@ -570,6 +589,7 @@ static int open_and_serve(struct daemon *d)
 		fuse_remove_signal_handlers(d->se);
 		fuse_session_destroy(d->se);
 	}
+	pfs_sampler_stop(sampler);
 	pfs_close(d->p);
 	pfs_fuse_free(d->pf);
 	pfs_logl(LOG_NOTICE, "pstorfs: %s unmounted", d->real);
@@ -586,6 +606,7 @@ static void free_cli(struct daemon *d)
 	free(d->c.dedupe);
 	free(d->c.commit_interval);
 	free(d->c.recovery);
+	free(d->c.analytics_interval);
 }
 
 /* Phases: options and checks (on the terminal), daemonize, open and serve, teardown. */

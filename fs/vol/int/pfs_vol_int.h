@@ -101,6 +101,7 @@ struct pfs_config {
 	int level;
 	bool dedupe;
 	uint32_t commit_interval_ms;
+	uint32_t analytics_interval; /* seconds between history samples (the front's sampler) */
 };
 
 /* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in

@@ -1,0 +1,364 @@
+/* fs/pfs_analytics.c - the front's analytics: a sampler thread turns pfs_get_stats() into one
+ * history row per analytics_interval (the store keeps it in SQLite), and the files and ctl
+ * commands of .pstorage/analytics/ read and replace that history. Never on the I/O path: it
+ * only reads counter snapshots, and writes through the store's history API.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pfs_analytics.h"
+#include "pfs_front_int.h"
+
+/* An import file larger than this is refused before it is read (a million rows of every
+ * column is well under it). */
+#define IMPORT_MAX_BYTES (512ull << 20)
+
+/* ---- one sample ---------------------------------------------------------------------------- */
+/* The latency quantile of the operations between PREV and NOW; empty when there were none. */
+static double interval_quantile(const struct pfs_io_stats *now, const struct pfs_io_stats *prev,
+                                double q)
+{
+	struct pfs_io_stats d = *now;
+
+	if (prev) {
+		if (now->ops < prev->ops)
+			return NAN; /* a remount reset the counters */
+		d.ops = now->ops - prev->ops;
+		for (int i = 0; i <= PFS_LAT_BUCKETS; i++)
+			d.lat_buckets[i] = now->lat_buckets[i] - prev->lat_buckets[i];
+	}
+	if (!d.ops)
+		return NAN;
+	return pfs_lat_quantile_us(&d, q);
+}
+
+void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct analytics_sample *s)
+{
+	struct pfs_stats st;
+	struct ftl_dev_smart sm;
+	double *v = s->v;
+
+	pfs_get_stats(p, &st);
+	analytics_sample_clear(s);
+	s->time = (int64_t)time(NULL);
+	v[ANALYTICS_COL_PHYSICAL_USED] = (double)(st.ftl.capacity_bytes - st.ftl.free_bytes);
+	v[ANALYTICS_COL_PHYSICAL_FREE] = (double)st.ftl.free_bytes;
+	v[ANALYTICS_COL_CAPACITY] = (double)st.ftl.capacity_bytes;
+	v[ANALYTICS_COL_LOGICAL] = (double)st.logical_bytes;
+	v[ANALYTICS_COL_PROVISIONED] = (double)st.provisioned_bytes;
+	v[ANALYTICS_COL_STORED] = (double)st.ftl.bytes_live;
+	v[ANALYTICS_COL_SNAPSHOT_LOGICAL] = (double)st.snapshot_logical_bytes;
+	v[ANALYTICS_COL_VOLUMES] = (double)st.volumes;
+	v[ANALYTICS_COL_SNAPSHOTS] = (double)st.snapshots;
+	if (st.ftl.bytes_live)
+		v[ANALYTICS_COL_REDUCTION] = (double)st.logical_bytes / (double)st.ftl.bytes_live;
+	v[ANALYTICS_COL_HOST_WRITTEN] = (double)st.ftl.host_bytes_written;
+	v[ANALYTICS_COL_DEVICE_WRITTEN] = (double)st.ftl.device_bytes_written;
+	v[ANALYTICS_COL_ERASE_MEAN] = st.ftl.erase_mean;
+	v[ANALYTICS_COL_ERASE_MAX] = (double)st.ftl.erase_max;
+	v[ANALYTICS_COL_GC_MOVED] = (double)st.ftl.gc_bytes_moved;
+	v[ANALYTICS_COL_READ_OPS] = (double)st.read.ops;
+	v[ANALYTICS_COL_WRITE_OPS] = (double)st.write.ops;
+	v[ANALYTICS_COL_READ_BYTES] = (double)st.read.bytes;
+	v[ANALYTICS_COL_WRITE_BYTES] = (double)st.write.bytes;
+	bool have_prev = prev && prev->valid;
+	v[ANALYTICS_COL_READ_P50] =
+	    interval_quantile(&st.read, have_prev ? &prev->read : NULL, 0.5);
+	v[ANALYTICS_COL_READ_P99] =
+	    interval_quantile(&st.read, have_prev ? &prev->read : NULL, 0.99);
+	v[ANALYTICS_COL_WRITE_P50] =
+	    interval_quantile(&st.write, have_prev ? &prev->write : NULL, 0.5);
+	v[ANALYTICS_COL_WRITE_P99] =
+	    interval_quantile(&st.write, have_prev ? &prev->write : NULL, 0.99);
+	v[ANALYTICS_COL_CHECKSUM_ERRORS] = (double)st.ftl.checksum_errors;
+	v[ANALYTICS_COL_LIFE_USED] = st.ftl.life_used_pct;
+	/* SMART only where the device has a log of its own (an emulation repeats the FTL's
+	 * counters, which are in the row already). */
+	if (!pfs_flash_smart(p, &sm) && !sm.emulated) {
+		v[ANALYTICS_COL_SMART_USED] = sm.percentage_used;
+		v[ANALYTICS_COL_SMART_SPARE] = sm.available_spare_pct;
+		v[ANALYTICS_COL_SMART_MEDIA_ERRORS] = (double)sm.media_errors;
+		if (sm.has_temperature)
+			v[ANALYTICS_COL_SMART_TEMPERATURE] = sm.temperature_c;
+	}
+	if (prev) {
+		prev->valid = true;
+		prev->read = st.read;
+		prev->write = st.write;
+	}
+}
+
+/* ---- the sampler thread -------------------------------------------------------------------- */
+struct pfs_sampler {
+	struct pfs *p;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	bool stop;
+	int last_rc; /* log a failure once, not every interval */
+};
+
+static unsigned sampler_interval(struct pfs *p)
+{
+	char val[32];
+	unsigned long s = 60;
+
+	if (!pfs_config_get(p, "analytics_interval", val, sizeof(val)))
+		s = strtoul(val, NULL, 10);
+	return s ? (unsigned)s : 60;
+}
+
+static void *sampler_main(void *arg)
+{
+	struct pfs_sampler *s = arg;
+	struct pfs_sample_prev prev = {0};
+	struct analytics_sample smp;
+	struct timespec due;
+
+	clock_gettime(CLOCK_MONOTONIC, &due);
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		/* Due times advance by whole intervals from the start, so samples do not drift
+		 * by the time each one takes; a pause longer than an interval skips ahead. */
+		due.tv_sec += sampler_interval(s->p);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (due.tv_sec < now.tv_sec)
+			due = now;
+		while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &due) != ETIMEDOUT)
+			;
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		pfs_analytics_sample(s->p, &prev, &smp);
+		int rc = pfs_history_append(s->p, smp.time, smp.v, ANALYTICS_NCOLS);
+		if (rc == -EEXIST)
+			rc = 0; /* the wall clock went back, or an import reaches past now */
+		if (rc && rc != s->last_rc)
+			pfs_logl(LOG_WARNING, "pstorfs: analytics: cannot append a sample: %s",
+			         strerror(-rc));
+		else if (!rc && s->last_rc)
+			pfs_logl(LOG_NOTICE, "pstorfs: analytics: samples are appended again");
+		s->last_rc = rc;
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int pfs_sampler_start(struct pfs *p, struct pfs_sampler **out)
+{
+	struct pfs_sampler *s;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	if (pfs_readonly(p))
+		return 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->p = p;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&s->thread, NULL, sampler_main, s);
+	if (rc) {
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return -rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void pfs_sampler_stop(struct pfs_sampler *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- reading the history ------------------------------------------------------------------- */
+static int history_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
+{
+	struct analytics_history *h = arg;
+	struct analytics_sample s;
+
+	(void)tier;
+	analytics_sample_clear(&s);
+	s.time = time;
+	for (uint32_t i = 0; i < n && i < ANALYTICS_NCOLS; i++)
+		s.v[i] = v[i];
+	/* Rows are in strictly increasing time (one per time across tiers); a duplicate
+	 * would be a damaged table, skipped rather than failing every report. */
+	int rc = analytics_history_add(h, &s);
+	return rc == -EINVAL ? 0 : rc;
+}
+
+int pfs_analytics_history(struct pfs *p, struct analytics_history *h)
+{
+	int rc = pfs_history_each(p, history_row, h);
+
+	if (rc)
+		analytics_history_free(h);
+	return rc;
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+const char *const pfs_analytics_files[] = {"history.csv"};
+const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
+
+static int file_history_csv(struct pfs *p, struct pfs_buf *b)
+{
+	struct analytics_history h = {0};
+	char *csv = NULL;
+	size_t len = 0;
+	int rc = pfs_analytics_history(p, &h);
+
+	if (rc)
+		return rc;
+	rc = analytics_csv_write(&h, &csv, &len);
+	analytics_history_free(&h);
+	if (rc)
+		return rc;
+	pfs_buf_printf(b, "%.*s", (int)len, csv);
+	free(csv);
+	return 0;
+}
+
+int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
+{
+	switch (i) {
+	case 0:
+		return file_history_csv(p, b);
+	default:
+		return -ENOENT;
+	}
+}
+
+/* ---- analytics import ---------------------------------------------------------------------- */
+static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pfs_set_msg(p, "%s: not a regular file", path);
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > IMPORT_MAX_BYTES) {
+		pfs_set_msg(p, "%s: larger than %llu MiB", path, IMPORT_MAX_BYTES >> 20);
+		rc = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+			goto out_free;
+		}
+		if (n == 0)
+			break; /* shrank meanwhile: parse what is there */
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return rc;
+}
+
+int pfs_analytics_import(struct pfs *p, const char *path)
+{
+	struct analytics_history h = {0};
+	char err[256], *text = NULL;
+	int64_t *times = NULL;
+	double *vals = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (pfs_readonly(p)) {
+		pfs_set_msg(p, "the pool is mounted read-only");
+		return -EROFS;
+	}
+	if (path[0] != '/') {
+		/* The daemon's working directory is / once it detaches: a relative path would
+		 * not mean what the caller's shell meant. */
+		pfs_set_msg(p, "%s: the path must be absolute", path);
+		return -EINVAL;
+	}
+	rc = read_file(p, path, &text, &len);
+	if (rc)
+		return rc;
+	rc = analytics_csv_parse(text, len, &h, err, sizeof(err));
+	free(text);
+	if (rc) {
+		pfs_set_msg(p, "%s: %s", path, err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	times = malloc(h.n * sizeof(*times));
+	vals = malloc(h.n * sizeof(double) * ANALYTICS_NCOLS);
+	if (!times || !vals) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		times[i] = h.s[i].time;
+		memcpy(vals + i * ANALYTICS_NCOLS, h.s[i].v, sizeof(h.s[i].v));
+	}
+	rc = pfs_history_replace(p, h.n, times, vals, ANALYTICS_NCOLS);
+	if (rc)
+		pfs_set_msg(p, "%s: cannot store the history: %s", path, strerror(-rc));
+	else
+		pfs_set_msg(p, "ok: imported %zu samples", h.n);
+out_free:
+	free(times);
+	free(vals);
+	analytics_history_free(&h);
+	return rc;
+}

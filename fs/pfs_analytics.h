@@ -1,0 +1,45 @@
+/* fs/pfs_analytics.h - the front's analytics: the sampler thread that appends a row of
+ * counters to the store's history, the files of .pstorage/analytics/ and the `analytics`
+ * ctl commands. Private to fs/ (front); the models live in analytics/.
+ */
+#ifndef PSTOR_PFS_ANALYTICS_H
+#define PSTOR_PFS_ANALYTICS_H
+
+#include "analytics.h"
+#include "pfs.h"
+
+/* ---- the sampler --------------------------------------------------------------------------- */
+struct pfs_sampler;
+/* Starts a thread that every analytics_interval seconds (read from the store's config each
+ * time, so `config set` applies from the next sample) appends one sample to the history. The
+ * first sample comes one interval after the start. Nothing on a read-only store (*OUT = NULL,
+ * returns 0). -ENOMEM, -EAGAIN. */
+int pfs_sampler_start(struct pfs *p, struct pfs_sampler **out);
+/* Stops and joins the thread. NULL is a no-op. */
+void pfs_sampler_stop(struct pfs_sampler *s);
+
+/* One sample of P's counters now (time: Unix seconds). PREV (may be NULL) holds the volume I/O
+ * counters of the previous sample and is updated: the latency quantiles are those of the
+ * operations in between, empty when there were none. */
+struct pfs_sample_prev {
+	bool valid;
+	struct pfs_io_stats read, write;
+};
+void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct analytics_sample *s);
+
+/* The whole history, oldest first. -ENOMEM, -EIO. */
+int pfs_analytics_history(struct pfs *p, struct analytics_history *h);
+
+/* ---- files and commands -------------------------------------------------------------------- */
+/* .pstorage/analytics/<name>, in listing order. */
+extern const char *const pfs_analytics_files[];
+extern const unsigned pfs_analytics_nfiles;
+/* The text of file I. */
+int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b);
+
+/* `analytics import PATH`: replaces the history with the CSV at PATH (absolute), checked
+ * line by line first (analytics_csv_parse); nothing changes on any error. The reason is in the
+ * store's message. -EINVAL, -ENOENT, -EFBIG, -EROFS, -ENOSPC, -EIO. */
+int pfs_analytics_import(struct pfs *p, const char *path);
+
+#endif
