@@ -266,21 +266,21 @@ static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+		pfs_set_msg(p, "%s", strerror(-rc));
 		return rc;
 	}
 	if (fstat(fd, &st)) {
 		rc = -errno;
-		pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+		pfs_set_msg(p, "%s", strerror(-rc));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		pfs_set_msg(p, "%s: not a regular file", path);
+		pfs_set_msg(p, "not a regular file");
 		rc = -EINVAL;
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size > IMPORT_MAX_BYTES) {
-		pfs_set_msg(p, "%s: larger than %llu MiB", path, IMPORT_MAX_BYTES >> 20);
+		pfs_set_msg(p, "larger than %llu MiB", IMPORT_MAX_BYTES >> 20);
 		rc = -EFBIG;
 		goto out_close;
 	}
@@ -295,7 +295,7 @@ static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
 			continue;
 		if (n < 0) {
 			rc = -errno;
-			pfs_set_msg(p, "%s: %s", path, strerror(-rc));
+			pfs_set_msg(p, "%s", strerror(-rc));
 			goto out_free;
 		}
 		if (n == 0)
@@ -329,7 +329,7 @@ int pfs_analytics_import(struct pfs *p, const char *path)
 	if (path[0] != '/') {
 		/* The daemon's working directory is / once it detaches: a relative path would
 		 * not mean what the caller's shell meant. */
-		pfs_set_msg(p, "%s: the path must be absolute", path);
+		pfs_set_msg(p, "the path must be absolute");
 		return -EINVAL;
 	}
 	rc = read_file(p, path, &text, &len);
@@ -338,7 +338,7 @@ int pfs_analytics_import(struct pfs *p, const char *path)
 	rc = analytics_csv_parse(text, len, &h, err, sizeof(err));
 	free(text);
 	if (rc) {
-		pfs_set_msg(p, "%s: %s", path, err[0] ? err : strerror(-rc));
+		pfs_set_msg(p, "%s", err[0] ? err : strerror(-rc));
 		return rc;
 	}
 	times = malloc(h.n * sizeof(*times));
@@ -353,7 +353,7 @@ int pfs_analytics_import(struct pfs *p, const char *path)
 	}
 	rc = pfs_history_replace(p, h.n, times, vals, ANALYTICS_NCOLS);
 	if (rc)
-		pfs_set_msg(p, "%s: cannot store the history: %s", path, strerror(-rc));
+		pfs_set_msg(p, "cannot store the history: %s", strerror(-rc));
 	else
 		pfs_set_msg(p, "ok: imported %zu samples", h.n);
 out_free:

@@ -1,0 +1,180 @@
+#!/bin/bash
+# Analytics on a real mount: per-volume usage counts each chunk once (the demo's volume: its data
+# twice, then a snapshot), the counter history grows every analytics_interval and survives an
+# unmount and kill -9, `analytics import` replaces it with a checked CSV (a bad one changes
+# nothing), and a bad analytics_interval option refuses the mount.
+. "$(dirname "$0")/lib.sh"
+need_binaries
+
+IMG=$T/img
+M=$T/m
+HIST=$M/.pstorage/analytics/history.csv
+
+# history.csv has no size (st_size 0, read through): compare its bytes, never its size, as a
+# plain `cmp A B` of two regular files would.
+same_hist() { # FILE
+	cat "$HIST" | cmp -s - "$1"
+}
+
+rows() { # data lines of history.csv
+	tail -n +2 "$HIST" | wc -l
+}
+
+wait_rows() { # N: until history.csv has at least N rows (30 s at most)
+	local n=300
+	until [ "$(rows)" -ge "$1" ]; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "history.csv has $(rows) rows, waited for $1"
+		sleep 0.1
+	done
+}
+
+case_demo_volume_counts_chunks_once() {
+	pstor_mkfs "$IMG" 1G
+	pstor_mount "$IMG" "$M"
+	check "a volume holding 32 MiB of text twice, then a snapshot of it"
+	text_file "$T/text" $((32 << 20))
+	truncate -s 64M "$M/volumes/demo"
+	put_at "$T/text" "$M/volumes/demo" 0
+	put_at "$T/text" "$M/volumes/demo" $((32 << 20))
+	ctl "$M" "snapshot create demo s1"
+	ctl "$M" sync
+	local written unique shared used red
+	written=$(vol_attr "$M" demo written)
+	unique=$(vol_attr "$M" demo unique)
+	shared=$(vol_attr "$M" demo shared)
+	used=$(df_used "$M")
+	red=$(cat "$M/.pstorage/volumes/demo/reduction")
+	log "written $written, unique $unique, shared $shared, pool used $used, reduction $red"
+	[ "$written" = $((64 << 20)) ] || fail "written $written, want $((64 << 20))"
+	[ "$unique" = 0 ] || fail "unique $unique: the snapshot shares every chunk"
+	[ "$shared" -gt 0 ] || fail "shared is 0"
+	[ "$shared" -le "$used" ] || fail "shared $shared exceeds what the pool holds ($used)"
+	# Each chunk once: the volume's share is what the pool stores for it, so written / shared
+	# is twice the compression ratio (at least 2:1 for text).
+	"$PY" -c "import sys; w,s,r=$written,$shared,float('${red%%:*}'); \
+sys.exit(0 if r >= 2.0 and abs(r - w / s) < 0.01 else 1)" ||
+		fail "reduction $red, want written/shared = $("$PY" -c "print($written/$shared)") >= 2"
+	pstor_umount "$M"
+}
+
+case_history_survives_remount_and_kill9() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=1
+	[ "$(cat "$M/.pstorage/config/analytics_interval")" = 1 ] || fail "analytics_interval not 1"
+	head -n 1 "$HIST" | grep -q '^time,physical_used_bytes,' || fail "header: $(head -n 1 "$HIST")"
+	truncate -s 8M "$M/volumes/v"
+	rand_file "$T/r" $((4 << 20))
+	put_at "$T/r" "$M/volumes/v" 0
+	wait_rows 3
+	check "rows are one interval apart, physical_used_bytes grows with the data"
+	"$PY" - "$HIST" <<'PYEOF' || fail "history.csv: $(cat "$HIST")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+t = [int(r['time']) for r in rows]
+assert all(b > a for a, b in zip(t, t[1:])), t
+assert all(b - a <= 3 for a, b in zip(t, t[1:])), t
+assert int(rows[-1]['physical_used_bytes']) >= 4 << 20, rows[-1]
+assert int(rows[-1]['logical_written_bytes']) == 4 << 20, rows[-1]
+PYEOF
+	check "an unmount and remount keep every row"
+	pstor_umount "$M"
+	pstor_mount "$IMG" "$M"
+	cp "$HIST" "$T/h1"
+	[ "$(tail -n +2 "$T/h1" | wc -l)" -ge 3 ] || fail "rows lost over a remount: $(cat "$T/h1")"
+	[ "$(cat "$M/.pstorage/config/analytics_interval")" = 1 ] || fail "setting not kept"
+	wait_rows $(($(tail -n +2 "$T/h1" | wc -l) + 2))
+	check "kill -9 keeps every row that history.csv showed before it"
+	cp "$HIST" "$T/h2"
+	pstor_kill9 "$M"
+	pstor_mount "$IMG" "$M"
+	cp "$HIST" "$T/h3"
+	head -n "$(wc -l <"$T/h2")" "$T/h3" | cmp -s - "$T/h2" ||
+		fail "rows lost over kill -9: before $(wc -l <"$T/h2") lines, after $(wc -l <"$T/h3")"
+	head -n "$(wc -l <"$T/h1")" "$T/h3" | cmp -s - "$T/h1" || fail "older rows changed"
+	pstor_umount "$M"
+}
+
+case_import_replaces_history_bad_files_change_nothing() {
+	pstor_mkfs "$IMG" 256M
+	# A day between samples: the box's own samples stay out of the way.
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	check "90 days of hourly samples import; history.csv gives them back, downsampled"
+	"$PY" - "$T/90d.csv" <<'PYEOF'
+import sys
+t0 = 1735689600  # 2025-01-01
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes,volumes\n')
+    for i in range(90 * 24):
+        f.write('%d,%d,%d,%d\n' % (t0 + i * 3600 + 17, 10**9 + i * 10**7, 10**12, 3))
+PYEOF
+	ctl "$M" "analytics import $T/90d.csv"
+	grep -q "imported 2160 samples" "$M/.pstorage/ctl" || fail "ctl says: $(cat "$M/.pstorage/ctl")"
+	# Hourly samples: the raw tier (2 days) and the hourly tier (90 days) keep every one.
+	[ "$(rows)" = 2160 ] || fail "history.csv has $(rows) rows, want 2160"
+	"$PY" - "$T/90d.csv" "$HIST" <<'PYEOF' || fail "imported rows differ"
+import csv, sys
+a = list(csv.DictReader(open(sys.argv[1])))
+b = list(csv.DictReader(open(sys.argv[2])))
+assert len(a) == len(b)
+for x, y in zip(a, b):
+    for k in x:
+        assert x[k] == y[k], (k, x[k], y[k])
+    assert y['reduction_ratio'] == '', y
+PYEOF
+	cp "$HIST" "$T/before"
+	check "garbage, out-of-order or duplicate times, absurd values: EINVAL, nothing changes"
+	printf 'time,physical_used_bytes\n1735689600,1\n1735689600,2\n' >"$T/dup.csv"
+	printf 'time,physical_used_bytes\n1735689660,1\n1735689600,2\n' >"$T/order.csv"
+	printf 'time,physical_used_bytes\n1735689600,-1\n' >"$T/neg.csv"
+	printf 'time,physical_used_bytes\n1735689600,99999999999999999999999\n' >"$T/huge.csv"
+	printf 'time,physical_used_bytes,capacity_bytes\n1735689600,20,10\n' >"$T/over.csv"
+	head -c 4096 /dev/urandom >"$T/garbage.csv"
+	printf 'PK\003\004 not a csv at all\n' >"$T/zip.csv"
+	: >"$T/empty.csv"
+	local f
+	for f in dup order neg huge over garbage zip empty; do
+		expect_ctl "$M" EINVAL "analytics import $T/$f.csv"
+		grep -q "error: analytics import $T/$f.csv: line [0-9]*: \|empty file" "$M/.pstorage/ctl" ||
+			fail "$f: no reason: $(cat "$M/.pstorage/ctl")"
+		log "$f: $(cat "$M/.pstorage/ctl")"
+		same_hist "$T/before" || { diff "$HIST" "$T/before" | head -5; fail "$f.csv changed the history"; }
+	done
+	grep -q "line 3: time 1735689600 is not after" <(
+		expect_ctl "$M" EINVAL "analytics import $T/order.csv"
+		cat "$M/.pstorage/ctl"
+	) || fail "the out-of-order line is not named"
+	expect_ctl "$M" ENOENT "analytics import $T/missing.csv"
+	expect_ctl "$M" EINVAL "analytics import relative.csv"
+	expect_ctl "$M" EINVAL "analytics import"
+	same_hist "$T/before" || fail "the history changed"
+	check "the imported history survives a remount"
+	pstor_umount "$M"
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	same_hist "$T/before" || fail "the history changed over a remount"
+	pstor_umount "$M"
+}
+
+case_bad_interval_option_refuses_the_mount() {
+	pstor_mkfs "$IMG" 256M
+	mkdir -p "$M"
+	local v rc
+	for v in 0 -5 86401 1x ""; do
+		rc=0
+		"$PSTORFS" "$IMG" "$M" -f -o "analytics_interval=$v" >"$T/out" 2>&1 || rc=$?
+		[ $rc = 1 ] || fail "analytics_interval=$v: status $rc"
+		grep -q "bad option analytics_interval=$v (1..86400)" "$T/out" ||
+			fail "analytics_interval=$v: $(cat "$T/out")"
+		! is_mounted "$M" || fail "mounted with analytics_interval=$v"
+	done
+	expect_ctl_interval() {
+		pstor_mount "$IMG" "$M" analytics_interval=7
+		[ "$(cat "$M/.pstorage/config/analytics_interval")" = 7 ] || fail "option not applied"
+		[ "$(write_errno "$M/.pstorage/config/analytics_interval" 0)" = EINVAL ] ||
+			fail "analytics_interval 0 accepted"
+		pstor_umount "$M"
+	}
+	expect_ctl_interval
+}
+
+run_cases
