@@ -112,6 +112,107 @@ int analytics_csv_write(const struct analytics_history *h, char **out, size_t *l
 int analytics_csv_parse(const char *text, size_t len, struct analytics_history *out, char *err,
                         size_t errlen);
 
+/* ---- statistics ---------------------------------------------------------------------------- */
+/* The P-quantile (0 < P < 1) of Student's t with DOF degrees of freedom (DOF >= 1; a DOF above
+ * 10^6 is the normal distribution). Exact to about 1e-9 (bisection on the incomplete beta). */
+double analytics_t_quantile(double p, double dof);
+double analytics_normal_quantile(double p);
+
+/* ---- forecast models ---------------------------------------------------------------------- */
+/* Each model sees a series on a regular grid, Y[0..N) one STEP apart, and forecasts H steps
+ * past its end: a point and the standard deviation of the forecast error, with DOF degrees of
+ * freedom for its quantiles (intervals: point +- t(DOF) * sd). */
+#define ANALYTICS_MODELS(X)                                                                        \
+	X(LINEAR, "linear")           /* least squares line over the whole history (baseline) */   \
+	X(HOLT_DAMPED, "holt_damped") /* Holt's linear trend, damped, additive errors */           \
+	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */
+enum analytics_model {
+#define ANALYTICS_MODEL_ENUM(n, s) ANALYTICS_MODEL_##n,
+	ANALYTICS_MODELS(ANALYTICS_MODEL_ENUM)
+#undef ANALYTICS_MODEL_ENUM
+	    ANALYTICS_NMODELS
+};
+extern const char *const analytics_model_names[ANALYTICS_NMODELS];
+
+/* Ordinary least squares y = a + b x. S is the residual standard error (N - 2 degrees of
+ * freedom). -EINVAL with fewer than 3 points or all X equal. */
+struct analytics_linear {
+	double a, b, s;
+	double xbar, sxx;
+	size_t n;
+};
+int analytics_linear_fit(const double *x, const double *y, size_t n, struct analytics_linear *m);
+/* Point and prediction standard error at X0: s * sqrt(1 + 1/n + (x0 - xbar)^2 / sxx). */
+void analytics_linear_predict(const struct analytics_linear *m, double x0, double *point,
+                              double *sd);
+
+/* Holt's damped trend in error-correction form: e_t = y_t - (l + phi b), l += phi b + alpha e,
+ * b = phi b + beta e; l_0 = y_0, b_0 = y_1 - y_0. Fit: the (alpha, beta, phi) of a grid with the
+ * least one-step squared error; SIGMA from it. -EINVAL with fewer than 4 points. */
+struct analytics_holt {
+	double alpha, beta, phi;
+	double level, trend, sigma;
+	size_t n;
+};
+/* Runs the recursion with given parameters; returns the one-step sum of squared errors. */
+double analytics_holt_run(const double *y, size_t n, double alpha, double beta, double phi,
+                          double *level, double *trend);
+int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m);
+/* Point l + (phi + ... + phi^h) b; variance sigma^2 (1 + sum_{j<h} (alpha + beta phi
+ * (1 - phi^j) / (1 - phi))^2), the ETS(A,Ad,N) closed form. */
+void analytics_holt_predict(const struct analytics_holt *m, int h, double *point, double *sd);
+
+/* The start of the last segment of Y: the break K (MIN_SEG <= K <= N - MIN_LAST) that minimises
+ * the squared error of two separate lines over [0, K) and [K, N), kept when it lowers the BIC
+ * (n ln(SSE/n) + p ln n; 2 parameters for one line, 5 for two lines and the break), else 0. */
+size_t analytics_changepoint(const double *y, size_t n, size_t min_seg, size_t min_last);
+
+/* MODEL fitted on Y[0..N), forecast H >= 1 steps ahead. -EINVAL when N is too short. */
+int analytics_model_forecast(enum analytics_model model, const double *y, size_t n, int h,
+                             double *point, double *sd, double *dof);
+
+/* ---- capacity forecast -------------------------------------------------------------------- */
+#define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
+#define ANALYTICS_MAX_HORIZONS        8
+struct analytics_forecast_point {
+	double horizon_days;
+	double used, lo80, hi80, lo95, hi95;
+};
+struct analytics_capacity {
+	bool ok;                   /* false: MESSAGE says why (too little history), no figures */
+	char message[96];          /* "need 24 h of samples (have 3.5 h)" */
+	int64_t now;               /* the newest sample's time */
+	double used_now, capacity; /* capacity 0: unknown (no clipping, no full date) */
+	double growth_per_day;     /* of the chosen model over the next 7 days */
+	double step_days;          /* the grid the models saw */
+	size_t points;             /* grid points */
+	enum analytics_model model;
+	/* Rolling-origin backtest at BACKTEST_DAYS ahead over ORIGINS origins: mean absolute
+	 * error of each model, and of the chosen one scaled by the in-sample mean absolute
+	 * one-step change (MASE). */
+	double backtest_days;
+	unsigned origins;
+	double backtest_mae[ANALYTICS_NMODELS];
+	double backtest_mase;
+	/* Interval widening from the backtest: the model's sd is multiplied by these so the
+	 * backtest's standardized errors would have been covered (never below 1). */
+	double calib80, calib95;
+	size_t nfc;
+	struct analytics_forecast_point fc[ANALYTICS_MAX_HORIZONS];
+	/* Days from now until the pool is full: point, and the 95% interval (earliest when the
+	 * upper bound reaches capacity, latest when the lower one does; -1 = not within a
+	 * year). FULL_WITHIN_YEAR false: the point forecast stays below capacity for 365 days. */
+	bool full_within_year;
+	double full_days, full_days_lo95, full_days_hi95;
+};
+/* Forecasts Y (bytes) sampled at times T (Unix seconds, increasing) at each of HORIZONS days
+ * from the newest sample: resamples onto an hourly grid (daily when the history spans more
+ * than 14 days), picks the model by rolling-origin backtest and widens its intervals by what
+ * the backtest saw. Samples with an empty Y are skipped. OUT->ok false when the history spans
+ * less than 24 h. -EINVAL (NH > ANALYTICS_MAX_HORIZONS), -ENOMEM. */
+int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, double capacity,
+                                const double *horizons, size_t nh, struct analytics_capacity *out);
+
 #ifdef __cplusplus
 }
 #endif
