@@ -147,7 +147,8 @@ void analytics_linear_predict(const struct analytics_linear *m, double x0, doubl
                               double *sd);
 
 /* Holt's damped trend in error-correction form: e_t = y_t - (l + phi b), l += phi b + alpha e,
- * b = phi b + beta e; l_0 = y_0, b_0 = y_1 - y_0. Fit: the (alpha, beta, phi) of a grid with the
+ * b = phi b + beta e; started at k = min(N - 2, 5) with l = y_k, b = (y_k - y_0) / k, errors from
+ * y_{k+1}. Fit: the (alpha, beta, phi) of a grid with the
  * least one-step squared error; SIGMA from it. -EINVAL with fewer than 4 points. */
 struct analytics_holt {
 	double alpha, beta, phi;

@@ -59,16 +59,18 @@ void analytics_linear_predict(const struct analytics_linear *m, double x0, doubl
 }
 
 /* ---- Holt's damped trend ------------------------------------------------------------------- */
+#define HOLT_INIT_STEPS 5
+
 double analytics_holt_run(const double *y, size_t n, double alpha, double beta, double phi,
                           double *level, double *trend)
 {
-	double l = y[0], b = n > 1 ? y[1] - y[0] : 0, sse = 0;
+	/* The start: the level at y[k], the trend the mean step over the first k; one
+	 * difference (k = 1) would hand the whole fit a noisy slope. Errors start at y[k + 1],
+	 * the first value the initial state did not see. */
+	size_t k = n > 2 ? (n - 2 < HOLT_INIT_STEPS ? n - 2 : HOLT_INIT_STEPS) : 1;
+	double l = n > k ? y[k] : y[0], b = n > k ? (y[k] - y[0]) / (double)k : 0, sse = 0;
 
-	/* y[1] is both the start of the trend and its first forecast target: start the errors
-	 * at y[2], the first value the initial state did not see. */
-	if (n > 1)
-		l = y[1];
-	for (size_t t = 2; t < n; t++) {
+	for (size_t t = k + 1; t < n; t++) {
 		double e = y[t] - (l + phi * b);
 		sse += e * e;
 		l = l + phi * b + alpha * e;
@@ -101,8 +103,9 @@ int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m)
 				}
 			}
 	}
-	/* n - 2 one-step errors, three parameters fitted on them. */
-	double dof = (double)n - 2 - 3;
+	/* n - 1 - k one-step errors, three parameters fitted on them. */
+	size_t k = n - 2 < HOLT_INIT_STEPS ? n - 2 : HOLT_INIT_STEPS;
+	double dof = (double)(n - 1 - k) - 3;
 	m->sigma = sqrt(best / (dof < 1 ? 1 : dof));
 	return 0;
 }
@@ -286,8 +289,13 @@ int analytics_model_forecast(enum analytics_model model, const double *y, size_t
 }
 
 /* ---- the capacity forecast ------------------------------------------------------------------ */
-#define MAX_ORIGINS 12
-#define MAX_GRID    4000 /* the newest points only, beyond: years of daily samples */
+#define MAX_ORIGINS 24
+/* A model other than the line must beat it by this much in the backtest: a noisy backtest
+ * (a random walk) otherwise switches models on chance and forecasts worse than the line. */
+#define SWITCH_MARGIN 0.8
+/* Independent backtest errors needed before intervals may be narrower than the model's. */
+#define CALIB_NARROW_NEFF 8
+#define MAX_GRID          4000 /* the newest points only, beyond: years of daily samples */
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -350,13 +358,14 @@ static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step
 struct backtest {
 	double mae[ANALYTICS_NMODELS];
 	double z[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error| / the model's sd, per origin */
+	size_t origin[MAX_ORIGINS];
 	unsigned origins;
 	int h;
 };
 
 static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 {
-	size_t omin = n / 2 > 8 ? n / 2 : 8;
+	size_t omin = n / 3 > 8 ? n / 3 : 8;
 	memset(bt, 0, sizeof(*bt));
 	bt->h = h;
 	if (n < (size_t)h + omin)
@@ -366,6 +375,7 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 	for (unsigned i = 0; i < count; i++) {
 		size_t o = omin + (count > 1 ? span * i / (count - 1) : 0);
 		double actual = y[o - 1 + (size_t)h];
+		bt->origin[i] = o;
 		for (int m = 0; m < ANALYTICS_NMODELS; m++) {
 			double pt = 0, sd = 0, dof = 0;
 			int rc = analytics_model_forecast((enum analytics_model)m, y, o, h, &pt,
@@ -381,6 +391,93 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 		bt->mae[m] /= count;
 	bt->origins = count;
 	return 0;
+}
+
+/* The error quantile that covers a new error with probability L, from N errors worth NEFF
+ * independent ones: split-conformal, the ceil((neff + 1) L) / neff quantile; past the largest
+ * error, extrapolated as a normal tail would be (the largest of NEFF normal draws sits near
+ * the neff / (neff + 1) quantile). */
+static double conformal(double *z, unsigned n, double neff, double l)
+{
+	double lev = ceil((neff + 1) * l) / neff;
+
+	if (lev <= 1)
+		return quantile(z, n, lev);
+	double top = quantile(z, n, 1);
+	return top * analytics_normal_quantile(0.5 + l / 2) /
+	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
+}
+
+/* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
+ * sd): C[0] for 80%, C[1] for 95%, each the factor by which the model's own quantile falls
+ * short of the errors' (never below 1). Uses the origins after the change point CP when at
+ * least 5 are, all otherwise; no widening with fewer than 3. */
+/* Origins that saw enough of the present regime: at least CP_MIN_SLOPE_POINTS after the
+ * change point (a forecast made the day after a change could not know it yet). */
+static bool origin_after(size_t o, size_t cp)
+{
+	return o >= cp + CP_MIN_SLOPE_POINTS;
+}
+
+static unsigned origins_after(const struct backtest *bt, size_t cp)
+{
+	unsigned after = 0;
+
+	for (unsigned i = 0; i < bt->origins; i++)
+		after += origin_after(bt->origin[i], cp);
+	return after;
+}
+
+static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
+                      enum analytics_model model, size_t cp, double q80, double q95, double c[2])
+{
+	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
+	unsigned n = 0;
+
+	c[0] = c[1] = 1;
+	/* Too few origins after the change at this horizon (the newest is a horizon old): the
+	 * nearer backtest's standardized errors after it describe the present better than all
+	 * of this one's. */
+	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5)
+		bt = near_bt;
+	bool only_after = cp && origins_after(bt, cp) >= 5;
+	for (unsigned i = 0; i < bt->origins; i++)
+		if (!only_after || origin_after(bt->origin[i], cp))
+			z[n++] = bt->z[model][i];
+	if (n < 3)
+		return;
+	/* Neighbouring origins share most of their forecast window, so their errors move
+	 * together (a random walk's most of all): count them as N_EFF independent ones, from
+	 * the lag-1 autocorrelation of the errors in origin order. */
+	double mean = 0, c0 = 0, c1 = 0;
+	for (unsigned i = 0; i < n; i++)
+		mean += z[i];
+	mean /= n;
+	for (unsigned i = 0; i < n; i++) {
+		c0 += (z[i] - mean) * (z[i] - mean);
+		if (i)
+			c1 += (z[i] - mean) * (z[i - 1] - mean);
+	}
+	double rho = c0 > 0 && isfinite(c0) ? c1 / c0 : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double neff = n * (1 - rho) / (1 + rho);
+	memcpy(zs, z, n * sizeof(*z));
+	double z80 = conformal(zs, n, neff, 0.80), z95 = conformal(zs, n, neff, 0.95);
+	/* Widen to what the backtest saw; narrow only on enough independent evidence, and
+	 * at most by half (a model's sd from few points can be far too cautious). */
+	double floor = neff >= CALIB_NARROW_NEFF ? 0.5 : 1;
+	if (isfinite(z80))
+		c[0] = z80 / q80 > floor ? z80 / q80 : floor;
+	if (isfinite(z95))
+		c[1] = z95 / q95 > floor ? z95 / q95 : floor;
+	if (!isfinite(z80) || !isfinite(z95))
+		c[0] = c[1] = 1;
+	/* 95% never narrower than 80%. */
+	if (q95 * c[1] < q80 * c[0])
+		c[1] = c[0] * q80 / q95;
 }
 
 /* A model's backtest error relative to the line's (1 when both are exact). */
@@ -464,9 +561,9 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 			if (bt7.origins && h7 != hb)
 				score[k] = (score[k] + rel_error(bt7.mae[k], bt7.mae[0])) / 2;
 		}
-		/* Strictly better: ties keep the simpler, earlier model. */
-		for (int k = 0; k < ANALYTICS_NMODELS; k++)
-			if (score[k] < score[out->model])
+		/* Clearly better than the line, else the line. */
+		for (int k = 1; k < ANALYTICS_NMODELS; k++)
+			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model])
 				out->model = (enum analytics_model)k;
 		double naive = 0;
 		for (size_t i = 1; i < m; i++)
@@ -478,18 +575,15 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	if (rc)
 		goto out_free;
 	double q80 = analytics_t_quantile(0.90, f.dof), q95 = analytics_t_quantile(0.975, f.dof);
-	if (bt.origins >= 3) {
-		/* The backtest's standardized errors: where the model's own sd would not have
-		 * covered them, widen (never narrow) the intervals by as much. */
-		double *z = bt.z[out->model];
-		double z80 = quantile(z, bt.origins, 0.80), z95 = quantile(z, bt.origins, 0.95);
-		if (isfinite(z80) && z80 / q80 > out->calib80)
-			out->calib80 = z80 / q80;
-		if (isfinite(z95) && z95 / q95 > out->calib95)
-			out->calib95 = z95 / q95;
-		if (out->calib80 > out->calib95)
-			out->calib95 = out->calib80; /* 95% never narrower than 80% */
-	}
+	/* Errors from before the last change point measure a world that is gone (a forecast
+	 * made before a volume was deleted): calibrate on the origins after it when there are
+	 * enough. */
+	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
+	double c30[2], c7[2];
+	calibrate(&bt, &bt7, out->model, cp, q80, q95, c30);
+	calibrate(&bt7, NULL, out->model, cp, q80, q95, c7);
+	out->calib80 = c30[0];
+	out->calib95 = c30[1];
 	for (size_t i = 0; i < nh; i++) {
 		struct analytics_forecast_point *p = &out->fc[i];
 		int h = (int)lround(horizons[i] * 86400 / (double)step);
@@ -497,12 +591,14 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		if (h < 1)
 			h = 1;
 		model_predict(&f, h, &pt, &sd);
+		/* A week or less ahead: widened by the week's backtest; further, by the month's. */
+		const double *c = horizons[i] <= 7 && bt7.origins ? c7 : c30;
 		p->horizon_days = horizons[i];
 		p->used = pt;
-		p->lo80 = pt - q80 * sd * out->calib80;
-		p->hi80 = pt + q80 * sd * out->calib80;
-		p->lo95 = pt - q95 * sd * out->calib95;
-		p->hi95 = pt + q95 * sd * out->calib95;
+		p->lo80 = pt - q80 * sd * c[0];
+		p->hi80 = pt + q80 * sd * c[0];
+		p->lo95 = pt - q95 * sd * c[1];
+		p->hi95 = pt + q95 * sd * c[1];
 		clip(&p->used, capacity);
 		clip(&p->lo80, capacity);
 		clip(&p->hi80, capacity);

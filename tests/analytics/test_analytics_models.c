@@ -71,19 +71,23 @@ Test(analytics_models, t_and_normal_quantiles_match_the_tables)
 
 Test(analytics_models, holt_recursion_step_by_step)
 {
-	const double y[] = {0, 1, 2, 4};
+	const double y[] = {0, 1, 2, 4}, y8[] = {0, 1, 2, 4, 7, 8, 10, 13};
 	double l, b;
 
-	/* alpha 1: the level is each value; the trend only decays by phi from y1 - y0 = 1.
-	 * e2 = 2 - (1 + .5) = .5, e3 = 4 - (2 + .25) = 1.75. */
+	/* n 4 starts at k 2: l = y2 = 2, b = (2 - 0) / 2 = 1. alpha 1: the level is each value,
+	 * the trend only decays by phi. e3 = 4 - (2 + .5). */
 	double sse = analytics_holt_run(y, 4, 1, 0, 0.5, &l, &b);
-	cr_expect(near(sse, 0.25 + 1.75 * 1.75, 1e-12), "sse %.15g", sse);
-	cr_expect(near(l, 4, 1e-12) && near(b, 0.25, 1e-12), "l %g b %g", l, b);
-	/* alpha .5, beta .1, phi .9: e2 = 2 - 1.9 = .1, l = 1.95, b = .91;
-	 * e3 = 4 - (1.95 + .819) = 1.231, l = 2.769 + .6155, b = .819 + .1231. */
+	cr_expect(near(sse, 1.5 * 1.5, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 4, 1e-12) && near(b, 0.5, 1e-12), "l %g b %g", l, b);
+	/* alpha .5, beta .1, phi .9: e3 = 4 - 2.9 = 1.1, l = 2.9 + .55, b = .9 + .11. */
 	sse = analytics_holt_run(y, 4, 0.5, 0.1, 0.9, &l, &b);
-	cr_expect(near(sse, 0.01 + 1.231 * 1.231, 1e-12), "sse %.15g", sse);
-	cr_expect(near(l, 3.3845, 1e-12) && near(b, 0.9421, 1e-12), "l %.15g b %.15g", l, b);
+	cr_expect(near(sse, 1.21, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 3.45, 1e-12) && near(b, 1.01, 1e-12), "l %.15g b %.15g", l, b);
+	/* n 8 starts at k 5: l = 8, b = 8 / 5. e6 = 10 - 9.44 = .56, l = 9.72, b = 1.496;
+	 * e7 = 13 - (9.72 + 1.3464) = 1.9336, l = 12.0332, b = 1.53976. */
+	sse = analytics_holt_run(y8, 8, 0.5, 0.1, 0.9, &l, &b);
+	cr_expect(near(sse, 0.56 * 0.56 + 1.9336 * 1.9336, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 12.0332, 1e-12) && near(b, 1.53976, 1e-12), "l %.15g b %.15g", l, b);
 }
 
 Test(analytics_models, holt_forecast_and_its_ets_variance)
