@@ -331,7 +331,7 @@ static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step
 	m = (size_t)((last - first) / step) + 1;
 	if (m > MAX_GRID)
 		m = MAX_GRID;
-	*out = malloc(m * sizeof(double));
+	*out = calloc(m, sizeof(double));
 	if (!*out)
 		return 0;
 	/* The grid ends at the newest sample and starts at or after the first, so every point

@@ -223,8 +223,195 @@ int pfs_analytics_history(struct pfs *p, struct analytics_history *h)
 	return rc;
 }
 
+/* ---- capacity forecast ---------------------------------------------------------------------- */
+static const double capacity_horizons[] = {7, 30, 90};
+
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
+{
+	struct analytics_history h = {0};
+	int64_t *t = NULL;
+	double *y = NULL, cap = 0;
+	int rc = pfs_analytics_history(p, &h);
+
+	if (rc)
+		return rc;
+	t = malloc((h.n ? h.n : 1) * sizeof(*t));
+	y = malloc((h.n ? h.n : 1) * sizeof(*y));
+	if (!t || !y) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		t[i] = h.s[i].time;
+		y[i] = h.s[i].v[ANALYTICS_COL_PHYSICAL_USED];
+		/* The newest known capacity: the history alone is the truth (an imported one
+		 * describes another pool). */
+		if (!analytics_empty(h.s[i].v[ANALYTICS_COL_CAPACITY]))
+			cap = h.s[i].v[ANALYTICS_COL_CAPACITY];
+	}
+	rc = analytics_capacity_forecast(t, y, h.n, cap, capacity_horizons,
+	                                 sizeof(capacity_horizons) / sizeof(capacity_horizons[0]),
+	                                 c);
+out_free:
+	free(t);
+	free(y);
+	analytics_history_free(&h);
+	return rc;
+}
+
+static void day_string(int64_t now, double days, char *out, size_t len)
+{
+	time_t t = (time_t)(now + (int64_t)llround(days * 86400));
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d", &tm);
+}
+
+static void json_num(struct pfs_buf *b, double v)
+{
+	if (!isfinite(v))
+		pfs_buf_printf(b, "null");
+	else if (v == floor(v) && fabs(v) < 9e15)
+		pfs_buf_printf(b, "%.0f", v);
+	else
+		pfs_buf_printf(b, "%.6g", v);
+}
+
+static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "{\n  \"status\": \"insufficient_history\",\n  \"message\": ");
+		pfs_buf_json_str(b, c->message);
+		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": []\n}\n");
+		return;
+	}
+	pfs_buf_printf(b, "{\n  \"status\": \"ok\",\n  \"model\": \"%s\",\n  \"time\": %lld,",
+	               analytics_model_names[c->model], (long long)c->now);
+	pfs_buf_printf(b, "\n  \"used_bytes\": ");
+	json_num(b, c->used_now);
+	pfs_buf_printf(b, ",\n  \"capacity_bytes\": ");
+	json_num(b, c->capacity > 0 ? c->capacity : NAN);
+	pfs_buf_printf(b, ",\n  \"growth_bytes_per_day\": ");
+	json_num(b, round(c->growth_per_day));
+	pfs_buf_printf(b, ",\n  \"backtest\": {\"horizon_days\": ");
+	json_num(b, c->backtest_days);
+	pfs_buf_printf(b, ", \"origins\": %u, \"mase\": ", c->origins);
+	json_num(b, c->origins ? c->backtest_mase : NAN);
+	pfs_buf_printf(b, ", \"mae_bytes\": {");
+	for (int m = 0; m < ANALYTICS_NMODELS; m++) {
+		pfs_buf_printf(b, "%s\"%s\": ", m ? ", " : "", analytics_model_names[m]);
+		json_num(b, c->origins ? round(c->backtest_mae[m]) : NAN);
+	}
+	pfs_buf_printf(b, "}},\n  \"interval_widening\": {\"80\": ");
+	json_num(b, c->calib80);
+	pfs_buf_printf(b, ", \"95\": ");
+	json_num(b, c->calib95);
+	pfs_buf_printf(b, "},\n  \"forecasts\": [");
+	for (size_t i = 0; i < c->nfc; i++) {
+		const struct analytics_forecast_point *f = &c->fc[i];
+		pfs_buf_printf(b, "%s\n    {\"horizon_days\": ", i ? "," : "");
+		json_num(b, f->horizon_days);
+		pfs_buf_printf(b, ", \"used_bytes\": ");
+		json_num(b, round(f->used));
+		pfs_buf_printf(b, ", \"lo80_bytes\": ");
+		json_num(b, round(f->lo80));
+		pfs_buf_printf(b, ", \"hi80_bytes\": ");
+		json_num(b, round(f->hi80));
+		pfs_buf_printf(b, ", \"lo95_bytes\": ");
+		json_num(b, round(f->lo95));
+		pfs_buf_printf(b, ", \"hi95_bytes\": ");
+		json_num(b, round(f->hi95));
+		pfs_buf_printf(b, "}");
+	}
+	pfs_buf_printf(b, "\n  ],\n  \"full\": {\"within_year\": %s",
+	               c->full_within_year ? "true" : "false");
+	if (c->full_within_year) {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, ", \"days\": ");
+		json_num(b, c->full_days);
+		pfs_buf_printf(b, ", \"date\": \"%s\"", day);
+		pfs_buf_printf(b, ", \"timestamp\": %lld",
+		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
+	}
+	pfs_buf_printf(b, ", \"days_lo95\": ");
+	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
+	pfs_buf_printf(b, ", \"days_hi95\": ");
+	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
+	pfs_buf_printf(b, "}\n}\n");
+}
+
+#define GIB(x) ((x) / 1073741824.0)
+
+static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "capacity forecast: %s\n", c->message);
+		return;
+	}
+	day_string(c->now, 0, day, sizeof(day));
+	pfs_buf_printf(b, "capacity forecast from the history (newest sample %s UTC)\n", day);
+	if (c->capacity > 0)
+		pfs_buf_printf(b, "used now     %.2f GiB of %.2f GiB (%.1f%%)\n", GIB(c->used_now),
+		               GIB(c->capacity), 100 * c->used_now / c->capacity);
+	else
+		pfs_buf_printf(b, "used now     %.2f GiB\n", GIB(c->used_now));
+	pfs_buf_printf(b, "growth       %+.3f GiB/day\n", GIB(c->growth_per_day));
+	pfs_buf_printf(b, "model        %s, chosen by a backtest %.0f days ahead from %u origins\n",
+	               analytics_model_names[c->model], c->backtest_days, c->origins);
+	if (c->origins) {
+		pfs_buf_printf(b, "backtest     mean abs error:");
+		for (int m = 0; m < ANALYTICS_NMODELS; m++)
+			pfs_buf_printf(b, " %s %.3f GiB%s", analytics_model_names[m],
+			               GIB(c->backtest_mae[m]),
+			               m + 1 < ANALYTICS_NMODELS ? "," : "");
+		pfs_buf_printf(b, " (MASE %.2f)\n", c->backtest_mase);
+	}
+	pfs_buf_printf(b, "horizon      used GiB       80%% interval           95%% interval\n");
+	for (size_t i = 0; i < c->nfc; i++) {
+		const struct analytics_forecast_point *f = &c->fc[i];
+		pfs_buf_printf(b, "+%-3.0f days   %10.2f   %8.2f .. %8.2f   %8.2f .. %8.2f\n",
+		               f->horizon_days, GIB(f->used), GIB(f->lo80), GIB(f->hi80),
+		               GIB(f->lo95), GIB(f->hi95));
+	}
+	if (c->capacity <= 0) {
+		pfs_buf_printf(b, "full         unknown (no capacity in the history)\n");
+	} else if (!c->full_within_year) {
+		pfs_buf_printf(b, "full         not within a year");
+		if (c->full_days_lo95 >= 0)
+			pfs_buf_printf(b, " (95%%: from %.0f days)", c->full_days_lo95);
+		pfs_buf_printf(b, "\n");
+	} else {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, "full         in %.0f days (%s); 95%%: %.0f .. ", c->full_days,
+		               day, c->full_days_lo95);
+		if (c->full_days_hi95 >= 0)
+			pfs_buf_printf(b, "%.0f days\n", c->full_days_hi95);
+		else
+			pfs_buf_printf(b, "beyond a year\n");
+	}
+}
+
+static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct analytics_capacity c;
+	int rc = pfs_analytics_capacity(p, &c);
+
+	if (rc)
+		return rc;
+	if (json)
+		capacity_json(&c, b);
+	else
+		capacity_text(&c, b);
+	return 0;
+}
+
 /* ---- files --------------------------------------------------------------------------------- */
-const char *const pfs_analytics_files[] = {"history.csv"};
+const char *const pfs_analytics_files[] = {"history.csv", "capacity", "capacity.json"};
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
 static int file_history_csv(struct pfs *p, struct pfs_buf *b)
@@ -250,6 +437,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 	switch (i) {
 	case 0:
 		return file_history_csv(p, b);
+	case 1:
+		return file_capacity(p, false, b);
+	case 2:
+		return file_capacity(p, true, b);
 	default:
 		return -ENOENT;
 	}

@@ -30,6 +30,10 @@ void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct an
 /* The whole history, oldest first. -ENOMEM, -EIO. */
 int pfs_analytics_history(struct pfs *p, struct analytics_history *h);
 
+/* The capacity forecast (+7, +30, +90 days) of physical_used_bytes from the history alone: its
+ * newest sample is "now", its newest capacity_bytes the pool's size. -ENOMEM, -EIO. */
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c);
+
 /* ---- files and commands -------------------------------------------------------------------- */
 /* .pstorage/analytics/<name>, in listing order. */
 extern const char *const pfs_analytics_files[];

@@ -155,6 +155,70 @@ PYEOF
 	pstor_umount "$M"
 }
 
+case_import_drives_the_capacity_forecast() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	local C=$M/.pstorage/analytics/capacity
+	check "12 hours of history: the forecast says it needs 24 h, and makes up nothing"
+	"$PY" - "$T/12h.csv" 0.5 <<'PYEOF'
+import random, sys
+days = float(sys.argv[2])
+random.seed(5)
+t0 = 1735689600
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes\n')
+    for i in range(int(days * 24 * 6)):
+        d = i / 144
+        f.write('%d,%d,%d\n' % (t0 + i * 600, 2e11 + 1e9 * d + random.gauss(0, 1e8), 10**12))
+PYEOF
+	ctl "$M" "analytics import $T/12h.csv"
+	grep -q "need 24 h of samples (have 11.8 h)" "$C" || fail "capacity: $(cat "$C")"
+	"$PY" - "$C.json" <<'PYEOF' || fail "capacity.json: $(cat "$C.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['status'] == 'insufficient_history' and j['model'] is None and j['forecasts'] == [], j
+assert 'need 24 h' in j['message'], j
+PYEOF
+	check "90 days growing 1 GB a day: forecasts at 7/30/90 days with nested intervals, the full date"
+	"$PY" - "$T/90d.csv" 90 <<'PYEOF'
+import random, sys
+days = float(sys.argv[2])
+random.seed(5)
+t0 = 1735689600
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes\n')
+    for i in range(int(days * 24)):
+        d = i / 24
+        f.write('%d,%d,%d\n' % (t0 + i * 3600, 2e11 + 1e9 * d + random.gauss(0, 1e8), 4 * 10**11))
+PYEOF
+	ctl "$M" "analytics import $T/90d.csv"
+	log "$(cat "$C")"
+	"$PY" - "$C.json" <<'PYEOF' || fail "capacity.json: $(cat "$C.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['status'] == 'ok', j
+assert j['model'] in ('linear', 'holt_damped', 'changepoint'), j
+fc = j['forecasts']
+assert [f['horizon_days'] for f in fc] == [7, 30, 90], fc
+now = j['used_bytes']
+for f in fc:
+    keys = ('lo95_bytes', 'lo80_bytes', 'used_bytes', 'hi80_bytes', 'hi95_bytes')
+    v = [f[k] for k in keys]
+    assert v == sorted(v), f
+    truth = min(2e11 + 1e9 * (90 - 1 / 24 + f['horizon_days']), 4e11)
+    assert abs(f['used_bytes'] - truth) < 0.02 * truth, (f, truth)
+    assert f['lo95_bytes'] <= truth <= f['hi95_bytes'], (f, truth)
+assert abs(j['growth_bytes_per_day'] - 1e9) < 0.05e9, j
+full = j['full']
+want = (4 * 10**11 - now) / 1e9
+assert full['within_year'] and abs(full['days'] - want) <= 0.05 * want + 1, (full, want)
+assert full['days_lo95'] <= full['days'] <= full['days_hi95'], full
+PYEOF
+	grep -q "^model        " "$C" || fail "capacity: $(cat "$C")"
+	grep -q "^full         in [0-9]* days" "$C" || fail "capacity: $(cat "$C")"
+	pstor_umount "$M"
+}
+
 case_bad_interval_option_refuses_the_mount() {
 	pstor_mkfs "$IMG" 256M
 	mkdir -p "$M"
