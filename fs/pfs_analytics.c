@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -408,6 +409,66 @@ static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 	else
 		capacity_text(&c, b);
 	return 0;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+static int count_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
+{
+	(void)tier;
+	(void)time;
+	(void)v;
+	(void)n;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} bounds[] = {
+	    {"used", "Forecast physical bytes used",
+	     offsetof(struct analytics_forecast_point, used)},
+	    {"lo80", "Lower bound of the 80% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, lo80)},
+	    {"hi80", "Upper bound of the 80% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, hi80)},
+	    {"lo95", "Lower bound of the 95% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, lo95)},
+	    {"hi95", "Upper bound of the 95% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, hi95)},
+	};
+	struct analytics_capacity c;
+	uint64_t rows = 0;
+
+	if (pfs_history_each(p, count_row, &rows))
+		return;
+	pfs_buf_printf(b,
+	               "# HELP pstorfs_analytics_history_samples Rows in the counter history.\n"
+	               "# TYPE pstorfs_analytics_history_samples gauge\n"
+	               "pstorfs_analytics_history_samples %llu\n",
+	               (unsigned long long)rows);
+	if (pfs_analytics_capacity(p, &c) || !c.ok)
+		return;
+	for (size_t k = 0; k < sizeof(bounds) / sizeof(bounds[0]); k++) {
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_capacity_forecast_%s_bytes %s, by days ahead of the "
+		               "newest sample.\n# TYPE pstorfs_capacity_forecast_%s_bytes gauge\n",
+		               bounds[k].name, bounds[k].help, bounds[k].name);
+		for (size_t i = 0; i < c.nfc; i++)
+			pfs_buf_printf(
+			    b, "pstorfs_capacity_forecast_%s_bytes{horizon_days=\"%.0f\"} %.0f\n",
+			    bounds[k].name, c.fc[i].horizon_days,
+			    *(const double *)((const char *)&c.fc[i] + bounds[k].off));
+	}
+	if (c.full_within_year)
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_capacity_full_timestamp_seconds When the pool is "
+		               "forecast to fill (Unix time).\n"
+		               "# TYPE pstorfs_capacity_full_timestamp_seconds gauge\n"
+		               "pstorfs_capacity_full_timestamp_seconds %lld\n",
+		               (long long)(c.now + (int64_t)llround(c.full_days * 86400)));
 }
 
 /* ---- files --------------------------------------------------------------------------------- */

@@ -34,6 +34,13 @@ int pfs_analytics_history(struct pfs *p, struct analytics_history *h);
  * newest sample is "now", its newest capacity_bytes the pool's size. -ENOMEM, -EIO. */
 int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c);
 
+/* The forecast as Prometheus gauges (whole families with HELP and TYPE), for .pstorage/metrics:
+ * pstorfs_analytics_history_samples, and once there are 24 h of history
+ * pstorfs_capacity_forecast_{used,lo80,hi80,lo95,hi95}_bytes{horizon_days=}, and
+ * pstorfs_capacity_full_timestamp_seconds when the pool fills within a year. Nothing of the
+ * forecast when the history cannot be read. */
+void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
+
 /* ---- files and commands -------------------------------------------------------------------- */
 /* .pstorage/analytics/<name>, in listing order. */
 extern const char *const pfs_analytics_files[];

@@ -95,6 +95,36 @@ PYEOF
 	pstor_umount "$M"
 }
 
+case_fsck_repair_and_rebuild_keep_the_mount() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=1
+	truncate -s 4M "$M/volumes/v"
+	rand_file "$T/r" $((1 << 20))
+	put_at "$T/r" "$M/volumes/v" 0
+	wait_rows 2
+	pstor_umount "$M"
+	local FSCK=$PSTOR_BUILD_DIR/fs/fsck.pstorfs rc=0
+	check "fsck --repair of a namespace with history: it mounts, the history is kept"
+	"$FSCK" --repair -q "$IMG" >"$T/fsck.out" 2>&1 || rc=$?
+	[ $rc -le 1 ] || fail "fsck --repair: status $rc: $(cat "$T/fsck.out")"
+	pstor_mount "$IMG" "$M"
+	[ "$(rows)" -ge 2 ] || fail "history lost by fsck --repair: $(cat "$HIST")"
+	cmp -s <(get_at "$M/volumes/v" 0 $((1 << 20))) "$T/r" || fail "data changed"
+	pstor_umount "$M"
+	check "fsck --rebuild (metadata rebuilt from the segments): it mounts; the history may go"
+	rc=0
+	"$FSCK" --rebuild -q "$IMG" >"$T/fsck.out" 2>&1 || rc=$?
+	[ $rc -le 1 ] || fail "fsck --rebuild: status $rc: $(cat "$T/fsck.out")"
+	pstor_mount "$IMG" "$M" analytics_interval=1
+	head -n 1 "$HIST" | grep -q '^time,physical_used_bytes,' || fail "history.csv: $(cat "$HIST")"
+	log "after the rebuild: $(rows) rows"
+	local before
+	before=$(rows)
+	wait_rows $((before + 1))
+	cmp -s <(get_at "$M/volumes/v" 0 $((1 << 20))) "$T/r" || fail "data changed"
+	pstor_umount "$M"
+}
+
 case_import_replaces_history_bad_files_change_nothing() {
 	pstor_mkfs "$IMG" 256M
 	# A day between samples: the box's own samples stay out of the way.
@@ -216,6 +246,28 @@ assert full['days_lo95'] <= full['days'] <= full['days_hi95'], full
 PYEOF
 	grep -q "^model        " "$C" || fail "capacity: $(cat "$C")"
 	grep -q "^full         in [0-9]* days" "$C" || fail "capacity: $(cat "$C")"
+	check "the forecast as gauges in .pstorage/metrics"
+	cat "$M/.pstorage/metrics" >"$T/metrics"
+	"$PY" - "$T/metrics" "$C.json" <<'PYEOF' || fail "metrics: $(grep -E 'analytics|capacity_f' "$T/metrics")"
+import json, sys
+m = {}
+for line in open(sys.argv[1]):
+    if line.startswith('#'):
+        continue
+    k, v = line.rsplit(' ', 1)
+    m[k] = float(v)
+j = json.load(open(sys.argv[2]))
+assert m['pstorfs_analytics_history_samples'] == 2160, m
+assert m['pstorfs_capacity_full_timestamp_seconds'] == j['full']['timestamp'], j['full']
+for f in j['forecasts']:
+    for b in ('used', 'lo80', 'hi80', 'lo95', 'hi95'):
+        k = 'pstorfs_capacity_forecast_%s_bytes{horizon_days="%d"}' % (b, f['horizon_days'])
+        assert m[k] == f[b + '_bytes'], (k, m.get(k), f)
+PYEOF
+	if command -v promtool >/dev/null; then
+		promtool check metrics <"$T/metrics" >"$T/promtool.out" 2>&1 ||
+			fail "promtool: $(cat "$T/promtool.out")"
+	fi
 	pstor_umount "$M"
 }
 
