@@ -60,6 +60,22 @@ enum analytics_kind {
 	X(SMART_MEDIA_ERRORS, "smart_media_errors", COUNT)                                         \
 	X(SMART_TEMPERATURE, "smart_temperature_celsius", CELSIUS)
 
+/* Per-volume rows (.pstorage/analytics/volumes.csv: time,volume, then these), sampled at most
+ * once an hour (ANALYTICS_VOL_INTERVAL): a usage figure walks the volume's whole map. */
+#define ANALYTICS_VOL_COLUMNS(X)                                                                   \
+	X(SIZE, "size_bytes", BYTES)                                                               \
+	X(WRITTEN, "written_bytes", BYTES)                                                         \
+	X(UNIQUE, "unique_bytes", BYTES)                                                           \
+	X(SHARED, "shared_bytes", BYTES)
+enum analytics_vol_col {
+#define ANALYTICS_VOL_ENUM(n, s, k) ANALYTICS_VOL_##n,
+	ANALYTICS_VOL_COLUMNS(ANALYTICS_VOL_ENUM)
+#undef ANALYTICS_VOL_ENUM
+	    ANALYTICS_VOL_NCOLS
+};
+extern const char *const analytics_vol_col_names[ANALYTICS_VOL_NCOLS];
+#define ANALYTICS_VOL_INTERVAL 3600
+
 enum analytics_col {
 #define ANALYTICS_COL_ENUM(n, s, k) ANALYTICS_COL_##n,
 	ANALYTICS_COLUMNS(ANALYTICS_COL_ENUM)

@@ -24,6 +24,12 @@ const enum analytics_kind analytics_col_kinds[ANALYTICS_NCOLS] = {
 #undef ANALYTICS_COL_KIND
 };
 
+const char *const analytics_vol_col_names[ANALYTICS_VOL_NCOLS] = {
+#define ANALYTICS_VOL_NAME(n, s, k) s,
+    ANALYTICS_VOL_COLUMNS(ANALYTICS_VOL_NAME)
+#undef ANALYTICS_VOL_NAME
+};
+
 int analytics_col_find(const char *name)
 {
 	for (int i = 0; i < ANALYTICS_NCOLS; i++)

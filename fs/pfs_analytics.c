@@ -97,6 +97,76 @@ void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct an
 	}
 }
 
+/* ---- per-volume samples ---------------------------------------------------------------------- */
+struct vol_names {
+	char (*name)[PFS_NAME_MAX + 1];
+	size_t n, cap;
+	int err;
+};
+
+/* Names only: the usage walk takes locks that must not nest under the catalogue's. */
+static int collect_name(void *arg, struct pfs_vol *v, const struct pfs_vol_info *info)
+{
+	struct vol_names *l = arg;
+
+	(void)v;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *n = realloc(l->name, cap * sizeof(*l->name));
+		if (!n) {
+			l->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		l->name = n;
+		l->cap = cap;
+	}
+	snprintf(l->name[l->n++], sizeof(l->name[0]), "%s", info->name);
+	return 0;
+}
+
+int pfs_analytics_sample_volumes(struct pfs *p, int64_t time)
+{
+	struct vol_names l = {0};
+	const char **names = NULL;
+	double *vals = NULL;
+	size_t k = 0;
+	int rc;
+
+	rc = pfs_vol_each(p, PFS_MAP_VOLUME, 0, collect_name, &l);
+	if (!rc)
+		rc = l.err;
+	if (rc || !l.n)
+		goto out_free;
+	names = calloc(l.n, sizeof(*names));
+	vals = calloc(l.n * ANALYTICS_VOL_NCOLS, sizeof(*vals));
+	if (!names || !vals) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, l.name[i]);
+		struct pfs_vol_info info;
+		uint64_t unique = 0, shared = 0;
+		if (!v)
+			continue; /* deleted meanwhile */
+		pfs_vol_get_info(v, &info);
+		int urc = pfs_vol_usage(p, v, false, &unique, &shared);
+		pfs_vol_unref(v);
+		double *row = vals + k * ANALYTICS_VOL_NCOLS;
+		row[ANALYTICS_VOL_SIZE] = (double)info.size;
+		row[ANALYTICS_VOL_WRITTEN] = (double)info.nz_blocks * pfs_block_size(p);
+		row[ANALYTICS_VOL_UNIQUE] = urc ? NAN : (double)unique;
+		row[ANALYTICS_VOL_SHARED] = urc ? NAN : (double)shared;
+		names[k++] = l.name[i];
+	}
+	rc = pfs_history_append_volumes(p, time, k, names, vals, ANALYTICS_VOL_NCOLS);
+out_free:
+	free(names);
+	free(vals);
+	free(l.name);
+	return rc;
+}
+
 /* ---- the sampler thread -------------------------------------------------------------------- */
 struct pfs_sampler {
 	struct pfs *p;
@@ -123,6 +193,7 @@ static void *sampler_main(void *arg)
 	struct pfs_sample_prev prev = {0};
 	struct analytics_sample smp;
 	struct timespec due;
+	int64_t last_vol = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &due);
 	pthread_mutex_lock(&s->lock);
@@ -143,6 +214,14 @@ static void *sampler_main(void *arg)
 		int rc = pfs_history_append(s->p, smp.time, smp.v, ANALYTICS_NCOLS);
 		if (rc == -EEXIST)
 			rc = 0; /* the wall clock went back, or an import reaches past now */
+		/* Volumes once an hour (and at the first sample of a mount): each one's usage
+		 * figures walk its map. */
+		if (!rc && (!last_vol || smp.time - last_vol >= ANALYTICS_VOL_INTERVAL)) {
+			rc = pfs_analytics_sample_volumes(s->p, smp.time);
+			if (rc == -EEXIST)
+				rc = 0;
+			last_vol = smp.time;
+		}
 		if (rc && rc != s->last_rc)
 			pfs_logl(LOG_WARNING, "pstorfs: analytics: cannot append a sample: %s",
 			         strerror(-rc));
@@ -472,7 +551,33 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
 }
 
 /* ---- files --------------------------------------------------------------------------------- */
-const char *const pfs_analytics_files[] = {"history.csv", "capacity", "capacity.json"};
+static int vol_row(void *arg, int tier, int64_t time, const char *name, const double *v, uint32_t n)
+{
+	struct pfs_buf *b = arg;
+
+	(void)tier;
+	pfs_buf_printf(b, "%lld,%s", (long long)time, name);
+	for (uint32_t c = 0; c < ANALYTICS_VOL_NCOLS; c++) {
+		if (c < n && isfinite(v[c]))
+			pfs_buf_printf(b, ",%.0f", v[c]);
+		else
+			pfs_buf_printf(b, ",");
+	}
+	pfs_buf_printf(b, "\n");
+	return 0;
+}
+
+static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
+{
+	pfs_buf_printf(b, "time,volume");
+	for (int c = 0; c < ANALYTICS_VOL_NCOLS; c++)
+		pfs_buf_printf(b, ",%s", analytics_vol_col_names[c]);
+	pfs_buf_printf(b, "\n");
+	return pfs_history_volumes_each(p, vol_row, b);
+}
+
+const char *const pfs_analytics_files[] = {"history.csv", "volumes.csv", "capacity",
+                                           "capacity.json"};
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
 static int file_history_csv(struct pfs *p, struct pfs_buf *b)
@@ -499,8 +604,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 	case 0:
 		return file_history_csv(p, b);
 	case 1:
-		return file_capacity(p, false, b);
+		return file_volumes_csv(p, b);
 	case 2:
+		return file_capacity(p, false, b);
+	case 3:
 		return file_capacity(p, true, b);
 	default:
 		return -ENOENT;

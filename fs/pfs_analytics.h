@@ -27,6 +27,9 @@ struct pfs_sample_prev {
 };
 void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct analytics_sample *s);
 
+/* One per-volume row for each volume (size, written, unique, shared) at TIME. */
+int pfs_analytics_sample_volumes(struct pfs *p, int64_t time);
+
 /* The whole history, oldest first. -ENOMEM, -EIO. */
 int pfs_analytics_history(struct pfs *p, struct analytics_history *h);
 

@@ -36,7 +36,9 @@ static const char *const schema_sql =
     /* The analytics history (pfs_meta_history.c): TIER 0 raw, 1 hourly, 2 daily; VALS the
      * columns as little-endian doubles. Added after format 2 shipped, as attrs. */
     "CREATE TABLE IF NOT EXISTS history(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
-    " vals BLOB NOT NULL, PRIMARY KEY(tier, time)) WITHOUT ROWID;";
+    " vals BLOB NOT NULL, PRIMARY KEY(tier, time)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS history_vol(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " name TEXT NOT NULL, vals BLOB NOT NULL, PRIMARY KEY(tier, name, time)) WITHOUT ROWID;";
 
 static int sql_errno(int rc)
 {

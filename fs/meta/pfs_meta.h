@@ -155,6 +155,15 @@ int pfs_meta_history_count(struct pfs_meta *m, int tier, uint64_t *n);
  * call back into meta. A row shorter than N values was written with fewer columns. */
 typedef int (*pfs_meta_history_fn)(void *arg, int tier, int64_t time, const double *v, uint32_t n);
 int pfs_meta_history_each(struct pfs_meta *m, pfs_meta_history_fn fn, void *arg);
+/* Per-volume rows (table history_vol, keyed by volume name too), rolled by the same
+ * pfs_meta_history_roll() per volume and cleared by pfs_meta_history_clear(). */
+int pfs_meta_history_vol_put(struct pfs_meta *m, int tier, int64_t time, const char *name,
+                             const double *v, uint32_t n);
+int pfs_meta_history_vol_last(struct pfs_meta *m, int64_t *time); /* -1 when none */
+typedef int (*pfs_meta_history_vol_fn)(void *arg, int tier, int64_t time, const char *name,
+                                       const double *v, uint32_t n);
+/* By name, then time. FN runs under db_lock. */
+int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, void *arg);
 
 /* PRAGMA quick_check on the metadata as it is on the device (SQLite's page cache is dropped
  * first). PROBLEMS gets the number of problems, FIRST the first one. A database too damaged

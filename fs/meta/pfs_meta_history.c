@@ -1,5 +1,6 @@
 /* fs/meta/pfs_meta_history.c - the analytics history in SQLite: rows of counters by time in
- * three tiers (raw, hourly, daily) and the roll that keeps it bounded. Knows nothing of what
+ * three tiers (raw, hourly, daily) and the roll that keeps it bounded, for the pool (table
+ * history) and per volume (history_vol, rows keyed by volume name too). Knows nothing of what
  * the columns mean (analytics/ does); never called on the I/O path.
  */
 #include <errno.h>
@@ -81,6 +82,35 @@ int pfs_meta_history_put(struct pfs_meta *m, int tier, int64_t time, const doubl
 	return rc;
 }
 
+int pfs_meta_history_vol_put(struct pfs_meta *m, int tier, int64_t time, const char *name,
+                             const double *v, uint32_t n)
+{
+	uint8_t *blob;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (tier < 0 || tier >= PFS_HISTORY_TIERS || n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	blob = malloc(n ? (size_t)n * 8 : 1);
+	if (!blob)
+		return -ENOMEM;
+	encode(v, n, blob);
+	pthread_mutex_lock(&m->db_lock);
+	rc =
+	    prep(m, "INSERT OR REPLACE INTO history_vol(tier, time, name, vals) VALUES(?, ?, ?, ?)",
+	         &st);
+	if (!rc) {
+		sqlite3_bind_int(st, 1, tier);
+		sqlite3_bind_int64(st, 2, time);
+		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, blob, (int)(n * 8), SQLITE_STATIC);
+		rc = step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	free(blob);
+	return rc;
+}
+
 int pfs_meta_history_clear(struct pfs_meta *m)
 {
 	sqlite3_stmt *st;
@@ -88,6 +118,10 @@ int pfs_meta_history_clear(struct pfs_meta *m)
 
 	pthread_mutex_lock(&m->db_lock);
 	rc = prep(m, "DELETE FROM history", &st);
+	if (!rc)
+		rc = step_done(m, st);
+	if (!rc)
+		rc = prep(m, "DELETE FROM history_vol", &st);
 	if (!rc)
 		rc = step_done(m, st);
 	pthread_mutex_unlock(&m->db_lock);
@@ -122,6 +156,14 @@ int pfs_meta_history_last(struct pfs_meta *m, int64_t *time)
 	return rc;
 }
 
+int pfs_meta_history_vol_last(struct pfs_meta *m, int64_t *time)
+{
+	pthread_mutex_lock(&m->db_lock);
+	int rc = int64_query(m, "SELECT MAX(time) FROM history_vol", -1, time);
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
 int pfs_meta_history_count(struct pfs_meta *m, int tier, uint64_t *n)
 {
 	int64_t c = 0;
@@ -136,13 +178,16 @@ int pfs_meta_history_count(struct pfs_meta *m, int tier, uint64_t *n)
 /* Rows of FROM older than CUT (a multiple of BUCKET) become one row of FROM + 1 per bucket:
  * the bucket's last sample, so counters stay exact and every row is a real sample. SQLite
  * gives a bare column the values of the row that MAX() picked. */
-static int roll_tier(struct pfs_meta *m, int from, int64_t cut, int64_t bucket)
+static int roll_tier(struct pfs_meta *m, bool vol, int from, int64_t cut, int64_t bucket)
 {
 	sqlite3_stmt *st;
 	int rc = prep(m,
-	              "INSERT OR REPLACE INTO history(tier, time, vals)"
-	              " SELECT ?1 + 1, MAX(time), vals FROM history"
-	              " WHERE tier = ?1 AND time < ?2 GROUP BY time / ?3",
+	              vol ? "INSERT OR REPLACE INTO history_vol(tier, time, name, vals)"
+	                    " SELECT ?1 + 1, MAX(time), name, vals FROM history_vol"
+	                    " WHERE tier = ?1 AND time < ?2 GROUP BY name, time / ?3"
+	                  : "INSERT OR REPLACE INTO history(tier, time, vals)"
+	                    " SELECT ?1 + 1, MAX(time), vals FROM history"
+	                    " WHERE tier = ?1 AND time < ?2 GROUP BY time / ?3",
 	              &st);
 
 	if (rc)
@@ -153,7 +198,10 @@ static int roll_tier(struct pfs_meta *m, int from, int64_t cut, int64_t bucket)
 	rc = step_done(m, st);
 	if (rc)
 		return rc;
-	rc = prep(m, "DELETE FROM history WHERE tier = ?1 AND time < ?2", &st);
+	rc = prep(m,
+	          vol ? "DELETE FROM history_vol WHERE tier = ?1 AND time < ?2"
+	              : "DELETE FROM history WHERE tier = ?1 AND time < ?2",
+	          &st);
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, from);
@@ -172,14 +220,22 @@ int pfs_meta_history_roll(struct pfs_meta *m)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = int64_query(m, "SELECT MAX(time) FROM history", -1, &now);
+	/* "Now" is the newest row of either table: the pool's and the volumes' tiers age
+	 * together. */
+	rc = int64_query(m,
+	                 "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM history"
+	                 " UNION ALL SELECT MAX(time) FROM history_vol)",
+	                 -1, &now);
 	if (rc || now < 0)
 		goto out_unlock;
 	/* Cuts on bucket boundaries: a bucket is rolled whole, once. Raw first, so raw samples
 	 * older than the hourly tier's horizon pass through it to the daily one. */
-	rc = roll_tier(m, 0, floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600), 3600);
-	if (!rc)
-		rc = roll_tier(m, 1, floor_to(now - PFS_HISTORY_HOURLY_SECONDS, 86400), 86400);
+	for (int vol = 0; vol < 2 && !rc; vol++) {
+		rc = roll_tier(m, vol, 0, floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600), 3600);
+		if (!rc)
+			rc = roll_tier(m, vol, 1, floor_to(now - PFS_HISTORY_HOURLY_SECONDS, 86400),
+			               86400);
+	}
 out_unlock:
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -200,6 +256,36 @@ int pfs_meta_history_each(struct pfs_meta *m, pfs_meta_history_fn fn, void *arg)
 		size_t len = (size_t)sqlite3_column_bytes(st, 2);
 		uint32_t n = blob ? decode(blob, len, v, PFS_HISTORY_MAX_VALUES) : 0;
 		int frc = fn(arg, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1), v, n);
+		if (frc) {
+			sqlite3_finalize(st);
+			rc = frc;
+			goto out_unlock;
+		}
+	}
+	rc = pfs_meta_sql_errno(rc);
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, void *arg)
+{
+	double v[PFS_HISTORY_MAX_VALUES];
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = prep(m, "SELECT tier, time, name, vals FROM history_vol ORDER BY name, time", &st);
+	if (rc)
+		goto out_unlock;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(st, 3);
+		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+		uint32_t n = blob ? decode(blob, len, v, PFS_HISTORY_MAX_VALUES) : 0;
+		int frc = fn(arg, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+		             name ? name : "", v, n);
 		if (frc) {
 			sqlite3_finalize(st);
 			rc = frc;

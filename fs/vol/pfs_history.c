@@ -81,3 +81,40 @@ int pfs_history_count(struct pfs *p, int tier, uint64_t *n)
 {
 	return pfs_meta_history_count(p->meta, tier, n);
 }
+
+int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,
+                               const double *vals, uint32_t n)
+{
+	int64_t last;
+	int rc;
+
+	if (p->opts.readonly)
+		return -EROFS;
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	pthread_mutex_lock(&p->commit_lock);
+	rc = pfs_meta_history_vol_last(p->meta, &last);
+	if (!rc && last >= time)
+		rc = -EEXIST;
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	for (size_t i = 0; i < nvol && !rc; i++)
+		rc = pfs_meta_history_vol_put(p->meta, 0, time, names[i], vals + i * n, n);
+	if (!rc)
+		rc = pfs_meta_history_roll(p->meta);
+	if (rc)
+		pfs_meta_rollback(p->meta);
+	else
+		rc = pfs_meta_commit(p->meta);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg)
+{
+	return pfs_meta_history_vol_each(p->meta, fn, arg);
+}

@@ -305,6 +305,15 @@ typedef int (*pfs_history_fn)(void *arg, int tier, int64_t time, const double *v
 int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg);
 /* Rows in TIER. */
 int pfs_history_count(struct pfs *p, int tier, uint64_t *n);
+/* Per-volume rows: NVOL volumes named NAMES, N values each in VALS (NVOL x N), at TIME, in one
+ * transaction, then the roll. Rolled like the pool's rows, per volume; an import clears them.
+ * -EEXIST when TIME is not after the newest per-volume row; -EROFS, -EINVAL, -ENOSPC, -EIO. */
+int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,
+                               const double *vals, uint32_t n);
+/* By volume name, then time. FN must not call into the store. */
+typedef int (*pfs_history_vol_fn)(void *arg, int tier, int64_t time, const char *name,
+                                  const double *v, uint32_t n);
+int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

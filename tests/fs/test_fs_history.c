@@ -313,3 +313,113 @@ Test(fs_history, analytics_interval_is_a_checked_setting)
 	cr_assert_eq(pfs_config_get(p, "analytics_interval", val, sizeof(val)), 0);
 	cr_expect_str_eq(val, "5", "persists");
 }
+
+struct vrow {
+	int tier;
+	int64_t time;
+	char name[PFS_NAME_MAX + 1];
+	double v[ANALYTICS_VOL_NCOLS];
+};
+struct vrows {
+	struct vrow r[2048];
+	size_t n;
+};
+
+static int collect_vol(void *arg, int tier, int64_t time, const char *name, const double *v,
+                       uint32_t n)
+{
+	struct vrows *rs = arg;
+	struct vrow *r;
+
+	cr_assert_lt(rs->n, 2048);
+	r = &rs->r[rs->n++];
+	r->tier = tier;
+	r->time = time;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	for (int c = 0; c < ANALYTICS_VOL_NCOLS; c++)
+		r->v[c] = (uint32_t)c < n ? v[c] : NAN;
+	return 0;
+}
+
+Test(fs_history, volume_rows_count_each_chunk_once)
+{
+	static uint8_t buf[16 * 4096];
+	static struct vrows rs;
+	struct pfs_stats st;
+
+	cr_assert_eq(pfs_ctl_exec(p, "volume create a 1M"), 0);
+	cr_assert_eq(pfs_ctl_exec(p, "volume create b 2M"), 0);
+	pfs_get_stats(p, &st);
+	uint64_t stored0 = st.engine.stored_bytes;
+	struct pfs_vol *a = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "a");
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	cr_assert_eq(pfs_vol_write(p, a, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(pfs_vol_write(p, a, buf, sizeof(buf), sizeof(buf)), (ssize_t)sizeof(buf));
+	pfs_vol_unref(a);
+	cr_assert_eq(pfs_ctl_exec(p, "snapshot create a s"), 0);
+	pfs_get_stats(p, &st);
+	cr_assert_eq(pfs_analytics_sample_volumes(p, 1700000000), 0);
+	cr_expect_eq(pfs_analytics_sample_volumes(p, 1700000000), -EEXIST);
+	rs.n = 0;
+	cr_assert_eq(pfs_history_volumes_each(p, collect_vol, &rs), 0);
+	cr_assert_eq(rs.n, 2);
+	cr_expect_str_eq(rs.r[0].name, "a");
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_SIZE], 1 << 20);
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_WRITTEN], 2 * sizeof(buf));
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_UNIQUE], 0, "the snapshot shares everything");
+	double stored = (double)(st.engine.stored_bytes - stored0);
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_SHARED], stored,
+	             "once, not once per reference: %g of %g", rs.r[0].v[ANALYTICS_VOL_SHARED],
+	             stored);
+	cr_expect_str_eq(rs.r[1].name, "b");
+	cr_expect_eq(rs.r[1].v[ANALYTICS_VOL_WRITTEN], 0);
+
+	struct pfs_buf b = {0};
+	cr_assert_eq(pfs_analytics_file(p, 1, &b), 0);
+	const char *want = "time,volume,size_bytes,written_bytes,unique_bytes,shared_bytes\n"
+	                   "1700000000,a,1048576,131072,0,";
+	cr_expect_eq(strncmp(b.data, want, strlen(want)), 0, "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "\n1700000000,b,2097152,0,0,0\n"), "%s", b.data);
+	pfs_buf_free(&b);
+}
+
+Test(fs_history, volume_rows_roll_per_volume)
+{
+	static struct vrows rs;
+	const char *names[2] = {"x", "y"};
+	int64_t t0 = 1700000000, step = 1800, n = 3 * 86400 / 1800;
+
+	for (int64_t i = 0; i < n; i++) {
+		double v[2 * ANALYTICS_VOL_NCOLS] = {0};
+		v[0] = (double)(t0 + i * step);
+		v[ANALYTICS_VOL_NCOLS] = -v[0];
+		cr_assert_eq(
+		    pfs_history_append_volumes(p, t0 + i * step, 2, names, v, ANALYTICS_VOL_NCOLS),
+		    0);
+	}
+	int64_t now = t0 + (n - 1) * step, cut = (now - 2 * 86400) / 3600 * 3600;
+	rs.n = 0;
+	cr_assert_eq(pfs_history_volumes_each(p, collect_vol, &rs), 0);
+	size_t raw = 0, hourly = 0;
+	for (size_t i = 0; i < rs.n; i++) {
+		struct vrow *r = &rs.r[i];
+		cr_expect_eq(fabs(r->v[0]), (double)r->time, "a row keeps its own values");
+		cr_expect_eq(r->v[0] < 0, r->name[0] == 'y');
+		if (r->tier == 0) {
+			cr_expect_geq(r->time, cut);
+			raw++;
+		} else {
+			cr_expect_eq(r->tier, 1);
+			cr_expect_lt(r->time, cut);
+			cr_expect_eq(r->time % 3600, 2600,
+			             "the last sample of its hour (t0 is :13:20)");
+			hourly++;
+		}
+	}
+	/* Two samples an hour: the hourly tier keeps one of each pair, for each volume. */
+	int64_t old = (cut - t0 + step - 1) / step;
+	cr_expect_eq(hourly, 2 * (size_t)((old + 1) / 2), "%zu hourly rows", hourly);
+	cr_expect_eq(raw + hourly, rs.n);
+	cr_expect_eq(raw, 2 * (size_t)(n - old));
+}

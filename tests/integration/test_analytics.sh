@@ -84,6 +84,11 @@ PYEOF
 	[ "$(tail -n +2 "$T/h1" | wc -l)" -ge 3 ] || fail "rows lost over a remount: $(cat "$T/h1")"
 	[ "$(cat "$M/.pstorage/config/analytics_interval")" = 1 ] || fail "setting not kept"
 	wait_rows $(($(tail -n +2 "$T/h1" | wc -l) + 2))
+	check "volumes.csv: a row for the volume at the mount's first sample, each chunk once"
+	local VC=$M/.pstorage/analytics/volumes.csv
+	head -n 1 "$VC" | grep -qx 'time,volume,size_bytes,written_bytes,unique_bytes,shared_bytes' ||
+		fail "volumes.csv header: $(head -n 1 "$VC")"
+	grep -qE "^[0-9]+,v,8388608,4194304,[0-9]+,0$" "$VC" || fail "volumes.csv: $(cat "$VC")"
 	check "kill -9 keeps every row that history.csv showed before it"
 	cp "$HIST" "$T/h2"
 	pstor_kill9 "$M"
