@@ -230,6 +230,46 @@ struct analytics_capacity {
 int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, double capacity,
                                 const double *horizons, size_t nh, struct analytics_capacity *out);
 
+/* ---- health ------------------------------------------------------------------------------- */
+enum analytics_health_status { ANALYTICS_OK, ANALYTICS_WARNING, ANALYTICS_CRITICAL };
+extern const char *const analytics_health_names[3]; /* "ok", "warning", "critical" */
+
+/* What the health grade looks at; the caller fills what it knows (NAN or false: unknown). */
+struct analytics_health_input {
+	/* The FTL's own wear: mean erase count over the rated endurance, in percent. */
+	double life_used_pct;
+	/* NVMe SMART, where the device has a log of its own. */
+	bool smart;
+	unsigned critical_warning; /* NVMe critical warning bits */
+	double percentage_used;    /* of rated life; may pass 100 */
+	double spare_pct, spare_threshold_pct;
+	double media_errors, temperature_c;
+	/* The store. */
+	double checksum_errors, read_errors, damaged_refs, commit_errors;
+	bool scrub_found_damage;
+	/* Write amplification over the last 7 days and the 7 before (from the history). */
+	double wa_recent, wa_before;
+	/* Days until life used reaches 100% / spare reaches its threshold (NAN: not foreseen
+	 * within a year or not known). */
+	double wearout_days, spare_days;
+};
+
+#define ANALYTICS_HEALTH_MAX_REASONS 16
+struct analytics_health {
+	enum analytics_health_status status;
+	unsigned nreasons;
+	struct {
+		enum analytics_health_status level;
+		char text[128];
+	} reason[ANALYTICS_HEALTH_MAX_REASONS];
+};
+/* Grades IN: critical for what loses data or stops writes (SMART critical warnings, spare
+ * below its threshold, references to damaged chunks, failed commits), warning for what
+ * foretells it (checksum, read and media errors, damage found by a scrub, life used at 80%
+ * or more, wear-out or spare exhaustion foreseen within 90 days, write amplification up by
+ * half in a week, 70 C or more), ok otherwise; each finding with a reason. */
+void analytics_health_grade(const struct analytics_health_input *in, struct analytics_health *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -490,6 +490,269 @@ static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 	return 0;
 }
 
+/* ---- health -------------------------------------------------------------------------------- */
+struct pfs_health {
+	struct analytics_health grade;
+	struct analytics_health_input in;
+	struct ftl_dev_smart smart;
+	bool have_smart;
+	/* The wear-out forecast: when life used (SMART percentage used where the device has a
+	 * log, else the FTL's erase counts over the rated endurance) reaches 100%. */
+	const char *wear_source;
+	struct analytics_capacity wear, spare;
+	bool spare_known;
+};
+
+/* Write amplification between the samples nearest to FROM and TO seconds before the newest
+ * (NAN when the history does not reach that far or a remount reset the counters). */
+static double history_wa(const struct analytics_history *h, int64_t from, int64_t to)
+{
+	const struct analytics_sample *a = NULL, *b = NULL;
+	int64_t now;
+
+	if (!h->n)
+		return NAN;
+	now = h->s[h->n - 1].time;
+	for (size_t i = 0; i < h->n; i++) {
+		if (h->s[i].time <= now - from)
+			a = &h->s[i];
+		if (h->s[i].time <= now - to)
+			b = &h->s[i];
+	}
+	if (!a || !b || a == b)
+		return NAN;
+	double dev = b->v[ANALYTICS_COL_DEVICE_WRITTEN] - a->v[ANALYTICS_COL_DEVICE_WRITTEN];
+	double host = b->v[ANALYTICS_COL_HOST_WRITTEN] - a->v[ANALYTICS_COL_HOST_WRITTEN];
+	if (!(host > 0) || !(dev >= 0))
+		return NAN;
+	return dev / host;
+}
+
+/* The days until column COL (or 100 - it, for the spare) reaches LIMIT, by the capacity
+ * models on the history. */
+static int history_reach(const struct analytics_history *h, int col, bool falling, double limit,
+                         struct analytics_capacity *out)
+{
+	static const double horizons[] = {30, 90, 365};
+	int64_t *t = malloc((h->n ? h->n : 1) * sizeof(*t));
+	double *y = malloc((h->n ? h->n : 1) * sizeof(*y));
+	int rc;
+
+	if (!t || !y) {
+		free(t);
+		free(y);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h->n; i++) {
+		t[i] = h->s[i].time;
+		y[i] = falling && !analytics_empty(h->s[i].v[col]) ? 100 - h->s[i].v[col]
+		                                                   : h->s[i].v[col];
+	}
+	rc = analytics_capacity_forecast(t, y, h->n, falling ? 100 - limit : limit, horizons,
+	                                 sizeof(horizons) / sizeof(horizons[0]), out);
+	free(t);
+	free(y);
+	return rc;
+}
+
+static double full_days(const struct analytics_capacity *c)
+{
+	return c->ok && c->full_within_year ? c->full_days : NAN;
+}
+
+int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
+{
+	struct analytics_history h = {0};
+	struct pfs_stats st;
+	int rc;
+
+	memset(hl, 0, sizeof(*hl));
+	pfs_get_stats(p, &st);
+	hl->have_smart = !pfs_flash_smart(p, &hl->smart) && !hl->smart.emulated;
+	struct analytics_health_input *in = &hl->in;
+	*in = (struct analytics_health_input){
+	    .life_used_pct = st.ftl.life_used_pct,
+	    .smart = hl->have_smart,
+	    .percentage_used = NAN,
+	    .spare_pct = NAN,
+	    .spare_threshold_pct = NAN,
+	    .media_errors = NAN,
+	    .temperature_c = NAN,
+	    .checksum_errors = (double)st.ftl.checksum_errors,
+	    .read_errors = (double)(st.ftl.read_errors + st.io_errors),
+	    .damaged_refs = (double)st.damaged_refs,
+	    .commit_errors = (double)st.commit_errors,
+	    .scrub_found_damage = pfs_scrub_found_damage(p),
+	    .wearout_days = NAN,
+	    .spare_days = NAN,
+	};
+	if (hl->have_smart) {
+		in->critical_warning = hl->smart.critical_warning;
+		in->percentage_used = hl->smart.percentage_used;
+		in->spare_pct = hl->smart.available_spare_pct;
+		in->spare_threshold_pct = hl->smart.available_spare_threshold;
+		in->media_errors = (double)hl->smart.media_errors;
+		if (hl->smart.has_temperature)
+			in->temperature_c = hl->smart.temperature_c;
+	}
+	rc = pfs_analytics_history(p, &h);
+	if (rc)
+		return rc;
+	/* Life used as the history's newest sample has it: the reports describe the history
+	 * (an imported one too), whose newest sample is now. */
+	if (h.n && !analytics_empty(h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED]))
+		in->life_used_pct = h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED];
+	in->wa_recent = history_wa(&h, 7 * 86400, 0);
+	in->wa_before = history_wa(&h, 14 * 86400, 7 * 86400);
+	hl->wear_source = hl->have_smart ? "smart_percentage_used" : "life_used_percent";
+	rc = history_reach(&h, hl->have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED,
+	                   false, 100, &hl->wear);
+	if (!rc && hl->have_smart) {
+		hl->spare_known = true;
+		rc = history_reach(&h, ANALYTICS_COL_SMART_SPARE, true,
+		                   hl->smart.available_spare_threshold, &hl->spare);
+	}
+	analytics_history_free(&h);
+	if (rc)
+		return rc;
+	in->wearout_days = full_days(&hl->wear);
+	if (hl->spare_known)
+		in->spare_days = full_days(&hl->spare);
+	analytics_health_grade(in, &hl->grade);
+	return 0;
+}
+
+static void reach_json(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "{\"status\": \"insufficient_history\", \"message\": ");
+		pfs_buf_json_str(b, c->message);
+		pfs_buf_printf(b, "}");
+		return;
+	}
+	pfs_buf_printf(b, "{\"status\": \"ok\", \"model\": \"%s\", \"within_year\": %s",
+	               analytics_model_names[c->model], c->full_within_year ? "true" : "false");
+	if (c->full_within_year) {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, ", \"days\": %.0f, \"date\": \"%s\", \"timestamp\": %lld",
+		               c->full_days, day,
+		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
+	}
+	pfs_buf_printf(b, ", \"days_lo95\": ");
+	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
+	pfs_buf_printf(b, ", \"days_hi95\": ");
+	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
+	pfs_buf_printf(b, "}");
+}
+
+static void reach_text(const char *what, const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "%-12s %s\n", what, c->message);
+	} else if (!c->full_within_year) {
+		pfs_buf_printf(b, "%-12s not within a year (%s)\n", what,
+		               analytics_model_names[c->model]);
+	} else {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, "%-12s in %.0f days (%s); 95%%: %.0f .. ", what, c->full_days,
+		               day, c->full_days_lo95);
+		if (c->full_days_hi95 >= 0)
+			pfs_buf_printf(b, "%.0f days (%s)\n", c->full_days_hi95,
+			               analytics_model_names[c->model]);
+		else
+			pfs_buf_printf(b, "beyond a year (%s)\n", analytics_model_names[c->model]);
+	}
+}
+
+static const char *const percentage_used_note =
+    "NVMe percentage_used is the vendor's estimate of rated life used; it may pass 100 "
+    "(up to 255) without a failure";
+
+static int file_health(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct pfs_health hl;
+	int rc = pfs_analytics_health(p, &hl);
+	const struct analytics_health *g = &hl.grade;
+
+	if (rc)
+		return rc;
+	if (json) {
+		pfs_buf_printf(b, "{\n  \"status\": \"%s\",\n  \"reasons\": [",
+		               analytics_health_names[g->status]);
+		for (unsigned i = 0; i < g->nreasons; i++) {
+			pfs_buf_printf(b, "%s\n    {\"level\": \"%s\", \"text\": ", i ? "," : "",
+			               analytics_health_names[g->reason[i].level]);
+			pfs_buf_json_str(b, g->reason[i].text);
+			pfs_buf_printf(b, "}");
+		}
+		pfs_buf_printf(b, "%s],\n  \"life_used_percent\": ", g->nreasons ? "\n  " : "");
+		json_num(b, hl.in.life_used_pct);
+		pfs_buf_printf(b, ",\n  \"smart\": ");
+		if (hl.have_smart) {
+			pfs_buf_printf(
+			    b,
+			    "{\"percentage_used\": %u, \"available_spare_percent\": %u, "
+			    "\"available_spare_threshold_percent\": %u, \"media_errors\": "
+			    "%llu, \"critical_warning\": %u, \"note\": ",
+			    hl.smart.percentage_used, hl.smart.available_spare_pct,
+			    hl.smart.available_spare_threshold,
+			    (unsigned long long)hl.smart.media_errors, hl.smart.critical_warning);
+			pfs_buf_json_str(b, percentage_used_note);
+			pfs_buf_printf(b, "}");
+		} else {
+			pfs_buf_printf(b, "null");
+		}
+		pfs_buf_printf(b, ",\n  \"checksum_errors\": %.0f,\n  \"read_errors\": %.0f,",
+		               hl.in.checksum_errors, hl.in.read_errors);
+		pfs_buf_printf(b, "\n  \"write_amplification\": {\"last_7_days\": ");
+		json_num(b, hl.in.wa_recent);
+		pfs_buf_printf(b, ", \"previous_7_days\": ");
+		json_num(b, hl.in.wa_before);
+		pfs_buf_printf(b, "},\n  \"wearout\": ");
+		reach_json(&hl.wear, b);
+		pfs_buf_printf(b,
+		               ",\n  \"wearout_source\": \"%s\",\n  \"spare\": ", hl.wear_source);
+		if (hl.spare_known)
+			reach_json(&hl.spare, b);
+		else
+			pfs_buf_printf(b, "null");
+		pfs_buf_printf(b, "\n}\n");
+		return 0;
+	}
+	pfs_buf_printf(b, "health       %s\n", analytics_health_names[g->status]);
+	for (unsigned i = 0; i < g->nreasons; i++)
+		pfs_buf_printf(b, "  %-9s  %s\n", analytics_health_names[g->reason[i].level],
+		               g->reason[i].text);
+	pfs_buf_printf(b, "life used    %.2f%% (FTL: mean erase count / rated endurance)\n",
+	               hl.in.life_used_pct);
+	if (hl.have_smart)
+		pfs_buf_printf(
+		    b,
+		    "SMART        percentage used %u%%, spare %u%% (threshold %u%%), %llu "
+		    "media errors\n             (%s)\n",
+		    hl.smart.percentage_used, hl.smart.available_spare_pct,
+		    hl.smart.available_spare_threshold, (unsigned long long)hl.smart.media_errors,
+		    percentage_used_note);
+	else
+		pfs_buf_printf(b,
+		               "SMART        none on this device (the FTL's counters stand in)\n");
+	pfs_buf_printf(b, "errors       %.0f checksum, %.0f read\n", hl.in.checksum_errors,
+	               hl.in.read_errors);
+	if (isfinite(hl.in.wa_recent) && isfinite(hl.in.wa_before))
+		pfs_buf_printf(b, "write ampl.  %.2f last 7 days, %.2f the 7 before\n",
+		               hl.in.wa_recent, hl.in.wa_before);
+	else if (isfinite(hl.in.wa_recent))
+		pfs_buf_printf(b, "write ampl.  %.2f last 7 days\n", hl.in.wa_recent);
+	reach_text("wear-out", &hl.wear, b);
+	if (hl.spare_known)
+		reach_text("spare low", &hl.spare, b);
+	return 0;
+}
+
 /* ---- metrics ------------------------------------------------------------------------------- */
 static int count_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
 {
@@ -521,8 +784,26 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
 	struct analytics_capacity c;
 	uint64_t rows = 0;
 
+	struct pfs_health hl;
+
 	if (pfs_history_each(p, count_row, &rows))
 		return;
+	if (!pfs_analytics_health(p, &hl)) {
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_health_status Health grade: 0 ok, 1 warning, 2 "
+		               "critical (.pstorage/analytics/health).\n"
+		               "# TYPE pstorfs_health_status gauge\n"
+		               "pstorfs_health_status %d\n",
+		               (int)hl.grade.status);
+		if (hl.wear.ok && hl.wear.full_within_year)
+			pfs_buf_printf(
+			    b,
+			    "# HELP pstorfs_wearout_timestamp_seconds When the flash is "
+			    "forecast to reach its rated endurance (Unix time).\n"
+			    "# TYPE pstorfs_wearout_timestamp_seconds gauge\n"
+			    "pstorfs_wearout_timestamp_seconds %lld\n",
+			    (long long)(hl.wear.now + (int64_t)llround(hl.wear.full_days * 86400)));
+	}
 	pfs_buf_printf(b,
 	               "# HELP pstorfs_analytics_history_samples Rows in the counter history.\n"
 	               "# TYPE pstorfs_analytics_history_samples gauge\n"
@@ -576,8 +857,8 @@ static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
 	return pfs_history_volumes_each(p, vol_row, b);
 }
 
-const char *const pfs_analytics_files[] = {"history.csv", "volumes.csv", "capacity",
-                                           "capacity.json"};
+const char *const pfs_analytics_files[] = {"history.csv",   "volumes.csv", "capacity",
+                                           "capacity.json", "health",      "health.json"};
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
 static int file_history_csv(struct pfs *p, struct pfs_buf *b)
@@ -609,6 +890,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 		return file_capacity(p, false, b);
 	case 3:
 		return file_capacity(p, true, b);
+	case 4:
+		return file_health(p, false, b);
+	case 5:
+		return file_health(p, true, b);
 	default:
 		return -ENOENT;
 	}

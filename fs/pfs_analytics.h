@@ -44,6 +44,10 @@ int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c);
  * forecast when the history cannot be read. */
 void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
 
+/* The health grade and the wear-out and spare forecasts (pfs_analytics.c). */
+struct pfs_health;
+int pfs_analytics_health(struct pfs *p, struct pfs_health *hl);
+
 /* ---- files and commands -------------------------------------------------------------------- */
 /* .pstorage/analytics/<name>, in listing order. */
 extern const char *const pfs_analytics_files[];

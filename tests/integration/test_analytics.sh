@@ -276,6 +276,54 @@ PYEOF
 	pstor_umount "$M"
 }
 
+case_health_grades_and_forecasts_wear_out() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	local H=$M/.pstorage/analytics/health
+	check "a fresh pool: ok, and the wear-out forecast needs 24 h"
+	grep -q "^health       ok$" "$H" || fail "health: $(cat "$H")"
+	grep -q "^wear-out     need 24 h of samples" "$H" || fail "health: $(cat "$H")"
+	check "60 days of life used growing 0.5% a day from 40%: wear-out in about 60 days, a warning"
+	"$PY" - "$T/wear.csv" <<'PYEOF'
+import random, sys
+random.seed(2)
+t0 = 1735689600
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,life_used_percent,host_bytes_written,device_bytes_written\n')
+    for i in range(60 * 24):
+        d = i / 24
+        f.write('%d,%d,%.4f,%d,%d\n' % (t0 + i * 3600, 1e10, 40 + 0.5 * d + random.gauss(0, 0.05),
+                                        1e9 * i, 1.3e9 * i))
+PYEOF
+	ctl "$M" "analytics import $T/wear.csv"
+	log "$(cat "$H")"
+	"$PY" - "$H.json" "$M/.pstorage/metrics" <<'PYEOF' || fail "health.json: $(cat "$H.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['status'] == 'warning', j
+assert any('wear-out foreseen in' in r['text'] for r in j['reasons']), j
+w = j['wearout']
+assert w['status'] == 'ok' and w['within_year'], w
+assert abs(w['days'] - 60) <= 2, w
+assert w['days_lo95'] <= w['days'] <= w['days_hi95'], w
+assert j['wearout_source'] == 'life_used_percent' and j['smart'] is None, j
+assert abs(j['life_used_percent'] - 70) < 1, j
+assert abs(j['write_amplification']['last_7_days'] - 1.3) < 0.01, j
+m = {}
+for line in open(sys.argv[2]):
+    if not line.startswith('#'):
+        k, v = line.rsplit(' ', 1)
+        m[k] = float(v)
+assert m['pstorfs_health_status'] == 1, m.get('pstorfs_health_status')
+assert m['pstorfs_wearout_timestamp_seconds'] == w['timestamp'], w
+PYEOF
+	if command -v promtool >/dev/null; then
+		promtool check metrics <"$M/.pstorage/metrics" >"$T/promtool.out" 2>&1 ||
+			fail "promtool: $(cat "$T/promtool.out")"
+	fi
+	pstor_umount "$M"
+}
+
 case_bad_interval_option_refuses_the_mount() {
 	pstor_mkfs "$IMG" 256M
 	mkdir -p "$M"
