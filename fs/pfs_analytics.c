@@ -358,14 +358,54 @@ static void json_num(struct pfs_buf *b, double v)
 		pfs_buf_printf(b, "%.6g", v);
 }
 
-static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
+/* The forecasts list and the full object of C, with POINT_KEY ("used_bytes", "written_bytes")
+ * for the point forecasts; INDENT before each forecast. */
+static void forecasts_json(const struct analytics_capacity *c, const char *point_key,
+                           const char *indent, struct pfs_buf *b)
 {
 	char day[16];
 
+	pfs_buf_printf(b, "\"forecasts\": [");
+	for (size_t i = 0; i < c->nfc; i++) {
+		const struct analytics_forecast_point *f = &c->fc[i];
+		pfs_buf_printf(b, "%s\n%s{\"horizon_days\": ", i ? "," : "", indent);
+		json_num(b, f->horizon_days);
+		pfs_buf_printf(b, ", \"%s\": ", point_key);
+		json_num(b, round(f->used));
+		pfs_buf_printf(b, ", \"lo80_bytes\": ");
+		json_num(b, round(f->lo80));
+		pfs_buf_printf(b, ", \"hi80_bytes\": ");
+		json_num(b, round(f->hi80));
+		pfs_buf_printf(b, ", \"lo95_bytes\": ");
+		json_num(b, round(f->lo95));
+		pfs_buf_printf(b, ", \"hi95_bytes\": ");
+		json_num(b, round(f->hi95));
+		pfs_buf_printf(b, "}");
+	}
+	pfs_buf_printf(b, "], \"full\": {\"within_year\": %s",
+	               c->full_within_year ? "true" : "false");
+	if (c->full_within_year) {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, ", \"days\": ");
+		json_num(b, c->full_days);
+		pfs_buf_printf(b, ", \"date\": \"%s\"", day);
+		pfs_buf_printf(b, ", \"timestamp\": %lld",
+		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
+	}
+	pfs_buf_printf(b, ", \"days_lo95\": ");
+	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
+	pfs_buf_printf(b, ", \"days_hi95\": ");
+	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
+	pfs_buf_printf(b, "}");
+}
+
+/* The pool's object without its closing brace (the volumes follow). */
+static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
+{
 	if (!c->ok) {
 		pfs_buf_printf(b, "{\n  \"status\": \"insufficient_history\",\n  \"message\": ");
 		pfs_buf_json_str(b, c->message);
-		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": []\n}\n");
+		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": []");
 		return;
 	}
 	pfs_buf_printf(b, "{\n  \"status\": \"ok\",\n  \"model\": \"%s\",\n  \"time\": %lld,",
@@ -389,41 +429,134 @@ static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
 	json_num(b, c->calib80);
 	pfs_buf_printf(b, ", \"95\": ");
 	json_num(b, c->calib95);
-	pfs_buf_printf(b, "},\n  \"forecasts\": [");
-	for (size_t i = 0; i < c->nfc; i++) {
-		const struct analytics_forecast_point *f = &c->fc[i];
-		pfs_buf_printf(b, "%s\n    {\"horizon_days\": ", i ? "," : "");
-		json_num(b, f->horizon_days);
-		pfs_buf_printf(b, ", \"used_bytes\": ");
-		json_num(b, round(f->used));
-		pfs_buf_printf(b, ", \"lo80_bytes\": ");
-		json_num(b, round(f->lo80));
-		pfs_buf_printf(b, ", \"hi80_bytes\": ");
-		json_num(b, round(f->hi80));
-		pfs_buf_printf(b, ", \"lo95_bytes\": ");
-		json_num(b, round(f->lo95));
-		pfs_buf_printf(b, ", \"hi95_bytes\": ");
-		json_num(b, round(f->hi95));
-		pfs_buf_printf(b, "}");
-	}
-	pfs_buf_printf(b, "\n  ],\n  \"full\": {\"within_year\": %s",
-	               c->full_within_year ? "true" : "false");
-	if (c->full_within_year) {
-		day_string(c->now, c->full_days, day, sizeof(day));
-		pfs_buf_printf(b, ", \"days\": ");
-		json_num(b, c->full_days);
-		pfs_buf_printf(b, ", \"date\": \"%s\"", day);
-		pfs_buf_printf(b, ", \"timestamp\": %lld",
-		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
-	}
-	pfs_buf_printf(b, ", \"days_lo95\": ");
-	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
-	pfs_buf_printf(b, ", \"days_hi95\": ");
-	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
-	pfs_buf_printf(b, "}\n}\n");
+	pfs_buf_printf(b, "},\n  ");
+	forecasts_json(c, "used_bytes", "    ", b);
 }
 
 #define GIB(x) ((x) / 1073741824.0)
+
+/* ---- per-volume forecasts of logical written ----------------------------------------------- */
+struct vol_series {
+	char name[PFS_NAME_MAX + 1];
+	int64_t *t;
+	double *written, size;
+	size_t n, cap;
+};
+struct vol_set {
+	struct vol_series *v;
+	size_t n, cap;
+	int err;
+};
+
+static int vol_series_row(void *arg, int tier, int64_t time, const char *name, const double *v,
+                          uint32_t n)
+{
+	struct vol_set *s = arg;
+	struct vol_series *cur = s->n ? &s->v[s->n - 1] : NULL;
+
+	(void)tier;
+	if (!cur || strcmp(cur->name, name)) {
+		if (s->n == s->cap) {
+			size_t cap = s->cap ? s->cap * 2 : 8;
+			void *nv = realloc(s->v, cap * sizeof(*s->v));
+			if (!nv)
+				return s->err = -ENOMEM;
+			s->v = nv;
+			s->cap = cap;
+		}
+		cur = &s->v[s->n++];
+		memset(cur, 0, sizeof(*cur));
+		snprintf(cur->name, sizeof(cur->name), "%s", name);
+	}
+	if (cur->n == cur->cap) {
+		size_t cap = cur->cap ? cur->cap * 2 : 64;
+		int64_t *nt = realloc(cur->t, cap * sizeof(*nt));
+		if (nt)
+			cur->t = nt;
+		double *nw = nt ? realloc(cur->written, cap * sizeof(*nw)) : NULL;
+		if (!nt || !nw)
+			return s->err = -ENOMEM;
+		cur->written = nw;
+		cur->cap = cap;
+	}
+	cur->t[cur->n] = time;
+	cur->written[cur->n++] = n > ANALYTICS_VOL_WRITTEN ? v[ANALYTICS_VOL_WRITTEN] : NAN;
+	if (n > ANALYTICS_VOL_SIZE && isfinite(v[ANALYTICS_VOL_SIZE]))
+		cur->size = v[ANALYTICS_VOL_SIZE];
+	return 0;
+}
+
+static void vol_set_free(struct vol_set *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].t);
+		free(s->v[i].written);
+	}
+	free(s->v);
+}
+
+/* Each volume's logical written, forecast as the pool's used bytes, its size as capacity. */
+static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct vol_set s = {0};
+	int rc = pfs_history_volumes_each(p, vol_series_row, &s);
+
+	if (!rc)
+		rc = s.err;
+	if (json)
+		pfs_buf_printf(b, ",\n  \"volumes\": [");
+	else if (!rc && s.n)
+		pfs_buf_printf(b,
+		               "\nvolumes (logical written)  now GiB   +30 days GiB (95%%)        "
+		               "full\n");
+	for (size_t i = 0; i < s.n && !rc; i++) {
+		struct vol_series *v = &s.v[i];
+		struct analytics_capacity c;
+		rc = analytics_capacity_forecast(
+		    v->t, v->written, v->n, v->size, capacity_horizons,
+		    sizeof(capacity_horizons) / sizeof(capacity_horizons[0]), &c);
+		if (rc)
+			break;
+		if (json) {
+			pfs_buf_printf(b, "%s\n    {\"name\": ", i ? "," : "");
+			pfs_buf_json_str(b, v->name);
+			if (!c.ok) {
+				pfs_buf_printf(
+				    b, ", \"status\": \"insufficient_history\", \"message\": ");
+				pfs_buf_json_str(b, c.message);
+				pfs_buf_printf(b, ", \"model\": null, \"forecasts\": []}");
+				continue;
+			}
+			pfs_buf_printf(
+			    b, ", \"status\": \"ok\", \"model\": \"%s\", \"written_bytes\": ",
+			    analytics_model_names[c.model]);
+			json_num(b, c.used_now);
+			pfs_buf_printf(b, ", \"size_bytes\": ");
+			json_num(b, v->size);
+			pfs_buf_printf(b, ", \"growth_bytes_per_day\": ");
+			json_num(b, round(c.growth_per_day));
+			pfs_buf_printf(b, ", ");
+			forecasts_json(&c, "written_bytes", "      ", b);
+			pfs_buf_printf(b, "}");
+			continue;
+		}
+		if (!c.ok) {
+			pfs_buf_printf(b, "  %-24s %s\n", v->name, c.message);
+			continue;
+		}
+		pfs_buf_printf(b, "  %-24s %7.2f   %7.2f (%.2f .. %.2f)   ", v->name,
+		               GIB(c.used_now), GIB(c.fc[1].used), GIB(c.fc[1].lo95),
+		               GIB(c.fc[1].hi95));
+		if (c.full_within_year)
+			pfs_buf_printf(b, "in %.0f days\n", c.full_days);
+		else
+			pfs_buf_printf(b, "not within a year\n");
+	}
+	if (json)
+		pfs_buf_printf(b, "%s]\n}\n", s.n ? "\n  " : "");
+	vol_set_free(&s);
+	return rc;
+}
 
 static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
 {
@@ -487,7 +620,7 @@ static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 		capacity_json(&c, b);
 	else
 		capacity_text(&c, b);
-	return 0;
+	return volumes_forecast(p, json, b);
 }
 
 /* ---- health -------------------------------------------------------------------------------- */

@@ -423,3 +423,40 @@ Test(fs_history, volume_rows_roll_per_volume)
 	cr_expect_eq(raw + hourly, rs.n);
 	cr_expect_eq(raw, 2 * (size_t)(n - old));
 }
+
+Test(fs_history, capacity_forecasts_each_volume_written)
+{
+	const char *names[2] = {"x", "y"};
+	int64_t t0 = 1700000000;
+
+	/* x: 48 h of hourly rows, 1 MiB more each hour, 1 GiB in size; y: one hour only. */
+	for (int i = 0; i <= 48; i++) {
+		double v[2 * ANALYTICS_VOL_NCOLS] = {0};
+		v[ANALYTICS_VOL_SIZE] = 1 << 30;
+		v[ANALYTICS_VOL_WRITTEN] = (double)(100 << 20) + (double)i * (1 << 20);
+		v[ANALYTICS_VOL_NCOLS + ANALYTICS_VOL_SIZE] = 1 << 20;
+		cr_assert_eq(pfs_history_append_volumes(p, t0 + i * 3600, i < 47 ? 1 : 2, names, v,
+		                                        ANALYTICS_VOL_NCOLS),
+		             0);
+	}
+	struct pfs_buf b = {0};
+	cr_assert_eq(pfs_analytics_file(p, 3, &b), 0); /* capacity.json */
+	cr_expect_not_null(strstr(b.data, "\"status\": \"insufficient_history\""), "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "{\"name\": \"x\", \"status\": \"ok\", \"model\": \"linear\", "
+	                                  "\"written_bytes\": 155189248, \"size_bytes\": 1073741824, "
+	                                  "\"growth_bytes_per_day\": 25165824"),
+	                   "%s", b.data);
+	/* +7 days: 7 * 24 MiB more. */
+	cr_expect_not_null(strstr(b.data, "{\"horizon_days\": 7, \"written_bytes\": 331350016,"),
+	                   "%s", b.data);
+	/* Full: (1024 - 148) MiB at 24 MiB a day = 36.5 days. */
+	cr_expect_not_null(strstr(b.data, "\"within_year\": true, \"days\": 37,"), "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "{\"name\": \"y\", \"status\": \"insufficient_history\", "
+	                                  "\"message\": \"need 24 h of samples (have 1.0 h)\""),
+	                   "%s", b.data);
+	pfs_buf_free(&b);
+	cr_assert_eq(pfs_analytics_file(p, 2, &b), 0); /* capacity */
+	cr_expect_not_null(strstr(b.data, "\n  x                           0.14      0.85 (0.85 .. 0.85)   in 37 days\n"), "%s",
+	                   b.data);
+	pfs_buf_free(&b);
+}
