@@ -208,6 +208,10 @@ static int split(struct parser *ps, const char *line, size_t len, char (*f)[FIEL
 			continue;
 		}
 		unsigned char ch = (unsigned char)line[i];
+		/* A field past the last one must not be stored anywhere, not even its first
+		 * byte. */
+		if (n >= max)
+			return fail(ps, "more fields than the header has columns");
 		if (ch < 0x21 || ch > 0x7e)
 			return fail(ps, "unexpected byte 0x%02x in field %d", ch, n + 1);
 		if (k + 1 >= FIELD_MAX)
