@@ -145,8 +145,13 @@ void pfs_meta_get_stats(struct pfs_meta *m, struct pfs_meta_stats *st);
 #define PFS_HISTORY_MAX_VALUES     64
 #define PFS_HISTORY_RAW_SECONDS    (2 * 86400ll)
 #define PFS_HISTORY_HOURLY_SECONDS (90 * 86400ll)
+/* Raw rows kept at most (whole hours are rolled): 2 days at a 30 s interval. */
+#define PFS_HISTORY_RAW_MAX_ROWS 5760
 int pfs_meta_history_put(struct pfs_meta *m, int tier, int64_t time, const double *v, uint32_t n);
 int pfs_meta_history_clear(struct pfs_meta *m);
+/* -ENOSPC when the database's pages in use pass 3/4 of the db area: the history stops growing
+ * there, so it never takes the room the block maps need. */
+int pfs_meta_history_room(struct pfs_meta *m);
 int pfs_meta_history_roll(struct pfs_meta *m);
 /* The newest row's time, -1 when there is none. */
 int pfs_meta_history_last(struct pfs_meta *m, int64_t *time);

@@ -31,6 +31,8 @@ static int step_done(struct pfs_meta *m, sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : pfs_meta_sql_errno(rc);
 }
 
+static int int64_query(struct pfs_meta *m, const char *sql, int tier, int64_t *out);
+
 /* Values travel as little-endian IEEE doubles, whatever the host. */
 static void encode(const double *v, uint32_t n, uint8_t *out)
 {
@@ -55,6 +57,36 @@ static uint32_t decode(const uint8_t *in, size_t len, double *v, uint32_t max)
 		memcpy(&v[i], &u, 8);
 	}
 	return n;
+}
+
+/* Bytes of the database in use: its pages less the free list (the file never shrinks, so its
+ * size says little once rows have come and gone). */
+static int used_bytes_locked(struct pfs_meta *m, int64_t *out)
+{
+	int64_t pages = 0, free_pages = 0, page_size = 0;
+	int rc = int64_query(m, "PRAGMA page_count", -1, &pages);
+
+	if (!rc)
+		rc = int64_query(m, "PRAGMA freelist_count", -1, &free_pages);
+	if (!rc)
+		rc = int64_query(m, "PRAGMA page_size", -1, &page_size);
+	*out = (pages - free_pages) * page_size;
+	return rc;
+}
+
+int pfs_meta_history_room(struct pfs_meta *m)
+{
+	struct pfs_vfs_stats vs;
+	int64_t used = 0;
+	int rc;
+
+	pfs_vfs_get_stats(m->vfs, &vs);
+	pthread_mutex_lock(&m->db_lock);
+	rc = used_bytes_locked(m, &used);
+	pthread_mutex_unlock(&m->db_lock);
+	if (rc)
+		return rc;
+	return (uint64_t)used > vs.db_capacity / 4 * 3 ? -ENOSPC : 0;
 }
 
 int pfs_meta_history_put(struct pfs_meta *m, int tier, int64_t time, const double *v, uint32_t n)
@@ -230,8 +262,24 @@ int pfs_meta_history_roll(struct pfs_meta *m)
 		goto out_unlock;
 	/* Cuts on bucket boundaries: a bucket is rolled whole, once. Raw first, so raw samples
 	 * older than the hourly tier's horizon pass through it to the daily one. */
+	/* The raw tier also keeps at most PFS_HISTORY_RAW_MAX_ROWS rows (whole hours): at a
+	 * 1-second interval two days would be 172,800 rows, more than a small pool's metadata
+	 * region holds next to its maps. */
+	int64_t cut_raw = floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600), nth = -1;
+	sqlite3_stmt *st;
+	rc = prep(m, "SELECT time FROM history WHERE tier = 0 ORDER BY time DESC LIMIT 1 OFFSET ?",
+	          &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_int64(st, 1, PFS_HISTORY_RAW_MAX_ROWS);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		nth = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (nth >= 0 && floor_to(nth, 3600) > cut_raw)
+		cut_raw = floor_to(nth, 3600);
 	for (int vol = 0; vol < 2 && !rc; vol++) {
-		rc = roll_tier(m, vol, 0, floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600), 3600);
+		rc = roll_tier(m, vol, 0,
+		               vol ? floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600) : cut_raw, 3600);
 		if (!rc)
 			rc = roll_tier(m, vol, 1, floor_to(now - PFS_HISTORY_HOURLY_SECONDS, 86400),
 			               86400);

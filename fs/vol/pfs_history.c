@@ -19,6 +19,8 @@ int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n)
 	rc = pfs_meta_history_last(p->meta, &last);
 	if (!rc && last >= time)
 		rc = -EEXIST;
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
 	if (rc)
 		goto out_unlock;
 	rc = pfs_meta_begin(p->meta);
@@ -60,9 +62,13 @@ int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const
 		rc = pfs_meta_history_put(p->meta, 0, times[i], vals + i * n, n);
 		if (!rc && i % 4096 == 4095)
 			rc = pfs_meta_history_roll(p->meta);
+		if (!rc && i % 4096 == 4095)
+			rc = pfs_meta_history_room(p->meta);
 	}
 	if (!rc)
 		rc = pfs_meta_history_roll(p->meta);
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
 	if (rc)
 		pfs_meta_rollback(p->meta);
 	else
@@ -96,6 +102,8 @@ int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const c
 	rc = pfs_meta_history_vol_last(p->meta, &last);
 	if (!rc && last >= time)
 		rc = -EEXIST;
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
 	if (rc)
 		goto out_unlock;
 	rc = pfs_meta_begin(p->meta);

@@ -293,7 +293,8 @@ int pfs_flash_smart(struct pfs *p, struct ftl_dev_smart *s);
  * days, daily after. The store does not know what the N values mean: analytics/ names them.
  * Never on the I/O path: each call takes commit_lock and one SQLite transaction. */
 /* Appends one row and rolls the tiers, durably. -EEXIST when TIME is not after the newest row
- * (a clock that went back), -EROFS, -EINVAL (N > 64), -ENOSPC, -EIO. */
+ * (a clock that went back), -EROFS, -EINVAL (N > 64), -ENOSPC (also when the metadata in use
+ * passes 3/4 of its area: the history never takes the maps' room), -EIO. */
 int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n);
 /* Replaces the whole history with NROWS rows (TIMES strictly increasing; VALS NROWS x N) and
  * rolls the tiers: all or nothing. -EINVAL (times out of order, N > 64), -EROFS, -ENOSPC. */

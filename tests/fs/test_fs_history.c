@@ -442,9 +442,10 @@ Test(fs_history, capacity_forecasts_each_volume_written)
 	struct pfs_buf b = {0};
 	cr_assert_eq(pfs_analytics_file(p, 3, &b), 0); /* capacity.json */
 	cr_expect_not_null(strstr(b.data, "\"status\": \"insufficient_history\""), "%s", b.data);
-	cr_expect_not_null(strstr(b.data, "{\"name\": \"x\", \"status\": \"ok\", \"model\": \"linear\", "
-	                                  "\"written_bytes\": 155189248, \"size_bytes\": 1073741824, "
-	                                  "\"growth_bytes_per_day\": 25165824"),
+	cr_expect_not_null(strstr(b.data,
+	                          "{\"name\": \"x\", \"status\": \"ok\", \"model\": \"linear\", "
+	                          "\"written_bytes\": 155189248, \"size_bytes\": 1073741824, "
+	                          "\"growth_bytes_per_day\": 25165824"),
 	                   "%s", b.data);
 	/* +7 days: 7 * 24 MiB more. */
 	cr_expect_not_null(strstr(b.data, "{\"horizon_days\": 7, \"written_bytes\": 331350016,"),
@@ -456,7 +457,37 @@ Test(fs_history, capacity_forecasts_each_volume_written)
 	                   "%s", b.data);
 	pfs_buf_free(&b);
 	cr_assert_eq(pfs_analytics_file(p, 2, &b), 0); /* capacity */
-	cr_expect_not_null(strstr(b.data, "\n  x                           0.14      0.85 (0.85 .. 0.85)   in 37 days\n"), "%s",
-	                   b.data);
+	cr_expect_not_null(
+	    strstr(b.data,
+	           "\n  x                           0.14      0.85 (0.85 .. 0.85)   in 37 days\n"),
+	    "%s", b.data);
 	pfs_buf_free(&b);
+}
+
+Test(fs_history, raw_tier_is_capped_in_whole_hours)
+{
+	enum { N = 4 * 3600 }; /* 4 hours at 1 s: 14,400 raw rows, over the cap of 5,760 */
+	int64_t *t = malloc(N * sizeof(*t));
+	double *v = malloc(N * sizeof(*v));
+	uint64_t raw, hourly;
+
+	cr_assert(t && v);
+	for (int i = 0; i < N; i++) {
+		t[i] = 1700002800 + i; /* starts on an hour boundary */
+		v[i] = (double)t[i];
+	}
+	cr_assert_eq(pfs_history_replace(p, N, t, v, 1), 0);
+	cr_assert_eq(pfs_history_count(p, 0, &raw), 0);
+	cr_assert_eq(pfs_history_count(p, 1, &hourly), 0);
+	/* The newest 5,760 rows reach back into the third hour: that hour and the fourth stay
+	 * raw (7,200 rows), the first two become one row each. */
+	cr_expect_eq(raw, 7200, "raw %llu", (unsigned long long)raw);
+	cr_expect_eq(hourly, 2, "hourly %llu", (unsigned long long)hourly);
+	struct rows rs = all_rows();
+	cr_assert_eq(rs.n, 7202);
+	cr_expect_eq(rs.r[0].time, 1700002800 + 3599, "the last second of the first hour");
+	cr_expect_eq(rs.r[0].v0, (double)(1700002800 + 3599));
+	free(rs.r);
+	free(t);
+	free(v);
 }

@@ -324,6 +324,31 @@ PYEOF
 	pstor_umount "$M"
 }
 
+case_history_never_takes_the_maps_room() {
+	check "a small pool: an import bigger than 3/4 of the metadata area is refused, the pool works"
+	pstor_mkfs "$IMG" 64M
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	"$PY" - "$T/big.csv" <<'PYEOF'
+import sys
+t0 = 1735689600
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes,volumes,snapshots,read_ops,write_ops\n')
+    for i in range(40 * 86400 // 60):
+        f.write('%d,%d,%d,1,0,%d,%d\n' % (t0 + i * 60, 10**7 + i, 6 * 10**7, i, i))
+PYEOF
+	expect_ctl "$M" ENOSPC "analytics import $T/big.csv"
+	grep -q "cannot store the history: No space left on device" "$M/.pstorage/ctl" ||
+		fail "ctl: $(cat "$M/.pstorage/ctl")"
+	[ "$(rows)" = 0 ] || fail "a refused import left $(rows) rows"
+	truncate -s 16M "$M/volumes/v"
+	rand_file "$T/r" $((8 << 20))
+	put_at "$T/r" "$M/volumes/v" 0
+	ctl "$M" "snapshot create v s"
+	ctl "$M" sync
+	cmp -s <(get_at "$M/volumes/v" 0 $((8 << 20))) "$T/r" || fail "data differs"
+	pstor_umount "$M"
+}
+
 case_bad_interval_option_refuses_the_mount() {
 	pstor_mkfs "$IMG" 256M
 	mkdir -p "$M"
