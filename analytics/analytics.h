@@ -230,6 +230,16 @@ struct analytics_capacity {
 int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, double capacity,
                                 const double *horizons, size_t nh, struct analytics_capacity *out);
 
+/* ---- pictures ------------------------------------------------------------------------------ */
+/* An SVG chart (800 x 400) of a series and its forecast: the history as a line, the forecast
+ * C as a dashed line in its 80% and 95% bands, C->capacity as a red line ("full" when the
+ * point forecast reaches it within C's horizons), dates along the bottom. C->ok false: the
+ * history alone and C->message. Y values are divided by Y_SCALE and labelled with Y_UNIT
+ * ("GiB", "%"). TITLE is plain text (escaped here). *OUT is malloc'd, NUL-terminated. */
+int analytics_svg_chart(const char *title, const int64_t *t, const double *y, size_t n,
+                        const struct analytics_capacity *c, double y_scale, const char *y_unit,
+                        char **out, size_t *len);
+
 /* ---- health ------------------------------------------------------------------------------- */
 enum analytics_health_status { ANALYTICS_OK, ANALYTICS_WARNING, ANALYTICS_CRITICAL };
 extern const char *const analytics_health_names[3]; /* "ok", "warning", "critical" */

@@ -623,6 +623,58 @@ static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 	return volumes_forecast(p, json, b);
 }
 
+/* ---- pictures ------------------------------------------------------------------------------- */
+/* CAPACITY: physical used in GiB against the pool's capacity. WEAR: life used (SMART percentage
+ * used where the device has a log, else the FTL's) against 100%. */
+static int file_svg(struct pfs *p, bool wear, struct pfs_buf *b)
+{
+	static const double horizons[] = {1, 7, 14, 30, 45, 60, 75, 90};
+	struct analytics_history h = {0};
+	struct analytics_capacity c;
+	struct ftl_dev_smart sm;
+	int64_t *t = NULL;
+	double *y = NULL, limit = 0;
+	char *svg = NULL;
+	size_t len = 0;
+	int col = ANALYTICS_COL_PHYSICAL_USED, rc;
+
+	if (wear)
+		col = !pfs_flash_smart(p, &sm) && !sm.emulated ? ANALYTICS_COL_SMART_USED
+		                                               : ANALYTICS_COL_LIFE_USED;
+	rc = pfs_analytics_history(p, &h);
+	if (rc)
+		return rc;
+	t = malloc((h.n ? h.n : 1) * sizeof(*t));
+	y = malloc((h.n ? h.n : 1) * sizeof(*y));
+	if (!t || !y) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		t[i] = h.s[i].time;
+		y[i] = h.s[i].v[col];
+		if (!wear && !analytics_empty(h.s[i].v[ANALYTICS_COL_CAPACITY]))
+			limit = h.s[i].v[ANALYTICS_COL_CAPACITY];
+	}
+	if (wear)
+		limit = 100;
+	rc = analytics_capacity_forecast(t, y, h.n, limit, horizons,
+	                                 sizeof(horizons) / sizeof(horizons[0]), &c);
+	if (!rc)
+		rc = analytics_svg_chart(wear ? "pstorfs flash wear: life used"
+		                              : "pstorfs capacity: physical bytes used",
+		                         t, y, h.n, &c, wear ? 1 : 1073741824.0,
+		                         wear ? "life used, %" : "used, GiB", &svg, &len);
+	if (!rc)
+		pfs_buf_printf(b, "%.*s", (int)len, svg);
+out_free:
+	free(svg);
+	free(t);
+	free(y);
+	analytics_history_free(&h);
+	return rc;
+}
+
 /* ---- health -------------------------------------------------------------------------------- */
 struct pfs_health {
 	struct analytics_health grade;
@@ -990,8 +1042,10 @@ static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
 	return pfs_history_volumes_each(p, vol_row, b);
 }
 
-const char *const pfs_analytics_files[] = {"history.csv",   "volumes.csv", "capacity",
-                                           "capacity.json", "health",      "health.json"};
+const char *const pfs_analytics_files[] = {
+    "history.csv", "volumes.csv", "capacity",     "capacity.json",
+    "health",      "health.json", "capacity.svg", "wear.svg",
+};
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
 static int file_history_csv(struct pfs *p, struct pfs_buf *b)
@@ -1027,6 +1081,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 		return file_health(p, false, b);
 	case 5:
 		return file_health(p, true, b);
+	case 6:
+		return file_svg(p, false, b);
+	case 7:
+		return file_svg(p, true, b);
 	default:
 		return -ENOENT;
 	}

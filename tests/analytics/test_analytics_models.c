@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,4 +259,32 @@ Test(analytics_models, capacity_skips_empty_values_and_refuses_too_many_horizons
 	cr_expect_eq(c.now, t[47]);
 	cr_expect_eq(analytics_capacity_forecast(t, y, N, 0, h, ANALYTICS_MAX_HORIZONS + 1, &c),
 	             -EINVAL);
+}
+
+Test(analytics_svg, chart_escapes_its_text_and_draws_the_cone)
+{
+	enum { N = 49 };
+	int64_t t[N];
+	double y[N], h[] = {1, 7};
+	struct analytics_capacity c;
+	char *svg;
+	size_t len;
+
+	series_times(t, N, 3600);
+	for (int i = 0; i < N; i++)
+		y[i] = 1e9 + 1e7 * i;
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 2e9, h, 2, &c), 0);
+	cr_assert_eq(analytics_svg_chart("a <b> & \"c\"", t, y, N, &c, 1e9, "GB", &svg, &len), 0);
+	cr_expect_eq(strlen(svg), len);
+	cr_expect_not_null(strstr(svg, ">a &lt;b&gt; &amp; &quot;c&quot;</text>"), "%s", svg);
+	cr_expect_not_null(strstr(svg, "<polygon"), "the cone");
+	cr_expect_not_null(strstr(svg, ">limit 2</text>"), "the limit");
+	cr_expect_eq(strncmp(svg + len - 7, "</svg>\n", 7), 0);
+	free(svg);
+	c.ok = false;
+	snprintf(c.message, sizeof(c.message), "need 24 h of samples (have 1.0 h)");
+	cr_assert_eq(analytics_svg_chart("t", t, y, 2, &c, 1, "%", &svg, &len), 0);
+	cr_expect_null(strstr(svg, "<polygon"), "no cone without a forecast");
+	cr_expect_not_null(strstr(svg, "need 24 h of samples"));
+	free(svg);
 }

@@ -349,6 +349,43 @@ PYEOF
 	pstor_umount "$M"
 }
 
+case_svg_charts_render() {
+	need rsvg-convert
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	local A=$M/.pstorage/analytics f
+	check "with no history the charts still render, and say why they show no forecast"
+	for f in capacity wear; do
+		cat "$A/$f.svg" >"$T/$f.0.svg"
+		rsvg-convert -o "$T/$f.0.png" "$T/$f.0.svg" 2>"$T/rsvg.err" ||
+			fail "rsvg-convert $f.svg: $(cat "$T/rsvg.err")"
+		grep -q "need 24 h of samples" "$T/$f.0.svg" || fail "$f.svg: no message"
+	done
+	check "90 days of history: history, cone, limit and full date render"
+	"$PY" - "$T/90d.csv" <<'PYEOF'
+import random, sys
+random.seed(9)
+t0 = 1735689600
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes,life_used_percent\n')
+    for i in range(90 * 24):
+        d = i / 24
+        f.write('%d,%d,%d,%.3f\n' % (t0 + i * 3600, 2e11 + 2e9 * d + random.gauss(0, 1e8), 5 * 10**11,
+                                     20 + 0.5 * d))
+PYEOF
+	ctl "$M" "analytics import $T/90d.csv"
+	for f in capacity wear; do
+		cat "$A/$f.svg" >"$T/$f.svg"
+		rsvg-convert -o "$T/$f.png" "$T/$f.svg" 2>"$T/rsvg.err" ||
+			fail "rsvg-convert $f.svg: $(cat "$T/rsvg.err")"
+		[ "$(head -c 8 "$T/$f.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+			fail "$f.png is not a PNG"
+		grep -q "<polygon" "$T/$f.svg" || fail "$f.svg: no forecast cone"
+		grep -q ">full 2025-" "$T/$f.svg" || fail "$f.svg: no full date"
+	done
+	pstor_umount "$M"
+}
+
 case_bad_interval_option_refuses_the_mount() {
 	pstor_mkfs "$IMG" 256M
 	mkdir -p "$M"
