@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfs_analytics.h"
 #include "pfs_front_int.h"
 
 #define CTL_MAX_WORDS 8
@@ -139,6 +140,11 @@ static int run_sync(struct pfs *p, char **a)
 	return pfs_commit(p);
 }
 
+static int run_analytics_import(struct pfs *p, char **a)
+{
+	return pfs_analytics_import(p, a[0]);
+}
+
 static const struct ctl_cmd ctl_cmds[] = {
     {"volume", "create", 2, "volume create NAME SIZE", run_volume_create},
     {"volume", "delete", 1, "volume delete NAME", run_volume_delete},
@@ -153,6 +159,7 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"scrub", "start", 0, "scrub start", run_scrub_start},
     {"scrub", "stop", 0, "scrub stop", run_scrub_stop},
     {"sync", NULL, 0, "sync", run_sync},
+    {"analytics", "import", 1, "analytics import PATH", run_analytics_import},
 };
 
 /* The result of a command: the reason (logged) on failure, "ok..." on success. */
@@ -224,7 +231,7 @@ int pfs_ctl_exec(struct pfs *p, const char *line)
 	}
 	pfs_set_msg(p,
 	            "error: unknown command '%s' (volume, snapshot, config, gc, scrub, sync, "
-	            "cluster, pod)",
+	            "analytics, cluster, pod)",
 	            line);
 	return -EINVAL;
 }

@@ -20,12 +20,13 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "pfs_analytics.h"
 #include "pfs_front_int.h"
 #include "pstor_version.h"
 
 struct cli {
 	char *device, *mountpoint;
-	char *compression, *dedupe, *commit_interval, *recovery;
+	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval;
 	char *cl_name, *cl_listen, *cl_cert, *cl_key, *cl_ca, *cl_pins;
 	int foreground, debug, readonly, help, version;
 	int npos;
@@ -44,6 +45,7 @@ static const struct fuse_opt cli_opts[] = {
     {"cluster_key=%s", offsetof(struct cli, cl_key), 0},
     {"cluster_ca=%s", offsetof(struct cli, cl_ca), 0},
     {"cluster_pins=%s", offsetof(struct cli, cl_pins), 0},
+    {"analytics_interval=%s", offsetof(struct cli, analytics_interval), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -127,6 +129,7 @@ static void usage(FILE *f)
 	    "  -o compression=lz4|zstd[:LEVEL]|none   codec for new blocks (stored setting)\n"
 	    "  -o dedupe=on|off                       deduplicate blocks\n"
 	    "  -o commit_interval_ms=N                background metadata commit period\n"
+	    "  -o analytics_interval=SECONDS          counter history sampling period (1..86400)\n"
 	    "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
 	    "                                         or read every segment summary\n"
 	    "  -o cluster_name=NAME,cluster_listen=ADDR:PORT,cluster_cert=PATH,\n"
@@ -398,6 +401,15 @@ static int check_pstorfs_options(struct daemon *d)
 		fprintf(stderr, "pstorfs: a read-only mount cannot be in a cluster\n");
 		return 1;
 	}
+	if (c->analytics_interval) {
+		char *end;
+		long s = strtol(c->analytics_interval, &end, 10);
+		if (end == c->analytics_interval || *end || s < 1 || s > 86400) {
+			fprintf(stderr, "pstorfs: bad option analytics_interval=%s (1..86400)\n",
+			        c->analytics_interval);
+			return 1;
+		}
+	}
 	return c->commit_interval ? check_commit_interval(d) : GO_ON;
 }
 
@@ -524,6 +536,7 @@ static int open_store(struct daemon *d)
 	    .commit_interval_ms = d->commit_ms,
 	    .gc_thread = true,
 	    .full_scan = c->recovery && !strcmp(c->recovery, "scan"),
+	    .analytics_interval = c->analytics_interval ? atoi(c->analytics_interval) : 0,
 	};
 
 	sd_notifyf(0, "STATUS=opening %s (recovery)", d->real);
@@ -609,6 +622,12 @@ static int open_and_serve(struct daemon *d)
 	if (rc != GO_ON)
 		return rc;
 	rc = 1;
+	/* After the fork (a thread would not survive it); the history is not worth refusing the
+	 * mount for. */
+	struct pfs_sampler *sampler = NULL;
+	int src = pfs_sampler_start(d->p, &sampler);
+	if (src)
+		pfs_logl(LOG_WARNING, "pstorfs: analytics sampler: %s", strerror(-src));
 	d->pf = pfs_fuse_new(d->p);
 	d->se = d->pf ? pfs_fuse_session(d->pf, &d->args) : NULL;
 	if (!d->se) {
@@ -618,6 +637,7 @@ static int open_and_serve(struct daemon *d)
 		fuse_remove_signal_handlers(d->se);
 		fuse_session_destroy(d->se);
 	}
+	pfs_sampler_stop(sampler);
 	/* The cluster goes first: its threads apply the peer's changes to the store. */
 	pfs_front_set_cluster(d->p, NULL);
 	cluster_close(d->cl);
@@ -643,6 +663,7 @@ static void free_cli(struct daemon *d)
 	free(d->c.cl_key);
 	free(d->c.cl_ca);
 	free(d->c.cl_pins);
+	free(d->c.analytics_interval);
 }
 
 /* Phases: options and checks (on the terminal), daemonize, open and serve, teardown. */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pfs_analytics.h"
 #include "pfs_front_int.h"
 
 /* Fixed nodes. */
@@ -28,10 +29,12 @@ enum {
 	INO_PVOLSDIR,
 	INO_CTL,
 	INO_CLUSTERDIR,
-	INO_REPORT0 = 16,  /* .pstorage/<report> */
-	INO_FLASH0 = 32,   /* .pstorage/flash/<file> */
-	INO_CONFIG0 = 48,  /* .pstorage/config/<key> */
-	INO_CLUSTER0 = 60, /* .pstorage/cluster/<file> */
+	INO_ANALYTICSDIR,
+	INO_REPORT0 = 16,    /* .pstorage/<report> */
+	INO_FLASH0 = 32,     /* .pstorage/flash/<file> */
+	INO_CONFIG0 = 48,    /* .pstorage/config/<key> */
+	INO_CLUSTER0 = 60,   /* .pstorage/cluster/<file> */
+	INO_ANALYTICS0 = 64, /* .pstorage/analytics/<file> (pfs_analytics.c) */
 };
 
 /* Nodes named by a map id: kind << 56 | id << 8 | sub. */
@@ -186,6 +189,7 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 	case INO_FLASHDIR:
 	case INO_PVOLSDIR:
 	case INO_CLUSTERDIR:
+	case INO_ANALYTICSDIR:
 		fill_dir(f, st, ino, t);
 		return 0;
 	case INO_CTL:
@@ -203,6 +207,10 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 	}
 	if (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) {
 		fill_file(f, st, ino, 0644, 0, t);
+		return 0;
+	}
+	if (ino >= INO_ANALYTICS0 && ino < INO_ANALYTICS0 + pfs_analytics_nfiles) {
+		fill_file(f, st, ino, 0444, 0, t);
 		return 0;
 	}
 	switch (INO_KIND(ino)) {
@@ -287,6 +295,8 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 			*out = INO_CLUSTERDIR;
 		else if (!strcmp(name, "volumes"))
 			*out = INO_PVOLSDIR;
+		else if (!strcmp(name, "analytics"))
+			*out = INO_ANALYTICSDIR;
 		else {
 			for (unsigned i = 0; i < NREPORTS; i++)
 				if (!strcmp(name, reports[i].name)) {
@@ -307,6 +317,13 @@ static int node_lookup(struct pfs_fuse *f, fuse_ino_t parent, const char *name, 
 		for (unsigned i = 0; i < NCLUSTER; i++)
 			if (!strcmp(name, cluster_files[i].name)) {
 				*out = INO_CLUSTER0 + i;
+				return 0;
+			}
+		return -ENOENT;
+	case INO_ANALYTICSDIR:
+		for (unsigned i = 0; i < pfs_analytics_nfiles; i++)
+			if (!strcmp(name, pfs_analytics_files[i])) {
+				*out = INO_ANALYTICS0 + i;
 				return 0;
 			}
 		return -ENOENT;
@@ -547,6 +564,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dl_add(d, "flash", INO_FLASHDIR, S_IFDIR);
 		dl_add(d, "cluster", INO_CLUSTERDIR, S_IFDIR);
 		dl_add(d, "volumes", INO_PVOLSDIR, S_IFDIR);
+		dl_add(d, "analytics", INO_ANALYTICSDIR, S_IFDIR);
+		break;
+	case INO_ANALYTICSDIR:
+		for (unsigned i = 0; i < pfs_analytics_nfiles; i++)
+			dl_add(d, pfs_analytics_files[i], INO_ANALYTICS0 + i, S_IFREG);
 		break;
 	case INO_CLUSTERDIR:
 		for (unsigned i = 0; i < NCLUSTER; i++)
@@ -662,6 +684,8 @@ static int text_of(struct pfs_fuse *f, fuse_ino_t ino, struct pfs_buf *b)
 		char val[64];
 		rc = pfs_config_get(p, pfs_config_names[ino - INO_CONFIG0], val, sizeof(val));
 		pfs_buf_printf(b, "%s\n", val);
+	} else if (ino >= INO_ANALYTICS0 && ino < INO_ANALYTICS0 + pfs_analytics_nfiles) {
+		rc = pfs_analytics_file(p, (unsigned)(ino - INO_ANALYTICS0), b);
 	} else if (INO_KIND(ino) == K_PVOLFILE) {
 		struct pfs_vol *v = vol_of(p, ino, K_VOL);
 		unsigned i = INO_SUB(ino);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfs_analytics.h"
 #include "pfs_front_int.h"
 
 /* Below this much written since mount, the status shows no write amplification. */
@@ -492,6 +493,7 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	pfs_buf_printf(b, "# HELP pstorfs_volume_written_bytes Bytes written to a volume.\n"
 	                  "# TYPE pstorfs_volume_written_bytes gauge\n");
 	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);
+	pfs_analytics_metrics(p, b);
 }
 
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b)

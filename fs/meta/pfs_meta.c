@@ -1,6 +1,7 @@
 /* fs/meta/pfs_meta.c - the catalogue, block-map pages, long patterns and settings in SQLite,
- * stored on the namespace's metadata region through pfs_vfs. The only file of fs/ that speaks
- * SQL; every call holds m->db_lock, and SQLite errors become -errno here, once.
+ * stored on the namespace's metadata region through pfs_vfs. With pfs_meta_history.c the only
+ * files of fs/ that speak SQL; every call holds m->db_lock, and SQLite errors become -errno
+ * here, once (pfs_meta_sql_errno).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,21 +12,12 @@
 #include <string.h>
 
 #include "pfs_meta.h"
+#include "pfs_meta_int.h"
 
 #define DB(m)           ((m)->db)
 #define PFS_VFS_NAME    "pstorfs-meta"
 #define PFS_DB_NAME     "pstorfs.db"
 #define PFS_META_FORMAT 2u /* pages carry a checksum and their flash copy address */
-
-struct pfs_meta {
-	sqlite3 *db;
-	/* Every SQLite call (a leaf lock: nothing else is taken under it but the VFS's own). */
-	pthread_mutex_t db_lock;
-	struct pfs_vfs *vfs;
-	struct pfs_meta_params prm;
-	_Atomic uint64_t damaged; /* map pages whose SQLite copy failed its checksum */
-	_Atomic uint64_t healed;  /* ... and were read from their flash copy instead */
-};
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
@@ -43,7 +35,13 @@ static const char *const schema_sql =
     " mtime INTEGER NOT NULL);"
     /* Named blobs of the layers above the store (the cluster's pods, dirty maps, activity
      * logs): added with the cluster, created here in older databases. */
-    "CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, value BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    /* The analytics history (pfs_meta_history.c): TIER 0 raw, 1 hourly, 2 daily; VALS the
+     * columns as little-endian doubles. Added after format 2 shipped, as attrs. */
+    "CREATE TABLE IF NOT EXISTS history(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " vals BLOB NOT NULL, PRIMARY KEY(tier, time)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS history_vol(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " name TEXT NOT NULL, vals BLOB NOT NULL, PRIMARY KEY(tier, name, time)) WITHOUT ROWID;";
 
 static int sql_errno(int rc)
 {
@@ -69,6 +67,11 @@ static int sql_errno(int rc)
 	default:
 		return -EIO;
 	}
+}
+
+int pfs_meta_sql_errno(int rc)
+{
+	return sql_errno(rc);
 }
 
 static int exec_locked(struct pfs_meta *m, const char *sql)

@@ -1,7 +1,7 @@
 /* fs/meta/pfs_meta.h - the metadata room of fs/: the catalogue, block-map page rows, long
  * patterns and settings in SQLite, kept on the namespace's metadata region through a VFS of our
- * own. The only room that includes <sqlite3.h> (pfs_meta.c and pfs_vfs.c); it knows nothing of
- * volumes in memory, the log or FUSE. All functions return 0 or -errno.
+ * own. The only room that includes <sqlite3.h> (pfs_meta.c, pfs_meta_history.c, pfs_vfs.c); it
+ * knows nothing of volumes in memory, the log or FUSE. All functions return 0 or -errno.
  */
 #ifndef PSTOR_PFS_META_H
 #define PSTOR_PFS_META_H
@@ -141,6 +141,40 @@ struct pfs_meta_stats {
 	uint64_t rows_healed;  /* ... and were read from their flash copy instead */
 };
 void pfs_meta_get_stats(struct pfs_meta *m, struct pfs_meta_stats *st);
+
+/* ---- pfs_meta_history.c: the analytics history --------------------------------------------- */
+/* Rows of up to PFS_HISTORY_MAX_VALUES doubles by Unix time (seconds), in tiers: 0 raw samples,
+ * 1 hourly, 2 daily. pfs_meta_history_roll() keeps raw rows for PFS_HISTORY_RAW_SECONDS and
+ * hourly rows for PFS_HISTORY_HOURLY_SECONDS before the newest row, then keeps the last row of
+ * each older hour (day) in the next tier. The caller brackets writes with begin/commit. */
+#define PFS_HISTORY_TIERS          3
+#define PFS_HISTORY_MAX_VALUES     64
+#define PFS_HISTORY_RAW_SECONDS    (2 * 86400ll)
+#define PFS_HISTORY_HOURLY_SECONDS (90 * 86400ll)
+/* Raw rows kept at most (whole hours are rolled): 2 days at a 30 s interval. */
+#define PFS_HISTORY_RAW_MAX_ROWS 5760
+int pfs_meta_history_put(struct pfs_meta *m, int tier, int64_t time, const double *v, uint32_t n);
+int pfs_meta_history_clear(struct pfs_meta *m);
+/* -ENOSPC when the database's pages in use pass 3/4 of the db area: the history stops growing
+ * there, so it never takes the room the block maps need. */
+int pfs_meta_history_room(struct pfs_meta *m);
+int pfs_meta_history_roll(struct pfs_meta *m);
+/* The newest row's time, -1 when there is none. */
+int pfs_meta_history_last(struct pfs_meta *m, int64_t *time);
+int pfs_meta_history_count(struct pfs_meta *m, int tier, uint64_t *n);
+/* Every row in time order (tiers never overlap in time). FN runs under db_lock: it must not
+ * call back into meta. A row shorter than N values was written with fewer columns. */
+typedef int (*pfs_meta_history_fn)(void *arg, int tier, int64_t time, const double *v, uint32_t n);
+int pfs_meta_history_each(struct pfs_meta *m, pfs_meta_history_fn fn, void *arg);
+/* Per-volume rows (table history_vol, keyed by volume name too), rolled by the same
+ * pfs_meta_history_roll() per volume and cleared by pfs_meta_history_clear(). */
+int pfs_meta_history_vol_put(struct pfs_meta *m, int tier, int64_t time, const char *name,
+                             const double *v, uint32_t n);
+int pfs_meta_history_vol_last(struct pfs_meta *m, int64_t *time); /* -1 when none */
+typedef int (*pfs_meta_history_vol_fn)(void *arg, int tier, int64_t time, const char *name,
+                                       const double *v, uint32_t n);
+/* By name, then time. FN runs under db_lock. */
+int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, void *arg);
 
 /* PRAGMA quick_check on the metadata as it is on the device (SQLite's page cache is dropped
  * first). PROBLEMS gets the number of problems, FIRST the first one. A database too damaged

@@ -62,6 +62,17 @@ static int config_parse(struct pfs *p, int key, const char *value, struct pfs_co
 		cfg->commit_interval_ms = (uint32_t)ms;
 		return 0;
 	}
+	case PFS_CFG_ANALYTICS_INTERVAL: {
+		errno = 0;
+		unsigned long s = strtoul(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-' || s < 1 || s > 86400) {
+			pfs_set_msg(
+			    p, "analytics_interval must be an integer from 1 to 86400 (seconds)");
+			return -EINVAL;
+		}
+		cfg->analytics_interval = (uint32_t)s;
+		return 0;
+	}
 	default:
 		return -ENOENT;
 	}
@@ -81,6 +92,9 @@ static void config_format(const struct pfs_config *cfg, int key, char *out, size
 		break;
 	case PFS_CFG_COMMIT_INTERVAL_MS:
 		snprintf(out, len, "%u", cfg->commit_interval_ms);
+		break;
+	case PFS_CFG_ANALYTICS_INTERVAL:
+		snprintf(out, len, "%u", cfg->analytics_interval);
 		break;
 	default:
 		snprintf(out, len, "?");
@@ -186,6 +200,12 @@ int pfs_config_load(struct pfs *p)
 	if (p->opts.commit_interval_ms >= 0) {
 		snprintf(value, sizeof(value), "%d", p->opts.commit_interval_ms);
 		rc = pfs_config_set(p, "commit_interval_ms", value, true);
+		if (rc)
+			return rc;
+	}
+	if (p->opts.analytics_interval > 0) {
+		snprintf(value, sizeof(value), "%d", p->opts.analytics_interval);
+		rc = pfs_config_set(p, "analytics_interval", value, true);
 		if (rc)
 			return rc;
 	}

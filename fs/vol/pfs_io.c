@@ -555,14 +555,111 @@ out:
 	return res;
 }
 
+/* Per-map usage counts each chunk once per map, however many of the map's blocks point at it (a
+ * volume holding its data twice, a snapshot's blocks all shared with its volume): a chunk is the
+ * map's own (unique) when every reference the engine counts for it comes from this map, shared
+ * otherwise. Counting references per chunk takes a table keyed by chunk address; to keep its
+ * memory bounded whatever the map's size, only chunks with more than one reference go in it (a
+ * chunk referenced once is unique on sight), the table never grows past USAGE_MAX_SLOTS, and
+ * when a map holds more such chunks than one table takes, the walk is repeated over disjoint
+ * partitions of the address hash (USAGE_MAX_SLOTS * 12 bytes at most: 24 MiB; a pass covers
+ * about 1.4 million multiply-referenced chunks, 5.6 GiB of 4 KiB blocks). */
+#define USAGE_MIN_SLOTS 1024u
+#define USAGE_MAX_SLOTS (1u << 21)
+uint32_t pfs_usage_max_slots = USAGE_MAX_SLOTS; /* a seam: tests lower it to force partitions */
+_Atomic uint64_t pfs_usage_passes;              /* partition walks done, for the same tests */
+#define USAGE_LOAD_NUM 7                        /* grow (or give up the pass) at 70% full */
+#define USAGE_LOAD_DEN 10
+#define USAGE_EMPTY    UINT64_MAX
+
 struct usage_arg {
 	struct pfs *p;
 	uint64_t unique, shared;
+	uint32_t part, nparts; /* this pass counts chunks whose hash falls in partition PART */
+	uint64_t *key;         /* chunk addresses (USAGE_EMPTY: free slot) */
+	uint32_t *count;       /* references from this map */
+	uint32_t slots, used;
+	bool overflow; /* the table could not grow: redo with more partitions */
 };
+
+static uint64_t usage_mix(uint64_t x)
+{
+	/* splitmix64's finaliser: chunk addresses are sequential, the partitions and slots must
+	 * not be. */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int usage_table_alloc(struct usage_arg *a, uint32_t slots)
+{
+	uint64_t *key = malloc((size_t)slots * sizeof(*key));
+	uint32_t *count = calloc(slots, sizeof(*count));
+
+	if (!key || !count) {
+		free(key);
+		free(count);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < slots; i++)
+		key[i] = USAGE_EMPTY;
+	a->key = key;
+	a->count = count;
+	a->slots = slots;
+	a->used = 0;
+	return 0;
+}
+
+static void usage_table_free(struct usage_arg *a)
+{
+	free(a->key);
+	free(a->count);
+	a->key = NULL;
+	a->count = NULL;
+	a->slots = a->used = 0;
+}
+
+static uint32_t *usage_slot(struct usage_arg *a, uint64_t addr, uint64_t h)
+{
+	uint32_t mask = a->slots - 1;
+
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		if (a->key[i] == addr)
+			return &a->count[i];
+		if (a->key[i] == USAGE_EMPTY) {
+			a->key[i] = addr;
+			a->used++;
+			return &a->count[i];
+		}
+	}
+}
+
+/* Doubles the table (rehashing what it holds); -ENOSPC at USAGE_MAX_SLOTS. */
+static int usage_table_grow(struct usage_arg *a)
+{
+	struct usage_arg old = *a;
+	int rc;
+
+	if (a->slots >= pfs_usage_max_slots)
+		return -ENOSPC;
+	rc = usage_table_alloc(a, a->slots * 2);
+	if (rc) {
+		*a = old;
+		return rc;
+	}
+	for (uint32_t i = 0; i < old.slots; i++)
+		if (old.key[i] != USAGE_EMPTY)
+			*usage_slot(a, old.key[i], usage_mix(old.key[i])) = old.count[i];
+	usage_table_free(&old);
+	return 0;
+}
 
 static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 {
 	struct usage_arg *a = arg;
+	int rc;
 
 	(void)idx;
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
@@ -572,16 +669,94 @@ static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 		struct engine_ref r = {__atomic_load_n(&refs[i].v, __ATOMIC_RELAXED)};
 		if (engine_ref_kind(r) != ENGINE_REF_CHUNK)
 			continue;
-		struct ftl_addr addr = {r.v & ((1ull << 62) - 1)};
+		uint64_t addr = r.v & ((1ull << 62) - 1);
+		uint64_t h = usage_mix(addr);
+		if ((uint32_t)((h >> 32) % a->nparts) != a->part)
+			continue;
+		if (engine_ref_count(a->p->eng, r) <= 1) {
+			int len = ftl_chunk_len(a->p->ftl, (struct ftl_addr){addr});
+			if (len > 0)
+				a->unique += (uint64_t)len;
+			continue;
+		}
+		if ((uint64_t)(a->used + 1) * USAGE_LOAD_DEN >
+		    (uint64_t)a->slots * USAGE_LOAD_NUM) {
+			rc = usage_table_grow(a);
+			if (rc == -ENOSPC) {
+				a->overflow = true;
+				return -ENOSPC; /* stops the walk: the caller splits further */
+			}
+			if (rc)
+				return rc;
+		}
+		(*usage_slot(a, addr, h))++;
+	}
+	return 0;
+}
+
+/* Adds the chunks counted in the table to UNIQUE or SHARED, once each. */
+static void usage_settle(struct usage_arg *a, uint64_t *unique, uint64_t *shared)
+{
+	for (uint32_t i = 0; i < a->slots; i++) {
+		if (a->key[i] == USAGE_EMPTY)
+			continue;
+		struct ftl_addr addr = {a->key[i]};
+		struct engine_ref r = {((uint64_t)ENGINE_REF_CHUNK << 62) | a->key[i]};
 		int len = ftl_chunk_len(a->p->ftl, addr);
 		if (len <= 0)
 			continue;
-		if (engine_ref_count(a->p->eng, r) <= 1)
-			a->unique += (uint64_t)len;
+		/* >=: a reference dropped by a writer since the walk saw it. */
+		if ((int64_t)a->count[i] >= engine_ref_count(a->p->eng, r))
+			*unique += (uint64_t)len;
 		else
-			a->shared += (uint64_t)len;
+			*shared += (uint64_t)len;
 	}
-	return 0;
+}
+
+/* One walk per partition of the chunk hash; more partitions when one overflows the table. The
+ * caller holds v->rw for reading. */
+static int usage_walk(struct pfs *p, struct pfs_vol *v, uint64_t *unique, uint64_t *shared)
+{
+	/* Start with as many partitions as the map's chunk references need at the most. */
+	uint64_t chunks = (uint64_t)atomic_load(&v->chunk_blocks);
+	uint64_t per = (uint64_t)pfs_usage_max_slots * USAGE_LOAD_NUM / USAGE_LOAD_DEN;
+	uint32_t nparts = (uint32_t)(chunks / per + 1);
+	int rc;
+
+	for (;;) {
+		uint64_t u = 0, s = 0;
+		bool again = false;
+		for (uint32_t part = 0; part < nparts; part++) {
+			struct usage_arg a = {.p = p, .part = part, .nparts = nparts};
+			rc = usage_table_alloc(&a, USAGE_MIN_SLOTS < pfs_usage_max_slots
+			                               ? USAGE_MIN_SLOTS
+			                               : pfs_usage_max_slots);
+			if (rc)
+				return rc;
+			rc = pfs_map_each_page(p, v, usage_page, &a);
+			if (!rc)
+				usage_settle(&a, &u, &s);
+			usage_table_free(&a);
+			if (rc && a.overflow) {
+				again = true;
+				break;
+			}
+			if (!rc)
+				atomic_fetch_add_explicit(&pfs_usage_passes, 1,
+				                          memory_order_relaxed);
+			if (rc)
+				return rc;
+			u += a.unique;
+		}
+		if (!again) {
+			*unique = u;
+			*shared = s;
+			return 0;
+		}
+		if (nparts > UINT32_MAX / 2)
+			return -ENOMEM;
+		nparts *= 2;
+	}
 }
 
 int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared)
@@ -592,13 +767,13 @@ int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique
 	pthread_mutex_lock(&v->usage_lock);
 	/* A walk of the whole map: cached so that ls -l does not repeat it per call. */
 	if (fresh || now - v->usage_at_ns > 2000000000ll) {
-		struct usage_arg a = {.p = p};
+		uint64_t u = 0, s = 0;
 		pthread_rwlock_rdlock(&v->rw);
-		rc = pfs_map_each_page(p, v, usage_page, &a);
+		rc = usage_walk(p, v, &u, &s);
 		pthread_rwlock_unlock(&v->rw);
 		if (!rc) {
-			v->usage_unique = a.unique;
-			v->usage_shared = a.shared;
+			v->usage_unique = u;
+			v->usage_shared = s;
 			v->usage_at_ns = now;
 		}
 	}

@@ -589,6 +589,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	p->cfg.codec = ENGINE_CODEC_LZ4;
 	p->cfg.dedupe = true;
 	p->cfg.commit_interval_ms = 5000;
+	p->cfg.analytics_interval = 60;
 	rc = pfs_config_load(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: bad option: %s", opts->device, p->msg);

@@ -39,6 +39,7 @@ struct pfs_opts {
 	int commit_interval_ms;  /* -1 keep */
 	bool gc_thread;          /* run GC in the background (default on) */
 	bool full_scan;          /* ignore the flash checkpoint: read every segment summary */
+	int analytics_interval;  /* seconds between history samples; 0 keep */
 };
 
 struct pfs;
@@ -113,7 +114,9 @@ int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
 /* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
-/* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED). */
+/* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED), each chunk counted
+ * once however many of the map's blocks reference it: a chunk is UNIQUE when every reference to
+ * it comes from this map. Bounded memory (pfs_io.c); -ENOMEM. Cached for 2 s unless FRESH. */
 int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
 
 /* ---- the one change path ------------------------------------------------------------------- */
@@ -234,7 +237,8 @@ int pfs_blob_each(struct pfs *p, const char *prefix, pfs_blob_fn fn, void *arg);
 #define PFS_CONFIG_KEYS(X)                                                                         \
 	X(COMPRESSION, "compression")                                                              \
 	X(DEDUPE, "dedupe")                                                                        \
-	X(COMMIT_INTERVAL_MS, "commit_interval_ms")
+	X(COMMIT_INTERVAL_MS, "commit_interval_ms")                                                \
+	X(ANALYTICS_INTERVAL, "analytics_interval")
 enum pfs_config_key {
 #define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
 	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
@@ -339,6 +343,35 @@ void pfs_stats_to_prom(const struct pfs_stats *st, struct pfs_buf *b);
 /* Device identity and health, for .pstorage/flash/identity and smart. */
 int pfs_flash_identity(struct pfs *p, struct ftl_dev_identity *id);
 int pfs_flash_smart(struct pfs *p, struct ftl_dev_smart *s);
+
+/* ---- the analytics history (pfs_history.c) ------------------------------------------------ */
+/* Rows of counters by Unix time, kept in SQLite on the namespace (so they move with it and
+ * survive remounts and kill -9), downsampled as fs/meta/pfs_meta.h says: raw 2 days, hourly 90
+ * days, daily after. The store does not know what the N values mean: analytics/ names them.
+ * Never on the I/O path: each call takes commit_lock and one SQLite transaction. */
+/* Appends one row and rolls the tiers, durably. -EEXIST when TIME is not after the newest row
+ * (a clock that went back), -EROFS, -EINVAL (N > 64), -ENOSPC (also when the metadata in use
+ * passes 3/4 of its area: the history never takes the maps' room), -EIO. */
+int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n);
+/* Replaces the whole history with NROWS rows (TIMES strictly increasing; VALS NROWS x N) and
+ * rolls the tiers: all or nothing. -EINVAL (times out of order, N > 64), -EROFS, -ENOSPC. */
+int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
+                        uint32_t n);
+/* Every row in time order, with its tier (0 raw, 1 hourly, 2 daily). FN must not call into the
+ * store (it runs under the metadata lock). */
+typedef int (*pfs_history_fn)(void *arg, int tier, int64_t time, const double *v, uint32_t n);
+int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg);
+/* Rows in TIER. */
+int pfs_history_count(struct pfs *p, int tier, uint64_t *n);
+/* Per-volume rows: NVOL volumes named NAMES, N values each in VALS (NVOL x N), at TIME, in one
+ * transaction, then the roll. Rolled like the pool's rows, per volume; an import clears them.
+ * -EEXIST when TIME is not after the newest per-volume row; -EROFS, -EINVAL, -ENOSPC, -EIO. */
+int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,
+                               const double *vals, uint32_t n);
+/* By volume name, then time. FN must not call into the store. */
+typedef int (*pfs_history_vol_fn)(void *arg, int tier, int64_t time, const char *name,
+                                  const double *v, uint32_t n);
+int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

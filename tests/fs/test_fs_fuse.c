@@ -269,15 +269,14 @@ Test(fs_fuse, the_tree_has_volumes_snapshots_and_pstorage)
 	cr_expect_str_eq(l, ".pstorage,snapshots,volumes");
 	free(l);
 	l = list(".pstorage");
-	cr_expect_str_eq(
-	    l, "cluster,config,ctl,flash,metrics,reduction,reduction.json,scrub,scrub.json,"
-	       "stats,stats.json,status,status.json,volumes");
+	cr_expect_str_eq(l, "analytics,cluster,config,ctl,flash,metrics,reduction,reduction.json,"
+	                    "scrub,scrub.json,stats,stats.json,status,status.json,volumes");
 	free(l);
 	l = list(".pstorage/flash");
 	cr_expect_str_eq(l, "identity,identity.json,smart,smart.json,stats,stats.json");
 	free(l);
 	l = list(".pstorage/config");
-	cr_expect_str_eq(l, "commit_interval_ms,compression,dedupe");
+	cr_expect_str_eq(l, "analytics_interval,commit_interval_ms,compression,dedupe");
 	free(l);
 	l = list(".pstorage/volumes/a");
 	cr_expect_str_eq(l, "reduction,shared,size,snapshots,summary,summary.json,unique,written");

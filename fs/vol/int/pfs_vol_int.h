@@ -102,6 +102,7 @@ struct pfs_config {
 	int level;
 	bool dedupe;
 	uint32_t commit_interval_ms;
+	uint32_t analytics_interval; /* seconds between history samples (the front's sampler) */
 };
 
 /* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in
@@ -400,6 +401,10 @@ ssize_t pfs_vol_clone_range(struct pfs *p, struct pfs_vol *src, uint64_t soff, s
 /* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
 int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
+/* The largest table (slots) a usage walk may use before it splits the chunks into partitions
+ * walked one at a time (pfs_io.c); tests lower it. */
+extern uint32_t pfs_usage_max_slots;
+extern _Atomic uint64_t pfs_usage_passes;
 int pfs_snap_create(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap);

@@ -1,0 +1,636 @@
+/* analytics/analytics_forecast.c - capacity forecasts: three models (least squares line, Holt's
+ * damped trend, the line after the last change point), chosen per series by a rolling-origin
+ * backtest, with prediction intervals widened by what that backtest saw so they stay honest.
+ * Pure computation on the arrays it is given.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics.h"
+
+const char *const analytics_model_names[ANALYTICS_NMODELS] = {
+#define ANALYTICS_MODEL_NAME(n, s) s,
+    ANALYTICS_MODELS(ANALYTICS_MODEL_NAME)
+#undef ANALYTICS_MODEL_NAME
+};
+
+/* ---- least squares ------------------------------------------------------------------------- */
+int analytics_linear_fit(const double *x, const double *y, size_t n, struct analytics_linear *m)
+{
+	double sx = 0, sy = 0, sxx = 0, sxy = 0, sse = 0;
+
+	if (n < 3)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		sx += x[i];
+		sy += y[i];
+	}
+	double xbar = sx / (double)n, ybar = sy / (double)n;
+	/* Centred sums: byte counts near 10^12 squared would lose every digit otherwise. */
+	for (size_t i = 0; i < n; i++) {
+		sxx += (x[i] - xbar) * (x[i] - xbar);
+		sxy += (x[i] - xbar) * (y[i] - ybar);
+	}
+	if (sxx <= 0)
+		return -EINVAL;
+	m->b = sxy / sxx;
+	m->a = ybar - m->b * xbar;
+	for (size_t i = 0; i < n; i++) {
+		double r = y[i] - (m->a + m->b * x[i]);
+		sse += r * r;
+	}
+	m->s = sqrt(sse / (double)(n - 2));
+	m->xbar = xbar;
+	m->sxx = sxx;
+	m->n = n;
+	return 0;
+}
+
+void analytics_linear_predict(const struct analytics_linear *m, double x0, double *point,
+                              double *sd)
+{
+	double dx = x0 - m->xbar;
+
+	*point = m->a + m->b * x0;
+	*sd = m->s * sqrt(1 + 1 / (double)m->n + dx * dx / m->sxx);
+}
+
+/* ---- Holt's damped trend ------------------------------------------------------------------- */
+#define HOLT_INIT_STEPS 5
+
+double analytics_holt_run(const double *y, size_t n, double alpha, double beta, double phi,
+                          double *level, double *trend)
+{
+	/* The start: the level at y[k], the trend the mean step over the first k; one
+	 * difference (k = 1) would hand the whole fit a noisy slope. Errors start at y[k + 1],
+	 * the first value the initial state did not see. */
+	size_t k = n > 2 ? (n - 2 < HOLT_INIT_STEPS ? n - 2 : HOLT_INIT_STEPS) : 1;
+	double l = n > k ? y[k] : y[0], b = n > k ? (y[k] - y[0]) / (double)k : 0, sse = 0;
+
+	for (size_t t = k + 1; t < n; t++) {
+		double e = y[t] - (l + phi * b);
+		sse += e * e;
+		l = l + phi * b + alpha * e;
+		b = phi * b + beta * e;
+	}
+	*level = l;
+	*trend = b;
+	return sse;
+}
+
+int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m)
+{
+	static const double bstar[] = {0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0};
+	static const double phis[] = {0.8, 0.85, 0.9, 0.95, 0.98};
+	double best = INFINITY;
+
+	if (n < 4)
+		return -EINVAL;
+	for (int ia = 1; ia <= 19; ia++) {
+		double alpha = ia * 0.05;
+		for (size_t ib = 0; ib < sizeof(bstar) / sizeof(bstar[0]); ib++)
+			for (size_t ip = 0; ip < sizeof(phis) / sizeof(phis[0]); ip++) {
+				double l, b, beta = alpha * bstar[ib];
+				double sse =
+				    analytics_holt_run(y, n, alpha, beta, phis[ip], &l, &b);
+				if (sse < best) {
+					best = sse;
+					*m = (struct analytics_holt){alpha, beta, phis[ip], l,
+					                             b,     0,    n};
+				}
+			}
+	}
+	/* n - 1 - k one-step errors, three parameters fitted on them. */
+	size_t k = n - 2 < HOLT_INIT_STEPS ? n - 2 : HOLT_INIT_STEPS;
+	double dof = (double)(n - 1 - k) - 3;
+	m->sigma = sqrt(best / (dof < 1 ? 1 : dof));
+	return 0;
+}
+
+void analytics_holt_predict(const struct analytics_holt *m, int h, double *point, double *sd)
+{
+	double damp = 0, pj = 1, var = 1;
+
+	for (int j = 1; j <= h; j++) {
+		/* c_j: how much of the error j steps before the target is still in it. */
+		if (j < h) {
+			double geo = fabs(1 - m->phi) < 1e-12 ? (double)j
+			                                      : (1 - pow(m->phi, j)) / (1 - m->phi);
+			double c = m->alpha + m->beta * m->phi * geo;
+			var += c * c;
+		}
+		pj *= m->phi;
+		damp += pj;
+	}
+	*point = m->level + damp * m->trend;
+	*sd = m->sigma * sqrt(var);
+}
+
+/* ---- change point -------------------------------------------------------------------------- */
+/* Squared error of the least squares line over [i, j) from prefix sums (x = index). */
+struct prefix {
+	double *y, *xy, *yy;
+};
+
+static double seg_sse(const struct prefix *p, size_t i, size_t j)
+{
+	double n = (double)(j - i), di = (double)i, dj = (double)j;
+	double sy = p->y[j] - p->y[i], syy = p->yy[j] - p->yy[i], sxy = p->xy[j] - p->xy[i];
+	/* Sums of k and k^2 over [i, j) in closed form. */
+	double sx = (dj * (dj - 1) - di * (di - 1)) / 2;
+	double sxx = ((dj - 1) * dj * (2 * dj - 1) - (di - 1) * di * (2 * di - 1)) / 6;
+	double mx = sx / n, my = sy / n;
+	double cxx = sxx - n * mx * mx, cxy = sxy - n * mx * my, cyy = syy - n * my * my;
+	double r = cyy - (cxx > 0 ? cxy * cxy / cxx : 0);
+	return r > 0 ? r : 0;
+}
+
+size_t analytics_changepoint(const double *y, size_t n, size_t min_seg, size_t min_last)
+{
+	struct prefix p = {0};
+	size_t best_k = 0;
+	double best = INFINITY;
+
+	if (min_seg < 3)
+		min_seg = 3;
+	if (min_last < 3)
+		min_last = 3;
+	if (n < min_seg + min_last)
+		return 0;
+	p.y = calloc(n + 1, sizeof(double));
+	p.xy = calloc(n + 1, sizeof(double));
+	p.yy = calloc(n + 1, sizeof(double));
+	if (!p.y || !p.xy || !p.yy)
+		goto out_free;
+	/* Values relative to the first one: the sums of squares stay within a double's digits
+	 * for byte counts (a line's residuals do not depend on the offset). */
+	for (size_t i = 0; i < n; i++) {
+		double v = y[i] - y[0];
+		p.y[i + 1] = p.y[i] + v;
+		p.xy[i + 1] = p.xy[i] + (double)i * v;
+		p.yy[i + 1] = p.yy[i] + v * v;
+	}
+	for (size_t k = min_seg; k + min_last <= n; k++) {
+		double sse = seg_sse(&p, 0, k) + seg_sse(&p, k, n);
+		if (sse < best) {
+			best = sse;
+			best_k = k;
+		}
+	}
+	double one = seg_sse(&p, 0, n), dn = (double)n;
+	/* A floor under the errors (the prefix sums round at about 1e-16 of the sum of squares):
+	 * a straight series must not "change" because one fit's rounding is below the other's. */
+	double floor_sse = 1e-10 * (p.yy[n] + 1);
+	double bic_one = dn * log((one + floor_sse) / dn) + 2 * log(dn);
+	double bic_two = dn * log((best + floor_sse) / dn) + 5 * log(dn);
+	if (!(bic_two < bic_one))
+		best_k = 0;
+out_free:
+	free(p.y);
+	free(p.xy);
+	free(p.yy);
+	return best_k;
+}
+
+/* ---- one interface for the three ------------------------------------------------------------ */
+struct fit {
+	enum analytics_model model;
+	struct analytics_linear lin;
+	struct analytics_holt holt;
+	size_t n;
+	double dof;
+};
+
+static int fit_line(const double *y, size_t from, size_t n, struct analytics_linear *m)
+{
+	double *x = malloc((n - from) * sizeof(*x));
+	int rc;
+
+	if (!x)
+		return -ENOMEM;
+	for (size_t i = from; i < n; i++)
+		x[i - from] = (double)i;
+	rc = analytics_linear_fit(x, y + from, n - from, m);
+	free(x);
+	return rc;
+}
+
+/* Points after a change point needed to fit a slope of their own. */
+#define CP_MIN_SLOPE_POINTS 8
+
+static int model_fit(enum analytics_model model, const double *y, size_t n, struct fit *f)
+{
+	int rc;
+
+	f->model = model;
+	f->n = n;
+	switch (model) {
+	case ANALYTICS_MODEL_LINEAR:
+		rc = fit_line(y, 0, n, &f->lin);
+		f->dof = (double)n - 2;
+		return rc;
+	case ANALYTICS_MODEL_HOLT_DAMPED:
+		rc = analytics_holt_fit(y, n, &f->holt);
+		f->dof = (double)n - 5 < 1 ? 1 : (double)n - 5;
+		return rc;
+	case ANALYTICS_MODEL_CHANGEPOINT: {
+		/* The history before the break must be long enough to call it a trend. A break
+		 * among the last few points (a volume deleted yesterday) leaves too little for a
+		 * slope of its own: the level moves to the new points, the slope stays the old
+		 * one's. */
+		size_t min_seg = n / 8 > 6 ? n / 8 : 6;
+		size_t k = analytics_changepoint(y, n, min_seg, 3);
+		if (!k || n - k >= CP_MIN_SLOPE_POINTS) {
+			rc = fit_line(y, k, n, &f->lin);
+			f->dof = (double)(n - k) - 2;
+			return rc;
+		}
+		rc = fit_line(y, 0, k, &f->lin);
+		if (rc)
+			return rc;
+		double my = 0, mx = 0;
+		for (size_t i = k; i < n; i++) {
+			my += y[i];
+			mx += (double)i;
+		}
+		my /= (double)(n - k);
+		mx /= (double)(n - k);
+		f->lin.a = my - f->lin.b * mx;
+		f->dof = (double)k - 2;
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static void model_predict(const struct fit *f, int h, double *point, double *sd)
+{
+	if (f->model == ANALYTICS_MODEL_HOLT_DAMPED)
+		analytics_holt_predict(&f->holt, h, point, sd);
+	else
+		analytics_linear_predict(&f->lin, (double)(f->n - 1) + h, point, sd);
+}
+
+int analytics_model_forecast(enum analytics_model model, const double *y, size_t n, int h,
+                             double *point, double *sd, double *dof)
+{
+	struct fit f;
+	int rc = model_fit(model, y, n, &f);
+
+	if (rc)
+		return rc;
+	model_predict(&f, h, point, sd);
+	*dof = f.dof;
+	return 0;
+}
+
+/* ---- the capacity forecast ------------------------------------------------------------------ */
+#define MAX_ORIGINS 24
+/* A model other than the line must beat it by this much in the backtest: a noisy backtest
+ * (a random walk) otherwise switches models on chance and forecasts worse than the line. */
+#define SWITCH_MARGIN 0.8
+/* Independent backtest errors needed before intervals may be narrower than the model's. */
+#define CALIB_NARROW_NEFF 8
+#define MAX_GRID          4000 /* the newest points only, beyond: years of daily samples */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The Q-quantile of V[0..N) (sorted in place), interpolated between order statistics. */
+static double quantile(double *v, size_t n, double q)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	double pos = q * (double)(n - 1);
+	size_t i = (size_t)pos;
+	if (i + 1 >= n)
+		return v[n - 1];
+	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
+}
+
+/* Resamples the (T, Y) points with a value onto a grid of STEP ending at the newest one,
+ * interpolating linearly between the samples around each grid point (the history's tiers and
+ * any gaps make the samples irregular; the models want a regular series). */
+static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step, double **out)
+{
+	int64_t first = INT64_MIN, last = INT64_MIN;
+	size_t m, k = 0, prev = SIZE_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(y[i])) {
+			if (first == INT64_MIN)
+				first = t[i];
+			last = t[i];
+		}
+	m = (size_t)((last - first) / step) + 1;
+	if (m > MAX_GRID)
+		m = MAX_GRID;
+	*out = calloc(m, sizeof(double));
+	if (!*out)
+		return 0;
+	/* The grid ends at the newest sample and starts at or after the first, so every point
+	 * lies between two samples with values (or on one). */
+	for (size_t j = 0; j < m; j++) {
+		int64_t g = last - (int64_t)(m - 1 - j) * step;
+		while (k < n && t[k] <= g) {
+			if (!isnan(y[k]))
+				prev = k;
+			k++;
+		}
+		size_t next = k;
+		while (next < n && isnan(y[next]))
+			next++;
+		if (t[prev] == g || next >= n)
+			(*out)[j] = y[prev];
+		else
+			(*out)[j] = y[prev] + (y[next] - y[prev]) * (double)(g - t[prev]) /
+			                          (double)(t[next] - t[prev]);
+	}
+	return m;
+}
+
+struct backtest {
+	double mae[ANALYTICS_NMODELS];
+	double z[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error| / the model's sd, per origin */
+	size_t origin[MAX_ORIGINS];
+	unsigned origins;
+	int h;
+};
+
+static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
+{
+	size_t omin = n / 3 > 8 ? n / 3 : 8;
+	memset(bt, 0, sizeof(*bt));
+	bt->h = h;
+	if (n < (size_t)h + omin)
+		return 0;
+	size_t omax = n - (size_t)h, span = omax - omin;
+	unsigned count = span + 1 < MAX_ORIGINS ? (unsigned)(span + 1) : MAX_ORIGINS;
+	for (unsigned i = 0; i < count; i++) {
+		size_t o = omin + (count > 1 ? span * i / (count - 1) : 0);
+		double actual = y[o - 1 + (size_t)h];
+		bt->origin[i] = o;
+		for (int m = 0; m < ANALYTICS_NMODELS; m++) {
+			double pt = 0, sd = 0, dof = 0;
+			int rc = analytics_model_forecast((enum analytics_model)m, y, o, h, &pt,
+			                                  &sd, &dof);
+			if (rc == -ENOMEM)
+				return rc;
+			double e = rc ? INFINITY : fabs(actual - pt);
+			bt->mae[m] += e;
+			bt->z[m][i] = sd > 0 ? e / sd : (e > 0 ? INFINITY : 0);
+		}
+	}
+	for (int m = 0; m < ANALYTICS_NMODELS; m++)
+		bt->mae[m] /= count;
+	bt->origins = count;
+	return 0;
+}
+
+/* The error quantile that covers a new error with probability L, from N errors worth NEFF
+ * independent ones: split-conformal, the ceil((neff + 1) L) / neff quantile; past the largest
+ * error, extrapolated as a normal tail would be (the largest of NEFF normal draws sits near
+ * the neff / (neff + 1) quantile). */
+static double conformal(double *z, unsigned n, double neff, double l)
+{
+	double lev = ceil((neff + 1) * l) / neff;
+
+	if (lev <= 1)
+		return quantile(z, n, lev);
+	double top = quantile(z, n, 1);
+	return top * analytics_normal_quantile(0.5 + l / 2) /
+	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
+}
+
+/* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
+ * sd): C[0] for 80%, C[1] for 95%, each the factor by which the model's own quantile falls
+ * short of the errors' (never below 1). Uses the origins after the change point CP when at
+ * least 5 are, all otherwise; no widening with fewer than 3. */
+/* Origins that saw enough of the present regime: at least CP_MIN_SLOPE_POINTS after the
+ * change point (a forecast made the day after a change could not know it yet). */
+static bool origin_after(size_t o, size_t cp)
+{
+	return o >= cp + CP_MIN_SLOPE_POINTS;
+}
+
+static unsigned origins_after(const struct backtest *bt, size_t cp)
+{
+	unsigned after = 0;
+
+	for (unsigned i = 0; i < bt->origins; i++)
+		after += origin_after(bt->origin[i], cp);
+	return after;
+}
+
+static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
+                      enum analytics_model model, size_t cp, double q80, double q95, double c[2])
+{
+	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
+	unsigned n = 0;
+
+	c[0] = c[1] = 1;
+	/* Too few origins after the change at this horizon (the newest is a horizon old): the
+	 * nearer backtest's standardized errors after it describe the present better than all
+	 * of this one's. */
+	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5)
+		bt = near_bt;
+	bool only_after = cp && origins_after(bt, cp) >= 5;
+	for (unsigned i = 0; i < bt->origins; i++)
+		if (!only_after || origin_after(bt->origin[i], cp))
+			z[n++] = bt->z[model][i];
+	if (n < 3)
+		return;
+	/* Neighbouring origins share most of their forecast window, so their errors move
+	 * together (a random walk's most of all): count them as N_EFF independent ones, from
+	 * the lag-1 autocorrelation of the errors in origin order. */
+	double mean = 0, c0 = 0, c1 = 0;
+	for (unsigned i = 0; i < n; i++)
+		mean += z[i];
+	mean /= n;
+	for (unsigned i = 0; i < n; i++) {
+		c0 += (z[i] - mean) * (z[i] - mean);
+		if (i)
+			c1 += (z[i] - mean) * (z[i - 1] - mean);
+	}
+	double rho = c0 > 0 && isfinite(c0) ? c1 / c0 : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double neff = n * (1 - rho) / (1 + rho);
+	memcpy(zs, z, n * sizeof(*z));
+	double z80 = conformal(zs, n, neff, 0.80), z95 = conformal(zs, n, neff, 0.95);
+	/* Widen to what the backtest saw; narrow only on enough independent evidence, and
+	 * at most by half (a model's sd from few points can be far too cautious). */
+	double floor = neff >= CALIB_NARROW_NEFF ? 0.5 : 1;
+	if (isfinite(z80))
+		c[0] = z80 / q80 > floor ? z80 / q80 : floor;
+	if (isfinite(z95))
+		c[1] = z95 / q95 > floor ? z95 / q95 : floor;
+	if (!isfinite(z80) || !isfinite(z95))
+		c[0] = c[1] = 1;
+	/* 95% never narrower than 80%. */
+	if (q95 * c[1] < q80 * c[0])
+		c[1] = c[0] * q80 / q95;
+}
+
+/* A model's backtest error relative to the line's (1 when both are exact). */
+static double rel_error(double mae, double mae_linear)
+{
+	if (mae_linear > 0)
+		return mae / mae_linear;
+	return mae > 0 ? INFINITY : 1;
+}
+
+static void clip(double *v, double cap)
+{
+	if (*v < 0)
+		*v = 0;
+	if (cap > 0 && *v > cap)
+		*v = cap;
+}
+
+int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, double capacity,
+                                const double *horizons, size_t nh, struct analytics_capacity *out)
+{
+	int64_t first = 0, last = 0;
+	size_t have = 0;
+	double *g = NULL;
+	struct backtest bt, bt7;
+	struct fit f;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (nh > ANALYTICS_MAX_HORIZONS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(y[i])) {
+			if (!have)
+				first = t[i];
+			last = t[i];
+			out->used_now = y[i];
+			have++;
+		}
+	out->now = last;
+	out->capacity = capacity;
+	if (!have || last - first < ANALYTICS_MIN_HISTORY_SECONDS) {
+		snprintf(out->message, sizeof(out->message), "need 24 h of samples (have %.1f h)",
+		         have ? (double)(last - first) / 3600 : 0.0);
+		return 0;
+	}
+	int64_t step = last - first > 14 * 86400 ? 86400 : 3600;
+	size_t m = resample(t, y, n, step, &g);
+	if (!g)
+		return -ENOMEM;
+	out->step_days = (double)step / 86400;
+	out->points = m;
+
+	/* Backtest at 30 days ahead, or a third of the history when it is shorter. */
+	int h30 = (int)(30 * 86400 / step), hb = (int)(m / 3);
+	if (hb > h30)
+		hb = h30;
+	if (hb < 1)
+		hb = 1;
+	rc = run_backtest(g, m, hb, &bt);
+	if (rc)
+		goto out_free;
+	/* A second backtest a week ahead: its origins reach closer to now, so a model that
+	 * caught a recent change is seen doing so (30 days ahead, the newest origin is a month
+	 * old). Each model's score is its error relative to the line's, averaged over both. */
+	int h7 = (int)(7 * 86400 / step);
+	if (h7 > hb)
+		h7 = hb;
+	rc = run_backtest(g, m, h7, &bt7);
+	if (rc)
+		goto out_free;
+	out->backtest_days = hb * out->step_days;
+	out->origins = bt.origins;
+	out->model = ANALYTICS_MODEL_LINEAR;
+	out->calib80 = out->calib95 = 1;
+	if (bt.origins) {
+		double score[ANALYTICS_NMODELS];
+		for (int k = 0; k < ANALYTICS_NMODELS; k++) {
+			out->backtest_mae[k] = bt.mae[k];
+			score[k] = rel_error(bt.mae[k], bt.mae[0]);
+			if (bt7.origins && h7 != hb)
+				score[k] = (score[k] + rel_error(bt7.mae[k], bt7.mae[0])) / 2;
+		}
+		/* Clearly better than the line, else the line. */
+		for (int k = 1; k < ANALYTICS_NMODELS; k++)
+			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model])
+				out->model = (enum analytics_model)k;
+		double naive = 0;
+		for (size_t i = 1; i < m; i++)
+			naive += fabs(g[i] - g[i - 1]);
+		naive /= (double)(m - 1);
+		out->backtest_mase = naive > 0 ? bt.mae[out->model] / naive : NAN;
+	}
+	rc = model_fit(out->model, g, m, &f);
+	if (rc)
+		goto out_free;
+	double q80 = analytics_t_quantile(0.90, f.dof), q95 = analytics_t_quantile(0.975, f.dof);
+	/* Errors from before the last change point measure a world that is gone (a forecast
+	 * made before a volume was deleted): calibrate on the origins after it when there are
+	 * enough. */
+	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
+	double c30[2], c7[2];
+	calibrate(&bt, &bt7, out->model, cp, q80, q95, c30);
+	calibrate(&bt7, NULL, out->model, cp, q80, q95, c7);
+	out->calib80 = c30[0];
+	out->calib95 = c30[1];
+	for (size_t i = 0; i < nh; i++) {
+		struct analytics_forecast_point *p = &out->fc[i];
+		int h = (int)lround(horizons[i] * 86400 / (double)step);
+		double pt, sd;
+		if (h < 1)
+			h = 1;
+		model_predict(&f, h, &pt, &sd);
+		/* A week or less ahead: widened by the week's backtest; further, by the month's. */
+		const double *c = horizons[i] <= 7 && bt7.origins ? c7 : c30;
+		p->horizon_days = horizons[i];
+		p->used = pt;
+		p->lo80 = pt - q80 * sd * c[0];
+		p->hi80 = pt + q80 * sd * c[0];
+		p->lo95 = pt - q95 * sd * c[1];
+		p->hi95 = pt + q95 * sd * c[1];
+		clip(&p->used, capacity);
+		clip(&p->lo80, capacity);
+		clip(&p->hi80, capacity);
+		clip(&p->lo95, capacity);
+		clip(&p->hi95, capacity);
+	}
+	out->nfc = nh;
+	{
+		double pt, sd;
+		model_predict(&f, (int)lround(7 * 86400 / (double)step), &pt, &sd);
+		out->growth_per_day = (pt - out->used_now) / 7;
+	}
+	/* Days until full: walk a year ahead a day at a time. */
+	out->full_days = out->full_days_lo95 = out->full_days_hi95 = -1;
+	if (capacity > 0) {
+		for (int d = 0; d <= 365; d++) {
+			double pt, sd;
+			int h = (int)lround(d * 86400 / (double)step);
+			if (h < 1)
+				h = 1;
+			model_predict(&f, h, &pt, &sd);
+			if (out->full_days < 0 && pt >= capacity)
+				out->full_days = d;
+			if (out->full_days_lo95 < 0 && pt + q95 * sd * out->calib95 >= capacity)
+				out->full_days_lo95 = d;
+			if (out->full_days_hi95 < 0 && pt - q95 * sd * out->calib95 >= capacity)
+				out->full_days_hi95 = d;
+		}
+		out->full_within_year = out->full_days >= 0;
+	}
+	out->ok = true;
+out_free:
+	free(g);
+	return rc;
+}

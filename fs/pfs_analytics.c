@@ -1,0 +1,1199 @@
+/* fs/pfs_analytics.c - the front's analytics: a sampler thread turns pfs_get_stats() into one
+ * history row per analytics_interval (the store keeps it in SQLite), and the files and ctl
+ * commands of .pstorage/analytics/ read and replace that history. Never on the I/O path: it
+ * only reads counter snapshots, and writes through the store's history API.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pfs_analytics.h"
+#include "pfs_front_int.h"
+
+/* An import file larger than this is refused before it is read (a million rows of every
+ * column is well under it). */
+#define IMPORT_MAX_BYTES (512ull << 20)
+
+/* ---- one sample ---------------------------------------------------------------------------- */
+/* The latency quantile of the operations between PREV and NOW; empty when there were none. */
+static double interval_quantile(const struct pfs_io_stats *now, const struct pfs_io_stats *prev,
+                                double q)
+{
+	struct pfs_io_stats d = *now;
+
+	if (prev) {
+		if (now->ops < prev->ops)
+			return NAN; /* a remount reset the counters */
+		d.ops = now->ops - prev->ops;
+		for (int i = 0; i <= PFS_LAT_BUCKETS; i++)
+			d.lat_buckets[i] = now->lat_buckets[i] - prev->lat_buckets[i];
+	}
+	if (!d.ops)
+		return NAN;
+	return pfs_lat_quantile_us(&d, q);
+}
+
+void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct analytics_sample *s)
+{
+	struct pfs_stats st;
+	struct ftl_dev_smart sm;
+	double *v = s->v;
+
+	pfs_get_stats(p, &st);
+	analytics_sample_clear(s);
+	s->time = (int64_t)time(NULL);
+	v[ANALYTICS_COL_PHYSICAL_USED] = (double)(st.ftl.capacity_bytes - st.ftl.free_bytes);
+	v[ANALYTICS_COL_PHYSICAL_FREE] = (double)st.ftl.free_bytes;
+	v[ANALYTICS_COL_CAPACITY] = (double)st.ftl.capacity_bytes;
+	v[ANALYTICS_COL_LOGICAL] = (double)st.logical_bytes;
+	v[ANALYTICS_COL_PROVISIONED] = (double)st.provisioned_bytes;
+	v[ANALYTICS_COL_STORED] = (double)st.ftl.bytes_live;
+	v[ANALYTICS_COL_SNAPSHOT_LOGICAL] = (double)st.snapshot_logical_bytes;
+	v[ANALYTICS_COL_VOLUMES] = (double)st.volumes;
+	v[ANALYTICS_COL_SNAPSHOTS] = (double)st.snapshots;
+	if (st.ftl.bytes_live)
+		v[ANALYTICS_COL_REDUCTION] = (double)st.logical_bytes / (double)st.ftl.bytes_live;
+	v[ANALYTICS_COL_HOST_WRITTEN] = (double)st.ftl.host_bytes_written;
+	v[ANALYTICS_COL_DEVICE_WRITTEN] = (double)st.ftl.device_bytes_written;
+	v[ANALYTICS_COL_ERASE_MEAN] = st.ftl.erase_mean;
+	v[ANALYTICS_COL_ERASE_MAX] = (double)st.ftl.erase_max;
+	v[ANALYTICS_COL_GC_MOVED] = (double)st.ftl.gc_bytes_moved;
+	v[ANALYTICS_COL_READ_OPS] = (double)st.read.ops;
+	v[ANALYTICS_COL_WRITE_OPS] = (double)st.write.ops;
+	v[ANALYTICS_COL_READ_BYTES] = (double)st.read.bytes;
+	v[ANALYTICS_COL_WRITE_BYTES] = (double)st.write.bytes;
+	bool have_prev = prev && prev->valid;
+	v[ANALYTICS_COL_READ_P50] =
+	    interval_quantile(&st.read, have_prev ? &prev->read : NULL, 0.5);
+	v[ANALYTICS_COL_READ_P99] =
+	    interval_quantile(&st.read, have_prev ? &prev->read : NULL, 0.99);
+	v[ANALYTICS_COL_WRITE_P50] =
+	    interval_quantile(&st.write, have_prev ? &prev->write : NULL, 0.5);
+	v[ANALYTICS_COL_WRITE_P99] =
+	    interval_quantile(&st.write, have_prev ? &prev->write : NULL, 0.99);
+	v[ANALYTICS_COL_CHECKSUM_ERRORS] = (double)st.ftl.checksum_errors;
+	v[ANALYTICS_COL_LIFE_USED] = st.ftl.life_used_pct;
+	/* SMART only where the device has a log of its own (an emulation repeats the FTL's
+	 * counters, which are in the row already). */
+	if (!pfs_flash_smart(p, &sm) && !sm.emulated) {
+		v[ANALYTICS_COL_SMART_USED] = sm.percentage_used;
+		v[ANALYTICS_COL_SMART_SPARE] = sm.available_spare_pct;
+		v[ANALYTICS_COL_SMART_MEDIA_ERRORS] = (double)sm.media_errors;
+		if (sm.has_temperature)
+			v[ANALYTICS_COL_SMART_TEMPERATURE] = sm.temperature_c;
+	}
+	if (prev) {
+		prev->valid = true;
+		prev->read = st.read;
+		prev->write = st.write;
+	}
+}
+
+/* ---- per-volume samples ---------------------------------------------------------------------- */
+struct vol_names {
+	char (*name)[PFS_NAME_MAX + 1];
+	size_t n, cap;
+	int err;
+};
+
+/* Names only: the usage walk takes locks that must not nest under the catalogue's. */
+static int collect_name(void *arg, struct pfs_vol *v, const struct pfs_vol_info *info)
+{
+	struct vol_names *l = arg;
+
+	(void)v;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *n = realloc(l->name, cap * sizeof(*l->name));
+		if (!n) {
+			l->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		l->name = n;
+		l->cap = cap;
+	}
+	snprintf(l->name[l->n++], sizeof(l->name[0]), "%s", info->name);
+	return 0;
+}
+
+int pfs_analytics_sample_volumes(struct pfs *p, int64_t time)
+{
+	struct vol_names l = {0};
+	const char **names = NULL;
+	double *vals = NULL;
+	size_t k = 0;
+	int rc;
+
+	rc = pfs_vol_each(p, PFS_MAP_VOLUME, 0, collect_name, &l);
+	if (!rc)
+		rc = l.err;
+	if (rc || !l.n)
+		goto out_free;
+	names = calloc(l.n, sizeof(*names));
+	vals = calloc(l.n * ANALYTICS_VOL_NCOLS, sizeof(*vals));
+	if (!names || !vals) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, l.name[i]);
+		struct pfs_vol_info info;
+		uint64_t unique = 0, shared = 0;
+		if (!v)
+			continue; /* deleted meanwhile */
+		pfs_vol_get_info(v, &info);
+		int urc = pfs_vol_usage(p, v, false, &unique, &shared);
+		pfs_vol_unref(v);
+		double *row = vals + k * ANALYTICS_VOL_NCOLS;
+		row[ANALYTICS_VOL_SIZE] = (double)info.size;
+		row[ANALYTICS_VOL_WRITTEN] = (double)info.nz_blocks * pfs_block_size(p);
+		row[ANALYTICS_VOL_UNIQUE] = urc ? NAN : (double)unique;
+		row[ANALYTICS_VOL_SHARED] = urc ? NAN : (double)shared;
+		names[k++] = l.name[i];
+	}
+	rc = pfs_history_append_volumes(p, time, k, names, vals, ANALYTICS_VOL_NCOLS);
+out_free:
+	free(names);
+	free(vals);
+	free(l.name);
+	return rc;
+}
+
+/* ---- the sampler thread -------------------------------------------------------------------- */
+struct pfs_sampler {
+	struct pfs *p;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	bool stop;
+	int last_rc; /* log a failure once, not every interval */
+};
+
+static unsigned sampler_interval(struct pfs *p)
+{
+	char val[32];
+	unsigned long s = 60;
+
+	if (!pfs_config_get(p, "analytics_interval", val, sizeof(val)))
+		s = strtoul(val, NULL, 10);
+	return s ? (unsigned)s : 60;
+}
+
+static void *sampler_main(void *arg)
+{
+	struct pfs_sampler *s = arg;
+	struct pfs_sample_prev prev = {0};
+	struct analytics_sample smp;
+	struct timespec due;
+	int64_t last_vol = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &due);
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		/* Due times advance by whole intervals from the start, so samples do not drift
+		 * by the time each one takes; a pause longer than an interval skips ahead. */
+		due.tv_sec += sampler_interval(s->p);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (due.tv_sec < now.tv_sec)
+			due = now;
+		while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &due) != ETIMEDOUT)
+			;
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		pfs_analytics_sample(s->p, &prev, &smp);
+		int rc = pfs_history_append(s->p, smp.time, smp.v, ANALYTICS_NCOLS);
+		if (rc == -EEXIST)
+			rc = 0; /* the wall clock went back, or an import reaches past now */
+		/* Volumes once an hour (and at the first sample of a mount): each one's usage
+		 * figures walk its map. */
+		if (!rc && (!last_vol || smp.time - last_vol >= ANALYTICS_VOL_INTERVAL)) {
+			rc = pfs_analytics_sample_volumes(s->p, smp.time);
+			if (rc == -EEXIST)
+				rc = 0;
+			last_vol = smp.time;
+		}
+		if (rc && rc != s->last_rc)
+			pfs_logl(LOG_WARNING, "pstorfs: analytics: cannot append a sample: %s",
+			         strerror(-rc));
+		else if (!rc && s->last_rc)
+			pfs_logl(LOG_NOTICE, "pstorfs: analytics: samples are appended again");
+		s->last_rc = rc;
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int pfs_sampler_start(struct pfs *p, struct pfs_sampler **out)
+{
+	struct pfs_sampler *s;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	if (pfs_readonly(p))
+		return 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->p = p;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&s->thread, NULL, sampler_main, s);
+	if (rc) {
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return -rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void pfs_sampler_stop(struct pfs_sampler *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- reading the history ------------------------------------------------------------------- */
+static int history_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
+{
+	struct analytics_history *h = arg;
+	struct analytics_sample s;
+
+	(void)tier;
+	analytics_sample_clear(&s);
+	s.time = time;
+	for (uint32_t i = 0; i < n && i < ANALYTICS_NCOLS; i++)
+		s.v[i] = v[i];
+	/* Rows are in strictly increasing time (one per time across tiers); a duplicate
+	 * would be a damaged table, skipped rather than failing every report. */
+	int rc = analytics_history_add(h, &s);
+	return rc == -EINVAL ? 0 : rc;
+}
+
+int pfs_analytics_history(struct pfs *p, struct analytics_history *h)
+{
+	int rc = pfs_history_each(p, history_row, h);
+
+	if (rc)
+		analytics_history_free(h);
+	return rc;
+}
+
+/* ---- capacity forecast ---------------------------------------------------------------------- */
+static const double capacity_horizons[] = {7, 30, 90};
+
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
+{
+	struct analytics_history h = {0};
+	int64_t *t = NULL;
+	double *y = NULL, cap = 0;
+	int rc = pfs_analytics_history(p, &h);
+
+	if (rc)
+		return rc;
+	t = malloc((h.n ? h.n : 1) * sizeof(*t));
+	y = malloc((h.n ? h.n : 1) * sizeof(*y));
+	if (!t || !y) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		t[i] = h.s[i].time;
+		y[i] = h.s[i].v[ANALYTICS_COL_PHYSICAL_USED];
+		/* The newest known capacity: the history alone is the truth (an imported one
+		 * describes another pool). */
+		if (!analytics_empty(h.s[i].v[ANALYTICS_COL_CAPACITY]))
+			cap = h.s[i].v[ANALYTICS_COL_CAPACITY];
+	}
+	rc = analytics_capacity_forecast(t, y, h.n, cap, capacity_horizons,
+	                                 sizeof(capacity_horizons) / sizeof(capacity_horizons[0]),
+	                                 c);
+out_free:
+	free(t);
+	free(y);
+	analytics_history_free(&h);
+	return rc;
+}
+
+static void day_string(int64_t now, double days, char *out, size_t len)
+{
+	time_t t = (time_t)(now + (int64_t)llround(days * 86400));
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d", &tm);
+}
+
+static void json_num(struct pfs_buf *b, double v)
+{
+	if (!isfinite(v))
+		pfs_buf_printf(b, "null");
+	else if (v == floor(v) && fabs(v) < 9e15)
+		pfs_buf_printf(b, "%.0f", v);
+	else
+		pfs_buf_printf(b, "%.6g", v);
+}
+
+/* The forecasts list and the full object of C, with POINT_KEY ("used_bytes", "written_bytes")
+ * for the point forecasts; INDENT before each forecast. */
+static void forecasts_json(const struct analytics_capacity *c, const char *point_key,
+                           const char *indent, struct pfs_buf *b)
+{
+	char day[16];
+
+	pfs_buf_printf(b, "\"forecasts\": [");
+	for (size_t i = 0; i < c->nfc; i++) {
+		const struct analytics_forecast_point *f = &c->fc[i];
+		pfs_buf_printf(b, "%s\n%s{\"horizon_days\": ", i ? "," : "", indent);
+		json_num(b, f->horizon_days);
+		pfs_buf_printf(b, ", \"%s\": ", point_key);
+		json_num(b, round(f->used));
+		pfs_buf_printf(b, ", \"lo80_bytes\": ");
+		json_num(b, round(f->lo80));
+		pfs_buf_printf(b, ", \"hi80_bytes\": ");
+		json_num(b, round(f->hi80));
+		pfs_buf_printf(b, ", \"lo95_bytes\": ");
+		json_num(b, round(f->lo95));
+		pfs_buf_printf(b, ", \"hi95_bytes\": ");
+		json_num(b, round(f->hi95));
+		pfs_buf_printf(b, "}");
+	}
+	pfs_buf_printf(b, "], \"full\": {\"within_year\": %s",
+	               c->full_within_year ? "true" : "false");
+	if (c->full_within_year) {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, ", \"days\": ");
+		json_num(b, c->full_days);
+		pfs_buf_printf(b, ", \"date\": \"%s\"", day);
+		pfs_buf_printf(b, ", \"timestamp\": %lld",
+		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
+	}
+	pfs_buf_printf(b, ", \"days_lo95\": ");
+	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
+	pfs_buf_printf(b, ", \"days_hi95\": ");
+	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
+	pfs_buf_printf(b, "}");
+}
+
+/* The pool's object without its closing brace (the volumes follow). */
+static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	if (!c->ok) {
+		pfs_buf_printf(b, "{\n  \"status\": \"insufficient_history\",\n  \"message\": ");
+		pfs_buf_json_str(b, c->message);
+		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": []");
+		return;
+	}
+	pfs_buf_printf(b, "{\n  \"status\": \"ok\",\n  \"model\": \"%s\",\n  \"time\": %lld,",
+	               analytics_model_names[c->model], (long long)c->now);
+	pfs_buf_printf(b, "\n  \"used_bytes\": ");
+	json_num(b, c->used_now);
+	pfs_buf_printf(b, ",\n  \"capacity_bytes\": ");
+	json_num(b, c->capacity > 0 ? c->capacity : NAN);
+	pfs_buf_printf(b, ",\n  \"growth_bytes_per_day\": ");
+	json_num(b, round(c->growth_per_day));
+	pfs_buf_printf(b, ",\n  \"backtest\": {\"horizon_days\": ");
+	json_num(b, c->backtest_days);
+	pfs_buf_printf(b, ", \"origins\": %u, \"mase\": ", c->origins);
+	json_num(b, c->origins ? c->backtest_mase : NAN);
+	pfs_buf_printf(b, ", \"mae_bytes\": {");
+	for (int m = 0; m < ANALYTICS_NMODELS; m++) {
+		pfs_buf_printf(b, "%s\"%s\": ", m ? ", " : "", analytics_model_names[m]);
+		json_num(b, c->origins ? round(c->backtest_mae[m]) : NAN);
+	}
+	pfs_buf_printf(b, "}},\n  \"interval_widening\": {\"80\": ");
+	json_num(b, c->calib80);
+	pfs_buf_printf(b, ", \"95\": ");
+	json_num(b, c->calib95);
+	pfs_buf_printf(b, "},\n  ");
+	forecasts_json(c, "used_bytes", "    ", b);
+}
+
+#define GIB(x) ((x) / 1073741824.0)
+
+/* ---- per-volume forecasts of logical written ----------------------------------------------- */
+struct vol_series {
+	char name[PFS_NAME_MAX + 1];
+	int64_t *t;
+	double *written, size;
+	size_t n, cap;
+};
+struct vol_set {
+	struct vol_series *v;
+	size_t n, cap;
+	int err;
+};
+
+static int vol_series_row(void *arg, int tier, int64_t time, const char *name, const double *v,
+                          uint32_t n)
+{
+	struct vol_set *s = arg;
+	struct vol_series *cur = s->n ? &s->v[s->n - 1] : NULL;
+
+	(void)tier;
+	if (!cur || strcmp(cur->name, name)) {
+		if (s->n == s->cap) {
+			size_t cap = s->cap ? s->cap * 2 : 8;
+			void *nv = realloc(s->v, cap * sizeof(*s->v));
+			if (!nv)
+				return s->err = -ENOMEM;
+			s->v = nv;
+			s->cap = cap;
+		}
+		cur = &s->v[s->n++];
+		memset(cur, 0, sizeof(*cur));
+		snprintf(cur->name, sizeof(cur->name), "%s", name);
+	}
+	if (cur->n == cur->cap) {
+		size_t cap = cur->cap ? cur->cap * 2 : 64;
+		int64_t *nt = realloc(cur->t, cap * sizeof(*nt));
+		if (nt)
+			cur->t = nt;
+		double *nw = nt ? realloc(cur->written, cap * sizeof(*nw)) : NULL;
+		if (!nt || !nw)
+			return s->err = -ENOMEM;
+		cur->written = nw;
+		cur->cap = cap;
+	}
+	cur->t[cur->n] = time;
+	cur->written[cur->n++] = n > ANALYTICS_VOL_WRITTEN ? v[ANALYTICS_VOL_WRITTEN] : NAN;
+	if (n > ANALYTICS_VOL_SIZE && isfinite(v[ANALYTICS_VOL_SIZE]))
+		cur->size = v[ANALYTICS_VOL_SIZE];
+	return 0;
+}
+
+static void vol_set_free(struct vol_set *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].t);
+		free(s->v[i].written);
+	}
+	free(s->v);
+}
+
+/* Each volume's logical written, forecast as the pool's used bytes, its size as capacity. */
+static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct vol_set s = {0};
+	int rc = pfs_history_volumes_each(p, vol_series_row, &s);
+
+	if (!rc)
+		rc = s.err;
+	if (json)
+		pfs_buf_printf(b, ",\n  \"volumes\": [");
+	else if (!rc && s.n)
+		pfs_buf_printf(b,
+		               "\nvolumes (logical written)  now GiB   +30 days GiB (95%%)        "
+		               "full\n");
+	for (size_t i = 0; i < s.n && !rc; i++) {
+		struct vol_series *v = &s.v[i];
+		struct analytics_capacity c;
+		rc = analytics_capacity_forecast(
+		    v->t, v->written, v->n, v->size, capacity_horizons,
+		    sizeof(capacity_horizons) / sizeof(capacity_horizons[0]), &c);
+		if (rc)
+			break;
+		if (json) {
+			pfs_buf_printf(b, "%s\n    {\"name\": ", i ? "," : "");
+			pfs_buf_json_str(b, v->name);
+			if (!c.ok) {
+				pfs_buf_printf(
+				    b, ", \"status\": \"insufficient_history\", \"message\": ");
+				pfs_buf_json_str(b, c.message);
+				pfs_buf_printf(b, ", \"model\": null, \"forecasts\": []}");
+				continue;
+			}
+			pfs_buf_printf(
+			    b, ", \"status\": \"ok\", \"model\": \"%s\", \"written_bytes\": ",
+			    analytics_model_names[c.model]);
+			json_num(b, c.used_now);
+			pfs_buf_printf(b, ", \"size_bytes\": ");
+			json_num(b, v->size);
+			pfs_buf_printf(b, ", \"growth_bytes_per_day\": ");
+			json_num(b, round(c.growth_per_day));
+			pfs_buf_printf(b, ", ");
+			forecasts_json(&c, "written_bytes", "      ", b);
+			pfs_buf_printf(b, "}");
+			continue;
+		}
+		if (!c.ok) {
+			pfs_buf_printf(b, "  %-24s %s\n", v->name, c.message);
+			continue;
+		}
+		pfs_buf_printf(b, "  %-24s %7.2f   %7.2f (%.2f .. %.2f)   ", v->name,
+		               GIB(c.used_now), GIB(c.fc[1].used), GIB(c.fc[1].lo95),
+		               GIB(c.fc[1].hi95));
+		if (c.full_within_year)
+			pfs_buf_printf(b, "in %.0f days\n", c.full_days);
+		else
+			pfs_buf_printf(b, "not within a year\n");
+	}
+	if (json)
+		pfs_buf_printf(b, "%s]\n}\n", s.n ? "\n  " : "");
+	vol_set_free(&s);
+	return rc;
+}
+
+static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "capacity forecast: %s\n", c->message);
+		return;
+	}
+	day_string(c->now, 0, day, sizeof(day));
+	pfs_buf_printf(b, "capacity forecast from the history (newest sample %s UTC)\n", day);
+	if (c->capacity > 0)
+		pfs_buf_printf(b, "used now     %.2f GiB of %.2f GiB (%.1f%%)\n", GIB(c->used_now),
+		               GIB(c->capacity), 100 * c->used_now / c->capacity);
+	else
+		pfs_buf_printf(b, "used now     %.2f GiB\n", GIB(c->used_now));
+	pfs_buf_printf(b, "growth       %+.3f GiB/day\n", GIB(c->growth_per_day));
+	pfs_buf_printf(b, "model        %s, chosen by a backtest %.0f days ahead from %u origins\n",
+	               analytics_model_names[c->model], c->backtest_days, c->origins);
+	if (c->origins) {
+		pfs_buf_printf(b, "backtest     mean abs error:");
+		for (int m = 0; m < ANALYTICS_NMODELS; m++)
+			pfs_buf_printf(b, " %s %.3f GiB%s", analytics_model_names[m],
+			               GIB(c->backtest_mae[m]),
+			               m + 1 < ANALYTICS_NMODELS ? "," : "");
+		pfs_buf_printf(b, " (MASE %.2f)\n", c->backtest_mase);
+	}
+	pfs_buf_printf(b, "horizon      used GiB       80%% interval           95%% interval\n");
+	for (size_t i = 0; i < c->nfc; i++) {
+		const struct analytics_forecast_point *f = &c->fc[i];
+		pfs_buf_printf(b, "+%-3.0f days   %10.2f   %8.2f .. %8.2f   %8.2f .. %8.2f\n",
+		               f->horizon_days, GIB(f->used), GIB(f->lo80), GIB(f->hi80),
+		               GIB(f->lo95), GIB(f->hi95));
+	}
+	if (c->capacity <= 0) {
+		pfs_buf_printf(b, "full         unknown (no capacity in the history)\n");
+	} else if (!c->full_within_year) {
+		pfs_buf_printf(b, "full         not within a year");
+		if (c->full_days_lo95 >= 0)
+			pfs_buf_printf(b, " (95%%: from %.0f days)", c->full_days_lo95);
+		pfs_buf_printf(b, "\n");
+	} else {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, "full         in %.0f days (%s); 95%%: %.0f .. ", c->full_days,
+		               day, c->full_days_lo95);
+		if (c->full_days_hi95 >= 0)
+			pfs_buf_printf(b, "%.0f days\n", c->full_days_hi95);
+		else
+			pfs_buf_printf(b, "beyond a year\n");
+	}
+}
+
+static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct analytics_capacity c;
+	int rc = pfs_analytics_capacity(p, &c);
+
+	if (rc)
+		return rc;
+	if (json)
+		capacity_json(&c, b);
+	else
+		capacity_text(&c, b);
+	return volumes_forecast(p, json, b);
+}
+
+/* ---- pictures ------------------------------------------------------------------------------- */
+/* CAPACITY: physical used in GiB against the pool's capacity. WEAR: life used (SMART percentage
+ * used where the device has a log, else the FTL's) against 100%. */
+static int file_svg(struct pfs *p, bool wear, struct pfs_buf *b)
+{
+	static const double horizons[] = {1, 7, 14, 30, 45, 60, 75, 90};
+	struct analytics_history h = {0};
+	struct analytics_capacity c;
+	struct ftl_dev_smart sm;
+	int64_t *t = NULL;
+	double *y = NULL, limit = 0;
+	char *svg = NULL;
+	size_t len = 0;
+	int col = ANALYTICS_COL_PHYSICAL_USED, rc;
+
+	if (wear)
+		col = !pfs_flash_smart(p, &sm) && !sm.emulated ? ANALYTICS_COL_SMART_USED
+		                                               : ANALYTICS_COL_LIFE_USED;
+	rc = pfs_analytics_history(p, &h);
+	if (rc)
+		return rc;
+	t = malloc((h.n ? h.n : 1) * sizeof(*t));
+	y = malloc((h.n ? h.n : 1) * sizeof(*y));
+	if (!t || !y) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		t[i] = h.s[i].time;
+		y[i] = h.s[i].v[col];
+		if (!wear && !analytics_empty(h.s[i].v[ANALYTICS_COL_CAPACITY]))
+			limit = h.s[i].v[ANALYTICS_COL_CAPACITY];
+	}
+	if (wear)
+		limit = 100;
+	rc = analytics_capacity_forecast(t, y, h.n, limit, horizons,
+	                                 sizeof(horizons) / sizeof(horizons[0]), &c);
+	if (!rc)
+		rc = analytics_svg_chart(wear ? "pstorfs flash wear: life used"
+		                              : "pstorfs capacity: physical bytes used",
+		                         t, y, h.n, &c, wear ? 1 : 1073741824.0,
+		                         wear ? "life used, %" : "used, GiB", &svg, &len);
+	if (!rc)
+		pfs_buf_printf(b, "%.*s", (int)len, svg);
+out_free:
+	free(svg);
+	free(t);
+	free(y);
+	analytics_history_free(&h);
+	return rc;
+}
+
+/* ---- health -------------------------------------------------------------------------------- */
+struct pfs_health {
+	struct analytics_health grade;
+	struct analytics_health_input in;
+	struct ftl_dev_smart smart;
+	bool have_smart;
+	/* The wear-out forecast: when life used (SMART percentage used where the device has a
+	 * log, else the FTL's erase counts over the rated endurance) reaches 100%. */
+	const char *wear_source;
+	struct analytics_capacity wear, spare;
+	bool spare_known;
+};
+
+/* Write amplification between the samples nearest to FROM and TO seconds before the newest
+ * (NAN when the history does not reach that far or a remount reset the counters). */
+static double history_wa(const struct analytics_history *h, int64_t from, int64_t to)
+{
+	const struct analytics_sample *a = NULL, *b = NULL;
+	int64_t now;
+
+	if (!h->n)
+		return NAN;
+	now = h->s[h->n - 1].time;
+	for (size_t i = 0; i < h->n; i++) {
+		if (h->s[i].time <= now - from)
+			a = &h->s[i];
+		if (h->s[i].time <= now - to)
+			b = &h->s[i];
+	}
+	if (!a || !b || a == b)
+		return NAN;
+	double dev = b->v[ANALYTICS_COL_DEVICE_WRITTEN] - a->v[ANALYTICS_COL_DEVICE_WRITTEN];
+	double host = b->v[ANALYTICS_COL_HOST_WRITTEN] - a->v[ANALYTICS_COL_HOST_WRITTEN];
+	if (!(host > 0) || !(dev >= 0))
+		return NAN;
+	return dev / host;
+}
+
+/* The days until column COL (or 100 - it, for the spare) reaches LIMIT, by the capacity
+ * models on the history. */
+static int history_reach(const struct analytics_history *h, int col, bool falling, double limit,
+                         struct analytics_capacity *out)
+{
+	static const double horizons[] = {30, 90, 365};
+	int64_t *t = malloc((h->n ? h->n : 1) * sizeof(*t));
+	double *y = malloc((h->n ? h->n : 1) * sizeof(*y));
+	int rc;
+
+	if (!t || !y) {
+		free(t);
+		free(y);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h->n; i++) {
+		t[i] = h->s[i].time;
+		y[i] = falling && !analytics_empty(h->s[i].v[col]) ? 100 - h->s[i].v[col]
+		                                                   : h->s[i].v[col];
+	}
+	rc = analytics_capacity_forecast(t, y, h->n, falling ? 100 - limit : limit, horizons,
+	                                 sizeof(horizons) / sizeof(horizons[0]), out);
+	free(t);
+	free(y);
+	return rc;
+}
+
+static double full_days(const struct analytics_capacity *c)
+{
+	return c->ok && c->full_within_year ? c->full_days : NAN;
+}
+
+int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
+{
+	struct analytics_history h = {0};
+	struct pfs_stats st;
+	int rc;
+
+	memset(hl, 0, sizeof(*hl));
+	pfs_get_stats(p, &st);
+	hl->have_smart = !pfs_flash_smart(p, &hl->smart) && !hl->smart.emulated;
+	struct analytics_health_input *in = &hl->in;
+	*in = (struct analytics_health_input){
+	    .life_used_pct = st.ftl.life_used_pct,
+	    .smart = hl->have_smart,
+	    .percentage_used = NAN,
+	    .spare_pct = NAN,
+	    .spare_threshold_pct = NAN,
+	    .media_errors = NAN,
+	    .temperature_c = NAN,
+	    .checksum_errors = (double)st.ftl.checksum_errors,
+	    .read_errors = (double)(st.ftl.read_errors + st.io_errors),
+	    .damaged_refs = (double)st.damaged_refs,
+	    .commit_errors = (double)st.commit_errors,
+	    .scrub_found_damage = pfs_scrub_found_damage(p),
+	    .wearout_days = NAN,
+	    .spare_days = NAN,
+	};
+	if (hl->have_smart) {
+		in->critical_warning = hl->smart.critical_warning;
+		in->percentage_used = hl->smart.percentage_used;
+		in->spare_pct = hl->smart.available_spare_pct;
+		in->spare_threshold_pct = hl->smart.available_spare_threshold;
+		in->media_errors = (double)hl->smart.media_errors;
+		if (hl->smart.has_temperature)
+			in->temperature_c = hl->smart.temperature_c;
+	}
+	rc = pfs_analytics_history(p, &h);
+	if (rc)
+		return rc;
+	/* Life used as the history's newest sample has it: the reports describe the history
+	 * (an imported one too), whose newest sample is now. */
+	if (h.n && !analytics_empty(h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED]))
+		in->life_used_pct = h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED];
+	in->wa_recent = history_wa(&h, 7 * 86400, 0);
+	in->wa_before = history_wa(&h, 14 * 86400, 7 * 86400);
+	hl->wear_source = hl->have_smart ? "smart_percentage_used" : "life_used_percent";
+	rc = history_reach(&h, hl->have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED,
+	                   false, 100, &hl->wear);
+	if (!rc && hl->have_smart) {
+		hl->spare_known = true;
+		rc = history_reach(&h, ANALYTICS_COL_SMART_SPARE, true,
+		                   hl->smart.available_spare_threshold, &hl->spare);
+	}
+	analytics_history_free(&h);
+	if (rc)
+		return rc;
+	in->wearout_days = full_days(&hl->wear);
+	if (hl->spare_known)
+		in->spare_days = full_days(&hl->spare);
+	analytics_health_grade(in, &hl->grade);
+	return 0;
+}
+
+static void reach_json(const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "{\"status\": \"insufficient_history\", \"message\": ");
+		pfs_buf_json_str(b, c->message);
+		pfs_buf_printf(b, "}");
+		return;
+	}
+	pfs_buf_printf(b, "{\"status\": \"ok\", \"model\": \"%s\", \"within_year\": %s",
+	               analytics_model_names[c->model], c->full_within_year ? "true" : "false");
+	if (c->full_within_year) {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, ", \"days\": %.0f, \"date\": \"%s\", \"timestamp\": %lld",
+		               c->full_days, day,
+		               (long long)(c->now + (int64_t)llround(c->full_days * 86400)));
+	}
+	pfs_buf_printf(b, ", \"days_lo95\": ");
+	json_num(b, c->full_days_lo95 >= 0 ? c->full_days_lo95 : NAN);
+	pfs_buf_printf(b, ", \"days_hi95\": ");
+	json_num(b, c->full_days_hi95 >= 0 ? c->full_days_hi95 : NAN);
+	pfs_buf_printf(b, "}");
+}
+
+static void reach_text(const char *what, const struct analytics_capacity *c, struct pfs_buf *b)
+{
+	char day[16];
+
+	if (!c->ok) {
+		pfs_buf_printf(b, "%-12s %s\n", what, c->message);
+	} else if (!c->full_within_year) {
+		pfs_buf_printf(b, "%-12s not within a year (%s)\n", what,
+		               analytics_model_names[c->model]);
+	} else {
+		day_string(c->now, c->full_days, day, sizeof(day));
+		pfs_buf_printf(b, "%-12s in %.0f days (%s); 95%%: %.0f .. ", what, c->full_days,
+		               day, c->full_days_lo95);
+		if (c->full_days_hi95 >= 0)
+			pfs_buf_printf(b, "%.0f days (%s)\n", c->full_days_hi95,
+			               analytics_model_names[c->model]);
+		else
+			pfs_buf_printf(b, "beyond a year (%s)\n", analytics_model_names[c->model]);
+	}
+}
+
+static const char *const percentage_used_note =
+    "NVMe percentage_used is the vendor's estimate of rated life used; it may pass 100 "
+    "(up to 255) without a failure";
+
+static int file_health(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct pfs_health hl;
+	int rc = pfs_analytics_health(p, &hl);
+	const struct analytics_health *g = &hl.grade;
+
+	if (rc)
+		return rc;
+	if (json) {
+		pfs_buf_printf(b, "{\n  \"status\": \"%s\",\n  \"reasons\": [",
+		               analytics_health_names[g->status]);
+		for (unsigned i = 0; i < g->nreasons; i++) {
+			pfs_buf_printf(b, "%s\n    {\"level\": \"%s\", \"text\": ", i ? "," : "",
+			               analytics_health_names[g->reason[i].level]);
+			pfs_buf_json_str(b, g->reason[i].text);
+			pfs_buf_printf(b, "}");
+		}
+		pfs_buf_printf(b, "%s],\n  \"life_used_percent\": ", g->nreasons ? "\n  " : "");
+		json_num(b, hl.in.life_used_pct);
+		pfs_buf_printf(b, ",\n  \"smart\": ");
+		if (hl.have_smart) {
+			pfs_buf_printf(
+			    b,
+			    "{\"percentage_used\": %u, \"available_spare_percent\": %u, "
+			    "\"available_spare_threshold_percent\": %u, \"media_errors\": "
+			    "%llu, \"critical_warning\": %u, \"note\": ",
+			    hl.smart.percentage_used, hl.smart.available_spare_pct,
+			    hl.smart.available_spare_threshold,
+			    (unsigned long long)hl.smart.media_errors, hl.smart.critical_warning);
+			pfs_buf_json_str(b, percentage_used_note);
+			pfs_buf_printf(b, "}");
+		} else {
+			pfs_buf_printf(b, "null");
+		}
+		pfs_buf_printf(b, ",\n  \"checksum_errors\": %.0f,\n  \"read_errors\": %.0f,",
+		               hl.in.checksum_errors, hl.in.read_errors);
+		pfs_buf_printf(b, "\n  \"write_amplification\": {\"last_7_days\": ");
+		json_num(b, hl.in.wa_recent);
+		pfs_buf_printf(b, ", \"previous_7_days\": ");
+		json_num(b, hl.in.wa_before);
+		pfs_buf_printf(b, "},\n  \"wearout\": ");
+		reach_json(&hl.wear, b);
+		pfs_buf_printf(b,
+		               ",\n  \"wearout_source\": \"%s\",\n  \"spare\": ", hl.wear_source);
+		if (hl.spare_known)
+			reach_json(&hl.spare, b);
+		else
+			pfs_buf_printf(b, "null");
+		pfs_buf_printf(b, "\n}\n");
+		return 0;
+	}
+	pfs_buf_printf(b, "health       %s\n", analytics_health_names[g->status]);
+	for (unsigned i = 0; i < g->nreasons; i++)
+		pfs_buf_printf(b, "  %-9s  %s\n", analytics_health_names[g->reason[i].level],
+		               g->reason[i].text);
+	pfs_buf_printf(b, "life used    %.2f%% (FTL: mean erase count / rated endurance)\n",
+	               hl.in.life_used_pct);
+	if (hl.have_smart)
+		pfs_buf_printf(
+		    b,
+		    "SMART        percentage used %u%%, spare %u%% (threshold %u%%), %llu "
+		    "media errors\n             (%s)\n",
+		    hl.smart.percentage_used, hl.smart.available_spare_pct,
+		    hl.smart.available_spare_threshold, (unsigned long long)hl.smart.media_errors,
+		    percentage_used_note);
+	else
+		pfs_buf_printf(b,
+		               "SMART        none on this device (the FTL's counters stand in)\n");
+	pfs_buf_printf(b, "errors       %.0f checksum, %.0f read\n", hl.in.checksum_errors,
+	               hl.in.read_errors);
+	if (isfinite(hl.in.wa_recent) && isfinite(hl.in.wa_before))
+		pfs_buf_printf(b, "write ampl.  %.2f last 7 days, %.2f the 7 before\n",
+		               hl.in.wa_recent, hl.in.wa_before);
+	else if (isfinite(hl.in.wa_recent))
+		pfs_buf_printf(b, "write ampl.  %.2f last 7 days\n", hl.in.wa_recent);
+	reach_text("wear-out", &hl.wear, b);
+	if (hl.spare_known)
+		reach_text("spare low", &hl.spare, b);
+	return 0;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+static int count_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
+{
+	(void)tier;
+	(void)time;
+	(void)v;
+	(void)n;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} bounds[] = {
+	    {"used", "Forecast physical bytes used",
+	     offsetof(struct analytics_forecast_point, used)},
+	    {"lo80", "Lower bound of the 80% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, lo80)},
+	    {"hi80", "Upper bound of the 80% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, hi80)},
+	    {"lo95", "Lower bound of the 95% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, lo95)},
+	    {"hi95", "Upper bound of the 95% prediction interval of physical bytes used",
+	     offsetof(struct analytics_forecast_point, hi95)},
+	};
+	struct analytics_capacity c;
+	uint64_t rows = 0;
+
+	struct pfs_health hl;
+
+	if (pfs_history_each(p, count_row, &rows))
+		return;
+	if (!pfs_analytics_health(p, &hl)) {
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_health_status Health grade: 0 ok, 1 warning, 2 "
+		               "critical (.pstorage/analytics/health).\n"
+		               "# TYPE pstorfs_health_status gauge\n"
+		               "pstorfs_health_status %d\n",
+		               (int)hl.grade.status);
+		if (hl.wear.ok && hl.wear.full_within_year)
+			pfs_buf_printf(
+			    b,
+			    "# HELP pstorfs_wearout_timestamp_seconds When the flash is "
+			    "forecast to reach its rated endurance (Unix time).\n"
+			    "# TYPE pstorfs_wearout_timestamp_seconds gauge\n"
+			    "pstorfs_wearout_timestamp_seconds %lld\n",
+			    (long long)(hl.wear.now + (int64_t)llround(hl.wear.full_days * 86400)));
+	}
+	pfs_buf_printf(b,
+	               "# HELP pstorfs_analytics_history_samples Rows in the counter history.\n"
+	               "# TYPE pstorfs_analytics_history_samples gauge\n"
+	               "pstorfs_analytics_history_samples %llu\n",
+	               (unsigned long long)rows);
+	if (pfs_analytics_capacity(p, &c) || !c.ok)
+		return;
+	for (size_t k = 0; k < sizeof(bounds) / sizeof(bounds[0]); k++) {
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_capacity_forecast_%s_bytes %s, by days ahead of the "
+		               "newest sample.\n# TYPE pstorfs_capacity_forecast_%s_bytes gauge\n",
+		               bounds[k].name, bounds[k].help, bounds[k].name);
+		for (size_t i = 0; i < c.nfc; i++)
+			pfs_buf_printf(
+			    b, "pstorfs_capacity_forecast_%s_bytes{horizon_days=\"%.0f\"} %.0f\n",
+			    bounds[k].name, c.fc[i].horizon_days,
+			    *(const double *)((const char *)&c.fc[i] + bounds[k].off));
+	}
+	if (c.full_within_year)
+		pfs_buf_printf(b,
+		               "# HELP pstorfs_capacity_full_timestamp_seconds When the pool is "
+		               "forecast to fill (Unix time).\n"
+		               "# TYPE pstorfs_capacity_full_timestamp_seconds gauge\n"
+		               "pstorfs_capacity_full_timestamp_seconds %lld\n",
+		               (long long)(c.now + (int64_t)llround(c.full_days * 86400)));
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+static int vol_row(void *arg, int tier, int64_t time, const char *name, const double *v, uint32_t n)
+{
+	struct pfs_buf *b = arg;
+
+	(void)tier;
+	pfs_buf_printf(b, "%lld,%s", (long long)time, name);
+	for (uint32_t c = 0; c < ANALYTICS_VOL_NCOLS; c++) {
+		if (c < n && isfinite(v[c]))
+			pfs_buf_printf(b, ",%.0f", v[c]);
+		else
+			pfs_buf_printf(b, ",");
+	}
+	pfs_buf_printf(b, "\n");
+	return 0;
+}
+
+static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
+{
+	pfs_buf_printf(b, "time,volume");
+	for (int c = 0; c < ANALYTICS_VOL_NCOLS; c++)
+		pfs_buf_printf(b, ",%s", analytics_vol_col_names[c]);
+	pfs_buf_printf(b, "\n");
+	return pfs_history_volumes_each(p, vol_row, b);
+}
+
+const char *const pfs_analytics_files[] = {
+    "history.csv", "volumes.csv", "capacity",     "capacity.json",
+    "health",      "health.json", "capacity.svg", "wear.svg",
+};
+const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
+
+static int file_history_csv(struct pfs *p, struct pfs_buf *b)
+{
+	struct analytics_history h = {0};
+	char *csv = NULL;
+	size_t len = 0;
+	int rc = pfs_analytics_history(p, &h);
+
+	if (rc)
+		return rc;
+	rc = analytics_csv_write(&h, &csv, &len);
+	analytics_history_free(&h);
+	if (rc)
+		return rc;
+	pfs_buf_printf(b, "%.*s", (int)len, csv);
+	free(csv);
+	return 0;
+}
+
+int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
+{
+	switch (i) {
+	case 0:
+		return file_history_csv(p, b);
+	case 1:
+		return file_volumes_csv(p, b);
+	case 2:
+		return file_capacity(p, false, b);
+	case 3:
+		return file_capacity(p, true, b);
+	case 4:
+		return file_health(p, false, b);
+	case 5:
+		return file_health(p, true, b);
+	case 6:
+		return file_svg(p, false, b);
+	case 7:
+		return file_svg(p, true, b);
+	default:
+		return -ENOENT;
+	}
+}
+
+/* ---- analytics import ---------------------------------------------------------------------- */
+static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		pfs_set_msg(p, "%s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		pfs_set_msg(p, "%s", strerror(-rc));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pfs_set_msg(p, "not a regular file");
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > IMPORT_MAX_BYTES) {
+		pfs_set_msg(p, "larger than %llu MiB", IMPORT_MAX_BYTES >> 20);
+		rc = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			pfs_set_msg(p, "%s", strerror(-rc));
+			goto out_free;
+		}
+		if (n == 0)
+			break; /* shrank meanwhile: parse what is there */
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return rc;
+}
+
+int pfs_analytics_import(struct pfs *p, const char *path)
+{
+	struct analytics_history h = {0};
+	char err[256], *text = NULL;
+	int64_t *times = NULL;
+	double *vals = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (pfs_readonly(p)) {
+		pfs_set_msg(p, "the pool is mounted read-only");
+		return -EROFS;
+	}
+	if (path[0] != '/') {
+		/* The daemon's working directory is / once it detaches: a relative path would
+		 * not mean what the caller's shell meant. */
+		pfs_set_msg(p, "the path must be absolute");
+		return -EINVAL;
+	}
+	rc = read_file(p, path, &text, &len);
+	if (rc)
+		return rc;
+	rc = analytics_csv_parse(text, len, &h, err, sizeof(err));
+	free(text);
+	if (rc) {
+		pfs_set_msg(p, "%s", err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	times = malloc(h.n * sizeof(*times));
+	vals = malloc(h.n * sizeof(double) * ANALYTICS_NCOLS);
+	if (!times || !vals) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		times[i] = h.s[i].time;
+		memcpy(vals + i * ANALYTICS_NCOLS, h.s[i].v, sizeof(h.s[i].v));
+	}
+	rc = pfs_history_replace(p, h.n, times, vals, ANALYTICS_NCOLS);
+	if (rc)
+		pfs_set_msg(p, "cannot store the history: %s", strerror(-rc));
+	else
+		pfs_set_msg(p, "ok: imported %zu samples", h.n);
+out_free:
+	free(times);
+	free(vals);
+	analytics_history_free(&h);
+	return rc;
+}

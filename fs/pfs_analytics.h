@@ -1,0 +1,63 @@
+/* fs/pfs_analytics.h - the front's analytics: the sampler thread that appends a row of
+ * counters to the store's history, the files of .pstorage/analytics/ and the `analytics`
+ * ctl commands. Private to fs/ (front); the models live in analytics/.
+ */
+#ifndef PSTOR_PFS_ANALYTICS_H
+#define PSTOR_PFS_ANALYTICS_H
+
+#include "analytics.h"
+#include "pfs.h"
+
+/* ---- the sampler --------------------------------------------------------------------------- */
+struct pfs_sampler;
+/* Starts a thread that every analytics_interval seconds (read from the store's config each
+ * time, so `config set` applies from the next sample) appends one sample to the history. The
+ * first sample comes one interval after the start. Nothing on a read-only store (*OUT = NULL,
+ * returns 0). -ENOMEM, -EAGAIN. */
+int pfs_sampler_start(struct pfs *p, struct pfs_sampler **out);
+/* Stops and joins the thread. NULL is a no-op. */
+void pfs_sampler_stop(struct pfs_sampler *s);
+
+/* One sample of P's counters now (time: Unix seconds). PREV (may be NULL) holds the volume I/O
+ * counters of the previous sample and is updated: the latency quantiles are those of the
+ * operations in between, empty when there were none. */
+struct pfs_sample_prev {
+	bool valid;
+	struct pfs_io_stats read, write;
+};
+void pfs_analytics_sample(struct pfs *p, struct pfs_sample_prev *prev, struct analytics_sample *s);
+
+/* One per-volume row for each volume (size, written, unique, shared) at TIME. */
+int pfs_analytics_sample_volumes(struct pfs *p, int64_t time);
+
+/* The whole history, oldest first. -ENOMEM, -EIO. */
+int pfs_analytics_history(struct pfs *p, struct analytics_history *h);
+
+/* The capacity forecast (+7, +30, +90 days) of physical_used_bytes from the history alone: its
+ * newest sample is "now", its newest capacity_bytes the pool's size. -ENOMEM, -EIO. */
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c);
+
+/* The forecast as Prometheus gauges (whole families with HELP and TYPE), for .pstorage/metrics:
+ * pstorfs_analytics_history_samples, and once there are 24 h of history
+ * pstorfs_capacity_forecast_{used,lo80,hi80,lo95,hi95}_bytes{horizon_days=}, and
+ * pstorfs_capacity_full_timestamp_seconds when the pool fills within a year. Nothing of the
+ * forecast when the history cannot be read. */
+void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
+
+/* The health grade and the wear-out and spare forecasts (pfs_analytics.c). */
+struct pfs_health;
+int pfs_analytics_health(struct pfs *p, struct pfs_health *hl);
+
+/* ---- files and commands -------------------------------------------------------------------- */
+/* .pstorage/analytics/<name>, in listing order. */
+extern const char *const pfs_analytics_files[];
+extern const unsigned pfs_analytics_nfiles;
+/* The text of file I. */
+int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b);
+
+/* `analytics import PATH`: replaces the history with the CSV at PATH (absolute), checked
+ * line by line first (analytics_csv_parse); nothing changes on any error. The reason is in the
+ * store's message. -EINVAL, -ENOENT, -EFBIG, -EROFS, -ENOSPC, -EIO. */
+int pfs_analytics_import(struct pfs *p, const char *path);
+
+#endif

@@ -1,0 +1,128 @@
+/* fs/vol/pfs_history.c - the store's side of the analytics history: each write is one SQLite
+ * transaction under commit_lock (the lock every other SQLite transaction of the store takes),
+ * so a sample never lands inside a commit's transaction. Not on the I/O path.
+ */
+#include <errno.h>
+
+#include "pfs_vol_int.h"
+
+int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n)
+{
+	int64_t last;
+	int rc;
+
+	if (p->opts.readonly)
+		return -EROFS;
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	pthread_mutex_lock(&p->commit_lock);
+	rc = pfs_meta_history_last(p->meta, &last);
+	if (!rc && last >= time)
+		rc = -EEXIST;
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_history_put(p->meta, 0, time, v, n);
+	if (!rc)
+		rc = pfs_meta_history_roll(p->meta);
+	if (rc)
+		pfs_meta_rollback(p->meta);
+	else
+		rc = pfs_meta_commit(p->meta);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
+                        uint32_t n)
+{
+	int rc;
+
+	if (p->opts.readonly)
+		return -EROFS;
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	for (size_t i = 1; i < nrows; i++)
+		if (times[i] <= times[i - 1])
+			return -EINVAL;
+	pthread_mutex_lock(&p->commit_lock);
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_history_clear(p->meta);
+	/* Rolled as it goes, so a long import never holds more raw rows than the metadata
+	 * region takes: the rows come in time order, so a roll at a partial "now" rolls only
+	 * buckets that are complete already. */
+	for (size_t i = 0; i < nrows && !rc; i++) {
+		rc = pfs_meta_history_put(p->meta, 0, times[i], vals + i * n, n);
+		if (!rc && i % 4096 == 4095)
+			rc = pfs_meta_history_roll(p->meta);
+		if (!rc && i % 4096 == 4095)
+			rc = pfs_meta_history_room(p->meta);
+	}
+	if (!rc)
+		rc = pfs_meta_history_roll(p->meta);
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
+	if (rc)
+		pfs_meta_rollback(p->meta);
+	else
+		rc = pfs_meta_commit(p->meta);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg)
+{
+	return pfs_meta_history_each(p->meta, fn, arg);
+}
+
+int pfs_history_count(struct pfs *p, int tier, uint64_t *n)
+{
+	return pfs_meta_history_count(p->meta, tier, n);
+}
+
+int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,
+                               const double *vals, uint32_t n)
+{
+	int64_t last;
+	int rc;
+
+	if (p->opts.readonly)
+		return -EROFS;
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	pthread_mutex_lock(&p->commit_lock);
+	rc = pfs_meta_history_vol_last(p->meta, &last);
+	if (!rc && last >= time)
+		rc = -EEXIST;
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	for (size_t i = 0; i < nvol && !rc; i++)
+		rc = pfs_meta_history_vol_put(p->meta, 0, time, names[i], vals + i * n, n);
+	if (!rc)
+		rc = pfs_meta_history_roll(p->meta);
+	if (rc)
+		pfs_meta_rollback(p->meta);
+	else
+		rc = pfs_meta_commit(p->meta);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg)
+{
+	return pfs_meta_history_vol_each(p->meta, fn, arg);
+}

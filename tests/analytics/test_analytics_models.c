@@ -1,0 +1,290 @@
+/* tests/analytics/test_analytics_models.c - the forecast models against closed-form values:
+ * least squares and its prediction error, Student's t quantiles, Holt's damped recursion and
+ * its ETS variance, the change point, and the capacity forecast on series whose future is known.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics.h"
+
+#define near(a, b, tol) (fabs((a) - (b)) <= (tol))
+
+Test(analytics_models, least_squares_matches_the_closed_form)
+{
+	const double x[] = {1, 2, 3, 4, 5}, y[] = {2, 4, 5, 4, 5};
+	struct analytics_linear m;
+	double pt, sd;
+
+	cr_assert_eq(analytics_linear_fit(x, y, 5, &m), 0);
+	/* b = Sxy / Sxx = 6 / 10, a = ybar - b xbar = 4 - 1.8, SSE = 2.4 on 3 dof. */
+	cr_expect(near(m.b, 0.6, 1e-12), "b %.15g", m.b);
+	cr_expect(near(m.a, 2.2, 1e-12), "a %.15g", m.a);
+	cr_expect(near(m.s, sqrt(2.4 / 3), 1e-12), "s %.15g", m.s);
+	cr_expect(near(m.xbar, 3, 1e-12) && near(m.sxx, 10, 1e-12));
+	analytics_linear_predict(&m, 6, &pt, &sd);
+	cr_expect(near(pt, 5.8, 1e-12), "point %.15g", pt);
+	cr_expect(near(sd, sqrt(2.4 / 3) * sqrt(1 + 1.0 / 5 + 9.0 / 10), 1e-12), "sd %.15g", sd);
+}
+
+Test(analytics_models, least_squares_keeps_digits_of_byte_counts)
+{
+	double x[100], y[100];
+	struct analytics_linear m;
+
+	for (int i = 0; i < 100; i++) {
+		x[i] = i;
+		y[i] = 4e12 + 3.5e8 * i + (i % 2 ? 1e3 : -1e3);
+	}
+	cr_assert_eq(analytics_linear_fit(x, y, 100, &m), 0);
+	/* The alternation correlates with x by sum (x - xbar) e = 50 * 1000 over Sxx = 83325. */
+	cr_expect(near(m.b, 3.5e8 + 5e4 / 83325, 1e-5), "b %.15g", m.b);
+	/* Alternating +-1000 around the line: the fit cannot remove it, s ~ 1000. */
+	cr_expect(near(m.s, 1000, 20), "s %.15g", m.s);
+}
+
+Test(analytics_models, least_squares_refuses_degenerate_input)
+{
+	const double x[] = {1, 1, 1}, y[] = {1, 2, 3};
+	struct analytics_linear m;
+
+	cr_expect_eq(analytics_linear_fit(x, y, 3, &m), -EINVAL);
+	cr_expect_eq(analytics_linear_fit(x, y, 2, &m), -EINVAL);
+}
+
+Test(analytics_models, t_and_normal_quantiles_match_the_tables)
+{
+	cr_expect(near(analytics_normal_quantile(0.975), 1.959963984540054, 1e-9));
+	cr_expect(near(analytics_normal_quantile(0.9), 1.281551565544601, 1e-9));
+	cr_expect(near(analytics_normal_quantile(0.001), -3.090232306167814, 1e-8));
+	cr_expect(near(analytics_t_quantile(0.975, 1), 12.70620473617471, 1e-7));
+	cr_expect(near(analytics_t_quantile(0.975, 2), 4.302652729749464, 1e-8));
+	cr_expect(near(analytics_t_quantile(0.975, 10), 2.228138851986273, 1e-8));
+	cr_expect(near(analytics_t_quantile(0.9, 5), 1.475884048782027, 1e-8));
+	cr_expect(near(analytics_t_quantile(0.025, 10), -2.228138851986273, 1e-8));
+	cr_expect(near(analytics_t_quantile(0.975, 1e7), 1.959963984540054, 1e-9));
+	/* dof 2 has a closed form: t = (2p - 1) / sqrt(2 p (1 - p)). */
+	cr_expect(near(analytics_t_quantile(0.8, 2), 0.6 / sqrt(2 * 0.8 * 0.2), 1e-9));
+}
+
+Test(analytics_models, holt_recursion_step_by_step)
+{
+	const double y[] = {0, 1, 2, 4}, y8[] = {0, 1, 2, 4, 7, 8, 10, 13};
+	double l, b;
+
+	/* n 4 starts at k 2: l = y2 = 2, b = (2 - 0) / 2 = 1. alpha 1: the level is each value,
+	 * the trend only decays by phi. e3 = 4 - (2 + .5). */
+	double sse = analytics_holt_run(y, 4, 1, 0, 0.5, &l, &b);
+	cr_expect(near(sse, 1.5 * 1.5, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 4, 1e-12) && near(b, 0.5, 1e-12), "l %g b %g", l, b);
+	/* alpha .5, beta .1, phi .9: e3 = 4 - 2.9 = 1.1, l = 2.9 + .55, b = .9 + .11. */
+	sse = analytics_holt_run(y, 4, 0.5, 0.1, 0.9, &l, &b);
+	cr_expect(near(sse, 1.21, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 3.45, 1e-12) && near(b, 1.01, 1e-12), "l %.15g b %.15g", l, b);
+	/* n 8 starts at k 5: l = 8, b = 8 / 5. e6 = 10 - 9.44 = .56, l = 9.72, b = 1.496;
+	 * e7 = 13 - (9.72 + 1.3464) = 1.9336, l = 12.0332, b = 1.53976. */
+	sse = analytics_holt_run(y8, 8, 0.5, 0.1, 0.9, &l, &b);
+	cr_expect(near(sse, 0.56 * 0.56 + 1.9336 * 1.9336, 1e-12), "sse %.15g", sse);
+	cr_expect(near(l, 12.0332, 1e-12) && near(b, 1.53976, 1e-12), "l %.15g b %.15g", l, b);
+}
+
+Test(analytics_models, holt_forecast_and_its_ets_variance)
+{
+	struct analytics_holt m = {
+	    .alpha = 0.5, .beta = 0.1, .phi = 0.9, .level = 10, .trend = 2, .sigma = 1, .n = 50};
+	double pt, sd;
+
+	analytics_holt_predict(&m, 1, &pt, &sd);
+	cr_expect(near(pt, 11.8, 1e-12) && near(sd, 1, 1e-12), "h1 %g %g", pt, sd);
+	/* h 3: 10 + (.9 + .81 + .729) 2; c_j = .5 + .1 * .9 (1 - .9^j) / .1: .59, .671. */
+	analytics_holt_predict(&m, 3, &pt, &sd);
+	cr_expect(near(pt, 14.878, 1e-12), "point %.15g", pt);
+	cr_expect(near(sd, sqrt(1 + 0.59 * 0.59 + 0.671 * 0.671), 1e-12), "sd %.15g", sd);
+	/* Damped: the trend adds at most phi / (1 - phi) * b = 18 however far out. */
+	analytics_holt_predict(&m, 10000, &pt, &sd);
+	cr_expect(near(pt, 28, 1e-9), "limit %.15g", pt);
+}
+
+Test(analytics_models, holt_fit_follows_a_line_closely)
+{
+	double y[60], pt, sd, dof;
+	struct analytics_holt m;
+
+	for (int i = 0; i < 60; i++)
+		y[i] = 100 + 3 * i;
+	cr_assert_eq(analytics_holt_fit(y, 60, &m), 0);
+	cr_expect(m.alpha > 0 && m.alpha < 1 && m.phi >= 0.8 && m.phi < 1);
+	cr_assert_eq(
+	    analytics_model_forecast(ANALYTICS_MODEL_HOLT_DAMPED, y, 60, 1, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 100 + 3 * 60, 0.5), "one step ahead %g", pt);
+	cr_expect_eq(analytics_holt_fit(y, 3, &m), -EINVAL);
+}
+
+/* Deterministic noise in [-1, 1]. */
+static double noise(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return ((*s >> 8) & 0xffff) / 32767.5 - 1;
+}
+
+Test(analytics_models, changepoint_finds_a_step_and_not_a_line)
+{
+	double y[120];
+	unsigned s = 7;
+
+	for (int i = 0; i < 120; i++)
+		y[i] = 1000 + 10 * i + (i >= 70 ? -400 : 0) + noise(&s);
+	cr_expect_eq(analytics_changepoint(y, 120, 10, 10), 70);
+	for (int i = 0; i < 120; i++)
+		y[i] = 1000 + 10 * i + noise(&s);
+	cr_expect_eq(analytics_changepoint(y, 120, 10, 10), 0, "a line has no change point");
+	for (int i = 0; i < 120; i++)
+		y[i] = 5e12 + 1e9 * i;
+	cr_expect_eq(analytics_changepoint(y, 120, 10, 10), 0, "an exact line of bytes neither");
+	cr_expect_eq(analytics_changepoint(y, 15, 10, 10), 0, "too short to split");
+}
+
+Test(analytics_models, changepoint_model_forecasts_from_the_last_segment)
+{
+	double y[100], pt, sd, dof;
+
+	for (int i = 0; i < 100; i++)
+		y[i] = i < 60 ? 2.0 * i : 120 - 50 + 5.0 * (i - 60);
+	cr_assert_eq(
+	    analytics_model_forecast(ANALYTICS_MODEL_CHANGEPOINT, y, 100, 10, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 70 + 5.0 * 49, 1e-6), "point %.15g", pt);
+	cr_expect(near(dof, 40 - 2, 1e-12), "dof %g", dof);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, 100, 10, &pt, &sd, &dof),
+	             0);
+	cr_expect(fabs(pt - (70 + 5.0 * 49)) > 20, "the line over everything misses: %g", pt);
+}
+
+static void series_times(int64_t *t, size_t n, int64_t step)
+{
+	for (size_t i = 0; i < n; i++)
+		t[i] = 1700000000 + (int64_t)i * step;
+}
+
+Test(analytics_models, capacity_needs_24_hours)
+{
+	int64_t t[24];
+	double y[24], h[] = {7};
+	struct analytics_capacity c;
+
+	series_times(t, 24, 3600); /* 23 h */
+	for (int i = 0; i < 24; i++)
+		y[i] = 1e9 + i;
+	cr_assert_eq(analytics_capacity_forecast(t, y, 24, 1e12, h, 1, &c), 0);
+	cr_expect(!c.ok);
+	cr_expect_str_eq(c.message, "need 24 h of samples (have 23.0 h)");
+	cr_expect_eq(c.nfc, 0);
+	cr_assert_eq(analytics_capacity_forecast(t, y, 0, 1e12, h, 1, &c), 0);
+	cr_expect(!c.ok);
+}
+
+Test(analytics_models, capacity_of_an_exact_line)
+{
+	enum { N = 10 * 24 + 1 };
+	int64_t t[N];
+	double y[N], h[] = {7, 30, 90};
+	struct analytics_capacity c;
+
+	series_times(t, N, 3600);
+	for (int i = 0; i < N; i++)
+		y[i] = 1e10 + 1e8 / 24 * i; /* 100 MB a day */
+	double now = y[N - 1];
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, now + 1e9 - 1e3, h, 3, &c), 0);
+	cr_assert(c.ok, "%s", c.message);
+	cr_expect_eq(c.model, ANALYTICS_MODEL_LINEAR, "%s", analytics_model_names[c.model]);
+	cr_expect(near(c.growth_per_day, 1e8, 1), "growth %.15g", c.growth_per_day);
+	cr_expect(near(c.fc[0].used, now + 7e8, 1), "7 d %.15g", c.fc[0].used);
+	cr_expect(near(c.fc[0].lo95, c.fc[0].used, 1) && near(c.fc[0].hi95, c.fc[0].used, 1));
+	cr_expect_eq(c.fc[1].used, now + 1e9 - 1e3, "clipped to capacity");
+	cr_expect(c.full_within_year);
+	cr_expect_eq(c.full_days, 10);
+	cr_expect_eq(c.full_days_lo95, 10);
+	cr_expect_eq(c.full_days_hi95, 10);
+	cr_expect_eq(c.now, t[N - 1]);
+	cr_expect(c.origins >= 3, "%u origins", c.origins);
+}
+
+Test(analytics_models, capacity_picks_the_changepoint_model_after_a_deleted_volume)
+{
+	enum { N = 120 };
+	int64_t t[N];
+	double y[N], h[] = {7, 30};
+	unsigned s = 3;
+	struct analytics_capacity c;
+
+	series_times(t, N, 86400);
+	for (int i = 0; i < N; i++)
+		y[i] = 5e11 + 2e9 * i + (i >= 80 ? -1.2e11 : 0) + 1e8 * noise(&s);
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 0, h, 2, &c), 0);
+	cr_assert(c.ok);
+	cr_expect_eq(c.model, ANALYTICS_MODEL_CHANGEPOINT, "%s", analytics_model_names[c.model]);
+	cr_expect(c.backtest_mae[c.model] < c.backtest_mae[ANALYTICS_MODEL_LINEAR],
+	          "it did better than the line in the backtest");
+	double truth7 = 5e11 + 2e9 * (N - 1 + 7) - 1.2e11;
+	cr_expect(fabs(c.fc[0].used - truth7) < 0.01 * truth7, "7 d: %g, truth %g", c.fc[0].used,
+	          truth7);
+	double truth30 = 5e11 + 2e9 * (N - 1 + 30) - 1.2e11;
+	cr_expect(c.fc[1].lo95 <= truth30 && truth30 <= c.fc[1].hi95, "%g not in [%g, %g]", truth30,
+	          c.fc[1].lo95, c.fc[1].hi95);
+	cr_expect(!c.full_within_year, "capacity unknown: no full date");
+	for (size_t i = 0; i < c.nfc; i++) {
+		const struct analytics_forecast_point *p = &c.fc[i];
+		cr_expect(p->lo95 <= p->lo80 && p->lo80 <= p->used && p->used <= p->hi80 &&
+		              p->hi80 <= p->hi95,
+		          "nested intervals at %g days", p->horizon_days);
+	}
+}
+
+Test(analytics_models, capacity_skips_empty_values_and_refuses_too_many_horizons)
+{
+	enum { N = 49 };
+	int64_t t[N];
+	double y[N], h[ANALYTICS_MAX_HORIZONS + 1] = {1};
+	struct analytics_capacity c;
+
+	series_times(t, N, 3600);
+	for (int i = 0; i < N; i++)
+		y[i] = i % 5 == 3 ? NAN : 1000.0 * i;
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 0, h, 1, &c), 0);
+	cr_assert(c.ok);
+	/* The newest sample with a value (47) is now. */
+	cr_expect(near(c.fc[0].used, 1000.0 * (47 + 24), 1e-6), "%.15g", c.fc[0].used);
+	cr_expect_eq(c.now, t[47]);
+	cr_expect_eq(analytics_capacity_forecast(t, y, N, 0, h, ANALYTICS_MAX_HORIZONS + 1, &c),
+	             -EINVAL);
+}
+
+Test(analytics_svg, chart_escapes_its_text_and_draws_the_cone)
+{
+	enum { N = 49 };
+	int64_t t[N];
+	double y[N], h[] = {1, 7};
+	struct analytics_capacity c;
+	char *svg;
+	size_t len;
+
+	series_times(t, N, 3600);
+	for (int i = 0; i < N; i++)
+		y[i] = 1e9 + 1e7 * i;
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 2e9, h, 2, &c), 0);
+	cr_assert_eq(analytics_svg_chart("a <b> & \"c\"", t, y, N, &c, 1e9, "GB", &svg, &len), 0);
+	cr_expect_eq(strlen(svg), len);
+	cr_expect_not_null(strstr(svg, ">a &lt;b&gt; &amp; &quot;c&quot;</text>"), "%s", svg);
+	cr_expect_not_null(strstr(svg, "<polygon"), "the cone");
+	cr_expect_not_null(strstr(svg, ">limit 2</text>"), "the limit");
+	cr_expect_eq(strncmp(svg + len - 7, "</svg>\n", 7), 0);
+	free(svg);
+	c.ok = false;
+	snprintf(c.message, sizeof(c.message), "need 24 h of samples (have 1.0 h)");
+	cr_assert_eq(analytics_svg_chart("t", t, y, 2, &c, 1, "%", &svg, &len), 0);
+	cr_expect_null(strstr(svg, "<polygon"), "no cone without a forecast");
+	cr_expect_not_null(strstr(svg, "need 24 h of samples"));
+	free(svg);
+}

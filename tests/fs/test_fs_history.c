@@ -1,0 +1,493 @@
+/* tests/fs/test_fs_history.c - the analytics history in the store: downsampling into raw,
+ * hourly and daily tiers, all-or-nothing replace, persistence across a close/open, the
+ * daemon's sampler thread, and `analytics import` through the ctl language.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pfs_analytics.h"
+#include "pfs_front_int.h"
+#include "pfs_vol_int.h"
+
+static char img[64];
+static struct pfs *p;
+
+static void open_ns(void)
+{
+	char msg[256];
+	struct pfs_opts o = {.device = img, .dedupe = -1, .commit_interval_ms = -1};
+	cr_assert_eq(pfs_open(&o, &p, msg, sizeof(msg)), 0, "pfs_open: %s", msg);
+}
+
+static void setup(void)
+{
+	char msg[256];
+	struct pfs_mkfs_params prm = {.size = 256ull << 20, .segment_size = 1u << 20};
+
+	snprintf(img, sizeof(img), "/tmp/pstor-hist-XXXXXX");
+	int fd = mkstemp(img);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	unlink(img);
+	cr_assert_eq(pfs_mkfs(img, &prm, msg, sizeof(msg)), 0, "mkfs: %s", msg);
+	open_ns();
+}
+
+static void teardown(void)
+{
+	pfs_close(p);
+	p = NULL;
+	unlink(img);
+}
+
+TestSuite(fs_history, .init = setup, .fini = teardown, .timeout = 120);
+
+struct row {
+	int tier;
+	int64_t time;
+	double v0;
+	uint32_t n;
+};
+struct rows {
+	struct row *r;
+	size_t n, cap;
+};
+
+static int collect(void *arg, int tier, int64_t time, const double *v, uint32_t n)
+{
+	struct rows *rs = arg;
+
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap ? rs->cap * 2 : 256;
+		rs->r = realloc(rs->r, rs->cap * sizeof(*rs->r));
+		cr_assert_not_null(rs->r);
+	}
+	rs->r[rs->n++] = (struct row){tier, time, n ? v[0] : NAN, n};
+	return 0;
+}
+
+static struct rows all_rows(void)
+{
+	struct rows rs = {0};
+	cr_assert_eq(pfs_history_each(p, collect, &rs), 0);
+	return rs;
+}
+
+static int64_t floor_to(int64_t t, int64_t b)
+{
+	return t / b * b;
+}
+
+/* What the tiers must hold for samples at TIMES (increasing): raw rows from the hour 2 days
+ * before the newest, the last sample of each hour for 90 days before that (from a day
+ * boundary), the last sample of each day before. Each row's first value is its own time, so
+ * a row that carries another sample's values shows. */
+static void expect_tiers(const int64_t *times, size_t n)
+{
+	int64_t now = times[n - 1];
+	int64_t cut1 = floor_to(now - 2 * 86400, 3600), cut2 = floor_to(now - 90 * 86400, 86400);
+	struct rows rs = all_rows();
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int tier;
+		if (times[i] >= cut1)
+			tier = 0;
+		else if (times[i] >= cut2)
+			tier = 1;
+		else
+			tier = 2;
+		int64_t b = tier == 1 ? 3600 : 86400;
+		/* Not the last of its bucket in a rolled tier: must be gone. */
+		if (tier && i + 1 < n && times[i + 1] / b == times[i] / b &&
+		    (tier == 1 ? times[i + 1] < cut1 : times[i + 1] < cut2))
+			continue;
+		cr_assert_lt(k, rs.n, "row for %lld missing", (long long)times[i]);
+		cr_expect_eq(rs.r[k].time, times[i], "row %zu: time %lld, want %lld", k,
+		             (long long)rs.r[k].time, (long long)times[i]);
+		cr_expect_eq(rs.r[k].tier, tier, "row at %lld: tier %d, want %d",
+		             (long long)times[i], rs.r[k].tier, tier);
+		cr_expect_eq(rs.r[k].v0, (double)times[i], "row at %lld carries %g",
+		             (long long)times[i], rs.r[k].v0);
+		k++;
+	}
+	cr_expect_eq(k, rs.n, "%zu rows, want %zu", rs.n, k);
+	free(rs.r);
+}
+
+Test(fs_history, downsamples_raw_2_days_hourly_90_days_daily_after)
+{
+	enum { STEP = 600, DAYS = 120 };
+	size_t n = DAYS * 86400 / STEP, cap = n + 400;
+	int64_t *t = malloc(cap * sizeof(*t));
+	double *v = malloc(cap * 2 * sizeof(*v));
+	cr_assert(t && v);
+	for (size_t i = 0; i < n; i++) {
+		t[i] = 1700000000 + (int64_t)i * STEP + (int64_t)(i % 7); /* not on bucket edges */
+		v[2 * i] = (double)t[i];
+		v[2 * i + 1] = 1;
+	}
+	cr_assert_eq(pfs_history_replace(p, n, t, v, 2), 0);
+	expect_tiers(t, n);
+	uint64_t raw, hourly, daily;
+	cr_assert_eq(pfs_history_count(p, 0, &raw), 0);
+	cr_assert_eq(pfs_history_count(p, 1, &hourly), 0);
+	cr_assert_eq(pfs_history_count(p, 2, &daily), 0);
+	cr_expect(raw >= 2 * 86400 / STEP && raw <= 2 * 86400 / STEP + 3600 / STEP, "raw %llu",
+	          (unsigned long long)raw);
+	cr_expect(hourly >= 88 * 24 && hourly <= 90 * 24, "hourly %llu",
+	          (unsigned long long)hourly);
+	cr_expect(daily >= DAYS - 91 && daily <= DAYS - 89, "daily %llu",
+	          (unsigned long long)daily);
+
+	/* Appends over 2.5 more days: rows age out of each tier as time moves on. */
+	for (size_t i = n; i < cap; i++) {
+		t[i] = t[i - 1] + STEP;
+		double row[2] = {(double)t[i], 1};
+		cr_assert_eq(pfs_history_append(p, t[i], row, 2), 0);
+	}
+	expect_tiers(t, cap);
+	free(t);
+	free(v);
+}
+
+Test(fs_history, replace_is_all_or_nothing_and_append_needs_a_later_time)
+{
+	int64_t t[3] = {1700000000, 1700000060, 1700000120};
+	double v[3] = {1, 2, 3};
+	int64_t bad[3] = {1700000000, 1700000120, 1700000060};
+
+	cr_assert_eq(pfs_history_replace(p, 3, t, v, 1), 0);
+	cr_expect_eq(pfs_history_replace(p, 3, bad, v, 1), -EINVAL);
+	struct rows rs = all_rows();
+	cr_assert_eq(rs.n, 3);
+	cr_expect_eq(rs.r[2].time, 1700000120);
+	free(rs.r);
+	cr_expect_eq(pfs_history_append(p, 1700000120, v, 1), -EEXIST);
+	cr_expect_eq(pfs_history_append(p, 1700000100, v, 1), -EEXIST);
+	cr_expect_eq(pfs_history_append(p, 1700000180, v, 1), 0);
+	rs = all_rows();
+	cr_expect_eq(rs.n, 4);
+	free(rs.r);
+}
+
+Test(fs_history, survives_close_and_open)
+{
+	double v[3] = {42, 43, 44};
+
+	cr_assert_eq(pfs_history_append(p, 1700000000, v, 3), 0);
+	cr_assert_eq(pfs_history_append(p, 1700000060, v, 2), 0);
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	struct rows rs = all_rows();
+	cr_assert_eq(rs.n, 2);
+	cr_expect_eq(rs.r[0].n, 3);
+	cr_expect_eq(rs.r[0].v0, 42);
+	cr_expect_eq(rs.r[1].n, 2, "a shorter row stays shorter");
+	free(rs.r);
+}
+
+Test(fs_history, sampler_appends_a_row_every_interval)
+{
+	struct pfs_sampler *s;
+	struct analytics_history h = {0};
+	static uint8_t buf[64 * 1024];
+
+	cr_assert_eq(pfs_ctl_exec(p, "config set analytics_interval 1"), 0);
+	cr_assert_eq(pfs_ctl_exec(p, "volume create v 1M"), 0);
+	struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v");
+	cr_assert_not_null(v);
+	memset(buf, 0x5a, sizeof(buf));
+	for (size_t i = 0; i < sizeof(buf); i += 4096)
+		buf[i] = (uint8_t)i; /* not a pattern */
+	cr_assert_eq(pfs_vol_write(p, v, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	pfs_vol_unref(v);
+	cr_assert_eq(pfs_sampler_start(p, &s), 0);
+	cr_assert_not_null(s);
+	sleep(3);
+	pfs_sampler_stop(s);
+	cr_assert_eq(pfs_analytics_history(p, &h), 0);
+	cr_expect(h.n >= 2 && h.n <= 4, "%zu samples in 3 s at 1 s", h.n);
+	struct analytics_sample *last = &h.s[h.n - 1];
+	struct pfs_stats st;
+	pfs_get_stats(p, &st);
+	cr_expect_eq(last->v[ANALYTICS_COL_CAPACITY], (double)st.ftl.capacity_bytes);
+	cr_expect_eq(last->v[ANALYTICS_COL_PHYSICAL_USED],
+	             (double)(st.ftl.capacity_bytes - st.ftl.free_bytes));
+	cr_expect_eq(last->v[ANALYTICS_COL_LOGICAL], (double)sizeof(buf));
+	cr_expect_eq(last->v[ANALYTICS_COL_VOLUMES], 1);
+	cr_expect_eq(last->v[ANALYTICS_COL_WRITE_BYTES], (double)sizeof(buf));
+	cr_expect(isnan(last->v[ANALYTICS_COL_WRITE_P50]), "no writes in the last interval");
+	cr_expect(last->time > 1700000000);
+	analytics_history_free(&h);
+}
+
+Test(fs_history, sample_latency_covers_the_interval_only)
+{
+	struct pfs_sample_prev prev = {0};
+	struct analytics_sample s;
+	static uint8_t buf[4096];
+
+	cr_assert_eq(pfs_ctl_exec(p, "volume create v 1M"), 0);
+	struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v");
+	memset(buf, 7, sizeof(buf));
+	buf[0] = 1;
+	cr_assert_eq(pfs_vol_write(p, v, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	pfs_analytics_sample(p, &prev, &s);
+	cr_expect(!isnan(s.v[ANALYTICS_COL_WRITE_P50]), "the first sample covers since mount");
+	cr_expect(isnan(s.v[ANALYTICS_COL_READ_P50]), "no reads yet");
+	pfs_analytics_sample(p, &prev, &s);
+	cr_expect(isnan(s.v[ANALYTICS_COL_WRITE_P50]), "nothing written since the last sample");
+	cr_assert_eq(pfs_vol_read(p, v, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	pfs_analytics_sample(p, &prev, &s);
+	cr_expect(s.v[ANALYTICS_COL_READ_P50] > 0);
+	pfs_vol_unref(v);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(fs_history, import_replaces_the_history_and_a_bad_file_changes_nothing)
+{
+	char good[96], bad[96], msg[PFS_MSG_MAX], line[200];
+	struct analytics_history h = {0};
+	double v[1] = {5};
+
+	snprintf(good, sizeof(good), "%s.good.csv", img);
+	snprintf(bad, sizeof(bad), "%s.bad.csv", img);
+	write_text(good, "time,physical_used_bytes,volumes\n1700000000,100,1\n1700003600,200,2\n");
+	write_text(bad, "time,physical_used_bytes\n1700000000,100\n1700000000,200\n");
+	cr_assert_eq(pfs_history_append(p, 1600000000, v, 1), 0);
+
+	snprintf(line, sizeof(line), "analytics import %s", bad);
+	cr_expect_eq(pfs_ctl_exec(p, line), -EINVAL);
+	pfs_msg_get(p, msg, sizeof(msg));
+	cr_expect_not_null(strstr(msg, "line 3: time 1700000000 is not after"), "%s", msg);
+	cr_assert_eq(pfs_analytics_history(p, &h), 0);
+	cr_expect_eq(h.n, 1, "unchanged");
+	analytics_history_free(&h);
+
+	cr_expect_eq(pfs_ctl_exec(p, "analytics import relative.csv"), -EINVAL);
+	pfs_msg_get(p, msg, sizeof(msg));
+	cr_expect_not_null(strstr(msg, "must be absolute"), "%s", msg);
+	cr_expect_eq(pfs_ctl_exec(p, "analytics import /nonexistent/x.csv"), -ENOENT);
+	cr_expect_eq(pfs_ctl_exec(p, "analytics import /tmp"), -EINVAL);
+
+	snprintf(line, sizeof(line), "analytics import %s", good);
+	cr_assert_eq(pfs_ctl_exec(p, line), 0);
+	cr_assert_eq(pfs_analytics_history(p, &h), 0);
+	cr_assert_eq(h.n, 2);
+	cr_expect_eq(h.s[0].time, 1700000000);
+	cr_expect_eq(h.s[1].v[ANALYTICS_COL_PHYSICAL_USED], 200);
+	cr_expect_eq(h.s[1].v[ANALYTICS_COL_VOLUMES], 2);
+	cr_expect(isnan(h.s[1].v[ANALYTICS_COL_CAPACITY]));
+	analytics_history_free(&h);
+	unlink(good);
+	unlink(bad);
+}
+
+Test(fs_history, analytics_interval_is_a_checked_setting)
+{
+	char val[32];
+
+	cr_assert_eq(pfs_config_get(p, "analytics_interval", val, sizeof(val)), 0);
+	cr_expect_str_eq(val, "60");
+	cr_expect_eq(pfs_ctl_exec(p, "config set analytics_interval 0"), -EINVAL);
+	cr_expect_eq(pfs_ctl_exec(p, "config set analytics_interval 86401"), -EINVAL);
+	cr_expect_eq(pfs_ctl_exec(p, "config set analytics_interval 5s"), -EINVAL);
+	cr_assert_eq(pfs_ctl_exec(p, "config set analytics_interval 5"), 0);
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	cr_assert_eq(pfs_config_get(p, "analytics_interval", val, sizeof(val)), 0);
+	cr_expect_str_eq(val, "5", "persists");
+}
+
+struct vrow {
+	int tier;
+	int64_t time;
+	char name[PFS_NAME_MAX + 1];
+	double v[ANALYTICS_VOL_NCOLS];
+};
+struct vrows {
+	struct vrow r[2048];
+	size_t n;
+};
+
+static int collect_vol(void *arg, int tier, int64_t time, const char *name, const double *v,
+                       uint32_t n)
+{
+	struct vrows *rs = arg;
+	struct vrow *r;
+
+	cr_assert_lt(rs->n, 2048);
+	r = &rs->r[rs->n++];
+	r->tier = tier;
+	r->time = time;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	for (int c = 0; c < ANALYTICS_VOL_NCOLS; c++)
+		r->v[c] = (uint32_t)c < n ? v[c] : NAN;
+	return 0;
+}
+
+Test(fs_history, volume_rows_count_each_chunk_once)
+{
+	static uint8_t buf[16 * 4096];
+	static struct vrows rs;
+	struct pfs_stats st;
+
+	cr_assert_eq(pfs_ctl_exec(p, "volume create a 1M"), 0);
+	cr_assert_eq(pfs_ctl_exec(p, "volume create b 2M"), 0);
+	pfs_get_stats(p, &st);
+	uint64_t stored0 = st.engine.stored_bytes;
+	struct pfs_vol *a = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "a");
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	cr_assert_eq(pfs_vol_write(p, a, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(pfs_vol_write(p, a, buf, sizeof(buf), sizeof(buf)), (ssize_t)sizeof(buf));
+	pfs_vol_unref(a);
+	cr_assert_eq(pfs_ctl_exec(p, "snapshot create a s"), 0);
+	pfs_get_stats(p, &st);
+	cr_assert_eq(pfs_analytics_sample_volumes(p, 1700000000), 0);
+	cr_expect_eq(pfs_analytics_sample_volumes(p, 1700000000), -EEXIST);
+	rs.n = 0;
+	cr_assert_eq(pfs_history_volumes_each(p, collect_vol, &rs), 0);
+	cr_assert_eq(rs.n, 2);
+	cr_expect_str_eq(rs.r[0].name, "a");
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_SIZE], 1 << 20);
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_WRITTEN], 2 * sizeof(buf));
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_UNIQUE], 0, "the snapshot shares everything");
+	double stored = (double)(st.engine.stored_bytes - stored0);
+	cr_expect_eq(rs.r[0].v[ANALYTICS_VOL_SHARED], stored,
+	             "once, not once per reference: %g of %g", rs.r[0].v[ANALYTICS_VOL_SHARED],
+	             stored);
+	cr_expect_str_eq(rs.r[1].name, "b");
+	cr_expect_eq(rs.r[1].v[ANALYTICS_VOL_WRITTEN], 0);
+
+	struct pfs_buf b = {0};
+	cr_assert_eq(pfs_analytics_file(p, 1, &b), 0);
+	const char *want = "time,volume,size_bytes,written_bytes,unique_bytes,shared_bytes\n"
+	                   "1700000000,a,1048576,131072,0,";
+	cr_expect_eq(strncmp(b.data, want, strlen(want)), 0, "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "\n1700000000,b,2097152,0,0,0\n"), "%s", b.data);
+	pfs_buf_free(&b);
+}
+
+Test(fs_history, volume_rows_roll_per_volume)
+{
+	static struct vrows rs;
+	const char *names[2] = {"x", "y"};
+	int64_t t0 = 1700000000, step = 1800, n = 3 * 86400 / 1800;
+
+	for (int64_t i = 0; i < n; i++) {
+		double v[2 * ANALYTICS_VOL_NCOLS] = {0};
+		v[0] = (double)(t0 + i * step);
+		v[ANALYTICS_VOL_NCOLS] = -v[0];
+		cr_assert_eq(
+		    pfs_history_append_volumes(p, t0 + i * step, 2, names, v, ANALYTICS_VOL_NCOLS),
+		    0);
+	}
+	int64_t now = t0 + (n - 1) * step, cut = (now - 2 * 86400) / 3600 * 3600;
+	rs.n = 0;
+	cr_assert_eq(pfs_history_volumes_each(p, collect_vol, &rs), 0);
+	size_t raw = 0, hourly = 0;
+	for (size_t i = 0; i < rs.n; i++) {
+		struct vrow *r = &rs.r[i];
+		cr_expect_eq(fabs(r->v[0]), (double)r->time, "a row keeps its own values");
+		cr_expect_eq(r->v[0] < 0, r->name[0] == 'y');
+		if (r->tier == 0) {
+			cr_expect_geq(r->time, cut);
+			raw++;
+		} else {
+			cr_expect_eq(r->tier, 1);
+			cr_expect_lt(r->time, cut);
+			cr_expect_eq(r->time % 3600, 2600,
+			             "the last sample of its hour (t0 is :13:20)");
+			hourly++;
+		}
+	}
+	/* Two samples an hour: the hourly tier keeps one of each pair, for each volume. */
+	int64_t old = (cut - t0 + step - 1) / step;
+	cr_expect_eq(hourly, 2 * (size_t)((old + 1) / 2), "%zu hourly rows", hourly);
+	cr_expect_eq(raw + hourly, rs.n);
+	cr_expect_eq(raw, 2 * (size_t)(n - old));
+}
+
+Test(fs_history, capacity_forecasts_each_volume_written)
+{
+	const char *names[2] = {"x", "y"};
+	int64_t t0 = 1700000000;
+
+	/* x: 48 h of hourly rows, 1 MiB more each hour, 1 GiB in size; y: one hour only. */
+	for (int i = 0; i <= 48; i++) {
+		double v[2 * ANALYTICS_VOL_NCOLS] = {0};
+		v[ANALYTICS_VOL_SIZE] = 1 << 30;
+		v[ANALYTICS_VOL_WRITTEN] = (double)(100 << 20) + (double)i * (1 << 20);
+		v[ANALYTICS_VOL_NCOLS + ANALYTICS_VOL_SIZE] = 1 << 20;
+		cr_assert_eq(pfs_history_append_volumes(p, t0 + i * 3600, i < 47 ? 1 : 2, names, v,
+		                                        ANALYTICS_VOL_NCOLS),
+		             0);
+	}
+	struct pfs_buf b = {0};
+	cr_assert_eq(pfs_analytics_file(p, 3, &b), 0); /* capacity.json */
+	cr_expect_not_null(strstr(b.data, "\"status\": \"insufficient_history\""), "%s", b.data);
+	cr_expect_not_null(strstr(b.data,
+	                          "{\"name\": \"x\", \"status\": \"ok\", \"model\": \"linear\", "
+	                          "\"written_bytes\": 155189248, \"size_bytes\": 1073741824, "
+	                          "\"growth_bytes_per_day\": 25165824"),
+	                   "%s", b.data);
+	/* +7 days: 7 * 24 MiB more. */
+	cr_expect_not_null(strstr(b.data, "{\"horizon_days\": 7, \"written_bytes\": 331350016,"),
+	                   "%s", b.data);
+	/* Full: (1024 - 148) MiB at 24 MiB a day = 36.5 days. */
+	cr_expect_not_null(strstr(b.data, "\"within_year\": true, \"days\": 37,"), "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "{\"name\": \"y\", \"status\": \"insufficient_history\", "
+	                                  "\"message\": \"need 24 h of samples (have 1.0 h)\""),
+	                   "%s", b.data);
+	pfs_buf_free(&b);
+	cr_assert_eq(pfs_analytics_file(p, 2, &b), 0); /* capacity */
+	cr_expect_not_null(
+	    strstr(b.data,
+	           "\n  x                           0.14      0.85 (0.85 .. 0.85)   in 37 days\n"),
+	    "%s", b.data);
+	pfs_buf_free(&b);
+}
+
+Test(fs_history, raw_tier_is_capped_in_whole_hours)
+{
+	enum { N = 4 * 3600 }; /* 4 hours at 1 s: 14,400 raw rows, over the cap of 5,760 */
+	int64_t *t = malloc(N * sizeof(*t));
+	double *v = malloc(N * sizeof(*v));
+	uint64_t raw, hourly;
+
+	cr_assert(t && v);
+	for (int i = 0; i < N; i++) {
+		t[i] = 1700002800 + i; /* starts on an hour boundary */
+		v[i] = (double)t[i];
+	}
+	cr_assert_eq(pfs_history_replace(p, N, t, v, 1), 0);
+	cr_assert_eq(pfs_history_count(p, 0, &raw), 0);
+	cr_assert_eq(pfs_history_count(p, 1, &hourly), 0);
+	/* The newest 5,760 rows reach back into the third hour: that hour and the fourth stay
+	 * raw (7,200 rows), the first two become one row each. */
+	cr_expect_eq(raw, 7200, "raw %llu", (unsigned long long)raw);
+	cr_expect_eq(hourly, 2, "hourly %llu", (unsigned long long)hourly);
+	struct rows rs = all_rows();
+	cr_assert_eq(rs.n, 7202);
+	cr_expect_eq(rs.r[0].time, 1700002800 + 3599, "the last second of the first hour");
+	cr_expect_eq(rs.r[0].v0, (double)(1700002800 + 3599));
+	free(rs.r);
+	free(t);
+	free(v);
+}
