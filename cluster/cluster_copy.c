@@ -256,6 +256,54 @@ out:
 	return rc;
 }
 
+/* The snapshot changes made while the peer was away, in order: a delete is sent as is; a
+ * snapshot still here is rebuilt on the peer from the member's dirty regions read from the
+ * snapshot (the rest of the volume has not changed since the peer left), then taken there. */
+static int replay_snapshots(struct cluster *cl, struct cl_pod *pod, uint64_t gen, uint64_t *seq,
+                            uint64_t *bytes)
+{
+	struct cl_rbuf r = {pod->snaps.b, pod->snaps.len, 0, false};
+	char vol[CL_NAME_MAX + 1], snap[CL_NAME_MAX + 1];
+	int rc = 0;
+
+	while (!rc && r.off < r.len) {
+		uint8_t kind = cl_get8(&r);
+		cl_get_str(&r, vol, sizeof(vol));
+		cl_get_str(&r, snap, sizeof(snap));
+		uint64_t id = cl_get64(&r);
+		struct cl_member *m = cl_pod_member(pod, vol);
+		if (r.bad)
+			return -EUCLEAN;
+		if (!m)
+			continue;
+		pthread_rwlock_wrlock(&pod->order_lock);
+		if (kind == PFS_CHANGE_SNAP_DELETE) {
+			rc = send_op(
+			    cl, pod,
+			    &(struct pfs_change){.kind = PFS_CHANGE_SNAP_DELETE, .snap = snap}, vol,
+			    seq);
+		} else {
+			struct pfs_vol *s = id ? pfs_vol_by_id(cl->p, id) : NULL;
+			for (uint64_t reg = 0; s && !rc && reg < m->dirty_bits; reg++) {
+				if (!((m->dirty[reg / 8] >> (reg % 8)) & 1))
+					continue;
+				rc = cl->link_gen != gen
+				         ? -ENOTCONN
+				         : send_region(cl, pod, s, vol, reg, seq, bytes);
+			}
+			if (s && !rc)
+				rc = send_op(cl, pod,
+				             &(struct pfs_change){.kind = PFS_CHANGE_SNAP_CREATE,
+				                                  .snap = snap},
+				             vol, seq);
+			if (s)
+				pfs_vol_unref(s);
+		}
+		pthread_rwlock_unlock(&pod->order_lock);
+	}
+	return rc;
+}
+
 static uint64_t count_dirty(struct cl_pod *pod)
 {
 	uint64_t n = 0;
@@ -322,7 +370,10 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 	pod->resync_done = 0;
 	pod->resync_total = total;
 	pthread_mutex_unlock(&pod->lock);
-	/* Sizes first (a volume may have grown or shrunk while the peer was away). */
+	/* Snapshots taken or deleted while the peer was away first, each at its content; then
+	 * the sizes (a volume may have grown or shrunk meanwhile). */
+	if (!pod->full_copy)
+		rc = replay_snapshots(cl, pod, gen, &seq, &bytes);
 	for (int i = 0; i < pod->nvols && !rc; i++) {
 		pthread_rwlock_wrlock(&pod->order_lock);
 		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
@@ -340,6 +391,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 	}
 	for (int i = 0; i < pod->nvols && !rc && pod->full_copy; i++)
 		rc = copy_snapshots(cl, pod, pod->vols[i].name, gen, &seq, &bytes, start);
+
 	/* Then every dirty region, each read under the order lock at its place in the stream. */
 	for (int i = 0; i < pod->nvols && !rc; i++) {
 		struct cl_member *m = &pod->vols[i];
@@ -373,6 +425,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 		if (!rc) {
 			pod->wrote_alone = false;
 			pod->full_copy = false;
+			cl_snap_journal_clear(cl, pod);
 			cl_pod_save(cl, pod);
 			cl_set_state(cl, pod, CL_IN_SYNC);
 			pfs_logl(

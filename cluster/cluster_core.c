@@ -179,6 +179,57 @@ int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod)
 	return rc;
 }
 
+int cl_snap_journal_add(struct cluster *cl, struct cl_pod *pod, enum pfs_change_kind kind,
+                        const char *vol, const char *snap)
+{
+	uint64_t id = 0;
+	char key[96];
+
+	if (kind == PFS_CHANGE_SNAP_CREATE) {
+		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, vol), *s = NULL;
+		struct pfs_vol_info info;
+		if (v) {
+			pfs_vol_get_info(v, &info);
+			s = pfs_vol_find(cl->p, PFS_MAP_SNAPSHOT, info.id, snap);
+			pfs_vol_unref(v);
+		}
+		if (s) {
+			pfs_vol_get_info(s, &info);
+			id = info.id;
+			pfs_vol_unref(s);
+		}
+	}
+	cl_put8(&pod->snaps, (uint8_t)kind);
+	cl_put_str(&pod->snaps, vol);
+	cl_put_str(&pod->snaps, snap);
+	cl_put64(&pod->snaps, id);
+	if (pod->snaps.err)
+		return pod->snaps.err;
+	snprintf(key, sizeof(key), "cl/snaps/%s", pod->name);
+	return pfs_blob_put(cl->p, key, pod->snaps.b, pod->snaps.len);
+}
+
+int cl_snap_journal_clear(struct cluster *cl, struct cl_pod *pod)
+{
+	char key[96];
+
+	if (!pod->snaps.len)
+		return 0;
+	cl_wbuf_free(&pod->snaps);
+	snprintf(key, sizeof(key), "cl/snaps/%s", pod->name);
+	return pfs_blob_delete(cl->p, key);
+}
+
+static int load_snaps(void *arg, const char *key, const void *val, size_t len)
+{
+	struct cluster *cl = arg;
+	struct cl_pod *pod = cl_pod_find(cl, key + 9);
+
+	if (pod)
+		cl_put_bytes(&pod->snaps, val, len);
+	return pod ? pod->snaps.err : 0;
+}
+
 static struct cl_pod *pod_alloc(const char *name)
 {
 	struct cl_pod *pod = calloc(1, sizeof(*pod));
@@ -210,6 +261,7 @@ static void pod_free(struct cl_pod *pod)
 		free(pod->vols[i].touched);
 	}
 	free(pod->vols);
+	cl_wbuf_free(&pod->snaps);
 	pthread_rwlock_destroy(&pod->order_lock);
 	pthread_mutex_destroy(&pod->send_lock);
 	pthread_mutex_destroy(&pod->save_lock);
@@ -460,6 +512,8 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 		rc = pfs_blob_each(p, "cl/pod/", load_pod, cl);
 	if (!rc)
 		rc = pfs_blob_each(p, "cl/dirty/", load_dirty, cl);
+	if (!rc)
+		rc = pfs_blob_each(p, "cl/snaps/", load_snaps, cl);
 	if (rc) {
 		snprintf(msg, msglen, "cluster: cannot load the pods: %s", strerror(-rc));
 		goto err_lis;

@@ -177,6 +177,10 @@ struct cl_pod {
 	 * parallel): those beyond acked_seq wait here until the gap closes. */
 	uint8_t acked_bits[CL_WINDOW / 8];
 	bool resync_running;
+	/* Snapshot creates and deletes made while serving alone, in order (kind, volume,
+	 * snapshot, the snapshot's map id): the resync replays them, with the regions each
+	 * snapshot needs, so the peer gets the same snapshots. Blob cl/snaps/POD. */
+	struct cl_wbuf snaps;
 	bool full_copy;           /* the running copy is a stretch: snapshots too */
 	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */
 };
@@ -257,6 +261,10 @@ void cl_pod_delete(struct cluster *cl, struct cl_pod *pod);      /* under cl->lo
 int cl_pod_add_member(struct cl_pod *pod, const char *vol);
 void cl_pod_drop_member(struct cl_pod *pod, const char *vol);
 int cl_peer_save(struct cluster *cl);
+/* Appends a snapshot change made while degraded to the pod's journal and saves it. */
+int cl_snap_journal_add(struct cluster *cl, struct cl_pod *pod, enum pfs_change_kind kind,
+                        const char *vol, const char *snap);
+int cl_snap_journal_clear(struct cluster *cl, struct cl_pod *pod);
 void cl_manager_stop(struct cluster *cl);
 struct cl_pod *cl_pod_find(struct cluster *cl, const char *name);    /* under cl->lock */
 struct cl_pod *cl_pod_of_vol(struct cluster *cl, struct pfs_vol *v); /* by tag, no lock */

@@ -472,6 +472,16 @@ int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_ch
 		}
 	}
 	rc = pfs_change_apply_local(cl->p, c, cap.b ? capture_fn : NULL, &cap);
+	if (!rc && st == CL_DEGRADED &&
+	    (c->kind == PFS_CHANGE_SNAP_CREATE || c->kind == PFS_CHANGE_SNAP_DELETE)) {
+		/* Applied: a failure to journal it is logged, and the peer lacks the change
+		 * until the pod is stretched again. */
+		int jr = cl_snap_journal_add(cl, pod, c->kind, cc.name, cc.snap);
+		if (jr)
+			pfs_logl(LOG_ERR,
+			         "pstorfs: cluster: pod %s: cannot journal snapshot %s of %s: %s",
+			         pod->name, cc.snap, cc.name, strerror(-jr));
+	}
 	if (rc || st == CL_DEGRADED)
 		goto out_unlock;
 	if (c->kind == PFS_CHANGE_WRITE) {
@@ -861,6 +871,8 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 		c->len = end - start;
 	}
 	rc = pfs_change_apply_local(cl->p, c, NULL, NULL);
+	if (rc == -ENOENT && c->kind == PFS_CHANGE_SNAP_DELETE)
+		rc = 0; /* a resync replays deletes of snapshots this box may never have had */
 	if (!rc && c->kind == PFS_CHANGE_WRITE && cc->size_after) {
 		struct pfs_vol_info info;
 		pfs_vol_get_info(v, &info);

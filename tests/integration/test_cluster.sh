@@ -312,6 +312,34 @@ case_split_is_refused_until_resolved() {
 	check "split refused, then resolved keeping box a: $(grep '^pod' "$T/b/.pstorage/cluster/status")"
 }
 
+case_snapshots_taken_alone_reach_the_peer() {
+	two_boxes
+	stretched_pod 32M v1
+	cl_ctl a snapshot create v1 old
+	cl_ctl a snapshot create v1 gone
+	cl_cut
+	cl_wait_state a p1 degraded 15
+	# While alone: writes, a snapshot, more writes, a second one, one deleted, a resize.
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=64k count=16 seek=3 conv=notrunc status=none
+	cl_ctl a snapshot create v1 mid
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=64k count=16 seek=200 conv=notrunc status=none
+	cl_ctl a snapshot delete v1 gone
+	cl_ctl a snapshot create v1 late
+	truncate -s 40M "$T/a/volumes/v1"
+	dd if=/dev/urandom of="$T/a/volumes/v1" bs=64k count=4 seek=600 conv=notrunc status=none
+	cl_heal
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1
+	local s
+	for s in old mid late; do
+		[ -e "$T/b/snapshots/v1/$s" ] || fail "snapshot $s is missing on box b"
+		[ "$(cl_sha "$T/a/snapshots/v1/$s")" = "$(cl_sha "$T/b/snapshots/v1/$s")" ] ||
+			fail "snapshot $s differs between the boxes"
+	done
+	[ ! -e "$T/b/snapshots/v1/gone" ] || fail "snapshot gone was not deleted on box b"
+	check "snapshots after the resync on box b: $(ls "$T/b/snapshots/v1" | tr '\n' ' ')"
+}
+
 case_preferred_box_leads() {
 	two_boxes
 	stretched_pod 16M v1
