@@ -330,9 +330,11 @@ static bool drained(struct cluster *cl, struct cl_pod *pod, uint64_t gen, int ti
 		ts.tv_nsec -= 1000000000l;
 	}
 	pthread_mutex_lock(&pod->lock);
+	pod->cond_waiters++;
 	while (pod->acked_seq + 1 < pod->next_seq && cl->link_gen == gen && !cl->stop)
 		if (pthread_cond_timedwait(&pod->cond, &pod->lock, &ts))
 			break;
+	pod->cond_waiters--;
 	ok = pod->acked_seq + 1 >= pod->next_seq && cl->link_gen == gen;
 	pthread_mutex_unlock(&pod->lock);
 	return ok;

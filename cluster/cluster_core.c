@@ -59,6 +59,8 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s)
 		         (unsigned long long)pod->epoch);
 	pthread_mutex_lock(&pod->lock);
 	pthread_cond_broadcast(&pod->cond);
+	for (int i = 0; i < CL_ACK_CONDS; i++)
+		pthread_cond_broadcast(&pod->ack_cond[i]);
 	pthread_mutex_unlock(&pod->lock);
 }
 
@@ -248,6 +250,8 @@ static struct cl_pod *pod_alloc(const char *name)
 	pthread_mutex_init(&pod->save_lock, NULL);
 	pthread_mutex_init(&pod->lock, NULL);
 	pthread_cond_init(&pod->cond, NULL);
+	for (int i = 0; i < CL_ACK_CONDS; i++)
+		pthread_cond_init(&pod->ack_cond[i], NULL);
 	pod->next_seq = 1;
 	return pod;
 }
@@ -267,6 +271,8 @@ static void pod_free(struct cl_pod *pod)
 	pthread_mutex_destroy(&pod->save_lock);
 	pthread_mutex_destroy(&pod->lock);
 	pthread_cond_destroy(&pod->cond);
+	for (int i = 0; i < CL_ACK_CONDS; i++)
+		pthread_cond_destroy(&pod->ack_cond[i]);
 	free(pod);
 }
 

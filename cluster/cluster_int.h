@@ -155,7 +155,12 @@ struct cl_pod {
 		bool used;
 	} ranges[CL_RANGES];  /* under lock */
 	pthread_mutex_t lock; /* below */
-	pthread_cond_t cond;  /* acked_seq moved, state changed */
+	pthread_cond_t cond;  /* ranges, drains, the window; state changed */
+	/* A write waiting for its acknowledgement sleeps on ack_cond[seq % CL_ACK_CONDS]: an ack
+	 * wakes the writers of the seqs it covers, not every writer of the pod. */
+#define CL_ACK_CONDS 64
+	pthread_cond_t ack_cond[CL_ACK_CONDS];
+	int cond_waiters;     /* threads waiting on cond for acknowledgements */
 	uint64_t next_seq;    /* leader: next sequence number to send */
 	uint64_t acked_seq;   /* leader: every seq <= this is acknowledged */
 	uint64_t applied_seq; /* follower: last applied */

@@ -250,6 +250,7 @@ static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
 	if (!pod)
 		return;
 	pthread_mutex_lock(&pod->lock);
+	uint64_t before = pod->acked_seq;
 	if (seq > pod->acked_seq && seq - pod->acked_seq <= CL_WINDOW) {
 		pod->acked_bits[(seq % CL_WINDOW) / 8] |= (uint8_t)(1u << (seq % 8));
 		for (uint64_t n = pod->acked_seq + 1;
@@ -265,7 +266,11 @@ static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
 	} else if (rc > 0) {
 		pod->verify_differ++;
 	}
-	pthread_cond_broadcast(&pod->cond);
+	/* Wake the writers of the seqs now covered (each bucket once), and the drains. */
+	for (uint64_t n = before + 1; n <= pod->acked_seq && n <= before + CL_ACK_CONDS; n++)
+		pthread_cond_broadcast(&pod->ack_cond[n % CL_ACK_CONDS]);
+	if (pod->cond_waiters)
+		pthread_cond_broadcast(&pod->cond);
 	pthread_mutex_unlock(&pod->lock);
 }
 

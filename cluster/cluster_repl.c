@@ -268,8 +268,11 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 	pthread_mutex_lock(&pod->lock);
 	/* At most CL_WINDOW in flight: an async pod's writers wait here when the peer lags. */
 	while (pod->next_seq - pod->acked_seq > CL_WINDOW && !cl->stop &&
-	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING))
+	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING)) {
+		pod->cond_waiters++;
 		pthread_cond_wait(&pod->cond, &pod->lock);
+		pod->cond_waiters--;
+	}
 	uint64_t s = pod->next_seq++;
 	uint64_t epoch = pod->epoch;
 	pod->sent_total += body->len;
@@ -523,7 +526,7 @@ int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq)
 	 * the write stands on this box alone (invariant 2). */
 	while (pod->acked_seq < seq && !cl->stop &&
 	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING))
-		pthread_cond_wait(&pod->cond, &pod->lock);
+		pthread_cond_wait(&pod->ack_cond[seq % CL_ACK_CONDS], &pod->lock);
 	pthread_mutex_unlock(&pod->lock);
 	return 0;
 }

@@ -1180,6 +1180,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Same settings as the benchmark's passthrough daemon (tests/bench/fs). */
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+	/* Asynchronous direct I/O (fio's libaio, qemu) reaches the daemon as background
+	 * requests, of which the kernel lets 12 be in flight by default: too few to cover the
+	 * latency of a write that waits for the other box of a stretched pod. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
