@@ -118,6 +118,28 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next)
 	memset(pod->acked_bits, 0, sizeof(pod->acked_bits));
 }
 
+uint64_t cl_vol_size(struct cluster *cl, const char *name)
+{
+	struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, name);
+	struct pfs_vol_info info = {0};
+
+	if (v) {
+		pfs_vol_get_info(v, &info);
+		pfs_vol_unref(v);
+	}
+	return info.size;
+}
+
+void cl_pod_mark_all_dirty(struct cluster *cl, struct cl_pod *pod)
+{
+	for (int i = 0; i < pod->nvols; i++) {
+		uint64_t size = cl_vol_size(cl, pod->vols[i].name);
+		pthread_mutex_lock(&pod->lock);
+		cl_mark_dirty(&pod->vols[i], 0, size ? size : 1);
+		pthread_mutex_unlock(&pod->lock);
+	}
+}
+
 /* ---- persistence ---------------------------------------------------------------------------- */
 /* Blob keys: "cl/peer", "cl/pod/POD", "cl/dirty/POD/VOLUME". */
 #define POD_BLOB_VERSION 1u

@@ -42,14 +42,8 @@ static void put_pod_def(struct cluster *cl, struct cl_pod *pod, struct cl_wbuf *
 	cl_put64(w, pod->resync_rate);
 	cl_put32(w, (uint32_t)pod->nvols);
 	for (int i = 0; i < pod->nvols; i++) {
-		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
-		struct pfs_vol_info info = {0};
-		if (v) {
-			pfs_vol_get_info(v, &info);
-			pfs_vol_unref(v);
-		}
 		cl_put_str(w, pod->vols[i].name);
-		cl_put64(w, info.size);
+		cl_put64(w, cl_vol_size(cl, pod->vols[i].name));
 	}
 }
 
@@ -75,17 +69,6 @@ static int send_pod_def(struct cluster *cl, struct cl_pod *pod)
 	pod->peer_err = 0;
 	pthread_mutex_unlock(&pod->lock);
 	return rc;
-}
-
-static void ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
-{
-	struct cl_wbuf w = {0};
-
-	cl_put_str(&w, pod);
-	cl_put64(&w, seq);
-	cl_put32(&w, (uint32_t)rc);
-	cl_send(cl, CL_MSG_ACK, &w);
-	cl_wbuf_free(&w);
 }
 
 /* The peer's side of POD_DEF: a stretch (the pod is new here: its volumes must not exist), or a
@@ -197,7 +180,7 @@ void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uin
 	}
 out:
 	free(vols);
-	ack(cl, pname, seq, rc);
+	cl_send_ack(cl, pname, seq, rc);
 }
 
 void cl_apply_pod_drop(struct cluster *cl, struct cl_pod *pod)
@@ -328,17 +311,7 @@ static int cmd_stretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 		return fail(cl, p, rc, "pod stretch %s: %s did not take the pod", pod->name, peer);
 	}
 	/* Everything is dirty: the copy is the resync of the whole pod. */
-	pthread_mutex_lock(&pod->lock);
-	for (int i = 0; i < pod->nvols; i++) {
-		struct pfs_vol *v = pfs_vol_find(cl->p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
-		struct pfs_vol_info info = {0};
-		if (v) {
-			pfs_vol_get_info(v, &info);
-			pfs_vol_unref(v);
-		}
-		cl_mark_dirty(&pod->vols[i], 0, info.size ? info.size : 1);
-	}
-	pthread_mutex_unlock(&pod->lock);
+	cl_pod_mark_all_dirty(cl, pod);
 	rc = cl_pod_save_dirty(cl, pod);
 	if (!rc)
 		rc = cl_pod_save(cl, pod);
@@ -412,14 +385,9 @@ static int cmd_add_remove(struct cluster *cl, struct pfs *p, struct cl_pod *pod,
 			rc = 0;
 		}
 		if (!rc && add) {
-			struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, vol);
-			struct pfs_vol_info info = {0};
-			if (v) {
-				pfs_vol_get_info(v, &info);
-				pfs_vol_unref(v);
-			}
+			uint64_t size = cl_vol_size(cl, vol);
 			pthread_mutex_lock(&pod->lock);
-			cl_mark_dirty(cl_pod_member(pod, vol), 0, info.size ? info.size : 1);
+			cl_mark_dirty(cl_pod_member(pod, vol), 0, size ? size : 1);
 			pthread_mutex_unlock(&pod->lock);
 			cl_pod_save_dirty(cl, pod);
 			cl_set_state(cl, pod, CL_SYNCING);
@@ -522,17 +490,7 @@ static int cmd_resolve(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 	pod->epoch++;
 	snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
 	pod->wrote_alone = false;
-	pthread_mutex_lock(&pod->lock);
-	for (int i = 0; i < pod->nvols; i++) {
-		struct pfs_vol *v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, pod->vols[i].name);
-		struct pfs_vol_info info = {0};
-		if (v) {
-			pfs_vol_get_info(v, &info);
-			pfs_vol_unref(v);
-		}
-		cl_mark_dirty(&pod->vols[i], 0, info.size ? info.size : 1);
-	}
-	pthread_mutex_unlock(&pod->lock);
+	cl_pod_mark_all_dirty(cl, pod);
 	atomic_store(&pod->state, CL_SYNCING);
 	rc = send_pod_def(cl, pod);
 	if (!rc)

@@ -282,6 +282,10 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s);
 /* Marks [off, off+len) of member M dirty; returns true when a bit was newly set. Under pod->lock.
  */
 bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len);
+/* The size of volume NAME here (0 when there is none). */
+uint64_t cl_vol_size(struct cluster *cl, const char *name);
+/* Marks every region of every member dirty (a stretch, a resolve: the peer gets it all). */
+void cl_pod_mark_all_dirty(struct cluster *cl, struct cl_pod *pod);
 static inline uint64_t cl_member_bytes(const struct cl_member *m)
 {
 	return (m->dirty_bits + 7) / 8;
@@ -293,6 +297,8 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next);
 
 /* cluster_link_mgr.c: sending and waiting */
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
+/* Acknowledges the ordered message SEQ of POD with the result of applying it here. */
+void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc);
 struct cl_waiter *cl_waiter_new(struct cluster *cl);
 /* Waits until the waiter finished or the link generation changed: -EIO then. Frees it. */
 int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64_t *done,

@@ -30,6 +30,17 @@ int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
 	return rc;
 }
 
+void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
+{
+	struct cl_wbuf w = {0};
+
+	cl_put_str(&w, pod);
+	cl_put64(&w, seq);
+	cl_put32(&w, (uint32_t)rc);
+	cl_send(cl, CL_MSG_ACK, &w);
+	cl_wbuf_free(&w);
+}
+
 /* ---- queues and waiters ------------------------------------------------------------------ */
 
 void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len)

@@ -698,17 +698,6 @@ int cl_hook_sync(void *arg)
 
 /* ---- the peer's side: the applier (ordered) and the workers (requests) -------------------- */
 
-static void send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
-{
-	struct cl_wbuf w = {0};
-
-	cl_put_str(&w, pod);
-	cl_put64(&w, seq);
-	cl_put32(&w, (uint32_t)rc);
-	cl_send(cl, CL_MSG_ACK, &w);
-	cl_wbuf_free(&w);
-}
-
 /* Asks the sender for the chunks named in FPS (N of them) and decodes each into its block. */
 static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fps)[ENGINE_FP_LEN],
                          const uint32_t *slot, uint32_t n, uint8_t *blocks)
@@ -971,18 +960,18 @@ void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
 			         "pstorfs: cluster: pod %s: change %llu (%s) failed here: %s",
 			         pod->name, (unsigned long long)seq,
 			         pfs_change_kind_name(cc.c.kind), strerror(-rc));
-		send_ack(cl, pod->name, seq, rc);
+		cl_send_ack(cl, pod->name, seq, rc);
 		break;
 	case CL_MSG_IN_SYNC:
 		cl_apply_in_sync(cl, pod, epoch);
-		send_ack(cl, pod->name, seq, 0);
+		cl_send_ack(cl, pod->name, seq, 0);
 		break;
 	case CL_MSG_POD_DROP:
-		send_ack(cl, pod->name, seq, 0);
+		cl_send_ack(cl, pod->name, seq, 0);
 		cl_apply_pod_drop(cl, pod);
 		break;
 	case CL_MSG_VERIFY:
-		send_ack(cl, pod->name, seq, cl_verify_region(cl, &r));
+		cl_send_ack(cl, pod->name, seq, cl_verify_region(cl, &r));
 		break;
 	default:
 		break;
