@@ -484,7 +484,7 @@ static void try_dial(struct cluster *cl, int64_t *last_dial)
 	rc = clink_connect(cl->tls, addr, name, 1000, &c, err, sizeof(err));
 	if (rc) {
 		pthread_mutex_lock(&cl->lock);
-		snprintf(cl->link_err, sizeof(cl->link_err), "%s: %s", addr, err);
+		snprintf(cl->link_err, sizeof(cl->link_err), "%.100s: %.150s", addr, err);
 		if (rc == -EACCES)
 			cl->refused_certs++;
 		pthread_mutex_unlock(&cl->lock);
