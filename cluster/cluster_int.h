@@ -17,10 +17,11 @@
  *     peer may lack (DRBD keeps an activity log and a bitmap; here they are one map).
  *  4. Every CHANGE carries the pod's epoch; a box refuses one older than the newest it has
  *     seen for the pod (a stale leader cannot write through).
- *  5. Locks: cl->lock (pods table, peer, link state; a leaf except for pod->order_lock taken
- *     before it) ; pod->order_lock -> [store] -> cl->lock is never taken: the capture callback
- *     runs under the store's log lock and touches only the change being built.
- *     pod->order_lock -> pod->lock (ack state, dirty map).
+ *  5. Locks, in the order a thread may take them: pod->order_lock -> pod->send_lock -> the
+ *     link's; pod->order_lock -> cl->lock (pods table, peer, link state) -> pod->lock (acks,
+ *     ranges, dirty bits; pod->save_lock is taken without it) -> the store's locks. The store
+ *     calls in only through its hooks, holding none of its locks, and the capture callback
+ *     (under the store's log lock) takes no cluster lock.
  */
 #ifndef PSTOR_CLUSTER_INT_H
 #define PSTOR_CLUSTER_INT_H
