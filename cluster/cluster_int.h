@@ -19,7 +19,8 @@
  *     seen for the pod (a stale leader cannot write through).
  *  5. Locks, in the order a thread may take them: pod->order_lock -> pod->send_lock -> the
  *     link's; pod->order_lock -> cl->lock (pods table, peer, link state) -> pod->lock (acks,
- *     ranges, dirty bits; pod->save_lock is taken without it) -> the store's locks. The store
+ *     ranges, dirty bits: a leaf; pod->save_lock is taken without it). order_lock and cl->lock
+ *     may be held into the store (its locks come after them). The store
  *     calls in only through its hooks, holding none of its locks, and the capture callback
  *     (under the store's log lock) takes no cluster lock.
  */
