@@ -701,9 +701,9 @@ int cluster_ctl(struct cluster *cl, struct pfs *p, int argc, char **argv)
 {
 	if (!cl)
 		return fail(cl, p, -ENOTCONN,
-		            "%s: this box is not in a cluster (mount with -o cluster_name=NAME,"
-		            "cluster_listen=ADDR:PORT,cluster_cert=,cluster_key=,cluster_ca=)%s",
-		            argv[0], NULL);
+		            "this box is not in a cluster (mount with -o cluster_name=NAME,"
+		            "cluster_listen=ADDR:PORT,cluster_cert=,cluster_key=,cluster_ca=)%s%s",
+		            NULL, NULL);
 	if (!strcmp(argv[0], "cluster") && argc >= 2 && !strcmp(argv[1], "peer"))
 		return cmd_peer(cl, p, argc, argv);
 	if (!strcmp(argv[0], "pod"))

@@ -1098,11 +1098,13 @@ static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
 	size_t got = 0;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named here must not hang the ctl write (it is refused below). A
+	 * path that cannot be opened is ENOENT when missing, EINVAL otherwise (fs/README.md). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		pfs_set_msg(p, "%s", strerror(-rc));
-		return rc;
+		return rc == -ENOENT ? rc : -EINVAL;
 	}
 	if (fstat(fd, &st)) {
 		rc = -errno;
@@ -1116,7 +1118,7 @@ static int read_file(struct pfs *p, const char *path, char **out, size_t *len)
 	}
 	if ((uint64_t)st.st_size > IMPORT_MAX_BYTES) {
 		pfs_set_msg(p, "larger than %llu MiB", IMPORT_MAX_BYTES >> 20);
-		rc = -EFBIG;
+		rc = -EINVAL;
 		goto out_close;
 	}
 	buf = malloc((size_t)st.st_size + 1);
