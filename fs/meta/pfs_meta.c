@@ -86,7 +86,7 @@ static int exec_locked(struct pfs_meta *m, const char *sql)
 	return sql_errno(rc);
 }
 
-static int prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
+int pfs_meta_prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
 {
 	int rc = sqlite3_prepare_v2(DB(m), sql, -1, st, NULL);
 
@@ -95,8 +95,7 @@ static int prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
 	return sql_errno(rc);
 }
 
-/* Runs a statement that returns no rows and finalizes it. */
-static int step_done(struct pfs_meta *m, sqlite3_stmt *st)
+int pfs_meta_step_done(struct pfs_meta *m, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
@@ -217,8 +216,8 @@ int pfs_meta_maps_each(struct pfs_meta *m, pfs_meta_map_fn fn, void *arg)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT id, kind, parent, name, size, ctime, nz, chunks FROM maps ORDER BY id",
-	          &st);
+	rc = pfs_meta_prep(
+	    m, "SELECT id, kind, parent, name, size, ctime, nz, chunks FROM maps ORDER BY id", &st);
 	if (rc)
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -245,7 +244,8 @@ int pfs_meta_map_insert(struct pfs_meta *m, int kind, uint64_t parent, const cha
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(?,?,?,?,?)", &st);
+	rc = pfs_meta_prep(m, "INSERT INTO maps(kind, parent, name, size, ctime) VALUES(?,?,?,?,?)",
+	                   &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int(st, 1, kind);
@@ -253,7 +253,7 @@ int pfs_meta_map_insert(struct pfs_meta *m, int kind, uint64_t parent, const cha
 	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
 	sqlite3_bind_int64(st, 5, ctime_ns);
-	rc = step_done(m, st);
+	rc = pfs_meta_step_done(m, st);
 	if (!rc)
 		*id = (uint64_t)sqlite3_last_insert_rowid(DB(m));
 out_unlock:
@@ -268,8 +268,8 @@ int pfs_meta_map_insert_id(struct pfs_meta *m, uint64_t id, int kind, uint64_t p
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT INTO maps(id, kind, parent, name, size, ctime) VALUES(?,?,?,?,?,?)",
-	          &st);
+	rc = pfs_meta_prep(
+	    m, "INSERT INTO maps(id, kind, parent, name, size, ctime) VALUES(?,?,?,?,?,?)", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 		sqlite3_bind_int(st, 2, kind);
@@ -277,7 +277,7 @@ int pfs_meta_map_insert_id(struct pfs_meta *m, uint64_t id, int kind, uint64_t p
 		sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
 		sqlite3_bind_int64(st, 6, ctime_ns);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -290,10 +290,11 @@ int pfs_meta_map_id_floor(struct pfs_meta *m, uint64_t next_id)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'maps'", &st);
+	rc = pfs_meta_prep(m, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'maps'",
+	                   &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)(next_id ? next_id - 1 : 0));
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -305,11 +306,11 @@ int pfs_meta_kv_set(struct pfs_meta *m, const char *key, uint64_t value)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st);
+	rc = pfs_meta_prep(m, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -321,7 +322,7 @@ int pfs_meta_kv_get(struct pfs_meta *m, const char *key, uint64_t *value)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT value FROM meta WHERE key=?", &st);
+	rc = pfs_meta_prep(m, "SELECT value FROM meta WHERE key=?", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
@@ -344,7 +345,7 @@ int pfs_meta_map_update(struct pfs_meta *m, uint64_t id, const char *name, uint6
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "UPDATE maps SET name=?, size=?, nz=?, chunks=? WHERE id=?", &st);
+	rc = pfs_meta_prep(m, "UPDATE maps SET name=?, size=?, nz=?, chunks=? WHERE id=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -352,7 +353,7 @@ int pfs_meta_map_update(struct pfs_meta *m, uint64_t id, const char *name, uint6
 	sqlite3_bind_int64(st, 3, nz);
 	sqlite3_bind_int64(st, 4, chunks);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)id);
-	rc = step_done(m, st);
+	rc = pfs_meta_step_done(m, st);
 out_unlock:
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -367,16 +368,16 @@ int pfs_meta_map_delete(struct pfs_meta *m, uint64_t id)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "DELETE FROM maps WHERE id=?", &st);
+	rc = pfs_meta_prep(m, "DELETE FROM maps WHERE id=?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	if (!rc)
-		rc = prep(m, "DELETE FROM attrs WHERE id=?", &st);
+		rc = pfs_meta_prep(m, "DELETE FROM attrs WHERE id=?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -424,7 +425,7 @@ int pfs_meta_page_load(struct pfs_meta *m, uint64_t map, uint64_t idx, struct en
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT data, chunk FROM pages WHERE key=?", &st);
+	rc = pfs_meta_prep(m, "SELECT data, chunk FROM pages WHERE key=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
@@ -450,7 +451,7 @@ int pfs_meta_page_chunk(struct pfs_meta *m, uint64_t map, uint64_t idx, uint64_t
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT chunk FROM pages WHERE key=?", &st);
+	rc = pfs_meta_prep(m, "SELECT chunk FROM pages WHERE key=?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, page_key(map, idx));
 		rc = sqlite3_step(st);
@@ -481,7 +482,8 @@ int pfs_meta_page_store(struct pfs_meta *m, uint64_t map, uint64_t idx,
 	pthread_mutex_lock(&m->db_lock);
 	/* All-zero pages keep their row: their flash copy is the tombstone that stops a rebuild
 	 * from bringing back an older copy of the page. */
-	rc = prep(m, "INSERT OR REPLACE INTO pages(key, data, chunk) VALUES(?, ?, ?)", &st);
+	rc =
+	    pfs_meta_prep(m, "INSERT OR REPLACE INTO pages(key, data, chunk) VALUES(?, ?, ?)", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, page_key(map, idx));
@@ -490,7 +492,7 @@ int pfs_meta_page_store(struct pfs_meta *m, uint64_t map, uint64_t idx,
 		sqlite3_bind_null(st, 3);
 	else
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)chunk);
-	rc = step_done(m, st);
+	rc = pfs_meta_step_done(m, st);
 out_unlock:
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -555,11 +557,11 @@ int pfs_meta_pages_delete_from(struct pfs_meta *m, uint64_t map, uint64_t first_
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "DELETE FROM pages WHERE key >= ? AND key < ?", &st);
+	rc = pfs_meta_prep(m, "DELETE FROM pages WHERE key >= ? AND key < ?", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, page_key(map, first_idx));
 		sqlite3_bind_int64(st, 2, page_key(map + 1, 0));
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -587,13 +589,13 @@ int pfs_meta_pages_each_chunk(struct pfs_meta *m, int64_t map, bool only_unwritt
 		int n = 0;
 
 		pthread_mutex_lock(&m->db_lock);
-		rc = prep(m,
-		          only_unwritten
-		              ? "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
-		                " AND chunk IS NULL ORDER BY key LIMIT ?"
-		              : "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
-		                " ORDER BY key LIMIT ?",
-		          &st);
+		rc = pfs_meta_prep(
+		    m,
+		    only_unwritten ? "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
+		                     " AND chunk IS NULL ORDER BY key LIMIT ?"
+		                   : "SELECT key, data, chunk FROM pages WHERE key >= ? AND key < ?"
+		                     " ORDER BY key LIMIT ?",
+		    &st);
 		if (rc) {
 			pthread_mutex_unlock(&m->db_lock);
 			break;
@@ -659,11 +661,11 @@ int pfs_meta_pattern_store(struct pfs_meta *m, uint64_t ref, const uint8_t *pat,
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT OR REPLACE INTO patterns(ref, pat) VALUES(?, ?)", &st);
+	rc = pfs_meta_prep(m, "INSERT OR REPLACE INTO patterns(ref, pat) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)ref);
 		sqlite3_bind_blob(st, 2, pat, (int)period, SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -675,7 +677,7 @@ int pfs_meta_patterns_each(struct pfs_meta *m, pfs_meta_pattern_fn fn, void *arg
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT ref, pat FROM patterns", &st);
+	rc = pfs_meta_prep(m, "SELECT ref, pat FROM patterns", &st);
 	if (rc)
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -701,11 +703,11 @@ int pfs_meta_config_set(struct pfs_meta *m, const char *key, const char *value)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT OR REPLACE INTO config(key, value) VALUES(?, ?)", &st);
+	rc = pfs_meta_prep(m, "INSERT OR REPLACE INTO config(key, value) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -717,7 +719,7 @@ int pfs_meta_config_get(struct pfs_meta *m, const char *key, char *value, size_t
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT value FROM config WHERE key=?", &st);
+	rc = pfs_meta_prep(m, "SELECT value FROM config WHERE key=?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -741,11 +743,11 @@ int pfs_meta_blob_set(struct pfs_meta *m, const char *key, const void *val, size
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT OR REPLACE INTO blobs(key, value) VALUES(?, ?)", &st);
+	rc = pfs_meta_prep(m, "INSERT OR REPLACE INTO blobs(key, value) VALUES(?, ?)", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob64(st, 2, len ? val : "", (sqlite3_uint64)len, SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -757,10 +759,10 @@ int pfs_meta_blob_delete(struct pfs_meta *m, const char *key)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "DELETE FROM blobs WHERE key=?", &st);
+	rc = pfs_meta_prep(m, "DELETE FROM blobs WHERE key=?", &st);
 	if (!rc) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -773,9 +775,9 @@ int pfs_meta_blobs_each(struct pfs_meta *m, const char *prefix, pfs_meta_blob_fn
 
 	pthread_mutex_lock(&m->db_lock);
 	/* substr, not LIKE: keys may hold '%' and '_'. */
-	rc = prep(m,
-	          "SELECT key, value FROM blobs WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
-	          &st);
+	rc = pfs_meta_prep(
+	    m, "SELECT key, value FROM blobs WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+	    &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
@@ -814,10 +816,10 @@ int pfs_meta_attr_set(struct pfs_meta *m, uint64_t id, const struct pfs_meta_att
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m,
-	          "INSERT OR REPLACE INTO attrs(id, mode, uid, gid, atime, mtime)"
-	          " VALUES(?, ?, ?, ?, ?, ?)",
-	          &st);
+	rc = pfs_meta_prep(m,
+	                   "INSERT OR REPLACE INTO attrs(id, mode, uid, gid, atime, mtime)"
+	                   " VALUES(?, ?, ?, ?, ?, ?)",
+	                   &st);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 		sqlite3_bind_int64(st, 2, a->mode);
@@ -825,7 +827,7 @@ int pfs_meta_attr_set(struct pfs_meta *m, uint64_t id, const struct pfs_meta_att
 		sqlite3_bind_int64(st, 4, a->gid);
 		sqlite3_bind_int64(st, 5, a->atime_ns);
 		sqlite3_bind_int64(st, 6, a->mtime_ns);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
@@ -837,7 +839,8 @@ int pfs_meta_attrs_each(struct pfs_meta *m, pfs_meta_attr_fn fn, void *arg)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT id, mode, uid, gid, atime, mtime FROM attrs ORDER BY id", &st);
+	rc =
+	    pfs_meta_prep(m, "SELECT id, mode, uid, gid, atime, mtime FROM attrs ORDER BY id", &st);
 	if (rc && m->prm.readonly) {
 		/* A database older than the attrs table, opened read-only: every map has the
 		 * defaults. */
@@ -875,7 +878,7 @@ int pfs_meta_quick_check(struct pfs_meta *m, uint64_t *problems, char *first, si
 		first[0] = '\0';
 	pthread_mutex_lock(&m->db_lock);
 	sqlite3_db_release_memory(DB(m));
-	rc = prep(m, "PRAGMA quick_check(100)", &st);
+	rc = pfs_meta_prep(m, "PRAGMA quick_check(100)", &st);
 	if (rc == -EUCLEAN || rc == -EIO) {
 		/* Not even the schema could be read: that is the finding. */
 		if (len)

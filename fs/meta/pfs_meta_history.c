@@ -9,28 +9,6 @@
 
 #include "pfs_meta_int.h"
 
-#define DB(m) ((m)->db)
-
-static int prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st)
-{
-	int rc = sqlite3_prepare_v2(DB(m), sql, -1, st, NULL);
-
-	if (rc != SQLITE_OK)
-		pfs_logl(LOG_ERR, "pstorfs: metadata: prepare %s: %s", sql, sqlite3_errmsg(DB(m)));
-	return pfs_meta_sql_errno(rc);
-}
-
-static int step_done(struct pfs_meta *m, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc != SQLITE_DONE)
-		pfs_logl(LOG_ERR, "pstorfs: metadata: %s: %s", sqlite3_sql(st),
-		         sqlite3_errmsg(DB(m)));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : pfs_meta_sql_errno(rc);
-}
-
 static int int64_query(struct pfs_meta *m, const char *sql, int tier, int64_t *out);
 
 /* Values travel as little-endian IEEE doubles, whatever the host. */
@@ -102,12 +80,13 @@ int pfs_meta_history_put(struct pfs_meta *m, int tier, int64_t time, const doubl
 		return -ENOMEM;
 	encode(v, n, blob);
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "INSERT OR REPLACE INTO history(tier, time, vals) VALUES(?, ?, ?)", &st);
+	rc = pfs_meta_prep(m, "INSERT OR REPLACE INTO history(tier, time, vals) VALUES(?, ?, ?)",
+	                   &st);
 	if (!rc) {
 		sqlite3_bind_int(st, 1, tier);
 		sqlite3_bind_int64(st, 2, time);
 		sqlite3_bind_blob(st, 3, blob, (int)(n * 8), SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	free(blob);
@@ -128,15 +107,15 @@ int pfs_meta_history_vol_put(struct pfs_meta *m, int tier, int64_t time, const c
 		return -ENOMEM;
 	encode(v, n, blob);
 	pthread_mutex_lock(&m->db_lock);
-	rc =
-	    prep(m, "INSERT OR REPLACE INTO history_vol(tier, time, name, vals) VALUES(?, ?, ?, ?)",
-	         &st);
+	rc = pfs_meta_prep(
+	    m, "INSERT OR REPLACE INTO history_vol(tier, time, name, vals) VALUES(?, ?, ?, ?)",
+	    &st);
 	if (!rc) {
 		sqlite3_bind_int(st, 1, tier);
 		sqlite3_bind_int64(st, 2, time);
 		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 4, blob, (int)(n * 8), SQLITE_STATIC);
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);
 	free(blob);
@@ -149,13 +128,13 @@ int pfs_meta_history_clear(struct pfs_meta *m)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "DELETE FROM history", &st);
+	rc = pfs_meta_prep(m, "DELETE FROM history", &st);
 	if (!rc)
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	if (!rc)
-		rc = prep(m, "DELETE FROM history_vol", &st);
+		rc = pfs_meta_prep(m, "DELETE FROM history_vol", &st);
 	if (!rc)
-		rc = step_done(m, st);
+		rc = pfs_meta_step_done(m, st);
 	pthread_mutex_unlock(&m->db_lock);
 	return rc;
 }
@@ -163,7 +142,7 @@ int pfs_meta_history_clear(struct pfs_meta *m)
 static int int64_query(struct pfs_meta *m, const char *sql, int tier, int64_t *out)
 {
 	sqlite3_stmt *st;
-	int rc = prep(m, sql, &st);
+	int rc = pfs_meta_prep(m, sql, &st);
 
 	if (rc)
 		return rc;
@@ -213,32 +192,32 @@ int pfs_meta_history_count(struct pfs_meta *m, int tier, uint64_t *n)
 static int roll_tier(struct pfs_meta *m, bool vol, int from, int64_t cut, int64_t bucket)
 {
 	sqlite3_stmt *st;
-	int rc = prep(m,
-	              vol ? "INSERT OR REPLACE INTO history_vol(tier, time, name, vals)"
-	                    " SELECT ?1 + 1, MAX(time), name, vals FROM history_vol"
-	                    " WHERE tier = ?1 AND time < ?2 GROUP BY name, time / ?3"
-	                  : "INSERT OR REPLACE INTO history(tier, time, vals)"
-	                    " SELECT ?1 + 1, MAX(time), vals FROM history"
-	                    " WHERE tier = ?1 AND time < ?2 GROUP BY time / ?3",
-	              &st);
+	int rc = pfs_meta_prep(m,
+	                       vol ? "INSERT OR REPLACE INTO history_vol(tier, time, name, vals)"
+	                             " SELECT ?1 + 1, MAX(time), name, vals FROM history_vol"
+	                             " WHERE tier = ?1 AND time < ?2 GROUP BY name, time / ?3"
+	                           : "INSERT OR REPLACE INTO history(tier, time, vals)"
+	                             " SELECT ?1 + 1, MAX(time), vals FROM history"
+	                             " WHERE tier = ?1 AND time < ?2 GROUP BY time / ?3",
+	                       &st);
 
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, from);
 	sqlite3_bind_int64(st, 2, cut);
 	sqlite3_bind_int64(st, 3, bucket);
-	rc = step_done(m, st);
+	rc = pfs_meta_step_done(m, st);
 	if (rc)
 		return rc;
-	rc = prep(m,
-	          vol ? "DELETE FROM history_vol WHERE tier = ?1 AND time < ?2"
-	              : "DELETE FROM history WHERE tier = ?1 AND time < ?2",
-	          &st);
+	rc = pfs_meta_prep(m,
+	                   vol ? "DELETE FROM history_vol WHERE tier = ?1 AND time < ?2"
+	                       : "DELETE FROM history WHERE tier = ?1 AND time < ?2",
+	                   &st);
 	if (rc)
 		return rc;
 	sqlite3_bind_int(st, 1, from);
 	sqlite3_bind_int64(st, 2, cut);
-	return step_done(m, st);
+	return pfs_meta_step_done(m, st);
 }
 
 static int64_t floor_to(int64_t t, int64_t b)
@@ -267,8 +246,8 @@ int pfs_meta_history_roll(struct pfs_meta *m)
 	 * region holds next to its maps. */
 	int64_t cut_raw = floor_to(now - PFS_HISTORY_RAW_SECONDS, 3600), nth = -1;
 	sqlite3_stmt *st;
-	rc = prep(m, "SELECT time FROM history WHERE tier = 0 ORDER BY time DESC LIMIT 1 OFFSET ?",
-	          &st);
+	rc = pfs_meta_prep(
+	    m, "SELECT time FROM history WHERE tier = 0 ORDER BY time DESC LIMIT 1 OFFSET ?", &st);
 	if (rc)
 		goto out_unlock;
 	sqlite3_bind_int64(st, 1, PFS_HISTORY_RAW_MAX_ROWS);
@@ -296,7 +275,7 @@ int pfs_meta_history_each(struct pfs_meta *m, pfs_meta_history_fn fn, void *arg)
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT tier, time, vals FROM history ORDER BY time", &st);
+	rc = pfs_meta_prep(m, "SELECT tier, time, vals FROM history ORDER BY time", &st);
 	if (rc)
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -324,7 +303,8 @@ int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, vo
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = prep(m, "SELECT tier, time, name, vals FROM history_vol ORDER BY name, time", &st);
+	rc = pfs_meta_prep(m, "SELECT tier, time, name, vals FROM history_vol ORDER BY name, time",
+	                   &st);
 	if (rc)
 		goto out_unlock;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -24,5 +24,8 @@ struct pfs_meta {
 /* SQLITE_* to 0 or -errno: BUSY/LOCKED -EBUSY, NOMEM -ENOMEM, FULL -ENOSPC, CONSTRAINT -EEXIST,
  * CORRUPT/NOTADB -EUCLEAN, READONLY -EROFS, the rest -EIO. */
 int pfs_meta_sql_errno(int rc);
+/* Prepares SQL (the failure logged); runs a statement that returns no rows and finalizes it. */
+int pfs_meta_prep(struct pfs_meta *m, const char *sql, sqlite3_stmt **st);
+int pfs_meta_step_done(struct pfs_meta *m, sqlite3_stmt *st);
 
 #endif

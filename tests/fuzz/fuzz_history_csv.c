@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int c = 0; c < ANALYTICS_NCOLS; c++) {
 			double a = h.s[i].v[c], b = back.s[i].v[c];
 			/* Fractions print with 10 significant digits. */
-			if (isnan(a) != isnan(b) || (!isnan(a) && fabs(a - b) > 1e-9 * fabs(a) + 1e-12))
+			if (isnan(a) != isnan(b) ||
+			    (!isnan(a) && fabs(a - b) > 1e-9 * fabs(a) + 1e-12))
 				abort();
 		}
 	}
