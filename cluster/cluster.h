@@ -22,6 +22,12 @@ struct cluster_opts {
 	const char *cert, *key, *ca;
 	const char
 	    *pins; /* NULL or SHA-256 fingerprints of the peer's certificate, comma-separated */
+	/* Failover (all optional, strings as given in the mount options): */
+	const char *mediator;      /* etcd client URLs joined by '|' */
+	const char *med_prefix;    /* key prefix, default /pstorfs/ */
+	const char *med_ttl;       /* lease seconds, default 5 */
+	const char *head_start_ms; /* the preferred box's head start in a race, default 300 */
+	const char *timeout_ms;    /* silence after which the peer is gone, default 1500 */
 };
 
 struct cluster;

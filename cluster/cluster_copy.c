@@ -23,6 +23,41 @@ void cl_resync_kick(struct cluster *cl)
 
 /* ---- meeting the peer ----------------------------------------------------------------------- */
 
+/* ORs the peer's dirty maps (from its HELLO, at the count) into ours: the regions it changed
+ * that we may lack are resynced from here, which overwrites them there. Order lock held. */
+static void merge_dirty(struct cluster *cl, struct cl_pod *pod, struct cl_rbuf *r)
+{
+	uint32_t n = cl_get32(r);
+	bool any = false;
+
+	for (uint32_t k = 0; k < n && !r->bad; k++) {
+		char vn[CL_NAME_MAX + 1];
+		cl_get_str(r, vn, sizeof(vn));
+		uint64_t bits = cl_get64(r);
+		const uint8_t *b = cl_get_bytes(r, (bits + 7) / 8);
+		struct cl_member *m = r->bad ? NULL : cl_pod_member(pod, vn);
+		if (!m)
+			continue;
+		pthread_mutex_lock(&pod->lock);
+		if (bits > m->dirty_bits)
+			cl_member_grow(m, bits * CL_REGION);
+		uint64_t nb = bits < m->dirty_bits ? bits : m->dirty_bits;
+		for (uint64_t i = 0; i < nb; i++)
+			if ((b[i / 8] >> (i % 8)) & 1) {
+				any |= !((m->dirty[i / 8] >> (i % 8)) & 1);
+				m->dirty[i / 8] |= (uint8_t)(1u << (i % 8));
+			}
+		pthread_mutex_unlock(&pod->lock);
+	}
+	if (any) {
+		pfs_logl(LOG_NOTICE,
+		         "pstorfs: cluster: pod %s: %s changed regions this box may lack: resynced "
+		         "from here",
+		         pod->name, cl->peer_name);
+		cl_pod_save_dirty(cl, pod);
+	}
+}
+
 void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 {
 	char peer[CL_NAME_MAX + 1], pname[CL_NAME_MAX + 1], leader[CL_NAME_MAX + 1];
@@ -37,6 +72,18 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 		cl_get_str(r, leader, sizeof(leader));
 		cl_get8(r); /* their state: informative */
 		bool their_alone = cl_get8(r);
+		struct cl_rbuf maps = *r; /* their dirty maps: merged below once roles are known */
+		uint32_t nm = cl_get32(r);
+		for (uint32_t k = 0; k < nm && !r->bad; k++) {
+			char vn[CL_NAME_MAX + 1];
+			cl_get_str(r, vn, sizeof(vn));
+			uint64_t bits = cl_get64(r);
+			if (bits > (1ull << 32)) {
+				r->bad = true;
+				break;
+			}
+			cl_get_bytes(r, (bits + 7) / 8);
+		}
 		if (r->bad)
 			break;
 		pthread_mutex_lock(&cl->lock);
@@ -82,6 +129,9 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 			if (strcmp(cl->name, peer) < 0)
 				snprintf(pod->leader, sizeof(pod->leader), "%s", cl->name);
 		}
+		cl_failover_link_up(cl, pod);
+		if (cl_is_leader(cl, pod))
+			merge_dirty(cl, pod, &maps);
 		cl_set_state(cl, pod, CL_SYNCING);
 		pthread_rwlock_unlock(&pod->order_lock);
 	}
@@ -430,6 +480,7 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 			cl_snap_journal_clear(cl, pod);
 			cl_pod_save(cl, pod);
 			cl_set_state(cl, pod, CL_IN_SYNC);
+			cl_failover_in_sync(cl, pod);
 			pfs_logl(
 			    LOG_NOTICE,
 			    "pstorfs: cluster: pod %s in sync with %s (%llu bytes compared, %.1f "
@@ -492,6 +543,8 @@ void cl_resync_tick(struct cluster *cl)
 			continue;
 		int st = atomic_load(&pod->state);
 		if (st == CL_OFFLINE && !up && (now - cl->boot_ns) / 1000000 > CL_BOOT_WAIT_MS) {
+			if (cl_failover_boot(cl, pod))
+				continue; /* the mediator decides */
 			pthread_rwlock_wrlock(&pod->order_lock);
 			pod->epoch++;
 			cl_pod_save(cl, pod);

@@ -142,7 +142,8 @@ void cl_pod_mark_all_dirty(struct cluster *cl, struct cl_pod *pod)
 
 /* ---- persistence ---------------------------------------------------------------------------- */
 /* Blob keys: "cl/peer", "cl/pod/POD", "cl/dirty/POD/VOLUME". */
-#define POD_BLOB_VERSION 1u
+/* Version 2 adds the failover fields after the volumes (a version-1 record loads with none). */
+#define POD_BLOB_VERSION 2u
 
 int cl_pod_save(struct cluster *cl, struct cl_pod *pod)
 {
@@ -161,6 +162,11 @@ int cl_pod_save(struct cluster *cl, struct cl_pod *pod)
 	cl_put32(&w, (uint32_t)pod->nvols);
 	for (int i = 0; i < pod->nvols; i++)
 		cl_put_str(&w, pod->vols[i].name);
+	cl_put64(&w, pod->med_rev);
+	cl_put64(&w, pod->race_nonce);
+	cl_put8(&w, pod->holds_key);
+	cl_put8(&w, pod->preelect_promised);
+	cl_put8(&w, pod->on_no_quorum);
 	snprintf(key, sizeof(key), "cl/pod/%s", pod->name);
 	rc = w.err ? w.err : pfs_blob_put(cl->p, key, w.b, w.len);
 	cl_wbuf_free(&w);
@@ -375,7 +381,8 @@ static int load_pod(void *arg, const char *key, const void *val, size_t len)
 	pod = cl_pod_new(cl, key + 7);
 	if (!pod)
 		return -ENOMEM;
-	if (cl_get32(&r) != POD_BLOB_VERSION)
+	uint32_t version = cl_get32(&r);
+	if (version != 1 && version != POD_BLOB_VERSION)
 		goto bad;
 	cl_get_str(&r, pod->peer, sizeof(pod->peer));
 	cl_get_str(&r, pod->leader, sizeof(pod->leader));
@@ -389,6 +396,13 @@ static int load_pod(void *arg, const char *key, const void *val, size_t len)
 		cl_get_str(&r, vol, sizeof(vol));
 		if (!r.bad && cl_pod_add_member(pod, vol))
 			goto bad;
+	}
+	if (version >= 2) {
+		pod->med_rev = cl_get64(&r);
+		pod->race_nonce = cl_get64(&r);
+		pod->holds_key = cl_get8(&r);
+		pod->preelect_promised = cl_get8(&r);
+		pod->on_no_quorum = cl_get8(&r) ? CL_NOQ_SUSPEND : CL_NOQ_IO_ERROR;
 	}
 	if (r.bad)
 		goto bad;
@@ -434,6 +448,8 @@ static int load_peer(void *arg, const char *key, const void *val, size_t len)
 	cl_get_str(&r, cl->peer_addr, sizeof(cl->peer_addr));
 	if (r.bad)
 		cl->peer_name[0] = cl->peer_addr[0] = 0;
+	else
+		cl_failover_set_peer(cl);
 	return 0;
 }
 
@@ -507,6 +523,9 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 	queue_init(&cl->workq);
 	cl->boot_ns = pfs_now_ns();
 	cl->next_req = 1;
+	rc = cl_failover_open(cl, o, msg, msglen);
+	if (rc)
+		goto err_free;
 
 	/* Pins are separated by '+' in the mount option (a comma would end it). */
 	char pins[1024] = "";
@@ -552,6 +571,11 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 	                                     .read_gate = cl_hook_read_gate,
 	                                     .sync = cl_hook_sync});
 	rc = cl_manager_start(cl);
+	if (!rc) {
+		rc = cl_failover_start(cl);
+		if (rc)
+			cl_manager_stop(cl);
+	}
 	if (rc) {
 		snprintf(msg, msglen, "cluster: cannot start its threads: %s", strerror(-rc));
 		pfs_set_hooks(p, NULL);
@@ -568,6 +592,7 @@ err_tls:
 err_free:
 	for (int i = 0; i < CL_PODS_MAX; i++)
 		pod_free(cl->pods[i]);
+	cl_failover_stop(cl);
 	free(cl);
 	return rc;
 }
@@ -578,6 +603,7 @@ void cluster_close(struct cluster *cl)
 		return;
 	pfs_set_hooks(cl->p, NULL);
 	cl_manager_stop(cl);
+	cl_failover_stop(cl);
 	for (int i = 0; i < CL_PODS_MAX; i++) {
 		if (cl->pods[i] && cl->pods[i]->dirty_unsaved)
 			cl_pod_save_dirty(cl, cl->pods[i]);

@@ -33,13 +33,15 @@ static bool addr_valid(const char *a)
 
 /* ---- pod definitions to and from the peer ---------------------------------------------------- */
 
-/* POD_DEF body: leader, preferred, async, resync_rate, count, then each volume's name and size. */
+/* POD_DEF body: leader, preferred, async, resync_rate, on_no_quorum, count, then each volume's name
+ * and size. */
 static void put_pod_def(struct cluster *cl, struct cl_pod *pod, struct cl_wbuf *w)
 {
 	cl_put_str(w, pod->leader);
 	cl_put_str(w, pod->preferred);
 	cl_put8(w, pod->async);
 	cl_put64(w, pod->resync_rate);
+	cl_put8(w, pod->on_no_quorum);
 	cl_put32(w, (uint32_t)pod->nvols);
 	for (int i = 0; i < pod->nvols; i++) {
 		cl_put_str(w, pod->vols[i].name);
@@ -88,6 +90,7 @@ void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uin
 	cl_get_str(r, pref, sizeof(pref));
 	bool async = cl_get8(r);
 	uint64_t rate = cl_get64(r);
+	uint8_t noq = cl_get8(r);
 	uint32_t n = cl_get32(r);
 	if (r->bad || n > CL_POD_VOLS) {
 		rc = -EPROTO;
@@ -167,6 +170,7 @@ void cl_apply_pod_def(struct cluster *cl, struct cl_rbuf *r, uint64_t epoch, uin
 		snprintf(pod->preferred, sizeof(pod->preferred), "%s", pref);
 		pod->async = async;
 		pod->resync_rate = rate;
+		pod->on_no_quorum = noq ? CL_NOQ_SUSPEND : CL_NOQ_IO_ERROR;
 		if (epoch > pod->epoch)
 			pod->epoch = epoch;
 		rc = cl_pod_save(cl, pod);
@@ -216,6 +220,7 @@ static int cmd_peer(struct cluster *cl, struct pfs *p, int argc, char **argv)
 		}
 		snprintf(cl->peer_name, sizeof(cl->peer_name), "%s", argv[3]);
 		snprintf(cl->peer_addr, sizeof(cl->peer_addr), "%s", argv[4]);
+		cl_failover_set_peer(cl);
 		rc = cl_peer_save(cl);
 		pthread_mutex_unlock(&cl->lock);
 		if (!rc)
@@ -421,6 +426,10 @@ static int cmd_set(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const 
 		if (strcmp(val, "sync") && strcmp(val, "async"))
 			return fail(cl, p, -EINVAL, "pod set replication %s: sync or async%s", val,
 			            NULL);
+	} else if (!strcmp(key, "on_no_quorum")) {
+		if (strcmp(val, "io-error") && strcmp(val, "suspend"))
+			return fail(cl, p, -EINVAL,
+			            "pod set on_no_quorum %s: io-error or suspend%s", val, NULL);
 	} else if (!strcmp(key, "resync_rate")) {
 		if (pfs_parse_size(val, &rate))
 			return fail(
@@ -430,7 +439,7 @@ static int cmd_set(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const 
 	} else {
 		return fail(cl, p, -EINVAL,
 		            "pod set %s: keys are preferred, replication, "
-		            "resync_rate%s",
+		            "resync_rate, on_no_quorum%s",
 		            key, NULL);
 	}
 	pthread_rwlock_wrlock(&pod->order_lock);
@@ -438,6 +447,8 @@ static int cmd_set(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const 
 		snprintf(pod->preferred, sizeof(pod->preferred), "%s", val);
 	else if (!strcmp(key, "replication"))
 		pod->async = !strcmp(val, "async");
+	else if (!strcmp(key, "on_no_quorum"))
+		pod->on_no_quorum = strcmp(val, "suspend") ? CL_NOQ_IO_ERROR : CL_NOQ_SUSPEND;
 	else
 		pod->resync_rate = rate;
 	bool handover = pod->peer[0] && !strcmp(key, "preferred") && !strcmp(val, pod->peer);
@@ -692,7 +703,8 @@ usage:
 	return fail(
 	    cl, p, -EINVAL,
 	    "usage: pod create|delete POD, pod add|remove POD VOLUME, pod stretch|unstretch "
-	    "POD PEER, pod set POD preferred|replication|resync_rate VALUE, pod verify POD, "
+	    "POD PEER, pod set POD preferred|replication|resync_rate|on_no_quorum VALUE, pod "
+	    "verify POD, "
 	    "pod resolve POD KEEP_BOX%s%s",
 	    NULL, NULL);
 }

@@ -37,33 +37,36 @@
 #include "engine.h"
 #include "pfs_store.h"
 
-#define CL_NAME_MAX     64
-#define CL_PODS_MAX     64
-#define CL_POD_VOLS     256
-#define CL_REGION       (4u << 20) /* dirty-map and resync granule */
-#define CL_PING_MS      300
-#define CL_DEAD_MS      2000 /* no message for this long: the peer is gone */
+#define CL_NAME_MAX 64
+#define CL_PODS_MAX 64
+#define CL_POD_VOLS 256
+#define CL_REGION   (4u << 20) /* dirty-map and resync granule */
+/* The peer is gone when no ping of ours was answered for cl->timeout_ms (cluster_timeout_ms,
+ * 1500 by default); pings go out six times per timeout. */
 #define CL_BOOT_WAIT_MS 3000 /* after a restart, how long the leader waits for its peer */
 
 /* ---- messages (cluster_msg.c) ---------------------------------------------------------------- */
 enum cl_msg_type {
-	CL_MSG_HELLO = 1,        /* name, then each stretched pod's view */
-	CL_MSG_PING = 2,         /* t0 */
-	CL_MSG_PONG = 3,         /* t0 */
-	CL_MSG_POD_DEF = 4,      /* ordered: a pod and its volumes (stretch, set, membership) */
-	CL_MSG_CHANGE = 5,       /* ordered: pod, epoch, seq, change */
-	CL_MSG_ACK = 6,          /* pod, seq, rc */
-	CL_MSG_FWD = 7,          /* req, pod, change: the other box's change for the leader */
-	CL_MSG_FWD_DONE = 8,     /* req, rc, done */
-	CL_MSG_NEED = 9,         /* req, fingerprints the applier lacks */
-	CL_MSG_CHUNKS = 10,      /* req, chunks as stored */
-	CL_MSG_SYNC = 11,        /* req */
-	CL_MSG_SYNC_DONE = 12,   /* req, rc */
-	CL_MSG_IN_SYNC = 13,     /* ordered: pod, epoch: the resync ended, the peer serves again */
-	CL_MSG_POD_DROP = 14,    /* ordered: pod: unstretched */
-	CL_MSG_REFUSED = 15,     /* pod, epoch, reason: a change refused (stale epoch) */
-	CL_MSG_VERIFY = 16,      /* ordered: pod, req, volume, region, digest */
-	CL_MSG_VERIFY_DONE = 17, /* req, regions that differ */
+	CL_MSG_HELLO = 1,         /* name, then each stretched pod's view */
+	CL_MSG_PING = 2,          /* t0 */
+	CL_MSG_PONG = 3,          /* t0 */
+	CL_MSG_POD_DEF = 4,       /* ordered: a pod and its volumes (stretch, set, membership) */
+	CL_MSG_CHANGE = 5,        /* ordered: pod, epoch, seq, change */
+	CL_MSG_ACK = 6,           /* pod, seq, rc */
+	CL_MSG_FWD = 7,           /* req, pod, change: the other box's change for the leader */
+	CL_MSG_FWD_DONE = 8,      /* req, rc, done */
+	CL_MSG_NEED = 9,          /* req, fingerprints the applier lacks */
+	CL_MSG_CHUNKS = 10,       /* req, chunks as stored */
+	CL_MSG_SYNC = 11,         /* req */
+	CL_MSG_SYNC_DONE = 12,    /* req, rc */
+	CL_MSG_IN_SYNC = 13,      /* ordered: pod, epoch: the resync ended, the peer serves again */
+	CL_MSG_POD_DROP = 14,     /* ordered: pod: unstretched */
+	CL_MSG_REFUSED = 15,      /* pod, epoch, reason: a change refused (stale epoch) */
+	CL_MSG_VERIFY = 16,       /* ordered: pod, req, volume, region, digest */
+	CL_MSG_VERIFY_DONE = 17,  /* req, regions that differ */
+	CL_MSG_PREELECT = 18,     /* pod, on: the leader asks the other box not to race */
+	CL_MSG_PREELECT_ACK = 19, /* pod, on: promised (saved) */
+	CL_MSG_AGREE = 20,        /* ordered: pod, epoch, mediator revision both race with */
 };
 
 /* A growable little-endian encoder and a bounds-checked decoder. */
@@ -188,9 +191,22 @@ struct cl_pod {
 	 * snapshot, the snapshot's map id): the resync replays them, with the regions each
 	 * snapshot needs, so the peer gets the same snapshots. Blob cl/snaps/POD. */
 	struct cl_wbuf snaps;
-	bool full_copy;           /* the running copy is a stretch: snapshots too */
-	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */
+	bool full_copy; /* the running copy is a stretch: snapshots too */
+	/* Failover (cluster_failover.c). Saved: med_rev, race_nonce, holds_key,
+	 * preelect_promised, on_no_quorum. The others under cl->lock. */
+	uint64_t med_rev;        /* the key's revision both boxes race with (0: none agreed) */
+	uint64_t race_nonce;     /* in the value of our put in flight: recognises a lost answer */
+	bool holds_key;          /* won: serving alone under this box's lease */
+	bool preelect_promised;  /* other box: promised not to race (pre-election) */
+	uint8_t on_no_quorum;    /* CL_NOQ_*: I/O while not served */
+	bool preelect_armed;     /* leader: the other box promised */
+	bool racing, race_retry; /* a race is open / the mediator did not answer, try again */
+	bool boot_raced, retake, agree_pending, agree_warned;
+	int64_t race_at_ns, link_lost_ns; /* cl_clock_ns() */
+	struct cl_pod *next_dead;         /* deleted, freed at close (tags may still point here) */
 };
+
+struct cmed; /* cluster/mediator/cmed.h */
 
 /* ---- the cluster ----------------------------------------------------------------------------- */
 struct cl_waiter {
@@ -260,7 +276,50 @@ struct cluster {
 	bool reader_running;
 	bool stop;
 	struct cl_pod *dead;
+
+	/* Failover (cluster_failover.c); under lock unless said. */
+	int timeout_ms, head_start_ms, med_ttl;  /* settings, fixed at open */
+	struct cmed *med;                        /* NULL: no mediator (part 1's rule) */
+	char med_prefix[160], med_key_base[320]; /* PREFIX, PREFIX/BOXA+BOXB/pod/ */
+	pthread_t t_mediator;
+	bool med_thread, med_kick, med_ok, peer_med_ok;
+	pthread_cond_t med_cond;          /* with lock: wakes the mediator thread */
+	int64_t lease_id, lease_until_ns; /* serve alone only before lease_until_ns */
+	int lease_ttl;
+	int64_t last_pong_t0_ns; /* when the newest ping the peer answered left (cl_clock_ns) */
+	int64_t last_ping_rx_ns; /* when this box last answered the peer's ping */
+	uint64_t races_won, races_lost;
+	int64_t last_failover_ms;
 };
+
+enum { CL_NOQ_IO_ERROR = 0, CL_NOQ_SUSPEND = 1 };
+
+/* cluster_failover.c */
+int64_t cl_clock_ns(void); /* CLOCK_BOOTTIME: counts a frozen VM's pause */
+int cl_failover_open(struct cluster *cl, const struct cluster_opts *o, char *msg, size_t msglen);
+void cl_failover_set_peer(struct cluster *cl); /* under lock, after peer_name changes */
+int cl_failover_start(struct cluster *cl);
+void cl_failover_stop(struct cluster *cl);
+/* At link loss, under cl->lock: the part-1 rule, the pre-election, or a race. */
+void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod);
+/* A restarted leader without its peer: races when a mediator is set (true), else false. */
+bool cl_failover_boot(struct cluster *cl, struct cl_pod *pod);
+bool cl_failover_busy(struct cluster *cl); /* a race is open: no new link meanwhile */
+/* Before serving I/O of a stretched pod: waits out a race, drops a link gone silent, checks
+ * the lease of a box serving alone. 0 or -EIO (held instead while on_no_quorum=suspend). */
+int cl_failover_gate(struct cluster *cl, struct cl_pod *pod);
+void cl_failover_link_up(struct cluster *cl, struct cl_pod *pod); /* HELLO, order lock held */
+void cl_failover_in_sync(struct cluster *cl, struct cl_pod *pod); /* leader: resync ended */
+void cl_handle_preelect(struct cluster *cl, struct cl_rbuf *r, bool ack);
+void cl_apply_agree(struct cluster *cl, struct cl_pod *pod, struct cl_rbuf *r);
+struct cl_med_report {
+	bool configured, reachable, peer_reachable;
+	int64_t latency_us, lease_left_ms, last_failover_ms;
+	int lease_ttl;
+	uint64_t races_won, races_lost;
+	char endpoint[256], err[256], key_base[320];
+};
+void cl_failover_stats(struct cluster *cl, struct cl_med_report *r);
 
 /* cluster_core.c */
 struct cl_pod *cl_pod_new(struct cluster *cl, const char *name); /* under cl->lock */

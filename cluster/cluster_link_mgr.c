@@ -202,6 +202,16 @@ static void send_hello(struct cluster *cl)
 		cl_put_str(&w, pod->leader);
 		cl_put8(&w, (uint8_t)atomic_load(&pod->state));
 		cl_put8(&w, pod->wrote_alone);
+		/* The dirty maps: a box that lost a race may hold writes its peer never got
+		 * (applied here, not acknowledged); the new leader resyncs those regions too. */
+		pthread_mutex_lock(&pod->lock);
+		cl_put32(&w, (uint32_t)pod->nvols);
+		for (int k = 0; k < pod->nvols; k++) {
+			cl_put_str(&w, pod->vols[k].name);
+			cl_put64(&w, pod->vols[k].dirty_bits);
+			cl_put_bytes(&w, pod->vols[k].dirty, cl_member_bytes(&pod->vols[k]));
+		}
+		pthread_mutex_unlock(&pod->lock);
 	}
 	pthread_mutex_unlock(&cl->lock);
 	cl_send(cl, CL_MSG_HELLO, &w);
@@ -221,26 +231,9 @@ void cl_link_down(struct cluster *cl, const char *why)
 	clink_shutdown(cl->link);
 	cl->link_up = false;
 	cl->link_gen++;
-	for (int i = 0; i < CL_PODS_MAX; i++) {
-		struct cl_pod *pod = cl->pods[i];
-		int st;
-		if (!pod || !pod->peer[0])
-			continue;
-		st = atomic_load(&pod->state);
-		if (st == CL_SPLIT)
-			continue;
-		if (cl_is_leader(cl, pod)) {
-			/* The leader keeps serving alone: a new epoch, so a change of the old one
-			 * replayed later is refused (invariant 4), saved before the next write. */
-			if (st == CL_IN_SYNC || st == CL_SYNCING) {
-				pod->epoch++;
-				cl_pod_save(cl, pod);
-				cl_set_state(cl, pod, CL_DEGRADED);
-			}
-		} else {
-			cl_set_state(cl, pod, CL_OFFLINE);
-		}
-	}
+	for (int i = 0; i < CL_PODS_MAX; i++)
+		if (cl->pods[i] && cl->pods[i]->peer[0])
+			cl_failover_link_lost(cl, cl->pods[i]);
 	pthread_cond_broadcast(&cl->cond);
 	pthread_mutex_unlock(&cl->lock);
 }
@@ -311,18 +304,36 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	struct cl_wbuf w = {0};
 
 	switch (type) {
-	case CL_MSG_PING:
-		cl_put64(&w, cl_get64(&r));
+	case CL_MSG_PING: {
+		uint64_t t0 = cl_get64(&r);
+		uint8_t med_ok = cl_get8(&r);
+		if (r.bad)
+			break;
+		/* Answered now: the peer may serve until t0 + timeout, so a race this box wins
+		 * waits until this moment + timeout (cluster_failover.c). */
+		pthread_mutex_lock(&cl->lock);
+		cl->last_ping_rx_ns = cl_clock_ns();
+		cl->peer_med_ok = med_ok;
+		pthread_mutex_unlock(&cl->lock);
+		cl_put64(&w, t0);
 		cl_send(cl, CL_MSG_PONG, &w);
 		cl_wbuf_free(&w);
 		break;
+	}
 	case CL_MSG_PONG: {
-		int64_t t0 = (int64_t)cl_get64(&r);
+		int64_t t0 = (int64_t)cl_get64(&r), now = cl_clock_ns();
 		pthread_mutex_lock(&cl->lock);
-		cl->rtt_ns = pfs_now_ns() - t0;
+		if (!r.bad && t0 <= now && t0 > cl->last_pong_t0_ns) {
+			cl->rtt_ns = now - t0;
+			cl->last_pong_t0_ns = t0;
+		}
 		pthread_mutex_unlock(&cl->lock);
 		break;
 	}
+	case CL_MSG_PREELECT:
+	case CL_MSG_PREELECT_ACK:
+		cl_handle_preelect(cl, &r, type == CL_MSG_PREELECT_ACK);
+		break;
 	case CL_MSG_ACK:
 		handle_ack(cl, &r);
 		break;
@@ -353,6 +364,7 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	case CL_MSG_IN_SYNC:
 	case CL_MSG_POD_DROP:
 	case CL_MSG_VERIFY:
+	case CL_MSG_AGREE:
 		cl_queue_push(&cl->applyq, type, buf, len);
 		return;
 	case CL_MSG_FWD:
@@ -420,6 +432,7 @@ static void link_install(struct cluster *cl, struct clink *c)
 	pthread_mutex_lock(&cl->lock);
 	cl->link = c;
 	cl->last_rx_ns = pfs_now_ns();
+	cl->last_pong_t0_ns = cl_clock_ns(); /* a fresh link counts as answered */
 	cl->link_err[0] = 0;
 	pthread_mutex_unlock(&cl->lock);
 	pthread_rwlock_unlock(&link_rw);
@@ -506,19 +519,29 @@ static void *manager_main(void *arg)
 
 		pthread_mutex_lock(&cl->lock);
 		up = cl->link_up;
-		dead = cl->link &&
-		       (!clink_is_up(cl->link) || (now - cl->last_rx_ns) / 1000000 > CL_DEAD_MS);
+		/* Gone when no ping of ours was answered within the timeout (a one-way cut
+		 * leaves messages arriving but none answered). */
+		dead = cl->link && (!clink_is_up(cl->link) || cl_clock_ns() - cl->last_pong_t0_ns >
+		                                                  cl->timeout_ms * 1000000ll);
+		bool med_ok = cl->med_ok;
+		int ping_ms = cl->timeout_ms / 6;
 		bool have_peer = cl->peer_name[0] != 0;
 		pthread_mutex_unlock(&cl->lock);
 		if (dead || (cl->link && !have_peer))
 			link_reap(cl);
-		if (!cl->link)
+		/* No new link while a race is open: its outcome decides who leads. */
+		bool racing = cl_failover_busy(cl);
+		if (!cl->link && !racing)
 			try_dial(cl, &last_dial);
-		try_accept(cl);
-		if (cl->link && (now - last_ping) / 1000000 >= CL_PING_MS) {
+		if (!racing)
+			try_accept(cl);
+		else
+			poll(NULL, 0, 20);
+		if (cl->link && (now - last_ping) / 1000000 >= ping_ms) {
 			struct cl_wbuf w = {0};
 			now = pfs_now_ns(); /* the accept poll above may have waited */
-			cl_put64(&w, (uint64_t)now);
+			cl_put64(&w, (uint64_t)cl_clock_ns());
+			cl_put8(&w, med_ok);
 			cl_send(cl, CL_MSG_PING, &w);
 			cl_wbuf_free(&w);
 			last_ping = now;

@@ -64,7 +64,9 @@ int cl_hook_read_gate(void *arg, struct pfs_vol *v)
 	struct cluster *cl = arg;
 	struct cl_pod *pod = cl_pod_of_vol(cl, v);
 
-	if (!pod || serving(cl, pod))
+	if (!pod || atomic_load(&pod->state) == CL_LOCAL)
+		return 0;
+	if (!cl_failover_gate(cl, pod) && serving(cl, pod))
 		return 0;
 	return -EIO;
 }
@@ -521,14 +523,23 @@ out_unlock:
 
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&pod->lock);
-	/* Once the peer is declared gone the pod is degraded and the write's regions are dirty:
-	 * the write stands on this box alone (invariant 2). */
+	/* Once the peer is declared gone the write stands on this box alone if it serves the pod
+	 * alone (its regions are dirty, invariant 2): part 1's leader, or the winner of the race
+	 * at the mediator. A box that lost the race fails it: the pod is the winner's copy. */
 	while (pod->acked_seq < seq && !cl->stop &&
-	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING))
+	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING ||
+	        pod->racing))
 		pthread_cond_wait(&pod->ack_cond[seq % CL_ACK_CONDS], &pod->lock);
+	if (pod->acked_seq < seq && atomic_load(&pod->state) != CL_DEGRADED)
+		rc = -EIO;
 	pthread_mutex_unlock(&pod->lock);
-	return 0;
+	if (rc)
+		pfs_set_msg(cl->p, "pod %s: the peer went away and this box does not serve the pod",
+		            pod->name);
+	return rc;
 }
 
 /* ---- the other box: forward to the leader ------------------------------------------------- */
@@ -628,7 +639,8 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 		pthread_rwlock_unlock(&pod->order_lock);
 		return rc;
 	}
-	if (!serving(cl, pod)) {
+	if (cl_failover_gate(cl, pod) || !serving(cl, pod)) {
+		st = atomic_load(&pod->state);
 		pfs_set_msg(cl->p, "pod %s is %s on this box", pod->name,
 		            cl_state_name((enum cl_pod_state)st));
 		return -EIO;
@@ -691,8 +703,18 @@ int cl_hook_sync(void *arg)
 	 * follower stops serving then, and its copy is not the pod's (the leader's resync will
 	 * overwrite it), so what it was asked to make durable is not: EIO. */
 	rc = cl_waiter_wait(cl, wt, rc ? gen + 1 : gen, NULL, NULL, NULL);
-	if (rc == -EIO && !follows)
+	if (rc == -EIO && !follows) {
+		/* ... if it still leads after the race, if there was one. */
 		rc = 0;
+		for (int i = 0; i < CL_PODS_MAX && !rc; i++) {
+			struct cl_pod *pod = cl->pods[i];
+			if (!pod || !pod->peer[0] || !cl_is_leader(cl, pod))
+				continue;
+			rc = cl_failover_gate(cl, pod);
+			if (!rc && atomic_load(&pod->state) == CL_OFFLINE)
+				rc = -EIO;
+		}
+	}
 	return rc;
 }
 
@@ -973,6 +995,10 @@ void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
 	case CL_MSG_VERIFY:
 		cl_send_ack(cl, pod->name, seq, cl_verify_region(cl, &r));
 		break;
+	case CL_MSG_AGREE:
+		cl_apply_agree(cl, pod, &r);
+		cl_send_ack(cl, pod->name, seq, 0);
+		break;
 	default:
 		break;
 	}
@@ -1020,7 +1046,7 @@ static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 	if (!rc)
 		rc = cl_leader_apply(cl, pod, &cc.c, &seq);
 	if (!rc && seq && !pod->async)
-		cl_wait_ack(cl, pod, seq);
+		rc = cl_wait_ack(cl, pod, seq);
 	unresolve(&cc);
 	cl_put64(&w, req);
 	cl_put32(&w, (uint32_t)rc);

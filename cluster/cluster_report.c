@@ -12,7 +12,9 @@ struct pod_view {
 	    preferred[CL_NAME_MAX + 1];
 	int state, nvols;
 	char vols[512];
-	bool async, leading;
+	bool async, leading, holds_key, preelect, racing;
+	uint8_t noq;
+	uint64_t med_rev;
 	uint64_t epoch, resync_rate, resync_total, resync_done, out_of_sync, logical, wire;
 	uint64_t lag_bytes, verify_regions, verify_differ, in_flight;
 	double lag_s;
@@ -33,6 +35,11 @@ static void pod_view(struct cluster *cl, struct cl_pod *pod, struct pod_view *v)
 	v->leading = cl_is_leader(cl, pod);
 	v->epoch = pod->epoch;
 	v->resync_rate = pod->resync_rate;
+	v->med_rev = pod->med_rev;
+	v->holds_key = pod->holds_key;
+	v->preelect = pod->preelect_armed || pod->preelect_promised; /* under cl->lock */
+	v->racing = pod->racing;
+	v->noq = pod->on_no_quorum;
 	pthread_mutex_lock(&pod->lock);
 	v->nvols = pod->nvols;
 	for (int i = 0; i < pod->nvols; i++) {
@@ -83,6 +90,51 @@ static double progress(const struct pod_view *v)
 	return p > 100.0 ? 100.0 : p;
 }
 
+static void med_json(struct pfs_buf *b, const struct cl_med_report *m)
+{
+	pfs_buf_printf(b, ",\"mediator\":");
+	if (!m->configured) {
+		pfs_buf_printf(b, "null");
+		return;
+	}
+	pfs_buf_printf(b, "{\"endpoint\":");
+	pfs_buf_json_str(b, m->endpoint);
+	pfs_buf_printf(b,
+	               ",\"reachable\":%s,\"latency_us\":%lld,\"peer_reachable\":%s,"
+	               "\"lease_ttl_s\":%d,\"lease_left_ms\":%lld,\"races_won\":%llu,"
+	               "\"races_lost\":%llu,\"last_failover_ms\":%lld,\"keys\":",
+	               m->reachable ? "true" : "false", (long long)m->latency_us,
+	               m->peer_reachable ? "true" : "false", m->lease_ttl,
+	               (long long)m->lease_left_ms, (unsigned long long)m->races_won,
+	               (unsigned long long)m->races_lost, (long long)m->last_failover_ms);
+	pfs_buf_json_str(b, m->key_base);
+	pfs_buf_printf(b, ",\"error\":");
+	pfs_buf_json_str(b, m->reachable ? "" : m->err);
+	pfs_buf_printf(b, "}");
+}
+
+static void med_text(struct pfs_buf *b, const struct cl_med_report *m)
+{
+	if (!m->configured) {
+		pfs_buf_printf(
+		    b, "mediator: none (the leader survives a link loss; -o mediator=URL)\n");
+		return;
+	}
+	pfs_buf_printf(b, "mediator: %s %s", m->endpoint,
+	               m->reachable ? "reachable" : "unreachable");
+	if (m->reachable)
+		pfs_buf_printf(b, ", latency %lld us", (long long)m->latency_us);
+	else if (m->err[0])
+		pfs_buf_printf(b, " (%s)", m->err);
+	pfs_buf_printf(b,
+	               ", from the peer %s, lease %d s (%lld ms left), races won %llu, lost %llu, "
+	               "last failover %lld ms, keys %s\n",
+	               m->peer_reachable ? "reachable" : "unreachable", m->lease_ttl,
+	               (long long)m->lease_left_ms, (unsigned long long)m->races_won,
+	               (unsigned long long)m->races_lost, (long long)m->last_failover_ms,
+	               m->key_base);
+}
+
 void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 {
 	struct pod_view v;
@@ -92,6 +144,7 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 	bool up;
 	double rtt_us;
 	uint64_t refused_certs, refused_epochs;
+	struct cl_med_report mr;
 	int n = 0;
 
 	if (!cl) {
@@ -119,6 +172,7 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 		snprintf(cipher, sizeof(cipher), "%s", clink_cipher(cl->link));
 	}
 	pthread_mutex_unlock(&cl->lock);
+	cl_failover_stats(cl, &mr);
 
 	if (json) {
 		pfs_buf_printf(b, "{\"name\":");
@@ -128,6 +182,7 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 		pfs_buf_printf(b, ",\"refused_connections\":%llu,\"refused_stale_epochs\":%llu",
 		               (unsigned long long)refused_certs,
 		               (unsigned long long)refused_epochs);
+		med_json(b, &mr);
 		pfs_buf_printf(b, ",\"peers\":[");
 		if (peer[0]) {
 			pfs_buf_printf(b, "{\"name\":");
@@ -166,6 +221,7 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 		pfs_buf_printf(b, "refused connections: %llu, refused stale-epoch changes: %llu\n",
 		               (unsigned long long)refused_certs,
 		               (unsigned long long)refused_epochs);
+		med_text(b, &mr);
 	}
 	for (int i = 0; i < CL_PODS_MAX; i++) {
 		pthread_mutex_lock(&cl->lock);
@@ -213,7 +269,13 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 			    (unsigned long long)v.wire, (unsigned long long)v.verify_regions,
 			    (unsigned long long)v.verify_differ);
 			pfs_buf_json_str(b, v.verify_msg);
-			pfs_buf_printf(b, "}}");
+			pfs_buf_printf(
+			    b,
+			    "},\"failover\":{\"mediator_revision\":%llu,\"holds_key\":%s,"
+			    "\"pre_elected\":%s,\"racing\":%s,\"on_no_quorum\":\"%s\"}}",
+			    (unsigned long long)v.med_rev, v.holds_key ? "true" : "false",
+			    v.preelect ? "true" : "false", v.racing ? "true" : "false",
+			    v.noq ? "suspend" : "io-error");
 		} else {
 			pfs_buf_printf(
 			    b,
@@ -237,6 +299,15 @@ void cluster_report(struct cluster *cl, bool json, struct pfs_buf *b)
 				pfs_buf_printf(b, ", verify: %llu regions, %llu differ",
 				               (unsigned long long)v.verify_regions,
 				               (unsigned long long)v.verify_differ);
+			if (v.peer[0])
+				pfs_buf_printf(b, ", on_no_quorum %s%s%s%s",
+				               v.noq ? "suspend" : "io-error",
+				               v.racing ? ", racing at the mediator" : "",
+				               v.holds_key ? ", holds the mediator key" : "",
+				               v.preelect ? ", pre-elected leader" : "");
+			if (v.med_rev)
+				pfs_buf_printf(b, ", mediator revision %llu",
+				               (unsigned long long)v.med_rev);
 			pfs_buf_printf(b, "\n");
 		}
 	}

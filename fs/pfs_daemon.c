@@ -28,6 +28,7 @@ struct cli {
 	char *device, *mountpoint;
 	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval;
 	char *cl_name, *cl_listen, *cl_cert, *cl_key, *cl_ca, *cl_pins;
+	char *cl_med, *cl_med_prefix, *cl_med_ttl, *cl_head_start, *cl_timeout;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -45,6 +46,11 @@ static const struct fuse_opt cli_opts[] = {
     {"cluster_key=%s", offsetof(struct cli, cl_key), 0},
     {"cluster_ca=%s", offsetof(struct cli, cl_ca), 0},
     {"cluster_pins=%s", offsetof(struct cli, cl_pins), 0},
+    {"cluster_timeout_ms=%s", offsetof(struct cli, cl_timeout), 0},
+    {"mediator=%s", offsetof(struct cli, cl_med), 0},
+    {"mediator_prefix=%s", offsetof(struct cli, cl_med_prefix), 0},
+    {"mediator_ttl=%s", offsetof(struct cli, cl_med_ttl), 0},
+    {"mediator_head_start_ms=%s", offsetof(struct cli, cl_head_start), 0},
     {"analytics_interval=%s", offsetof(struct cli, analytics_interval), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -136,6 +142,10 @@ static void usage(FILE *f)
 	    "     cluster_key=PATH,cluster_ca=PATH[,cluster_pins=SHA256[:...]]\n"
 	    "                                         join a two-box cluster (pods mirrored\n"
 	    "                                         over TLS; see .pstorage/cluster/status)\n"
+	    "  -o mediator=URL[|URL...][,mediator_prefix=/KEYS/,mediator_ttl=SECONDS,\n"
+	    "     mediator_head_start_ms=MS][,cluster_timeout_ms=MS]\n"
+	    "                                         etcd decides which box serves a pod\n"
+	    "                                         when the two lose each other\n"
 	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
 	    "  -f                                     stay in the foreground\n"
 	    "  -d                                     foreground with FUSE debug output\n"
@@ -386,8 +396,11 @@ static int check_pstorfs_options(struct daemon *d)
 		                "cluster_cert, cluster_key and cluster_ca\n");
 		return 1;
 	}
-	if (c->cl_pins && !given) {
-		fprintf(stderr, "pstorfs: cluster_pins without a cluster (cluster_name=...)\n");
+	if ((c->cl_pins || c->cl_med || c->cl_med_prefix || c->cl_med_ttl || c->cl_head_start ||
+	     c->cl_timeout) &&
+	    !given) {
+		fprintf(stderr, "pstorfs: cluster_pins, cluster_timeout_ms and mediator* options "
+		                "need a cluster (cluster_name=...)\n");
 		return 1;
 	}
 	if (given && (!pfs_name_valid(c->cl_name) || !strchr(c->cl_listen, ':'))) {
@@ -548,7 +561,12 @@ static int open_store(struct daemon *d)
 		                          .cert = c->cl_cert,
 		                          .key = c->cl_key,
 		                          .ca = c->cl_ca,
-		                          .pins = c->cl_pins};
+		                          .pins = c->cl_pins,
+		                          .mediator = c->cl_med,
+		                          .med_prefix = c->cl_med_prefix,
+		                          .med_ttl = c->cl_med_ttl,
+		                          .head_start_ms = c->cl_head_start,
+		                          .timeout_ms = c->cl_timeout};
 		if (cluster_open(d->p, &co, &d->cl, d->msg, sizeof(d->msg))) {
 			pfs_close(d->p);
 			d->p = NULL;
@@ -663,6 +681,11 @@ static void free_cli(struct daemon *d)
 	free(d->c.cl_key);
 	free(d->c.cl_ca);
 	free(d->c.cl_pins);
+	free(d->c.cl_med);
+	free(d->c.cl_med_prefix);
+	free(d->c.cl_med_ttl);
+	free(d->c.cl_head_start);
+	free(d->c.cl_timeout);
 	free(d->c.analytics_interval);
 }
 

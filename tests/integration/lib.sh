@@ -157,6 +157,10 @@ _teardown() {
 		rm)
 			rm -f "$arg"
 			;;
+		kill) # a helper process the script started (etcd in lib_cluster.sh)
+			kill -9 "$arg" 2>/dev/null
+			_wait_gone "$arg" 10
+			;;
 		netns) # a network namespace the script made (lib_cluster.sh); its rules go with it
 			ip netns del "$arg" 2>/dev/null
 			;;

@@ -93,3 +93,78 @@ cl_heal() {
 cl_sha() { # FILE: sha256 of a volume
 	sha256sum "$1" | cut -d' ' -f1
 }
+
+# ---- three namespaces: two boxes and the mediator (test_cluster_partition.sh) ------------------
+# A bridge in ${CL_NS}e joins box a (10.77.0.1), box b (10.77.0.2) and etcd (10.77.0.3:2379), so
+# each path can be cut on its own with nftables in a box's namespace.
+CL_ETCD=http://10.77.0.3:2379
+
+cl_net3_up() {
+	local b
+	ip netns add "${CL_NS}e" || skip "ip netns add failed"
+	_CLEANUP+=("netns:${CL_NS}e")
+	ip -n "${CL_NS}e" link set lo up
+	ip -n "${CL_NS}e" link add br0 type bridge
+	ip -n "${CL_NS}e" link set br0 up
+	ip -n "${CL_NS}e" addr add 10.77.0.3/24 dev br0
+	for b in a b; do
+		ip netns add "${CL_NS}$b"
+		_CLEANUP+=("netns:${CL_NS}$b")
+		ip -n "${CL_NS}$b" link set lo up
+		ip link add "${CL_NS}v$b" type veth peer name "${CL_NS}e$b"
+		ip link set "${CL_NS}v$b" netns "${CL_NS}$b"
+		ip link set "${CL_NS}e$b" netns "${CL_NS}e"
+		ip -n "${CL_NS}e" link set "${CL_NS}e$b" master br0 up
+		ip -n "${CL_NS}$b" addr add "$(cl_addr "$b")/24" dev "${CL_NS}v$b"
+		ip -n "${CL_NS}$b" link set "${CL_NS}v$b" up
+	done
+	sh "$PSTOR_SRC_DIR/tests/cluster/mkcerts.sh" "$CL_CERTS" boxa boxb >/dev/null
+}
+
+cl_etcd_start() { # etcd in its namespace, data in $T/etcd (kept across restarts)
+	ip netns exec "${CL_NS}e" etcd --name e --data-dir "$T/etcd" \
+		--listen-client-urls "$CL_ETCD" --advertise-client-urls "$CL_ETCD" \
+		--listen-peer-urls http://127.0.0.1:2380 \
+		--initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster e=http://127.0.0.1:2380 >>"$T/etcd.log" 2>&1 &
+	CL_ETCD_PID=$!
+	disown "$CL_ETCD_PID" # its kill -9 is expected: no job notice
+	_CLEANUP+=("kill:$CL_ETCD_PID")
+	local n=100
+	until ip netns exec "${CL_NS}e" curl -sf -m 1 -X POST "$CL_ETCD/v3/kv/range" \
+		-d '{"key":"AA=="}' >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "etcd did not start: $(tail -5 "$T/etcd.log")"
+		sleep 0.1
+	done
+}
+
+cl_etcd_kill() {
+	kill -9 "$CL_ETCD_PID"
+	_wait_gone "$CL_ETCD_PID" 10
+	_remove_cleanup "kill:$CL_ETCD_PID"
+}
+
+cl_nft() { # BOX RULES...: adds rules to table pstorcut in the box's namespace (made if needed)
+	local b=$1
+	shift
+	ip netns exec "${CL_NS}$b" nft -f - <<NFT
+table inet pstorcut {
+	chain in { type filter hook input priority 0; policy accept; }
+	chain out { type filter hook output priority 0; policy accept; }
+}
+NFT
+	local r
+	for r in "$@"; do
+		ip netns exec "${CL_NS}$b" nft add rule inet pstorcut $r
+	done
+}
+
+cl_cut_from() { # BOX ADDR: BOX drops everything to and from ADDR
+	cl_nft "$1" "in ip saddr $2 drop" "out ip daddr $2 drop"
+}
+
+cl_heal_all() {
+	ip netns exec "${CL_NS}a" nft delete table inet pstorcut 2>/dev/null || true
+	ip netns exec "${CL_NS}b" nft delete table inet pstorcut 2>/dev/null || true
+}
