@@ -81,7 +81,6 @@ void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod)
 	if (eligible) {
 		pod->racing = true;
 		pod->race_retry = false;
-		pod->race_nonce = 0;
 		pod->link_lost_ns = now;
 		pod->race_at_ns =
 		    now + (preferred_here(cl, pod) ? 0 : cl->head_start_ms * 1000000ll);
@@ -102,7 +101,6 @@ bool cl_failover_boot(struct cluster *cl, struct cl_pod *pod)
 		 * not known to have been in sync. */
 		pod->boot_raced = true;
 		pod->racing = true;
-		pod->race_nonce = 0;
 		pod->link_lost_ns = cl_clock_ns();
 		pod->race_at_ns = pod->link_lost_ns;
 		kick(cl);
@@ -228,8 +226,9 @@ static void keep_lease(struct cluster *cl)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-/* Puts the pod's key if its revision is still MOD_REV, with a fresh nonce saved first, so an
- * answer lost on the way is recognised on the next try. 0 and *REV, -EBUSY (held by another:
+/* Puts the pod's key if its revision is still MOD_REV, with a nonce saved first, so an answer
+ * lost on the way is recognised on the next try. The nonce stays until a put is known to have
+ * succeeded (then 0): a later race, agreement or re-take that finds it in the key owns the key. 0 and *REV, -EBUSY (held by another:
  * *REV and CUR), or a transport error. */
 static int put_pod_key(struct cluster *cl, struct cl_pod *pod, uint64_t mod_rev, bool lease,
                        const char *what, int64_t *rev, char *cur, size_t curlen)
@@ -302,6 +301,7 @@ static void race(struct cluster *cl, struct cl_pod *pod)
 		pod->race_retry = true;
 		pthread_cond_broadcast(&cl->cond);
 		pthread_mutex_unlock(&cl->lock);
+		cl_set_state(cl, pod, CL_OFFLINE); /* wakes the writers waiting for the outcome */
 		return;
 	}
 	/* Won. The peer may still serve reads until its last answered ping times out: wait that
@@ -348,7 +348,6 @@ static void retake(struct cluster *cl, struct cl_pod *pod)
 	int64_t rev = 0;
 	int rc;
 
-	pod->race_nonce = 0;
 	rc = put_pod_key(cl, pod, pod->med_rev, true, "alone", &rev, cur, sizeof(cur));
 	if (rc == -EBUSY && rev == 0) /* deleted with the lease */
 		rc = put_pod_key(cl, pod, 0, true, "alone", &rev, cur, sizeof(cur));
@@ -392,7 +391,6 @@ static void agree(struct cluster *cl, struct cl_pod *pod)
 	uint64_t seq;
 	int rc;
 
-	pod->race_nonce = 0;
 	rc = put_pod_key(cl, pod, pod->med_rev, false, "agreed", &rev, cur, sizeof(cur));
 	if (rc == -EBUSY && !pod->agree_warned) {
 		pod->agree_warned = true;
@@ -405,9 +403,13 @@ static void agree(struct cluster *cl, struct cl_pod *pod)
 	if (rc)
 		return;
 	pthread_rwlock_wrlock(&pod->order_lock);
+	/* The key is at REV now, by our put: this box races with it from now on, whether or not
+	 * the peer learns it (if not, the peer cannot win a race: safe, and agreed again later). */
+	pod->med_rev = (uint64_t)rev;
+	pod->race_nonce = 0;
+	cl_pod_save(cl, pod);
 	if (atomic_load(&pod->state) == CL_IN_SYNC && cl_is_leader(cl, pod)) {
 		struct cl_wbuf body = {0};
-		pod->med_rev = (uint64_t)rev;
 		pod->epoch = (uint64_t)rev > pod->epoch ? (uint64_t)rev : pod->epoch + 1;
 		pod->holds_key = false;
 		pod->agree_pending = false;

@@ -194,13 +194,14 @@ struct cl_pod {
 	bool full_copy; /* the running copy is a stretch: snapshots too */
 	/* Failover (cluster_failover.c). Saved: med_rev, race_nonce, holds_key,
 	 * preelect_promised, on_no_quorum. The others under cl->lock. */
-	uint64_t med_rev;        /* the key's revision both boxes race with (0: none agreed) */
-	uint64_t race_nonce;     /* in the value of our put in flight: recognises a lost answer */
-	bool holds_key;          /* won: serving alone under this box's lease */
-	bool preelect_promised;  /* other box: promised not to race (pre-election) */
-	uint8_t on_no_quorum;    /* CL_NOQ_*: I/O while not served */
-	bool preelect_armed;     /* leader: the other box promised */
-	bool racing, race_retry; /* a race is open / the mediator did not answer, try again */
+	uint64_t med_rev;       /* the key's revision both boxes race with (0: none agreed) */
+	uint64_t race_nonce;    /* in the value of our put in flight: recognises a lost answer */
+	bool holds_key;         /* won: serving alone under this box's lease */
+	bool preelect_promised; /* other box: promised not to race (pre-election) */
+	uint8_t on_no_quorum;   /* CL_NOQ_*: I/O while not served */
+	bool preelect_armed;    /* leader: the other box promised */
+	_Atomic bool racing;    /* a race is open (read by writers under pod->lock) */
+	bool race_retry;        /* the mediator did not answer: try again */
 	bool boot_raced, retake, agree_pending, agree_warned;
 	int64_t race_at_ns, link_lost_ns; /* cl_clock_ns() */
 	struct cl_pod *next_dead;         /* deleted, freed at close (tags may still point here) */

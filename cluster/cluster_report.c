@@ -383,6 +383,30 @@ void cluster_metrics(struct cluster *cl, struct pfs_buf *b)
 	    "# TYPE pstorfs_cluster_refused_stale_epoch_total counter\n"
 	    "pstorfs_cluster_refused_stale_epoch_total %llu\n",
 	    up, up ? rtt : 0.0, (unsigned long long)rc, (unsigned long long)re);
+	struct cl_med_report m;
+	cl_failover_stats(cl, &m);
+	if (m.configured)
+		pfs_buf_printf(
+		    b,
+		    "# HELP pstorfs_cluster_mediator_reachable 1 when the mediator (etcd) "
+		    "answered the last request.\n"
+		    "# TYPE pstorfs_cluster_mediator_reachable gauge\n"
+		    "pstorfs_cluster_mediator_reachable %d\n"
+		    "# HELP pstorfs_cluster_mediator_latency_seconds Time of the last answered "
+		    "mediator request.\n"
+		    "# TYPE pstorfs_cluster_mediator_latency_seconds gauge\n"
+		    "pstorfs_cluster_mediator_latency_seconds %.6f\n"
+		    "# HELP pstorfs_cluster_races_total Races for a pod at the mediator, by "
+		    "result.\n"
+		    "# TYPE pstorfs_cluster_races_total counter\n"
+		    "pstorfs_cluster_races_total{result=\"won\"} %llu\n"
+		    "pstorfs_cluster_races_total{result=\"lost\"} %llu\n"
+		    "# HELP pstorfs_cluster_last_failover_seconds From the link lost to serving "
+		    "alone, at the last race won.\n"
+		    "# TYPE pstorfs_cluster_last_failover_seconds gauge\n"
+		    "pstorfs_cluster_last_failover_seconds %.3f\n",
+		    m.reachable, (double)m.latency_us / 1e6, (unsigned long long)m.races_won,
+		    (unsigned long long)m.races_lost, (double)m.last_failover_ms / 1e3);
 	static const char *const fams[][3] = {
 	    {"pstorfs_cluster_pod_state", "gauge", "1 for the pod's state on this box."},
 	    {"pstorfs_cluster_pod_epoch", "gauge", "The pod's epoch."},

@@ -153,9 +153,11 @@ test)
 	run_tests_in build -E '^nvme_vm$'
 	echo "pstor-dev: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-	# The cluster's fault series runs 20 faults in the pass above and 6 here (every kind of
-	# fault at least once under the sanitizers), to stay inside the CI budget.
-	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=6 run_tests_in build-asan
+	# Fewer rounds here than in the pass above, to stay inside the CI budget: the cluster's
+	# part-1 fault series 3 (8 above), the partition suite 2 randomized rounds after its
+	# basics (30 above), the kill -9 crash test 10 rounds (20 above).
+	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=10 \
+		run_tests_in build-asan
 	echo "pstor-dev: the stress programs under ThreadSanitizer"
 	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
 	TSAN_OPTIONS=halt_on_error=1 run_tests_in build-tsan

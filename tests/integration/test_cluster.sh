@@ -361,7 +361,9 @@ case_preferred_box_leads() {
 
 # ---- faults -------------------------------------------------------------------------------------
 
-FAULTS=${PSTOR_CLUSTER_FAULTS:-20}
+# The partition suite (test_cluster_partition.sh) runs the randomized faults with a mediator;
+# these keep the part-1 rule (no mediator) and the crash writer's sync modes covered.
+FAULTS=${PSTOR_CLUSTER_FAULTS:-8}
 
 writer_run() { # BOX SECONDS: writes to box's cw0, cw1 in the background; pid in WPID
 	"$WRITER" run "$T/$1/volumes" "$T/journal" --volumes 2 --blocks 1024 --threads 2 \

@@ -53,12 +53,20 @@ wait_agreed() { # both boxes race with the same nonzero mediator revision
 		rb=$(pod_field b mediator_revision 2>/dev/null || echo 0)
 		[ "$ra" != 0 ] && [ "$ra" = "$rb" ] && return 0
 		n=$((n - 1))
-		[ $n -gt 0 ] || fail "the boxes did not agree on a mediator revision (a $ra, b $rb)"
+		[ $n -gt 0 ] || fail "the boxes did not agree on a mediator revision (a $ra, b $rb)$(box_logs)"
 		sleep 0.1
 	done
 }
 
 now() { date +%s.%N; }
+
+box_logs() { # the cluster lines of both daemons' logs, for a failure message
+	local b
+	for b in a b; do
+		printf '\n--- box %s:\n' "$b"
+		grep "cluster:" "${_DLOG[$T/$b]}" | grep -v "ctl:" | tail -25
+	done
+}
 
 case_mediator_basics() {
 	# Bad options are refused at mount with a reason (before anything listens).
@@ -178,54 +186,64 @@ case_rounds() {
 	local wa=$!
 	$CW run "$T/b/volumes/pv" b 1024 1024 "$T/jb" "$T/ctl" &
 	local wb=$!
+	_CLEANUP+=("kill:$wa" "kill:$wb") # before the unmounts: a writer keeps its mount busy
 	for ((r = 1; r <= ROUNDS; r++)); do
 		kind=$((RANDOM % 10))
 		local victim=$((RANDOM % 2)) v other
 		[ $victim = 0 ] && v=a other=b || v=b other=a
-		sleep 0.5
+		sleep 0.2
+		fo=
 		t0=$(now)
 		case $kind in
 		0) label="link cut"
 			cl_cut_from a 10.77.0.2
-			sleep 3
+			t0=$(now) # in effect from here
+			sleep 2.5
 			t1=$(now); cl_heal_all ;;
 		1) label="box $v cut from etcd"
 			cl_cut_from $v 10.77.0.3
+			t0=$(now) # in effect from here
 			sleep 2
 			cl_heal_all; t1= ;;
 		2) label="both boxes cut from etcd"
 			cl_cut_from a 10.77.0.3; cl_cut_from b 10.77.0.3
+			t0=$(now) # in effect from here
 			sleep 2
 			cl_heal_all; t1= ;;
 		3) label="box $v cut from everything"
 			cl_cut_from $v "$(cl_addr $other)"; cl_cut_from $v 10.77.0.3
-			sleep 3
+			t0=$(now) # in effect from here
+			sleep 2.5
 			t1=$(now); cl_heal_all ;;
 		4) label="one-way cut $v -> $other"
 			cl_nft $v "out ip daddr $(cl_addr $other) drop"
-			sleep 3
+			t0=$(now) # in effect from here
+			sleep 2.5
 			t1=$(now); cl_heal_all ;;
 		5|6) label="kill -9 of box $v, restart with its disk"
 			pstor_kill9 "$T/$v"
 			sleep 2
 			t1=$(now)
 			cl_mount $v "$T/$v.img" "$MED" ;;
-		7|8) label="SIGSTOP of box $v for 3 s"
-			sigstop_box $v 3
+		7|8) label="SIGSTOP of box $v for 2.5 s"
+			sigstop_box $v 2.5
 			t1=$(now) ;;
 		9) label="etcd killed, then the link cut (pre-election)"
 			cl_etcd_kill
 			sleep 1.5
 			cl_cut_from a 10.77.0.2
+			t0=$(now) # the window starts at the cut: until then both serve
 			sleep 2
 			t1=$(now); cl_heal_all; cl_etcd_start ;;
 		esac
 		[ $kind = 9 ] && ! kill -0 "$CL_ETCD_PID" 2>/dev/null && cl_etcd_start
 		if [ -n "$t1" ]; then
-			# only one box may acknowledge writes from just after the fault to the heal
+			# Only one box may acknowledge writes from just after the fault to the heal
+			# (until then the boxes cannot meet again), and for 2 s after it none in an
+			# epoch older than the one the other box served alone in.
 			awk -v a="$t0" -v b="$t1" -v l="round $r: $label" \
-				'BEGIN { printf "%.6f %.6f %s\n", a + 0.3, b + 0.3, l }' >>"$T/windows"
-			fo=$(for b in a b; do $CW failover "$T/j$b" "$t0" 0.1; done | grep -v none | sort -n | head -1)
+				'BEGIN { printf "%.6f %.6f 2.0 %s\n", a + 0.3, b, l }' >>"$T/windows"
+			fo=$(for b in a b; do $CW failover "$T/j$b" "$t0"; done | grep -v none | sort -n | head -1)
 			[ -n "$fo" ] && fos+=("$fo")
 		fi
 		local h0; h0=$(now)
@@ -240,7 +258,7 @@ case_rounds() {
 		[ "$(cl_sha "$T/a/volumes/pv")" = "$(cl_sha "$T/b/volumes/pv")" ] ||
 			fail "round $r ($label, seed $SEED): the replicas differ after the resync"
 		$CW split "$T/windows" "$T/ja" "$T/jb" >"$T/split.log" ||
-			fail "round $r ($label, seed $SEED): $(cat "$T/split.log")"
+			fail "round $r ($label, seed $SEED): $(cat "$T/split.log")$(box_logs)"
 		[ "$(cl_state a p1)" != split ] || fail "round $r: pod split"
 		resume_writers
 		check "round $r: $label: failover ${fo:-n/a} s, in sync again after ${heals[-1]} s; $(tail -1 "$T/verify.a")"
