@@ -4,6 +4,7 @@
  * not installed.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,37 +15,67 @@
 
 #include "cmed.h"
 
+#ifndef PSTOR_MKCERTS
+#error "PSTOR_MKCERTS must name tests/cluster/mkcerts.sh"
+#endif
+
 static char dir[64];
 static pid_t etcd_pid;
 static int port;
 static char url[64];
 
+/* Starts etcd in DIR on PORT (client) and PORT+1 (peer); with TLS its client door is https with
+ * certificates from mkcerts.sh (DIR/certs: localhost for etcd, boxa for the client) and it
+ * requires a client certificate. */
+static void etcd_launch(bool tls)
+{
+	char data[128], client[64], peer[64], cmd[512];
+
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(client, sizeof(client), "%s://%s:%d", tls ? "https" : "http",
+	         tls ? "localhost" : "127.0.0.1", port);
+	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", port + 1);
+	snprintf(url, sizeof(url), "%s", client);
+	if (tls) {
+		snprintf(cmd, sizeof(cmd), "sh %s %s/certs localhost boxa", PSTOR_MKCERTS, dir);
+		cr_assert_eq(system(cmd), 0, "mkcerts.sh failed");
+	}
+	etcd_pid = fork();
+	cr_assert_geq(etcd_pid, 0);
+	if (!etcd_pid) {
+		char logp[128], listen[64], initial[96], crt[128], key[128], ca[128];
+		snprintf(logp, sizeof(logp), "%s/etcd.log", dir);
+		snprintf(listen, sizeof(listen), "%s://127.0.0.1:%d", tls ? "https" : "http", port);
+		snprintf(initial, sizeof(initial), "default=%s", peer);
+		snprintf(crt, sizeof(crt), "%s/certs/localhost.crt", dir);
+		snprintf(key, sizeof(key), "%s/certs/localhost.key", dir);
+		snprintf(ca, sizeof(ca), "%s/certs/ca.crt", dir);
+		if (!freopen(logp, "w", stdout) || !freopen(logp, "a", stderr))
+			_exit(126);
+		if (tls)
+			execl("/usr/bin/etcd", "etcd", "--data-dir", data, "--listen-client-urls",
+			      listen, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+			      "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
+			      "--cert-file", crt, "--key-file", key, "--trusted-ca-file", ca,
+			      "--client-cert-auth", (char *)NULL);
+		else
+			execl("/usr/bin/etcd", "etcd", "--data-dir", data, "--listen-client-urls",
+			      listen, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+			      "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
+			      (char *)NULL);
+		_exit(127);
+	}
+}
+
 static void etcd_start(void)
 {
-	char data[128], client[64], peer[64];
 
 	if (access("/usr/bin/etcd", X_OK))
 		cr_skip_test("etcd is not installed (Debian package etcd-server)");
 	strcpy(dir, "/tmp/pstor-cmed-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	port = 20000 + 2 * (getpid() % 10000); /* port + 1 is etcd's peer port */
-	snprintf(data, sizeof(data), "%s/data", dir);
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", port);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", port + 1);
-	snprintf(url, sizeof(url), "%s", client);
-	etcd_pid = fork();
-	cr_assert_geq(etcd_pid, 0);
-	if (!etcd_pid) {
-		char logp[128];
-		snprintf(logp, sizeof(logp), "%s/etcd.log", dir);
-		if (!freopen(logp, "w", stdout) || !freopen(logp, "a", stderr))
-			_exit(126);
-		execl("/usr/bin/etcd", "etcd", "--data-dir", data, "--listen-client-urls", client,
-		      "--advertise-client-urls", client, "--listen-peer-urls", peer,
-		      "--initial-advertise-peer-urls", peer, "--initial-cluster",
-		      (snprintf(logp, sizeof(logp), "default=%s", peer), logp), (char *)NULL);
-		_exit(127);
-	}
+	etcd_launch(false);
 	/* ready when a grant succeeds */
 	struct cmed *m;
 	char msg[256];
@@ -172,4 +203,41 @@ Test(mediator, bad_endpoints_are_refused)
 		             -EINVAL, "'%s'", bad[i]);
 		cr_assert_neq(msg[0], 0);
 	}
+}
+
+Test(mediator, https_with_client_certificates)
+{
+	char ca[128], crt[128], key[128], msg[256];
+	struct cmed *m;
+	int64_t id = 0;
+	int ttl, rc = -1;
+
+	/* The suite's etcd is plain http: replace it with one that requires TLS both ways. */
+	kill(etcd_pid, SIGKILL);
+	waitpid(etcd_pid, NULL, 0);
+	snprintf(msg, sizeof(msg), "rm -rf %s/data", dir);
+	cr_assert_eq(system(msg), 0);
+	etcd_launch(true);
+	snprintf(ca, sizeof(ca), "%s/certs/ca.crt", dir);
+	snprintf(crt, sizeof(crt), "%s/certs/boxa.crt", dir);
+	snprintf(key, sizeof(key), "%s/certs/boxa.key", dir);
+	cr_assert_eq(cmed_open(
+	                 &(struct cmed_opts){
+	                     .urls = url, .ca = ca, .cert = crt, .key = key, .timeout_ms = 500},
+	                 &m, msg, sizeof(msg)),
+	             0, "%s", msg);
+	for (int i = 0; i < 200 && (rc = cmed_lease_grant(m, 5, &id, &ttl)); i++)
+		usleep(50000);
+	cr_assert_eq(rc, 0, "no answer over https (etcd log in %s)", dir);
+	cmed_close(m);
+
+	/* Without a client certificate etcd refuses the handshake: unreachable, with a reason. */
+	cr_assert_eq(cmed_open(&(struct cmed_opts){.urls = url, .ca = ca, .timeout_ms = 500}, &m,
+	                       msg, sizeof(msg)),
+	             0);
+	cr_assert_eq(cmed_lease_grant(m, 5, &id, &ttl), -EHOSTUNREACH);
+	struct cmed_stats st;
+	cmed_get_stats(m, &st);
+	cr_assert_neq(st.err[0], 0);
+	cmed_close(m);
 }
