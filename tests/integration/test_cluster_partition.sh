@@ -260,8 +260,10 @@ case_rounds() {
 			# epoch older than the one the other box served alone in.
 			awk -v a="$t0" -v b="$t1" -v l="round $r: $label" \
 				'BEGIN { printf "%.6f %.6f 2.0 %s\n", a + 0.3, b, l }' >>"$T/windows"
-			fo=$(for b in a b; do $CW failover "$T/j$b" "$t0"; done | grep -v none | sort -n | head -1)
-			[ -n "$fo" ] && fos+=("$fo")
+			# (none yet when no write was acknowledged before the heal)
+			fo=$(for b in a b; do $CW failover "$T/j$b" "$t0"; done |
+				awk '$1 != "none"' | sort -n | head -1)
+			if [ -n "$fo" ]; then fos+=("$fo"); fi
 		fi
 		local h0; h0=$(now)
 		cl_wait_state a p1 in_sync 90
