@@ -66,6 +66,8 @@ void cl_apply_hello(struct cluster *cl, struct cl_rbuf *r)
 	uint32_t n = cl_get32(r);
 	if (r->bad || strcmp(peer, cl->peer_name))
 		return;
+	/* A race at the mediator decides epochs and leaders: let it end first. */
+	cl_failover_wait_race(cl);
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		cl_get_str(r, pname, sizeof(pname));
 		uint64_t epoch = cl_get64(r);

@@ -120,6 +120,30 @@ bool cl_failover_busy(struct cluster *cl)
 	return busy;
 }
 
+void cl_failover_wait_race(struct cluster *cl)
+{
+	pthread_mutex_lock(&cl->lock);
+	for (;;) {
+		bool busy = false;
+		for (int i = 0; i < CL_PODS_MAX; i++)
+			if (cl->pods[i]) {
+				busy |= cl->pods[i]->racing;
+				cl->pods[i]->race_retry = false;
+			}
+		if (!busy || cl->stop)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&cl->cond, &cl->lock, &ts);
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
 /* ---- the I/O gate --------------------------------------------------------------------------- */
 
 /* Whether this box may serve POD now (under cl->lock): not while a race is open, not in sync
@@ -228,8 +252,8 @@ static void keep_lease(struct cluster *cl)
 
 /* Puts the pod's key if its revision is still MOD_REV, with a nonce saved first, so an answer
  * lost on the way is recognised on the next try. The nonce stays until a put is known to have
- * succeeded (then 0): a later race, agreement or re-take that finds it in the key owns the key. 0 and *REV, -EBUSY (held by another:
- * *REV and CUR), or a transport error. */
+ * succeeded (then 0): a later race, agreement or re-take that finds it in the key owns the key. 0
+ * and *REV, -EBUSY (held by another: *REV and CUR), or a transport error. */
 static int put_pod_key(struct cluster *cl, struct cl_pod *pod, uint64_t mod_rev, bool lease,
                        const char *what, int64_t *rev, char *cur, size_t curlen)
 {
@@ -275,6 +299,17 @@ static void race(struct cluster *cl, struct cl_pod *pod)
 	int64_t rev = 0;
 	int rc;
 
+	pthread_mutex_lock(&cl->lock);
+	bool up = cl->link_up;
+	if (up) {
+		/* The peer is back before the race began: the boxes decide together (HELLO). */
+		pod->racing = false;
+		pod->race_retry = false;
+		pthread_cond_broadcast(&cl->cond);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	if (up)
+		return;
 	rc = put_pod_key(cl, pod, pod->med_rev, true, "alone", &rev, cur, sizeof(cur));
 	if (rc == -EBUSY) {
 		pthread_mutex_lock(&cl->lock);
@@ -392,6 +427,15 @@ static void agree(struct cluster *cl, struct cl_pod *pod)
 	int rc;
 
 	rc = put_pod_key(cl, pod, pod->med_rev, false, "agreed", &rev, cur, sizeof(cur));
+	char peer_tag[CL_NAME_MAX + 8];
+	snprintf(peer_tag, sizeof(peer_tag), "box=%s ", pod->peer);
+	if (rc == -EBUSY && rev && !strncmp(cur, peer_tag, strlen(peer_tag))) {
+		/* Last put by the peer (a race it won, whose outcome this box learned through
+		 * HELLO): the peer is in sync and follows now, so the key is ours to agree on. If
+		 * the peer is racing again right now, one of the two puts fails: still one owner.
+		 */
+		rc = put_pod_key(cl, pod, (uint64_t)rev, false, "agreed", &rev, cur, sizeof(cur));
+	}
 	if (rc == -EBUSY && !pod->agree_warned) {
 		pod->agree_warned = true;
 		pfs_logl(

@@ -306,6 +306,8 @@ void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod);
 /* A restarted leader without its peer: races when a mediator is set (true), else false. */
 bool cl_failover_boot(struct cluster *cl, struct cl_pod *pod);
 bool cl_failover_busy(struct cluster *cl); /* a race is open: no new link meanwhile */
+/* Waits until no race is open and drops the retries: the peer is back (HELLO). */
+void cl_failover_wait_race(struct cluster *cl);
 /* Before serving I/O of a stretched pod: waits out a race, drops a link gone silent, checks
  * the lease of a box serving alone. 0 or -EIO (held instead while on_no_quorum=suspend). */
 int cl_failover_gate(struct cluster *cl, struct cl_pod *pod);

@@ -63,7 +63,8 @@ cl_wait_state() { # BOX POD STATE [SECONDS]
 		s=$(cl_state "$1" "$2" 2>/dev/null || true)
 		[ "$s" = "$3" ] && return 0
 		n=$((n - 1))
-		[ $n -gt 0 ] || fail "box $1: pod $2 is '$s', not '$3' after ${4:-60} s"
+		[ $n -gt 0 ] || fail "box $1: pod $2 is '$s', not '$3' after ${4:-60} s$(
+			! declare -F box_logs >/dev/null || box_logs)"
 		sleep 0.1
 	done
 }
