@@ -30,11 +30,13 @@
  *     (ftl_get_stats takes it alone). The GC never takes a user or reserve stream's lock.
  *     Leaves, held with nothing taken after them but the device layer's own locks: the
  *     erase-count table's wear_lock (zoned namespaces, ftl_zone.c) and gc_wait_lock (the GC
- *     thread's sleep; never held while GC runs). A stream's cond is waited on with only that
+ *     thread's sleep; never held while GC runs), and a stream's recent_lock (its summaries
+ *     of packs written last). A stream's cond is waited on with only that
  *     stream's lock released (its turn to write, a free buffer, the end of a drain): whoever
  *     signals it (a pack write's completion) needs that stream lock and nothing else, and a
- *     sealed pack's writer holds no FTL lock while it waits for the device. Device-layer locks (flash/dev) come after
- *     every FTL lock: the FTL calls the device with locks held, never the other way.
+ *     sealed pack's writer holds no FTL lock while it waits for the device. Device-layer locks
+ * (flash/dev) come after every FTL lock: the FTL calls the device with locks held, never the other
+ * way.
  *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
  *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
  *  7. Free segments: user writes never take the last `reserve` of them, reserve writes never
@@ -197,6 +199,9 @@ struct ftl_seg {
 	 * the data in the segment even after it was moved: the rewrite-interval estimate. */
 	_Atomic uint64_t birth_sum;
 	_Atomic uint32_t birth_n;
+	/* Releases so far (RAM only): what a stream remembers of the segment's packs holds only
+	 * while this is unchanged (ftl_stream.c recent summaries). */
+	_Atomic uint32_t gen;
 	uint32_t end;      /* bytes used (next pack start) */
 	uint64_t ckpt_gen; /* FTL_SEG_CKPT only: checkpoint and part, for the header */
 	uint32_t ckpt_part, ckpt_nparts;
@@ -247,6 +252,15 @@ struct ftl_pack_buf {
 	uint64_t clock;
 };
 
+/* Summaries of the packs a stream wrote last, kept so a dedupe check of a chunk written
+ * moments ago (ftl_read_hash) finds its hash without reading the device. Valid while the
+ * segment's gen is the one recorded. */
+#define FTL_STREAM_RECENT 16
+struct ftl_pack_recent {
+	uint32_t seg, gen, start, hdr_blocks, total, nent;
+	struct ftl_pack_entry_disk *ents; /* swapped with the written pack's buffer entries */
+};
+
 struct ftl_stream {
 	/* Guards everything below but `writes`: the open segment, the pack buffers' states and
 	 * the buffer being filled (invariants 1, 2, 5). Not held across a pack's device write. */
@@ -268,9 +282,14 @@ struct ftl_stream {
 	 * after t - 1 completed, so packs reach a segment in order (a zone's write pointer; a
 	 * scan that stops at the first bad pack). */
 	uint64_t next_ticket, done_ticket;
-	uint32_t draining;       /* ftl_stream_seal at work: appenders wait */
-	uint32_t failed_seg;     /* a pack write into it failed: no more packs go there */
-	int seal_err;            /* first failed pack write since the last ftl_streams_seal */
+	uint32_t draining;   /* ftl_stream_seal at work: appenders wait */
+	uint32_t failed_seg; /* a pack write into it failed: no more packs go there */
+	int seal_err;        /* first failed pack write since the last ftl_streams_seal */
+	/* Guards recent[] and recent_next; a leaf (invariant 5), taken under lock by a write's
+	 * completion and alone by readers. */
+	pthread_mutex_t recent_lock;
+	struct ftl_pack_recent recent[FTL_STREAM_RECENT];
+	uint32_t recent_next;
 	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
 	uint64_t seals;          /* packs written (counter) */
 };
@@ -408,7 +427,9 @@ int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st);
  * since the last call (for any appender) is its error. */
 int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_id last);
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);
-/* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. */
+/* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. Asked
+ * for the hash alone (OUT and HDR NULL), it also looks in the summaries of the packs the
+ * stream wrote last. */
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
                              struct ftl_chunk_disk *hdr, uint8_t *hash);
 

@@ -224,6 +224,8 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	pthread_mutex_unlock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
 
 	pthread_mutex_lock(&ftl->seg_lock);
+	/* Summaries of its packs that streams remember (ftl_stream.c) stop describing it. */
+	atomic_fetch_add(&seg->gen, 1);
 	seg->erase_count++;
 	seg->seq = ftl->next_seq++;
 	seg->end = 0;

@@ -31,6 +31,13 @@ int ftl_streams_init(struct ftl *ftl)
 			memset(pb->buf, 0, sz);
 		}
 		st->cur = &st->pbs[0];
+		pthread_mutex_init(&st->recent_lock, NULL);
+		for (int r = 0; r < FTL_STREAM_RECENT; r++) {
+			st->recent[r].seg = FTL_SEG_NONE;
+			st->recent[r].ents = calloc(1, esz);
+			if (!st->recent[r].ents)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -46,6 +53,11 @@ void ftl_streams_destroy(struct ftl *ftl)
 			st->pbs[b].ents = NULL;
 		}
 		st->cur = NULL;
+		for (int r = 0; r < FTL_STREAM_RECENT; r++) {
+			free(st->recent[r].ents);
+			st->recent[r].ents = NULL;
+		}
+		pthread_mutex_destroy(&st->recent_lock);
 		pthread_cond_destroy(&st->cond);
 		pthread_mutex_destroy(&st->lock);
 	}
@@ -132,6 +144,59 @@ static void pack_relocate_provisional(struct ftl *ftl, struct ftl_pack_buf *pb)
 	}
 }
 
+/* Remembers the summary of written pack PB (its entries change places with the oldest
+ * remembered ones, nothing is copied). Caller holds st->lock: the segment is this stream's, so
+ * its gen cannot change under us. */
+static void pack_remember(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_buf *pb)
+{
+	pthread_mutex_lock(&st->recent_lock);
+	struct ftl_pack_recent *r = &st->recent[st->recent_next];
+	st->recent_next = (st->recent_next + 1) % FTL_STREAM_RECENT;
+	struct ftl_pack_entry_disk *old = r->ents;
+	r->ents = pb->ents;
+	pb->ents = old;
+	r->seg = pb->seg;
+	r->gen = atomic_load(&ftl->segs[pb->seg].gen);
+	r->start = pb->start;
+	r->hdr_blocks = pb->hdr_blocks;
+	r->total = pb->total;
+	r->nent = pb->nent;
+	pthread_mutex_unlock(&st->recent_lock);
+}
+
+/* The hash of chunk ID at its real location LOC from the summaries stream ST remembers:
+ * 1 if found, else 0. The segment's gen proves the summary is of its current incarnation;
+ * the location proves it is of this chunk's current copy (the caller read it from the L2P,
+ * and a segment's contents do not change before its release). */
+static int recent_hash(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, uint64_t id,
+                       uint8_t *hash)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
+	uint32_t gen = atomic_load(&ftl->segs[segi].gen);
+	int found = 0;
+
+	pthread_mutex_lock(&st->recent_lock);
+	for (int i = 0; i < FTL_STREAM_RECENT && !found; i++) {
+		struct ftl_pack_recent *r = &st->recent[i];
+		uint32_t cur = r->start + r->hdr_blocks * ftl->bs;
+		if (r->seg != segi || r->gen != gen || off < cur || off >= r->start + r->total)
+			continue;
+		for (uint32_t e = 0; e < r->nent && cur <= off; e++) {
+			if (cur == off) {
+				if (r->ents[e].id == id &&
+				    (r->ents[e].len_flags & FTL_LEN_MASK) == ftl_loc_len(loc)) {
+					memcpy(hash, r->ents[e].hash, FTL_HASH_LEN);
+					found = 1;
+				}
+				break;
+			}
+			cur += ftl_chunk_footprint(r->ents[e].len_flags & FTL_LEN_MASK);
+		}
+	}
+	pthread_mutex_unlock(&st->recent_lock);
+	return found;
+}
+
 /* The end of a pack's device write, RC its result. Caller holds st->lock. */
 static void pack_complete(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_buf *pb, int rc)
 {
@@ -155,6 +220,8 @@ static void pack_complete(struct ftl *ftl, struct ftl_stream *st, struct ftl_pac
 	}
 	if (pb->hdr_blocks > 1)
 		pack_relocate_provisional(ftl, pb);
+	if (rc == 0)
+		pack_remember(ftl, st, pb);
 	ftl->segs[pb->seg].end = pb->start + pb->total;
 	if (st->seg == pb->seg)
 		st->pack_start = pb->start + pb->total;
@@ -385,16 +452,18 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
                              struct ftl_chunk_disk *hdr, uint8_t *hash)
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
-	if (segi >= ftl->nsegs || atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN)
+	if (segi >= ftl->nsegs)
 		return 0;
 	uint8_t sid = atomic_load(&ftl->segs[segi].stream);
 	if (sid >= FTL_STREAM_COUNT)
 		return 0;
 	struct ftl_stream *st = &ftl->streams[sid];
+	if (atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN)
+		/* Only the hash wanted (a dedupe check): the summaries of packs just written. */
+		return hash && !out && !hdr ? recent_hash(ftl, st, loc, id, hash) : 0;
 	struct ftl_chunk_disk h;
 	struct ftl_pack_buf *pb = NULL;
 	const uint8_t *src = NULL;
-	int found = 0;
 
 	pthread_mutex_lock(&st->lock);
 	/* The buffer being filled, then the sealed ones still on their way to the device: each
@@ -410,16 +479,16 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 			src = buffered_chunk(ftl, pb, pb->seg, pb->start + ftl->bs, segi, off, len,
 			                     id, &h);
 	}
-	if (!src)
-		goto out_unlock;
+	if (!src) {
+		pthread_mutex_unlock(&st->lock);
+		return hash && !out && !hdr ? recent_hash(ftl, st, loc, id, hash) : 0;
+	}
 	if (hdr)
 		*hdr = h;
 	if (out)
 		memcpy(out, src + sizeof(h), len);
 	if (hash)
 		memcpy(hash, pb->ents[h.entry].hash, FTL_HASH_LEN);
-	found = 1;
-out_unlock:
 	pthread_mutex_unlock(&st->lock);
-	return found;
+	return 1;
 }
