@@ -325,6 +325,9 @@ int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st)
 	atomic_store(&seg->state, FTL_SEG_CLOSED);
 	ftl_zone_seg_closed(ftl, segi);
 	st->seg = FTL_SEG_NONE;
+	/* No pack of it is left to fail, and once released it may come back to this stream. */
+	if (st->failed_seg == segi)
+		st->failed_seg = FTL_SEG_NONE;
 	return rc;
 }
 
