@@ -25,10 +25,11 @@
  *       ckpt_lock -> stream lock -> gc_lock -> (another stream's lock, GC streams only)
  *       -> seg_lock -> seg stripe lock -> id_lock
  *     ftl_checkpoint holds ckpt_lock around all of it: it takes every stream lock and gc_lock
- *     (user and reserve streams before gc_lock, GC streams after: ftl_ckpt.c world_stop) and
- *     may run foreground GC, so nothing may take ckpt_lock while holding any other FTL lock
- *     (ftl_get_stats takes it alone). The GC never takes a user or reserve stream's lock.
- *     Leaves, held with nothing taken after them but the device layer's own locks: the
+ *     (user and reserve streams before gc_lock, GC streams after: ftl_ckpt.c world_stop),
+ *     draining each stream as soon as its lock is taken (so the drain's wait retakes that lock
+ *     only with earlier ones held), and may run foreground GC, so nothing may take ckpt_lock while
+ * holding any other FTL lock (ftl_get_stats takes it alone). The GC never takes a user or reserve
+ * stream's lock. Leaves, held with nothing taken after them but the device layer's own locks: the
  *     erase-count table's wear_lock (zoned namespaces, ftl_zone.c) and gc_wait_lock (the GC
  *     thread's sleep; never held while GC runs), and a stream's recent_lock (its summaries
  *     of packs written last). A stream's cond is waited on with only that
