@@ -250,6 +250,7 @@ struct ftl_pack_buf {
 	bool sealed;
 	uint32_t seg, start, total, hdr_blocks;
 	uint64_t ticket; /* write order within the stream */
+	bool close_seg;  /* the segment's last pack: its completion closes the segment */
 	uint64_t clock;
 };
 

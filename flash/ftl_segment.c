@@ -16,7 +16,8 @@
  *           blocks; on a zoned namespace an empty zone. After open also whatever the scan
  *           did not take: a torn or foreign header, an older or incomplete checkpoint's part
  *           (zoned: reset by ftl_zone_after_scan).
- *   OPEN    Exactly one stream's (seg->stream, streams[].seg is this segment); only that
+ *   OPEN    Exactly one stream's (seg->stream; streams[].seg is this segment, unless its
+ *           last packs are still being written after the stream moved on); only that
  *           stream appends, under its lock. Its header (seq = next_seq at allocation) is on
  *           the device; [bs, end) holds written packs, the stream's sealed packs still
  *           being written follow, then the pack being filled at the stream's fill_start
@@ -36,8 +37,10 @@
  *   FREE   -> CKPT    ftl_seg_alloc_ckpt (write_parts in ftl_ckpt.c): the part's header
  *   FREE   -> CLOSED  seg_alloc, when the header write fails: left empty for GC to recycle
  *   OPEN   -> CLOSED  ftl_stream_close_seg (ftl_stream.c): the segment is full, or a pack
- *                     write into it failed; once every pack sealed into it is written;
- *                     ftl_zone_seg_closed finishes its zone if not full
+ *                     write into it failed; once every pack sealed into it is written
+ *                     (zoned: it waits for them; else the completion of the last one
+ *                     closes it, pack_complete); ftl_zone_seg_closed finishes its zone
+ *                     if not full
  *   CLOSED -> FREE    ftl_seg_release from GC (ftl_gc.c), after the relocated copies are
  *                     flushed (invariant 3)
  *   CKPT   -> FREE    ftl_seg_release from ftl_checkpoint: the previous checkpoint's parts

@@ -197,6 +197,19 @@ static int recent_hash(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, uin
 	return found;
 }
 
+/* OPEN -> CLOSED for segment SEGI of stream ST, every pack sealed into it written. Caller
+ * holds st->lock. */
+static void seg_close(struct ftl *ftl, struct ftl_stream *st, uint32_t segi)
+{
+	struct ftl_seg *seg = &ftl->segs[segi];
+	seg->close_clock = atomic_load(&ftl->clock);
+	atomic_store(&seg->state, FTL_SEG_CLOSED);
+	ftl_zone_seg_closed(ftl, segi);
+	/* No pack of it is left to fail, and once released it may come back to this stream. */
+	if (st->failed_seg == segi)
+		st->failed_seg = FTL_SEG_NONE;
+}
+
 /* The end of a pack's device write, RC its result. Caller holds st->lock. */
 static void pack_complete(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_buf *pb, int rc)
 {
@@ -225,6 +238,10 @@ static void pack_complete(struct ftl *ftl, struct ftl_stream *st, struct ftl_pac
 	ftl->segs[pb->seg].end = pb->start + pb->total;
 	if (st->seg == pb->seg)
 		st->pack_start = pb->start + pb->total;
+	if (pb->close_seg) {
+		pb->close_seg = false;
+		seg_close(ftl, st, pb->seg);
+	}
 	pb->sealed = false;
 	pb->nent = 0;
 	pb->data_len = 0;
@@ -305,29 +322,44 @@ int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_
 	return rc;
 }
 
-/* Caller holds st->lock. Seals what the buffer holds, waits for the segment's packs to be
- * written (on a zoned namespace the zone is finished below, and GC may take the segment as
- * soon as it is CLOSED), then closes it. */
+/* Caller holds st->lock. Seals what the buffer holds for the segment and closes it once
+ * every pack sealed into it is written (GC may take a CLOSED segment at once; a zone is
+ * finished when it closes). On a zoned namespace it waits for those writes, since the next
+ * segment's zone must not be opened while this one is still active; elsewhere the last
+ * pack's completion closes it (pack_complete) and appenders go on in a new segment. */
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st)
 {
-	int rc = 0;
-	if (st->seg == FTL_SEG_NONE)
-		return 0;
+	int rc = 0, r;
 	uint32_t segi = st->seg;
-	if (st->seg != st->failed_seg && st->cur && st->cur->nent)
-		rc = pack_write(ftl, st, pack_seal(ftl, st), true);
-	while (stream_has_sealed(st))
+	if (segi == FTL_SEG_NONE)
+		return 0;
+	for (;;) {
+		if (st->seg != segi) /* another appender closed it while we waited */
+			return rc;
+		/* Appenders may fill the buffer while a write below waits for its turn: a
+		 * smaller chunk can still fit in a segment too full for ours. */
+		if (segi != st->failed_seg && st->cur && st->cur->nent) {
+			r = pack_write(ftl, st, pack_seal(ftl, st), true);
+			rc = rc ? rc : r;
+			continue;
+		}
+		if (!stream_has_sealed(st))
+			break;
+		if (!ftl->zn) {
+			/* The stream's last sealed pack is this segment's last. */
+			struct ftl_pack_buf *last = NULL;
+			for (int b = 0; b < FTL_STREAM_BUFS; b++)
+				if (st->pbs[b].sealed &&
+				    (!last || st->pbs[b].ticket > last->ticket))
+					last = &st->pbs[b];
+			last->close_seg = true;
+			st->seg = FTL_SEG_NONE;
+			return rc;
+		}
 		pthread_cond_wait(&st->cond, &st->lock);
-	if (st->seg != segi) /* another appender closed it while we waited */
-		return rc;
-	struct ftl_seg *seg = &ftl->segs[segi];
-	seg->close_clock = atomic_load(&ftl->clock);
-	atomic_store(&seg->state, FTL_SEG_CLOSED);
-	ftl_zone_seg_closed(ftl, segi);
+	}
+	seg_close(ftl, st, segi);
 	st->seg = FTL_SEG_NONE;
-	/* No pack of it is left to fail, and once released it may come back to this stream. */
-	if (st->failed_seg == segi)
-		st->failed_seg = FTL_SEG_NONE;
 	return rc;
 }
 
@@ -342,7 +374,8 @@ static bool pack_has_room(struct ftl *ftl, struct ftl_stream *st, uint32_t fp)
 	return end <= ftl->seg_size;
 }
 
-/* Caller holds st->lock; the stream has no segment and no sealed pack on its way. */
+/* Caller holds st->lock; the stream has no segment (packs of its last one may still be on
+ * their way to the device). */
 static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, enum ftl_alloc who)
 {
 	uint32_t seg;
