@@ -70,13 +70,25 @@ static const enum ftl_stream_id before_gc[] = {FTL_STREAM_USER_HOT, FTL_STREAM_U
 static const enum ftl_stream_id after_gc[] = {FTL_STREAM_GC_HOT, FTL_STREAM_GC_COLD};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static void world_stop(struct ftl *ftl)
+/* Takes every stream lock and gc_lock, and seals each stream as soon as its lock is taken:
+ * the drain waits for the stream's pack writes with only its own lock released, so it never
+ * takes that lock again while holding one that comes after it (invariant 5). Returns the
+ * first seal's error; the locks are taken whatever it is. */
+static int world_stop(struct ftl *ftl)
 {
-	for (size_t i = 0; i < NELEM(before_gc); i++)
+	int rc = 0, r;
+	for (size_t i = 0; i < NELEM(before_gc); i++) {
 		pthread_mutex_lock(&ftl->streams[before_gc[i]].lock);
+		r = ftl_stream_seal(ftl, &ftl->streams[before_gc[i]]);
+		rc = rc ? rc : r;
+	}
 	pthread_mutex_lock(&ftl->gc_lock);
-	for (size_t i = 0; i < NELEM(after_gc); i++)
+	for (size_t i = 0; i < NELEM(after_gc); i++) {
 		pthread_mutex_lock(&ftl->streams[after_gc[i]].lock);
+		r = ftl_stream_seal(ftl, &ftl->streams[after_gc[i]]);
+		rc = rc ? rc : r;
+	}
+	return rc;
 }
 
 static void world_start(struct ftl *ftl)
@@ -243,12 +255,9 @@ int ftl_checkpoint(struct ftl *ftl)
 		return -EROFS;
 	pthread_mutex_lock(&ftl->ckpt_lock);
 	uint64_t gen = ftl->ckpt_gen + 1;
-	world_stop(ftl);
-	/* Every appended chunk into a sealed pack: the L2P copied below then points only at
+	/* Every appended chunk into a written pack: the L2P copied below then points only at
 	 * packs on the device (flushed with the checkpoint), never into a pack buffer. */
-	rc = 0;
-	for (int i = 0; i < FTL_STREAM_COUNT && !rc; i++)
-		rc = ftl_stream_seal(ftl, &ftl->streams[i]);
+	rc = world_stop(ftl);
 	uint64_t opened = atomic_load(&ftl->segs_opened);
 	if (!rc)
 		rc = capture(ftl, gen, &buf, &bytes);

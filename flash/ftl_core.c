@@ -225,8 +225,20 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	struct ftl_stream *st = &ftl->streams[ftl->stream_map[sid]];
 
 	pthread_mutex_lock(&st->lock);
-	rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,
-	                       opts->reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER);
+	for (;;) {
+		struct ftl_pack_buf *sealed = NULL;
+		rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,
+		                       opts->reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER, &sealed);
+		if (rc != 1)
+			break;
+		/* The pack had no room left and is sealed: write it without the stream lock, so
+		 * other writers fill the next one meanwhile, then append this chunk again. */
+		pthread_mutex_unlock(&st->lock);
+		rc = ftl_stream_write_sealed(ftl, st, sealed);
+		pthread_mutex_lock(&st->lock);
+		if (rc)
+			break;
+	}
 	if (rc == 0) {
 		static const uint8_t nohash[FTL_HASH_LEN];
 		ftl_l2p_set_word(&ftl->l2p, id, ftl_word_make(hash ? hash : nohash, opts->flags));

@@ -62,7 +62,7 @@ static int gc_append(struct ftl *ftl, enum ftl_stream_id t, const struct ftl_pac
 	pthread_mutex_lock(&st->lock);
 	int rc = ftl_stream_append(ftl, st, e->id, e->birth, e->hash, e->crc,
 	                           (uint8_t)(e->len_flags >> 24), c + sizeof(struct ftl_chunk_disk),
-	                           len, &nloc, FTL_ALLOC_GC);
+	                           len, &nloc, FTL_ALLOC_GC, NULL);
 	if (rc == 0 && ftl_l2p_cas(&ftl->l2p, e->id, old, nloc))
 		*switched = true;
 	else if (rc == 0) /* freed while we copied: the copy is dead on arrival */

@@ -7,10 +7,15 @@
  *     segment belongs to exactly one stream (seg->stream) and only that stream appends to it,
  *     under the stream's lock; CLOSED segments are immutable until GC frees them; CKPT segments
  *     hold a part of a checkpoint, written once under ckpt_lock, and are never GC victims.
- *  2. A chunk's L2P entry is stored when it is appended to a stream's pack buffer. Until the
- *     pack is sealed (written to the device) the chunk lives only in that buffer: readers that
- *     find the location at or past the stream's pack_start in the stream's current segment copy
- *     it from the buffer under the stream lock.
+ *  2. A chunk's L2P entry is stored when it is appended to a stream's pack buffer, at a
+ *     provisional location (the pack's header taken as one block). The pack is sealed under the
+ *     stream lock (its place and size fixed, the next buffer filled behind it) and written to
+ *     the device without the lock, in seal order (tickets); the write's completion, under the
+ *     lock again, moves the pack's chunks to their real locations and frees the buffer. Until
+ *     then the chunk lives only in that buffer: readers that find a location inside the range
+ *     of the pack being filled or of a sealed pack not yet written copy it from the buffer
+ *     under the stream lock (ftl_stream_read_buffered). A segment is closed only when every
+ *     pack sealed into it is written, so an OPEN segment is the only kind with buffered chunks.
  *  3. GC never frees a victim before the relocated copies are on the device and flushed, so a
  *     power cut at any point leaves at least one valid copy of every synced chunk.
  *  4. A reader that loses a race with GC (reads a location that was freed and reused) sees a
@@ -20,13 +25,19 @@
  *       ckpt_lock -> stream lock -> gc_lock -> (another stream's lock, GC streams only)
  *       -> seg_lock -> seg stripe lock -> id_lock
  *     ftl_checkpoint holds ckpt_lock around all of it: it takes every stream lock and gc_lock
- *     (user and reserve streams before gc_lock, GC streams after: ftl_ckpt.c world_stop) and
- *     may run foreground GC, so nothing may take ckpt_lock while holding any other FTL lock
- *     (ftl_get_stats takes it alone). The GC never takes a user or reserve stream's lock.
- *     Leaves, held with nothing taken after them but the device layer's own locks: the
+ *     (user and reserve streams before gc_lock, GC streams after: ftl_ckpt.c world_stop),
+ *     draining each stream as soon as its lock is taken (so the drain's wait retakes that lock
+ *     only with earlier ones held), and may run foreground GC, so nothing may take ckpt_lock while
+ * holding any other FTL lock (ftl_get_stats takes it alone). The GC never takes a user or reserve
+ * stream's lock. Leaves, held with nothing taken after them but the device layer's own locks: the
  *     erase-count table's wear_lock (zoned namespaces, ftl_zone.c) and gc_wait_lock (the GC
- *     thread's sleep; never held while GC runs). Device-layer locks (flash/dev) come after
- *     every FTL lock: the FTL calls the device with locks held, never the other way.
+ *     thread's sleep; never held while GC runs), and a stream's recent_lock (its summaries
+ *     of packs written last). A stream's cond is waited on with only that
+ *     stream's lock released (its turn to write, a free buffer, the end of a drain): whoever
+ *     signals it (a pack write's completion) needs that stream lock and nothing else, and a
+ *     sealed pack's writer holds no FTL lock while it waits for the device. Device-layer locks
+ * (flash/dev) come after every FTL lock: the FTL calls the device with locks held, never the other
+ * way.
  *  6. seg->live_bytes counts the footprint (header + payload, aligned) of chunks whose L2P entry
  *     points into the segment. It is changed with atomics by writers, ftl_free and GC.
  *  7. Free segments: user writes never take the last `reserve` of them, reserve writes never
@@ -189,6 +200,9 @@ struct ftl_seg {
 	 * the data in the segment even after it was moved: the rewrite-interval estimate. */
 	_Atomic uint64_t birth_sum;
 	_Atomic uint32_t birth_n;
+	/* Releases so far (RAM only): what a stream remembers of the segment's packs holds only
+	 * while this is unchanged (ftl_stream.c recent summaries). */
+	_Atomic uint32_t gen;
 	uint32_t end;      /* bytes used (next pack start) */
 	uint64_t ckpt_gen; /* FTL_SEG_CKPT only: checkpoint and part, for the header */
 	uint32_t ckpt_part, ckpt_nparts;
@@ -219,18 +233,65 @@ static inline bool ftl_stream_is_hot(uint8_t stream)
 	return stream == FTL_STREAM_USER_HOT || stream == FTL_STREAM_GC_HOT;
 }
 
-struct ftl_stream {
-	/* Guards everything below but `writes`: the open segment, the pack buffer and its
-	 * fill, and appends to that segment on the device (invariants 1, 2, 5). */
-	pthread_mutex_t lock;
-	enum ftl_stream_id id;
-	uint32_t seg;        /* open segment or FTL_SEG_NONE */
-	uint32_t pack_start; /* offset in segment of the pack being filled */
-	uint8_t *buf;        /* [FTL_PACK_HDR_MAX header blocks][data]: the pack being filled.
-	                        Chunk locations assume a one-block header until the seal knows the
-	                        real size and moves them (invariant 4 covers readers in between). */
+/* Pack buffers per stream: one being filled while up to two sealed ones are written. Appends
+ * wait only when every buffer is sealed and none of their writes has completed. */
+#define FTL_STREAM_BUFS 3
+
+/* One pack buffer. The buffer being filled is its stream's `cur`; a sealed one keeps where it
+ * goes (seg, start) and what it holds until its device write completes (invariant 2). */
+struct ftl_pack_buf {
+	uint8_t *buf; /* [FTL_PACK_HDR_MAX header blocks][data] */
+	/* Summary entries, apart from the header so readers may look at them while the sealer
+	 * builds the header outside the stream lock. */
+	struct ftl_pack_entry_disk *ents;
 	uint32_t nent;
 	uint32_t data_len;
+	/* Set when sealed (under the stream lock), constant until the write completes. */
+	bool sealed;
+	uint32_t seg, start, total, hdr_blocks;
+	uint64_t ticket; /* write order within the stream */
+	bool close_seg;  /* the segment's last pack: its completion closes the segment */
+	uint64_t clock;
+};
+
+/* Summaries of the packs a stream wrote last, kept so a dedupe check of a chunk written
+ * moments ago (ftl_read_hash) finds its hash without reading the device. Valid while the
+ * segment's gen is the one recorded. */
+#define FTL_STREAM_RECENT 16
+struct ftl_pack_recent {
+	uint32_t seg, gen, start, hdr_blocks, total, nent;
+	struct ftl_pack_entry_disk *ents; /* swapped with the written pack's buffer entries */
+};
+
+struct ftl_stream {
+	/* Guards everything below but `writes`: the open segment, the pack buffers' states and
+	 * the buffer being filled (invariants 1, 2, 5). Not held across a pack's device write. */
+	pthread_mutex_t lock;
+	/* Signalled (under lock) when a pack write completes or a drain ends: the next ticket's
+	 * turn, a buffer to fill again, everything drained. */
+	pthread_cond_t cond;
+	enum ftl_stream_id id;
+	uint32_t seg;        /* open segment or FTL_SEG_NONE */
+	uint32_t fill_start; /* offset in segment of the pack being filled */
+	/* End of the packs of `seg` whose device writes completed (the scrub reads it). */
+	uint32_t pack_start;
+	struct ftl_pack_buf pbs[FTL_STREAM_BUFS];
+	/* The buffer being filled; NULL while every buffer is sealed and on its way (appenders
+	 * wait on cond). Chunk locations in it assume a one-block header until its seal knows the
+	 * real size and moves them (invariant 2 covers readers in between). */
+	struct ftl_pack_buf *cur;
+	/* Tickets order the device writes of sealed packs: the pack with ticket t is written
+	 * after t - 1 completed, so packs reach a segment in order (a zone's write pointer; a
+	 * scan that stops at the first bad pack). */
+	uint64_t next_ticket, done_ticket;
+	uint32_t draining;   /* ftl_stream_seal at work: appenders wait */
+	uint32_t failed_seg; /* a pack write into it failed: no more packs go there */
+	int seal_err;        /* first failed pack write since the last ftl_streams_seal */
+	/* Guards recent[] and recent_next; a leaf (invariant 5), taken under lock by a write's
+	 * completion and alone by readers. */
+	pthread_mutex_t recent_lock;
+	struct ftl_pack_recent recent[FTL_STREAM_RECENT];
+	uint32_t recent_next;
 	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
 	uint64_t seals;          /* packs written (counter) */
 };
@@ -350,13 +411,27 @@ int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);
 /* ftl_stream.c */
 int ftl_streams_init(struct ftl *ftl);
 void ftl_streams_destroy(struct ftl *ftl);
+/* Appends one chunk; caller holds st->lock. With SEALP NULL a full pack is sealed and written
+ * right there, under the lock (GC streams). Otherwise a full pack is only sealed: the call
+ * returns 1 with *SEALP set and nothing appended, and the caller drops the lock, calls
+ * ftl_stream_write_sealed(*SEALP) and appends again. */
 int ftl_stream_append(struct ftl *ftl, struct ftl_stream *st, uint64_t id, uint64_t birth,
                       const uint8_t hash[FTL_HASH_LEN], uint32_t crc, uint8_t flags,
-                      const void *payload, uint32_t len, uint64_t *loc_out, enum ftl_alloc who);
+                      const void *payload, uint32_t len, uint64_t *loc_out, enum ftl_alloc who,
+                      struct ftl_pack_buf **sealp);
+/* Writes a pack sealed by ftl_stream_append; caller holds no stream lock. */
+int ftl_stream_write_sealed(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_buf *pb);
+/* Caller holds st->lock (and keeps it): seals the pack being filled and waits until every
+ * sealed pack of the stream is written; appenders wait meanwhile. Returns this seal's error. */
 int ftl_stream_seal(struct ftl *ftl, struct ftl_stream *st);
+/* Seals streams [FIRST, LAST], each under its own lock but not across the device write, and
+ * returns when every pack sealed before the call is written: the first pack write that failed
+ * since the last call (for any appender) is its error. */
 int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_id last);
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);
-/* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. */
+/* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. Asked
+ * for the hash alone (OUT and HDR NULL), it also looks in the summaries of the packs the
+ * stream wrote last. */
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
                              struct ftl_chunk_disk *hdr, uint8_t *hash);
 

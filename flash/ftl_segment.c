@@ -16,11 +16,13 @@
  *           blocks; on a zoned namespace an empty zone. After open also whatever the scan
  *           did not take: a torn or foreign header, an older or incomplete checkpoint's part
  *           (zoned: reset by ftl_zone_after_scan).
- *   OPEN    Exactly one stream's (seg->stream, streams[].seg is this segment); only that
+ *   OPEN    Exactly one stream's (seg->stream; streams[].seg is this segment, unless its
+ *           last packs are still being written after the stream moved on); only that
  *           stream appends, under its lock. Its header (seq = next_seq at allocation) is on
- *           the device; [bs, end) holds sealed packs, the pack being filled is at the
- *           stream's pack_start in its buffer (invariant 2). Never a GC victim. Zoned: the
- *           zone is open or closed-active, written only at its write pointer.
+ *           the device; [bs, end) holds written packs, the stream's sealed packs still
+ *           being written follow, then the pack being filled at the stream's fill_start
+ *           (invariant 2). Never a GC victim. Zoned: the zone is open or closed-active,
+ *           written only at its write pointer, in seal order.
  *   CLOSED  In no stream; never written again until freed. A GC victim unless pinned (GC
  *           could not account for its live chunks: kept for ever). live_bytes only falls.
  *           Zoned: the zone is full or finished.
@@ -34,8 +36,11 @@
  *   FREE   -> OPEN    ftl_seg_alloc (stream_open_seg in ftl_stream.c): writes the OPEN header
  *   FREE   -> CKPT    ftl_seg_alloc_ckpt (write_parts in ftl_ckpt.c): the part's header
  *   FREE   -> CLOSED  seg_alloc, when the header write fails: left empty for GC to recycle
- *   OPEN   -> CLOSED  ftl_stream_close_seg (ftl_stream.c): the segment is full, or a seal
- *                     failed; ftl_zone_seg_closed finishes its zone if not full
+ *   OPEN   -> CLOSED  ftl_stream_close_seg (ftl_stream.c): the segment is full, or a pack
+ *                     write into it failed; once every pack sealed into it is written
+ *                     (zoned: it waits for them; else the completion of the last one
+ *                     closes it, pack_complete); ftl_zone_seg_closed finishes its zone
+ *                     if not full
  *   CLOSED -> FREE    ftl_seg_release from GC (ftl_gc.c), after the relocated copies are
  *                     flushed (invariant 3)
  *   CKPT   -> FREE    ftl_seg_release from ftl_checkpoint: the previous checkpoint's parts
@@ -222,6 +227,8 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 	pthread_mutex_unlock(&ftl->seg_stripes[segi % FTL_SEG_STRIPES]);
 
 	pthread_mutex_lock(&ftl->seg_lock);
+	/* Summaries of its packs that streams remember (ftl_stream.c) stop describing it. */
+	atomic_fetch_add(&seg->gen, 1);
 	seg->erase_count++;
 	seg->seq = ftl->next_seq++;
 	seg->end = 0;

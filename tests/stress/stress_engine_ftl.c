@@ -1,6 +1,7 @@
 /* tests/stress/stress_engine_ftl.c - a plain program (criterion cannot run under TSan) that
  * hammers the engine and the FTL from several threads while the FTL's GC thread cleans, one
- * thread syncs and the codec changes, then checks every block. Exit 0 = all blocks exact.
+ * thread syncs, one takes checkpoints and the codec changes, then checks every block. Exit 0 = all
+ * blocks exact.
  *
  * Built by CMake as `stress_engine_ftl`; meant for a -DPSTOR_SANITIZE_THREAD=ON build.
  */
@@ -60,6 +61,9 @@ static void *worker_main(void *p)
 			w->refs[i] = nr;
 		}
 		if (w->tid == 0 && ftl_sync(w->ftl))
+			w->errors++;
+		/* A checkpoint drains every stream while the others append and write packs. */
+		if (w->tid == 2 && round % 4 == 3 && ftl_checkpoint(w->ftl))
 			w->errors++;
 		if (w->tid == 1)
 			engine_set_codec(w->e, round % 2 ? ENGINE_CODEC_ZSTD : ENGINE_CODEC_LZ4, 3);
