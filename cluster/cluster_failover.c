@@ -25,6 +25,17 @@ int64_t cl_clock_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+/* Waits on COND (with LOCK held) for at most MS milliseconds. */
+static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t ns = ts.tv_nsec + ms * 1000000;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
 static void kick(struct cluster *cl) /* under cl->lock */
 {
 	cl->med_kick = true;
@@ -132,14 +143,7 @@ void cl_failover_wait_race(struct cluster *cl)
 			}
 		if (!busy || cl->stop)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&cl->cond, &cl->lock, &ts);
+		cond_wait_ms(&cl->cond, &cl->lock, 20);
 	}
 	pthread_mutex_unlock(&cl->lock);
 }
@@ -197,14 +201,7 @@ int cl_failover_gate(struct cluster *cl, struct cl_pod *pod)
 		if (!suspend &&
 		    cl_clock_ns() - start > (cl->head_start_ms + 2 * cl->timeout_ms) * 1000000ll)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&cl->cond, &cl->lock, &ts);
+		cond_wait_ms(&cl->cond, &cl->lock, 50);
 	}
 	pthread_mutex_unlock(&cl->lock);
 	return rc ? -EIO : 0;
@@ -607,12 +604,7 @@ static void *mediator_main(void *arg)
 			continue;
 		now = cl_clock_ns();
 		if (next > now) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ns = ts.tv_nsec + (next - now);
-			ts.tv_sec += ns / 1000000000;
-			ts.tv_nsec = ns % 1000000000;
-			pthread_cond_timedwait(&cl->med_cond, &cl->lock, &ts);
+			cond_wait_ms(&cl->med_cond, &cl->lock, (next - now + 999999) / 1000000);
 		}
 	}
 	pthread_mutex_unlock(&cl->lock);
