@@ -268,31 +268,29 @@ err_free_chunk:
 
 /* ---- read path ------------------------------------------------------------------------ */
 
+/* The payload is verified and decompressed where the FTL read it (ftl_read_view): one copy for a
+ * raw chunk, none before the decompressor for a compressed one. */
 static int read_chunk(struct engine *e, struct ftl_addr addr, void *block)
 {
 	uint32_t bs = e->block_size;
 	uint8_t flags = 0;
-	void *src;
+	const void *src;
 	int n, rc;
 
-	/* Raw chunks (the common incompressible case) land directly in the caller's buffer. */
-	n = ftl_read(e->ftl, addr, block, bs, &flags);
-	if (n == -ENOBUFS)
-		goto err_corrupt; /* longer than a block: not something we wrote */
+	n = ftl_read_view(e->ftl, addr, &src, &flags);
 	if (n < 0) {
 		if (n == -EIO)
 			engine_cnt_add(&e->cnt.read_errors, 1);
 		return n;
 	}
+	if ((uint32_t)n > bs)
+		goto err_corrupt; /* longer than a block: not something we wrote */
 	if ((flags & ENGINE_FLAG_CODEC_MASK) == ENGINE_CODEC_NONE) {
 		if ((uint32_t)n != bs)
 			goto err_corrupt;
+		memcpy(block, src, bs);
 		return 0;
 	}
-	src = engine_codec_scratch();
-	if (!src)
-		return -ENOMEM;
-	memcpy(src, block, (size_t)n);
 	rc = engine_codec_decompress((enum engine_codec)(flags & ENGINE_FLAG_CODEC_MASK), src,
 	                             (uint32_t)n, block, bs);
 	if (rc == -ENOMEM)

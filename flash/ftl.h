@@ -154,6 +154,10 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
  * Errors: -ENOENT (no such chunk), -ENOBUFS, -EIO (device error or checksum failure: the FTL
  * never returns bytes whose checksum fails). */
 int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags);
+/* ftl_read without the copy: *DATA points at the verified payload in a buffer of the calling
+ * thread, valid until that thread's next ftl_read or ftl_read_view (a decompressor reads it
+ * there). Returns the length; errors as ftl_read, and -ENOMEM. */
+int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags);
 
 /* Length of a chunk, or -ENOENT. */
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);

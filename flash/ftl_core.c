@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ftl_hdrcache.h"
 #include "ftl_zone_int.h"
 
 static int64_t ftl_now_ns(void)
@@ -27,15 +28,18 @@ static void read_buf_key_init(void)
 }
 
 /* A per-thread bounce buffer big enough for any chunk plus block alignment on both sides. */
+#define READ_BUF_SIZE                                                                              \
+	(FTL_CHUNK_MAX + 3 * 65536u) /* a multiple of 4096, as aligned_alloc wants                 \
+	                              */
+
 static uint8_t *read_buf(uint32_t dbs)
 {
 	pthread_once(&read_buf_once, read_buf_key_init);
 	uint8_t *b = pthread_getspecific(read_buf_key);
 	if (b)
 		return b;
-	size_t sz = FTL_CHUNK_MAX + 3 * 65536u; /* a multiple of 4096, as aligned_alloc wants */
 	(void)dbs;
-	b = aligned_alloc(4096, sz);
+	b = aligned_alloc(4096, READ_BUF_SIZE);
 	if (b && pthread_setspecific(read_buf_key, b)) {
 		free(b);
 		b = NULL;
@@ -45,6 +49,7 @@ static uint8_t *read_buf(uint32_t dbs)
 
 static void ftl_free_all(struct ftl *ftl)
 {
+	ftl_hdrcache_destroy(ftl->hdrcache);
 	ftl_zone_free(ftl);
 	ftl_streams_destroy(ftl);
 	ftl_segs_destroy(ftl);
@@ -79,6 +84,10 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	pthread_mutex_init(&ftl->gc_lock, NULL);
 	pthread_mutex_init(&ftl->ckpt_lock, NULL);
 	int64_t t0 = ftl_now_ns();
+
+	rc = ftl_hdrcache_create(&ftl->hdrcache);
+	if (rc)
+		goto err_free;
 
 	rc = ftl_read_superblock(cfg->dev, &ftl->sb);
 	if (rc)
@@ -249,46 +258,49 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	return 0;
 }
 
-/* Reads the device bytes of the chunk at LOC: header into HDR, payload into OUT. */
-static int read_chunk_dev(struct ftl *ftl, uint64_t loc, struct ftl_chunk_disk *hdr, void *out)
+/* Reads the chunk at LOC from the device into the thread's read buffer B (read_buf): the
+ * header into HDR, and *PAYLOAD pointed at the payload in B. One read of the device's read grain
+ * around header + payload (ftl_dev_read_span): nine 512-byte sectors for a 4 KiB chunk on an
+ * O_DIRECT image, not the two blocks it straddles. */
+static int read_chunk_dev(struct ftl *ftl, uint64_t loc, uint8_t *b, struct ftl_chunk_disk *hdr,
+                          const uint8_t **payload)
 {
-	uint32_t dbs = ftl_dev_block_size(ftl->dev);
 	uint32_t len = ftl_loc_len(loc);
 	uint64_t pos = ftl_seg_dev_off(ftl, ftl_loc_seg(loc)) + ftl_loc_off(loc);
-	uint64_t start = pos / dbs * dbs;
-	uint64_t end = (pos + sizeof(*hdr) + len + dbs - 1) / dbs * dbs;
-	uint8_t *b = read_buf(dbs);
-	if (!b)
-		return -ENOMEM;
-	int rc = ftl_dev_read(ftl->dev, b, end - start, start);
-	if (rc)
-		return rc;
-	memcpy(hdr, b + (pos - start), sizeof(*hdr));
-	memcpy(out, b + (pos - start) + sizeof(*hdr), len);
+	int at = ftl_dev_read_span(ftl->dev, b, READ_BUF_SIZE, sizeof(*hdr) + len, pos);
+	if (at < 0)
+		return at;
+	memcpy(hdr, b + at, sizeof(*hdr));
+	*payload = b + at + sizeof(*hdr);
 	return 0;
 }
 
-int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags)
+int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags)
 {
+	uint8_t *b = read_buf(ftl_dev_block_size(ftl->dev));
+	if (!b)
+		return -ENOMEM;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
 		if (!loc)
 			return -ENOENT;
 		uint32_t len = ftl_loc_len(loc);
-		if (buflen < len)
-			return -ENOBUFS;
 		struct ftl_chunk_disk hdr;
-		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, buf, len, &hdr, NULL);
+		const uint8_t *payload = b;
+		/* A chunk still in an open pack is copied from its buffer under the stream lock;
+		 * any other is read from the device with no FTL lock held (invariant 4 below). */
+		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, b, len, &hdr, NULL);
 		if (rc == 0)
-			rc = read_chunk_dev(ftl, loc, &hdr, buf);
+			rc = read_chunk_dev(ftl, loc, b, &hdr, &payload);
 		else if (rc == 1)
 			rc = 0;
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == 0 &&
-		    ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), buf, len) == hdr.crc) {
+		    ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), payload, len) == hdr.crc) {
 			if (flags)
 				*flags = hdr.flags;
+			*data = payload;
 			return (int)len;
 		}
 		/* Invariant 4: a moved chunk is retried, a damaged one is an error. */
@@ -297,11 +309,23 @@ int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, 
 		atomic_fetch_add(&ftl->read_errors, 1);
 		if (rc == 0) {
 			atomic_fetch_add(&ftl->checksum_errors, 1);
-			memset(buf, 0, len); /* never leave unverified bytes behind */
+			memset(b, 0, READ_BUF_SIZE); /* never leave unverified bytes behind */
 		}
 		return -EIO;
 	}
 	return -EIO;
+}
+
+int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags)
+{
+	const void *data;
+	int len = ftl_read_view(ftl, addr, &data, flags);
+	if (len < 0)
+		return len;
+	if (buflen < (uint32_t)len)
+		return -ENOBUFS;
+	memcpy(buf, data, (size_t)len);
+	return len;
 }
 
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr)
@@ -332,18 +356,17 @@ static int find_pack(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t *pac
 	return rc;
 }
 
-/* The chunk header names its summary entry; the entry holds the hash. Two small reads. */
-static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
+/* The chunk header names its summary entry; the entry holds the hash. Two small reads: the way
+ * to a hash when the pack's header as a whole does not check out (a flipped bit in another
+ * entry must not cost this chunk its hash). */
+static int hash_from_entry(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t pack_off,
+                           uint64_t id, uint8_t *hash)
 {
-	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
 	uint64_t base = ftl_seg_dev_off(ftl, segi);
 	struct ftl_chunk_disk hdr;
 	struct ftl_pack_entry_disk e;
 	int rc;
 
-	rc = find_pack(ftl, segi, off, &pack_off);
-	if (rc)
-		return rc;
 	rc = ftl_dev_read_small(ftl->dev, &hdr, sizeof(hdr), base + off);
 	if (rc)
 		return rc;
@@ -360,6 +383,29 @@ static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *h
 		return -EIO;
 	memcpy(hash, e.hash, FTL_HASH_LEN);
 	return 0;
+}
+
+/* The hash is in the chunk's summary entry, in its pack's header: from the pack header cache,
+ * which reads and checks the whole header on a miss (one device access, then none for the other
+ * chunks of the pack: dedupe verification on an O_DIRECT device would otherwise read two blocks
+ * every time). */
+static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
+	uint64_t seq;
+	int rc;
+
+	rc = find_pack(ftl, segi, off, &pack_off);
+	if (rc)
+		return rc;
+	/* The incarnation of the segment the cache must match (seq is guarded by seg_lock). */
+	pthread_mutex_lock(&ftl->seg_lock);
+	seq = ftl->segs[segi].seq;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	rc = ftl_hdrcache_hash(ftl, segi, seq, pack_off, off, id, hash);
+	if (rc == -EIO) /* unreadable or damaged as a whole: this chunk's entry may be sound */
+		rc = hash_from_entry(ftl, segi, off, pack_off, id, hash);
+	return rc;
 }
 
 int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN])

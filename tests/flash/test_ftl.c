@@ -74,6 +74,37 @@ static void fx_close(struct fixture *fx)
 	fx->dev = NULL;
 }
 
+/* Dedupe verification reads hashes of many chunks of one pack: the pack header cache reads
+ * that header once, not two device reads per lookup. */
+Test(ftl_basic, read_hash_of_one_pack_reads_its_header_once)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 64 };
+	struct ftl_addr a[N];
+	uint8_t buf[4096], h[FTL_HASH_LEN], hg[FTL_HASH_LEN];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 0);
+		hash_of(h, i, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_sync(fx.ftl), 0); /* sealed: hashes come from the device */
+	struct ftl_dev_stats before, after;
+	ftl_dev_get_stats(fx.dev, &before);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			hash_of(h, i, 0);
+			cr_assert_eq(ftl_read_hash(fx.ftl, a[i], hg), 0, "chunk %d", i);
+			cr_assert_eq(memcmp(h, hg, FTL_HASH_LEN), 0, "chunk %d", i);
+		}
+	}
+	ftl_dev_get_stats(fx.dev, &after);
+	/* One pack: its first header block, then the rest of its header. */
+	cr_assert_leq(after.reads - before.reads, 2, "%llu device reads for %d lookups",
+	              (unsigned long long)(after.reads - before.reads), 2 * N);
+	fx_close(&fx);
+}
+
 Test(ftl_crc, hardware_and_table_agree)
 {
 	uint8_t buf[1031];
