@@ -304,6 +304,11 @@ err_corrupt:
 	return -EIO;
 }
 
+void engine_read_ahead(struct engine *e, uint32_t bytes)
+{
+	ftl_read_ahead(e->ftl, bytes);
+}
+
 int engine_read(struct engine *e, struct engine_ref ref, void *block)
 {
 	uint8_t pat[ENGINE_PAT_MAX];

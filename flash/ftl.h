@@ -158,6 +158,13 @@ int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, 
  * thread, valid until that thread's next ftl_read or ftl_read_view (a decompressor reads it
  * there). Returns the length; errors as ftl_read, and -ENOMEM. */
 int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags);
+/* Read-ahead for the calling thread's next reads, until it sets 0 again: the first chunk, and
+ * a chunk that starts where the previous one read from the device ended, is read with up to BYTES
+ * (at most 256 KiB) of what follows it, and the chunks after it come from those bytes, each checked
+ * as always. For a caller about to read many chunks that were written together (a large sequential
+ * read on an O_DIRECT device would otherwise make one device read per chunk); chunks elsewhere are
+ * read alone. Never fails: without memory it reads without read-ahead. */
+void ftl_read_ahead(struct ftl *ftl, uint32_t bytes);
 
 /* Length of a chunk, or -ENOENT. */
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);

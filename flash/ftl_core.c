@@ -19,32 +19,65 @@ static int64_t ftl_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static pthread_key_t read_buf_key;
-static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+/* Per-thread read state: the bounce buffer of one chunk read, and the read-ahead window that
+ * ftl_read_ahead turns on (device bytes [win_off, win_off + win_len) in WIN). Thread-local, so
+ * no lock: every chunk served from it is checked like any other. */
+#define READ_BUF_SIZE  (FTL_CHUNK_MAX + 3 * 65536u) /* a multiple of 4096 (aligned_alloc) */
+#define READ_AHEAD_MAX (256u * 1024)
+#define READ_WIN_SIZE  (READ_AHEAD_MAX + READ_BUF_SIZE)
 
-static void read_buf_key_init(void)
+struct read_tls {
+	uint8_t *buf;          /* READ_BUF_SIZE: one chunk with alignment slack on both sides */
+	uint8_t *win;          /* READ_WIN_SIZE, allocated at the first read-ahead */
+	const struct ftl *ftl; /* whose device the window holds */
+	uint64_t win_off, last_end;
+	uint32_t win_len, ahead;
+	uint32_t win_seg; /* the one segment the window lies in, and its seq at the fill */
+	uint64_t win_seq;
+};
+
+/* A segment's incarnation (seq is guarded by seg_lock): a segment whose seq has not changed
+ * since the window was filled was not erased since, so the window still holds its bytes. */
+static uint64_t seg_seq(struct ftl *ftl, uint32_t segi)
 {
-	pthread_key_create(&read_buf_key, free);
+	pthread_mutex_lock(&ftl->seg_lock);
+	uint64_t seq = ftl->segs[segi].seq;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	return seq;
 }
 
-/* A per-thread bounce buffer big enough for any chunk plus block alignment on both sides. */
-#define READ_BUF_SIZE                                                                              \
-	(FTL_CHUNK_MAX + 3 * 65536u) /* a multiple of 4096, as aligned_alloc wants                 \
-	                              */
+static pthread_key_t read_tls_key;
+static pthread_once_t read_tls_once = PTHREAD_ONCE_INIT;
 
-static uint8_t *read_buf(uint32_t dbs)
+static void read_tls_free(void *arg)
 {
-	pthread_once(&read_buf_once, read_buf_key_init);
-	uint8_t *b = pthread_getspecific(read_buf_key);
-	if (b)
-		return b;
-	(void)dbs;
-	b = aligned_alloc(4096, READ_BUF_SIZE);
-	if (b && pthread_setspecific(read_buf_key, b)) {
-		free(b);
-		b = NULL;
+	struct read_tls *t = arg;
+
+	free(t->buf);
+	free(t->win);
+	free(t);
+}
+
+static void read_tls_key_init(void)
+{
+	pthread_key_create(&read_tls_key, read_tls_free);
+}
+
+static struct read_tls *read_tls(void)
+{
+	pthread_once(&read_tls_once, read_tls_key_init);
+	struct read_tls *t = pthread_getspecific(read_tls_key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->buf = aligned_alloc(4096, READ_BUF_SIZE);
+	if (!t->buf || pthread_setspecific(read_tls_key, t)) {
+		read_tls_free(t);
+		return NULL;
 	}
-	return b;
+	return t;
 }
 
 static void ftl_free_all(struct ftl *ftl)
@@ -258,7 +291,7 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	return 0;
 }
 
-/* Reads the chunk at LOC from the device into the thread's read buffer B (read_buf): the
+/* Reads the chunk at LOC from the device into the thread's read buffer B (read_tls): the
  * header into HDR, and *PAYLOAD pointed at the payload in B. One read of the device's read grain
  * around header + payload (ftl_dev_read_span): nine 512-byte sectors for a 4 KiB chunk on an
  * O_DIRECT image, not the two blocks it straddles. */
@@ -275,11 +308,71 @@ static int read_chunk_dev(struct ftl *ftl, uint64_t loc, uint8_t *b, struct ftl_
 	return 0;
 }
 
+void ftl_read_ahead(struct ftl *ftl, uint32_t bytes)
+{
+	struct read_tls *t = read_tls();
+
+	if (!t)
+		return; /* reads go on without read-ahead, and report -ENOMEM themselves */
+	t->ftl = ftl;
+	t->ahead = bytes < READ_AHEAD_MAX ? bytes : READ_AHEAD_MAX;
+	t->win_len = 0;
+	t->last_end = UINT64_MAX;
+}
+
+/* The chunk at LOC from the thread's read-ahead window: 1 when the window holds it (HDR and
+ * *PAYLOAD set), 0 when not. The window is filled from LOC when the chunk starts where the
+ * previous one read from the device ended (a run written together, as a sequential write
+ * leaves it), or is the first since ftl_read_ahead: up to `ahead` bytes in one device read, never
+ * past the segment's end or, on a zoned namespace, its write pointer. Any other chunk is read
+ * alone, so random reads cost no extra bytes. A failed fill is no error: the caller reads the chunk
+ * alone. */
+static int read_chunk_window(struct ftl *ftl, struct read_tls *t, uint64_t loc,
+                             struct ftl_chunk_disk *hdr, const uint8_t **payload)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), len = ftl_loc_len(loc);
+	uint64_t pos = ftl_seg_dev_off(ftl, segi) + off, need = sizeof(*hdr) + len;
+	/* The first chunk after ftl_read_ahead starts a window too: the caller said a run comes. */
+	bool follows = pos == t->last_end || t->last_end == UINT64_MAX;
+
+	t->last_end = pos + ftl_chunk_footprint(len);
+	if (!t->ahead || t->ftl != ftl)
+		return 0;
+	uint64_t seq = seg_seq(ftl, segi);
+	if (!(t->win_len && t->win_seg == segi && t->win_seq == seq && pos >= t->win_off &&
+	      pos + need <= t->win_off + t->win_len)) {
+		uint32_t lim = ftl->zn ? ftl_zone_seg_limit(ftl, segi) : ftl->seg_size;
+		uint64_t span = need > t->ahead ? need : t->ahead;
+		if (!follows || off >= lim || need > lim - off)
+			return 0;
+		if (span > lim - off)
+			span = lim - off;
+		if (!t->win) {
+			t->win = aligned_alloc(4096, READ_WIN_SIZE);
+			if (!t->win)
+				return 0;
+		}
+		t->win_len = 0;
+		int at = ftl_dev_read_span(ftl->dev, t->win, READ_WIN_SIZE, span, pos);
+		if (at < 0)
+			return 0;
+		t->win_off = pos - (uint64_t)at;
+		t->win_len = (uint32_t)(at + span);
+		t->win_seg = segi;
+		t->win_seq = seq; /* read before the fill: a reuse during it changes it */
+	}
+	const uint8_t *c = t->win + (pos - t->win_off);
+	memcpy(hdr, c, sizeof(*hdr));
+	*payload = c + sizeof(*hdr);
+	return 1;
+}
+
 int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags)
 {
-	uint8_t *b = read_buf(ftl_dev_block_size(ftl->dev));
-	if (!b)
+	struct read_tls *t = read_tls();
+	if (!t)
 		return -ENOMEM;
+	uint8_t *b = t->buf;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
 		if (!loc)
@@ -290,6 +383,19 @@ int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint
 		/* A chunk still in an open pack is copied from its buffer under the stream lock;
 		 * any other is read from the device with no FTL lock held (invariant 4 below). */
 		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, b, len, &hdr, NULL);
+		if (rc == 0 && read_chunk_window(ftl, t, loc, &hdr, &payload) == 1) {
+			if (ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), payload, len) ==
+			    hdr.crc) {
+				if (flags)
+					*flags = hdr.flags;
+				*data = payload;
+				return (int)len;
+			}
+			/* The window may be older than the chunk (moved there since): no verdict
+			 * until the chunk is read alone. */
+			t->win_len = 0;
+			payload = b;
+		}
 		if (rc == 0)
 			rc = read_chunk_dev(ftl, loc, b, &hdr, &payload);
 		else if (rc == 1)
@@ -398,10 +504,7 @@ static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *h
 	rc = find_pack(ftl, segi, off, &pack_off);
 	if (rc)
 		return rc;
-	/* The incarnation of the segment the cache must match (seq is guarded by seg_lock). */
-	pthread_mutex_lock(&ftl->seg_lock);
-	seq = ftl->segs[segi].seq;
-	pthread_mutex_unlock(&ftl->seg_lock);
+	seq = seg_seq(ftl, segi); /* the incarnation the cache must match */
 	rc = ftl_hdrcache_hash(ftl, segi, seq, pack_off, off, id, hash);
 	if (rc == -EIO) /* unreadable or damaged as a whole: this chunk's entry may be sound */
 		rc = hash_from_entry(ftl, segi, off, pack_off, id, hash);

@@ -169,6 +169,9 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 		return 0;
 	if (len > size - off)
 		len = (size_t)(size - off);
+	/* A run of blocks written together is read in one device read, not one per block. */
+	if (len > bs)
+		engine_read_ahead(p->eng, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
 	/* Page by page: references taken under the page's locks, the chunks read, checked and
 	 * decompressed after they are dropped, so writers of the page and volume changes never
 	 * wait for the device. */
@@ -206,6 +209,8 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 			}
 		}
 	}
+	if (len > bs)
+		engine_read_ahead(p->eng, 0);
 	io_count(&p->io_read, done, t0);
 	return done ? (ssize_t)done : rc;
 }

@@ -105,6 +105,63 @@ Test(ftl_basic, read_hash_of_one_pack_reads_its_header_once)
 	fx_close(&fx);
 }
 
+/* A sequential read of chunks written together: with read-ahead one device read serves many
+ * chunks, each still checked (a flipped bit in one fails that one alone). */
+Test(ftl_basic, read_ahead_serves_a_run_in_few_device_reads_and_still_checks_each)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 48 };
+	struct ftl_addr a[N];
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 1);
+		hash_of(h, i, 1);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	struct ftl_dev_stats before, after;
+	ftl_dev_get_stats(fx.dev, &before);
+	ftl_read_ahead(fx.ftl, 64 * 1024);
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 1);
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), 4096, "chunk %d", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
+	}
+	ftl_dev_get_stats(fx.dev, &after);
+	/* 64 KiB windows of 15 chunks: 4 reads, not 48. */
+	cr_assert_leq(after.reads - before.reads, 5, "%llu device reads for %d chunks",
+	              (unsigned long long)(after.reads - before.reads), N);
+
+	/* A flipped payload bit in chunk 20 (found on the device by its bytes), read through a
+	 * window: that chunk fails, its neighbours in the same window read. */
+	enum { SCAN = 16 << 20 };
+	uint8_t *raw = malloc(SCAN);
+	cr_assert_not_null(raw);
+	cr_assert_eq(ftl_dev_read(fx.dev, raw, SCAN, 0), 0);
+	fill(buf, sizeof(buf), 20, 1);
+	uint8_t *hit = memmem(raw, SCAN, buf, 256);
+	cr_assert_not_null(hit, "chunk 20 not found on the device");
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, (uint64_t)(hit - raw) + 100, 3), 0);
+	free(raw);
+	ftl_read_ahead(fx.ftl, 64 * 1024);
+	for (int i = 16; i < 24; i++) {
+		int rc = ftl_read(fx.ftl, a[i], got, sizeof(got), NULL);
+		fill(buf, sizeof(buf), i, 1);
+		if (i == 20) {
+			cr_assert_eq(rc, -EIO);
+			continue;
+		}
+		cr_assert_eq(rc, 4096, "chunk %d", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
+	}
+	ftl_read_ahead(fx.ftl, 0);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.checksum_errors, 1);
+	fx_close(&fx);
+}
+
 Test(ftl_crc, hardware_and_table_agree)
 {
 	uint8_t buf[1031];
