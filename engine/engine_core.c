@@ -385,8 +385,13 @@ static int chunk_put(struct engine *e, struct ftl_addr addr)
 	rc = engine_chunks_dec(&e->chunks, addr.v);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	/* Find the shard before locking: reading the hash may do device I/O. */
-	if (ftl_read_hash(e->ftl, addr, hash) == 0) {
+	/* The shard and the index tag come from the hash's first bytes (engine_index.c), which the
+	 * FTL keeps in RAM: no device read to drop a last reference. On an O_DIRECT device a
+	 * commit releasing many overwritten chunks would otherwise read a pack header for each
+	 * (an unmount after random overwrites took tens of seconds). The whole hash from flash
+	 * is the fallback, read before locking: that may do device I/O. */
+	memset(hash, 0, sizeof(hash));
+	if (ftl_hash_prefix(e->ftl, addr, hash) == 0 || ftl_read_hash(e->ftl, addr, hash) == 0) {
 		s = engine_idx_shard(&e->index, hash);
 		engine_idx_lock(s);
 		rc = engine_chunks_dec_last(&e->chunks, addr.v);

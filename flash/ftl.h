@@ -171,6 +171,9 @@ int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);
 
 /* Reads the hash stored with a chunk (from its summary entry). -ENOENT, -EIO. */
 int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN]);
+/* The first FTL_SCAN_HASH_PREFIX bytes of the hash stored with a chunk, from RAM (the owner
+ * word the L2P keeps for every chunk): no device read. -ENOENT. */
+int ftl_hash_prefix(struct ftl *ftl, struct ftl_addr addr, uint8_t prefix[FTL_SCAN_HASH_PREFIX]);
 
 /* Forgets a chunk; its space is reclaimed by GC. -ENOENT if it does not exist. */
 int ftl_free(struct ftl *ftl, struct ftl_addr addr);

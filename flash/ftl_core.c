@@ -532,6 +532,17 @@ int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_L
 	return -EIO;
 }
 
+int ftl_hash_prefix(struct ftl *ftl, struct ftl_addr addr, uint8_t prefix[FTL_SCAN_HASH_PREFIX])
+{
+	if (!ftl_l2p_get(&ftl->l2p, addr.v))
+		return -ENOENT;
+	/* The owner word (ftl_word_make) holds the prefix in its low bytes. */
+	uint64_t w = ftl_l2p_get_word(&ftl->l2p, addr.v);
+	for (int i = 0; i < FTL_SCAN_HASH_PREFIX; i++)
+		prefix[i] = (uint8_t)(w >> (8 * i));
+	return 0;
+}
+
 int ftl_free(struct ftl *ftl, struct ftl_addr addr)
 {
 	if (ftl->rdonly)

@@ -162,6 +162,43 @@ Test(ftl_basic, read_ahead_serves_a_run_in_few_device_reads_and_still_checks_eac
 	fx_close(&fx);
 }
 
+/* The hash prefix a last-reference free needs comes from RAM and matches the stored hash,
+ * also after a reopen from the checkpoint (which keeps only the prefix). */
+Test(ftl_basic, hash_prefix_matches_the_stored_hash_without_device_reads)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 16 };
+	struct ftl_addr a[N];
+	uint8_t buf[512], h[FTL_HASH_LEN], p[FTL_SCAN_HASH_PREFIX];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 2);
+		hash_of(h, 0x0102030405ull * (i + 1), 2);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_free(fx.ftl, a[3]), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		struct ftl_dev_stats before, after;
+		ftl_dev_get_stats(fx.dev, &before);
+		for (int i = 0; i < N; i++) {
+			if (i == 3) {
+				cr_assert_eq(ftl_hash_prefix(fx.ftl, a[i], p), -ENOENT);
+				continue;
+			}
+			hash_of(h, 0x0102030405ull * (i + 1), 2);
+			cr_assert_eq(ftl_hash_prefix(fx.ftl, a[i], p), 0);
+			cr_assert_eq(memcmp(p, h, sizeof(p)), 0, "chunk %d pass %d", i, pass);
+		}
+		ftl_dev_get_stats(fx.dev, &after);
+		cr_assert_eq(after.reads, before.reads);
+		/* Second pass: after close (which writes a checkpoint) and open. */
+		ftl_close(fx.ftl);
+		fx.ftl = NULL;
+		fx_open(&fx, 0, 0, false);
+	}
+	fx_close(&fx);
+}
+
 Test(ftl_crc, hardware_and_table_agree)
 {
 	uint8_t buf[1031];
