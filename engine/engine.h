@@ -94,6 +94,9 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
  * its checksum or does not decompress to exactly one block; never wrong data. -ENOENT for a
  * reference to a chunk that does not exist. */
 int engine_read(struct engine *e, struct engine_ref ref, void *block);
+/* The calling thread is about to read many blocks (BYTES of them, 0 = done): their chunks are
+ * read ahead where they lie together on the device (ftl_read_ahead). */
+void engine_read_ahead(struct engine *e, uint32_t bytes);
 
 /* Reference counting, for snapshots and clones that share blocks. Zero refs are free. */
 int engine_ref_get(struct engine *e, struct engine_ref ref);

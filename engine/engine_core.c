@@ -268,31 +268,29 @@ err_free_chunk:
 
 /* ---- read path ------------------------------------------------------------------------ */
 
+/* The payload is verified and decompressed where the FTL read it (ftl_read_view): one copy for a
+ * raw chunk, none before the decompressor for a compressed one. */
 static int read_chunk(struct engine *e, struct ftl_addr addr, void *block)
 {
 	uint32_t bs = e->block_size;
 	uint8_t flags = 0;
-	void *src;
+	const void *src;
 	int n, rc;
 
-	/* Raw chunks (the common incompressible case) land directly in the caller's buffer. */
-	n = ftl_read(e->ftl, addr, block, bs, &flags);
-	if (n == -ENOBUFS)
-		goto err_corrupt; /* longer than a block: not something we wrote */
+	n = ftl_read_view(e->ftl, addr, &src, &flags);
 	if (n < 0) {
 		if (n == -EIO)
 			engine_cnt_add(&e->cnt.read_errors, 1);
 		return n;
 	}
+	if ((uint32_t)n > bs)
+		goto err_corrupt; /* longer than a block: not something we wrote */
 	if ((flags & ENGINE_FLAG_CODEC_MASK) == ENGINE_CODEC_NONE) {
 		if ((uint32_t)n != bs)
 			goto err_corrupt;
+		memcpy(block, src, bs);
 		return 0;
 	}
-	src = engine_codec_scratch();
-	if (!src)
-		return -ENOMEM;
-	memcpy(src, block, (size_t)n);
 	rc = engine_codec_decompress((enum engine_codec)(flags & ENGINE_FLAG_CODEC_MASK), src,
 	                             (uint32_t)n, block, bs);
 	if (rc == -ENOMEM)
@@ -304,6 +302,11 @@ static int read_chunk(struct engine *e, struct ftl_addr addr, void *block)
 err_corrupt:
 	engine_cnt_add(&e->cnt.read_errors, 1);
 	return -EIO;
+}
+
+void engine_read_ahead(struct engine *e, uint32_t bytes)
+{
+	ftl_read_ahead(e->ftl, bytes);
 }
 
 int engine_read(struct engine *e, struct engine_ref ref, void *block)
@@ -382,8 +385,13 @@ static int chunk_put(struct engine *e, struct ftl_addr addr)
 	rc = engine_chunks_dec(&e->chunks, addr.v);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	/* Find the shard before locking: reading the hash may do device I/O. */
-	if (ftl_read_hash(e->ftl, addr, hash) == 0) {
+	/* The shard and the index tag come from the hash's first bytes (engine_index.c), which the
+	 * FTL keeps in RAM: no device read to drop a last reference. On an O_DIRECT device a
+	 * commit releasing many overwritten chunks would otherwise read a pack header for each
+	 * (an unmount after random overwrites took tens of seconds). The whole hash from flash
+	 * is the fallback, read before locking: that may do device I/O. */
+	memset(hash, 0, sizeof(hash));
+	if (ftl_hash_prefix(e->ftl, addr, hash) == 0 || ftl_read_hash(e->ftl, addr, hash) == 0) {
 		s = engine_idx_shard(&e->index, hash);
 		engine_idx_lock(s);
 		rc = engine_chunks_dec_last(&e->chunks, addr.v);

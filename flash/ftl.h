@@ -154,12 +154,26 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
  * Errors: -ENOENT (no such chunk), -ENOBUFS, -EIO (device error or checksum failure: the FTL
  * never returns bytes whose checksum fails). */
 int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags);
+/* ftl_read without the copy: *DATA points at the verified payload in a buffer of the calling
+ * thread, valid until that thread's next ftl_read or ftl_read_view (a decompressor reads it
+ * there). Returns the length; errors as ftl_read, and -ENOMEM. */
+int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags);
+/* Read-ahead for the calling thread's next reads, until it sets 0 again: the first chunk, and
+ * a chunk that starts where the previous one read from the device ended, is read with up to BYTES
+ * (at most 256 KiB) of what follows it, and the chunks after it come from those bytes, each checked
+ * as always. For a caller about to read many chunks that were written together (a large sequential
+ * read on an O_DIRECT device would otherwise make one device read per chunk); chunks elsewhere are
+ * read alone. Never fails: without memory it reads without read-ahead. */
+void ftl_read_ahead(struct ftl *ftl, uint32_t bytes);
 
 /* Length of a chunk, or -ENOENT. */
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);
 
 /* Reads the hash stored with a chunk (from its summary entry). -ENOENT, -EIO. */
 int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN]);
+/* The first FTL_SCAN_HASH_PREFIX bytes of the hash stored with a chunk, from RAM (the owner
+ * word the L2P keeps for every chunk): no device read. -ENOENT. */
+int ftl_hash_prefix(struct ftl *ftl, struct ftl_addr addr, uint8_t prefix[FTL_SCAN_HASH_PREFIX]);
 
 /* Forgets a chunk; its space is reclaimed by GC. -ENOENT if it does not exist. */
 int ftl_free(struct ftl *ftl, struct ftl_addr addr);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ftl_hdrcache.h"
 #include "ftl_zone_int.h"
 
 static int64_t ftl_now_ns(void)
@@ -18,33 +19,70 @@ static int64_t ftl_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static pthread_key_t read_buf_key;
-static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+/* Per-thread read state: the bounce buffer of one chunk read, and the read-ahead window that
+ * ftl_read_ahead turns on (device bytes [win_off, win_off + win_len) in WIN). Thread-local, so
+ * no lock: every chunk served from it is checked like any other. */
+#define READ_BUF_SIZE  (FTL_CHUNK_MAX + 3 * 65536u) /* a multiple of 4096 (aligned_alloc) */
+#define READ_AHEAD_MAX (256u * 1024)
+#define READ_WIN_SIZE  (READ_AHEAD_MAX + READ_BUF_SIZE)
 
-static void read_buf_key_init(void)
+struct read_tls {
+	uint8_t *buf;          /* READ_BUF_SIZE: one chunk with alignment slack on both sides */
+	uint8_t *win;          /* READ_WIN_SIZE, allocated at the first read-ahead */
+	const struct ftl *ftl; /* whose device the window holds */
+	uint64_t win_off, last_end;
+	uint32_t win_len, ahead;
+	uint32_t win_seg; /* the one segment the window lies in, and its seq at the fill */
+	uint64_t win_seq;
+};
+
+/* A segment's incarnation (seq is guarded by seg_lock): a segment whose seq has not changed
+ * since the window was filled was not erased since, so the window still holds its bytes. */
+static uint64_t seg_seq(struct ftl *ftl, uint32_t segi)
 {
-	pthread_key_create(&read_buf_key, free);
+	pthread_mutex_lock(&ftl->seg_lock);
+	uint64_t seq = ftl->segs[segi].seq;
+	pthread_mutex_unlock(&ftl->seg_lock);
+	return seq;
 }
 
-/* A per-thread bounce buffer big enough for any chunk plus block alignment on both sides. */
-static uint8_t *read_buf(uint32_t dbs)
+static pthread_key_t read_tls_key;
+static pthread_once_t read_tls_once = PTHREAD_ONCE_INIT;
+
+static void read_tls_free(void *arg)
 {
-	pthread_once(&read_buf_once, read_buf_key_init);
-	uint8_t *b = pthread_getspecific(read_buf_key);
-	if (b)
-		return b;
-	size_t sz = FTL_CHUNK_MAX + 3 * 65536u; /* a multiple of 4096, as aligned_alloc wants */
-	(void)dbs;
-	b = aligned_alloc(4096, sz);
-	if (b && pthread_setspecific(read_buf_key, b)) {
-		free(b);
-		b = NULL;
+	struct read_tls *t = arg;
+
+	free(t->buf);
+	free(t->win);
+	free(t);
+}
+
+static void read_tls_key_init(void)
+{
+	pthread_key_create(&read_tls_key, read_tls_free);
+}
+
+static struct read_tls *read_tls(void)
+{
+	pthread_once(&read_tls_once, read_tls_key_init);
+	struct read_tls *t = pthread_getspecific(read_tls_key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->buf = aligned_alloc(4096, READ_BUF_SIZE);
+	if (!t->buf || pthread_setspecific(read_tls_key, t)) {
+		read_tls_free(t);
+		return NULL;
 	}
-	return b;
+	return t;
 }
 
 static void ftl_free_all(struct ftl *ftl)
 {
+	ftl_hdrcache_destroy(ftl->hdrcache);
 	ftl_zone_free(ftl);
 	ftl_streams_destroy(ftl);
 	ftl_segs_destroy(ftl);
@@ -79,6 +117,10 @@ int ftl_open(const struct ftl_config *cfg, struct ftl **out)
 	pthread_mutex_init(&ftl->gc_lock, NULL);
 	pthread_mutex_init(&ftl->ckpt_lock, NULL);
 	int64_t t0 = ftl_now_ns();
+
+	rc = ftl_hdrcache_create(&ftl->hdrcache);
+	if (rc)
+		goto err_free;
 
 	rc = ftl_read_superblock(cfg->dev, &ftl->sb);
 	if (rc)
@@ -261,46 +303,122 @@ int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t has
 	return 0;
 }
 
-/* Reads the device bytes of the chunk at LOC: header into HDR, payload into OUT. */
-static int read_chunk_dev(struct ftl *ftl, uint64_t loc, struct ftl_chunk_disk *hdr, void *out)
+/* Reads the chunk at LOC from the device into the thread's read buffer B (read_tls): the
+ * header into HDR, and *PAYLOAD pointed at the payload in B. One read of the device's read grain
+ * around header + payload (ftl_dev_read_span): nine 512-byte sectors for a 4 KiB chunk on an
+ * O_DIRECT image, not the two blocks it straddles. */
+static int read_chunk_dev(struct ftl *ftl, uint64_t loc, uint8_t *b, struct ftl_chunk_disk *hdr,
+                          const uint8_t **payload)
 {
-	uint32_t dbs = ftl_dev_block_size(ftl->dev);
 	uint32_t len = ftl_loc_len(loc);
 	uint64_t pos = ftl_seg_dev_off(ftl, ftl_loc_seg(loc)) + ftl_loc_off(loc);
-	uint64_t start = pos / dbs * dbs;
-	uint64_t end = (pos + sizeof(*hdr) + len + dbs - 1) / dbs * dbs;
-	uint8_t *b = read_buf(dbs);
-	if (!b)
-		return -ENOMEM;
-	int rc = ftl_dev_read(ftl->dev, b, end - start, start);
-	if (rc)
-		return rc;
-	memcpy(hdr, b + (pos - start), sizeof(*hdr));
-	memcpy(out, b + (pos - start) + sizeof(*hdr), len);
+	int at = ftl_dev_read_span(ftl->dev, b, READ_BUF_SIZE, sizeof(*hdr) + len, pos);
+	if (at < 0)
+		return at;
+	memcpy(hdr, b + at, sizeof(*hdr));
+	*payload = b + at + sizeof(*hdr);
 	return 0;
 }
 
-int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags)
+void ftl_read_ahead(struct ftl *ftl, uint32_t bytes)
 {
+	struct read_tls *t = read_tls();
+
+	if (!t)
+		return; /* reads go on without read-ahead, and report -ENOMEM themselves */
+	t->ftl = ftl;
+	t->ahead = bytes < READ_AHEAD_MAX ? bytes : READ_AHEAD_MAX;
+	t->win_len = 0;
+	t->last_end = UINT64_MAX;
+}
+
+/* The chunk at LOC from the thread's read-ahead window: 1 when the window holds it (HDR and
+ * *PAYLOAD set), 0 when not. The window is filled from LOC when the chunk starts where the
+ * previous one read from the device ended (a run written together, as a sequential write
+ * leaves it), or is the first since ftl_read_ahead: up to `ahead` bytes in one device read, never
+ * past the segment's end or, on a zoned namespace, its write pointer. Any other chunk is read
+ * alone, so random reads cost no extra bytes. A failed fill is no error: the caller reads the chunk
+ * alone. */
+static int read_chunk_window(struct ftl *ftl, struct read_tls *t, uint64_t loc,
+                             struct ftl_chunk_disk *hdr, const uint8_t **payload)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), len = ftl_loc_len(loc);
+	uint64_t pos = ftl_seg_dev_off(ftl, segi) + off, need = sizeof(*hdr) + len;
+	/* The first chunk after ftl_read_ahead starts a window too: the caller said a run comes. */
+	bool follows = pos == t->last_end || t->last_end == UINT64_MAX;
+
+	t->last_end = pos + ftl_chunk_footprint(len);
+	if (!t->ahead || t->ftl != ftl)
+		return 0;
+	uint64_t seq = seg_seq(ftl, segi);
+	if (!(t->win_len && t->win_seg == segi && t->win_seq == seq && pos >= t->win_off &&
+	      pos + need <= t->win_off + t->win_len)) {
+		uint32_t lim = ftl->zn ? ftl_zone_seg_limit(ftl, segi) : ftl->seg_size;
+		uint64_t span = need > t->ahead ? need : t->ahead;
+		if (!follows || off >= lim || need > lim - off)
+			return 0;
+		if (span > lim - off)
+			span = lim - off;
+		if (!t->win) {
+			t->win = aligned_alloc(4096, READ_WIN_SIZE);
+			if (!t->win)
+				return 0;
+		}
+		t->win_len = 0;
+		int at = ftl_dev_read_span(ftl->dev, t->win, READ_WIN_SIZE, span, pos);
+		if (at < 0)
+			return 0;
+		t->win_off = pos - (uint64_t)at;
+		t->win_len = (uint32_t)(at + span);
+		t->win_seg = segi;
+		t->win_seq = seq; /* read before the fill: a reuse during it changes it */
+	}
+	const uint8_t *c = t->win + (pos - t->win_off);
+	memcpy(hdr, c, sizeof(*hdr));
+	*payload = c + sizeof(*hdr);
+	return 1;
+}
+
+int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint8_t *flags)
+{
+	struct read_tls *t = read_tls();
+	if (!t)
+		return -ENOMEM;
+	uint8_t *b = t->buf;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
 		if (!loc)
 			return -ENOENT;
 		uint32_t len = ftl_loc_len(loc);
-		if (buflen < len)
-			return -ENOBUFS;
 		struct ftl_chunk_disk hdr;
-		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, buf, len, &hdr, NULL);
+		const uint8_t *payload = b;
+		/* A chunk still in an open pack is copied from its buffer under the stream lock;
+		 * any other is read from the device with no FTL lock held (invariant 4 below). */
+		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, b, len, &hdr, NULL);
+		if (rc == 0 && read_chunk_window(ftl, t, loc, &hdr, &payload) == 1) {
+			if (ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), payload, len) ==
+			    hdr.crc) {
+				if (flags)
+					*flags = hdr.flags;
+				*data = payload;
+				return (int)len;
+			}
+			/* The window may be older than the chunk (moved there since): no verdict
+			 * until the chunk is read alone. */
+			t->win_len = 0;
+			payload = b;
+		}
 		if (rc == 0)
-			rc = read_chunk_dev(ftl, loc, &hdr, buf);
+			rc = read_chunk_dev(ftl, loc, b, &hdr, &payload);
 		else if (rc == 1)
 			rc = 0;
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == 0 &&
-		    ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), buf, len) == hdr.crc) {
+		    ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), payload, len) == hdr.crc) {
 			if (flags)
 				*flags = hdr.flags;
+			*data = payload;
 			return (int)len;
 		}
 		/* Invariant 4: a moved chunk is retried, a damaged one is an error. */
@@ -309,11 +427,23 @@ int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, 
 		atomic_fetch_add(&ftl->read_errors, 1);
 		if (rc == 0) {
 			atomic_fetch_add(&ftl->checksum_errors, 1);
-			memset(buf, 0, len); /* never leave unverified bytes behind */
+			memset(b, 0, READ_BUF_SIZE); /* never leave unverified bytes behind */
 		}
 		return -EIO;
 	}
 	return -EIO;
+}
+
+int ftl_read(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags)
+{
+	const void *data;
+	int len = ftl_read_view(ftl, addr, &data, flags);
+	if (len < 0)
+		return len;
+	if (buflen < (uint32_t)len)
+		return -ENOBUFS;
+	memcpy(buf, data, (size_t)len);
+	return len;
 }
 
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr)
@@ -344,18 +474,17 @@ static int find_pack(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t *pac
 	return rc;
 }
 
-/* The chunk header names its summary entry; the entry holds the hash. Two small reads. */
-static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
+/* The chunk header names its summary entry; the entry holds the hash. Two small reads: the way
+ * to a hash when the pack's header as a whole does not check out (a flipped bit in another
+ * entry must not cost this chunk its hash). */
+static int hash_from_entry(struct ftl *ftl, uint32_t segi, uint32_t off, uint32_t pack_off,
+                           uint64_t id, uint8_t *hash)
 {
-	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
 	uint64_t base = ftl_seg_dev_off(ftl, segi);
 	struct ftl_chunk_disk hdr;
 	struct ftl_pack_entry_disk e;
 	int rc;
 
-	rc = find_pack(ftl, segi, off, &pack_off);
-	if (rc)
-		return rc;
 	rc = ftl_dev_read_small(ftl->dev, &hdr, sizeof(hdr), base + off);
 	if (rc)
 		return rc;
@@ -372,6 +501,26 @@ static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *h
 		return -EIO;
 	memcpy(hash, e.hash, FTL_HASH_LEN);
 	return 0;
+}
+
+/* The hash is in the chunk's summary entry, in its pack's header: from the pack header cache,
+ * which reads and checks the whole header on a miss (one device access, then none for the other
+ * chunks of the pack: dedupe verification on an O_DIRECT device would otherwise read two blocks
+ * every time). */
+static int hash_from_pack(struct ftl *ftl, uint64_t loc, uint64_t id, uint8_t *hash)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc), pack_off;
+	uint64_t seq;
+	int rc;
+
+	rc = find_pack(ftl, segi, off, &pack_off);
+	if (rc)
+		return rc;
+	seq = seg_seq(ftl, segi); /* the incarnation the cache must match */
+	rc = ftl_hdrcache_hash(ftl, segi, seq, pack_off, off, id, hash);
+	if (rc == -EIO) /* unreadable or damaged as a whole: this chunk's entry may be sound */
+		rc = hash_from_entry(ftl, segi, off, pack_off, id, hash);
+	return rc;
 }
 
 int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_LEN])
@@ -393,6 +542,17 @@ int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_L
 		return -EIO;
 	}
 	return -EIO;
+}
+
+int ftl_hash_prefix(struct ftl *ftl, struct ftl_addr addr, uint8_t prefix[FTL_SCAN_HASH_PREFIX])
+{
+	if (!ftl_l2p_get(&ftl->l2p, addr.v))
+		return -ENOENT;
+	/* The owner word (ftl_word_make) holds the prefix in its low bytes. */
+	uint64_t w = ftl_l2p_get_word(&ftl->l2p, addr.v);
+	for (int i = 0; i < FTL_SCAN_HASH_PREFIX; i++)
+		prefix[i] = (uint8_t)(w >> (8 * i));
+	return 0;
 }
 
 int ftl_free(struct ftl *ftl, struct ftl_addr addr)

@@ -336,6 +336,8 @@ struct ftl {
 	 * the stream it is folded into (ftl_zone.c). */
 	uint8_t stream_map[FTL_STREAM_COUNT];
 	struct ftl_zoned *zn; /* zoned namespaces only (ftl_zone_int.h) */
+	/* Pack headers for ftl_read_hash (ftl_hdrcache.h). */
+	struct ftl_hdrcache *hdrcache;
 	struct ftl_l2p l2p;
 
 	_Atomic uint64_t clock;      /* virtual time: host payload bytes written */

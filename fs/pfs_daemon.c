@@ -26,7 +26,7 @@
 
 struct cli {
 	char *device, *mountpoint;
-	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval;
+	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval, *cache;
 	char *cl_name, *cl_listen, *cl_cert, *cl_key, *cl_ca, *cl_pins;
 	char *cl_med, *cl_med_prefix, *cl_med_ttl, *cl_head_start, *cl_timeout;
 	int foreground, debug, readonly, help, version;
@@ -40,6 +40,7 @@ static const struct fuse_opt cli_opts[] = {
     {"dedupe=%s", offsetof(struct cli, dedupe), 0},
     {"commit_interval_ms=%s", offsetof(struct cli, commit_interval), 0},
     {"recovery=%s", offsetof(struct cli, recovery), 0},
+    {"cache=%s", offsetof(struct cli, cache), 0},
     {"cluster_name=%s", offsetof(struct cli, cl_name), 0},
     {"cluster_listen=%s", offsetof(struct cli, cl_listen), 0},
     {"cluster_cert=%s", offsetof(struct cli, cl_cert), 0},
@@ -136,6 +137,9 @@ static void usage(FILE *f)
 	    "  -o dedupe=on|off                       deduplicate blocks\n"
 	    "  -o commit_interval_ms=N                background metadata commit period\n"
 	    "  -o analytics_interval=SECONDS          counter history sampling period (1..86400)\n"
+	    "  -o cache=direct|buffered               image files: O_DIRECT (default; buffered\n"
+	    "                                         where the host filesystem refuses it) or\n"
+	    "                                         through the host's page cache\n"
 	    "  -o recovery=checkpoint|scan            start from the flash checkpoint (default)\n"
 	    "                                         or read every segment summary\n"
 	    "  -o cluster_name=NAME,cluster_listen=ADDR:PORT,cluster_cert=PATH,\n"
@@ -376,6 +380,10 @@ static int check_pstorfs_options(struct daemon *d)
 		        c->recovery);
 		return 1;
 	}
+	if (c->cache && strcmp(c->cache, "direct") && strcmp(c->cache, "buffered")) {
+		fprintf(stderr, "pstorfs: bad option cache=%s (direct or buffered)\n", c->cache);
+		return 1;
+	}
 	if (c->dedupe && strcmp(c->dedupe, "on") && strcmp(c->dedupe, "off")) {
 		fprintf(stderr, "pstorfs: bad option dedupe=%s (on or off)\n", c->dedupe);
 		return 1;
@@ -544,6 +552,7 @@ static int open_store(struct daemon *d)
 	struct pfs_opts o = {
 	    .device = d->real,
 	    .readonly = c->readonly,
+	    .buffered = c->cache && !strcmp(c->cache, "buffered"),
 	    .compression = c->compression,
 	    .dedupe = c->dedupe ? !strcmp(c->dedupe, "on") : -1,
 	    .commit_interval_ms = d->commit_ms,
@@ -675,6 +684,7 @@ static void free_cli(struct daemon *d)
 	free(d->c.dedupe);
 	free(d->c.commit_interval);
 	free(d->c.recovery);
+	free(d->c.cache);
 	free(d->c.cl_name);
 	free(d->c.cl_listen);
 	free(d->c.cl_cert);

@@ -720,6 +720,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = -ENOENT;
 		else if (wr && (INO_KIND(ino) == K_SNAP || pfs_readonly(f->p)))
 			rc = INO_KIND(ino) == K_SNAP ? -EACCES : -EROFS;
+		/* An O_DIRECT opener (fio, qemu cache=none, databases) never uses the page cache:
+		 * FOPEN_DIRECT_IO sends its I/O straight here. Without it the kernel's cached read
+		 * path revalidates the attributes first, and a volume's attributes never stay
+		 * valid (timeout 0, node_timeout), so every read cost a GETATTR round trip too:
+		 * two requests per 4 KiB read. Others still see changes through that
+		 * revalidation; ctl changes also invalidate the inode (inval_vol). */
+		if (!rc && (fi->flags & O_DIRECT))
+			fi->direct_io = 1;
 	} else if (ino == INO_CTL) {
 		h->kind = FH_CTL;
 		fi->direct_io = 1;

@@ -212,6 +212,10 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 		pfs_buf_json_str(b, id.serial);
 		pfs_buf_printf(b, ",\n  \"firmware\": ");
 		pfs_buf_json_str(b, id.firmware);
+		pfs_buf_printf(b, ",\n  \"cache\": ");
+		pfs_buf_json_str(b, id.cache);
+		pfs_buf_printf(b, ",\n  \"cache_reason\": ");
+		pfs_buf_json_str(b, id.cache_reason);
 		pfs_buf_printf(
 		    b,
 		    ",\n  \"lba_size\": %u,\n  \"capacity_bytes\": %llu,\n  \"nsid\": %u,\n"
@@ -243,9 +247,11 @@ static void report_identity(struct pfs *p, bool json, struct pfs_buf *b)
 	pfs_buf_printf(b,
 	               "backend           %s\nmodel             %s\nserial            %s\n"
 	               "firmware          %s\nlba size          %u\ncapacity          %llu bytes\n"
-	               "namespace id      %u\n",
+	               "namespace id      %u\ncache             %s%s%s%s\n",
 	               kind, id.model, id.serial, id.firmware, id.lba_size,
-	               (unsigned long long)id.capacity_bytes, id.nsid);
+	               (unsigned long long)id.capacity_bytes, id.nsid, id.cache,
+	               id.cache_reason[0] ? " (" : "", id.cache_reason,
+	               id.cache_reason[0] ? ")" : "");
 	if (st.dev_kind == FTL_DEV_NVME) {
 		/* 0 means "not reported" for every hint (NVMe only defines them with OPTPERF). */
 		pfs_buf_printf(b,

@@ -40,6 +40,8 @@ int ftl_dev_init_common(struct ftl_dev *dev, const struct ftl_dev_ops *ops, enum
 	dev->size = size;
 	dev->block_size = block_size;
 	dev->rdonly = rdonly;
+	dev->direct = false; /* O_DIRECT backends set it, and io_align, once they are */
+	dev->io_align = block_size;
 	atomic_init(&dev->st.reads, 0);
 	atomic_init(&dev->st.writes, 0);
 	atomic_init(&dev->st.flushes, 0);
@@ -155,7 +157,7 @@ static int ftl_dev_lock(int fd, bool rdonly)
 	return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
-static int ftl_dev_open_regular(const char *path, bool rdonly, struct ftl_dev **out)
+static int ftl_dev_open_regular(const char *path, bool rdonly, bool buffered, struct ftl_dev **out)
 {
 	struct stat st;
 	int fd, err;
@@ -175,7 +177,7 @@ static int ftl_dev_open_regular(const char *path, bool rdonly, struct ftl_dev **
 	err = ftl_dev_lock(fd, rdonly);
 	if (err < 0)
 		goto err_close_fd;
-	err = ftl_dev_file_open(fd, path, rdonly, out);
+	err = ftl_dev_file_open(fd, path, rdonly, buffered, out);
 	if (err < 0)
 		goto err_close_fd;
 	return 0;
@@ -185,7 +187,8 @@ err_close_fd:
 	return err;
 }
 
-static int ftl_dev_create_regular(const char *path, uint64_t size, struct ftl_dev **out)
+static int ftl_dev_create_regular(const char *path, uint64_t size, bool buffered,
+                                  struct ftl_dev **out)
 {
 	int fd, err;
 
@@ -195,7 +198,7 @@ static int ftl_dev_create_regular(const char *path, uint64_t size, struct ftl_de
 	if (fd < 0) {
 		/* Someone else created it since our stat(): open what is there. */
 		if (errno == EEXIST)
-			return ftl_dev_open_regular(path, false, out);
+			return ftl_dev_open_regular(path, false, buffered, out);
 		return -errno;
 	}
 	/* Lost a race with another opener of the file we just made: it is theirs now. */
@@ -207,7 +210,7 @@ static int ftl_dev_create_regular(const char *path, uint64_t size, struct ftl_de
 		err = -errno;
 		goto err_unlink;
 	}
-	err = ftl_dev_file_open(fd, path, false, out);
+	err = ftl_dev_file_open(fd, path, false, buffered, out);
 	if (err < 0)
 		goto err_unlink;
 	return 0;
@@ -261,23 +264,24 @@ err_close_fd:
 static int ftl_dev_open_backend(const char *path, unsigned flags, uint64_t size,
                                 struct ftl_dev **out)
 {
-	bool rdonly = flags & FTL_DEV_RDONLY;
+	bool rdonly = flags & FTL_DEV_RDONLY, buffered = flags & FTL_DEV_BUFFERED;
 	struct stat st;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!path || !*path || (flags & ~(unsigned)(FTL_DEV_RDONLY | FTL_DEV_CREATE)))
+	if (!path || !*path ||
+	    (flags & ~(unsigned)(FTL_DEV_RDONLY | FTL_DEV_CREATE | FTL_DEV_BUFFERED)))
 		return -EINVAL;
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT || !(flags & FTL_DEV_CREATE))
 			return -errno;
 		if (rdonly)
 			return -EINVAL; /* an empty read-only device is of no use */
-		return ftl_dev_create_regular(path, size, out);
+		return ftl_dev_create_regular(path, size, buffered, out);
 	}
 	if (S_ISREG(st.st_mode))
-		return ftl_dev_open_regular(path, rdonly, out);
+		return ftl_dev_open_regular(path, rdonly, buffered, out);
 	if (S_ISBLK(st.st_mode))
 		return ftl_dev_open_blockdev(path, rdonly, out);
 	return -EINVAL;
@@ -390,30 +394,51 @@ int ftl_dev_read(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 	return ftl_dev_read_counted(dev, buf, len, off);
 }
 
+/* The granularity a read of [OFF, OFF+LEN) must be widened to: whole blocks in the zoned log,
+ * the O_DIRECT alignment on direct backends, a byte elsewhere. */
+static uint32_t ftl_dev_read_grain(const struct ftl_dev *dev, uint64_t off)
+{
+	if (dev->zlog && off < dev->zlog_end)
+		return dev->block_size;
+	return dev->direct ? dev->io_align : 1;
+}
+
+int ftl_dev_read_span(struct ftl_dev *dev, void *buf, size_t cap, size_t len, uint64_t off)
+{
+	if (!dev || !buf || len == 0 || off > dev->size || len > dev->size - off)
+		return -EINVAL;
+	uint32_t g = ftl_dev_read_grain(dev, off);
+	uint64_t start = off / g * g, end = (off + len + g - 1) / g * g;
+	if (end - start > cap)
+		return -EINVAL;
+	/* Both ends stay inside the device: its size is a multiple of its blocks, and of g. */
+	int err = g == dev->block_size ? ftl_dev_read(dev, buf, end - start, start)
+	                               : ftl_dev_read_counted(dev, buf, end - start, start);
+	return err < 0 ? err : (int)(off - start);
+}
+
 int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 {
 	int err;
 
 	if (!dev || !buf || len == 0 || off > dev->size || len > dev->size - off)
 		return -EINVAL;
-	if ((dev->kind != FTL_DEV_FILE && dev->kind != FTL_DEV_MEM) ||
-	    (dev->zlog && off < dev->zlog_end)) {
-		/* O_DIRECT backends move whole blocks: read the ones around the range. */
-		uint64_t bs = dev->block_size, start = off / bs * bs;
-		uint64_t end = (off + len + bs - 1) / bs * bs;
-		void *b = NULL;
-		/* posix_memalign: aligned_alloc wants a size that is a multiple of the alignment.
-		 */
-		if (posix_memalign(&b, 4096, end - start))
-			return -ENOMEM;
-		err = ftl_dev_read(dev, b, end - start, start);
-		if (err == 0)
-			memcpy(buf, (uint8_t *)b + (off - start), len);
-		free(b);
-		return err;
+	uint32_t g = ftl_dev_read_grain(dev, off);
+	if (g == 1) /* byte-addressable through the page cache or memory: only what is asked */
+		return ftl_dev_read_counted(dev, buf, len, off);
+	/* O_DIRECT moves aligned ranges: read the one around the bytes through a bounce. */
+	size_t cap = (size_t)((off + len + g - 1) / g * g - off / g * g);
+	void *b = NULL;
+	/* posix_memalign: aligned_alloc wants a size that is a multiple of the alignment. */
+	if (posix_memalign(&b, 4096, cap))
+		return -ENOMEM;
+	err = ftl_dev_read_span(dev, b, cap, len, off);
+	if (err >= 0) {
+		memcpy(buf, (uint8_t *)b + err, len);
+		err = 0;
 	}
-	/* Byte-addressable through the page cache or memory: move only what is asked. */
-	return ftl_dev_read_counted(dev, buf, len, off);
+	free(b);
+	return err;
 }
 
 int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
@@ -485,6 +510,10 @@ int ftl_dev_identify(struct ftl_dev *dev, struct ftl_dev_identity *id)
 	memset(id, 0, sizeof(*id));
 	id->lba_size = dev->block_size;
 	id->capacity_bytes = dev->size;
+	snprintf(id->cache, sizeof(id->cache), "%s",
+	         dev->kind == FTL_DEV_MEM ? "memory"
+	         : dev->direct            ? "direct"
+	                                  : "buffered");
 	/* Whatever the backend could not learn stays at these defaults: never fails. */
 	(void)dev->ops->identify(dev, id);
 	if (!id->model[0])

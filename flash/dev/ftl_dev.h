@@ -33,6 +33,10 @@ const char *ftl_dev_kind_name(enum ftl_dev_kind kind);
 
 #define FTL_DEV_RDONLY 0x1 /* open read-only */
 #define FTL_DEV_CREATE 0x2 /* regular files only: create if missing (size from `size`) */
+/* Regular files only: through the host's page cache. Without it an image file is opened
+ * O_DIRECT, and buffered only where the host filesystem refuses O_DIRECT (the identity's
+ * `cache` and `cache_reason` say which and why). */
+#define FTL_DEV_BUFFERED 0x4
 
 /* Opens PATH with the backend that fits it: an NVMe namespace block device (/dev/nvmeXnY,
  * detected through sysfs and confirmed with Identify) gets FTL_DEV_NVME, any other block device
@@ -72,6 +76,13 @@ int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off
 /* Reads LEN bytes at any offset (small metadata reads). Image files and the memory device move
  * just those bytes; O_DIRECT backends read the blocks around them. -EINVAL out of bounds. */
 int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off);
+/* Reads at least [OFF, OFF+LEN) into BUF (CAP bytes, 4096-aligned) in one device read that
+ * starts at OFF rounded down to the device's read grain: a byte on image files through the page
+ * cache and on memory, the O_DIRECT alignment on direct backends (512 for an image on most
+ * filesystems), a block in a zoned namespace's log. Returns where OFF landed in BUF (>= 0), or
+ * -EINVAL (out of bounds, CAP too small) / -EIO. For the hot read path: a 4 KiB chunk with its
+ * header spans two blocks but only nine 512-byte sectors. */
+int ftl_dev_read_span(struct ftl_dev *dev, void *buf, size_t cap, size_t len, uint64_t off);
 int ftl_dev_flush(struct ftl_dev *dev);
 /* Tells the device the range holds no data. -EOPNOTSUPP when the device cannot (harmless). */
 int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);
@@ -86,6 +97,11 @@ struct ftl_dev_identity {
 	uint32_t opt_write_size;   /* optimal write granularity in bytes, 0 if not reported */
 	uint32_t opt_dealloc_size; /* deallocate granularity in bytes, 0 if not reported */
 	bool rotational;
+	/* How I/O reaches the medium: "direct" (O_DIRECT, no host page cache: block devices, NVMe,
+	 * image files where the host filesystem takes it), "buffered" (an image file through the
+	 * host's page cache), "memory" (the memory device). */
+	char cache[16];
+	char cache_reason[96]; /* why "buffered": "cache=buffered" or the refusal; else empty */
 	/* NVMe only (0/false elsewhere). Sizes in bytes; 0 = not reported. */
 	uint16_t pci_vid;           /* PCI vendor id */
 	uint32_t nvme_version;      /* VER: major << 16 | minor << 8 | tertiary */

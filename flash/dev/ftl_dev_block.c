@@ -1,6 +1,7 @@
-/* flash/dev/ftl_dev_block.c - FTL_DEV_BLOCK backend, and the O_DIRECT I/O helpers the NVMe backend
- * shares: logical block size and size from ioctls, BLKDISCARD for TRIM, identity from sysfs.
- * It must not go through the page cache (O_DIRECT always) nor assume callers' buffers are aligned.
+/* flash/dev/ftl_dev_block.c - FTL_DEV_BLOCK backend, and the O_DIRECT I/O helpers the NVMe and
+ * image-file backends share: block size and size from ioctls, BLKDISCARD, identity from sysfs.
+ * Block devices never go through the page cache (O_DIRECT always); no caller's buffer is assumed
+ * aligned (unaligned ones are bounced).
  */
 #include <errno.h>
 #include <linux/fs.h>
@@ -201,8 +202,10 @@ int ftl_dev_bdev_init(struct ftl_dev_bdev *b, const struct ftl_dev_ops *ops, enu
 	b->rdev = st.st_rdev;
 	/* The logical block size always satisfies O_DIRECT's memory alignment. */
 	b->mem_align = (uint32_t)lbs;
-	return ftl_dev_init_common(&b->dev, ops, kind, path, size & ~(uint64_t)(lbs - 1),
-	                           (uint32_t)lbs, rdonly);
+	int err = ftl_dev_init_common(&b->dev, ops, kind, path, size & ~(uint64_t)(lbs - 1),
+	                              (uint32_t)lbs, rdonly);
+	b->dev.direct = true;
+	return err;
 }
 
 /* ------------------------------------------------------------------------------------------ */

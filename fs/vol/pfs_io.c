@@ -1,6 +1,7 @@
 /* fs/pfs_io.c - volume I/O: byte ranges of any size and alignment onto block references.
  * Whole blocks are reduced by the engine outside every lock and swapped in under the page's
- * stripe lock; partial blocks are read-modify-written under it. Also punch, clone of ranges
+ * stripe lock; partial blocks are read-modify-written under it. Reads take counted references
+ * under the stripe lock and read the chunks after dropping it. Also punch, clone of ranges
  * (copy_file_range), SEEK_DATA/SEEK_HOLE and per-volume usage.
  */
 #include <errno.h>
@@ -76,11 +77,82 @@ static int read_ref(struct pfs *p, struct engine_ref ref, void *block)
 	return 0;
 }
 
+/* One block of a read: its reference, held (engine_ref_get) so that no release can free the
+ * chunk while it is read without locks, or read already (under the lock) when it could not be. */
+struct read_blk {
+	struct engine_ref ref;
+	bool held; /* a count taken: read it, then put it */
+	int rc;    /* read under the lock: its result */
+};
+
+/* Takes the references of blocks [pos, pos + n) of page PIDX under the volume and stripe read
+ * locks (a writer changes a reference under the stripe's write lock, and its release waits for
+ * a commit, so a reference seen here is live and the count taken on it keeps it so). Blocks
+ * that need no device read (holes, zeros, patterns) and the rare one whose count cannot be taken
+ * are read here, under the lock, as before. Fills B[0..]: returns the number of blocks or -errno.
+ */
+static int read_take_refs(struct pfs *p, struct pfs_vol *v, uint64_t pidx, uint64_t pos, size_t *np,
+                          uint8_t *out, uint8_t *tmp, struct read_blk *b)
+{
+	const uint32_t bs = p->bs;
+	pthread_rwlock_t *l = pfs_stripe(v, pidx);
+	struct pfs_mpage *pg = NULL;
+	size_t done = 0, n = *np;
+	int k = 0, rc;
+
+	pthread_rwlock_rdlock(&v->rw);
+	/* The size again, under the lock a truncate takes: never a block past the end. */
+	uint64_t size = atomic_load(&v->size);
+	if (pos >= size)
+		n = 0;
+	else if (n > size - pos)
+		n = (size_t)(size - pos);
+	*np = n;
+	pthread_rwlock_rdlock(l);
+	rc = pfs_map_page(p, v, pidx, false, &pg);
+	while (!rc && done < n) {
+		uint64_t blk = (pos + done) / bs;
+		uint32_t in = (uint32_t)((pos + done) % bs);
+		size_t m = bs - in < n - done ? bs - in : n - done;
+		struct read_blk *r = &b[k++];
+
+		r->ref = pg ? pg->ref[blk % PFS_PAGE_REFS] : ENGINE_REF_ZERO_VALUE;
+		r->held = false;
+		r->rc = 0;
+		if (engine_ref_kind(r->ref) == ENGINE_REF_CHUNK)
+			r->held = engine_ref_get(p->eng, r->ref) == 0;
+		if (!r->held) {
+			/* Memory only, or a chunk whose count is at its limit or gone (read_ref
+			 * reports the error): no device read outside the lock for these. */
+			if (r->ref.v == 0) {
+				memset(out + done, 0, m);
+			} else if (in == 0 && m == bs) {
+				r->rc = read_ref(p, r->ref, out + done);
+			} else {
+				r->rc = read_ref(p, r->ref, tmp);
+				if (!r->rc)
+					memcpy(out + done, tmp + in, m);
+			}
+		}
+		done += m;
+	}
+	pthread_rwlock_unlock(l);
+	pthread_rwlock_unlock(&v->rw);
+	if (rc) {
+		while (k > 0)
+			if (b[--k].held)
+				engine_ref_put(p->eng, b[k].ref);
+		return rc;
+	}
+	return k;
+}
+
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
 {
 	const uint32_t bs = p->bs;
 	uint8_t *out = buf, *tmp = scratch();
 	const int64_t t0 = io_clock_ns();
+	struct read_blk blks[PFS_PAGE_REFS];
 	size_t done = 0;
 	int rc = 0;
 
@@ -91,51 +163,56 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 		if (rc)
 			return rc;
 	}
-	pthread_rwlock_rdlock(&v->rw);
 	uint64_t size = atomic_load(&v->size);
 	/* Not counted: reads at or past the end (FUSE's read probes there after a short read). */
 	if (off >= size || len == 0)
-		goto out_unlock;
+		return 0;
 	if (len > size - off)
 		len = (size_t)(size - off);
+	/* A run of blocks written together is read in one device read, not one per block. */
+	if (len > bs)
+		engine_read_ahead(p->eng, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+	/* Page by page: references taken under the page's locks, the chunks read, checked and
+	 * decompressed after they are dropped, so writers of the page and volume changes never
+	 * wait for the device. */
 	while (done < len && !rc) {
-		uint64_t pos = off + done;
-		uint64_t blk = pos / bs, pidx = blk / PFS_PAGE_REFS;
-		struct pfs_mpage *pg = NULL;
-		pthread_rwlock_t *l = pfs_stripe(v, pidx);
+		uint64_t pos = off + done, pidx = pos / bs / PFS_PAGE_REFS;
+		uint64_t page_end = (pidx + 1) * PFS_PAGE_REFS * (uint64_t)bs;
+		size_t n = page_end - pos < len - done ? (size_t)(page_end - pos) : len - done;
+		int k = read_take_refs(p, v, pidx, pos, &n, out + done, tmp, blks);
 
-		pthread_rwlock_rdlock(l);
-		rc = pfs_map_page(p, v, pidx, false, &pg);
-		/* Every block of this page in the range, under one lock hold. */
-		while (!rc && done < len && (off + done) / bs / PFS_PAGE_REFS == pidx) {
-			pos = off + done;
-			blk = pos / bs;
-			uint32_t in = (uint32_t)(pos % bs);
-			size_t n = bs - in;
-			if (n > len - done)
-				n = len - done;
-			struct engine_ref ref =
-			    pg ? pg->ref[blk % PFS_PAGE_REFS] : ENGINE_REF_ZERO_VALUE;
-			if (ref.v == 0) {
-				memset(out + done, 0, n);
-			} else if (in == 0 && n == bs) {
-				rc = read_ref(p, ref, out + done);
-			} else {
-				rc = read_ref(p, ref, tmp);
-				if (!rc)
-					memcpy(out + done, tmp + in, n);
-			}
-			if (!rc)
-				done += n;
+		if (k <= 0) {
+			rc = k; /* 0: the volume shrank under the read */
+			break;
 		}
-		pthread_rwlock_unlock(l);
+		for (int i = 0; i < k; i++) {
+			struct read_blk *r = &blks[i];
+			uint32_t in = (uint32_t)((off + done) % bs);
+			size_t m = bs - in < n ? bs - in : n;
+
+			if (r->held && !rc) {
+				if (in == 0 && m == bs) {
+					r->rc = read_ref(p, r->ref, out + done);
+				} else {
+					r->rc = read_ref(p, r->ref, tmp);
+					if (!r->rc)
+						memcpy(out + done, tmp + in, m);
+				}
+			}
+			if (r->held)
+				engine_ref_put(p->eng, r->ref);
+			if (!rc && r->rc)
+				rc = r->rc;
+			if (!rc) {
+				done += m;
+				n -= m;
+			}
+		}
 	}
-	pthread_rwlock_unlock(&v->rw);
+	if (len > bs)
+		engine_read_ahead(p->eng, 0);
 	io_count(&p->io_read, done, t0);
 	return done ? (ssize_t)done : rc;
-out_unlock:
-	pthread_rwlock_unlock(&v->rw);
-	return 0;
 }
 
 /* Grows the size to END if needed. Caller holds v->rw (read). */

@@ -537,7 +537,10 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	if (dev) {
 		p->dev = dev;
 	} else {
-		rc = ftl_dev_open(opts->device, opts->readonly ? FTL_DEV_RDONLY : 0, 0, &p->dev);
+		rc = ftl_dev_open(opts->device,
+		                  (opts->readonly ? FTL_DEV_RDONLY : 0) |
+		                      (opts->buffered ? FTL_DEV_BUFFERED : 0),
+		                  0, &p->dev);
 		if (rc) {
 			snprintf(msg, msglen, "%s: %s", opts->device,
 			         rc == -EBUSY ? "in use (already mounted?)" : strerror(-rc));

@@ -34,6 +34,7 @@ int pfs_mkfs(const char *path, const struct pfs_mkfs_params *prm, char *msg, siz
 struct pfs_opts {
 	const char *device;
 	bool readonly;
+	bool buffered;           /* image files through the host's page cache (FTL_DEV_BUFFERED) */
 	const char *compression; /* NULL = keep the stored setting */
 	int dedupe;              /* -1 keep, 0 off, 1 on */
 	int commit_interval_ms;  /* -1 keep */

@@ -444,6 +444,7 @@ Test(ftl_dev, mem_identify_made_up_and_no_smart)
 	cr_expect_eq(id.lba_size, BS);
 	cr_expect_eq(id.capacity_bytes, 1 << 20);
 	cr_expect_eq(id.nsid, 0);
+	cr_expect_str_eq(id.cache, "memory");
 	cr_expect_eq(ftl_dev_smart(dev, &smart), -EOPNOTSUPP);
 }
 
@@ -533,6 +534,103 @@ Test(ftl_dev, file_trim_punches_a_hole)
 	cr_assert_arr_eq(out + LEN / 2, in + LEN / 2, LEN / 2);
 	free(in);
 	free(out);
+}
+
+/* Whether the filesystem holding PATH's folder takes O_DIRECT: what the backend should find. */
+static bool dir_takes_o_direct(const char *dir)
+{
+	char probe[128];
+	snprintf(probe, sizeof(probe), "%s/probe", dir);
+	int fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	if (fd >= 0)
+		close(fd);
+	unlink(probe);
+	return fd >= 0;
+}
+
+/* Writes and reads through buffers at odd addresses and a read_small across a block boundary:
+ * an O_DIRECT backend must bounce them, a buffered one pass them straight. */
+static void check_unaligned_round_trip(struct ftl_dev *dev, const char *img)
+{
+	enum { LEN = 3 * BS };
+	uint8_t *raw_in = malloc(LEN + 1), *raw_out = malloc(LEN + 1), small[100], file[LEN];
+	cr_assert(raw_in && raw_out);
+	uint8_t *in = raw_in + 1, *out = raw_out + 1; /* never 2-byte aligned */
+
+	fill(in, LEN, 62);
+	cr_assert_eq(ftl_dev_write(dev, in, LEN, 5 * BS), 0);
+	cr_assert_eq(ftl_dev_flush(dev), 0);
+	memset(out, 0, LEN);
+	cr_assert_eq(ftl_dev_read(dev, out, LEN, 5 * BS), 0);
+	cr_assert_arr_eq(in, out, LEN);
+	cr_assert_eq(ftl_dev_read_small(dev, small, sizeof(small), 5 * BS + BS - 37), 0);
+	cr_assert_arr_eq(small, in + BS - 37, sizeof(small));
+	/* A buffered reader of the image sees the bytes (the kernel keeps O_DIRECT coherent). */
+	int fd = open(img, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, file, LEN, 5 * BS), (ssize_t)LEN);
+	close(fd);
+	cr_assert_arr_eq(in, file, LEN);
+	free(raw_in);
+	free(raw_out);
+}
+
+Test(ftl_dev, file_is_direct_by_default_and_bounces_unaligned_callers)
+{
+	struct ftl_dev_identity id;
+
+	cr_assert_eq(ftl_dev_open(t.img, FTL_DEV_CREATE, 16 << 20, &t.dev), 0);
+	cr_assert_eq(ftl_dev_identify(t.dev, &id), 0);
+	if (dir_takes_o_direct(t.dir)) {
+		cr_expect_str_eq(id.cache, "direct");
+		cr_expect_str_eq(id.cache_reason, "");
+	} else {
+		cr_expect_str_eq(id.cache, "buffered");
+		cr_expect_not_null(strstr(id.cache_reason, "O_DIRECT refused"), "%s",
+		                   id.cache_reason);
+	}
+	check_unaligned_round_trip(t.dev, t.img);
+}
+
+Test(ftl_dev, file_buffered_when_asked)
+{
+	struct ftl_dev_identity id;
+
+	cr_assert_eq(ftl_dev_open(t.img, FTL_DEV_CREATE | FTL_DEV_BUFFERED, 16 << 20, &t.dev), 0);
+	cr_assert_eq(ftl_dev_identify(t.dev, &id), 0);
+	cr_expect_str_eq(id.cache, "buffered");
+	cr_expect_str_eq(id.cache_reason, "cache=buffered");
+	check_unaligned_round_trip(t.dev, t.img);
+	/* Reopened without the flag, the same image goes direct (where the host allows). */
+	ftl_dev_close(t.dev);
+	t.dev = NULL;
+	cr_assert_eq(ftl_dev_open(t.img, 0, 0, &t.dev), 0);
+	cr_assert_eq(ftl_dev_identify(t.dev, &id), 0);
+	cr_expect_str_eq(id.cache, dir_takes_o_direct(t.dir) ? "direct" : "buffered");
+}
+
+/* tmpfs refused O_DIRECT before Linux 6.6 and takes it since: either way the image works and
+ * the identity says which mode it got. */
+Test(ftl_dev, file_on_tmpfs_works_in_whatever_mode_it_allows)
+{
+	char dir[64] = "/dev/shm/pstor-test-dev-XXXXXX", img[96];
+	struct ftl_dev_identity id;
+	struct ftl_dev *dev = NULL;
+
+	if (!mkdtemp(dir))
+		cr_skip_test("no /dev/shm");
+	snprintf(img, sizeof(img), "%s/img", dir);
+	bool direct = dir_takes_o_direct(dir);
+	int rc = ftl_dev_open(img, FTL_DEV_CREATE, 8 << 20, &dev);
+	if (rc == 0) {
+		cr_expect_eq(ftl_dev_identify(dev, &id), 0);
+		cr_expect_str_eq(id.cache, direct ? "direct" : "buffered");
+		check_unaligned_round_trip(dev, img);
+		ftl_dev_close(dev);
+	}
+	unlink(img);
+	rmdir(dir);
+	cr_assert_eq(rc, 0);
 }
 
 Test(ftl_dev, file_second_open_is_busy)

@@ -74,6 +74,131 @@ static void fx_close(struct fixture *fx)
 	fx->dev = NULL;
 }
 
+/* Dedupe verification reads hashes of many chunks of one pack: the pack header cache reads
+ * that header once, not two device reads per lookup. */
+Test(ftl_basic, read_hash_of_one_pack_reads_its_header_once)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 64 };
+	struct ftl_addr a[N];
+	uint8_t buf[4096], h[FTL_HASH_LEN], hg[FTL_HASH_LEN];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 0);
+		hash_of(h, i, 0);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_sync(fx.ftl), 0); /* sealed: hashes come from the device */
+	struct ftl_dev_stats before, after;
+	ftl_dev_get_stats(fx.dev, &before);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			hash_of(h, i, 0);
+			cr_assert_eq(ftl_read_hash(fx.ftl, a[i], hg), 0, "chunk %d", i);
+			cr_assert_eq(memcmp(h, hg, FTL_HASH_LEN), 0, "chunk %d", i);
+		}
+	}
+	ftl_dev_get_stats(fx.dev, &after);
+	/* One pack: its first header block, then the rest of its header. */
+	cr_assert_leq(after.reads - before.reads, 2, "%llu device reads for %d lookups",
+	              (unsigned long long)(after.reads - before.reads), 2 * N);
+	fx_close(&fx);
+}
+
+/* A sequential read of chunks written together: with read-ahead one device read serves many
+ * chunks, each still checked (a flipped bit in one fails that one alone). */
+Test(ftl_basic, read_ahead_serves_a_run_in_few_device_reads_and_still_checks_each)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 48 };
+	struct ftl_addr a[N];
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 1);
+		hash_of(h, i, 1);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	struct ftl_dev_stats before, after;
+	ftl_dev_get_stats(fx.dev, &before);
+	ftl_read_ahead(fx.ftl, 64 * 1024);
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 1);
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), 4096, "chunk %d", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
+	}
+	ftl_dev_get_stats(fx.dev, &after);
+	/* 64 KiB windows of 15 chunks: 4 reads, not 48. */
+	cr_assert_leq(after.reads - before.reads, 5, "%llu device reads for %d chunks",
+	              (unsigned long long)(after.reads - before.reads), N);
+
+	/* A flipped payload bit in chunk 20 (found on the device by its bytes), read through a
+	 * window: that chunk fails, its neighbours in the same window read. */
+	enum { SCAN = 16 << 20 };
+	uint8_t *raw = malloc(SCAN);
+	cr_assert_not_null(raw);
+	cr_assert_eq(ftl_dev_read(fx.dev, raw, SCAN, 0), 0);
+	fill(buf, sizeof(buf), 20, 1);
+	uint8_t *hit = memmem(raw, SCAN, buf, 256);
+	cr_assert_not_null(hit, "chunk 20 not found on the device");
+	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, (uint64_t)(hit - raw) + 100, 3), 0);
+	free(raw);
+	ftl_read_ahead(fx.ftl, 64 * 1024);
+	for (int i = 16; i < 24; i++) {
+		int rc = ftl_read(fx.ftl, a[i], got, sizeof(got), NULL);
+		fill(buf, sizeof(buf), i, 1);
+		if (i == 20) {
+			cr_assert_eq(rc, -EIO);
+			continue;
+		}
+		cr_assert_eq(rc, 4096, "chunk %d", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
+	}
+	ftl_read_ahead(fx.ftl, 0);
+	struct ftl_stats st;
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.checksum_errors, 1);
+	fx_close(&fx);
+}
+
+/* The hash prefix a last-reference free needs comes from RAM and matches the stored hash,
+ * also after a reopen from the checkpoint (which keeps only the prefix). */
+Test(ftl_basic, hash_prefix_matches_the_stored_hash_without_device_reads)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 64 << 20, 1 << 20, true);
+	enum { N = 16 };
+	struct ftl_addr a[N];
+	uint8_t buf[512], h[FTL_HASH_LEN], p[FTL_SCAN_HASH_PREFIX];
+	for (int i = 0; i < N; i++) {
+		fill(buf, sizeof(buf), i, 2);
+		hash_of(h, 0x0102030405ull * (i + 1), 2);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_free(fx.ftl, a[3]), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		struct ftl_dev_stats before, after;
+		ftl_dev_get_stats(fx.dev, &before);
+		for (int i = 0; i < N; i++) {
+			if (i == 3) {
+				cr_assert_eq(ftl_hash_prefix(fx.ftl, a[i], p), -ENOENT);
+				continue;
+			}
+			hash_of(h, 0x0102030405ull * (i + 1), 2);
+			cr_assert_eq(ftl_hash_prefix(fx.ftl, a[i], p), 0);
+			cr_assert_eq(memcmp(p, h, sizeof(p)), 0, "chunk %d pass %d", i, pass);
+		}
+		ftl_dev_get_stats(fx.dev, &after);
+		cr_assert_eq(after.reads, before.reads);
+		/* Second pass: after close (which writes a checkpoint) and open. */
+		ftl_close(fx.ftl);
+		fx.ftl = NULL;
+		fx_open(&fx, 0, 0, false);
+	}
+	fx_close(&fx);
+}
+
 Test(ftl_crc, hardware_and_table_agree)
 {
 	uint8_t buf[1031];

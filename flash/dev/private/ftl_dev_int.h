@@ -5,7 +5,9 @@
  *
  * Invariants:
  *  1. Every op receives off/len that are non-zero multiples of dev->block_size inside
- *     [0, dev->size), a non-NULL buffer, and never a write/trim on a read-only device.
+ *     [0, dev->size), a non-NULL buffer, and never a write/trim on a read-only device. Reads
+ *     alone may come at the finer grain of dev->io_align on a direct backend, or at any byte
+ *     on the others (ftl_dev_read_span, ftl_dev_read_small).
  *  2. Ops are called concurrently from many threads; a backend serialises what it must itself.
  *  3. dev->kind, path, size, block_size, rdonly and zone_size never change after the backend's
  *     open.
@@ -61,6 +63,14 @@ struct ftl_dev {
 	uint64_t size;
 	uint32_t block_size;
 	bool rdonly;
+	/* I/O bypasses the host's page cache (block devices, NVMe, image files opened O_DIRECT):
+	 * only whole blocks move. False for buffered image files and memory, which move any byte
+	 * range (ftl_dev_read_small uses that). */
+	bool direct;
+	/* Direct backends: the offset and length granularity of a read (a power of two, at most
+	 * block_size: 512 for an image file on ext4 with 4 KiB blocks). ftl_dev_read_span and
+	 * ftl_dev_read_small read at this granularity instead of whole blocks. */
+	uint32_t io_align;
 	uint64_t zone_size; /* zoned devices: bytes from one zone start to the next; 0 otherwise */
 	struct ftl_dev_counters st;
 	/* Zoned devices with a random-write log: I/O below zlog_end goes through it (ftl_dev.c).
@@ -97,16 +107,18 @@ void ftl_dev_copy_trimmed(char *dst, size_t dlen, const char *src, size_t slen);
 
 /* Backend openers. On success the backend owns FD (closes it in ->close); on failure the caller
  * still owns it. */
-int ftl_dev_file_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
+/* BUFFERED: keep the page cache even where O_DIRECT works (FTL_DEV_BUFFERED). */
+int ftl_dev_file_open(int fd, const char *path, bool rdonly, bool buffered, struct ftl_dev **out);
 int ftl_dev_block_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
 /* -ENODEV when FD is not an NVMe namespace after all (the caller then uses the block backend). */
 int ftl_dev_nvme_open(int fd, const char *path, bool rdonly, struct ftl_dev **out);
 
-/* Block-device state shared by the BLOCK and NVME backends: I/O goes through O_DIRECT
- * pread/pwrite on the device node for both, so the helpers below are written once. */
+/* Block-device state shared by the BLOCK and NVME backends, and the FILE backend: I/O goes
+ * through O_DIRECT pread/pwrite for all of them (a buffered image file sets mem_align to 1, so
+ * nothing is bounced), so the helpers below are written once. */
 struct ftl_dev_bdev {
 	struct ftl_dev dev;
-	int fd;             /* opened O_DIRECT */
+	int fd;             /* opened O_DIRECT (image files: unless buffered) */
 	dev_t rdev;         /* for sysfs lookups */
 	uint32_t mem_align; /* buffer alignment O_DIRECT needs */
 };

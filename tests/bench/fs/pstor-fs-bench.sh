@@ -1,13 +1,20 @@
 #!/bin/bash
 # tests/bench/fs/pstor-fs-bench.sh - fio side by side, in one run, on a loop device (device floor),
-# pstor-passthrough (FUSE ceiling), bindfs (FUSE peer) and pstorfs, then pstorfs's reduction of
-# real data against the offline ceiling. Prints `name: value` lines; asserts nothing.
+# pstor-passthrough (FUSE ceiling), bindfs (FUSE peer) and pstorfs in both caching modes of its
+# image file (pstorfs: O_DIRECT, the default; pstorfs_buffered: -o cache=buffered, through the
+# host's page cache), then pstorfs's reduction of real data against the offline ceiling. Prints
+# `name: value` lines; asserts nothing.
 # It must leave nothing behind: every mount, loop device and file it made is undone on exit.
 #
 # usage: pstor-fs-bench.sh [--quick]
 # env:   PSTOR_BENCH_DIR (default /var/tmp)  work dir parent, on the file system under test
 #        PSTOR_BUILD_DIR (default <repo>/build)
-#        PSTOR_BENCH_TARGETS (default "loop passthrough bindfs pstorfs")
+#        PSTOR_BENCH_TARGETS (default "loop passthrough bindfs pstorfs pstorfs_buffered")
+#        PSTOR_BENCH_JOBS (default: all) job names to run, e.g. "randread4k seqwrite1m"
+#        PSTOR_BENCH_DATASETS (default "mixed unique")
+#        PSTOR_BENCH_REDUCTION (default 1) 0 skips the reduction part
+#        PSTOR_BENCH_BASE_BUILD  a build dir of an older pstorfs: adds the target pstorfs_base
+#                                (its daemon with its own defaults), for before/after in one run
 set -euo pipefail
 
 # The key of MNT/.pstorage/reduction.json that holds the overall reduction ratio (fs/README.md).
@@ -37,7 +44,8 @@ PASSTHROUGH=$BUILD/tests/bench/fs/pstor-passthrough
 CEILING=$BUILD/tests/bench/fs/pstor-reduction-ceiling
 PSTORFS=$BUILD/fs/pstorfs
 MKFS=$BUILD/fs/mkfs.pstorfs
-TARGETS=${PSTOR_BENCH_TARGETS:-loop passthrough bindfs pstorfs}
+TARGETS=${PSTOR_BENCH_TARGETS:-loop passthrough bindfs pstorfs pstorfs_buffered}
+DATASETS=${PSTOR_BENCH_DATASETS:-mixed unique}
 
 skip() {
 	echo "pstor-fs-bench: skipped: $*" >&2
@@ -104,6 +112,13 @@ JOBS=(
 	"randwrite4k_2jobs randwrite 4k 32 2 IOPS"
 	"randread4k randread 4k 32 1 IOPS"
 )
+if [[ -n ${PSTOR_BENCH_JOBS:-} ]]; then
+	sel=()
+	for j in "${JOBS[@]}"; do
+		[[ " $PSTOR_BENCH_JOBS " == *" ${j%% *} "* ]] && sel+=("$j")
+	done
+	JOBS=("${sel[@]}")
+fi
 declare -A FILE=() # target -> file fio runs on
 declare -A RES=()  # job.dataset.target -> value
 
@@ -169,33 +184,46 @@ setup_bindfs() {
 	FILE[bindfs]=$WORK/bindfs.mnt/bench
 }
 
-mount_pstorfs() { # IMG MNT
+mount_pstorfs() { # IMG MNT [EXTRA_OPTS [BUILD_DIR]]
+	local pstorfs=${4:-$BUILD}/fs/pstorfs mkfs=${4:-$BUILD}/fs/mkfs.pstorfs
 	mkdir -p "$2"
 	truncate -s 16G "$1"
-	"$MKFS" --size 16G "$1" >"$WORK/mkfs.log" 2>&1 || {
+	"$mkfs" --size 16G "$1" >"$WORK/mkfs.log" 2>&1 || {
 		echo "pstorfs: mkfs.pstorfs failed: $(tail -1 "$WORK/mkfs.log")"
 		return 1
 	}
 	IMAGES+=("$1")
 	MOUNTS+=("$2")
-	"$PSTORFS" "$1" "$2" -o "$PSTORFS_OPTS" || {
+	"$pstorfs" "$1" "$2" -o "$PSTORFS_OPTS${3:+,$3}" || {
 		echo "pstorfs: mount failed (exit $?)"
 		return 1
 	}
 	wait_mounted "$2" || return 1
 }
 
-setup_pstorfs() {
-	[[ -x $PSTORFS && -x $MKFS ]] || {
-		echo "pstorfs: not built, skipped"
+setup_pstorfs_as() { # TARGET [EXTRA_OPTS [BUILD_DIR]]
+	local t=$1 b=${3:-$BUILD}
+	[[ -x $b/fs/pstorfs && -x $b/fs/mkfs.pstorfs ]] || {
+		echo "$t: not built, skipped"
 		return 1
 	}
-	mount_pstorfs "$WORK/pstorfs.img" "$WORK/pstorfs.mnt" || return 1
-	truncate -s 8G "$WORK/pstorfs.mnt/volumes/bench" || {
-		echo "pstorfs: cannot create volumes/bench, skipped"
+	mount_pstorfs "$WORK/$t.img" "$WORK/$t.mnt" "${2:-}" "$b" || return 1
+	# The caching mode the daemon got (a host filesystem may refuse O_DIRECT).
+	echo "$t.cache: $(sed -n 's/^cache  *//p' "$WORK/$t.mnt/.pstorage/flash/identity")"
+	truncate -s 8G "$WORK/$t.mnt/volumes/bench" || {
+		echo "$t: cannot create volumes/bench, skipped"
 		return 1
 	}
-	FILE[pstorfs]=$WORK/pstorfs.mnt/volumes/bench
+	FILE[$t]=$WORK/$t.mnt/volumes/bench
+}
+setup_pstorfs() { setup_pstorfs_as pstorfs; }
+setup_pstorfs_buffered() { setup_pstorfs_as pstorfs_buffered cache=buffered; }
+setup_pstorfs_base() {
+	[[ -n ${PSTOR_BENCH_BASE_BUILD:-} ]] || {
+		echo "pstorfs_base: PSTOR_BENCH_BASE_BUILD not set, skipped"
+		return 1
+	}
+	setup_pstorfs_as pstorfs_base "" "$PSTOR_BENCH_BASE_BUILD"
 }
 
 echo "bench: pstor-fs-bench$( ((QUICK)) && echo ' --quick')"
@@ -210,7 +238,7 @@ for t in $TARGETS; do
 done
 echo "targets: ${ACTIVE[*]}"
 
-for ds in mixed unique; do
+for ds in $DATASETS; do
 	for t in "${ACTIVE[@]}"; do
 		# Lay the file out with this data set so that reads hit real data.
 		v=$(run_fio "$t" "$ds" layout write 1M 8 1 MBps 0)
@@ -235,6 +263,7 @@ for ds in mixed unique; do
 	done
 done
 
+[[ ${PSTOR_BENCH_REDUCTION:-1} == 1 ]] || exit 0
 # Real data: a tar of system files, written twice back to back into one fresh pstorfs volume.
 cap=$((DATA_CAP_MB << 20))
 tar -cf - /usr/lib /usr/share 2>/dev/null | head -c "$cap" >"$WORK/data.tar" || true

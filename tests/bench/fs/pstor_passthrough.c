@@ -466,6 +466,11 @@ static void pt_init(void *userdata, struct fuse_conn_info *conn)
 	                FUSE_CAP_WRITEBACK_CACHE);
 	conn->want |=
 	    conn->capable & (FUSE_CAP_ASYNC_DIO | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS);
+	/* As pstorfs (fs/pfs_fuse.c op_init): asynchronous direct I/O arrives as background
+	 * requests, of which the kernel lets only 12 be in flight by default, so fio's qd32 would
+	 * run at qd12 here and at qd32 on pstorfs. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
 }
 
 static const struct fuse_lowlevel_ops pt_ops = {
