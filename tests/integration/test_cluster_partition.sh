@@ -145,6 +145,9 @@ case_mediator_basics() {
 	wait "$held" || fail "the held write failed after the pod came back: $(grep cluster "${_DLOG[$T/b]}" | tail -15)"
 	cl_wait_state b p1 in_sync 60
 	check "suspend: box b's write waited through the outage and completed after the resync"
+	# Held requests keep a daemon from stopping (they wait for the pod, not for unmount):
+	# back to io-error before the teardown, as an admin would before taking a box down.
+	cl_ctl a pod set p1 on_no_quorum io-error
 }
 
 # ---- randomized rounds -----------------------------------------------------------------------
