@@ -60,6 +60,26 @@ need() { # CMD... : skip unless every command exists
 	done
 }
 
+# A script that runs in a private mount namespace of its own (test_deb, test_fstab_mount:
+# unshare --mount, PSTOR_IT_IN_NS) starts with a copy of every mount of the host, the FUSE mounts
+# of the tests running alongside included. The kernel ends a FUSE session only with its last
+# mount, and an unmount on the host does not reach a private copy: the other test's daemon would
+# run on after its unmount for as long as this script lives (its _reap gives up after 60 s).
+# So the copies go first, lazily (a copy of a hung mount must not hang us), once per namespace
+# (run_cases' children share it, and their own mounts are not copies).
+_drop_copied_fuse_mounts() {
+	local ns mp
+	ns=$(readlink /proc/self/ns/mnt)
+	[ "${PSTOR_IT_NS_CLEANED:-}" != "$ns" ] || return 0
+	export PSTOR_IT_NS_CLEANED=$ns
+	# mountinfo: field 5 the mount point (octal escapes), the fs type after the "-" field.
+	awk '{ for (i = 7; $i != "-"; i++); if ($(i + 1) ~ /^fuse(blk)?(\.|$)/) print $5 }' \
+		/proc/self/mountinfo | while read -r mp; do
+		umount -l "$(printf '%b' "$mp")" 2>/dev/null || true
+	done
+}
+[ -z "${PSTOR_IT_IN_NS:-}" ] || _drop_copied_fuse_mounts
+
 # ---- teardown ---------------------------------------------------------------------------------
 
 is_mounted() { # MNT

@@ -1,6 +1,11 @@
 # tests/integration/lib_cluster.sh - two boxes on one machine (sourced after lib.sh): each daemon
 # in its own network namespace, joined by a veth pair, with certificates from a test CA; the
 # mounts stay in the host's mount namespace (nsenter --net only), so tools reach both.
+# Nothing here runs under `ip netns exec`: it unshares a mount namespace, a copy of every mount
+# the host has, the FUSE mounts of tests running alongside included. On a host whose / is not
+# a shared mount (this CI's), an unmount on the host does not reach the copy, the kernel ends a
+# FUSE session only with its last mount, and so the other test's daemon ran on for as long as
+# our process did (etcd: the whole partition suite; up to 60 s in _reap, then kill -9).
 # Box A: namespace ${CL_NS}a, 10.77.0.1; box B: ${CL_NS}b, 10.77.0.2; port 7001.
 
 need ip nsenter openssl
@@ -25,6 +30,12 @@ cl_net_up() { # makes both namespaces and the link between them
 	ip -n "${CL_NS}a" link set "${CL_NS}va" up
 	ip -n "${CL_NS}b" link set "${CL_NS}vb" up
 	sh "$PSTOR_SRC_DIR/tests/cluster/mkcerts.sh" "$CL_CERTS" boxa boxb >/dev/null
+}
+
+cl_in_ns() { # NS CMD...: runs CMD in network namespace NS, in the host's mount namespace
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
 }
 
 cl_addr() { # BOX (a or b)
@@ -79,7 +90,7 @@ cl_link_up() { # BOX: waits until the box sees its peer's link up
 }
 
 cl_cut() { # cuts the link with nftables (box a's namespace drops everything on its veth)
-	ip netns exec "${CL_NS}a" nft -f - <<NFT
+	cl_in_ns "${CL_NS}a" nft -f - <<NFT
 table inet pstorcut {
 	chain in { type filter hook input priority 0; policy accept; iifname "${CL_NS}va" drop; }
 	chain out { type filter hook output priority 0; policy accept; oifname "${CL_NS}va" drop; }
@@ -88,7 +99,7 @@ NFT
 }
 
 cl_heal() {
-	ip netns exec "${CL_NS}a" nft delete table inet pstorcut
+	cl_in_ns "${CL_NS}a" nft delete table inet pstorcut
 }
 
 cl_sha() { # FILE: sha256 of a volume
@@ -123,7 +134,8 @@ cl_net3_up() {
 }
 
 cl_etcd_start() { # etcd in its namespace, data in $T/etcd (kept across restarts)
-	ip netns exec "${CL_NS}e" etcd --name e --data-dir "$T/etcd" \
+	# nsenter execs etcd: $! is etcd itself, which teardown kills.
+	nsenter --net="/run/netns/${CL_NS}e" etcd --name e --data-dir "$T/etcd" \
 		--listen-client-urls "$CL_ETCD" --advertise-client-urls "$CL_ETCD" \
 		--listen-peer-urls http://127.0.0.1:2380 \
 		--initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -132,7 +144,7 @@ cl_etcd_start() { # etcd in its namespace, data in $T/etcd (kept across restarts
 	disown "$CL_ETCD_PID" # its kill -9 is expected: no job notice
 	_CLEANUP+=("kill:$CL_ETCD_PID")
 	local n=100
-	until ip netns exec "${CL_NS}e" curl -sf -m 1 -X POST "$CL_ETCD/v3/kv/range" \
+	until cl_in_ns "${CL_NS}e" curl -sf -m 1 -X POST "$CL_ETCD/v3/kv/range" \
 		-d '{"key":"AA=="}' >/dev/null 2>&1; do
 		n=$((n - 1))
 		[ $n -gt 0 ] || fail "etcd did not start: $(tail -5 "$T/etcd.log")"
@@ -149,7 +161,7 @@ cl_etcd_kill() {
 cl_nft() { # BOX RULES...: adds rules to table pstorcut in the box's namespace (made if needed)
 	local b=$1
 	shift
-	ip netns exec "${CL_NS}$b" nft -f - <<NFT
+	cl_in_ns "${CL_NS}$b" nft -f - <<NFT
 table inet pstorcut {
 	chain in { type filter hook input priority 0; policy accept; }
 	chain out { type filter hook output priority 0; policy accept; }
@@ -157,7 +169,7 @@ table inet pstorcut {
 NFT
 	local r
 	for r in "$@"; do
-		ip netns exec "${CL_NS}$b" nft add rule inet pstorcut $r
+		cl_in_ns "${CL_NS}$b" nft add rule inet pstorcut $r
 	done
 }
 
@@ -166,6 +178,6 @@ cl_cut_from() { # BOX ADDR: BOX drops everything to and from ADDR
 }
 
 cl_heal_all() {
-	ip netns exec "${CL_NS}a" nft delete table inet pstorcut 2>/dev/null || true
-	ip netns exec "${CL_NS}b" nft delete table inet pstorcut 2>/dev/null || true
+	cl_in_ns "${CL_NS}a" nft delete table inet pstorcut 2>/dev/null || true
+	cl_in_ns "${CL_NS}b" nft delete table inet pstorcut 2>/dev/null || true
 }
