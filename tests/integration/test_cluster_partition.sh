@@ -211,7 +211,6 @@ case_rounds() {
 		kind=$((RANDOM % 10))
 		local victim=$((RANDOM % 2)) v other
 		[ $victim = 0 ] && v=a other=b || v=b other=a
-		sleep 0.2
 		fo=
 		t0=$(now)
 		case $kind in
