@@ -448,15 +448,16 @@ static void agree(struct cluster *cl, struct cl_pod *pod)
 	 * the peer learns it (if not, the peer cannot win a race: safe, and agreed again later). */
 	pod->med_rev = (uint64_t)rev;
 	pod->race_nonce = 0;
-	cl_pod_save(cl, pod);
-	if (atomic_load(&pod->state) == CL_IN_SYNC && cl_is_leader(cl, pod)) {
-		struct cl_wbuf body = {0};
+	bool tell = atomic_load(&pod->state) == CL_IN_SYNC && cl_is_leader(cl, pod);
+	if (tell) {
 		pod->epoch = (uint64_t)rev > pod->epoch ? (uint64_t)rev : pod->epoch + 1;
 		pod->holds_key = false;
 		pod->agree_pending = false;
 		pod->agree_warned = false;
-		pod->race_nonce = 0;
-		cl_pod_save(cl, pod);
+	}
+	cl_pod_save(cl, pod); /* before the epoch travels */
+	if (tell) {
+		struct cl_wbuf body = {0};
 		cl_put64(&body, pod->med_rev);
 		if (cl_send_ordered(cl, pod, CL_MSG_AGREE, &body, &seq))
 			pod->agree_pending = true; /* the peer may not know it: again when up */

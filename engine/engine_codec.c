@@ -110,13 +110,6 @@ void engine_codec_thread_release(void)
 	codec_tls = NULL;
 }
 
-void *engine_codec_scratch(void)
-{
-	struct codec_tls *t = codec_tls_get();
-
-	return t ? t->buf : NULL;
-}
-
 int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
                           const void **out, uint32_t *out_len)
 {

@@ -134,8 +134,6 @@ int engine_codec_compress(enum engine_codec codec, int level, const void *src, u
  * bytes, -ENOMEM, -EINVAL for an unknown codec. */
 int engine_codec_decompress(enum engine_codec codec, const void *src, uint32_t src_len, void *dst,
                             uint32_t dst_len);
-/* A per-thread scratch buffer of ENGINE_BLOCK_MAX bytes (shared with compress output). */
-void *engine_codec_scratch(void);
 void engine_codec_thread_release(void);
 
 /* ---- engine_chunks.c: reference counts by chunk id --------------------------------------- */
