@@ -92,6 +92,41 @@ run_fuzzers() {
 	rm -rf "$work"
 }
 
+tsan_and_fuzz() {
+	echo "pstor-dev: the stress programs under ThreadSanitizer"
+	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
+	TSAN_OPTIONS=halt_on_error=1 run_tests_in build-tsan
+	echo "pstor-dev: the libFuzzer targets (parsers of on-disk structures and of ctl)"
+	run_fuzzers
+}
+
+# Background steps of `test`: STEP's output goes to build-logs/STEP.log and is printed when it
+# is waited for, so it does not interleave with the tests'.
+declare -A bg_pids=()
+bg_start() { # STEP FUNCTION [ARGS...]
+	local step=$1
+	shift
+	mkdir -p "$here/build-logs"
+	nice -n 19 bash -c "$(declare -f build_in run_tests_in run_fuzzers tsan_and_fuzz)
+		here='$here' jobs='$jobs'; set -euo pipefail; \"\$@\"" _ "$@" \
+		>"$here/build-logs/$step.log" 2>&1 &
+	bg_pids[$step]=$!
+}
+
+bg_wait() { # STEP: fails the run when the step failed
+	local rc=0
+	wait "${bg_pids[$1]}" || rc=$?
+	cat "$here/build-logs/$1.log"
+	[ $rc = 0 ] || {
+		echo "pstor-dev: $1 failed (exit $rc; log: build-logs/$1.log)" >&2
+		exit 1
+	}
+	phase "$1 done"
+}
+
+t_start=$(date +%s)
+phase() { echo "pstor-dev: $1 at $(($(date +%s) - t_start)) s"; }
+
 # The .deb of build/ (cpack there); its path on stdout, cpack's own output only on failure.
 deb() {
 	local out pkg
@@ -147,24 +182,29 @@ build)
 test)
 	deps
 	build_in build
-	# The QEMU NVMe guest (about 3 minutes) runs once, in the sanitizer pass below, where
+	# Each pass's tests run alone (they mount, cut links and time failovers), but most of
+	# their time is waits: the next pass's build runs beside them at the lowest priority,
+	# which takes minutes off the CI run without changing what any test sees but load.
+	bg_start asan-build build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	# The QEMU NVMe guest (about 2.5 minutes) runs once, in the sanitizer pass below, where
 	# it also checks the NVMe and zoned backends for memory errors. The CI budget is 20
-	# minutes: the partition suite's 30 rounds take 2.5 of them, so the kill -9 crash test
+	# minutes: the partition suite's 30 rounds take 2 of them, so the kill -9 crash test
 	# runs 16 rounds here (its default is 20; about 6 s a round with O_DIRECT images) and
 	# the cluster's part-1 fault series 6.
 	PSTOR_CRASH_ROUNDS=16 PSTOR_CLUSTER_FAULTS=6 run_tests_in build -E '^nvme_vm$'
+	phase "normal pass done"
+	bg_wait asan-build
 	echo "pstor-dev: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	# Beside it: the stress programs under ThreadSanitizer, then the libFuzzer targets.
+	bg_start tsan-fuzz tsan_and_fuzz
 	# Fewer rounds here than in the pass above, to stay inside the CI budget: the cluster's
 	# part-1 fault series 3, the partition suite 2 randomized rounds after its basics (30
 	# above), the kill -9 crash test 10 rounds.
 	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=10 \
 		run_tests_in build-asan
-	echo "pstor-dev: the stress programs under ThreadSanitizer"
-	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
-	TSAN_OPTIONS=halt_on_error=1 run_tests_in build-tsan
-	echo "pstor-dev: the libFuzzer targets (parsers of on-disk structures and of ctl)"
-	run_fuzzers
+	phase "sanitizer pass done"
+	bg_wait tsan-fuzz
+	phase "all passed"
 	;;
 fuzz)
 	deps

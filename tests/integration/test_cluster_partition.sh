@@ -171,6 +171,11 @@ pause_writers() {
 
 resume_writers() { rm -f "$T/ctl/pause"; }
 
+both_in_sync() { # SECONDS: pod p1 in sync on both boxes (one poller, not a process per look)
+	$CW wait "$1" in_sync "$T"/{a,b}/.pstorage/cluster/status.json >"$T/insync" ||
+		fail "pod p1 not in sync on both boxes after $1 s ($(cat "$T/insync"))$(box_logs)"
+}
+
 verify_both() { # WHAT: every acknowledged write on both replicas (once both serve again)
 	local b try
 	for b in a b; do
@@ -180,8 +185,7 @@ verify_both() { # WHAT: every acknowledged write on both replicas (once both ser
 			# A read that failed (EIO: the box stopped serving again, a link timed out
 			# under load) is not a lost write: read again once both serve.
 			log "$1: reading box $b failed ($(tail -1 "$T/verify.$b")); again once in sync"
-			cl_wait_state a p1 in_sync 60
-			cl_wait_state b p1 in_sync 60
+			both_in_sync 60
 		done
 		grep -q ", 0 lost or wrong" "$T/verify.$b" ||
 			fail "$1: box $b lost acknowledged writes: $(cat "$T/verify.$b")$(box_logs)"
@@ -200,6 +204,7 @@ case_rounds() {
 	boxes_with_mediator
 	log "seed $SEED, $ROUNDS rounds (PSTOR_PARTITION_SEED=$SEED PSTOR_PARTITION_ROUNDS=$ROUNDS to rerun)"
 	RANDOM=$SEED
+	export CW_STATE="$T/cw.state" # the checks read only what the journals gained
 	mkdir -p "$T/ctl"
 	: >"$T/windows"
 	$CW run "$T/a/volumes/pv" a 0 1024 "$T/ja" "$T/ctl" &
@@ -268,8 +273,7 @@ case_rounds() {
 			if [ -n "$fo" ]; then fos+=("$fo"); fi
 		fi
 		local h0; h0=$(now)
-		cl_wait_state a p1 in_sync 90
-		cl_wait_state b p1 in_sync 90
+		both_in_sync 90
 		heals+=("$(awk -v a="$h0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')")
 		pause_writers
 		verify_both "round $r ($label, seed $SEED)"
@@ -277,8 +281,7 @@ case_rounds() {
 		for try in 1 2 3; do
 			sa=$(cl_sha "$T/a/volumes/pv" 2>/dev/null) && sb=$(cl_sha "$T/b/volumes/pv" 2>/dev/null) &&
 				break
-			cl_wait_state a p1 in_sync 60 # a read failed: see verify_both
-			cl_wait_state b p1 in_sync 60
+			both_in_sync 60 # a read failed: see verify_both
 		done
 		[ -n "$sa" ] && [ "$sa" = "$sb" ] ||
 			fail "round $r ($label, seed $SEED): the replicas differ after the resync ($sa, $sb)$(box_logs)"
@@ -287,7 +290,8 @@ case_rounds() {
 		[ "$(cl_state a p1)" != split ] || fail "round $r: pod split"
 		resume_writers
 		check "round $r: $label: failover ${fo:-n/a} s, in sync again after ${heals[-1]} s; $(tail -1 "$T/verify.a")"
-		wait_agreed
+		$CW agreed 20 "$T"/{a,b}/.pstorage/cluster/status.json >"$T/agreed" ||
+			fail "round $r: the boxes did not agree on a mediator revision ($(cat "$T/agreed"))$(box_logs)"
 	done
 	touch "$T/ctl/stop"
 	wait $wa $wb
