@@ -215,6 +215,15 @@ if [ -n "$duw0" ] && [ -n "$duw1" ] && [ $((duw1 - duw0)) -ge $want ]; then
 else
 	fail smart-counts "data units written $duw0 -> $duw1, expected at least +$want"
 fi
+# The health grade reads the same controller log (percentage used, spare, media errors).
+section HEALTH cat $M/.pstorage/analytics/health.json
+if grep -q '"smart": {"percentage_used": [0-9]' /tmp/section.out &&
+	grep -q '"status": "\(ok\|warning\|critical\)"' /tmp/section.out; then
+	pass health-smart "analytics/health.json grades from the controller's SMART log: $(
+		grep -o '"status": "[a-z]*"' /tmp/section.out | head -n 1)"
+else
+	fail health-smart "analytics/health.json has no SMART section or no status"
+fi
 
 # ---- remount, verify, delete + GC: the freed segments must be deallocated on the device -------
 umount_pstor || fail umount "pstorfs did not exit after umount"

@@ -265,7 +265,7 @@ if grep -q '^NVME_VM: FAIL' "$LOG.clean"; then
 fi
 missing=""
 for step in boot identify mkfs dealloc-mkfs mount smart-nvme write-verify fill-verify \
-	smart-counts remount-verify dealloc-gc remount-verify-2 fsck zns-identify zns-zone-ops \
+	smart-counts health-smart remount-verify dealloc-gc remount-verify-2 fsck zns-identify zns-zone-ops \
 	zns-mkfs zns-mount zns-write zns-gc-reset zns-remount-verify zns-fsck; do
 	grep -q "^NVME_VM: PASS $step (" "$LOG.clean" || missing="$missing $step"
 done
