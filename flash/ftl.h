@@ -206,8 +206,12 @@ struct ftl_stats {
 	uint64_t capacity_bytes;    /* bytes of all segments */
 	uint64_t
 	    free_bytes; /* free segments plus what no live chunk holds in open and closed ones */
-	uint64_t stream_chunks[5];  /* chunks appended to user-hot, user-cold, gc-hot, gc-cold,
-	                               reserve (ftl_write_opts.reserve) */
+	uint64_t stream_chunks[5]; /* chunks appended to user-hot, user-cold, gc-hot, gc-cold,
+	                              reserve (ftl_write_opts.reserve) */
+	/* Hot/cold separation: on while chunks predicted hot die young (within one turnover of
+	 * the live set) clearly more often than those predicted cold; the two shares graded. */
+	bool hot_cold_separation;
+	double young_predicted_hot, young_predicted_cold;
 	uint64_t mem_l2p_bytes;     /* RAM of the L2P map */
 	uint64_t mem_segment_bytes; /* RAM of the per-segment table */
 	/* Checkpoint and the last open. */

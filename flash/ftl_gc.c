@@ -100,7 +100,8 @@ static int gc_move_pack(struct ftl *ftl, uint32_t victim, uint32_t pack_off, con
 			 * cleaning, and the few hot chunks there die soon wherever they go, where a
 			 * cold one sent to gc-hot would be copied again by every hot cleaning.
 			 * Forced moves (wear leveling) take cold data by definition. */
-			enum ftl_stream_id t = !force && from_hot && now - e[i].birth < live
+			enum ftl_stream_id t = !force && from_hot && now - e[i].birth < live &&
+			                               atomic_load(&ftl->heat_separate)
 			                           ? FTL_STREAM_GC_HOT
 			                           : FTL_STREAM_GC_COLD;
 			int rc = gc_append(ftl, t, &e[i], c, len, old, &switched);

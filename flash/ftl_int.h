@@ -119,6 +119,14 @@ struct ftl_l2p_words {
 #define FTL_HEAT_KNOWN      0x1u
 #define FTL_HEAT_RUNS_SHIFT 1
 #define FTL_HEAT_RUNS_MAX   2u /* counted up to: two in a row make data hot */
+/* What the classifier said of this chunk when it was written (whether or not the hot stream
+ * took it): when the chunk dies, its lifetime grades that prediction (ftl_heat_grade). */
+#define FTL_HEAT_PREDICTED     0x8u
+#define FTL_HEAT_PREDICTED_HOT 0x10u
+/* The chunk's own birth, coarsely: the half-turnover epoch (ftl->heat_epoch) it was written
+ * in, modulo 8. The placement's age is its segment's mean birth, which GC mixes; the grade
+ * needs the chunk's, or the stream a chunk sits in would decide how old it looks. */
+#define FTL_HEAT_EPOCH_SHIFT 5
 
 struct ftl_l2p {
 	_Atomic(uint64_t) **pages; /* directory; pages allocated on demand */
@@ -149,6 +157,10 @@ uint64_t ftl_l2p_mem_bytes(const struct ftl_l2p *m);
 void ftl_l2p_set_word(struct ftl_l2p *m, uint64_t id, uint64_t word);
 uint64_t ftl_l2p_get_word(struct ftl_l2p *m, uint64_t id);
 void ftl_l2p_set_heat(struct ftl_l2p *m, uint64_t id, uint8_t heat);
+/* Whether predicted-hot chunks die young clearly more often than predicted-cold ones (or too
+ * few have died to tell); the two shares in the optional outputs (ftl_core.c). */
+struct ftl;
+bool ftl_heat_separation_pays(struct ftl *ftl, double *p_young_hot, double *p_young_cold);
 uint8_t ftl_l2p_get_heat(struct ftl_l2p *m, uint64_t id);
 
 /* The owner word: hash bytes 0..FTL_SCAN_HASH_PREFIX-1 from the bottom and the chunk's flags
@@ -342,6 +354,17 @@ struct ftl {
 
 	_Atomic uint64_t clock;      /* virtual time: host payload bytes written */
 	_Atomic uint64_t next_birth; /* write sequence of chunk contents */
+	/* Whether the hot/cold prediction is worth acting on (ftl_core.c): deaths of chunks
+	 * predicted cold [0] and hot [1], and how many of each died young; halved as they grow,
+	 * so they follow the workload. While predictions do not tell short lives from long ones
+	 * (uniform writes), all user data goes to one stream: two streams of like data only
+	 * spread the free space thinner. */
+	_Atomic uint32_t heat_deaths[2], heat_short[2];
+	_Atomic bool heat_separate;
+	/* Half-turnover epochs of chunk births: heat_epoch ticks each time next_birth passes
+	 * heat_epoch_birth by half the live chunks. */
+	_Atomic uint32_t heat_epoch;
+	_Atomic uint64_t heat_epoch_birth;
 
 	/* Guards a GC pass: one cleaner at a time (background thread, foreground reclaim,
 	 * ftl_gc), gc_buf, and the choice and relocation of a victim. */

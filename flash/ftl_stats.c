@@ -69,6 +69,8 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	for (int i = 0; i < FTL_STREAM_COUNT; i++)
 		st->stream_chunks[i] =
 		    atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
+	st->hot_cold_separation =
+	    ftl_heat_separation_pays(ftl, &st->young_predicted_hot, &st->young_predicted_cold);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
 	st->ckpt_writes = atomic_load(&ftl->ckpt_writes);
 	st->ckpt_bytes = atomic_load(&ftl->ckpt_bytes);
@@ -109,6 +111,10 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	X("gc_runs", "gc segments cleaned", "%llu", (unsigned long long)(st)->gc_runs)             \
 	X("gc_bytes_moved", "gc bytes moved", "%llu", (unsigned long long)(st)->gc_bytes_moved)    \
 	X("wear_moves", "wear leveling moves", "%llu", (unsigned long long)(st)->wear_moves)       \
+	X("hot_cold_separation", "hot/cold separation", "%u", (unsigned)(st)->hot_cold_separation) \
+	X("young_predicted_hot", "died young, predicted hot", "%.3f", (st)->young_predicted_hot)   \
+	X("young_predicted_cold", "died young, predicted cold", "%.3f",                            \
+	  (st)->young_predicted_cold)                                                              \
 	X("erase_min", "erase count min", "%u", (st)->erase_min)                                   \
 	X("erase_mean", "erase count mean", "%.3f", (st)->erase_mean)                              \
 	X("erase_max", "erase count max", "%u", (st)->erase_max)                                   \

@@ -190,6 +190,10 @@ int bench_ftl(void)
 			printf("ftl.%s.ratio_to_peer_at_format_capacity: %.3f\n", n,
 			       r.waf / r.peer_fmt_waf);
 			print_detail(n, &r);
+			printf("ftl.%s.hot_cold_separation: %s (died young: %.3f of the chunks "
+			       "predicted hot, %.3f of those predicted cold)\n",
+			       n, r.st.hot_cold_separation ? "on" : "off", r.st.young_predicted_hot,
+			       r.st.young_predicted_cold);
 			printf("ftl.%s.gc_runs: %llu\n", n, (unsigned long long)r.st.gc_runs);
 			printf("ftl.%s.wear_moves: %llu\n", n, (unsigned long long)r.st.wear_moves);
 			printf("ftl.%s.erase_min_mean_max: %u %.2f %u\n", n, r.st.erase_min,
