@@ -149,7 +149,8 @@ static void run(enum scenario s, struct tally *t)
  * NAN where the file has an empty field. */
 struct real_series {
 	const char *name, *file;
-	bool index_days; /* the first column is a label: row i is day i */
+	bool index_days;        /* the first column is a label: row i is day i */
+	int hist_min, hist_max; /* days of history at each origin (drawn) */
 	int64_t *t;
 	double *y;
 	size_t n;
@@ -195,8 +196,8 @@ out_close:
 	return r->n ? 0 : -EINVAL;
 }
 
-/* Rolling origins over R: at each origin a history of HIST_DAYS_MIN..HIST_DAYS_MAX days
- * (drawn) ending there, and the first sample at least FUTURE_DAYS later as the truth (skipped
+/* Rolling origins over R: at each origin a history of R->hist_min..R->hist_max days (drawn)
+ * ending there, and the first sample at least FUTURE_DAYS later as the truth (skipped
  * when a gap puts it more than a week past that). The forecast is asked for exactly that
  * horizon; the line is the least squares fit over the same samples. */
 #define REAL_ORIGINS 200
@@ -207,7 +208,7 @@ static void run_real(const struct real_series *r, struct tally *t)
 	size_t first_origin = 0, norigins;
 
 	memset(t, 0, sizeof(*t));
-	while (first_origin < r->n && r->t[first_origin] - r->t[0] < HIST_DAYS_MIN * day)
+	while (first_origin < r->n && r->t[first_origin] - r->t[0] < r->hist_min * day)
 		first_origin++;
 	size_t last_origin = r->n;
 	while (last_origin > first_origin &&
@@ -223,7 +224,7 @@ static void run_real(const struct real_series *r, struct tally *t)
 		           (last_origin - 1 - first_origin) * k / (norigins > 1 ? norigins - 1 : 1);
 		if (isnan(r->y[o]))
 			continue;
-		double hist = HIST_DAYS_MIN + uniform() * (HIST_DAYS_MAX - HIST_DAYS_MIN);
+		double hist = r->hist_min + uniform() * (r->hist_max - r->hist_min);
 		size_t from = o;
 		while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
 			from--;
@@ -239,7 +240,8 @@ static void run_real(const struct real_series *r, struct tally *t)
 		    !c.ok)
 			continue;
 		/* The line and the naive scale over the samples with a value. */
-		double x[HIST_DAYS_MAX * 2], yy[HIST_DAYS_MAX * 2], naive = 0;
+		static double x[4096], yy[4096];
+		double naive = 0;
 		size_t m = 0;
 		for (size_t i = from; i <= o && m < sizeof(x) / sizeof(x[0]); i++)
 			if (!isnan(r->y[i])) {
@@ -283,12 +285,23 @@ static void print_tally(const char *name, const struct tally *t, double *ratio_s
 int main(int argc, char **argv)
 {
 	/* Public-domain series (data/README.md): weekly Mauna Loa CO2 at its real dates, with
-	 * its gaps; US real GDP, one quarter a "day". Scale is irrelevant to coverage and MASE. */
+	 * its gaps, from 90..240 days of history as the synthetic kinds (less than its yearly
+	 * cycle) and from 1..3 years; US real GDP, one quarter a "day". Scale is irrelevant to
+	 * coverage and MASE. */
 	struct real_series real[] = {
-	    {.name = "real_co2_weekly", .file = "co2_mauna_loa_weekly.csv"},
+	    {.name = "real_co2_weekly",
+	     .file = "co2_mauna_loa_weekly.csv",
+	     .hist_min = HIST_DAYS_MIN,
+	     .hist_max = HIST_DAYS_MAX},
+	    {.name = "real_co2_weekly_1to3y",
+	     .file = "co2_mauna_loa_weekly.csv",
+	     .hist_min = 365,
+	     .hist_max = 3 * 365},
 	    {.name = "real_us_gdp_quarterly",
 	     .file = "us_real_gdp_quarterly.csv",
-	     .index_days = true},
+	     .index_days = true,
+	     .hist_min = HIST_DAYS_MIN,
+	     .hist_max = HIST_DAYS_MAX},
 	};
 	double ratio_sum = 0, real_sum = 0;
 	struct tally t;
