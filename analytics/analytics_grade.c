@@ -104,25 +104,34 @@ int analytics_recorded_unpack(int64_t made_at, const double *v, uint32_t n,
 
 /* ---- the history around a time ------------------------------------------------------------ */
 /* The samples with a value at or before AT (*PREV) and at or after it (*NEXT). -ERANGE when AT
- * is outside them, -ENOENT when none has a value. */
+ * is outside them, -ENOENT when none has a value. T is increasing: a binary search, then a walk
+ * past empty values (a report scores hundreds of forecasts against long histories). */
 static int bracket(const int64_t *t, const double *y, size_t n, int64_t at, size_t *prev,
                    size_t *next)
 {
-	size_t p = SIZE_MAX, q = SIZE_MAX;
-	bool any = false;
+	size_t lo = 0, hi = n, p, q;
+	bool have_p = false;
 
-	for (size_t i = 0; i < n; i++) {
-		if (isnan(y[i]))
-			continue;
-		any = true;
-		if (t[i] <= at)
-			p = i;
-		if (t[i] >= at && q == SIZE_MAX)
-			q = i;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t[mid] < at)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	if (!any)
-		return -ENOENT;
-	if (p == SIZE_MAX || q == SIZE_MAX)
+	/* LO is the first sample at or after AT; only it can be at AT (times increase). */
+	for (q = lo; q < n && isnan(y[q]); q++)
+		;
+	if (q < n && t[q] == at) {
+		p = q;
+		have_p = true;
+	} else {
+		for (p = lo; p > 0 && !have_p;)
+			have_p = !isnan(y[--p]);
+	}
+	if (!have_p && q >= n)
+		return -ENOENT; /* no value before LO nor from it on */
+	if (!have_p || q >= n)
 		return -ERANGE;
 	*prev = p;
 	*next = q;

@@ -174,21 +174,26 @@ int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	for (size_t i = 0; i < s.n; i++) {
-		rc = column_of(h, s.r[i].column, &t, &y);
-		if (rc)
-			goto out_free;
+	/* Rows come by kind, and a kind's rows share a column: one copy of it per run (an
+	 * import may hold a million rows). */
+	for (size_t i = 0, col = SIZE_MAX; i < s.n; i++) {
+		if ((size_t)s.r[i].column != col) {
+			free(t);
+			free(y);
+			col = (size_t)s.r[i].column;
+			rc = column_of(h, s.r[i].column, &t, &y);
+			if (rc)
+				goto out_free;
+		}
 		if (analytics_recorded_matches(&s.r[i], t, y, h->n)) {
 			memcpy(k->names[k->n], s.kinds[i], sizeof(k->names[0]));
 			k->kinds[k->n] = k->names[k->n];
 			k->made_at[k->n++] = s.r[i].made_at;
 		}
-		free(t);
-		free(y);
-		t = NULL;
-		y = NULL;
 	}
 out_free:
+	free(t);
+	free(y);
 	if (rc)
 		pfs_grade_keep_free(k);
 	recorded_set_free(&s);
