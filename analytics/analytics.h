@@ -141,7 +141,7 @@ double analytics_normal_quantile(double p);
 #define ANALYTICS_MODELS(X)                                                                        \
 	X(LINEAR, "linear")           /* least squares line over the whole history (baseline) */   \
 	X(HOLT_DAMPED, "holt_damped") /* Holt's linear trend, damped, additive errors */           \
-	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */      \
+	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */         \
 	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */
 enum analytics_model {
 #define ANALYTICS_MODEL_ENUM(n, s) ANALYTICS_MODEL_##n,
