@@ -274,15 +274,17 @@ int analytics_value_at(const int64_t *t, const double *y, size_t n, int64_t at, 
 bool analytics_recorded_matches(const struct analytics_recorded *r, const int64_t *t,
                                 const double *y, size_t n);
 
+/* Samples further apart than this around a horizon's time leave it unscored (a gap). */
+#define ANALYTICS_GRADE_MAX_GAP (2 * 86400)
 /* One forecast scored against what happened (T, Y: the history of its column, newest sample
- * "now"). A horizon is scored once made_at + horizon days is within the history: the actual
- * value there, the error (actual - point), its absolute and relative size (to the actual),
- * and whether the 80% and 95% intervals held. The date the limit is reached: REACHED when the
- * history crosses the limit after made_at (REACHED_DAYS after it, interpolated), and the 95%
- * interval's verdict once it is known: held when the crossing falls in [lo95, hi95] (hi95 -1:
- * no upper bound within a year, so any crossing after lo95 or none for a year), failed when it
- * falls outside or hi95 passes without one. POINT_ERROR_DAYS: the point date minus the actual
- * one, when both are known. */
+ * "now"). A horizon is scored once made_at + horizon days is within the history and not in a
+ * gap of more than ANALYTICS_GRADE_MAX_GAP between samples: the actual value there, the error
+ * (actual - point), its absolute and relative size (to the actual), and whether the 80% and 95%
+ * intervals held. The date the limit is reached: REACHED when the history crosses the limit after
+ * made_at (REACHED_DAYS after it, interpolated), and the 95% interval's verdict once it is known:
+ * held when the crossing falls in [lo95, hi95] (hi95 -1: no upper bound within a year, so any
+ * crossing after lo95 or none for a year), failed when it falls outside or hi95 passes without one.
+ * POINT_ERROR_DAYS: the point date minus the actual one, when both are known. */
 struct analytics_score {
 	size_t nh;
 	struct {

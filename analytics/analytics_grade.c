@@ -210,9 +210,15 @@ int analytics_grade_one(const struct analytics_recorded *r, const int64_t *t, co
 	for (size_t i = 0; i < r->nfc; i++) {
 		const struct analytics_forecast_point *f = &r->fc[i];
 		int64_t at = r->made_at + (int64_t)llround(f->horizon_days * DAY);
+		size_t p, q;
 		double a;
-		if (at > now || analytics_value_at(t, y, n, at, &a))
+		/* Inside a gap of the history (the box was off, or an imported history ends long
+		 * before the box's own rows begin) the truth is unknown: not scored. */
+		if (at > now || bracket(t, y, n, at, &p, &q) ||
+		    t[q] - t[p] > ANALYTICS_GRADE_MAX_GAP)
 			continue;
+		a = p == q ? y[p]
+		           : y[p] + (y[q] - y[p]) * (double)(at - t[p]) / (double)(t[q] - t[p]);
 		out->h[i].scored = true;
 		out->h[i].actual = a;
 		out->h[i].error = a - f->used;

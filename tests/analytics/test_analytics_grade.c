@@ -157,6 +157,13 @@ Test(analytics_grade, horizons_score_once_they_pass)
 	cr_expect(!s.h[0].in80 && s.h[0].in95);
 	cr_expect_eq(s.h[1].error, 30);
 	cr_expect(!s.h[1].in80 && !s.h[1].in95);
+	/* A gap of 10 days around +7 (the box was off): not scored; +30, between samples a
+	 * day either side, is. */
+	int64_t tg[] = {T0, T0 + 2 * DAY, T0 + 12 * DAY, T0 + 29 * DAY, T0 + 31 * DAY};
+	double yg[] = {100, 106, 136, 187, 193};
+	cr_assert_eq(analytics_grade_one(&r, tg, yg, 5, &s), 0);
+	cr_expect(!s.h[0].scored && s.h[1].scored);
+	cr_expect_float_eq(s.h[1].actual, 190, 1e-9);
 	/* Only 6 days: nothing scored yet. */
 	n = line(t, y, 6, 3);
 	cr_assert_eq(analytics_grade_one(&r, t, y, n, &s), 0);
