@@ -141,7 +141,8 @@ double analytics_normal_quantile(double p);
 #define ANALYTICS_MODELS(X)                                                                        \
 	X(LINEAR, "linear")           /* least squares line over the whole history (baseline) */   \
 	X(HOLT_DAMPED, "holt_damped") /* Holt's linear trend, damped, additive errors */           \
-	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */
+	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */         \
+	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */
 enum analytics_model {
 #define ANALYTICS_MODEL_ENUM(n, s) ANALYTICS_MODEL_##n,
 	ANALYTICS_MODELS(ANALYTICS_MODEL_ENUM)
@@ -229,6 +230,98 @@ struct analytics_capacity {
  * less than 24 h. -EINVAL (NH > ANALYTICS_MAX_HORIZONS), -ENOMEM. */
 int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, double capacity,
                                 const double *horizons, size_t nh, struct analytics_capacity *out);
+
+/* ---- forecasts that grade themselves (analytics_grade.c) ------------------------------------ */
+/* The box keeps the forecasts it made (at most one a day per kind, in the store) and scores
+ * each against the history once its horizons pass. Pure computation here: the front records
+ * and loads them; this file packs, checks and scores them. */
+#define ANALYTICS_GRADE_MAX_HORIZONS 3
+/* A forecast as kept: made from the history whose newest sample was at MADE_AT ("now" then),
+ * about history column COLUMN, whose value then was VALUE_AT. */
+struct analytics_recorded {
+	int64_t made_at;
+	int column; /* an enum analytics_col */
+	double value_at;
+	double limit; /* the capacity it was measured against (100 for life used); 0 unknown */
+	enum analytics_model model;
+	size_t nfc;
+	struct analytics_forecast_point fc[ANALYTICS_GRADE_MAX_HORIZONS];
+	/* Days after MADE_AT until the point forecast reaches LIMIT (-1: not within a year) and
+	 * its 95% interval (-1: that bound does not reach it within a year). */
+	double full_days, full_lo95, full_hi95;
+};
+/* Doubles in a packed record (a version, then the fields in order). */
+#define ANALYTICS_RECORDED_VALUES (6 + 6 * ANALYTICS_GRADE_MAX_HORIZONS + 3)
+/* The record of C (its first ANALYTICS_GRADE_MAX_HORIZONS horizons) about COLUMN. -EINVAL
+ * when C has no forecast (C->ok false). */
+int analytics_recorded_from(const struct analytics_capacity *c, int column,
+                            struct analytics_recorded *r);
+/* R as ANALYTICS_RECORDED_VALUES doubles in V; and back. Unpack checks what it reads (a
+ * damaged or foreign row is -EINVAL, never a made-up forecast). */
+void analytics_recorded_pack(const struct analytics_recorded *r, double *v);
+int analytics_recorded_unpack(int64_t made_at, const double *v, uint32_t n,
+                              struct analytics_recorded *r);
+
+/* Y at time AT, interpolated linearly between the samples around it (samples with an empty Y
+ * skipped; T increasing). -ERANGE when AT is outside the samples, -ENOENT when none has a
+ * value. */
+int analytics_value_at(const int64_t *t, const double *y, size_t n, int64_t at, double *out);
+
+/* Whether a history (T, Y) is the one R was made from, as far as one value tells: it reaches
+ * R->made_at and holds R->value_at there (the sample at that time, to 1e-9 relative; between
+ * two samples, when the history was downsampled since, within their range). An import that
+ * extends the old history keeps the forecasts; another box's history drops them. */
+bool analytics_recorded_matches(const struct analytics_recorded *r, const int64_t *t,
+                                const double *y, size_t n);
+
+/* Samples further apart than this around a horizon's time leave it unscored (a gap). */
+#define ANALYTICS_GRADE_MAX_GAP (2 * 86400)
+/* One forecast scored against what happened (T, Y: the history of its column, newest sample
+ * "now"). A horizon is scored once made_at + horizon days is within the history and not in a
+ * gap of more than ANALYTICS_GRADE_MAX_GAP between samples: the actual value there, the error
+ * (actual - point), its absolute and relative size (to the actual), and whether the 80% and 95%
+ * intervals held. The date the limit is reached: REACHED when the history crosses the limit after
+ * made_at (REACHED_DAYS after it, interpolated), and the 95% interval's verdict once it is known:
+ * held when the crossing falls in [lo95, hi95] (hi95 -1: no upper bound within a year, so any
+ * crossing after lo95 or none for a year), failed when it falls outside or hi95 passes without one.
+ * POINT_ERROR_DAYS: the point date minus the actual one, when both are known. */
+struct analytics_score {
+	size_t nh;
+	struct {
+		bool scored;
+		double actual, error, abs_error, rel_error;
+		bool in80, in95;
+	} h[ANALYTICS_GRADE_MAX_HORIZONS];
+	bool reached;
+	double reached_days;
+	bool date_decided, date_held95;
+	bool point_decided;
+	double point_error_days;
+};
+int analytics_grade_one(const struct analytics_recorded *r, const int64_t *t, const double *y,
+                        size_t n, struct analytics_score *out);
+
+/* The error band observed on this box: NR recorded forecasts scored against the history, by
+ * horizon (in ascending order, at most ANALYTICS_MAX_HORIZONS distinct): how many were
+ * scored, the median and 90th percentile of the absolute and relative errors (interpolated
+ * between order statistics), the mean error (bias: positive when the box forecast too low),
+ * and the share of them inside their own 80% and 95% intervals; for the dates, how many
+ * intervals were decided and held, and the median absolute error of the point date where the
+ * limit was reached. SCORED counts forecasts with at least one horizon scored. */
+struct analytics_grade {
+	unsigned recorded, scored;
+	size_t nh;
+	struct analytics_grade_horizon {
+		double horizon_days;
+		unsigned scored, in80, in95;
+		double abs_p50, abs_p90, rel_p50, rel_p90, mean_error;
+		double coverage80, coverage95; /* NAN when none was scored */
+	} h[ANALYTICS_MAX_HORIZONS];
+	unsigned dates_decided, dates_held95, dates_reached;
+	double date_abs_error_p50_days; /* NAN when no point date met a crossing */
+};
+int analytics_grade(const struct analytics_recorded *r, size_t nr, const int64_t *t,
+                    const double *y, size_t n, struct analytics_grade *out);
 
 /* ---- pictures ------------------------------------------------------------------------------ */
 /* An SVG chart (800 x 400) of a series and its forecast: the history as a line, the forecast

@@ -262,6 +262,24 @@ static int model_fit(enum analytics_model model, const double *y, size_t n, stru
 		f->dof = (double)k - 2;
 		return 0;
 	}
+	case ANALYTICS_MODEL_EXPONENTIAL: {
+		/* Growth by a share of what is there (data that grows x% a year): a line through
+		 * log(y). Only for a series that stays positive. */
+		double *ly = malloc(n * sizeof(*ly));
+		if (!ly)
+			return -ENOMEM;
+		rc = 0;
+		for (size_t i = 0; i < n && !rc; i++)
+			if (!(y[i] > 0))
+				rc = -EINVAL;
+			else
+				ly[i] = log(y[i]);
+		if (!rc)
+			rc = fit_line(ly, 0, n, &f->lin);
+		free(ly);
+		f->dof = (double)n - 2;
+		return rc;
+	}
 	default:
 		return -EINVAL;
 	}
@@ -269,10 +287,18 @@ static int model_fit(enum analytics_model model, const double *y, size_t n, stru
 
 static void model_predict(const struct fit *f, int h, double *point, double *sd)
 {
-	if (f->model == ANALYTICS_MODEL_HOLT_DAMPED)
+	if (f->model == ANALYTICS_MODEL_HOLT_DAMPED) {
 		analytics_holt_predict(&f->holt, h, point, sd);
-	else
+	} else if (f->model == ANALYTICS_MODEL_EXPONENTIAL) {
+		/* The median exp(log point); its sd to first order (the delta method): the
+		 * intervals stay symmetric, as the other models' are. */
+		double lp, lsd;
+		analytics_linear_predict(&f->lin, (double)(f->n - 1) + h, &lp, &lsd);
+		*point = exp(lp);
+		*sd = *point * lsd;
+	} else {
 		analytics_linear_predict(&f->lin, (double)(f->n - 1) + h, point, sd);
+	}
 }
 
 int analytics_model_forecast(enum analytics_model model, const double *y, size_t n, int h,

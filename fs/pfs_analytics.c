@@ -174,7 +174,8 @@ struct pfs_sampler {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	bool stop;
-	int last_rc; /* log a failure once, not every interval */
+	int last_rc;  /* log a failure once, not every interval */
+	int last_frc; /* the same for recording forecasts */
 };
 
 static unsigned sampler_interval(struct pfs *p)
@@ -212,6 +213,16 @@ static void *sampler_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		pfs_analytics_sample(s->p, &prev, &smp);
 		int rc = pfs_history_append(s->p, smp.time, smp.v, ANALYTICS_NCOLS);
+		/* A day of history time since the last forecast of a kind: keep today's, to be
+		 * graded when its horizons pass. */
+		if (!rc) {
+			int frc = pfs_analytics_record_forecasts(s->p, smp.time);
+			if (frc && frc != s->last_frc)
+				pfs_logl(LOG_WARNING,
+				         "pstorfs: analytics: cannot record a forecast: %s",
+				         strerror(-frc));
+			s->last_frc = frc;
+		}
 		if (rc == -EEXIST)
 			rc = 0; /* the wall clock went back, or an import reaches past now */
 		/* Volumes once an hour (and at the first sample of a mount): each one's usage
@@ -306,35 +317,43 @@ int pfs_analytics_history(struct pfs *p, struct analytics_history *h)
 /* ---- capacity forecast ---------------------------------------------------------------------- */
 static const double capacity_horizons[] = {7, 30, 90};
 
-int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
+int pfs_analytics_capacity_of(const struct analytics_history *h, struct analytics_capacity *c)
 {
-	struct analytics_history h = {0};
 	int64_t *t = NULL;
 	double *y = NULL, cap = 0;
-	int rc = pfs_analytics_history(p, &h);
+	int rc;
 
-	if (rc)
-		return rc;
-	t = malloc((h.n ? h.n : 1) * sizeof(*t));
-	y = malloc((h.n ? h.n : 1) * sizeof(*y));
+	t = malloc((h->n ? h->n : 1) * sizeof(*t));
+	y = malloc((h->n ? h->n : 1) * sizeof(*y));
 	if (!t || !y) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	for (size_t i = 0; i < h.n; i++) {
-		t[i] = h.s[i].time;
-		y[i] = h.s[i].v[ANALYTICS_COL_PHYSICAL_USED];
+	for (size_t i = 0; i < h->n; i++) {
+		t[i] = h->s[i].time;
+		y[i] = h->s[i].v[ANALYTICS_COL_PHYSICAL_USED];
 		/* The newest known capacity: the history alone is the truth (an imported one
 		 * describes another pool). */
-		if (!analytics_empty(h.s[i].v[ANALYTICS_COL_CAPACITY]))
-			cap = h.s[i].v[ANALYTICS_COL_CAPACITY];
+		if (!analytics_empty(h->s[i].v[ANALYTICS_COL_CAPACITY]))
+			cap = h->s[i].v[ANALYTICS_COL_CAPACITY];
 	}
-	rc = analytics_capacity_forecast(t, y, h.n, cap, capacity_horizons,
+	rc = analytics_capacity_forecast(t, y, h->n, cap, capacity_horizons,
 	                                 sizeof(capacity_horizons) / sizeof(capacity_horizons[0]),
 	                                 c);
 out_free:
 	free(t);
 	free(y);
+	return rc;
+}
+
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
+{
+	struct analytics_history h = {0};
+	int rc = pfs_analytics_history(p, &h);
+
+	if (rc)
+		return rc;
+	rc = pfs_analytics_capacity_of(&h, c);
 	analytics_history_free(&h);
 	return rc;
 }
@@ -358,10 +377,106 @@ static void json_num(struct pfs_buf *b, double v)
 		pfs_buf_printf(b, "%.6g", v);
 }
 
+static const char *const no_grade_yet = "no forecast has reached its horizon yet";
+
+static double same(double v)
+{
+	return v;
+}
+
+static const struct analytics_grade_horizon *grade_at(const struct analytics_grade *g, double h)
+{
+	for (size_t i = 0; g && i < g->nh; i++)
+		if (g->h[i].horizon_days == h)
+			return &g->h[i];
+	return NULL;
+}
+
+/* The error band observed on this box (G: the box's own forecasts scored against the history)
+ * as JSON, absolute errors in UNIT ("bytes", "percent"), the date verdicts under DATE_KEY. */
+static void grade_json(const struct analytics_grade *g, const char *unit, const char *date_key,
+                       struct pfs_buf *b)
+{
+	/* Bytes are whole; percentages keep their fraction. */
+	double (*fig)(double) = strcmp(unit, "bytes") ? same : round;
+
+	pfs_buf_printf(b, "{\"recorded\": %u, \"scored\": %u, \"message\": ", g->recorded,
+	               g->scored);
+	if (g->scored)
+		pfs_buf_printf(b, "null");
+	else
+		pfs_buf_json_str(b, no_grade_yet);
+	pfs_buf_printf(b, ", \"horizons\": [");
+	for (size_t i = 0; i < g->nh; i++) {
+		const struct analytics_grade_horizon *h = &g->h[i];
+		pfs_buf_printf(b, "%s{\"horizon_days\": ", i ? ", " : "");
+		json_num(b, h->horizon_days);
+		pfs_buf_printf(b, ", \"scored\": %u, \"abs_error_p50_%s\": ", h->scored, unit);
+		json_num(b, fig(h->abs_p50));
+		pfs_buf_printf(b, ", \"abs_error_p90_%s\": ", unit);
+		json_num(b, fig(h->abs_p90));
+		pfs_buf_printf(b, ", \"mean_error_%s\": ", unit);
+		json_num(b, fig(h->mean_error));
+		pfs_buf_printf(b, ", \"rel_error_p50\": ");
+		json_num(b, h->rel_p50);
+		pfs_buf_printf(b, ", \"rel_error_p90\": ");
+		json_num(b, h->rel_p90);
+		pfs_buf_printf(b, ", \"coverage80\": ");
+		json_num(b, h->coverage80);
+		pfs_buf_printf(b, ", \"coverage95\": ");
+		json_num(b, h->coverage95);
+		pfs_buf_printf(b, "}");
+	}
+	pfs_buf_printf(b, "], \"%s\": {\"decided\": %u, \"held95\": %u, \"coverage95\": ", date_key,
+	               g->dates_decided, g->dates_held95);
+	json_num(b, g->dates_decided ? (double)g->dates_held95 / g->dates_decided : NAN);
+	pfs_buf_printf(b, ", \"reached\": %u, \"abs_error_p50_days\": ", g->dates_reached);
+	json_num(b, g->date_abs_error_p50_days);
+	pfs_buf_printf(b, "}}");
+}
+
+/* G as text lines under a LABEL, absolute errors divided by SCALE and shown in UNIT. */
+static void grade_text(const struct analytics_grade *g, const char *label, double scale,
+                       const char *unit, const char *date_label, struct pfs_buf *b)
+{
+	if (!g->scored) {
+		pfs_buf_printf(b, "%-12s %s (%u recorded)\n", label, no_grade_yet, g->recorded);
+		return;
+	}
+	pfs_buf_printf(b,
+	               "%-12s the box's own past forecasts, scored as their horizons passed "
+	               "(%u recorded, %u scored):\n",
+	               label, g->recorded, g->scored);
+	for (size_t i = 0; i < g->nh; i++) {
+		const struct analytics_grade_horizon *h = &g->h[i];
+		pfs_buf_printf(b, "  +%-3.0f days   ", h->horizon_days);
+		if (!h->scored) {
+			pfs_buf_printf(b, "%s\n", no_grade_yet);
+			continue;
+		}
+		pfs_buf_printf(b,
+		               "%u scored: abs error median %.3f %s, 90th pct %.3f %s (%.2g%%); "
+		               "80%% held %u/%u, 95%% held %u/%u\n",
+		               h->scored, h->abs_p50 / scale, unit, h->abs_p90 / scale, unit,
+		               isfinite(h->rel_p90) ? 100 * h->rel_p90 : 0.0, h->in80, h->scored,
+		               h->in95, h->scored);
+	}
+	if (g->dates_decided)
+		pfs_buf_printf(b, "  %-11s 95%% interval held %u/%u decided", date_label,
+		               g->dates_held95, g->dates_decided);
+	else
+		pfs_buf_printf(b, "  %-11s no 95%% interval decided yet", date_label);
+	if (isfinite(g->date_abs_error_p50_days))
+		pfs_buf_printf(b, "; point date off by %.1f days (median)",
+		               g->date_abs_error_p50_days);
+	pfs_buf_printf(b, "\n");
+}
+
 /* The forecasts list and the full object of C, with POINT_KEY ("used_bytes", "written_bytes")
- * for the point forecasts; INDENT before each forecast. */
+ * for the point forecasts; INDENT before each forecast. G (may be NULL): the band observed on
+ * this box at each horizon, next to the model's own interval. */
 static void forecasts_json(const struct analytics_capacity *c, const char *point_key,
-                           const char *indent, struct pfs_buf *b)
+                           const char *indent, const struct analytics_grade *g, struct pfs_buf *b)
 {
 	char day[16];
 
@@ -380,6 +495,18 @@ static void forecasts_json(const struct analytics_capacity *c, const char *point
 		json_num(b, round(f->lo95));
 		pfs_buf_printf(b, ", \"hi95_bytes\": ");
 		json_num(b, round(f->hi95));
+		const struct analytics_grade_horizon *o = grade_at(g, f->horizon_days);
+		if (g) {
+			pfs_buf_printf(b,
+			               ", \"observed\": {\"scored\": %u, \"abs_error_p90_bytes\": ",
+			               o ? o->scored : 0);
+			json_num(b, o ? round(o->abs_p90) : NAN);
+			pfs_buf_printf(b, ", \"coverage80\": ");
+			json_num(b, o ? o->coverage80 : NAN);
+			pfs_buf_printf(b, ", \"coverage95\": ");
+			json_num(b, o ? o->coverage95 : NAN);
+			pfs_buf_printf(b, "}");
+		}
 		pfs_buf_printf(b, "}");
 	}
 	pfs_buf_printf(b, "], \"full\": {\"within_year\": %s",
@@ -399,13 +526,16 @@ static void forecasts_json(const struct analytics_capacity *c, const char *point
 	pfs_buf_printf(b, "}");
 }
 
-/* The pool's object without its closing brace (the volumes follow). */
-static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
+/* The pool's object without its closing brace (the volumes follow); G the grading of the
+ * box's past forecasts. */
+static void capacity_json(const struct analytics_capacity *c, const struct analytics_grade *g,
+                          struct pfs_buf *b)
 {
 	if (!c->ok) {
 		pfs_buf_printf(b, "{\n  \"status\": \"insufficient_history\",\n  \"message\": ");
 		pfs_buf_json_str(b, c->message);
-		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": []");
+		pfs_buf_printf(b, ",\n  \"model\": null,\n  \"forecasts\": [],\n  \"grading\": ");
+		grade_json(g, "bytes", "full_date", b);
 		return;
 	}
 	pfs_buf_printf(b, "{\n  \"status\": \"ok\",\n  \"model\": \"%s\",\n  \"time\": %lld,",
@@ -430,7 +560,9 @@ static void capacity_json(const struct analytics_capacity *c, struct pfs_buf *b)
 	pfs_buf_printf(b, ", \"95\": ");
 	json_num(b, c->calib95);
 	pfs_buf_printf(b, "},\n  ");
-	forecasts_json(c, "used_bytes", "    ", b);
+	forecasts_json(c, "used_bytes", "    ", g, b);
+	pfs_buf_printf(b, ",\n  \"grading\": ");
+	grade_json(g, "bytes", "full_date", b);
 }
 
 #define GIB(x) ((x) / 1073741824.0)
@@ -536,7 +668,7 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 			pfs_buf_printf(b, ", \"growth_bytes_per_day\": ");
 			json_num(b, round(c.growth_per_day));
 			pfs_buf_printf(b, ", ");
-			forecasts_json(&c, "written_bytes", "      ", b);
+			forecasts_json(&c, "written_bytes", "      ", NULL, b);
 			pfs_buf_printf(b, "}");
 			continue;
 		}
@@ -558,12 +690,14 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 	return rc;
 }
 
-static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
+static void capacity_text(const struct analytics_capacity *c, const struct analytics_grade *g,
+                          struct pfs_buf *b)
 {
 	char day[16];
 
 	if (!c->ok) {
 		pfs_buf_printf(b, "capacity forecast: %s\n", c->message);
+		grade_text(g, "observed", 1073741824.0, "GiB", "full date", b);
 		return;
 	}
 	day_string(c->now, 0, day, sizeof(day));
@@ -584,12 +718,19 @@ static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
 			               m + 1 < ANALYTICS_NMODELS ? "," : "");
 		pfs_buf_printf(b, " (MASE %.2f)\n", c->backtest_mase);
 	}
-	pfs_buf_printf(b, "horizon      used GiB       80%% interval           95%% interval\n");
+	pfs_buf_printf(b, "horizon      used GiB       80%% interval           95%% interval"
+	                  "       observed here: 90%% of errors within, held 80%%/95%%\n");
 	for (size_t i = 0; i < c->nfc; i++) {
 		const struct analytics_forecast_point *f = &c->fc[i];
-		pfs_buf_printf(b, "+%-3.0f days   %10.2f   %8.2f .. %8.2f   %8.2f .. %8.2f\n",
+		const struct analytics_grade_horizon *o = grade_at(g, f->horizon_days);
+		pfs_buf_printf(b, "+%-3.0f days   %10.2f   %8.2f .. %8.2f   %8.2f .. %8.2f",
 		               f->horizon_days, GIB(f->used), GIB(f->lo80), GIB(f->hi80),
 		               GIB(f->lo95), GIB(f->hi95));
+		if (o && o->scored)
+			pfs_buf_printf(b, "   +-%.2f GiB, %u/%u %u/%u\n", GIB(o->abs_p90), o->in80,
+			               o->scored, o->in95, o->scored);
+		else
+			pfs_buf_printf(b, "   none scored yet\n");
 	}
 	if (c->capacity <= 0) {
 		pfs_buf_printf(b, "full         unknown (no capacity in the history)\n");
@@ -607,19 +748,29 @@ static void capacity_text(const struct analytics_capacity *c, struct pfs_buf *b)
 		else
 			pfs_buf_printf(b, "beyond a year\n");
 	}
+	grade_text(g, "observed", 1073741824.0, "GiB", "full date", b);
 }
 
 static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 {
+	struct analytics_history h = {0};
 	struct analytics_capacity c;
-	int rc = pfs_analytics_capacity(p, &c);
+	struct analytics_grade g;
+	int rc = pfs_analytics_history(p, &h);
 
 	if (rc)
 		return rc;
+	rc = pfs_analytics_capacity_of(&h, &c);
+	if (!rc)
+		rc = pfs_analytics_grade_kind(p, PFS_GRADE_CAPACITY, ANALYTICS_COL_PHYSICAL_USED,
+		                              &h, &g);
+	analytics_history_free(&h);
+	if (rc)
+		return rc;
 	if (json)
-		capacity_json(&c, b);
+		capacity_json(&c, &g, b);
 	else
-		capacity_text(&c, b);
+		capacity_text(&c, &g, b);
 	return volumes_forecast(p, json, b);
 }
 
@@ -686,6 +837,8 @@ struct pfs_health {
 	const char *wear_source;
 	struct analytics_capacity wear, spare;
 	bool spare_known;
+	/* The box's past wear-out forecasts, scored against the history. */
+	struct analytics_grade wear_grade;
 };
 
 /* Write amplification between the samples nearest to FROM and TO seconds before the newest
@@ -740,6 +893,16 @@ static int history_reach(const struct analytics_history *h, int col, bool fallin
 	return rc;
 }
 
+int pfs_analytics_wearout_of(struct pfs *p, const struct analytics_history *h,
+                             struct analytics_capacity *c, int *column)
+{
+	struct ftl_dev_smart sm;
+
+	*column = !pfs_flash_smart(p, &sm) && !sm.emulated ? ANALYTICS_COL_SMART_USED
+	                                                   : ANALYTICS_COL_LIFE_USED;
+	return history_reach(h, *column, false, 100, c);
+}
+
 static double full_days(const struct analytics_capacity *c)
 {
 	return c->ok && c->full_within_year ? c->full_days : NAN;
@@ -790,8 +953,10 @@ int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
 	in->wa_recent = history_wa(&h, 7 * 86400, 0);
 	in->wa_before = history_wa(&h, 14 * 86400, 7 * 86400);
 	hl->wear_source = hl->have_smart ? "smart_percentage_used" : "life_used_percent";
-	rc = history_reach(&h, hl->have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED,
-	                   false, 100, &hl->wear);
+	int wear_col = hl->have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED;
+	rc = history_reach(&h, wear_col, false, 100, &hl->wear);
+	if (!rc)
+		rc = pfs_analytics_grade_kind(p, PFS_GRADE_WEAROUT, wear_col, &h, &hl->wear_grade);
 	if (!rc && hl->have_smart) {
 		hl->spare_known = true;
 		rc = history_reach(&h, ANALYTICS_COL_SMART_SPARE, true,
@@ -899,8 +1064,10 @@ static int file_health(struct pfs *p, bool json, struct pfs_buf *b)
 		json_num(b, hl.in.wa_before);
 		pfs_buf_printf(b, "},\n  \"wearout\": ");
 		reach_json(&hl.wear, b);
-		pfs_buf_printf(b,
-		               ",\n  \"wearout_source\": \"%s\",\n  \"spare\": ", hl.wear_source);
+		pfs_buf_printf(
+		    b, ",\n  \"wearout_source\": \"%s\",\n  \"wearout_grading\": ", hl.wear_source);
+		grade_json(&hl.wear_grade, "percent", "wearout_date", b);
+		pfs_buf_printf(b, ",\n  \"spare\": ");
 		if (hl.spare_known)
 			reach_json(&hl.spare, b);
 		else
@@ -933,6 +1100,7 @@ static int file_health(struct pfs *p, bool json, struct pfs_buf *b)
 	else if (isfinite(hl.in.wa_recent))
 		pfs_buf_printf(b, "write ampl.  %.2f last 7 days\n", hl.in.wa_recent);
 	reach_text("wear-out", &hl.wear, b);
+	grade_text(&hl.wear_grade, "wear graded", 1, "%", "wear-out", b);
 	if (hl.spare_known)
 		reach_text("spare low", &hl.spare, b);
 	return 0;
@@ -1153,6 +1321,7 @@ out_close:
 int pfs_analytics_import(struct pfs *p, const char *path)
 {
 	struct analytics_history h = {0};
+	struct pfs_grade_keep keep = {0};
 	char err[256], *text = NULL;
 	int64_t *times = NULL;
 	double *vals = NULL;
@@ -1188,12 +1357,28 @@ int pfs_analytics_import(struct pfs *p, const char *path)
 		times[i] = h.s[i].time;
 		memcpy(vals + i * ANALYTICS_NCOLS, h.s[i].v, sizeof(h.s[i].v));
 	}
-	rc = pfs_history_replace(p, h.n, times, vals, ANALYTICS_NCOLS);
-	if (rc)
+	/* The recorded forecasts the new history still holds (it extends the old one) keep
+	 * their chance to be graded; the rest describe a history that is gone. */
+	rc = pfs_analytics_grade_keep(p, &h, &keep);
+	if (rc) {
+		pfs_set_msg(p, "cannot read the recorded forecasts: %s", strerror(-rc));
+		goto out_free;
+	}
+	rc = pfs_history_replace_keep(p, h.n, times, vals, ANALYTICS_NCOLS, keep.n, keep.kinds,
+	                              keep.made_at);
+	if (rc) {
 		pfs_set_msg(p, "cannot store the history: %s", strerror(-rc));
-	else
-		pfs_set_msg(p, "ok: imported %zu samples", h.n);
+		goto out_free;
+	}
+	/* The imported history's newest sample is now: the forecasts made from it are kept as
+	 * a lived history's would be. The history is in; a failure here only costs today's
+	 * forecast (the sampler's next row tries again). */
+	int frc = h.n ? pfs_analytics_record_forecasts(p, h.s[h.n - 1].time) : 0;
+	pfs_set_msg(p, "ok: imported %zu samples; kept %zu of %zu recorded forecasts%s%s", h.n,
+	            keep.n, keep.all, frc ? "; cannot record a forecast: " : "",
+	            frc ? strerror(-frc) : "");
 out_free:
+	pfs_grade_keep_free(&keep);
 	free(times);
 	free(vals);
 	analytics_history_free(&h);

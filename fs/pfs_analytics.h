@@ -48,6 +48,37 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
 struct pfs_health;
 int pfs_analytics_health(struct pfs *p, struct pfs_health *hl);
 
+/* The forecasts of H (the history, newest sample "now"): the pool's physical used (as
+ * pfs_analytics_capacity) and the wear-out (life used reaching 100%: SMART percentage used
+ * where the device has a log, else the FTL's; *COLUMN says which). -ENOMEM. */
+int pfs_analytics_capacity_of(const struct analytics_history *h, struct analytics_capacity *c);
+int pfs_analytics_wearout_of(struct pfs *p, const struct analytics_history *h,
+                             struct analytics_capacity *c, int *column);
+
+/* ---- forecasts that grade themselves (pfs_analytics_grade.c) -------------------------------- */
+/* The kinds of forecast the box records (the store's forecasts table). */
+#define PFS_GRADE_CAPACITY "capacity"
+#define PFS_GRADE_WEAROUT  "wearout"
+/* Records the forecasts of each kind that has none made within PFS_FORECAST_INTERVAL of NOW
+ * (the history's newest sample time): called after the sampler appends a row and after an
+ * import, so history time (not the wall clock) paces them and an imported history records
+ * as a lived one does. Too little history records nothing. -ENOMEM, -ENOSPC, -EIO. */
+int pfs_analytics_record_forecasts(struct pfs *p, int64_t now);
+/* KIND's recorded forecasts about history column COLUMN, scored against H. */
+int pfs_analytics_grade_kind(struct pfs *p, const char *kind, int column,
+                             const struct analytics_history *h, struct analytics_grade *g);
+/* Which recorded forecasts a new history H keeps: those it holds the value of at the time they
+ * were made (analytics_recorded_matches), N of ALL recorded. KINDS point into NAMES. */
+struct pfs_grade_keep {
+	size_t n, all;
+	const char **kinds;
+	int64_t *made_at;
+	char (*names)[16];
+};
+int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
+                             struct pfs_grade_keep *k);
+void pfs_grade_keep_free(struct pfs_grade_keep *k);
+
 /* ---- files and commands -------------------------------------------------------------------- */
 /* .pstorage/analytics/<name>, in listing order. */
 extern const char *const pfs_analytics_files[];

@@ -41,7 +41,12 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS history(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
     " vals BLOB NOT NULL, PRIMARY KEY(tier, time)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS history_vol(tier INTEGER NOT NULL, time INTEGER NOT NULL,"
-    " name TEXT NOT NULL, vals BLOB NOT NULL, PRIMARY KEY(tier, name, time)) WITHOUT ROWID;";
+    " name TEXT NOT NULL, vals BLOB NOT NULL, PRIMARY KEY(tier, name, time)) WITHOUT ROWID;"
+    /* Forecasts the box made, kept to be graded when their horizons pass
+     * (pfs_meta_history.c): KIND names what was forecast, MADE_AT the history time it was made
+     * at, VALS its figures as little-endian doubles (analytics/ says what they mean). */
+    "CREATE TABLE IF NOT EXISTS forecasts(kind TEXT NOT NULL, made_at INTEGER NOT NULL,"
+    " vals BLOB NOT NULL, PRIMARY KEY(kind, made_at)) WITHOUT ROWID;";
 
 static int sql_errno(int rc)
 {

@@ -1,7 +1,8 @@
 /* fs/meta/pfs_meta_history.c - the analytics history in SQLite: rows of counters by time in
  * three tiers (raw, hourly, daily) and the roll that keeps it bounded, for the pool (table
- * history) and per volume (history_vol, rows keyed by volume name too). Knows nothing of what
- * the columns mean (analytics/ does); never called on the I/O path.
+ * history) and per volume (history_vol, rows keyed by volume name too); and the forecasts the
+ * box made (table forecasts), kept to be graded. Knows nothing of what the values mean
+ * (analytics/ does); never called on the I/O path.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -314,6 +315,164 @@ int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, vo
 		uint32_t n = blob ? decode(blob, len, v, PFS_HISTORY_MAX_VALUES) : 0;
 		int frc = fn(arg, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
 		             name ? name : "", v, n);
+		if (frc) {
+			sqlite3_finalize(st);
+			rc = frc;
+			goto out_unlock;
+		}
+	}
+	rc = pfs_meta_sql_errno(rc);
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+/* ---- recorded forecasts ------------------------------------------------------------------- */
+int pfs_meta_forecast_put(struct pfs_meta *m, const char *kind, int64_t made_at, const double *v,
+                          uint32_t n)
+{
+	uint8_t *blob;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	blob = malloc(n ? (size_t)n * 8 : 1);
+	if (!blob)
+		return -ENOMEM;
+	encode(v, n, blob);
+	pthread_mutex_lock(&m->db_lock);
+	rc = pfs_meta_prep(
+	    m, "INSERT OR REPLACE INTO forecasts(kind, made_at, vals) VALUES(?, ?, ?)", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, made_at);
+		sqlite3_bind_blob(st, 3, blob, (int)(n * 8), SQLITE_STATIC);
+		rc = pfs_meta_step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	free(blob);
+	return rc;
+}
+
+int pfs_meta_forecast_last(struct pfs_meta *m, const char *kind, int64_t *made_at)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = pfs_meta_prep(m, "SELECT MAX(made_at) FROM forecasts WHERE kind = ?", &st);
+	if (rc)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*made_at =
+		    sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = pfs_meta_sql_errno(rc == SQLITE_DONE ? SQLITE_IOERR : rc);
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_forecast_trim(struct pfs_meta *m, const char *kind, int64_t before)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = pfs_meta_prep(m, "DELETE FROM forecasts WHERE kind = ? AND made_at < ?", &st);
+	if (!rc) {
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, before);
+		rc = pfs_meta_step_done(m, st);
+	}
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_forecast_keep_only(struct pfs_meta *m, size_t nkeep, const char *const *kinds,
+                                const int64_t *made_at)
+{
+	sqlite3_stmt *st, *del = NULL;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	/* A statement's rows are read to the end before any is deleted: SQLite does not promise
+	 * what a SELECT sees of rows deleted under it. The table is small (a row a day). */
+	rc = pfs_meta_prep(m, "SELECT kind, made_at FROM forecasts", &st);
+	if (rc)
+		goto out_unlock;
+	struct {
+		char *kind;
+		int64_t made_at;
+	} *drop = NULL;
+	size_t ndrop = 0, cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		int64_t t = sqlite3_column_int64(st, 1);
+		bool keep = false;
+		for (size_t i = 0; i < nkeep && !keep; i++)
+			keep = made_at[i] == t && k && !strcmp(kinds[i], k);
+		if (keep)
+			continue;
+		if (ndrop == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *nd = realloc(drop, cap * sizeof(*drop));
+			if (!nd) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			drop = nd;
+		}
+		drop[ndrop].kind = strdup(k ? k : "");
+		drop[ndrop].made_at = t;
+		if (!drop[ndrop].kind) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		ndrop++;
+	}
+	rc = pfs_meta_sql_errno(rc);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < ndrop && !rc; i++) {
+		rc = pfs_meta_prep(m, "DELETE FROM forecasts WHERE kind = ? AND made_at = ?", &del);
+		if (rc)
+			break;
+		sqlite3_bind_text(del, 1, drop[i].kind, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(del, 2, drop[i].made_at);
+		rc = pfs_meta_step_done(m, del);
+	}
+	for (size_t i = 0; i < ndrop; i++)
+		free(drop[i].kind);
+	free(drop);
+out_unlock:
+	pthread_mutex_unlock(&m->db_lock);
+	return rc;
+}
+
+int pfs_meta_forecast_each(struct pfs_meta *m, pfs_meta_forecast_fn fn, void *arg)
+{
+	double v[PFS_HISTORY_MAX_VALUES];
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&m->db_lock);
+	rc = pfs_meta_prep(m, "SELECT kind, made_at, vals FROM forecasts ORDER BY kind, made_at",
+	                   &st);
+	if (rc)
+		goto out_unlock;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(st, 2);
+		size_t len = (size_t)sqlite3_column_bytes(st, 2);
+		const char *kind = (const char *)sqlite3_column_text(st, 0);
+		uint32_t n = blob ? decode(blob, len, v, PFS_HISTORY_MAX_VALUES) : 0;
+		int frc = fn(arg, kind ? kind : "", sqlite3_column_int64(st, 1), v, n);
 		if (frc) {
 			sqlite3_finalize(st);
 			rc = frc;

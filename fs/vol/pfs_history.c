@@ -1,6 +1,7 @@
-/* fs/vol/pfs_history.c - the store's side of the analytics history: each write is one SQLite
- * transaction under commit_lock (the lock every other SQLite transaction of the store takes),
- * so a sample never lands inside a commit's transaction. Not on the I/O path.
+/* fs/vol/pfs_history.c - the store's side of the analytics history and the forecasts kept to be
+ * graded: each write is one SQLite transaction under commit_lock (the lock every other SQLite
+ * transaction of the store takes), so a sample never lands inside a commit's transaction. Not
+ * on the I/O path.
  */
 #include <errno.h>
 
@@ -41,6 +42,13 @@ out_unlock:
 int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
                         uint32_t n)
 {
+	return pfs_history_replace_keep(p, nrows, times, vals, n, 0, NULL, NULL);
+}
+
+int pfs_history_replace_keep(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
+                             uint32_t n, size_t nkeep, const char *const *kinds,
+                             const int64_t *made_at)
+{
 	int rc;
 
 	if (p->opts.readonly)
@@ -55,6 +63,8 @@ int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const
 	if (rc)
 		goto out_unlock;
 	rc = pfs_meta_history_clear(p->meta);
+	if (!rc)
+		rc = pfs_meta_forecast_keep_only(p->meta, nkeep, kinds, made_at);
 	/* Rolled as it goes, so a long import never holds more raw rows than the metadata
 	 * region takes: the rows come in time order, so a roll at a partial "now" rolls only
 	 * buckets that are complete already. */
@@ -125,4 +135,47 @@ out_unlock:
 int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg)
 {
 	return pfs_meta_history_vol_each(p->meta, fn, arg);
+}
+
+int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const double *v,
+                        uint32_t n)
+{
+	int64_t last;
+	int rc;
+
+	if (p->opts.readonly)
+		return -EROFS;
+	if (n > PFS_HISTORY_MAX_VALUES)
+		return -EINVAL;
+	pthread_mutex_lock(&p->commit_lock);
+	rc = pfs_meta_forecast_last(p->meta, kind, &last);
+	if (!rc && last >= 0 && made_at - last < PFS_FORECAST_INTERVAL)
+		rc = -EEXIST;
+	if (!rc)
+		rc = pfs_meta_history_room(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_begin(p->meta);
+	if (rc)
+		goto out_unlock;
+	rc = pfs_meta_forecast_put(p->meta, kind, made_at, v, n);
+	if (!rc)
+		rc = pfs_meta_forecast_trim(p->meta, kind, made_at - PFS_FORECAST_KEEP_SECONDS);
+	if (rc)
+		pfs_meta_rollback(p->meta);
+	else
+		rc = pfs_meta_commit(p->meta);
+out_unlock:
+	pthread_mutex_unlock(&p->commit_lock);
+	return rc;
+}
+
+int pfs_forecast_last(struct pfs *p, const char *kind, int64_t *made_at)
+{
+	return pfs_meta_forecast_last(p->meta, kind, made_at);
+}
+
+int pfs_forecasts_each(struct pfs *p, pfs_forecast_fn fn, void *arg)
+{
+	return pfs_meta_forecast_each(p->meta, fn, arg);
 }

@@ -355,7 +355,8 @@ int pfs_flash_smart(struct pfs *p, struct ftl_dev_smart *s);
  * passes 3/4 of its area: the history never takes the maps' room), -EIO. */
 int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n);
 /* Replaces the whole history with NROWS rows (TIMES strictly increasing; VALS NROWS x N) and
- * rolls the tiers: all or nothing. -EINVAL (times out of order, N > 64), -EROFS, -ENOSPC. */
+ * rolls the tiers, and drops the recorded forecasts: all or nothing. -EINVAL (times out of
+ * order, N > 64), -EROFS, -ENOSPC. */
 int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
                         uint32_t n);
 /* Every row in time order, with its tier (0 raw, 1 hourly, 2 daily). FN must not call into the
@@ -373,6 +374,33 @@ int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const c
 typedef int (*pfs_history_vol_fn)(void *arg, int tier, int64_t time, const char *name,
                                   const double *v, uint32_t n);
 int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg);
+
+/* ---- recorded forecasts (pfs_history.c) ---------------------------------------------------- */
+/* Forecasts the box made, kept (next to the history, in the same database) so they can be
+ * graded when their horizons pass. KIND names what was forecast ("capacity", "wearout");
+ * MADE_AT is the history time it was made at (the newest sample then); the N values are
+ * analytics/'s (analytics_recorded_pack). At most one a PFS_FORECAST_INTERVAL per kind, kept
+ * PFS_FORECAST_KEEP_SECONDS of history time: bounded (about 400 rows per kind). */
+#define PFS_FORECAST_INTERVAL     86400ll
+#define PFS_FORECAST_KEEP_SECONDS (400 * 86400ll)
+/* Records a forecast and drops KIND's forecasts made more than PFS_FORECAST_KEEP_SECONDS
+ * before it, in one transaction. -EEXIST when KIND has one made less than
+ * PFS_FORECAST_INTERVAL before MADE_AT (or after it); -EROFS, -EINVAL (N > 64), -ENOSPC (also
+ * past 3/4 of the metadata area, as the history), -EIO. */
+int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const double *v,
+                        uint32_t n);
+/* The newest recorded forecast of KIND (-1: none). */
+int pfs_forecast_last(struct pfs *p, const char *kind, int64_t *made_at);
+/* Every recorded forecast, by kind then made_at. FN must not call into the store. */
+typedef int (*pfs_forecast_fn)(void *arg, const char *kind, int64_t made_at, const double *v,
+                               uint32_t n);
+int pfs_forecasts_each(struct pfs *p, pfs_forecast_fn fn, void *arg);
+/* pfs_history_replace that keeps the NKEEP recorded forecasts named by KINDS and MADE_AT and
+ * drops every other one, in the same transaction (pfs_history_replace keeps none: a new
+ * history makes the old forecasts' outcomes unknowable, unless the caller knows better). */
+int pfs_history_replace_keep(struct pfs *p, size_t nrows, const int64_t *times, const double *vals,
+                             uint32_t n, size_t nkeep, const char *const *kinds,
+                             const int64_t *made_at);
 
 #ifdef __cplusplus
 }

@@ -162,6 +162,41 @@ Test(analytics_models, changepoint_model_forecasts_from_the_last_segment)
 	cr_expect(fabs(pt - (70 + 5.0 * 49)) > 20, "the line over everything misses: %g", pt);
 }
 
+Test(analytics_models, exponential_model_fits_compound_growth)
+{
+	double y[50], pt, sd, dof;
+
+	/* 2% a step from 100: exact on the log scale, so the point is 100 * 1.02^(49 + 10) and
+	 * the error's sd 0. */
+	for (int i = 0; i < 50; i++)
+		y[i] = 100 * pow(1.02, i);
+	cr_assert_eq(
+	    analytics_model_forecast(ANALYTICS_MODEL_EXPONENTIAL, y, 50, 10, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 100 * pow(1.02, 59), 1e-9), "point %.15g", pt);
+	cr_expect(sd < 1e-6 * pt, "sd %g", sd);
+	cr_expect(near(dof, 48, 1e-12), "dof %g", dof);
+	/* Noise on the log scale: sd = point x the log-scale prediction sd (delta method). */
+	for (int i = 0; i < 50; i++)
+		y[i] = 100 * pow(1.02, i) * exp(i % 2 ? 0.01 : -0.01);
+	cr_assert_eq(
+	    analytics_model_forecast(ANALYTICS_MODEL_EXPONENTIAL, y, 50, 10, &pt, &sd, &dof), 0);
+	double lx[50], ly[50], lp, lsd;
+	struct analytics_linear m;
+	for (int i = 0; i < 50; i++) {
+		lx[i] = i;
+		ly[i] = log(y[i]);
+	}
+	cr_assert_eq(analytics_linear_fit(lx, ly, 50, &m), 0);
+	analytics_linear_predict(&m, 59, &lp, &lsd);
+	cr_expect(near(pt, exp(lp), 1e-12), "point %.15g", pt);
+	cr_expect(near(sd, exp(lp) * lsd, 1e-12), "sd %.15g", sd);
+	/* Not for a series that touches 0: no logarithm. */
+	y[7] = 0;
+	cr_expect_eq(
+	    analytics_model_forecast(ANALYTICS_MODEL_EXPONENTIAL, y, 50, 10, &pt, &sd, &dof),
+	    -EINVAL);
+}
+
 static void series_times(int64_t *t, size_t n, int64_t step)
 {
 	for (size_t i = 0; i < n; i++)

@@ -491,3 +491,93 @@ Test(fs_history, raw_tier_is_capped_in_whole_hours)
 	free(t);
 	free(v);
 }
+
+struct fc_rows {
+	char kind[16][16];
+	int64_t made_at[16];
+	double v0[16];
+	size_t n;
+};
+
+static int collect_fc(void *arg, const char *kind, int64_t made_at, const double *v, uint32_t n)
+{
+	struct fc_rows *r = arg;
+
+	if (r->n == 16)
+		return -E2BIG;
+	snprintf(r->kind[r->n], sizeof(r->kind[0]), "%s", kind);
+	r->made_at[r->n] = made_at;
+	r->v0[r->n++] = n ? v[0] : NAN;
+	return 0;
+}
+
+static struct fc_rows all_fc(void)
+{
+	struct fc_rows r = {0};
+	cr_assert_eq(pfs_forecasts_each(p, collect_fc, &r), 0);
+	return r;
+}
+
+Test(fs_history, forecasts_are_kept_one_a_day_and_bounded)
+{
+	const int64_t t0 = 1700000000, day = 86400;
+	double v[2] = {1, 2};
+	int64_t last;
+
+	cr_assert_eq(pfs_forecast_last(p, "capacity", &last), 0);
+	cr_expect_eq(last, -1);
+	cr_assert_eq(pfs_forecast_record(p, "capacity", t0, v, 2), 0);
+	/* Less than a day of history time later, or earlier: refused, nothing changes. */
+	cr_expect_eq(pfs_forecast_record(p, "capacity", t0 + day - 1, v, 2), -EEXIST);
+	cr_expect_eq(pfs_forecast_record(p, "capacity", t0 - 5 * day, v, 2), -EEXIST);
+	/* Kinds are paced apart. */
+	cr_expect_eq(pfs_forecast_record(p, "wearout", t0 + 60, v, 2), 0);
+	v[0] = 7;
+	cr_expect_eq(pfs_forecast_record(p, "capacity", t0 + day, v, 2), 0);
+	cr_assert_eq(pfs_forecast_last(p, "capacity", &last), 0);
+	cr_expect_eq(last, t0 + day);
+	struct fc_rows r = all_fc();
+	cr_assert_eq(r.n, 3);
+	cr_expect_str_eq(r.kind[0], "capacity");
+	cr_expect_eq(r.made_at[1], t0 + day);
+	cr_expect_eq(r.v0[1], 7);
+	cr_expect_str_eq(r.kind[2], "wearout");
+	/* Kept PFS_FORECAST_KEEP_SECONDS of history time: a record that far on drops the old. */
+	cr_expect_eq(pfs_forecast_record(p, "capacity", t0 + day + PFS_FORECAST_KEEP_SECONDS, v, 2),
+	             0);
+	r = all_fc();
+	cr_assert_eq(r.n, 3);
+	cr_expect_eq(r.made_at[0], t0 + day);
+	cr_expect_eq(r.made_at[1], t0 + day + PFS_FORECAST_KEEP_SECONDS);
+	/* They survive a close and open. */
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	r = all_fc();
+	cr_expect_eq(r.n, 3);
+}
+
+Test(fs_history, replace_keeps_the_forecasts_named_and_drops_the_rest)
+{
+	int64_t t[3] = {1700000000, 1700086400, 1700172800};
+	double v[3] = {1, 2, 3};
+	const char *kinds[] = {"wearout", "capacity"};
+	int64_t keep_at[] = {t[0], t[1]};
+
+	cr_assert_eq(pfs_forecast_record(p, "capacity", t[0], v, 1), 0);
+	cr_assert_eq(pfs_forecast_record(p, "capacity", t[1], v, 1), 0);
+	cr_assert_eq(pfs_forecast_record(p, "wearout", t[0], v, 1), 0);
+	cr_assert_eq(pfs_forecast_record(p, "wearout", t[2], v, 1), 0);
+	/* A refused replace changes nothing. */
+	int64_t bad[3] = {t[0], t[2], t[1]};
+	cr_expect_eq(pfs_history_replace_keep(p, 3, bad, v, 1, 0, NULL, NULL), -EINVAL);
+	cr_expect_eq(all_fc().n, 4);
+	cr_assert_eq(pfs_history_replace_keep(p, 3, t, v, 1, 2, kinds, keep_at), 0);
+	struct fc_rows r = all_fc();
+	cr_assert_eq(r.n, 2);
+	cr_expect(!strcmp(r.kind[0], "capacity") && r.made_at[0] == t[1]);
+	cr_expect(!strcmp(r.kind[1], "wearout") && r.made_at[1] == t[0]);
+	/* The plain replace keeps none. */
+	cr_assert_eq(pfs_history_replace(p, 3, t, v, 1), 0);
+	cr_expect_eq(all_fc().n, 0);
+}

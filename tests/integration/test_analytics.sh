@@ -2,7 +2,8 @@
 # Analytics on a real mount: per-volume usage counts each chunk once (the demo's volume: its data
 # twice, then a snapshot), the counter history grows every analytics_interval and survives an
 # unmount and kill -9, `analytics import` replaces it with a checked CSV (a bad one changes
-# nothing), and a bad analytics_interval option refuses the mount.
+# nothing), the box's forecasts are recorded and graded as history time passes, and a bad
+# analytics_interval option refuses the mount.
 . "$(dirname "$0")/lib.sh"
 need_binaries
 
@@ -232,7 +233,7 @@ PYEOF
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j['status'] == 'ok', j
-assert j['model'] in ('linear', 'holt_damped', 'changepoint'), j
+assert j['model'] in ('linear', 'holt_damped', 'changepoint', 'exponential'), j
 fc = j['forecasts']
 assert [f['horizon_days'] for f in fc] == [7, 30, 90], fc
 now = j['used_bytes']
@@ -383,6 +384,137 @@ PYEOF
 		grep -q "<polygon" "$T/$f.svg" || fail "$f.svg: no forecast cone"
 		grep -q ">full 2025-" "$T/$f.svg" || fail "$f.svg: no full date"
 	done
+	pstor_umount "$M"
+}
+
+case_forecasts_grade_themselves_across_imports() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	local C=$M/.pstorage/analytics/capacity H=$M/.pstorage/analytics/health d
+	check "a fresh pool: nothing recorded, nothing scored"
+	grep -q "^observed     no forecast has reached its horizon yet (0 recorded)" "$C" ||
+		fail "capacity: $(cat "$C")"
+	# 80 days of hourly samples, 1 GB a day of used and 0.3% a day of life used; each import
+	# below is a prefix of it, as a box that lived those days would have seen.
+	"$PY" - "$T" <<'PYEOF'
+import random, sys
+random.seed(11)
+t0 = 1735689600
+rows = []
+for i in range(80 * 24):
+    d = i / 24
+    rows.append('%d,%d,%d,%.4f\n' % (t0 + i * 3600, 2e11 + 1e9 * d + random.gauss(0, 1e8), 4 * 10**11,
+                                     20 + 0.3 * d + random.gauss(0, 0.03)))
+for days in (40, 45, 50, 55, 60, 80):
+    with open('%s/d%d.csv' % (sys.argv[1], days), 'w') as f:
+        f.write('time,physical_used_bytes,capacity_bytes,life_used_percent\n')
+        f.writelines(rows[:days * 24])
+random.seed(12)
+with open('%s/other.csv' % sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes,life_used_percent\n')
+    for i in range(80 * 24):
+        f.write('%d,%d,%d,%.4f\n' % (t0 + i * 3600, 3e11 - 5e8 * i / 24, 4 * 10**11, 50))
+PYEOF
+	check "days 0..40: the import records today's forecasts (capacity, wear-out); none scored"
+	ctl "$M" "analytics import $T/d40.csv"
+	grep -q "imported 960 samples; kept 0 of 0 recorded forecasts$" "$M/.pstorage/ctl" ||
+		fail "ctl: $(cat "$M/.pstorage/ctl")"
+	"$PY" - "$C.json" <<'PYEOF' || fail "capacity.json: $(cat "$C.json")"
+import json, sys
+g = json.load(open(sys.argv[1]))['grading']
+assert g['recorded'] == 1 and g['scored'] == 0, g
+assert g['message'] == 'no forecast has reached its horizon yet', g
+assert [h['scored'] for h in g['horizons']] == [0, 0, 0], g
+PYEOF
+	grep -q "^observed     no forecast has reached its horizon yet (1 recorded)" "$C" ||
+		fail "capacity: $(cat "$C")"
+	check "a refused import keeps the recorded forecasts"
+	printf 'time,physical_used_bytes\n1735689660,1\n1735689600,2\n' >"$T/order.csv"
+	expect_ctl "$M" EINVAL "analytics import $T/order.csv"
+	grep -q '"recorded": 1' "$C.json" || fail "capacity.json: $(cat "$C.json")"
+	check "days 0..45 .. 0..60 extend it: every recorded forecast is kept, one more each"
+	local n=2
+	for d in 45 50 55 60; do
+		ctl "$M" "analytics import $T/d$d.csv"
+		grep -q "kept $n of $n recorded forecasts$" "$M/.pstorage/ctl" ||
+			fail "d$d: ctl: $(cat "$M/.pstorage/ctl")"
+		n=$((n + 2))
+	done
+	check "days 0..80: the forecasts made on days 40..60 are scored at the horizons that passed"
+	ctl "$M" "analytics import $T/d80.csv"
+	grep -q "kept 10 of 10 recorded forecasts$" "$M/.pstorage/ctl" ||
+		fail "ctl: $(cat "$M/.pstorage/ctl")"
+	log "$(cat "$C")"
+	"$PY" - "$C.json" "$H.json" <<'PYEOF' || fail "capacity.json: $(cat "$C.json") health.json: $(cat "$H.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))
+g = c['grading']
+assert g['recorded'] == 6 and g['scored'] == 5 and g['message'] is None, g
+h = {x['horizon_days']: x for x in g['horizons']}
+# Made on days 40, 45, .. 60 (the newest sample an hour before): +7 days has passed for all
+# five, +30 for those of days 40, 45 and 50 (day 80 is the newest sample), +90 for none.
+assert h[7]['scored'] == 5 and h[30]['scored'] == 3 and h[90]['scored'] == 0, g
+for k in (7, 30):
+    x = h[k]
+    # A clean line: errors of the noise's size (0.1 GB), far below a day's growth.
+    assert 0 <= x['abs_error_p50_bytes'] <= x['abs_error_p90_bytes'] < 1e9, x
+    assert x['rel_error_p90'] < 0.005, x
+    assert 0.6 <= x['coverage95'] <= 1 and 0 <= x['coverage80'] <= x['coverage95'], x
+assert h[90]['coverage95'] is None and h[90]['abs_error_p50_bytes'] is None, h[90]
+fd = g['full_date']
+assert fd['decided'] == 0 and fd['reached'] == 0, fd
+# Next to the model's own interval, each forecast shows the band observed here.
+obs = {f['horizon_days']: f['observed'] for f in c['forecasts']}
+assert obs[7]['scored'] == 5 and obs[7]['abs_error_p90_bytes'] == round(h[7]['abs_error_p90_bytes']), obs
+assert obs[90]['scored'] == 0 and obs[90]['coverage95'] is None, obs
+w = json.load(open(sys.argv[2]))['wearout_grading']
+wh = {x['horizon_days']: x for x in w['horizons']}
+assert w['recorded'] == 6 and wh[30]['scored'] == 3 and wh[90]['scored'] == 0, w
+assert wh[30]['abs_error_p90_percent'] < 0.5, w
+PYEOF
+	grep -qE "^\+7   days .* \+-[0-9.]+ GiB, [0-5]/5 [0-5]/5$" "$C" || fail "capacity: $(cat "$C")"
+	grep -q "^  +30  days   3 scored: abs error median" "$C" || fail "capacity: $(cat "$C")"
+	grep -q "^  +90  days   no forecast has reached its horizon yet" "$C" || fail "capacity: $(cat "$C")"
+	grep -q "^wear graded  the box's own past forecasts" "$H" || fail "health: $(cat "$H")"
+	check "the recorded forecasts survive a remount"
+	cat "$C.json" >"$T/before.json"
+	pstor_umount "$M"
+	pstor_mount "$IMG" "$M" analytics_interval=86400
+	cat "$C.json" | cmp -s - "$T/before.json" || fail "capacity.json changed over a remount"
+	check "another box's history drops them: none of its values match"
+	ctl "$M" "analytics import $T/other.csv"
+	grep -q "kept 0 of 12 recorded forecasts$" "$M/.pstorage/ctl" ||
+		fail "ctl: $(cat "$M/.pstorage/ctl")"
+	grep -q '"recorded": 1, "scored": 0' "$C.json" || fail "capacity.json: $(cat "$C.json")"
+	pstor_umount "$M"
+}
+
+case_sampler_records_a_forecast_a_day_of_history_time() {
+	pstor_mkfs "$IMG" 256M
+	pstor_mount "$IMG" "$M" analytics_interval=1
+	local C=$M/.pstorage/analytics/capacity.json
+	check "a history ending a day before now: the sampler's next row records a forecast"
+	# Imported as the box's own: 3 days of used about what this pool holds, ending 1 day and
+	# 30 s ago; the import records one forecast, the sampler's next row (now) another.
+	"$PY" - "$T/h.csv" "$(date +%s)" <<'PYEOF'
+import sys
+end = int(sys.argv[2]) - 86400 - 30
+with open(sys.argv[1], 'w') as f:
+    f.write('time,physical_used_bytes,capacity_bytes\n')
+    for i in range(3 * 24, -1, -1):
+        f.write('%d,%d,%d\n' % (end - i * 3600, 10**7 + (3 * 24 - i) * 10**4, 2 * 10**8))
+PYEOF
+	ctl "$M" "analytics import $T/h.csv"
+	grep -q "kept 0 of 0 recorded forecasts$" "$M/.pstorage/ctl" || fail "ctl: $(cat "$M/.pstorage/ctl")"
+	local n=100
+	until grep -q '"recorded": 2' "$C"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "no forecast recorded by the sampler: $(grep -A2 grading "$C")"
+		sleep 0.1
+	done
+	check "one a day: more samples record nothing more"
+	sleep 2
+	grep -q '"recorded": 2' "$C" || fail "capacity.json: $(grep -A2 grading "$C")"
 	pstor_umount "$M"
 }
 

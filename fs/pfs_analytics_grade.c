@@ -1,0 +1,209 @@
+/* fs/pfs_analytics_grade.c - the front's side of forecasts that grade themselves: records the
+ * box's forecasts (the pool's physical used and the wear-out) in the store at most once a day
+ * of history time, decides which ones a new history keeps, and loads them to be scored
+ * (analytics_grade). Never on the I/O path: the sampler thread and ctl/report readers only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfs_analytics.h"
+#include "pfs_front_int.h"
+
+/* ---- recording ---------------------------------------------------------------------------- */
+static int record_one(struct pfs *p, const char *kind, const struct analytics_capacity *c,
+                      int column)
+{
+	struct analytics_recorded r;
+	double v[ANALYTICS_RECORDED_VALUES];
+
+	if (analytics_recorded_from(c, column, &r))
+		return 0; /* no forecast (too little history): nothing to keep */
+	analytics_recorded_pack(&r, v);
+	int rc = pfs_forecast_record(p, kind, r.made_at, v, ANALYTICS_RECORDED_VALUES);
+	return rc == -EEXIST ? 0 : rc;
+}
+
+static bool due(struct pfs *p, const char *kind, int64_t now)
+{
+	int64_t last = -1;
+
+	if (pfs_forecast_last(p, kind, &last))
+		return false;
+	return last < 0 || now - last >= PFS_FORECAST_INTERVAL;
+}
+
+int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
+{
+	struct analytics_history h = {0};
+	struct analytics_capacity c;
+	bool cap_due = due(p, PFS_GRADE_CAPACITY, now), wear_due = due(p, PFS_GRADE_WEAROUT, now);
+	int column, rc;
+
+	/* The common case (every sample but one a day) reads one row of SQLite, no history. */
+	if (!cap_due && !wear_due)
+		return 0;
+	rc = pfs_analytics_history(p, &h);
+	if (rc)
+		return rc;
+	if (cap_due) {
+		rc = pfs_analytics_capacity_of(&h, &c);
+		if (!rc)
+			rc = record_one(p, PFS_GRADE_CAPACITY, &c, ANALYTICS_COL_PHYSICAL_USED);
+	}
+	if (!rc && wear_due) {
+		rc = pfs_analytics_wearout_of(p, &h, &c, &column);
+		if (!rc)
+			rc = record_one(p, PFS_GRADE_WEAROUT, &c, column);
+	}
+	analytics_history_free(&h);
+	return rc;
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+struct recorded_set {
+	const char *kind; /* NULL: every kind */
+	int column;       /* -1: every column */
+	struct analytics_recorded *r;
+	char (*kinds)[16];
+	size_t n, cap, all;
+	int err;
+};
+
+static int collect_recorded(void *arg, const char *kind, int64_t made_at, const double *v,
+                            uint32_t n)
+{
+	struct recorded_set *s = arg;
+	struct analytics_recorded r;
+
+	if (s->kind && strcmp(kind, s->kind))
+		return 0;
+	s->all++;
+	/* A row that does not unpack (damaged, or from a later version) is skipped: never a
+	 * made-up forecast, and never a failed report. */
+	if (analytics_recorded_unpack(made_at, v, n, &r) ||
+	    (s->column >= 0 && r.column != s->column))
+		return 0;
+	if (strlen(kind) >= sizeof(s->kinds[0]))
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		void *nr = realloc(s->r, cap * sizeof(*s->r));
+		if (nr)
+			s->r = nr;
+		void *nk = nr ? realloc(s->kinds, cap * sizeof(*s->kinds)) : NULL;
+		if (!nk)
+			return s->err = -ENOMEM;
+		s->kinds = nk;
+		s->cap = cap;
+	}
+	s->r[s->n] = r;
+	strcpy(s->kinds[s->n], kind);
+	s->n++;
+	return 0;
+}
+
+static int load_recorded(struct pfs *p, struct recorded_set *s)
+{
+	int rc = pfs_forecasts_each(p, collect_recorded, s);
+
+	if (!rc)
+		rc = s->err;
+	return rc;
+}
+
+static void recorded_set_free(struct recorded_set *s)
+{
+	free(s->r);
+	free(s->kinds);
+}
+
+/* The history's column COL as arrays (malloc'd). */
+static int column_of(const struct analytics_history *h, int col, int64_t **t, double **y)
+{
+	*t = malloc((h->n ? h->n : 1) * sizeof(**t));
+	*y = malloc((h->n ? h->n : 1) * sizeof(**y));
+	if (!*t || !*y) {
+		free(*t);
+		free(*y);
+		*t = NULL;
+		*y = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h->n; i++) {
+		(*t)[i] = h->s[i].time;
+		(*y)[i] = h->s[i].v[col];
+	}
+	return 0;
+}
+
+int pfs_analytics_grade_kind(struct pfs *p, const char *kind, int column,
+                             const struct analytics_history *h, struct analytics_grade *g)
+{
+	struct recorded_set s = {.kind = kind, .column = column};
+	int64_t *t = NULL;
+	double *y = NULL;
+	int rc = load_recorded(p, &s);
+
+	if (!rc)
+		rc = column_of(h, column, &t, &y);
+	if (!rc)
+		rc = analytics_grade(s.r, s.n, t, y, h->n, g);
+	free(t);
+	free(y);
+	recorded_set_free(&s);
+	return rc;
+}
+
+int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
+                             struct pfs_grade_keep *k)
+{
+	struct recorded_set s = {.column = -1};
+	int64_t *t = NULL;
+	double *y = NULL;
+	int rc = load_recorded(p, &s);
+
+	memset(k, 0, sizeof(*k));
+	if (rc)
+		goto out_free;
+	k->all = s.all;
+	k->kinds = calloc(s.n ? s.n : 1, sizeof(*k->kinds));
+	k->made_at = calloc(s.n ? s.n : 1, sizeof(*k->made_at));
+	k->names = calloc(s.n ? s.n : 1, sizeof(*k->names));
+	if (!k->kinds || !k->made_at || !k->names) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* Rows come by kind, and a kind's rows share a column: one copy of it per run (an
+	 * import may hold a million rows). */
+	for (size_t i = 0, col = SIZE_MAX; i < s.n; i++) {
+		if ((size_t)s.r[i].column != col) {
+			free(t);
+			free(y);
+			col = (size_t)s.r[i].column;
+			rc = column_of(h, s.r[i].column, &t, &y);
+			if (rc)
+				goto out_free;
+		}
+		if (analytics_recorded_matches(&s.r[i], t, y, h->n)) {
+			memcpy(k->names[k->n], s.kinds[i], sizeof(k->names[0]));
+			k->kinds[k->n] = k->names[k->n];
+			k->made_at[k->n++] = s.r[i].made_at;
+		}
+	}
+out_free:
+	free(t);
+	free(y);
+	if (rc)
+		pfs_grade_keep_free(k);
+	recorded_set_free(&s);
+	return rc;
+}
+
+void pfs_grade_keep_free(struct pfs_grade_keep *k)
+{
+	free(k->kinds);
+	free(k->made_at);
+	free(k->names);
+	memset(k, 0, sizeof(*k));
+}
