@@ -212,6 +212,7 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 	if (len > bs)
 		engine_read_ahead(p->eng, 0);
 	io_count(&p->io_read, done, t0);
+	pfs_temp_touch(p, v, off, done);
 	return done ? (ssize_t)done : rc;
 }
 

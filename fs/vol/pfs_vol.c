@@ -46,6 +46,7 @@ void pfs_vol_unref(struct pfs_vol *v)
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	pfs_map_destroy(v);
+	pfs_temp_vol_free(v);
 	pthread_rwlock_destroy(&v->rw);
 	for (uint32_t i = 0; i < PFS_STRIPES; i++)
 		pthread_rwlock_destroy(&v->stripe[i]);
@@ -585,6 +586,8 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 		rc = pfs_meta_begin(p->meta);
 	if (!rc) {
 		rc = pfs_meta_map_delete(p->meta, v->id);
+		if (!rc)
+			rc = pfs_temp_drop_locked(p, v->id); /* its temperatures go with it */
 		if (rc)
 			pfs_meta_rollback(p->meta);
 		else
