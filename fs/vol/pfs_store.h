@@ -113,6 +113,9 @@ typedef int (*pfs_vol_fn)(void *arg, struct pfs_vol *v, const struct pfs_vol_inf
 int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg);
 
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
+/* pfs_vol_read for the box's own purposes (analytics samples, tiering estimates): not an access,
+ * so neither the volume I/O counters nor the data temperature count it. */
+ssize_t pfs_vol_read_quiet(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
 /* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
 /* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED), each chunk counted

@@ -244,7 +244,7 @@ Test(temp, untouched_data_counts_from_the_tracking_start)
 	cr_expect_eq(class_at("v", 0), PFS_TEMP_FROZEN);
 }
 
-Test(temp, snapshot_reads_and_failed_writes_do_not_count)
+Test(temp, snapshot_reads_quiet_reads_and_failed_writes_do_not_count)
 {
 	struct pfs_temp_stats st;
 	uint8_t b[4096];
@@ -257,6 +257,7 @@ Test(temp, snapshot_reads_and_failed_writes_do_not_count)
 	struct pfs_vol *s = pfs_vol_find(p, PFS_MAP_SNAPSHOT, v->id, "s");
 	cr_assert_not_null(s);
 	cr_assert_eq(pfs_vol_read(p, s, b, sizeof(b), 0), (ssize_t)sizeof(b));
+	cr_assert_eq(pfs_vol_read_quiet(p, v, b, sizeof(b), 0), (ssize_t)sizeof(b));
 	struct pfs_change c = {.kind = PFS_CHANGE_WRITE, .vol = s, .buf = b, .len = 4096};
 	cr_assert_neq(pfs_change_apply(p, &c), 0); /* a snapshot is read-only */
 	pfs_vol_unref(s);
