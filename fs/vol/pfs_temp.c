@@ -41,6 +41,9 @@ _Static_assert(PFS_TEMP_EXTENT_BYTES == 1u << TEMP_EXT_SHIFT, "extent shift");
 #define TEMP_KEY_PREFIX   "temp/"
 #define TEMP_KEY_SINCE    "temp/since"
 #define TEMP_KEY_MAX      48
+/* Records a transaction writes or deletes at most (about 100 KiB of rows): one for everything
+ * could outgrow the metadata journal (1 MiB on a small namespace) and then fail every time. */
+#define TEMP_BATCH 128u
 
 struct temp_slot {
 	_Atomic uint32_t hits;   /* accesses since the last fold (I/O path: atomic add) */
@@ -507,31 +510,37 @@ static int tracked_vols(struct pfs *p, struct pfs_vol ***out, size_t *n)
 	return rc;
 }
 
-/* Writes the pending leaves in one transaction (commit_lock, invariant 4). */
-static int pending_write(struct pfs *p, struct pending_list *l)
+/* Writes the pending leaves, TEMP_BATCH a transaction (commit_lock, invariant 4): one
+ * transaction for all could outgrow the metadata journal, and then never succeed. *SAVED gets
+ * the number of entries made durable (those before the first failed batch). */
+static int pending_write(struct pfs *p, struct pending_list *l, size_t *saved)
 {
 	char key[TEMP_KEY_MAX];
-	int rc;
+	int rc = 0;
 
-	if (!l->n)
-		return 0;
+	*saved = 0;
 	pthread_mutex_lock(&p->commit_lock);
-	rc = pfs_meta_history_room(p->meta);
-	if (!rc)
-		rc = pfs_meta_begin(p->meta);
-	if (rc)
-		goto out_unlock;
-	for (size_t i = 0; i < l->n && !rc; i++) {
-		if (atomic_load(&l->e[i].v->gone))
-			continue; /* its blobs went with it */
-		leaf_key(key, l->e[i].v->id, l->e[i].lf->idx);
-		rc = pfs_meta_blob_set(p->meta, key, l->e[i].blob, TEMP_BLOB_LEN);
-	}
-	if (rc)
-		pfs_meta_rollback(p->meta);
-	else
+	while (*saved < l->n && !rc) {
+		size_t end = *saved + TEMP_BATCH < l->n ? *saved + TEMP_BATCH : l->n;
+		rc = pfs_meta_history_room(p->meta); /* never the maps' room */
+		if (!rc)
+			rc = pfs_meta_begin(p->meta);
+		if (rc)
+			break;
+		for (size_t i = *saved; i < end && !rc; i++) {
+			if (atomic_load(&l->e[i].v->gone))
+				continue; /* its blobs went with it */
+			leaf_key(key, l->e[i].v->id, l->e[i].lf->idx);
+			rc = pfs_meta_blob_set(p->meta, key, l->e[i].blob, TEMP_BLOB_LEN);
+		}
+		if (rc) {
+			pfs_meta_rollback(p->meta);
+			break;
+		}
 		rc = pfs_meta_commit(p->meta);
-out_unlock:
+		if (!rc)
+			*saved = end;
+	}
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
 }
@@ -563,10 +572,11 @@ int pfs_temp_tick(struct pfs *p)
 		}
 	}
 	pthread_mutex_unlock(&p->temp->lock);
+	size_t saved = 0;
 	if (!rc)
-		rc = pending_write(p, &l);
+		rc = pending_write(p, &l, &saved);
 	if (rc) {
-		for (size_t i = 0; i < l.n; i++)
+		for (size_t i = saved; i < l.n; i++)
 			atomic_store(&l.e[i].lf->dirty, true); /* invariant 3 */
 		atomic_fetch_add(&p->temp->save_errors, 1);
 		if (rc != p->temp->last_rc)
@@ -574,7 +584,7 @@ int pfs_temp_tick(struct pfs *p)
 			         strerror(-rc));
 	} else {
 		atomic_fetch_add(&p->temp->saves, 1);
-		atomic_fetch_add(&p->temp->leaves_saved, l.n);
+		atomic_fetch_add(&p->temp->leaves_saved, saved);
 		atomic_store(&p->temp->last_save, now);
 	}
 	p->temp->last_rc = rc;
@@ -585,7 +595,7 @@ int pfs_temp_tick(struct pfs *p)
 	return rc;
 }
 
-/* Deletes every blob of volume ID (caller holds commit_lock and has a transaction open). */
+/* Keys of persisted records, to delete. */
 struct key_list {
 	char (*k)[TEMP_KEY_MAX];
 	size_t n, cap;
@@ -614,6 +624,27 @@ static int key_collect(void *arg, const char *key, const void *val, size_t len)
 	return 0;
 }
 
+/* Deletes the keys of L, TEMP_BATCH a transaction (caller holds commit_lock). */
+static int delete_keys_locked(struct pfs *p, const struct key_list *l)
+{
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < l->n && !rc) {
+		size_t end = i + TEMP_BATCH < l->n ? i + TEMP_BATCH : l->n;
+		rc = pfs_meta_begin(p->meta);
+		if (rc)
+			break;
+		for (; i < end && !rc; i++)
+			rc = pfs_meta_blob_delete(p->meta, l->k[i]);
+		if (rc)
+			pfs_meta_rollback(p->meta);
+		else
+			rc = pfs_meta_commit(p->meta);
+	}
+	return rc;
+}
+
 int pfs_temp_drop_locked(struct pfs *p, uint64_t vol)
 {
 	struct key_list l = {0};
@@ -622,8 +653,10 @@ int pfs_temp_drop_locked(struct pfs *p, uint64_t vol)
 
 	snprintf(prefix, sizeof(prefix), TEMP_KEY_PREFIX "%016llx/", (unsigned long long)vol);
 	rc = pfs_meta_blobs_each(p->meta, prefix, key_collect, &l);
-	for (size_t i = 0; !rc && i < l.n; i++)
-		rc = pfs_meta_blob_delete(p->meta, l.k[i]);
+	if (!rc)
+		rc = l.err;
+	if (!rc)
+		rc = delete_keys_locked(p, &l);
 	free(l.k);
 	return rc;
 }
@@ -696,27 +729,26 @@ out_unref:
 	return ok;
 }
 
-/* Drops the keys in L and stores the tracking start, in one transaction. */
-static int load_fixup(struct pfs *p, struct key_list *l, bool store_since)
+/* Stores the tracking start (when STORE_SINCE) and drops the keys in L. */
+static int load_fixup(struct pfs *p, const struct key_list *l, bool store_since)
 {
 	uint8_t b[8];
-	int rc;
+	int rc = 0;
 
 	pthread_mutex_lock(&p->commit_lock);
-	rc = pfs_meta_begin(p->meta);
-	if (rc)
-		goto out_unlock;
-	for (size_t i = 0; !rc && i < l->n; i++)
-		rc = pfs_meta_blob_delete(p->meta, l->k[i]);
-	if (!rc && store_since) {
+	if (store_since) {
 		pfs_put64(b, (uint64_t)p->temp->since);
-		rc = pfs_meta_blob_set(p->meta, TEMP_KEY_SINCE, b, sizeof(b));
+		rc = pfs_meta_begin(p->meta);
+		if (!rc) {
+			rc = pfs_meta_blob_set(p->meta, TEMP_KEY_SINCE, b, sizeof(b));
+			if (rc)
+				pfs_meta_rollback(p->meta);
+			else
+				rc = pfs_meta_commit(p->meta);
+		}
 	}
-	if (rc)
-		pfs_meta_rollback(p->meta);
-	else
-		rc = pfs_meta_commit(p->meta);
-out_unlock:
+	if (!rc)
+		rc = delete_keys_locked(p, l);
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
 }

@@ -586,8 +586,6 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 		rc = pfs_meta_begin(p->meta);
 	if (!rc) {
 		rc = pfs_meta_map_delete(p->meta, v->id);
-		if (!rc)
-			rc = pfs_temp_drop_locked(p, v->id); /* its temperatures go with it */
 		if (rc)
 			pfs_meta_rollback(p->meta);
 		else
@@ -611,6 +609,11 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	chunk_list_free(&copies);
 	atomic_store(&p->cat_dirty, true);
 	rc = pfs_commit_locked(p);
+	/* Its temperatures go too; what a failure leaves, the next mount drops. */
+	int trc = pfs_temp_drop_locked(p, v->id);
+	if (trc)
+		pfs_logl(LOG_WARNING, "pstorfs: volume delete %s: temperatures left: %s", name,
+		         strerror(-trc));
 out_unref:
 	pfs_vol_unref(v);
 out_unlock:

@@ -406,3 +406,34 @@ Test(temp, ram_grows_with_the_extents_touched)
 	            (unsigned long long)(st.ram_bytes - before));
 	pfs_vol_unref(v);
 }
+
+Test(temp, many_leaves_are_saved_loaded_and_dropped_in_batches)
+{
+	struct pfs_temp_stats st;
+	struct pfs_vol *v;
+
+	/* 300 leaves (one extent in each 64 MiB), more than one transaction takes. */
+	cr_assert_eq(pfs_vol_create(p, "big", 300 * 64 * MIB, NULL), 0);
+	v = vol("big");
+	uint64_t id = v->id;
+	for (uint64_t i = 0; i < 300; i++)
+		pfs_temp_touch(p, v, i * 64 * MIB + MIB, 4096);
+	pfs_vol_unref(v);
+	cr_assert_eq(pfs_temp_tick(p), 0);
+	cr_expect_eq(blobs_of(id), 300);
+	pfs_temp_get_stats(p, &st);
+	cr_expect_eq(st.leaves_saved, 300);
+	fake_now += 7;
+	reopen();
+	pfs_temp_get_stats(p, &st);
+	cr_expect_eq(st.leaves, 300);
+	v = vol("big");
+	cr_expect_eq(pfs_temp_class_at(p, v, 299 * 64 * MIB + MIB), PFS_TEMP_WARM);
+	pfs_vol_unref(v);
+	fake_now += 100;
+	v = vol("big");
+	cr_expect_eq(pfs_temp_class_at(p, v, 299 * 64 * MIB + MIB), PFS_TEMP_COLD);
+	pfs_vol_unref(v);
+	cr_assert_eq(pfs_vol_delete(p, "big"), 0);
+	cr_expect_eq(blobs_of(id), 0);
+}

@@ -444,7 +444,9 @@ void pfs_temp_free(struct pfs *p);
 void pfs_temp_vol_free(struct pfs_vol *v);
 /* The I/O path: one access to [OFF, OFF+LEN) of V (relaxed atomics on each extent's slot). */
 void pfs_temp_touch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len);
-/* Deletes volume VOL's persisted temperatures; caller holds commit_lock in a transaction. */
+/* Deletes volume VOL's persisted temperatures in transactions of their own (one for all could
+ * outgrow the metadata journal); caller holds commit_lock, no transaction open. Leftovers of a
+ * failure or a crash are dropped at the next mount (ids are never reused). */
 int pfs_temp_drop_locked(struct pfs *p, uint64_t vol);
 /* Checks one persisted leaf (0 or -EUCLEAN), for tests. */
 int pfs_temp_leaf_check(const uint8_t *b, size_t len);
