@@ -55,7 +55,7 @@ struct temp_slot {
 struct temp_leaf {
 	struct temp_slot s[TEMP_FANOUT];
 	uint64_t idx;           /* extent index >> TEMP_FANOUT_BITS */
-	struct temp_leaf *next; /* the tracker's list of leaves (set before publishing) */
+	struct temp_leaf *next; /* the tracker's list of leaves (set before the push) */
 	_Atomic bool dirty;
 };
 
@@ -64,7 +64,7 @@ struct temp_node {
 };
 
 struct pfs_temp_vol {
-	_Atomic(struct temp_node *) root;
+	_Atomic(void *) root;               /* the top node */
 	unsigned levels;                    /* node levels above the leaves */
 	_Atomic(struct temp_leaf *) leaves; /* every leaf, newest first */
 	_Atomic uint64_t nleaves, nnodes;
@@ -168,7 +168,7 @@ static struct pfs_temp_vol *tracker(struct pfs *p, struct pfs_vol *v, bool creat
  * or out of memory. Lock-free (invariant 1). */
 static struct temp_leaf *leaf_get(struct pfs_temp_vol *t, uint64_t lidx, bool create)
 {
-	_Atomic(void *) *slot = (_Atomic(void *) *)&t->root;
+	_Atomic(void *) *slot = &t->root;
 
 	if (lidx >> (TEMP_FANOUT_BITS * t->levels))
 		return NULL; /* beyond what this mount addresses */
