@@ -1,6 +1,6 @@
 #!/bin/bash
 # Data temperature on a real mount (fs/vol/pfs_temp.c): a region written often is hot, one read
-# once warm, one left alone frozen, each ages into cold and frozen by the temp_* settings; the
+# once warm, one left alone frozen, and they age into cold and frozen by the temp_* settings; the
 # temperatures survive an unmount and kill -9 (at most one analytics_interval lost); scrub, GC
 # and the reports warm nothing; rename keeps them, delete drops them; bad settings are refused.
 . "$(dirname "$0")/lib.sh"
@@ -83,10 +83,12 @@ setup_volume() { # a volume of 3 MiB written at once (every extent accessed once
 
 case_classes_follow_access() {
 	setup_volume
+	# Ages are whole seconds (an access at x.99 s is 1 s old at x+1.0): 2 s of margin for the
+	# checks that follow an access.
 	setting temp_hot_heat 8
-	setting temp_cold_after 2
-	setting temp_frozen_after 4
-	sleep 4.2
+	setting temp_cold_after 3
+	setting temp_frozen_after 5
+	sleep 5.2
 	check "left alone past temp_frozen_after, all of it is frozen"
 	want_classes v "0 0 0 3"
 	check "written 10 times: hot; read once: warm; the third MiB untouched: frozen"
@@ -100,8 +102,9 @@ case_classes_follow_access() {
 	grep -q '^(pool) *3145728  *1048576  *1048576  *0  *1048576$' \
 		"$M/.pstorage/analytics/temperature" ||
 		fail "temperature: $(cat "$M/.pstorage/analytics/temperature")"
-	check "past temp_cold_after the accessed ones are cold"
-	sleep 2.5
+	check "past temp_cold_after the accessed ones are cold (a new setting applies at once)"
+	setting temp_cold_after 1
+	sleep 1.1
 	want_classes v "0 0 2 1"
 	pstor_umount "$M"
 }
