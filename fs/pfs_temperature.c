@@ -47,6 +47,40 @@ static int collect(void *arg, struct pfs_vol *v, const struct pfs_vol_info *info
 	return 0;
 }
 
+/* The pool's figures of the last walk, for the metrics: a scrape every few seconds must not walk
+ * every map each time (a TiB written is a million map pages). POOL_CACHE_NS at most old. */
+#define POOL_CACHE_NS (60ll * 1000000000)
+static pthread_mutex_t pool_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const struct pfs *p;
+	int64_t mount_ns; /* with P: the same mount, not a new store at the same address */
+	int64_t at_ns;
+	uint64_t bytes[PFS_TEMP_CLASSES];
+} pool_cache;
+
+static void pool_cache_put(struct pfs *p, const struct temp_pool *t)
+{
+	pthread_mutex_lock(&pool_cache_lock);
+	pool_cache.p = p;
+	pool_cache.mount_ns = pfs_mount_time_ns(p);
+	pool_cache.at_ns = pfs_now_ns();
+	memcpy(pool_cache.bytes, t->bytes, sizeof(pool_cache.bytes));
+	pthread_mutex_unlock(&pool_cache_lock);
+}
+
+static bool pool_cache_get(struct pfs *p, uint64_t *bytes)
+{
+	bool hit;
+
+	pthread_mutex_lock(&pool_cache_lock);
+	hit = pool_cache.p == p && pool_cache.mount_ns == pfs_mount_time_ns(p) &&
+	      pfs_now_ns() - pool_cache.at_ns < POOL_CACHE_NS;
+	if (hit)
+		memcpy(bytes, pool_cache.bytes, sizeof(pool_cache.bytes));
+	pthread_mutex_unlock(&pool_cache_lock);
+	return hit;
+}
+
 static int pool_walk(struct pfs *p, struct temp_pool *t)
 {
 	int rc;
@@ -75,6 +109,7 @@ static int pool_walk(struct pfs *p, struct temp_pool *t)
 			t->bytes[c] += tv->u.bytes[c];
 		t->written += tv->written;
 	}
+	pool_cache_put(p, t);
 	return 0;
 }
 
@@ -241,14 +276,18 @@ void pfs_temperature_metrics(struct pfs *p, struct pfs_buf *b)
 	               "uses.\n# TYPE pstorfs_temperature_tracker_bytes gauge\n"
 	               "pstorfs_temperature_tracker_bytes %llu\n",
 	               (unsigned long long)st.ram_bytes);
-	if (pool_walk(p, &t)) {
+	uint64_t bytes[PFS_TEMP_CLASSES];
+	if (!pool_cache_get(p, bytes)) {
+		int rc = pool_walk(p, &t);
 		free(t.v);
-		return;
+		if (rc)
+			return;
+		memcpy(bytes, t.bytes, sizeof(bytes));
 	}
 	pfs_buf_printf(b, "# HELP pstorfs_temperature_bytes Written volume bytes by data "
-	                  "temperature class.\n# TYPE pstorfs_temperature_bytes gauge\n");
+	                  "temperature class (a walk at most a minute old).\n"
+	                  "# TYPE pstorfs_temperature_bytes gauge\n");
 	for (int c = 0; c < PFS_TEMP_CLASSES; c++)
 		pfs_buf_printf(b, "pstorfs_temperature_bytes{class=\"%s\"} %llu\n",
-		               pfs_temp_class_name(c), (unsigned long long)t.bytes[c]);
-	free(t.v);
+		               pfs_temp_class_name(c), (unsigned long long)bytes[c]);
 }
