@@ -49,6 +49,8 @@ int main(void)
 	if (pfs_mkfs(img, &prm, msg, sizeof(msg)) || pfs_open(&o, &p, msg, sizeof(msg)) ||
 	    pfs_vol_create(p, "v", 32ull << 30, NULL)) {
 		fprintf(stderr, "setup: %s\n", msg);
+		pfs_close(p);
+		unlink(img);
 		return 1;
 	}
 	v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v");
