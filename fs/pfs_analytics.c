@@ -233,6 +233,7 @@ static void *sampler_main(void *arg)
 				rc = 0;
 			last_vol = smp.time;
 		}
+		pfs_temp_tick(s->p); /* data temperature: fold and persist (logs its own errors) */
 		if (rc && rc != s->last_rc)
 			pfs_logl(LOG_WARNING, "pstorfs: analytics: cannot append a sample: %s",
 			         strerror(-rc));
@@ -1213,6 +1214,7 @@ static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
 const char *const pfs_analytics_files[] = {
     "history.csv", "volumes.csv", "capacity",     "capacity.json",
     "health",      "health.json", "capacity.svg", "wear.svg",
+    "temperature", "temperature.json",
 };
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
@@ -1253,6 +1255,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 		return file_svg(p, false, b);
 	case 7:
 		return file_svg(p, true, b);
+	case 8:
+		return pfs_temperature_report(p, false, b);
+	case 9:
+		return pfs_temperature_report(p, true, b);
 	default:
 		return -ENOENT;
 	}

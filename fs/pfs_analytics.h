@@ -79,6 +79,15 @@ int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
                              struct pfs_grade_keep *k);
 void pfs_grade_keep_free(struct pfs_grade_keep *k);
 
+/* ---- data temperature (pfs_temperature.c) --------------------------------------------------- */
+/* .pstorage/analytics/temperature[.json]: thresholds, the tracker, each volume's and the pool's
+ * written bytes by class. -ENOMEM, -EIO. */
+int pfs_temperature_report(struct pfs *p, bool json, struct pfs_buf *b);
+/* .pstorage/volumes/NAME/temperature: V's bytes by class and its hottest extents. */
+int pfs_temperature_volume(struct pfs *p, struct pfs_vol *v, struct pfs_buf *b);
+/* pstorfs_temperature_bytes{class=} (the pool) and pstorfs_temperature_tracker_bytes. */
+void pfs_temperature_metrics(struct pfs *p, struct pfs_buf *b);
+
 /* ---- files and commands -------------------------------------------------------------------- */
 /* .pstorage/analytics/<name>, in listing order. */
 extern const char *const pfs_analytics_files[];

@@ -41,9 +41,9 @@ enum pfs_report {
 	PFS_REPORT_STATS,       /* every counter of the store (pfs_get_stats) */
 };
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b);
-/* One value of a volume: size, written, unique, shared, reduction, snapshots. */
+/* One value of a volume: size, written, unique, shared, reduction, snapshots, temperature. */
 int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b);
 extern const char *const pfs_volume_values[];
-#define PFS_VOLUME_VALUES 6
+#define PFS_VOLUME_VALUES 7
 
 #endif

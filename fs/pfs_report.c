@@ -15,7 +15,7 @@
 #define PFS_WA_MIN_BYTES (64ull << 20)
 
 const char *const pfs_volume_values[PFS_VOLUME_VALUES] = {
-    "size", "written", "unique", "shared", "reduction", "snapshots",
+    "size", "written", "unique", "shared", "reduction", "snapshots", "temperature",
 };
 
 static double ratio(uint64_t a, uint64_t b)
@@ -391,8 +391,11 @@ static int report_volume(struct pfs *p, struct pfs_vol *v, bool json, struct pfs
 int pfs_report_volume_value(struct pfs *p, struct pfs_vol *v, const char *what, struct pfs_buf *b)
 {
 	struct vol_figures f;
-	int rc = volume_figures(p, v, &f);
+	int rc;
 
+	if (!strcmp(what, "temperature"))
+		return pfs_temperature_volume(p, v, b); /* pfs_temperature.c */
+	rc = volume_figures(p, v, &f);
 	if (rc)
 		return rc;
 	if (!strcmp(what, "size"))
@@ -500,6 +503,7 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	                  "# TYPE pstorfs_volume_written_bytes gauge\n");
 	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);
 	pfs_analytics_metrics(p, b);
+	pfs_temperature_metrics(p, b);
 }
 
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b)

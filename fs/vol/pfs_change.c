@@ -205,19 +205,35 @@ static int dispatch(struct pfs *p, struct pfs_change *c)
 	return pfs_fail(p, PFS_ERR_BAD_CHANGE, 0, "change %d", (int)c->kind);
 }
 
+/* A write of this box's users warms what it wrote (pfs_temp.c). Counted here, at the entry of
+ * the change path, so the changes the cluster applies from the peer (through
+ * pfs_change_apply_local: its users' writes and resync copies alike) do not. */
+static void change_touch(struct pfs *p, const struct pfs_change *c)
+{
+	if (c->kind == PFS_CHANGE_WRITE && c->vol)
+		pfs_temp_touch(p, c->vol, c->off, c->done ? c->done : c->len);
+}
+
 int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 {
+	int rc;
+
 	/* A stretched pod's changes go to the cluster, which orders them with the other box's
 	 * and comes back through pfs_change_apply_local. */
 	if (p->hooks.change && (unsigned)c->kind < PFS_CHANGE_COUNT && !p->opts.readonly) {
-		int rc = p->hooks.change(p->hooks.arg, c);
+		rc = p->hooks.change(p->hooks.arg, c);
 		if (rc <= 0) {
 			if (rc)
 				atomic_fetch_add(&p->change_errors, 1);
+			else
+				change_touch(p, c);
 			return rc;
 		}
 	}
-	return pfs_change_apply_here(p, c);
+	rc = pfs_change_apply_here(p, c);
+	if (!rc)
+		change_touch(p, c);
+	return rc;
 }
 
 int pfs_change_apply_here(struct pfs *p, struct pfs_change *c)

@@ -73,6 +73,29 @@ static int config_parse(struct pfs *p, int key, const char *value, struct pfs_co
 		cfg->analytics_interval = (uint32_t)s;
 		return 0;
 	}
+	case PFS_CFG_TEMP_COLD_AFTER:
+	case PFS_CFG_TEMP_FROZEN_AFTER:
+	case PFS_CFG_TEMP_HOT_HEAT:
+	case PFS_CFG_TEMP_HALF_LIFE: {
+		/* Seconds up to ten years (a u32 of Unix time is good to 2106); heat: accesses. */
+		errno = 0;
+		unsigned long s = strtoul(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-' || s < 1 || s > 315360000) {
+			pfs_set_msg(p, "%s must be an integer from 1 to 315360000%s",
+			            pfs_config_names[key],
+			            key == PFS_CFG_TEMP_HOT_HEAT ? "" : " (seconds)");
+			return -EINVAL;
+		}
+		if (key == PFS_CFG_TEMP_COLD_AFTER)
+			cfg->temp_cold_after = (uint32_t)s;
+		else if (key == PFS_CFG_TEMP_FROZEN_AFTER)
+			cfg->temp_frozen_after = (uint32_t)s;
+		else if (key == PFS_CFG_TEMP_HOT_HEAT)
+			cfg->temp_hot_heat = (uint32_t)s;
+		else
+			cfg->temp_half_life = (uint32_t)s;
+		return 0;
+	}
 	default:
 		return -ENOENT;
 	}
@@ -95,6 +118,18 @@ static void config_format(const struct pfs_config *cfg, int key, char *out, size
 		break;
 	case PFS_CFG_ANALYTICS_INTERVAL:
 		snprintf(out, len, "%u", cfg->analytics_interval);
+		break;
+	case PFS_CFG_TEMP_COLD_AFTER:
+		snprintf(out, len, "%u", cfg->temp_cold_after);
+		break;
+	case PFS_CFG_TEMP_FROZEN_AFTER:
+		snprintf(out, len, "%u", cfg->temp_frozen_after);
+		break;
+	case PFS_CFG_TEMP_HOT_HEAT:
+		snprintf(out, len, "%u", cfg->temp_hot_heat);
+		break;
+	case PFS_CFG_TEMP_HALF_LIFE:
+		snprintf(out, len, "%u", cfg->temp_half_life);
 		break;
 	default:
 		snprintf(out, len, "?");

@@ -147,7 +147,9 @@ static int read_take_refs(struct pfs *p, struct pfs_vol *v, uint64_t pidx, uint6
 	return k;
 }
 
-ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
+/* COUNT: a user's read, which the I/O counters and the data temperature see. */
+static ssize_t vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off,
+                        bool count)
 {
 	const uint32_t bs = p->bs;
 	uint8_t *out = buf, *tmp = scratch();
@@ -211,8 +213,21 @@ ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, ui
 	}
 	if (len > bs)
 		engine_read_ahead(p->eng, 0);
-	io_count(&p->io_read, done, t0);
+	if (count) {
+		io_count(&p->io_read, done, t0);
+		pfs_temp_touch(p, v, off, done);
+	}
 	return done ? (ssize_t)done : rc;
+}
+
+ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
+{
+	return vol_read(p, v, buf, len, off, true);
+}
+
+ssize_t pfs_vol_read_quiet(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off)
+{
+	return vol_read(p, v, buf, len, off, false);
 }
 
 /* Grows the size to END if needed. Caller holds v->rw (read). */

@@ -593,6 +593,10 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	p->cfg.dedupe = true;
 	p->cfg.commit_interval_ms = 5000;
 	p->cfg.analytics_interval = 60;
+	p->cfg.temp_cold_after = 86400;        /* a day */
+	p->cfg.temp_frozen_after = 30 * 86400; /* a month */
+	p->cfg.temp_hot_heat = 64;
+	p->cfg.temp_half_life = 3600;
 	rc = pfs_config_load(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: bad option: %s", opts->device, p->msg);
@@ -629,6 +633,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	sb.v = NULL;
 	sb.lost = NULL;
 	p->recovered = true;
+	pfs_temp_open(p); /* never fails the mount: a store it cannot read starts afresh */
 	if (!opts->readonly) {
 		rc = pfs_commit_start(p);
 		if (rc) {
@@ -691,6 +696,7 @@ void pfs_close(struct pfs *p)
 	if (!p)
 		return;
 	pfs_commit_stop(p);
+	pfs_temp_close(p); /* before the final commit: it makes the temperatures durable too */
 	if (p->recovered) {
 		int rc = pfs_commit(p);
 		if (rc)
@@ -699,6 +705,7 @@ void pfs_close(struct pfs *p)
 			         rc);
 	}
 	pfs_catalog_free(p);
+	pfs_temp_free(p);
 	engine_close(p->eng);
 	pfs_store_meta_close(p);
 	ftl_close(p->ftl);

@@ -113,6 +113,9 @@ typedef int (*pfs_vol_fn)(void *arg, struct pfs_vol *v, const struct pfs_vol_inf
 int pfs_vol_each(struct pfs *p, int kind, uint64_t parent, pfs_vol_fn fn, void *arg);
 
 ssize_t pfs_vol_read(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
+/* pfs_vol_read for the box's own purposes (analytics samples, tiering estimates): not an access,
+ * so neither the volume I/O counters nor the data temperature count it. */
+ssize_t pfs_vol_read_quiet(struct pfs *p, struct pfs_vol *v, void *buf, size_t len, uint64_t off);
 /* SEEK_DATA / SEEK_HOLE at block granularity. -ENXIO past the end / no more data. */
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
 /* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED), each chunk counted
@@ -239,7 +242,11 @@ int pfs_blob_each(struct pfs *p, const char *prefix, pfs_blob_fn fn, void *arg);
 	X(COMPRESSION, "compression")                                                              \
 	X(DEDUPE, "dedupe")                                                                        \
 	X(COMMIT_INTERVAL_MS, "commit_interval_ms")                                                \
-	X(ANALYTICS_INTERVAL, "analytics_interval")
+	X(ANALYTICS_INTERVAL, "analytics_interval")                                                \
+	X(TEMP_COLD_AFTER, "temp_cold_after")                                                      \
+	X(TEMP_FROZEN_AFTER, "temp_frozen_after")                                                  \
+	X(TEMP_HOT_HEAT, "temp_hot_heat")                                                          \
+	X(TEMP_HALF_LIFE, "temp_half_life")
 enum pfs_config_key {
 #define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
 	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
@@ -249,6 +256,68 @@ enum pfs_config_key {
 extern const char *const pfs_config_names[PFS_CFG_COUNT];
 int pfs_config_key(const char *name);
 int pfs_config_get(struct pfs *p, const char *key, char *out, size_t len);
+
+/* ---- data temperature (pfs_temp.c) -------------------------------------------------------- */
+/* Per extent of each volume, an access heat decayed with half-life temp_half_life and the last
+ * access time. Reads (pfs_vol_read) and writes through pfs_change_apply() count, one access per
+ * extent an operation touches; changes the cluster applies from the peer, clones, scrubs, GC,
+ * and reads through pfs_vol_refs() do not. Classes, by the seconds since the last access (age):
+ * frozen when age >= temp_frozen_after, else cold when age >= temp_cold_after, else hot when
+ * the heat is at least temp_hot_heat, else warm. */
+#define PFS_TEMP_EXTENT_BYTES (1024u * 1024u)
+enum pfs_temp_class { PFS_TEMP_HOT = 0, PFS_TEMP_WARM, PFS_TEMP_COLD, PFS_TEMP_FROZEN };
+#define PFS_TEMP_CLASSES 4
+/* The class, now, of the extent of volume V that holds byte OFF. An extent with data that was
+ * never accessed since tracking began counts by the volume's creation/mount time as documented. */
+enum pfs_temp_class pfs_temp_class_at(struct pfs *p, struct pfs_vol *v, uint64_t off);
+const char *pfs_temp_class_name(enum pfs_temp_class c); /* "hot", "warm", "cold", "frozen" */
+
+struct pfs_temp_thresholds {
+	uint32_t cold_after, frozen_after; /* seconds since the last access */
+	uint32_t hot_heat;                 /* decayed accesses */
+	uint32_t half_life;                /* seconds */
+};
+/* The math, pure: HEAT after DT seconds of decay (half-life HALF_LIFE; 0 decays to nothing at
+ * once), and the class of an extent last accessed AGE seconds ago with heat HEAT. */
+double pfs_temp_decay(double heat, int64_t dt, uint32_t half_life);
+enum pfs_temp_class pfs_temp_classify(const struct pfs_temp_thresholds *t, int64_t age,
+                                      double heat);
+
+/* A volume's written bytes by class (a walk of its map: report time only). */
+#define PFS_TEMP_TOP 8
+struct pfs_temp_extent {
+	uint64_t offset;
+	double heat;
+	int64_t last_access; /* Unix seconds */
+};
+struct pfs_temp_usage {
+	int64_t now;      /* Unix seconds the figures are for */
+	int64_t baseline; /* last access of data no access was recorded for */
+	struct pfs_temp_thresholds th;
+	uint64_t bytes[PFS_TEMP_CLASSES];   /* written bytes in extents of each class */
+	uint64_t extents[PFS_TEMP_CLASSES]; /* extents holding data, by class */
+	uint64_t ram_bytes, leaves;         /* this volume's tracker */
+	struct pfs_temp_extent hottest[PFS_TEMP_TOP]; /* extents with data, hottest first */
+	unsigned nhottest;
+};
+/* -ENODATA when the store tracks nothing (not mounted through pfs_open), -ENOMEM, -EIO. */
+int pfs_temp_vol_usage(struct pfs *p, struct pfs_vol *v, struct pfs_temp_usage *u);
+struct pfs_temp_stats {
+	struct pfs_temp_thresholds th;
+	int64_t since;     /* the pool's tracking start (Unix seconds) */
+	int64_t last_save; /* 0: none since mount */
+	uint32_t extent_bytes;
+	uint64_t ram_bytes, leaves, nodes; /* the trackers of every volume */
+	uint64_t touches;                  /* I/O operations counted since mount */
+	uint64_t dropped;                  /* extent accesses lost for want of memory */
+	uint64_t saves, save_errors, leaves_saved;
+	bool incomplete; /* out of memory while summing: figures too low */
+};
+void pfs_temp_get_stats(struct pfs *p, struct pfs_temp_stats *st);
+/* Folds the accesses counted since the last call into the heats and persists the extents that
+ * changed, in one SQLite transaction (the analytics sampler calls it every tick; unmount does
+ * too). Nothing on a read-only store. -ENOSPC (metadata area 3/4 full), -ENOMEM, -EIO. */
+int pfs_temp_tick(struct pfs *p);
 
 /* ---- background work ----------------------------------------------------------------------- */
 /* `gc start`: commits (so what the maps dropped is released) and cleans every segment worth it;

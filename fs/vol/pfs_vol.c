@@ -46,6 +46,7 @@ void pfs_vol_unref(struct pfs_vol *v)
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	pfs_map_destroy(v);
+	pfs_temp_vol_free(v);
 	pthread_rwlock_destroy(&v->rw);
 	for (uint32_t i = 0; i < PFS_STRIPES; i++)
 		pthread_rwlock_destroy(&v->stripe[i]);
@@ -608,6 +609,11 @@ int pfs_vol_delete(struct pfs *p, const char *name)
 	chunk_list_free(&copies);
 	atomic_store(&p->cat_dirty, true);
 	rc = pfs_commit_locked(p);
+	/* Its temperatures go too; what a failure leaves, the next mount drops. */
+	int trc = pfs_temp_drop_locked(p, v->id);
+	if (trc)
+		pfs_logl(LOG_WARNING, "pstorfs: volume delete %s: temperatures left: %s", name,
+		         strerror(-trc));
 out_unref:
 	pfs_vol_unref(v);
 out_unlock:

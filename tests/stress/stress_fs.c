@@ -603,6 +603,14 @@ static void walk_catalogue(void)
 		int64_t d = pfs_vol_seek(store, v, 0, SEEK_DATA);
 		if (rc && !info.gone)
 			FAIL("usage of %s: %s", info.name, strerror(-rc));
+		/* Data temperature: the report walk and the mover's query, racing the writers'
+		 * touches, the ticks' folds and the churn's deletes. */
+		struct pfs_temp_usage tu;
+		rc = pfs_temp_vol_usage(store, v, &tu);
+		if (rc && !info.gone)
+			FAIL("temperature of %s: %s", info.name, strerror(-rc));
+		if ((unsigned)pfs_temp_class_at(store, v, 0) >= PFS_TEMP_CLASSES)
+			FAIL("temperature class of %s", info.name);
 		if (d < 0 && d != -ENXIO)
 			FAIL("SEEK_DATA in %s: %s", info.name, strerror((int)-d));
 		pfs_vol_unref(v);
@@ -624,6 +632,11 @@ static void *stats_main(void *arg)
 		pfs_stats_to_json(&st, &b);
 		pfs_buf_free(&b);
 		stats_reads++;
+		if (stats_reads % 4 == 0) {
+			int trc = pfs_temp_tick(store);
+			if (trc)
+				FAIL("temperature tick: %s", strerror(-trc));
+		}
 		walk_catalogue();
 		/* A block a writer is changing reads as a generation between the last one it
 		 * acknowledged before the read and the last one it started after. */

@@ -46,6 +46,9 @@
 #define PFS_MSG_MAX      256
 #define PFS_CFG_TEXT_MAX 1024
 
+struct pfs_temp;     /* pfs_temp.c */
+struct pfs_temp_vol; /* pfs_temp.c */
+
 struct pfs_mpage {
 	uint64_t idx;
 	struct pfs_mpage *next; /* hash chain */
@@ -93,6 +96,8 @@ struct pfs_vol {
 	pthread_mutex_t usage_lock;
 	int64_t usage_at_ns;
 	uint64_t usage_unique, usage_shared;
+	/* Data temperature (pfs_temp.c): made on the first access, freed with the struct. */
+	_Atomic(struct pfs_temp_vol *) temp;
 
 	struct pfs_vol *next; /* catalogue list */
 };
@@ -103,6 +108,8 @@ struct pfs_config {
 	bool dedupe;
 	uint32_t commit_interval_ms;
 	uint32_t analytics_interval; /* seconds between history samples (the front's sampler) */
+	/* Temperature thresholds (pfs_temp.c, struct pfs_temp_thresholds). */
+	uint32_t temp_cold_after, temp_frozen_after, temp_hot_heat, temp_half_life;
 };
 
 /* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in
@@ -198,6 +205,7 @@ struct pfs {
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
 	uint64_t mount_lost_freed; /* damaged chunks nothing referenced, freed at mount */
 	struct pfs_scrub *scrub;   /* pfs_scrub.c; made by the first `scrub start` */
+	struct pfs_temp *temp;     /* pfs_temp.c; NULL until pfs_temp_open */
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
@@ -425,6 +433,25 @@ int pfs_change_apply_here(struct pfs *p, struct pfs_change *c);
 /* ---- pfs_config.c ---------------------------------------------------------------------- */
 int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);
 int pfs_config_load(struct pfs *p);
+
+/* ---- pfs_temp.c: data temperature ------------------------------------------------------ */
+/* Loads the persisted temperatures after recovery (a store it cannot read starts afresh and
+ * never fails the mount); close saves them, free releases the pool's part (after the catalogue:
+ * each volume's tracker goes with its struct, pfs_temp_vol_free). */
+int pfs_temp_open(struct pfs *p);
+void pfs_temp_close(struct pfs *p);
+void pfs_temp_free(struct pfs *p);
+void pfs_temp_vol_free(struct pfs_vol *v);
+/* The I/O path: one access to [OFF, OFF+LEN) of V (relaxed atomics on each extent's slot). */
+void pfs_temp_touch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len);
+/* Deletes volume VOL's persisted temperatures in transactions of their own (one for all could
+ * outgrow the metadata journal); caller holds commit_lock, no transaction open. Leftovers of a
+ * failure or a crash are dropped at the next mount (ids are never reused). */
+int pfs_temp_drop_locked(struct pfs *p, uint64_t vol);
+/* Checks one persisted leaf (0 or -EUCLEAN), for tests. */
+int pfs_temp_leaf_check(const uint8_t *b, size_t len);
+/* The clock (Unix seconds): a seam tests replace. */
+extern int64_t (*pfs_temp_now)(void);
 
 /* ---- pfs_scrub.c ------------------------------------------------------------------------- */
 /* First thing pfs_close does: stops the thread and frees p->scrub. P may be NULL. */
