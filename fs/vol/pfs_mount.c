@@ -593,6 +593,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	p->cfg.dedupe = true;
 	p->cfg.commit_interval_ms = 5000;
 	p->cfg.analytics_interval = 60;
+	p->cfg.tier_rate = 16ull << 20; /* a small part of a flash device's bandwidth */
 	rc = pfs_config_load(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: bad option: %s", opts->device, p->msg);
@@ -633,6 +634,11 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 		rc = pfs_commit_start(p);
 		if (rc) {
 			snprintf(msg, msglen, "cannot start the commit thread: %s", strerror(-rc));
+			goto err;
+		}
+		rc = pfs_tier_start(p);
+		if (rc) {
+			snprintf(msg, msglen, "cannot start the tiering mover: %s", strerror(-rc));
 			goto err;
 		}
 	}
@@ -688,6 +694,7 @@ int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **
 void pfs_close(struct pfs *p)
 {
 	pfs_scrub_stop(p);
+	pfs_tier_stop(p);
 	if (!p)
 		return;
 	pfs_commit_stop(p);

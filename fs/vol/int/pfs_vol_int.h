@@ -103,6 +103,7 @@ struct pfs_config {
 	bool dedupe;
 	uint32_t commit_interval_ms;
 	uint32_t analytics_interval; /* seconds between history samples (the front's sampler) */
+	uint64_t tier_rate;          /* bytes/s the tiering mover may read; 0 = paused */
 };
 
 /* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in
@@ -198,6 +199,7 @@ struct pfs {
 	uint64_t mount_chunks_scanned, mount_chunks_freed;
 	uint64_t mount_lost_freed; /* damaged chunks nothing referenced, freed at mount */
 	struct pfs_scrub *scrub;   /* pfs_scrub.c; made by the first `scrub start` */
+	struct pfs_tier *tier;     /* pfs_tier.c: the mover and the per-volume settings */
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
@@ -425,6 +427,12 @@ int pfs_change_apply_here(struct pfs *p, struct pfs_change *c);
 /* ---- pfs_config.c ---------------------------------------------------------------------- */
 int pfs_config_set(struct pfs *p, const char *key, const char *value, bool persist);
 int pfs_config_load(struct pfs *p);
+
+/* ---- pfs_tier.c -------------------------------------------------------------------------- */
+/* Loads the settings and the cursor and starts the mover (not on a read-only store). */
+int pfs_tier_start(struct pfs *p);
+/* Stops the mover, makes its work durable and saves its cursor. P may be NULL. */
+void pfs_tier_stop(struct pfs *p);
 
 /* ---- pfs_scrub.c ------------------------------------------------------------------------- */
 /* First thing pfs_close does: stops the thread and frees p->scrub. P may be NULL. */
