@@ -276,10 +276,11 @@ Test(fs_fuse, the_tree_has_volumes_snapshots_and_pstorage)
 	cr_expect_str_eq(l, "identity,identity.json,smart,smart.json,stats,stats.json");
 	free(l);
 	l = list(".pstorage/config");
-	cr_expect_str_eq(l, "analytics_interval,commit_interval_ms,compression,dedupe");
+	cr_expect_str_eq(l, "analytics_interval,commit_interval_ms,compression,dedupe,tier_rate");
 	free(l);
 	l = list(".pstorage/volumes/a");
-	cr_expect_str_eq(l, "reduction,shared,size,snapshots,summary,summary.json,unique,written");
+	cr_expect_str_eq(l, "cold_compression,reduction,shared,size,snapshots,summary,summary.json,"
+	                    "unique,written");
 	free(l);
 	l = list("volumes");
 	cr_expect_str_eq(l, "a");
