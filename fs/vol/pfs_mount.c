@@ -636,11 +636,12 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 			snprintf(msg, msglen, "cannot start the commit thread: %s", strerror(-rc));
 			goto err;
 		}
-		rc = pfs_tier_start(p);
-		if (rc) {
-			snprintf(msg, msglen, "cannot start the tiering mover: %s", strerror(-rc));
-			goto err;
-		}
+	}
+	/* On a read-only mount too: the settings show; the mover does not run. */
+	rc = pfs_tier_start(p);
+	if (rc) {
+		snprintf(msg, msglen, "cannot start the tiering mover: %s", strerror(-rc));
+		goto err;
 	}
 	p->mount_time_ns = pfs_now_ns();
 	p->mount_seconds = (double)(p->mount_time_ns - t0) / 1e9;

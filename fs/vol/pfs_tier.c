@@ -386,11 +386,13 @@ static int64_t tier_step(struct pfs *p, struct pfs_tier *t)
 			(void)save_cursor(p, t);
 		return TIER_IDLE_NS;
 	}
+	pthread_mutex_lock(&t->lock);
 	if (!t->pass_start_ns) {
 		t->pass_start_ns = now;
 		t->pass_busy_ns = 0;
 		t->pass_read_bytes = 0;
 	}
+	pthread_mutex_unlock(&t->lock);
 	uint64_t off = v->id == t->cur.vol_id ? t->cur.offset : 0;
 	uint64_t size = atomic_load(&v->size);
 	int64_t wait = 0;

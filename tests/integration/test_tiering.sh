@@ -43,6 +43,23 @@ sum_direct() { # VOLUME BYTES: sha256 of its first BYTES read with O_DIRECT (no 
 		sha256sum | cut -d' ' -f1
 }
 
+scrub_clean() { # a scrub over everything finds no damaged chunk
+	local n=600
+	ctl "$M" "scrub start"
+	while "$PY" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "running")' \
+		"$M/.pstorage/scrub.json"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "scrub still running after 60 s"
+		sleep 0.1
+	done
+	"$PY" - "$M/.pstorage/scrub.json" <<'EOF' || fail "scrub: $(cat "$M/.pstorage/scrub.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["state"] == "done" and j["chunks_checked"] > 0, j
+assert j["damaged_chunks"] == 0 and j["lost_chunks"] == 0 and j["affected_blocks"] == 0, j
+EOF
+}
+
 stored() { # bytes after compression, pool-wide
 	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["after_compression_bytes"])' \
 		"$M/.pstorage/reduction.json"
@@ -83,8 +100,11 @@ EOF
 	grep -qE '^pstorfs_tier_bytes_saved_total [1-9]' "$M/.pstorage/metrics" ||
 		fail "metrics: $(grep tier_ "$M/.pstorage/metrics")"
 	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after tiering"
-	check "after a remount: the setting, the counters and the bytes stay"
+	check "a scrub finds every moved chunk sound"
+	scrub_clean
+	check "after a remount: the setting, the counters and the bytes stay; fsck is clean"
 	pstor_umount "$M"
+	"$PSTOR_BUILD_DIR/fs/fsck.pstorfs" -q "$IMG" >"$T/fsck" 2>&1 || fail "fsck: $(cat "$T/fsck")"
 	pstor_mount "$IMG" "$M"
 	[ "$(cat "$M/.pstorage/volumes/v/cold_compression")" = zstd:19 ] || fail "setting lost"
 	[ "$(tj bytes_saved)" = "$saved" ] || fail "bytes_saved $(tj bytes_saved), was $saved"
@@ -108,6 +128,15 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	ctl "$M" "config set tier_rate 1M"
 	ctl "$M" "volume set v cold_compression zstd:19"
 	wait_tj chunks_moved 1 30
+	check "writes while the mover works: behind and ahead of it; GC runs"
+	text_file "$T/new" $((24 << 20))
+	tail -c $((1 << 20)) "$T/new" >"$T/new1"
+	put_at "$T/new1" "$M/volumes/v" 0
+	put_at "$T/new1" "$M/volumes/v" $((12 << 20))
+	put_at "$T/new1" "$T/text" 0
+	put_at "$T/new1" "$T/text" $((12 << 20))
+	want=$(sha256sum <"$T/text" | cut -d' ' -f1)
+	ctl "$M" "gc start"
 	sleep 2.5
 	[ "$(tj passes)" = 0 ] || fail "the pass ended before the kill: make it slower"
 	check "kill -9 in the middle of the pass (moved $(tj chunks_moved) chunks)"
