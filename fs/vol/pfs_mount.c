@@ -593,7 +593,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	p->cfg.dedupe = true;
 	p->cfg.commit_interval_ms = 5000;
 	p->cfg.analytics_interval = 60;
-	p->cfg.tier_rate = 16ull << 20; /* a small part of a flash device's bandwidth */
+	p->cfg.tier_rate = 1ull << 20; /* background work: about 86 GB of stored data a day */
 	rc = pfs_config_load(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: bad option: %s", opts->device, p->msg);

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "pfs_vol_int.h"
 
@@ -443,6 +446,10 @@ static void *tier_main(void *arg)
 	struct pfs *p = arg;
 	struct pfs_tier *t = p->tier;
 
+	/* Background work: the CPU of a high zstd level goes to foreground I/O first (Linux's nice
+	 * is per thread). Failing that, it runs at the daemon's priority, throttled all the same.
+	 */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
 		bool stop = t->stop;

@@ -174,7 +174,7 @@ case_bad_settings_are_refused_and_change_nothing() {
 	[ "$(cat "$F")" = none ] || fail "a refused value changed it: $(cat "$F")"
 	expect_ctl "$M" EINVAL "config set tier_rate -1"
 	expect_ctl "$M" EINVAL "config set tier_rate fast"
-	[ "$(cat "$M/.pstorage/config/tier_rate")" = $((16 << 20)) ] || fail "tier_rate changed"
+	[ "$(cat "$M/.pstorage/config/tier_rate")" = $((1 << 20)) ] || fail "tier_rate changed"
 	check "good values through the file, kept across a remount; none switches it off"
 	[ "$(write_errno "$F" "lz4")" = OK ] || fail "file write of lz4 refused"
 	pstor_umount "$M"

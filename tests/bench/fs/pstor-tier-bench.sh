@@ -3,7 +3,9 @@
 # from a tar of system files (/usr/include, /usr/lib/python3*, /usr/share/doc: text, code and some
 # already-compressed files), then cold_compression zstd:19. Prints `name: value` lines: stored
 # bytes before and after, bytes saved, the mover's throughput, and fio 4 KiB random-read latency
-# (O_DIRECT, one job, queue depth 1) with the mover paused and while it runs. Asserts nothing
+# (O_DIRECT, one job, queue depth 1) with the mover paused and while it runs at
+# PSTOR_TIER_BENCH_RATE (default 1G: as fast as it goes; the rest of the pass then runs at that
+# speed too). Environment: PSTOR_TIER_BENCH_MB (256), PSTOR_TIER_BENCH_FIO_S (10). Asserts nothing
 # but that the data reads back byte-exact. Leaves nothing behind.
 set -euo pipefail
 
@@ -25,7 +27,7 @@ command -v fio >/dev/null || { echo "needs fio"; exit 77; }
 tar cf - /usr/include /usr/lib/python3* /usr/share/doc 2>/dev/null | head -c $((SIZE_MB << 20)) \
 	>"$W/data" || true
 BYTES=$(stat -c %s "$W/data")
-"$BUILD/fs/mkfs.pstorfs" -q --size $((SIZE_MB * 3 + 256))M "$W/img"
+"$BUILD/fs/mkfs.pstorfs" -q --size $((SIZE_MB * 3 + 256))M "$W/img" >/dev/null
 mkdir -p "$M"
 "$BUILD/fs/pstorfs" "$W/img" "$M" -f -o compression=lz4 >"$W/log" 2>&1 &
 PID=$!
@@ -63,6 +65,7 @@ ctl "config set tier_rate ${PSTOR_TIER_BENCH_RATE:-1G}"
 t0=$(date +%s.%N)
 fio_lat moving
 echo "moved_during_fio_bytes: $(j analytics/tiering.json 'j["mover"]["bytes_before"]')"
+ctl "config set tier_rate 1G" # the rest of the pass at full speed
 while [ "$(j analytics/tiering.json 'j["mover"]["passes"]')" = 0 ]; do sleep 0.5; done
 t1=$(date +%s.%N)
 after=$(j reduction.json 'j["after_compression_bytes"]')
