@@ -69,13 +69,13 @@ case_mover_recompresses_cold_text_byte_exact() {
 	pstor_mkfs "$IMG" 256M
 	pstor_mount "$IMG" "$M" compression=lz4
 	temp_setup
-	text_file "$T/text" $((8 << 20))
-	truncate -s 8M "$M/volumes/v"
+	text_file "$T/text" $((4 << 20))
+	truncate -s 4M "$M/volumes/v"
 	put_at "$T/text" "$M/volumes/v" 0
 	ctl "$M" sync
 	local want before after saved
 	want=$(sha256sum <"$T/text" | cut -d' ' -f1)
-	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs before tiering"
+	[ "$(sum_direct v $((4 << 20)))" = "$want" ] || fail "volume differs before tiering"
 	before=$(stored)
 	check "the report recommends zstd:19 for the cold text, with a measured effect"
 	"$PY" - "$M/.pstorage/analytics/tiering.json" <<'EOF' || fail "tiering.json: $(cat "$TJ")"
@@ -99,7 +99,7 @@ EOF
 	[ "$(tj errors)" = 0 ] || fail "mover errors: $(cat "$TJ")"
 	grep -qE '^pstorfs_tier_bytes_saved_total [1-9]' "$M/.pstorage/metrics" ||
 		fail "metrics: $(grep tier_ "$M/.pstorage/metrics")"
-	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after tiering"
+	[ "$(sum_direct v $((4 << 20)))" = "$want" ] || fail "volume differs after tiering"
 	check "a scrub finds every moved chunk sound"
 	scrub_clean
 	check "after a remount: the setting, the counters and the bytes stay; fsck is clean"
@@ -108,7 +108,7 @@ EOF
 	pstor_mount "$IMG" "$M"
 	[ "$(cat "$M/.pstorage/volumes/v/cold_compression")" = zstd:19 ] || fail "setting lost"
 	[ "$(tj bytes_saved)" = "$saved" ] || fail "bytes_saved $(tj bytes_saved), was $saved"
-	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after remount"
+	[ "$(sum_direct v $((4 << 20)))" = "$want" ] || fail "volume differs after remount"
 	pstor_umount "$M"
 }
 
@@ -116,8 +116,8 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	pstor_mkfs "$IMG" 256M
 	pstor_mount "$IMG" "$M" compression=lz4
 	temp_setup
-	text_file "$T/text" $((16 << 20))
-	truncate -s 16M "$M/volumes/v"
+	text_file "$T/text" $((8 << 20))
+	truncate -s 8M "$M/volumes/v"
 	put_at "$T/text" "$M/volumes/v" 0
 	ctl "$M" sync
 	local want off
@@ -125,16 +125,16 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	sleep "$TIER_SETTLE"
 	# Slow enough that the pass is far from done when the daemon dies, and long enough in
 	# that the cursor was saved (every 2 s).
-	ctl "$M" "config set tier_rate 1M"
+	ctl "$M" "config set tier_rate 512K"
 	ctl "$M" "volume set v cold_compression zstd:19"
 	wait_tj chunks_moved 1 30
 	check "writes while the mover works: behind and ahead of it; GC runs"
-	text_file "$T/new" $((24 << 20))
+	text_file "$T/new" $((16 << 20))
 	tail -c $((1 << 20)) "$T/new" >"$T/new1"
 	put_at "$T/new1" "$M/volumes/v" 0
-	put_at "$T/new1" "$M/volumes/v" $((12 << 20))
+	put_at "$T/new1" "$M/volumes/v" $((6 << 20))
 	put_at "$T/new1" "$T/text" 0
-	put_at "$T/new1" "$T/text" $((12 << 20))
+	put_at "$T/new1" "$T/text" $((6 << 20))
 	want=$(sha256sum <"$T/text" | cut -d' ' -f1)
 	ctl "$M" "gc start"
 	sleep 2.5
@@ -143,17 +143,17 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	pstor_kill9 "$M"
 	pstor_mount "$IMG" "$M"
 	off=$(tj offset)
-	[ "$(sum_direct v $((16 << 20)))" = "$want" ] || fail "volume differs after kill -9"
+	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after kill -9"
 	[ "$off" -gt 0 ] || fail "the mover starts over: cursor offset $off after remount"
 	check "the mover resumes at offset $off and finishes; the data is exact"
 	ctl "$M" "config set tier_rate 1G"
 	wait_tj passes 1 60
 	[ "$(tj bytes_saved)" -gt 0 ] || fail "bytes_saved is 0"
 	[ "$(tj errors)" = 0 ] || fail "mover errors: $(cat "$TJ")"
-	[ "$(sum_direct v $((16 << 20)))" = "$want" ] || fail "volume differs after the pass"
+	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after the pass"
 	pstor_umount "$M"
 	pstor_mount "$IMG" "$M"
-	[ "$(sum_direct v $((16 << 20)))" = "$want" ] || fail "volume differs after remount"
+	[ "$(sum_direct v $((8 << 20)))" = "$want" ] || fail "volume differs after remount"
 	pstor_umount "$M"
 }
 
