@@ -36,11 +36,15 @@ struct rw_fx {
 	struct ftl_dev *dev;
 	struct ftl *ftl;
 	struct ftl_addr a[NCH];
+	bool zoned; /* a host-managed zoned namespace of 1 MiB zones */
 };
 
 static void rw_open(struct rw_fx *fx, bool format)
 {
-	if (!fx->dev)
+	if (!fx->dev && fx->zoned)
+		cr_assert_eq(ftl_dev_open_mem_zoned(64ull << 20, 4096, 1u << 20, 0, 0, &fx->dev),
+		             0);
+	else if (!fx->dev)
 		cr_assert_eq(ftl_dev_open_mem(64ull << 20, 4096, &fx->dev), 0);
 	if (format) {
 		struct ftl_format_params p = {.segment_size = 1 << 20, .meta_blocks = 256};
@@ -114,6 +118,26 @@ Test(ftl_rewrite, reads_new_bytes_at_the_same_address_and_after_reopen)
 	rw_check(&fx, 1);
 	ftl_close(fx.ftl);
 	rw_open(&fx, false); /* from the checkpoint */
+	rw_check(&fx, 1);
+	ftl_close(fx.ftl);
+	ftl_dev_close(fx.dev);
+}
+
+/* On zones the new copies go to the cold GC stream's zone, written sequentially like GC's; GC
+ * frees the old copies' zones by a reset. */
+Test(ftl_rewrite, works_on_a_zoned_namespace)
+{
+	struct rw_fx fx = {.zoned = true};
+
+	rw_open(&fx, true);
+	rw_write_all(&fx);
+	rw_rewrite_half(&fx);
+	rw_check(&fx, 1);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	cr_assert_geq(ftl_gc(fx.ftl, 4), 0);
+	rw_check(&fx, 1);
+	ftl_close(fx.ftl);
+	rw_open(&fx, false);
 	rw_check(&fx, 1);
 	ftl_close(fx.ftl);
 	ftl_dev_close(fx.dev);
