@@ -12,10 +12,11 @@ M=$T/m
 TJ=$M/.pstorage/analytics/tiering.json
 
 # Temperature: until the data-temperature module is merged every extent is frozen. Once it is,
-# these ctl commands make just-written data cold within a second, and TIER_SETTLE waits that
-# second out before the mover is switched on (a hot extent is passed over until the next pass).
+# TIER_TEMP_SETUP holds the ctl commands that make data cold a second after its last access
+# ("config set temp_cold_after 1" "config set temp_frozen_after 1"), and the cases then wait 2 s
+# before they sample or switch the mover on (a hot extent is passed over until the next pass).
 TIER_TEMP_SETUP=()
-TIER_SETTLE=0
+TIER_SETTLE=$((${#TIER_TEMP_SETUP[@]} ? 2 : 0))
 
 temp_setup() {
 	local c
@@ -77,6 +78,7 @@ case_mover_recompresses_cold_text_byte_exact() {
 	want=$(sha256sum <"$T/text" | cut -d' ' -f1)
 	[ "$(sum_direct v $((4 << 20)))" = "$want" ] || fail "volume differs before tiering"
 	before=$(stored)
+	sleep "$TIER_SETTLE"
 	check "the report recommends zstd:19 for the cold text, with a measured effect"
 	"$PY" - "$M/.pstorage/analytics/tiering.json" <<'EOF' || fail "tiering.json: $(cat "$TJ")"
 import json, sys
@@ -85,7 +87,6 @@ c = [x for x in r if x["kind"] == "recompress_cold"]
 assert c and c[0]["command"] == "volume set v cold_compression zstd:19", r
 assert c[0]["effect_bytes"] > 0, c
 EOF
-	sleep "$TIER_SETTLE"
 	ctl "$M" "config set tier_rate 1G"
 	ctl "$M" "volume set v cold_compression zstd:19"
 	[ "$(cat "$M/.pstorage/volumes/v/cold_compression")" = zstd:19 ] || fail "setting not shown"
@@ -125,10 +126,10 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	sleep "$TIER_SETTLE"
 	# Slow enough that the pass is far from done when the daemon dies, and long enough in
 	# that the cursor was saved (every 2 s).
-	ctl "$M" "config set tier_rate 512K"
+	ctl "$M" "config set tier_rate 256K"
 	ctl "$M" "volume set v cold_compression zstd:19"
 	wait_tj chunks_moved 1 30
-	check "writes while the mover works: behind and ahead of it; GC runs"
+	check "writes while the mover works: behind and ahead of it; GC and a scrub run"
 	text_file "$T/new" $((16 << 20))
 	tail -c $((1 << 20)) "$T/new" >"$T/new1"
 	put_at "$T/new1" "$M/volumes/v" 0
@@ -137,6 +138,7 @@ case_kill9_mid_pass_resumes_byte_exact() {
 	put_at "$T/new1" "$T/text" $((6 << 20))
 	want=$(sha256sum <"$T/text" | cut -d' ' -f1)
 	ctl "$M" "gc start"
+	scrub_clean
 	sleep 2.5
 	[ "$(tj passes)" = 0 ] || fail "the pass ended before the kill: make it slower"
 	check "kill -9 in the middle of the pass (moved $(tj chunks_moved) chunks)"
