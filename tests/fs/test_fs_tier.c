@@ -13,6 +13,7 @@
 
 #include "ftl_dev_fault.h"
 #include "pfs_meta.h"
+#include "pfs_tiering.h"
 #include "pfs_vol_int.h"
 
 #define DEV_SIZE (256ull << 20)
@@ -250,5 +251,69 @@ Test(fs_tier, bad_settings_change_nothing)
 	cr_assert_eq(pfs_tier_set(p, "v", "zstd"), 0);
 	pfs_tier_get(p, v, val, sizeof(val));
 	cr_assert_str_eq(val, "zstd:3");
+	pfs_vol_unref(v);
+}
+
+/* The report: cold text gets a zstd:19 recommendation whose effect was measured (and which the
+ * mover then roughly achieves), and a snapshot older than 90 days one with its unique bytes. */
+Test(fs_tier, report_recommends_with_measured_effects)
+{
+	struct pfs_buf b = {0};
+	struct pfs_vol *v, *s;
+	uint8_t blk[BS];
+
+	cr_assert_eq(pfs_change_apply(p, &(struct pfs_change){.kind = PFS_CHANGE_VOL_CREATE,
+	                                                      .name = "v",
+	                                                      .size = (uint64_t)NBLK * BS}),
+	             0);
+	v = pfs_vol_find(p, PFS_MAP_VOLUME, 0, "v");
+	for (uint32_t i = 0; i < NBLK; i++) {
+		text(blk, i + 1);
+		write_block(v, i, blk);
+	}
+	cr_assert_eq(pfs_change_apply(p, &(struct pfs_change){.kind = PFS_CHANGE_SNAP_CREATE,
+	                                                      .name = "v",
+	                                                      .snap = "old"}),
+	             0);
+	/* The snapshot alone keeps the first 64 blocks' old contents. */
+	for (uint32_t i = 0; i < 64; i++) {
+		text(blk, 100000 + i);
+		write_block(v, i, blk);
+	}
+	cr_assert_eq(pfs_commit(p), 0);
+	s = pfs_vol_find(p, PFS_MAP_SNAPSHOT, v->id, "old");
+	cr_assert_not_null(s);
+	pthread_mutex_lock(&p->cat_lock);
+	s->ctime_ns -= 100ll * 86400 * 1000000000; /* taken 100 days ago */
+	pthread_mutex_unlock(&p->cat_lock);
+	uint64_t unique = 0, shared = 0;
+	cr_assert_eq(pfs_vol_usage(p, s, true, &unique, &shared), 0);
+	cr_assert_gt(unique, 0);
+
+	cr_assert_eq(pfs_tiering_report(p, true, &b), 0);
+	cr_assert_eq(b.err, 0);
+	cr_log_info("%.*s", (int)b.len, b.data);
+	char want[128];
+	snprintf(want, sizeof(want), "\"command\": \"volume set v cold_compression zstd:19\"");
+	cr_assert(strstr(b.data, want), "no zstd:19 recommendation: %s", b.data);
+	snprintf(want, sizeof(want),
+	         "\"effect_bytes\": %llu, \"command\": \"snapshot delete v old\"",
+	         (unsigned long long)unique);
+	cr_assert(strstr(b.data, want), "no snapshot recommendation with %llu bytes: %s",
+	          (unsigned long long)unique, b.data);
+	pfs_buf_free(&b);
+	/* The text form says the same, with the command to run. */
+	cr_assert_eq(pfs_tiering_report(p, false, &b), 0);
+	cr_assert(strstr(b.data, "echo 'snapshot delete v old' > .pstorage/ctl"), "%s", b.data);
+	pfs_buf_free(&b);
+
+	/* Acting on it: the recommendation goes, the mover saves bytes. */
+	cr_assert_eq(ctl("1G"), 0);
+	cr_assert_eq(pfs_tier_set(p, "v", "zstd:19"), 0);
+	wait_pass(1);
+	cr_assert_eq(pfs_tiering_report(p, true, &b), 0);
+	cr_assert_null(strstr(b.data, "recompress_cold"), "%s", b.data);
+	pfs_buf_free(&b);
+	pfs_vol_unref(s);
 	pfs_vol_unref(v);
 }
