@@ -429,11 +429,13 @@ static int64_t tier_step(struct pfs *p, struct pfs_tier *t)
 		t->dirty = true;
 		t->pass_busy_ns += took;
 		pthread_mutex_unlock(&t->lock);
-		/* The throttle: the bytes read may take BYTES/RATE seconds, the work included. */
-		if (got > 0) {
-			int64_t budget = (int64_t)((double)got * 1e9 / (double)rate);
-			wait = budget > took ? budget - took : 0;
-		}
+		/* The throttle: the stored bytes read, and the extent's map (its references: what a
+		 * pass over data already moved still reads), may take BYTES/RATE seconds, the work
+		 * included. So a repeated pass over a large volume is paced too. */
+		uint64_t cost = (got > 0 ? (uint64_t)got : 0) +
+		                PFS_TEMP_EXTENT_BYTES / p->bs * sizeof(struct engine_ref);
+		int64_t budget = (int64_t)((double)cost * 1e9 / (double)rate);
+		wait = budget > took ? budget - took : 0;
 	}
 	pfs_vol_unref(v);
 	if (pfs_now_ns() - t->saved_ns >= TIER_SAVE_NS)
