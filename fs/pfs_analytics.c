@@ -1044,9 +1044,8 @@ static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
 }
 
 const char *const pfs_analytics_files[] = {
-    "history.csv", "volumes.csv", "capacity",     "capacity.json",
-    "health",      "health.json", "capacity.svg", "wear.svg",
-    "tiering",     "tiering.json",
+    "history.csv", "volumes.csv",  "capacity", "capacity.json", "health",
+    "health.json", "capacity.svg", "wear.svg", "tiering",       "tiering.json",
 };
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
