@@ -137,6 +137,32 @@ int engine_chunk_export(struct engine *e, struct engine_ref ref, void *buf, uint
 int engine_chunk_decode(struct engine *e, enum engine_codec codec, const void *src, uint32_t len,
                         const uint8_t fp[ENGINE_FP_LEN], void *block);
 
+/* Tiering (engine_recompress.c): re-encodes a stored chunk with another codec in place of its
+ * address (ftl_chunk_rewrite), so no reference, map or count changes; a chunk shared by dedupe,
+ * snapshots or clones is re-encoded once for all of them. The stored flags keep the codec and,
+ * for chunks re-encoded here, the zstd level (ENGINE_LEVEL_* below), so a chunk already in the
+ * target encoding is skipped from RAM, without a device read. */
+struct engine_recompress {
+	uint32_t old_len, new_len; /* stored bytes before, and after (or what they would be) */
+	bool skipped;              /* already in the target encoding, or the new one not smaller */
+};
+enum {
+	ENGINE_RECOMPRESS_DRY_RUN = 1u << 0, /* measure only: encode in memory, write nothing */
+};
+/* Decodes the chunk behind REF, checks the block against the SHA-256 stored with it, encodes it
+ * with CODEC at LEVEL (zstd 1..19; 0 = the default), checks that the new bytes decode to the same
+ * block, and rewrites the chunk when they are smaller. Returns the stored bytes saved (0 when
+ * skipped) or: -EINVAL (REF is not a chunk, or a bad codec/level), -ESTALE (the chunk was freed,
+ * moved or rewritten meanwhile: nothing changed, harmless), -ENOENT, -EIO (it does not decode or
+ * does not match its hash: left alone), -ENOSPC (free space is down to GC's reserve), -ENOMEM.
+ * RES (may be NULL) gets the sizes. Thread-safe; holds no engine lock (L1). */
+int engine_chunk_recompress(struct engine *e, struct engine_ref ref, enum engine_codec codec,
+                            int level, unsigned flags, struct engine_recompress *res);
+/* The stored codec of the chunk behind REF and its zstd level when known (0: written by the write
+ * path at the pool's level), from RAM. -EINVAL (not a chunk), -ENOENT. */
+int engine_chunk_codec(struct engine *e, struct engine_ref ref, enum engine_codec *codec,
+                       int *level);
+
 struct engine_stats {
 	uint64_t blocks_written; /* blocks given to engine_write */
 	uint64_t logical_bytes;  /* blocks_written * block_size */

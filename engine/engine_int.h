@@ -56,6 +56,10 @@
 
 /* Codec id stored in the low bits of the FTL chunk flags byte. */
 #define ENGINE_FLAG_CODEC_MASK 0x03u
+/* The zstd level of a chunk re-encoded by engine_chunk_recompress (bits 2..6; 0 = written by the
+ * write path, at whatever level the pool had). Bit 7 is the fs's (PFS_CHUNK_META). */
+#define ENGINE_FLAG_LEVEL_SHIFT 2
+#define ENGINE_FLAG_LEVEL_MASK  0x7cu
 
 /* Reference counts at or above this are treated as full: a dedupe hit then stores a new copy. */
 #define ENGINE_REFS_MAX (UINT32_MAX - 1)

@@ -175,6 +175,33 @@ int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_L
  * word the L2P keeps for every chunk): no device read. -ENOENT. */
 int ftl_hash_prefix(struct ftl *ftl, struct ftl_addr addr, uint8_t prefix[FTL_SCAN_HASH_PREFIX]);
 
+/* Rewriting a chunk in place of its address (tiering: the same content, encoded anew by its
+ * owner). A version names the copy a read saw; ftl_chunk_rewrite replaces exactly that copy, so
+ * a chunk freed, reused or moved by GC since the read is never overwritten with stale bytes. */
+struct ftl_chunk_ver {
+	uint64_t loc; /* where the read found it */
+	uint32_t gen; /* that segment's release count at the time */
+};
+/* ftl_read that also returns the version of the copy it read. -EAGAIN when the chunk kept moving
+ * under 16 attempts; otherwise the errors of ftl_read. */
+int ftl_read_ver(struct ftl *ftl, struct ftl_addr addr, void *buf, uint32_t buflen, uint8_t *flags,
+                 struct ftl_chunk_ver *ver);
+/* Replaces the chunk at ADDR, as long as it is still the copy VER names, with LEN bytes of DATA
+ * and FLAGS, keeping its address and stored hash: the caller's references and maps stay as they
+ * are. The new copy is written the way GC relocates (the cold GC stream, a new birth so the
+ * scan at open prefers it to the old copy, whose segment GC frees only after the new copy is
+ * flushed), so a power cut at any point leaves the old or the new copy, both sound. The L2P
+ * switch is atomic against readers: a read returns the old or the new bytes with their own
+ * flags, never a mix. Durable at the next ftl_sync (until then a power cut keeps the old copy).
+ * Errors: -ESTALE (freed, moved or rewritten since VER: nothing changed, harmless), -ENOENT,
+ * -ENOSPC (free segments are down to the GC reserve: the rewrite would eat GC's room), -EINVAL,
+ * -EROFS, -EIO. */
+int ftl_chunk_rewrite(struct ftl *ftl, struct ftl_addr addr, const struct ftl_chunk_ver *ver,
+                      const void *data, uint32_t len, uint8_t flags);
+/* The caller-owned flags a chunk was written with, from RAM (its owner word): no device read.
+ * -ENOENT. */
+int ftl_chunk_flags(struct ftl *ftl, struct ftl_addr addr);
+
 /* Forgets a chunk; its space is reclaimed by GC. -ENOENT if it does not exist. */
 int ftl_free(struct ftl *ftl, struct ftl_addr addr);
 

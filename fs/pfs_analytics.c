@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pfs_analytics.h"
+#include "pfs_tiering.h"
 #include "pfs_front_int.h"
 
 /* An import file larger than this is refused before it is read (a million rows of every
@@ -1212,9 +1213,8 @@ static int file_volumes_csv(struct pfs *p, struct pfs_buf *b)
 }
 
 const char *const pfs_analytics_files[] = {
-    "history.csv", "volumes.csv", "capacity",     "capacity.json",
-    "health",      "health.json", "capacity.svg", "wear.svg",
-    "temperature", "temperature.json",
+    "history.csv",  "volumes.csv", "capacity",    "capacity.json",    "health",  "health.json",
+    "capacity.svg", "wear.svg",    "temperature", "temperature.json", "tiering", "tiering.json",
 };
 const unsigned pfs_analytics_nfiles = sizeof(pfs_analytics_files) / sizeof(pfs_analytics_files[0]);
 
@@ -1259,6 +1259,10 @@ int pfs_analytics_file(struct pfs *p, unsigned i, struct pfs_buf *b)
 		return pfs_temperature_report(p, false, b);
 	case 9:
 		return pfs_temperature_report(p, true, b);
+	case 10:
+		return pfs_tiering_report(p, false, b);
+	case 11:
+		return pfs_tiering_report(p, true, b);
 	default:
 		return -ENOENT;
 	}

@@ -81,6 +81,17 @@ static int run_volume_rename(struct pfs *p, char **a)
 	    p, (struct pfs_change){.kind = PFS_CHANGE_VOL_RENAME, .name = a[0], .new_name = a[1]});
 }
 
+/* Per-volume settings kept per box (pfs_tier.c), outside the change path: only
+ * cold_compression so far. */
+static int run_volume_set(struct pfs *p, char **a)
+{
+	if (strcmp(a[1], "cold_compression")) {
+		pfs_set_msg(p, "unknown volume setting '%s' (cold_compression)", a[1]);
+		return -EINVAL;
+	}
+	return pfs_tier_set(p, a[0], a[2]);
+}
+
 static int run_snapshot_create(struct pfs *p, char **a)
 {
 	return apply(
@@ -150,6 +161,7 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"volume", "delete", 1, "volume delete NAME", run_volume_delete},
     {"volume", "resize", 2, "volume resize NAME SIZE", run_volume_resize},
     {"volume", "rename", 2, "volume rename OLD NEW", run_volume_rename},
+    {"volume", "set", 3, "volume set NAME cold_compression VALUE", run_volume_set},
     {"snapshot", "create", 2, "snapshot create VOLUME SNAP", run_snapshot_create},
     {"snapshot", "delete", 2, "snapshot delete VOLUME SNAP", run_snapshot_delete},
     {"snapshot", "restore", 2, "snapshot restore VOLUME SNAP", run_snapshot_restore},

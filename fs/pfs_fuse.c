@@ -88,11 +88,16 @@ static const struct {
 } cluster_files[] = {{"status", false}, {"status.json", true}};
 #define NCLUSTER (sizeof(cluster_files) / sizeof(cluster_files[0]))
 
-/* .pstorage/volumes/NAME/: summary, summary.json, then one value a file. */
-#define PVOL_FILES (2 + PFS_VOLUME_VALUES)
+/* .pstorage/volumes/NAME/: summary, summary.json, one value a file, then the settings one can
+ * write (cold_compression, pfs_tier.c). */
+#define PVOL_COLD  (2 + PFS_VOLUME_VALUES)
+#define PVOL_FILES (PVOL_COLD + 1)
 static const char *pvol_file_name(unsigned i)
 {
-	return i == 0 ? "summary" : i == 1 ? "summary.json" : pfs_volume_values[i - 2];
+	return i == 0           ? "summary"
+	       : i == 1         ? "summary.json"
+	       : i == PVOL_COLD ? "cold_compression"
+	                        : pfs_volume_values[i - 2];
 }
 
 struct pfs_fuse {
@@ -103,7 +108,7 @@ struct pfs_fuse {
 };
 
 /* What an open file is. */
-enum fh_kind { FH_VOL, FH_TEXT, FH_CTL, FH_CONFIG };
+enum fh_kind { FH_VOL, FH_TEXT, FH_CTL, FH_CONFIG, FH_VOLSET };
 struct fh {
 	enum fh_kind kind;
 	struct pfs_vol *v; /* FH_VOL */
@@ -251,7 +256,7 @@ static int node_stat(struct pfs_fuse *f, fuse_ino_t ino, struct stat *st)
 		v = vol_of(p, ino, K_VOL);
 		if (!v || INO_SUB(ino) >= PVOL_FILES)
 			goto enoent;
-		fill_file(f, st, ino, 0444, 0, t);
+		fill_file(f, st, ino, INO_SUB(ino) == PVOL_COLD ? 0644 : 0444, 0, t);
 		pfs_vol_unref(v);
 		return 0;
 	}
@@ -473,8 +478,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		rc = -EROFS;
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
 		/* `echo x > file` truncates first: fine for ctl and config, not for reports. */
-		bool writable =
-		    ino == INO_CTL || (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT);
+		bool writable = ino == INO_CTL ||
+		                (ino >= INO_CONFIG0 && ino < INO_CONFIG0 + PFS_CFG_COUNT) ||
+		                (INO_KIND(ino) == K_PVOLFILE && INO_SUB(ino) == PVOL_COLD);
 		if (!writable)
 			rc = -EACCES;
 	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -691,9 +697,13 @@ static int text_of(struct pfs_fuse *f, fuse_ino_t ino, struct pfs_buf *b)
 		unsigned i = INO_SUB(ino);
 		if (!v)
 			return -ENOENT;
-		if (i < 2)
+		if (i < 2) {
 			rc = pfs_report(p, PFS_REPORT_VOLUME, i == 1, v, b);
-		else
+		} else if (i == PVOL_COLD) {
+			char val[32];
+			pfs_tier_get(p, v, val, sizeof(val));
+			pfs_buf_printf(b, "%s\n", val);
+		} else
 			rc = pfs_report_volume_value(p, v, pfs_volume_values[i - 2], b);
 		pfs_vol_unref(v);
 	} else {
@@ -738,6 +748,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 		if (!wr)
 			rc = text_of(f, ino, &h->text);
+	} else if (INO_KIND(ino) == K_PVOLFILE && INO_SUB(ino) == PVOL_COLD && wr) {
+		h->kind = FH_VOLSET;
+		fi->direct_io = 1;
+		h->v = vol_of(f->p, ino, K_VOL);
+		if (!h->v)
+			rc = -ENOENT;
 	} else {
 		struct stat st;
 		h->kind = FH_TEXT;
@@ -970,6 +986,34 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			pfs_msg_get(f->p, msg, sizeof(msg));
 			pfs_logl(LOG_WARNING, "pstorfs: config %s=%s refused: %s",
 			         pfs_config_names[h->key], val, msg);
+			fuse_reply_err(req, -rc);
+		} else {
+			fuse_reply_write(req, size);
+		}
+		return;
+	}
+	case FH_VOLSET: {
+		/* The same as `volume set NAME cold_compression VALUE`; the reason of a refusal
+		 * is in ctl. */
+		char val[64];
+		struct pfs_vol_info i;
+		size_t n = size < sizeof(val) - 1 ? size : sizeof(val) - 1;
+		memcpy(val, buf, n);
+		val[n] = '\0';
+		while (n && (val[n - 1] == '\n' || val[n - 1] == ' ' || val[n - 1] == '\t'))
+			val[--n] = '\0';
+		if (size >= sizeof(val) - 1) {
+			pfs_set_msg(f->p, "error: cold_compression: value too long");
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		pfs_vol_get_info(h->v, &i);
+		rc = i.gone ? -ENOENT : pfs_tier_set(f->p, i.name, val);
+		if (rc) {
+			char msg[PFS_MSG_MAX];
+			pfs_msg_get(f->p, msg, sizeof(msg));
+			pfs_set_msg(f->p, "error: volume %s cold_compression %s: %s", i.name, val,
+			            msg);
 			fuse_reply_err(req, -rc);
 		} else {
 			fuse_reply_write(req, size);

@@ -10,6 +10,7 @@
 
 #include "pfs_analytics.h"
 #include "pfs_front_int.h"
+#include "pfs_tiering.h"
 
 /* Below this much written since mount, the status shows no write amplification. */
 #define PFS_WA_MIN_BYTES (64ull << 20)
@@ -504,6 +505,7 @@ static void report_metrics(struct pfs *p, struct pfs_buf *b)
 	pfs_vol_each(p, PFS_MAP_VOLUME, 0, metrics_volume, &ma);
 	pfs_analytics_metrics(p, b);
 	pfs_temperature_metrics(p, b);
+	pfs_tiering_metrics(p, b);
 }
 
 int pfs_report(struct pfs *p, enum pfs_report r, bool json, struct pfs_vol *v, struct pfs_buf *b)

@@ -96,6 +96,17 @@ static int config_parse(struct pfs *p, int key, const char *value, struct pfs_co
 			cfg->temp_half_life = (uint32_t)s;
 		return 0;
 	}
+	case PFS_CFG_TIER_RATE: {
+		uint64_t r;
+		if (value[0] == '-' || pfs_parse_size(value, &r) || r > (1ull << 40)) {
+			pfs_set_msg(p,
+			            "tier_rate must be bytes a second (K, M, G suffixes; at most "
+			            "1T), 0 pauses the tiering mover");
+			return -EINVAL;
+		}
+		cfg->tier_rate = r;
+		return 0;
+	}
 	default:
 		return -ENOENT;
 	}
@@ -130,6 +141,9 @@ static void config_format(const struct pfs_config *cfg, int key, char *out, size
 		break;
 	case PFS_CFG_TEMP_HALF_LIFE:
 		snprintf(out, len, "%u", cfg->temp_half_life);
+		break;
+	case PFS_CFG_TIER_RATE:
+		snprintf(out, len, "%llu", (unsigned long long)cfg->tier_rate);
 		break;
 	default:
 		snprintf(out, len, "?");

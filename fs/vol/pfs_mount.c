@@ -597,6 +597,7 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 	p->cfg.temp_frozen_after = 30 * 86400; /* a month */
 	p->cfg.temp_hot_heat = 64;
 	p->cfg.temp_half_life = 3600;
+	p->cfg.tier_rate = 1ull << 20; /* background work: about 86 GB of stored data a day */
 	rc = pfs_config_load(p);
 	if (rc) {
 		snprintf(msg, msglen, "%s: bad option: %s", opts->device, p->msg);
@@ -640,6 +641,12 @@ static int open_common(const struct pfs_opts *opts, struct ftl_dev *dev, struct 
 			snprintf(msg, msglen, "cannot start the commit thread: %s", strerror(-rc));
 			goto err;
 		}
+	}
+	/* On a read-only mount too: the settings show; the mover does not run. */
+	rc = pfs_tier_start(p);
+	if (rc) {
+		snprintf(msg, msglen, "cannot start the tiering mover: %s", strerror(-rc));
+		goto err;
 	}
 	p->mount_time_ns = pfs_now_ns();
 	p->mount_seconds = (double)(p->mount_time_ns - t0) / 1e9;
@@ -693,6 +700,7 @@ int pfs_open_dev(const struct pfs_opts *opts, struct ftl_dev *dev, struct pfs **
 void pfs_close(struct pfs *p)
 {
 	pfs_scrub_stop(p);
+	pfs_tier_stop(p);
 	if (!p)
 		return;
 	pfs_commit_stop(p);

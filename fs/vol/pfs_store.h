@@ -246,7 +246,8 @@ int pfs_blob_each(struct pfs *p, const char *prefix, pfs_blob_fn fn, void *arg);
 	X(TEMP_COLD_AFTER, "temp_cold_after")                                                      \
 	X(TEMP_FROZEN_AFTER, "temp_frozen_after")                                                  \
 	X(TEMP_HOT_HEAT, "temp_hot_heat")                                                          \
-	X(TEMP_HALF_LIFE, "temp_half_life")
+	X(TEMP_HALF_LIFE, "temp_half_life")                                                        \
+	X(TIER_RATE, "tier_rate")
 enum pfs_config_key {
 #define PFS_CONFIG_ENUM(n, s) PFS_CFG_##n,
 	PFS_CONFIG_KEYS(PFS_CONFIG_ENUM)
@@ -294,9 +295,9 @@ struct pfs_temp_usage {
 	int64_t now;      /* Unix seconds the figures are for */
 	int64_t baseline; /* last access of data no access was recorded for */
 	struct pfs_temp_thresholds th;
-	uint64_t bytes[PFS_TEMP_CLASSES];   /* written bytes in extents of each class */
-	uint64_t extents[PFS_TEMP_CLASSES]; /* extents holding data, by class */
-	uint64_t ram_bytes, leaves;         /* this volume's tracker */
+	uint64_t bytes[PFS_TEMP_CLASSES];             /* written bytes in extents of each class */
+	uint64_t extents[PFS_TEMP_CLASSES];           /* extents holding data, by class */
+	uint64_t ram_bytes, leaves;                   /* this volume's tracker */
 	struct pfs_temp_extent hottest[PFS_TEMP_TOP]; /* extents with data, hottest first */
 	unsigned nhottest;
 };
@@ -337,6 +338,37 @@ void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b);
 void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
 /* True when the last finished scrub found damage (for the health verdict). */
 bool pfs_scrub_found_damage(struct pfs *p);
+
+/* ---- tiering (pfs_tier.c) ------------------------------------------------------------------ */
+/* A volume's cold_compression: the encoding a throttled background mover gives the chunks of its
+ * cold and frozen extents (ENGINE codec names: none = the mover leaves the volume alone, lz4,
+ * zstd, zstd:LEVEL). Kept per box in the store's blobs (not sent to a cluster peer). The mover
+ * re-encodes a chunk in place of its address (engine_chunk_recompress), so maps, snapshots,
+ * clones and dedupe keep sharing it: a chunk shared by several volumes takes the encoding of
+ * the first volume that moves it. `tier_rate` (config) bounds the stored bytes it reads a
+ * second; 0 pauses it. */
+/* Sets VOLUME's cold_compression to VALUE, durably. -ENOENT (no such volume), -EINVAL (bad
+ * value; nothing changes), -EROFS, -EIO. The reason is in the store's message. */
+int pfs_tier_set(struct pfs *p, const char *volume, const char *value);
+/* VOLUME's setting as text ("none" when unset). */
+void pfs_tier_get(struct pfs *p, struct pfs_vol *v, char *out, size_t len);
+struct pfs_tier_progress {
+	bool running;         /* the mover's thread exists (not on a read-only store) */
+	const char *state;    /* "paused", "idle", "moving", "waiting for space" */
+	uint64_t rate;        /* tier_rate, bytes/s (0 = paused) */
+	double measured_rate; /* stored bytes read per second while moving, this pass */
+	uint64_t vol_id;      /* the cursor: volume id and offset where it goes on */
+	uint64_t offset;
+	char volume[PFS_NAME_MAX + 1]; /* that volume's name ("" when between passes) */
+	uint64_t passes;               /* passes over every volume finished */
+	int64_t last_pass_end;         /* Unix seconds, 0 = never */
+	uint64_t extents_scanned, extents_cold, extents_moved;
+	uint64_t chunks_moved, chunks_skipped, chunks_stale, errors;
+	uint64_t bytes_before, bytes_after; /* stored bytes of the chunks moved, before and after */
+	uint64_t bytes_saved;               /* bytes_before - bytes_after */
+	uint32_t volumes;                   /* volumes whose cold_compression is not none */
+};
+void pfs_tier_progress(struct pfs *p, struct pfs_tier_progress *out);
 
 /* ---- counters ------------------------------------------------------------------------------ */
 /* Volume I/O latency: PFS_LAT_BUCKETS log2 buckets, bucket i counting operations that took at

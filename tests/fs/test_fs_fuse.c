@@ -278,12 +278,11 @@ Test(fs_fuse, the_tree_has_volumes_snapshots_and_pstorage)
 	l = list(".pstorage/config");
 	cr_expect_str_eq(l,
 	                 "analytics_interval,commit_interval_ms,compression,dedupe,temp_cold_after,"
-	                 "temp_frozen_after,temp_half_life,temp_hot_heat");
+	                 "temp_frozen_after,temp_half_life,temp_hot_heat,tier_rate");
 	free(l);
 	l = list(".pstorage/volumes/a");
-	cr_expect_str_eq(l,
-	                 "reduction,shared,size,snapshots,summary,summary.json,temperature,unique,"
-	                 "written");
+	cr_expect_str_eq(l, "cold_compression,reduction,shared,size,snapshots,summary,summary.json,"
+	                    "temperature,unique,written");
 	free(l);
 	l = list("volumes");
 	cr_expect_str_eq(l, "a");

@@ -110,6 +110,7 @@ struct pfs_config {
 	uint32_t analytics_interval; /* seconds between history samples (the front's sampler) */
 	/* Temperature thresholds (pfs_temp.c, struct pfs_temp_thresholds). */
 	uint32_t temp_cold_after, temp_frozen_after, temp_hot_heat, temp_half_life;
+	uint64_t tier_rate; /* bytes/s the tiering mover may read; 0 = paused */
 };
 
 /* The roll-forward log (pfs_log.c): every map change since the last checkpoint, kept in
@@ -206,6 +207,7 @@ struct pfs {
 	uint64_t mount_lost_freed; /* damaged chunks nothing referenced, freed at mount */
 	struct pfs_scrub *scrub;   /* pfs_scrub.c; made by the first `scrub start` */
 	struct pfs_temp *temp;     /* pfs_temp.c; NULL until pfs_temp_open */
+	struct pfs_tier *tier;     /* pfs_tier.c: the mover and the per-volume settings */
 };
 
 /* ---- pfs_mount.c ------------------------------------------------------------------------ */
@@ -452,6 +454,12 @@ int pfs_temp_drop_locked(struct pfs *p, uint64_t vol);
 int pfs_temp_leaf_check(const uint8_t *b, size_t len);
 /* The clock (Unix seconds): a seam tests replace. */
 extern int64_t (*pfs_temp_now)(void);
+
+/* ---- pfs_tier.c -------------------------------------------------------------------------- */
+/* Loads the settings and the cursor and starts the mover (not on a read-only store). */
+int pfs_tier_start(struct pfs *p);
+/* Stops the mover, makes its work durable and saves its cursor. P may be NULL. */
+void pfs_tier_stop(struct pfs *p);
 
 /* ---- pfs_scrub.c ------------------------------------------------------------------------- */
 /* First thing pfs_close does: stops the thread and frees p->scrub. P may be NULL. */
