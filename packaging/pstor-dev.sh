@@ -88,6 +88,8 @@ run_fuzzers() {
 		fuzz_log 2000000 4096
 		fuzz_catalog 3500000 4096
 		fuzz_pfs_format 3000000 2100
+		fuzz_history_csv 300000 8192
+		fuzz_recorded 1000000 4096
 	EOF
 	rm -rf "$work"
 }
