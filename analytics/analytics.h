@@ -349,7 +349,11 @@ struct analytics_health_input {
 	double media_errors, temperature_c;
 	/* The store. */
 	double checksum_errors, read_errors, damaged_refs, commit_errors;
+	/* The last finished scrub (all zero when none finished since the mount): live chunks
+	 * reads cannot return, blocks of volumes whose reads fail, chunks readable but only
+	 * through a damaged summary (at risk), and damaged metadata copies or structures. */
 	bool scrub_found_damage;
+	double scrub_damaged_chunks, scrub_blocks_failing, scrub_at_risk, scrub_metadata;
 	/* Write amplification over the last 7 days and the 7 before (from the history). */
 	double wa_recent, wa_before;
 	/* Days until life used reaches 100% / spare reaches its threshold (NAN: not foreseen

@@ -90,7 +90,26 @@ void analytics_health_grade(const struct analytics_health_input *in, struct anal
 		    in->checksum_errors);
 	if (positive(in->read_errors))
 		add(out, ANALYTICS_WARNING, "%.0f read errors", in->read_errors);
-	if (in->scrub_found_damage)
+	/* What the last scrub found, by what it costs: blocks a read fails on now are lost data
+	 * until restored (critical); damaged chunks nothing reads yet, at-risk chunks and damaged
+	 * metadata copies foretell it (warning). */
+	if (positive(in->scrub_blocks_failing))
+		add(out, ANALYTICS_CRITICAL,
+		    "the last scrub found %.0f volume blocks whose reads fail",
+		    in->scrub_blocks_failing);
+	if (positive(in->scrub_damaged_chunks))
+		add(out, ANALYTICS_WARNING, "the last scrub found %.0f damaged chunks",
+		    in->scrub_damaged_chunks);
+	if (positive(in->scrub_at_risk))
+		add(out, ANALYTICS_WARNING,
+		    "the last scrub found %.0f chunks readable only through a damaged summary",
+		    in->scrub_at_risk);
+	if (positive(in->scrub_metadata))
+		add(out, ANALYTICS_WARNING, "the last scrub found %.0f damaged metadata copies",
+		    in->scrub_metadata);
+	if (in->scrub_found_damage && !positive(in->scrub_blocks_failing) &&
+	    !positive(in->scrub_damaged_chunks) && !positive(in->scrub_at_risk) &&
+	    !positive(in->scrub_metadata))
 		add(out, ANALYTICS_WARNING, "the last scrub found damage");
 	if (isfinite(in->wearout_days) && in->wearout_days <= 90)
 		add(out, ANALYTICS_WARNING, "flash wear-out foreseen in %.0f days",

@@ -932,10 +932,15 @@ int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
 	    .read_errors = (double)(st.ftl.read_errors + st.io_errors),
 	    .damaged_refs = (double)st.damaged_refs,
 	    .commit_errors = (double)st.commit_errors,
-	    .scrub_found_damage = pfs_scrub_found_damage(p),
 	    .wearout_days = NAN,
 	    .spare_days = NAN,
 	};
+	struct pfs_scrub_counts sc;
+	in->scrub_found_damage = pfs_scrub_counts(p, &sc);
+	in->scrub_damaged_chunks = (double)sc.damaged_chunks;
+	in->scrub_blocks_failing = (double)sc.blocks_failing;
+	in->scrub_at_risk = (double)sc.at_risk;
+	in->scrub_metadata = (double)sc.metadata;
 	if (hl->have_smart) {
 		in->critical_warning = hl->smart.critical_warning;
 		in->percentage_used = hl->smart.percentage_used;

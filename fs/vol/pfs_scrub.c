@@ -818,18 +818,29 @@ void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b)
 	free(v);
 }
 
-bool pfs_scrub_found_damage(struct pfs *p)
+bool pfs_scrub_counts(struct pfs *p, struct pfs_scrub_counts *c)
 {
 	struct scrub_view *v = view_get(p);
 	bool bad = false;
 
+	*c = (struct pfs_scrub_counts){0};
 	if (v) {
 		const struct scrub_findings *f = &v->f;
 		bad = f->data.damaged_chunks || f->data.summary_chunks || f->data.summary_errors ||
 		      f->data.unreadable_ranges || damaged_metadata(f) || f->refs_failing;
+		c->damaged_chunks = f->data.damaged_chunks + f->data.lost_chunks;
+		c->blocks_failing = f->refs_failing;
+		c->at_risk = f->data.summary_chunks;
+		c->metadata = damaged_metadata(f) + f->data.summary_errors;
 	}
 	free(v);
 	return bad;
+}
+
+bool pfs_scrub_found_damage(struct pfs *p)
+{
+	struct pfs_scrub_counts c;
+	return pfs_scrub_counts(p, &c);
 }
 
 void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b)

@@ -338,6 +338,13 @@ void pfs_scrub_status(struct pfs *p, bool json, struct pfs_buf *b);
 void pfs_scrub_metrics(struct pfs *p, struct pfs_buf *b);
 /* True when the last finished scrub found damage (for the health verdict). */
 bool pfs_scrub_found_damage(struct pfs *p);
+/* What the last finished scrub found, counted (all zero when none finished since the mount):
+ * live chunks reads cannot return, volume blocks whose reads fail, chunks at risk (readable
+ * through a damaged summary), damaged metadata copies or structures. */
+struct pfs_scrub_counts {
+	uint64_t damaged_chunks, blocks_failing, at_risk, metadata;
+};
+bool pfs_scrub_counts(struct pfs *p, struct pfs_scrub_counts *c);
 
 /* ---- tiering (pfs_tier.c) ------------------------------------------------------------------ */
 /* A volume's cold_compression: the encoding a throttled background mover gives the chunks of its

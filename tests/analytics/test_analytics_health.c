@@ -85,6 +85,14 @@ Test(analytics_health, each_finding_with_its_level_and_reason)
 	expect(&in, ANALYTICS_WARNING, "1 read errors");
 	in = healthy(), in.scrub_found_damage = true;
 	expect(&in, ANALYTICS_WARNING, "the last scrub found damage");
+	in = healthy(), in.scrub_found_damage = true, in.scrub_blocks_failing = 7;
+	expect(&in, ANALYTICS_CRITICAL, "the last scrub found 7 volume blocks whose reads fail");
+	in = healthy(), in.scrub_found_damage = true, in.scrub_damaged_chunks = 2;
+	expect(&in, ANALYTICS_WARNING, "the last scrub found 2 damaged chunks");
+	in = healthy(), in.scrub_found_damage = true, in.scrub_at_risk = 5;
+	expect(&in, ANALYTICS_WARNING, "5 chunks readable only through a damaged summary");
+	in = healthy(), in.scrub_found_damage = true, in.scrub_metadata = 1;
+	expect(&in, ANALYTICS_WARNING, "the last scrub found 1 damaged metadata copies");
 	in = healthy(), in.wearout_days = 45;
 	expect(&in, ANALYTICS_WARNING, "flash wear-out foreseen in 45 days");
 	in = healthy(), in.spare_days = 30;

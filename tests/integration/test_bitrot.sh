@@ -200,6 +200,15 @@ case_scrub_finds() {
 	grep -E '^pstorfs_(scrub_(damaged|lost|affected)|checksum_errors)' "$M/.pstorage/metrics" |
 		while read -r l; do log "  metrics: $l"; done
 	[ "$(json "$M" status.json 'j["scrub"]["state"]')" = "done" ] || fail "status.json scrub state"
+	# The health grade names what the scrub found, counted: volume blocks whose reads fail
+	# are lost data until restored (critical).
+	json "$M" analytics/health.json '"\n".join(r["level"] + ": " + r["text"] for r in j["reasons"])' |
+		while read -r l; do log "  health: $l"; done
+	[ "$(json "$M" analytics/health.json 'j["status"]')" = critical ] ||
+		fail "analytics/health.json is not critical after the scrub found failing blocks"
+	json "$M" analytics/health.json '[r["text"] for r in j["reasons"]]' |
+		grep -q "the last scrub found [0-9]* volume blocks whose reads fail" ||
+		fail "analytics/health.json does not count the scrub's failing blocks"
 	pstor_umount "$M"
 }
 
