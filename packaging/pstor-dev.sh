@@ -184,10 +184,13 @@ build)
 test)
 	deps
 	build_in build
-	# Each pass's tests run alone (they mount, cut links and time failovers), but most of
-	# their time is waits: the next pass's build runs beside them at the lowest priority,
-	# which takes minutes off the CI run without changing what any test sees but load.
+	# Each pass's tests run alone (they mount, cut links and time failovers), but most of the
+	# normal pass's time is waits: the other passes' builds, the stress programs under
+	# ThreadSanitizer and the libFuzzer targets run beside it at the lowest priority. That
+	# takes minutes off the CI run without changing what any test sees but load. The
+	# sanitizer pass has the QEMU guest, which needs a whole core, so it runs alone.
 	bg_start asan-build build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	bg_start tsan-fuzz tsan_and_fuzz
 	# The QEMU NVMe guest (about 2.5 minutes) runs once, in the sanitizer pass below, where
 	# it also checks the NVMe and zoned backends for memory errors. The CI budget is 20
 	# minutes: the partition suite's 30 rounds take 2 of them, so the kill -9 crash test
@@ -196,16 +199,14 @@ test)
 	PSTOR_CRASH_ROUNDS=16 PSTOR_CLUSTER_FAULTS=6 run_tests_in build -E '^nvme_vm$'
 	phase "normal pass done"
 	bg_wait asan-build
+	bg_wait tsan-fuzz
 	echo "pstor-dev: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	# Beside it: the stress programs under ThreadSanitizer, then the libFuzzer targets.
-	bg_start tsan-fuzz tsan_and_fuzz
 	# Fewer rounds here than in the pass above, to stay inside the CI budget: the cluster's
 	# part-1 fault series 3, the partition suite 2 randomized rounds after its basics (30
 	# above), the kill -9 crash test 10 rounds.
 	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=10 \
 		run_tests_in build-asan
 	phase "sanitizer pass done"
-	bg_wait tsan-fuzz
 	phase "all passed"
 	;;
 fuzz)
