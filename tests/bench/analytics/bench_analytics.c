@@ -107,7 +107,7 @@ static void make_series(enum scenario s, const struct params *p, int days, doubl
 struct tally {
 	unsigned n, in80, in95;
 	double mase_chosen, mase_linear;
-	unsigned chosen[ANALYTICS_NMODELS];
+	unsigned chosen[ANALYTICS_NMODELS], chosen_in95[ANALYTICS_NMODELS];
 };
 
 static void run(enum scenario s, struct tally *t)
@@ -141,6 +141,7 @@ static void run(enum scenario s, struct tally *t)
 		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
 		t->mase_linear += fabs(actual - lin) / naive;
 		t->chosen[c.model]++;
+		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
 	}
 }
 
@@ -262,6 +263,7 @@ static void run_real(const struct real_series *r, struct tally *t)
 		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
 		t->mase_linear += fabs(actual - lp) / naive;
 		t->chosen[c.model]++;
+		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
 	}
 }
 
@@ -278,6 +280,13 @@ static void print_tally(const char *name, const struct tally *t, double *ratio_s
 	printf("analytics.%s.models:", name);
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
 		printf(" %s=%u", analytics_model_names[m], t->chosen[m]);
+	printf("\n");
+	/* Where the misses are: the 95% coverage of the forecasts each model made. */
+	printf("analytics.%s.coverage95_by_model:", name);
+	for (int m = 0; m < ANALYTICS_NMODELS; m++)
+		if (t->chosen[m])
+			printf(" %s=%.3f", analytics_model_names[m],
+			       (double)t->chosen_in95[m] / t->chosen[m]);
 	printf("\n");
 	*ratio_sum += mc / ml;
 }
