@@ -189,6 +189,14 @@ size_t analytics_changepoint(const double *y, size_t n, size_t min_seg, size_t m
 int analytics_model_forecast(enum analytics_model model, const double *y, size_t n, int h,
                              double *point, double *sd, double *dof);
 
+/* Standardized backtest errors Z[0..N) made at origins O[0..N) (the window lengths), moved to
+ * the origin NOW when they trend upward: when the least squares slope b of Z on O exceeds TCRIT
+ * standard errors (s / sqrt(Sxx), times sqrt((1 + rho) / (1 - rho)) for the residuals' lag-1
+ * autocorrelation rho, clipped to 0..0.9), each Z[i] += b (NOW - O[i]) and 1 is returned; else
+ * Z is unchanged and 0 is returned (also for N < 5 or all O equal). A line's error on a curve
+ * grows with its window, so the newest origin's understates the present's. */
+int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8

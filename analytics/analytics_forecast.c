@@ -434,6 +434,40 @@ static double conformal(double *z, unsigned n, double neff, double l)
 	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
 }
 
+/* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
+ * none) moves an interval rarely; one they show clearly always does. */
+#define TREND_T 2.0
+
+int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit)
+{
+	struct analytics_linear l;
+	double c0 = 0, c1 = 0, prev = 0;
+
+	if (n < 5 || analytics_linear_fit(o, z, n, &l) || !(l.b > 0))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		double r = z[i] - (l.a + l.b * o[i]);
+		c0 += r * r;
+		if (i)
+			c1 += r * prev;
+		prev = r;
+	}
+	/* Neighbouring origins' errors move together: the slope's standard error grows as
+	 * sqrt((1 + rho) / (1 - rho)) with the residuals' lag-1 autocorrelation (capped at 0.9,
+	 * as the calibration's effective count is). */
+	double rho = c0 > 0 ? c1 / c0 : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double se = l.s / sqrt(l.sxx) * sqrt((1 + rho) / (1 - rho));
+	if (!(l.b > tcrit * se))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		z[i] += l.b * (now - o[i]);
+	return 1;
+}
+
 /* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
  * sd): C[0] for 80%, C[1] for 95%, each the factor by which the model's own quantile falls
  * short of the errors' (never below 1). Uses the origins after the change point CP when at
@@ -455,7 +489,8 @@ static unsigned origins_after(const struct backtest *bt, size_t cp)
 }
 
 static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
-                      enum analytics_model model, size_t cp, double q80, double q95, double c[2])
+                      enum analytics_model model, size_t cp, size_t now, double q80, double q95,
+                      double c[2])
 {
 	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
 	unsigned n = 0;
@@ -467,9 +502,12 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5)
 		bt = near_bt;
 	bool only_after = cp && origins_after(bt, cp) >= 5;
+	double ox[MAX_ORIGINS]; /* each error's origin: the length of the window it saw */
 	for (unsigned i = 0; i < bt->origins; i++)
-		if (!only_after || origin_after(bt->origin[i], cp))
+		if (!only_after || origin_after(bt->origin[i], cp)) {
+			ox[n] = (double)bt->origin[i];
 			z[n++] = bt->z[model][i];
+		}
 	if (n < 3)
 		return;
 	/* Neighbouring origins share most of their forecast window, so their errors move
@@ -491,6 +529,10 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 		rho = 0.9;
 	double neff = n * (1 - rho) / (1 + rho);
 	memcpy(zs, z, n * sizeof(*z));
+	/* The newest origin is a horizon older than now and its window that much shorter: where
+	 * the errors grew with the window (a line's bias on a curve), the present's is larger
+	 * than any the backtest saw. The rho and N_EFF above stay those of the errors as seen. */
+	analytics_trend_shift(zs, ox, n, (double)now, TREND_T);
 	double z80 = conformal(zs, n, neff, 0.80), z95 = conformal(zs, n, neff, 0.95);
 	/* Widen to what the backtest saw; narrow only on enough independent evidence, and
 	 * at most by half (a model's sd from few points can be far too cautious). */
@@ -606,8 +648,8 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	 * enough. */
 	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	double c30[2], c7[2];
-	calibrate(&bt, &bt7, out->model, cp, q80, q95, c30);
-	calibrate(&bt7, NULL, out->model, cp, q80, q95, c7);
+	calibrate(&bt, &bt7, out->model, cp, m, q80, q95, c30);
+	calibrate(&bt7, NULL, out->model, cp, m, q80, q95, c7);
 	out->calib80 = c30[0];
 	out->calib95 = c30[1];
 	for (size_t i = 0; i < nh; i++) {

@@ -152,6 +152,7 @@ struct real_series {
 	const char *name, *file;
 	bool index_days;        /* the first column is a label: row i is day i */
 	int hist_min, hist_max; /* days of history at each origin (drawn) */
+	int future;             /* days ahead; 0: FUTURE_DAYS */
 	int64_t *t;
 	double *y;
 	size_t n;
@@ -206,14 +207,14 @@ out_close:
 static void run_real(const struct real_series *r, struct tally *t)
 {
 	const double day = 86400;
+	const int future = r->future ? r->future : FUTURE_DAYS;
 	size_t first_origin = 0, norigins;
 
 	memset(t, 0, sizeof(*t));
 	while (first_origin < r->n && r->t[first_origin] - r->t[0] < r->hist_min * day)
 		first_origin++;
 	size_t last_origin = r->n;
-	while (last_origin > first_origin &&
-	       r->t[r->n - 1] - r->t[last_origin - 1] < FUTURE_DAYS * day)
+	while (last_origin > first_origin && r->t[r->n - 1] - r->t[last_origin - 1] < future * day)
 		last_origin--;
 	if (last_origin <= first_origin)
 		return;
@@ -230,9 +231,9 @@ static void run_real(const struct real_series *r, struct tally *t)
 		while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
 			from--;
 		size_t tgt = o + 1;
-		while (tgt < r->n && (r->t[tgt] - r->t[o] < FUTURE_DAYS * day || isnan(r->y[tgt])))
+		while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
 			tgt++;
-		if (tgt >= r->n || r->t[tgt] - r->t[o] > (FUTURE_DAYS + 7) * day)
+		if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
 			continue;
 		double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
 		struct analytics_capacity c;
@@ -311,6 +312,15 @@ int main(int argc, char **argv)
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
 	     .hist_max = HIST_DAYS_MAX},
+	    /* The same at 4 quarters ahead: a year, the horizon GDP is forecast at, where 30
+	     * quarters (7.5 years, a business cycle or more) is a different problem from a
+	     * pool's next month. */
+	    {.name = "real_us_gdp_4q",
+	     .file = "us_real_gdp_quarterly.csv",
+	     .index_days = true,
+	     .hist_min = HIST_DAYS_MIN,
+	     .hist_max = HIST_DAYS_MAX,
+	     .future = 4},
 	};
 	double ratio_sum = 0, real_sum = 0;
 	struct tally t;
