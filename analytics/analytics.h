@@ -197,6 +197,13 @@ int analytics_model_forecast(enum analytics_model model, const double *y, size_t
  * grows with its window, so the newest origin's understates the present's. */
 int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit);
 
+/* How much larger standardized errors are at a far horizon than at a near one: the mean of the
+ * finite values of Z_FAR[0..N_FAR) over that of Z_NEAR[0..N_NEAR); 1 when either has none or a
+ * mean of 0. A standardized error is the same at every horizon only when the model's sd grows
+ * as its error does; a line's bias grows faster. */
+double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
+                               size_t n_near);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8

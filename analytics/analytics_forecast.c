@@ -434,6 +434,25 @@ static double conformal(double *z, unsigned n, double neff, double l)
 	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
 }
 
+double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
+                               size_t n_near)
+{
+	double a = 0, b = 0;
+	size_t na = 0, nb = 0;
+
+	for (size_t i = 0; i < n_far; i++)
+		if (isfinite(z_far[i])) {
+			a += z_far[i];
+			na++;
+		}
+	for (size_t i = 0; i < n_near; i++)
+		if (isfinite(z_near[i])) {
+			b += z_near[i];
+			nb++;
+		}
+	return na && nb && b > 0 && a > 0 ? (a / (double)na) / (b / (double)nb) : 1;
+}
+
 /* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
  * none) moves an interval rarely; one they show clearly always does. */
 #define TREND_T 2.0
@@ -495,18 +514,24 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
 	unsigned n = 0;
 
+	double scale = 1;
+
 	c[0] = c[1] = 1;
 	/* Too few origins after the change at this horizon (the newest is a horizon old): the
 	 * nearer backtest's standardized errors after it describe the present better than all
-	 * of this one's. */
-	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5)
+	 * of this one's, once scaled to this horizon. Unscaled, a line's week-ahead errors on a
+	 * curve (GDP) stood for its month-ahead ones, which its bias makes far larger in sd. */
+	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
+		scale = analytics_horizon_scale(bt->z[model], bt->origins, near_bt->z[model],
+		                                near_bt->origins);
 		bt = near_bt;
+	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
 	double ox[MAX_ORIGINS]; /* each error's origin: the length of the window it saw */
 	for (unsigned i = 0; i < bt->origins; i++)
 		if (!only_after || origin_after(bt->origin[i], cp)) {
 			ox[n] = (double)bt->origin[i];
-			z[n++] = bt->z[model][i];
+			z[n++] = bt->z[model][i] * scale;
 		}
 	if (n < 3)
 		return;

@@ -1,7 +1,7 @@
 /* tests/analytics/test_analytics_models.c - the forecast models against closed-form values:
  * least squares and its prediction error, Student's t quantiles, Holt's damped recursion and
- * its ETS variance, the change point, the trend shift of backtest errors, and the capacity
- * forecast on series whose future is known.
+ * its ETS variance, the change point, the trend shift and horizon scale of backtest errors, and the
+ * capacity forecast on series whose future is known.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -243,6 +243,21 @@ Test(analytics_models, trend_shift_counts_autocorrelated_errors_and_ignores_fall
 	cr_expect_eq(analytics_trend_shift(z, o, 4, 10, 0), 0);
 	cr_expect_eq(analytics_trend_shift(z, same, 6, 10, 0), 0);
 	cr_expect_eq(memcmp(z, z0, sizeof(z0)), 0);
+}
+
+Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
+{
+	/* Failed fits (infinite errors) do not count: means 4 and 2. */
+	const double far[4] = {2, 4, INFINITY, 6}, near_[3] = {1, INFINITY, 3};
+	const double zero[2] = {0, 0}, inf[1] = {INFINITY};
+
+	cr_expect(near(analytics_horizon_scale(far, 4, near_, 3), 2.0, 1e-15));
+	cr_expect(near(analytics_horizon_scale(near_, 3, far, 4), 0.5, 1e-15));
+	/* Nothing to compare: no scaling. */
+	cr_expect_eq(analytics_horizon_scale(far, 4, zero, 2), 1.0);
+	cr_expect_eq(analytics_horizon_scale(zero, 2, far, 4), 1.0);
+	cr_expect_eq(analytics_horizon_scale(far, 4, inf, 1), 1.0);
+	cr_expect_eq(analytics_horizon_scale(far, 0, near_, 3), 1.0);
 }
 
 static void series_times(int64_t *t, size_t n, int64_t step)
