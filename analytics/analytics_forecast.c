@@ -1,7 +1,7 @@
-/* analytics/analytics_forecast.c - capacity forecasts: three models (least squares line, Holt's
- * damped trend, the line after the last change point), chosen per series by a rolling-origin
- * backtest, with prediction intervals widened by what that backtest saw so they stay honest.
- * Pure computation on the arrays it is given.
+/* analytics/analytics_forecast.c - capacity forecasts: four models (least squares line, Holt's
+ * damped trend, the line after the last change point, the line of log y), chosen per series by a
+ * rolling-origin backtest, with prediction intervals widened by what that backtest saw so they stay
+ * honest. Pure computation on the arrays it is given.
  */
 #include <errno.h>
 #include <math.h>
@@ -520,7 +520,8 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	/* Too few origins after the change at this horizon (the newest is a horizon old): the
 	 * nearer backtest's standardized errors after it describe the present better than all
 	 * of this one's, once scaled to this horizon. Unscaled, a line's week-ahead errors on a
-	 * curve (GDP) stood for its month-ahead ones, which its bias makes far larger in sd. */
+	 * curve (GDP) stood for its month-ahead ones, which its bias makes 1.2..2 times larger
+	 * in sd units. */
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
 		scale = analytics_horizon_scale(bt->z[model], bt->origins, near_bt->z[model],
 		                                near_bt->origins);

@@ -344,6 +344,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		run_real(&real[i], &t);
+		printf("analytics.%s.horizon_days: %d\n", real[i].name,
+		       real[i].future ? real[i].future : FUTURE_DAYS);
 		print_tally(real[i].name, &t, &real_sum);
 		nreal++;
 		free(real[i].t);
