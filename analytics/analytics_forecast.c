@@ -419,19 +419,21 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 	return 0;
 }
 
-/* The error quantile that covers a new error with probability L, from N errors worth NEFF
- * independent ones: split-conformal, the ceil((neff + 1) L) / neff quantile; past the largest
- * error, extrapolated as a normal tail would be (the largest of NEFF normal draws sits near
- * the neff / (neff + 1) quantile). */
-static double conformal(double *z, unsigned n, double neff, double l)
+double analytics_conformal_quantile(double *z, size_t n, double neff, double l)
 {
 	double lev = ceil((neff + 1) * l) / neff;
 
 	if (lev <= 1)
 		return quantile(z, n, lev);
+	/* Past the largest error: a tail of Student's t with NEFF degrees of freedom, not the
+	 * normal. The errors' scale is itself estimated from those NEFF (standardized errors
+	 * centre on 0, so none is spent on a mean); with few of them (an integrated series'
+	 * errors, which neighbouring origins share) the normal tail took that estimate as
+	 * exact. */
+	double dof = neff < 1 ? 1 : neff;
 	double top = quantile(z, n, 1);
-	return top * analytics_normal_quantile(0.5 + l / 2) /
-	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
+	return top * analytics_t_quantile(0.5 + l / 2, dof) /
+	       analytics_t_quantile(0.5 + 0.5 * neff / (neff + 1), dof);
 }
 
 double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
@@ -559,7 +561,8 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	 * the errors grew with the window (a line's bias on a curve), the present's is larger
 	 * than any the backtest saw. The rho and N_EFF above stay those of the errors as seen. */
 	analytics_trend_shift(zs, ox, n, (double)now, TREND_T);
-	double z80 = conformal(zs, n, neff, 0.80), z95 = conformal(zs, n, neff, 0.95);
+	double z80 = analytics_conformal_quantile(zs, n, neff, 0.80),
+	       z95 = analytics_conformal_quantile(zs, n, neff, 0.95);
 	/* Widen to what the backtest saw; narrow only on enough independent evidence, and
 	 * at most by half (a model's sd from few points can be far too cautious). */
 	double floor = neff >= CALIB_NARROW_NEFF ? 0.5 : 1;

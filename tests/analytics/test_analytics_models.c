@@ -1,7 +1,7 @@
 /* tests/analytics/test_analytics_models.c - the forecast models against closed-form values:
  * least squares and its prediction error, Student's t quantiles, Holt's damped recursion and
- * its ETS variance, the change point, the trend shift and horizon scale of backtest errors, and the
- * capacity forecast on series whose future is known.
+ * its ETS variance, the change point, the conformal quantile, trend shift and horizon scale of
+ * backtest errors, and the capacity forecast on series whose future is known.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -243,6 +243,29 @@ Test(analytics_models, trend_shift_counts_autocorrelated_errors_and_ignores_fall
 	cr_expect_eq(analytics_trend_shift(z, o, 4, 10, 0), 0);
 	cr_expect_eq(analytics_trend_shift(z, same, 6, 10, 0), 0);
 	cr_expect_eq(memcmp(z, z0, sizeof(z0)), 0);
+}
+
+Test(analytics_models, conformal_quantile_and_its_student_t_tail)
+{
+	double z[24];
+
+	/* 24 independent errors 0..23 (shuffled): the ceil(25 * 0.75) / 24 = 19/24 quantile,
+	 * position 19/24 * 23 between order statistics. */
+	for (int i = 0; i < 24; i++)
+		z[i] = (i * 7) % 24;
+	cr_expect(near(analytics_conformal_quantile(z, 24, 24, 0.75), 437.0 / 24, 1e-12));
+	/* Worth 4: ceil(5 * 0.95) / 4 is past the largest, 4, which sits near the 0.9 quantile of
+	 * t with 4 degrees of freedom: 4 * t(0.975, 4) / t(0.9, 4) (tables: 2.776445, 1.533206). */
+	double w[4] = {3, 1, 4, 2};
+	cr_expect(
+	    near(analytics_conformal_quantile(w, 4, 4, 0.95), 4 * 2.776445105 / 1.533206274, 1e-6),
+	    "%.9g", analytics_conformal_quantile(w, 4, 4, 0.95));
+	/* Worth less than one: Cauchy (1 degree of freedom), tan(pi (p - 1/2)) in closed form:
+	 * 0.975 over 0.5 + 0.5 * 0.5 / 1.5 = 2/3. */
+	double c[3] = {1, 0.5, 0.25};
+	cr_expect(near(analytics_conformal_quantile(c, 3, 0.5, 0.95),
+	               tan(M_PI * 0.475) / tan(M_PI / 6), 1e-6),
+	          "%.9g", analytics_conformal_quantile(c, 3, 0.5, 0.95));
 }
 
 Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
