@@ -513,10 +513,8 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
                       enum analytics_model model, size_t cp, size_t now, double q80, double q95,
                       double c[2])
 {
-	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
+	double z[MAX_ORIGINS], zs[MAX_ORIGINS], scale = 1;
 	unsigned n = 0;
-
-	double scale = 1;
 
 	c[0] = c[1] = 1;
 	/* Too few origins after the change at this horizon (the newest is a horizon old): the
