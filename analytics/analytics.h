@@ -198,10 +198,11 @@ int analytics_model_forecast(enum analytics_model model, const double *y, size_t
 int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit);
 
 /* The error quantile that covers a new error with probability L (0 < L < 1), from Z[0..N)
- * (N >= 1, sorted in place) worth NEFF > 0 independent errors: split-conformal, the ceil((neff + 1)
- * L) / neff quantile of Z (interpolated between order statistics); when that is past 1, the largest
- * error times t(0.5 + L/2) / t(0.5 + neff / (2 (neff + 1))), Student's t with max(NEFF, 1) degrees
- * of freedom (the largest of NEFF draws sits near the neff / (neff + 1) quantile of |t|). */
+ * (N >= 1; sorted in place) worth NEFF > 0 independent errors. Split-conformal: the quantile
+ * at ceil((neff + 1) L) / neff of Z, interpolated between order statistics. When that level
+ * is past 1: the largest error times t(0.5 + L/2) / t(0.5 + neff / (2 (neff + 1))), Student's
+ * t with max(NEFF, 1) degrees of freedom (the largest of NEFF draws sits near the
+ * neff / (neff + 1) quantile of |t|). */
 double analytics_conformal_quantile(double *z, size_t n, double neff, double l);
 
 /* How much larger standardized errors are at a far horizon than at a near one: the mean of the
