@@ -189,6 +189,29 @@ size_t analytics_changepoint(const double *y, size_t n, size_t min_seg, size_t m
 int analytics_model_forecast(enum analytics_model model, const double *y, size_t n, int h,
                              double *point, double *sd, double *dof);
 
+/* Standardized backtest errors Z[0..N) made at origins O[0..N) (the window lengths), moved to
+ * the origin NOW when they trend upward: when the least squares slope b of Z on O exceeds TCRIT
+ * standard errors (s / sqrt(Sxx), times sqrt((1 + rho) / (1 - rho)) for the residuals' lag-1
+ * autocorrelation rho, clipped to 0..0.9), each Z[i] += b (NOW - O[i]) and 1 is returned; else
+ * Z is unchanged and 0 is returned (also for N < 5 or all O equal). A line's error on a curve
+ * grows with its window, so the newest origin's understates the present's. */
+int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit);
+
+/* The error quantile that covers a new error with probability L (0 < L < 1), from Z[0..N)
+ * (N >= 1; sorted in place) worth NEFF > 0 independent errors. Split-conformal: the quantile
+ * at ceil((neff + 1) L) / neff of Z, interpolated between order statistics. When that level
+ * is past 1: the largest error times t(0.5 + L/2) / t(0.5 + neff / (2 (neff + 1))), Student's
+ * t with max(NEFF, 1) degrees of freedom (the largest of NEFF draws sits near the
+ * neff / (neff + 1) quantile of |t|). */
+double analytics_conformal_quantile(double *z, size_t n, double neff, double l);
+
+/* How much larger standardized errors are at a far horizon than at a near one: the mean of the
+ * finite values of Z_FAR[0..N_FAR) over that of Z_NEAR[0..N_NEAR); 1 when either has none or a
+ * mean of 0. A standardized error is the same at every horizon only when the model's sd grows
+ * as its error does; a line's bias grows faster. */
+double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
+                               size_t n_near);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8

@@ -1,7 +1,7 @@
-/* analytics/analytics_forecast.c - capacity forecasts: three models (least squares line, Holt's
- * damped trend, the line after the last change point), chosen per series by a rolling-origin
- * backtest, with prediction intervals widened by what that backtest saw so they stay honest.
- * Pure computation on the arrays it is given.
+/* analytics/analytics_forecast.c - capacity forecasts: four models (least squares line, Holt's
+ * damped trend, the line after the last change point, the line of log y), chosen per series by a
+ * rolling-origin backtest, with prediction intervals widened by what that backtest saw so they stay
+ * honest. Pure computation on the arrays it is given.
  */
 #include <errno.h>
 #include <math.h>
@@ -419,19 +419,74 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 	return 0;
 }
 
-/* The error quantile that covers a new error with probability L, from N errors worth NEFF
- * independent ones: split-conformal, the ceil((neff + 1) L) / neff quantile; past the largest
- * error, extrapolated as a normal tail would be (the largest of NEFF normal draws sits near
- * the neff / (neff + 1) quantile). */
-static double conformal(double *z, unsigned n, double neff, double l)
+double analytics_conformal_quantile(double *z, size_t n, double neff, double l)
 {
 	double lev = ceil((neff + 1) * l) / neff;
 
 	if (lev <= 1)
 		return quantile(z, n, lev);
+	/* Past the largest error: a tail of Student's t with NEFF degrees of freedom, not the
+	 * normal. The errors' scale is itself estimated from those NEFF (standardized errors
+	 * centre on 0, so none is spent on a mean); with few of them (an integrated series'
+	 * errors, which neighbouring origins share) the normal tail took that estimate as
+	 * exact. */
+	double dof = neff < 1 ? 1 : neff;
 	double top = quantile(z, n, 1);
-	return top * analytics_normal_quantile(0.5 + l / 2) /
-	       analytics_normal_quantile(0.5 + 0.5 * neff / (neff + 1));
+	return top * analytics_t_quantile(0.5 + l / 2, dof) /
+	       analytics_t_quantile(0.5 + 0.5 * neff / (neff + 1), dof);
+}
+
+double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
+                               size_t n_near)
+{
+	double a = 0, b = 0;
+	size_t na = 0, nb = 0;
+
+	for (size_t i = 0; i < n_far; i++)
+		if (isfinite(z_far[i])) {
+			a += z_far[i];
+			na++;
+		}
+	for (size_t i = 0; i < n_near; i++)
+		if (isfinite(z_near[i])) {
+			b += z_near[i];
+			nb++;
+		}
+	return na && nb && b > 0 && a > 0 ? (a / (double)na) / (b / (double)nb) : 1;
+}
+
+/* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
+ * none) moves an interval rarely; one they show clearly always does. */
+#define TREND_T 2.0
+
+int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit)
+{
+	struct analytics_linear l;
+	double c0 = 0, c1 = 0, prev = 0;
+
+	if (n < 5 || analytics_linear_fit(o, z, n, &l) || !(l.b > 0))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		double r = z[i] - (l.a + l.b * o[i]);
+		c0 += r * r;
+		if (i)
+			c1 += r * prev;
+		prev = r;
+	}
+	/* Neighbouring origins' errors move together: the slope's standard error grows as
+	 * sqrt((1 + rho) / (1 - rho)) with the residuals' lag-1 autocorrelation (capped at 0.9,
+	 * as the calibration's effective count is). */
+	double rho = c0 > 0 ? c1 / c0 : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double se = l.s / sqrt(l.sxx) * sqrt((1 + rho) / (1 - rho));
+	if (!(l.b > tcrit * se))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		z[i] += l.b * (now - o[i]);
+	return 1;
 }
 
 /* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
@@ -455,21 +510,30 @@ static unsigned origins_after(const struct backtest *bt, size_t cp)
 }
 
 static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
-                      enum analytics_model model, size_t cp, double q80, double q95, double c[2])
+                      enum analytics_model model, size_t cp, size_t now, double q80, double q95,
+                      double c[2])
 {
-	double z[MAX_ORIGINS], zs[MAX_ORIGINS];
+	double z[MAX_ORIGINS], zs[MAX_ORIGINS], scale = 1;
 	unsigned n = 0;
 
 	c[0] = c[1] = 1;
 	/* Too few origins after the change at this horizon (the newest is a horizon old): the
 	 * nearer backtest's standardized errors after it describe the present better than all
-	 * of this one's. */
-	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5)
+	 * of this one's, once scaled to this horizon. Unscaled, a line's week-ahead errors on a
+	 * curve (GDP) stood for its month-ahead ones, which its bias makes 1.2..2 times larger
+	 * in sd units. */
+	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
+		scale = analytics_horizon_scale(bt->z[model], bt->origins, near_bt->z[model],
+		                                near_bt->origins);
 		bt = near_bt;
+	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
+	double ox[MAX_ORIGINS]; /* each error's origin: the length of the window it saw */
 	for (unsigned i = 0; i < bt->origins; i++)
-		if (!only_after || origin_after(bt->origin[i], cp))
-			z[n++] = bt->z[model][i];
+		if (!only_after || origin_after(bt->origin[i], cp)) {
+			ox[n] = (double)bt->origin[i];
+			z[n++] = bt->z[model][i] * scale;
+		}
 	if (n < 3)
 		return;
 	/* Neighbouring origins share most of their forecast window, so their errors move
@@ -491,7 +555,12 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 		rho = 0.9;
 	double neff = n * (1 - rho) / (1 + rho);
 	memcpy(zs, z, n * sizeof(*z));
-	double z80 = conformal(zs, n, neff, 0.80), z95 = conformal(zs, n, neff, 0.95);
+	/* The newest origin is a horizon older than now and its window that much shorter: where
+	 * the errors grew with the window (a line's bias on a curve), the present's is larger
+	 * than any the backtest saw. The rho and N_EFF above stay those of the errors as seen. */
+	analytics_trend_shift(zs, ox, n, (double)now, TREND_T);
+	double z80 = analytics_conformal_quantile(zs, n, neff, 0.80),
+	       z95 = analytics_conformal_quantile(zs, n, neff, 0.95);
 	/* Widen to what the backtest saw; narrow only on enough independent evidence, and
 	 * at most by half (a model's sd from few points can be far too cautious). */
 	double floor = neff >= CALIB_NARROW_NEFF ? 0.5 : 1;
@@ -606,8 +675,8 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	 * enough. */
 	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	double c30[2], c7[2];
-	calibrate(&bt, &bt7, out->model, cp, q80, q95, c30);
-	calibrate(&bt7, NULL, out->model, cp, q80, q95, c7);
+	calibrate(&bt, &bt7, out->model, cp, m, q80, q95, c30);
+	calibrate(&bt7, NULL, out->model, cp, m, q80, q95, c7);
 	out->calib80 = c30[0];
 	out->calib95 = c30[1];
 	for (size_t i = 0; i < nh; i++) {

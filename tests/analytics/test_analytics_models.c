@@ -1,6 +1,7 @@
 /* tests/analytics/test_analytics_models.c - the forecast models against closed-form values:
  * least squares and its prediction error, Student's t quantiles, Holt's damped recursion and
- * its ETS variance, the change point, and the capacity forecast on series whose future is known.
+ * its ETS variance, the change point, the conformal quantile, trend shift and horizon scale of
+ * backtest errors, and the capacity forecast on series whose future is known.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -195,6 +196,91 @@ Test(analytics_models, exponential_model_fits_compound_growth)
 	cr_expect_eq(
 	    analytics_model_forecast(ANALYTICS_MODEL_EXPONENTIAL, y, 50, 10, &pt, &sd, &dof),
 	    -EINVAL);
+}
+
+Test(analytics_models, trend_shift_moves_growing_errors_to_the_present)
+{
+	/* z = 1,3,2,4,3,5 at origins 1..6: slope 22/35, residuals -3/7, 33/35, -24/35, 24/35,
+	 * -33/35, 3/7 (lag-1 autocorrelation -5/6, counted as 0), s^2 = 27/35, Sxx = 35/2: the
+	 * slope's standard error sqrt(54)/35, t = 22/sqrt(54) = 2.994. */
+	const double o[6] = {1, 2, 3, 4, 5, 6}, z0[6] = {1, 3, 2, 4, 3, 5};
+	const double moved[6] = {233.0 / 35, 281.0 / 35, 32.0 / 5,
+	                         272.0 / 35, 43.0 / 7,   263.0 / 35};
+	double z[6];
+
+	memcpy(z, z0, sizeof(z));
+	cr_expect_eq(analytics_trend_shift(z, o, 6, 10, 2.0), 1);
+	for (int i = 0; i < 6; i++)
+		cr_expect(near(z[i], moved[i], 1e-12), "z[%d] %.15g", i, z[i]);
+	/* Just below three standard errors: left as it is. */
+	memcpy(z, z0, sizeof(z));
+	cr_expect_eq(analytics_trend_shift(z, o, 6, 10, 3.0), 0);
+	cr_expect_eq(memcmp(z, z0, sizeof(z)), 0);
+	cr_expect_eq(analytics_trend_shift(z, o, 6, 10, 2.99), 1);
+}
+
+Test(analytics_models, trend_shift_counts_autocorrelated_errors_and_ignores_falling_ones)
+{
+	/* 1,1,2,2,1,1,3,3: slope 5/21, t = 2.140 as if independent, but the residuals' lag-1
+	 * autocorrelation 103/1048 widens the standard error by sqrt((1 + rho) / (1 - rho)) to
+	 * t = 1.939: not shifted at 2. */
+	const double o[8] = {1, 2, 3, 4, 5, 6, 7, 8}, z0[8] = {1, 1, 2, 2, 1, 1, 3, 3};
+	double z[8];
+
+	memcpy(z, z0, sizeof(z));
+	cr_expect_eq(analytics_trend_shift(z, o, 8, 20, 2.0), 0);
+	cr_expect_eq(memcmp(z, z0, sizeof(z)), 0);
+	cr_expect_eq(analytics_trend_shift(z, o, 8, 20, 1.9), 1);
+	cr_expect(near(z[0], 1 + 5.0 / 21 * 19, 1e-12), "z[0] %.15g", z[0]);
+	cr_expect(near(z[7], 3 + 5.0 / 21 * 12, 1e-12), "z[7] %.15g", z[7]);
+	/* Errors that shrink with the window are never moved (the interval only widens for a
+	 * trend), nor are too few of them or errors all from one origin. */
+	const double down[6] = {5, 3, 4, 2, 3, 1}, same[6] = {4, 4, 4, 4, 4, 4};
+	memcpy(z, down, sizeof(down));
+	cr_expect_eq(analytics_trend_shift(z, o, 6, 10, 0), 0);
+	cr_expect_eq(memcmp(z, down, sizeof(down)), 0);
+	memcpy(z, z0, sizeof(z0));
+	cr_expect_eq(analytics_trend_shift(z, o, 4, 10, 0), 0);
+	cr_expect_eq(analytics_trend_shift(z, same, 6, 10, 0), 0);
+	cr_expect_eq(memcmp(z, z0, sizeof(z0)), 0);
+}
+
+Test(analytics_models, conformal_quantile_and_its_student_t_tail)
+{
+	double z[24];
+
+	/* 24 independent errors 0..23 (shuffled): the ceil(25 * 0.75) / 24 = 19/24 quantile,
+	 * position 19/24 * 23 between order statistics. */
+	for (int i = 0; i < 24; i++)
+		z[i] = (i * 7) % 24;
+	cr_expect(near(analytics_conformal_quantile(z, 24, 24, 0.75), 437.0 / 24, 1e-12));
+	/* Worth 4: ceil(5 * 0.95) / 4 is past the largest, 4, which sits near the 0.9 quantile of
+	 * t with 4 degrees of freedom: 4 * t(0.975, 4) / t(0.9, 4) (tables: 2.776445, 1.533206). */
+	double w[4] = {3, 1, 4, 2};
+	cr_expect(
+	    near(analytics_conformal_quantile(w, 4, 4, 0.95), 4 * 2.776445105 / 1.533206274, 1e-6),
+	    "%.9g", analytics_conformal_quantile(w, 4, 4, 0.95));
+	/* Worth less than one: Cauchy (1 degree of freedom), tan(pi (p - 1/2)) in closed form:
+	 * 0.975 over 0.5 + 0.5 * 0.5 / 1.5 = 2/3. */
+	double c[3] = {1, 0.5, 0.25};
+	cr_expect(near(analytics_conformal_quantile(c, 3, 0.5, 0.95),
+	               tan(M_PI * 0.475) / tan(M_PI / 6), 1e-6),
+	          "%.9g", analytics_conformal_quantile(c, 3, 0.5, 0.95));
+}
+
+Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
+{
+	/* Failed fits (infinite errors) do not count: means 4 and 2. */
+	const double far[4] = {2, 4, INFINITY, 6}, near_[3] = {1, INFINITY, 3};
+	const double zero[2] = {0, 0}, inf[1] = {INFINITY};
+
+	cr_expect(near(analytics_horizon_scale(far, 4, near_, 3), 2.0, 1e-15));
+	cr_expect(near(analytics_horizon_scale(near_, 3, far, 4), 0.5, 1e-15));
+	/* Nothing to compare: no scaling. */
+	cr_expect_eq(analytics_horizon_scale(far, 4, zero, 2), 1.0);
+	cr_expect_eq(analytics_horizon_scale(zero, 2, far, 4), 1.0);
+	cr_expect_eq(analytics_horizon_scale(far, 4, inf, 1), 1.0);
+	cr_expect_eq(analytics_horizon_scale(far, 0, near_, 3), 1.0);
 }
 
 static void series_times(int64_t *t, size_t n, int64_t step)

@@ -107,7 +107,7 @@ static void make_series(enum scenario s, const struct params *p, int days, doubl
 struct tally {
 	unsigned n, in80, in95;
 	double mase_chosen, mase_linear;
-	unsigned chosen[ANALYTICS_NMODELS];
+	unsigned chosen[ANALYTICS_NMODELS], chosen_in95[ANALYTICS_NMODELS];
 };
 
 static void run(enum scenario s, struct tally *t)
@@ -141,6 +141,7 @@ static void run(enum scenario s, struct tally *t)
 		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
 		t->mase_linear += fabs(actual - lin) / naive;
 		t->chosen[c.model]++;
+		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
 	}
 }
 
@@ -151,6 +152,7 @@ struct real_series {
 	const char *name, *file;
 	bool index_days;        /* the first column is a label: row i is day i */
 	int hist_min, hist_max; /* days of history at each origin (drawn) */
+	int future;             /* days ahead; 0: FUTURE_DAYS */
 	int64_t *t;
 	double *y;
 	size_t n;
@@ -205,14 +207,14 @@ out_close:
 static void run_real(const struct real_series *r, struct tally *t)
 {
 	const double day = 86400;
+	const int future = r->future ? r->future : FUTURE_DAYS;
 	size_t first_origin = 0, norigins;
 
 	memset(t, 0, sizeof(*t));
 	while (first_origin < r->n && r->t[first_origin] - r->t[0] < r->hist_min * day)
 		first_origin++;
 	size_t last_origin = r->n;
-	while (last_origin > first_origin &&
-	       r->t[r->n - 1] - r->t[last_origin - 1] < FUTURE_DAYS * day)
+	while (last_origin > first_origin && r->t[r->n - 1] - r->t[last_origin - 1] < future * day)
 		last_origin--;
 	if (last_origin <= first_origin)
 		return;
@@ -229,9 +231,9 @@ static void run_real(const struct real_series *r, struct tally *t)
 		while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
 			from--;
 		size_t tgt = o + 1;
-		while (tgt < r->n && (r->t[tgt] - r->t[o] < FUTURE_DAYS * day || isnan(r->y[tgt])))
+		while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
 			tgt++;
-		if (tgt >= r->n || r->t[tgt] - r->t[o] > (FUTURE_DAYS + 7) * day)
+		if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
 			continue;
 		double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
 		struct analytics_capacity c;
@@ -262,6 +264,7 @@ static void run_real(const struct real_series *r, struct tally *t)
 		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
 		t->mase_linear += fabs(actual - lp) / naive;
 		t->chosen[c.model]++;
+		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
 	}
 }
 
@@ -278,6 +281,13 @@ static void print_tally(const char *name, const struct tally *t, double *ratio_s
 	printf("analytics.%s.models:", name);
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
 		printf(" %s=%u", analytics_model_names[m], t->chosen[m]);
+	printf("\n");
+	/* Where the misses are: the 95% coverage of the forecasts each model made. */
+	printf("analytics.%s.coverage95_by_model:", name);
+	for (int m = 0; m < ANALYTICS_NMODELS; m++)
+		if (t->chosen[m])
+			printf(" %s=%.3f", analytics_model_names[m],
+			       (double)t->chosen_in95[m] / t->chosen[m]);
 	printf("\n");
 	*ratio_sum += mc / ml;
 }
@@ -302,6 +312,15 @@ int main(int argc, char **argv)
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
 	     .hist_max = HIST_DAYS_MAX},
+	    /* The same at 4 quarters ahead: a year, the horizon GDP is forecast at, where 30
+	     * quarters (7.5 years, a business cycle or more) is a different problem from a
+	     * pool's next month. */
+	    {.name = "real_us_gdp_4q",
+	     .file = "us_real_gdp_quarterly.csv",
+	     .index_days = true,
+	     .hist_min = HIST_DAYS_MIN,
+	     .hist_max = HIST_DAYS_MAX,
+	     .future = 4},
 	};
 	double ratio_sum = 0, real_sum = 0;
 	struct tally t;
@@ -325,6 +344,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		run_real(&real[i], &t);
+		printf("analytics.%s.horizon_days: %d\n", real[i].name,
+		       real[i].future ? real[i].future : FUTURE_DAYS);
 		print_tally(real[i].name, &t, &real_sum);
 		nreal++;
 		free(real[i].t);
