@@ -204,6 +204,9 @@ int analytics_trend_shift(double *z, const double *o, size_t n, double now, doub
  * t with max(NEFF, 1) degrees of freedom (the largest of NEFF draws sits near the
  * neff / (neff + 1) quantile of |t|). */
 double analytics_conformal_quantile(double *z, size_t n, double neff, double l);
+/* The Q-quantile of V[0..N), N >= 1 (sorted in place), interpolated between order statistics:
+ * position q (n - 1). */
+double analytics_quantile(double *v, size_t n, double q);
 
 /* How much larger standardized errors are at a far horizon than at a near one: the mean of the
  * finite values of Z_FAR[0..N_FAR) over that of Z_NEAR[0..N_NEAR); 1 when either has none or a

@@ -329,8 +329,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The Q-quantile of V[0..N) (sorted in place), interpolated between order statistics. */
-static double quantile(double *v, size_t n, double q)
+double analytics_quantile(double *v, size_t n, double q)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	double pos = q * (double)(n - 1);
@@ -424,14 +423,14 @@ double analytics_conformal_quantile(double *z, size_t n, double neff, double l)
 	double lev = ceil((neff + 1) * l) / neff;
 
 	if (lev <= 1)
-		return quantile(z, n, lev);
+		return analytics_quantile(z, n, lev);
 	/* Past the largest error: a tail of Student's t with NEFF degrees of freedom, not the
 	 * normal. The errors' scale is itself estimated from those NEFF (standardized errors
 	 * centre on 0, so none is spent on a mean); with few of them (an integrated series'
 	 * errors, which neighbouring origins share) the normal tail took that estimate as
 	 * exact. */
 	double dof = neff < 1 ? 1 : neff;
-	double top = quantile(z, n, 1);
+	double top = analytics_quantile(z, n, 1);
 	return top * analytics_t_quantile(0.5 + l / 2, dof) /
 	       analytics_t_quantile(0.5 + 0.5 * neff / (neff + 1), dof);
 }

@@ -254,24 +254,6 @@ int analytics_grade_one(const struct analytics_recorded *r, const int64_t *t, co
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The Q-quantile of V[0..N), N >= 1 (sorted in place), interpolated between order
- * statistics: position q (n - 1). */
-static double quantile(double *v, size_t n, double q)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	double pos = q * (double)(n - 1);
-	size_t i = (size_t)pos;
-	if (i + 1 >= n)
-		return v[n - 1];
-	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
-}
-
 /* The index of horizon H in OUT, added in ascending order; -1 when the table is full. */
 static int horizon_slot(struct analytics_grade *out, double h)
 {
@@ -340,16 +322,16 @@ int analytics_grade(const struct analytics_recorded *r, size_t nr, const int64_t
 				gh->in95 += sc[k].h[i].in95;
 			}
 		gh->scored = (unsigned)m;
-		gh->abs_p50 = m ? quantile(abs, m, 0.5) : NAN;
-		gh->abs_p90 = m ? quantile(abs, m, 0.9) : NAN;
-		gh->rel_p50 = mr ? quantile(rel, mr, 0.5) : NAN;
-		gh->rel_p90 = mr ? quantile(rel, mr, 0.9) : NAN;
+		gh->abs_p50 = m ? analytics_quantile(abs, m, 0.5) : NAN;
+		gh->abs_p90 = m ? analytics_quantile(abs, m, 0.9) : NAN;
+		gh->rel_p50 = mr ? analytics_quantile(rel, mr, 0.5) : NAN;
+		gh->rel_p90 = mr ? analytics_quantile(rel, mr, 0.9) : NAN;
 		gh->mean_error = m ? sum / (double)m : NAN;
 		gh->coverage80 = m ? (double)gh->in80 / (double)m : NAN;
 		gh->coverage95 = m ? (double)gh->in95 / (double)m : NAN;
 	}
 	if (ndates)
-		out->date_abs_error_p50_days = quantile(dates, ndates, 0.5);
+		out->date_abs_error_p50_days = analytics_quantile(dates, ndates, 0.5);
 out_free:
 	free(sc);
 	free(abs);
