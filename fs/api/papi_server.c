@@ -275,12 +275,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		if (rq->too_large)
 			return MHD_YES;
+		/* Past the limit the rest is read and dropped (the answer, 413, comes at the end:
+		 * MHD cannot send one in the middle of an upload without resetting the client). */
 		if (rq->len + n > PAPI_BODY_MAX) {
 			free(rq->body);
 			rq->body = NULL;
 			rq->len = 0;
 			rq->too_large = true;
-			return answer(a, conn, url, method, rq);
+			return MHD_YES;
 		}
 		char *nb = realloc(rq->body, rq->len + n + 1);
 		if (!nb)
