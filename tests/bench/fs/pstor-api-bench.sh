@@ -1,0 +1,109 @@
+#!/bin/bash
+# tests/bench/fs/pstor-api-bench.sh - what the REST API (fs/api) costs the data path: fio 4 KiB
+# random writes (O_DIRECT, psync, one job) on a volume with the API idle, then while wrk asks
+# GET /metrics and GET /api/v1/volumes at a fixed rate (one connection each, a Lua delay()
+# between requests: wrk2 is not in Debian), then idle again; and, for the record, while wrk asks
+# as fast as it can (two connections, no delay). Prints `name: value` lines: fio IOPS each way,
+# the loaded/idle ratio (goal >= 0.95), the rate wrk reached and the API's latency p50/p99.
+# Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10), PSTOR_API_BENCH_DELAY_MS (10:
+# about 100 requests/s per endpoint), PSTOR_BENCH_DIR (/var/tmp). Asserts nothing. Leaves
+# nothing behind.
+set -euo pipefail
+
+BUILD=${PSTOR_BUILD_DIR:-build}
+FIO_S=${PSTOR_API_BENCH_FIO_S:-10}
+DELAY_MS=${PSTOR_API_BENCH_DELAY_MS:-10}
+W=$(mktemp -d "${PSTOR_BENCH_DIR:-/var/tmp}/pstor-api-bench.XXXXXX")
+M=$W/m
+PID=
+WRK_PIDS=()
+cleanup() {
+	for p in "${WRK_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	if mountpoint -q "$M" 2>/dev/null; then fusermount3 -u "$M" || umount -l "$M"; fi
+	[ -z "$PID" ] || wait "$PID" 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "needs root (FUSE mounts)"; exit 77; }
+for t in fio wrk python3; do
+	command -v $t >/dev/null || { echo "needs $t"; exit 77; }
+done
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'ro %s\n' "$TOKEN" >"$W/tokens"
+chmod 600 "$W/tokens"
+"$BUILD/fs/mkfs.pstorfs" -q --size 2G "$W/img" >/dev/null
+mkdir -p "$M"
+"$BUILD/fs/pstorfs" "$W/img" "$M" -f \
+	-o "api_listen=127.0.0.1:$PORT,api_token_file=$W/tokens" >"$W/log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do [ -e "$M/.pstorage/ctl" ] && break; sleep 0.1; done
+echo "volume create bench 1G" >"$M/.pstorage/ctl"
+for i in 1 2 3 4 5 6 7; do echo "volume create other$i 64M" >"$M/.pstorage/ctl"; done
+# Written once first, so every run overwrites mapped blocks the same way.
+dd if=/dev/urandom of="$M/volumes/bench" bs=1M count=512 oflag=direct conv=notrunc status=none
+
+fio_iops() { # NAME
+	fio --name="$1" --filename="$M/volumes/bench" --direct=1 --rw=randwrite --bs=4k \
+		--ioengine=psync --iodepth=1 --numjobs=1 --time_based --runtime="$FIO_S" \
+		--size=512M --randrepeat=0 --refill_buffers --output-format=json >"$W/$1.json"
+	python3 -c 'import json, sys; print("%.0f" % json.load(open(sys.argv[1]))["jobs"][0]["write"]["iops"])' \
+		"$W/$1.json"
+}
+
+cat >"$W/paced.lua" <<EOF
+function delay() return $DELAY_MS end
+EOF
+: >"$W/none.lua"
+
+wrk_start() { # NAME PATH SCRIPT CONNECTIONS
+	wrk -t1 -c"$4" -d"$((FIO_S + 2))s" --timeout 5s --latency -s "$W/$3" \
+		-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$2" >"$W/$1.wrk" 2>&1 &
+	WRK_PIDS+=($!)
+}
+
+wrk_report() { # NAME
+	python3 - "$W/$1.wrk" "$1" <<'EOF'
+import re, sys
+t, name = open(sys.argv[1]).read(), sys.argv[2]
+def us(v, u):
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[u]
+for q in ("50", "99"):
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % q, t, re.M)
+    print("%s_latency_p%s_us: %s" % (name, q, round(us(*m.groups()), 1) if m else "n/a"))
+m = re.search(r"Requests/sec:\s+([\d.]+)", t)
+print("%s_rate_per_s: %s" % (name, m.group(1) if m else "n/a"))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print("%s_errors: %s" % (name, m.group(1) if m else 0))
+EOF
+}
+
+wrk_wait() {
+	for p in "${WRK_PIDS[@]}"; do wait "$p" || true; done
+	WRK_PIDS=()
+}
+
+idle1=$(fio_iops idle1)
+wrk_start metrics /metrics paced.lua 1
+wrk_start volumes /api/v1/volumes paced.lua 1
+sleep 1
+loaded=$(fio_iops loaded)
+wrk_wait
+idle2=$(fio_iops idle2)
+wrk_start metrics_max /metrics none.lua 1
+wrk_start volumes_max /api/v1/volumes none.lua 1
+sleep 1
+saturated=$(fio_iops saturated)
+wrk_wait
+
+idle=$(((idle1 + idle2) / 2))
+echo "fio_randwrite4k_idle_iops: $idle ($idle1, $idle2)"
+echo "fio_randwrite4k_api_paced_iops: $loaded"
+echo "fio_ratio_paced: $(python3 -c "print(round($loaded / $idle, 3))")"
+wrk_report metrics
+wrk_report volumes
+echo "fio_randwrite4k_api_saturated_iops: $saturated"
+echo "fio_ratio_saturated: $(python3 -c "print(round($saturated / $idle, 3))")"
+wrk_report metrics_max
+wrk_report volumes_max
