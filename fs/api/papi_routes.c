@@ -672,7 +672,9 @@ void papi_handle(const struct papi_ops *ops, void *ctx, const struct papi_tokens
 		if (rc == -ENOENT)
 			continue;
 		path_known = true;
-		if (!strcmp(routes[i].method, req->method))
+		/* HEAD is GET without the body (MHD leaves the body out). */
+		if (!strcmp(routes[i].method, req->method) ||
+		    (!strcmp(req->method, "HEAD") && !strcmp(routes[i].method, "GET")))
 			rt = &routes[i];
 		else if (!rc)
 			rc = -ENOENT;

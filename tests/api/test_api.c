@@ -171,6 +171,8 @@ Test(api, reads_are_the_files)
 	cr_expect_str_eq(r.body.data, "pstorfs_volumes 1\n");
 	cr_expect(strstr(r.content_type, "text/plain"));
 	papi_reply_free(&r);
+	cr_assert_eq(req(&f, RO, "HEAD", "/metrics", NULL, &r), 200);
+	papi_reply_free(&r);
 	cr_assert_eq(req(&f, RO, "GET", "/api/v1/volumes/nope", NULL, &r), 404);
 	cr_expect_str_eq(r.body.data,
 	                 "{\"error\": \"nope: no such volume\", \"errno\": \"ENOENT\"}\n");
