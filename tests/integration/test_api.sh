@@ -316,6 +316,48 @@ case_https_and_bad_options() {
 	pstor_umount "$M"
 }
 
+case_cluster_pods_on_one_box() {
+	pstor_mkfs "$IMG" 256M
+	sh "$PSTOR_SRC_DIR/tests/cluster/mkcerts.sh" "$T/pki" boxa
+	local cport
+	cport=$(free_port)
+	pstor_mount "$IMG" "$M" "cluster_name=boxa,cluster_listen=127.0.0.1:$cport,cluster_cert=$T/pki/boxa.crt,cluster_key=$T/pki/boxa.key,cluster_ca=$T/pki/ca.crt,api_listen=127.0.0.1:$PORT,api_token_file=$TOK"
+	ctl "$M" "volume create v1 8M"
+	check "pod and peer operations are the cluster's ctl commands; the status is its file"
+	api "$RW" POST /api/v1/cluster/pods '{"name": "p1"}'
+	expect_status 201 "pod create"
+	api "$RW" POST /api/v1/cluster/pods/p1/volumes '{"volume": "v1"}'
+	expect_status 200 "pod add"
+	grep -q '"ok: pod p1: added v1"' "$T/body" || fail "pod add: $(cat "$T/body")"
+	api "$RW" PUT /api/v1/cluster/pods/p1/settings/resync_rate '{"value": "10M"}'
+	expect_status 200 "pod set"
+	api "$RW" POST /api/v1/cluster/peers '{"name": "boxb", "address": "127.0.0.1:9"}'
+	expect_status 201 "peer add"
+	same_as_file "$M/.pstorage/cluster/status.json" /api/v1/cluster/status
+	"$PY" - "$T/body" <<'PYEOF' || fail "cluster status: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [p["name"] for p in d["peers"]] == ["boxb"], d["peers"]
+p, = d["pods"]
+assert p["name"] == "p1" and p["volumes"] == ["v1"] and p["resync_rate"] == 10 << 20, p
+PYEOF
+	api "$RW" POST /api/v1/cluster/pods/p1/verify
+	expect_status 400 "verify on a pod that is not stretched"
+	mapfile -t e < <(err_text)
+	[ "${e[0]}" = "$(cat "$M/.pstorage/ctl")" ] || fail "reason '${e[0]}' is not ctl's"
+	api "$RW" POST /api/v1/cluster/pods '{"name": "p1"}'
+	expect_status 409 "a pod that exists"
+	api "$RW" DELETE /api/v1/cluster/pods/p1/volumes/v1
+	expect_status 200 "pod remove"
+	api "$RW" DELETE /api/v1/cluster/pods/p1
+	expect_status 200 "pod delete"
+	api "$RW" DELETE /api/v1/cluster/peers/boxb
+	expect_status 200 "peer remove"
+	"$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(1 if d["pods"] or d["peers"] else 0)' \
+		"$M/.pstorage/cluster/status.json" || fail "pods or peers left: $(cat "$M/.pstorage/cluster/status.json")"
+	pstor_umount "$M"
+}
+
 case_openapi_document_is_served_and_routed() {
 	mount_api
 	check "the served document is the checked-in one"
