@@ -1,18 +1,18 @@
 #!/bin/bash
 # tests/bench/fs/pstor-api-bench.sh - what the REST API (fs/api) costs the data path: fio 4 KiB
 # random writes (O_DIRECT, psync, one job) on a volume with the API idle, then while wrk asks
-# GET /metrics and GET /api/v1/volumes at a fixed rate (one connection each, a Lua delay()
-# between requests: wrk2 is not in Debian), then idle again; and, for the record, while wrk asks
-# as fast as it can (two connections, no delay). Prints `name: value` lines: fio IOPS each way,
-# the loaded/idle ratio (goal >= 0.95), the rate wrk reached and the API's latency p50/p99.
-# Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10), PSTOR_API_BENCH_DELAY_MS (10:
-# about 100 requests/s per endpoint), PSTOR_BENCH_DIR (/var/tmp). Asserts nothing. Leaves
-# nothing behind.
+# GET /metrics and GET /api/v1/volumes at a fixed pace (one connection each, a Lua delay()
+# between requests: wrk2 is not in Debian) for each delay of PSTOR_API_BENCH_DELAYS_MS (default
+# "100 10": about 10 and 100 requests/s per endpoint), then idle again; and, for the record,
+# while wrk asks as fast as it can (one connection each, no delay). Prints `name: value` lines:
+# fio IOPS each way, the loaded/idle ratios (goal >= 0.95), the rate wrk reached and the API's
+# latency p50/p99. Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10),
+# PSTOR_BENCH_DIR (/var/tmp). Asserts nothing. Leaves nothing behind.
 set -euo pipefail
 
 BUILD=${PSTOR_BUILD_DIR:-build}
 FIO_S=${PSTOR_API_BENCH_FIO_S:-10}
-DELAY_MS=${PSTOR_API_BENCH_DELAY_MS:-10}
+DELAYS_MS=${PSTOR_API_BENCH_DELAYS_MS:-100 10}
 W=$(mktemp -d "${PSTOR_BENCH_DIR:-/var/tmp}/pstor-api-bench.XXXXXX")
 M=$W/m
 PID=
@@ -52,9 +52,9 @@ fio_iops() { # NAME
 		"$W/$1.json"
 }
 
-cat >"$W/paced.lua" <<EOF
-function delay() return $DELAY_MS end
-EOF
+for d in $DELAYS_MS; do
+	echo "function delay() return $d end" >"$W/paced$d.lua"
+done
 : >"$W/none.lua"
 
 wrk_start() { # NAME PATH SCRIPT CONNECTIONS
@@ -85,11 +85,14 @@ wrk_wait() {
 }
 
 idle1=$(fio_iops idle1)
-wrk_start metrics /metrics paced.lua 1
-wrk_start volumes /api/v1/volumes paced.lua 1
-sleep 1
-loaded=$(fio_iops loaded)
-wrk_wait
+declare -A paced
+for d in $DELAYS_MS; do
+	wrk_start "metrics_delay${d}ms" /metrics "paced$d.lua" 1
+	wrk_start "volumes_delay${d}ms" /api/v1/volumes "paced$d.lua" 1
+	sleep 1
+	paced[$d]=$(fio_iops "paced$d")
+	wrk_wait
+done
 idle2=$(fio_iops idle2)
 wrk_start metrics_max /metrics none.lua 1
 wrk_start volumes_max /api/v1/volumes none.lua 1
@@ -99,10 +102,12 @@ wrk_wait
 
 idle=$(((idle1 + idle2) / 2))
 echo "fio_randwrite4k_idle_iops: $idle ($idle1, $idle2)"
-echo "fio_randwrite4k_api_paced_iops: $loaded"
-echo "fio_ratio_paced: $(python3 -c "print(round($loaded / $idle, 3))")"
-wrk_report metrics
-wrk_report volumes
+for d in $DELAYS_MS; do
+	echo "fio_randwrite4k_api_delay${d}ms_iops: ${paced[$d]}"
+	echo "fio_ratio_delay${d}ms: $(python3 -c "print(round(${paced[$d]} / $idle, 3))")"
+	wrk_report "metrics_delay${d}ms"
+	wrk_report "volumes_delay${d}ms"
+done
 echo "fio_randwrite4k_api_saturated_iops: $saturated"
 echo "fio_ratio_saturated: $(python3 -c "print(round($saturated / $idle, 3))")"
 wrk_report metrics_max
