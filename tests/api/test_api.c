@@ -371,3 +371,41 @@ Test(api, body_to_ctl)
 	             400);
 	cr_expect(strstr(msg, "missing field 'size_gb'"), "%s", msg);
 }
+
+Test(api, config_check)
+{
+	char msg[256];
+	struct papi_config c = {.listen = "127.0.0.1:8080", .token_file = tokpath};
+
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), 0, "%s", msg);
+	c.listen = "[::1]:8080";
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), 0, "%s", msg);
+	c.listen = "127.9.9.9:1";
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), 0, "%s", msg);
+	static const char *const bad[] = {
+	    "0.0.0.0:8080",    "10.1.2.3:443",   "[::]:8080", "127.0.0.1", "127.0.0.1:0",
+	    "127.0.0.1:65536", "localhost:8080", ":8080",     "[::1:8080", "127.0.0.1:80x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.listen = bad[i];
+		cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL, "%s accepted",
+		             bad[i]);
+	}
+	c.listen = "127.0.0.1:8080";
+	c.timeout = "0";
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	c.timeout = NULL;
+	c.max_conns = "2000";
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	c.max_conns = NULL;
+	c.token_file = NULL;
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	c.token_file = tokpath;
+	c.cert = tokpath; /* a key without a certificate, and not PEM either */
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	c.key = tokpath;
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	cr_expect(strstr(msg, "not a PEM file"), "%s", msg);
+	c = (struct papi_config){.token_file = tokpath};
+	cr_expect_eq(papi_config_check(&c, msg, sizeof(msg)), -EINVAL);
+	cr_expect(strstr(msg, "need api_listen"), "%s", msg);
+}
