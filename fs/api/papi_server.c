@@ -138,12 +138,12 @@ static int read_pem(const char *opt, const char *path, char **out, char *msg, si
 	}
 	n = read(fd, buf, (size_t)st.st_size);
 	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
 	if (n != st.st_size || !strstr(buf, "-----BEGIN ")) {
 		snprintf(msg, msglen, "%s %s: not a PEM file", opt, path);
 		free(buf);
 		return -EINVAL;
 	}
-	buf[n] = '\0';
 	*out = buf;
 	return 0;
 }
