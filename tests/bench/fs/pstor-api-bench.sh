@@ -6,13 +6,15 @@
 # "100 10": about 10 and 100 requests/s per endpoint), then idle again; and, for the record,
 # while wrk asks as fast as it can (one connection each, no delay). Prints `name: value` lines:
 # fio IOPS each way, the loaded/idle ratios (goal >= 0.95), the rate wrk reached and the API's
-# latency p50/p99. Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10),
+# latency p50/p99. Idle and paced runs alternate for PSTOR_API_BENCH_ROUNDS (3) rounds and their
+# medians are compared. Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10),
 # PSTOR_BENCH_DIR (/var/tmp). Asserts nothing. Leaves nothing behind.
 set -euo pipefail
 
 BUILD=${PSTOR_BUILD_DIR:-build}
 FIO_S=${PSTOR_API_BENCH_FIO_S:-10}
 DELAYS_MS=${PSTOR_API_BENCH_DELAYS_MS:-100 10}
+ROUNDS=${PSTOR_API_BENCH_ROUNDS:-3}
 W=$(mktemp -d "${PSTOR_BENCH_DIR:-/var/tmp}/pstor-api-bench.XXXXXX")
 M=$W/m
 PID=
@@ -84,28 +86,34 @@ wrk_wait() {
 	WRK_PIDS=()
 }
 
-idle1=$(fio_iops idle1)
-declare -A paced
-for d in $DELAYS_MS; do
-	wrk_start "metrics_delay${d}ms" /metrics "paced$d.lua" 1
-	wrk_start "volumes_delay${d}ms" /api/v1/volumes "paced$d.lua" 1
-	sleep 1
-	paced[$d]=$(fio_iops "paced$d")
-	wrk_wait
+# Rounds of idle and paced runs in turn, medians compared: on a shared machine one pair of
+# runs differs by more than the API costs at a few requests a second.
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+declare -A runs
+idles=""
+for r in $(seq "$ROUNDS"); do
+	idles+=" $(fio_iops "idle$r")"
+	for d in $DELAYS_MS; do
+		wrk_start "metrics_delay${d}ms" /metrics "paced$d.lua" 1
+		wrk_start "volumes_delay${d}ms" /api/v1/volumes "paced$d.lua" 1
+		sleep 1
+		runs[$d]+=" $(fio_iops "paced$d.$r")"
+		wrk_wait
+	done
 done
-idle2=$(fio_iops idle2)
 wrk_start metrics_max /metrics none.lua 1
 wrk_start volumes_max /api/v1/volumes none.lua 1
 sleep 1
 saturated=$(fio_iops saturated)
 wrk_wait
 
-idle=$(((idle1 + idle2) / 2))
-echo "fio_randwrite4k_idle_iops: $idle ($idle1, $idle2)"
+idle=$(median <<<"$idles")
+echo "fio_randwrite4k_idle_iops: $idle (median of$idles)"
 for d in $DELAYS_MS; do
-	echo "fio_randwrite4k_api_delay${d}ms_iops: ${paced[$d]}"
-	echo "fio_ratio_delay${d}ms: $(python3 -c "print(round(${paced[$d]} / $idle, 3))")"
-	wrk_report "metrics_delay${d}ms"
+	m=$(median <<<"${runs[$d]}")
+	echo "fio_randwrite4k_api_delay${d}ms_iops: $m (median of${runs[$d]})"
+	echo "fio_ratio_delay${d}ms: $(python3 -c "print(round($m / $idle, 3))")"
+	wrk_report "metrics_delay${d}ms" # the last round's
 	wrk_report "volumes_delay${d}ms"
 done
 echo "fio_randwrite4k_api_saturated_iops: $saturated"
