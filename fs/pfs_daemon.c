@@ -20,6 +20,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "papi.h"
 #include "pfs_analytics.h"
 #include "pfs_front_int.h"
 #include "pstor_version.h"
@@ -29,6 +30,7 @@ struct cli {
 	char *compression, *dedupe, *commit_interval, *recovery, *analytics_interval, *cache;
 	char *cl_name, *cl_listen, *cl_cert, *cl_key, *cl_ca, *cl_pins;
 	char *cl_med, *cl_med_prefix, *cl_med_ttl, *cl_head_start, *cl_timeout;
+	char *api_listen, *api_cert, *api_key, *api_token_file, *api_timeout, *api_max_conns;
 	int foreground, debug, readonly, help, version;
 	int npos;
 };
@@ -53,6 +55,12 @@ static const struct fuse_opt cli_opts[] = {
     {"mediator_ttl=%s", offsetof(struct cli, cl_med_ttl), 0},
     {"mediator_head_start_ms=%s", offsetof(struct cli, cl_head_start), 0},
     {"analytics_interval=%s", offsetof(struct cli, analytics_interval), 0},
+    {"api_listen=%s", offsetof(struct cli, api_listen), 0},
+    {"api_cert=%s", offsetof(struct cli, api_cert), 0},
+    {"api_key=%s", offsetof(struct cli, api_key), 0},
+    {"api_token_file=%s", offsetof(struct cli, api_token_file), 0},
+    {"api_timeout=%s", offsetof(struct cli, api_timeout), 0},
+    {"api_max_conns=%s", offsetof(struct cli, api_max_conns), 0},
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -150,6 +158,10 @@ static void usage(FILE *f)
 	    "     mediator_head_start_ms=MS][,cluster_timeout_ms=MS]\n"
 	    "                                         etcd decides which box serves a pod\n"
 	    "                                         when the two lose each other\n"
+	    "  -o api_listen=ADDR:PORT,api_token_file=PATH[,api_cert=PATH,api_key=PATH]\n"
+	    "     [,api_timeout=SECONDS,api_max_conns=N]\n"
+	    "                                         the REST API (/api/v1/..., /metrics);\n"
+	    "                                         HTTPS (cert and key) unless loopback\n"
 	    "  -o ro, allow_other, ...                the usual FUSE mount options\n"
 	    "  -f                                     stay in the foreground\n"
 	    "  -d                                     foreground with FUSE debug output\n"
@@ -370,6 +382,16 @@ static int check_commit_interval(struct daemon *d)
 	return GO_ON;
 }
 
+static struct papi_config api_config(const struct cli *c)
+{
+	return (struct papi_config){.listen = c->api_listen,
+	                            .cert = c->api_cert,
+	                            .key = c->api_key,
+	                            .token_file = c->api_token_file,
+	                            .timeout = c->api_timeout,
+	                            .max_conns = c->api_max_conns};
+}
+
 /* Phase 1: our own -o options. */
 static int check_pstorfs_options(struct daemon *d)
 {
@@ -428,6 +450,14 @@ static int check_pstorfs_options(struct daemon *d)
 		if (end == c->analytics_interval || *end || s < 1 || s > 86400) {
 			fprintf(stderr, "pstorfs: bad option analytics_interval=%s (1..86400)\n",
 			        c->analytics_interval);
+			return 1;
+		}
+	}
+	if (c->api_listen || c->api_cert || c->api_key || c->api_token_file || c->api_timeout ||
+	    c->api_max_conns) {
+		struct papi_config ac = api_config(c);
+		if (papi_config_check(&ac, d->msg, sizeof(d->msg))) {
+			fprintf(stderr, "pstorfs: %s\n", d->msg);
 			return 1;
 		}
 	}
@@ -657,10 +687,20 @@ static int open_and_serve(struct daemon *d)
 		pfs_logl(LOG_WARNING, "pstorfs: analytics sampler: %s", strerror(-src));
 	d->pf = pfs_fuse_new(d->p);
 	d->se = d->pf ? pfs_fuse_session(d->pf, &d->args) : NULL;
+	/* The API after the session (its ctl commands tell the kernel what changed) and before
+	 * the mount, so a port in use refuses the mount with the reason. */
+	struct papi_config ac = api_config(&d->c);
+	struct pfs_front_api *api = NULL;
 	if (!d->se) {
 		report_once(d, 1, "cannot start the FUSE session (bad mount option?)");
+	} else if (pfs_front_api_start(d->p, d->pf, &ac, &api, d->msg, sizeof(d->msg))) {
+		if (d->report_fd < 0)
+			fprintf(stderr, "pstorfs: %s\n", d->msg);
+		report_once(d, 1, d->msg);
+		fuse_session_destroy(d->se);
 	} else {
 		rc = mount_and_serve(d);
+		pfs_front_api_stop(api);
 		fuse_remove_signal_handlers(d->se);
 		fuse_session_destroy(d->se);
 	}
@@ -697,6 +737,12 @@ static void free_cli(struct daemon *d)
 	free(d->c.cl_head_start);
 	free(d->c.cl_timeout);
 	free(d->c.analytics_interval);
+	free(d->c.api_listen);
+	free(d->c.api_cert);
+	free(d->c.api_key);
+	free(d->c.api_token_file);
+	free(d->c.api_timeout);
+	free(d->c.api_max_conns);
 }
 
 /* Phases: options and checks (on the terminal), daemonize, open and serve, teardown. */

@@ -22,6 +22,25 @@ struct pfs_fuse *pfs_fuse_new(struct pfs *p);
 /* Creates the low-level session over P's operations (fuse_session_new). */
 struct fuse_session *pfs_fuse_session(struct pfs_fuse *f, struct fuse_args *args);
 void pfs_fuse_free(struct pfs_fuse *f);
+/* The text a read of the control file PATH (relative to the mount root, such as
+ * ".pstorage/reduction.json") gives, and the names a listing of the directory PATH gives, one a
+ * line: the same lookups and printers as through FUSE (the REST API's door). -ENOENT, -ENOTDIR,
+ * -EISDIR, -EACCES (volume data, the ctl file). */
+int pfs_fuse_read_path(struct pfs_fuse *f, const char *path, struct pfs_buf *b);
+int pfs_fuse_list_path(struct pfs_fuse *f, const char *path, struct pfs_buf *b);
+/* A ctl line as a write to .pstorage/ctl runs it: pfs_ctl_exec, then the kernel forgets what
+ * it cached of the volumes (a restore or a resize changed them behind it). */
+int pfs_fuse_ctl(struct pfs_fuse *f, const char *line);
+
+/* ---- pfs_front_api.c: the REST API (fs/api) on this mount --------------------------------- */
+struct pfs_front_api;
+struct papi_config;
+/* Serves the API over P (ctl lines and control files through F) when CFG->listen is set;
+ * *OUT NULL otherwise. MSG receives the reason of a failure. */
+int pfs_front_api_start(struct pfs *p, struct pfs_fuse *f, const struct papi_config *cfg,
+                        struct pfs_front_api **out, char *msg, size_t msglen);
+/* Stops it (requests in flight finish first). NULL is a no-op. */
+void pfs_front_api_stop(struct pfs_front_api *a);
 
 /* ---- pfs_ctl.c ------------------------------------------------------------------------- */
 /* Runs one ctl line. 0 or -errno; the reason is in p->msg. */

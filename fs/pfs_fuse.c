@@ -498,13 +498,20 @@ struct dir_list {
 	char *buf;
 	size_t len, cap;
 	int err;
+	struct pfs_buf *names; /* set: the names, one a line, for the API (pfs_fuse_list_path) */
 };
 
 static void dl_add(struct dir_list *d, const char *name, fuse_ino_t ino, mode_t mode)
 {
 	struct stat st = {.st_ino = ino, .st_mode = mode};
-	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+	size_t need;
 
+	if (d->names) {
+		if (strcmp(name, ".") && strcmp(name, ".."))
+			pfs_buf_printf(d->names, "%s\n", name);
+		return;
+	}
+	need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
 	if (d->err)
 		return;
 	if (d->len + need > d->cap) {
@@ -538,21 +545,9 @@ static int dl_vol(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 	return 0;
 }
 
-/* The listing is built at opendir, so a readdir that continues at an offset sees the same
- * entries even if volumes come and go meanwhile. */
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The entries of directory INO, for readdir and for the API's listings. */
+static void list_dir(struct pfs_fuse *f, fuse_ino_t ino, struct dir_list *d)
 {
-	struct pfs_fuse *f = ctx(req);
-	struct dir_list *d = calloc(1, sizeof(*d));
-	struct stat st;
-	int rc = node_stat(f, ino, &st);
-
-	if (!d || rc || !S_ISDIR(st.st_mode)) {
-		free(d);
-		fuse_reply_err(req, !d ? ENOMEM : rc ? -rc : ENOTDIR);
-		return;
-	}
-	d->req = req;
 	dl_add(d, ".", ino, S_IFDIR);
 	dl_add(d, "..", INO_ROOT, S_IFDIR);
 	struct dl_vol_arg a = {d, 0};
@@ -604,6 +599,24 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 				       S_IFREG);
 		}
 	}
+}
+
+/* The listing is built at opendir, so a readdir that continues at an offset sees the same
+ * entries even if volumes come and go meanwhile. */
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pfs_fuse *f = ctx(req);
+	struct dir_list *d = calloc(1, sizeof(*d));
+	struct stat st;
+	int rc = node_stat(f, ino, &st);
+
+	if (!d || rc || !S_ISDIR(st.st_mode)) {
+		free(d);
+		fuse_reply_err(req, !d ? ENOMEM : rc ? -rc : ENOTDIR);
+		return;
+	}
+	d->req = req;
+	list_dir(f, ino, d);
 	if (d->err) {
 		rc = d->err;
 		free(d->buf);
@@ -929,6 +942,23 @@ static int inval_vol(void *arg, struct pfs_vol *v, const struct pfs_vol_info *i)
 	return 0;
 }
 
+static void inval_vols(struct pfs_fuse *f)
+{
+	struct inval_arg a = {f};
+
+	if (f->se)
+		pfs_vol_each(f->p, PFS_MAP_VOLUME, 0, inval_vol, &a);
+}
+
+int pfs_fuse_ctl(struct pfs_fuse *f, const char *line)
+{
+	int rc = pfs_ctl_exec(f->p, line);
+
+	if (!rc)
+		inval_vols(f);
+	return rc;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -962,10 +992,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, -rc);
 		else
 			fuse_reply_write(req, size);
-		if (!rc && f->se) {
-			struct inval_arg a = {f};
-			pfs_vol_each(f->p, PFS_MAP_VOLUME, 0, inval_vol, &a);
-		}
+		if (!rc)
+			inval_vols(f);
 		return;
 	case FH_CONFIG: {
 		char val[128];
@@ -1302,4 +1330,54 @@ struct fuse_session *pfs_fuse_session(struct pfs_fuse *f, struct fuse_args *args
 void pfs_fuse_free(struct pfs_fuse *f)
 {
 	free(f);
+}
+
+/* PATH ("a/b/c", relative to the mount root) to its inode, by the lookups the kernel makes. */
+static int path_ino(struct pfs_fuse *f, const char *path, fuse_ino_t *out)
+{
+	char name[PFS_NAME_MAX + 16];
+	fuse_ino_t ino = INO_ROOT;
+
+	while (*path) {
+		size_t n = strcspn(path, "/");
+		if (n == 0 || n >= sizeof(name))
+			return -ENOENT;
+		memcpy(name, path, n);
+		name[n] = '\0';
+		int rc = node_lookup(f, ino, name, &ino);
+		if (rc)
+			return rc;
+		path += n + (path[n] == '/');
+	}
+	*out = ino;
+	return 0;
+}
+
+int pfs_fuse_read_path(struct pfs_fuse *f, const char *path, struct pfs_buf *b)
+{
+	fuse_ino_t ino;
+	int rc = path_ino(f, path, &ino);
+
+	if (rc)
+		return rc;
+	if (ino == INO_CTL || INO_KIND(ino) == K_VOL || INO_KIND(ino) == K_SNAP)
+		return -EACCES; /* data and the ctl file are not reports */
+	return text_of(f, ino, b);
+}
+
+int pfs_fuse_list_path(struct pfs_fuse *f, const char *path, struct pfs_buf *b)
+{
+	struct dir_list d = {.names = b};
+	struct stat st;
+	fuse_ino_t ino;
+	int rc = path_ino(f, path, &ino);
+
+	if (!rc)
+		rc = node_stat(f, ino, &st);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	list_dir(f, ino, &d);
+	return b->err;
 }

@@ -90,6 +90,7 @@ run_fuzzers() {
 		fuzz_pfs_format 3000000 2100
 		fuzz_history_csv 300000 8192
 		fuzz_recorded 1000000 4096
+		fuzz_api_body 300000 4096
 	EOF
 	rm -rf "$work"
 }
