@@ -13,14 +13,11 @@ TJ=$M/.pstorage/analytics/tiering.json
 
 # Temperature: data turns cold and frozen a second after its last access, and the cases wait 2 s
 # before they sample or switch the mover on (a hot extent is passed over until the next pass).
-TIER_TEMP_SETUP=("config set temp_cold_after 1" "config set temp_frozen_after 1")
-TIER_SETTLE=$((${#TIER_TEMP_SETUP[@]} ? 2 : 0))
+TIER_SETTLE=2
 
 temp_setup() {
-	local c
-	for c in "${TIER_TEMP_SETUP[@]}"; do
-		ctl "$M" "$c"
-	done
+	ctl "$M" "config set temp_cold_after 1"
+	ctl "$M" "config set temp_frozen_after 1"
 }
 
 tj() { # KEY: a number of the mover's progress in tiering.json
