@@ -303,6 +303,11 @@ static void race(struct cluster *cl, struct cl_pod *pod)
 		pod->racing = false;
 		pod->race_retry = false;
 		pthread_cond_broadcast(&cl->cond);
+	} else {
+		/* A retry too is a race: no link may come up until its outcome is set, and a
+		 * HELLO waits for it (cl_failover_wait_race). Without this, a retry that failed
+		 * after the link came back and the pod resynced set the in-sync pod offline. */
+		pod->racing = true;
 	}
 	pthread_mutex_unlock(&cl->lock);
 	if (up)

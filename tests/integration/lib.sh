@@ -148,6 +148,10 @@ _teardown() {
 	trap - ERR
 	set +e
 	cd /
+	if [ -n "$_WATCHDOG" ]; then
+		pkill -KILL -P "$_WATCHDOG" 2>/dev/null
+		kill -KILL "$_WATCHDOG" 2>/dev/null
+	fi
 	for ((i = ${#_CLEANUP[@]} - 1; i >= 0; i--)); do
 		e=${_CLEANUP[$i]}
 		kind=${e%%:*}
@@ -198,7 +202,72 @@ _teardown() {
 trap _teardown EXIT
 trap 'exit 130' INT TERM
 
+# A run that died without its teardown (ctest's TIMEOUT kills the script, not its mounts) left
+# disconnected mounts and network namespaces behind; the next script sweeps them, so one hang
+# does not fail every later test that looks at the mount table.
+_sweep_stale() {
+	local d owner m
+	for d in /var/tmp/pstor-it-*; do
+		[ -f "$d/.owner" ] || continue
+		owner=$(cat "$d/.owner" 2>/dev/null) || continue
+		[ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null || continue
+		for m in $(awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+			umount -l "$m" 2>/dev/null
+		done
+		for m in a b e; do # lib_cluster.sh's namespaces: pst<script pid><box>
+			ip netns del "pst$owner$m" 2>/dev/null
+		done
+		printf '%s: swept %s (its script %s is gone)\n' "$TEST_NAME" "$d" "$owner"
+		rm -rf --one-file-system "$d" 2>/dev/null
+	done
+	return 0
+}
+_sweep_stale
+
 T=$(mktemp -d "/var/tmp/pstor-it-$TEST_NAME.XXXXXX")
+echo "$_MAIN_PID" >"$T/.owner"
+
+# PSTOR_DEADLINE (seconds; ctest sets it below the test's TIMEOUT): a case still running then is
+# a hang. Fail it with its daemons' logs and run the teardown, rather than be killed by ctest with
+# its mounts left behind. Bash runs the TERM trap only once the foreground command returns, so
+# what the script waits on is killed too (not the daemons: the teardown unmounts them).
+_descendants() { # PID: its children, grandchildren, ... (deepest last)
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		echo "$c"
+		_descendants "$c"
+	done
+}
+_watchdog() {
+	trap - EXIT ERR INT TERM
+	set +eu # best effort from here: processes come and go while it looks
+	sleep "$PSTOR_DEADLINE" </dev/null >/dev/null 2>&1
+	kill -0 "$_MAIN_PID" 2>/dev/null || exit 0
+	printf '%s: FAIL: still running after %s s (a hang): stopping it for the teardown\n' \
+		"$TEST_NAME" "$PSTOR_DEADLINE" >&2
+	local f p
+	for f in "$T"/pstorfs*.log; do # the daemons' logs (pstor_mount names them so)
+		[ -f "$f" ] || continue
+		printf '%s: --- the last lines of %s:\n' "$TEST_NAME" "$f" >&2
+		tail -n 30 "$f" >&2 2>/dev/null
+	done
+	kill -TERM "$_MAIN_PID" 2>/dev/null
+	for p in $(_descendants "$_MAIN_PID"); do
+		[ "$p" = "$BASHPID" ] && continue
+		case $(cat "/proc/$p/comm" 2>/dev/null) in
+		pstorfs) kill -CONT "$p" 2>/dev/null ;; # a stopped daemon would stall the unmount
+		etcd | qemu-system-*) ;;
+		*) kill -KILL "$p" 2>/dev/null ;;
+		esac
+	done
+	exit 0
+}
+_WATCHDOG=
+# One case, or a script without cases (run_cases gives each case its own process and watchdog).
+if [ -n "${PSTOR_DEADLINE:-}" ] && { [ -n "$IT_CASE" ] || ! grep -q '^case_[a-z0-9_]*() {' "$0"; }; then
+	_watchdog &
+	_WATCHDOG=$!
+fi
 
 need_binaries() {
 	[ -x "$PSTORFS" ] || skip "$PSTORFS is not built"

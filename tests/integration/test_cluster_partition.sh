@@ -142,7 +142,17 @@ case_mediator_basics() {
 	sleep 2
 	[ ! -e "$T/held.done" ] || fail "box b's write did not wait (suspend)"
 	cl_heal_all
-	wait "$held" || fail "the held write failed after the pod came back: $(grep cluster "${_DLOG[$T/b]}" | tail -15)"
+	# Bounded: a write held forever (the pod never served again) is the failure to report.
+	n=600
+	while kill -0 "$held" 2>/dev/null; do
+		n=$((n - 1))
+		if [ $n -le 0 ]; then
+			pkill -KILL -P "$held" 2>/dev/null # the dd, so the teardown can unmount
+			fail "the held write did not complete within 60 s of the heal$(box_logs)"
+		fi
+		sleep 0.1
+	done
+	wait "$held" || fail "the held write failed after the pod came back$(box_logs)"
 	cl_wait_state b p1 in_sync 60
 	check "suspend: box b's write waited through the outage and completed after the resync"
 	# Held requests keep a daemon from stopping (they wait for the pod, not for unmount):
