@@ -383,8 +383,8 @@ static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step
 struct backtest {
 	double mae[ANALYTICS_NMODELS];
 	double z[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error| / the model's sd, per origin */
-	double zsigned[ANALYTICS_NMODELS]
-	              [MAX_ORIGINS]; /* the same with its sign; NAN: no forecast */
+	/* The same with its sign (NAN: no forecast): neighbours' dependence shows in it. */
+	double zsigned[ANALYTICS_NMODELS][MAX_ORIGINS];
 	size_t origin[MAX_ORIGINS];
 	unsigned origins;
 	int h;
