@@ -208,6 +208,20 @@ double analytics_conformal_quantile(double *z, size_t n, double neff, double l);
  * position q (n - 1). */
 double analytics_quantile(double *v, size_t n, double q);
 
+/* How many independent errors E[0..N) (N >= 1, in origin order, signed) are worth: N (1 - rho)
+ * / (1 + rho), rho their lag-1 autocorrelation about their mean, clipped to 0..0.9 (0 when any
+ * is not finite or all are equal). Neighbouring backtest origins share most of their forecast
+ * window, so their errors move together. */
+double analytics_effective_count(const double *e, size_t n);
+
+/* The exponent gamma of a standardized error that grows as h^gamma with the horizon h, from
+ * SCALE, how much larger it is at horizon H_FAR than at H_NEAR (analytics_horizon_scale):
+ * log(SCALE) / log(H_FAR / H_NEAR), clipped to 0..1 (0 also when SCALE <= 1 or the horizons
+ * are not 0 < H_NEAR < H_FAR). 0: the model's sd grows as its errors do; 1/2: a constant sd on
+ * a random walk; 1: a bias growing with the horizon. Never negative, so a horizon past the
+ * backtest's is never narrowed by extrapolation. */
+double analytics_horizon_exponent(double scale, double h_far, double h_near);
+
 /* How much larger standardized errors are at a far horizon than at a near one: the mean of the
  * finite values of Z_FAR[0..N_FAR) over that of Z_NEAR[0..N_NEAR); 1 when either has none or a
  * mean of 0. A standardized error is the same at every horizon only when the model's sd grows
@@ -241,6 +255,10 @@ struct analytics_capacity {
 	/* Interval widening from the backtest: the model's sd is multiplied by these so the
 	 * backtest's standardized errors would have been covered (never below 1). */
 	double calib80, calib95;
+	/* How the standardized error grows with the horizon, (h / h_backtest)^HORIZON_EXPONENT,
+	 * from the two backtests (analytics_horizon_exponent); calib80/95 hold at the month's
+	 * backtest horizon. */
+	double horizon_exponent;
 	size_t nfc;
 	struct analytics_forecast_point fc[ANALYTICS_MAX_HORIZONS];
 	/* Days from now until the pool is full: point, and the 95% interval (earliest when the

@@ -383,6 +383,8 @@ static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step
 struct backtest {
 	double mae[ANALYTICS_NMODELS];
 	double z[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error| / the model's sd, per origin */
+	/* The same with its sign (NAN: no forecast): neighbours' dependence shows in it. */
+	double zsigned[ANALYTICS_NMODELS][MAX_ORIGINS];
 	size_t origin[MAX_ORIGINS];
 	unsigned origins;
 	int h;
@@ -410,6 +412,7 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 			double e = rc ? INFINITY : fabs(actual - pt);
 			bt->mae[m] += e;
 			bt->z[m][i] = sd > 0 ? e / sd : (e > 0 ? INFINITY : 0);
+			bt->zsigned[m][i] = rc ? NAN : copysign(bt->z[m][i], actual - pt);
 		}
 	}
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
@@ -433,6 +436,34 @@ double analytics_conformal_quantile(double *z, size_t n, double neff, double l)
 	double top = analytics_quantile(z, n, 1);
 	return top * analytics_t_quantile(0.5 + l / 2, dof) /
 	       analytics_t_quantile(0.5 + 0.5 * neff / (neff + 1), dof);
+}
+
+double analytics_effective_count(const double *e, size_t n)
+{
+	double mean = 0, c0 = 0, c1 = 0;
+
+	for (size_t i = 0; i < n; i++)
+		mean += e[i];
+	mean /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		c0 += (e[i] - mean) * (e[i] - mean);
+		if (i)
+			c1 += (e[i] - mean) * (e[i - 1] - mean);
+	}
+	double rho = c0 > 0 && isfinite(c0) ? c1 / c0 : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	return (double)n * (1 - rho) / (1 + rho);
+}
+
+double analytics_horizon_exponent(double scale, double h_far, double h_near)
+{
+	if (!(h_far > h_near && h_near > 0 && scale > 1))
+		return 0;
+	double g = log(scale) / log(h_far / h_near);
+	return g < 1 ? g : 1;
 }
 
 double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
@@ -508,11 +539,32 @@ static unsigned origins_after(const struct backtest *bt, size_t cp)
 	return after;
 }
 
+/* analytics_horizon_scale of MODEL's errors in FAR over NEAR's, leaving out the origins whose
+ * target lies past the change point CP they did not see (their error measures the change, not
+ * the horizon, and a far backtest's windows straddle a change more often than a near one's:
+ * a step down's made the scale several times too large). */
+static double horizon_scale_clean(const struct backtest *far, const struct backtest *near_bt,
+                                  enum analytics_model model, size_t cp)
+{
+	double a[MAX_ORIGINS], b[MAX_ORIGINS];
+	size_t na = 0, nb = 0;
+
+	for (unsigned i = 0; i < far->origins; i++)
+		if (!cp || far->origin[i] - 1 + (size_t)far->h < cp ||
+		    origin_after(far->origin[i], cp))
+			a[na++] = far->z[model][i];
+	for (unsigned i = 0; i < near_bt->origins; i++)
+		if (!cp || near_bt->origin[i] - 1 + (size_t)near_bt->h < cp ||
+		    origin_after(near_bt->origin[i], cp))
+			b[nb++] = near_bt->z[model][i];
+	return analytics_horizon_scale(a, na, b, nb);
+}
+
 static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
                       enum analytics_model model, size_t cp, size_t now, double q80, double q95,
                       double c[2])
 {
-	double z[MAX_ORIGINS], zs[MAX_ORIGINS], scale = 1;
+	double z[MAX_ORIGINS], zs[MAX_ORIGINS], zsg[MAX_ORIGINS], scale = 1;
 	unsigned n = 0;
 
 	c[0] = c[1] = 1;
@@ -522,8 +574,7 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	 * curve (GDP) stood for its month-ahead ones, which its bias makes 1.2..2 times larger
 	 * in sd units. */
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
-		scale = analytics_horizon_scale(bt->z[model], bt->origins, near_bt->z[model],
-		                                near_bt->origins);
+		scale = horizon_scale_clean(bt, near_bt, model, cp);
 		bt = near_bt;
 	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
@@ -531,28 +582,18 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	for (unsigned i = 0; i < bt->origins; i++)
 		if (!only_after || origin_after(bt->origin[i], cp)) {
 			ox[n] = (double)bt->origin[i];
+			zsg[n] = bt->zsigned[model][i];
 			z[n++] = bt->z[model][i] * scale;
 		}
 	if (n < 3)
 		return;
 	/* Neighbouring origins share most of their forecast window, so their errors move
 	 * together (a random walk's most of all): count them as N_EFF independent ones, from
-	 * the lag-1 autocorrelation of the errors in origin order. */
-	double mean = 0, c0 = 0, c1 = 0;
-	for (unsigned i = 0; i < n; i++)
-		mean += z[i];
-	mean /= n;
-	for (unsigned i = 0; i < n; i++) {
-		c0 += (z[i] - mean) * (z[i] - mean);
-		if (i)
-			c1 += (z[i] - mean) * (z[i - 1] - mean);
-	}
-	double rho = c0 > 0 && isfinite(c0) ? c1 / c0 : 0;
-	if (rho < 0)
-		rho = 0;
-	if (rho > 0.9)
-		rho = 0.9;
-	double neff = n * (1 - rho) / (1 + rho);
+	 * the lag-1 autocorrelation of the signed errors in origin order. Not of |error|: an
+	 * error drifting from -x to +x across origins is one excursion, but its absolute value
+	 * makes a V that looks like fresh draws (normal errors correlated 0.9 have absolute values
+	 * correlated 0.78: 2.3 times as many "independent" ones). */
+	double neff = analytics_effective_count(zsg, n);
 	memcpy(zs, z, n * sizeof(*z));
 	/* The newest origin is a horizon older than now and its window that much shorter: where
 	 * the errors grew with the window (a line's bias on a curve), the present's is larger
@@ -678,6 +719,14 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	calibrate(&bt7, NULL, out->model, cp, m, q80, q95, c7);
 	out->calib80 = c30[0];
 	out->calib95 = c30[1];
+	/* Horizons other than a backtest's own: the standardized error grows as (h / h_b)^gamma,
+	 * with gamma from the two backtests (0 when the model's sd grows as its error does, 1/2
+	 * for a line's sd on a random walk, up to 1 for a line's bias on a curve). */
+	double gamma = 0;
+	if (bt.origins && bt7.origins && hb > h7)
+		gamma = analytics_horizon_exponent(horizon_scale_clean(&bt, &bt7, out->model, cp),
+		                                   hb, h7);
+	out->horizon_exponent = gamma;
 	for (size_t i = 0; i < nh; i++) {
 		struct analytics_forecast_point *p = &out->fc[i];
 		int h = (int)lround(horizons[i] * 86400 / (double)step);
@@ -685,8 +734,11 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		if (h < 1)
 			h = 1;
 		model_predict(&f, h, &pt, &sd);
-		/* A week or less ahead: widened by the week's backtest; further, by the month's. */
-		const double *c = horizons[i] <= 7 && bt7.origins ? c7 : c30;
+		/* A week or less ahead: widened by the week's backtest; further, by the month's,
+		 * each moved from its own horizon to this one. */
+		bool week = horizons[i] <= 7 && bt7.origins;
+		double hf = pow((double)h / (week ? h7 : hb), gamma);
+		double c[2] = {(week ? c7 : c30)[0] * hf, (week ? c7 : c30)[1] * hf};
 		p->horizon_days = horizons[i];
 		p->used = pt;
 		p->lo80 = pt - q80 * sd * c[0];
@@ -714,11 +766,12 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 			if (h < 1)
 				h = 1;
 			model_predict(&f, h, &pt, &sd);
+			double half = q95 * sd * out->calib95 * pow((double)h / hb, gamma);
 			if (out->full_days < 0 && pt >= capacity)
 				out->full_days = d;
-			if (out->full_days_lo95 < 0 && pt + q95 * sd * out->calib95 >= capacity)
+			if (out->full_days_lo95 < 0 && pt + half >= capacity)
 				out->full_days_lo95 = d;
-			if (out->full_days_hi95 < 0 && pt - q95 * sd * out->calib95 >= capacity)
+			if (out->full_days_hi95 < 0 && pt - half >= capacity)
 				out->full_days_hi95 = d;
 		}
 		out->full_within_year = out->full_days >= 0;

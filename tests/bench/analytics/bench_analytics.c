@@ -1,7 +1,8 @@
 /* tests/bench/analytics/bench_analytics.c - the capacity forecast on synthetic series whose
  * future is known and on real public series (data/, rolling origins): for each, the share of
  * 30-day-ahead actual values inside the 80% and 95% intervals, and the 30-day MASE of the
- * chosen model against the plain least squares line's. Prints `name: value` lines; asserts
+ * chosen model against the plain least squares line's; for the synthetic kinds also the
+ * coverage 90 days ahead. Prints `name: value` lines; asserts
  * nothing (STYLE.md).
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #define HIST_DAYS_MIN 90
 #define HIST_DAYS_MAX 240
 #define FUTURE_DAYS   30
+#define FAR_DAYS      90 /* a second horizon: the calibration moved past its backtest's */
 #define REPLICATES    200
 
 static uint64_t rng_state;
@@ -108,13 +110,14 @@ struct tally {
 	unsigned n, in80, in95;
 	double mase_chosen, mase_linear;
 	unsigned chosen[ANALYTICS_NMODELS], chosen_in95[ANALYTICS_NMODELS];
+	unsigned far_in80, far_in95; /* at FAR_DAYS (synthetic kinds only) */
 };
 
 static void run(enum scenario s, struct tally *t)
 {
-	static double y[HIST_DAYS_MAX + FUTURE_DAYS];
-	static int64_t tm[HIST_DAYS_MAX + FUTURE_DAYS];
-	const double horizons[] = {FUTURE_DAYS};
+	static double y[HIST_DAYS_MAX + FAR_DAYS];
+	static int64_t tm[HIST_DAYS_MAX + FAR_DAYS];
+	const double horizons[] = {FUTURE_DAYS, FAR_DAYS};
 
 	memset(t, 0, sizeof(*t));
 	for (int r = 0; r < REPLICATES; r++) {
@@ -122,11 +125,21 @@ static void run(enum scenario s, struct tally *t)
 		struct params p;
 		struct analytics_capacity c;
 		draw_params(s, hist, &p);
+		/* The days past FUTURE_DAYS are drawn after the rest and their draws then undone,
+		 * so every 30-day figure is the one a 30-day future alone gives. */
+		uint64_t before = rng_state;
 		make_series(s, &p, hist + FUTURE_DAYS, y);
-		for (int d = 0; d < hist + FUTURE_DAYS; d++)
+		uint64_t after = rng_state;
+		rng_state = before;
+		make_series(s, &p, hist + FAR_DAYS, y);
+		rng_state = after;
+		for (int d = 0; d < hist + FAR_DAYS; d++)
 			tm[d] = 1600000000 + (int64_t)d * 86400;
-		if (analytics_capacity_forecast(tm, y, (size_t)hist, 0, horizons, 1, &c) || !c.ok)
+		if (analytics_capacity_forecast(tm, y, (size_t)hist, 0, horizons, 2, &c) || !c.ok)
 			continue;
+		double far = y[hist - 1 + FAR_DAYS];
+		t->far_in80 += far >= c.fc[1].lo80 && far <= c.fc[1].hi80;
+		t->far_in95 += far >= c.fc[1].lo95 && far <= c.fc[1].hi95;
 		double actual = y[hist - 1 + FUTURE_DAYS];
 		double lin, sd, dof, naive = 0;
 		if (analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, (size_t)hist, FUTURE_DAYS,
@@ -268,7 +281,7 @@ static void run_real(const struct real_series *r, struct tally *t)
 	}
 }
 
-static void print_tally(const char *name, const struct tally *t, double *ratio_sum)
+static void print_tally(const char *name, const struct tally *t, bool far, double *ratio_sum)
 {
 	double mc = t->mase_chosen / t->n, ml = t->mase_linear / t->n;
 
@@ -278,6 +291,12 @@ static void print_tally(const char *name, const struct tally *t, double *ratio_s
 	printf("analytics.%s.mase30_chosen: %.3f\n", name, mc);
 	printf("analytics.%s.mase30_linear: %.3f\n", name, ml);
 	printf("analytics.%s.mase30_ratio: %.3f\n", name, mc / ml);
+	if (far) {
+		printf("analytics.%s.coverage80_%dd: %.3f\n", name, FAR_DAYS,
+		       (double)t->far_in80 / t->n);
+		printf("analytics.%s.coverage95_%dd: %.3f\n", name, FAR_DAYS,
+		       (double)t->far_in95 / t->n);
+	}
 	printf("analytics.%s.models:", name);
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
 		printf(" %s=%u", analytics_model_names[m], t->chosen[m]);
@@ -332,7 +351,7 @@ int main(int argc, char **argv)
 	printf("analytics.horizon_days: %d\n", FUTURE_DAYS);
 	for (int s = 0; s < NSCEN; s++) {
 		run((enum scenario)s, &t);
-		print_tally(scen_names[s], &t, &ratio_sum);
+		print_tally(scen_names[s], &t, true, &ratio_sum);
 	}
 	printf("analytics.mase30_ratio_mean: %.3f\n", ratio_sum / NSCEN);
 	unsigned nreal = 0;
@@ -346,7 +365,7 @@ int main(int argc, char **argv)
 		run_real(&real[i], &t);
 		printf("analytics.%s.horizon_days: %d\n", real[i].name,
 		       real[i].future ? real[i].future : FUTURE_DAYS);
-		print_tally(real[i].name, &t, &real_sum);
+		print_tally(real[i].name, &t, false, &real_sum);
 		nreal++;
 		free(real[i].t);
 		free(real[i].y);
