@@ -149,8 +149,10 @@ _teardown() {
 	set +e
 	cd /
 	if [ -n "$_WATCHDOG" ]; then
-		pkill -KILL -P "$_WATCHDOG" 2>/dev/null
+		# The watchdog first: its sleep killed first would wake it to fail a passing case.
+		n=$(pgrep -P "$_WATCHDOG" 2>/dev/null)
 		kill -KILL "$_WATCHDOG" 2>/dev/null
+		[ -z "$n" ] || kill -KILL $n 2>/dev/null
 	fi
 	for ((i = ${#_CLEANUP[@]} - 1; i >= 0; i--)); do
 		e=${_CLEANUP[$i]}
