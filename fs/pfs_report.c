@@ -347,7 +347,9 @@ static int volume_figures(struct pfs *p, struct pfs_vol *v, struct vol_figures *
 	memset(f, 0, sizeof(*f));
 	f->size = i.size;
 	f->written = (uint64_t)i.nz_blocks * pfs_block_size(p);
-	rc = pfs_vol_usage(p, v, true, &f->unique, &f->shared);
+	/* The last walk's figures while they stand (pfs_vol_usage_recent): a walk per read cost
+	 * the writers a fifth of their IOPS under 100 reads a second of the volume list. */
+	rc = pfs_vol_usage_recent(p, v, PFS_USAGE_REPORT_MS, &f->unique, &f->shared);
 	if (rc)
 		return rc;
 	pfs_vol_each(p, PFS_MAP_SNAPSHOT, i.id, snap_count, &f->snapshots);

@@ -660,6 +660,7 @@ out:
 #define USAGE_MAX_SLOTS (1u << 21)
 uint32_t pfs_usage_max_slots = USAGE_MAX_SLOTS; /* a seam: tests lower it to force partitions */
 _Atomic uint64_t pfs_usage_passes;              /* partition walks done, for the same tests */
+_Atomic uint64_t pfs_usage_walks;               /* whole walks done (usage_get) */
 #define USAGE_LOAD_NUM 7                        /* grow (or give up the pass) at 70% full */
 #define USAGE_LOAD_DEN 10
 #define USAGE_EMPTY    UINT64_MAX
@@ -755,10 +756,9 @@ static int usage_page(void *arg, uint64_t idx, const struct engine_ref *refs)
 
 	(void)idx;
 	for (uint32_t i = 0; i < PFS_PAGE_REFS; i++) {
-		/* A loaded page is walked without its stripe lock, while writers change it
-		 * (pfs_map_set_run stores atomically): each reference is read once, atomically.
-		 * A stale one only makes the estimate a little off. */
-		struct engine_ref r = {__atomic_load_n(&refs[i].v, __ATOMIC_RELAXED)};
+		/* REFS is the walk's own copy (usage_pass_run): a page copied under its stripe
+		 * lock, or a row. */
+		struct engine_ref r = refs[i];
 		if (engine_ref_kind(r) != ENGINE_REF_CHUNK)
 			continue;
 		uint64_t addr = r.v & ((1ull << 62) - 1);
@@ -805,8 +805,144 @@ static void usage_settle(struct usage_arg *a, uint64_t *unique, uint64_t *shared
 	}
 }
 
-/* One walk per partition of the chunk hash; more partitions when one overflows the table. The
- * caller holds v->rw for reading. */
+/* One pass over a map's pages, holding no lock of the volume for longer than one page's copy, so
+ * the writers of the map wait for the walk at most that long (it used to hold v->lock, which
+ * every page lookup of the I/O path takes, across all the loaded pages). Loaded pages are
+ * newer than their rows, so:
+ *  1. the indices of the loaded pages are listed (v->lock, briefly);
+ *  2. each is copied under v->rw (read) and its stripe lock (read), which keep it from being
+ *     evicted or dropped and its references from changing, and counted from the copy; one
+ *     evicted meanwhile was clean, so its row is current and step 3 counts that;
+ *  3. the rows are read (pfs_meta_pages_each: in batches, db_lock not held across the
+ *     callback): a row whose page was copied in step 2 is skipped; one whose page was loaded
+ *     since step 1 is noted, and counted from memory after the rows (taking the stripe lock
+ *     inside the row callback would nest a volume lock in SQLite's batch);
+ *  4. the noted pages are copied as in step 2 (or their row read again if evicted since).
+ * A change made while the pass runs may or may not be seen; the change count (usage_gen)
+ * moves after it, so the cache below never takes such a pass for the state after it. */
+struct usage_pass {
+	struct pfs *p;
+	struct pfs_vol *v;
+	struct usage_arg *a;
+	uint64_t *idx; /* step 1's loaded pages, sorted */
+	bool *copied;  /* idx[i] was counted from memory in step 2 */
+	size_t n;
+	uint64_t *late; /* pages loaded after step 1 (step 4) */
+	size_t nlate, cap_late;
+	struct engine_ref refs[PFS_PAGE_REFS];
+};
+
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	return (a > b) - (a < b);
+}
+
+/* Copies loaded page IDX into U->refs. 1: copied; 0: not loaded (any more). */
+static int usage_copy_page(struct usage_pass *u, uint64_t idx)
+{
+	struct pfs_vol *v = u->v;
+	pthread_rwlock_t *l = pfs_stripe(v, idx);
+	struct pfs_mpage *pg;
+
+	pthread_rwlock_rdlock(&v->rw);
+	pthread_rwlock_rdlock(l);
+	pthread_mutex_lock(&v->lock);
+	pg = pfs_map_find_locked(v, idx);
+	pthread_mutex_unlock(&v->lock);
+	if (pg)
+		memcpy(u->refs, pg->ref, sizeof(u->refs));
+	pthread_rwlock_unlock(l);
+	pthread_rwlock_unlock(&v->rw);
+	return pg != NULL;
+}
+
+static int usage_list_loaded(struct usage_pass *u)
+{
+	struct pfs_vol *v = u->v;
+	size_t n = 0;
+
+	pthread_mutex_lock(&v->lock);
+	u->idx = malloc((v->npages ? v->npages : 1) * sizeof(*u->idx));
+	u->copied = calloc(v->npages ? v->npages : 1, sizeof(*u->copied));
+	if (u->idx && u->copied)
+		for (uint32_t b = 0; b < v->nbuckets; b++)
+			for (struct pfs_mpage *pg = v->buckets[b]; pg; pg = pg->next)
+				u->idx[n++] = pg->idx;
+	pthread_mutex_unlock(&v->lock);
+	if (!u->idx || !u->copied)
+		return -ENOMEM;
+	u->n = n;
+	qsort(u->idx, n, sizeof(*u->idx), cmp_u64);
+	return 0;
+}
+
+static int usage_row(void *arg, uint64_t map, uint64_t idx, const struct engine_ref *refs)
+{
+	struct usage_pass *u = arg;
+	const uint64_t *hit = bsearch(&idx, u->idx, u->n, sizeof(*u->idx), cmp_u64);
+	bool loaded;
+
+	(void)map;
+	if (hit && u->copied[hit - u->idx])
+		return 0; /* counted from memory */
+	if (!hit) {
+		pthread_mutex_lock(&u->v->lock);
+		loaded = pfs_map_find_locked(u->v, idx) != NULL;
+		pthread_mutex_unlock(&u->v->lock);
+		if (loaded) {
+			if (u->nlate == u->cap_late) {
+				size_t cap = u->cap_late ? u->cap_late * 2 : 64;
+				uint64_t *l = realloc(u->late, cap * sizeof(*l));
+				if (!l)
+					return -ENOMEM;
+				u->late = l;
+				u->cap_late = cap;
+			}
+			u->late[u->nlate++] = idx;
+			return 0;
+		}
+	}
+	return usage_page(u->a, idx, refs);
+}
+
+static int usage_pass_run(struct pfs *p, struct pfs_vol *v, struct usage_arg *a)
+{
+	struct usage_pass *u = calloc(1, sizeof(*u));
+	int rc;
+
+	if (!u)
+		return -ENOMEM;
+	u->p = p;
+	u->v = v;
+	u->a = a;
+	rc = usage_list_loaded(u);
+	for (size_t i = 0; i < u->n && !rc; i++) {
+		u->copied[i] = usage_copy_page(u, u->idx[i]);
+		if (u->copied[i])
+			rc = usage_page(a, u->idx[i], u->refs);
+	}
+	if (!rc)
+		rc = pfs_meta_pages_each(p->meta, (int64_t)v->id, usage_row, u);
+	for (size_t i = 0; i < u->nlate && !rc; i++) {
+		if (!usage_copy_page(u, u->late[i])) {
+			rc = pfs_meta_page_load(p->meta, v->id, u->late[i], u->refs);
+			if (rc == -ENOENT) {
+				rc = 0;
+				continue;
+			}
+		}
+		if (!rc)
+			rc = usage_page(a, u->late[i], u->refs);
+	}
+	free(u->idx);
+	free(u->copied);
+	free(u->late);
+	free(u);
+	return rc;
+}
+
+/* One walk per partition of the chunk hash; more partitions when one overflows the table. */
 static int usage_walk(struct pfs *p, struct pfs_vol *v, uint64_t *unique, uint64_t *shared)
 {
 	/* Start with as many partitions as the map's chunk references need at the most. */
@@ -825,7 +961,7 @@ static int usage_walk(struct pfs *p, struct pfs_vol *v, uint64_t *unique, uint64
 			                               : pfs_usage_max_slots);
 			if (rc)
 				return rc;
-			rc = pfs_map_each_page(p, v, usage_page, &a);
+			rc = usage_pass_run(p, v, &a);
 			if (!rc)
 				usage_settle(&a, &u, &s);
 			usage_table_free(&a);
@@ -851,26 +987,65 @@ static int usage_walk(struct pfs *p, struct pfs_vol *v, uint64_t *unique, uint64
 	}
 }
 
-int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared)
+/* The store's change count: what can move any map's figures, each counter bumped after its
+ * effect. Every change, applied or failed (a failed write may have done part of its blocks;
+ * and changes elsewhere move this map's figures too: a dedupe hit in another volume makes a
+ * chunk of this one shared, a deleted snapshot leaves its chunks to the volume); writes given
+ * to pfs_vol_write outside the change path; each commit (it releases the references the maps
+ * dropped, invariant 4, and the tiering mover's recompressed chunk lengths show from there:
+ * the mover changes no map and counts nothing here). */
+static uint64_t usage_gen(struct pfs *p)
 {
-	int64_t now = pfs_now_ns();
+	uint64_t g = atomic_load(&p->change_errors) + atomic_load(&p->commits) +
+	             atomic_load(&p->io_write.ops);
+
+	for (int k = 0; k < PFS_CHANGE_COUNT; k++)
+		g += atomic_load(&p->changes[k]);
+	return g;
+}
+
+/* The cached figures when they may stand (see pfs_vol_usage_recent), else a walk. MAX_AGE_NS
+ * < 0: walk whatever. */
+static int usage_get(struct pfs *p, struct pfs_vol *v, int64_t max_age_ns, uint64_t *unique,
+                     uint64_t *shared)
+{
+	uint64_t gen, commits;
+	int64_t now;
 	int rc = 0;
 
 	pthread_mutex_lock(&v->usage_lock);
-	/* A walk of the whole map: cached so that ls -l does not repeat it per call. */
-	if (fresh || now - v->usage_at_ns > 2000000000ll) {
+	/* Read before the walk: a change it misses moves them after. */
+	commits = atomic_load(&p->commits);
+	gen = usage_gen(p);
+	now = pfs_now_ns();
+	bool keep = max_age_ns >= 0 && v->usage_at_ns &&
+	            (gen == v->usage_gen ||
+	             (now - v->usage_at_ns < max_age_ns && commits == v->usage_commits));
+	if (!keep) {
 		uint64_t u = 0, s = 0;
-		pthread_rwlock_rdlock(&v->rw);
 		rc = usage_walk(p, v, &u, &s);
-		pthread_rwlock_unlock(&v->rw);
 		if (!rc) {
 			v->usage_unique = u;
 			v->usage_shared = s;
 			v->usage_at_ns = now;
+			v->usage_gen = gen;
+			v->usage_commits = commits;
+			atomic_fetch_add_explicit(&pfs_usage_walks, 1, memory_order_relaxed);
 		}
 	}
 	*unique = v->usage_unique;
 	*shared = v->usage_shared;
 	pthread_mutex_unlock(&v->usage_lock);
 	return rc;
+}
+
+int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared)
+{
+	return usage_get(p, v, fresh ? -1 : (int64_t)PFS_USAGE_STAT_MS * 1000000, unique, shared);
+}
+
+int pfs_vol_usage_recent(struct pfs *p, struct pfs_vol *v, uint32_t max_age_ms, uint64_t *unique,
+                         uint64_t *shared)
+{
+	return usage_get(p, v, (int64_t)max_age_ms * 1000000, unique, shared);
 }

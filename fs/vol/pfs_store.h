@@ -120,8 +120,19 @@ ssize_t pfs_vol_read_quiet(struct pfs *p, struct pfs_vol *v, void *buf, size_t l
 int64_t pfs_vol_seek(struct pfs *p, struct pfs_vol *v, int64_t off, int whence);
 /* Physical bytes only this map holds (UNIQUE) and bytes it shares (SHARED), each chunk counted
  * once however many of the map's blocks reference it: a chunk is UNIQUE when every reference to
- * it comes from this map. Bounded memory (pfs_io.c); -ENOMEM. Cached for 2 s unless FRESH. */
+ * it comes from this map. A walk of the whole map (bounded memory, pfs_io.c); -ENOMEM.
+ * pfs_vol_usage_recent gives the last walk's figures instead when they stand:
+ *  - nothing changed in the store since that walk began (no change applied or failed, no
+ *    commit): they are exact;
+ *  - or the walk began less than MAX_AGE_MS ago and no commit (the `sync` command, the timed
+ *    one) finished since: they are at most MAX_AGE_MS old, and never older than a sync.
+ * The tiering mover's recompressions show from the next commit. pfs_vol_usage: FRESH walks
+ * now, else as pfs_vol_usage_recent with PFS_USAGE_STAT_MS. */
 int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique, uint64_t *shared);
+int pfs_vol_usage_recent(struct pfs *p, struct pfs_vol *v, uint32_t max_age_ms, uint64_t *unique,
+                         uint64_t *shared);
+#define PFS_USAGE_STAT_MS   2000u /* stat (st_blocks) and the analytics samples */
+#define PFS_USAGE_REPORT_MS 1000u /* the volume reports (.pstorage/volumes/, the API) */
 
 /* ---- the one change path ------------------------------------------------------------------- */
 /* Every change to the store (data, catalogue, attributes, settings) is a struct pfs_change

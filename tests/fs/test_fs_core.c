@@ -409,3 +409,110 @@ Test(fs_core, usage_bounded_table_splits_into_partitions)
 	pfs_vol_unref(v);
 	free(a);
 }
+
+/* The figures a report shows (pfs_vol_usage_recent): the last walk's while nothing changed in
+ * the store, or while it is younger than the bound and no commit came since; a walk after a
+ * commit, after a change in another volume (a dedupe hit sharing this one's chunks) as after
+ * one in this volume. */
+Test(fs_core, usage_recent_walks_again_only_when_the_store_changed)
+{
+	enum { N = 64 };
+	static uint8_t a[N * 4096], b[N * 4096];
+	const uint32_t hour = 3600u * 1000;
+	uint64_t u, s, u2, s2, w;
+	char msg[256];
+
+	/* No timed commit during the test: each commit here is the test's own. */
+	pfs_close(p);
+	struct pfs_opts o = {.device = img, .dedupe = -1, .commit_interval_ms = 600000};
+	cr_assert_eq(pfs_open(&o, &p, msg, sizeof(msg)), 0, "pfs_open: %s", msg);
+	cr_assert_eq(pfs_ctl_exec(p, "volume create v 1M"), 0);
+	cr_assert_eq(pfs_ctl_exec(p, "volume create w 1M"), 0);
+	struct pfs_vol *v = vol("v"), *vw = vol("w");
+	fill_random(a, sizeof(a), 21);
+	fill_random(b, sizeof(b), 22);
+	cr_assert_eq(pfs_vol_write(p, v, a, sizeof(a), 0), (ssize_t)sizeof(a));
+	cr_assert_eq(pfs_commit(p), 0);
+
+	w = atomic_load(&pfs_usage_walks);
+	cr_assert_eq(pfs_vol_usage_recent(p, v, hour, &u, &s), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 1, "the first report walks");
+	cr_expect_gt(u, 0);
+	cr_expect_eq(s, 0);
+	cr_assert_eq(pfs_vol_usage_recent(p, v, 0, &u2, &s2), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 1, "nothing changed: no walk, any age");
+	cr_expect_eq(u2, u);
+
+	/* A change, no commit: within the bound the last figures stand. */
+	cr_assert_eq(pfs_vol_write(p, v, b, sizeof(b), sizeof(a)), (ssize_t)sizeof(b));
+	cr_assert_eq(pfs_vol_usage_recent(p, v, hour, &u2, &s2), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 1, "younger than the bound");
+	cr_expect_eq(u2, u, "the last walk's figures");
+	/* Past the bound (0 ms), or after a commit, the next report walks and is exact. */
+	cr_assert_eq(pfs_vol_usage_recent(p, v, 0, &u2, &s2), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 2);
+	cr_expect_gt(u2, u + sizeof(b) / 2, "the new blocks are the volume's own: %llu -> %llu",
+	             (unsigned long long)u, (unsigned long long)u2);
+	cr_assert_eq(pfs_ctl_exec(p, "volume resize v 2M"), 0);
+	cr_assert_eq(pfs_commit(p), 0);
+	cr_assert_eq(pfs_vol_usage_recent(p, v, hour, &u, &s), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 3, "a commit since the last walk");
+	cr_expect_eq(u, u2);
+
+	/* Another volume dedupes against this one: its chunks turn shared. */
+	cr_assert_eq(pfs_vol_write(p, vw, a, sizeof(a), 0), (ssize_t)sizeof(a));
+	cr_assert_eq(pfs_commit(p), 0);
+	cr_assert_eq(pfs_vol_usage_recent(p, v, hour, &u2, &s2), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 4);
+	cr_expect_gt(s2, sizeof(a) / 2, "shared with w: %llu", (unsigned long long)s2);
+	cr_expect_eq(u2 + s2, u, "the same chunks, now shared: %llu + %llu != %llu",
+	             (unsigned long long)u2, (unsigned long long)s2, (unsigned long long)u);
+
+	/* The report reads the same figures; pfs_vol_usage(fresh) walks whatever. */
+	struct pfs_buf txt = {0};
+	cr_assert_eq(pfs_report_volume_value(p, v, "shared", &txt), 0);
+	cr_expect_eq(strtoull(txt.data, NULL, 10), s2);
+	pfs_buf_free(&txt);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 4);
+	cr_assert_eq(pfs_vol_usage(p, v, true, &u, &s), 0);
+	cr_expect_eq(atomic_load(&pfs_usage_walks), w + 5);
+	cr_expect(u == u2 && s == s2);
+	pfs_vol_unref(vw);
+	pfs_vol_unref(v);
+}
+
+/* A map walked from its rows alone (after a remount), from loaded pages some of which are dirty
+ * (newer than their rows), and from a mix, gives the same figures. */
+Test(fs_core, usage_walk_rows_and_loaded_pages_agree)
+{
+	enum { PAGE = PFS_PAGE_REFS * 4096 };
+	static uint8_t a[4 * PAGE], z[PAGE / 2];
+	uint64_t u0, s0, u1, s1, u2, s2;
+	struct pfs_vol *v;
+
+	cr_assert_eq(pfs_ctl_exec(p, "volume create v 4M"), 0);
+	v = vol("v");
+	fill_random(a, sizeof(a), 31);
+	cr_assert_eq(pfs_vol_write(p, v, a, sizeof(a), 0), (ssize_t)sizeof(a));
+	cr_assert_eq(pfs_ctl_exec(p, "snapshot create v s"), 0);
+	/* Half of page 1 zeroed and page 2 rewritten: dirty pages, their rows older. */
+	cr_assert_eq(pfs_vol_write(p, v, z, sizeof(z), PAGE), (ssize_t)sizeof(z));
+	fill_random(a, PAGE, 32);
+	cr_assert_eq(pfs_vol_write(p, v, a, PAGE, 2 * PAGE), (ssize_t)PAGE);
+	cr_assert_eq(pfs_vol_usage(p, v, true, &u0, &s0), 0);
+	cr_expect_gt(u0, PAGE / 2, "page 2's new data is the volume's own");
+	cr_expect_gt(s0, PAGE, "pages 0, 3 and half of 1 are shared with the snapshot");
+	cr_assert_eq(pfs_commit(p), 0);
+	pfs_vol_unref(v);
+
+	reopen(); /* nothing loaded: every page from its row */
+	v = vol("v");
+	cr_assert_eq(pfs_vol_usage(p, v, true, &u1, &s1), 0);
+	cr_expect(u1 == u0 && s1 == s0, "rows: %llu/%llu, pages: %llu/%llu", (unsigned long long)u1,
+	          (unsigned long long)s1, (unsigned long long)u0, (unsigned long long)s0);
+	uint8_t blk[4096];
+	cr_assert_eq(pfs_vol_read(p, v, blk, sizeof(blk), 3 * PAGE), (ssize_t)sizeof(blk));
+	cr_assert_eq(pfs_vol_usage(p, v, true, &u2, &s2), 0); /* page 3 loaded, the rest rows */
+	cr_expect(u2 == u0 && s2 == s0);
+	pfs_vol_unref(v);
+}

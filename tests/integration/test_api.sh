@@ -3,7 +3,8 @@
 # (verbatim apart from host, TLS and token) give what the control files give, every mutation is
 # the ctl command's (same result, same reason text), bad input (tokens, bodies, names, sizes,
 # slow and too many clients) changes nothing, HTTPS with a test CA, bad options refuse the mount,
-# and the served OpenAPI document is the checked-in one with each of its operations routed.
+# pod operations on two real boxes (network namespaces), and the served OpenAPI document is the
+# checked-in one with each of its operations routed.
 . "$(dirname "$0")/lib.sh"
 need_binaries
 need curl openssl
@@ -356,6 +357,117 @@ PYEOF
 	"$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(1 if d["pods"] or d["peers"] else 0)' \
 		"$M/.pstorage/cluster/status.json" || fail "pods or peers left: $(cat "$M/.pstorage/cluster/status.json")"
 	pstor_umount "$M"
+}
+
+# Pod operations through the API of two real boxes (each in its own network namespace, the API
+# on its loopback there: curl through nsenter --net): peers, pod create/add, a stretch to an
+# unknown peer (404 and the ctl's reason), stretch, in_sync seen through GET
+# /api/v1/cluster/status on both boxes, verify, resolve and verify refused with ctl's reasons,
+# unstretch, pod delete.
+case_pods_on_two_boxes() {
+	source "$(dirname "$0")/lib_cluster.sh"
+	cl_net_up
+	pstor_mkfs "$T/a.img" 512M
+	pstor_mkfs "$T/b.img" 512M
+	cl_mount a "$T/a.img" "api_listen=127.0.0.1:$PORT,api_token_file=$TOK"
+	cl_mount b "$T/b.img" "api_listen=127.0.0.1:$PORT,api_token_file=$TOK"
+	# api_on BOX TOKEN METHOD PATH [BODY]: api() against that box's API, inside its namespace
+	api_on() {
+		local box=$1
+		shift
+		local CURL=(nsenter --net="/run/netns/${CL_NS}$box" curl -sS --max-time 30)
+		api "$@"
+	}
+	# pod_state BOX: pod p1's state in the box's cluster status, as the API gives it
+	pod_state() {
+		api_on "$1" "$RO" GET /api/v1/cluster/status
+		[ "$STATUS" = 200 ] || fail "box $1: cluster status: $STATUS $(cat "$T/body")"
+		"$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(next((p["state"] for p in d["pods"] if p["name"] == "p1"), "none"))' "$T/body"
+	}
+	wait_pod_state() { # BOX STATE SECONDS
+		local n=$(($3 * 10)) s
+		until s=$(pod_state "$1") && [ "$s" = "$2" ]; do
+			n=$((n - 1))
+			[ $n -gt 0 ] || fail "box $1: pod p1 is '$s' through the API, not '$2' after $3 s"
+			sleep 0.1
+		done
+	}
+	# failed_like_ctl BOX STATUS ERRNO DESCRIPTION: the last reply is that error with the
+	# reason `cat .pstorage/ctl` gives
+	failed_like_ctl() {
+		expect_status "$2" "$4"
+		mapfile -t e < <(err_text)
+		[ "${e[0]}" = "$(cat "$T/$1/.pstorage/ctl")" ] || fail "$4: reason '${e[0]}' is not ctl's"
+		[ "${e[1]}" = "$3" ] || fail "$4: errno ${e[1]}, want $3"
+		check "$4: $2 ${e[0]}"
+	}
+
+	check "peers and a pod through the API of each box"
+	api_on a "$RW" POST /api/v1/cluster/peers "{\"name\": \"boxb\", \"address\": \"10.77.0.2:$CL_PORT\"}"
+	expect_status 201 "box a: peer add"
+	api_on b "$RW" POST /api/v1/cluster/peers "{\"name\": \"boxa\", \"address\": \"10.77.0.1:$CL_PORT\"}"
+	expect_status 201 "box b: peer add"
+	cl_link_up a
+	cl_link_up b
+	api_on a "$RW" POST /api/v1/volumes '{"name": "v1", "size_gb": 1}'
+	expect_status 201 "volume create"
+	rand_file "$T/data" $((4 << 20))
+	put_at "$T/data" "$T/a/volumes/v1" $((64 << 20))
+	api_on a "$RW" POST /api/v1/cluster/pods '{"name": "p1"}'
+	expect_status 201 "pod create"
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/volumes '{"volume": "v1"}'
+	expect_status 200 "pod add"
+
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/stretch '{"peer": "boxz"}'
+	failed_like_ctl a 404 ENOENT "a stretch to an unknown peer"
+	[ "$(pod_state a)" = local ] || fail "p1 is $(pod_state a) after a failed stretch"
+	[ "$(pod_state b)" = none ] || fail "box b has p1 after a failed stretch"
+
+	check "stretch, in sync on both boxes through the API, the replica the same"
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/stretch '{"peer": "boxb"}'
+	expect_status 200 "stretch"
+	wait_pod_state a in_sync 10
+	wait_pod_state b in_sync 10
+	api_on a "$RO" GET /api/v1/cluster/status
+	cat "$T/a/.pstorage/cluster/status.json" >"$T/file"
+	"$PY" - "$T/body" "$T/file" <<'PYEOF' || fail "box a: the API's cluster status is not the file's"
+import json, sys
+a, f = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+pa = [p for p in a["pods"] if p["name"] == "p1"][0]
+pf = [p for p in f["pods"] if p["name"] == "p1"][0]
+assert pa["state"] == pf["state"] == "in_sync" and pa["volumes"] == pf["volumes"] == ["v1"], (pa, pf)
+assert [p["name"] for p in a["peers"]] == [p["name"] for p in f["peers"]] == ["boxb"], a["peers"]
+PYEOF
+	# The written range (a whole 1 GiB volume read twice through FUSE takes seconds; verify
+	# below compares all of it on both boxes).
+	get_at "$T/b/volumes/v1" $((64 << 20)) $((4 << 20)) | cmp -s - "$T/data" ||
+		fail "v1 differs on box b"
+
+	check "verify on the leader; verify elsewhere and resolve refused with ctl's reasons"
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/verify
+	expect_status 200 "verify"
+	grep -q '"ok: pod p1: verified [0-9]* regions of 4 MiB with boxb: 0 differ' "$T/body" ||
+		fail "verify: $(cat "$T/body")"
+	api_on b "$RW" POST /api/v1/cluster/pods/p1/verify
+	failed_like_ctl b 400 EINVAL "verify on the box that does not lead"
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/resolve '{"keep": "boxa"}'
+	failed_like_ctl a 400 EINVAL "resolve of a pod that is not split"
+	api_on a "$RW" DELETE /api/v1/cluster/pods/p1
+	failed_like_ctl a 409 EBUSY "delete of a stretched pod"
+	api_on a "$RO" POST /api/v1/cluster/pods/p1/unstretch '{"peer": "boxb"}'
+	expect_status 403 "unstretch with the read-only token"
+	[ "$(pod_state a)" = in_sync ] || fail "p1 is $(pod_state a) after refused requests"
+
+	check "unstretch: local on box a, gone from box b, the volume kept on both"
+	api_on a "$RW" POST /api/v1/cluster/pods/p1/unstretch '{"peer": "boxb"}'
+	expect_status 200 "unstretch"
+	grep -q '"ok: pod p1: unstretched from boxb' "$T/body" || fail "unstretch: $(cat "$T/body")"
+	[ "$(pod_state a)" = local ] || fail "box a: p1 is $(pod_state a) after unstretch"
+	wait_pod_state b none 5
+	[ -e "$T/b/volumes/v1" ] || fail "box b lost v1"
+	api_on a "$RW" DELETE /api/v1/cluster/pods/p1
+	expect_status 200 "pod delete"
+	[ "$(pod_state a)" = none ] || fail "box a still has p1"
 }
 
 case_openapi_document_is_served_and_routed() {

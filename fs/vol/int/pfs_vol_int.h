@@ -91,10 +91,12 @@ struct pfs_vol {
 	_Atomic bool gone;    /* deleted: handles still open keep the struct */
 	_Atomic uint32_t tag; /* the layer above's number for this map (pfs_vol_set_tag) */
 	_Atomic int refs;     /* struct lifetime: catalogue + handles */
-	/* Cached "physical bytes only this map holds", refreshed at most every few seconds;
-	 * usage_lock (taken before rw: the refresh walks the map) guards it. */
+	/* The last usage walk's figures (pfs_io.c, pfs_vol_usage_recent): when it began, and
+	 * the store's change count and commit count then; usage_lock (taken before rw: the walk
+	 * takes rw page by page) guards them and lets one walk run at a time. */
 	pthread_mutex_t usage_lock;
-	int64_t usage_at_ns;
+	int64_t usage_at_ns; /* 0: never walked */
+	uint64_t usage_gen, usage_commits;
 	uint64_t usage_unique, usage_shared;
 	/* Data temperature (pfs_temp.c): made on the first access, freed with the struct. */
 	_Atomic(struct pfs_temp_vol *) temp;
@@ -415,6 +417,7 @@ int pfs_vol_usage(struct pfs *p, struct pfs_vol *v, bool fresh, uint64_t *unique
  * walked one at a time (pfs_io.c); tests lower it. */
 extern uint32_t pfs_usage_max_slots;
 extern _Atomic uint64_t pfs_usage_passes;
+extern _Atomic uint64_t pfs_usage_walks; /* walks done (not cached figures), for tests */
 int pfs_snap_create(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_delete(struct pfs *p, const char *vol, const char *snap);
 int pfs_snap_restore(struct pfs *p, const char *vol, const char *snap);
