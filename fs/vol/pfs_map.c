@@ -155,8 +155,8 @@ void pfs_map_set_run(struct pfs *p, struct pfs_vol *v, struct pfs_mpage *pg, uin
 
 	for (uint32_t i = 0; i < n; i++) {
 		old[i] = pg->ref[slot + i];
-		/* Atomic (relaxed): the usage walk (pfs_vol_usage) reads loaded pages under
-		 * v->lock, not the stripe lock. */
+		/* Atomic (relaxed): the temperature walk (pfs_temp.c) reads loaded pages
+		 * without the stripe lock. */
 		__atomic_store_n(&pg->ref[slot + i].v, refs[i].v, __ATOMIC_RELAXED);
 		dnz += (refs[i].v != 0) - (old[i].v != 0);
 		dch += (engine_ref_kind(refs[i]) == ENGINE_REF_CHUNK) -
