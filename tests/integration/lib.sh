@@ -210,7 +210,8 @@ trap 'exit 130' INT TERM
 _sweep_stale() {
 	local d owner m
 	for d in /var/tmp/pstor-it-*; do
-		[ -f "$d/.owner" ] || continue
+		# A directory younger than a minute is never swept, whatever its owner looks like.
+		[ -f "$d/.owner" ] && [ -n "$(find "$d/.owner" -mmin +1 2>/dev/null)" ] || continue
 		owner=$(cat "$d/.owner" 2>/dev/null) || continue
 		[ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null || continue
 		# Best effort, each step (errexit and the ERR trap are on here).
