@@ -695,9 +695,10 @@ Test(link, connect_to_a_closed_port_is_refused)
 	cr_expect_eq(clink_connect(t, hp, "a", 2000, &c, err, sizeof(err)), -ECONNREFUSED, "%s",
 	             err);
 	cr_expect_eq(clink_connect(t, "127.0.0.1", "a", 2000, &c, err, sizeof(err)), -EINVAL);
-	cr_expect_eq(clink_listen(t, "[::1]:0", &l, err, sizeof(err)) == 0 ||
-	                 clink_listen(t, "[::1]:0", &l, err, sizeof(err)) == -EADDRNOTAVAIL,
-	             1, "%s", err);
+	int r6 = clink_listen(t, "[::1]:0", &l, err, sizeof(err));
+	cr_expect(r6 == 0 || r6 == -EADDRNOTAVAIL, "%s", err);
+	if (r6 == 0)
+		clink_listener_close(l); /* (ASan found it left open) */
 	clink_tls_free(t);
 }
 
