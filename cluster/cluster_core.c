@@ -518,6 +518,7 @@ int cluster_open(struct pfs *p, const struct cluster_opts *o, struct cluster **o
 	pthread_cond_init(&cl->cond, NULL);
 	queue_init(&cl->applyq);
 	queue_init(&cl->applyw);
+	pthread_mutex_init(&cl->ack_lock, NULL);
 	pthread_mutex_init(&cl->inflight_lock, NULL);
 	pthread_cond_init(&cl->inflight_cond, NULL);
 	queue_init(&cl->workq);
@@ -618,5 +619,7 @@ void cluster_close(struct cluster *cl)
 	clink_tls_free(cl->tls);
 	pthread_mutex_destroy(&cl->lock);
 	pthread_cond_destroy(&cl->cond);
+	pthread_mutex_destroy(&cl->ack_lock);
+	cl_wbuf_free(&cl->acks);
 	free(cl);
 }

@@ -52,7 +52,7 @@ enum cl_msg_type {
 	CL_MSG_PONG = 3,          /* t0 */
 	CL_MSG_POD_DEF = 4,       /* ordered: a pod and its volumes (stretch, set, membership) */
 	CL_MSG_CHANGE = 5,        /* ordered: pod, epoch, seq, change */
-	CL_MSG_ACK = 6,           /* pod, seq, rc */
+	CL_MSG_ACK = 6,           /* count, then count x (pod, seq, rc) */
 	CL_MSG_FWD = 7,           /* req, pod, change: the other box's change for the leader */
 	CL_MSG_FWD_DONE = 8,      /* req, rc, done */
 	CL_MSG_NEED = 9,          /* req, fingerprints the applier lacks */
@@ -233,6 +233,9 @@ struct cl_queue {
 	pthread_cond_t cond;
 	struct cl_work *head, *tail;
 	bool stop;
+	/* applyq: an item is being dispatched (by the applier, or by the reader directly), so
+	 * the next waits: the pod's order is the order items leave this queue. */
+	bool busy;
 };
 
 struct cluster {
@@ -257,6 +260,13 @@ struct cluster {
 	int64_t boot_ns;
 	uint64_t next_req;
 	struct cl_waiter *waiters;
+
+	/* Acknowledgements not yet handed to the link (cl_send_ack): whichever thread finds
+	 * none being sent sends them all as one ACK, and again while more came meanwhile. */
+	pthread_mutex_t ack_lock;
+	struct cl_wbuf acks; /* count (patched), then the entries */
+	uint32_t nacks;
+	bool ack_sending;
 
 	struct cl_queue applyq; /* ordered messages from the peer */
 	struct cl_queue applyw; /* writes the applier hands to its workers */
@@ -361,7 +371,9 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next);
 
 /* cluster_link_mgr.c: sending and waiting */
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
-/* Acknowledges the ordered message SEQ of POD with the result of applying it here. */
+/* Acknowledges the ordered message SEQ of POD with the result of applying it here. The ACK is
+ * queued on the link before this returns, or joins the one another thread is about to queue
+ * (the acknowledgements of concurrent appliers travel together, in the order they came). */
 void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc);
 struct cl_waiter *cl_waiter_new(struct cluster *cl);
 /* Waits until the waiter finished or the link generation changed: -EIO then. Frees it. */

@@ -32,13 +32,33 @@ int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
 
 void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
 {
-	struct cl_wbuf w = {0};
-
-	cl_put_str(&w, pod);
-	cl_put64(&w, seq);
-	cl_put32(&w, (uint32_t)rc);
-	cl_send(cl, CL_MSG_ACK, &w);
-	cl_wbuf_free(&w);
+	pthread_mutex_lock(&cl->ack_lock);
+	if (!cl->nacks)
+		cl_put32(&cl->acks, 0); /* the count, patched when sent */
+	cl_put_str(&cl->acks, pod);
+	cl_put64(&cl->acks, seq);
+	cl_put32(&cl->acks, (uint32_t)rc);
+	cl->nacks++;
+	/* A thread sending acknowledgements now takes this one with its next round: one ACK
+	 * message (one queueing on the link) for all that the appliers finished meanwhile. */
+	if (cl->ack_sending) {
+		pthread_mutex_unlock(&cl->ack_lock);
+		return;
+	}
+	cl->ack_sending = true;
+	while (cl->nacks) {
+		struct cl_wbuf w = cl->acks;
+		if (!w.err)
+			pfs_put32(w.b, cl->nacks);
+		cl->acks = (struct cl_wbuf){0};
+		cl->nacks = 0;
+		pthread_mutex_unlock(&cl->ack_lock);
+		cl_send(cl, CL_MSG_ACK, &w);
+		cl_wbuf_free(&w);
+		pthread_mutex_lock(&cl->ack_lock);
+	}
+	cl->ack_sending = false;
+	pthread_mutex_unlock(&cl->ack_lock);
 }
 
 /* ---- queues and waiters ------------------------------------------------------------------ */
@@ -238,16 +258,11 @@ void cl_link_down(struct cluster *cl, const char *why)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
+/* One acknowledgement of an ACK message. */
+static void handle_ack_one(struct cluster *cl, const char *pname, uint64_t seq, int32_t rc)
 {
-	char pname[CL_NAME_MAX + 1];
 	struct cl_pod *pod;
 
-	cl_get_str(r, pname, sizeof(pname));
-	uint64_t seq = cl_get64(r);
-	int32_t rc = (int32_t)cl_get32(r);
-	if (r->bad)
-		return;
 	pthread_mutex_lock(&cl->lock);
 	pod = cl_pod_find(cl, pname);
 	pthread_mutex_unlock(&cl->lock);
@@ -278,6 +293,20 @@ static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
 	pthread_mutex_unlock(&pod->lock);
 }
 
+static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
+{
+	char pname[CL_NAME_MAX + 1];
+	uint32_t n = cl_get32(r);
+
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		cl_get_str(r, pname, sizeof(pname));
+		uint64_t seq = cl_get64(r);
+		int32_t rc = (int32_t)cl_get32(r);
+		if (!r->bad)
+			handle_ack_one(cl, pname, seq, rc);
+	}
+}
+
 static void handle_refused(struct cluster *cl, struct cl_rbuf *r)
 {
 	char pname[CL_NAME_MAX + 1], why[200];
@@ -297,6 +326,8 @@ static void handle_refused(struct cluster *cl, struct cl_rbuf *r)
 		cl_set_state(cl, pod, CL_OFFLINE);
 	pthread_mutex_unlock(&cl->lock);
 }
+
+static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t len);
 
 static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 {
@@ -358,9 +389,13 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 		}
 		break;
 	}
+	case CL_MSG_CHANGE:
+		if (applier_direct(cl, type, buf, len))
+			return;
+		cl_queue_push(&cl->applyq, type, buf, len);
+		return;
 	case CL_MSG_HELLO:
 	case CL_MSG_POD_DEF:
-	case CL_MSG_CHANGE:
 	case CL_MSG_IN_SYNC:
 	case CL_MSG_POD_DROP:
 	case CL_MSG_VERIFY:
@@ -380,10 +415,39 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	free(buf);
 }
 
+/* The link's I/O thread hands these over as they arrive (clink_set_rx_hook): an acknowledgement
+ * or a request's answer wakes its waiters from there, not through the reader's wake-up first.
+ * Each takes only cl->lock and pod->lock, never held across a send (invariant 5), so the I/O
+ * thread cannot wait here on a sender that waits for it. */
+static bool fast_rx(void *arg, uint16_t type, const void *buf, size_t len)
+{
+	struct cluster *cl = arg;
+	struct cl_rbuf r = {buf, len, 0, false};
+
+	switch (type) {
+	case CL_MSG_ACK:
+		handle_ack(cl, &r);
+		return true;
+	case CL_MSG_FWD_DONE:
+	case CL_MSG_SYNC_DONE: {
+		uint64_t req = cl_get64(&r);
+		int32_t rc = (int32_t)cl_get32(&r);
+		uint64_t done = cl_get64(&r);
+		if (!r.bad)
+			cl_waiter_finish(cl, req, rc, done, NULL, 0);
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
 static void *reader_main(void *arg)
 {
 	struct cluster *cl = arg;
 	struct clink *link = cl->link; /* stable: the manager joins us before swapping it */
+
+	pthread_setname_np(pthread_self(), "cl-reader"); /* perf and top tell them apart */
 
 	for (;;) {
 		uint16_t type;
@@ -436,6 +500,7 @@ static void link_install(struct cluster *cl, struct clink *c)
 	cl->link_err[0] = 0;
 	pthread_mutex_unlock(&cl->lock);
 	pthread_rwlock_unlock(&link_rw);
+	clink_set_rx_hook(c, fast_rx, cl);
 	if (pthread_create(&cl->t_reader, NULL, reader_main, cl) == 0)
 		cl->reader_running = true;
 	send_hello(cl);
@@ -512,6 +577,8 @@ static void *manager_main(void *arg)
 {
 	struct cluster *cl = arg;
 	int64_t last_dial = 0, last_ping = 0;
+
+	pthread_setname_np(pthread_self(), "cl-manager"); /* perf and top tell them apart */
 
 	while (!cl->stop) {
 		int64_t now = pfs_now_ns();
@@ -625,13 +692,101 @@ static void applier_dispatch(struct cluster *cl, struct cl_work *w)
 	free(w);
 }
 
+/* The applier's pop: the next item once no other is being dispatched (busy, under the queue's
+ * lock), then busy until applier_done. NULL when stopped. */
+static struct cl_work *applier_pop(struct cl_queue *q)
+{
+	struct cl_work *w = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	while ((!q->head || q->busy) && !q->stop)
+		pthread_cond_wait(&q->cond, &q->lock);
+	if (q->head && !q->busy) {
+		w = q->head;
+		q->head = w->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->busy = true;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return w;
+}
+
+static void applier_done(struct cl_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->busy = false;
+	if (q->head)
+		pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The reader's short cut for a CHANGE (one thread hand-off less per replicated write): when
+ * nothing is queued or being dispatched before it, and it is a write that overlaps nothing in
+ * flight with a worker free, the reader hands it to a worker itself. Anything else goes through
+ * the applier's queue, behind which it keeps its place (busy is held until it is queued). */
+static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t len)
+{
+	struct cl_queue *q = &cl->applyq;
+	char vol[CL_NAME_MAX + 1];
+	uint64_t first, last;
+	struct cl_work *w;
+	int slot = -1;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->head || q->busy || q->stop) {
+		pthread_mutex_unlock(&q->lock);
+		return false;
+	}
+	q->busy = true;
+	pthread_mutex_unlock(&q->lock);
+	w = malloc(sizeof(*w));
+	if (!w) {
+		applier_done(q);
+		return false;
+	}
+	*w = (struct cl_work){type, buf, len, -1, NULL};
+	if (write_range(w, vol, &first, &last, cl->bs)) {
+		pthread_mutex_lock(&cl->inflight_lock);
+		for (int i = 0; i < CL_APPLIERS; i++) {
+			struct cl_inflight *f = &cl->inflight[i];
+			if (!f->used) {
+				if (slot < 0)
+					slot = i;
+			} else if (!strcmp(f->vol, vol) && f->first <= last && first <= f->last) {
+				slot = -2; /* overlaps: the applier waits for it */
+				break;
+			}
+		}
+		if (slot >= 0) {
+			struct cl_inflight *f = &cl->inflight[slot];
+			snprintf(f->vol, sizeof(f->vol), "%s", vol);
+			f->first = first;
+			f->last = last;
+			f->used = true;
+			w->slot = slot;
+		}
+		pthread_mutex_unlock(&cl->inflight_lock);
+	}
+	if (slot >= 0)
+		cl_queue_push_work(&cl->applyw, w);
+	else
+		cl_queue_push_work(q, w); /* still busy: nothing overtakes it */
+	applier_done(q);
+	return true;
+}
+
 static void *applier_main(void *arg)
 {
 	struct cluster *cl = arg;
 	struct cl_work *w;
 
-	while ((w = cl_queue_pop(&cl->applyq)))
+	pthread_setname_np(pthread_self(), "cl-applier"); /* perf and top tell them apart */
+
+	while ((w = applier_pop(&cl->applyq))) {
 		applier_dispatch(cl, w);
+		applier_done(&cl->applyq);
+	}
 	return NULL;
 }
 
@@ -639,6 +794,8 @@ static void *apply_worker_main(void *arg)
 {
 	struct cluster *cl = arg;
 	struct cl_work *w;
+
+	pthread_setname_np(pthread_self(), "cl-apply"); /* perf and top tell them apart */
 
 	while ((w = cl_queue_pop(&cl->applyw))) {
 		cl_apply_msg(cl, w);
@@ -656,6 +813,8 @@ static void *worker_main(void *arg)
 {
 	struct cluster *cl = arg;
 	struct cl_work *w;
+
+	pthread_setname_np(pthread_self(), "cl-worker"); /* perf and top tell them apart */
 
 	while ((w = cl_queue_pop(&cl->workq))) {
 		cl_work_msg(cl, w);

@@ -71,6 +71,9 @@ struct clink {
 	int down_err;
 	char down_reason[256];
 
+	clink_rx_hook hook; /* under lock; read once per batch by the I/O thread */
+	void *hook_arg;
+
 	_Atomic uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
 
 	/* I/O thread only (invariant 1). */
@@ -115,8 +118,15 @@ static void set_down(struct clink *c, int err, const char *reason)
 static int rx_parse(struct clink *c, const uint8_t *p, size_t n)
 {
 	struct in_msg *head = NULL, *last = NULL;
-	size_t bytes = 0, count = 0;
+	size_t bytes = 0, count = 0, hooked = 0;
+	clink_rx_hook hook;
+	void *hook_arg;
 	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	hook = c->hook;
+	hook_arg = c->hook_arg;
+	pthread_mutex_unlock(&c->lock);
 
 	while (n || (c->rx && c->rx_have == c->rx->len)) {
 		if (!c->rx) {
@@ -160,7 +170,13 @@ static int rx_parse(struct clink *c, const uint8_t *p, size_t n)
 			p += k;
 			n -= k;
 		}
-		if (c->rx_have == c->rx->len) {
+		if (c->rx_have == c->rx->len && hook &&
+		    hook(hook_arg, c->rx->type, c->rx->data, c->rx->len)) {
+			hooked++;
+			free(c->rx->data);
+			free(c->rx);
+			c->rx = NULL;
+		} else if (c->rx_have == c->rx->len) {
 			bytes += c->rx->len;
 			count++;
 			if (last)
@@ -171,6 +187,8 @@ static int rx_parse(struct clink *c, const uint8_t *p, size_t n)
 			c->rx = NULL;
 		}
 	}
+	if (hooked)
+		atomic_fetch_add(&c->msgs_received, hooked);
 	if (head) {
 		atomic_fetch_add(&c->msgs_received, count);
 		pthread_mutex_lock(&c->lock);
@@ -281,6 +299,7 @@ static void *io_main(void *arg)
 	sigset_t pipe;
 	int r = 0;
 
+	pthread_setname_np(pthread_self(), "clink-io");
 	/* TLS writes to a socket the peer reset must fail with EPIPE, not kill the daemon. */
 	sigemptyset(&pipe);
 	sigaddset(&pipe, SIGPIPE);
@@ -557,6 +576,14 @@ void clink_set_queue_limit(struct clink *c, size_t bytes)
 	pthread_cond_broadcast(&c->cond_out);
 	pthread_mutex_unlock(&c->lock);
 	wake(c);
+}
+
+void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	c->hook = fn;
+	c->hook_arg = arg;
+	pthread_mutex_unlock(&c->lock);
 }
 
 int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)

@@ -72,6 +72,15 @@ const char *clink_cipher(const struct clink *c);           /* e.g. "TLS_AES_256_
  * exceed BYTES by one message. Default CLINK_QUEUE_LIMIT_DEFAULT. */
 void clink_set_queue_limit(struct clink *c, size_t bytes);
 
+/* Lets the I/O thread hand some messages to FN itself, as they arrive, instead of queueing them
+ * for clink_recv: a message FN returns true for is consumed (the link frees BUF afterwards),
+ * which saves the receiving thread's wake-up on a path such as an acknowledgement. FN runs on the
+ * I/O thread, so it must not block for long and must never call clink_send or clink_recv on C
+ * (the thread that would move the bytes is the one waiting). A message FN declines, and any
+ * message that arrived before the hook was set, is queued as usual. FN NULL removes it. */
+typedef bool (*clink_rx_hook)(void *arg, uint16_t type, const void *buf, size_t len);
+void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg);
+
 /* Queues one message: TYPE and the concatenation of the IOVCNT buffers (copied; total at most
  * CLINK_MSG_MAX). Thread-safe; messages of one thread leave in the order it sent them. Blocks
  * while the outgoing queue is over its limit. -EMSGSIZE (too big, nothing sent), -EINVAL,

@@ -294,6 +294,68 @@ Test(link, many_messages_both_ways_from_several_threads)
 	close_pair(&p);
 }
 
+/* The receive hook: it takes the messages it accepts (type 7 here) on the I/O thread, in the
+ * order they came, with their bytes; the others stay queued for clink_recv, in their order. */
+struct hooked {
+	pthread_mutex_t lock;
+	uint32_t seen[64];
+	int n;
+	bool bad;
+};
+
+static bool take_sevens(void *arg, uint16_t type, const void *buf, size_t len)
+{
+	struct hooked *h = arg;
+	uint32_t v;
+
+	if (type != 7)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	if (len != sizeof(v) || h->n >= 64) {
+		h->bad = true;
+	} else {
+		memcpy(&v, buf, sizeof(v));
+		h->seen[h->n++] = v;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return true;
+}
+
+Test(link, receive_hook_takes_what_it_accepts_and_the_rest_stays_queued_in_order)
+{
+	struct pair p = good_pair();
+	struct hooked h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	uint16_t type;
+	void *buf;
+	size_t len;
+
+	clink_set_rx_hook(p.srv, take_sevens, &h);
+	for (uint32_t i = 0; i <= 40; i++)
+		cr_assert_eq(send1(p.cli, i % 2 ? 7 : 8, &i, sizeof(i)), 0);
+	for (uint32_t i = 0; i <= 40; i += 2) {
+		cr_assert_eq(clink_recv(p.srv, &type, &buf, &len, 10000), 0);
+		cr_expect_eq(type, 8);
+		cr_expect(len == sizeof(i) && !memcmp(buf, &i, sizeof(i)), "message %u", i);
+		free(buf);
+	}
+	/* Every hooked message came before the last plain one, so all were handed over. */
+	pthread_mutex_lock(&h.lock);
+	cr_expect(!h.bad);
+	cr_expect_eq(h.n, 20);
+	for (int i = 0; i < h.n; i++)
+		cr_expect_eq(h.seen[i], (uint32_t)(2 * i + 1));
+	pthread_mutex_unlock(&h.lock);
+	/* Removed: the next seven is queued like any message. */
+	clink_set_rx_hook(p.srv, NULL, NULL);
+	uint32_t last = 99;
+	cr_assert_eq(send1(p.cli, 7, &last, sizeof(last)), 0);
+	cr_assert_eq(clink_recv(p.srv, &type, &buf, &len, 10000), 0);
+	cr_expect(type == 7 && len == sizeof(last) && !memcmp(buf, &last, sizeof(last)));
+	free(buf);
+	cr_expect_eq(h.n, 20);
+	close_pair(&p);
+}
+
 Test(link, largest_message_arrives_whole_and_one_more_byte_is_refused)
 {
 	struct pair p = good_pair();
@@ -633,9 +695,10 @@ Test(link, connect_to_a_closed_port_is_refused)
 	cr_expect_eq(clink_connect(t, hp, "a", 2000, &c, err, sizeof(err)), -ECONNREFUSED, "%s",
 	             err);
 	cr_expect_eq(clink_connect(t, "127.0.0.1", "a", 2000, &c, err, sizeof(err)), -EINVAL);
-	cr_expect_eq(clink_listen(t, "[::1]:0", &l, err, sizeof(err)) == 0 ||
-	                 clink_listen(t, "[::1]:0", &l, err, sizeof(err)) == -EADDRNOTAVAIL,
-	             1, "%s", err);
+	int r6 = clink_listen(t, "[::1]:0", &l, err, sizeof(err));
+	cr_expect(r6 == 0 || r6 == -EADDRNOTAVAIL, "%s", err);
+	if (r6 == 0)
+		clink_listener_close(l); /* (ASan found it left open) */
 	clink_tls_free(t);
 }
 
