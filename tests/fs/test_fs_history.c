@@ -581,3 +581,160 @@ Test(fs_history, replace_keeps_the_forecasts_named_and_drops_the_rest)
 	cr_assert_eq(pfs_history_replace(p, 3, t, v, 1), 0);
 	cr_expect_eq(all_fc().n, 0);
 }
+
+/* ---- the report cache ------------------------------------------------------------------------ */
+/* Report I of .pstorage/analytics/ (2 capacity, 3 capacity.json, 4 health), or the metrics
+ * (I = ~0u); malloc'd. */
+static char *report(unsigned i)
+{
+	struct pfs_buf b = {0};
+
+	if (i == ~0u)
+		pfs_analytics_metrics(p, &b);
+	else
+		cr_assert_eq(pfs_analytics_file(p, i, &b), 0, "report %u", i);
+	cr_assert_eq(b.err, 0);
+	cr_assert_not_null(b.data, "report %u is empty", i);
+	return b.data;
+}
+
+static const unsigned reports[] = {~0u, 2, 3, 4, 5};
+#define NREPORTS (sizeof(reports) / sizeof(reports[0]))
+
+struct report_set {
+	char *r[NREPORTS];
+};
+
+static struct report_set read_reports(void)
+{
+	struct report_set s;
+
+	for (size_t i = 0; i < NREPORTS; i++)
+		s.r[i] = report(reports[i]);
+	return s;
+}
+
+static void report_set_free(struct report_set *s)
+{
+	for (size_t i = 0; i < NREPORTS; i++)
+		free(s->r[i]);
+}
+
+/* One pool row: used bytes and life used grow with I. */
+static void append_pool(int64_t t, int i, double extra)
+{
+	struct analytics_sample s;
+
+	analytics_sample_clear(&s);
+	s.v[ANALYTICS_COL_CAPACITY] = 1 << 30;
+	s.v[ANALYTICS_COL_PHYSICAL_USED] = (double)(100 << 20) + (double)i * (1 << 20) + extra;
+	s.v[ANALYTICS_COL_LIFE_USED] = 1 + i * 0.01 + extra / (1 << 30);
+	cr_assert_eq(pfs_history_append(p, t, s.v, ANALYTICS_NCOLS), 0);
+}
+
+/* Which of the reports differ between A and B. */
+static void expect_changed(const struct report_set *a, const struct report_set *b, const char *why,
+                           const bool *which)
+{
+	for (size_t i = 0; i < NREPORTS; i++)
+		if (which[i])
+			cr_expect_str_neq(a->r[i], b->r[i], "report %u unchanged after %s: %s",
+			                  reports[i], why, b->r[i]);
+}
+
+Test(fs_history, reports_follow_every_history_write_and_repeat_when_nothing_does)
+{
+	int64_t t0 = 1700000000, t;
+	uint64_t hits0, fills0, hits1, fills1;
+	struct report_set a, b, c, d, e, f;
+	static const bool all[NREPORTS] = {true, true, true, true, true};
+	/* metrics (health grade, samples), capacity (text, JSON): not the health of a record. */
+	static const bool capacity_only[NREPORTS] = {false, true, true, false, false};
+
+	for (int i = 0; i <= 48; i++)
+		append_pool(t0 + i * 3600, i, 0);
+	a = read_reports();
+	cr_expect_not_null(strstr(a.r[0], "pstorfs_analytics_history_samples 49\n"), "%s", a.r[0]);
+	cr_expect_not_null(strstr(a.r[0], "pstorfs_capacity_forecast_used_bytes"), "%s", a.r[0]);
+
+	/* Nothing written: the same text, and every part found kept (no fill). */
+	pfs_analytics_cache_counts(&hits0, &fills0);
+	b = read_reports();
+	pfs_analytics_cache_counts(&hits1, &fills1);
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(a.r[i], b.r[i], "report %u differs read twice", reports[i]);
+	cr_expect_eq(fills1, fills0, "%llu parts computed again with nothing written",
+	             (unsigned long long)(fills1 - fills0));
+	cr_expect_gt(hits1, hits0);
+	report_set_free(&b);
+
+	/* An append: every report moves (a jump in used and life used, one more sample). */
+	t = t0 + 49 * 3600;
+	append_pool(t, 49, 64 << 20);
+	b = read_reports();
+	expect_changed(&a, &b, "an append", all);
+	cr_expect_not_null(strstr(b.r[0], "pstorfs_analytics_history_samples 50\n"), "%s", b.r[0]);
+
+	/* A forecast recorded: the capacity files count it. */
+	cr_assert_eq(pfs_analytics_record_forecasts(p, t), 0);
+	c = read_reports();
+	expect_changed(&b, &c, "a forecast record", capacity_only);
+	cr_expect_not_null(strstr(c.r[2], "{\"recorded\": 1,"), "%s", c.r[2]);
+
+	/* A per-volume row: the capacity files list the volume. */
+	const char *name = "vx";
+	double vv[ANALYTICS_VOL_NCOLS] = {0};
+	vv[ANALYTICS_VOL_SIZE] = 1 << 30;
+	vv[ANALYTICS_VOL_WRITTEN] = 1 << 20;
+	cr_assert_eq(pfs_history_append_volumes(p, t, 1, &name, vv, ANALYTICS_VOL_NCOLS), 0);
+	d = read_reports();
+	expect_changed(&c, &d, "a per-volume row", capacity_only);
+	cr_expect_not_null(strstr(d.r[2], "{\"name\": \"vx\""), "%s", d.r[2]);
+
+	/* A replace (what an import does): 30 hours of a flat history. */
+	int64_t times[30];
+	double vals[30 * ANALYTICS_NCOLS];
+	for (int i = 0; i < 30; i++) {
+		struct analytics_sample s;
+		analytics_sample_clear(&s);
+		s.v[ANALYTICS_COL_CAPACITY] = 1 << 30;
+		s.v[ANALYTICS_COL_PHYSICAL_USED] = 500 << 20;
+		s.v[ANALYTICS_COL_LIFE_USED] = 7;
+		times[i] = t0 + i * 3600;
+		memcpy(vals + i * ANALYTICS_NCOLS, s.v, sizeof(s.v));
+	}
+	cr_assert_eq(pfs_history_replace(p, 30, times, vals, ANALYTICS_NCOLS), 0);
+	e = read_reports();
+	expect_changed(&d, &e, "a replace", all);
+	cr_expect_not_null(strstr(e.r[0], "pstorfs_analytics_history_samples 30\n"), "%s", e.r[0]);
+	cr_expect_not_null(strstr(e.r[2], "{\"recorded\": 0,"), "%s", e.r[2]);
+
+	/* A failed write (time not after the newest) changes nothing: the same text. */
+	struct analytics_sample s;
+	analytics_sample_clear(&s);
+	cr_expect_eq(pfs_history_append(p, t0, s.v, ANALYTICS_NCOLS), -EEXIST);
+	f = read_reports();
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(e.r[i], f.r[i], "report %u differs after a refused append",
+		                 reports[i]);
+	report_set_free(&f);
+
+	/* What a fresh computation gives: a new store object (a new generation, even at the
+	 * freed one's address) computes everything again, and finds the same text. */
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	pfs_analytics_cache_counts(&hits0, &fills0);
+	f = read_reports();
+	pfs_analytics_cache_counts(&hits1, &fills1);
+	cr_expect_gt(fills1, fills0, "the reopened store's reports came from the old entry");
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(e.r[i], f.r[i], "report %u differs from a fresh computation",
+		                 reports[i]);
+	report_set_free(&a);
+	report_set_free(&b);
+	report_set_free(&c);
+	report_set_free(&d);
+	report_set_free(&e);
+	report_set_free(&f);
+}
