@@ -1,10 +1,13 @@
 /* tests/fs/test_fs_history.c - the analytics history in the store: downsampling into raw,
  * hourly and daily tiers, all-or-nothing replace, persistence across a close/open, the
- * daemon's sampler thread, and `analytics import` through the ctl language.
+ * daemon's sampler thread, `analytics import` through the ctl language, and the reports kept
+ * for the history's generation (moved by every write, same text when nothing changed).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,4 +740,77 @@ Test(fs_history, reports_follow_every_history_write_and_repeat_when_nothing_does
 	report_set_free(&d);
 	report_set_free(&e);
 	report_set_free(&f);
+}
+
+/* Readers on other threads (FUSE and API threads) while the sampler appends: no reader sees the
+ * sample count go back, and what is kept at the end is what a fresh computation gives. */
+struct reader {
+	pthread_t thread;
+	atomic_bool *stop;
+	unsigned reads, errors, went_back;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	unsigned long long last = 0;
+
+	while (!atomic_load(r->stop)) {
+		struct pfs_buf b = {0};
+		unsigned i = reports[r->reads % NREPORTS];
+		if (i == ~0u) {
+			pfs_analytics_metrics(p, &b);
+			const char *s = b.data ? strstr(b.data, "history_samples ") : NULL;
+			unsigned long long n = s ? strtoull(s + 16, NULL, 10) : 0;
+			if (!s)
+				r->errors++;
+			else if (n < last)
+				r->went_back++;
+			last = n;
+		} else if (pfs_analytics_file(p, i, &b) || b.err) {
+			r->errors++;
+		}
+		pfs_buf_free(&b);
+		r->reads++;
+	}
+	return NULL;
+}
+
+Test(fs_history, reports_read_on_many_threads_while_the_history_grows)
+{
+	int64_t t0 = 1700000000;
+	struct reader rd[3] = {0};
+	atomic_bool stop = false;
+
+	for (int i = 0; i <= 48; i++)
+		append_pool(t0 + i * 3600, i, 0);
+	for (int k = 0; k < 3; k++) {
+		rd[k].stop = &stop;
+		rd[k].reads = (unsigned)k;
+		cr_assert_eq(pthread_create(&rd[k].thread, NULL, reader_main, &rd[k]), 0);
+	}
+	for (int i = 49; i < 49 + 24; i++) {
+		append_pool(t0 + i * 3600, i, (i % 3) * (8 << 20));
+		cr_assert_eq(pfs_analytics_record_forecasts(p, t0 + i * 3600), 0);
+		usleep(2000);
+	}
+	atomic_store(&stop, true);
+	for (int k = 0; k < 3; k++) {
+		pthread_join(rd[k].thread, NULL);
+		cr_expect_eq(rd[k].errors, 0, "reader %d: %u failed reads", k, rd[k].errors);
+		cr_expect_eq(rd[k].went_back, 0, "reader %d saw the sample count go back", k);
+		cr_expect_gt(rd[k].reads, (unsigned)k, "reader %d never read", k);
+	}
+	struct report_set kept = read_reports();
+	cr_expect_not_null(strstr(kept.r[0], "pstorfs_analytics_history_samples 73\n"), "%s",
+	                   kept.r[0]);
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	struct report_set fresh = read_reports();
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(kept.r[i], fresh.r[i], "report %u kept differs from a fresh one",
+		                 reports[i]);
+	report_set_free(&kept);
+	report_set_free(&fresh);
 }
