@@ -348,18 +348,6 @@ out_free:
 	return rc;
 }
 
-int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
-{
-	struct analytics_history h = {0};
-	int rc = pfs_analytics_history(p, &h);
-
-	if (rc)
-		return rc;
-	rc = pfs_analytics_capacity_of(&h, c);
-	analytics_history_free(&h);
-	return rc;
-}
-
 static void day_string(int64_t now, double days, char *out, size_t len)
 {
 	time_t t = (time_t)(now + (int64_t)llround(days * 86400));
@@ -753,29 +741,6 @@ static void capacity_text(const struct analytics_capacity *c, const struct analy
 	grade_text(g, "observed", 1073741824.0, "GiB", "full date", b);
 }
 
-static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
-{
-	struct analytics_history h = {0};
-	struct analytics_capacity c;
-	struct analytics_grade g;
-	int rc = pfs_analytics_history(p, &h);
-
-	if (rc)
-		return rc;
-	rc = pfs_analytics_capacity_of(&h, &c);
-	if (!rc)
-		rc = pfs_analytics_grade_kind(p, PFS_GRADE_CAPACITY, ANALYTICS_COL_PHYSICAL_USED,
-		                              &h, &g);
-	analytics_history_free(&h);
-	if (rc)
-		return rc;
-	if (json)
-		capacity_json(&c, &g, b);
-	else
-		capacity_text(&c, &g, b);
-	return volumes_forecast(p, json, b);
-}
-
 /* ---- pictures ------------------------------------------------------------------------------- */
 /* CAPACITY: physical used in GiB against the pool's capacity. WEAR: life used (SMART percentage
  * used where the device has a log, else the FTL's) against 100%. */
@@ -910,9 +875,209 @@ static double full_days(const struct analytics_capacity *c)
 	return c->ok && c->full_within_year ? c->full_days : NAN;
 }
 
+/* ---- the report cache ---------------------------------------------------------------------- */
+/* The reports (capacity, health, metrics) are mostly forecasts of the history, whose newest
+ * sample is "now" (issue 12): the same history gives the same figures, and fitting them with
+ * their rolling-origin backtests costs tens of ms against a year of history, too much for a
+ * scrape every second. So what comes from the history alone (the history itself, its row
+ * count, the capacity forecast, the rendered capacity files, the health's wear and spare
+ * reach, write amplification and wear grading) is kept for one (store, history generation)
+ * and recomputed once the generation moves (pfs_history_generation: every history, per-volume
+ * or forecast write moves it). What is live (stats counters, SMART, scrub counts) is read at
+ * every report, and the SMART the health's parts were computed for is part of their key.
+ *
+ * Invariants:
+ *  1. An entry is filled only from reads made after its generation was taken (the generation
+ *     is read under acache.lock, before any SQLite read): a write that lands during the fill
+ *     moves the generation after its commit, so the next report recomputes. A figure served
+ *     is therefore never older than the history was when the report began.
+ *  2. acache.lock guards every field. It is held while a part is computed, SQLite reads
+ *     included: readers arriving while the history changed compute it once, not once each.
+ *     The sampler never takes it (it writes under commit_lock and the metadata's lock, which
+ *     a filling reader holds only for each walk, as it did without the cache), so a slow
+ *     report never delays a sample. Lock order: acache.lock, then the store's locks.
+ *  3. One entry for the process: a daemon serves one store; a process with several (tests)
+ *     refills it when the store changes. The key is (store, generation), and a generation is
+ *     never reused by any store, so a new store at a freed one's address never matches. */
+struct health_hist {
+	/* The key beyond the generation: the SMART the device reports (the wear column and the
+	 * spare threshold come from it). */
+	bool have_smart;
+	unsigned spare_threshold;
+	bool life_known; /* the newest sample has life used */
+	double life_used_pct;
+	double wa_recent, wa_before;
+	struct analytics_capacity wear, spare;
+	struct analytics_grade wear_grade;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	const struct pfs *store; /* compared, never dereferenced */
+	uint64_t gen;
+	bool have_h, have_rows, have_cap, have_health;
+	struct analytics_history h;
+	uint64_t rows;
+	struct analytics_capacity cap;
+	struct health_hist health;
+	struct pfs_buf capacity_file[2]; /* text, JSON; data NULL: not rendered yet */
+	uint64_t hits, fills;
+} acache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Takes acache.lock and makes the entry P's at P's current generation (emptied when it was
+ * another's). */
+static void cache_enter(struct pfs *p)
+{
+	pthread_mutex_lock(&acache.lock);
+	uint64_t gen = pfs_history_generation(p);
+	if (acache.store == p && acache.gen == gen)
+		return;
+	analytics_history_free(&acache.h);
+	pfs_buf_free(&acache.capacity_file[0]);
+	pfs_buf_free(&acache.capacity_file[1]);
+	acache.have_h = acache.have_rows = acache.have_cap = acache.have_health = false;
+	acache.store = p;
+	acache.gen = gen;
+}
+
+static void cache_leave(void)
+{
+	pthread_mutex_unlock(&acache.lock);
+}
+
+/* Counts a part found (HIT) or computed. */
+static void cache_count(bool hit)
+{
+	if (hit)
+		acache.hits++;
+	else
+		acache.fills++;
+}
+
+void pfs_analytics_cache_counts(uint64_t *hits, uint64_t *fills)
+{
+	pthread_mutex_lock(&acache.lock);
+	*hits = acache.hits;
+	*fills = acache.fills;
+	pthread_mutex_unlock(&acache.lock);
+}
+
+static int cache_history(struct pfs *p)
+{
+	if (acache.have_h)
+		return 0;
+	int rc = pfs_analytics_history(p, &acache.h);
+	acache.have_h = !rc;
+	return rc;
+}
+
+static int cache_rows(struct pfs *p)
+{
+	cache_count(acache.have_rows);
+	if (acache.have_rows)
+		return 0;
+	int rc = pfs_history_count(p, -1, &acache.rows);
+	acache.have_rows = !rc;
+	return rc;
+}
+
+static int cache_capacity(struct pfs *p)
+{
+	cache_count(acache.have_cap);
+	if (acache.have_cap)
+		return 0;
+	int rc = cache_history(p);
+	if (!rc)
+		rc = pfs_analytics_capacity_of(&acache.h, &acache.cap);
+	acache.have_cap = !rc;
+	return rc;
+}
+
+int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
+{
+	cache_enter(p);
+	int rc = cache_capacity(p);
+	if (!rc)
+		*c = acache.cap;
+	cache_leave();
+	return rc;
+}
+
+static int render_capacity(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct analytics_grade g;
+	int rc = cache_capacity(p);
+
+	if (!rc)
+		rc = pfs_analytics_grade_kind(p, PFS_GRADE_CAPACITY, ANALYTICS_COL_PHYSICAL_USED,
+		                              &acache.h, &g);
+	if (rc)
+		return rc;
+	if (json)
+		capacity_json(&acache.cap, &g, b);
+	else
+		capacity_text(&acache.cap, &g, b);
+	rc = volumes_forecast(p, json, b);
+	return rc ? rc : b->err;
+}
+
+/* Every line of the capacity files comes from the history, the per-volume history and the
+ * recorded forecasts: the rendered text is kept whole. */
+static int file_capacity(struct pfs *p, bool json, struct pfs_buf *b)
+{
+	struct pfs_buf *f = &acache.capacity_file[json];
+	int rc = 0;
+
+	cache_enter(p);
+	cache_count(f->data != NULL);
+	if (!f->data) {
+		rc = render_capacity(p, json, f);
+		if (rc)
+			pfs_buf_free(f);
+	}
+	if (!rc && f->data)
+		pfs_buf_printf(b, "%.*s", (int)f->len, f->data);
+	cache_leave();
+	return rc;
+}
+
+/* The health's parts that come from the history, for a device with (HAVE_SMART) or without
+ * SMART and that spare threshold. */
+static int cache_health(struct pfs *p, bool have_smart, unsigned spare_threshold)
+{
+	struct health_hist *hh = &acache.health;
+	int wear_col = have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED;
+	bool hit = acache.have_health && hh->have_smart == have_smart &&
+	           (!have_smart || hh->spare_threshold == spare_threshold);
+	int rc;
+
+	cache_count(hit);
+	if (hit)
+		return 0;
+	acache.have_health = false;
+	rc = cache_history(p);
+	if (rc)
+		return rc;
+	const struct analytics_history *h = &acache.h;
+	hh->have_smart = have_smart;
+	hh->spare_threshold = spare_threshold;
+	/* Life used as the history's newest sample has it: the reports describe the history
+	 * (an imported one too), whose newest sample is now. */
+	hh->life_known = h->n && !analytics_empty(h->s[h->n - 1].v[ANALYTICS_COL_LIFE_USED]);
+	hh->life_used_pct = hh->life_known ? h->s[h->n - 1].v[ANALYTICS_COL_LIFE_USED] : NAN;
+	hh->wa_recent = history_wa(h, 7 * 86400, 0);
+	hh->wa_before = history_wa(h, 14 * 86400, 7 * 86400);
+	rc = history_reach(h, wear_col, false, 100, &hh->wear);
+	if (!rc)
+		rc = pfs_analytics_grade_kind(p, PFS_GRADE_WEAROUT, wear_col, h, &hh->wear_grade);
+	if (!rc && have_smart)
+		rc = history_reach(h, ANALYTICS_COL_SMART_SPARE, true, spare_threshold, &hh->spare);
+	acache.have_health = !rc;
+	return rc;
+}
+
 int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
 {
-	struct analytics_history h = {0};
 	struct pfs_stats st;
 	int rc;
 
@@ -950,26 +1115,22 @@ int pfs_analytics_health(struct pfs *p, struct pfs_health *hl)
 		if (hl->smart.has_temperature)
 			in->temperature_c = hl->smart.temperature_c;
 	}
-	rc = pfs_analytics_history(p, &h);
-	if (rc)
-		return rc;
-	/* Life used as the history's newest sample has it: the reports describe the history
-	 * (an imported one too), whose newest sample is now. */
-	if (h.n && !analytics_empty(h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED]))
-		in->life_used_pct = h.s[h.n - 1].v[ANALYTICS_COL_LIFE_USED];
-	in->wa_recent = history_wa(&h, 7 * 86400, 0);
-	in->wa_before = history_wa(&h, 14 * 86400, 7 * 86400);
 	hl->wear_source = hl->have_smart ? "smart_percentage_used" : "life_used_percent";
-	int wear_col = hl->have_smart ? ANALYTICS_COL_SMART_USED : ANALYTICS_COL_LIFE_USED;
-	rc = history_reach(&h, wear_col, false, 100, &hl->wear);
-	if (!rc)
-		rc = pfs_analytics_grade_kind(p, PFS_GRADE_WEAROUT, wear_col, &h, &hl->wear_grade);
-	if (!rc && hl->have_smart) {
-		hl->spare_known = true;
-		rc = history_reach(&h, ANALYTICS_COL_SMART_SPARE, true,
-		                   hl->smart.available_spare_threshold, &hl->spare);
+	cache_enter(p);
+	rc = cache_health(p, hl->have_smart, hl->smart.available_spare_threshold);
+	if (!rc) {
+		const struct health_hist *hh = &acache.health;
+		if (hh->life_known)
+			in->life_used_pct = hh->life_used_pct;
+		in->wa_recent = hh->wa_recent;
+		in->wa_before = hh->wa_before;
+		hl->wear = hh->wear;
+		hl->wear_grade = hh->wear_grade;
+		hl->spare_known = hl->have_smart;
+		if (hl->spare_known)
+			hl->spare = hh->spare;
 	}
-	analytics_history_free(&h);
+	cache_leave();
 	if (rc)
 		return rc;
 	in->wearout_days = full_days(&hl->wear);
@@ -1114,16 +1275,6 @@ static int file_health(struct pfs *p, bool json, struct pfs_buf *b)
 }
 
 /* ---- metrics ------------------------------------------------------------------------------- */
-static int count_row(void *arg, int tier, int64_t time, const double *v, uint32_t n)
-{
-	(void)tier;
-	(void)time;
-	(void)v;
-	(void)n;
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
 void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
 {
 	static const struct {
@@ -1146,7 +1297,11 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
 
 	struct pfs_health hl;
 
-	if (pfs_history_each(p, count_row, &rows))
+	cache_enter(p);
+	int rc = cache_rows(p);
+	rows = acache.rows;
+	cache_leave();
+	if (rc)
 		return;
 	if (!pfs_analytics_health(p, &hl)) {
 		pfs_buf_printf(b,

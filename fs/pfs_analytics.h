@@ -48,6 +48,12 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
 struct pfs_health;
 int pfs_analytics_health(struct pfs *p, struct pfs_health *hl);
 
+/* The capacity forecast, the capacity files, the history's row count and the health's
+ * history-derived parts are kept for the store's history generation (pfs_history_generation)
+ * and computed again only when it moved: reports read in a row cost a lookup. HITS counts
+ * parts found kept, FILLS parts computed (for tests and the bench; process-wide). */
+void pfs_analytics_cache_counts(uint64_t *hits, uint64_t *fills);
+
 /* The forecasts of H (the history, newest sample "now"): the pool's physical used (as
  * pfs_analytics_capacity) and the wear-out (life used reaching 100%: SMART percentage used
  * where the device has a log, else the FTL's; *COLUMN says which). -ENOMEM. */

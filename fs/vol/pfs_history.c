@@ -4,8 +4,36 @@
  * on the I/O path.
  */
 #include <errno.h>
+#include <stdatomic.h>
 
 #include "pfs_vol_int.h"
+
+/* One counter for the whole process: several stores can be open at once and a closed store's
+ * address can come back for the next one, so a generation is never reused by any store and
+ * (store, generation) names one state of one store's history for the life of the process. */
+static _Atomic uint64_t history_generations;
+
+/* After every transaction on the history or the forecasts (under commit_lock, after the commit
+ * or rollback): a reader that took the generation before reading sees it change. A rolled-back
+ * one changes it too: a spurious recompute costs little, a missed change would serve old
+ * figures. */
+static void history_changed(struct pfs *p)
+{
+	atomic_store(&p->history_gen, atomic_fetch_add(&history_generations, 1) + 1);
+}
+
+uint64_t pfs_history_generation(struct pfs *p)
+{
+	uint64_t g = atomic_load(&p->history_gen);
+
+	if (g)
+		return g;
+	/* First asked for before any write: a fresh number, unless a writer got in first. */
+	uint64_t fresh = atomic_fetch_add(&history_generations, 1) + 1;
+	if (atomic_compare_exchange_strong(&p->history_gen, &g, fresh))
+		return fresh;
+	return g;
+}
 
 int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n)
 {
@@ -34,6 +62,7 @@ int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n)
 		pfs_meta_rollback(p->meta);
 	else
 		rc = pfs_meta_commit(p->meta);
+	history_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
@@ -83,6 +112,7 @@ int pfs_history_replace_keep(struct pfs *p, size_t nrows, const int64_t *times, 
 		pfs_meta_rollback(p->meta);
 	else
 		rc = pfs_meta_commit(p->meta);
+	history_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
@@ -95,7 +125,17 @@ int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg)
 
 int pfs_history_count(struct pfs *p, int tier, uint64_t *n)
 {
-	return pfs_meta_history_count(p->meta, tier, n);
+	uint64_t sum = 0, one;
+	int rc = 0;
+
+	if (tier >= 0)
+		return pfs_meta_history_count(p->meta, tier, n);
+	for (int t = 0; t < PFS_HISTORY_TIERS && !rc; t++) {
+		rc = pfs_meta_history_count(p->meta, t, &one);
+		sum += one;
+	}
+	*n = rc ? 0 : sum;
+	return rc;
 }
 
 int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,
@@ -127,6 +167,7 @@ int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const c
 		pfs_meta_rollback(p->meta);
 	else
 		rc = pfs_meta_commit(p->meta);
+	history_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
@@ -165,6 +206,7 @@ int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const 
 		pfs_meta_rollback(p->meta);
 	else
 		rc = pfs_meta_commit(p->meta);
+	history_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;

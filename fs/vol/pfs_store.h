@@ -482,8 +482,15 @@ int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const
  * store (it runs under the metadata lock). */
 typedef int (*pfs_history_fn)(void *arg, int tier, int64_t time, const double *v, uint32_t n);
 int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg);
-/* Rows in TIER. */
+/* Rows in TIER (a negative TIER: in every tier), by SQL COUNT: no walk. */
 int pfs_history_count(struct pfs *p, int tier, uint64_t *n);
+/* A number that changes with every write of P's history, per-volume history or recorded
+ * forecasts (append, append_volumes, replace, forecast record, and the rolls and trims they
+ * do), taken after the transaction: a reader that takes it before reading and finds it the
+ * same later knows nothing it read has changed since. Unique in the process (one counter for
+ * every store), so (store, generation) is never reused even when a closed store's address
+ * is. Never 0. */
+uint64_t pfs_history_generation(struct pfs *p);
 /* Per-volume rows: NVOL volumes named NAMES, N values each in VALS (NVOL x N), at TIME, in one
  * transaction, then the roll. Rolled like the pool's rows, per volume; an import clears them.
  * -EEXIST when TIME is not after the newest per-volume row; -EROFS, -EINVAL, -ENOSPC, -EIO. */

@@ -1,10 +1,13 @@
 /* tests/fs/test_fs_history.c - the analytics history in the store: downsampling into raw,
  * hourly and daily tiers, all-or-nothing replace, persistence across a close/open, the
- * daemon's sampler thread, and `analytics import` through the ctl language.
+ * daemon's sampler thread, `analytics import` through the ctl language, and the reports kept
+ * for the history's generation (moved by every write, same text when nothing changed).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,4 +583,234 @@ Test(fs_history, replace_keeps_the_forecasts_named_and_drops_the_rest)
 	/* The plain replace keeps none. */
 	cr_assert_eq(pfs_history_replace(p, 3, t, v, 1), 0);
 	cr_expect_eq(all_fc().n, 0);
+}
+
+/* ---- the report cache ------------------------------------------------------------------------ */
+/* Report I of .pstorage/analytics/ (2 capacity, 3 capacity.json, 4 health), or the metrics
+ * (I = ~0u); malloc'd. */
+static char *report(unsigned i)
+{
+	struct pfs_buf b = {0};
+
+	if (i == ~0u)
+		pfs_analytics_metrics(p, &b);
+	else
+		cr_assert_eq(pfs_analytics_file(p, i, &b), 0, "report %u", i);
+	cr_assert_eq(b.err, 0);
+	cr_assert_not_null(b.data, "report %u is empty", i);
+	return b.data;
+}
+
+static const unsigned reports[] = {~0u, 2, 3, 4, 5};
+#define NREPORTS (sizeof(reports) / sizeof(reports[0]))
+
+struct report_set {
+	char *r[NREPORTS];
+};
+
+static struct report_set read_reports(void)
+{
+	struct report_set s;
+
+	for (size_t i = 0; i < NREPORTS; i++)
+		s.r[i] = report(reports[i]);
+	return s;
+}
+
+static void report_set_free(struct report_set *s)
+{
+	for (size_t i = 0; i < NREPORTS; i++)
+		free(s->r[i]);
+}
+
+/* One pool row: used bytes and life used grow with I. */
+static void append_pool(int64_t t, int i, double extra)
+{
+	struct analytics_sample s;
+
+	analytics_sample_clear(&s);
+	s.v[ANALYTICS_COL_CAPACITY] = 1 << 30;
+	s.v[ANALYTICS_COL_PHYSICAL_USED] = (double)(100 << 20) + (double)i * (1 << 20) + extra;
+	s.v[ANALYTICS_COL_LIFE_USED] = 1 + i * 0.01 + extra / (1 << 30);
+	cr_assert_eq(pfs_history_append(p, t, s.v, ANALYTICS_NCOLS), 0);
+}
+
+/* Which of the reports differ between A and B. */
+static void expect_changed(const struct report_set *a, const struct report_set *b, const char *why,
+                           const bool *which)
+{
+	for (size_t i = 0; i < NREPORTS; i++)
+		if (which[i])
+			cr_expect_str_neq(a->r[i], b->r[i], "report %u unchanged after %s: %s",
+			                  reports[i], why, b->r[i]);
+}
+
+Test(fs_history, reports_follow_every_history_write_and_repeat_when_nothing_does)
+{
+	int64_t t0 = 1700000000, t;
+	uint64_t hits0, fills0, hits1, fills1;
+	struct report_set a, b, c, d, e, f;
+	static const bool all[NREPORTS] = {true, true, true, true, true};
+	/* metrics (health grade, samples), capacity (text, JSON): not the health of a record. */
+	static const bool capacity_only[NREPORTS] = {false, true, true, false, false};
+
+	for (int i = 0; i <= 48; i++)
+		append_pool(t0 + i * 3600, i, 0);
+	a = read_reports();
+	cr_expect_not_null(strstr(a.r[0], "pstorfs_analytics_history_samples 49\n"), "%s", a.r[0]);
+	cr_expect_not_null(strstr(a.r[0], "pstorfs_capacity_forecast_used_bytes"), "%s", a.r[0]);
+
+	/* Nothing written: the same text, and every part found kept (no fill). */
+	pfs_analytics_cache_counts(&hits0, &fills0);
+	b = read_reports();
+	pfs_analytics_cache_counts(&hits1, &fills1);
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(a.r[i], b.r[i], "report %u differs read twice", reports[i]);
+	cr_expect_eq(fills1, fills0, "%llu parts computed again with nothing written",
+	             (unsigned long long)(fills1 - fills0));
+	cr_expect_gt(hits1, hits0);
+	report_set_free(&b);
+
+	/* An append: every report moves (a jump in used and life used, one more sample). */
+	t = t0 + 49 * 3600;
+	append_pool(t, 49, 64 << 20);
+	b = read_reports();
+	expect_changed(&a, &b, "an append", all);
+	cr_expect_not_null(strstr(b.r[0], "pstorfs_analytics_history_samples 50\n"), "%s", b.r[0]);
+
+	/* A forecast recorded: the capacity files count it. */
+	cr_assert_eq(pfs_analytics_record_forecasts(p, t), 0);
+	c = read_reports();
+	expect_changed(&b, &c, "a forecast record", capacity_only);
+	cr_expect_not_null(strstr(c.r[2], "{\"recorded\": 1,"), "%s", c.r[2]);
+
+	/* A per-volume row: the capacity files list the volume. */
+	const char *name = "vx";
+	double vv[ANALYTICS_VOL_NCOLS] = {0};
+	vv[ANALYTICS_VOL_SIZE] = 1 << 30;
+	vv[ANALYTICS_VOL_WRITTEN] = 1 << 20;
+	cr_assert_eq(pfs_history_append_volumes(p, t, 1, &name, vv, ANALYTICS_VOL_NCOLS), 0);
+	d = read_reports();
+	expect_changed(&c, &d, "a per-volume row", capacity_only);
+	cr_expect_not_null(strstr(d.r[2], "{\"name\": \"vx\""), "%s", d.r[2]);
+
+	/* A replace (what an import does): 30 hours of a flat history. */
+	int64_t times[30];
+	double vals[30 * ANALYTICS_NCOLS];
+	for (int i = 0; i < 30; i++) {
+		struct analytics_sample s;
+		analytics_sample_clear(&s);
+		s.v[ANALYTICS_COL_CAPACITY] = 1 << 30;
+		s.v[ANALYTICS_COL_PHYSICAL_USED] = 500 << 20;
+		s.v[ANALYTICS_COL_LIFE_USED] = 7;
+		times[i] = t0 + i * 3600;
+		memcpy(vals + i * ANALYTICS_NCOLS, s.v, sizeof(s.v));
+	}
+	cr_assert_eq(pfs_history_replace(p, 30, times, vals, ANALYTICS_NCOLS), 0);
+	e = read_reports();
+	expect_changed(&d, &e, "a replace", all);
+	cr_expect_not_null(strstr(e.r[0], "pstorfs_analytics_history_samples 30\n"), "%s", e.r[0]);
+	cr_expect_not_null(strstr(e.r[2], "{\"recorded\": 0,"), "%s", e.r[2]);
+
+	/* A failed write (time not after the newest) changes nothing: the same text. */
+	struct analytics_sample s;
+	analytics_sample_clear(&s);
+	cr_expect_eq(pfs_history_append(p, t0, s.v, ANALYTICS_NCOLS), -EEXIST);
+	f = read_reports();
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(e.r[i], f.r[i], "report %u differs after a refused append",
+		                 reports[i]);
+	report_set_free(&f);
+
+	/* What a fresh computation gives: a new store object (a new generation, even at the
+	 * freed one's address) computes everything again, and finds the same text. */
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	pfs_analytics_cache_counts(&hits0, &fills0);
+	f = read_reports();
+	pfs_analytics_cache_counts(&hits1, &fills1);
+	cr_expect_gt(fills1, fills0, "the reopened store's reports came from the old entry");
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(e.r[i], f.r[i], "report %u differs from a fresh computation",
+		                 reports[i]);
+	report_set_free(&a);
+	report_set_free(&b);
+	report_set_free(&c);
+	report_set_free(&d);
+	report_set_free(&e);
+	report_set_free(&f);
+}
+
+/* Readers on other threads (FUSE and API threads) while the sampler appends: no reader sees the
+ * sample count go back, and what is kept at the end is what a fresh computation gives. */
+struct reader {
+	pthread_t thread;
+	atomic_bool *stop;
+	unsigned reads, errors, went_back;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	unsigned long long last = 0;
+
+	while (!atomic_load(r->stop)) {
+		struct pfs_buf b = {0};
+		unsigned i = reports[r->reads % NREPORTS];
+		if (i == ~0u) {
+			pfs_analytics_metrics(p, &b);
+			const char *s = b.data ? strstr(b.data, "history_samples ") : NULL;
+			unsigned long long n = s ? strtoull(s + 16, NULL, 10) : 0;
+			if (!s)
+				r->errors++;
+			else if (n < last)
+				r->went_back++;
+			last = n;
+		} else if (pfs_analytics_file(p, i, &b) || b.err) {
+			r->errors++;
+		}
+		pfs_buf_free(&b);
+		r->reads++;
+	}
+	return NULL;
+}
+
+Test(fs_history, reports_read_on_many_threads_while_the_history_grows)
+{
+	int64_t t0 = 1700000000;
+	struct reader rd[3] = {0};
+	atomic_bool stop = false;
+
+	for (int i = 0; i <= 48; i++)
+		append_pool(t0 + i * 3600, i, 0);
+	for (int k = 0; k < 3; k++) {
+		rd[k].stop = &stop;
+		rd[k].reads = (unsigned)k;
+		cr_assert_eq(pthread_create(&rd[k].thread, NULL, reader_main, &rd[k]), 0);
+	}
+	for (int i = 49; i < 49 + 24; i++) {
+		append_pool(t0 + i * 3600, i, (i % 3) * (8 << 20));
+		cr_assert_eq(pfs_analytics_record_forecasts(p, t0 + i * 3600), 0);
+		usleep(2000);
+	}
+	atomic_store(&stop, true);
+	for (int k = 0; k < 3; k++) {
+		pthread_join(rd[k].thread, NULL);
+		cr_expect_eq(rd[k].errors, 0, "reader %d: %u failed reads", k, rd[k].errors);
+		cr_expect_eq(rd[k].went_back, 0, "reader %d saw the sample count go back", k);
+		cr_expect_gt(rd[k].reads, (unsigned)k, "reader %d never read", k);
+	}
+	struct report_set kept = read_reports();
+	cr_expect_not_null(strstr(kept.r[0], "pstorfs_analytics_history_samples 73\n"), "%s",
+	                   kept.r[0]);
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	struct report_set fresh = read_reports();
+	for (size_t i = 0; i < NREPORTS; i++)
+		cr_expect_str_eq(kept.r[i], fresh.r[i], "report %u kept differs from a fresh one",
+		                 reports[i]);
+	report_set_free(&kept);
+	report_set_free(&fresh);
 }
