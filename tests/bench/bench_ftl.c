@@ -40,6 +40,11 @@ struct waf_result {
 	/* The same with as many blocks a segment as the FTL fits chunks in one (its format's
 	 * headers and summaries taken out of the capacity, not counted as writes). */
 	double peer_fmt_waf;
+	/* ...and keeping as many segments idle as the FTL's GC reserve (2 + segments/256,
+	 * flash/README.md "Watermarks"): what a one-log greedy store could do with the same room.
+	 */
+	double peer_fmt_reserve_waf;
+	uint32_t reserve;
 	uint32_t fmt_per_seg;
 	double gc_moved_per_host, format_overhead;
 	double stream_share[4]; /* chunks per user write appended to each stream */
@@ -127,9 +132,13 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	double t0 = bench_now();
 	res->peer_waf = bench_sim_waf(
 	    st1.segments_total, (uint32_t)(st1.capacity_bytes / st1.segments_total / sizeof(buf)),
-	    nkeys, writes, hot_data, hot_writes);
-	res->peer_fmt_waf = bench_sim_waf(st1.segments_total, res->fmt_per_seg, nkeys, writes,
+	    1, nkeys, writes, hot_data, hot_writes);
+	res->peer_fmt_waf = bench_sim_waf(st1.segments_total, res->fmt_per_seg, 1, nkeys, writes,
 	                                  hot_data, hot_writes);
+	res->reserve = 2 + st1.segments_total / 256;
+	res->peer_fmt_reserve_waf =
+	    bench_sim_waf(st1.segments_total, res->fmt_per_seg, res->reserve, nkeys, writes,
+	                  hot_data, hot_writes);
 	res->peer_secs = bench_now() - t0;
 	res->wear_max_over_mean = st1.erase_mean > 0 ? st1.erase_max / st1.erase_mean : 0;
 	res->st = st1;
@@ -189,6 +198,11 @@ int bench_ftl(void)
 			       n, r.peer_fmt_waf, r.fmt_per_seg);
 			printf("ftl.%s.ratio_to_peer_at_format_capacity: %.3f\n", n,
 			       r.waf / r.peer_fmt_waf);
+			printf("ftl.%s.peer_at_format_capacity_and_reserve.waf: %.3f (%u segments "
+			       "idle)\n",
+			       n, r.peer_fmt_reserve_waf, r.reserve);
+			printf("ftl.%s.ratio_to_peer_at_format_capacity_and_reserve: %.3f\n", n,
+			       r.waf / r.peer_fmt_reserve_waf);
 			print_detail(n, &r);
 			printf("ftl.%s.hot_cold_separation: %s (died young: %.3f of the chunks "
 			       "predicted hot, %.3f of those predicted cold)\n",
