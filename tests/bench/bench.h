@@ -20,5 +20,10 @@ int bench_ftl(void);
  * compare like with like). -1: no memory, or too little room. */
 double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t nkeys,
                      uint64_t writes, double hot_data, double hot_writes);
+/* The same writes on two greedy logs, each key in the log of its true heat (the first
+ * HOT_DATA of the keys are hot), GC cleaning the hot log while it holds more than HOT_SHARE of
+ * the segments in use (bench_ftl_sim2.c). -1: no memory, or too little room. */
+double bench_sim2_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t nkeys,
+                      uint64_t writes, double hot_data, double hot_writes, double hot_share);
 
 #endif
