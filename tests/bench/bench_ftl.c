@@ -6,7 +6,9 @@
  * data with 4 KiB chunks, then overwritten at random for 10x its capacity: uniformly, and with
  * 80% of writes going to 20% of the data. Each overwrite names the chunk it replaces (as the
  * engine does) and frees it. WAF = device bytes / host bytes over the overwrite phase, headers
- * included, printed next to the one-log greedy peer (bench_ftl_sim.c) on the same geometry.
+ * included, printed next to the one-log greedy peer (bench_ftl_sim.c) on the same geometry
+ * (ideal, at the format's capacity, and with the FTL's GC reserve idle too), and the 80/20 run
+ * next to the two-group oracle (bench_ftl_sim2.c: perfect separation, best split swept).
  *
  * The device keeps only the head of every write (ftl_dev_open_mem_sparse): segment and pack
  * headers, which is all the FTL reads back here (GC copies payload without looking at it), so
@@ -40,6 +42,14 @@ struct waf_result {
 	/* The same with as many blocks a segment as the FTL fits chunks in one (its format's
 	 * headers and summaries taken out of the capacity, not counted as writes). */
 	double peer_fmt_waf;
+	/* ...and keeping as many segments idle as the FTL's GC reserve (2 + segments/256,
+	 * flash/README.md "Watermarks"): what a one-log greedy store could do with the same room.
+	 */
+	double peer_fmt_reserve_waf;
+	uint32_t reserve;
+	/* Skewed runs: the two-group oracle peer at format capacity with the reserve idle, at the
+	 * best hot share of the segments found by a sweep. */
+	double peer_oracle2_waf, peer_oracle2_share;
 	uint32_t fmt_per_seg;
 	double gc_moved_per_host, format_overhead;
 	double stream_share[4]; /* chunks per user write appended to each stream */
@@ -127,9 +137,22 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	double t0 = bench_now();
 	res->peer_waf = bench_sim_waf(
 	    st1.segments_total, (uint32_t)(st1.capacity_bytes / st1.segments_total / sizeof(buf)),
-	    nkeys, writes, hot_data, hot_writes);
-	res->peer_fmt_waf = bench_sim_waf(st1.segments_total, res->fmt_per_seg, nkeys, writes,
+	    1, nkeys, writes, hot_data, hot_writes);
+	res->peer_fmt_waf = bench_sim_waf(st1.segments_total, res->fmt_per_seg, 1, nkeys, writes,
 	                                  hot_data, hot_writes);
+	res->reserve = 2 + st1.segments_total / 256;
+	res->peer_fmt_reserve_waf =
+	    bench_sim_waf(st1.segments_total, res->fmt_per_seg, res->reserve, nkeys, writes,
+	                  hot_data, hot_writes);
+	res->peer_oracle2_waf = -1;
+	for (double share = 0.20; hot_data > 0 && share < 0.365; share += 0.02) {
+		double w = bench_sim2_waf(st1.segments_total, res->fmt_per_seg, res->reserve, nkeys,
+		                          writes, hot_data, hot_writes, share);
+		if (w > 0 && (res->peer_oracle2_waf < 0 || w < res->peer_oracle2_waf)) {
+			res->peer_oracle2_waf = w;
+			res->peer_oracle2_share = share;
+		}
+	}
 	res->peer_secs = bench_now() - t0;
 	res->wear_max_over_mean = st1.erase_mean > 0 ? st1.erase_max / st1.erase_mean : 0;
 	res->st = st1;
@@ -189,6 +212,15 @@ int bench_ftl(void)
 			       n, r.peer_fmt_waf, r.fmt_per_seg);
 			printf("ftl.%s.ratio_to_peer_at_format_capacity: %.3f\n", n,
 			       r.waf / r.peer_fmt_waf);
+			printf("ftl.%s.peer_at_format_capacity_and_reserve.waf: %.3f (%u segments "
+			       "idle)\n",
+			       n, r.peer_fmt_reserve_waf, r.reserve);
+			printf("ftl.%s.ratio_to_peer_at_format_capacity_and_reserve: %.3f\n", n,
+			       r.waf / r.peer_fmt_reserve_waf);
+			if (r.peer_oracle2_waf > 0)
+				printf("ftl.%s.peer_two_group_oracle.waf: %.3f (format capacity, "
+				       "reserve idle, hot log %.2f of the segments)\n",
+				       n, r.peer_oracle2_waf, r.peer_oracle2_share);
 			print_detail(n, &r);
 			printf("ftl.%s.hot_cold_separation: %s (died young: %.3f of the chunks "
 			       "predicted hot, %.3f of those predicted cold)\n",

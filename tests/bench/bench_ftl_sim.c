@@ -1,5 +1,6 @@
 /* tests/bench/bench_ftl_sim.c - the peer for the FTL figures: an idealised log-structured store
- * (one log, greedy victim choice, no headers or summaries, one spare segment) run on the same
+ * (one log, greedy victim choice, no headers or summaries, one spare segment, or as many as
+ * the caller says) run on the same
  * geometry and the same write sequence, so the real FTL's WAF can be read against it.
  *
  * Closed segments sit in buckets by live count, so the greedy choice costs O(1) amortised
@@ -23,6 +24,7 @@ struct sim {
 	uint32_t min_bucket; /* no closed segment has fewer live blocks */
 	uint32_t *free_list, nfree;
 	uint32_t cur, fill;
+	uint32_t idle; /* free segments GC keeps beside the one being written */
 	uint64_t dev;
 };
 
@@ -76,7 +78,7 @@ static void sim_append(struct sim *s, uint64_t key)
 
 static void sim_gc(struct sim *s)
 {
-	while (s->nfree < 2) {
+	while (s->nfree < s->idle + 1) {
 		while (s->bucket[s->min_bucket] == SIM_NONE)
 			s->min_bucket++;
 		uint32_t v = s->bucket[s->min_bucket];
@@ -95,10 +97,10 @@ static void sim_gc(struct sim *s)
 	}
 }
 
-double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint64_t nkeys, uint64_t writes,
-                     double hot_data, double hot_writes)
+double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t nkeys,
+                     uint64_t writes, double hot_data, double hot_writes)
 {
-	struct sim s = {.nsegs = nsegs, .per_seg = per_seg, .min_bucket = per_seg};
+	struct sim s = {.nsegs = nsegs, .per_seg = per_seg, .min_bucket = per_seg, .idle = idle};
 	uint64_t nslots = (uint64_t)nsegs * per_seg;
 	uint64_t nhot = (uint64_t)(nkeys * hot_data);
 	uint64_t rs = 0xfeedfacecafebeefull, thresh = (uint64_t)(hot_writes * 1e6);
@@ -111,9 +113,10 @@ double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint64_t nkeys, uint64_t 
 	s.closed = calloc(nsegs, sizeof(*s.closed));
 	s.bucket = malloc(((size_t)per_seg + 1) * sizeof(*s.bucket));
 	s.free_list = calloc(nsegs, sizeof(*s.free_list));
-	/* Keys must leave two segments' worth of room, or greedy finds no victim that gains. */
+	/* Keys must leave the idle segments and two more segments' worth of room, or greedy finds
+	 * no victim that gains. */
 	if (!s.live || !s.owner || !s.where || !s.next || !s.prev || !s.closed || !s.bucket ||
-	    !s.free_list || nkeys + 2ull * per_seg >= nslots)
+	    !s.free_list || idle < 1 || nkeys + (2ull + idle) * per_seg >= nslots)
 		goto out_free;
 	for (uint32_t b = 0; b <= per_seg; b++)
 		s.bucket[b] = SIM_NONE;
