@@ -6,8 +6,8 @@
 # "100 10": about 10 and 100 requests/s per endpoint), then idle again; and, for the record,
 # while wrk asks as fast as it can (one connection each, no delay). Prints `name: value` lines:
 # fio IOPS each way, the loaded/idle ratios (goal >= 0.95), the rate wrk reached and the API's
-# latency p50/p99. Idle and paced runs alternate for PSTOR_API_BENCH_ROUNDS (3) rounds and their
-# medians are compared. Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10),
+# latency p50/p99. Idle and paced runs alternate for PSTOR_API_BENCH_ROUNDS (3) rounds, in an
+# order rotated each round, after one uncounted run, and their medians are compared. Environment: PSTOR_BUILD_DIR (build), PSTOR_API_BENCH_FIO_S (10),
 # PSTOR_BENCH_DIR (/var/tmp). Asserts nothing. Leaves nothing behind.
 set -euo pipefail
 
@@ -89,11 +89,20 @@ wrk_wait() {
 # Rounds of idle and paced runs in turn, medians compared: on a shared machine one pair of
 # runs differs by more than the API costs at a few requests a second.
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Each round runs the conditions in a rotated order (a Latin square over the rounds): the store
+# changes under the runs (GC reaches its steady state, the map grows), and with idle always
+# first the paced runs were measured on an older store. One run first, not counted, for that.
 declare -A runs
 idles=""
+conds=(idle $DELAYS_MS)
+fio_iops warmup >/dev/null
 for r in $(seq "$ROUNDS"); do
-	idles+=" $(fio_iops "idle$r")"
-	for d in $DELAYS_MS; do
+	for ((k = 0; k < ${#conds[@]}; k++)); do
+		d=${conds[$(((k + r - 1) % ${#conds[@]}))]}
+		if [ "$d" = idle ]; then
+			idles+=" $(fio_iops "idle$r")"
+			continue
+		fi
 		wrk_start "metrics_delay${d}ms" /metrics "paced$d.lua" 1
 		wrk_start "volumes_delay${d}ms" /api/v1/volumes "paced$d.lua" 1
 		sleep 1
