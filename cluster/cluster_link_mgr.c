@@ -647,6 +647,19 @@ static bool write_range(struct cl_work *w, char *vol, uint64_t *first, uint64_t 
 	return true;
 }
 
+/* Marks in-flight slot SLOT as W's write to VOL's blocks FIRST..LAST (under inflight_lock). */
+static void inflight_claim(struct cluster *cl, int slot, struct cl_work *w, const char *vol,
+                           uint64_t first, uint64_t last)
+{
+	struct cl_inflight *f = &cl->inflight[slot];
+
+	snprintf(f->vol, sizeof(f->vol), "%s", vol);
+	f->first = first;
+	f->last = last;
+	f->used = true;
+	w->slot = slot;
+}
+
 /* Hands W to a worker once nothing in flight overlaps it; anything that is not a write waits
  * until nothing is in flight and is applied here, in order. */
 static void applier_dispatch(struct cluster *cl, struct cl_work *w)
@@ -674,14 +687,8 @@ static void applier_dispatch(struct cluster *cl, struct cl_work *w)
 			break;
 		pthread_cond_wait(&cl->inflight_cond, &cl->inflight_lock);
 	}
-	if (is_write) {
-		struct cl_inflight *f = &cl->inflight[slot];
-		snprintf(f->vol, sizeof(f->vol), "%s", vol);
-		f->first = first;
-		f->last = last;
-		f->used = true;
-		w->slot = slot;
-	}
+	if (is_write)
+		inflight_claim(cl, slot, w, vol, first, last);
 	pthread_mutex_unlock(&cl->inflight_lock);
 	if (is_write) {
 		cl_queue_push_work(&cl->applyw, w);
@@ -758,14 +765,8 @@ static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t 
 				break;
 			}
 		}
-		if (slot >= 0) {
-			struct cl_inflight *f = &cl->inflight[slot];
-			snprintf(f->vol, sizeof(f->vol), "%s", vol);
-			f->first = first;
-			f->last = last;
-			f->used = true;
-			w->slot = slot;
-		}
+		if (slot >= 0)
+			inflight_claim(cl, slot, w, vol, first, last);
 		pthread_mutex_unlock(&cl->inflight_lock);
 	}
 	if (slot >= 0)
