@@ -271,6 +271,7 @@ _WATCHDOG=
 if [ -n "${PSTOR_DEADLINE:-}" ] && { [ -n "$IT_CASE" ] || ! grep -q '^case_[a-z0-9_]*() {' "$0"; }; then
 	_watchdog &
 	_WATCHDOG=$!
+	disown "$_WATCHDOG" # killed at teardown: no job report of it in the test's output
 fi
 
 need_binaries() {
