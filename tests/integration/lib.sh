@@ -1,7 +1,11 @@
 # tests/integration/lib.sh - helpers shared by the integration scripts (sourced, not run).
 # Each script gets its own temp dir under /var/tmp and a teardown (EXIT trap) that always
 # unmounts what it mounted, detaches its loop devices and removes what it created; it must never
-# touch a mount, loop device or process that the script did not make itself.
+# touch a mount, loop device or process that the script did not make itself. The one exception
+# is the sweep at start: the temp dir of an earlier script that is gone (killed by ctest's timeout
+# before its teardown ran), older than a minute, loses its mounts and network namespaces. With
+# PSTOR_DEADLINE set (ctest sets it under each TIMEOUT), a watchdog fails a hung case in time for
+# its own teardown to run.
 # Exit codes: 0 pass, 1 fail, 77 skip (ctest SKIP_RETURN_CODE).
 # A script that checks several behaviours holds each in a function case_NAME, ends with
 # run_cases, and is registered as one ctest test per case (it_SCRIPT.NAME, see CMakeLists.txt):
