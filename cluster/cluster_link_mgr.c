@@ -328,12 +328,19 @@ static void handle_refused(struct cluster *cl, struct cl_rbuf *r)
 }
 
 static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t len);
+static bool fast_rx(void *arg, uint16_t type, const void *buf, size_t len);
 
 static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 {
 	struct cl_rbuf r = {buf, len, 0, false};
 	struct cl_wbuf w = {0};
 
+	/* What the link's I/O thread hands over itself, should one come this way (it arrived
+	 * before the hook was set). */
+	if (fast_rx(cl, type, buf, len)) {
+		free(buf);
+		return;
+	}
 	switch (type) {
 	case CL_MSG_PING: {
 		uint64_t t0 = cl_get64(&r);
@@ -365,21 +372,9 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	case CL_MSG_PREELECT_ACK:
 		cl_handle_preelect(cl, &r, type == CL_MSG_PREELECT_ACK);
 		break;
-	case CL_MSG_ACK:
-		handle_ack(cl, &r);
-		break;
 	case CL_MSG_REFUSED:
 		handle_refused(cl, &r);
 		break;
-	case CL_MSG_FWD_DONE:
-	case CL_MSG_SYNC_DONE: {
-		uint64_t req = cl_get64(&r);
-		int32_t rc = (int32_t)cl_get32(&r);
-		uint64_t done = cl_get64(&r);
-		if (!r.bad)
-			cl_waiter_finish(cl, req, rc, done, NULL, 0);
-		break;
-	}
 	case CL_MSG_CHUNKS:
 	case CL_MSG_VERIFY_DONE: {
 		uint64_t req = cl_get64(&r);
@@ -647,6 +642,27 @@ static bool write_range(struct cl_work *w, char *vol, uint64_t *first, uint64_t 
 	return true;
 }
 
+/* A free in-flight slot for a write to VOL's blocks FIRST..LAST (IS_WRITE), or for anything
+ * else once nothing is in flight: its index, or -1 while a slot in use stands in the way or none
+ * is free (under inflight_lock). */
+static int inflight_slot(struct cluster *cl, bool is_write, const char *vol, uint64_t first,
+                         uint64_t last)
+{
+	int slot = -1;
+
+	for (int i = 0; i < CL_APPLIERS; i++) {
+		struct cl_inflight *f = &cl->inflight[i];
+		if (!f->used) {
+			if (slot < 0)
+				slot = i;
+		} else if (!is_write ||
+		           (!strcmp(f->vol, vol) && f->first <= last && first <= f->last)) {
+			return -1;
+		}
+	}
+	return slot;
+}
+
 /* Marks in-flight slot SLOT as W's write to VOL's blocks FIRST..LAST (under inflight_lock). */
 static void inflight_claim(struct cluster *cl, int slot, struct cl_work *w, const char *vol,
                            uint64_t first, uint64_t last)
@@ -667,26 +683,11 @@ static void applier_dispatch(struct cluster *cl, struct cl_work *w)
 	char vol[CL_NAME_MAX + 1];
 	uint64_t first, last;
 	bool is_write = write_range(w, vol, &first, &last, cl->bs);
-	int slot = -1;
+	int slot;
 
 	pthread_mutex_lock(&cl->inflight_lock);
-	for (;;) {
-		bool busy = false;
-		slot = -1;
-		for (int i = 0; i < CL_APPLIERS; i++) {
-			struct cl_inflight *f = &cl->inflight[i];
-			if (!f->used) {
-				if (slot < 0)
-					slot = i;
-			} else if (!is_write ||
-			           (!strcmp(f->vol, vol) && f->first <= last && first <= f->last)) {
-				busy = true;
-			}
-		}
-		if (!busy && slot >= 0)
-			break;
+	while ((slot = inflight_slot(cl, is_write, vol, first, last)) < 0)
 		pthread_cond_wait(&cl->inflight_cond, &cl->inflight_lock);
-	}
 	if (is_write)
 		inflight_claim(cl, slot, w, vol, first, last);
 	pthread_mutex_unlock(&cl->inflight_lock);
@@ -755,16 +756,7 @@ static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t 
 	*w = (struct cl_work){type, buf, len, -1, NULL};
 	if (write_range(w, vol, &first, &last, cl->bs)) {
 		pthread_mutex_lock(&cl->inflight_lock);
-		for (int i = 0; i < CL_APPLIERS; i++) {
-			struct cl_inflight *f = &cl->inflight[i];
-			if (!f->used) {
-				if (slot < 0)
-					slot = i;
-			} else if (!strcmp(f->vol, vol) && f->first <= last && first <= f->last) {
-				slot = -2; /* overlaps: the applier waits for it */
-				break;
-			}
-		}
+		slot = inflight_slot(cl, true, vol, first, last); /* else the applier waits */
 		if (slot >= 0)
 			inflight_claim(cl, slot, w, vol, first, last);
 		pthread_mutex_unlock(&cl->inflight_lock);

@@ -879,12 +879,13 @@ static double full_days(const struct analytics_capacity *c)
 /* The reports (capacity, health, metrics) are mostly forecasts of the history, whose newest
  * sample is "now" (issue 12): the same history gives the same figures, and fitting them with
  * their rolling-origin backtests costs tens of ms against a year of history, too much for a
- * scrape every second. So what comes from the history alone (the history itself, its row
- * count, the capacity forecast, the rendered capacity files, the health's wear and spare
- * reach, write amplification and wear grading) is kept for one (store, history generation)
- * and recomputed once the generation moves (pfs_history_generation: every history, per-volume
- * or forecast write moves it). What is live (stats counters, SMART, scrub counts) is read at
- * every report, and the SMART the health's parts were computed for is part of their key.
+ * scrape every second. So what comes from the history alone (the history itself, whose
+ * length is the metrics' sample count, the capacity forecast, the rendered capacity files, the
+ * health's wear and spare reach, write amplification and wear grading) is kept for one (store,
+ * history generation) and recomputed once the generation moves (pfs_history_generation: every
+ * history, per-volume or forecast write moves it). What is live (stats counters, SMART, scrub
+ * counts) is read at every report, and the SMART the health's parts were computed for is part of
+ * their key.
  *
  * Invariants:
  *  1. An entry is filled only from reads made after its generation was taken (the generation
@@ -915,9 +916,8 @@ static struct {
 	pthread_mutex_t lock;
 	const struct pfs *store; /* compared, never dereferenced */
 	uint64_t gen;
-	bool have_h, have_rows, have_cap, have_health;
+	bool have_h, have_cap, have_health;
 	struct analytics_history h;
-	uint64_t rows;
 	struct analytics_capacity cap;
 	struct health_hist health;
 	struct pfs_buf capacity_file[2]; /* text, JSON; data NULL: not rendered yet */
@@ -935,7 +935,7 @@ static void cache_enter(struct pfs *p)
 	analytics_history_free(&acache.h);
 	pfs_buf_free(&acache.capacity_file[0]);
 	pfs_buf_free(&acache.capacity_file[1]);
-	acache.have_h = acache.have_rows = acache.have_cap = acache.have_health = false;
+	acache.have_h = acache.have_cap = acache.have_health = false;
 	acache.store = p;
 	acache.gen = gen;
 }
@@ -968,16 +968,6 @@ static int cache_history(struct pfs *p)
 		return 0;
 	int rc = pfs_analytics_history(p, &acache.h);
 	acache.have_h = !rc;
-	return rc;
-}
-
-static int cache_rows(struct pfs *p)
-{
-	cache_count(acache.have_rows);
-	if (acache.have_rows)
-		return 0;
-	int rc = pfs_history_count(p, -1, &acache.rows);
-	acache.have_rows = !rc;
 	return rc;
 }
 
@@ -1297,9 +1287,11 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b)
 
 	struct pfs_health hl;
 
+	/* The samples the reports see: the history the capacity and health parts use. */
 	cache_enter(p);
-	int rc = cache_rows(p);
-	rows = acache.rows;
+	cache_count(acache.have_h);
+	int rc = cache_history(p);
+	rows = acache.h.n;
 	cache_leave();
 	if (rc)
 		return;

@@ -48,7 +48,7 @@ void pfs_analytics_metrics(struct pfs *p, struct pfs_buf *b);
 struct pfs_health;
 int pfs_analytics_health(struct pfs *p, struct pfs_health *hl);
 
-/* The capacity forecast, the capacity files, the history's row count and the health's
+/* The capacity forecast, the capacity files, the loaded history and the health's
  * history-derived parts are kept for the store's history generation (pfs_history_generation)
  * and computed again only when it moved: reports read in a row cost a lookup. HITS counts
  * parts found kept, FILLS parts computed (for tests and the bench; process-wide). */

@@ -125,17 +125,7 @@ int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg)
 
 int pfs_history_count(struct pfs *p, int tier, uint64_t *n)
 {
-	uint64_t sum = 0, one;
-	int rc = 0;
-
-	if (tier >= 0)
-		return pfs_meta_history_count(p->meta, tier, n);
-	for (int t = 0; t < PFS_HISTORY_TIERS && !rc; t++) {
-		rc = pfs_meta_history_count(p->meta, t, &one);
-		sum += one;
-	}
-	*n = rc ? 0 : sum;
-	return rc;
+	return pfs_meta_history_count(p->meta, tier, n);
 }
 
 int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const char *const *names,

@@ -482,7 +482,7 @@ int pfs_history_replace(struct pfs *p, size_t nrows, const int64_t *times, const
  * store (it runs under the metadata lock). */
 typedef int (*pfs_history_fn)(void *arg, int tier, int64_t time, const double *v, uint32_t n);
 int pfs_history_each(struct pfs *p, pfs_history_fn fn, void *arg);
-/* Rows in TIER (a negative TIER: in every tier), by SQL COUNT: no walk. */
+/* Rows in TIER. */
 int pfs_history_count(struct pfs *p, int tier, uint64_t *n);
 /* A number that changes with every write of P's history, per-volume history or recorded
  * forecasts (append, append_volumes, replace, forecast record, and the rolls and trims they
