@@ -110,8 +110,11 @@ bg_start() { # STEP FUNCTION [ARGS...]
 	local step=$1
 	shift
 	mkdir -p "$here/build-logs"
+	# The step's own finish time goes into its log: bg_wait reports only when it was waited
+	# for, which says nothing about how much of the pass it overlapped.
 	nice -n 19 bash -c "$(declare -f build_in run_tests_in run_fuzzers tsan_and_fuzz)
-		here='$here' jobs='$jobs'; set -euo pipefail; \"\$@\"" _ "$@" \
+		here='$here' jobs='$jobs'; set -euo pipefail; \"\$@\"
+		echo \"pstor-dev: $step finished at \$((\$(date +%s) - $t_start)) s\"" _ "$@" \
 		>"$here/build-logs/$step.log" 2>&1 &
 	bg_pids[$step]=$!
 }
