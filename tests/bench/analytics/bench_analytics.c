@@ -19,7 +19,12 @@
 #define HIST_DAYS_MAX 240
 #define FUTURE_DAYS   30
 #define FAR_DAYS      90 /* a second horizon: the calibration moved past its backtest's */
-#define REPLICATES    200
+/* Independent series per kind: 2,000 put the 95% binomial band of a coverage near 0.95 at
+ * about +-0.01 (1.96 sqrt(0.95 * 0.05 / 2000) = 0.0096), enough to tell a method's change from
+ * a seed's; the second argument overrides it for quick looks. */
+#define REPLICATES 2000
+
+static int replicates = REPLICATES;
 
 static uint64_t rng_state;
 
@@ -120,7 +125,7 @@ static void run(enum scenario s, struct tally *t)
 	const double horizons[] = {FUTURE_DAYS, FAR_DAYS};
 
 	memset(t, 0, sizeof(*t));
-	for (int r = 0; r < REPLICATES; r++) {
+	for (int r = 0; r < replicates; r++) {
 		int hist = HIST_DAYS_MIN + (int)(uniform() * (HIST_DAYS_MAX - HIST_DAYS_MIN));
 		struct params p;
 		struct analytics_capacity c;
@@ -281,21 +286,44 @@ static void run_real(const struct real_series *r, struct tally *t)
 	}
 }
 
+/* The Wilson score interval at 95% of a share K of N: the band a coverage measured on N
+ * independent forecasts has from chance alone (unlike p +- 1.96 sqrt(p (1 - p) / n) it does not
+ * shrink to nothing at 0 or 1 of the forecasts inside). */
+static void wilson95(unsigned k, unsigned n, double *lo, double *hi)
+{
+	const double z = 1.959963984540054;
+	double p = (double)k / n, d = 1 + z * z / n, c = (p + z * z / (2.0 * n)) / d;
+	double h = z * sqrt(p * (1 - p) / n + z * z / (4.0 * n * n)) / d;
+
+	*lo = c - h;
+	*hi = c + h;
+}
+
+/* `name: share [lo, hi]`: the share and its 95% binomial band. */
+static void print_share(const char *name, const char *what, unsigned k, unsigned n)
+{
+	double lo, hi;
+
+	wilson95(k, n, &lo, &hi);
+	printf("analytics.%s.%s: %.3f [%.3f, %.3f]\n", name, what, (double)k / n, lo, hi);
+}
+
 static void print_tally(const char *name, const struct tally *t, bool far, double *ratio_sum)
 {
 	double mc = t->mase_chosen / t->n, ml = t->mase_linear / t->n;
 
 	printf("analytics.%s.forecasts: %u\n", name, t->n);
-	printf("analytics.%s.coverage80: %.3f\n", name, (double)t->in80 / t->n);
-	printf("analytics.%s.coverage95: %.3f\n", name, (double)t->in95 / t->n);
+	print_share(name, "coverage80", t->in80, t->n);
+	print_share(name, "coverage95", t->in95, t->n);
 	printf("analytics.%s.mase30_chosen: %.3f\n", name, mc);
 	printf("analytics.%s.mase30_linear: %.3f\n", name, ml);
 	printf("analytics.%s.mase30_ratio: %.3f\n", name, mc / ml);
 	if (far) {
-		printf("analytics.%s.coverage80_%dd: %.3f\n", name, FAR_DAYS,
-		       (double)t->far_in80 / t->n);
-		printf("analytics.%s.coverage95_%dd: %.3f\n", name, FAR_DAYS,
-		       (double)t->far_in95 / t->n);
+		char what[32];
+		snprintf(what, sizeof(what), "coverage80_%dd", FAR_DAYS);
+		print_share(name, what, t->far_in80, t->n);
+		snprintf(what, sizeof(what), "coverage95_%dd", FAR_DAYS);
+		print_share(name, what, t->far_in95, t->n);
 	}
 	printf("analytics.%s.models:", name);
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
@@ -347,7 +375,16 @@ int main(int argc, char **argv)
 	rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x9e3779b97f4a7c15ull;
 	if (!rng_state)
 		rng_state = 1;
-	printf("analytics.replicates: %d\n", REPLICATES);
+	if (argc > 2) {
+		char *end;
+		long r = strtol(argv[2], &end, 10);
+		if (*end || r < 1 || r > 1000000) {
+			fprintf(stderr, "usage: %s [SEED [REPLICATES]]\n", argv[0]);
+			return 2;
+		}
+		replicates = (int)r;
+	}
+	printf("analytics.replicates: %d\n", replicates);
 	printf("analytics.horizon_days: %d\n", FUTURE_DAYS);
 	for (int s = 0; s < NSCEN; s++) {
 		run((enum scenario)s, &t);
