@@ -171,6 +171,7 @@ struct real_series {
 	bool index_days;        /* the first column is a label: row i is day i */
 	int hist_min, hist_max; /* days of history at each origin (drawn) */
 	int future;             /* days ahead; 0: FUTURE_DAYS */
+	int draws;              /* history lengths drawn at each origin; 0: 1 */
 	int64_t *t;
 	double *y;
 	size_t n;
@@ -220,7 +221,53 @@ out_close:
  * ending there, and the first sample at least FUTURE_DAYS later as the truth (skipped
  * when a gap puts it more than a week past that). The forecast is asked for exactly that
  * horizon; the line is the least squares fit over the same samples. */
-#define REAL_ORIGINS 200
+#define REAL_ORIGINS 1000
+
+/* One forecast at origin O of R, from a history length drawn in R's range. */
+static void run_real_origin(const struct real_series *r, size_t o, int future, struct tally *t)
+{
+	const double day = 86400;
+	double hist = r->hist_min + uniform() * (r->hist_max - r->hist_min);
+
+	size_t from = o;
+	while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
+		from--;
+	size_t tgt = o + 1;
+	while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
+		tgt++;
+	if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
+		return;
+	double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
+	struct analytics_capacity c;
+	if (analytics_capacity_forecast(r->t + from, r->y + from, o + 1 - from, 0, &horizon, 1,
+	                                &c) ||
+	    !c.ok)
+		return;
+	/* The line and the naive scale over the samples with a value. */
+	static double x[4096], yy[4096];
+	double naive = 0;
+	size_t m = 0;
+	for (size_t i = from; i <= o && m < sizeof(x) / sizeof(x[0]); i++)
+		if (!isnan(r->y[i])) {
+			x[m] = (double)(r->t[i] - r->t[o]) / day;
+			yy[m++] = r->y[i];
+		}
+	for (size_t i = 1; i < m; i++)
+		naive += fabs(yy[i] - yy[i - 1]);
+	struct analytics_linear lin;
+	double lp, lsd;
+	if (m < 3 || analytics_linear_fit(x, yy, m, &lin) || !(naive > 0))
+		return;
+	naive /= (double)(m - 1);
+	analytics_linear_predict(&lin, horizon, &lp, &lsd);
+	t->n++;
+	t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
+	t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+	t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
+	t->mase_linear += fabs(actual - lp) / naive;
+	t->chosen[c.model]++;
+	t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+}
 
 static void run_real(const struct real_series *r, struct tally *t)
 {
@@ -244,45 +291,8 @@ static void run_real(const struct real_series *r, struct tally *t)
 		           (last_origin - 1 - first_origin) * k / (norigins > 1 ? norigins - 1 : 1);
 		if (isnan(r->y[o]))
 			continue;
-		double hist = r->hist_min + uniform() * (r->hist_max - r->hist_min);
-		size_t from = o;
-		while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
-			from--;
-		size_t tgt = o + 1;
-		while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
-			tgt++;
-		if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
-			continue;
-		double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
-		struct analytics_capacity c;
-		if (analytics_capacity_forecast(r->t + from, r->y + from, o + 1 - from, 0, &horizon,
-		                                1, &c) ||
-		    !c.ok)
-			continue;
-		/* The line and the naive scale over the samples with a value. */
-		static double x[4096], yy[4096];
-		double naive = 0;
-		size_t m = 0;
-		for (size_t i = from; i <= o && m < sizeof(x) / sizeof(x[0]); i++)
-			if (!isnan(r->y[i])) {
-				x[m] = (double)(r->t[i] - r->t[o]) / day;
-				yy[m++] = r->y[i];
-			}
-		for (size_t i = 1; i < m; i++)
-			naive += fabs(yy[i] - yy[i - 1]);
-		struct analytics_linear lin;
-		double lp, lsd;
-		if (m < 3 || analytics_linear_fit(x, yy, m, &lin) || !(naive > 0))
-			continue;
-		naive /= (double)(m - 1);
-		analytics_linear_predict(&lin, horizon, &lp, &lsd);
-		t->n++;
-		t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
-		t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
-		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
-		t->mase_linear += fabs(actual - lp) / naive;
-		t->chosen[c.model]++;
-		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+		for (int d = 0; d < (r->draws ? r->draws : 1); d++)
+			run_real_origin(r, o, future, t);
 	}
 }
 
@@ -358,7 +368,8 @@ int main(int argc, char **argv)
 	     .file = "us_real_gdp_quarterly.csv",
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
-	     .hist_max = HIST_DAYS_MAX},
+	     .hist_max = HIST_DAYS_MAX,
+	     .draws = 10},
 	    /* The same at 4 quarters ahead: a year, the horizon GDP is forecast at, where 30
 	     * quarters (7.5 years, a business cycle or more) is a different problem from a
 	     * pool's next month. */
@@ -367,7 +378,8 @@ int main(int argc, char **argv)
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
 	     .hist_max = HIST_DAYS_MAX,
-	     .future = 4},
+	     .future = 4,
+	     .draws = 10},
 	};
 	double ratio_sum = 0, real_sum = 0;
 	struct tally t;
@@ -392,6 +404,11 @@ int main(int argc, char **argv)
 	}
 	printf("analytics.mase30_ratio_mean: %.3f\n", ratio_sum / NSCEN);
 	unsigned nreal = 0;
+	/* The real series' draws (each origin's history length) start from the seed again, so
+	 * their figures do not depend on how many synthetic series ran before them. */
+	rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x9e3779b97f4a7c15ull;
+	if (!rng_state)
+		rng_state = 1;
 	for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
 		int rc = real_load(&real[i]);
 		if (rc) {
