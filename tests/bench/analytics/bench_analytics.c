@@ -2,8 +2,9 @@
  * future is known and on real public series (data/, rolling origins): for each, the share of
  * 30-day-ahead actual values inside the 80% and 95% intervals, and the 30-day MASE of the
  * chosen model against the plain least squares line's; for the synthetic kinds also the
- * coverage 90 days ahead. Prints `name: value` lines; asserts
- * nothing (STYLE.md).
+ * coverage 90 days ahead. Each coverage is printed with its 95% binomial band (Wilson):
+ * `name: share [lo, hi]`; other figures as `name: value`. Asserts nothing (STYLE.md).
+ * Arguments: [SEED [REPLICATES]] (REPLICATES series per synthetic kind, default 2,000).
  */
 #include <errno.h>
 #include <math.h>
