@@ -247,7 +247,9 @@ struct analytics_capacity {
 	enum analytics_model model;
 	/* Rolling-origin backtest at BACKTEST_DAYS ahead over ORIGINS origins: mean absolute
 	 * error of each model, and of the chosen one scaled by the in-sample mean absolute
-	 * one-step change (MASE). */
+	 * one-step change (MASE), over the origins whose window does not straddle the last
+	 * change point (all of them when every one does): those measure the change, which every
+	 * model missed alike. */
 	double backtest_days;
 	unsigned origins;
 	double backtest_mae[ANALYTICS_NMODELS];

@@ -81,30 +81,57 @@ double analytics_holt_run(const double *y, size_t n, double alpha, double beta, 
 	return sse;
 }
 
+/* The grid: alpha 0.05..0.95, beta = alpha beta*, phi 0.8..0.98. */
+#define HOLT_NA 19
+#define HOLT_NB 7
+#define HOLT_NP 5
+#define HOLT_NC (HOLT_NA * HOLT_NB * HOLT_NP)
+
 int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m)
 {
-	static const double bstar[] = {0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0};
-	static const double phis[] = {0.8, 0.85, 0.9, 0.95, 0.98};
+	static const double bstar[HOLT_NB] = {0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0};
+	static const double phis[HOLT_NP] = {0.8, 0.85, 0.9, 0.95, 0.98};
+	double A[HOLT_NC], B[HOLT_NC], P[HOLT_NC], L[HOLT_NC], T[HOLT_NC], S[HOLT_NC];
 	double best = INFINITY;
+	size_t c = 0, bi = 0;
 
 	if (n < 4)
 		return -EINVAL;
-	for (int ia = 1; ia <= 19; ia++) {
-		double alpha = ia * 0.05;
-		for (size_t ib = 0; ib < sizeof(bstar) / sizeof(bstar[0]); ib++)
-			for (size_t ip = 0; ip < sizeof(phis) / sizeof(phis[0]); ip++) {
-				double l, b, beta = alpha * bstar[ib];
-				double sse =
-				    analytics_holt_run(y, n, alpha, beta, phis[ip], &l, &b);
-				if (sse < best) {
-					best = sse;
-					*m = (struct analytics_holt){alpha, beta, phis[ip], l,
-					                             b,     0,    n};
-				}
+	for (int ia = 1; ia <= HOLT_NA; ia++)
+		for (size_t ib = 0; ib < HOLT_NB; ib++)
+			for (size_t ip = 0; ip < HOLT_NP; ip++, c++) {
+				A[c] = ia * 0.05;
+				B[c] = A[c] * bstar[ib];
+				P[c] = phis[ip];
 			}
-	}
-	/* n - 1 - k one-step errors, three parameters fitted on them. */
+	/* Every grid point's recursion in lockstep, one time step at a time: the same
+	 * operations in the same order as analytics_holt_run (so the same sums to the bit),
+	 * but independent chains the CPU overlaps, where one chain at a time waits on each
+	 * step's result (the fit was nearly all of a forecast's cost). */
 	size_t k = n - 2 < HOLT_INIT_STEPS ? n - 2 : HOLT_INIT_STEPS;
+	double l0 = y[k], b0 = (y[k] - y[0]) / (double)k;
+	for (c = 0; c < HOLT_NC; c++) {
+		L[c] = l0;
+		T[c] = b0;
+		S[c] = 0;
+	}
+	for (size_t t = k + 1; t < n; t++) {
+		double yt = y[t];
+		for (c = 0; c < HOLT_NC; c++) {
+			double f = L[c] + P[c] * T[c], e = yt - f;
+			S[c] += e * e;
+			L[c] = f + A[c] * e;
+			T[c] = P[c] * T[c] + B[c] * e;
+		}
+	}
+	/* The first smallest in grid order, as a scan would find it. */
+	for (c = 0; c < HOLT_NC; c++)
+		if (S[c] < best) {
+			best = S[c];
+			bi = c;
+		}
+	*m = (struct analytics_holt){A[bi], B[bi], P[bi], L[bi], T[bi], 0, n};
+	/* n - 1 - k one-step errors, three parameters fitted on them. */
 	double dof = (double)(n - 1 - k) - 3;
 	m->sigma = sqrt(best / (dof < 1 ? 1 : dof));
 	return 0;
@@ -382,7 +409,8 @@ static size_t resample(const int64_t *t, const double *y, size_t n, int64_t step
 
 struct backtest {
 	double mae[ANALYTICS_NMODELS];
-	double z[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error| / the model's sd, per origin */
+	double err[ANALYTICS_NMODELS][MAX_ORIGINS]; /* |error|, per origin */
+	double z[ANALYTICS_NMODELS][MAX_ORIGINS];   /* |error| / the model's sd, per origin */
 	/* The same with its sign (NAN: no forecast): neighbours' dependence shows in it. */
 	double zsigned[ANALYTICS_NMODELS][MAX_ORIGINS];
 	size_t origin[MAX_ORIGINS];
@@ -411,6 +439,7 @@ static int run_backtest(const double *y, size_t n, int h, struct backtest *bt)
 				return rc;
 			double e = rc ? INFINITY : fabs(actual - pt);
 			bt->mae[m] += e;
+			bt->err[m][i] = e;
 			bt->z[m][i] = sd > 0 ? e / sd : (e > 0 ? INFINITY : 0);
 			bt->zsigned[m][i] = rc ? NAN : copysign(bt->z[m][i], actual - pt);
 		}
@@ -530,6 +559,14 @@ static bool origin_after(size_t o, size_t cp)
 	return o >= cp + CP_MIN_SLOPE_POINTS;
 }
 
+/* An origin whose forecast window holds the change point CP it had not seen (its last point
+ * before CP, its target at or after it): its error measures the change, which the present's
+ * forecast has in its history, not the model. */
+static bool origin_straddles(size_t o, int h, size_t cp)
+{
+	return cp && o <= cp && o - 1 + (size_t)h >= cp;
+}
+
 static unsigned origins_after(const struct backtest *bt, size_t cp)
 {
 	unsigned after = 0;
@@ -578,9 +615,16 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 		bt = near_bt;
 	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
+	/* Too few origins after the change: the rest, but a window that straddles the change
+	 * measures how the model meets a change it has not seen. The change point model's
+	 * forecast now has seen it (it fits the points after it), so those errors are not its
+	 * present's; the others' forecasts still carry the change (the line averages over it and
+	 * stays biased, Holt's smoothing takes it in slowly): theirs are. */
+	bool drop_straddling = model == ANALYTICS_MODEL_CHANGEPOINT;
 	double ox[MAX_ORIGINS]; /* each error's origin: the length of the window it saw */
 	for (unsigned i = 0; i < bt->origins; i++)
-		if (!only_after || origin_after(bt->origin[i], cp)) {
+		if (only_after ? origin_after(bt->origin[i], cp)
+		               : !(drop_straddling && origin_straddles(bt->origin[i], bt->h, cp))) {
 			ox[n] = (double)bt->origin[i];
 			zsg[n] = bt->zsigned[model][i];
 			z[n++] = bt->z[model][i] * scale;
@@ -613,6 +657,23 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	/* 95% never narrower than 80%. */
 	if (q95 * c[1] < q80 * c[0])
 		c[1] = c[0] * q80 / q95;
+}
+
+/* MODEL's mean absolute error over the origins whose window does not straddle the change
+ * point CP (all of them when every one does): a window that holds a change its origin had not
+ * seen measures the change, which every model misses alike and the present's forecast has
+ * seen, and it drowned the difference the origins after the change show between the models. */
+static double clean_mae(const struct backtest *bt, enum analytics_model model, size_t cp)
+{
+	double sum = 0;
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < bt->origins; i++)
+		if (!origin_straddles(bt->origin[i], bt->h, cp)) {
+			sum += bt->err[model][i];
+			k++;
+		}
+	return k ? sum / k : bt->mae[model];
 }
 
 /* A model's backtest error relative to the line's (1 when both are exact). */
@@ -688,13 +749,23 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	out->origins = bt.origins;
 	out->model = ANALYTICS_MODEL_LINEAR;
 	out->calib80 = out->calib95 = 1;
+	/* Errors from before the last change point measure a world that is gone (a forecast
+	 * made before a volume was deleted): the choice leaves out the windows that straddle
+	 * it, the calibration uses the origins after it when there are enough. */
+	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	if (bt.origins) {
-		double score[ANALYTICS_NMODELS];
+		double score[ANALYTICS_NMODELS], mae30[ANALYTICS_NMODELS];
+		for (int k = 0; k < ANALYTICS_NMODELS; k++)
+			mae30[k] = clean_mae(&bt, (enum analytics_model)k, cp);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++) {
-			out->backtest_mae[k] = bt.mae[k];
-			score[k] = rel_error(bt.mae[k], bt.mae[0]);
+			out->backtest_mae[k] = mae30[k];
+			score[k] = rel_error(mae30[k], mae30[0]);
 			if (bt7.origins && h7 != hb)
-				score[k] = (score[k] + rel_error(bt7.mae[k], bt7.mae[0])) / 2;
+				score[k] =
+				    (score[k] +
+				     rel_error(clean_mae(&bt7, (enum analytics_model)k, cp),
+				               clean_mae(&bt7, ANALYTICS_MODEL_LINEAR, cp))) /
+				    2;
 		}
 		/* Clearly better than the line, else the line. */
 		for (int k = 1; k < ANALYTICS_NMODELS; k++)
@@ -704,16 +775,12 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		for (size_t i = 1; i < m; i++)
 			naive += fabs(g[i] - g[i - 1]);
 		naive /= (double)(m - 1);
-		out->backtest_mase = naive > 0 ? bt.mae[out->model] / naive : NAN;
+		out->backtest_mase = naive > 0 ? mae30[out->model] / naive : NAN;
 	}
 	rc = model_fit(out->model, g, m, &f);
 	if (rc)
 		goto out_free;
 	double q80 = analytics_t_quantile(0.90, f.dof), q95 = analytics_t_quantile(0.975, f.dof);
-	/* Errors from before the last change point measure a world that is gone (a forecast
-	 * made before a volume was deleted): calibrate on the origins after it when there are
-	 * enough. */
-	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	double c30[2], c7[2];
 	calibrate(&bt, &bt7, out->model, cp, m, q80, q95, c30);
 	calibrate(&bt7, NULL, out->model, cp, m, q80, q95, c7);

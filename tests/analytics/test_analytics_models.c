@@ -131,6 +131,49 @@ static double noise(unsigned *s)
 	return ((*s >> 8) & 0xffff) / 32767.5 - 1;
 }
 
+/* The fit runs every grid point's recursion in lockstep: it must pick what a scan of
+ * analytics_holt_run over the same grid picks (the first smallest error, in grid order), to the
+ * bit, and its sigma is that error over n - 1 - k - 3 (k = 5 from 7 points on). */
+Test(analytics_models, holt_fit_is_the_scan_of_its_grid)
+{
+	static const double bstar[] = {0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0};
+	static const double phis[] = {0.8, 0.85, 0.9, 0.95, 0.98};
+	const size_t lens[] = {4, 7, 40, 150};
+	double y[150];
+	unsigned s = 11;
+
+	for (int i = 0; i < 150; i++)
+		y[i] = 1e12 + 3e9 * i + 4e9 * noise(&s) + (i > 90 ? 2e9 * (i - 90) : 0);
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		size_t n = lens[li];
+		struct analytics_holt m, want = {0};
+		double best = INFINITY;
+		for (int ia = 1; ia <= 19; ia++)
+			for (size_t ib = 0; ib < 7; ib++)
+				for (size_t ip = 0; ip < 5; ip++) {
+					double l, b, alpha = ia * 0.05, beta = alpha * bstar[ib];
+					double sse =
+					    analytics_holt_run(y, n, alpha, beta, phis[ip], &l, &b);
+					if (sse < best) {
+						best = sse;
+						want = (struct analytics_holt){
+						    alpha, beta, phis[ip], l, b, 0, n};
+					}
+				}
+		cr_assert_eq(analytics_holt_fit(y, n, &m), 0);
+		cr_expect(m.alpha == want.alpha && m.beta == want.beta && m.phi == want.phi,
+		          "n %zu: (%g %g %g) against (%g %g %g)", n, m.alpha, m.beta, m.phi,
+		          want.alpha, want.beta, want.phi);
+		cr_expect(m.level == want.level && m.trend == want.trend && m.n == n,
+		          "n %zu: state %.17g %.17g against %.17g %.17g", n, m.level, m.trend,
+		          want.level, want.trend);
+		size_t k = n - 2 < 5 ? n - 2 : 5;
+		double dof = (double)(n - 1 - k) - 3;
+		cr_expect(m.sigma == sqrt(best / (dof < 1 ? 1 : dof)), "n %zu: sigma %.17g", n,
+		          m.sigma);
+	}
+}
+
 Test(analytics_models, changepoint_finds_a_step_and_not_a_line)
 {
 	double y[120];
@@ -361,6 +404,33 @@ Test(analytics_models, capacity_picks_the_changepoint_model_after_a_deleted_volu
 		              p->hi80 <= p->hi95,
 		          "nested intervals at %g days", p->horizon_days);
 	}
+}
+
+/* A volume deleted 12 days ago: the month-ahead backtest's newest origin is older than that,
+ * and most week-ahead windows near the end hold the step none of their origins had seen; they
+ * measure the step, which every model misses alike, and once drowned the few origins after it
+ * that show the line fitted through the step missing by a third of it. Those windows left out,
+ * the change point model is chosen; its intervals, calibrated without them, are not widened
+ * by the step (the same errors once made them about 40 times the model's). */
+Test(analytics_models, capacity_picks_the_changepoint_model_right_after_a_deleted_volume)
+{
+	enum { N = 150 };
+	int64_t t[N];
+	double y[N], h[] = {30};
+	unsigned s = 5;
+	struct analytics_capacity c;
+
+	series_times(t, N, 86400);
+	for (int i = 0; i < N; i++)
+		y[i] = 5e11 + 2e9 * i + (i >= N - 12 ? -1.2e11 : 0) + 2e9 * noise(&s);
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 0, h, 1, &c), 0);
+	cr_assert(c.ok);
+	cr_expect_eq(c.model, ANALYTICS_MODEL_CHANGEPOINT, "%s", analytics_model_names[c.model]);
+	double truth30 = 5e11 + 2e9 * (N - 1 + 30) - 1.2e11;
+	cr_expect(c.fc[0].lo95 <= truth30 && truth30 <= c.fc[0].hi95, "%g not in [%g, %g]", truth30,
+	          c.fc[0].lo95, c.fc[0].hi95);
+	cr_expect(c.fc[0].hi95 - c.fc[0].lo95 < 0.5e11, "95%% width %g: the step's size is 1.2e11",
+	          c.fc[0].hi95 - c.fc[0].lo95);
 }
 
 Test(analytics_models, capacity_skips_empty_values_and_refuses_too_many_horizons)

@@ -2,8 +2,9 @@
  * future is known and on real public series (data/, rolling origins): for each, the share of
  * 30-day-ahead actual values inside the 80% and 95% intervals, and the 30-day MASE of the
  * chosen model against the plain least squares line's; for the synthetic kinds also the
- * coverage 90 days ahead. Prints `name: value` lines; asserts
- * nothing (STYLE.md).
+ * coverage 90 days ahead. Each coverage is printed with its 95% binomial band (Wilson):
+ * `name: share [lo, hi]`; other figures as `name: value`. Asserts nothing (STYLE.md).
+ * Arguments: [SEED [REPLICATES]] (REPLICATES series per synthetic kind, default 2,000).
  */
 #include <errno.h>
 #include <math.h>
@@ -19,7 +20,12 @@
 #define HIST_DAYS_MAX 240
 #define FUTURE_DAYS   30
 #define FAR_DAYS      90 /* a second horizon: the calibration moved past its backtest's */
-#define REPLICATES    200
+/* Independent series per kind: 2,000 put the 95% binomial band of a coverage near 0.95 at
+ * about +-0.01 (1.96 sqrt(0.95 * 0.05 / 2000) = 0.0096), enough to tell a method's change from
+ * a seed's; the second argument overrides it for quick looks. */
+#define REPLICATES 2000
+
+static int replicates = REPLICATES;
 
 static uint64_t rng_state;
 
@@ -120,7 +126,7 @@ static void run(enum scenario s, struct tally *t)
 	const double horizons[] = {FUTURE_DAYS, FAR_DAYS};
 
 	memset(t, 0, sizeof(*t));
-	for (int r = 0; r < REPLICATES; r++) {
+	for (int r = 0; r < replicates; r++) {
 		int hist = HIST_DAYS_MIN + (int)(uniform() * (HIST_DAYS_MAX - HIST_DAYS_MIN));
 		struct params p;
 		struct analytics_capacity c;
@@ -166,6 +172,7 @@ struct real_series {
 	bool index_days;        /* the first column is a label: row i is day i */
 	int hist_min, hist_max; /* days of history at each origin (drawn) */
 	int future;             /* days ahead; 0: FUTURE_DAYS */
+	int draws;              /* history lengths drawn at each origin; 0: 1 */
 	int64_t *t;
 	double *y;
 	size_t n;
@@ -215,7 +222,53 @@ out_close:
  * ending there, and the first sample at least FUTURE_DAYS later as the truth (skipped
  * when a gap puts it more than a week past that). The forecast is asked for exactly that
  * horizon; the line is the least squares fit over the same samples. */
-#define REAL_ORIGINS 200
+#define REAL_ORIGINS 1000
+
+/* One forecast at origin O of R, from a history length drawn in R's range. */
+static void run_real_origin(const struct real_series *r, size_t o, int future, struct tally *t)
+{
+	const double day = 86400;
+	double hist = r->hist_min + uniform() * (r->hist_max - r->hist_min);
+
+	size_t from = o;
+	while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
+		from--;
+	size_t tgt = o + 1;
+	while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
+		tgt++;
+	if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
+		return;
+	double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
+	struct analytics_capacity c;
+	if (analytics_capacity_forecast(r->t + from, r->y + from, o + 1 - from, 0, &horizon, 1,
+	                                &c) ||
+	    !c.ok)
+		return;
+	/* The line and the naive scale over the samples with a value. */
+	static double x[4096], yy[4096];
+	double naive = 0;
+	size_t m = 0;
+	for (size_t i = from; i <= o && m < sizeof(x) / sizeof(x[0]); i++)
+		if (!isnan(r->y[i])) {
+			x[m] = (double)(r->t[i] - r->t[o]) / day;
+			yy[m++] = r->y[i];
+		}
+	for (size_t i = 1; i < m; i++)
+		naive += fabs(yy[i] - yy[i - 1]);
+	struct analytics_linear lin;
+	double lp, lsd;
+	if (m < 3 || analytics_linear_fit(x, yy, m, &lin) || !(naive > 0))
+		return;
+	naive /= (double)(m - 1);
+	analytics_linear_predict(&lin, horizon, &lp, &lsd);
+	t->n++;
+	t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
+	t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+	t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
+	t->mase_linear += fabs(actual - lp) / naive;
+	t->chosen[c.model]++;
+	t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+}
 
 static void run_real(const struct real_series *r, struct tally *t)
 {
@@ -239,46 +292,31 @@ static void run_real(const struct real_series *r, struct tally *t)
 		           (last_origin - 1 - first_origin) * k / (norigins > 1 ? norigins - 1 : 1);
 		if (isnan(r->y[o]))
 			continue;
-		double hist = r->hist_min + uniform() * (r->hist_max - r->hist_min);
-		size_t from = o;
-		while (from > 0 && r->t[o] - r->t[from - 1] <= hist * day)
-			from--;
-		size_t tgt = o + 1;
-		while (tgt < r->n && (r->t[tgt] - r->t[o] < future * day || isnan(r->y[tgt])))
-			tgt++;
-		if (tgt >= r->n || r->t[tgt] - r->t[o] > (future + 7) * day)
-			continue;
-		double horizon = (double)(r->t[tgt] - r->t[o]) / day, actual = r->y[tgt];
-		struct analytics_capacity c;
-		if (analytics_capacity_forecast(r->t + from, r->y + from, o + 1 - from, 0, &horizon,
-		                                1, &c) ||
-		    !c.ok)
-			continue;
-		/* The line and the naive scale over the samples with a value. */
-		static double x[4096], yy[4096];
-		double naive = 0;
-		size_t m = 0;
-		for (size_t i = from; i <= o && m < sizeof(x) / sizeof(x[0]); i++)
-			if (!isnan(r->y[i])) {
-				x[m] = (double)(r->t[i] - r->t[o]) / day;
-				yy[m++] = r->y[i];
-			}
-		for (size_t i = 1; i < m; i++)
-			naive += fabs(yy[i] - yy[i - 1]);
-		struct analytics_linear lin;
-		double lp, lsd;
-		if (m < 3 || analytics_linear_fit(x, yy, m, &lin) || !(naive > 0))
-			continue;
-		naive /= (double)(m - 1);
-		analytics_linear_predict(&lin, horizon, &lp, &lsd);
-		t->n++;
-		t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
-		t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
-		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
-		t->mase_linear += fabs(actual - lp) / naive;
-		t->chosen[c.model]++;
-		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+		for (int d = 0; d < (r->draws ? r->draws : 1); d++)
+			run_real_origin(r, o, future, t);
 	}
+}
+
+/* The Wilson score interval at 95% of a share K of N: the band a coverage measured on N
+ * independent forecasts has from chance alone (unlike p +- 1.96 sqrt(p (1 - p) / n) it does not
+ * shrink to nothing at 0 or 1 of the forecasts inside). */
+static void wilson95(unsigned k, unsigned n, double *lo, double *hi)
+{
+	const double z = 1.959963984540054;
+	double p = (double)k / n, d = 1 + z * z / n, c = (p + z * z / (2.0 * n)) / d;
+	double h = z * sqrt(p * (1 - p) / n + z * z / (4.0 * n * n)) / d;
+
+	*lo = c - h;
+	*hi = c + h;
+}
+
+/* `name: share [lo, hi]`: the share and its 95% binomial band. */
+static void print_share(const char *name, const char *what, unsigned k, unsigned n)
+{
+	double lo, hi;
+
+	wilson95(k, n, &lo, &hi);
+	printf("analytics.%s.%s: %.3f [%.3f, %.3f]\n", name, what, (double)k / n, lo, hi);
 }
 
 static void print_tally(const char *name, const struct tally *t, bool far, double *ratio_sum)
@@ -286,16 +324,17 @@ static void print_tally(const char *name, const struct tally *t, bool far, doubl
 	double mc = t->mase_chosen / t->n, ml = t->mase_linear / t->n;
 
 	printf("analytics.%s.forecasts: %u\n", name, t->n);
-	printf("analytics.%s.coverage80: %.3f\n", name, (double)t->in80 / t->n);
-	printf("analytics.%s.coverage95: %.3f\n", name, (double)t->in95 / t->n);
+	print_share(name, "coverage80", t->in80, t->n);
+	print_share(name, "coverage95", t->in95, t->n);
 	printf("analytics.%s.mase30_chosen: %.3f\n", name, mc);
 	printf("analytics.%s.mase30_linear: %.3f\n", name, ml);
 	printf("analytics.%s.mase30_ratio: %.3f\n", name, mc / ml);
 	if (far) {
-		printf("analytics.%s.coverage80_%dd: %.3f\n", name, FAR_DAYS,
-		       (double)t->far_in80 / t->n);
-		printf("analytics.%s.coverage95_%dd: %.3f\n", name, FAR_DAYS,
-		       (double)t->far_in95 / t->n);
+		char what[32];
+		snprintf(what, sizeof(what), "coverage80_%dd", FAR_DAYS);
+		print_share(name, what, t->far_in80, t->n);
+		snprintf(what, sizeof(what), "coverage95_%dd", FAR_DAYS);
+		print_share(name, what, t->far_in95, t->n);
 	}
 	printf("analytics.%s.models:", name);
 	for (int m = 0; m < ANALYTICS_NMODELS; m++)
@@ -330,7 +369,8 @@ int main(int argc, char **argv)
 	     .file = "us_real_gdp_quarterly.csv",
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
-	     .hist_max = HIST_DAYS_MAX},
+	     .hist_max = HIST_DAYS_MAX,
+	     .draws = 10},
 	    /* The same at 4 quarters ahead: a year, the horizon GDP is forecast at, where 30
 	     * quarters (7.5 years, a business cycle or more) is a different problem from a
 	     * pool's next month. */
@@ -339,7 +379,8 @@ int main(int argc, char **argv)
 	     .index_days = true,
 	     .hist_min = HIST_DAYS_MIN,
 	     .hist_max = HIST_DAYS_MAX,
-	     .future = 4},
+	     .future = 4,
+	     .draws = 10},
 	};
 	double ratio_sum = 0, real_sum = 0;
 	struct tally t;
@@ -347,7 +388,16 @@ int main(int argc, char **argv)
 	rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x9e3779b97f4a7c15ull;
 	if (!rng_state)
 		rng_state = 1;
-	printf("analytics.replicates: %d\n", REPLICATES);
+	if (argc > 2) {
+		char *end;
+		long r = strtol(argv[2], &end, 10);
+		if (*end || r < 1 || r > 1000000) {
+			fprintf(stderr, "usage: %s [SEED [REPLICATES]]\n", argv[0]);
+			return 2;
+		}
+		replicates = (int)r;
+	}
+	printf("analytics.replicates: %d\n", replicates);
 	printf("analytics.horizon_days: %d\n", FUTURE_DAYS);
 	for (int s = 0; s < NSCEN; s++) {
 		run((enum scenario)s, &t);
@@ -355,6 +405,11 @@ int main(int argc, char **argv)
 	}
 	printf("analytics.mase30_ratio_mean: %.3f\n", ratio_sum / NSCEN);
 	unsigned nreal = 0;
+	/* The real series' draws (each origin's history length) start from the seed again, so
+	 * their figures do not depend on how many synthetic series ran before them. */
+	rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x9e3779b97f4a7c15ull;
+	if (!rng_state)
+		rng_state = 1;
 	for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
 		int rc = real_load(&real[i]);
 		if (rc) {
