@@ -61,7 +61,10 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s)
 	pthread_cond_broadcast(&pod->cond);
 	for (int i = 0; i < CL_ACK_CONDS; i++)
 		pthread_cond_broadcast(&pod->ack_cond[i]);
+	bool pending = pod->npending;
 	pthread_mutex_unlock(&pod->lock);
+	if (pending) /* the writes answered later, woken as the waiters above are */
+		cl_pending_settle(cl, pod, 0);
 }
 
 /* ---- dirty maps -------------------------------------------------------------------------- */

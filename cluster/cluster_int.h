@@ -186,6 +186,17 @@ struct cl_pod {
 	/* Acknowledgements may arrive out of order (the other box applies disjoint writes in
 	 * parallel): those beyond acked_seq wait here until the gap closes. */
 	uint8_t acked_bits[CL_WINDOW / 8];
+	/* Leader: writes whose user gets the answer later (PFS_CHANGE_PENDING) instead of a
+	 * thread sleeping in cl_wait_ack, by seq % CL_WINDOW (no more than the window is in
+	 * flight; a slot found taken, after a sequence reset, falls back to waiting). The ACK
+	 * that covers one, or the state that decides it, finishes it exactly as cl_wait_ack
+	 * would have answered at that moment (cl_pending_settle). */
+	struct cl_pending {
+		uint64_t seq, done;
+		pfs_change_done_fn fn; /* NULL: the slot is free */
+		void *arg;
+	} pending[CL_WINDOW];
+	int npending;
 	bool resync_running;
 	/* Snapshot creates and deletes made while serving alone, in order (kind, volume,
 	 * snapshot, the snapshot's map id): the resync replays them, with the regions each
@@ -401,6 +412,10 @@ int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_ch
                            uint64_t *seq);
 /* Waits for the peer to acknowledge SEQ (invariant 2). */
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq);
+/* Finishes POD's pending writes that are decided now: those from seq FROM up to acked_seq
+ * (an ACK advanced it), or every one when FROM is 0 (the state changed, or the cluster stops).
+ * Called without pod->lock; the answers are sent after it is dropped. */
+void cl_pending_settle(struct cluster *cl, struct cl_pod *pod, uint64_t from);
 void cl_apply_msg(struct cluster *cl, struct cl_work *w); /* the applier thread */
 void cl_work_msg(struct cluster *cl, struct cl_work *w);  /* the worker thread */
 /* Sends an ordered message of POD (already encoded after the pod/epoch/seq header). */
