@@ -118,6 +118,7 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next)
 {
 	pod->next_seq = next;
 	pod->acked_seq = next - 1;
+	pod->seq_gen++;
 	memset(pod->acked_bits, 0, sizeof(pod->acked_bits));
 }
 

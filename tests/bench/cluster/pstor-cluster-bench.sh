@@ -123,7 +123,8 @@ write_jobs() { # MODE_PREFIX CPU_A CPU_B
 		out "$m$job.stretched_other_box.p99_us" "$fp99"
 		"$PY" -c "
 import sys
-l, r, f = (float(x) if x != 'error' else 0 for x in sys.argv[1:4])
+sys.argv[1:] = [x if x != 'error' else '0' for x in sys.argv[1:]]  # a failed job counts 0
+l, r, f = (float(x) for x in sys.argv[1:4])
 print('$m$job.ratio_leader_vs_local: %.2f' % (r / l if l else 0))
 print('$m$job.ratio_other_box_vs_local: %.2f' % (f / l if l else 0))
 print('$m$job.added_p50_us: %s' % (int(float(sys.argv[5]) - float(sys.argv[4]))))
