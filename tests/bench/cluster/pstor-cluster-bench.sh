@@ -58,8 +58,10 @@ pod_field() { # BOX FIELD
 cl_net_up
 pstor_mkfs "$T/a.img" 16G
 pstor_mkfs "$T/b.img" 16G
-cl_mount a "$T/a.img"
-cl_mount b "$T/b.img"
+# A ping answered late because the machine is loaded (the pinned mode leaves box b one CPU)
+# would flap the link mid-job, and a job would measure the failover and resync instead: 10 s.
+cl_mount a "$T/a.img" cluster_timeout_ms=10000
+cl_mount b "$T/b.img" cluster_timeout_ms=10000
 cl_ctl a cluster peer add boxb 10.77.0.2:$CL_PORT
 cl_ctl b cluster peer add boxa 10.77.0.1:$CL_PORT
 cl_link_up a
@@ -187,7 +189,7 @@ wire_ratio duplicate "$T/unique" $((2 * WIRE_MB)) # the same bytes again, elsewh
 # Resync: box b away while RESYNC_MB of unique data lands on box a, then back.
 head -c "${RESYNC_MB}M" /dev/urandom >"$T/resync"
 cl_cut
-cl_wait_state a p1 degraded 15
+cl_wait_state a p1 degraded 30
 dd if="$T/resync" of="$T/a/volumes/rep" bs=1M oflag=direct conv=notrunc status=none
 t0=$(date +%s.%N)
 cl_heal
