@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,7 +112,7 @@ struct pfs_fuse {
 	 * confirms them): the session may not go before their answers (op_destroy waits). */
 	pthread_mutex_t pending_lock;
 	pthread_cond_t pending_cond;
-	int pending;
+	atomic_int pending; /* briefly -1 when an answer beats the count */
 };
 
 /* What an open file is. */
@@ -966,13 +967,14 @@ int pfs_fuse_ctl(struct pfs_fuse *f, const char *line)
 	return rc;
 }
 
+/* Counts pending writes; only the way back to none takes the lock (op_destroy waits for it). */
 static void pending_add(struct pfs_fuse *f, int n)
 {
-	pthread_mutex_lock(&f->pending_lock);
-	f->pending += n;
-	if (!f->pending)
+	if (atomic_fetch_add(&f->pending, n) + n == 0) {
+		pthread_mutex_lock(&f->pending_lock);
 		pthread_cond_broadcast(&f->pending_cond);
-	pthread_mutex_unlock(&f->pending_lock);
+		pthread_mutex_unlock(&f->pending_lock);
+	}
 }
 
 /* The late answer of a write the store made pending, from whichever thread decided it (the
@@ -1010,13 +1012,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		                       .off = (uint64_t)off,
 		                       .on_done = later ? write_done : NULL,
 		                       .on_done_arg = req};
-		if (later)
-			pending_add(f, 1);
 		rc = pfs_change_apply(f->p, &c);
-		if (rc == PFS_CHANGE_PENDING)
-			return; /* write_done answers (and counts it off) */
-		if (later)
-			pending_add(f, -1);
+		if (rc == PFS_CHANGE_PENDING) {
+			pending_add(f, 1); /* write_done answers it and counts it off */
+			return;
+		}
 		if (rc) {
 			fuse_reply_err(req, -rc);
 			return;
@@ -1323,7 +1323,7 @@ static void op_destroy(void *userdata)
 	/* Writes still waiting for the other box are answered before the session goes (the
 	 * cluster decides each: confirmed, or the peer declared gone). */
 	pthread_mutex_lock(&f->pending_lock);
-	while (f->pending)
+	while (atomic_load(&f->pending))
 		pthread_cond_wait(&f->pending_cond, &f->pending_lock);
 	pthread_mutex_unlock(&f->pending_lock);
 
