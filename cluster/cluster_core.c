@@ -58,6 +58,8 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s)
 		         cl_state_name((enum cl_pod_state)old), cl_state_name(s),
 		         (unsigned long long)pod->epoch);
 	pthread_mutex_lock(&pod->lock);
+	if (s == CL_OFFLINE || s == CL_SPLIT)
+		pod->lost_gen = pod->seq_gen + 1;
 	pthread_cond_broadcast(&pod->cond);
 	for (int i = 0; i < CL_ACK_CONDS; i++)
 		pthread_cond_broadcast(&pod->ack_cond[i]);

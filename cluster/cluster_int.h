@@ -170,6 +170,10 @@ struct cl_pod {
 	/* Leader: which stream the seqs belong to, counted by cl_seq_reset (a new link's stream
 	 * starts again at 1): a seq sent on a stream since abandoned is never acknowledged. */
 	uint64_t seq_gen;
+	/* Leader: seq_gen + 1 when the pod last stopped being served here (offline, split); 0:
+	 * never. A write of an abandoned stream that began no later than that may have been
+	 * replaced by the peer's copy in the resync that followed: it is not confirmed. */
+	uint64_t lost_gen;
 	uint64_t acked_seq;   /* leader: every seq <= this is acknowledged */
 	uint64_t applied_seq; /* follower: last applied */
 	int peer_err;         /* the peer failed to apply a change: resync needed */

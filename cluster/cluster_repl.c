@@ -532,14 +532,21 @@ out_unlock:
  * since abandoned (the link went down and a new one began: its writer was slower than the
  * HELLO that took the order lock after it) is never acknowledged; the write was applied here
  * before that HELLO, so the resync that follows covers its regions: in sync again, both hold
- * it. */
+ * it, unless this box stopped serving the pod since that stream began (lost_gen): then the
+ * resync may have brought the peer's copy over it, and the write fails. */
 static bool ack_decided(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64_t gen, int *rc)
 {
 	int st = atomic_load(&pod->state);
 	bool stale = gen != pod->seq_gen;
 
 	*rc = 0;
-	if ((!stale && pod->acked_seq >= seq) || (stale && st == CL_IN_SYNC))
+	if (!stale && pod->acked_seq >= seq)
+		return true;
+	if (stale && pod->lost_gen > gen) {
+		*rc = -EIO;
+		return true;
+	}
+	if (stale && st == CL_IN_SYNC)
 		return true;
 	if (!cl->stop && (st == CL_IN_SYNC || st == CL_SYNCING || pod->racing))
 		return false;
