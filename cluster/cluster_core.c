@@ -58,10 +58,15 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s)
 		         cl_state_name((enum cl_pod_state)old), cl_state_name(s),
 		         (unsigned long long)pod->epoch);
 	pthread_mutex_lock(&pod->lock);
+	if (s == CL_OFFLINE || s == CL_SPLIT)
+		pod->lost_gen = pod->seq_gen + 1;
 	pthread_cond_broadcast(&pod->cond);
 	for (int i = 0; i < CL_ACK_CONDS; i++)
 		pthread_cond_broadcast(&pod->ack_cond[i]);
+	bool pending = pod->npending;
 	pthread_mutex_unlock(&pod->lock);
+	if (pending) /* the writes answered later, woken as the waiters above are */
+		cl_pending_settle(cl, pod, 0);
 }
 
 /* ---- dirty maps -------------------------------------------------------------------------- */
@@ -115,6 +120,7 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next)
 {
 	pod->next_seq = next;
 	pod->acked_seq = next - 1;
+	pod->seq_gen++;
 	memset(pod->acked_bits, 0, sizeof(pod->acked_bits));
 }
 

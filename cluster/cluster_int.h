@@ -165,8 +165,15 @@ struct cl_pod {
 	 * wakes the writers of the seqs it covers, not every writer of the pod. */
 #define CL_ACK_CONDS 64
 	pthread_cond_t ack_cond[CL_ACK_CONDS];
-	int cond_waiters;     /* threads waiting on cond for acknowledgements */
-	uint64_t next_seq;    /* leader: next sequence number to send */
+	int cond_waiters;  /* threads waiting on cond for acknowledgements */
+	uint64_t next_seq; /* leader: next sequence number to send */
+	/* Leader: which stream the seqs belong to, counted by cl_seq_reset (a new link's stream
+	 * starts again at 1): a seq sent on a stream since abandoned is never acknowledged. */
+	uint64_t seq_gen;
+	/* Leader: seq_gen + 1 when the pod last stopped being served here (offline, split); 0:
+	 * never. A write of an abandoned stream that began no later than that may have been
+	 * replaced by the peer's copy in the resync that followed: it is not confirmed. */
+	uint64_t lost_gen;
 	uint64_t acked_seq;   /* leader: every seq <= this is acknowledged */
 	uint64_t applied_seq; /* follower: last applied */
 	int peer_err;         /* the peer failed to apply a change: resync needed */
@@ -186,6 +193,17 @@ struct cl_pod {
 	/* Acknowledgements may arrive out of order (the other box applies disjoint writes in
 	 * parallel): those beyond acked_seq wait here until the gap closes. */
 	uint8_t acked_bits[CL_WINDOW / 8];
+	/* Leader: writes whose user gets the answer later (PFS_CHANGE_PENDING) instead of a
+	 * thread sleeping in cl_wait_ack, by seq % CL_WINDOW (no more than the window is in
+	 * flight; a slot found taken, after a sequence reset, falls back to waiting). The ACK
+	 * that covers one, or the state that decides it, finishes it exactly as cl_wait_ack
+	 * would have answered at that moment (cl_pending_settle). */
+	struct cl_pending {
+		uint64_t seq, gen, done;
+		pfs_change_done_fn fn; /* NULL: the slot is free */
+		void *arg;
+	} pending[CL_WINDOW];
+	int npending;
 	bool resync_running;
 	/* Snapshot creates and deletes made while serving alone, in order (kind, volume,
 	 * snapshot, the snapshot's map id): the resync replays them, with the regions each
@@ -394,13 +412,21 @@ int cl_hook_change(void *arg, struct pfs_change *c);
 int cl_hook_read_gate(void *arg, struct pfs_vol *v);
 int cl_hook_sync(void *arg);
 /* Leader: applies CC here (with local handle data in C) and sends it, under the order lock;
- * *SEQ gets its sequence number (0 when the pod is not replicating now). */
-int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq);
+ * *SEQ gets its sequence number (0 when the pod is not replicating now) and *GEN its stream
+ * (pod->seq_gen then; read under the order lock, which a new stream's HELLO takes exclusive). */
+int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq,
+                    uint64_t *gen);
 /* The same with the order lock held exclusive by the caller (a pod snapshot's volumes). */
 int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c,
                            uint64_t *seq);
-/* Waits for the peer to acknowledge SEQ (invariant 2). */
+/* Waits for the peer to acknowledge SEQ (invariant 2), of the stream now. */
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq);
+/* The same for SEQ of stream GEN (from cl_leader_apply). */
+int cl_wait_ack_gen(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64_t gen);
+/* Finishes POD's pending writes that are decided now: those from seq FROM up to acked_seq
+ * (an ACK advanced it), or every one when FROM is 0 (the state changed, or the cluster stops).
+ * Called without pod->lock; the answers are sent after it is dropped. */
+void cl_pending_settle(struct cluster *cl, struct cl_pod *pod, uint64_t from);
 void cl_apply_msg(struct cluster *cl, struct cl_work *w); /* the applier thread */
 void cl_work_msg(struct cluster *cl, struct cl_work *w);  /* the worker thread */
 /* Sends an ordered message of POD (already encoded after the pod/epoch/seq header). */

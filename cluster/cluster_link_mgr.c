@@ -290,7 +290,10 @@ static void handle_ack_one(struct cluster *cl, const char *pname, uint64_t seq, 
 		pthread_cond_broadcast(&pod->ack_cond[n % CL_ACK_CONDS]);
 	if (pod->cond_waiters)
 		pthread_cond_broadcast(&pod->cond);
+	bool settle = pod->npending && pod->acked_seq > before;
 	pthread_mutex_unlock(&pod->lock);
+	if (settle) /* answer the writes now covered (from this, the link's I/O thread) */
+		cl_pending_settle(cl, pod, before + 1);
 }
 
 static void handle_ack(struct cluster *cl, struct cl_rbuf *r)
@@ -843,6 +846,11 @@ void cl_manager_stop(struct cluster *cl)
 	cl->stop = true;
 	pthread_cond_broadcast(&cl->cond);
 	pthread_mutex_unlock(&cl->lock);
+	/* Writes still answered later get what a waiting writer gets when the cluster stops
+	 * (the front drains them before closing, so normally there are none). */
+	for (int i = 0; i < CL_PODS_MAX; i++)
+		if (cl->pods[i])
+			cl_pending_settle(cl, cl->pods[i], 0);
 	cl_resync_kick(cl);
 	pthread_join(cl->t_manager, NULL);
 	pthread_join(cl->t_resync, NULL);

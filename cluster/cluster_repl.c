@@ -414,7 +414,8 @@ static void range_release(struct cl_pod *pod, int slot)
 	pthread_mutex_unlock(&pod->lock);
 }
 
-int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq)
+int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq,
+                    uint64_t *gen)
 {
 	int rc, slot = -1;
 
@@ -429,6 +430,9 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 		pthread_rwlock_wrlock(&pod->order_lock);
 	}
 	rc = cl_leader_apply_locked(cl, pod, c, seq);
+	pthread_mutex_lock(&pod->lock);
+	*gen = pod->seq_gen;
+	pthread_mutex_unlock(&pod->lock);
 	if (slot >= 0)
 		range_release(pod, slot);
 	pthread_rwlock_unlock(&pod->order_lock);
@@ -521,25 +525,122 @@ out_unlock:
 	return rc;
 }
 
+/* Under pod->lock: whether the wait for SEQ of stream GEN is over, and then its answer in *RC.
+ * Once the peer is declared gone the write stands on this box alone if it serves the pod alone
+ * (its regions are dirty, invariant 2): part 1's leader, or the winner of the race at the
+ * mediator. A box that lost the race fails it: the pod is the winner's copy. A seq of a stream
+ * since abandoned (the link went down and a new one began: its writer was slower than the
+ * HELLO that took the order lock after it) is never acknowledged; the write was applied here
+ * before that HELLO, so the resync that follows covers its regions: in sync again, both hold
+ * it, unless this box stopped serving the pod since that stream began (lost_gen): then the
+ * resync may have brought the peer's copy over it, and the write fails. */
+static bool ack_decided(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64_t gen, int *rc)
+{
+	int st = atomic_load(&pod->state);
+	bool stale = gen != pod->seq_gen;
+
+	*rc = 0;
+	if (!stale && pod->acked_seq >= seq)
+		return true;
+	if (stale && pod->lost_gen > gen) {
+		*rc = -EIO;
+		return true;
+	}
+	if (stale && st == CL_IN_SYNC)
+		return true;
+	if (!cl->stop && (st == CL_IN_SYNC || st == CL_SYNCING || pod->racing))
+		return false;
+	*rc = st == CL_DEGRADED ? 0 : -EIO;
+	return true;
+}
+
+static void ack_failed_msg(struct cluster *cl, struct cl_pod *pod)
+{
+	pfs_set_msg(cl->p, "pod %s: the peer went away and this box does not serve the pod",
+	            pod->name);
+}
+
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq)
 {
-	int rc = 0;
+	pthread_mutex_lock(&pod->lock);
+	uint64_t gen = pod->seq_gen;
+	pthread_mutex_unlock(&pod->lock);
+	return cl_wait_ack_gen(cl, pod, seq, gen);
+}
+
+int cl_wait_ack_gen(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64_t gen)
+{
+	int rc;
 
 	pthread_mutex_lock(&pod->lock);
-	/* Once the peer is declared gone the write stands on this box alone if it serves the pod
-	 * alone (its regions are dirty, invariant 2): part 1's leader, or the winner of the race
-	 * at the mediator. A box that lost the race fails it: the pod is the winner's copy. */
-	while (pod->acked_seq < seq && !cl->stop &&
-	       (atomic_load(&pod->state) == CL_IN_SYNC || atomic_load(&pod->state) == CL_SYNCING ||
-	        pod->racing))
+	while (!ack_decided(cl, pod, seq, gen, &rc))
 		pthread_cond_wait(&pod->ack_cond[seq % CL_ACK_CONDS], &pod->lock);
-	if (pod->acked_seq < seq && atomic_load(&pod->state) != CL_DEGRADED)
-		rc = -EIO;
 	pthread_mutex_unlock(&pod->lock);
 	if (rc)
-		pfs_set_msg(cl->p, "pod %s: the peer went away and this box does not serve the pod",
-		            pod->name);
+		ack_failed_msg(cl, pod);
 	return rc;
+}
+
+/* cl_wait_ack without the wait: C's answer is sent later by cl_pending_settle (C was applied
+ * here and sent: nothing of it is needed any more), or now if it is decided already. */
+static int ack_later(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64_t gen,
+                     struct pfs_change *c)
+{
+	struct cl_pending *pe = &pod->pending[seq % CL_WINDOW];
+	int rc;
+
+	pthread_mutex_lock(&pod->lock);
+	if (ack_decided(cl, pod, seq, gen, &rc)) {
+		pthread_mutex_unlock(&pod->lock);
+		if (rc)
+			ack_failed_msg(cl, pod);
+		return rc;
+	}
+	if (pe->fn) { /* taken (a sequence reset since): this one waits as before */
+		pthread_mutex_unlock(&pod->lock);
+		return cl_wait_ack_gen(cl, pod, seq, gen);
+	}
+	*pe = (struct cl_pending){
+	    .seq = seq, .gen = gen, .done = c->done, .fn = c->on_done, .arg = c->on_done_arg};
+	pod->npending++;
+	pthread_mutex_unlock(&pod->lock);
+	return PFS_CHANGE_PENDING;
+}
+
+void cl_pending_settle(struct cluster *cl, struct cl_pod *pod, uint64_t from)
+{
+	/* In batches, so no user's answer is sent under the lock. */
+	enum { BATCH = 32 };
+	struct cl_pending got[BATCH];
+	int rcs[BATCH], n;
+	uint32_t k = 0;
+	bool failed = false;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&pod->lock);
+		for (; k < CL_WINDOW && pod->npending && n < BATCH; k++) {
+			uint64_t seq = from + k;
+			if (from && seq > pod->acked_seq)
+				break;
+			struct cl_pending *pe = &pod->pending[from ? seq % CL_WINDOW : k];
+			if (!pe->fn || (from && pe->seq != seq) ||
+			    !ack_decided(cl, pod, pe->seq, pe->gen, &rcs[n]))
+				continue;
+			got[n++] = *pe;
+			pe->fn = NULL;
+			pod->npending--;
+		}
+		pthread_mutex_unlock(&pod->lock);
+		for (int i = 0; i < n; i++) {
+			if (rcs[i] && !failed) {
+				ack_failed_msg(cl, pod);
+				failed = true;
+			}
+			pfs_change_finish(cl->p, got[i].fn, got[i].arg, rcs[i],
+			                  rcs[i] ? 0 : got[i].done);
+		}
+	} while (n == BATCH);
 }
 
 /* ---- the other box: forward to the leader ------------------------------------------------- */
@@ -606,7 +707,7 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 {
 	struct cluster *cl = arg;
 	struct cl_pod *pod = pod_of_change(cl, c);
-	uint64_t seq;
+	uint64_t seq, gen;
 	int rc, st;
 
 	if (!pod)
@@ -653,10 +754,14 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 		}
 		return forward(cl, pod, c);
 	}
-	rc = cl_leader_apply(cl, pod, c, &seq);
+	rc = cl_leader_apply(cl, pod, c, &seq, &gen);
 	if (rc || !seq || pod->async)
 		return rc;
-	return cl_wait_ack(cl, pod, seq);
+	/* A caller that takes the answer later gets it from the acknowledgement's thread: its
+	 * own thread (a FUSE worker) goes on to the next request instead of sleeping here. */
+	if (c->on_done && c->kind == PFS_CHANGE_WRITE)
+		return ack_later(cl, pod, seq, gen, c);
+	return cl_wait_ack_gen(cl, pod, seq, gen);
 }
 
 int cl_hook_sync(void *arg)
@@ -683,14 +788,18 @@ int cl_hook_sync(void *arg)
 	pthread_mutex_unlock(&cl->lock);
 	if (!any)
 		return 0;
-	/* Async pods: what was acknowledged here must reach the peer first. */
+	/* Async pods: what was acknowledged here must reach the peer first. Sync pods with
+	 * writes answered later (pending): those before this sync are covered by it, so they
+	 * are confirmed first, as their writers' own waits would have made them. */
 	for (int i = 0; i < CL_PODS_MAX; i++) {
 		struct cl_pod *pod = cl->pods[i];
-		if (pod && pod->async && cl_is_leader(cl, pod)) {
+		if (pod && cl_is_leader(cl, pod)) {
 			pthread_mutex_lock(&pod->lock);
 			uint64_t last = pod->next_seq - 1;
+			bool wait = pod->async || pod->npending;
 			pthread_mutex_unlock(&pod->lock);
-			cl_wait_ack(cl, pod, last);
+			if (wait)
+				cl_wait_ack(cl, pod, last);
 		}
 	}
 	wt = cl_waiter_new(cl);
@@ -1011,7 +1120,7 @@ static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 	struct cl_change cc;
 	struct cl_wbuf w = {0};
 	struct cl_pod *pod;
-	uint64_t req, seq = 0;
+	uint64_t req, seq = 0, gen = 0;
 	void *data = NULL;
 	int rc;
 
@@ -1044,9 +1153,9 @@ static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 	if (!rc && cc.c.vol && cl_pod_of_vol(cl, cc.c.vol) != pod)
 		rc = -EIO;
 	if (!rc)
-		rc = cl_leader_apply(cl, pod, &cc.c, &seq);
+		rc = cl_leader_apply(cl, pod, &cc.c, &seq, &gen);
 	if (!rc && seq && !pod->async)
-		rc = cl_wait_ack(cl, pod, seq);
+		rc = cl_wait_ack_gen(cl, pod, seq, gen);
 	unresolve(&cc);
 	cl_put64(&w, req);
 	cl_put32(&w, (uint32_t)rc);

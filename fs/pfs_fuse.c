@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +108,11 @@ struct pfs_fuse {
 	struct fuse_session *se;
 	uid_t uid;
 	gid_t gid;
+	/* Writes answered later (PFS_CHANGE_PENDING: a stretched pod's, until the other box
+	 * confirms them): the session may not go before their answers (op_destroy waits). */
+	pthread_mutex_t pending_lock;
+	pthread_cond_t pending_cond;
+	atomic_int pending; /* briefly -1 when an answer beats the count */
 };
 
 /* What an open file is. */
@@ -959,6 +967,30 @@ int pfs_fuse_ctl(struct pfs_fuse *f, const char *line)
 	return rc;
 }
 
+/* Counts pending writes; only the way back to none takes the lock (op_destroy waits for it). */
+static void pending_add(struct pfs_fuse *f, int n)
+{
+	if (atomic_fetch_add(&f->pending, n) + n == 0) {
+		pthread_mutex_lock(&f->pending_lock);
+		pthread_cond_broadcast(&f->pending_cond);
+		pthread_mutex_unlock(&f->pending_lock);
+	}
+}
+
+/* The late answer of a write the store made pending, from whichever thread decided it (the
+ * low-level API lets any thread reply). */
+static void write_done(void *arg, int rc, uint64_t done)
+{
+	fuse_req_t req = arg;
+	struct pfs_fuse *f = ctx(req);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, (size_t)done);
+	pending_add(f, -1);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -969,12 +1001,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)ino;
 	switch (h->kind) {
 	case FH_VOL: {
+		/* The answer may come later (a stretched pod's write, once the other box has it),
+		 * and this thread serves the next request meanwhile; O_SYNC writes still sync
+		 * here after the write is complete. */
+		bool later = !(fi->flags & (O_SYNC | O_DSYNC));
 		struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
 		                       .vol = h->v,
 		                       .buf = buf,
 		                       .len = size,
-		                       .off = (uint64_t)off};
+		                       .off = (uint64_t)off,
+		                       .on_done = later ? write_done : NULL,
+		                       .on_done_arg = req};
 		rc = pfs_change_apply(f->p, &c);
+		if (rc == PFS_CHANGE_PENDING) {
+			pending_add(f, 1); /* write_done answers it and counts it off */
+			return;
+		}
 		if (rc) {
 			fuse_reply_err(req, -rc);
 			return;
@@ -1278,6 +1320,13 @@ static void op_destroy(void *userdata)
 {
 	struct pfs_fuse *f = userdata;
 
+	/* Writes still waiting for the other box are answered before the session goes (the
+	 * cluster decides each: confirmed, or the peer declared gone). */
+	pthread_mutex_lock(&f->pending_lock);
+	while (atomic_load(&f->pending))
+		pthread_cond_wait(&f->pending_cond, &f->pending_lock);
+	pthread_mutex_unlock(&f->pending_lock);
+
 	/* Unmount: everything acknowledged becomes durable before the daemon exits. */
 	int rc = pfs_commit(f->p);
 	if (rc)
@@ -1318,6 +1367,8 @@ struct pfs_fuse *pfs_fuse_new(struct pfs *p)
 	f->p = p;
 	f->uid = getuid();
 	f->gid = getgid();
+	pthread_mutex_init(&f->pending_lock, NULL);
+	pthread_cond_init(&f->pending_cond, NULL);
 	return f;
 }
 
@@ -1329,6 +1380,10 @@ struct fuse_session *pfs_fuse_session(struct pfs_fuse *f, struct fuse_args *args
 
 void pfs_fuse_free(struct pfs_fuse *f)
 {
+	if (!f)
+		return;
+	pthread_mutex_destroy(&f->pending_lock);
+	pthread_cond_destroy(&f->pending_cond);
 	free(f);
 }
 

@@ -222,6 +222,10 @@ int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 	 * and comes back through pfs_change_apply_local. */
 	if (p->hooks.change && (unsigned)c->kind < PFS_CHANGE_COUNT && !p->opts.readonly) {
 		rc = p->hooks.change(p->hooks.arg, c);
+		if (rc == PFS_CHANGE_PENDING && c->on_done) {
+			change_touch(p, c); /* applied here; the other box's answer comes later */
+			return rc;
+		}
 		if (rc <= 0) {
 			if (rc)
 				atomic_fetch_add(&p->change_errors, 1);
@@ -234,6 +238,13 @@ int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 	if (!rc)
 		change_touch(p, c);
 	return rc;
+}
+
+void pfs_change_finish(struct pfs *p, pfs_change_done_fn fn, void *arg, int rc, uint64_t done)
+{
+	if (rc)
+		atomic_fetch_add(&p->change_errors, 1);
+	fn(arg, rc, done);
 }
 
 int pfs_change_apply_here(struct pfs *p, struct pfs_change *c)

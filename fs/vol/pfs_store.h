@@ -175,6 +175,9 @@ struct pfs_attr {
 	int64_t atime_ns, mtime_ns;
 };
 
+/* How a change answered later (see on_done below) reports: RC 0 or -errno, DONE as c->done. */
+typedef void (*pfs_change_done_fn)(void *arg, int rc, uint64_t done);
+
 struct pfs_change {
 	enum pfs_change_kind kind;
 	struct pfs_vol *vol; /* the volume written, punched, resized, cloned into, changed */
@@ -190,10 +193,19 @@ struct pfs_change {
 	 * returned referenced in *created (the caller unrefs it). */
 	struct pfs_vol **created;
 	uint64_t done; /* WRITE, CLONE_RANGE: bytes done */
+	/* WRITE: a caller that can take the answer later sets ON_DONE. pfs_change_apply() may
+	 * then return PFS_CHANGE_PENDING: the change was applied here and C's buffer is no
+	 * longer needed, but it is not complete (a stretched pod: the other box has not
+	 * confirmed it yet), and ON_DONE(ON_DONE_ARG, rc, done) is called exactly once, from
+	 * any thread, with the answer pfs_change_apply() would have returned (and c->done). */
+	pfs_change_done_fn on_done;
+	void *on_done_arg;
 };
+#define PFS_CHANGE_PENDING 2
 
 /* Applies C. On failure nothing changed, and the reason is in the store's message
- * (pfs_msg_get). Errors: -EINVAL, -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EROFS, -EFBIG, -EIO. */
+ * (pfs_msg_get). Errors: -EINVAL, -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EROFS, -EFBIG, -EIO.
+ * PFS_CHANGE_PENDING only when C->on_done is set (above). */
 int pfs_change_apply(struct pfs *p, struct pfs_change *c);
 
 /* ---- replication seams (cluster/) ----------------------------------------------------------- */
@@ -219,13 +231,18 @@ struct pfs_hooks {
 	void *arg;
 	/* Sees every change pfs_change_apply() gets (those of pfs_change_apply_local() bypass
 	 * it): returns 1 to let the store apply it as usual, 0 when it applied it (through
-	 * pfs_change_apply_local), -errno when it refused (reason set with pfs_fail). */
+	 * pfs_change_apply_local), -errno when it refused (reason set with pfs_fail), and, for a
+	 * change with on_done set, PFS_CHANGE_PENDING when it applied it here and will finish
+	 * it later through pfs_change_finish (nothing of C may be used after it returned). */
 	int (*change)(void *arg, struct pfs_change *c);
 	/* Before a volume read: 0 to go on, -errno to fail the read with. */
 	int (*read_gate)(void *arg, struct pfs_vol *v);
 	/* After pfs_sync() made this box durable: makes the same true elsewhere. */
 	int (*sync)(void *arg);
 };
+/* The late answer of a change the hook made pending: counts it as pfs_change_apply() would
+ * have and calls FN(ARG, RC, DONE) (the change's on_done and on_done_arg, saved by the hook). */
+void pfs_change_finish(struct pfs *p, pfs_change_done_fn fn, void *arg, int rc, uint64_t done);
 /* Installs H (copied; NULL removes): before the store serves I/O, or with none in flight. */
 void pfs_set_hooks(struct pfs *p, const struct pfs_hooks *h);
 /* pfs_sync() on this box only (the other box's part is the hook's). */

@@ -286,6 +286,33 @@ case_async_ships_in_order() {
 	check "async lag after fsync: $(pod_json a async_lag_seconds) s, $(pod_json a async_lag_bytes) bytes"
 }
 
+# The leader answers a stretched pod's writes from the acknowledgement's thread (PENDING: the
+# FUSE thread takes the next request meanwhile). 32 direct writes in flight, the link cut
+# under them: each is answered once the peer is declared gone (the leader serves alone: no
+# error), none is lost, and unmounting waits for none (all answered).
+case_queued_writes_are_answered_through_a_cut() {
+	need fio
+	two_boxes
+	stretched_pod 32M v1
+	fio --name=q --filename="$T/a/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
+		--bs=4k --iodepth=32 --size=32M --time_based --runtime=2 --randrepeat=0 \
+		--output="$T/fio.out" >/dev/null 2>&1 &
+	local fpid=$! rc=0
+	sleep 0.7
+	cl_cut
+	cl_wait_state a p1 degraded 15
+	_wait_gone $fpid 30 || fail "fio still waits for writes 30 s after the cut"
+	wait $fpid || rc=$?
+	[ $rc = 0 ] || fail "fio: status $rc: $(grep -i err "$T/fio.out" | head -3)"
+	local n
+	n=$("$PY" -c "import re,sys; print(re.search(r'issued rwts: total=\d+,(\d+)', open(sys.argv[1]).read()).group(1))" "$T/fio.out")
+	[ "$n" -gt 0 ] || fail "no writes issued"
+	cl_heal
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1
+	check "$n writes at queue depth 32, answered through the cut; replicas identical"
+}
+
 case_split_is_refused_until_resolved() {
 	two_boxes
 	stretched_pod 16M v1

@@ -5,8 +5,16 @@
 # leader), the resync rate against the link's own throughput (iperf3), and bytes on the wire per
 # logical byte for unique, compressible and duplicate data. Prints `name: value` lines; asserts
 # nothing. Leaves nothing behind (lib.sh's teardown).
+# The write jobs run twice: `shared` (both daemons and fio on all of this machine's cores, as the
+# tests run them: the replicated path does two boxes' work on one box's cores) and `pinned`
+# (two machines emulated: box a's daemon and the writer on CPU 0, box b's daemon on CPU 1, and
+# the unreplicated run pinned as box a is: the same CPU budget per box). Needs 2 CPUs for the
+# pinned mode (skipped with fewer).
 #
-# usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build)
+# usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build),
+#   PSTOR_BENCH_PERF=DIR: perf record -g of each daemon for 10 s of the shared stretched 4k job
+#   (DIR/{local,a,b}.data; `perf report -i DIR/a.data --sort comm,dso,sym`);
+#   PSTOR_BENCH_WRITES_ONLY=1: the write jobs only (comparing two builds).
 QUICK=0
 [ "${1:-}" = --quick ] && QUICK=1
 set -- # lib.sh reads $1 as a case name
@@ -20,14 +28,16 @@ if ((QUICK)); then RUNTIME=4 RESYNC_MB=128 WIRE_MB=32; else RUNTIME=10 RESYNC_MB
 out() { printf '%s: %s\n' "$1" "$2"; }
 
 # fio on FILE (JOB: randwrite4k, seqwrite1m), direct I/O; prints "IOPS MBps P50us P99us".
-fio_run() { # FILE JOB
+fio_run() { # FILE JOB [CPU] [RUNTIME]
 	local args=(--name=j --filename="$1" --direct=1 --ioengine=libaio --time_based
-		--runtime="$RUNTIME" --ramp_time=1 --randrepeat=0 --refill_buffers --output-format=json)
+		--runtime="${4:-$RUNTIME}" --ramp_time=1 --randrepeat=0 --refill_buffers
+		--output-format=json) pin=()
+	[ -z "${3:-}" ] || pin=(taskset -c "$3")
 	case $2 in
 	randwrite4k) args+=(--rw=randwrite --bs=4k --iodepth=32 --size=512M) ;;
 	seqwrite1m) args+=(--rw=write --bs=1M --iodepth=4 --size=512M) ;;
 	esac
-	fio "${args[@]}" >"$T/fio.json" 2>"$T/fio.err" || {
+	"${pin[@]}" fio "${args[@]}" >"$T/fio.json" 2>"$T/fio.err" || {
 		echo "error error error error"
 		return
 	}
@@ -48,8 +58,10 @@ pod_field() { # BOX FIELD
 cl_net_up
 pstor_mkfs "$T/a.img" 16G
 pstor_mkfs "$T/b.img" 16G
-cl_mount a "$T/a.img"
-cl_mount b "$T/b.img"
+# A ping answered late because the machine is loaded (the pinned mode leaves box b one CPU)
+# would flap the link mid-job, and a job would measure the failover and resync instead: 10 s.
+cl_mount a "$T/a.img" cluster_timeout_ms=10000
+cl_mount b "$T/b.img" cluster_timeout_ms=10000
 cl_ctl a cluster peer add boxb 10.77.0.2:$CL_PORT
 cl_ctl b cluster peer add boxa 10.77.0.1:$CL_PORT
 cl_link_up a
@@ -63,31 +75,94 @@ cl_ctl a pod stretch p1 boxb
 cl_wait_state b p1 in_sync 120
 out cluster.rtt_us "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['peers'][0]['rtt_us'])" "$T/a/.pstorage/cluster/status.json")"
 
-# Write performance: the same jobs on the unreplicated volume and the stretched one.
-for job in randwrite4k seqwrite1m; do
-	read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job)"
-	read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job)"
-	read -r fi fb fp50 fp99 <<<"$(fio_run "$T/b/volumes/rep" $job)"
-	out "$job.local.iops" "$li"
-	out "$job.local.MBps" "$lb"
-	out "$job.local.p50_us" "$lp50"
-	out "$job.local.p99_us" "$lp99"
-	out "$job.stretched_leader.iops" "$ri"
-	out "$job.stretched_leader.MBps" "$rb"
-	out "$job.stretched_leader.p50_us" "$rp50"
-	out "$job.stretched_leader.p99_us" "$rp99"
-	out "$job.stretched_other_box.iops" "$fi"
-	out "$job.stretched_other_box.MBps" "$fb"
-	out "$job.stretched_other_box.p99_us" "$fp99"
-	"$PY" -c "
+# perf record -g of PID for 10 s, 1.5 s from now, into $PSTOR_BENCH_PERF/NAME.data (background).
+PERF_PIDS=()
+perf_start() { # NAME PID
+	(sleep 1.5 && exec perf record -q -g -p "$2" -o "$PSTOR_BENCH_PERF/$1.data" -- sleep 10) \
+		>/dev/null 2>&1 &
+	PERF_PIDS+=($!)
+}
+perf_wait() { # the recordings started (not the daemons, also children of this shell)
+	wait "${PERF_PIDS[@]}"
+	PERF_PIDS=()
+}
+
+# Write performance: the same jobs on the unreplicated volume and the stretched one. MODE
+# prefixes the names (none for shared); CPU_A/CPU_B pin the writers (empty: not pinned).
+write_jobs() { # MODE_PREFIX CPU_A CPU_B
+	local m=$1 ca=$2 cb=$3 job li lb lp50 lp99 ri rb rp50 rp99 fi fb fp50 fp99 rt=
+	for job in randwrite4k seqwrite1m; do
+		rt=
+		if [ -n "${PSTOR_BENCH_PERF:-}" ] && [ -z "$m" ] && [ $job = randwrite4k ]; then
+			mkdir -p "$PSTOR_BENCH_PERF"
+			rt=12
+			perf_start local "${_DPID[$T/a]}"
+		fi
+		read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job "$ca" $rt)"
+		if [ -n "$rt" ]; then
+			perf_wait
+			perf_start a "${_DPID[$T/a]}"
+			perf_start b "${_DPID[$T/b]}"
+		fi
+		local a0 b0 a1 b1
+		a0=$(cpu_ns "$T/a")
+		b0=$(cpu_ns "$T/b")
+		read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job "$ca" $rt)"
+		a1=$(cpu_ns "$T/a")
+		b1=$(cpu_ns "$T/b")
+		[ -z "$rt" ] || perf_wait
+		read -r fi fb fp50 fp99 <<<"$(fio_run "$T/b/volumes/rep" $job "$cb")"
+		out "$m$job.local.iops" "$li"
+		out "$m$job.local.MBps" "$lb"
+		out "$m$job.local.p50_us" "$lp50"
+		out "$m$job.local.p99_us" "$lp99"
+		out "$m$job.stretched_leader.iops" "$ri"
+		out "$m$job.stretched_leader.MBps" "$rb"
+		out "$m$job.stretched_leader.p50_us" "$rp50"
+		out "$m$job.stretched_leader.p99_us" "$rp99"
+		out "$m$job.stretched_other_box.iops" "$fi"
+		out "$m$job.stretched_other_box.MBps" "$fb"
+		out "$m$job.stretched_other_box.p99_us" "$fp99"
+		"$PY" -c "
 import sys
-l, r, f = (float(x) if x != 'error' else 0 for x in sys.argv[1:4])
-print('$job.ratio_leader_vs_local: %.2f' % (r / l if l else 0))
-print('$job.ratio_other_box_vs_local: %.2f' % (f / l if l else 0))
-print('$job.added_p50_us: %s' % (int(float(sys.argv[5]) - float(sys.argv[4]))))
-print('$job.added_p99_us: %s' % (int(float(sys.argv[7]) - float(sys.argv[6]))))
-" "$li" "$ri" "$fi" "$lp50" "$rp50" "$lp99" "$rp99"
-done
+sys.argv[1:] = [x if x != 'error' else '0' for x in sys.argv[1:]]  # a failed job counts 0
+l, r, f = (float(x) for x in sys.argv[1:4])
+print('$m$job.ratio_leader_vs_local: %.2f' % (r / l if l else 0))
+print('$m$job.ratio_other_box_vs_local: %.2f' % (f / l if l else 0))
+print('$m$job.added_p50_us: %s' % (int(float(sys.argv[5]) - float(sys.argv[4]))))
+print('$m$job.added_p99_us: %s' % (int(float(sys.argv[7]) - float(sys.argv[6]))))
+n = r * (float(sys.argv[12]) + 1)  # writes in the run and its ramp (approximate)
+if n:
+    print('$m$job.stretched_leader.cpu_us_per_write: box a %.1f, box b %.1f' %
+          ((float(sys.argv[9]) - float(sys.argv[8])) / 1e3 / n,
+           (float(sys.argv[11]) - float(sys.argv[10])) / 1e3 / n))
+" "$li" "$ri" "$fi" "$lp50" "$rp50" "$lp99" "$rp99" "$a0" "$a1" "$b0" "$b1" "${rt:-$RUNTIME}"
+	done
+}
+
+# CPU time of every thread of the daemon serving MNT, in ns (schedstat: not tick-rounded).
+cpu_ns() { # MNT
+	cat /proc/"${_DPID[$1]}"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+}
+
+pin_daemon() { # MNT CPUS: every thread of the daemon serving MNT (new ones inherit it)
+	taskset -a -p -c "$2" "${_DPID[$1]}" >/dev/null
+}
+
+out mode "shared (both daemons and fio on all $(nproc) CPUs)"
+write_jobs "" "" ""
+if [ "$(nproc)" -ge 2 ]; then
+	out mode "pinned (two machines emulated: box a and its writer on CPU 0, box b on CPU 1)"
+	pin_daemon "$T/a" 0
+	pin_daemon "$T/b" 1
+	write_jobs pinned. 0 1
+	pin_daemon "$T/a" "0-$(($(nproc) - 1))"
+	pin_daemon "$T/b" "0-$(($(nproc) - 1))"
+else
+	out mode "pinned: skipped (one CPU)"
+fi
+
+[ -z "${PSTOR_BENCH_WRITES_ONLY:-}" ] || exit 0
 
 # Wire bytes per logical byte, by kind of data.
 wire_ratio() { # NAME DD-SOURCE-FILE SEEK_MB
@@ -114,7 +189,7 @@ wire_ratio duplicate "$T/unique" $((2 * WIRE_MB)) # the same bytes again, elsewh
 # Resync: box b away while RESYNC_MB of unique data lands on box a, then back.
 head -c "${RESYNC_MB}M" /dev/urandom >"$T/resync"
 cl_cut
-cl_wait_state a p1 degraded 15
+cl_wait_state a p1 degraded 30
 dd if="$T/resync" of="$T/a/volumes/rep" bs=1M oflag=direct conv=notrunc status=none
 t0=$(date +%s.%N)
 cl_heal
