@@ -170,9 +170,10 @@ struct engine_stats {
 	uint64_t pattern_bytes;
 	uint64_t dedupe_blocks; /* found in the index */
 	uint64_t dedupe_bytes;
-	uint64_t compressed_blocks;       /* new chunks stored compressed */
-	uint64_t raw_blocks;              /* new chunks stored raw (compression saved < 1/8) */
-	uint64_t stored_bytes;            /* chunk payload bytes written to the FTL */
+	uint64_t compressed_blocks; /* new chunks stored compressed */
+	uint64_t raw_blocks;        /* new chunks stored raw (compression saved < 1/8) */
+	uint64_t raw_probed_blocks; /* of those, judged random by a sample: no compression tried */
+	uint64_t stored_bytes;      /* chunk payload bytes written to the FTL */
 	uint64_t compression_saved_bytes; /* new-chunk input bytes minus stored bytes */
 	uint64_t unique_chunks;           /* chunks currently referenced */
 	uint64_t index_entries;

@@ -110,6 +110,35 @@ void engine_codec_thread_release(void)
 	codec_tls = NULL;
 }
 
+/* Samples of the incompressibility probe (about: the step is odd), and how many distinct byte
+ * values among them make a block look random: 128 bytes of random data show 101 distinct
+ * values on average (256 * (1 - (255/256)^128), standard deviation about 4.4), text about 20,
+ * and a block half random and half a fill (fio's buffer_compress_percentage=50) at most 65. */
+#define PROBE_SAMPLES  128u
+#define PROBE_DISTINCT 90u
+
+/* Whether SRC (LEN >= 2 * PROBE_SAMPLES bytes) looks like random bytes, which no codec shrinks:
+ * the distinct values of every (LEN / PROBE_SAMPLES - 1)-th byte. A table of flags, not a
+ * bitmap, so the samples do not form a chain of read-modify-writes. On a 4 KiB block it costs
+ * about 0.09 us against the 0.76 us LZ4 spends failing on random data (and 0.7-7 us
+ * compressing others). It cannot see repeats of random runs inside a block: of a 16 MiB
+ * libcrypto.so, 23 blocks LZ4 would have shrunk (36 KB of 6.4 MB of savings) are stored raw. */
+static bool looks_random(const uint8_t *src, uint32_t len)
+{
+	uint8_t seen[256];
+	/* An odd step, so the samples fall on every offset within a word: fio's random buffers
+	 * (a 64-bit generator) take only 2..64 values in the first byte of each 8 bytes, and a
+	 * step of 32 saw them as text. */
+	uint32_t step = len / PROBE_SAMPLES - 1, n = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (uint32_t i = 0; i < len; i += step)
+		seen[src[i]] = 1;
+	for (uint32_t i = 0; i < 256; i++)
+		n += seen[i];
+	return n >= PROBE_DISTINCT;
+}
+
 int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
                           const void **out, uint32_t *out_len)
 {
@@ -124,6 +153,8 @@ int engine_codec_compress(enum engine_codec codec, int level, const void *src, u
 	*out = NULL;
 	if (codec == ENGINE_CODEC_NONE || len > ENGINE_BLOCK_MAX || len > INT_MAX)
 		return 0;
+	if (len >= 2 * PROBE_SAMPLES && looks_random(src, len))
+		return 1; /* store raw without a compression attempt */
 	t = codec_tls_get();
 	if (!t)
 		return -ENOMEM;

@@ -173,7 +173,7 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	struct engine_index_shard *s = NULL;
 	struct ftl_write_opts opts = {.prev = FTL_ADDR_NONE, .flags = ENGINE_CODEC_NONE};
 	uint8_t hash[FTL_HASH_LEN], pat[ENGINE_PAT_MAX];
-	bool dedupe, indexable;
+	bool dedupe, indexable, probed;
 	const void *data;
 	struct ftl_addr addr;
 	uint32_t codec, len;
@@ -215,8 +215,9 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	codec = atomic_load_explicit(&e->codec, memory_order_relaxed);
 	rc = engine_codec_compress((enum engine_codec)(codec & 0xff), (int)(codec >> 8), block, bs,
 	                           &data, &len);
-	if (rc)
+	if (rc < 0)
 		return rc;
+	probed = rc == 1;
 	if (len) {
 		opts.flags = (uint8_t)(codec & ENGINE_FLAG_CODEC_MASK);
 	} else {
@@ -252,6 +253,8 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 	}
 	engine_cnt_add(&e->cnt.unique_chunks, 1);
 	engine_cnt_add(len < bs ? &e->cnt.compressed_blocks : &e->cnt.raw_blocks, 1);
+	if (probed)
+		engine_cnt_add(&e->cnt.raw_probed_blocks, 1);
 	engine_cnt_add(&e->cnt.stored_bytes, len);
 	*out = engine_chunk_ref(addr.v);
 	return 0;

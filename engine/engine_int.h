@@ -131,7 +131,8 @@ void engine_hash_thread_release(void);
 
 /* Compresses SRC into a per-thread buffer. *OUT_LEN = 0 means "store raw": the codec is NONE or
  * compression would not save at least len/8. The buffer stays valid until the thread's next
- * engine_codec_* call. Errors: -ENOMEM. */
+ * engine_codec_* call. Returns 0, or 1 when a sample of SRC looked random and no compression was
+ * tried (*OUT_LEN 0); errors: -ENOMEM. */
 int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
                           const void **out, uint32_t *out_len);
 /* Decompresses exactly DST_LEN bytes. -EBADMSG when the data is not a valid frame of DST_LEN
@@ -224,6 +225,7 @@ struct engine_counters {
 	_Atomic uint64_t dedupe_blocks;
 	_Atomic uint64_t compressed_blocks;
 	_Atomic uint64_t raw_blocks;
+	_Atomic uint64_t raw_probed_blocks;
 	_Atomic uint64_t stored_bytes;
 	_Atomic uint64_t unique_chunks;
 	_Atomic uint64_t hash_verify_misses;

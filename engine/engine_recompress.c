@@ -52,7 +52,7 @@ static int encode(struct engine *e, enum engine_codec codec, int level, const ui
 	uint32_t zlen;
 	int rc = engine_codec_compress(codec, level, block, e->block_size, &z, &zlen);
 
-	if (rc)
+	if (rc < 0)
 		return rc;
 	if (zlen == 0) {
 		memcpy(out, block, e->block_size);

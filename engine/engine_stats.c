@@ -38,6 +38,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->dedupe_bytes = st->dedupe_blocks * bs;
 	st->compressed_blocks = ld(&e->cnt.compressed_blocks);
 	st->raw_blocks = ld(&e->cnt.raw_blocks);
+	st->raw_probed_blocks = ld(&e->cnt.raw_probed_blocks);
 	st->stored_bytes = ld(&e->cnt.stored_bytes);
 	new_bytes = (st->compressed_blocks + st->raw_blocks) * bs;
 	st->compression_saved_bytes = new_bytes - st->stored_bytes;
@@ -62,6 +63,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	X(dedupe_bytes)                                                                            \
 	X(compressed_blocks)                                                                       \
 	X(raw_blocks)                                                                              \
+	X(raw_probed_blocks)                                                                       \
 	X(stored_bytes)                                                                            \
 	X(compression_saved_bytes)                                                                 \
 	X(unique_chunks)                                                                           \

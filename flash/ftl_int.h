@@ -10,12 +10,15 @@
  *  2. A chunk's L2P entry is stored when it is appended to a stream's pack buffer, at a
  *     provisional location (the pack's header taken as one block). The pack is sealed under the
  *     stream lock (its place and size fixed, the next buffer filled behind it) and written to
- *     the device without the lock, in seal order (tickets); the write's completion, under the
- *     lock again, moves the pack's chunks to their real locations and frees the buffer. Until
- *     then the chunk lives only in that buffer: readers that find a location inside the range
- *     of the pack being filled or of a sealed pack not yet written copy it from the buffer
- *     under the stream lock (ftl_stream_read_buffered). A segment is closed only when every
- *     pack sealed into it is written, so an OPEN segment is the only kind with buffered chunks.
+ *     the device without the lock, in seal order (tickets), one write at a time per stream (an
+ *     appender's sealed pack is queued and written by whichever thread's write comes before
+ *     it, or by the sealer when none is under way: ftl_stream.c write_queued); the write's
+ *     completion, under the lock again, moves the pack's chunks to their real locations and
+ *     frees the buffer. Until then the chunk lives only in that buffer: readers that find a
+ *     location inside the range of the pack being filled or of a sealed pack not yet written
+ *     copy it from the buffer under the stream lock (ftl_stream_read_buffered). A segment is
+ *     closed only when every pack sealed into it is written, so an OPEN segment is the only
+ *     kind with buffered chunks.
  *  3. GC never frees a victim before the relocated copies are on the device and flushed, so a
  *     power cut at any point leaves at least one valid copy of every synced chunk.
  *  4. A reader that loses a race with GC (reads a location that was freed and reused) sees a
@@ -263,6 +266,9 @@ struct ftl_pack_buf {
 	uint32_t seg, start, total, hdr_blocks;
 	uint64_t ticket; /* write order within the stream */
 	bool close_seg;  /* the segment's last pack: its completion closes the segment */
+	/* Sealed by an appender that left its write to whichever thread writes the stream's
+	 * packs when its turn comes (ftl_stream_write_sealed). */
+	bool queued;
 	uint64_t clock;
 };
 
@@ -297,6 +303,7 @@ struct ftl_stream {
 	 * scan that stops at the first bad pack). */
 	uint64_t next_ticket, done_ticket;
 	uint32_t draining;   /* ftl_stream_seal at work: appenders wait */
+	bool writing;        /* a thread writes queued packs (write_queued), without the lock */
 	uint32_t failed_seg; /* a pack write into it failed: no more packs go there */
 	int seal_err;        /* first failed pack write since the last ftl_streams_seal */
 	/* Guards recent[] and recent_next; a leaf (invariant 5), taken under lock by a write's

@@ -251,6 +251,8 @@ static void pack_complete(struct ftl *ftl, struct ftl_stream *st, struct ftl_pac
 	pthread_cond_broadcast(&st->cond);
 }
 
+static int write_queued(struct ftl *ftl, struct ftl_stream *st);
+
 /* Writes sealed pack PB when its turn comes. LOCKED: the caller holds st->lock and keeps it
  * across the write (GC streams and drains); otherwise the lock is taken only around the turn
  * and the completion. */
@@ -273,14 +275,57 @@ static int pack_write(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_bu
 	if (!locked)
 		pthread_mutex_lock(&st->lock);
 	pack_complete(ftl, st, pb, rc);
+	/* Packs queued behind this one while it waited for its turn. */
+	(void)write_queued(ftl, st); /* their errors are in seal_err */
 	if (!locked)
 		pthread_mutex_unlock(&st->lock);
 	return rc;
 }
 
+/* Writes queued packs, each when its turn comes, while the next one is queued and no other
+ * thread is at it. Caller holds st->lock, which is dropped across each device write. Returns the
+ * first write error. */
+static int write_queued(struct ftl *ftl, struct ftl_stream *st)
+{
+	int rc = 0;
+
+	while (!st->writing) {
+		struct ftl_pack_buf *pb = NULL;
+		for (int b = 0; b < FTL_STREAM_BUFS; b++)
+			if (st->pbs[b].sealed && st->pbs[b].queued &&
+			    st->pbs[b].ticket == st->done_ticket + 1)
+				pb = &st->pbs[b];
+		if (!pb)
+			break;
+		pb->queued = false;
+		st->writing = true;
+		bool skip = pb->seg == st->failed_seg;
+		pthread_mutex_unlock(&st->lock);
+		int r = -EIO;
+		pack_build_header(ftl, pb);
+		if (!skip) {
+			uint8_t *hdr = pack_data(ftl, pb) - (size_t)pb->hdr_blocks * ftl->bs;
+			r = ftl_dev_write(ftl->dev, hdr, pb->total,
+			                  ftl_seg_dev_off(ftl, pb->seg) + pb->start);
+		}
+		pthread_mutex_lock(&st->lock);
+		st->writing = false;
+		pack_complete(ftl, st, pb, r);
+		rc = rc ? rc : r;
+	}
+	return rc;
+}
+
+/* The sealer does not wait for its pack's turn: it queues the pack, and the thread writing the
+ * pack before it (if any) writes it next. A thread waiting for its turn was a context switch
+ * per pack, and a preempted sealer held up every pack behind it. */
 int ftl_stream_write_sealed(struct ftl *ftl, struct ftl_stream *st, struct ftl_pack_buf *pb)
 {
-	return pack_write(ftl, st, pb, false);
+	pthread_mutex_lock(&st->lock);
+	pb->queued = true;
+	int rc = write_queued(ftl, st);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
 }
 
 /* Caller holds st->lock. */

@@ -804,6 +804,85 @@ Test(ftl_concurrency, writers_readers_and_gc_thread_agree, .timeout = 120)
 	ftl_dev_close(dev);
 }
 
+/* Sealed packs are queued for whichever thread writes the stream's packs (ftl_stream.c
+ * write_queued): a failed write of a pack another thread sealed must still fail only that
+ * pack's segment, reach the next sync, and leave every chunk exact or -EIO, also after a
+ * reopen. */
+struct fail_arg {
+	struct ftl *ftl;
+	int tid;
+	struct ftl_addr a[300];
+	bool ok[300];
+};
+
+static void *fail_worker(void *p)
+{
+	struct fail_arg *m = p;
+	uint8_t buf[2048], h[FTL_HASH_LEN] = {0};
+	for (int i = 0; i < 300; i++) {
+		fill(buf, sizeof(buf), m->tid * 100000 + i, 7);
+		m->ok[i] = ftl_write(m->ftl, buf, sizeof(buf), h, NULL, &m->a[i]) == 0;
+	}
+	return NULL;
+}
+
+static int check_fail_args(struct ftl *ftl, struct fail_arg *m, int n, int *lost)
+{
+	uint8_t buf[2048], got[2048];
+	int bad = 0;
+	*lost = 0;
+	for (int t = 0; t < n; t++)
+		for (int i = 0; i < 300; i++) {
+			if (!m[t].ok[i])
+				continue;
+			fill(buf, sizeof(buf), t * 100000 + i, 7);
+			int rc = ftl_read(ftl, m[t].a[i], got, sizeof(got), NULL);
+			if (rc == -EIO)
+				(*lost)++;
+			else if (rc != (int)sizeof(got) || memcmp(buf, got, sizeof(got)))
+				bad++;
+		}
+	return bad;
+}
+
+Test(ftl_concurrency, failed_queued_pack_reaches_sync_and_reads_fail_cleanly, .timeout = 60)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 32 << 20, 256 << 10, true);
+	struct ftl_superblock_info sb;
+	uint8_t one[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr x;
+	fill(one, sizeof(one), 999999, 1);
+	cr_assert_eq(ftl_write(fx.ftl, one, sizeof(one), h, NULL, &x), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	cr_assert_eq(ftl_read_superblock(fx.dev, &sb), 0);
+	/* The next write into the data area, the open segment's next pack, fails once. */
+	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_WRITE_EIO, sb.data_offset,
+	                                ftl_dev_size(fx.dev) - sb.data_offset, 1),
+	             0);
+	static struct fail_arg m[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct fail_arg){.ftl = fx.ftl, .tid = i};
+		pthread_create(&t[i], NULL, fail_worker, &m[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(ftl_sync(fx.ftl), -EIO, "the failed pack reaches the sync");
+	cr_assert_eq(ftl_sync(fx.ftl), 0, "and only that sync");
+	int lost, bad = check_fail_args(fx.ftl, m, 4, &lost);
+	cr_assert_eq(bad, 0, "%d chunks read back wrong", bad);
+	cr_assert_gt(lost, 0, "the failed pack's chunks read -EIO");
+	cr_assert_lt(lost, 4 * 300, "only the failed segment's packs are lost");
+	ftl_close(fx.ftl);
+	fx_open(&fx, 32 << 20, 256 << 10, false);
+	int lost2;
+	bad = check_fail_args(fx.ftl, m, 4, &lost2);
+	cr_assert_eq(bad, 0, "after reopen: %d chunks read back wrong", bad);
+	cr_assert_eq(lost2, lost, "the reopen finds the same chunks");
+	fx_close(&fx);
+}
+
 struct word_seen {
 	uint8_t hash[4][FTL_HASH_LEN];
 	uint32_t hash_len[4];

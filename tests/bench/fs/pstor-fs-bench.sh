@@ -15,6 +15,8 @@
 #        PSTOR_BENCH_REDUCTION (default 1) 0 skips the reduction part
 #        PSTOR_BENCH_BASE_BUILD  a build dir of an older pstorfs: adds the target pstorfs_base
 #                                (its daemon with its own defaults), for before/after in one run
+#        PSTOR_BENCH_REPEAT (default 1) runs of each job, the targets taking turns run by run;
+#                                the median is printed (and each run as <name>.runs)
 set -euo pipefail
 
 # The key of MNT/.pstorage/reduction.json that holds the overall reduction ratio (fs/README.md).
@@ -32,6 +34,11 @@ case "${1:-}" in
 	exit 2
 	;;
 esac
+REPEAT=${PSTOR_BENCH_REPEAT:-1}
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || {
+	echo "pstor-fs-bench: PSTOR_BENCH_REPEAT must be a positive integer" >&2
+	exit 2
+}
 if ((QUICK)); then
 	SIZE_MB=512 RUNTIME=3 DATA_CAP_MB=256
 else
@@ -238,17 +245,39 @@ for t in $TARGETS; do
 done
 echo "targets: ${ACTIVE[*]}"
 
+# The median of the numbers given ("error" when one run failed).
+median() {
+	python3 -c 'import sys
+v = sys.argv[1:]
+print("error" if "error" in v else "%.1f" % sorted(map(float, v))[len(v) // 2])' "$@"
+}
+
 for ds in $DATASETS; do
+	# Lay the file out with this data set so that reads hit real data.
 	for t in "${ACTIVE[@]}"; do
-		# Lay the file out with this data set so that reads hit real data.
 		v=$(run_fio "$t" "$ds" layout write 1M 8 1 MBps 0)
 		echo "layout.$ds.$t.MBps: $v"
-		for j in "${JOBS[@]}"; do
-			read -r name rw bs qd nj unit <<<"$j"
-			v=$(run_fio "$t" "$ds" "$name" "$rw" "$bs" "$qd" "$nj" "$unit")
+	done
+	# With repeats, the targets take turns run by run: on a shared machine the load moves
+	# within minutes, and one target's runs back to back would all meet the same load.
+	for j in "${JOBS[@]}"; do
+		read -r name rw bs qd nj unit <<<"$j"
+		declare -A RUNS=()
+		for ((r = 0; r < REPEAT; r++)); do
+			for t in "${ACTIVE[@]}"; do
+				RUNS[$t]+="$(run_fio "$t" "$ds" "$name" "$rw" "$bs" "$qd" "$nj" "$unit") "
+			done
+		done
+		for t in "${ACTIVE[@]}"; do
+			# shellcheck disable=SC2086 # a list of numbers
+			v=$(median ${RUNS[$t]})
 			RES[$name.$ds.$t]=$v
 			echo "$name.$ds.$t.$unit: $v"
+			if ((REPEAT > 1)); then
+				echo "$name.$ds.$t.runs: ${RUNS[$t]% }"
+			fi
 		done
+		unset RUNS
 	done
 	for j in "${JOBS[@]}"; do
 		read -r name _ _ _ _ _ <<<"$j"
