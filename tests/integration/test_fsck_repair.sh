@@ -18,7 +18,10 @@ rand_file "$T/r" $((20 << 20))
 put_at "$T/r" "$M/volumes/a" 0
 ctl "$M" "snapshot create a s1"
 dd if=/dev/zero of="$M/volumes/a" bs=4k count=100 seek=10 conv=fsync,notrunc status=none
-printf 'ABCDEFGHIJ%.0s' $(seq 1 500) | head -c 4096 >"$T/pat"
+# Written whole and cut to a block (under pipefail, head closing its pipe early made printf's
+# SIGPIPE fail the script now and then).
+printf 'ABCDEFGHIJ%.0s' $(seq 1 410) >"$T/pat"
+truncate -s 4096 "$T/pat"
 dd if="$T/pat" of="$M/volumes/a" bs=4k seek=200 conv=fsync,notrunc status=none
 truncate -s 8M "$M/volumes/b"
 dd if=/dev/urandom of="$M/volumes/b" bs=4k count=50 conv=fsync,notrunc status=none
