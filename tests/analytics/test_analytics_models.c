@@ -124,83 +124,6 @@ Test(analytics_models, holt_fit_follows_a_line_closely)
 	cr_expect_eq(analytics_holt_fit(y, 3, &m), -EINVAL);
 }
 
-/* The drift method: the mean step (y[n-1] - y[0]) / (n - 1) carried on from the last value; the
- * steps' sd about it on n - 2 dof; the error's variance sigma^2 h (1 + h / (n - 1)). */
-Test(analytics_models, drift_matches_the_closed_form)
-{
-	const double y[] = {0, 1, 3, 4, 6};
-	struct analytics_drift m;
-	double pt, sd, dof;
-
-	cr_assert_eq(analytics_drift_fit(y, 5, &m), 0);
-	/* Steps 1, 2, 1, 2: mean 6 / 4 = 1.5, departures +-0.5, sum of squares 1 on 3 dof. */
-	cr_expect(near(m.slope, 1.5, 1e-15), "slope %.17g", m.slope);
-	cr_expect(near(m.sigma, sqrt(1.0 / 3), 1e-15), "sigma %.17g", m.sigma);
-	cr_expect(m.last == 6 && m.n == 5);
-	/* h 2: 6 + 2 * 1.5; variance (1 / 3) * 2 * (1 + 2 / 4) = 1. */
-	analytics_drift_predict(&m, 2, &pt, &sd);
-	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15), "h2 %.17g %.17g", pt, sd);
-	/* h 8: 6 + 12; variance (1 / 3) * 8 * 3 = 8. */
-	analytics_drift_predict(&m, 8, &pt, &sd);
-	cr_expect(near(pt, 18, 1e-15) && near(sd, sqrt(8), 1e-14), "h8 %.17g %.17g", pt, sd);
-	/* Through the models' interface: the same, with n - 2 dof. */
-	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 5, 2, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15) && dof == 3, "%g %g %g", pt, sd, dof);
-	cr_expect_eq(analytics_drift_fit(y, 2, &m), -EINVAL);
-	cr_expect_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 2, 1, &pt, &sd, &dof),
-	             -EINVAL);
-	cr_expect_str_eq(analytics_model_names[ANALYTICS_MODEL_DRIFT], "drift");
-}
-
-/* Steps that move together: 1, 1, 2, 2, 1, 1, 2, 2 (mean 1.5, departures +-0.5, sum of squares 2
- * on 7 dof; lag-1 products 0.25 - 0.25 + ... = 0.25, rho 1 / 8). Two steps ahead their sum's
- * variance is sigma^2 (2 + 2 rho) = sigma^2 2.25 (the AR(1) closed form at h 2), the slope's
- * 4 (1 + rho) / (1 - rho) / 8 = 4 (9 / 7) / 8 more. */
-Test(analytics_models, drift_counts_steps_that_move_together)
-{
-	const double y[] = {0, 1, 2, 4, 6, 7, 8, 10, 12};
-	struct analytics_drift m;
-	double pt, sd;
-
-	cr_assert_eq(analytics_drift_fit(y, 9, &m), 0);
-	cr_expect(near(m.rho, 0.125, 1e-15), "rho %.17g", m.rho);
-	analytics_drift_predict(&m, 2, &pt, &sd);
-	cr_expect(near(pt, 15, 1e-15), "point %.17g", pt);
-	cr_expect(near(sd, sqrt(2.0 / 7 * (2.25 + 4 * (9.0 / 7) / 8)), 1e-14), "sd %.17g", sd);
-	/* One step ahead the sum is one step: sigma^2 (1 + (9 / 7) / 8). */
-	analytics_drift_predict(&m, 1, &pt, &sd);
-	cr_expect(near(sd, sqrt(2.0 / 7 * (1 + (9.0 / 7) / 8)), 1e-14), "sd1 %.17g", sd);
-}
-
-/* Only the end points set the slope: a walk whose steps are each 2 +- 3 but which ends where a
- * straight line of slope 2 would forecasts that line from its last value, whatever the path
- * between; a straight line is forecast exactly, with a zero sd. */
-Test(analytics_models, drift_carries_the_mean_step_from_the_last_value)
-{
-	double y[41], pt, sd, dof;
-
-	/* Steps 5, -1, 5, -1, ...: mean 2 over 40 steps, departures +-3 (sum of squares 360 on
-	 * 39 dof). */
-	y[0] = 1000;
-	for (int i = 1; i < 41; i++)
-		y[i] = y[i - 1] + (i % 2 ? 5 : -1);
-	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 1080 + 60, 1e-12), "point %.17g", pt);
-	cr_expect(near(sd, sqrt(360.0 / 39 * 30 * (1 + 30.0 / 40)), 1e-12), "sd %.17g", sd);
-	cr_expect(dof == 39);
-	/* The least squares line through the same path sits 1.46 above its last value (the odd
-	 * points lie 3 above the even ones, the last point is even): 1141.46 at +30, not 1140. */
-	double lp, lsd, ldof;
-	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, 41, 30, &lp, &lsd, &ldof),
-	             0);
-	cr_expect(near(lp, 1141.4634146341464, 1e-9), "line %.17g", lp);
-	for (int i = 0; i < 41; i++)
-		y[i] = 7e11 + 3e9 * i;
-	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 7e11 + 3e9 * 70, 1e-3), "point %.17g", pt);
-	cr_expect(sd < 1e-3, "sd %g", sd);
-}
-
 /* Deterministic noise in [-1, 1]. */
 static double noise(unsigned *s)
 {
@@ -401,44 +324,6 @@ Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
 	cr_expect_eq(analytics_horizon_scale(zero, 2, far, 4), 1.0);
 	cr_expect_eq(analytics_horizon_scale(far, 4, inf, 1), 1.0);
 	cr_expect_eq(analytics_horizon_scale(far, 0, near_, 3), 1.0);
-}
-
-/* The steps' autocorrelation at a lag, about their mean: steps 1, 3, 1, 3, 1, 3 (mean 2,
- * departures -1, +1, ...; sum of squares 6) give 4 / 6 at lag 2 and -5 / 6 at lag 1. */
-Test(analytics_models, diff_autocorr_matches_the_closed_form)
-{
-	const double y[] = {0, 1, 4, 5, 8, 9, 12};
-
-	cr_expect(near(analytics_diff_autocorr(y, 7, 2), 4.0 / 6, 1e-15), "%.17g",
-	          analytics_diff_autocorr(y, 7, 2));
-	cr_expect(near(analytics_diff_autocorr(y, 7, 1), -5.0 / 6, 1e-15), "%.17g",
-	          analytics_diff_autocorr(y, 7, 1));
-	/* Fewer than lag + 3 steps, a zero lag, equal steps: 0. */
-	cr_expect_eq(analytics_diff_autocorr(y, 7, 4), 0.0);
-	cr_expect_eq(analytics_diff_autocorr(y, 7, 0), 0.0);
-	const double line[] = {3, 5, 7, 9, 11, 13, 15, 17};
-	cr_expect_eq(analytics_diff_autocorr(line, 8, 2), 0.0);
-}
-
-/* What the choice uses to tell a week-ahead backtest that lands on the period: a weekly
- * pattern plus noise on a trend is far past two standard errors (2 / sqrt(steps)) at lag 7;
- * the same trend and noise without the pattern is not. */
-Test(analytics_models, diff_autocorr_sees_a_weekly_period)
-{
-	static const double week[7] = {0, 4, 5, 5, 4, 1, -3};
-	double y[180], z[180];
-	unsigned s = 7;
-
-	for (int i = 0; i < 180; i++) {
-		double e = noise(&s);
-		y[i] = 1e9 + 2e6 * i + 1e6 * week[i % 7] + 5e5 * e;
-		z[i] = 1e9 + 2e6 * i + 5e5 * e;
-	}
-	double lim = 2 / sqrt(179.0);
-	cr_expect(analytics_diff_autocorr(y, 180, 7) > 0.5, "%g",
-	          analytics_diff_autocorr(y, 180, 7));
-	cr_expect(fabs(analytics_diff_autocorr(z, 180, 7)) < lim, "%g",
-	          analytics_diff_autocorr(z, 180, 7));
 }
 
 static void series_times(int64_t *t, size_t n, int64_t step)
