@@ -10,6 +10,8 @@
 # (two machines emulated: box a's daemon and the writer on CPU 0, box b's daemon on CPU 1, and
 # the unreplicated run pinned as box a is: the same CPU budget per box). Needs 2 CPUs for the
 # pinned mode (skipped with fewer).
+# Each local and stretched job prints every CPU's busy share over it (cpu_busy, /proc/stat: other
+# processes on the machine count, so a run shows whether its cores were free).
 #
 # usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build),
 #   PSTOR_BENCH_PERF=DIR: perf record -g of each daemon for 10 s of the shared stretched 4k job
