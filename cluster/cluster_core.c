@@ -184,15 +184,32 @@ int cl_pod_save(struct cluster *cl, struct cl_pod *pod)
 
 int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod)
 {
+	return cl_pod_save_dirty_upto(cl, pod, UINT64_MAX);
+}
+
+int cl_pod_save_dirty_upto(struct cluster *cl, struct cl_pod *pod, uint64_t gen)
+{
+	uint64_t copied = 0;
 	char key[160];
 	int rc = 0;
 
 	/* Saves are serialized and each copies the maps inside that order, so the last one
 	 * written holds every bit set before it started; pod->lock is held only for the copy
-	 * (acknowledgements take it), not for the SQLite commit. */
+	 * (acknowledgements take it), not for the SQLite commit. Writers that marked regions
+	 * while a save ran wait for the next one, and the first of them saves for all: a run of
+	 * fresh regions (a job starting on clean regions) costs a few commits, not one each. */
 	pthread_mutex_lock(&pod->save_lock);
+	pthread_mutex_lock(&pod->lock);
+	bool covered = pod->dirty_saved_gen >= gen;
+	pthread_mutex_unlock(&pod->lock);
+	if (covered) {
+		pthread_mutex_unlock(&pod->save_lock);
+		return 0;
+	}
 	for (int i = 0; !rc; i++) {
 		pthread_mutex_lock(&pod->lock);
+		if (i == 0)
+			copied = pod->dirty_gen; /* every mark counted so far is in the copies */
 		if (i >= pod->nvols) {
 			pod->dirty_unsaved = false;
 			pthread_mutex_unlock(&pod->lock);
@@ -207,6 +224,12 @@ int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod)
 		pthread_mutex_unlock(&pod->lock);
 		rc = copy ? pfs_blob_put(cl->p, key, copy, n) : -ENOMEM;
 		free(copy);
+	}
+	if (!rc) {
+		pthread_mutex_lock(&pod->lock);
+		if (copied > pod->dirty_saved_gen)
+			pod->dirty_saved_gen = copied;
+		pthread_mutex_unlock(&pod->lock);
 	}
 	pthread_mutex_unlock(&pod->save_lock);
 	if (rc)

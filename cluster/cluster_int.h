@@ -178,6 +178,10 @@ struct cl_pod {
 	uint64_t applied_seq; /* follower: last applied */
 	int peer_err;         /* the peer failed to apply a change: resync needed */
 	bool dirty_unsaved;
+	/* Writers' marks that newly set dirty bits, counted, and how many of them the last
+	 * finished dirty-map save covers (both under pod->lock): a writer whose mark a save copied
+	 * and committed needs no save of its own (group commit). */
+	uint64_t dirty_gen, dirty_saved_gen;
 	/* progress and counters */
 	uint64_t resync_total, resync_done; /* bytes of the running stretch or resync */
 	uint64_t resync_regions_left;
@@ -367,6 +371,9 @@ struct cl_pod *cl_pod_find(struct cluster *cl, const char *name);    /* under cl
 struct cl_pod *cl_pod_of_vol(struct cluster *cl, struct pfs_vol *v); /* by tag, no lock */
 int cl_pod_save(struct cluster *cl, struct cl_pod *pod);
 int cl_pod_save_dirty(struct cluster *cl, struct cl_pod *pod); /* caller holds pod->order_lock */
+/* Returns once a save that copied the maps after writers' mark GEN (pod->dirty_gen) committed:
+ * this call's own, or one that finished meanwhile. */
+int cl_pod_save_dirty_upto(struct cluster *cl, struct cl_pod *pod, uint64_t gen);
 void cl_pod_tag_all(struct cluster *cl);
 struct cl_member *cl_pod_member(struct cl_pod *pod, const char *vol);
 bool cl_is_leader(struct cluster *cl, struct cl_pod *pod);

@@ -303,6 +303,7 @@ static int dirty_before(struct cluster *cl, struct cl_pod *pod, const struct pfs
 {
 	struct cl_member *m = cl_pod_member(pod, vol);
 	uint64_t off = c->off, len = c->len;
+	uint64_t gen;
 	bool fresh;
 
 	if (!m)
@@ -329,8 +330,12 @@ static int dirty_before(struct cluster *cl, struct cl_pod *pod, const struct pfs
 	fresh = cl_mark_dirty(m, off, len);
 	if (fresh)
 		pod->dirty_unsaved = true;
+	/* A bit set by another writer whose save has not committed yet is not durable either
+	 * (invariant 3): wait for that save too (the latest mark covers it). */
+	gen = fresh ? ++pod->dirty_gen : pod->dirty_gen;
+	bool saved = pod->dirty_saved_gen >= gen;
 	pthread_mutex_unlock(&pod->lock);
-	return fresh ? cl_pod_save_dirty(cl, pod) : 0;
+	return saved ? 0 : cl_pod_save_dirty_upto(cl, pod, gen);
 }
 
 static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture *cap,

@@ -10,6 +10,8 @@
 # (two machines emulated: box a's daemon and the writer on CPU 0, box b's daemon on CPU 1, and
 # the unreplicated run pinned as box a is: the same CPU budget per box). Needs 2 CPUs for the
 # pinned mode (skipped with fewer).
+# Each local and stretched job prints every CPU's busy share over it (cpu_busy, /proc/stat: other
+# processes on the machine count, so a run shows whether its cores were free).
 #
 # usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build),
 #   PSTOR_BENCH_PERF=DIR: perf record -g of each daemon for 10 s of the shared stretched 4k job
@@ -98,16 +100,21 @@ write_jobs() { # MODE_PREFIX CPU_A CPU_B
 			rt=12
 			perf_start local "${_DPID[$T/a]}"
 		fi
+		local l0 l1
+		l0=$(cpu_stat)
 		read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job "$ca" $rt)"
+		l1=$(cpu_stat)
 		if [ -n "$rt" ]; then
 			perf_wait
 			perf_start a "${_DPID[$T/a]}"
 			perf_start b "${_DPID[$T/b]}"
 		fi
-		local a0 b0 a1 b1
+		local a0 b0 a1 b1 s0 s1
 		a0=$(cpu_ns "$T/a")
 		b0=$(cpu_ns "$T/b")
+		s0=$(cpu_stat)
 		read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job "$ca" $rt)"
+		s1=$(cpu_stat)
 		a1=$(cpu_ns "$T/a")
 		b1=$(cpu_ns "$T/b")
 		[ -z "$rt" ] || perf_wait
@@ -116,6 +123,7 @@ write_jobs() { # MODE_PREFIX CPU_A CPU_B
 		out "$m$job.local.MBps" "$lb"
 		out "$m$job.local.p50_us" "$lp50"
 		out "$m$job.local.p99_us" "$lp99"
+		out "$m$job.local.cpu_busy" "$(cpu_busy "$l0" "$l1")"
 		out "$m$job.stretched_leader.iops" "$ri"
 		out "$m$job.stretched_leader.MBps" "$rb"
 		out "$m$job.stretched_leader.p50_us" "$rp50"
@@ -123,6 +131,7 @@ write_jobs() { # MODE_PREFIX CPU_A CPU_B
 		out "$m$job.stretched_other_box.iops" "$fi"
 		out "$m$job.stretched_other_box.MBps" "$fb"
 		out "$m$job.stretched_other_box.p99_us" "$fp99"
+		out "$m$job.stretched_leader.cpu_busy" "$(cpu_busy "$s0" "$s1")"
 		"$PY" -c "
 import sys
 sys.argv[1:] = [x if x != 'error' else '0' for x in sys.argv[1:]]  # a failed job counts 0
@@ -143,6 +152,21 @@ if n:
 # CPU time of every thread of the daemon serving MNT, in ns (schedstat: not tick-rounded).
 cpu_ns() { # MNT
 	cat /proc/"${_DPID[$1]}"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+}
+
+# Every CPU's busy and total jiffies ("b0 t0 b1 t1 ..."): whether a core was free is the whole
+# machine's business (other processes share it), not only the daemons' CPU per write.
+cpu_stat() {
+	awk '/^cpu[0-9]/ {printf "%d %d ", $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat
+}
+
+cpu_busy() { # BEFORE AFTER (cpu_stat): "cpu0 NN%, cpu1 NN%, ..."
+	"$PY" -c "
+import sys
+a, b = ([int(x) for x in s.split()] for s in sys.argv[1:3])
+print(', '.join('cpu%d %.0f%%' % (i // 2, 100 * (b[i] - a[i]) / max(1, b[i + 1] - a[i + 1]))
+                for i in range(0, len(a), 2)))
+" "$1" "$2"
 }
 
 pin_daemon() { # MNT CPUS: every thread of the daemon serving MNT (new ones inherit it)
