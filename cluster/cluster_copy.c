@@ -185,7 +185,7 @@ static int send_region(struct cluster *cl, struct cl_pod *pod, struct pfs_vol *h
 	cc.blocks = blocks.b;
 	cc.blocks_len = blocks.len;
 	cl_change_put(&body, &cc);
-	rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq);
+	rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq, NULL);
 	if (!rc) {
 		pthread_mutex_lock(&pod->lock);
 		pod->wire_bytes += body.len;
@@ -214,7 +214,7 @@ static int send_op(struct cluster *cl, struct cl_pod *pod, const struct pfs_chan
 	snprintf(cc.name, sizeof(cc.name), "%s", vol);
 	snprintf(cc.snap, sizeof(cc.snap), "%s", c->snap ? c->snap : "");
 	cl_change_put(&body, &cc);
-	rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq);
+	rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq, NULL);
 	cl_wbuf_free(&body);
 	return rc;
 }
@@ -475,7 +475,8 @@ static int resync_pod(struct cluster *cl, struct cl_pod *pod)
 		clear_dirty_locked(pod, true);
 		rc = cl_pod_save_dirty(cl, pod);
 		if (!rc)
-			rc = cl_send_ordered(cl, pod, CL_MSG_IN_SYNC, &(struct cl_wbuf){0}, &seq);
+			rc = cl_send_ordered(cl, pod, CL_MSG_IN_SYNC, &(struct cl_wbuf){0}, &seq,
+			                     NULL);
 		if (!rc) {
 			pod->wrote_alone = false;
 			pod->full_copy = false;
@@ -660,7 +661,7 @@ int cl_verify(struct cluster *cl, struct cl_pod *pod)
 				pthread_mutex_lock(&pod->lock);
 				uint64_t before = pod->verify_differ;
 				pthread_mutex_unlock(&pod->lock);
-				rc = cl_send_ordered(cl, pod, CL_MSG_VERIFY, &body, &seq);
+				rc = cl_send_ordered(cl, pod, CL_MSG_VERIFY, &body, &seq, NULL);
 				body.len = 0;
 				pthread_rwlock_unlock(&pod->order_lock);
 				if (!rc && !drained(cl, pod, gen, 10000))

@@ -61,7 +61,7 @@ static int send_pod_def(struct cluster *cl, struct cl_pod *pod)
 	pthread_mutex_lock(&pod->lock);
 	pod->peer_err = 0;
 	pthread_mutex_unlock(&pod->lock);
-	rc = cl_send_ordered(cl, pod, CL_MSG_POD_DEF, &body, &seq);
+	rc = cl_send_ordered(cl, pod, CL_MSG_POD_DEF, &body, &seq, NULL);
 	cl_wbuf_free(&body);
 	if (rc)
 		return rc;
@@ -334,7 +334,8 @@ static int cmd_unstretch(struct cluster *cl, struct pfs *p, struct cl_pod *pod, 
 	if (!pod->peer[0] || strcmp(pod->peer, peer))
 		return fail(cl, p, -ENOENT, "pod %s is not stretched to %s", pod->name, peer);
 	pthread_rwlock_wrlock(&pod->order_lock);
-	if (link_up_to(cl, peer) && cl_send_ordered(cl, pod, CL_MSG_POD_DROP, &body, &seq) == 0)
+	if (link_up_to(cl, peer) &&
+	    cl_send_ordered(cl, pod, CL_MSG_POD_DROP, &body, &seq, NULL) == 0)
 		cl_wait_ack(cl, pod, seq);
 	pod->peer[0] = pod->leader[0] = 0;
 	pod->full_copy = false;
@@ -521,7 +522,7 @@ static int cmd_resolve(struct cluster *cl, struct pfs *p, struct cl_pod *pod, co
 static int cmd_snapshot(struct cluster *cl, struct pfs *p, struct cl_pod *pod, const char *snap)
 {
 	int rc = 0, made = 0, st;
-	uint64_t seq = 0;
+	uint64_t seq = 0, gen = 0;
 
 	if (!pfs_name_valid(snap))
 		return fail(cl, p, -EINVAL, "pod snapshot %s %s: bad snapshot name", pod->name,
@@ -549,7 +550,7 @@ static int cmd_snapshot(struct cluster *cl, struct pfs *p, struct cl_pod *pod, c
 		struct pfs_change c = {
 		    .kind = PFS_CHANGE_SNAP_CREATE, .name = pod->vols[i].name, .snap = snap};
 		rc = st == CL_LOCAL ? pfs_change_apply_local(p, &c, NULL, NULL)
-		                    : cl_leader_apply_locked(cl, pod, &c, &seq);
+		                    : cl_leader_apply_locked(cl, pod, &c, &seq, &gen);
 		if (!rc)
 			made++;
 	}
@@ -561,11 +562,11 @@ static int cmd_snapshot(struct cluster *cl, struct pfs *p, struct cl_pod *pod, c
 		if (st == CL_LOCAL)
 			pfs_change_apply_local(p, &c, NULL, NULL);
 		else
-			cl_leader_apply_locked(cl, pod, &c, &s2);
+			cl_leader_apply_locked(cl, pod, &c, &s2, NULL);
 	}
 	pthread_rwlock_unlock(&pod->order_lock);
 	if (!rc && seq && !pod->async)
-		cl_wait_ack(cl, pod, seq);
+		cl_wait_ack_gen(cl, pod, seq, gen);
 	if (!rc)
 		pfs_set_msg(p, "pod %s: snapshot %s of %d volumes", pod->name, snap, made);
 	return rc;

@@ -464,7 +464,7 @@ static void agree(struct cluster *cl, struct cl_pod *pod)
 	if (tell) {
 		struct cl_wbuf body = {0};
 		cl_put64(&body, pod->med_rev);
-		if (cl_send_ordered(cl, pod, CL_MSG_AGREE, &body, &seq))
+		if (cl_send_ordered(cl, pod, CL_MSG_AGREE, &body, &seq, NULL))
 			pod->agree_pending = true; /* the peer may not know it: again when up */
 		cl_wbuf_free(&body);
 	}

@@ -420,12 +420,12 @@ int cl_hook_read_gate(void *arg, struct pfs_vol *v);
 int cl_hook_sync(void *arg);
 /* Leader: applies CC here (with local handle data in C) and sends it, under the order lock;
  * *SEQ gets its sequence number (0 when the pod is not replicating now) and *GEN its stream
- * (pod->seq_gen then; read under the order lock, which a new stream's HELLO takes exclusive). */
+ * (cl_send_ordered). */
 int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c, uint64_t *seq,
                     uint64_t *gen);
 /* The same with the order lock held exclusive by the caller (a pod snapshot's volumes). */
 int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c,
-                           uint64_t *seq);
+                           uint64_t *seq, uint64_t *gen);
 /* Waits for the peer to acknowledge SEQ (invariant 2), of the stream now. */
 int cl_wait_ack(struct cluster *cl, struct cl_pod *pod, uint64_t seq);
 /* The same for SEQ of stream GEN (from cl_leader_apply). */
@@ -436,9 +436,11 @@ int cl_wait_ack_gen(struct cluster *cl, struct cl_pod *pod, uint64_t seq, uint64
 void cl_pending_settle(struct cluster *cl, struct cl_pod *pod, uint64_t from);
 void cl_apply_msg(struct cluster *cl, struct cl_work *w); /* the applier thread */
 void cl_work_msg(struct cluster *cl, struct cl_work *w);  /* the worker thread */
-/* Sends an ordered message of POD (already encoded after the pod/epoch/seq header). */
+/* Sends an ordered message of POD (already encoded after the pod/epoch/seq header). *SEQ gets
+ * its sequence number and, when GEN is not NULL, *GEN its stream (pod->seq_gen), both taken
+ * together: a stream reset between them would name the seq's stream wrongly. */
 int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struct cl_wbuf *body,
-                    uint64_t *seq);
+                    uint64_t *seq, uint64_t *gen);
 /* Builds the descriptors of blocks [first, first+n) of V as they are now (fingerprints only
  * when FP_ONLY, the stored chunk for fresh ones otherwise). Caller holds the pod order lock. */
 int cl_encode_blocks(struct cluster *cl, struct pfs_vol *v, uint64_t first, uint64_t n,

@@ -259,7 +259,7 @@ static void unresolve(struct cl_change *cc)
 }
 
 int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struct cl_wbuf *body,
-                    uint64_t *seq)
+                    uint64_t *seq, uint64_t *gen)
 {
 	struct cl_wbuf w = {0};
 	int rc;
@@ -275,7 +275,7 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 		pthread_cond_wait(&pod->cond, &pod->lock);
 		pod->cond_waiters--;
 	}
-	uint64_t s = pod->next_seq++;
+	uint64_t s = pod->next_seq++, g = pod->seq_gen;
 	uint64_t epoch = pod->epoch;
 	pod->sent_total += body->len;
 	pod->sent_ns[s % CL_WINDOW] = pfs_now_ns();
@@ -293,6 +293,8 @@ int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struc
 	if (rc)
 		return rc;
 	*seq = s;
+	if (gen)
+		*gen = g;
 	return 0;
 }
 
@@ -434,10 +436,7 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 	} else {
 		pthread_rwlock_wrlock(&pod->order_lock);
 	}
-	rc = cl_leader_apply_locked(cl, pod, c, seq);
-	pthread_mutex_lock(&pod->lock);
-	*gen = pod->seq_gen;
-	pthread_mutex_unlock(&pod->lock);
+	rc = cl_leader_apply_locked(cl, pod, c, seq, gen);
 	if (slot >= 0)
 		range_release(pod, slot);
 	pthread_rwlock_unlock(&pod->order_lock);
@@ -445,7 +444,7 @@ int cl_leader_apply(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c
 }
 
 int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c,
-                           uint64_t *seq)
+                           uint64_t *seq, uint64_t *gen)
 {
 	struct capture cap = {.cl = cl};
 	struct cl_change cc;
@@ -508,7 +507,7 @@ int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_ch
 	}
 	if (!rc) {
 		cl_change_put(&body, &cc);
-		rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq);
+		rc = cl_send_ordered(cl, pod, CL_MSG_CHANGE, &body, seq, gen);
 	}
 	if (rc) {
 		/* Applied here, not sent: the regions stay dirty and a resync brings the peer up.

@@ -119,6 +119,22 @@ struct tally {
 	unsigned far_in80, far_in95; /* at FAR_DAYS (synthetic kinds only) */
 };
 
+/* Scores C's first forecast against ACTUAL, next to the line's forecast LINE, both scaled by
+ * NAIVE (the history's mean absolute step: MASE). */
+static void tally_add(struct tally *t, const struct analytics_capacity *c, double actual,
+                      double line, double naive)
+{
+	bool in95 = actual >= c->fc[0].lo95 && actual <= c->fc[0].hi95;
+
+	t->n++;
+	t->in80 += actual >= c->fc[0].lo80 && actual <= c->fc[0].hi80;
+	t->in95 += in95;
+	t->mase_chosen += fabs(actual - c->fc[0].used) / naive;
+	t->mase_linear += fabs(actual - line) / naive;
+	t->chosen[c->model]++;
+	t->chosen_in95[c->model] += in95;
+}
+
 static void run(enum scenario s, struct tally *t)
 {
 	static double y[HIST_DAYS_MAX + FAR_DAYS];
@@ -154,13 +170,7 @@ static void run(enum scenario s, struct tally *t)
 		for (int d = 1; d < hist; d++)
 			naive += fabs(y[d] - y[d - 1]);
 		naive /= hist - 1;
-		t->n++;
-		t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
-		t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
-		t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
-		t->mase_linear += fabs(actual - lin) / naive;
-		t->chosen[c.model]++;
-		t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+		tally_add(t, &c, actual, lin, naive);
 	}
 }
 
@@ -261,13 +271,7 @@ static void run_real_origin(const struct real_series *r, size_t o, int future, s
 		return;
 	naive /= (double)(m - 1);
 	analytics_linear_predict(&lin, horizon, &lp, &lsd);
-	t->n++;
-	t->in80 += actual >= c.fc[0].lo80 && actual <= c.fc[0].hi80;
-	t->in95 += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
-	t->mase_chosen += fabs(actual - c.fc[0].used) / naive;
-	t->mase_linear += fabs(actual - lp) / naive;
-	t->chosen[c.model]++;
-	t->chosen_in95[c.model] += actual >= c.fc[0].lo95 && actual <= c.fc[0].hi95;
+	tally_add(t, &c, actual, lp, naive);
 }
 
 static void run_real(const struct real_series *r, struct tally *t)
