@@ -277,6 +277,9 @@ struct cluster {
 	uint64_t link_gen;                               /* bumps at each connect */
 	bool link_up;                                    /* HELLO exchanged */
 	int64_t last_rx_ns, rtt_ns, link_up_since_ns;
+	/* Messages of the current link the reader has dispatched: a CHANGE the link's I/O thread
+	 * sees with as many queued before it has nothing ahead of it in the reader's hands. */
+	_Atomic uint64_t rx_done;
 	char link_err[256];
 	uint64_t refused_certs, refused_epochs;
 	int64_t boot_ns;

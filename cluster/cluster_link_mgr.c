@@ -331,7 +331,7 @@ static void handle_refused(struct cluster *cl, struct cl_rbuf *r)
 }
 
 static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t len);
-static bool fast_rx(void *arg, uint16_t type, const void *buf, size_t len);
+static bool rx_unordered(struct cluster *cl, uint16_t type, const void *buf, size_t len);
 
 static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 {
@@ -340,7 +340,7 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 
 	/* What the link's I/O thread hands over itself, should one come this way (it arrived
 	 * before the hook was set). */
-	if (fast_rx(cl, type, buf, len)) {
+	if (rx_unordered(cl, type, buf, len)) {
 		free(buf);
 		return;
 	}
@@ -413,13 +413,12 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	free(buf);
 }
 
-/* The link's I/O thread hands these over as they arrive (clink_set_rx_hook): an acknowledgement
- * or a request's answer wakes its waiters from there, not through the reader's wake-up first.
- * Each takes only cl->lock and pod->lock, never held across a send (invariant 5), so the I/O
- * thread cannot wait here on a sender that waits for it. */
-static bool fast_rx(void *arg, uint16_t type, const void *buf, size_t len)
+/* What the link's I/O thread handles itself, whatever came before: an acknowledgement or a
+ * request's answer wakes its waiters from there, not through the reader's wake-up first. Each
+ * takes only cl->lock and pod->lock, never held across a send (invariant 5), so the I/O thread
+ * cannot wait here on a sender that waits for it. */
+static bool rx_unordered(struct cluster *cl, uint16_t type, const void *buf, size_t len)
 {
-	struct cluster *cl = arg;
 	struct cl_rbuf r = {buf, len, 0, false};
 
 	switch (type) {
@@ -438,6 +437,25 @@ static bool fast_rx(void *arg, uint16_t type, const void *buf, size_t len)
 	default:
 		return false;
 	}
+}
+
+/* The link's receive hook (clink_set_rx_hook). A CHANGE goes straight to the appliers too (one
+ * thread hand-off less per replicated write on this box) when nothing the link queued before it
+ * is still with the reader, so it cannot overtake an earlier ordered message; applier_direct
+ * then keeps its place behind anything in the applier's queue. */
+static bool fast_rx(void *arg, uint16_t type, void **buf, size_t len, uint64_t queued)
+{
+	struct cluster *cl = arg;
+
+	if (rx_unordered(cl, type, *buf, len))
+		return true;
+	if (type == CL_MSG_CHANGE &&
+	    queued == atomic_load_explicit(&cl->rx_done, memory_order_acquire) &&
+	    applier_direct(cl, type, *buf, len)) {
+		*buf = NULL;
+		return true;
+	}
+	return false;
 }
 
 static void *reader_main(void *arg)
@@ -465,6 +483,7 @@ static void *reader_main(void *arg)
 		cl->last_rx_ns = pfs_now_ns();
 		pthread_mutex_unlock(&cl->lock);
 		dispatch(cl, type, buf, len);
+		atomic_fetch_add_explicit(&cl->rx_done, 1, memory_order_release);
 	}
 	return NULL;
 }
@@ -498,6 +517,7 @@ static void link_install(struct cluster *cl, struct clink *c)
 	cl->link_err[0] = 0;
 	pthread_mutex_unlock(&cl->lock);
 	pthread_rwlock_unlock(&link_rw);
+	atomic_store(&cl->rx_done, 0); /* the old link's reader is joined (link_reap) */
 	clink_set_rx_hook(c, fast_rx, cl);
 	if (pthread_create(&cl->t_reader, NULL, reader_main, cl) == 0)
 		cl->reader_running = true;

@@ -9,12 +9,22 @@
  *     and the waiter counts. The byte and message counters are atomics (read without the lock).
  *  3. Once down is set it is never cleared; down_reason is written once, before down is set.
  *  4. The I/O thread is woken through the eventfd: by clink_send when the outgoing queue goes from
- *     empty to not empty (otherwise it is busy writing and will see the message), by clink_recv
+ *     empty to not empty and the sender did not write it out itself (invariant 5), by clink_recv
  *     when it unpauses reading, and by shutdown/close.
+ *  5. io_lock guards the TLS session and the write staging (wbuf, woff, wlen, direct_err): the
+ *     I/O thread takes it around each read and each write pass, and clink_send try-locks it to
+ *     write its message itself, sparing the I/O thread's wake-up on the replication path (a
+ *     loaded core made that wake-up the larger part of a replicated write's round trip). A
+ *     sender never waits for io_lock: if it is taken, its holder or the I/O thread (woken as
+ *     before) writes the message. A sender that leaves bytes unwritten (the socket full, TLS
+ *     wanting to read) or meets an error wakes the I/O thread, which reports the error.
+ *     Received-side state (rbuf, hdr, rx) stays the I/O thread's alone, so the receive hook
+ *     runs without io_lock.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,9 +36,10 @@
 
 #include "clink_int.h"
 
-#define HDR_LEN        8
-#define STAGE_LEN      (64u << 10)
-#define CLOSE_FLUSH_MS 2000
+#define HDR_LEN            8
+#define STAGE_LEN          (64u << 10)
+#define CLOSE_FLUSH_MS     2000
+#define CLINK_BUSY_POLL_US 100
 
 struct clink_listener {
 	struct clink_tls *tls;
@@ -74,11 +85,17 @@ struct clink {
 	clink_rx_hook hook; /* under lock; read once per batch by the I/O thread */
 	void *hook_arg;
 
-	_Atomic uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	pthread_mutex_t io_lock; /* invariant 5 */
+	int direct_err;          /* a sender's write failed: the I/O thread ends the link */
+	char direct_reason[256];
 
-	/* I/O thread only (invariant 1). */
+	_Atomic uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	uint64_t queued_total; /* I/O thread only: messages ever queued for clink_recv */
+
+	/* Under io_lock (invariant 5). */
 	uint8_t wbuf[STAGE_LEN];
 	size_t woff, wlen;
+	/* I/O thread only (invariant 1). */
 	uint8_t rbuf[STAGE_LEN];
 	uint8_t hdr[HDR_LEN];
 	size_t hdr_have;
@@ -171,7 +188,7 @@ static int rx_parse(struct clink *c, const uint8_t *p, size_t n)
 			n -= k;
 		}
 		if (c->rx_have == c->rx->len && hook &&
-		    hook(hook_arg, c->rx->type, c->rx->data, c->rx->len)) {
+		    hook(hook_arg, c->rx->type, &c->rx->data, c->rx->len, c->queued_total)) {
 			hooked++;
 			free(c->rx->data);
 			free(c->rx);
@@ -179,6 +196,7 @@ static int rx_parse(struct clink *c, const uint8_t *p, size_t n)
 		} else if (c->rx_have == c->rx->len) {
 			bytes += c->rx->len;
 			count++;
+			c->queued_total++;
 			if (last)
 				last->next = c->rx;
 			else
@@ -219,7 +237,9 @@ static int io_read(struct clink *c, short *want, char *reason, size_t rlen)
 		pthread_mutex_unlock(&c->lock);
 		if (paused)
 			return 0;
+		pthread_mutex_lock(&c->io_lock);
 		n = clink_sess_read(c->sess, c->rbuf, sizeof(c->rbuf), want, reason, rlen);
+		pthread_mutex_unlock(&c->io_lock);
 		if (n == -EAGAIN)
 			return 0;
 		if (n < 0)
@@ -236,7 +256,7 @@ static int io_read(struct clink *c, short *want, char *reason, size_t rlen)
 }
 
 /* Moves queued frames into the staging buffer (so that small messages share TLS records) and
- * writes it until TLS would block or nothing is left. */
+ * writes it until TLS would block or nothing is left. Called with io_lock held. */
 static int io_write(struct clink *c, short *want, char *reason, size_t rlen)
 {
 	for (;;) {
@@ -291,6 +311,24 @@ static int io_write(struct clink *c, short *want, char *reason, size_t rlen)
 	}
 }
 
+/* Before the thread sleeps in poll(): polls without sleeping for up to CLINK_BUSY_POLL_US while
+ * the CPU has nothing else to run (sched_yield hands it to any thread that has). A replicated
+ * write's round trip is a chain of wake-ups across the two boxes, and waking a thread whose CPU
+ * went idle costs far more than the work: 50 us a wake-up on this project's 2-CPU virtual machine
+ * (a halted virtual CPU), which made a qd1 replicated 4k write 120 us where the boxes' work is
+ * 40 us. Traffic that follows within the window finds the thread awake; a quiet link costs one
+ * window after its last message. */
+static void busy_poll(struct pollfd p[2])
+{
+	int64_t until = clink_now_us() + CLINK_BUSY_POLL_US;
+
+	do {
+		if (poll(p, 2, 0) != 0) /* ready, or an error the blocking poll reports */
+			return;
+		sched_yield();
+	} while (clink_now_us() < until);
+}
+
 static void *io_main(void *arg)
 {
 	struct clink *c = arg;
@@ -314,7 +352,13 @@ static void *io_main(void *arg)
 		r = io_read(c, &rwant, reason, sizeof(reason));
 		if (r < 0)
 			break;
-		r = io_write(c, &wwant, reason, sizeof(reason));
+		pthread_mutex_lock(&c->io_lock);
+		r = c->direct_err;
+		if (r < 0)
+			snprintf(reason, sizeof(reason), "%s", c->direct_reason);
+		else
+			r = io_write(c, &wwant, reason, sizeof(reason));
+		pthread_mutex_unlock(&c->io_lock);
 		if (r < 0)
 			break;
 
@@ -340,6 +384,7 @@ static void *io_main(void *arg)
 		 * poll() return at once forever; clink_recv wakes us when there is room. */
 		if (paused && !p[0].events)
 			p[0].fd = -1;
+		busy_poll(p);
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			r = -errno;
 			snprintf(reason, sizeof(reason), "poll: %s", strerror(errno));
@@ -352,8 +397,11 @@ static void *io_main(void *arg)
 				abort();
 		}
 	}
-	if (r == 0)
+	if (r == 0) {
+		pthread_mutex_lock(&c->io_lock);
 		clink_sess_close_notify(c->sess);
+		pthread_mutex_unlock(&c->io_lock);
+	}
 	/* The peer sees the end now, even if our caller closes later. */
 	shutdown(c->fd, SHUT_RDWR);
 	pthread_mutex_lock(&c->lock);
@@ -410,6 +458,7 @@ static int clink_start(int fd, struct clink_sess *sess, const struct clink_peer 
 		goto err_free;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->io_lock, NULL);
 	/* clink_recv's timeouts must not jump with the wall clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -426,6 +475,7 @@ static int clink_start(int fd, struct clink_sess *sess, const struct clink_peer 
 err_sync:
 	pthread_cond_destroy(&c->cond_in);
 	pthread_cond_destroy(&c->cond_out);
+	pthread_mutex_destroy(&c->io_lock);
 	pthread_mutex_destroy(&c->lock);
 	close(c->efd);
 err_free:
@@ -586,6 +636,37 @@ void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* The sender's own write pass (invariant 5): true when it ran; it then woke the I/O thread itself
+ * if anything is left for it. False when another thread holds the session. */
+static bool write_now(struct clink *c)
+{
+	char reason[256] = "";
+	short want = 0;
+	bool left;
+	int r;
+
+	if (pthread_mutex_trylock(&c->io_lock))
+		return false;
+	r = c->direct_err;
+	if (!r) {
+		r = io_write(c, &want, reason, sizeof(reason));
+		if (r < 0) {
+			c->direct_err = r;
+			snprintf(c->direct_reason, sizeof(c->direct_reason), "%s", reason);
+		}
+	}
+	left = r < 0 || want || c->woff != c->wlen;
+	pthread_mutex_unlock(&c->io_lock);
+	if (!left) {
+		pthread_mutex_lock(&c->lock);
+		left = c->out_head != NULL;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (left)
+		wake(c);
+	return true;
+}
+
 int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)
 {
 	struct out_msg *m;
@@ -639,7 +720,7 @@ int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovc
 	c->out_tail = m;
 	c->out_bytes += m->len;
 	pthread_mutex_unlock(&c->lock);
-	if (was_empty)
+	if (!write_now(c) && was_empty)
 		wake(c);
 	return 0;
 }
@@ -737,6 +818,7 @@ void clink_close(struct clink *c)
 	close(c->efd);
 	pthread_cond_destroy(&c->cond_in);
 	pthread_cond_destroy(&c->cond_out);
+	pthread_mutex_destroy(&c->io_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -73,12 +73,16 @@ const char *clink_cipher(const struct clink *c);           /* e.g. "TLS_AES_256_
 void clink_set_queue_limit(struct clink *c, size_t bytes);
 
 /* Lets the I/O thread hand some messages to FN itself, as they arrive, instead of queueing them
- * for clink_recv: a message FN returns true for is consumed (the link frees BUF afterwards),
- * which saves the receiving thread's wake-up on a path such as an acknowledgement. FN runs on the
- * I/O thread, so it must not block for long and must never call clink_send or clink_recv on C
- * (the thread that would move the bytes is the one waiting). A message FN declines, and any
- * message that arrived before the hook was set, is queued as usual. FN NULL removes it. */
-typedef bool (*clink_rx_hook)(void *arg, uint16_t type, const void *buf, size_t len);
+ * for clink_recv, which saves the receiving thread's wake-up on a path such as an
+ * acknowledgement. FN returns false to have the message queued as usual; true when it consumed
+ * it: the link then frees *BUF, unless FN took it (set *BUF to NULL, and frees it itself).
+ * QUEUED is how many messages this link had queued for clink_recv before this one (every one,
+ * including any that arrived before the hook was set): a receiver that counts what it has
+ * finished with can tell that nothing queued is still ahead of this message, for messages
+ * whose order matters. FN runs on the I/O thread, so it must not block for long and must never
+ * call clink_recv on C, nor clink_send while the outgoing queue could be full (the thread that
+ * would empty it is the one waiting). FN NULL removes it. */
+typedef bool (*clink_rx_hook)(void *arg, uint16_t type, void **buf, size_t len, uint64_t queued);
 void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg);
 
 /* Queues one message: TYPE and the concatenation of the IOVCNT buffers (copied; total at most

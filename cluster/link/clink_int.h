@@ -15,8 +15,9 @@
 #define CLINK_NAME_MAX 256
 #define CLINK_FPR_LEN  (32 * 3) /* "ab:cd:..." without the NUL */
 
-/* Monotonic clock in ms; deadlines are absolute, -1 meaning none. */
+/* Monotonic clock in ms (and us); deadlines are absolute, -1 meaning none. */
 int64_t clink_now_ms(void);
+int64_t clink_now_us(void);
 int64_t clink_deadline(int timeout_ms);
 int clink_remaining(int64_t deadline); /* for poll(): -1, or ms left (0 once past) */
 

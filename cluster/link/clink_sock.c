@@ -15,12 +15,17 @@
 
 #include "clink_int.h"
 
-int64_t clink_now_ms(void)
+int64_t clink_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t clink_now_ms(void)
+{
+	return clink_now_us() / 1000;
 }
 
 int64_t clink_deadline(int timeout_ms)
