@@ -1,10 +1,11 @@
 #!/bin/bash
 # tests/bench/cluster/pstor-cluster-bench.sh - a stretched pod against an unreplicated volume of
 # the same box, in one run, over a veth link between two network namespaces: fio 4k random writes
-# at qd32 (IOPS, p50/p99), 1M sequential writes, the same through the other box (forwarded to the
-# leader), the resync rate against the link's own throughput (iperf3), and bytes on the wire per
-# logical byte for unique, compressible and duplicate data. Prints `name: value` lines; asserts
-# nothing. Leaves nothing behind (lib.sh's teardown).
+# at qd32 (IOPS, p50/p99) and at qd1 (the round trip alone), 1M sequential writes, the same
+# through the other box (forwarded to the leader), the resync rate against the link's own
+# throughput (iperf3), and bytes on the wire per logical byte for unique, compressible and
+# duplicate data. Prints `name: value` lines; asserts nothing. Leaves nothing behind (lib.sh's
+# teardown).
 # The write jobs run twice: `shared` (both daemons and fio on all of this machine's cores, as the
 # tests run them: the replicated path does two boxes' work on one box's cores) and `pinned`
 # (two machines emulated: box a's daemon and the writer on CPU 0, box b's daemon on CPU 1, and
@@ -29,7 +30,8 @@ if ((QUICK)); then RUNTIME=4 RESYNC_MB=128 WIRE_MB=32; else RUNTIME=10 RESYNC_MB
 
 out() { printf '%s: %s\n' "$1" "$2"; }
 
-# fio on FILE (JOB: randwrite4k, seqwrite1m), direct I/O; prints "IOPS MBps P50us P99us".
+# fio on FILE (JOB: randwrite4k, randwrite4k_qd1: the round trip alone, seqwrite1m), direct I/O;
+# prints "IOPS MBps P50us P99us".
 fio_run() { # FILE JOB [CPU] [RUNTIME]
 	local args=(--name=j --filename="$1" --direct=1 --ioengine=libaio --time_based
 		--runtime="${4:-$RUNTIME}" --ramp_time=1 --randrepeat=0 --refill_buffers
@@ -37,6 +39,7 @@ fio_run() { # FILE JOB [CPU] [RUNTIME]
 	[ -z "${3:-}" ] || pin=(taskset -c "$3")
 	case $2 in
 	randwrite4k) args+=(--rw=randwrite --bs=4k --iodepth=32 --size=512M) ;;
+	randwrite4k_qd1) args+=(--rw=randwrite --bs=4k --iodepth=1 --size=512M) ;;
 	seqwrite1m) args+=(--rw=write --bs=1M --iodepth=4 --size=512M) ;;
 	esac
 	"${pin[@]}" fio "${args[@]}" >"$T/fio.json" 2>"$T/fio.err" || {
@@ -93,7 +96,7 @@ perf_wait() { # the recordings started (not the daemons, also children of this s
 # prefixes the names (none for shared); CPU_A/CPU_B pin the writers (empty: not pinned).
 write_jobs() { # MODE_PREFIX CPU_A CPU_B
 	local m=$1 ca=$2 cb=$3 job li lb lp50 lp99 ri rb rp50 rp99 fi fb fp50 fp99 rt=
-	for job in randwrite4k seqwrite1m; do
+	for job in randwrite4k randwrite4k_qd1 seqwrite1m; do
 		rt=
 		if [ -n "${PSTOR_BENCH_PERF:-}" ] && [ -z "$m" ] && [ $job = randwrite4k ]; then
 			mkdir -p "$PSTOR_BENCH_PERF"
