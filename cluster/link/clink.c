@@ -40,6 +40,7 @@
 #define STAGE_LEN          (64u << 10)
 #define CLOSE_FLUSH_MS     2000
 #define CLINK_BUSY_POLL_US 100
+#define CLINK_DIRECT_MAX   (16u << 10) /* a sender writes messages up to this itself */
 
 struct clink_listener {
 	struct clink_tls *tls;
@@ -670,7 +671,7 @@ static bool write_now(struct clink *c)
 int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)
 {
 	struct out_msg *m;
-	size_t total = 0, off = HDR_LEN;
+	size_t total = 0, off = HDR_LEN, len;
 	bool was_empty;
 
 	if (iovcnt < 0 || (iovcnt > 0 && !iov))
@@ -719,8 +720,11 @@ int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovc
 		c->out_head = m;
 	c->out_tail = m;
 	c->out_bytes += m->len;
+	len = m->len; /* M is the I/O thread's once the lock is dropped */
 	pthread_mutex_unlock(&c->lock);
-	if (!write_now(c) && was_empty)
+	/* A large message is left to the I/O thread: its encryption and copy then overlap the
+	 * sender's next work instead of holding it (a 1 MiB write, or a resync's chunks). */
+	if (!(len <= CLINK_DIRECT_MAX && write_now(c)) && was_empty)
 		wake(c);
 	return 0;
 }
