@@ -142,7 +142,8 @@ double analytics_normal_quantile(double p);
 	X(LINEAR, "linear")           /* least squares line over the whole history (baseline) */   \
 	X(HOLT_DAMPED, "holt_damped") /* Holt's linear trend, damped, additive errors */           \
 	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */         \
-	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */
+	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */          \
+	X(DRIFT, "drift")             /* last value plus the mean step (random walk with drift) */
 enum analytics_model {
 #define ANALYTICS_MODEL_ENUM(n, s) ANALYTICS_MODEL_##n,
 	ANALYTICS_MODELS(ANALYTICS_MODEL_ENUM)
@@ -179,6 +180,19 @@ int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m);
 /* Point l + (phi + ... + phi^h) b; variance sigma^2 (1 + sum_{j<h} (alpha + beta phi
  * (1 - phi^j) / (1 - phi))^2), the ETS(A,Ad,N) closed form. */
 void analytics_holt_predict(const struct analytics_holt *m, int h, double *point, double *sd);
+
+/* The drift method (a random walk with drift): the forecast H steps past the last value
+ * Y[N-1] is Y[N-1] + H * SLOPE, SLOPE the mean first difference (Y[N-1] - Y[0]) / (N - 1);
+ * SIGMA the standard deviation of the first differences about it (N - 2 degrees of freedom).
+ * The forecast error's variance sigma^2 h (1 + h / (N - 1)): h steps of the walk, and the
+ * slope's own error carried h steps. The best forecast of a random walk with drift, where a
+ * line fitted to the whole path is not. -EINVAL with fewer than 3 points. */
+struct analytics_drift {
+	double last, slope, sigma;
+	size_t n;
+};
+int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m);
+void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd);
 
 /* The start of the last segment of Y: the break K (MIN_SEG <= K <= N - MIN_LAST) that minimises
  * the squared error of two separate lines over [0, K) and [K, N), kept when it lowers the BIC

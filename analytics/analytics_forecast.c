@@ -1,7 +1,7 @@
-/* analytics/analytics_forecast.c - capacity forecasts: four models (least squares line, Holt's
- * damped trend, the line after the last change point, the line of log y), chosen per series by a
- * rolling-origin backtest, with prediction intervals widened by what that backtest saw so they stay
- * honest. Pure computation on the arrays it is given.
+/* analytics/analytics_forecast.c - capacity forecasts: five models (least squares line, Holt's
+ * damped trend, the line after the last change point, the line of log y, the drift method), chosen
+ * per series by a rolling-origin backtest, with prediction intervals widened by what that backtest
+ * saw so they stay honest. Pure computation on the arrays it is given.
  */
 #include <errno.h>
 #include <math.h>
@@ -156,6 +156,32 @@ void analytics_holt_predict(const struct analytics_holt *m, int h, double *point
 	*sd = m->sigma * sqrt(var);
 }
 
+/* ---- the drift method ----------------------------------------------------------------------- */
+int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m)
+{
+	double ss = 0;
+
+	if (n < 3)
+		return -EINVAL;
+	/* The mean step is the end points' difference over the steps between them; each step's
+	 * departure from it is the walk's own noise. */
+	double slope = (y[n - 1] - y[0]) / (double)(n - 1);
+	for (size_t i = 1; i < n; i++) {
+		double d = y[i] - y[i - 1] - slope;
+		ss += d * d;
+	}
+	*m = (struct analytics_drift){y[n - 1], slope, sqrt(ss / (double)(n - 2)), n};
+	return 0;
+}
+
+void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd)
+{
+	double dh = (double)h;
+
+	*point = m->last + dh * m->slope;
+	*sd = m->sigma * sqrt(dh * (1 + dh / (double)(m->n - 1)));
+}
+
 /* ---- change point -------------------------------------------------------------------------- */
 /* Squared error of the least squares line over [i, j) from prefix sums (x = index). */
 struct prefix {
@@ -222,11 +248,12 @@ out_free:
 	return best_k;
 }
 
-/* ---- one interface for the three ------------------------------------------------------------ */
+/* ---- one interface for the models ------------------------------------------------------------ */
 struct fit {
 	enum analytics_model model;
 	struct analytics_linear lin;
 	struct analytics_holt holt;
+	struct analytics_drift drift;
 	size_t n;
 	double dof;
 };
@@ -307,6 +334,10 @@ static int model_fit(enum analytics_model model, const double *y, size_t n, stru
 		f->dof = (double)n - 2;
 		return rc;
 	}
+	case ANALYTICS_MODEL_DRIFT:
+		rc = analytics_drift_fit(y, n, &f->drift);
+		f->dof = (double)n - 2;
+		return rc;
 	default:
 		return -EINVAL;
 	}
@@ -316,6 +347,8 @@ static void model_predict(const struct fit *f, int h, double *point, double *sd)
 {
 	if (f->model == ANALYTICS_MODEL_HOLT_DAMPED) {
 		analytics_holt_predict(&f->holt, h, point, sd);
+	} else if (f->model == ANALYTICS_MODEL_DRIFT) {
+		analytics_drift_predict(&f->drift, h, point, sd);
 	} else if (f->model == ANALYTICS_MODEL_EXPONENTIAL) {
 		/* The median exp(log point); its sd to first order (the delta method): the
 		 * intervals stay symmetric, as the other models' are. */

@@ -124,6 +124,63 @@ Test(analytics_models, holt_fit_follows_a_line_closely)
 	cr_expect_eq(analytics_holt_fit(y, 3, &m), -EINVAL);
 }
 
+/* The drift method: the mean step (y[n-1] - y[0]) / (n - 1) carried on from the last value; the
+ * steps' sd about it on n - 2 dof; the error's variance sigma^2 h (1 + h / (n - 1)). */
+Test(analytics_models, drift_matches_the_closed_form)
+{
+	const double y[] = {0, 1, 3, 4, 6};
+	struct analytics_drift m;
+	double pt, sd, dof;
+
+	cr_assert_eq(analytics_drift_fit(y, 5, &m), 0);
+	/* Steps 1, 2, 1, 2: mean 6 / 4 = 1.5, departures +-0.5, sum of squares 1 on 3 dof. */
+	cr_expect(near(m.slope, 1.5, 1e-15), "slope %.17g", m.slope);
+	cr_expect(near(m.sigma, sqrt(1.0 / 3), 1e-15), "sigma %.17g", m.sigma);
+	cr_expect(m.last == 6 && m.n == 5);
+	/* h 2: 6 + 2 * 1.5; variance (1 / 3) * 2 * (1 + 2 / 4) = 1. */
+	analytics_drift_predict(&m, 2, &pt, &sd);
+	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15), "h2 %.17g %.17g", pt, sd);
+	/* h 8: 6 + 12; variance (1 / 3) * 8 * 3 = 8. */
+	analytics_drift_predict(&m, 8, &pt, &sd);
+	cr_expect(near(pt, 18, 1e-15) && near(sd, sqrt(8), 1e-14), "h8 %.17g %.17g", pt, sd);
+	/* Through the models' interface: the same, with n - 2 dof. */
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 5, 2, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15) && dof == 3, "%g %g %g", pt, sd, dof);
+	cr_expect_eq(analytics_drift_fit(y, 2, &m), -EINVAL);
+	cr_expect_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 2, 1, &pt, &sd, &dof),
+	             -EINVAL);
+	cr_expect_str_eq(analytics_model_names[ANALYTICS_MODEL_DRIFT], "drift");
+}
+
+/* Only the end points set the slope: a walk whose steps are each 2 +- 3 but which ends where a
+ * straight line of slope 2 would forecasts that line from its last value, whatever the path
+ * between; a straight line is forecast exactly, with a zero sd. */
+Test(analytics_models, drift_carries_the_mean_step_from_the_last_value)
+{
+	double y[41], pt, sd, dof;
+
+	/* Steps 5, -1, 5, -1, ...: mean 2 over 40 steps, departures +-3 (sum of squares 360 on
+	 * 39 dof). */
+	y[0] = 1000;
+	for (int i = 1; i < 41; i++)
+		y[i] = y[i - 1] + (i % 2 ? 5 : -1);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 1080 + 60, 1e-12), "point %.17g", pt);
+	cr_expect(near(sd, sqrt(360.0 / 39 * 30 * (1 + 30.0 / 40)), 1e-12), "sd %.17g", sd);
+	cr_expect(dof == 39);
+	/* The least squares line through the same path sits 1.46 above its last value (the odd
+	 * points lie 3 above the even ones, the last point is even): 1141.46 at +30, not 1140. */
+	double lp, lsd, ldof;
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, 41, 30, &lp, &lsd, &ldof),
+	             0);
+	cr_expect(near(lp, 1141.4634146341464, 1e-9), "line %.17g", lp);
+	for (int i = 0; i < 41; i++)
+		y[i] = 7e11 + 3e9 * i;
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 7e11 + 3e9 * 70, 1e-3), "point %.17g", pt);
+	cr_expect(sd < 1e-3, "sd %g", sd);
+}
+
 /* Deterministic noise in [-1, 1]. */
 static double noise(unsigned *s)
 {
