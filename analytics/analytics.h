@@ -243,6 +243,11 @@ double analytics_horizon_exponent(double scale, double h_far, double h_near);
 double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
                                size_t n_near);
 
+/* The autocorrelation at LAG of the first differences of Y[0..N) (about their mean); 0 when
+ * there are fewer than LAG + 3 differences or they are all equal. A seasonal series' steps
+ * repeat with its period, so it is clearly positive at the period and its multiples. */
+double analytics_diff_autocorr(const double *y, size_t n, size_t lag);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8

@@ -547,6 +547,25 @@ double analytics_horizon_scale(const double *z_far, size_t n_far, const double *
 	return na && nb && b > 0 && a > 0 ? (a / (double)na) / (b / (double)nb) : 1;
 }
 
+double analytics_diff_autocorr(const double *y, size_t n, size_t lag)
+{
+	double mean = 0, c0 = 0, cl = 0;
+
+	if (lag < 1 || n < lag + 4)
+		return 0;
+	size_t nd = n - 1;
+	for (size_t i = 1; i < n; i++)
+		mean += y[i] - y[i - 1];
+	mean /= (double)nd;
+	for (size_t i = 1; i < n; i++) {
+		double d = y[i] - y[i - 1] - mean;
+		c0 += d * d;
+		if (i > lag)
+			cl += d * (y[i - lag] - y[i - lag - 1] - mean);
+	}
+	return c0 > 0 && isfinite(c0) ? cl / c0 : 0;
+}
+
 /* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
  * none) moves an interval rarely; one they show clearly always does. */
 #define TREND_T 2.0
@@ -645,6 +664,13 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	 * in sd units. */
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
 		scale = horizon_scale_clean(bt, near_bt, model, cp);
+		/* The drift model's sd already grows as a random walk's error does (sqrt(h) and
+		 * more), the least an integrated series' error grows: standardized errors that
+		 * shrink with the horizon (GDP's cycles reverting before its change point) are
+		 * not the present's, and scaled by them the stand-in narrowed the month's
+		 * interval below the week's (0.19..1.01). */
+		if (model == ANALYTICS_MODEL_DRIFT && scale < 1)
+			scale = 1;
 		bt = near_bt;
 	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
@@ -788,12 +814,20 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	if (bt.origins) {
 		double score[ANALYTICS_NMODELS], mae30[ANALYTICS_NMODELS];
+		/* A week-ahead horizon that is the series' period (its steps clearly correlated at
+		 * that lag, two standard errors) lands every forecast on the phase of its origin:
+		 * there a model carrying its last value (drift) is a seasonal naive forecast, 0.67
+		 * of the line's error a week ahead and 1.73 a month ahead on weekly seasonality.
+		 * The week's backtest does not tell how a model does off the phase, so it does not
+		 * take part in the choice. */
+		bool near_is_period =
+		    h7 > 1 && analytics_diff_autocorr(g, m, (size_t)h7) > 2 / sqrt((double)(m - 1));
 		for (int k = 0; k < ANALYTICS_NMODELS; k++)
 			mae30[k] = clean_mae(&bt, (enum analytics_model)k, cp);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++) {
 			out->backtest_mae[k] = mae30[k];
 			score[k] = rel_error(mae30[k], mae30[0]);
-			if (bt7.origins && h7 != hb)
+			if (bt7.origins && h7 != hb && !near_is_period)
 				score[k] =
 				    (score[k] +
 				     rel_error(clean_mae(&bt7, (enum analytics_model)k, cp),

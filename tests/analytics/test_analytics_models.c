@@ -383,6 +383,44 @@ Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
 	cr_expect_eq(analytics_horizon_scale(far, 0, near_, 3), 1.0);
 }
 
+/* The steps' autocorrelation at a lag, about their mean: steps 1, 3, 1, 3, 1, 3 (mean 2,
+ * departures -1, +1, ...; sum of squares 6) give 4 / 6 at lag 2 and -5 / 6 at lag 1. */
+Test(analytics_models, diff_autocorr_matches_the_closed_form)
+{
+	const double y[] = {0, 1, 4, 5, 8, 9, 12};
+
+	cr_expect(near(analytics_diff_autocorr(y, 7, 2), 4.0 / 6, 1e-15), "%.17g",
+	          analytics_diff_autocorr(y, 7, 2));
+	cr_expect(near(analytics_diff_autocorr(y, 7, 1), -5.0 / 6, 1e-15), "%.17g",
+	          analytics_diff_autocorr(y, 7, 1));
+	/* Fewer than lag + 3 steps, a zero lag, equal steps: 0. */
+	cr_expect_eq(analytics_diff_autocorr(y, 7, 4), 0.0);
+	cr_expect_eq(analytics_diff_autocorr(y, 7, 0), 0.0);
+	const double line[] = {3, 5, 7, 9, 11, 13, 15, 17};
+	cr_expect_eq(analytics_diff_autocorr(line, 8, 2), 0.0);
+}
+
+/* What the choice uses to tell a week-ahead backtest that lands on the period: a weekly
+ * pattern plus noise on a trend is far past two standard errors (2 / sqrt(steps)) at lag 7;
+ * the same trend and noise without the pattern is not. */
+Test(analytics_models, diff_autocorr_sees_a_weekly_period)
+{
+	static const double week[7] = {0, 4, 5, 5, 4, 1, -3};
+	double y[180], z[180];
+	unsigned s = 7;
+
+	for (int i = 0; i < 180; i++) {
+		double e = noise(&s);
+		y[i] = 1e9 + 2e6 * i + 1e6 * week[i % 7] + 5e5 * e;
+		z[i] = 1e9 + 2e6 * i + 5e5 * e;
+	}
+	double lim = 2 / sqrt(179.0);
+	cr_expect(analytics_diff_autocorr(y, 180, 7) > 0.5, "%g",
+	          analytics_diff_autocorr(y, 180, 7));
+	cr_expect(fabs(analytics_diff_autocorr(z, 180, 7)) < lim, "%g",
+	          analytics_diff_autocorr(z, 180, 7));
+}
+
 static void series_times(int64_t *t, size_t n, int64_t step)
 {
 	for (size_t i = 0; i < n; i++)
