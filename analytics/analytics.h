@@ -185,11 +185,15 @@ void analytics_holt_predict(const struct analytics_holt *m, int h, double *point
  * Y[N-1] is Y[N-1] + H * SLOPE, SLOPE the mean first difference (Y[N-1] - Y[0]) / (N - 1);
  * SIGMA the standard deviation of the first differences about it (N - 2 degrees of freedom).
  * The forecast error's variance sigma^2 h (1 + h / (N - 1)): h steps of the walk, and the
- * slope's own error carried h steps. The best forecast of a random walk with drift, where a
- * line fitted to the whole path is not. -EINVAL with fewer than 3 points. */
+ * slope's own error carried h steps; with RHO, the steps' lag-1 autocorrelation clipped to
+ * 0..0.9, above 0: sigma^2 (S_h + h^2 L / (N - 1)), L = (1 + rho) / (1 - rho), S_h = h L -
+ * 2 rho (1 - rho^h) / (1 - rho)^2 (the variance of the sum of h AR(1) steps). The best forecast of
+ * a random walk with drift, where a line fitted to the whole path is not. -EINVAL with fewer than 3
+ * points. */
 struct analytics_drift {
 	double last, slope, sigma;
 	size_t n;
+	double rho; /* the steps' lag-1 autocorrelation, clipped to 0..0.9 */
 };
 int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m);
 void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd);

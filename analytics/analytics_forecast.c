@@ -159,7 +159,7 @@ void analytics_holt_predict(const struct analytics_holt *m, int h, double *point
 /* ---- the drift method ----------------------------------------------------------------------- */
 int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m)
 {
-	double ss = 0;
+	double ss = 0, c1 = 0, prev = 0;
 
 	if (n < 3)
 		return -EINVAL;
@@ -169,17 +169,31 @@ int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m)
 	for (size_t i = 1; i < n; i++) {
 		double d = y[i] - y[i - 1] - slope;
 		ss += d * d;
+		if (i > 1)
+			c1 += d * prev;
+		prev = d;
 	}
-	*m = (struct analytics_drift){y[n - 1], slope, sqrt(ss / (double)(n - 2)), n};
+	/* Steps that move together (a business cycle's run of fast quarters) add up to more than
+	 * independent ones: their lag-1 autocorrelation, clipped to 0..0.9 as the calibration's
+	 * is, makes the sum of h of them AR(1)'s. */
+	double rho = ss > 0 && isfinite(ss) ? c1 / ss : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	*m = (struct analytics_drift){y[n - 1], slope, sqrt(ss / (double)(n - 2)), n, rho};
 	return 0;
 }
 
 void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd)
 {
-	double dh = (double)h;
+	double dh = (double)h, r = m->rho, lr = (1 + r) / (1 - r);
+	/* The sum of h AR(1) steps: h (1 + r) / (1 - r) - 2 r (1 - r^h) / (1 - r)^2 (h at r = 0);
+	 * the mean step's error, carried h steps, has the long-run variance over n - 1 steps. */
+	double steps = dh * lr - 2 * r * (1 - pow(r, dh)) / ((1 - r) * (1 - r));
 
 	*point = m->last + dh * m->slope;
-	*sd = m->sigma * sqrt(dh * (1 + dh / (double)(m->n - 1)));
+	*sd = m->sigma * sqrt(steps + dh * dh * lr / (double)(m->n - 1));
 }
 
 /* ---- change point -------------------------------------------------------------------------- */
@@ -820,8 +834,20 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		 * of the line's error a week ahead and 1.73 a month ahead on weekly seasonality.
 		 * The week's backtest does not tell how a model does off the phase, so it does not
 		 * take part in the choice. */
-		bool near_is_period =
-		    h7 > 1 && analytics_diff_autocorr(g, m, (size_t)h7) > 2 / sqrt((double)(m - 1));
+		bool near_is_period = false;
+		/* On the steps' changes (a trend's curvature makes the steps themselves correlated
+		 * at every lag). */
+		double *dg = malloc((m > 1 ? m - 1 : 1) * sizeof(*dg));
+		if (!dg) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+		for (size_t i = 1; i < m; i++)
+			dg[i - 1] = g[i] - g[i - 1];
+		near_is_period =
+		    h7 > 1 && m > 2 &&
+		    analytics_diff_autocorr(dg, m - 1, (size_t)h7) > 2 / sqrt((double)(m - 2));
+		free(dg);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++)
 			mae30[k] = clean_mae(&bt, (enum analytics_model)k, cp);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++) {

@@ -152,6 +152,26 @@ Test(analytics_models, drift_matches_the_closed_form)
 	cr_expect_str_eq(analytics_model_names[ANALYTICS_MODEL_DRIFT], "drift");
 }
 
+/* Steps that move together: 1, 1, 2, 2, 1, 1, 2, 2 (mean 1.5, departures +-0.5, sum of squares 2
+ * on 7 dof; lag-1 products 0.25 - 0.25 + ... = 0.25, rho 1 / 8). Two steps ahead their sum's
+ * variance is sigma^2 (2 + 2 rho) = sigma^2 2.25 (the AR(1) closed form at h 2), the slope's
+ * 4 (1 + rho) / (1 - rho) / 8 = 4 (9 / 7) / 8 more. */
+Test(analytics_models, drift_counts_steps_that_move_together)
+{
+	const double y[] = {0, 1, 2, 4, 6, 7, 8, 10, 12};
+	struct analytics_drift m;
+	double pt, sd;
+
+	cr_assert_eq(analytics_drift_fit(y, 9, &m), 0);
+	cr_expect(near(m.rho, 0.125, 1e-15), "rho %.17g", m.rho);
+	analytics_drift_predict(&m, 2, &pt, &sd);
+	cr_expect(near(pt, 15, 1e-15), "point %.17g", pt);
+	cr_expect(near(sd, sqrt(2.0 / 7 * (2.25 + 4 * (9.0 / 7) / 8)), 1e-14), "sd %.17g", sd);
+	/* One step ahead the sum is one step: sigma^2 (1 + (9 / 7) / 8). */
+	analytics_drift_predict(&m, 1, &pt, &sd);
+	cr_expect(near(sd, sqrt(2.0 / 7 * (1 + (9.0 / 7) / 8)), 1e-14), "sd1 %.17g", sd);
+}
+
 /* Only the end points set the slope: a walk whose steps are each 2 +- 3 but which ends where a
  * straight line of slope 2 would forecasts that line from its last value, whatever the path
  * between; a straight line is forecast exactly, with a zero sd. */
