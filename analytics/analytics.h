@@ -252,6 +252,14 @@ double analytics_horizon_scale(const double *z_far, size_t n_far, const double *
  * repeat with its period, so it is clearly positive at the period and its multiples. */
 double analytics_diff_autocorr(const double *y, size_t n, size_t lag);
 
+/* Whether the steps D[0..N) (first differences, in time order) have a constant mean, the drift
+ * method's assumption: the t statistic of kappa in d_i = mu + kappa i + e_i (least squares),
+ * its standard error s / sqrt(Sxx) times sqrt((1 + rho) / (1 - rho)), rho the residuals' lag-1
+ * autocorrelation clipped to 0..0.9. 0 for N < 5 or any value not finite; +-INFINITY when the
+ * steps lie exactly on a sloped line. A series that compounds (its steps grow with it) is far
+ * past 2; a random walk with drift past 2 about one time in 20. */
+double analytics_step_trend_t(const double *d, size_t n);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8
@@ -284,6 +292,11 @@ struct analytics_capacity {
 	 * from the two backtests (analytics_horizon_exponent); calib80/95 hold at the month's
 	 * backtest horizon. */
 	double horizon_exponent;
+	/* The drift method's own check on the history: the t statistic of a trend in the steps'
+	 * mean (analytics_step_trend_t); DRIFT_ELIGIBLE when it is within 2 and the steps show
+	 * no weekly period, else `drift` is not chosen. */
+	double step_trend_t;
+	bool drift_eligible;
 	size_t nfc;
 	struct analytics_forecast_point fc[ANALYTICS_MAX_HORIZONS];
 	/* Days from now until the pool is full: point, and the 95% interval (earliest when the

@@ -583,6 +583,8 @@ double analytics_diff_autocorr(const double *y, size_t n, size_t lag)
 /* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
  * none) moves an interval rarely; one they show clearly always does. */
 #define TREND_T 2.0
+/* The same two standard errors for a trend in the steps' mean (analytics_step_trend_t). */
+#define STEP_TREND_T 2.0
 
 int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit)
 {
@@ -612,6 +614,43 @@ int analytics_trend_shift(double *z, const double *o, size_t n, double now, doub
 	for (size_t i = 0; i < n; i++)
 		z[i] += l.b * (now - o[i]);
 	return 1;
+}
+
+double analytics_step_trend_t(const double *d, size_t n)
+{
+	double xbar = (double)(n - 1) / 2, dbar = 0, sxx = 0, sxd = 0, sse = 0, c1 = 0, prev = 0;
+
+	if (n < 5)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		dbar += d[i];
+	dbar /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		sxx += ((double)i - xbar) * ((double)i - xbar);
+		sxd += ((double)i - xbar) * (d[i] - dbar);
+	}
+	double kappa = sxd / sxx;
+	for (size_t i = 0; i < n; i++) {
+		double r = d[i] - dbar - kappa * ((double)i - xbar);
+		sse += r * r;
+		if (i)
+			c1 += r * prev;
+		prev = r;
+	}
+	if (!isfinite(sse))
+		return 0;
+	if (!(sse > 0))
+		return kappa == 0 ? 0 : copysign(INFINITY, kappa);
+	/* Steps that move together (a business cycle's run of fast quarters) make a slope
+	 * of their mean look steeper than it is: its standard error grows as sqrt((1 + rho) /
+	 * (1 - rho)), rho clipped to 0..0.9 as analytics_trend_shift's. */
+	double rho = c1 / sse;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double se = sqrt(sse / (double)(n - 2) / sxx) * sqrt((1 + rho) / (1 - rho));
+	return kappa / se;
 }
 
 /* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
@@ -847,6 +886,14 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		near_is_period =
 		    h7 > 1 && m > 2 &&
 		    analytics_diff_autocorr(dg, m - 1, (size_t)h7) > 2 / sqrt((double)(m - 2));
+		/* The drift method takes the whole history's mean step for the present's: it
+		 * competes only when the steps show no trend in their mean (two standard errors)
+		 * and no period. A series that compounds has steps growing with it, and there the
+		 * mean step is too low by a bias growing as the horizon (GDP: its forecasts 30
+		 * quarters ahead covered 0.25..0.30); a period's steps are not independent draws.
+		 */
+		out->step_trend_t = m > 1 ? analytics_step_trend_t(dg, m - 1) : 0;
+		out->drift_eligible = fabs(out->step_trend_t) < STEP_TREND_T && !near_is_period;
 		free(dg);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++)
 			mae30[k] = clean_mae(&bt, (enum analytics_model)k, cp);
@@ -862,7 +909,8 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		}
 		/* Clearly better than the line, else the line. */
 		for (int k = 1; k < ANALYTICS_NMODELS; k++)
-			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model])
+			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model] &&
+			    (k != ANALYTICS_MODEL_DRIFT || out->drift_eligible))
 				out->model = (enum analytics_model)k;
 		double naive = 0;
 		for (size_t i = 1; i < m; i++)

@@ -441,6 +441,50 @@ Test(analytics_models, diff_autocorr_sees_a_weekly_period)
 	          analytics_diff_autocorr(z, 180, 7));
 }
 
+/* The drift method's check on its steps: kappa of d_i = mu + kappa i + e_i over its standard
+ * error. Steps 1, 3, 2, 4, 3: kappa 1 / 2 (Sxy 5, Sxx 10), residuals -0.6, 0.9, -0.6, 0.9, -0.6
+ * (sum of squares 2.7 on 3 dof: s^2 0.9, se sqrt(0.9 / 10) = 0.3), their lag-1 autocorrelation
+ * -0.8 clipped to 0: t = 0.5 / 0.3 = 5 / 3. Steps 1, 1, 0, 0, 3, 3, 2, 2: kappa 2 / 7 (Sxx 42),
+ * sum of squares 46 / 7 on 6 dof, lag-1 autocorrelation 1 / 8, so the standard error grows by
+ * sqrt((9 / 8) / (7 / 8)). */
+Test(analytics_models, step_trend_t_matches_the_closed_form)
+{
+	const double a[] = {1, 3, 2, 4, 3}, b[] = {1, 1, 0, 0, 3, 3, 2, 2};
+	double se = sqrt(46.0 / 7 / 6 / 42) * sqrt(9.0 / 7);
+
+	cr_expect(near(analytics_step_trend_t(a, 5), 5.0 / 3, 1e-14), "%.17g",
+	          analytics_step_trend_t(a, 5));
+	cr_expect(near(analytics_step_trend_t(b, 8), 2.0 / 7 / se, 1e-14), "%.17g",
+	          analytics_step_trend_t(b, 8));
+	/* Reversed in time: the same size, the other sign. */
+	const double ar[] = {3, 4, 2, 3, 1};
+	cr_expect(near(analytics_step_trend_t(ar, 5), -5.0 / 3, 1e-14), "%.17g",
+	          analytics_step_trend_t(ar, 5));
+	/* Equal steps (a straight line): no trend; steps exactly on a sloped line: infinite;
+	 * fewer than 5 steps: 0. */
+	const double eq[] = {2, 2, 2, 2, 2, 2}, up[] = {1, 2, 3, 4, 5, 6};
+	cr_expect_eq(analytics_step_trend_t(eq, 6), 0.0);
+	cr_expect(isinf(analytics_step_trend_t(up, 6)) && analytics_step_trend_t(up, 6) > 0);
+	cr_expect_eq(analytics_step_trend_t(a, 4), 0.0);
+}
+
+/* What the check is for: a series that grows by 2% a step (compounding) has steps growing with
+ * it, far past 2 standard errors; a random walk with the same mean step, not. */
+Test(analytics_models, step_trend_t_tells_compounding_from_a_walk)
+{
+	double grow[150], walk[150];
+	unsigned s = 11;
+
+	for (int i = 0; i < 150; i++) {
+		double e = noise(&s);
+		grow[i] = 1e9 * 0.02 * pow(1.02, i) * (1 + 0.5 * e);
+		walk[i] = 3e8 + 5e8 * e;
+	}
+	cr_expect(analytics_step_trend_t(grow, 150) > 5, "%g", analytics_step_trend_t(grow, 150));
+	cr_expect(fabs(analytics_step_trend_t(walk, 150)) < 2, "%g",
+	          analytics_step_trend_t(walk, 150));
+}
+
 static void series_times(int64_t *t, size_t n, int64_t step)
 {
 	for (size_t i = 0; i < n; i++)
