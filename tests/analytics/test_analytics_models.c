@@ -174,31 +174,56 @@ Test(analytics_models, drift_counts_steps_that_move_together)
 
 /* Only the end points set the slope: a walk whose steps are each 2 +- 3 but which ends where a
  * straight line of slope 2 would forecasts that line from its last value, whatever the path
- * between; a straight line is forecast exactly, with a zero sd. */
+ * between; a straight line is forecast exactly, with a zero sd. Both start at 0, so the model
+ * works on y itself (on log y only for a series above 0 throughout). */
 Test(analytics_models, drift_carries_the_mean_step_from_the_last_value)
 {
 	double y[41], pt, sd, dof;
 
 	/* Steps 5, -1, 5, -1, ...: mean 2 over 40 steps, departures +-3 (sum of squares 360 on
 	 * 39 dof). */
-	y[0] = 1000;
+	y[0] = 0;
 	for (int i = 1; i < 41; i++)
 		y[i] = y[i - 1] + (i % 2 ? 5 : -1);
 	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 1080 + 60, 1e-12), "point %.17g", pt);
+	cr_expect(near(pt, 80 + 60, 1e-12), "point %.17g", pt);
 	cr_expect(near(sd, sqrt(360.0 / 39 * 30 * (1 + 30.0 / 40)), 1e-12), "sd %.17g", sd);
 	cr_expect(dof == 39);
 	/* The least squares line through the same path sits 1.46 above its last value (the odd
-	 * points lie 3 above the even ones, the last point is even): 1141.46 at +30, not 1140. */
+	 * points lie 3 above the even ones, the last point is even): 141.46 at +30, not 140. */
 	double lp, lsd, ldof;
 	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, 41, 30, &lp, &lsd, &ldof),
 	             0);
-	cr_expect(near(lp, 1141.4634146341464, 1e-9), "line %.17g", lp);
+	cr_expect(near(lp, 141.4634146341464, 1e-9), "line %.17g", lp);
 	for (int i = 0; i < 41; i++)
-		y[i] = 7e11 + 3e9 * i;
+		y[i] = 3e9 * i;
 	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 7e11 + 3e9 * 70, 1e-3), "point %.17g", pt);
+	cr_expect(near(pt, 3e9 * 70, 1e-3), "point %.17g", pt);
 	cr_expect(sd < 1e-3, "sd %g", sd);
+}
+
+/* A series above 0 throughout: the drift method on log y, its point exp() of the log forecast and
+ * its sd that times the log sd (to first order, as the exponential model's). Log steps 0.01,
+ * 0.02, 0.01, 0.02 are the closed form above scaled by 0.01: mean 0.015, log sd at h 2 0.01. */
+Test(analytics_models, drift_on_log_y_for_a_positive_series)
+{
+	const double ly[] = {0, 0.01, 0.03, 0.04, 0.06};
+	double y[5], pt, sd, dof;
+
+	for (int i = 0; i < 5; i++)
+		y[i] = 100 * exp(ly[i]);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 5, 2, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 100 * exp(0.09), 1e-12), "point %.17g", pt);
+	cr_expect(near(sd, 100 * exp(0.09) * 0.01, 1e-12), "sd %.17g", sd);
+	cr_expect(dof == 3);
+	/* A series growing by 3% a step is forecast exactly (zero sd), where the drift of y itself
+	 * would carry its mean step, too low for the present. */
+	double g[40];
+	for (int i = 0; i < 40; i++)
+		g[i] = 1e12 * pow(1.03, i);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, g, 40, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 1e12 * pow(1.03, 69), 1e3), "point %.17g", pt);
+	cr_expect(sd < 1e3, "sd %g", sd);
 }
 
 /* Deterministic noise in [-1, 1]. */
