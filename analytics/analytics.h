@@ -198,6 +198,13 @@ struct analytics_drift {
 int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m);
 void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd);
 
+/* The scale the drift method is fitted on for Y[0..N): the one whose steps' mean is steadier,
+ * the smaller |analytics_step_trend_t| of the steps of Y (*LOG_SCALE false) and of log Y (true;
+ * only when Y stays above 0; Y wins a tie), that statistic in *T. A random walk whose steps are
+ * a share of what is there (growth by x% a year) has a constant mean step in logs only; one whose
+ * steps are bytes, on Y. -EINVAL for N < 3, -ENOMEM. */
+int analytics_drift_scale(const double *y, size_t n, bool *log_scale, double *t);
+
 /* The start of the last segment of Y: the break K (MIN_SEG <= K <= N - MIN_LAST) that minimises
  * the squared error of two separate lines over [0, K) and [K, N), kept when it lowers the BIC
  * (n ln(SSE/n) + p ln n; 2 parameters for one line, 5 for two lines and the break), else 0. */

@@ -196,6 +196,35 @@ void analytics_drift_predict(const struct analytics_drift *m, int h, double *poi
 	*sd = m->sigma * sqrt(steps + dh * dh * lr / (double)(m->n - 1));
 }
 
+int analytics_drift_scale(const double *y, size_t n, bool *log_scale, double *t)
+{
+	bool positive = true;
+
+	*log_scale = false;
+	*t = 0;
+	if (n < 3)
+		return -EINVAL;
+	double *d = malloc((n - 1) * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++)
+		d[i - 1] = y[i] - y[i - 1];
+	*t = analytics_step_trend_t(d, n - 1);
+	for (size_t i = 0; i < n && positive; i++)
+		positive = y[i] > 0;
+	if (positive) {
+		for (size_t i = 1; i < n; i++)
+			d[i - 1] = log(y[i]) - log(y[i - 1]);
+		double tl = analytics_step_trend_t(d, n - 1);
+		if (fabs(tl) < fabs(*t)) {
+			*log_scale = true;
+			*t = tl;
+		}
+	}
+	free(d);
+	return 0;
+}
+
 /* ---- change point -------------------------------------------------------------------------- */
 /* Squared error of the least squares line over [i, j) from prefix sums (x = index). */
 struct prefix {
@@ -350,22 +379,20 @@ static int model_fit(enum analytics_model model, const double *y, size_t n, stru
 		return rc;
 	}
 	case ANALYTICS_MODEL_DRIFT: {
-		/* On log(y) when the series stays above 0: a random walk whose steps are a share
-		 * of what is there (data that grows x% a year) has a constant mean step only in
-		 * logs. On y itself the whole history's mean step is too low for the present on a
-		 * series that compounds, a bias growing as h (GDP: its forecasts 30 quarters ahead
-		 * covered 0.25..0.30); on a pool that grows by a few tens of percent over its
-		 * history the two differ little. */
-		double *ly = malloc(n * sizeof(*ly));
-		if (!ly)
+		/* On the scale where its steps' mean is steadier (analytics_drift_scale): log(y)
+		 * for a random walk whose steps are a share of what is there, where the whole
+		 * history's mean step on y is too low for the present, a bias growing as h (GDP:
+		 * its forecasts 30 quarters ahead covered 0.25..0.30). */
+		double t;
+		rc = analytics_drift_scale(y, n, &f->drift_log, &t);
+		if (rc)
+			return rc;
+		double *ly = f->drift_log ? malloc(n * sizeof(*ly)) : NULL;
+		if (f->drift_log && !ly)
 			return -ENOMEM;
-		f->drift_log = true;
-		for (size_t i = 0; i < n && f->drift_log; i++)
-			if (y[i] > 0)
-				ly[i] = log(y[i]);
-			else
-				f->drift_log = false;
-		rc = analytics_drift_fit(f->drift_log ? ly : y, n, &f->drift);
+		for (size_t i = 0; ly && i < n; i++)
+			ly[i] = log(y[i]);
+		rc = analytics_drift_fit(ly ? ly : y, n, &f->drift);
 		free(ly);
 		f->dof = (double)n - 2;
 		return rc;
@@ -914,14 +941,14 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		 * and no period. A series that compounds has steps growing with it, and there the
 		 * mean step is too low by a bias growing as the horizon (GDP: its forecasts 30
 		 * quarters ahead covered 0.25..0.30); a period's steps are not independent draws.
-		 * The steps of the series drift is fitted on: log(y) when it stays above 0. */
-		bool positive = true;
-		for (size_t i = 0; i < m && positive; i++)
-			positive = g[i] > 0;
-		if (positive)
-			for (size_t i = 1; i < m; i++)
-				dg[i - 1] = log(g[i]) - log(g[i - 1]);
-		out->step_trend_t = m > 1 ? analytics_step_trend_t(dg, m - 1) : 0;
+		 * The steps on the scale drift is fitted on. */
+		bool drift_log;
+		rc = analytics_drift_scale(g, m, &drift_log, &out->step_trend_t);
+		if (rc == -ENOMEM) {
+			free(dg);
+			goto out_free;
+		}
+		rc = 0;
 		out->drift_eligible = fabs(out->step_trend_t) < STEP_TREND_T && !near_is_period;
 		free(dg);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++)

@@ -124,6 +124,13 @@ Test(analytics_models, holt_fit_follows_a_line_closely)
 	cr_expect_eq(analytics_holt_fit(y, 3, &m), -EINVAL);
 }
 
+/* Deterministic noise in [-1, 1]. */
+static double noise(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return ((*s >> 8) & 0xffff) / 32767.5 - 1;
+}
+
 /* The drift method: the mean step (y[n-1] - y[0]) / (n - 1) carried on from the last value; the
  * steps' sd about it on n - 2 dof; the error's variance sigma^2 h (1 + h / (n - 1)). */
 Test(analytics_models, drift_matches_the_closed_form)
@@ -202,22 +209,29 @@ Test(analytics_models, drift_carries_the_mean_step_from_the_last_value)
 	cr_expect(sd < 1e-3, "sd %g", sd);
 }
 
-/* A series above 0 throughout: the drift method on log y, its point exp() of the log forecast and
- * its sd that times the log sd (to first order, as the exponential model's). Log steps 0.01,
- * 0.02, 0.01, 0.02 are the closed form above scaled by 0.01: mean 0.015, log sd at h 2 0.01. */
-Test(analytics_models, drift_on_log_y_for_a_positive_series)
+/* The drift method on log y when its steps' mean is steadier there: log steps 0.01, 0.02, 0.03,
+ * 0.02, 0.01 have no trend (t 0, symmetric), the steps of y grow with it (t > 0). Mean 0.018,
+ * departures -0.8, 0.2, 1.2, 0.2, -0.8 (x 0.01; sum of squares 2.8e-4 on 4 dof), lag-1 products
+ * 0.16e-4 (rho 0.16 / 2.8); the point exp() of the log forecast, the sd that times the log sd (to
+ * first order, as the exponential model's). */
+Test(analytics_models, drift_on_log_y_when_its_steps_are_steadier_there)
 {
-	const double ly[] = {0, 0.01, 0.03, 0.04, 0.06};
-	double y[5], pt, sd, dof;
+	const double ly[] = {0, 0.01, 0.03, 0.06, 0.08, 0.09};
+	double y[6], pt, sd, dof, t;
+	bool lg;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		y[i] = 100 * exp(ly[i]);
-	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 5, 2, &pt, &sd, &dof), 0);
-	cr_expect(near(pt, 100 * exp(0.09), 1e-12), "point %.17g", pt);
-	cr_expect(near(sd, 100 * exp(0.09) * 0.01, 1e-12), "sd %.17g", sd);
-	cr_expect(dof == 3);
-	/* A series growing by 3% a step is forecast exactly (zero sd), where the drift of y itself
-	 * would carry its mean step, too low for the present. */
+	cr_assert_eq(analytics_drift_scale(y, 6, &lg, &t), 0);
+	cr_expect(lg && fabs(t) < 1e-9, "log %d t %g", lg, t);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 6, 2, &pt, &sd, &dof), 0);
+	double r = 0.16 / 2.8, l = (1 + r) / (1 - r);
+	double s2 = 2 * l - 2 * r * (1 - r * r) / ((1 - r) * (1 - r));
+	cr_expect(near(pt, 100 * exp(0.09 + 2 * 0.018), 1e-11), "point %.17g", pt);
+	cr_expect(near(sd, pt * sqrt(0.7e-4 * (s2 + 4 * l / 5)), 1e-12), "sd %.17g", sd);
+	cr_expect(dof == 4);
+	/* Growth by 3% a step is forecast exactly (zero sd), where the drift of y itself would
+	 * carry its mean step, too low for the present. */
 	double g[40];
 	for (int i = 0; i < 40; i++)
 		g[i] = 1e12 * pow(1.03, i);
@@ -226,11 +240,24 @@ Test(analytics_models, drift_on_log_y_for_a_positive_series)
 	cr_expect(sd < 1e3, "sd %g", sd);
 }
 
-/* Deterministic noise in [-1, 1]. */
-static double noise(unsigned *s)
+/* Bytes added at a steady rate: y's steps have no trend, log y's shrink (each is a smaller share
+ * of more): y. A series that touches 0 is never taken in logs; too short a series is -EINVAL. */
+Test(analytics_models, drift_scale_keeps_y_for_steady_bytes)
 {
-	*s = *s * 1103515245u + 12345u;
-	return ((*s >> 8) & 0xffff) / 32767.5 - 1;
+	double y[120], t;
+	bool lg = true;
+	unsigned s = 5;
+
+	for (int i = 0; i < 120; i++)
+		y[i] = 1e11 + 2e10 * i + 1e9 * noise(&s);
+	cr_assert_eq(analytics_drift_scale(y, 120, &lg, &t), 0);
+	cr_expect(!lg && fabs(t) < 2, "log %d t %g", lg, t);
+	/* The same steps from 0: log y undefined. */
+	for (int i = 0; i < 120; i++)
+		y[i] -= y[0];
+	cr_assert_eq(analytics_drift_scale(y, 120, &lg, &t), 0);
+	cr_expect(!lg);
+	cr_expect_eq(analytics_drift_scale(y, 2, &lg, &t), -EINVAL);
 }
 
 /* The fit runs every grid point's recursion in lockstep: it must pick what a scan of
