@@ -1003,22 +1003,6 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		bool week = horizons[i] <= 7 && bt7.origins;
 		double hf = pow((double)h / (week ? h7 : hb), gamma);
 		double c[2] = {(week ? c7 : c30)[0] * hf, (week ? c7 : c30)[1] * hf};
-		/* Nearer than the week's backtest: a backtest of its own at this horizon, as the
-		 * week's and the month's are at theirs. Moved down from the week by (h / h7)^gamma,
-		 * with gamma from the month over the week, a line's flat sd on a curve kept nearly
-		 * the week's widening (GDP 4 quarters ahead: the line covered 1.000). */
-		if (week && h < h7) {
-			struct backtest bth;
-			double ch[2];
-			rc = run_backtest(g, m, h, &bth);
-			if (rc)
-				goto out_free;
-			if (bth.origins) {
-				calibrate(&bth, NULL, out->model, cp, m, q80, q95, ch);
-				c[0] = ch[0];
-				c[1] = ch[1];
-			}
-		}
 		p->horizon_days = horizons[i];
 		p->used = pt;
 		p->lo80 = pt - q80 * sd * c[0];
