@@ -740,14 +740,19 @@ static double horizon_scale_clean(const struct backtest *far, const struct backt
 {
 	double a[MAX_ORIGINS], b[MAX_ORIGINS];
 	size_t na = 0, nb = 0;
+	/* Like with like: both backtests' errors from the same side of the change, after it when
+	 * the far one has enough origins there, else before it. The near one's origins after the
+	 * change against the far one's before it compared two regimes (GDP's cycles, reverting
+	 * before its change point, against its compounding after it), not two horizons. */
+	bool after = cp && origins_after(far, cp) >= 5;
 
 	for (unsigned i = 0; i < far->origins; i++)
-		if (!cp || far->origin[i] - 1 + (size_t)far->h < cp ||
-		    origin_after(far->origin[i], cp))
+		if (!cp || (after ? origin_after(far->origin[i], cp)
+		                  : far->origin[i] - 1 + (size_t)far->h < cp))
 			a[na++] = far->z[model][i];
 	for (unsigned i = 0; i < near_bt->origins; i++)
-		if (!cp || near_bt->origin[i] - 1 + (size_t)near_bt->h < cp ||
-		    origin_after(near_bt->origin[i], cp))
+		if (!cp || (after ? origin_after(near_bt->origin[i], cp)
+		                  : near_bt->origin[i] - 1 + (size_t)near_bt->h < cp))
 			b[nb++] = near_bt->z[model][i];
 	return analytics_horizon_scale(a, na, b, nb);
 }
