@@ -142,7 +142,8 @@ double analytics_normal_quantile(double p);
 	X(LINEAR, "linear")           /* least squares line over the whole history (baseline) */   \
 	X(HOLT_DAMPED, "holt_damped") /* Holt's linear trend, damped, additive errors */           \
 	X(CHANGEPOINT, "changepoint") /* least squares line after the last change point */         \
-	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */
+	X(EXPONENTIAL, "exponential") /* least squares line of log(y): compound growth */          \
+	X(DRIFT, "drift")             /* last value plus the mean step (random walk with drift) */
 enum analytics_model {
 #define ANALYTICS_MODEL_ENUM(n, s) ANALYTICS_MODEL_##n,
 	ANALYTICS_MODELS(ANALYTICS_MODEL_ENUM)
@@ -179,6 +180,30 @@ int analytics_holt_fit(const double *y, size_t n, struct analytics_holt *m);
 /* Point l + (phi + ... + phi^h) b; variance sigma^2 (1 + sum_{j<h} (alpha + beta phi
  * (1 - phi^j) / (1 - phi))^2), the ETS(A,Ad,N) closed form. */
 void analytics_holt_predict(const struct analytics_holt *m, int h, double *point, double *sd);
+
+/* The drift method (a random walk with drift): the forecast H steps past the last value
+ * Y[N-1] is Y[N-1] + H * SLOPE, SLOPE the mean first difference (Y[N-1] - Y[0]) / (N - 1);
+ * SIGMA the standard deviation of the first differences about it (N - 2 degrees of freedom).
+ * The forecast error's variance sigma^2 h (1 + h / (N - 1)): h steps of the walk, and the
+ * slope's own error carried h steps; with RHO, the steps' lag-1 autocorrelation clipped to
+ * 0..0.9, above 0: sigma^2 (S_h + h^2 L / (N - 1)), L = (1 + rho) / (1 - rho), S_h = h L -
+ * 2 rho (1 - rho^h) / (1 - rho)^2 (the variance of the sum of h AR(1) steps). The best forecast of
+ * a random walk with drift, where a line fitted to the whole path is not. -EINVAL with fewer than 3
+ * points. */
+struct analytics_drift {
+	double last, slope, sigma;
+	size_t n;
+	double rho; /* the steps' lag-1 autocorrelation, clipped to 0..0.9 */
+};
+int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m);
+void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd);
+
+/* The scale the drift method is fitted on for Y[0..N): the one whose steps' mean is steadier,
+ * the smaller |analytics_step_trend_t| of the steps of Y (*LOG_SCALE false) and of log Y (true;
+ * only when Y stays above 0; Y wins a tie), that statistic in *T. A random walk whose steps are
+ * a share of what is there (growth by x% a year) has a constant mean step in logs only; one whose
+ * steps are bytes, on Y. -EINVAL for N < 3, -ENOMEM. */
+int analytics_drift_scale(const double *y, size_t n, bool *log_scale, double *t);
 
 /* The start of the last segment of Y: the break K (MIN_SEG <= K <= N - MIN_LAST) that minimises
  * the squared error of two separate lines over [0, K) and [K, N), kept when it lowers the BIC
@@ -229,6 +254,19 @@ double analytics_horizon_exponent(double scale, double h_far, double h_near);
 double analytics_horizon_scale(const double *z_far, size_t n_far, const double *z_near,
                                size_t n_near);
 
+/* The autocorrelation at LAG of the first differences of Y[0..N) (about their mean); 0 when
+ * there are fewer than LAG + 3 differences or they are all equal. A seasonal series' steps
+ * repeat with its period, so it is clearly positive at the period and its multiples. */
+double analytics_diff_autocorr(const double *y, size_t n, size_t lag);
+
+/* Whether the steps D[0..N) (first differences, in time order) have a constant mean, the drift
+ * method's assumption: the t statistic of kappa in d_i = mu + kappa i + e_i (least squares),
+ * its standard error s / sqrt(Sxx) times sqrt((1 + rho) / (1 - rho)), rho the residuals' lag-1
+ * autocorrelation clipped to 0..0.9. 0 for N < 5 or any value not finite; +-INFINITY when the
+ * steps lie exactly on a sloped line. A series that compounds (its steps grow with it) is far
+ * past 2; a random walk with drift past 2 about one time in 20. */
+double analytics_step_trend_t(const double *d, size_t n);
+
 /* ---- capacity forecast -------------------------------------------------------------------- */
 #define ANALYTICS_MIN_HISTORY_SECONDS 86400 /* "need 24 h of samples" below this */
 #define ANALYTICS_MAX_HORIZONS        8
@@ -261,6 +299,11 @@ struct analytics_capacity {
 	 * from the two backtests (analytics_horizon_exponent); calib80/95 hold at the month's
 	 * backtest horizon. */
 	double horizon_exponent;
+	/* The drift method's own check on the history: the t statistic of a trend in the steps'
+	 * mean (analytics_step_trend_t); DRIFT_ELIGIBLE when it is within 2 and the steps show
+	 * no weekly period, else `drift` is not chosen. */
+	double step_trend_t;
+	bool drift_eligible;
 	size_t nfc;
 	struct analytics_forecast_point fc[ANALYTICS_MAX_HORIZONS];
 	/* Days from now until the pool is full: point, and the 95% interval (earliest when the

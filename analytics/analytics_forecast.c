@@ -1,7 +1,7 @@
-/* analytics/analytics_forecast.c - capacity forecasts: four models (least squares line, Holt's
- * damped trend, the line after the last change point, the line of log y), chosen per series by a
- * rolling-origin backtest, with prediction intervals widened by what that backtest saw so they stay
- * honest. Pure computation on the arrays it is given.
+/* analytics/analytics_forecast.c - capacity forecasts: five models (least squares line, Holt's
+ * damped trend, the line after the last change point, the line of log y, the drift method), chosen
+ * per series by a rolling-origin backtest, with prediction intervals widened by what that backtest
+ * saw so they stay honest. Pure computation on the arrays it is given.
  */
 #include <errno.h>
 #include <math.h>
@@ -156,6 +156,75 @@ void analytics_holt_predict(const struct analytics_holt *m, int h, double *point
 	*sd = m->sigma * sqrt(var);
 }
 
+/* ---- the drift method ----------------------------------------------------------------------- */
+int analytics_drift_fit(const double *y, size_t n, struct analytics_drift *m)
+{
+	double ss = 0, c1 = 0, prev = 0;
+
+	if (n < 3)
+		return -EINVAL;
+	/* The mean step is the end points' difference over the steps between them; each step's
+	 * departure from it is the walk's own noise. */
+	double slope = (y[n - 1] - y[0]) / (double)(n - 1);
+	for (size_t i = 1; i < n; i++) {
+		double d = y[i] - y[i - 1] - slope;
+		ss += d * d;
+		if (i > 1)
+			c1 += d * prev;
+		prev = d;
+	}
+	/* Steps that move together (a business cycle's run of fast quarters) add up to more than
+	 * independent ones: their lag-1 autocorrelation, clipped to 0..0.9 as the calibration's
+	 * is, makes the sum of h of them AR(1)'s. */
+	double rho = ss > 0 && isfinite(ss) ? c1 / ss : 0;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	*m = (struct analytics_drift){y[n - 1], slope, sqrt(ss / (double)(n - 2)), n, rho};
+	return 0;
+}
+
+void analytics_drift_predict(const struct analytics_drift *m, int h, double *point, double *sd)
+{
+	double dh = (double)h, r = m->rho, lr = (1 + r) / (1 - r);
+	/* The sum of h AR(1) steps: h (1 + r) / (1 - r) - 2 r (1 - r^h) / (1 - r)^2 (h at r = 0);
+	 * the mean step's error, carried h steps, has the long-run variance over n - 1 steps. */
+	double steps = dh * lr - 2 * r * (1 - pow(r, dh)) / ((1 - r) * (1 - r));
+
+	*point = m->last + dh * m->slope;
+	*sd = m->sigma * sqrt(steps + dh * dh * lr / (double)(m->n - 1));
+}
+
+int analytics_drift_scale(const double *y, size_t n, bool *log_scale, double *t)
+{
+	bool positive = true;
+
+	*log_scale = false;
+	*t = 0;
+	if (n < 3)
+		return -EINVAL;
+	double *d = malloc((n - 1) * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++)
+		d[i - 1] = y[i] - y[i - 1];
+	*t = analytics_step_trend_t(d, n - 1);
+	for (size_t i = 0; i < n && positive; i++)
+		positive = y[i] > 0;
+	if (positive) {
+		for (size_t i = 1; i < n; i++)
+			d[i - 1] = log(y[i]) - log(y[i - 1]);
+		double tl = analytics_step_trend_t(d, n - 1);
+		if (fabs(tl) < fabs(*t)) {
+			*log_scale = true;
+			*t = tl;
+		}
+	}
+	free(d);
+	return 0;
+}
+
 /* ---- change point -------------------------------------------------------------------------- */
 /* Squared error of the least squares line over [i, j) from prefix sums (x = index). */
 struct prefix {
@@ -222,11 +291,13 @@ out_free:
 	return best_k;
 }
 
-/* ---- one interface for the three ------------------------------------------------------------ */
+/* ---- one interface for the models ------------------------------------------------------------ */
 struct fit {
 	enum analytics_model model;
 	struct analytics_linear lin;
 	struct analytics_holt holt;
+	struct analytics_drift drift;
+	bool drift_log; /* drift fitted on log(y) */
 	size_t n;
 	double dof;
 };
@@ -307,6 +378,25 @@ static int model_fit(enum analytics_model model, const double *y, size_t n, stru
 		f->dof = (double)n - 2;
 		return rc;
 	}
+	case ANALYTICS_MODEL_DRIFT: {
+		/* On the scale where its steps' mean is steadier (analytics_drift_scale): log(y)
+		 * for a random walk whose steps are a share of what is there, where the whole
+		 * history's mean step on y is too low for the present, a bias growing as h (GDP:
+		 * its forecasts 30 quarters ahead covered 0.25..0.30). */
+		double t;
+		rc = analytics_drift_scale(y, n, &f->drift_log, &t);
+		if (rc)
+			return rc;
+		double *ly = f->drift_log ? malloc(n * sizeof(*ly)) : NULL;
+		if (f->drift_log && !ly)
+			return -ENOMEM;
+		for (size_t i = 0; ly && i < n; i++)
+			ly[i] = log(y[i]);
+		rc = analytics_drift_fit(ly ? ly : y, n, &f->drift);
+		free(ly);
+		f->dof = (double)n - 2;
+		return rc;
+	}
 	default:
 		return -EINVAL;
 	}
@@ -316,6 +406,13 @@ static void model_predict(const struct fit *f, int h, double *point, double *sd)
 {
 	if (f->model == ANALYTICS_MODEL_HOLT_DAMPED) {
 		analytics_holt_predict(&f->holt, h, point, sd);
+	} else if (f->model == ANALYTICS_MODEL_DRIFT) {
+		analytics_drift_predict(&f->drift, h, point, sd);
+		if (f->drift_log) {
+			/* As the exponential model's: the median, its sd to first order. */
+			*point = exp(*point);
+			*sd *= *point;
+		}
 	} else if (f->model == ANALYTICS_MODEL_EXPONENTIAL) {
 		/* The median exp(log point); its sd to first order (the delta method): the
 		 * intervals stay symmetric, as the other models' are. */
@@ -514,9 +611,30 @@ double analytics_horizon_scale(const double *z_far, size_t n_far, const double *
 	return na && nb && b > 0 && a > 0 ? (a / (double)na) / (b / (double)nb) : 1;
 }
 
+double analytics_diff_autocorr(const double *y, size_t n, size_t lag)
+{
+	double mean = 0, c0 = 0, cl = 0;
+
+	if (lag < 1 || n < lag + 4)
+		return 0;
+	size_t nd = n - 1;
+	for (size_t i = 1; i < n; i++)
+		mean += y[i] - y[i - 1];
+	mean /= (double)nd;
+	for (size_t i = 1; i < n; i++) {
+		double d = y[i] - y[i - 1] - mean;
+		c0 += d * d;
+		if (i > lag)
+			cl += d * (y[i - lag] - y[i - lag - 1] - mean);
+	}
+	return c0 > 0 && isfinite(c0) ? cl / c0 : 0;
+}
+
 /* Two standard errors: a trend the backtest's errors show by chance (about 1 in 40 when there is
  * none) moves an interval rarely; one they show clearly always does. */
 #define TREND_T 2.0
+/* The same two standard errors for a trend in the steps' mean (analytics_step_trend_t). */
+#define STEP_TREND_T 2.0
 
 int analytics_trend_shift(double *z, const double *o, size_t n, double now, double tcrit)
 {
@@ -546,6 +664,43 @@ int analytics_trend_shift(double *z, const double *o, size_t n, double now, doub
 	for (size_t i = 0; i < n; i++)
 		z[i] += l.b * (now - o[i]);
 	return 1;
+}
+
+double analytics_step_trend_t(const double *d, size_t n)
+{
+	double xbar = (double)(n - 1) / 2, dbar = 0, sxx = 0, sxd = 0, sse = 0, c1 = 0, prev = 0;
+
+	if (n < 5)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		dbar += d[i];
+	dbar /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		sxx += ((double)i - xbar) * ((double)i - xbar);
+		sxd += ((double)i - xbar) * (d[i] - dbar);
+	}
+	double kappa = sxd / sxx;
+	for (size_t i = 0; i < n; i++) {
+		double r = d[i] - dbar - kappa * ((double)i - xbar);
+		sse += r * r;
+		if (i)
+			c1 += r * prev;
+		prev = r;
+	}
+	if (!isfinite(sse))
+		return 0;
+	if (!(sse > 0))
+		return kappa == 0 ? 0 : copysign(INFINITY, kappa);
+	/* Steps that move together (a business cycle's run of fast quarters) make a slope
+	 * of their mean look steeper than it is: its standard error grows as sqrt((1 + rho) /
+	 * (1 - rho)), rho clipped to 0..0.9 as analytics_trend_shift's. */
+	double rho = c1 / sse;
+	if (rho < 0)
+		rho = 0;
+	if (rho > 0.9)
+		rho = 0.9;
+	double se = sqrt(sse / (double)(n - 2) / sxx) * sqrt((1 + rho) / (1 - rho));
+	return kappa / se;
 }
 
 /* Interval widening for MODEL from a backtest's standardized errors (|error| / the model's
@@ -612,6 +767,13 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	 * in sd units. */
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
 		scale = horizon_scale_clean(bt, near_bt, model, cp);
+		/* The drift model's sd already grows as a random walk's error does (sqrt(h) and
+		 * more), the least an integrated series' error grows: standardized errors that
+		 * shrink with the horizon (GDP's cycles reverting before its change point) are
+		 * not the present's, and scaled by them the stand-in narrowed the month's
+		 * interval below the week's (0.19..1.01). */
+		if (model == ANALYTICS_MODEL_DRIFT && scale < 1)
+			scale = 1;
 		bt = near_bt;
 	}
 	bool only_after = cp && origins_after(bt, cp) >= 5;
@@ -755,12 +917,46 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 	size_t cp = analytics_changepoint(g, m, m / 8 > 6 ? m / 8 : 6, 3);
 	if (bt.origins) {
 		double score[ANALYTICS_NMODELS], mae30[ANALYTICS_NMODELS];
+		/* A week-ahead horizon that is the series' period (its steps clearly correlated at
+		 * that lag, two standard errors) lands every forecast on the phase of its origin:
+		 * there a model carrying its last value (drift) is a seasonal naive forecast, 0.67
+		 * of the line's error a week ahead and 1.73 a month ahead on weekly seasonality.
+		 * The week's backtest does not tell how a model does off the phase, so it does not
+		 * take part in the choice. */
+		bool near_is_period = false;
+		/* On the steps' changes (a trend's curvature makes the steps themselves correlated
+		 * at every lag). */
+		double *dg = malloc((m > 1 ? m - 1 : 1) * sizeof(*dg));
+		if (!dg) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+		for (size_t i = 1; i < m; i++)
+			dg[i - 1] = g[i] - g[i - 1];
+		near_is_period =
+		    h7 > 1 && m > 2 &&
+		    analytics_diff_autocorr(dg, m - 1, (size_t)h7) > 2 / sqrt((double)(m - 2));
+		/* The drift method takes the whole history's mean step for the present's: it
+		 * competes only when the steps show no trend in their mean (two standard errors)
+		 * and no period. A series that compounds has steps growing with it, and there the
+		 * mean step is too low by a bias growing as the horizon (GDP: its forecasts 30
+		 * quarters ahead covered 0.25..0.30); a period's steps are not independent draws.
+		 * The steps on the scale drift is fitted on. */
+		bool drift_log;
+		rc = analytics_drift_scale(g, m, &drift_log, &out->step_trend_t);
+		if (rc == -ENOMEM) {
+			free(dg);
+			goto out_free;
+		}
+		rc = 0;
+		out->drift_eligible = fabs(out->step_trend_t) < STEP_TREND_T && !near_is_period;
+		free(dg);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++)
 			mae30[k] = clean_mae(&bt, (enum analytics_model)k, cp);
 		for (int k = 0; k < ANALYTICS_NMODELS; k++) {
 			out->backtest_mae[k] = mae30[k];
 			score[k] = rel_error(mae30[k], mae30[0]);
-			if (bt7.origins && h7 != hb)
+			if (bt7.origins && h7 != hb && !near_is_period)
 				score[k] =
 				    (score[k] +
 				     rel_error(clean_mae(&bt7, (enum analytics_model)k, cp),
@@ -769,7 +965,8 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
 		}
 		/* Clearly better than the line, else the line. */
 		for (int k = 1; k < ANALYTICS_NMODELS; k++)
-			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model])
+			if (score[k] < SWITCH_MARGIN * score[0] && score[k] < score[out->model] &&
+			    (k != ANALYTICS_MODEL_DRIFT || out->drift_eligible))
 				out->model = (enum analytics_model)k;
 		double naive = 0;
 		for (size_t i = 1; i < m; i++)

@@ -131,6 +131,135 @@ static double noise(unsigned *s)
 	return ((*s >> 8) & 0xffff) / 32767.5 - 1;
 }
 
+/* The drift method: the mean step (y[n-1] - y[0]) / (n - 1) carried on from the last value; the
+ * steps' sd about it on n - 2 dof; the error's variance sigma^2 h (1 + h / (n - 1)). */
+Test(analytics_models, drift_matches_the_closed_form)
+{
+	const double y[] = {0, 1, 3, 4, 6};
+	struct analytics_drift m;
+	double pt, sd, dof;
+
+	cr_assert_eq(analytics_drift_fit(y, 5, &m), 0);
+	/* Steps 1, 2, 1, 2: mean 6 / 4 = 1.5, departures +-0.5, sum of squares 1 on 3 dof. */
+	cr_expect(near(m.slope, 1.5, 1e-15), "slope %.17g", m.slope);
+	cr_expect(near(m.sigma, sqrt(1.0 / 3), 1e-15), "sigma %.17g", m.sigma);
+	cr_expect(m.last == 6 && m.n == 5);
+	/* h 2: 6 + 2 * 1.5; variance (1 / 3) * 2 * (1 + 2 / 4) = 1. */
+	analytics_drift_predict(&m, 2, &pt, &sd);
+	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15), "h2 %.17g %.17g", pt, sd);
+	/* h 8: 6 + 12; variance (1 / 3) * 8 * 3 = 8. */
+	analytics_drift_predict(&m, 8, &pt, &sd);
+	cr_expect(near(pt, 18, 1e-15) && near(sd, sqrt(8), 1e-14), "h8 %.17g %.17g", pt, sd);
+	/* Through the models' interface: the same, with n - 2 dof. */
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 5, 2, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 9, 1e-15) && near(sd, 1, 1e-15) && dof == 3, "%g %g %g", pt, sd, dof);
+	cr_expect_eq(analytics_drift_fit(y, 2, &m), -EINVAL);
+	cr_expect_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 2, 1, &pt, &sd, &dof),
+	             -EINVAL);
+	cr_expect_str_eq(analytics_model_names[ANALYTICS_MODEL_DRIFT], "drift");
+}
+
+/* Steps that move together: 1, 1, 2, 2, 1, 1, 2, 2 (mean 1.5, departures +-0.5, sum of squares 2
+ * on 7 dof; lag-1 products 0.25 - 0.25 + ... = 0.25, rho 1 / 8). Two steps ahead their sum's
+ * variance is sigma^2 (2 + 2 rho) = sigma^2 2.25 (the AR(1) closed form at h 2), the slope's
+ * 4 (1 + rho) / (1 - rho) / 8 = 4 (9 / 7) / 8 more. */
+Test(analytics_models, drift_counts_steps_that_move_together)
+{
+	const double y[] = {0, 1, 2, 4, 6, 7, 8, 10, 12};
+	struct analytics_drift m;
+	double pt, sd;
+
+	cr_assert_eq(analytics_drift_fit(y, 9, &m), 0);
+	cr_expect(near(m.rho, 0.125, 1e-15), "rho %.17g", m.rho);
+	analytics_drift_predict(&m, 2, &pt, &sd);
+	cr_expect(near(pt, 15, 1e-15), "point %.17g", pt);
+	cr_expect(near(sd, sqrt(2.0 / 7 * (2.25 + 4 * (9.0 / 7) / 8)), 1e-14), "sd %.17g", sd);
+	/* One step ahead the sum is one step: sigma^2 (1 + (9 / 7) / 8). */
+	analytics_drift_predict(&m, 1, &pt, &sd);
+	cr_expect(near(sd, sqrt(2.0 / 7 * (1 + (9.0 / 7) / 8)), 1e-14), "sd1 %.17g", sd);
+}
+
+/* Only the end points set the slope: a walk whose steps are each 2 +- 3 but which ends where a
+ * straight line of slope 2 would forecasts that line from its last value, whatever the path
+ * between; a straight line is forecast exactly, with a zero sd. Both start at 0, so the model
+ * works on y itself (on log y only for a series above 0 throughout). */
+Test(analytics_models, drift_carries_the_mean_step_from_the_last_value)
+{
+	double y[41], pt, sd, dof;
+
+	/* Steps 5, -1, 5, -1, ...: mean 2 over 40 steps, departures +-3 (sum of squares 360 on
+	 * 39 dof). */
+	y[0] = 0;
+	for (int i = 1; i < 41; i++)
+		y[i] = y[i - 1] + (i % 2 ? 5 : -1);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 80 + 60, 1e-12), "point %.17g", pt);
+	cr_expect(near(sd, sqrt(360.0 / 39 * 30 * (1 + 30.0 / 40)), 1e-12), "sd %.17g", sd);
+	cr_expect(dof == 39);
+	/* The least squares line through the same path sits 1.46 above its last value (the odd
+	 * points lie 3 above the even ones, the last point is even): 141.46 at +30, not 140. */
+	double lp, lsd, ldof;
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_LINEAR, y, 41, 30, &lp, &lsd, &ldof),
+	             0);
+	cr_expect(near(lp, 141.4634146341464, 1e-9), "line %.17g", lp);
+	for (int i = 0; i < 41; i++)
+		y[i] = 3e9 * i;
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 41, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 3e9 * 70, 1e-3), "point %.17g", pt);
+	cr_expect(sd < 1e-3, "sd %g", sd);
+}
+
+/* The drift method on log y when its steps' mean is steadier there: log steps 0.01, 0.02, 0.03,
+ * 0.02, 0.01 have no trend (t 0, symmetric), the steps of y grow with it (t > 0). Mean 0.018,
+ * departures -0.8, 0.2, 1.2, 0.2, -0.8 (x 0.01; sum of squares 2.8e-4 on 4 dof), lag-1 products
+ * 0.16e-4 (rho 0.16 / 2.8); the point exp() of the log forecast, the sd that times the log sd (to
+ * first order, as the exponential model's). */
+Test(analytics_models, drift_on_log_y_when_its_steps_are_steadier_there)
+{
+	const double ly[] = {0, 0.01, 0.03, 0.06, 0.08, 0.09};
+	double y[6], pt, sd, dof, t;
+	bool lg;
+
+	for (int i = 0; i < 6; i++)
+		y[i] = 100 * exp(ly[i]);
+	cr_assert_eq(analytics_drift_scale(y, 6, &lg, &t), 0);
+	cr_expect(lg && fabs(t) < 1e-9, "log %d t %g", lg, t);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, y, 6, 2, &pt, &sd, &dof), 0);
+	double r = 0.16 / 2.8, l = (1 + r) / (1 - r);
+	double s2 = 2 * l - 2 * r * (1 - r * r) / ((1 - r) * (1 - r));
+	cr_expect(near(pt, 100 * exp(0.09 + 2 * 0.018), 1e-11), "point %.17g", pt);
+	cr_expect(near(sd, pt * sqrt(0.7e-4 * (s2 + 4 * l / 5)), 1e-12), "sd %.17g", sd);
+	cr_expect(dof == 4);
+	/* Growth by 3% a step is forecast exactly (zero sd), where the drift of y itself would
+	 * carry its mean step, too low for the present. */
+	double g[40];
+	for (int i = 0; i < 40; i++)
+		g[i] = 1e12 * pow(1.03, i);
+	cr_assert_eq(analytics_model_forecast(ANALYTICS_MODEL_DRIFT, g, 40, 30, &pt, &sd, &dof), 0);
+	cr_expect(near(pt, 1e12 * pow(1.03, 69), 1e3), "point %.17g", pt);
+	cr_expect(sd < 1e3, "sd %g", sd);
+}
+
+/* Bytes added at a steady rate: y's steps have no trend, log y's shrink (each is a smaller share
+ * of more): y. A series that touches 0 is never taken in logs; too short a series is -EINVAL. */
+Test(analytics_models, drift_scale_keeps_y_for_steady_bytes)
+{
+	double y[120], t;
+	bool lg = true;
+	unsigned s = 5;
+
+	for (int i = 0; i < 120; i++)
+		y[i] = 1e11 + 2e10 * i + 1e9 * noise(&s);
+	cr_assert_eq(analytics_drift_scale(y, 120, &lg, &t), 0);
+	cr_expect(!lg && fabs(t) < 2, "log %d t %g", lg, t);
+	/* The same steps from 0: log y undefined. */
+	for (int i = 0; i < 120; i++)
+		y[i] -= y[0];
+	cr_assert_eq(analytics_drift_scale(y, 120, &lg, &t), 0);
+	cr_expect(!lg);
+	cr_expect_eq(analytics_drift_scale(y, 2, &lg, &t), -EINVAL);
+}
+
 /* The fit runs every grid point's recursion in lockstep: it must pick what a scan of
  * analytics_holt_run over the same grid picks (the first smallest error, in grid order), to the
  * bit, and its sigma is that error over n - 1 - k - 3 (k = 5 from 7 points on). */
@@ -324,6 +453,88 @@ Test(analytics_models, horizon_scale_is_the_ratio_of_mean_standardized_errors)
 	cr_expect_eq(analytics_horizon_scale(zero, 2, far, 4), 1.0);
 	cr_expect_eq(analytics_horizon_scale(far, 4, inf, 1), 1.0);
 	cr_expect_eq(analytics_horizon_scale(far, 0, near_, 3), 1.0);
+}
+
+/* The steps' autocorrelation at a lag, about their mean: steps 1, 3, 1, 3, 1, 3 (mean 2,
+ * departures -1, +1, ...; sum of squares 6) give 4 / 6 at lag 2 and -5 / 6 at lag 1. */
+Test(analytics_models, diff_autocorr_matches_the_closed_form)
+{
+	const double y[] = {0, 1, 4, 5, 8, 9, 12};
+
+	cr_expect(near(analytics_diff_autocorr(y, 7, 2), 4.0 / 6, 1e-15), "%.17g",
+	          analytics_diff_autocorr(y, 7, 2));
+	cr_expect(near(analytics_diff_autocorr(y, 7, 1), -5.0 / 6, 1e-15), "%.17g",
+	          analytics_diff_autocorr(y, 7, 1));
+	/* Fewer than lag + 3 steps, a zero lag, equal steps: 0. */
+	cr_expect_eq(analytics_diff_autocorr(y, 7, 4), 0.0);
+	cr_expect_eq(analytics_diff_autocorr(y, 7, 0), 0.0);
+	const double line[] = {3, 5, 7, 9, 11, 13, 15, 17};
+	cr_expect_eq(analytics_diff_autocorr(line, 8, 2), 0.0);
+}
+
+/* What the choice uses to tell a week-ahead backtest that lands on the period: a weekly
+ * pattern plus noise on a trend is far past two standard errors (2 / sqrt(steps)) at lag 7;
+ * the same trend and noise without the pattern is not. */
+Test(analytics_models, diff_autocorr_sees_a_weekly_period)
+{
+	static const double week[7] = {0, 4, 5, 5, 4, 1, -3};
+	double y[180], z[180];
+	unsigned s = 7;
+
+	for (int i = 0; i < 180; i++) {
+		double e = noise(&s);
+		y[i] = 1e9 + 2e6 * i + 1e6 * week[i % 7] + 5e5 * e;
+		z[i] = 1e9 + 2e6 * i + 5e5 * e;
+	}
+	double lim = 2 / sqrt(179.0);
+	cr_expect(analytics_diff_autocorr(y, 180, 7) > 0.5, "%g",
+	          analytics_diff_autocorr(y, 180, 7));
+	cr_expect(fabs(analytics_diff_autocorr(z, 180, 7)) < lim, "%g",
+	          analytics_diff_autocorr(z, 180, 7));
+}
+
+/* The drift method's check on its steps: kappa of d_i = mu + kappa i + e_i over its standard
+ * error. Steps 1, 3, 2, 4, 3: kappa 1 / 2 (Sxy 5, Sxx 10), residuals -0.6, 0.9, -0.6, 0.9, -0.6
+ * (sum of squares 2.7 on 3 dof: s^2 0.9, se sqrt(0.9 / 10) = 0.3), their lag-1 autocorrelation
+ * -0.8 clipped to 0: t = 0.5 / 0.3 = 5 / 3. Steps 1, 1, 0, 0, 3, 3, 2, 2: kappa 2 / 7 (Sxx 42),
+ * sum of squares 46 / 7 on 6 dof, lag-1 autocorrelation 1 / 8, so the standard error grows by
+ * sqrt((9 / 8) / (7 / 8)). */
+Test(analytics_models, step_trend_t_matches_the_closed_form)
+{
+	const double a[] = {1, 3, 2, 4, 3}, b[] = {1, 1, 0, 0, 3, 3, 2, 2};
+	double se = sqrt(46.0 / 7 / 6 / 42) * sqrt(9.0 / 7);
+
+	cr_expect(near(analytics_step_trend_t(a, 5), 5.0 / 3, 1e-14), "%.17g",
+	          analytics_step_trend_t(a, 5));
+	cr_expect(near(analytics_step_trend_t(b, 8), 2.0 / 7 / se, 1e-14), "%.17g",
+	          analytics_step_trend_t(b, 8));
+	/* Reversed in time: the same size, the other sign. */
+	const double ar[] = {3, 4, 2, 3, 1};
+	cr_expect(near(analytics_step_trend_t(ar, 5), -5.0 / 3, 1e-14), "%.17g",
+	          analytics_step_trend_t(ar, 5));
+	/* Equal steps (a straight line): no trend; steps exactly on a sloped line: infinite;
+	 * fewer than 5 steps: 0. */
+	const double eq[] = {2, 2, 2, 2, 2, 2}, up[] = {1, 2, 3, 4, 5, 6};
+	cr_expect_eq(analytics_step_trend_t(eq, 6), 0.0);
+	cr_expect(isinf(analytics_step_trend_t(up, 6)) && analytics_step_trend_t(up, 6) > 0);
+	cr_expect_eq(analytics_step_trend_t(a, 4), 0.0);
+}
+
+/* What the check is for: a series that grows by 2% a step (compounding) has steps growing with
+ * it, far past 2 standard errors; a random walk with the same mean step, not. */
+Test(analytics_models, step_trend_t_tells_compounding_from_a_walk)
+{
+	double grow[150], walk[150];
+	unsigned s = 11;
+
+	for (int i = 0; i < 150; i++) {
+		double e = noise(&s);
+		grow[i] = 1e9 * 0.02 * pow(1.02, i) * (1 + 0.5 * e);
+		walk[i] = 3e8 + 5e8 * e;
+	}
+	cr_expect(analytics_step_trend_t(grow, 150) > 5, "%g", analytics_step_trend_t(grow, 150));
+	cr_expect(fabs(analytics_step_trend_t(walk, 150)) < 2, "%g",
+	          analytics_step_trend_t(walk, 150));
 }
 
 static void series_times(int64_t *t, size_t n, int64_t step)

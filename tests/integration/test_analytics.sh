@@ -233,7 +233,7 @@ PYEOF
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j['status'] == 'ok', j
-assert j['model'] in ('linear', 'holt_damped', 'changepoint', 'exponential'), j
+assert j['model'] in ('linear', 'holt_damped', 'changepoint', 'exponential', 'drift'), j
 fc = j['forecasts']
 assert [f['horizon_days'] for f in fc] == [7, 30, 90], fc
 now = j['used_bytes']

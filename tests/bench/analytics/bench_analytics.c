@@ -117,6 +117,9 @@ struct tally {
 	double mase_chosen, mase_linear;
 	unsigned chosen[ANALYTICS_NMODELS], chosen_in95[ANALYTICS_NMODELS];
 	unsigned far_in80, far_in95; /* at FAR_DAYS (synthetic kinds only) */
+	/* The drift method's check on each history: eligible, or out for a trend in the steps'
+	 * mean (|t| >= 2; the rest of the ineligible ones are out for a weekly period). */
+	unsigned drift_eligible, step_trend;
 };
 
 /* Scores C's first forecast against ACTUAL, next to the line's forecast LINE, both scaled by
@@ -133,6 +136,8 @@ static void tally_add(struct tally *t, const struct analytics_capacity *c, doubl
 	t->mase_linear += fabs(actual - line) / naive;
 	t->chosen[c->model]++;
 	t->chosen_in95[c->model] += in95;
+	t->drift_eligible += c->drift_eligible;
+	t->step_trend += !(fabs(c->step_trend_t) < 2);
 }
 
 static void run(enum scenario s, struct tally *t)
@@ -351,6 +356,8 @@ static void print_tally(const char *name, const struct tally *t, bool far, doubl
 			printf(" %s=%.3f", analytics_model_names[m],
 			       (double)t->chosen_in95[m] / t->chosen[m]);
 	printf("\n");
+	printf("analytics.%s.drift_eligible: %.3f\n", name, (double)t->drift_eligible / t->n);
+	printf("analytics.%s.step_trend_rejects: %.3f\n", name, (double)t->step_trend / t->n);
 	*ratio_sum += mc / ml;
 }
 
