@@ -228,7 +228,7 @@ static int64_t floor_to(int64_t t, int64_t b)
 
 int pfs_meta_history_roll(struct pfs_meta *m)
 {
-	int64_t now;
+	int64_t now = -1; /* set by int64_query on success (-Wmaybe-uninitialized at -O2) */
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
