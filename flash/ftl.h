@@ -219,12 +219,16 @@ struct ftl_stats {
 	uint64_t gc_runs;              /* segments cleaned */
 	uint64_t gc_bytes_moved;       /* chunk bytes relocated by GC */
 	uint64_t wear_moves;           /* segments cleaned by static wear leveling */
+	uint64_t gc_greedy_picks;      /* victims picked by most dead space, not cost-benefit */
+	uint64_t packs_written;        /* packs written by all streams (partial ones included) */
 	uint64_t trims;                /* segments TRIMmed */
 	uint64_t read_errors;          /* device errors and checksum failures on read */
 	uint64_t checksum_errors;
 	uint64_t chunks_live;
 	uint64_t bytes_live; /* payload bytes of live chunks */
 	uint32_t segments_total, segments_free, segments_open, segments_closed;
+	uint32_t segments_gc_pending; /* closed ones GC cleaned, freed once their copies' pack is
+	                                 written (flash/README.md "Victims") */
 	uint32_t erase_min, erase_max;
 	double erase_mean;
 	uint32_t rated_pe_cycles;

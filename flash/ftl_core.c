@@ -192,6 +192,9 @@ void ftl_close(struct ftl *ftl)
 		return;
 	ftl_gc_stop(ftl);
 	(void)ftl_sync(ftl);
+	/* Cleaned victims still waiting for their copies' pack: the sync wrote it. */
+	if (!ftl->rdonly)
+		(void)ftl_gc_release_pending(ftl);
 	ftl_checkpoint_at_close(ftl);
 	ftl_free_all(ftl);
 }
