@@ -93,10 +93,14 @@ typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[F
 typedef int (*ftl_lost_fn)(void *arg, struct ftl_addr addr, uint32_t len);
 
 struct ftl_config {
-	struct ftl_dev *dev;  /* not owned */
-	bool gc_thread;       /* run GC and wear leveling in a background thread */
-	uint32_t gc_low_pct;  /* background GC starts below this % of free segments; 0 = 10 */
-	uint32_t gc_high_pct; /* ... and stops above this; 0 = 15 */
+	struct ftl_dev *dev; /* not owned */
+	bool gc_thread;      /* run GC and wear leveling in a background thread */
+	/* Background GC starts below this % of free segments and stops above gc_high_pct. Both 0
+	 * (the default): it keeps one segment more free than writers may take (the GC reserve + 2),
+	 * since every free segment beyond need is log space lost to write amplification. ftl_gc()
+	 * cleans up to gc_high_pct (0 = 15). */
+	uint32_t gc_low_pct;
+	uint32_t gc_high_pct;
 	uint32_t wear_spread; /* static wear leveling when max-min erase count exceeds; 0 = 4 */
 	ftl_scan_fn scan_cb;  /* optional: told of every chunk found at open */
 	ftl_lost_fn lost_cb;  /* optional: told of every chunk kept only damaged (see above) */

@@ -356,6 +356,8 @@ struct ftl {
 	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
 	_Atomic uint32_t nfree; /* changed under seg_lock, read without it */
 	uint32_t reserve;       /* free segments only GC may take */
+	/* The background GC starts below gc_bg_low free segments and stops at gc_bg_high. */
+	uint32_t gc_bg_low, gc_bg_high;
 	uint64_t next_seq;
 
 	struct ftl_stream streams[FTL_STREAM_COUNT];

@@ -91,7 +91,11 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	rc = ftl_format(dev, &fp);
 	if (rc)
 		goto out;
-	rc = ftl_open(&(struct ftl_config){.dev = dev}, &ftl);
+	/* The fs runs GC in a background thread too (PSTOR_BENCH_FTL_GC_THREAD=1: the figures
+	 * then depend on timing; without it GC runs only when a writer finds no free segment). */
+	rc = ftl_open(
+	    &(struct ftl_config){.dev = dev, .gc_thread = env_u64("PSTOR_BENCH_FTL_GC_THREAD", 0)},
+	    &ftl);
 	if (rc)
 		goto out;
 	struct ftl_stats st0, st1;
