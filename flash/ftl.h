@@ -213,8 +213,9 @@ int ftl_free(struct ftl *ftl, struct ftl_addr addr);
  * before the call survive a power cut. */
 int ftl_sync(struct ftl *ftl);
 
-/* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until the high watermark). Returns the
- * number of segments cleaned. */
+/* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until gc_high_pct of the segments are
+ * free). Returns the number of segments cleaned; each is free when it returns (victims that
+ * waited for their copies' pack, flash/README.md "Victims", are freed first). */
 int ftl_gc(struct ftl *ftl, uint32_t max_segments);
 
 struct ftl_stats {
