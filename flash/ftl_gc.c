@@ -400,10 +400,12 @@ int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free)
 {
 	pthread_mutex_lock(&ftl->gc_lock);
 	int rc = gc_run_locked(ftl, 0, want_free, false);
+	/* Judged under gc_lock: once it is dropped the background GC may open a segment for its
+	 * own streams, which is no reason to fail a writer (stream_open_seg cleans again). */
+	if (rc >= 0)
+		rc = nfree_now(ftl) >= want_free ? 0 : -ENOSPC;
 	pthread_mutex_unlock(&ftl->gc_lock);
-	if (rc < 0)
-		return rc;
-	return nfree_now(ftl) >= want_free ? 0 : -ENOSPC;
+	return rc;
 }
 
 static void *gc_thread_main(void *arg)
