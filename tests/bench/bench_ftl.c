@@ -17,7 +17,11 @@
  * Environment: PSTOR_BENCH_FTL_MB / PSTOR_BENCH_SEG_KB and PSTOR_BENCH_FTL_BIG_MB /
  * PSTOR_BENCH_BIG_SEG_KB change the two geometries (PSTOR_BENCH_FTL_BIG_MB=33000 with
  * PSTOR_BENCH_BIG_SEG_KB=8192: 4,108 segments of 8 MiB, ~8x longer); PSTOR_BENCH_FTL_ONLY=""
- * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload.
+ * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload,
+ * PSTOR_BENCH_FTL_GC_THREAD=1 runs the background GC too (as the fs does; timing-dependent).
+ * Besides WAF each run prints where the capacity went at steady state (free and open segments,
+ * the victims' utilization next to the peers', how many victims were picked greedy, chunks a
+ * pack): flash/README.md "Write amplification".
  */
 #include <stdio.h>
 #include <stdlib.h>
