@@ -93,10 +93,14 @@ typedef int (*ftl_scan_fn)(void *arg, struct ftl_addr addr, const uint8_t hash[F
 typedef int (*ftl_lost_fn)(void *arg, struct ftl_addr addr, uint32_t len);
 
 struct ftl_config {
-	struct ftl_dev *dev;  /* not owned */
-	bool gc_thread;       /* run GC and wear leveling in a background thread */
-	uint32_t gc_low_pct;  /* background GC starts below this % of free segments; 0 = 10 */
-	uint32_t gc_high_pct; /* ... and stops above this; 0 = 15 */
+	struct ftl_dev *dev; /* not owned */
+	bool gc_thread;      /* run GC and wear leveling in a background thread */
+	/* Background GC starts below this % of free segments and stops above gc_high_pct. Both 0
+	 * (the default): it keeps one segment more free than writers may take (the GC reserve + 2),
+	 * since every free segment beyond need is log space lost to write amplification. ftl_gc()
+	 * cleans up to gc_high_pct (0 = 15). */
+	uint32_t gc_low_pct;
+	uint32_t gc_high_pct;
 	uint32_t wear_spread; /* static wear leveling when max-min erase count exceeds; 0 = 4 */
 	ftl_scan_fn scan_cb;  /* optional: told of every chunk found at open */
 	ftl_lost_fn lost_cb;  /* optional: told of every chunk kept only damaged (see above) */
@@ -209,8 +213,9 @@ int ftl_free(struct ftl *ftl, struct ftl_addr addr);
  * before the call survive a power cut. */
 int ftl_sync(struct ftl *ftl);
 
-/* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until the high watermark). Returns the
- * number of segments cleaned. */
+/* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until gc_high_pct of the segments are
+ * free). Returns the number of segments cleaned; each is free when it returns (victims that
+ * waited for their copies' pack, flash/README.md "Victims", are freed first). */
 int ftl_gc(struct ftl *ftl, uint32_t max_segments);
 
 struct ftl_stats {
@@ -219,12 +224,16 @@ struct ftl_stats {
 	uint64_t gc_runs;              /* segments cleaned */
 	uint64_t gc_bytes_moved;       /* chunk bytes relocated by GC */
 	uint64_t wear_moves;           /* segments cleaned by static wear leveling */
+	uint64_t gc_greedy_picks;      /* victims picked by most dead space, not cost-benefit */
+	uint64_t packs_written;        /* packs written by all streams (partial ones included) */
 	uint64_t trims;                /* segments TRIMmed */
 	uint64_t read_errors;          /* device errors and checksum failures on read */
 	uint64_t checksum_errors;
 	uint64_t chunks_live;
 	uint64_t bytes_live; /* payload bytes of live chunks */
 	uint32_t segments_total, segments_free, segments_open, segments_closed;
+	uint32_t segments_gc_pending; /* closed ones GC cleaned, freed once their copies' pack is
+	                                 written (flash/README.md "Victims") */
 	uint32_t erase_min, erase_max;
 	double erase_mean;
 	uint32_t rated_pe_cycles;

@@ -20,7 +20,11 @@
  *     closed only when every pack sealed into it is written, so an OPEN segment is the only
  *     kind with buffered chunks.
  *  3. GC never frees a victim before the relocated copies are on the device and flushed, so a
- *     power cut at any point leaves at least one valid copy of every synced chunk.
+ *     power cut at any point leaves at least one valid copy of every synced chunk. A victim
+ *     whose last copies sit in a GC stream's part-filled pack waits (gc_pend, seg->gc_pending:
+ *     CLOSED, no live chunk, never a victim again) until that pack is written, by a later
+ *     victim's copies filling it or by a seal, and flushed; GC does not seal a small pack per
+ *     victim (ftl_gc.c gc_release_ready).
  *  4. A reader that loses a race with GC (reads a location that was freed and reused) sees a
  *     checksum failure; it reloads the L2P entry and retries when it changed, and reports -EIO
  *     only when the entry is unchanged (real damage).
@@ -207,6 +211,7 @@ struct ftl_seg {
 	_Atomic uint8_t state; /* enum ftl_seg_state */
 	_Atomic uint8_t stream;
 	_Atomic uint8_t pinned;       /* GC could not account for every live chunk: never freed */
+	_Atomic uint8_t gc_pending;   /* cleaned, freed once its copies are durable (ftl_gc.c) */
 	_Atomic uint32_t erase_count; /* written under seg_lock, read unlocked by GC and stats */
 	uint64_t seq;
 	uint64_t open_clock, close_clock;
@@ -312,10 +317,13 @@ struct ftl_stream {
 	struct ftl_pack_recent recent[FTL_STREAM_RECENT];
 	uint32_t recent_next;
 	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
-	uint64_t seals;          /* packs written (counter) */
+	_Atomic uint64_t seals;  /* packs written; read unlocked by ftl_get_stats */
 };
 
-#define FTL_SEG_STRIPES  64
+#define FTL_SEG_STRIPES 64
+/* Cleaned victims waiting for their copies' pack to be written (ftl_gc.c): one at a time in
+ * steady state; a few more while packs are larger than victims' live data. */
+#define FTL_GC_PEND_MAX  8
 #define FTL_PACK_HDR_MAX 8 /* header blocks of a pack, at most */
 
 /* Blocks a pack header with N entries takes. */
@@ -348,6 +356,8 @@ struct ftl {
 	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
 	_Atomic uint32_t nfree; /* changed under seg_lock, read without it */
 	uint32_t reserve;       /* free segments only GC may take */
+	/* The background GC starts below gc_bg_low free segments and stops at gc_bg_high. */
+	uint32_t gc_bg_low, gc_bg_high;
 	uint64_t next_seq;
 
 	struct ftl_stream streams[FTL_STREAM_COUNT];
@@ -377,6 +387,14 @@ struct ftl {
 	 * ftl_gc), gc_buf, and the choice and relocation of a victim. */
 	pthread_mutex_t gc_lock;
 	uint8_t *gc_buf; /* one segment, for GC reads; guarded by gc_lock */
+	/* Victims cleaned whose copies may still be in a GC stream's pack buffer (invariant 3),
+	 * oldest first, each with the ticket of the last pack of each GC stream that may hold its
+	 * copies. Guarded by gc_lock. */
+	struct ftl_gc_pending {
+		uint32_t seg;
+		uint64_t need[2]; /* GC_HOT, GC_COLD (their stream_map streams) */
+	} gc_pend[FTL_GC_PEND_MAX];
+	uint32_t gc_npend;
 	pthread_t gc_thread;
 	bool gc_thread_running;
 	_Atomic bool gc_stop;
@@ -400,7 +418,7 @@ struct ftl {
 	uint64_t open_ckpt_gen, open_segs_walked, open_ns;
 
 	/* counters */
-	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims;
+	_Atomic uint64_t host_bytes, dev_bytes, gc_runs, gc_bytes, wear_moves, trims, gc_greedy;
 	_Atomic uint64_t read_errors, checksum_errors, bytes_live;
 };
 
@@ -473,6 +491,8 @@ void ftl_gc_stop(struct ftl *ftl);
 void ftl_gc_kick(struct ftl *ftl);
 /* Foreground GC when free segments ran out; caller holds no gc_lock. */
 int ftl_gc_reclaim(struct ftl *ftl, uint32_t want_free);
+/* Frees the cleaned victims waiting for their copies (seals the GC streams); at close. */
+int ftl_gc_release_pending(struct ftl *ftl);
 
 /* ftl_ckpt.c */
 struct ftl_ckpt_image; /* a checkpoint read back at open */

@@ -17,6 +17,7 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	st->gc_runs = atomic_load(&ftl->gc_runs);
 	st->gc_bytes_moved = atomic_load(&ftl->gc_bytes);
 	st->wear_moves = atomic_load(&ftl->wear_moves);
+	st->gc_greedy_picks = atomic_load(&ftl->gc_greedy);
 	st->trims = atomic_load(&ftl->trims);
 	st->read_errors = atomic_load(&ftl->read_errors);
 	st->checksum_errors = atomic_load(&ftl->checksum_errors);
@@ -52,6 +53,8 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 				st->segments_open++;
 			else
 				st->segments_closed++;
+			if (atomic_load(&s->gc_pending))
+				st->segments_gc_pending++;
 			uint32_t live = atomic_load(&s->live_bytes);
 			uint32_t usable = ftl->seg_size - ftl->bs;
 			dead += live < usable ? usable - live : 0;
@@ -66,9 +69,12 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	st->free_bytes = (uint64_t)st->segments_free * ftl->seg_size + dead;
 	_Static_assert(FTL_STREAM_COUNT == sizeof(st->stream_chunks) / sizeof(st->stream_chunks[0]),
 	               "one counter per stream");
-	for (int i = 0; i < FTL_STREAM_COUNT; i++)
+	for (int i = 0; i < FTL_STREAM_COUNT; i++) {
 		st->stream_chunks[i] =
 		    atomic_load_explicit(&ftl->streams[i].writes, memory_order_relaxed);
+		st->packs_written +=
+		    atomic_load_explicit(&ftl->streams[i].seals, memory_order_relaxed);
+	}
 	st->hot_cold_separation =
 	    ftl_heat_separation_pays(ftl, &st->young_predicted_hot, &st->young_predicted_cold);
 	st->mem_l2p_bytes = ftl_l2p_mem_bytes(&ftl->l2p);
@@ -103,6 +109,8 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	X("segments_free", "segments free", "%u", (st)->segments_free)                             \
 	X("segments_open", "segments open", "%u", (st)->segments_open)                             \
 	X("segments_closed", "segments closed", "%u", (st)->segments_closed)                       \
+	X("segments_gc_pending", "segments cleaned, not yet freed", "%u",                          \
+	  (st)->segments_gc_pending)                                                               \
 	X("host_bytes_written", "host bytes written", "%llu",                                      \
 	  (unsigned long long)(st)->host_bytes_written)                                            \
 	X("device_bytes_written", "device bytes written", "%llu",                                  \
@@ -111,6 +119,9 @@ void ftl_get_stats(struct ftl *ftl, struct ftl_stats *st)
 	X("gc_runs", "gc segments cleaned", "%llu", (unsigned long long)(st)->gc_runs)             \
 	X("gc_bytes_moved", "gc bytes moved", "%llu", (unsigned long long)(st)->gc_bytes_moved)    \
 	X("wear_moves", "wear leveling moves", "%llu", (unsigned long long)(st)->wear_moves)       \
+	X("gc_greedy_picks", "gc victims by dead space", "%llu",                                   \
+	  (unsigned long long)(st)->gc_greedy_picks)                                               \
+	X("packs_written", "packs written", "%llu", (unsigned long long)(st)->packs_written)       \
 	X("hot_cold_separation", "hot/cold separation", "%u", (unsigned)(st)->hot_cold_separation) \
 	X("young_predicted_hot", "died young, predicted hot", "%.3f", (st)->young_predicted_hot)   \
 	X("young_predicted_cold", "died young, predicted cold", "%.3f",                            \

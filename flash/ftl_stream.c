@@ -426,12 +426,18 @@ static int stream_open_seg(struct ftl *ftl, struct ftl_stream *st, enum ftl_allo
 	uint32_t seg;
 	/* Reserve writes take from the reserve only when GC cannot give a segment back. */
 	int rc = ftl_seg_alloc(ftl, st->id, who == FTL_ALLOC_GC ? who : FTL_ALLOC_USER, &seg);
-	if (rc == -ENOSPC && who != FTL_ALLOC_GC) {
-		/* Foreground GC: the background thread fell behind. Lock order allows it: the GC
-		 * takes gc_lock and GC streams only (invariant 5). */
-		rc = ftl_gc_reclaim(ftl, ftl->reserve + 1);
-		if (rc == 0 || (rc == -ENOSPC && who == FTL_ALLOC_RESERVE))
+	/* Foreground GC: the background thread fell behind. Lock order allows it: the GC takes
+	 * gc_lock and GC streams only (invariant 5). Another writer, or the background GC for
+	 * its own streams (it works just above the reserve), may take the segment this one
+	 * freed before we get it: clean again then, a few times. */
+	for (int tries = 0; rc == -ENOSPC && who != FTL_ALLOC_GC && tries < 8; tries++) {
+		int r = ftl_gc_reclaim(ftl, ftl->reserve + 1);
+		if (r == 0 || (r == -ENOSPC && who == FTL_ALLOC_RESERVE))
 			rc = ftl_seg_alloc(ftl, st->id, who, &seg);
+		else
+			rc = r;
+		if (r != 0) /* GC could not free enough: that is the answer */
+			break;
 	}
 	if (rc)
 		return rc;

@@ -17,9 +17,14 @@ int bench_ftl(void);
 /* WAF of the one-log greedy peer: NSEGS segments of PER_SEG blocks, NKEYS keys written once,
  * then WRITES overwrites picked as bench_pick_key does (the FTL runs' sequence). IDLE free
  * segments are kept aside beside the one being written (1: the ideal; an FTL's GC reserve to
- * compare like with like). -1: no memory, or too little room. */
+ * compare like with like). -1: no memory, or too little room. INFO (may be NULL) gets how
+ * many victims GC cleaned and how many live blocks they held, for their mean utilization. */
+struct bench_sim_info {
+	uint64_t victims, moved; /* over the overwrites: segments cleaned, blocks they held */
+};
 double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t nkeys,
-                     uint64_t writes, double hot_data, double hot_writes);
+                     uint64_t writes, double hot_data, double hot_writes,
+                     struct bench_sim_info *info);
 /* The same writes on two greedy logs, each key in the log of its true heat (the first
  * HOT_DATA of the keys are hot), GC cleaning the hot log while it holds more than HOT_SHARE of
  * the segments in use (bench_ftl_sim2.c). -1: no memory, or too little room. */

@@ -17,7 +17,11 @@
  * Environment: PSTOR_BENCH_FTL_MB / PSTOR_BENCH_SEG_KB and PSTOR_BENCH_FTL_BIG_MB /
  * PSTOR_BENCH_BIG_SEG_KB change the two geometries (PSTOR_BENCH_FTL_BIG_MB=33000 with
  * PSTOR_BENCH_BIG_SEG_KB=8192: 4,108 segments of 8 MiB, ~8x longer); PSTOR_BENCH_FTL_ONLY=""
- * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload.
+ * or "seg4096." runs one geometry, PSTOR_BENCH_FTL_RUN=uniform80 or hotcold8020 one workload,
+ * PSTOR_BENCH_FTL_GC_THREAD=1 runs the background GC too (as the fs does; timing-dependent).
+ * Besides WAF each run prints where the capacity went at steady state (free and open segments,
+ * the victims' utilization next to the peers', how many victims were picked greedy, chunks a
+ * pack): flash/README.md "Write amplification".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +60,12 @@ struct waf_result {
 	double wear_max_over_mean;
 	double mem_per_chunk; /* L2P and segment table bytes per live chunk */
 	double peer_secs;
+	/* Where the capacity goes at steady state (means of samples over the second half of the
+	 * overwrites): free segments (the GC reserve among them), open ones; and what GC did. */
+	double mean_free, mean_open;
+	double victim_u, peer_fmt_victim_u, peer_fmt_reserve_victim_u; /* live share of victims */
+	double greedy_share;  /* of the victims picked by dead space rather than cost-benefit */
+	double chunks_a_pack; /* chunks (user and GC) per pack written */
 	struct ftl_stats st;
 };
 
@@ -85,7 +95,11 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	rc = ftl_format(dev, &fp);
 	if (rc)
 		goto out;
-	rc = ftl_open(&(struct ftl_config){.dev = dev}, &ftl);
+	/* The fs runs GC in a background thread too (PSTOR_BENCH_FTL_GC_THREAD=1: the figures
+	 * then depend on timing; without it GC runs only when a writer finds no free segment). */
+	rc = ftl_open(
+	    &(struct ftl_config){.dev = dev, .gc_thread = env_u64("PSTOR_BENCH_FTL_GC_THREAD", 0)},
+	    &ftl);
 	if (rc)
 		goto out;
 	struct ftl_stats st0, st1;
@@ -107,7 +121,16 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	res->fmt_per_seg = st0.segments_closed ? (uint32_t)(nkeys / st0.segments_closed) : 0;
 	uint64_t writes = st0.capacity_bytes * 10 / sizeof(buf);
 	uint64_t thresh = (uint64_t)(hot_writes * 1e6);
+	uint64_t sample_every = writes / 2000 ? writes / 2000 : 1, nsamples = 0;
+	double sum_free = 0, sum_open = 0;
 	for (uint64_t i = 0; i < writes; i++) {
+		if (i >= writes / 2 && i % sample_every == 0) {
+			struct ftl_stats sm;
+			ftl_get_stats(ftl, &sm);
+			sum_free += sm.segments_free;
+			sum_open += sm.segments_open;
+			nsamples++;
+		}
 		uint64_t k = bench_pick_key(&rs, nkeys, nhot, thresh);
 		struct ftl_write_opts o = {.prev = a[k]};
 		struct ftl_addr na;
@@ -120,6 +143,19 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 		a[k] = na;
 	}
 	ftl_get_stats(ftl, &st1);
+	res->mean_free = nsamples ? sum_free / (double)nsamples : 0;
+	res->mean_open = nsamples ? sum_open / (double)nsamples : 0;
+	uint64_t victims = st1.gc_runs - st0.gc_runs;
+	res->victim_u = victims ? (double)(st1.gc_bytes_moved - st0.gc_bytes_moved) / sizeof(buf) /
+	                              (double)victims / res->fmt_per_seg
+	                        : 0;
+	res->greedy_share =
+	    victims ? (double)(st1.gc_greedy_picks - st0.gc_greedy_picks) / (double)victims : 0;
+	uint64_t packs = st1.packs_written - st0.packs_written;
+	res->chunks_a_pack =
+	    packs ? (double)(writes + (st1.gc_bytes_moved - st0.gc_bytes_moved) / sizeof(buf)) /
+	                (double)packs
+	          : 0;
 	res->waf = (double)(st1.device_bytes_written - st0.device_bytes_written) /
 	           (double)(st1.host_bytes_written - st0.host_bytes_written);
 	res->gc_moved_per_host = (double)(st1.gc_bytes_moved - st0.gc_bytes_moved) /
@@ -135,15 +171,20 @@ static int waf_run(const struct waf_geom *g, double hot_data, double hot_writes,
 	res->mem_per_chunk = (double)(st1.mem_l2p_bytes + st1.mem_segment_bytes) /
 	                     (double)(st1.chunks_live ? st1.chunks_live : 1);
 	double t0 = bench_now();
+	struct bench_sim_info pi;
 	res->peer_waf = bench_sim_waf(
 	    st1.segments_total, (uint32_t)(st1.capacity_bytes / st1.segments_total / sizeof(buf)),
-	    1, nkeys, writes, hot_data, hot_writes);
+	    1, nkeys, writes, hot_data, hot_writes, NULL);
 	res->peer_fmt_waf = bench_sim_waf(st1.segments_total, res->fmt_per_seg, 1, nkeys, writes,
-	                                  hot_data, hot_writes);
+	                                  hot_data, hot_writes, &pi);
+	res->peer_fmt_victim_u =
+	    pi.victims ? (double)pi.moved / (double)pi.victims / res->fmt_per_seg : 0;
 	res->reserve = 2 + st1.segments_total / 256;
 	res->peer_fmt_reserve_waf =
 	    bench_sim_waf(st1.segments_total, res->fmt_per_seg, res->reserve, nkeys, writes,
-	                  hot_data, hot_writes);
+	                  hot_data, hot_writes, &pi);
+	res->peer_fmt_reserve_victim_u =
+	    pi.victims ? (double)pi.moved / (double)pi.victims / res->fmt_per_seg : 0;
 	res->peer_oracle2_waf = -1;
 	for (double share = 0.20; hot_data > 0 && share < 0.365; share += 0.02) {
 		double w = bench_sim2_waf(st1.segments_total, res->fmt_per_seg, res->reserve, nkeys,
@@ -172,6 +213,14 @@ static void print_detail(const char *name, const struct waf_result *r)
 	printf("ftl.%s.format_overhead: %.4f\n", name, r->format_overhead);
 	for (int i = 0; i < 4; i++)
 		printf("ftl.%s.stream.%s: %.3f\n", name, streams[i], r->stream_share[i]);
+	printf("ftl.%s.steady.segments_free: %.2f (GC reserve %u)\n", name, r->mean_free,
+	       r->reserve);
+	printf("ftl.%s.steady.segments_open: %.2f\n", name, r->mean_open);
+	printf("ftl.%s.victim_utilization: %.4f (peer at format capacity %.4f, with the reserve "
+	       "idle %.4f)\n",
+	       name, r->victim_u, r->peer_fmt_victim_u, r->peer_fmt_reserve_victim_u);
+	printf("ftl.%s.victims_greedy_share: %.3f\n", name, r->greedy_share);
+	printf("ftl.%s.chunks_a_pack: %.1f\n", name, r->chunks_a_pack);
 }
 
 int bench_ftl(void)

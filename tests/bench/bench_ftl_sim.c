@@ -26,6 +26,7 @@ struct sim {
 	uint32_t cur, fill;
 	uint32_t idle; /* free segments GC keeps beside the one being written */
 	uint64_t dev;
+	uint64_t victims, moved;
 };
 
 static void bucket_del(struct sim *s, uint32_t seg)
@@ -84,6 +85,8 @@ static void sim_gc(struct sim *s)
 		uint32_t v = s->bucket[s->min_bucket];
 		bucket_del(s, v);
 		s->closed[v] = 0;
+		s->victims++;
+		s->moved += s->live[v];
 		for (uint32_t b = 0; b < s->per_seg; b++) {
 			uint64_t slot = (uint64_t)v * s->per_seg + b;
 			if (s->owner[slot]) {
@@ -98,7 +101,8 @@ static void sim_gc(struct sim *s)
 }
 
 double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t nkeys,
-                     uint64_t writes, double hot_data, double hot_writes)
+                     uint64_t writes, double hot_data, double hot_writes,
+                     struct bench_sim_info *info)
 {
 	struct sim s = {.nsegs = nsegs, .per_seg = per_seg, .min_bucket = per_seg, .idle = idle};
 	uint64_t nslots = (uint64_t)nsegs * per_seg;
@@ -127,7 +131,7 @@ double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t n
 		sim_gc(&s);
 		sim_append(&s, k);
 	}
-	uint64_t dev0 = s.dev;
+	uint64_t dev0 = s.dev, victims0 = s.victims, moved0 = s.moved;
 	for (uint64_t i = 0; i < writes; i++) {
 		uint64_t k = bench_pick_key(&rs, nkeys, nhot, thresh);
 		uint64_t slot = s.where[k];
@@ -137,6 +141,10 @@ double bench_sim_waf(uint32_t nsegs, uint32_t per_seg, uint32_t idle, uint64_t n
 		sim_append(&s, k);
 	}
 	waf = (double)(s.dev - dev0) / (double)writes;
+	if (info) {
+		info->victims = s.victims - victims0;
+		info->moved = s.moved - moved0;
+	}
 out_free:
 	free(s.live);
 	free(s.owner);
