@@ -347,7 +347,7 @@ static void *io_main(void *arg)
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c->fd}, {.fd = c->efd, .events = POLLIN}};
 		short rwant = 0, wwant = 0;
-		bool down, closing, paused;
+		bool down, closing, paused, staged;
 		int timeout = -1;
 
 		r = io_read(c, &rwant, reason, sizeof(reason));
@@ -359,6 +359,7 @@ static void *io_main(void *arg)
 			snprintf(reason, sizeof(reason), "%s", c->direct_reason);
 		else
 			r = io_write(c, &wwant, reason, sizeof(reason));
+		staged = c->woff != c->wlen; /* read here: a sender may be staging later */
 		pthread_mutex_unlock(&c->io_lock);
 		if (r < 0)
 			break;
@@ -367,7 +368,7 @@ static void *io_main(void *arg)
 		down = c->down;
 		closing = c->closing;
 		paused = c->rx_paused;
-		if (closing && !c->out_head && c->woff == c->wlen)
+		if (closing && !c->out_head && !staged)
 			graceful = true;
 		else if (closing)
 			timeout = clink_remaining(c->close_deadline);
