@@ -17,7 +17,9 @@
 # usage: pstor-cluster-bench.sh [--quick]      env: PSTOR_BUILD_DIR (default <repo>/build),
 #   PSTOR_BENCH_PERF=DIR: perf record -g of each daemon for 10 s of the shared stretched 4k job
 #   (DIR/{local,a,b}.data; `perf report -i DIR/a.data --sort comm,dso,sym`);
-#   PSTOR_BENCH_WRITES_ONLY=1: the write jobs only (comparing two builds).
+#   PSTOR_BENCH_WRITES_ONLY=1: the write jobs only (comparing two builds);
+#   PSTOR_BENCH_REPEAT=N: each write job N times (local, stretched, other box in turn each
+#   run), printing each figure's median and its runs (NAME.runs).
 QUICK=0
 [ "${1:-}" = --quick ] && QUICK=1
 set -- # lib.sh reads $1 as a case name
@@ -27,6 +29,11 @@ source "$here/../../integration/lib_cluster.sh"
 need_binaries
 need fio nft iperf3
 if ((QUICK)); then RUNTIME=4 RESYNC_MB=128 WIRE_MB=32; else RUNTIME=10 RESYNC_MB=512 WIRE_MB=128; fi
+REPEAT=${PSTOR_BENCH_REPEAT:-1}
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || {
+	echo "pstor-cluster-bench: PSTOR_BENCH_REPEAT must be a positive integer" >&2
+	exit 2
+}
 
 out() { printf '%s: %s\n' "$1" "$2"; }
 
@@ -92,50 +99,92 @@ perf_wait() { # the recordings started (not the daemons, also children of this s
 	PERF_PIDS=()
 }
 
+# Every run's value of each name, in the order the names came (PSTOR_BENCH_REPEAT runs of a
+# job: the machine's load moves within minutes, so one run can mislead by 1.5-2x). acc_print
+# prints each name's median and, with more than one run, the runs themselves (NAME.runs); a
+# value that is not a number, each run's, separated by ' | '.
+ACC_NAMES=()
+declare -A ACC
+acc_reset() {
+	ACC_NAMES=()
+	ACC=()
+}
+acc() { # NAME VALUE (no '|' in VALUE)
+	[ -n "${ACC[$1]+x}" ] || ACC_NAMES+=("$1")
+	ACC[$1]+="${ACC[$1]+|}$2"
+}
+acc_print() {
+	local n
+	for n in "${ACC_NAMES[@]}"; do
+		"$PY" -c "
+import sys
+name, runs = sys.argv[1], sys.argv[2].split('|')
+try:
+    print('%s: %s' % (name, sorted(runs, key=float)[len(runs) // 2]))
+    if len(runs) > 1:
+        print('%s.runs: %s' % (name, ' '.join(runs)))
+except ValueError:  # not a number (cpu_busy, cpu_us_per_write): each run's
+    print('%s: %s' % (name, ' | '.join(runs)))
+" "$n" "${ACC[$n]}"
+	done
+}
+
 # Write performance: the same jobs on the unreplicated volume and the stretched one. MODE
 # prefixes the names (none for shared); CPU_A/CPU_B pin the writers (empty: not pinned).
 write_jobs() { # MODE_PREFIX CPU_A CPU_B
-	local m=$1 ca=$2 cb=$3 job li lb lp50 lp99 ri rb rp50 rp99 fi fb fp50 fp99 rt=
+	local m=$1 ca=$2 cb=$3 job li lb lp50 lp99 ri rb rp50 rp99 fi fb fp50 fp99 rt= rep
 	for job in randwrite4k randwrite4k_qd1 seqwrite1m; do
-		rt=
-		if [ -n "${PSTOR_BENCH_PERF:-}" ] && [ -z "$m" ] && [ $job = randwrite4k ]; then
-			mkdir -p "$PSTOR_BENCH_PERF"
-			rt=12
-			perf_start local "${_DPID[$T/a]}"
-		fi
-		local l0 l1
-		l0=$(cpu_stat)
-		read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job "$ca" $rt)"
-		l1=$(cpu_stat)
-		if [ -n "$rt" ]; then
-			perf_wait
-			perf_start a "${_DPID[$T/a]}"
-			perf_start b "${_DPID[$T/b]}"
-		fi
-		local a0 b0 a1 b1 s0 s1
-		a0=$(cpu_ns "$T/a")
-		b0=$(cpu_ns "$T/b")
-		s0=$(cpu_stat)
-		read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job "$ca" $rt)"
-		s1=$(cpu_stat)
-		a1=$(cpu_ns "$T/a")
-		b1=$(cpu_ns "$T/b")
-		[ -z "$rt" ] || perf_wait
-		read -r fi fb fp50 fp99 <<<"$(fio_run "$T/b/volumes/rep" $job "$cb")"
-		out "$m$job.local.iops" "$li"
-		out "$m$job.local.MBps" "$lb"
-		out "$m$job.local.p50_us" "$lp50"
-		out "$m$job.local.p99_us" "$lp99"
-		out "$m$job.local.cpu_busy" "$(cpu_busy "$l0" "$l1")"
-		out "$m$job.stretched_leader.iops" "$ri"
-		out "$m$job.stretched_leader.MBps" "$rb"
-		out "$m$job.stretched_leader.p50_us" "$rp50"
-		out "$m$job.stretched_leader.p99_us" "$rp99"
-		out "$m$job.stretched_other_box.iops" "$fi"
-		out "$m$job.stretched_other_box.MBps" "$fb"
-		out "$m$job.stretched_other_box.p99_us" "$fp99"
-		out "$m$job.stretched_leader.cpu_busy" "$(cpu_busy "$s0" "$s1")"
-		"$PY" -c "
+		acc_reset
+		for ((rep = 0; rep < REPEAT; rep++)); do
+			write_job_once
+		done
+		acc_print
+	done
+}
+
+# One run of JOB on the three volumes (write_jobs' locals); its lines go to acc.
+write_job_once() {
+	rt=
+	if [ -n "${PSTOR_BENCH_PERF:-}" ] && [ -z "$m" ] && [ $job = randwrite4k ]; then
+		mkdir -p "$PSTOR_BENCH_PERF"
+		rt=12
+		perf_start local "${_DPID[$T/a]}"
+	fi
+	local l0 l1
+	l0=$(cpu_stat)
+	read -r li lb lp50 lp99 <<<"$(fio_run "$T/a/volumes/local" $job "$ca" $rt)"
+	l1=$(cpu_stat)
+	if [ -n "$rt" ]; then
+		perf_wait
+		perf_start a "${_DPID[$T/a]}"
+		perf_start b "${_DPID[$T/b]}"
+	fi
+	local a0 b0 a1 b1 s0 s1
+	a0=$(cpu_ns "$T/a")
+	b0=$(cpu_ns "$T/b")
+	s0=$(cpu_stat)
+	read -r ri rb rp50 rp99 <<<"$(fio_run "$T/a/volumes/rep" $job "$ca" $rt)"
+	s1=$(cpu_stat)
+	a1=$(cpu_ns "$T/a")
+	b1=$(cpu_ns "$T/b")
+	[ -z "$rt" ] || perf_wait
+	read -r fi fb fp50 fp99 <<<"$(fio_run "$T/b/volumes/rep" $job "$cb")"
+	acc "$m$job.local.iops" "$li"
+	acc "$m$job.local.MBps" "$lb"
+	acc "$m$job.local.p50_us" "$lp50"
+	acc "$m$job.local.p99_us" "$lp99"
+	acc "$m$job.local.cpu_busy" "$(cpu_busy "$l0" "$l1")"
+	acc "$m$job.stretched_leader.iops" "$ri"
+	acc "$m$job.stretched_leader.MBps" "$rb"
+	acc "$m$job.stretched_leader.p50_us" "$rp50"
+	acc "$m$job.stretched_leader.p99_us" "$rp99"
+	acc "$m$job.stretched_other_box.iops" "$fi"
+	acc "$m$job.stretched_other_box.MBps" "$fb"
+	acc "$m$job.stretched_other_box.p99_us" "$fp99"
+	acc "$m$job.stretched_leader.cpu_busy" "$(cpu_busy "$s0" "$s1")"
+	while IFS= read -r line; do
+		acc "${line%%: *}" "${line#*: }"
+	done < <("$PY" -c "
 import sys
 sys.argv[1:] = [x if x != 'error' else '0' for x in sys.argv[1:]]  # a failed job counts 0
 l, r, f = (float(x) for x in sys.argv[1:4])
@@ -148,8 +197,7 @@ if n:
     print('$m$job.stretched_leader.cpu_us_per_write: box a %.1f, box b %.1f' %
           ((float(sys.argv[9]) - float(sys.argv[8])) / 1e3 / n,
            (float(sys.argv[11]) - float(sys.argv[10])) / 1e3 / n))
-" "$li" "$ri" "$fi" "$lp50" "$rp50" "$lp99" "$rp99" "$a0" "$a1" "$b0" "$b1" "${rt:-$RUNTIME}"
-	done
+" "$li" "$ri" "$fi" "$lp50" "$rp50" "$lp99" "$rp99" "$a0" "$a1" "$b0" "$b1" "${rt:-$RUNTIME}")
 }
 
 # CPU time of every thread of the daemon serving MNT, in ns (schedstat: not tick-rounded).
