@@ -657,13 +657,11 @@ static bool write_now(struct clink *c)
 			snprintf(c->direct_reason, sizeof(c->direct_reason), "%s", reason);
 		}
 	}
-	left = r < 0 || want || c->woff != c->wlen;
+	/* io_write returns 0 only with the staging and the queue empty or TLS wanting the socket
+	 * (WANT): a message queued after its last look found the queue empty, so its sender woke
+	 * the I/O thread or wrote it itself; nothing else is left to check. */
+	left = r < 0 || want;
 	pthread_mutex_unlock(&c->io_lock);
-	if (!left) {
-		pthread_mutex_lock(&c->lock);
-		left = c->out_head != NULL;
-		pthread_mutex_unlock(&c->lock);
-	}
 	if (left)
 		wake(c);
 	return true;
