@@ -63,6 +63,34 @@ static bool value_has_nonce(const char *v, uint64_t nonce)
 
 /* ---- at link loss, at boot ------------------------------------------------------------------ */
 
+/* Part 1's leader serves alone in a new epoch (saved before its next write, so a change of the
+ * old one replayed later is refused, invariant 4). Under cl->lock. */
+static void go_alone(struct cluster *cl, struct cl_pod *pod)
+{
+	int st = atomic_load(&pod->state);
+
+	pod->alone_at_ns = 0;
+	if (cl_is_leader(cl, pod) && (st == CL_IN_SYNC || st == CL_SYNCING)) {
+		pod->epoch++;
+		cl_pod_save(cl, pod);
+		cl_set_state(cl, pod, CL_DEGRADED); /* wakes the writes held meanwhile */
+	}
+	pthread_cond_broadcast(&cl->cond);
+}
+
+void cl_failover_tick(struct cluster *cl)
+{
+	int64_t now = cl_clock_ns();
+
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < CL_PODS_MAX; i++) {
+		struct cl_pod *pod = cl->pods[i];
+		if (pod && pod->alone_at_ns && now >= pod->alone_at_ns)
+			go_alone(cl, pod);
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
 void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod)
 {
 	int st = atomic_load(&pod->state);
@@ -72,15 +100,19 @@ void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod)
 	if (st == CL_SPLIT || st == CL_LOCAL)
 		return;
 	if (!cl->med || !pod->med_rev || (leader && pod->preelect_armed)) {
-		/* No race: the leader goes on alone in a new epoch (saved before its next write, so
-		 * a change of the old one replayed later is refused, invariant 4); the other box
-		 * stops. Without an agreed key or with the pre-election the other box never races,
-		 * so this cannot meet a winner. */
+		/* No race: the leader goes on alone and the other box stops. Without an agreed key
+		 * or with the pre-election the other box never races, so this cannot meet a
+		 * winner. But the other box serves reads until its last ping answered here times
+		 * out (it may not have seen the link go: a cut drops packets silently), so the
+		 * leader holds its writes and their answers until then (cl_failover_tick): no read
+		 * there misses a write answered here alone. */
 		if (leader) {
-			if (st == CL_IN_SYNC || st == CL_SYNCING) {
-				pod->epoch++;
-				cl_pod_save(cl, pod);
-				cl_set_state(cl, pod, CL_DEGRADED);
+			if ((st == CL_IN_SYNC || st == CL_SYNCING) && !pod->alone_at_ns) {
+				pod->alone_at_ns =
+				    cl->last_ping_rx_ns + cl->timeout_ms * 1000000ll + 50000000ll;
+				pod->link_lost_ns = now;
+				if (now >= pod->alone_at_ns)
+					go_alone(cl, pod);
 			}
 		} else {
 			cl_set_state(cl, pod, CL_OFFLINE);
@@ -126,7 +158,7 @@ bool cl_failover_busy(struct cluster *cl)
 
 	pthread_mutex_lock(&cl->lock);
 	for (int i = 0; i < CL_PODS_MAX; i++)
-		busy |= cl->pods[i] && cl->pods[i]->racing;
+		busy |= cl->pods[i] && (cl->pods[i]->racing || cl->pods[i]->alone_at_ns);
 	pthread_mutex_unlock(&cl->lock);
 	return busy;
 }
@@ -159,7 +191,7 @@ static int gate_locked(struct cluster *cl, struct cl_pod *pod, bool *link_stale)
 	int64_t now = cl_clock_ns();
 
 	*link_stale = false;
-	if (pod->racing)
+	if (pod->racing || pod->alone_at_ns)
 		return -EAGAIN;
 	if ((st == CL_IN_SYNC || st == CL_SYNCING) && cl->link_up &&
 	    now - cl->last_pong_t0_ns > cl->timeout_ms * 1000000ll) {

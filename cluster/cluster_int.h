@@ -226,7 +226,10 @@ struct cl_pod {
 	bool race_retry;        /* the mediator did not answer: try again */
 	bool boot_raced, retake, agree_pending, agree_warned;
 	int64_t race_at_ns, link_lost_ns; /* cl_clock_ns() */
-	struct cl_pod *next_dead;         /* deleted, freed at close (tags may still point here) */
+	/* Part 1's leader after a link loss: serves alone from this moment (cl_clock_ns(), 0:
+	 * not waiting), once the peer has stopped serving reads (cl_failover_link_lost). */
+	int64_t alone_at_ns;
+	struct cl_pod *next_dead; /* deleted, freed at close (tags may still point here) */
 };
 
 struct cmed; /* cluster/mediator/cmed.h */
@@ -341,6 +344,7 @@ void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod);
 /* A restarted leader without its peer: races when a mediator is set (true), else false. */
 bool cl_failover_boot(struct cluster *cl, struct cl_pod *pod);
 bool cl_failover_busy(struct cluster *cl); /* a race is open: no new link meanwhile */
+void cl_failover_tick(struct cluster *cl); /* manager thread: part 1's leader goes alone */
 /* Waits until no race is open and drops the retries: the peer is back (HELLO). */
 void cl_failover_wait_race(struct cluster *cl);
 /* Before serving I/O of a stretched pod: waits out a race, drops a link gone silent, checks

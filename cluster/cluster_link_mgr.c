@@ -632,6 +632,7 @@ static void *manager_main(void *arg)
 			last_ping = now;
 		}
 		(void)up;
+		cl_failover_tick(cl);
 		cl_resync_tick(cl);
 	}
 	link_reap(cl);

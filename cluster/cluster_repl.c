@@ -759,8 +759,17 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 		return forward(cl, pod, c);
 	}
 	rc = cl_leader_apply(cl, pod, c, &seq, &gen);
-	if (rc || !seq || pod->async)
+	if (rc || pod->async)
 		return rc;
+	if (!seq) {
+		/* Applied alone (the link went down before it was sent): answered once this box
+		 * serves alone, as any write alone is (cl_failover_link_lost). */
+		if (cl_failover_gate(cl, pod)) {
+			ack_failed_msg(cl, pod);
+			return -EIO;
+		}
+		return 0;
+	}
 	/* A caller that takes the answer later gets it from the acknowledgement's thread: its
 	 * own thread (a FUSE worker) goes on to the next request instead of sleeping here. */
 	if (c->on_done && c->kind == PFS_CHANGE_WRITE)

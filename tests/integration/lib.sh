@@ -42,8 +42,24 @@ skip() {
 	printf '%s: SKIP: %s\n' "$TEST_NAME" "$*"
 	exit 77
 }
+# The last lines of every daemon's log (pstor_mount names them so): a failure in CI is all the
+# output there is of a run, so it shows what the daemons said before it.
+_show_daemon_logs() {
+	local f
+	[ -n "$T" ] || return 0
+	for f in "$T"/pstorfs*.log; do
+		[ -f "$f" ] || continue
+		printf '%s: --- the last lines of %s:\n' "$TEST_NAME" "$f" >&2
+		tail -n 30 "$f" >&2 2>/dev/null
+	done
+}
 fail() {
 	printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2
+	# Once, though a failure in a $(...) fails its caller too.
+	if [ -n "$T" ] && [ ! -e "$T/.failed" ]; then
+		: >"$T/.failed" 2>/dev/null
+		_show_daemon_logs
+	fi
 	exit 1
 }
 # A failure that does not stop the script (so one bug does not hide the next); exit status 1.
@@ -253,12 +269,8 @@ _watchdog() {
 	kill -0 "$_MAIN_PID" 2>/dev/null || exit 0
 	printf '%s: FAIL: still running after %s s (a hang): stopping it for the teardown\n' \
 		"$TEST_NAME" "$PSTOR_DEADLINE" >&2
-	local f p
-	for f in "$T"/pstorfs*.log; do # the daemons' logs (pstor_mount names them so)
-		[ -f "$f" ] || continue
-		printf '%s: --- the last lines of %s:\n' "$TEST_NAME" "$f" >&2
-		tail -n 30 "$f" >&2 2>/dev/null
-	done
+	local p
+	_show_daemon_logs
 	kill -TERM "$_MAIN_PID" 2>/dev/null
 	for p in $(_descendants "$_MAIN_PID"); do
 		[ "$p" = "$BASHPID" ] && continue

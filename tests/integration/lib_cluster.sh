@@ -98,7 +98,27 @@ table inet pstorcut {
 NFT
 }
 
-cl_heal() {
+cl_cut_reset() { # as cl_cut, but box a's own TCP segments are refused with a reset: box a sees
+	# its link fail at once while box b, hearing nothing, learns of it only at its timeout
+	cl_in_ns "${CL_NS}a" nft -f - <<NFT
+table inet pstorcut {
+	chain in { type filter hook input priority 0; policy accept; iifname "${CL_NS}va" drop; }
+	chain out { type filter hook output priority 0; policy accept; oifname "${CL_NS}va" meta l4proto tcp reject with tcp reset; oifname "${CL_NS}va" drop; }
+}
+NFT
+}
+
+cl_heal() { # ends the cut once both boxes have seen their link go (the drop is silent: a box
+	# notices only when no ping is answered in time; a heal before that is no outage for it)
+	local b n
+	for b in a b; do
+		n=300
+		while grep -q '"link":"up"' "$T/$b/.pstorage/cluster/status.json" 2>/dev/null; do
+			n=$((n - 1))
+			[ $n -gt 0 ] || fail "box $b still sees its link up 30 s after the cut"
+			sleep 0.1
+		done
+	done
 	cl_in_ns "${CL_NS}a" nft delete table inet pstorcut
 }
 

@@ -367,6 +367,26 @@ case_snapshots_taken_alone_reach_the_peer() {
 	check "snapshots after the resync on box b: $(ls "$T/b/snapshots/v1" | tr '\n' ' ')"
 }
 
+# A cut drops packets silently: box b learns of it only when its pings go unanswered, and serves
+# reads until then. Box a must not answer a write alone before that moment.
+case_reads_on_the_peer_never_miss_a_write_alone() {
+	two_boxes
+	stretched_pod 16M v1
+	head -c 4096 /dev/urandom >"$T/new"
+	cl_cut_reset
+	dd if="$T/new" of="$T/a/volumes/v1" bs=4k seek=7 oflag=direct conv=notrunc,fsync status=none
+	if dd if="$T/b/volumes/v1" of="$T/read" bs=4k skip=7 count=1 iflag=direct status=none \
+		2>/dev/null; then
+		cmp -s "$T/new" "$T/read" ||
+			fail "box b served a stale block after box a answered a write alone"
+	fi
+	cl_wait_state a p1 degraded 15
+	cl_wait_state b p1 offline 15
+	cl_heal
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1
+}
+
 case_preferred_box_leads() {
 	two_boxes
 	stretched_pod 16M v1
