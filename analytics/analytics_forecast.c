@@ -767,12 +767,13 @@ static void calibrate(const struct backtest *bt, const struct backtest *near_bt,
 	 * in sd units. */
 	if (cp && origins_after(bt, cp) < 5 && near_bt && origins_after(near_bt, cp) >= 5) {
 		scale = horizon_scale_clean(bt, near_bt, model, cp);
-		/* The drift model's sd already grows as a random walk's error does (sqrt(h) and
-		 * more), the least an integrated series' error grows: standardized errors that
-		 * shrink with the horizon (GDP's cycles reverting before its change point) are
-		 * not the present's, and scaled by them the stand-in narrowed the month's
-		 * interval below the week's (0.19..1.01). */
-		if (model == ANALYTICS_MODEL_DRIFT && scale < 1)
+		/* Never below 1, as the horizon exponent is never below 0: a stand-in moved to a
+		 * further horizon is not narrowed by extrapolation. A ratio below 1 comes from
+		 * origins before the change (GDP's cycles reverting there: 0.19..1.01), not from
+		 * the present, whose errors the week's backtest after the change shows; scaled by
+		 * it, the line's month-ahead interval was narrower than its week-ahead one and
+		 * GDP's 30 quarters covered 0.75 through the stand-in. */
+		if (scale < 1)
 			scale = 1;
 		bt = near_bt;
 	}
