@@ -353,6 +353,10 @@ static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture
 	cc->first = cap->first;
 	cc->nblk = cap->n;
 	cc->size_after = info.size;
+	/* The new chunks of a large write lie together in the packs it just filled, most of them
+	 * sealed and on the device by now: read them in runs, not a device read each. */
+	if (cap->n > 1)
+		engine_read_ahead(cl->eng, (uint32_t)(cap->n * cl->bs));
 	for (uint64_t i = 0; i < cap->n && !rc; i++) {
 		struct cap_blk *b = &cap->b[i];
 		struct engine_ref ref;
@@ -369,6 +373,8 @@ static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture
 		if (!b->set)
 			engine_ref_put(cl->eng, ref);
 	}
+	if (cap->n > 1)
+		engine_read_ahead(cl->eng, 0);
 	free(scratch);
 	if (!rc)
 		rc = blocks->err;
