@@ -1196,6 +1196,9 @@ static void work_need(struct cluster *cl, struct cl_rbuf *r)
 
 	cl_put64(&w, req);
 	cl_put32(&w, n);
+	/* Asked in block order: chunks written together are read in runs (encode_write). */
+	if (n > 1)
+		engine_read_ahead(cl->eng, n < UINT32_MAX / cl->bs ? n * cl->bs : UINT32_MAX);
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		const uint8_t *fp = cl_get_bytes(r, ENGINE_FP_LEN);
 		struct engine_ref ref;
@@ -1215,6 +1218,8 @@ static void work_need(struct cluster *cl, struct cl_rbuf *r)
 		cl_put32(&w, (uint32_t)len);
 		cl_put_bytes(&w, buf, (size_t)len);
 	}
+	if (n > 1)
+		engine_read_ahead(cl->eng, 0);
 	if (!r->bad && cl_send(cl, CL_MSG_CHUNKS, &w) == 0) {
 		pthread_mutex_lock(&cl->lock);
 		struct cl_pod *pod = cl_pod_find(cl, pname);

@@ -266,8 +266,8 @@ head -c "${RESYNC_MB}M" /dev/urandom >"$T/resync"
 cl_cut
 cl_wait_state a p1 degraded 30
 dd if="$T/resync" of="$T/a/volumes/rep" bs=1M oflag=direct conv=notrunc status=none
+cl_heal # returns once both boxes saw the cut, as it heals it: the reconnect is timed
 t0=$(date +%s.%N)
-cl_heal
 cl_wait_state b p1 in_sync 600
 t1=$(date +%s.%N)
 resync=$("$PY" -c "print('%.1f' % ($RESYNC_MB * 1.048576 / ($t1 - $t0)))")
