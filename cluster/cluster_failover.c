@@ -110,7 +110,6 @@ void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod)
 			if ((st == CL_IN_SYNC || st == CL_SYNCING) && !pod->alone_at_ns) {
 				pod->alone_at_ns =
 				    cl->last_ping_rx_ns + cl->timeout_ms * 1000000ll + 50000000ll;
-				pod->link_lost_ns = now;
 				if (now >= pod->alone_at_ns)
 					go_alone(cl, pod);
 			}

@@ -343,7 +343,8 @@ void cl_failover_stop(struct cluster *cl);
 void cl_failover_link_lost(struct cluster *cl, struct cl_pod *pod);
 /* A restarted leader without its peer: races when a mediator is set (true), else false. */
 bool cl_failover_boot(struct cluster *cl, struct cl_pod *pod);
-bool cl_failover_busy(struct cluster *cl); /* a race is open: no new link meanwhile */
+/* A race is open, or part 1's leader waits to serve alone: no new link meanwhile. */
+bool cl_failover_busy(struct cluster *cl);
 void cl_failover_tick(struct cluster *cl); /* manager thread: part 1's leader goes alone */
 /* Waits until no race is open and drops the retries: the peer is back (HELLO). */
 void cl_failover_wait_race(struct cluster *cl);

@@ -106,6 +106,18 @@ static void capture_fn(void *arg, const struct pfs_block_change *bc)
 		memcpy(b->fp, bc->fp, ENGINE_FP_LEN);
 }
 
+/* The calling thread is about to export N blocks' chunks: chunks written together are read from
+ * the device in runs, not a read each (a large write's new chunks are mostly in sealed packs by
+ * the time it is encoded). True when it was turned on (one block gains nothing): the caller
+ * turns it off after (engine_read_ahead(eng, 0)). */
+static bool blocks_ahead(struct cluster *cl, uint64_t n)
+{
+	if (n < 2)
+		return false;
+	engine_read_ahead(cl->eng, n < UINT32_MAX / cl->bs ? (uint32_t)(n * cl->bs) : UINT32_MAX);
+	return true;
+}
+
 /* One block's descriptor. REF is held by the caller. */
 static int put_block(struct cluster *cl, struct cl_wbuf *w, struct engine_ref ref,
                      const uint8_t *fp, bool send_data, uint8_t *scratch)
@@ -353,10 +365,7 @@ static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture
 	cc->first = cap->first;
 	cc->nblk = cap->n;
 	cc->size_after = info.size;
-	/* The new chunks of a large write lie together in the packs it just filled, most of them
-	 * sealed and on the device by now: read them in runs, not a device read each. */
-	if (cap->n > 1)
-		engine_read_ahead(cl->eng, (uint32_t)(cap->n * cl->bs));
+	bool ahead = blocks_ahead(cl, cap->n);
 	for (uint64_t i = 0; i < cap->n && !rc; i++) {
 		struct cap_blk *b = &cap->b[i];
 		struct engine_ref ref;
@@ -373,7 +382,7 @@ static int encode_write(struct cluster *cl, struct pfs_change *c, struct capture
 		if (!b->set)
 			engine_ref_put(cl->eng, ref);
 	}
-	if (cap->n > 1)
+	if (ahead)
 		engine_read_ahead(cl->eng, 0);
 	free(scratch);
 	if (!rc)
@@ -768,8 +777,11 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 	if (rc || pod->async)
 		return rc;
 	if (!seq) {
-		/* Applied alone (the link went down before it was sent): answered once this box
-		 * serves alone, as any write alone is (cl_failover_link_lost). */
+		/* Applied alone. Degraded, the gate above passed it: nothing to wait for. Else the
+		 * link went down before it was sent: answered once this box serves alone, as any
+		 * write alone is (cl_failover_link_lost). */
+		if (atomic_load(&pod->state) == CL_DEGRADED)
+			return 0;
 		if (cl_failover_gate(cl, pod)) {
 			ack_failed_msg(cl, pod);
 			return -EIO;
@@ -1196,9 +1208,7 @@ static void work_need(struct cluster *cl, struct cl_rbuf *r)
 
 	cl_put64(&w, req);
 	cl_put32(&w, n);
-	/* Asked in block order: chunks written together are read in runs (encode_write). */
-	if (n > 1)
-		engine_read_ahead(cl->eng, n < UINT32_MAX / cl->bs ? n * cl->bs : UINT32_MAX);
+	bool ahead = blocks_ahead(cl, n); /* asked in block order */
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		const uint8_t *fp = cl_get_bytes(r, ENGINE_FP_LEN);
 		struct engine_ref ref;
@@ -1218,7 +1228,7 @@ static void work_need(struct cluster *cl, struct cl_rbuf *r)
 		cl_put32(&w, (uint32_t)len);
 		cl_put_bytes(&w, buf, (size_t)len);
 	}
-	if (n > 1)
+	if (ahead)
 		engine_read_ahead(cl->eng, 0);
 	if (!r->bad && cl_send(cl, CL_MSG_CHUNKS, &w) == 0) {
 		pthread_mutex_lock(&cl->lock);
