@@ -51,12 +51,13 @@ install_bins() {
 }
 
 # libFuzzer targets (tests/fuzz, clang): each runs a fixed number of inputs over a scratch copy
-# of its checked-in corpus (git's copy never changes), so the time is bounded. Any crash, leak,
+# of its checked-in corpus (git's copy never changes), or for PSTOR_FUZZ_SECONDS (default 25)
+# if that comes first, so the time is bounded on a slow machine too. Any crash, leak,
 # sanitizer report, timeout or out-of-memory fails; the input that did it is kept in
 # build-fuzz/fuzz-artifacts/ (replay: build-fuzz/tests/fuzz/TARGET FILE).
 # PSTOR_FUZZ_RUNS scales every target's runs (percent, default 100).
 run_fuzzers() {
-	local pct=${PSTOR_FUZZ_RUNS:-100} work art t runs maxlen
+	local pct=${PSTOR_FUZZ_RUNS:-100} secs=${PSTOR_FUZZ_SECONDS:-25} work art t runs maxlen
 	CC=clang cmake -S "$here" -B "$here/build-fuzz" -DPSTOR_WERROR=ON -DPSTOR_FUZZ=ON >/dev/null
 	cmake --build "$here/build-fuzz" -j "$jobs" --target fuzz
 	work=$(mktemp -d "${TMPDIR:-/tmp}/pstor-fuzz.XXXXXX")
@@ -68,9 +69,9 @@ run_fuzzers() {
 		[ -f "$here/tests/fuzz/$t.dict" ] && dict=(-dict="$here/tests/fuzz/$t.dict")
 		cp -r "$here/tests/fuzz/corpus/$t" "$work/$t"
 		runs=$((runs * pct / 100))
-		echo "pstor-dev: fuzz $t: $runs runs"
+		echo "pstor-dev: fuzz $t: $runs runs or $secs s"
 		if ! UBSAN_OPTIONS=print_stacktrace=1 "$here/build-fuzz/tests/fuzz/$t" \
-			-runs="$runs" -max_len="$maxlen" -rss_limit_mb=2048 -timeout=60 \
+			-runs="$runs" -max_total_time="$secs" -max_len="$maxlen" -rss_limit_mb=2048 -timeout=60 \
 			-print_final_stats=1 -artifact_prefix="$art/$t-" "${dict[@]}" "$work/$t" \
 			</dev/null >"$work/$t.log" 2>&1; then
 			tail -n 60 "$work/$t.log"
@@ -95,6 +96,14 @@ run_fuzzers() {
 	rm -rf "$work"
 }
 
+# The ASan+UBSan build and its unit suites (no mounts, no timing): they run beside the normal
+# pass; the sanitizer pass proper then has only the integration tests and the QEMU guest.
+asan_build_and_units() {
+	build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	echo "pstor-dev: the unit suites and stress programs under AddressSanitizer + UBSan"
+	ASAN_OPTIONS=detect_leaks=1 run_tests_in build-asan -LE 'integration|vm'
+}
+
 tsan_and_fuzz() {
 	echo "pstor-dev: the stress programs under ThreadSanitizer"
 	build_in build-tsan -DPSTOR_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
@@ -112,7 +121,7 @@ bg_start() { # STEP FUNCTION [ARGS...]
 	mkdir -p "$here/build-logs"
 	# The step's own finish time goes into its log: bg_wait reports only when it was waited
 	# for, which says nothing about how much of the pass it overlapped.
-	nice -n 19 bash -c "$(declare -f build_in run_tests_in run_fuzzers tsan_and_fuzz)
+	nice -n 19 bash -c "$(declare -f build_in run_tests_in run_fuzzers tsan_and_fuzz asan_build_and_units)
 		here='$here' jobs='$jobs'; set -euo pipefail; \"\$@\"
 		echo \"pstor-dev: $step finished at \$((\$(date +%s) - $t_start)) s\"" _ "$@" \
 		>"$here/build-logs/$step.log" 2>&1 &
@@ -188,28 +197,27 @@ build)
 test)
 	deps
 	build_in build
-	# Each pass's tests run alone (they mount, cut links and time failovers), but most of the
-	# normal pass's time is waits: the other passes' builds, the stress programs under
-	# ThreadSanitizer and the libFuzzer targets run beside it at the lowest priority. That
-	# takes minutes off the CI run without changing what any test sees but load. The
-	# sanitizer pass has the QEMU guest, which needs a whole core, so it runs alone.
-	bg_start asan-build build_in build-asan -DPSTOR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	# Two scripts at a time (ctest -j2): most of an integration test's time is waits on
+	# mounts, daemons and tools. Those that time failovers, cut links or kill daemons run
+	# alone (RUN_SERIAL, tests/integration/CMakeLists.txt). Beside the normal pass, at the
+	# lowest priority: the ASan+UBSan build and its unit suites, the stress programs under
+	# ThreadSanitizer and the libFuzzer targets. The CI budget is 20 minutes on a slow
+	# 2-core machine: the partition suite's 30 rounds take 2 to 3 of them, so the kill -9
+	# crash test runs 16 rounds here (its default is 20; about 6 s a round with O_DIRECT
+	# images) and the cluster's part-1 fault series 6.
+	bg_start asan asan_build_and_units
 	bg_start tsan-fuzz tsan_and_fuzz
-	# The QEMU NVMe guest (about 2.5 minutes) runs once, in the sanitizer pass below, where
-	# it also checks the NVMe and zoned backends for memory errors. The CI budget is 20
-	# minutes: the partition suite's 30 rounds take 2 of them, so the kill -9 crash test
-	# runs 16 rounds here (its default is 20; about 6 s a round with O_DIRECT images) and
-	# the cluster's part-1 fault series 6.
-	PSTOR_CRASH_ROUNDS=16 PSTOR_CLUSTER_FAULTS=6 run_tests_in build -E '^nvme_vm$'
+	PSTOR_CRASH_ROUNDS=16 PSTOR_CLUSTER_FAULTS=6 run_tests_in build -j2 -E '^nvme_vm$'
 	phase "normal pass done"
-	bg_wait asan-build
+	bg_wait asan
 	bg_wait tsan-fuzz
-	echo "pstor-dev: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	# Fewer rounds here than in the pass above, to stay inside the CI budget: the cluster's
-	# part-1 fault series 3, the partition suite 2 randomized rounds after its basics (30
-	# above), the kill -9 crash test 10 rounds.
-	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=10 \
-		run_tests_in build-asan
+	echo "pstor-dev: the integration tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	# The QEMU NVMe guest (about 2.5 minutes) runs once, here, where it also checks the NVMe
+	# and zoned backends for memory errors; it needs a whole core, so it runs alone. Fewer
+	# rounds than in the pass above: the cluster's part-1 fault series 3, the partition
+	# suite 2 randomized rounds after its basics (30 above), the kill -9 crash test 6 rounds.
+	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=6 \
+		run_tests_in build-asan -j2 -L 'integration|vm'
 	phase "sanitizer pass done"
 	phase "all passed"
 	;;
