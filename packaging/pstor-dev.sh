@@ -197,10 +197,10 @@ build)
 test)
 	deps
 	build_in build
-	# Two scripts at a time (ctest -j2): most of an integration test's time is waits on
-	# mounts, daemons and tools. Those that time failovers, cut links or kill daemons run
-	# alone (RUN_SERIAL, tests/integration/CMakeLists.txt). Beside the normal pass, at the
-	# lowest priority: the ASan+UBSan build and its unit suites, the stress programs under
+	# Two tests at a time (ctest -j2). Those that time failovers, cut links or kill daemons
+	# run one at a time at the normal priority, every other test at nice 10 (tests/
+	# CMakeLists.txt: PSTOR_TEST_NICE), so it takes only the CPU they leave. Beside the normal
+	# pass, at the lowest priority: the ASan+UBSan build and its unit suites, the stress programs under
 	# ThreadSanitizer and the libFuzzer targets. The CI budget is 20 minutes on a slow
 	# 2-core machine: the partition suite's 30 rounds take 2 to 3 of them, so the kill -9
 	# crash test runs 16 rounds here (its default is 20; about 6 s a round with O_DIRECT
@@ -213,7 +213,7 @@ test)
 	bg_wait tsan-fuzz
 	echo "pstor-dev: the integration tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	# The QEMU NVMe guest (about 2.5 minutes) runs once, here, where it also checks the NVMe
-	# and zoned backends for memory errors; it needs a whole core, so it runs alone. Fewer
+	# and zoned backends for memory errors. Fewer
 	# rounds than in the pass above: the cluster's part-1 fault series 3, the partition
 	# suite 2 randomized rounds after its basics (30 above), the kill -9 crash test 6 rounds.
 	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=6 \

@@ -154,7 +154,7 @@ static uint64_t verify_all(uint64_t *lost)
 	uint64_t checked = 0;
 
 	for (int v = 0; v < NVOLS; v++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "v%d", v);
 		struct pfs_vol *vol = pfs_vol_find(p, PFS_MAP_VOLUME, 0, name);
 		cr_assert_not_null(vol, "volume %s after remount", name);
@@ -199,7 +199,7 @@ static void crash_round(unsigned seed, int round, uint32_t *gen)
 	struct pfs_vol *vols[NVOLS];
 
 	for (int v = 0; v < NVOLS; v++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "v%d", v);
 		vols[v] = pfs_vol_find(p, PFS_MAP_VOLUME, 0, name);
 		cr_assert_not_null(vols[v]);
