@@ -113,6 +113,9 @@ struct cl_change {
 	size_t blocks_len;
 };
 void cl_change_put(struct cl_wbuf *w, const struct cl_change *cc);
+/* The same without the write's descriptor bytes (cc->blocks): the caller sends them after it
+ * (cl_send_ordered_tail), so a large write's chunks are not copied into the message. */
+void cl_change_put_head(struct cl_wbuf *w, const struct cl_change *cc);
 int cl_change_get(struct cl_rbuf *r, struct cl_change *cc); /* -EPROTO */
 
 /* ---- pods (cluster_pod.c) -------------------------------------------------------------------- */
@@ -404,6 +407,8 @@ void cl_seq_reset(struct cl_pod *pod, uint64_t next);
 
 /* cluster_link_mgr.c: sending and waiting */
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
+/* The same from IOV's N pieces, in order (the link copies them once, into its frame). */
+int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n);
 /* Acknowledges the ordered message SEQ of POD with the result of applying it here. The ACK is
  * queued on the link before this returns, or joins the one another thread is about to queue
  * (the acknowledgements of concurrent appliers travel together, in the order they came). */
@@ -449,6 +454,10 @@ void cl_work_msg(struct cluster *cl, struct cl_work *w);  /* the worker thread *
  * together: a stream reset between them would name the seq's stream wrongly. */
 int cl_send_ordered(struct cluster *cl, struct cl_pod *pod, uint16_t type, struct cl_wbuf *body,
                     uint64_t *seq, uint64_t *gen);
+/* The same with TAIL_LEN bytes at TAIL after BODY in the message, sent from where they are. */
+int cl_send_ordered_tail(struct cluster *cl, struct cl_pod *pod, uint16_t type,
+                         struct cl_wbuf *body, const void *tail, size_t tail_len, uint64_t *seq,
+                         uint64_t *gen);
 /* Builds the descriptors of blocks [first, first+n) of V as they are now (fingerprints only
  * when FP_ONLY, the stored chunk for fresh ones otherwise). Caller holds the pod order lock. */
 int cl_encode_blocks(struct cluster *cl, struct pfs_vol *v, uint64_t first, uint64_t n,

@@ -17,17 +17,23 @@
  * while they use the link (clink_shutdown first wakes any that block on backpressure). */
 static pthread_rwlock_t link_rw = PTHREAD_RWLOCK_INITIALIZER;
 
+int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&link_rw);
+	rc = cl->link ? clink_send(cl->link, type, iov, n) : -ENOTCONN;
+	pthread_rwlock_unlock(&link_rw);
+	return rc;
+}
+
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
 {
 	struct iovec iov = {w->b, w->len};
-	int rc;
 
 	if (w->err)
 		return w->err;
-	pthread_rwlock_rdlock(&link_rw);
-	rc = cl->link ? clink_send(cl->link, type, &iov, 1) : -ENOTCONN;
-	pthread_rwlock_unlock(&link_rw);
-	return rc;
+	return cl_sendv(cl, type, &iov, 1);
 }
 
 void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)

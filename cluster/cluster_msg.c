@@ -125,6 +125,13 @@ void cl_get_str(struct cl_rbuf *r, char *out, size_t cap)
 /* Fixed fields, then the strings, then (WRITE) the block range and its descriptors. */
 void cl_change_put(struct cl_wbuf *w, const struct cl_change *cc)
 {
+	cl_change_put_head(w, cc);
+	if (cc->c.kind == PFS_CHANGE_WRITE)
+		cl_put_bytes(w, cc->blocks, cc->blocks_len);
+}
+
+void cl_change_put_head(struct cl_wbuf *w, const struct cl_change *cc)
+{
 	const struct pfs_change *c = &cc->c;
 
 	cl_put32(w, (uint32_t)c->kind);
@@ -149,7 +156,6 @@ void cl_change_put(struct cl_wbuf *w, const struct cl_change *cc)
 		cl_put64(w, cc->nblk);
 		cl_put64(w, cc->size_after);
 		cl_put64(w, cc->blocks_len);
-		cl_put_bytes(w, cc->blocks, cc->blocks_len);
 	}
 }
 

@@ -169,6 +169,10 @@ int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint
  * read on an O_DIRECT device would otherwise make one device read per chunk); chunks elsewhere are
  * read alone. Never fails: without memory it reads without read-ahead. */
 void ftl_read_ahead(struct ftl *ftl, uint32_t bytes);
+/* While ON, the calling thread's reads skip the bytes of the packs just written that the FTL keeps
+ * in memory and read the device: for checking what the device holds (the scrub confirming damage
+ * it found there; tests that damage the device). */
+void ftl_read_device_only(bool on);
 
 /* Length of a chunk, or -ENOENT. */
 int ftl_chunk_len(struct ftl *ftl, struct ftl_addr addr);

@@ -34,6 +34,7 @@ struct read_tls {
 	uint32_t win_len, ahead;
 	uint32_t win_seg; /* the one segment the window lies in, and its seq at the fill */
 	uint64_t win_seq;
+	bool device_only; /* ftl_read_device_only */
 };
 
 /* A segment's incarnation (seq is guarded by seg_lock): a segment whose seq has not changed
@@ -437,6 +438,14 @@ static int read_chunk_dev(struct ftl *ftl, uint64_t loc, uint8_t *b, struct ftl_
 	return 0;
 }
 
+void ftl_read_device_only(bool on)
+{
+	struct read_tls *t = read_tls();
+
+	if (t)
+		t->device_only = on;
+}
+
 void ftl_read_ahead(struct ftl *ftl, uint32_t bytes)
 {
 	struct read_tls *t = read_tls();
@@ -511,7 +520,8 @@ int ftl_read_view(struct ftl *ftl, struct ftl_addr addr, const void **data, uint
 		const uint8_t *payload = b;
 		/* A chunk still in an open pack is copied from its buffer under the stream lock;
 		 * any other is read from the device with no FTL lock held (invariant 4 below). */
-		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, b, len, &hdr, NULL);
+		int rc =
+		    ftl_stream_read_buffered(ftl, loc, addr.v, b, len, &hdr, NULL, !t->device_only);
 		if (rc == 0 && read_chunk_window(ftl, t, loc, &hdr, &payload) == 1) {
 			if (ftl_chunk_crc(addr.v, ftl_len_flags(len, hdr.flags), payload, len) ==
 			    hdr.crc) {
@@ -646,8 +656,8 @@ int ftl_read_hash(struct ftl *ftl, struct ftl_addr addr, uint8_t hash[FTL_HASH_L
 		uint64_t loc = ftl_l2p_get(&ftl->l2p, addr.v);
 		if (!loc)
 			return -ENOENT;
-		int rc =
-		    ftl_stream_read_buffered(ftl, loc, addr.v, NULL, ftl_loc_len(loc), NULL, hash);
+		int rc = ftl_stream_read_buffered(ftl, loc, addr.v, NULL, ftl_loc_len(loc), NULL,
+		                                  hash, false);
 		if (rc == 1)
 			return 0;
 		rc = hash_from_pack(ftl, loc, addr.v, hash);

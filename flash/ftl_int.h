@@ -286,6 +286,18 @@ struct ftl_pack_recent {
 	struct ftl_pack_entry_disk *ents; /* swapped with the written pack's buffer entries */
 };
 
+/* The bytes of the packs a user stream wrote last, as they went to the device, so a chunk read
+ * moments after its pack was written is copied from memory: a replicated write's new chunks,
+ * which the leader exports to the peer right after storing them, would otherwise cost a device
+ * read each run. Valid while the segment's gen is the one recorded (a segment's contents do not
+ * change before its release); the buffers change places with the written packs' (no copy).
+ * Readers verify what they copy like a device read (the chunk's CRC covers its id). */
+#define FTL_STREAM_RECENT_BYTES 4
+struct ftl_pack_bytes {
+	uint32_t seg, gen, start, hdr_blocks, total;
+	uint8_t *buf; /* as ftl_pack_buf.buf; NULL in streams that keep none */
+};
+
 struct ftl_stream {
 	/* Guards everything below but `writes`: the open segment, the pack buffers' states and
 	 * the buffer being filled (invariants 1, 2, 5). Not held across a pack's device write. */
@@ -311,11 +323,13 @@ struct ftl_stream {
 	bool writing;        /* a thread writes queued packs (write_queued), without the lock */
 	uint32_t failed_seg; /* a pack write into it failed: no more packs go there */
 	int seal_err;        /* first failed pack write since the last ftl_streams_seal */
-	/* Guards recent[] and recent_next; a leaf (invariant 5), taken under lock by a write's
-	 * completion and alone by readers. */
+	/* Guards recent[], recent_next, bytes[] and bytes_next; a leaf (invariant 5), taken under
+	 * lock by a write's completion and alone by readers. */
 	pthread_mutex_t recent_lock;
 	struct ftl_pack_recent recent[FTL_STREAM_RECENT];
 	uint32_t recent_next;
+	struct ftl_pack_bytes bytes[FTL_STREAM_RECENT_BYTES];
+	uint32_t bytes_next;
 	_Atomic uint64_t writes; /* chunks appended; read unlocked by ftl_get_stats */
 	_Atomic uint64_t seals;  /* packs written; read unlocked by ftl_get_stats */
 };
@@ -481,9 +495,10 @@ int ftl_streams_seal(struct ftl *ftl, enum ftl_stream_id first, enum ftl_stream_
 int ftl_stream_close_seg(struct ftl *ftl, struct ftl_stream *st);
 /* Copies a chunk still in a pack buffer: returns 1 if found there, 0 if not, -errno. Asked
  * for the hash alone (OUT and HDR NULL), it also looks in the summaries of the packs the
- * stream wrote last. */
+ * stream wrote last; asked for the chunk (OUT and HDR), in the bytes of those packs it keeps,
+ * when KEPT (not for a thread in ftl_read_device_only). */
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
-                             struct ftl_chunk_disk *hdr, uint8_t *hash);
+                             struct ftl_chunk_disk *hdr, uint8_t *hash, bool kept);
 
 /* ftl_gc.c */
 int ftl_gc_start(struct ftl *ftl);

@@ -192,11 +192,14 @@ static void list_add(struct scrub_ctx *c, uint64_t id, uint32_t segi, uint32_t o
 
 /* A chunk our copy says is damaged is read again the ordinary way: a race with GC or a writer
  * (invariant 4) then reads fine or is gone, and real damage is counted by ftl_read exactly as
- * for any reader. */
+ * for any reader. From the device: the bytes of a pack written moments ago kept in memory
+ * would read fine while its copy on the device is damaged. */
 static void confirm(struct scrub_ctx *c, uint64_t id, uint32_t segi, uint32_t off, uint32_t len,
                     enum ftl_scrub_kind kind)
 {
+	ftl_read_device_only(true);
 	int n = ftl_read(c->ftl, (struct ftl_addr){id}, c->chunk, FTL_CHUNK_MAX, NULL);
+	ftl_read_device_only(false);
 
 	if (n != -EIO)
 		return;

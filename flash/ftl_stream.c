@@ -38,6 +38,18 @@ int ftl_streams_init(struct ftl *ftl)
 			if (!st->recent[r].ents)
 				return -ENOMEM;
 		}
+		/* The user streams' packs are the ones read back at once (a replicated write's
+		 * chunks); GC and reserve writes are not. */
+		bool keep = i == FTL_STREAM_USER_HOT || i == FTL_STREAM_USER_COLD;
+		for (int r = 0; r < FTL_STREAM_RECENT_BYTES; r++) {
+			st->bytes[r].seg = FTL_SEG_NONE;
+			if (!keep)
+				continue;
+			st->bytes[r].buf = aligned_alloc(4096, sz);
+			if (!st->bytes[r].buf)
+				return -ENOMEM;
+			memset(st->bytes[r].buf, 0, sz);
+		}
 	}
 	return 0;
 }
@@ -56,6 +68,10 @@ void ftl_streams_destroy(struct ftl *ftl)
 		for (int r = 0; r < FTL_STREAM_RECENT; r++) {
 			free(st->recent[r].ents);
 			st->recent[r].ents = NULL;
+		}
+		for (int r = 0; r < FTL_STREAM_RECENT_BYTES; r++) {
+			free(st->bytes[r].buf);
+			st->bytes[r].buf = NULL;
 		}
 		pthread_mutex_destroy(&st->recent_lock);
 		pthread_cond_destroy(&st->cond);
@@ -161,7 +177,45 @@ static void pack_remember(struct ftl *ftl, struct ftl_stream *st, struct ftl_pac
 	r->hdr_blocks = pb->hdr_blocks;
 	r->total = pb->total;
 	r->nent = pb->nent;
+	struct ftl_pack_bytes *k = &st->bytes[st->bytes_next];
+	if (k->buf) {
+		st->bytes_next = (st->bytes_next + 1) % FTL_STREAM_RECENT_BYTES;
+		uint8_t *old_buf = k->buf;
+		k->buf = pb->buf;
+		pb->buf = old_buf;
+		k->seg = pb->seg;
+		k->gen = r->gen;
+		k->start = pb->start;
+		k->hdr_blocks = pb->hdr_blocks;
+		k->total = pb->total;
+	}
 	pthread_mutex_unlock(&st->recent_lock);
+}
+
+/* The chunk at real location LOC (LEN payload bytes) from the bytes of the packs stream ST
+ * keeps: 1 when found (HDR and OUT filled), else 0. As in recent_hash, the gen proves the
+ * incarnation; the caller checks the chunk's CRC, which covers its id, as for a device read. */
+static int recent_bytes(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, void *out,
+                        uint32_t len, struct ftl_chunk_disk *hdr)
+{
+	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
+	uint32_t gen = atomic_load(&ftl->segs[segi].gen);
+	int found = 0;
+
+	pthread_mutex_lock(&st->recent_lock);
+	for (int i = 0; i < FTL_STREAM_RECENT_BYTES && !found; i++) {
+		struct ftl_pack_bytes *k = &st->bytes[i];
+		uint32_t data = k->start + k->hdr_blocks * ftl->bs;
+		if (!k->buf || k->seg != segi || k->gen != gen || off < data ||
+		    (uint64_t)off + ftl_chunk_footprint(len) > (uint64_t)k->start + k->total)
+			continue;
+		const uint8_t *src = k->buf + FTL_PACK_HDR_MAX * ftl->bs + (off - data);
+		memcpy(hdr, src, sizeof(*hdr));
+		memcpy(out, src + sizeof(*hdr), len);
+		found = 1;
+	}
+	pthread_mutex_unlock(&st->recent_lock);
+	return found;
 }
 
 /* The hash of chunk ID at its real location LOC from the summaries stream ST remembers:
@@ -536,7 +590,7 @@ static const uint8_t *buffered_chunk(struct ftl *ftl, struct ftl_pack_buf *pb, u
 }
 
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
-                             struct ftl_chunk_disk *hdr, uint8_t *hash)
+                             struct ftl_chunk_disk *hdr, uint8_t *hash, bool kept)
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
 	if (segi >= ftl->nsegs)
@@ -545,9 +599,12 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 	if (sid >= FTL_STREAM_COUNT)
 		return 0;
 	struct ftl_stream *st = &ftl->streams[sid];
-	if (atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN)
+	if (atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN) {
 		/* Only the hash wanted (a dedupe check): the summaries of packs just written. */
-		return hash && !out && !hdr ? recent_hash(ftl, st, loc, id, hash) : 0;
+		if (hash && !out && !hdr)
+			return recent_hash(ftl, st, loc, id, hash);
+		return kept && out && hdr && !hash ? recent_bytes(ftl, st, loc, out, len, hdr) : 0;
+	}
 	struct ftl_chunk_disk h;
 	struct ftl_pack_buf *pb = NULL;
 	const uint8_t *src = NULL;
@@ -568,7 +625,9 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 	}
 	if (!src) {
 		pthread_mutex_unlock(&st->lock);
-		return hash && !out && !hdr ? recent_hash(ftl, st, loc, id, hash) : 0;
+		if (hash && !out && !hdr)
+			return recent_hash(ftl, st, loc, id, hash);
+		return kept && out && hdr && !hash ? recent_bytes(ftl, st, loc, out, len, hdr) : 0;
 	}
 	if (hdr)
 		*hdr = h;

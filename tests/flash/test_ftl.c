@@ -11,6 +11,7 @@
 
 #include "ftl.h"
 #include "ftl_dev_fault.h"
+#include "ftl_int.h" /* FTL_STREAM_RECENT_BYTES */
 
 uint32_t ftl_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t ftl_crc32c_sw(uint32_t crc, const void *data, size_t len);
@@ -144,6 +145,7 @@ Test(ftl_basic, read_ahead_serves_a_run_in_few_device_reads_and_still_checks_eac
 	cr_assert_not_null(hit, "chunk 20 not found on the device");
 	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, (uint64_t)(hit - raw) + 100, 3), 0);
 	free(raw);
+	ftl_read_device_only(true); /* not the bytes of the packs just written, kept in memory */
 	ftl_read_ahead(fx.ftl, 64 * 1024);
 	for (int i = 16; i < 24; i++) {
 		int rc = ftl_read(fx.ftl, a[i], got, sizeof(got), NULL);
@@ -537,6 +539,7 @@ Test(ftl_faults, flipped_bit_gives_eio_never_wrong_data)
 	cr_assert_neq(off, UINT64_MAX);
 	cr_assert_eq(ftl_dev_mem_flip_bit(fx.dev, off + 1000, 3), 0);
 	memset(got, 0x5a, sizeof(got));
+	ftl_read_device_only(true); /* not the bytes of the pack just written, kept in memory */
 	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
 	cr_assert_neq(memcmp(buf, got, sizeof(got)), 0);
 	struct ftl_stats st;
@@ -560,9 +563,48 @@ Test(ftl_faults, injected_read_error_gives_eio)
 	cr_assert_eq(ftl_sync(fx.ftl), 0);
 	uint64_t off = find_on_dev(fx.dev, buf, 64);
 	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_READ_EIO, off & ~4095ull, 4096, 1), 0);
+	ftl_read_device_only(true); /* not the bytes of the pack just written, kept in memory */
 	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
 	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), 4096);
 	cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	fx_close(&fx);
+}
+
+/* The packs a user stream wrote last are kept in memory as they went to the device: a chunk read
+ * right after its pack's write (a replicated write's new chunks, exported to the peer) costs no
+ * device read. Once FTL_STREAM_RECENT_BYTES later packs were written, it comes from the device
+ * again, and so it does for a thread that asks for the device (the scrub). */
+Test(ftl_faults, packs_just_written_read_from_memory_then_from_the_device)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr a, b;
+	fill(buf, sizeof(buf), 7, 7);
+	cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	uint64_t off = find_on_dev(fx.dev, buf, 64);
+	cr_assert_neq(off, UINT64_MAX);
+	cr_assert_eq(ftl_dev_mem_inject(fx.dev, FTL_FAULT_READ_EIO, off & ~4095ull, 4096, 1000), 0);
+	struct ftl_dev_stats before, after;
+	ftl_dev_get_stats(fx.dev, &before);
+	memset(got, 0, sizeof(got));
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), 4096);
+	cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	ftl_dev_get_stats(fx.dev, &after);
+	cr_assert_eq(after.reads, before.reads, "a device read for a chunk kept in memory");
+	ftl_read_device_only(true);
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
+	ftl_read_device_only(false);
+	/* Later packs of the same stream take the kept places one by one. */
+	for (int k = 0; k < FTL_STREAM_RECENT_BYTES; k++) {
+		fill(buf, sizeof(buf), 100 + k, 7);
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &b), 0);
+		cr_assert_eq(ftl_sync(fx.ftl), 0);
+		cr_assert_eq(ftl_read(fx.ftl, b, got, sizeof(got), NULL), 4096);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0);
+	}
+	cr_assert_eq(ftl_read(fx.ftl, a, got, sizeof(got), NULL), -EIO);
 	fx_close(&fx);
 }
 

@@ -123,7 +123,11 @@ static bool reads_back(struct sfx *fx, int pack, int i)
 {
 	uint8_t want[SCRUB_CHUNK_LEN], got[FTL_CHUNK_MAX];
 	sfill(want, sizeof(want), key_of(pack, i));
+	/* From the device, which these tests damage: the packs just written are also kept in
+	 * memory, and those bytes would read fine. */
+	ftl_read_device_only(true);
 	int n = ftl_read(fx->ftl, fx->a[pack][i], got, sizeof(got), NULL);
+	ftl_read_device_only(false);
 	if (n == -EIO)
 		return false;
 	cr_assert_eq(n, SCRUB_CHUNK_LEN, "read of %d/%d: %d", pack, i, n);
