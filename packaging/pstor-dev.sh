@@ -3,8 +3,8 @@
 #   deps    install the Debian packages in packaging/debian-packages.txt
 #   build   deps + configure and build (warnings are errors) in build/
 #   test    build + the whole test suite (the QEMU NVMe guest only in the ASan pass), again
-#           under ASan+UBSan (build-asan/), the stress
-#           programs under ThreadSanitizer (build-tsan/), and the libFuzzer targets (build-fuzz/)
+#           under ASan+UBSan (build-asan/), the stress programs under ThreadSanitizer
+#           (build-tsan/), and the libFuzzer targets (build-fuzz/)
 #   fuzz    deps + only the libFuzzer step of `test` (build-fuzz/)
 #   bench   build + pstor-bench (engine and FTL figures)
 #   install build + install pstorfs, mkfs.pstorfs to /usr/local/sbin and mount.pstorfs to /sbin
@@ -199,12 +199,13 @@ test)
 	build_in build
 	# Two tests at a time (ctest -j2). Those that time failovers, cut links or kill daemons
 	# run one at a time at the normal priority, every other test at nice 10 (tests/
-	# CMakeLists.txt: PSTOR_TEST_NICE), so it takes only the CPU they leave. Beside the normal
-	# pass, at the lowest priority: the ASan+UBSan build and its unit suites, the stress programs under
-	# ThreadSanitizer and the libFuzzer targets. The CI budget is 20 minutes on a slow
-	# 2-core machine: the partition suite's 30 rounds take 2 to 3 of them, so the kill -9
-	# crash test runs 16 rounds here (its default is 20; about 6 s a round with O_DIRECT
-	# images) and the cluster's part-1 fault series 6.
+	# CMakeLists.txt: PSTOR_TEST_NICE), so it takes only the CPU they leave. Beside the
+	# normal pass, at the lowest priority: the ASan+UBSan build and its unit suites, the
+	# stress programs under ThreadSanitizer and the libFuzzer targets. The CI budget is 20
+	# minutes on a slow 2-core machine (the whole run is CPU-bound there): the partition
+	# suite's 30 rounds take about 3 of them, so the kill -9 crash test runs 16 rounds here
+	# (its default is 20; about 6 s a round with O_DIRECT images) and the cluster's part-1
+	# fault series 6.
 	bg_start asan asan_build_and_units
 	bg_start tsan-fuzz tsan_and_fuzz
 	PSTOR_CRASH_ROUNDS=16 PSTOR_CLUSTER_FAULTS=6 run_tests_in build -j2 -E '^nvme_vm$'
@@ -212,10 +213,10 @@ test)
 	bg_wait asan
 	bg_wait tsan-fuzz
 	echo "pstor-dev: the integration tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-	# The QEMU NVMe guest (about 2.5 minutes) runs once, here, where it also checks the NVMe
-	# and zoned backends for memory errors. Fewer
-	# rounds than in the pass above: the cluster's part-1 fault series 3, the partition
-	# suite 2 randomized rounds after its basics (30 above), the kill -9 crash test 6 rounds.
+	# The QEMU NVMe guest (2 to 5 minutes) runs once, here, where it also checks the NVMe
+	# and zoned backends for memory errors. Fewer rounds than in the pass above: the
+	# cluster's part-1 fault series 3, the partition suite 2 randomized rounds after its
+	# basics (30 above), the kill -9 crash test 6 rounds.
 	ASAN_OPTIONS=detect_leaks=1 PSTOR_CLUSTER_FAULTS=3 PSTOR_PARTITION_ROUNDS=2 PSTOR_CRASH_ROUNDS=6 \
 		run_tests_in build-asan -j2 -L 'integration|vm'
 	phase "sanitizer pass done"
