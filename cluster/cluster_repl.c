@@ -562,10 +562,11 @@ int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_ch
 		rc = encode_write(cl, c, &cap, &cc, &blocks, &wire);
 	}
 	if (!rc) {
+		/* A write's descriptors follow as they are (name_change zeroed them for the rest).
+		 */
 		cl_change_put_head(&body, &cc);
-		rc = cl_send_ordered_tail(
-		    cl, pod, CL_MSG_CHANGE, &body, c->kind == PFS_CHANGE_WRITE ? cc.blocks : NULL,
-		    c->kind == PFS_CHANGE_WRITE ? cc.blocks_len : 0, seq, gen);
+		rc = cl_send_ordered_tail(cl, pod, CL_MSG_CHANGE, &body, cc.blocks, cc.blocks_len,
+		                          seq, gen);
 	}
 	if (rc) {
 		/* Applied here, not sent: the regions stay dirty and a resync brings the peer up.
@@ -577,7 +578,7 @@ int cl_leader_apply_locked(struct cluster *cl, struct cl_pod *pod, struct pfs_ch
 	} else {
 		pthread_mutex_lock(&pod->lock);
 		pod->logical_bytes += c->kind == PFS_CHANGE_WRITE ? c->done : 0;
-		pod->wire_bytes += body.len + (c->kind == PFS_CHANGE_WRITE ? cc.blocks_len : 0);
+		pod->wire_bytes += body.len + cc.blocks_len;
 		pthread_mutex_unlock(&pod->lock);
 		if (c->kind == PFS_CHANGE_WRITE)
 			dirty_ahead(cl, pod, c, cc.name);

@@ -84,9 +84,15 @@ static uint32_t round_up(uint32_t v, uint32_t a)
 	return (v + a - 1) / a * a;
 }
 
+/* Where a pack's data starts in a buffer laid out as ftl_pack_buf.buf (kept bytes too). */
+static uint8_t *buf_data(struct ftl *ftl, uint8_t *buf)
+{
+	return buf + FTL_PACK_HDR_MAX * ftl->bs;
+}
+
 static uint8_t *pack_data(struct ftl *ftl, struct ftl_pack_buf *pb)
 {
-	return pb->buf + FTL_PACK_HDR_MAX * ftl->bs;
+	return buf_data(ftl, pb->buf);
 }
 
 /* Sealed packs not yet written (their tickets were handed out, their writes not completed). */
@@ -209,7 +215,7 @@ static int recent_bytes(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, vo
 		if (!k->buf || k->seg != segi || k->gen != gen || off < data ||
 		    (uint64_t)off + ftl_chunk_footprint(len) > (uint64_t)k->start + k->total)
 			continue;
-		const uint8_t *src = k->buf + FTL_PACK_HDR_MAX * ftl->bs + (off - data);
+		const uint8_t *src = buf_data(ftl, k->buf) + (off - data);
 		memcpy(hdr, src, sizeof(*hdr));
 		memcpy(out, src + sizeof(*hdr), len);
 		found = 1;
@@ -589,6 +595,17 @@ static const uint8_t *buffered_chunk(struct ftl *ftl, struct ftl_pack_buf *pb, u
 	return src;
 }
 
+/* A chunk that is in no pack buffer: from what stream ST keeps of the packs it wrote last, the
+ * hash alone (a dedupe check: their summaries) or the chunk itself when KEPT (their bytes). */
+static int read_written(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, uint64_t id,
+                        void *out, uint32_t len, struct ftl_chunk_disk *hdr, uint8_t *hash,
+                        bool kept)
+{
+	if (hash && !out && !hdr)
+		return recent_hash(ftl, st, loc, id, hash);
+	return kept && out && hdr && !hash ? recent_bytes(ftl, st, loc, out, len, hdr) : 0;
+}
+
 int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *out, uint32_t len,
                              struct ftl_chunk_disk *hdr, uint8_t *hash, bool kept)
 {
@@ -599,12 +616,8 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 	if (sid >= FTL_STREAM_COUNT)
 		return 0;
 	struct ftl_stream *st = &ftl->streams[sid];
-	if (atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN) {
-		/* Only the hash wanted (a dedupe check): the summaries of packs just written. */
-		if (hash && !out && !hdr)
-			return recent_hash(ftl, st, loc, id, hash);
-		return kept && out && hdr && !hash ? recent_bytes(ftl, st, loc, out, len, hdr) : 0;
-	}
+	if (atomic_load(&ftl->segs[segi].state) != FTL_SEG_OPEN)
+		return read_written(ftl, st, loc, id, out, len, hdr, hash, kept);
 	struct ftl_chunk_disk h;
 	struct ftl_pack_buf *pb = NULL;
 	const uint8_t *src = NULL;
@@ -625,9 +638,7 @@ int ftl_stream_read_buffered(struct ftl *ftl, uint64_t loc, uint64_t id, void *o
 	}
 	if (!src) {
 		pthread_mutex_unlock(&st->lock);
-		if (hash && !out && !hdr)
-			return recent_hash(ftl, st, loc, id, hash);
-		return kept && out && hdr && !hash ? recent_bytes(ftl, st, loc, out, len, hdr) : 0;
+		return read_written(ftl, st, loc, id, out, len, hdr, hash, kept);
 	}
 	if (hdr)
 		*hdr = h;
