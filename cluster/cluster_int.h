@@ -240,11 +240,16 @@ struct cmed; /* cluster/mediator/cmed.h */
 /* ---- the cluster ----------------------------------------------------------------------------- */
 struct cl_waiter {
 	uint64_t req;
+	uint64_t gen; /* the link generation it was made in */
 	int rc;
 	uint64_t done;
 	bool finished;
 	void *data; /* CHUNKS: the message */
 	size_t data_len;
+	/* Answered, not waited for (cl_waiter_new_cb): FN(ARG, rc, done) once, from the thread
+	 * that finished it or from the link's loss. */
+	pfs_change_done_fn fn;
+	void *arg;
 	struct cl_waiter *next;
 };
 
@@ -413,11 +418,23 @@ int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n);
  * queued on the link before this returns, or joins the one another thread is about to queue
  * (the acknowledgements of concurrent appliers travel together, in the order they came). */
 void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc);
+/* The same from a thread that must not wait: for room on the link (its receive hook's), or
+ * for the link's swap (a holder of cl->lock). -EAGAIN when it would have to. */
+int cl_send_nowait(struct cluster *cl, uint16_t type, const struct cl_wbuf *w);
 struct cl_waiter *cl_waiter_new(struct cluster *cl);
+/* A waiter whose answer goes to FN(ARG, rc, done) (through pfs_change_finish), once: from
+ * cl_waiter_finish, or with -EIO when the link of its generation goes down or the cluster
+ * stops. Nobody waits on it. */
+struct cl_waiter *cl_waiter_new_cb(struct cluster *cl, pfs_change_done_fn fn, void *arg);
 /* Waits until the waiter finished or the link generation changed: -EIO then. Frees it. */
 int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64_t *done,
                    void **data, size_t *len);
-void cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w);
+/* Drops a waiter not needed any more. False when it was no longer there: a waiter with a
+ * callback already answered (the link went down meanwhile). */
+bool cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w);
+/* Answers -EIO to the callback waiters of link generations before the current one (all of them
+ * when the cluster stops). Called without cl->lock. */
+void cl_waiters_fail_stale(struct cluster *cl);
 void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, void *data,
                       size_t len);
 void cl_link_down(struct cluster *cl, const char *why);

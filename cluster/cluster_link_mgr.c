@@ -27,6 +27,22 @@ int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n)
 	return rc;
 }
 
+int cl_send_nowait(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
+{
+	struct iovec iov = {w->b, w->len};
+	int rc;
+
+	if (w->err)
+		return w->err;
+	/* Not waiting for the link's swap either: the caller may hold cl->lock (a pod's writes
+	 * settled by a state change), which the manager takes after link_rw. */
+	if (pthread_rwlock_tryrdlock(&link_rw))
+		return -EAGAIN;
+	rc = cl->link ? clink_send_nowait(cl->link, type, &iov, 1) : -ENOTCONN;
+	pthread_rwlock_unlock(&link_rw);
+	return rc;
+}
+
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
 {
 	struct iovec iov = {w->b, w->len};
@@ -132,18 +148,72 @@ static void queue_drain(struct cl_queue *q)
 	pthread_mutex_unlock(&q->lock);
 }
 
-struct cl_waiter *cl_waiter_new(struct cluster *cl)
+struct cl_waiter *cl_waiter_new_cb(struct cluster *cl, pfs_change_done_fn fn, void *arg)
 {
 	struct cl_waiter *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return NULL;
+	w->fn = fn;
+	w->arg = arg;
 	pthread_mutex_lock(&cl->lock);
 	w->req = cl->next_req++;
+	w->gen = cl->link_gen;
 	w->next = cl->waiters;
 	cl->waiters = w;
 	pthread_mutex_unlock(&cl->lock);
 	return w;
+}
+
+struct cl_waiter *cl_waiter_new(struct cluster *cl)
+{
+	return cl_waiter_new_cb(cl, NULL, NULL);
+}
+
+/* Unlinks W from the waiters (under cl->lock): false when it was not there. */
+static bool waiter_unlink(struct cluster *cl, struct cl_waiter *w)
+{
+	for (struct cl_waiter **pp = &cl->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return true;
+		}
+	return false;
+}
+
+/* Answers and frees callback waiters unlinked into the list W (without cl->lock). */
+static void waiters_answer(struct cluster *cl, struct cl_waiter *w)
+{
+	while (w) {
+		struct cl_waiter *next = w->next;
+		pfs_change_finish(cl->p, w->fn, w->arg, w->rc, w->rc ? 0 : w->done);
+		free(w->data);
+		free(w);
+		w = next;
+	}
+}
+
+void cl_waiters_fail_stale(struct cluster *cl)
+{
+	struct cl_waiter *failed = NULL;
+
+	pthread_mutex_lock(&cl->lock);
+	for (struct cl_waiter **pp = &cl->waiters; *pp;) {
+		struct cl_waiter *w = *pp;
+		if (w->fn && (w->gen != cl->link_gen || cl->stop)) {
+			*pp = w->next;
+			w->rc = -EIO;
+			w->next = failed;
+			failed = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	pthread_mutex_unlock(&cl->lock);
+	if (failed)
+		pfs_set_msg(cl->p, "the link to %s went down before the leader confirmed a write",
+		            cl->peer_name);
+	waiters_answer(cl, failed);
 }
 
 int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64_t *done,
@@ -155,11 +225,7 @@ int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64
 	while (!w->finished && cl->link_gen == gen && !cl->stop)
 		pthread_cond_wait(&cl->cond, &cl->lock);
 	rc = w->finished ? w->rc : -EIO;
-	for (struct cl_waiter **pp = &cl->waiters; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
+	waiter_unlink(cl, w);
 	pthread_mutex_unlock(&cl->lock);
 	if (done)
 		*done = w->done;
@@ -173,22 +239,23 @@ int cl_waiter_wait(struct cluster *cl, struct cl_waiter *w, uint64_t gen, uint64
 	return rc;
 }
 
-void cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w)
+bool cl_waiter_cancel(struct cluster *cl, struct cl_waiter *w)
 {
 	pthread_mutex_lock(&cl->lock);
-	for (struct cl_waiter **pp = &cl->waiters; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
+	bool there = waiter_unlink(cl, w);
 	pthread_mutex_unlock(&cl->lock);
+	if (!there)
+		return false; /* a callback waiter, answered and freed by whoever unlinked it */
 	free(w->data);
 	free(w);
+	return true;
 }
 
 void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, void *data,
                       size_t len)
 {
+	struct cl_waiter *answer = NULL;
+
 	pthread_mutex_lock(&cl->lock);
 	for (struct cl_waiter *w = cl->waiters; w; w = w->next) {
 		if (w->req == req && !w->finished) {
@@ -198,12 +265,19 @@ void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, v
 			w->data = data;
 			w->data_len = len;
 			data = NULL;
+			if (w->fn) {
+				waiter_unlink(cl, w);
+				w->next = NULL;
+				answer = w;
+			}
 			break;
 		}
 	}
-	pthread_cond_broadcast(&cl->cond);
+	if (!answer)
+		pthread_cond_broadcast(&cl->cond);
 	pthread_mutex_unlock(&cl->lock);
 	free(data); /* nobody waits for it (the waiter gave up) */
+	waiters_answer(cl, answer);
 }
 
 /* ---- link up and down -------------------------------------------------------------------- */
@@ -262,6 +336,7 @@ void cl_link_down(struct cluster *cl, const char *why)
 			cl_failover_link_lost(cl, cl->pods[i]);
 	pthread_cond_broadcast(&cl->cond);
 	pthread_mutex_unlock(&cl->lock);
+	cl_waiters_fail_stale(cl); /* forwarded writes answered later: as their waits would end */
 }
 
 /* One acknowledgement of an ACK message. */
@@ -881,6 +956,7 @@ void cl_manager_stop(struct cluster *cl)
 	cl_resync_kick(cl);
 	pthread_join(cl->t_manager, NULL);
 	pthread_join(cl->t_resync, NULL);
+	cl_waiters_fail_stale(cl); /* cl->stop: every callback waiter */
 	cl_queue_stop(&cl->applyq);
 	cl_queue_stop(&cl->workq);
 	pthread_join(cl->t_applier, NULL);

@@ -722,12 +722,14 @@ static int forward(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c)
 	name_change(cl, &cc, c);
 	if (c->kind == PFS_CHANGE_WRITE && c->len > CLINK_MSG_MAX / 2)
 		return -EINVAL;
-	wt = cl_waiter_new(cl);
+	/* A write whose caller takes the answer later is answered from FWD_DONE's thread: the
+	 * caller's thread goes on, and the leader's answers of many writes are awaited at once
+	 * (waiting here held a FUSE thread per forwarded write). */
+	bool later = c->on_done && c->kind == PFS_CHANGE_WRITE;
+	wt = later ? cl_waiter_new_cb(cl, c->on_done, c->on_done_arg) : cl_waiter_new(cl);
 	if (!wt)
 		return -ENOMEM;
-	pthread_mutex_lock(&cl->lock);
-	gen = cl->link_gen;
-	pthread_mutex_unlock(&cl->lock);
+	gen = wt->gen;
 	cl_put64(&w, wt->req);
 	cl_put_str(&w, pod->name);
 	cc.c.kind = c->kind;
@@ -739,8 +741,7 @@ static int forward(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c)
 		int zn = z ? LZ4_compress_default(c->buf, z, (int)c->len, cap) : 0;
 		if (!z) {
 			cl_wbuf_free(&w);
-			cl_waiter_cancel(cl, wt);
-			return -ENOMEM;
+			return cl_waiter_cancel(cl, wt) ? -ENOMEM : PFS_CHANGE_PENDING;
 		}
 		/* Raw when LZ4 does not shrink it (random data): never more than the bytes. */
 		bool raw = zn <= 0 || (uint64_t)zn >= c->len;
@@ -756,10 +757,13 @@ static int forward(struct cluster *cl, struct cl_pod *pod, struct pfs_change *c)
 	rc = cl_send(cl, CL_MSG_FWD, &w);
 	cl_wbuf_free(&w);
 	if (rc) {
-		cl_waiter_cancel(cl, wt);
+		if (!cl_waiter_cancel(cl, wt))
+			return PFS_CHANGE_PENDING; /* the link's loss answered it meanwhile */
 		pfs_set_msg(cl->p, "pod %s: leader %s unreachable", pod->name, pod->leader);
 		return -EIO;
 	}
+	if (later)
+		return PFS_CHANGE_PENDING; /* nothing of C is used from here on */
 	rc = cl_waiter_wait(cl, wt, gen, &done, NULL, NULL);
 	if (rc == -EIO)
 		pfs_set_msg(cl->p, "pod %s: the leader %s did not confirm the change", pod->name,
@@ -1190,7 +1194,40 @@ void cl_apply_msg(struct cluster *cl, struct cl_work *wk)
 	}
 }
 
-/* FWD on the leader: the other box's change, applied in the leader's order. */
+/* The answer to a FWD, once the peer confirmed the change (or it failed). */
+struct fwd_answer {
+	struct cluster *cl;
+	uint64_t req;
+};
+
+static void fwd_answer_put(struct cl_wbuf *w, uint64_t req, int rc, uint64_t done)
+{
+	cl_put64(w, req);
+	cl_put32(w, (uint32_t)rc);
+	cl_put64(w, rc ? 0 : done);
+}
+
+/* The pending change's answer (cl_pending_settle), on the thread that decided it: often the
+ * link's receive hook, which must not wait for room on the link; a full link leaves the send
+ * to a worker (cl_work_msg). */
+static void fwd_answered(void *arg, int rc, uint64_t done)
+{
+	struct fwd_answer *fa = arg;
+	struct cluster *cl = fa->cl;
+	struct cl_wbuf w = {0};
+
+	fwd_answer_put(&w, fa->req, rc, done);
+	free(fa);
+	if (!w.err && cl_send_nowait(cl, CL_MSG_FWD_DONE, &w) == -EAGAIN) {
+		cl_queue_push(&cl->workq, CL_MSG_FWD_DONE, w.b, w.len);
+		return;
+	}
+	cl_wbuf_free(&w);
+}
+
+/* FWD on the leader: the other box's change, applied in the leader's order, answered once the
+ * other box confirms it without holding this worker meanwhile (four workers serve every
+ * FWD, NEED and SYNC: a wait here capped the other box at four writes in flight). */
 static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 {
 	char pname[CL_NAME_MAX + 1];
@@ -1231,12 +1268,25 @@ static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 		rc = -EIO;
 	if (!rc)
 		rc = cl_leader_apply(cl, pod, &cc.c, &seq, &gen);
-	if (!rc && seq && !pod->async)
-		rc = cl_wait_ack_gen(cl, pod, seq, gen);
+	if (!rc && seq && !pod->async) {
+		struct fwd_answer *fa = malloc(sizeof(*fa));
+		if (fa) {
+			*fa = (struct fwd_answer){cl, req};
+			cc.c.on_done = fwd_answered;
+			cc.c.on_done_arg = fa;
+			rc = ack_later(cl, pod, seq, gen, &cc.c);
+			if (rc == PFS_CHANGE_PENDING) {
+				unresolve(&cc);
+				free(data);
+				return;
+			}
+			free(fa);
+		} else {
+			rc = cl_wait_ack_gen(cl, pod, seq, gen);
+		}
+	}
 	unresolve(&cc);
-	cl_put64(&w, req);
-	cl_put32(&w, (uint32_t)rc);
-	cl_put64(&w, rc ? 0 : cc.c.done);
+	fwd_answer_put(&w, req, rc, cc.c.done);
 	cl_send(cl, CL_MSG_FWD_DONE, &w);
 	cl_wbuf_free(&w);
 	free(data);
@@ -1301,6 +1351,10 @@ void cl_work_msg(struct cluster *cl, struct cl_work *wk)
 		break;
 	case CL_MSG_NEED:
 		work_need(cl, &r);
+		break;
+	case CL_MSG_FWD_DONE: /* an answer fwd_answered could not send without waiting */
+		w = (struct cl_wbuf){wk->buf, wk->len, wk->len, 0};
+		cl_send(cl, CL_MSG_FWD_DONE, &w);
 		break;
 	case CL_MSG_SYNC: {
 		uint64_t req = cl_get64(&r);

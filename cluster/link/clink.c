@@ -667,7 +667,8 @@ static bool write_now(struct clink *c)
 	return true;
 }
 
-int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)
+/* clink_send and clink_send_nowait: WAIT says whether to wait for room or fail with -EAGAIN. */
+static int send_msg(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt, bool wait)
 {
 	struct out_msg *m;
 	size_t total = 0, off = HDR_LEN, len;
@@ -702,6 +703,11 @@ int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovc
 	}
 
 	pthread_mutex_lock(&c->lock);
+	if (!wait && !c->down && c->out_bytes > c->limit) {
+		pthread_mutex_unlock(&c->lock);
+		free(m);
+		return -EAGAIN;
+	}
 	while (!c->down && c->out_bytes > c->limit) {
 		c->send_waiters++;
 		pthread_cond_wait(&c->cond_out, &c->lock);
@@ -726,6 +732,16 @@ int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovc
 	if (!(len <= CLINK_DIRECT_MAX && write_now(c)) && was_empty)
 		wake(c);
 	return 0;
+}
+
+int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)
+{
+	return send_msg(c, type, iov, iovcnt, true);
+}
+
+int clink_send_nowait(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt)
+{
+	return send_msg(c, type, iov, iovcnt, false);
 }
 
 int clink_recv(struct clink *c, uint16_t *type, void **buf, size_t *len, int timeout_ms)

@@ -81,7 +81,7 @@ void clink_set_queue_limit(struct clink *c, size_t bytes);
  * finished with can tell that nothing queued is still ahead of this message, for messages
  * whose order matters. FN runs on the I/O thread, so it must not block for long and must never
  * call clink_recv on C, nor clink_send while the outgoing queue could be full (the thread that
- * would empty it is the one waiting). FN NULL removes it. */
+ * would empty it is the one waiting; clink_send_nowait is safe). FN NULL removes it. */
 typedef bool (*clink_rx_hook)(void *arg, uint16_t type, void **buf, size_t len, uint64_t queued);
 void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg);
 
@@ -90,6 +90,9 @@ void clink_set_rx_hook(struct clink *c, clink_rx_hook fn, void *arg);
  * while the outgoing queue is over its limit. -EMSGSIZE (too big, nothing sent), -EINVAL,
  * -ENOMEM, -EPIPE once the connection is down. */
 int clink_send(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt);
+/* clink_send that never waits: -EAGAIN (nothing queued) while the outgoing queue is over its
+ * limit. For the receive hook's thread, which must not wait for room it would itself make. */
+int clink_send_nowait(struct clink *c, uint16_t type, const struct iovec *iov, int iovcnt);
 /* Pops the next received message; *BUF is malloc'ed (never NULL, even for LEN 0) and the caller
  * frees it. Waits up to TIMEOUT_MS (-1 forever, 0 not at all). -ETIMEDOUT; once the connection
  * is down, the messages already received first, then -EPIPE, or -EPROTO if the peer sent a

@@ -313,6 +313,34 @@ case_queued_writes_are_answered_through_a_cut() {
 	check "$n writes at queue depth 32, answered through the cut; replicas identical"
 }
 
+case_forwarded_writes_overlap_and_are_answered_through_a_cut() {
+	need fio
+	two_boxes
+	stretched_pod 32M v1
+	# Box b's writes go to the leader (box a) and come back applied; many at once (qd32),
+	# answered as the leader's answers arrive, read back right on box b and equal on both.
+	fio --name=f --filename="$T/b/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
+		--bs=4k --iodepth=32 --size=8M --randrepeat=0 --verify=crc32c --do_verify=1 \
+		--output="$T/fio.verify" >/dev/null 2>&1 || fail "fio verify through box b: $(grep -i -m3 'err\|verify' "$T/fio.verify")"
+	same_on_both v1
+	# In flight through a cut: every write gets its answer (EIO once box b stops serving),
+	# none hangs.
+	fio --name=q --filename="$T/b/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
+		--bs=4k --iodepth=32 --size=32M --time_based --runtime=3 --randrepeat=0 \
+		--output="$T/fio.out" >/dev/null 2>&1 &
+	local fpid=$! rc=0
+	sleep 0.7
+	cl_cut
+	cl_wait_state b p1 offline 15
+	_wait_gone $fpid 30 || fail "fio on box b still waits for writes 30 s after the cut"
+	wait $fpid || rc=$?
+	log "fio through the cut: status $rc, $(grep -m1 -o 'err= *[0-9]*' "$T/fio.out" || echo 'no error line')"
+	cl_heal
+	cl_wait_state b p1 in_sync 60
+	same_on_both v1
+	check "forwarded writes at queue depth 32 verify on box b, are answered through a cut; replicas identical"
+}
+
 case_split_is_refused_until_resolved() {
 	two_boxes
 	stretched_pod 16M v1
