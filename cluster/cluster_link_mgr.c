@@ -530,6 +530,13 @@ static bool fast_rx(void *arg, uint16_t type, void **buf, size_t len, uint64_t q
 
 	if (rx_unordered(cl, type, *buf, len))
 		return true;
+	/* The other box's changes to apply in this box's order: the workers take them in any
+	 * order anyway (their writes overlap nothing acknowledged), so not through the reader. */
+	if (type == CL_MSG_FWD) {
+		cl_queue_push(&cl->workq, type, *buf, len);
+		*buf = NULL;
+		return true;
+	}
 	if (type == CL_MSG_CHANGE &&
 	    queued == atomic_load_explicit(&cl->rx_done, memory_order_acquire) &&
 	    applier_direct(cl, type, *buf, len)) {
