@@ -690,6 +690,51 @@ Test(link, backpressure_blocks_the_sender_until_the_reader_catches_up)
 	close_pair(&p);
 }
 
+Test(link, send_nowait_refuses_instead_of_waiting_and_queues_nothing_then)
+{
+	struct pair p = good_pair();
+	uint8_t *buf = malloc(BP_MSG);
+	int sent = 0, rc = 0;
+
+	clink_set_queue_limit(p.cli, 1u << 20);
+	clink_set_queue_limit(p.srv, 1u << 20);
+	/* Nobody reads: once both queues and the socket buffers are full, -EAGAIN at once. */
+	while (sent < BP_COUNT) {
+		fill(buf, BP_MSG, (uint32_t)sent);
+		struct iovec iov = {buf, BP_MSG};
+		rc = clink_send_nowait(p.cli, 5, &iov, 1);
+		if (rc)
+			break;
+		sent++;
+		if (sent % 16 == 0)
+			usleep(20000); /* let the I/O thread move what it can */
+	}
+	cr_assert_eq(rc, -EAGAIN, "%d after %d messages", rc, sent);
+	cr_expect_lt(sent, BP_COUNT / 4);
+	/* What was refused is not queued: the reader gets the accepted ones, then what comes
+	 * after the refusal, in order. */
+	fill(buf, BP_MSG, 777);
+	for (int i = 0; i < sent; i++) {
+		uint16_t type;
+		void *got;
+		size_t len;
+
+		cr_assert_eq(clink_recv(p.srv, &type, &got, &len, 10000), 0, "message %d", i);
+		cr_assert(len == BP_MSG && check(got, len, (uint32_t)i), "message %d", i);
+		free(got);
+	}
+	struct iovec iov = {buf, BP_MSG};
+	cr_assert_eq(clink_send_nowait(p.cli, 5, &iov, 1), 0, "room again after the reader");
+	uint16_t type;
+	void *got;
+	size_t len;
+	cr_assert_eq(clink_recv(p.srv, &type, &got, &len, 10000), 0);
+	cr_expect(len == BP_MSG && check(got, len, 777), "the message after the refusal");
+	free(got);
+	free(buf);
+	close_pair(&p);
+}
+
 Test(link, connect_to_a_closed_port_is_refused)
 {
 	struct clink_tls *t = tls_of("good", "b", "good", NULL);
