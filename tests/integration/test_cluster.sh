@@ -286,6 +286,23 @@ case_async_ships_in_order() {
 	check "async lag after fsync: $(pod_json a async_lag_seconds) s, $(pod_json a async_lag_bytes) bytes"
 }
 
+# fio_through_a_cut BOX WAIT_BOX STATE: 4k random writes at qd32 into BOX's v1 for 2 s
+# ($T/fio.out), the link cut 0.7 s in; once WAIT_BOX's p1 is in STATE, fio must end within 30 s
+# (no write left unanswered). Its exit status in FIO_RC.
+fio_through_a_cut() {
+	local fpid
+	fio --name=q --filename="$T/$1/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
+		--bs=4k --iodepth=32 --size=32M --time_based --runtime=2 --randrepeat=0 \
+		--output="$T/fio.out" >/dev/null 2>&1 &
+	fpid=$!
+	sleep 0.7
+	cl_cut
+	cl_wait_state "$2" p1 "$3" 15
+	_wait_gone $fpid 30 || fail "fio on box $1 still waits for writes 30 s after the cut"
+	FIO_RC=0
+	wait $fpid || FIO_RC=$?
+}
+
 # The leader answers a stretched pod's writes from the acknowledgement's thread (PENDING: the
 # FUSE thread takes the next request meanwhile). 32 direct writes in flight, the link cut
 # under them: each is answered once the peer is declared gone (the leader serves alone: no
@@ -294,16 +311,8 @@ case_queued_writes_are_answered_through_a_cut() {
 	need fio
 	two_boxes
 	stretched_pod 32M v1
-	fio --name=q --filename="$T/a/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
-		--bs=4k --iodepth=32 --size=32M --time_based --runtime=2 --randrepeat=0 \
-		--output="$T/fio.out" >/dev/null 2>&1 &
-	local fpid=$! rc=0
-	sleep 0.7
-	cl_cut
-	cl_wait_state a p1 degraded 15
-	_wait_gone $fpid 30 || fail "fio still waits for writes 30 s after the cut"
-	wait $fpid || rc=$?
-	[ $rc = 0 ] || fail "fio: status $rc: $(grep -i err "$T/fio.out" | head -3)"
+	fio_through_a_cut a a degraded
+	[ "$FIO_RC" = 0 ] || fail "fio: status $FIO_RC: $(grep -i err "$T/fio.out" | head -3)"
 	local n
 	n=$("$PY" -c "import re,sys; print(re.search(r'issued rwts: total=\d+,(\d+)', open(sys.argv[1]).read()).group(1))" "$T/fio.out")
 	[ "$n" -gt 0 ] || fail "no writes issued"
@@ -325,16 +334,8 @@ case_forwarded_writes_overlap_and_are_answered_through_a_cut() {
 	same_on_both v1
 	# In flight through a cut: every write gets its answer (EIO once box b stops serving),
 	# none hangs.
-	fio --name=q --filename="$T/b/volumes/v1" --direct=1 --ioengine=libaio --rw=randwrite \
-		--bs=4k --iodepth=32 --size=32M --time_based --runtime=3 --randrepeat=0 \
-		--output="$T/fio.out" >/dev/null 2>&1 &
-	local fpid=$! rc=0
-	sleep 0.7
-	cl_cut
-	cl_wait_state b p1 offline 15
-	_wait_gone $fpid 30 || fail "fio on box b still waits for writes 30 s after the cut"
-	wait $fpid || rc=$?
-	log "fio through the cut: status $rc, $(grep -m1 -o 'err= *[0-9]*' "$T/fio.out" || echo 'no error line')"
+	fio_through_a_cut b b offline
+	log "fio through the cut: status $FIO_RC, $(grep -m1 -o 'err= *[0-9]*' "$T/fio.out" || echo 'no error line')"
 	cl_heal
 	cl_wait_state b p1 in_sync 60
 	same_on_both v1
