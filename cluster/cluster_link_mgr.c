@@ -196,8 +196,10 @@ static void waiters_answer(struct cluster *cl, struct cl_waiter *w)
 void cl_waiters_fail_stale(struct cluster *cl)
 {
 	struct cl_waiter *failed = NULL;
+	char peer[CL_NAME_MAX + 1];
 
 	pthread_mutex_lock(&cl->lock);
+	snprintf(peer, sizeof(peer), "%s", cl->peer_name);
 	for (struct cl_waiter **pp = &cl->waiters; *pp;) {
 		struct cl_waiter *w = *pp;
 		if (w->fn && (w->gen != cl->link_gen || cl->stop)) {
@@ -212,7 +214,7 @@ void cl_waiters_fail_stale(struct cluster *cl)
 	pthread_mutex_unlock(&cl->lock);
 	if (failed)
 		pfs_set_msg(cl->p, "the link to %s went down before the leader confirmed a write",
-		            cl->peer_name);
+		            peer);
 	waiters_answer(cl, failed);
 }
 
