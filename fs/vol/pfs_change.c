@@ -223,7 +223,7 @@ int pfs_change_apply(struct pfs *p, struct pfs_change *c)
 	if (p->hooks.change && (unsigned)c->kind < PFS_CHANGE_COUNT && !p->opts.readonly) {
 		rc = p->hooks.change(p->hooks.arg, c);
 		if (rc == PFS_CHANGE_PENDING && c->on_done) {
-			change_touch(p, c); /* applied here; the other box's answer comes later */
+			change_touch(p, c); /* this box's user wrote it; the answer comes later */
 			return rc;
 		}
 		if (rc <= 0) {

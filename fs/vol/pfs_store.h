@@ -194,10 +194,11 @@ struct pfs_change {
 	struct pfs_vol **created;
 	uint64_t done; /* WRITE, CLONE_RANGE: bytes done */
 	/* WRITE: a caller that can take the answer later sets ON_DONE. pfs_change_apply() may
-	 * then return PFS_CHANGE_PENDING: the change was applied here and C's buffer is no
-	 * longer needed, but it is not complete (a stretched pod: the other box has not
-	 * confirmed it yet), and ON_DONE(ON_DONE_ARG, rc, done) is called exactly once, from
-	 * any thread, with the answer pfs_change_apply() would have returned (and c->done). */
+	 * then return PFS_CHANGE_PENDING: the change was applied here (a stretched pod's
+	 * leader) or handed to the box that orders it (the other box), C's buffer is no longer
+	 * needed, but it is not complete (the other box has not confirmed it yet), and
+	 * ON_DONE(ON_DONE_ARG, rc, done) is called exactly once, from any thread, with the
+	 * answer pfs_change_apply() would have returned (and c->done). */
 	pfs_change_done_fn on_done;
 	void *on_done_arg;
 };
@@ -232,8 +233,9 @@ struct pfs_hooks {
 	/* Sees every change pfs_change_apply() gets (those of pfs_change_apply_local() bypass
 	 * it): returns 1 to let the store apply it as usual, 0 when it applied it (through
 	 * pfs_change_apply_local), -errno when it refused (reason set with pfs_fail), and, for a
-	 * change with on_done set, PFS_CHANGE_PENDING when it applied it here and will finish
-	 * it later through pfs_change_finish (nothing of C may be used after it returned). */
+	 * change with on_done set, PFS_CHANGE_PENDING when it applied it here or sent it to the
+	 * box that orders it, and will finish it later through pfs_change_finish (nothing of C
+	 * may be used after it returned). */
 	int (*change)(void *arg, struct pfs_change *c);
 	/* Before a volume read: 0 to go on, -errno to fail the read with. */
 	int (*read_gate)(void *arg, struct pfs_vol *v);
