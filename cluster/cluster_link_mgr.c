@@ -17,39 +17,44 @@
  * while they use the link (clink_shutdown first wakes any that block on backpressure). */
 static pthread_rwlock_t link_rw = PTHREAD_RWLOCK_INITIALIZER;
 
-int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n)
+/* cl_sendv and cl_send_nowait: WAIT says whether to wait for room on the link and for its
+ * swap. Without: the caller may hold cl->lock (a pod's writes settled by a state change), which
+ * the manager takes after link_rw. */
+static int send_on_link(struct cluster *cl, uint16_t type, const struct iovec *iov, int n,
+                        bool wait)
 {
 	int rc;
 
-	pthread_rwlock_rdlock(&link_rw);
-	rc = cl->link ? clink_send(cl->link, type, iov, n) : -ENOTCONN;
+	if (wait)
+		pthread_rwlock_rdlock(&link_rw);
+	else if (pthread_rwlock_tryrdlock(&link_rw))
+		return -EAGAIN;
+	if (!cl->link)
+		rc = -ENOTCONN;
+	else
+		rc = wait ? clink_send(cl->link, type, iov, n)
+		          : clink_send_nowait(cl->link, type, iov, n);
 	pthread_rwlock_unlock(&link_rw);
 	return rc;
 }
 
-int cl_send_nowait(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
+int cl_sendv(struct cluster *cl, uint16_t type, const struct iovec *iov, int n)
 {
-	struct iovec iov = {w->b, w->len};
-	int rc;
-
-	if (w->err)
-		return w->err;
-	/* Not waiting for the link's swap either: the caller may hold cl->lock (a pod's writes
-	 * settled by a state change), which the manager takes after link_rw. */
-	if (pthread_rwlock_tryrdlock(&link_rw))
-		return -EAGAIN;
-	rc = cl->link ? clink_send_nowait(cl->link, type, &iov, 1) : -ENOTCONN;
-	pthread_rwlock_unlock(&link_rw);
-	return rc;
+	return send_on_link(cl, type, iov, n, true);
 }
 
 int cl_send(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
 {
 	struct iovec iov = {w->b, w->len};
 
-	if (w->err)
-		return w->err;
-	return cl_sendv(cl, type, &iov, 1);
+	return w->err ? w->err : send_on_link(cl, type, &iov, 1, true);
+}
+
+int cl_send_nowait(struct cluster *cl, uint16_t type, const struct cl_wbuf *w)
+{
+	struct iovec iov = {w->b, w->len};
+
+	return w->err ? w->err : send_on_link(cl, type, &iov, 1, false);
 }
 
 void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)

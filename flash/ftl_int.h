@@ -294,7 +294,11 @@ struct ftl_pack_recent {
  * Readers verify what they copy like a device read (the chunk's CRC covers its id). */
 #define FTL_STREAM_RECENT_BYTES 4
 struct ftl_pack_bytes {
-	uint32_t seg, gen, start, hdr_blocks, total;
+	/* Written under recent_lock; also read without it, to skip the lock for a segment no kept
+	 * pack is of (most reads): a read that misses a pack being recorded reads the device,
+	 * whose write completed before. */
+	_Atomic uint32_t seg;
+	uint32_t gen, start, hdr_blocks, total;
 	uint8_t *buf; /* as ftl_pack_buf.buf; NULL in streams that keep none */
 };
 

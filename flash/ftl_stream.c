@@ -206,10 +206,15 @@ static int recent_bytes(struct ftl *ftl, struct ftl_stream *st, uint64_t loc, vo
 {
 	uint32_t segi = ftl_loc_seg(loc), off = ftl_loc_off(loc);
 	uint32_t gen = atomic_load(&ftl->segs[segi].gen);
-	int found = 0;
+	int found = 0, i;
 
+	for (i = 0; i < FTL_STREAM_RECENT_BYTES; i++)
+		if (atomic_load_explicit(&st->bytes[i].seg, memory_order_relaxed) == segi)
+			break;
+	if (i == FTL_STREAM_RECENT_BYTES)
+		return 0;
 	pthread_mutex_lock(&st->recent_lock);
-	for (int i = 0; i < FTL_STREAM_RECENT_BYTES && !found; i++) {
+	for (i = 0; i < FTL_STREAM_RECENT_BYTES && !found; i++) {
 		struct ftl_pack_bytes *k = &st->bytes[i];
 		uint32_t data = k->start + k->hdr_blocks * ftl->bs;
 		if (!k->buf || k->seg != segi || k->gen != gen || off < data ||
