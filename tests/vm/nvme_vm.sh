@@ -11,6 +11,7 @@
 # Environment: PSTOR_BUILD_DIR (the build tree), PSTOR_VM_TIMEOUT (seconds, default 900),
 # PSTOR_VM_FIO (1: fio in the guest when it resolves, default; 0: dd + sha256sum),
 # PSTOR_VM_KEEP (1: keep the temp dir with images, console log and initramfs).
+# Argument --fetch-kernel: only fill the kernel cache.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -144,6 +145,14 @@ fetch_kernel() {
 	rm -rf "$tmp"
 	echo "$ver" >"$CACHE/ready"
 }
+
+# --fetch-kernel: only fetch and unpack the kernel into the cache, then exit (pstor-dev.sh runs
+# it beside the unit suites, so the test itself does not wait on the network).
+if [ "${1:-}" = --fetch-kernel ]; then
+	fetch_kernel
+	say "kernel $(cat "$CACHE/ready") is in $CACHE ($(elapsed) s)"
+	exit 0
+fi
 
 # ---- the initramfs ----------------------------------------------------------------------------
 copy_with_libs() { # STAGE BINARY DEST: the binary and every shared library it loads
