@@ -111,9 +111,14 @@ declare -A DATASET=(
 	[mixed]="--dedupe_percentage=50 --buffer_compress_percentage=50 --buffer_compress_chunk=4k --refill_buffers --randrepeat=0"
 	[unique]="--refill_buffers --buffer_compress_percentage=0 --dedupe_percentage=0 --randrepeat=0"
 )
-# name rw bs iodepth numjobs unit
+# name rw bs iodepth numjobs unit [fio options]
+# seqwrite1m_durable ends with an fsync, which fio counts in the job's time: every target then
+# pays for making its bytes durable. Without it the peers' writes may still sit in a write cache
+# under them (a virtual disk's host page cache: here an fsync of 2 GiB written at 1.8 GB/s
+# took 1.4 s), while pstorfs's commits (commit_interval_ms) flush the device during the run.
 JOBS=(
 	"seqwrite1m write 1M 8 1 MBps"
+	"seqwrite1m_durable write 1M 8 1 MBps --end_fsync=1"
 	"seqread1m read 1M 8 1 MBps"
 	"randwrite4k randwrite 4k 32 1 IOPS"
 	"randwrite4k_2jobs randwrite 4k 32 2 IOPS"
@@ -147,10 +152,12 @@ except Exception:
 EOF
 }
 
-run_fio() { # TARGET DATASET NAME RW BS QD NJ UNIT [time_based]
+run_fio() { # TARGET DATASET NAME RW BS QD NJ UNIT [time_based [fio options]]
 	local target=$1 ds=$2 name=$3 rw=$4 bs=$5 qd=$6 nj=$7 unit=$8 timed=${9:-1}
 	local out=$WORK/fio.$name.$ds.$target.json args=()
 	((timed)) && args=(--time_based --runtime="$RUNTIME")
+	# shellcheck disable=SC2206 # options split on spaces
+	args+=(${10:-})
 	# shellcheck disable=SC2086 # DATASET holds several options
 	fio --name="$name" --filename="${FILE[$target]}" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
 		--iodepth="$qd" --numjobs="$nj" --group_reporting --direct=1 --ioengine=libaio \
@@ -261,11 +268,11 @@ for ds in $DATASETS; do
 	# With repeats, the targets take turns run by run: on a shared machine the load moves
 	# within minutes, and one target's runs back to back would all meet the same load.
 	for j in "${JOBS[@]}"; do
-		read -r name rw bs qd nj unit <<<"$j"
+		read -r name rw bs qd nj unit extra <<<"$j"
 		declare -A RUNS=()
 		for ((r = 0; r < REPEAT; r++)); do
 			for t in "${ACTIVE[@]}"; do
-				RUNS[$t]+="$(run_fio "$t" "$ds" "$name" "$rw" "$bs" "$qd" "$nj" "$unit") "
+				RUNS[$t]+="$(run_fio "$t" "$ds" "$name" "$rw" "$bs" "$qd" "$nj" "$unit" 1 "$extra") "
 			done
 		done
 		for t in "${ACTIVE[@]}"; do
@@ -280,7 +287,7 @@ for ds in $DATASETS; do
 		unset RUNS
 	done
 	for j in "${JOBS[@]}"; do
-		read -r name _ _ _ _ _ <<<"$j"
+		read -r name _ <<<"$j"
 		base=${RES[$name.$ds.passthrough]:-}
 		for t in "${ACTIVE[@]}"; do
 			[[ $t == passthrough ]] && continue
