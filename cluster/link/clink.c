@@ -20,6 +20,10 @@
  *     wanting to read) or meets an error wakes the I/O thread, which reports the error.
  *     Received-side state (rbuf, hdr, rx) stays the I/O thread's alone, so the receive hook
  *     runs without io_lock.
+ *  6. While the I/O thread busy-polls (io_polling), a sender leaves its message to it: it sets
+ *     out_hint and returns if io_polling still holds. Both are sequentially consistent atomics,
+ *     and the I/O thread clears io_polling before its last look at out_hint, so either it sees
+ *     the hint or the sender sees it gone and writes or wakes as in invariant 4/5.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -91,6 +95,8 @@ struct clink {
 	char direct_reason[256];
 
 	_Atomic uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	_Atomic bool io_polling; /* invariant 6 */
+	_Atomic bool out_hint;
 	uint64_t queued_total; /* I/O thread only: messages ever queued for clink_recv */
 
 	/* Under io_lock (invariant 5). */
@@ -318,16 +324,26 @@ static int io_write(struct clink *c, short *want, char *reason, size_t rlen)
  * went idle costs far more than the work: 50 us a wake-up on this project's 2-CPU virtual machine
  * (a halted virtual CPU), which made a qd1 replicated 4k write 120 us where the boxes' work is
  * 40 us. Traffic that follows within the window finds the thread awake; a quiet link costs one
- * window after its last message. */
-static void busy_poll(struct pollfd p[2])
+ * window after its last message. Senders meanwhile leave their messages to this thread
+ * (invariant 6), so the messages queued between two of its turns share one TLS record and one
+ * socket write: at qd32 a replicated 4k write cost a system call, a TCP segment and the veth
+ * receive that comes with it, each. True when a sender left a message. */
+static bool busy_poll(struct clink *c, struct pollfd p[2])
 {
 	int64_t until = clink_now_us() + CLINK_BUSY_POLL_US;
+	bool hint = false;
 
+	atomic_store(&c->io_polling, true);
 	do {
+		hint = atomic_load(&c->out_hint);
+		if (hint)
+			break;
 		if (poll(p, 2, 0) != 0) /* ready, or an error the blocking poll reports */
-			return;
+			break;
 		sched_yield();
 	} while (clink_now_us() < until);
+	atomic_store(&c->io_polling, false);
+	return atomic_exchange(&c->out_hint, false) || hint;
 }
 
 static void *io_main(void *arg)
@@ -386,7 +402,8 @@ static void *io_main(void *arg)
 		 * poll() return at once forever; clink_recv wakes us when there is room. */
 		if (paused && !p[0].events)
 			p[0].fd = -1;
-		busy_poll(p);
+		if (busy_poll(c, p))
+			continue;
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			r = -errno;
 			snprintf(reason, sizeof(reason), "poll: %s", strerror(errno));
@@ -727,6 +744,11 @@ static int send_msg(struct clink *c, uint16_t type, const struct iovec *iov, int
 	c->out_bytes += m->len;
 	len = m->len; /* M is the I/O thread's once the lock is dropped */
 	pthread_mutex_unlock(&c->lock);
+	if (atomic_load(&c->io_polling)) {
+		atomic_store(&c->out_hint, true);
+		if (atomic_load(&c->io_polling))
+			return 0;
+	}
 	/* A large message is left to the I/O thread: its encryption and copy then overlap the
 	 * sender's next work instead of holding it (a 1 MiB write, or a resync's chunks). */
 	if (!(len <= CLINK_DIRECT_MAX && write_now(c)) && was_empty)
