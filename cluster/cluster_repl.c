@@ -221,6 +221,8 @@ static void name_change(struct cluster *cl, struct cl_change *cc, const struct p
 	cc->c = *c;
 	cc->c.vol = cc->c.src = NULL;
 	cc->c.buf = NULL;
+	cc->c.held = NULL;
+	cc->c.held_fp = NULL;
 	cc->c.created = NULL;
 	name_copy(cc->name, sizeof(cc->name), c->name);
 	name_copy(cc->snap, sizeof(cc->snap), c->snap);
@@ -966,9 +968,12 @@ static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fp
 	return rc;
 }
 
-/* Turns the descriptors of CC into whole blocks. */
+/* Turns the descriptors of CC into whole blocks. With HELD (one entry per block, zeroed), a
+ * block this box holds is not read: its reference (taken here, the caller's to drop) and its
+ * fingerprint go to HELD and HELD_FP, for the write to take by reference. */
 static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_change *cc,
-                         uint8_t *blocks)
+                         uint8_t *blocks, struct engine_ref *held,
+                         uint8_t (*held_fp)[ENGINE_FP_LEN])
 {
 	struct cl_rbuf r = {cc->blocks, cc->blocks_len, 0, false};
 	uint8_t(*need)[ENGINE_FP_LEN] = NULL;
@@ -1007,8 +1012,14 @@ static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_ch
 				rc = -EPROTO;
 				break;
 			}
-			/* Fingerprint first: a block this box holds is read here, not sent. */
+			/* Fingerprint first: a block this box holds is not sent; nor is it read
+			 * back and reduced again where the write can take it by reference. */
 			if (engine_find_fp(cl->eng, fp, &ref) == 0) {
+				if (held) {
+					held[i] = ref;
+					memcpy(held_fp[i], fp, ENGINE_FP_LEN);
+					break;
+				}
 				rc = engine_read(cl->eng, ref, blk);
 				engine_ref_put(cl->eng, ref);
 				if (rc == 0)
@@ -1049,6 +1060,8 @@ out:
 static int apply_change(struct cluster *cl, const char *pod, struct cl_change *cc)
 {
 	struct pfs_change *c = &cc->c;
+	struct engine_ref *held = NULL;
+	uint8_t(*held_fp)[ENGINE_FP_LEN] = NULL;
 	uint8_t *blocks = NULL;
 	struct pfs_vol *v;
 	int rc;
@@ -1063,14 +1076,6 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 			rc = -EPROTO;
 			goto out;
 		}
-		blocks = malloc(cc->nblk * cl->bs);
-		if (!blocks) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		rc = decode_blocks(cl, pod, cc, blocks);
-		if (rc)
-			goto out;
 		/* Whole blocks, so a block the two boxes disagreed on (a region a resync has not
 		 * reached yet) comes out as the leader has it; but never past the leader's size. */
 		pfs_vol_get_info(v, &info);
@@ -1080,7 +1085,24 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 			end = lim;
 		if (end <= start)
 			goto out;
+		blocks = malloc(cc->nblk * cl->bs);
+		/* Blocks this box holds go by reference when the write ends on a block boundary
+		 * (a resync region is mostly blocks the peer kept: each was read back from the
+		 * device, hashed and looked up again). */
+		if (end % cl->bs == 0) {
+			held = calloc(cc->nblk, sizeof(*held));
+			held_fp = malloc(cc->nblk * sizeof(*held_fp));
+		}
+		if (!blocks || (end % cl->bs == 0 && (!held || !held_fp))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = decode_blocks(cl, pod, cc, blocks, held, held_fp);
+		if (rc)
+			goto out;
 		c->buf = blocks;
+		c->held = held;
+		c->held_fp = (const uint8_t(*)[ENGINE_FP_LEN])held_fp;
 		c->off = start;
 		c->len = end - start;
 	}
@@ -1098,6 +1120,11 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 			                            NULL, NULL);
 	}
 out:
+	for (uint64_t i = 0; held && i < cc->nblk; i++)
+		if (held[i].v)
+			engine_ref_put(cl->eng, held[i]);
+	free(held);
+	free(held_fp);
 	free(blocks);
 	unresolve(cc);
 	return rc;

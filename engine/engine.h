@@ -131,6 +131,11 @@ int engine_ref_fp(struct engine *e, struct engine_ref ref, uint8_t fp[ENGINE_FP_
  * returns the length. */
 int engine_chunk_export(struct engine *e, struct engine_ref ref, void *buf, uint32_t cap,
                         enum engine_codec *codec);
+/* engine_write of a block whose content this box already holds as HELD, a CHUNK reference the
+ * caller owns (engine_find_fp's): *OUT is one more reference on it, counted as a written block
+ * that deduplicated. Nothing is read, hashed or compressed. -EINVAL for another kind, -ENOENT
+ * for a chunk that does not exist, -EOVERFLOW when its count is full. */
+int engine_write_held(struct engine *e, struct engine_ref held, struct engine_ref *out);
 /* Turns stored bytes from another box into BLOCK (block size bytes), and checks that the block's
  * SHA-256 is FP (unless FP is NULL): -EBADMSG when it does not decode to a block or is not that
  * block. */

@@ -24,6 +24,21 @@ int engine_find_fp(struct engine *e, const uint8_t fp[ENGINE_FP_LEN], struct eng
 	return 0;
 }
 
+int engine_write_held(struct engine *e, struct engine_ref held, struct engine_ref *out)
+{
+	int rc;
+
+	if (engine_ref_kind(held) != ENGINE_REF_CHUNK)
+		return -EINVAL;
+	rc = engine_chunks_inc(&e->chunks, engine_ref_addr(held).v);
+	if (rc)
+		return rc; /* -ENOENT: not a chunk held; -EOVERFLOW: its count is full */
+	engine_cnt_add(&e->cnt.blocks_written, 1);
+	engine_cnt_add(&e->cnt.dedupe_blocks, 1);
+	*out = held;
+	return 0;
+}
+
 int engine_ref_fp(struct engine *e, struct engine_ref ref, uint8_t fp[ENGINE_FP_LEN])
 {
 	if (engine_ref_kind(ref) != ENGINE_REF_CHUNK)

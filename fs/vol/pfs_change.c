@@ -142,7 +142,11 @@ static bool needs_vol(enum pfs_change_kind k)
 
 static int apply_write(struct pfs *p, struct pfs_change *c)
 {
-	ssize_t n = pfs_vol_write(p, c->vol, c->buf, c->len, c->off);
+	ssize_t n;
+
+	if (c->held && (c->off % p->bs || c->len % p->bs || !c->held_fp))
+		return -EINVAL;
+	n = pfs_vol_write_held(p, c->vol, c->buf, c->held, c->held_fp, c->len, c->off);
 
 	if (n < 0)
 		return (int)n;

@@ -250,10 +250,25 @@ static int extend_to(struct pfs *p, struct pfs_vol *v, uint64_t end)
 	return 0;
 }
 
+/* The blocks a write takes by reference (pfs_change.held), advanced with the write. */
+struct held_blocks {
+	const struct engine_ref *ref;
+	const uint8_t (*fp)[ENGINE_FP_LEN];
+};
+
+static struct held_blocks held_skip(struct held_blocks h, uint64_t blocks)
+{
+	if (h.ref) {
+		h.ref += blocks;
+		h.fp += blocks;
+	}
+	return h;
+}
+
 /* Writes the blocks [first, first+n) of page PIDX: whole blocks from SRC (block aligned, n
- * blocks). Engine work happens before the page lock. */
+ * blocks), or by reference where HELD has one. Engine work happens before the page lock. */
 static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, uint32_t n,
-                              const uint8_t *src)
+                              const uint8_t *src, struct held_blocks held)
 {
 	const uint32_t bs = p->bs;
 	uint64_t pidx = first / PFS_PAGE_REFS;
@@ -274,8 +289,13 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 	if (rc)
 		return rc;
 	for (; made < n; made++) {
-		rc = engine_write_fp(p->eng, src + (size_t)made * bs, prev[made], &neu[made],
-		                     fp[made]);
+		if (held.ref && held.ref[made].v) {
+			rc = engine_write_held(p->eng, held.ref[made], &neu[made]);
+			memcpy(fp[made], held.fp[made], ENGINE_FP_LEN);
+		} else {
+			rc = engine_write_fp(p->eng, src + (size_t)made * bs, prev[made],
+			                     &neu[made], fp[made]);
+		}
 		if (rc)
 			goto err_put;
 	}
@@ -339,8 +359,8 @@ out_unlock:
 	return rc;
 }
 
-static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len,
-                              uint64_t off)
+static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf,
+                              struct held_blocks held, size_t len, uint64_t off)
 {
 	const uint32_t bs = p->bs;
 	const uint8_t *src = buf;
@@ -371,7 +391,7 @@ static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf,
 		uint64_t nblk = (len - done) / bs;
 		uint64_t room = PFS_PAGE_REFS - blk % PFS_PAGE_REFS;
 		uint32_t k = (uint32_t)(nblk < room ? nblk : room);
-		rc = write_whole_blocks(p, v, blk, k, src + done);
+		rc = write_whole_blocks(p, v, blk, k, src + done, held_skip(held, done / bs));
 		if (!rc)
 			done += (size_t)k * bs;
 	}
@@ -384,17 +404,17 @@ static ssize_t vol_write_once(struct pfs *p, struct pfs_vol *v, const void *buf,
 /* Space released by overwrites and punches comes back when the checkpoint that stops the maps
  * pointing at it is committed. A write that finds the device full while releases wait gets
  * that checkpoint now, and one more try, instead of ENOSPC for space that is free. */
-static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len,
-                         uint64_t off)
+static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, struct held_blocks held,
+                         size_t len, uint64_t off)
 {
-	ssize_t n = vol_write_once(p, v, buf, len, off);
+	ssize_t n = vol_write_once(p, v, buf, held, len, off);
 	size_t done = n > 0 ? (size_t)n : 0;
 
 	if ((n == -ENOSPC || (n >= 0 && done < len)) && pfs_releases_pending(p) &&
 	    pfs_commit(p) == 0) {
 		atomic_fetch_add(&p->enospc_retries, 1);
-		ssize_t m =
-		    vol_write_once(p, v, (const uint8_t *)buf + done, len - done, off + done);
+		ssize_t m = vol_write_once(p, v, (const uint8_t *)buf + done,
+		                           held_skip(held, done / p->bs), len - done, off + done);
 		if (m > 0)
 			done += (size_t)m;
 		else if (!done)
@@ -404,14 +424,21 @@ static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size
 }
 
 /* Counted once, retry included: the caller sees one write. */
-ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+ssize_t pfs_vol_write_held(struct pfs *p, struct pfs_vol *v, const void *buf,
+                           const struct engine_ref *held, const uint8_t (*held_fp)[ENGINE_FP_LEN],
+                           size_t len, uint64_t off)
 {
 	const int64_t t0 = io_clock_ns();
-	ssize_t n = vol_write(p, v, buf, len, off);
+	ssize_t n = vol_write(p, v, buf, (struct held_blocks){held, held_fp}, len, off);
 
 	if (len && n != -EROFS)
 		io_count(&p->io_write, n > 0 ? (uint64_t)n : 0, t0);
 	return n;
+}
+
+ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t len, uint64_t off)
+{
+	return pfs_vol_write_held(p, v, buf, NULL, NULL, len, off);
 }
 
 int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len)
