@@ -79,6 +79,10 @@ void cl_put8(struct cl_wbuf *w, uint8_t v);
 void cl_put32(struct cl_wbuf *w, uint32_t v);
 void cl_put64(struct cl_wbuf *w, uint64_t v);
 void cl_put_bytes(struct cl_wbuf *w, const void *p, size_t n);
+/* N bytes appended for the caller to fill (valid until the next put), NULL after a failure. */
+uint8_t *cl_put_room(struct cl_wbuf *w, size_t n);
+/* Room for CAP bytes in all, so a message of known size is not copied as it grows. */
+void cl_wbuf_reserve(struct cl_wbuf *w, size_t cap);
 void cl_put_str(struct cl_wbuf *w, const char *s);
 void cl_wbuf_free(struct cl_wbuf *w);
 struct cl_rbuf {

@@ -8,6 +8,19 @@
 
 #include "cluster_int.h"
 
+static bool grow(struct cl_wbuf *w, size_t cap)
+{
+	uint8_t *nb = realloc(w->b, cap);
+
+	if (!nb) {
+		w->err = -ENOMEM;
+		return false;
+	}
+	w->b = nb;
+	w->cap = cap;
+	return true;
+}
+
 static void *room(struct cl_wbuf *w, size_t n)
 {
 	if (w->err)
@@ -16,17 +29,23 @@ static void *room(struct cl_wbuf *w, size_t n)
 		size_t cap = w->cap ? w->cap : 256;
 		while (cap < w->len + n)
 			cap *= 2;
-		uint8_t *nb = realloc(w->b, cap);
-		if (!nb) {
-			w->err = -ENOMEM;
+		if (!grow(w, cap))
 			return NULL;
-		}
-		w->b = nb;
-		w->cap = cap;
 	}
 	void *r = w->b + w->len;
 	w->len += n;
 	return r;
+}
+
+uint8_t *cl_put_room(struct cl_wbuf *w, size_t n)
+{
+	return room(w, n);
+}
+
+void cl_wbuf_reserve(struct cl_wbuf *w, size_t cap)
+{
+	if (!w->err && cap > w->cap)
+		grow(w, cap);
 }
 
 void cl_put8(struct cl_wbuf *w, uint8_t v)

@@ -1333,33 +1333,35 @@ static void work_fwd(struct cluster *cl, struct cl_rbuf *r)
 static void work_need(struct cluster *cl, struct cl_rbuf *r)
 {
 	struct cl_wbuf w = {0};
-	uint8_t *buf = malloc(cl->bs);
 	char pname[CL_NAME_MAX + 1];
 	uint64_t req = cl_get64(r);
 	cl_get_str(r, pname, sizeof(pname));
 	uint32_t n = cl_get32(r);
 
+	if (r->bad || n > (r->len - r->off) / ENGINE_FP_LEN)
+		return; /* malformed: the asker's wait ends with the link */
+	/* Sized once, each chunk exported in place: a resync's answers are megabytes, and the
+	 * copies of a growing buffer were the largest cost of the box that sends them. */
+	cl_wbuf_reserve(&w, 12 + (size_t)n * (5 + cl->bs));
 	cl_put64(&w, req);
 	cl_put32(&w, n);
 	bool ahead = blocks_ahead(cl, n); /* asked in block order */
-	for (uint32_t i = 0; i < n && !r->bad; i++) {
+	for (uint32_t i = 0; i < n && !r->bad && !w.err; i++) {
 		const uint8_t *fp = cl_get_bytes(r, ENGINE_FP_LEN);
+		uint8_t *slot = cl_put_room(&w, 5 + cl->bs);
 		struct engine_ref ref;
-		enum engine_codec codec;
+		enum engine_codec codec = ENGINE_CODEC_NONE;
 		int len = -ENOENT;
-		if (fp && buf && engine_find_fp(cl->eng, fp, &ref) == 0) {
-			len = engine_chunk_export(cl->eng, ref, buf, cl->bs, &codec);
+		if (fp && slot && engine_find_fp(cl->eng, fp, &ref) == 0) {
+			len = engine_chunk_export(cl->eng, ref, slot + 5, cl->bs, &codec);
 			engine_ref_put(cl->eng, ref);
 		}
-		if (len < 0) {
-			cl_put8(&w,
-			        0xff); /* gone: the applier fails the change, a resync follows */
-			cl_put32(&w, 0);
-			continue;
-		}
-		cl_put8(&w, (uint8_t)codec);
-		cl_put32(&w, (uint32_t)len);
-		cl_put_bytes(&w, buf, (size_t)len);
+		if (!slot)
+			break;
+		/* 0xff: gone; the applier fails the change and a resync follows. */
+		slot[0] = len < 0 ? 0xff : (uint8_t)codec;
+		pfs_put32(slot + 1, len < 0 ? 0 : (uint32_t)len);
+		w.len -= cl->bs - (len < 0 ? 0 : (size_t)len);
 	}
 	if (ahead)
 		engine_read_ahead(cl->eng, 0);
@@ -1374,7 +1376,6 @@ static void work_need(struct cluster *cl, struct cl_rbuf *r)
 		}
 	}
 	cl_wbuf_free(&w);
-	free(buf);
 }
 
 void cl_work_msg(struct cluster *cl, struct cl_work *wk)
