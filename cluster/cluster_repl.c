@@ -222,7 +222,7 @@ static void name_change(struct cluster *cl, struct cl_change *cc, const struct p
 	cc->c.vol = cc->c.src = NULL;
 	cc->c.buf = NULL;
 	cc->c.held = NULL;
-	cc->c.held_fp = NULL;
+	cc->c.block_fp = NULL;
 	cc->c.created = NULL;
 	name_copy(cc->name, sizeof(cc->name), c->name);
 	name_copy(cc->snap, sizeof(cc->snap), c->snap);
@@ -922,9 +922,12 @@ int cl_hook_sync(void *arg)
 
 /* ---- the peer's side: the applier (ordered) and the workers (requests) -------------------- */
 
-/* Asks the sender for the chunks named in FPS (N of them) and decodes each into its block. */
+/* Asks the sender for the chunks named in FPS (N of them) and decodes each into its block; with
+ * BLOCK_FP, each block's fingerprint, checked by the decode, goes there too (the write then does
+ * not hash it again). */
 static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fps)[ENGINE_FP_LEN],
-                         const uint32_t *slot, uint32_t n, uint8_t *blocks)
+                         const uint32_t *slot, uint32_t n, uint8_t *blocks,
+                         uint8_t (*block_fp)[ENGINE_FP_LEN])
 {
 	struct cl_waiter *wt = cl_waiter_new(cl);
 	struct cl_wbuf w = {0};
@@ -963,17 +966,20 @@ static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fp
 		}
 		rc = engine_chunk_decode(cl->eng, (enum engine_codec)codec, src, clen, fps[i],
 		                         blocks + (size_t)slot[i] * cl->bs);
+		if (!rc && block_fp)
+			memcpy(block_fp[slot[i]], fps[i], ENGINE_FP_LEN);
 	}
 	free(data);
 	return rc;
 }
 
-/* Turns the descriptors of CC into whole blocks. With HELD (one entry per block, zeroed), a
- * block this box holds is not read: its reference (taken here, the caller's to drop) and its
- * fingerprint go to HELD and HELD_FP, for the write to take by reference. */
+/* Turns the descriptors of CC into whole blocks. With HELD and BLOCK_FP (one entry per block,
+ * zeroed), a block this box holds is not read: its reference (taken here, the caller's to drop)
+ * and its fingerprint go there, for the write to take by reference; a block fetched from the
+ * sender leaves its checked fingerprint in BLOCK_FP. */
 static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_change *cc,
                          uint8_t *blocks, struct engine_ref *held,
-                         uint8_t (*held_fp)[ENGINE_FP_LEN])
+                         uint8_t (*block_fp)[ENGINE_FP_LEN])
 {
 	struct cl_rbuf r = {cc->blocks, cc->blocks_len, 0, false};
 	uint8_t(*need)[ENGINE_FP_LEN] = NULL;
@@ -1017,7 +1023,7 @@ static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_ch
 			if (engine_find_fp(cl->eng, fp, &ref) == 0) {
 				if (held) {
 					held[i] = ref;
-					memcpy(held_fp[i], fp, ENGINE_FP_LEN);
+					memcpy(block_fp[i], fp, ENGINE_FP_LEN);
 					break;
 				}
 				rc = engine_read(cl->eng, ref, blk);
@@ -1049,7 +1055,7 @@ static int decode_blocks(struct cluster *cl, const char *pod, const struct cl_ch
 		rc = -EPROTO;
 	if (!rc && nneed)
 		rc = fetch_missing(cl, pod, (const uint8_t(*)[ENGINE_FP_LEN])need, slot, nneed,
-		                   blocks);
+		                   blocks, block_fp);
 out:
 	free(need);
 	free(slot);
@@ -1061,7 +1067,7 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 {
 	struct pfs_change *c = &cc->c;
 	struct engine_ref *held = NULL;
-	uint8_t(*held_fp)[ENGINE_FP_LEN] = NULL;
+	uint8_t(*block_fp)[ENGINE_FP_LEN] = NULL;
 	uint8_t *blocks = NULL;
 	struct pfs_vol *v;
 	int rc;
@@ -1091,18 +1097,18 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 		 * device, hashed and looked up again). */
 		if (end % cl->bs == 0) {
 			held = calloc(cc->nblk, sizeof(*held));
-			held_fp = malloc(cc->nblk * sizeof(*held_fp));
+			block_fp = calloc(cc->nblk, sizeof(*block_fp));
 		}
-		if (!blocks || (end % cl->bs == 0 && (!held || !held_fp))) {
+		if (!blocks || (end % cl->bs == 0 && (!held || !block_fp))) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		rc = decode_blocks(cl, pod, cc, blocks, held, held_fp);
+		rc = decode_blocks(cl, pod, cc, blocks, held, block_fp);
 		if (rc)
 			goto out;
 		c->buf = blocks;
 		c->held = held;
-		c->held_fp = (const uint8_t(*)[ENGINE_FP_LEN])held_fp;
+		c->block_fp = (const uint8_t(*)[ENGINE_FP_LEN])block_fp;
 		c->off = start;
 		c->len = end - start;
 	}
@@ -1124,7 +1130,7 @@ out:
 		if (held[i].v)
 			engine_ref_put(cl->eng, held[i]);
 	free(held);
-	free(held_fp);
+	free(block_fp);
 	free(blocks);
 	unresolve(cc);
 	return rc;

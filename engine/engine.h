@@ -90,6 +90,11 @@ int engine_write(struct engine *e, const void *block, struct engine_ref prev,
 int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
                     struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN]);
 
+/* engine_write of a block whose SHA-256 the caller has just checked (FP, engine_chunk_decode's
+ * check of a block from another box): the block is not hashed again. */
+int engine_write_hashed(struct engine *e, const void *block, const uint8_t fp[ENGINE_FP_LEN],
+                        struct engine_ref prev, struct engine_ref *out);
+
 /* Restores the block behind REF into BLOCK (block_size bytes). -EIO when the stored chunk fails
  * its checksum or does not decompress to exactly one block; never wrong data. -ENOENT for a
  * reference to a chunk that does not exist. */

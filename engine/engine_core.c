@@ -166,8 +166,24 @@ int engine_write(struct engine *e, const void *block, struct engine_ref prev,
 	return engine_write_fp(e, block, prev, out, NULL);
 }
 
+static int write_block(struct engine *e, const void *block, const uint8_t *known,
+                       struct engine_ref prev, struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN]);
+
 int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
                     struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN])
+{
+	return write_block(e, block, NULL, prev, out, fp);
+}
+
+int engine_write_hashed(struct engine *e, const void *block, const uint8_t fp[ENGINE_FP_LEN],
+                        struct engine_ref prev, struct engine_ref *out)
+{
+	return write_block(e, block, fp, prev, out, NULL);
+}
+
+/* KNOWN: the block's SHA-256 as the caller checked it, or NULL to compute it here. */
+static int write_block(struct engine *e, const void *block, const uint8_t *known,
+                       struct engine_ref prev, struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN])
 {
 	uint32_t bs = e->block_size;
 	struct engine_index_shard *s = NULL;
@@ -193,9 +209,13 @@ int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
 		/* Pattern table full: store the block as an ordinary chunk. */
 	}
 
-	rc = engine_sha256(block, bs, hash);
-	if (rc)
-		return rc;
+	if (known) {
+		memcpy(hash, known, FTL_HASH_LEN);
+	} else {
+		rc = engine_sha256(block, bs, hash);
+		if (rc)
+			return rc;
+	}
 	if (fp)
 		memcpy(fp, hash, ENGINE_FP_LEN);
 	dedupe = atomic_load_explicit(&e->dedupe, memory_order_relaxed);

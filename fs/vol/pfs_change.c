@@ -144,9 +144,9 @@ static int apply_write(struct pfs *p, struct pfs_change *c)
 {
 	ssize_t n;
 
-	if (c->held && (c->off % p->bs || c->len % p->bs || !c->held_fp))
+	if (c->held && (c->off % p->bs || c->len % p->bs || !c->block_fp))
 		return -EINVAL;
-	n = pfs_vol_write_held(p, c->vol, c->buf, c->held, c->held_fp, c->len, c->off);
+	n = pfs_vol_write_held(p, c->vol, c->buf, c->held, c->block_fp, c->len, c->off);
 
 	if (n < 0)
 		return (int)n;

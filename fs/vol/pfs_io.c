@@ -256,6 +256,13 @@ struct held_blocks {
 	const uint8_t (*fp)[ENGINE_FP_LEN];
 };
 
+static bool fp_unknown(const uint8_t fp[ENGINE_FP_LEN])
+{
+	static const uint8_t zero[ENGINE_FP_LEN];
+
+	return !memcmp(fp, zero, ENGINE_FP_LEN);
+}
+
 static struct held_blocks held_skip(struct held_blocks h, uint64_t blocks)
 {
 	if (h.ref) {
@@ -291,6 +298,10 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 	for (; made < n; made++) {
 		if (held.ref && held.ref[made].v) {
 			rc = engine_write_held(p->eng, held.ref[made], &neu[made]);
+			memcpy(fp[made], held.fp[made], ENGINE_FP_LEN);
+		} else if (held.ref && !fp_unknown(held.fp[made])) {
+			rc = engine_write_hashed(p->eng, src + (size_t)made * bs, held.fp[made],
+			                         prev[made], &neu[made]);
 			memcpy(fp[made], held.fp[made], ENGINE_FP_LEN);
 		} else {
 			rc = engine_write_fp(p->eng, src + (size_t)made * bs, prev[made],
@@ -425,11 +436,11 @@ static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, stru
 
 /* Counted once, retry included: the caller sees one write. */
 ssize_t pfs_vol_write_held(struct pfs *p, struct pfs_vol *v, const void *buf,
-                           const struct engine_ref *held, const uint8_t (*held_fp)[ENGINE_FP_LEN],
+                           const struct engine_ref *held, const uint8_t (*block_fp)[ENGINE_FP_LEN],
                            size_t len, uint64_t off)
 {
 	const int64_t t0 = io_clock_ns();
-	ssize_t n = vol_write(p, v, buf, (struct held_blocks){held, held_fp}, len, off);
+	ssize_t n = vol_write(p, v, buf, (struct held_blocks){held, block_fp}, len, off);
 
 	if (len && n != -EROFS)
 		io_count(&p->io_write, n > 0 ? (uint64_t)n : 0, t0);

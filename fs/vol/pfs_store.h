@@ -187,13 +187,15 @@ struct pfs_change {
 	const char *new_name;
 	const char *value; /* CONFIG_SET */
 	const void *buf;   /* WRITE */
-	/* WRITE (the cluster's): blocks this box already holds, taken by reference instead of
-	 * being read back and reduced again. NULL, or one entry per block of a write whose OFF
-	 * and LEN are whole blocks: a CHUNK reference the caller holds (the write takes one of
-	 * its own, engine_write_held) with its fingerprint in HELD_FP, or ENGINE_REF_ZERO_VALUE
-	 * where BUF's block is written as usual. BUF's bytes of a held block are not read. */
+	/* WRITE (the cluster's): what the caller already knows of the blocks, so they are not read
+	 * back, reduced or hashed again. NULL, or one entry per block of a write whose OFF and LEN
+	 * are whole blocks. HELD[i]: a CHUNK reference the caller holds on block i's content (the
+	 * write takes one of its own, engine_write_held; BUF's bytes of it are not read), or
+	 * ENGINE_REF_ZERO_VALUE to write BUF's block. BLOCK_FP[i]: the held chunk's fingerprint;
+	 * for BUF's block, its SHA-256 as the caller checked it (engine_write_hashed), or all zeros
+	 * to have it hashed here. */
 	const struct engine_ref *held;
-	const uint8_t (*held_fp)[ENGINE_FP_LEN];
+	const uint8_t (*block_fp)[ENGINE_FP_LEN];
 	uint64_t off, len, src_off, size;
 	struct pfs_attr attr;
 	/* VOL_CREATE as open(O_CREAT) does: a volume of size 0 that writes and truncate grow,

@@ -107,12 +107,12 @@ Test(held, held_blocks_are_taken_by_reference_beside_written_ones)
 {
 	struct engine *e = pfs_engine(p);
 	uint8_t fp[ENGINE_FP_LEN], buf[2 * BS];
-	uint8_t held_fp[2][ENGINE_FP_LEN] = {{0}};
+	uint8_t block_fp[2][ENGINE_FP_LEN] = {{0}};
 	struct engine_ref held[2] = {ENGINE_REF_ZERO_VALUE, ENGINE_REF_ZERO_VALUE};
 
 	write_block("a", 0, 1, fp);
 	cr_assert_eq(engine_find_fp(e, fp, &held[0]), 0);
-	memcpy(held_fp[0], fp, ENGINE_FP_LEN);
+	memcpy(block_fp[0], fp, ENGINE_FP_LEN);
 	cr_assert_eq(engine_ref_count(e, held[0]), 2); /* volume a's and ours */
 
 	/* Block 0 by reference: its bytes in BUF are garbage the write must not store. */
@@ -123,7 +123,7 @@ Test(held, held_blocks_are_taken_by_reference_beside_written_ones)
 	                       .vol = b,
 	                       .buf = buf,
 	                       .held = held,
-	                       .held_fp = (const uint8_t(*)[ENGINE_FP_LEN])held_fp,
+	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
 	                       .off = 8 * BS,
 	                       .len = 2 * BS};
 	cr_assert_eq(pfs_change_apply_local(p, &c, NULL, NULL), 0);
@@ -153,8 +153,8 @@ Test(held, a_write_with_held_blocks_off_block_boundaries_is_refused_and_changes_
 
 	write_block("a", 0, 4, fp);
 	cr_assert_eq(engine_find_fp(e, fp, &held[0]), 0);
-	uint8_t held_fp[2][ENGINE_FP_LEN];
-	memcpy(held_fp[0], fp, ENGINE_FP_LEN);
+	uint8_t block_fp[2][ENGINE_FP_LEN] = {{0}};
+	memcpy(block_fp[0], fp, ENGINE_FP_LEN);
 	fill(buf, 5);
 	fill(buf + BS, 6);
 	struct pfs_vol *b = vol("b");
@@ -168,7 +168,7 @@ Test(held, a_write_with_held_blocks_off_block_boundaries_is_refused_and_changes_
 		    .vol = b,
 		    .buf = buf,
 		    .held = held,
-		    .held_fp = bad[i].no_fp ? NULL : (const uint8_t(*)[ENGINE_FP_LEN])held_fp,
+		    .block_fp = bad[i].no_fp ? NULL : (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
 		    .off = bad[i].off,
 		    .len = bad[i].len};
 		cr_expect_eq(pfs_change_apply_local(p, &c, NULL, NULL), -EINVAL, "case %zu", i);
@@ -191,8 +191,41 @@ Test(held, a_reference_to_no_chunk_fails_the_write)
 	                       .vol = b,
 	                       .buf = buf,
 	                       .held = held,
-	                       .held_fp = (const uint8_t(*)[ENGINE_FP_LEN])fp,
+	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])fp,
 	                       .len = BS};
 	cr_expect_lt(pfs_change_apply_local(p, &c, NULL, NULL), 0);
 	pfs_vol_unref(b);
+}
+
+Test(held, a_block_given_with_its_checked_fingerprint_is_indexed_under_it)
+{
+	struct engine *e = pfs_engine(p);
+	uint8_t fp[ENGINE_FP_LEN], other[ENGINE_FP_LEN], buf[BS];
+	uint8_t block_fp[1][ENGINE_FP_LEN];
+	struct engine_ref held[1] = {ENGINE_REF_ZERO_VALUE}, found;
+
+	/* The fingerprint of SEED 8's bytes, then no chunk of them left on the box. */
+	write_block("a", 0, 8, fp);
+	write_block("a", 0, 9, other);
+	pfs_close(p); /* the overwritten chunk is released at the commit */
+	p = NULL;
+	open_ns();
+	cr_assert_eq(engine_find_fp(e = pfs_engine(p), fp, &found), -ENOENT);
+
+	fill(buf, 8);
+	memcpy(block_fp[0], fp, ENGINE_FP_LEN);
+	struct pfs_vol *b = vol("b");
+	struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
+	                       .vol = b,
+	                       .buf = buf,
+	                       .held = held,
+	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
+	                       .off = 4 * BS,
+	                       .len = BS};
+	cr_assert_eq(pfs_change_apply_local(p, &c, NULL, NULL), 0);
+	pfs_vol_unref(b);
+	expect_block("b", 4 * BS, 8);
+	cr_assert_eq(engine_find_fp(e, fp, &found), 0, "indexed under the fingerprint given");
+	cr_expect_eq(engine_ref_count(e, found), 2);
+	engine_ref_put(e, found);
 }

@@ -410,7 +410,7 @@ ssize_t pfs_vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, size_t 
 /* pfs_vol_write taking the blocks HELD names by reference (struct pfs_change, held): OFF and LEN
  * whole blocks when HELD is not NULL. */
 ssize_t pfs_vol_write_held(struct pfs *p, struct pfs_vol *v, const void *buf,
-                           const struct engine_ref *held, const uint8_t (*held_fp)[ENGINE_FP_LEN],
+                           const struct engine_ref *held, const uint8_t (*block_fp)[ENGINE_FP_LEN],
                            size_t len, uint64_t off);
 int pfs_vol_punch(struct pfs *p, struct pfs_vol *v, uint64_t off, uint64_t len);
 /* Shares the blocks of SRC[soff, soff+len) into DST at doff (both block aligned except the
