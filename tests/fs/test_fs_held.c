@@ -101,6 +101,28 @@ static void expect_block(const char *name, uint64_t off, uint8_t seed)
 	pfs_vol_unref(v);
 }
 
+/* Applies a WRITE of LEN bytes at OFF to volume NAME with HELD and BLOCK_FP, as the cluster's
+ * apply does; DONE gets the bytes done. */
+static int write_held(const char *name, const uint8_t *buf, const struct engine_ref *held,
+                      const uint8_t (*block_fp)[ENGINE_FP_LEN], uint64_t off, uint64_t len,
+                      uint64_t *done)
+{
+	struct pfs_vol *v = vol(name);
+	struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
+	                       .vol = v,
+	                       .buf = buf,
+	                       .held = held,
+	                       .block_fp = block_fp,
+	                       .off = off,
+	                       .len = len};
+	int rc = pfs_change_apply_local(p, &c, NULL, NULL);
+
+	pfs_vol_unref(v);
+	if (done)
+		*done = c.done;
+	return rc;
+}
+
 TestSuite(held, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(held, held_blocks_are_taken_by_reference_beside_written_ones)
@@ -118,17 +140,11 @@ Test(held, held_blocks_are_taken_by_reference_beside_written_ones)
 	/* Block 0 by reference: its bytes in BUF are garbage the write must not store. */
 	memset(buf, 0xee, BS);
 	fill(buf + BS, 2);
-	struct pfs_vol *b = vol("b");
-	struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
-	                       .vol = b,
-	                       .buf = buf,
-	                       .held = held,
-	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
-	                       .off = 8 * BS,
-	                       .len = 2 * BS};
-	cr_assert_eq(pfs_change_apply_local(p, &c, NULL, NULL), 0);
-	cr_expect_eq(c.done, 2 * BS);
-	pfs_vol_unref(b);
+	uint64_t done = 0;
+	cr_assert_eq(write_held("b", buf, held, (const uint8_t(*)[ENGINE_FP_LEN])block_fp, 8 * BS,
+	                        2 * BS, &done),
+	             0);
+	cr_expect_eq(done, 2 * BS);
 	cr_expect_eq(engine_ref_count(e, held[0]), 3, "the write took a reference of its own");
 	engine_ref_put(e, held[0]);
 	expect_block("b", 8 * BS, 1);
@@ -162,17 +178,12 @@ Test(held, a_write_with_held_blocks_off_block_boundaries_is_refused_and_changes_
 		uint64_t off, len;
 		bool no_fp;
 	} bad[] = {{100, BS, false}, {0, BS + 1, false}, {0, BS, true}};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct pfs_change c = {
-		    .kind = PFS_CHANGE_WRITE,
-		    .vol = b,
-		    .buf = buf,
-		    .held = held,
-		    .block_fp = bad[i].no_fp ? NULL : (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
-		    .off = bad[i].off,
-		    .len = bad[i].len};
-		cr_expect_eq(pfs_change_apply_local(p, &c, NULL, NULL), -EINVAL, "case %zu", i);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(
+		    write_held("b", buf, held,
+		               bad[i].no_fp ? NULL : (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
+		               bad[i].off, bad[i].len, NULL),
+		    -EINVAL, "case %zu", i);
 	cr_assert_eq(pfs_vol_read(p, b, got, BS, 0), (ssize_t)BS);
 	cr_expect_eq(memcmp(got, zero, BS), 0, "nothing was written");
 	pfs_vol_unref(b);
@@ -186,15 +197,8 @@ Test(held, a_reference_to_no_chunk_fails_the_write)
 	struct engine_ref held[1] = {{(uint64_t)ENGINE_REF_CHUNK << 62 | 123456}};
 
 	fill(buf, 7);
-	struct pfs_vol *b = vol("b");
-	struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
-	                       .vol = b,
-	                       .buf = buf,
-	                       .held = held,
-	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])fp,
-	                       .len = BS};
-	cr_expect_lt(pfs_change_apply_local(p, &c, NULL, NULL), 0);
-	pfs_vol_unref(b);
+	cr_expect_lt(write_held("b", buf, held, (const uint8_t(*)[ENGINE_FP_LEN])fp, 0, BS, NULL),
+	             0);
 }
 
 Test(held, a_block_given_with_its_checked_fingerprint_is_indexed_under_it)
@@ -214,16 +218,9 @@ Test(held, a_block_given_with_its_checked_fingerprint_is_indexed_under_it)
 
 	fill(buf, 8);
 	memcpy(block_fp[0], fp, ENGINE_FP_LEN);
-	struct pfs_vol *b = vol("b");
-	struct pfs_change c = {.kind = PFS_CHANGE_WRITE,
-	                       .vol = b,
-	                       .buf = buf,
-	                       .held = held,
-	                       .block_fp = (const uint8_t(*)[ENGINE_FP_LEN])block_fp,
-	                       .off = 4 * BS,
-	                       .len = BS};
-	cr_assert_eq(pfs_change_apply_local(p, &c, NULL, NULL), 0);
-	pfs_vol_unref(b);
+	cr_assert_eq(
+	    write_held("b", buf, held, (const uint8_t(*)[ENGINE_FP_LEN])block_fp, 4 * BS, BS, NULL),
+	    0);
 	expect_block("b", 4 * BS, 8);
 	cr_assert_eq(engine_find_fp(e, fp, &found), 0, "indexed under the fingerprint given");
 	cr_expect_eq(engine_ref_count(e, found), 2);
