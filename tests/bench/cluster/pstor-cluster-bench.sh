@@ -268,10 +268,20 @@ cl_wait_state a p1 degraded 30
 dd if="$T/resync" of="$T/a/volumes/rep" bs=1M oflag=direct conv=notrunc status=none
 cl_heal # returns once both boxes saw the cut, as it heals it: the reconnect is timed
 t0=$(date +%s.%N)
+n=6000
+until grep -q '"link":"up"' "$T/a/.pstorage/cluster/status.json" 2>/dev/null; do
+	n=$((n - 1))
+	[ $n -gt 0 ] || fail "the link did not come back within 60 s of the heal"
+	sleep 0.01
+done
+tup=$(date +%s.%N)
 cl_wait_state b p1 in_sync 600
 t1=$(date +%s.%N)
 resync=$("$PY" -c "print('%.1f' % ($RESYNC_MB * 1.048576 / ($t1 - $t0)))")
 out resync.MBps "$resync"
+# The same without the reconnect (the dial after the heal): the copy's own rate.
+out resync.reconnect_s "$("$PY" -c "print('%.2f' % ($tup - $t0))")"
+out resync.copy_MBps "$("$PY" -c "print('%.1f' % ($RESYNC_MB * 1.048576 / ($t1 - $tup)))")"
 ip netns exec "${CL_NS}a" iperf3 -s -1 -D -p 5201 >/dev/null 2>&1
 sleep 0.5
 link=$(ip netns exec "${CL_NS}b" iperf3 -c 10.77.0.1 -p 5201 -t 3 -J 2>/dev/null |
