@@ -127,7 +127,10 @@ static void *writer_main(void *arg)
 	uint8_t b[BS];
 	while (!w->stop) {
 		w->seed = w->seed * 1103515245u + 12345u;
-		uint32_t i = (w->seed >> 8) % NBLK;
+		/* The last extent is left alone: the writer warms every extent it touches, and on a
+		 * loaded machine it reached all four before the mover's first look (CI: nothing
+		 * moved), so the mover always has a cold extent to move beside the raced ones. */
+		uint32_t i = (w->seed >> 8) % (NBLK - NBLK / 4);
 		if (w->seed % 5 == 0) {
 			struct pfs_change c = {.kind = PFS_CHANGE_PUNCH,
 			                       .vol = w->v,
