@@ -1095,11 +1095,12 @@ static int apply_change(struct cluster *cl, const char *pod, struct cl_change *c
 		/* Blocks this box holds go by reference when the write ends on a block boundary
 		 * (a resync region is mostly blocks the peer kept: each was read back from the
 		 * device, hashed and looked up again). */
-		if (end % cl->bs == 0) {
+		bool by_ref = end % cl->bs == 0;
+		if (by_ref) {
 			held = calloc(cc->nblk, sizeof(*held));
 			block_fp = calloc(cc->nblk, sizeof(*block_fp));
 		}
-		if (!blocks || (end % cl->bs == 0 && (!held || !block_fp))) {
+		if (!blocks || (by_ref && (!held || !block_fp))) {
 			rc = -ENOMEM;
 			goto out;
 		}

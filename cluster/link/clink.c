@@ -331,19 +331,17 @@ static int io_write(struct clink *c, short *want, char *reason, size_t rlen)
 static bool busy_poll(struct clink *c, struct pollfd p[2])
 {
 	int64_t until = clink_now_us() + CLINK_BUSY_POLL_US;
-	bool hint = false;
 
 	atomic_store(&c->io_polling, true);
 	do {
-		hint = atomic_load(&c->out_hint);
-		if (hint)
+		if (atomic_load(&c->out_hint))
 			break;
 		if (poll(p, 2, 0) != 0) /* ready, or an error the blocking poll reports */
 			break;
 		sched_yield();
 	} while (clink_now_us() < until);
 	atomic_store(&c->io_polling, false);
-	return atomic_exchange(&c->out_hint, false) || hint;
+	return atomic_exchange(&c->out_hint, false); /* only this thread clears it */
 }
 
 static void *io_main(void *arg)
