@@ -273,6 +273,10 @@ struct cl_queue {
 	/* applyq: an item is being dispatched (by the applier, or by the reader directly), so
 	 * the next waits: the pod's order is the order items leave this queue. */
 	bool busy;
+	/* A pool of short items (applyw, cl_queue_take): items queued, and workers holding one.
+	 * A push wakes a sleeper only while more are queued than running workers will come back
+	 * for, so a worker that keeps up takes them one after another without a wake-up each. */
+	unsigned queued, running;
 };
 
 struct cluster {
@@ -446,6 +450,8 @@ int cl_manager_start(struct cluster *cl);
 void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len);
 void cl_queue_push_work(struct cl_queue *q, struct cl_work *w);
 struct cl_work *cl_queue_pop(struct cl_queue *q); /* NULL when stopped */
+void cl_queue_push_short(struct cl_queue *q, struct cl_work *w);
+struct cl_work *cl_queue_take(struct cl_queue *q, bool done_one); /* NULL when stopped */
 void cl_queue_stop(struct cl_queue *q);
 
 /* cluster_repl.c: the change hook, sending changes, applying the peer's */

@@ -111,8 +111,10 @@ void cl_queue_push_work(struct cl_queue *q, struct cl_work *w)
 	else
 		q->head = w;
 	q->tail = w;
-	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
+	/* After the unlock, so the woken worker does not go back to sleep on the lock still held
+	 * here (half the apply workers' sleeps were that second one). */
+	pthread_cond_signal(&q->cond);
 }
 
 struct cl_work *cl_queue_pop(struct cl_queue *q)
@@ -129,6 +131,53 @@ struct cl_work *cl_queue_pop(struct cl_queue *q)
 			q->tail = NULL;
 	}
 	pthread_mutex_unlock(&q->lock);
+	return w;
+}
+
+/* The pool's push (see struct cl_queue): only for items that never wait on a later one, since
+ * a later one may wait for the worker that holds it. */
+void cl_queue_push_short(struct cl_queue *q, struct cl_work *w)
+{
+	bool wake;
+
+	w->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+	wake = ++q->queued > q->running;
+	pthread_mutex_unlock(&q->lock);
+	if (wake) /* after the unlock, as in cl_queue_push_work */
+		pthread_cond_signal(&q->cond);
+}
+
+/* The pool worker's pop: DONE_ONE when it comes back from an item it took here. */
+struct cl_work *cl_queue_take(struct cl_queue *q, bool done_one)
+{
+	struct cl_work *w = NULL;
+	bool wake = false;
+
+	pthread_mutex_lock(&q->lock);
+	if (done_one)
+		q->running--;
+	while (!q->head && !q->stop)
+		pthread_cond_wait(&q->cond, &q->lock);
+	if (q->head) {
+		w = q->head;
+		q->head = w->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->queued--;
+		q->running++;
+		/* A wake-up this worker took while a running one would have come back for the
+		 * item: pass it on if the backlog still needs another worker. */
+		wake = q->queued > q->running;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (wake)
+		pthread_cond_signal(&q->cond);
 	return w;
 }
 
@@ -150,6 +199,7 @@ static void queue_drain(struct cl_queue *q)
 		free(w);
 	}
 	q->tail = NULL;
+	q->queued = 0;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -811,7 +861,7 @@ static void applier_dispatch(struct cluster *cl, struct cl_work *w)
 		inflight_claim(cl, slot, w, vol, first, last);
 	pthread_mutex_unlock(&cl->inflight_lock);
 	if (is_write) {
-		cl_queue_push_work(&cl->applyw, w);
+		cl_queue_push_short(&cl->applyw, w);
 		return;
 	}
 	cl_apply_msg(cl, w);
@@ -881,7 +931,7 @@ static bool applier_direct(struct cluster *cl, uint16_t type, void *buf, size_t 
 		pthread_mutex_unlock(&cl->inflight_lock);
 	}
 	if (slot >= 0)
-		cl_queue_push_work(&cl->applyw, w);
+		cl_queue_push_short(&cl->applyw, w);
 	else
 		cl_queue_push_work(q, w); /* still busy: nothing overtakes it */
 	applier_done(q);
@@ -909,7 +959,7 @@ static void *apply_worker_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "cl-apply"); /* perf and top tell them apart */
 
-	while ((w = cl_queue_pop(&cl->applyw))) {
+	for (bool done_one = false; (w = cl_queue_take(&cl->applyw, done_one)); done_one = true) {
 		cl_apply_msg(cl, w);
 		pthread_mutex_lock(&cl->inflight_lock);
 		cl->inflight[w->slot].used = false;
