@@ -447,7 +447,10 @@ void cl_waiter_finish(struct cluster *cl, uint64_t req, int rc, uint64_t done, v
                       size_t len);
 void cl_link_down(struct cluster *cl, const char *why);
 int cl_manager_start(struct cluster *cl);
-void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len);
+int cl_queue_push(struct cl_queue *q, uint16_t type, void *buf,
+                  size_t len); /* frees BUF on error */
+void cl_queue_push_or_cut(struct cluster *cl, struct cl_queue *q, uint16_t type, void *buf,
+                          size_t len);
 void cl_queue_push_work(struct cl_queue *q, struct cl_work *w);
 struct cl_work *cl_queue_pop(struct cl_queue *q); /* NULL when stopped */
 void cl_queue_push_short(struct cl_queue *q, struct cl_work *w);

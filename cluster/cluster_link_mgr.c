@@ -90,16 +90,26 @@ void cl_send_ack(struct cluster *cl, const char *pod, uint64_t seq, int rc)
 
 /* ---- queues and waiters ------------------------------------------------------------------ */
 
-void cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len)
+int cl_queue_push(struct cl_queue *q, uint16_t type, void *buf, size_t len)
 {
 	struct cl_work *w = malloc(sizeof(*w));
 
 	if (!w) {
 		free(buf);
-		return;
+		return -ENOMEM;
 	}
 	*w = (struct cl_work){type, buf, len, -1, NULL};
 	cl_queue_push_work(q, w);
+	return 0;
+}
+
+/* A message of the peer's that cannot be queued is lost, and the peer may wait for its answer:
+ * the link goes down, so its waiters fail and the pods resync as after any cut. */
+void cl_queue_push_or_cut(struct cluster *cl, struct cl_queue *q, uint16_t type, void *buf,
+                          size_t len)
+{
+	if (cl_queue_push(q, type, buf, len))
+		cl_link_down(cl, "out of memory: a message could not be queued");
 }
 
 void cl_queue_push_work(struct cl_queue *q, struct cl_work *w)
@@ -528,7 +538,7 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	case CL_MSG_CHANGE:
 		if (applier_direct(cl, type, buf, len))
 			return;
-		cl_queue_push(&cl->applyq, type, buf, len);
+		cl_queue_push_or_cut(cl, &cl->applyq, type, buf, len);
 		return;
 	case CL_MSG_HELLO:
 	case CL_MSG_POD_DEF:
@@ -536,12 +546,12 @@ static void dispatch(struct cluster *cl, uint16_t type, void *buf, size_t len)
 	case CL_MSG_POD_DROP:
 	case CL_MSG_VERIFY:
 	case CL_MSG_AGREE:
-		cl_queue_push(&cl->applyq, type, buf, len);
+		cl_queue_push_or_cut(cl, &cl->applyq, type, buf, len);
 		return;
 	case CL_MSG_FWD:
 	case CL_MSG_NEED:
 	case CL_MSG_SYNC:
-		cl_queue_push(&cl->workq, type, buf, len);
+		cl_queue_push_or_cut(cl, &cl->workq, type, buf, len);
 		return;
 	default:
 		pfs_logl(LOG_WARNING, "pstorfs: cluster: unknown message %u from %s", type,
@@ -590,7 +600,7 @@ static bool fast_rx(void *arg, uint16_t type, void **buf, size_t len, uint64_t q
 	/* The other box's changes to apply in this box's order: the workers take them in any
 	 * order anyway (their writes overlap nothing acknowledged), so not through the reader. */
 	if (type == CL_MSG_FWD) {
-		cl_queue_push(&cl->workq, type, *buf, len);
+		cl_queue_push_or_cut(cl, &cl->workq, type, *buf, len);
 		*buf = NULL;
 		return true;
 	}

@@ -1262,10 +1262,18 @@ static void fwd_answered(void *arg, int rc, uint64_t done)
 
 	fwd_answer_put(&w, fa->req, rc, done);
 	free(fa);
-	if (!w.err && cl_send_nowait(cl, CL_MSG_FWD_DONE, &w) == -EAGAIN) {
-		cl_queue_push(&cl->workq, CL_MSG_FWD_DONE, w.b, w.len);
-		return;
+	rc = w.err ? -ENOMEM : cl_send_nowait(cl, CL_MSG_FWD_DONE, &w);
+	if (rc == -EAGAIN) {
+		rc = cl_queue_push(&cl->workq, CL_MSG_FWD_DONE, w.b, w.len); /* takes w.b */
+		w = (struct cl_wbuf){0};
 	}
+	/* Not cl_link_down: this may run under cl->lock (a settle from a state change). The
+	 * peer's write waits until the link next goes down, and fails then. */
+	if (rc == -ENOMEM)
+		pfs_logl(LOG_ERR,
+		         "pstorfs: cluster: out of memory: the answer to a write %s forwarded was "
+		         "lost; it fails there when the link next goes down",
+		         cl->peer_name);
 	cl_wbuf_free(&w);
 }
 
