@@ -162,6 +162,81 @@ static void tune(int s)
 	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A SYN lost while the path was cut is sent again only after the kernel's initial RTO (1 s), so
+ * a link that heals just after a dial began stayed down until that dial ran out. Instead a fresh
+ * connect goes out every CONNECT_RETRY_MS beside the pending ones, up to CONNECT_TRIES: the
+ * first to complete wins, so a slow path (a SYN-ACK later than the retry) still connects. */
+#define CONNECT_RETRY_MS 250
+#define CONNECT_TRIES    8
+
+/* Starts a non-blocking connect to AI: the socket (connected or in progress), or -errno. */
+static int connect_start(const struct addrinfo *ai)
+{
+	int s =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+
+	if (s < 0)
+		return -errno;
+	if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+		return s;
+	int r = -errno;
+	close(s);
+	return r;
+}
+
+/* Connects to AI by the deadline: the connected socket, or -errno (-ETIMEDOUT when none of
+ * the tries completed; the first error another way, such as -ECONNREFUSED, at once). */
+static int connect_addr(const struct addrinfo *ai, int64_t deadline)
+{
+	struct pollfd p[CONNECT_TRIES];
+	int n = 0, r = -ETIMEDOUT;
+	int64_t next = clink_now_ms();
+
+	for (;;) {
+		int64_t now = clink_now_ms();
+		if (n < CONNECT_TRIES && now >= next && (deadline < 0 || now < deadline)) {
+			int s = connect_start(ai);
+			if (s < 0) {
+				r = s;
+				break;
+			}
+			p[n++] = (struct pollfd){.fd = s, .events = POLLOUT};
+			next = now + CONNECT_RETRY_MS;
+		}
+		int left = clink_remaining(deadline);
+		int64_t until_next = next - clink_now_ms();
+		if (n < CONNECT_TRIES && (left < 0 || until_next < left))
+			left = until_next > 0 ? (int)until_next : 0;
+		if (left == 0 && deadline >= 0 && clink_now_ms() >= deadline)
+			break;
+		int got = poll(p, (nfds_t)n, left);
+		if (got < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		for (int i = 0; got > 0 && i < n; i++) {
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			if (!p[i].revents)
+				continue;
+			if (getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+				soerr = errno;
+			if (soerr == 0) {
+				r = p[i].fd;
+				p[i].fd = -1;
+			} else {
+				r = -soerr;
+			}
+			goto out;
+		}
+	}
+out:
+	for (int i = 0; i < n; i++)
+		if (p[i].fd >= 0 && p[i].fd != r)
+			close(p[i].fd);
+	return r;
+}
+
 int clink_sock_connect(const char *host_port, int64_t deadline, int *fd, char *err, size_t errlen)
 {
 	struct addrinfo *res, *ai;
@@ -172,33 +247,12 @@ int clink_sock_connect(const char *host_port, int64_t deadline, int *fd, char *e
 		return r;
 	r = -EHOSTUNREACH;
 	for (ai = res; ai; ai = ai->ai_next) {
-		int soerr = 0;
-		socklen_t sl = sizeof(soerr);
-
-		s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		           ai->ai_protocol);
-		if (s < 0) {
-			r = -errno;
-			snprintf(err, errlen, "socket: %s", strerror(errno));
-			continue;
-		}
-		if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0)
+		r = connect_addr(ai, deadline);
+		if (r >= 0) {
+			s = r;
 			break;
-		if (errno != EINPROGRESS) {
-			r = -errno;
-		} else {
-			r = clink_wait_fd(s, POLLOUT, deadline);
-			if (r == 0) {
-				if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-					soerr = errno;
-				if (soerr == 0)
-					break;
-				r = -soerr;
-			}
 		}
 		snprintf(err, errlen, "connect to %s: %s", host_port, strerror(-r));
-		close(s);
-		s = -1;
 		if (r == -ETIMEDOUT)
 			break;
 	}

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,6 +79,7 @@ struct conn_arg {
 	struct clink_tls *tls;
 	int port;
 	const char *expect;
+	int timeout_ms; /* 0: 5000 */
 	struct clink *c;
 	int r;
 	char err[256];
@@ -89,7 +91,8 @@ static void *connect_main(void *p)
 	char hp[32];
 
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", a->port);
-	a->r = clink_connect(a->tls, hp, a->expect, 5000, &a->c, a->err, sizeof(a->err));
+	a->r = clink_connect(a->tls, hp, a->expect, a->timeout_ms ? a->timeout_ms : 5000, &a->c,
+	                     a->err, sizeof(a->err));
 	return NULL;
 }
 
@@ -756,6 +759,56 @@ Test(link, connect_to_a_closed_port_is_refused)
 	if (r6 == 0)
 		clink_listener_close(l); /* (ASan found it left open) */
 	clink_tls_free(t);
+}
+
+/* A dial that began while the path dropped its SYN (here: the listener's accept queue full, as
+ * a cut drops it) connects soon after the path clears: a fresh SYN goes out every 250 ms, where
+ * the lost one is sent again only after the kernel's 1 s. The 950 ms bound fails without that. */
+Test(link, dial_connects_once_syns_get_through_before_the_kernels_retry)
+{
+	struct clink_tls *ts = tls_of("good", "b", "good", NULL);
+	struct clink_tls *tc = tls_of("good", "a", "good", NULL);
+	struct conn_arg a = {.tls = tc, .expect = "b", .timeout_ms = 950};
+	struct clink_listener *l;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct clink *srv = NULL;
+	int fill[64], nfill = 0, rs;
+	pthread_t th;
+
+	cr_assert_eq(clink_listen(ts, "127.0.0.1:0", &l, err, sizeof(err)), 0, "%s", err);
+	a.port = clink_listener_port(l);
+	sa.sin_port = htons((uint16_t)a.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (;;) {
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		struct pollfd p = {.fd = s, .events = POLLOUT};
+		cr_assert(s >= 0);
+		connect(s, (struct sockaddr *)&sa, sizeof(sa));
+		if (poll(&p, 1, 200) == 1) {
+			cr_assert_lt(nfill, 64, "the accept queue never filled");
+			fill[nfill++] = s;
+			continue;
+		}
+		close(s); /* its SYN was dropped: the queue is full */
+		break;
+	}
+	cr_assert_eq(pthread_create(&th, NULL, connect_main, &a), 0);
+	usleep(200 * 1000);
+	for (int i = 0; i < nfill; i++) {
+		int s = accept(clink_listener_fd(l), NULL, NULL);
+		if (s >= 0)
+			close(s);
+		close(fill[i]);
+	}
+	rs = clink_accept(l, 3000, &srv, err, sizeof(err));
+	pthread_join(th, NULL);
+	cr_expect_eq(a.r, 0, "dial: %s", a.err);
+	cr_expect_eq(rs, 0, "accept: %s", err);
+	clink_close(a.c);
+	clink_close(srv);
+	clink_listener_close(l);
+	clink_tls_free(ts);
+	clink_tls_free(tc);
 }
 
 Test(link, accept_times_out_and_a_taken_port_is_refused)
