@@ -116,6 +116,18 @@ bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len)
 	return fresh;
 }
 
+bool cl_dirty_durable(const struct cl_member *m, uint64_t off, uint64_t len)
+{
+	uint64_t a = off / CL_REGION, b = (off + (len ? len : 1) - 1) / CL_REGION;
+
+	if (!m->durable || b / 8 >= m->durable_len)
+		return false;
+	for (uint64_t i = a; i <= b; i++)
+		if (!(m->durable[i / 8] & (1u << (i % 8))))
+			return false;
+	return true;
+}
+
 void cl_seq_reset(struct cl_pod *pod, uint64_t next)
 {
 	pod->next_seq = next;
@@ -218,11 +230,27 @@ int cl_pod_save_dirty_upto(struct cluster *cl, struct cl_pod *pod, uint64_t gen)
 		struct cl_member *m = &pod->vols[i];
 		size_t n = (m->dirty_bits + 7) / 8;
 		uint8_t *copy = malloc(n ? n : 1);
+		char vol[CL_NAME_MAX + 1];
 		if (copy && n)
 			memcpy(copy, m->dirty, n);
+		snprintf(vol, sizeof(vol), "%s", m->name);
 		snprintf(key, sizeof(key), "cl/dirty/%s/%s", pod->name, m->name);
 		pthread_mutex_unlock(&pod->lock);
 		rc = copy ? pfs_blob_put(cl->p, key, copy, n) : -ENOMEM;
+		if (!rc) {
+			/* Committed: this copy is what a crash leaves (the member may have been
+			 * removed meanwhile; saves are serialized, so no older copy lands later).
+			 */
+			pthread_mutex_lock(&pod->lock);
+			m = cl_pod_member(pod, vol);
+			if (m) {
+				free(m->durable);
+				m->durable = copy;
+				m->durable_len = n;
+				copy = NULL;
+			}
+			pthread_mutex_unlock(&pod->lock);
+		}
 		free(copy);
 	}
 	if (!rc) {
@@ -320,6 +348,7 @@ static void pod_free(struct cl_pod *pod)
 	for (int i = 0; i < pod->nvols; i++) {
 		free(pod->vols[i].dirty);
 		free(pod->vols[i].touched);
+		free(pod->vols[i].durable);
 	}
 	free(pod->vols);
 	cl_wbuf_free(&pod->snaps);
@@ -357,6 +386,7 @@ void cl_pod_drop_member(struct cl_pod *pod, const char *vol)
 		return;
 	free(m->dirty);
 	free(m->touched);
+	free(m->durable);
 	int i = (int)(m - pod->vols);
 	memmove(&pod->vols[i], &pod->vols[i + 1], sizeof(*m) * (size_t)(pod->nvols - i - 1));
 	pod->nvols--;
@@ -465,6 +495,11 @@ static int load_dirty(void *arg, const char *key, const void *val, size_t len)
 	if (cl_member_grow(m, (uint64_t)len * 8 * CL_REGION))
 		return -ENOMEM;
 	memcpy(m->dirty, val, len);
+	free(m->durable);
+	m->durable = malloc(len);
+	m->durable_len = m->durable ? len : 0;
+	if (m->durable)
+		memcpy(m->durable, val, len); /* as read back: committed */
 	return 0;
 }
 

@@ -140,6 +140,10 @@ struct cl_member {
 	 * in use stay set and are not made durable again at every write (the activity part). */
 	uint8_t *touched;
 	uint64_t dirty_bits;
+	/* The map as last committed (loaded, or cl_pod_save_dirty_upto's copy once its commit
+	 * returned): a region set here is durable, so a write into it need not wait for a save. */
+	uint8_t *durable;
+	size_t durable_len;
 };
 
 struct cl_pod {
@@ -405,6 +409,7 @@ void cl_set_state(struct cluster *cl, struct cl_pod *pod, enum cl_pod_state s);
 /* Marks [off, off+len) of member M dirty; returns true when a bit was newly set. Under pod->lock.
  */
 bool cl_mark_dirty(struct cl_member *m, uint64_t off, uint64_t len);
+bool cl_dirty_durable(const struct cl_member *m, uint64_t off, uint64_t len); /* pod->lock */
 /* The size of volume NAME here (0 when there is none). */
 uint64_t cl_vol_size(struct cluster *cl, const char *name);
 /* Marks every region of every member dirty (a stretch, a resolve: the peer gets it all). */
