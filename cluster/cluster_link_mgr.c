@@ -112,15 +112,33 @@ void cl_queue_push_or_cut(struct cluster *cl, struct cl_queue *q, uint16_t type,
 		cl_link_down(cl, "out of memory: a message could not be queued");
 }
 
-void cl_queue_push_work(struct cl_queue *q, struct cl_work *w)
+/* Under q->lock: W at the tail; the head taken off (NULL when empty). */
+static void queue_append(struct cl_queue *q, struct cl_work *w)
 {
 	w->next = NULL;
-	pthread_mutex_lock(&q->lock);
 	if (q->tail)
 		q->tail->next = w;
 	else
 		q->head = w;
 	q->tail = w;
+}
+
+static struct cl_work *queue_take_head(struct cl_queue *q)
+{
+	struct cl_work *w = q->head;
+
+	if (w) {
+		q->head = w->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	return w;
+}
+
+void cl_queue_push_work(struct cl_queue *q, struct cl_work *w)
+{
+	pthread_mutex_lock(&q->lock);
+	queue_append(q, w);
 	pthread_mutex_unlock(&q->lock);
 	/* After the unlock, so the woken worker does not go back to sleep on the lock still held
 	 * here (half the apply workers' sleeps were that second one). */
@@ -134,12 +152,7 @@ struct cl_work *cl_queue_pop(struct cl_queue *q)
 	pthread_mutex_lock(&q->lock);
 	while (!q->head && !q->stop)
 		pthread_cond_wait(&q->cond, &q->lock);
-	if (q->head) {
-		w = q->head;
-		q->head = w->next;
-		if (!q->head)
-			q->tail = NULL;
-	}
+	w = queue_take_head(q);
 	pthread_mutex_unlock(&q->lock);
 	return w;
 }
@@ -150,13 +163,8 @@ void cl_queue_push_short(struct cl_queue *q, struct cl_work *w)
 {
 	bool wake;
 
-	w->next = NULL;
 	pthread_mutex_lock(&q->lock);
-	if (q->tail)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
+	queue_append(q, w);
 	wake = ++q->queued > q->running;
 	pthread_mutex_unlock(&q->lock);
 	if (wake) /* after the unlock, as in cl_queue_push_work */
@@ -174,11 +182,8 @@ struct cl_work *cl_queue_take(struct cl_queue *q, bool done_one)
 		q->running--;
 	while (!q->head && !q->stop)
 		pthread_cond_wait(&q->cond, &q->lock);
-	if (q->head) {
-		w = q->head;
-		q->head = w->next;
-		if (!q->head)
-			q->tail = NULL;
+	w = queue_take_head(q);
+	if (w) {
 		q->queued--;
 		q->running++;
 		/* A wake-up this worker took while a running one would have come back for the
@@ -201,14 +206,13 @@ void cl_queue_stop(struct cl_queue *q)
 
 static void queue_drain(struct cl_queue *q)
 {
+	struct cl_work *w;
+
 	pthread_mutex_lock(&q->lock);
-	while (q->head) {
-		struct cl_work *w = q->head;
-		q->head = w->next;
+	while ((w = queue_take_head(q))) {
 		free(w->buf);
 		free(w);
 	}
-	q->tail = NULL;
 	q->queued = 0;
 	pthread_mutex_unlock(&q->lock);
 }
@@ -888,13 +892,8 @@ static struct cl_work *applier_pop(struct cl_queue *q)
 	pthread_mutex_lock(&q->lock);
 	while ((!q->head || q->busy) && !q->stop)
 		pthread_cond_wait(&q->cond, &q->lock);
-	if (q->head && !q->busy) {
-		w = q->head;
-		q->head = w->next;
-		if (!q->head)
-			q->tail = NULL;
+	if (!q->busy && (w = queue_take_head(q)))
 		q->busy = true;
-	}
 	pthread_mutex_unlock(&q->lock);
 	return w;
 }
