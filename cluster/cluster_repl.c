@@ -369,7 +369,8 @@ static int dirty_before(struct cluster *cl, struct cl_pod *pod, const struct pfs
 	/* A bit set by another writer whose save has not committed yet is not durable either
 	 * (invariant 3): wait for that save too (the latest mark covers it), unless the map last
 	 * committed has the bit (a region marked ahead: waiting for the newest save, of regions
-	 * further on, held a sequential stream at every region). */
+	 * further on, held a sequential stream at every region). Not for a fresh bit: the
+	 * cleaner cleared it, and a save whose copy was taken since may commit it cleared. */
 	gen = fresh ? ++pod->dirty_gen : pod->dirty_gen;
 	bool saved = pod->dirty_saved_gen >= gen || (!fresh && cl_dirty_durable(m, off, len));
 	pthread_mutex_unlock(&pod->lock);
@@ -401,12 +402,11 @@ static void dirty_ahead(struct cluster *cl, struct cl_pod *pod, const struct pfs
 		return;
 	pfs_vol_get_info(c->vol, &info);
 	pthread_mutex_lock(&pod->lock);
-	bool fresh = next * (uint64_t)CL_REGION < info.size &&
-	             cl_mark_dirty(m, next * (uint64_t)CL_REGION, 1);
-	for (uint64_t r = next + 1;
-	     fresh && r < next + CL_AHEAD && r * (uint64_t)CL_REGION < info.size; r++)
-		cl_mark_dirty(m, r * (uint64_t)CL_REGION, 1);
+	uint64_t from = next * (uint64_t)CL_REGION;
+	bool fresh = from < info.size && cl_mark_dirty(m, from, 1);
 	if (fresh) {
+		uint64_t span = (uint64_t)CL_AHEAD * CL_REGION;
+		cl_mark_dirty(m, from, span < info.size - from ? span : info.size - from);
 		pod->dirty_unsaved = true;
 		gen = ++pod->dirty_gen;
 	}

@@ -194,7 +194,10 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline)
 
 	for (;;) {
 		int64_t now = clink_now_ms();
-		if (n < CONNECT_TRIES && now >= next && (deadline < 0 || now < deadline)) {
+		int left = clink_remaining(deadline);
+		if (left == 0)
+			break; /* r: -ETIMEDOUT */
+		if (n < CONNECT_TRIES && now >= next) {
 			int s = connect_start(ai);
 			if (s < 0) {
 				r = s;
@@ -203,12 +206,8 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline)
 			p[n++] = (struct pollfd){.fd = s, .events = POLLOUT};
 			next = now + CONNECT_RETRY_MS;
 		}
-		int left = clink_remaining(deadline);
-		int64_t until_next = next - clink_now_ms();
-		if (n < CONNECT_TRIES && (left < 0 || until_next < left))
-			left = until_next > 0 ? (int)until_next : 0;
-		if (left == 0 && deadline >= 0 && clink_now_ms() >= deadline)
-			break;
+		if (n < CONNECT_TRIES && (left < 0 || next - now < left))
+			left = (int)(next - now); /* the next try's time */
 		int got = poll(p, (nfds_t)n, left);
 		if (got < 0 && errno != EINTR) {
 			r = -errno;
