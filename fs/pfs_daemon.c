@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -639,6 +641,22 @@ static void detach_from_parent(struct daemon *d)
 	report_once(d, 0, NULL);
 }
 
+/* FUSE's workers, all started from the thread that runs the loop, inherit its policy. As
+ * SCHED_BATCH a worker that a request wakes does not preempt the process that sent it: an
+ * application with a queue of I/O goes on submitting until it waits, and the worker then finds
+ * the requests queued instead of sleeping and waking once per request. On 2 CPUs that took
+ * replicated 4k writes at qd32 (whose replies come from the link's thread, so the workers run
+ * dry) from 1.6 to 1.4 switches per write and 18.7k to 20.1k IOPS, local writes unchanged.
+ * Threads a worker starts are made ordinary again (pfs_fuse's ctl calls). */
+static void serve_as_batch(bool on)
+{
+	struct sched_param sp = {0};
+
+	if (sched_setscheduler(0, on ? SCHED_BATCH : SCHED_OTHER, &sp))
+		pfs_logl(LOG_WARNING, "pstorfs: scheduling policy of the FUSE workers: %s",
+		         strerror(errno));
+}
+
 /* Phase 4: mount and serve until unmounted or signalled. */
 static int mount_and_serve(struct daemon *d)
 {
@@ -655,6 +673,7 @@ static int mount_and_serve(struct daemon *d)
 	 * names the serving process when it is not the one systemd started (no -f). */
 	sd_notifyf(0, "READY=1\nSTATUS=serving %s on %s\nMAINPID=%ld", d->real, d->c.mountpoint,
 	           (long)getpid());
+	serve_as_batch(true);
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_idle_threads(lc, 32);
@@ -664,6 +683,7 @@ static int mount_and_serve(struct daemon *d)
 	 * failed. */
 	rc = fuse_session_loop_mt(d->se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	serve_as_batch(false);
 	/* Unmounted or signalled (SIGTERM from systemctl stop): what follows is the unmount, the
 	 * final commit (op_destroy) and pfs_close's flush. */
 	sd_notifyf(0, "STOPPING=1\nSTATUS=unmounting %s and flushing", d->c.mountpoint);

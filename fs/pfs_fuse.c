@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -958,10 +959,33 @@ static void inval_vols(struct pfs_fuse *f)
 		pfs_vol_each(f->p, PFS_MAP_VOLUME, 0, inval_vol, &a);
 }
 
+/* The FUSE workers run SCHED_BATCH (pfs_daemon.c). A ctl command or a config key may start a
+ * thread (scrub, tiering, a link's), which inherits the policy of the thread that creates it:
+ * they run as an ordinary thread. Returns what to give ordinary_thread_end. */
+static int ordinary_thread_begin(void)
+{
+	struct sched_param sp = {0};
+	int policy = sched_getscheduler(0);
+
+	if (policy == SCHED_BATCH && sched_setscheduler(0, SCHED_OTHER, &sp))
+		return SCHED_OTHER; /* left as it was: nothing to restore */
+	return policy;
+}
+
+static void ordinary_thread_end(int policy)
+{
+	struct sched_param sp = {0};
+
+	if (policy == SCHED_BATCH)
+		sched_setscheduler(0, SCHED_BATCH, &sp);
+}
+
 int pfs_fuse_ctl(struct pfs_fuse *f, const char *line)
 {
+	int policy = ordinary_thread_begin();
 	int rc = pfs_ctl_exec(f->p, line);
 
+	ordinary_thread_end(policy);
 	if (!rc)
 		inval_vols(f);
 	return rc;
@@ -1028,8 +1052,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)c.done);
 		return;
 	}
-	case FH_CTL:
+	case FH_CTL: {
+		int policy = ordinary_thread_begin();
+
 		rc = pfs_ctl_write(f->p, buf, size);
+		ordinary_thread_end(policy);
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else
@@ -1037,8 +1064,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		if (!rc)
 			inval_vols(f);
 		return;
+	}
 	case FH_CONFIG: {
 		char val[128];
+		int policy;
 		size_t n = size < sizeof(val) - 1 ? size : sizeof(val) - 1;
 		memcpy(val, buf, n);
 		val[n] = '\0';
@@ -1048,9 +1077,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, EINVAL);
 			return;
 		}
+		policy = ordinary_thread_begin();
 		rc = pfs_change_apply(f->p, &(struct pfs_change){.kind = PFS_CHANGE_CONFIG_SET,
 		                                                 .name = pfs_config_names[h->key],
 		                                                 .value = val});
+		ordinary_thread_end(policy);
 		if (rc) {
 			char msg[PFS_MSG_MAX];
 			pfs_msg_get(f->p, msg, sizeof(msg));
