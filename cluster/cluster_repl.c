@@ -867,18 +867,18 @@ int cl_hook_change(void *arg, struct pfs_change *c)
 	return cl_wait_ack_gen(cl, pod, seq, gen);
 }
 
-/* The wait for the answer to a request whose send returned SENT (WT registered before it, GEN
- * the link's generation then). A send that failed never reached the peer: -EIO at once. (It
- * waited for the generation after GEN to end, which is the next link's loss when the link went
- * down before the send: an fsync then hung until the peer came back and went again.) */
-static int send_then_wait(struct cluster *cl, struct cl_waiter *wt, int sent, uint64_t gen,
-                          void **data, size_t *len)
+/* The wait for the answer to a request whose send returned SENT (WT registered before it, in
+ * the link generation it records). A send that failed never reached the peer: -EIO at once. (It
+ * waited for the generation after the caller's to end, which is the next link's loss when the
+ * link went down before the send: an fsync then hung until the peer came back and went again.) */
+static int send_then_wait(struct cluster *cl, struct cl_waiter *wt, int sent, void **data,
+                          size_t *len)
 {
 	if (sent) {
 		cl_waiter_cancel(cl, wt);
 		return -EIO;
 	}
-	return cl_waiter_wait(cl, wt, gen, NULL, data, len);
+	return cl_waiter_wait(cl, wt, wt->gen, NULL, data, len);
 }
 
 int cl_hook_sync(void *arg)
@@ -887,7 +887,6 @@ int cl_hook_sync(void *arg)
 	struct cl_waiter *wt;
 	struct cl_wbuf w = {0};
 	bool any = false;
-	uint64_t gen;
 	int rc;
 
 	bool follows = false;
@@ -901,7 +900,6 @@ int cl_hook_sync(void *arg)
 			follows |= !cl_is_leader(cl, pod);
 		}
 	}
-	gen = cl->link_gen;
 	pthread_mutex_unlock(&cl->lock);
 	if (!any)
 		return 0;
@@ -928,7 +926,7 @@ int cl_hook_sync(void *arg)
 	/* A peer that goes away meanwhile leaves a leader serving alone: its own sync stands. A
 	 * follower stops serving then, and its copy is not the pod's (the leader's resync will
 	 * overwrite it), so what it was asked to make durable is not: EIO. */
-	rc = send_then_wait(cl, wt, rc, gen, NULL, NULL);
+	rc = send_then_wait(cl, wt, rc, NULL, NULL);
 	if (rc == -EIO && !follows) {
 		/* ... if it still leads after the race, if there was one. */
 		rc = 0;
@@ -957,14 +955,10 @@ static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fp
 	struct cl_wbuf w = {0};
 	void *data = NULL;
 	size_t len = 0;
-	uint64_t gen;
 	int rc;
 
 	if (!wt)
 		return -ENOMEM;
-	pthread_mutex_lock(&cl->lock);
-	gen = cl->link_gen;
-	pthread_mutex_unlock(&cl->lock);
 	cl_put64(&w, wt->req);
 	cl_put_str(&w, pod);
 	cl_put32(&w, n);
@@ -972,7 +966,7 @@ static int fetch_missing(struct cluster *cl, const char *pod, const uint8_t (*fp
 		cl_put_bytes(&w, fps[i], ENGINE_FP_LEN);
 	rc = cl_send(cl, CL_MSG_NEED, &w);
 	cl_wbuf_free(&w);
-	rc = send_then_wait(cl, wt, rc, gen, &data, &len);
+	rc = send_then_wait(cl, wt, rc, &data, &len);
 	if (rc)
 		return rc;
 	struct cl_rbuf r = {data, len, 0, false};
