@@ -304,6 +304,11 @@ struct analytics_capacity {
 	 * no weekly period, else `drift` is not chosen. */
 	double step_trend_t;
 	bool drift_eligible;
+	/* The exponential model's check: the t statistic of a trend in the mean of the steps of
+	 * the series itself (not of its logs); EXP_ELIGIBLE when it is at least 2 (steps that
+	 * grow with what is there), else `exponential` is not chosen. */
+	double exp_step_trend_t;
+	bool exp_eligible;
 	size_t nfc;
 	struct analytics_forecast_point fc[ANALYTICS_MAX_HORIZONS];
 	/* Days from now until the pool is full: point, and the 95% interval (earliest when the

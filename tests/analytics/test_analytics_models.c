@@ -644,6 +644,76 @@ Test(analytics_models, capacity_picks_the_changepoint_model_right_after_a_delete
 	          c.fc[0].hi95 - c.fc[0].lo95);
 }
 
+/* A straight line with noise (one of the benchmark's linear series, in MB): the exponential
+ * model wins its backtest by chance (0.70 of the line's error), but the steps show no growth, so
+ * it does not compete. Chosen, it forecast 30 days ahead the line bent upward by the curvature
+ * of log y, 2.5 noise sd above the line, and the truth fell outside its 95% interval. */
+Test(analytics_models, capacity_keeps_the_line_when_the_steps_do_not_grow)
+{
+	static const double mb[] = {
+	    2790138.494, 2770331.313, 2789908.864, 2780105.361, 2779632.551, 2783262.873,
+	    2786325.634, 2795051.824, 2794800.538, 2813040.773, 2822949.225, 2801972.782,
+	    2795107.610, 2810281.766, 2825150.543, 2839504.006, 2841196.899, 2866160.881,
+	    2852127.995, 2848711.014, 2853365.923, 2872973.794, 2861723.023, 2869602.096,
+	    2882435.087, 2877249.302, 2892068.478, 2885355.658, 2893817.981, 2891557.134,
+	    2902308.725, 2911541.157, 2900993.071, 2919432.082, 2914375.840, 2912245.574,
+	    2940452.711, 2939798.112, 2910045.222, 2912061.018, 2971918.410, 2955706.931,
+	    2951862.915, 2975720.251, 2956715.474, 2974516.334, 2971975.088, 2967860.832,
+	    2990380.197, 2975313.735, 2994032.937, 3022396.843, 3023199.785, 3019141.120,
+	    3009830.400, 3039635.868, 3014608.315, 3043948.056, 3044614.272, 3012250.172,
+	    3055864.401, 3033191.156, 3069552.747, 3063792.000, 3071621.014, 3062011.567,
+	    3071363.394, 3081143.732, 3111555.709, 3102842.748, 3094905.720, 3092395.843,
+	    3085233.073, 3110690.351, 3130679.963, 3160307.803, 3140508.763, 3108010.235,
+	    3145199.070, 3156992.399, 3156433.045, 3135890.141, 3141774.291, 3152131.127,
+	    3170635.164, 3160346.813, 3179030.334, 3172127.712, 3176300.208, 3186521.017,
+	    3200466.509, 3210577.470, 3188631.192, 3223227.657, 3215283.184, 3207569.990,
+	    3226032.135, 3221838.115, 3232964.779, 3229357.938, 3265995.378, 3257917.406,
+	    3226420.926,
+	};
+	enum { N = sizeof(mb) / sizeof(mb[0]) };
+	int64_t t[N];
+	double y[N], h[] = {30};
+	const double truth30 = 3374211.609e6;
+	struct analytics_capacity c;
+
+	series_times(t, N, 86400);
+	for (int i = 0; i < N; i++)
+		y[i] = mb[i] * 1e6;
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 0, h, 1, &c), 0);
+	cr_assert(c.ok, "%s", c.message);
+	cr_expect(c.backtest_mae[ANALYTICS_MODEL_EXPONENTIAL] <
+	              0.8 * c.backtest_mae[ANALYTICS_MODEL_LINEAR],
+	          "the exponential model's backtest win that the check overrides: %g against %g",
+	          c.backtest_mae[ANALYTICS_MODEL_EXPONENTIAL],
+	          c.backtest_mae[ANALYTICS_MODEL_LINEAR]);
+	cr_expect(!c.exp_eligible, "steps' trend t %g", c.exp_step_trend_t);
+	cr_expect_eq(c.model, ANALYTICS_MODEL_LINEAR, "%s", analytics_model_names[c.model]);
+	cr_expect(c.fc[0].lo95 <= truth30 && truth30 <= c.fc[0].hi95, "%g not in [%g, %g]", truth30,
+	          c.fc[0].lo95, c.fc[0].hi95);
+}
+
+/* Compound growth, 1% a day with noise: its steps grow with it, so the exponential model
+ * competes, and it is chosen over the line, whose forecast falls ever further behind. */
+Test(analytics_models, capacity_picks_the_exponential_model_for_compound_growth)
+{
+	enum { N = 120 };
+	int64_t t[N];
+	double y[N], h[] = {30};
+	unsigned s = 7;
+	struct analytics_capacity c;
+
+	series_times(t, N, 86400);
+	for (int i = 0; i < N; i++)
+		y[i] = 1e11 * pow(1.01, i) * (1 + 0.002 * noise(&s));
+	cr_assert_eq(analytics_capacity_forecast(t, y, N, 0, h, 1, &c), 0);
+	cr_assert(c.ok, "%s", c.message);
+	cr_expect(c.exp_eligible, "steps' trend t %g", c.exp_step_trend_t);
+	cr_expect_eq(c.model, ANALYTICS_MODEL_EXPONENTIAL, "%s", analytics_model_names[c.model]);
+	double truth30 = 1e11 * pow(1.01, N - 1 + 30);
+	cr_expect(c.fc[0].lo95 <= truth30 && truth30 <= c.fc[0].hi95, "%g not in [%g, %g]", truth30,
+	          c.fc[0].lo95, c.fc[0].hi95);
+}
+
 Test(analytics_models, capacity_skips_empty_values_and_refuses_too_many_horizons)
 {
 	enum { N = 49 };

@@ -120,6 +120,7 @@ struct tally {
 	/* The drift method's check on each history: eligible, or out for a trend in the steps'
 	 * mean (|t| >= 2; the rest of the ineligible ones are out for a weekly period). */
 	unsigned drift_eligible, step_trend;
+	unsigned exp_eligible; /* the exponential model's check: the steps clearly grow */
 };
 
 /* Scores C's first forecast against ACTUAL, next to the line's forecast LINE, both scaled by
@@ -137,6 +138,7 @@ static void tally_add(struct tally *t, const struct analytics_capacity *c, doubl
 	t->chosen[c->model]++;
 	t->chosen_in95[c->model] += in95;
 	t->drift_eligible += c->drift_eligible;
+	t->exp_eligible += c->exp_eligible;
 	t->step_trend += !(fabs(c->step_trend_t) < 2);
 }
 
@@ -358,6 +360,7 @@ static void print_tally(const char *name, const struct tally *t, bool far, doubl
 	printf("\n");
 	printf("analytics.%s.drift_eligible: %.3f\n", name, (double)t->drift_eligible / t->n);
 	printf("analytics.%s.step_trend_rejects: %.3f\n", name, (double)t->step_trend / t->n);
+	printf("analytics.%s.exp_eligible: %.3f\n", name, (double)t->exp_eligible / t->n);
 	*ratio_sum += mc / ml;
 }
 
