@@ -90,6 +90,14 @@ int engine_write(struct engine *e, const void *block, struct engine_ref prev,
 int engine_write_fp(struct engine *e, const void *block, struct engine_ref prev,
                     struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN]);
 
+/* engine_write_fp of N blocks one after the other in BLOCKS, into OUT[i] with PREV[i] and FP[i]
+ * (FP may be NULL) for block i: the same references and counters, but the FTL gets each batch of
+ * new chunks at once (ftl_write_many), so a large write takes the FTL's stream lock once a
+ * batch, not once a block. 0, or the first error with no reference left taken. */
+int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
+                     const struct engine_ref *prev, struct engine_ref *out,
+                     uint8_t (*fp)[ENGINE_FP_LEN]);
+
 /* engine_write of a block whose SHA-256 the caller has just checked (FP, engine_chunk_decode's
  * check of a block from another box): the block is not hashed again. */
 int engine_write_hashed(struct engine *e, const void *block, const uint8_t fp[ENGINE_FP_LEN],

@@ -67,6 +67,7 @@ int engine_codec_parse(const char *s, enum engine_codec *codec, int *level)
 struct codec_tls {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
+	uint8_t *stage; /* engine_codec_stage(), allocated on first use */
 	uint8_t buf[ENGINE_BLOCK_MAX];
 };
 
@@ -82,6 +83,7 @@ static void codec_tls_free(void *arg)
 		return;
 	ZSTD_freeCCtx(t->cctx);
 	ZSTD_freeDCtx(t->dctx);
+	free(t->stage);
 	free(t);
 }
 
@@ -139,8 +141,8 @@ static bool looks_random(const uint8_t *src, uint32_t len)
 	return n >= PROBE_DISTINCT;
 }
 
-int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
-                          const void **out, uint32_t *out_len)
+int engine_codec_compress_into(enum engine_codec codec, int level, const void *src, uint32_t len,
+                               void *dst, uint32_t *out_len)
 {
 	/* Worth storing compressed only if it saves at least 1/8: cap the output there, so the
 	 * compressor gives up early on data that does not shrink. */
@@ -150,28 +152,27 @@ int engine_codec_compress(enum engine_codec codec, int level, const void *src, u
 	int n;
 
 	*out_len = 0;
-	*out = NULL;
 	if (codec == ENGINE_CODEC_NONE || len > ENGINE_BLOCK_MAX || len > INT_MAX)
 		return 0;
 	if (len >= 2 * PROBE_SAMPLES && looks_random(src, len))
 		return 1; /* store raw without a compression attempt */
-	t = codec_tls_get();
-	if (!t)
-		return -ENOMEM;
 	switch (codec) {
 	case ENGINE_CODEC_LZ4:
-		n = LZ4_compress_default(src, (char *)t->buf, (int)len, (int)cap);
+		n = LZ4_compress_default(src, dst, (int)len, (int)cap);
 		if (n <= 0)
 			return 0; /* did not fit in CAP: store raw */
 		*out_len = (uint32_t)n;
-		break;
+		return 0;
 	case ENGINE_CODEC_ZSTD:
+		t = codec_tls_get();
+		if (!t)
+			return -ENOMEM;
 		if (!t->cctx) {
 			t->cctx = ZSTD_createCCtx();
 			if (!t->cctx)
 				return -ENOMEM;
 		}
-		zn = ZSTD_compressCCtx(t->cctx, t->buf, cap, src, len,
+		zn = ZSTD_compressCCtx(t->cctx, dst, cap, src, len,
 		                       level ? level : ZSTD_LEVEL_DEFAULT);
 		if (ZSTD_isError(zn)) {
 			if (ZSTD_getErrorCode(zn) == ZSTD_error_memory_allocation)
@@ -179,12 +180,40 @@ int engine_codec_compress(enum engine_codec codec, int level, const void *src, u
 			return 0; /* dstSize_tooSmall and friends: store raw */
 		}
 		*out_len = (uint32_t)zn;
-		break;
+		return 0;
 	default:
 		return -EINVAL;
 	}
-	*out = t->buf;
-	return 0;
+}
+
+int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
+                          const void **out, uint32_t *out_len)
+{
+	struct codec_tls *t = NULL;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if (codec != ENGINE_CODEC_NONE) {
+		t = codec_tls_get();
+		if (!t)
+			return -ENOMEM;
+	}
+	rc = engine_codec_compress_into(codec, level, src, len, t ? t->buf : NULL, out_len);
+	if (rc == 0 && *out_len)
+		*out = t->buf;
+	return rc;
+}
+
+uint8_t *engine_codec_stage(void)
+{
+	struct codec_tls *t = codec_tls_get();
+
+	if (!t)
+		return NULL;
+	if (!t->stage)
+		t->stage = malloc(ENGINE_STAGE_BYTES);
+	return t->stage;
 }
 
 int engine_codec_decompress(enum engine_codec codec, const void *src, uint32_t src_len, void *dst,

@@ -289,6 +289,186 @@ err_free_chunk:
 	return rc == -ERANGE ? -ENOSPC : rc;
 }
 
+/* ---- the write path, a batch at a time --------------------------------------------- */
+
+/* What engine_write_run keeps of a block between its stages. */
+struct run_block {
+	enum { RUN_NONE, RUN_REF, RUN_MISS } state; /* RUN_REF: OUT holds its reference */
+	bool indexable;                             /* to be indexed once stored */
+	bool probed;   /* looked random: stored raw without a compression attempt */
+	uint32_t item; /* RUN_MISS: its FTL item */
+	uint8_t hash[FTL_HASH_LEN];
+};
+
+/* Stage 1 for one block: pattern, hash, dedupe, compression into STAGE at *STAGED. A pattern or
+ * a dedupe hit sets OUT (RUN_REF); a miss fills IT (RUN_MISS). */
+static int run_reduce(struct engine *e, const uint8_t *block, struct engine_ref prev,
+                      struct engine_ref *out, uint8_t *fp, struct run_block *b,
+                      struct ftl_write_item *it, uint8_t *stage, size_t *staged)
+{
+	uint32_t bs = e->block_size, codec, len;
+	uint8_t pat[ENGINE_PAT_MAX];
+	uint64_t id;
+	int period, rc;
+
+	engine_cnt_add(&e->cnt.blocks_written, 1);
+	period = engine_pattern_detect(block, bs, pat);
+	if (period) {
+		rc = write_pattern(e, pat, (uint32_t)period, out);
+		if (rc == 0) {
+			engine_cnt_add(&e->cnt.pattern_blocks, 1);
+			b->state = RUN_REF;
+			return 0;
+		}
+		if (rc != -ENOSPC)
+			return rc;
+	}
+	rc = engine_sha256(block, bs, b->hash);
+	if (rc)
+		return rc;
+	if (fp)
+		memcpy(fp, b->hash, ENGINE_FP_LEN);
+	b->indexable = atomic_load_explicit(&e->dedupe, memory_order_relaxed);
+	if (b->indexable) {
+		struct engine_index_shard *s = engine_idx_shard(&e->index, b->hash);
+		engine_idx_lock(s);
+		rc = engine_dedupe_take(e, s, b->hash, &id);
+		engine_idx_unlock(s);
+		if (rc == 0) {
+			engine_cnt_add(&e->cnt.dedupe_blocks, 1);
+			*out = engine_chunk_ref(id);
+			b->state = RUN_REF;
+			return 0;
+		}
+		if (rc == -EOVERFLOW)
+			b->indexable = false;
+	}
+	codec = atomic_load_explicit(&e->codec, memory_order_relaxed);
+	rc = engine_codec_compress_into((enum engine_codec)(codec & 0xff), (int)(codec >> 8), block,
+	                                bs, stage + *staged, &len);
+	if (rc < 0)
+		return rc;
+	b->probed = rc == 1;
+	*it = (struct ftl_write_item){.hash = b->hash,
+	                              .opts = {.prev = FTL_ADDR_NONE, .flags = ENGINE_CODEC_NONE}};
+	if (len) {
+		it->data = stage + *staged;
+		it->len = len;
+		it->opts.flags = (uint8_t)(codec & ENGINE_FLAG_CODEC_MASK);
+		*staged += len;
+	} else {
+		it->data = block;
+		it->len = bs;
+	}
+	if (engine_ref_kind(prev) == ENGINE_REF_CHUNK)
+		it->opts.prev = engine_ref_addr(prev);
+	b->state = RUN_MISS;
+	return 0;
+}
+
+/* Stage 3 for one stored block: its reference, and its index entry unless another writer
+ * stored the same block meanwhile (L4), whose chunk it then shares. On error the chunk is
+ * freed, or kept where it must be (an id still counted live). */
+static int run_adopt(struct engine *e, struct run_block *b, const struct ftl_write_item *it,
+                     struct engine_ref *out)
+{
+	uint32_t bs = e->block_size;
+	uint64_t id;
+	int rc = engine_chunks_create(&e->chunks, it->out.v, 1);
+
+	if (rc == -EEXIST)
+		return -EIO; /* the FTL handed out an id we still count as live: do not free it */
+	if (rc) {
+		ftl_free(e->ftl, it->out);
+		return rc == -ERANGE ? -ENOSPC : rc;
+	}
+	if (b->indexable) {
+		struct engine_index_shard *s = engine_idx_shard(&e->index, b->hash);
+		engine_idx_lock(s);
+		rc = engine_dedupe_take(e, s, b->hash, &id);
+		if (rc == 0) {
+			engine_idx_unlock(s);
+			engine_chunks_clear(&e->chunks, it->out.v);
+			ftl_free(e->ftl, it->out);
+			engine_cnt_add(&e->cnt.dedupe_blocks, 1);
+			*out = engine_chunk_ref(id);
+			return 0;
+		}
+		if (rc == -ENOENT)
+			engine_idx_insert(&e->index, s, b->hash, it->out.v);
+		engine_idx_unlock(s);
+	}
+	engine_cnt_add(&e->cnt.unique_chunks, 1);
+	engine_cnt_add(it->len < bs ? &e->cnt.compressed_blocks : &e->cnt.raw_blocks, 1);
+	if (b->probed)
+		engine_cnt_add(&e->cnt.raw_probed_blocks, 1);
+	engine_cnt_add(&e->cnt.stored_bytes, it->len);
+	*out = engine_chunk_ref(it->out.v);
+	return 0;
+}
+
+int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
+                     const struct engine_ref *prev, struct engine_ref *out,
+                     uint8_t (*fp)[ENGINE_FP_LEN])
+{
+	struct run_block rb[FTL_WRITE_MANY_MAX];
+	struct ftl_write_item items[FTL_WRITE_MANY_MAX];
+	const uint8_t *src = blocks;
+	uint32_t bs = e->block_size, batch = ENGINE_STAGE_BYTES / bs, first, k = 0, nitems;
+	bool written = false;
+	uint8_t *stage = engine_codec_stage();
+	int rc = 0;
+
+	if (!stage)
+		return -ENOMEM;
+	/* A compressed block takes less than a block of the stage (engine_codec_compress). */
+	if (batch > FTL_WRITE_MANY_MAX)
+		batch = FTL_WRITE_MANY_MAX;
+	for (first = 0; first < n; first += k) {
+		size_t staged = 0;
+		k = n - first < batch ? n - first : batch;
+		nitems = 0;
+		written = false;
+		for (uint32_t i = 0; i < k; i++)
+			rb[i].state = RUN_NONE;
+		for (uint32_t i = 0; i < k; i++) {
+			rc = run_reduce(e, src + (size_t)(first + i) * bs, prev[first + i],
+			                &out[first + i], fp ? fp[first + i] : NULL, &rb[i],
+			                &items[nitems], stage, &staged);
+			if (rc)
+				goto err_batch;
+			if (rb[i].state == RUN_MISS)
+				rb[i].item = nitems++;
+		}
+		rc = ftl_write_many(e->ftl, items, nitems);
+		if (rc)
+			goto err_batch; /* none of them is written */
+		written = true;
+		for (uint32_t i = 0; i < k; i++) {
+			if (rb[i].state != RUN_MISS)
+				continue;
+			rc = run_adopt(e, &rb[i], &items[rb[i].item], &out[first + i]);
+			rb[i].state = rc ? RUN_NONE : RUN_REF;
+			if (rc)
+				goto err_batch;
+		}
+	}
+	return 0;
+
+err_batch:
+	/* Nothing of the run stays: this batch's references and stored chunks not yet adopted,
+	 * and every earlier batch's references. */
+	for (uint32_t i = 0; i < k; i++) {
+		if (rb[i].state == RUN_REF)
+			engine_ref_put(e, out[first + i]);
+		else if (rb[i].state == RUN_MISS && written)
+			ftl_free(e->ftl, items[rb[i].item].out);
+	}
+	for (uint32_t i = 0; i < first; i++)
+		engine_ref_put(e, out[i]);
+	return rc;
+}
+
 /* ---- read path ------------------------------------------------------------------------ */
 
 /* The payload is verified and decompressed where the FTL read it (ftl_read_view): one copy for a

@@ -135,6 +135,13 @@ void engine_hash_thread_release(void);
  * tried (*OUT_LEN 0); errors: -ENOMEM. */
 int engine_codec_compress(enum engine_codec codec, int level, const void *src, uint32_t len,
                           const void **out, uint32_t *out_len);
+/* engine_codec_compress into DST (room for LEN - LEN / 8 bytes) instead of the thread's buffer. */
+int engine_codec_compress_into(enum engine_codec codec, int level, const void *src, uint32_t len,
+                               void *dst, uint32_t *out_len);
+/* A per-thread area of ENGINE_STAGE_BYTES where engine_write_run keeps a batch's compressed
+ * blocks until the FTL has them (NULL: no memory). Freed with the thread's codec state. */
+#define ENGINE_STAGE_BYTES (256u << 10)
+uint8_t *engine_codec_stage(void);
 /* Decompresses exactly DST_LEN bytes. -EBADMSG when the data is not a valid frame of DST_LEN
  * bytes, -ENOMEM, -EINVAL for an unknown codec. */
 int engine_codec_decompress(enum engine_codec codec, const void *src, uint32_t src_len, void *dst,

@@ -154,6 +154,24 @@ struct ftl_write_opts {
 int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
               const struct ftl_write_opts *opts, struct ftl_addr *out);
 
+/* One chunk of ftl_write_many: DATA, LEN, HASH (may be NULL) and OPTS as ftl_write's; OUT is
+ * set when it is written. */
+struct ftl_write_item {
+	const void *data;
+	uint32_t len;
+	const uint8_t *hash;
+	struct ftl_write_opts opts;
+	struct ftl_addr out;
+};
+#define FTL_WRITE_MANY_MAX 64 /* items in one ftl_write_many */
+
+/* ftl_write of ITEMS[0..N) in that order, each stream's lock taken once for a run of items that
+ * go to it instead of once a chunk (writers of large requests queued on it, and its futex
+ * wake-ups cost a tenth of a write's CPU). Their checksums and ids are made before any lock.
+ * 0: every item written; else the first error (as ftl_write's), and none of them is left
+ * written. N <= FTL_WRITE_MANY_MAX, else -EINVAL. */
+int ftl_write_many(struct ftl *ftl, struct ftl_write_item *items, size_t n);
+
 /* Reads a chunk into BUF (BUFLEN >= its length). Returns its length. FLAGS may be NULL.
  * Errors: -ENOENT (no such chunk), -ENOBUFS, -EIO (device error or checksum failure: the FTL
  * never returns bytes whose checksum fails). */

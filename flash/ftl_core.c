@@ -351,74 +351,136 @@ static enum ftl_stream_id pick_user_stream(struct ftl *ftl, struct ftl_addr prev
 	return FTL_STREAM_USER_COLD;
 }
 
-int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
-              const struct ftl_write_opts *opts, struct ftl_addr *out)
-{
-	struct ftl_write_opts def = {.prev = FTL_ADDR_NONE};
-	uint64_t id, loc;
-	int rc;
+/* What ftl_write_many makes for an item before it takes a stream lock. */
+struct write_prep {
+	uint64_t id, birth;
+	uint32_t crc;
+	uint8_t heat;
+	enum ftl_stream_id sid;
+};
 
-	if (!data || !out || len == 0 || len > FTL_CHUNK_MAX)
-		return -EINVAL;
-	if (ftl->rdonly)
-		return -EROFS;
-	if (!opts)
-		opts = &def;
-	if (opts->flags == FTL_FLAGS_RESERVED)
-		return -EINVAL;
-	rc = ftl_l2p_alloc(&ftl->l2p, &id);
+static int write_prepare(struct ftl *ftl, const struct ftl_write_item *it, struct write_prep *p)
+{
+	int rc = ftl_l2p_alloc(&ftl->l2p, &p->id);
+
 	if (rc)
 		return rc;
-	uint32_t crc = ftl_chunk_crc(id, ftl_len_flags(len, opts->flags), data, len);
+	p->crc = ftl_chunk_crc(p->id, ftl_len_flags(it->len, it->opts.flags), it->data, it->len);
 	/* Never a birth the next scan would ignore (ftl_int.h FTL_BIRTH_LIMIT): only a forged
 	 * summary the scan accepted can bring next_birth there. */
 	uint64_t birth = atomic_load(&ftl->next_birth);
 	do {
 		if (birth >= FTL_BIRTH_LIMIT) {
-			ftl_l2p_release(&ftl->l2p, id);
+			ftl_l2p_release(&ftl->l2p, p->id);
 			return -ENOSPC;
 		}
 	} while (!atomic_compare_exchange_weak(&ftl->next_birth, &birth, birth + 1));
-	uint8_t heat = 0;
-	enum ftl_stream_id sid =
-	    opts->reserve ? FTL_STREAM_RESERVE : pick_user_stream(ftl, opts->prev, &heat);
-	struct ftl_stream *st = &ftl->streams[ftl->stream_map[sid]];
+	p->birth = birth;
+	p->heat = 0;
+	p->sid =
+	    it->opts.reserve ? FTL_STREAM_RESERVE : pick_user_stream(ftl, it->opts.prev, &p->heat);
+	return 0;
+}
 
-	pthread_mutex_lock(&st->lock);
+/* Under ST's lock: appends IT and maps its id. A sealed pack is written with the lock dropped
+ * meanwhile, so other writers fill the next one. */
+static int write_append_locked(struct ftl *ftl, struct ftl_stream *st,
+                               const struct ftl_write_item *it, const struct write_prep *p)
+{
+	uint64_t loc;
+	int rc;
+
 	for (;;) {
 		struct ftl_pack_buf *sealed = NULL;
-		rc = ftl_stream_append(ftl, st, id, birth, hash, crc, opts->flags, data, len, &loc,
-		                       opts->reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER, &sealed);
+		rc = ftl_stream_append(
+		    ftl, st, p->id, p->birth, it->hash, p->crc, it->opts.flags, it->data, it->len,
+		    &loc, it->opts.reserve ? FTL_ALLOC_RESERVE : FTL_ALLOC_USER, &sealed);
 		if (rc != 1)
 			break;
-		/* The pack had no room left and is sealed: write it without the stream lock, so
-		 * other writers fill the next one meanwhile, then append this chunk again. */
 		pthread_mutex_unlock(&st->lock);
 		rc = ftl_stream_write_sealed(ftl, st, sealed);
 		pthread_mutex_lock(&st->lock);
 		if (rc)
+			return rc;
+	}
+	if (rc)
+		return rc;
+	static const uint8_t nohash[FTL_HASH_LEN];
+	ftl_l2p_set_word(&ftl->l2p, p->id,
+	                 ftl_word_make(it->hash ? it->hash : nohash, it->opts.flags));
+	ftl_l2p_set_heat(&ftl->l2p, p->id, p->heat);
+	ftl_l2p_set(&ftl->l2p, p->id, loc);
+	return 0;
+}
+
+int ftl_write_many(struct ftl *ftl, struct ftl_write_item *items, size_t n)
+{
+	struct write_prep prep[FTL_WRITE_MANY_MAX];
+	size_t made = 0, done = 0;
+	uint64_t bytes = 0;
+	int rc = 0;
+
+	if (n > FTL_WRITE_MANY_MAX || (n && !items))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!items[i].data || items[i].len == 0 || items[i].len > FTL_CHUNK_MAX ||
+		    items[i].opts.flags == FTL_FLAGS_RESERVED)
+			return -EINVAL;
+	if (ftl->rdonly)
+		return -EROFS;
+	for (; made < n; made++) {
+		rc = write_prepare(ftl, &items[made], &prep[made]);
+		if (rc)
+			goto err_undo;
+	}
+	while (done < n) {
+		struct ftl_stream *st = &ftl->streams[ftl->stream_map[prep[done].sid]];
+		pthread_mutex_lock(&st->lock);
+		do {
+			rc = write_append_locked(ftl, st, &items[done], &prep[done]);
+			if (rc)
+				break;
+			bytes += items[done].len;
+			items[done].out.v = prep[done].id;
+			done++;
+		} while (done < n && &ftl->streams[ftl->stream_map[prep[done].sid]] == st);
+		pthread_mutex_unlock(&st->lock);
+		if (rc)
 			break;
 	}
-	if (rc == 0) {
-		static const uint8_t nohash[FTL_HASH_LEN];
-		ftl_l2p_set_word(&ftl->l2p, id, ftl_word_make(hash ? hash : nohash, opts->flags));
-		ftl_l2p_set_heat(&ftl->l2p, id, heat);
-		ftl_l2p_set(&ftl->l2p, id, loc);
-	}
-	pthread_mutex_unlock(&st->lock);
-	if (rc) {
-		ftl_l2p_release(&ftl->l2p, id);
-		return rc;
-	}
-	atomic_fetch_add(&ftl->clock, len);
-	atomic_fetch_add(&ftl->host_bytes, len);
-	atomic_fetch_add(&ftl->bytes_live, len);
-
+	atomic_fetch_add(&ftl->clock, bytes);
+	atomic_fetch_add(&ftl->host_bytes, bytes);
+	atomic_fetch_add(&ftl->bytes_live, bytes);
+	if (rc)
+		goto err_undo;
 	if (ftl->gc_thread_running &&
 	    atomic_load_explicit(&ftl->nfree, memory_order_relaxed) < ftl->gc_bg_low)
 		ftl_gc_kick(ftl);
-	out->v = id;
 	return 0;
+
+err_undo:
+	/* Written ones are freed (their bytes stay counted as written), the others' ids go back
+	 * unused. */
+	for (size_t i = 0; i < done; i++)
+		ftl_free(ftl, items[i].out);
+	for (size_t i = done; i < made; i++)
+		ftl_l2p_release(&ftl->l2p, prep[i].id);
+	return rc;
+}
+
+int ftl_write(struct ftl *ftl, const void *data, uint32_t len, const uint8_t hash[FTL_HASH_LEN],
+              const struct ftl_write_opts *opts, struct ftl_addr *out)
+{
+	struct ftl_write_item it = {.data = data, .len = len, .hash = hash};
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	it.opts = opts ? *opts : (struct ftl_write_opts){.prev = FTL_ADDR_NONE};
+	rc = ftl_write_many(ftl, &it, 1);
+	if (rc == 0)
+		*out = it.out;
+	return rc;
 }
 
 /* Reads the chunk at LOC from the device into the thread's read buffer B (read_tls): the

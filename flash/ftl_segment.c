@@ -179,6 +179,11 @@ static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc 
 		ftl_zone_seg_closed(ftl, best);
 		return rc;
 	}
+	/* Its blocks allocated in an image file before its packs come (ftl_dev_reserve): a hint,
+	 * whose failure the writes themselves report if it matters. */
+	if (!ck)
+		(void)ftl_dev_reserve(ftl->dev, ftl_seg_dev_off(ftl, best) + ftl->bs,
+		                      ftl->seg_size - ftl->bs);
 	*out = best;
 	return 0;
 }

@@ -503,6 +503,22 @@ int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 	return 0;
 }
 
+int ftl_dev_reserve(struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	int err;
+
+	if (!dev)
+		return -EINVAL;
+	err = ftl_dev_check_range(dev, off, len);
+	if (err < 0)
+		return err;
+	if (dev->rdonly)
+		return -EROFS;
+	if (!dev->ops->reserve || ftl_dev_in_zlog(dev, off, len))
+		return 0;
+	return dev->ops->reserve(dev, off, len);
+}
+
 int ftl_dev_identify(struct ftl_dev *dev, struct ftl_dev_identity *id)
 {
 	if (!dev || !id)

@@ -86,6 +86,13 @@ int ftl_dev_read_span(struct ftl_dev *dev, void *buf, size_t cap, size_t len, ui
 int ftl_dev_flush(struct ftl_dev *dev);
 /* Tells the device the range holds no data. -EOPNOTSUPP when the device cannot (harmless). */
 int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len);
+/* [OFF, OFF+LEN) is about to be written, front to back: an image file allocates it now
+ * (fallocate), so the writes that fill it find their blocks allocated. On ext4 a direct write
+ * into a hole allocates under the file's exclusive lock and holds it until the write ends: the
+ * segment's pack writes, its header reads and the other streams' writes then queue one behind
+ * the other. A hint: 0 where the backend has nothing to do, else what fallocate said (the
+ * caller may ignore it: a full host filesystem fails the writes themselves). */
+int ftl_dev_reserve(struct ftl_dev *dev, uint64_t off, uint64_t len);
 
 struct ftl_dev_identity {
 	char model[64];

@@ -1,6 +1,7 @@
 /* flash/dev/ftl_dev_file.c - FTL_DEV_FILE backend: a regular image file, O_DIRECT by default (the
  * appliance owns its device: no second copy in the host's page cache), buffered where the host
- * filesystem refuses O_DIRECT or the caller asks for it. fdatasync for flush, PUNCH_HOLE for TRIM.
+ * filesystem refuses O_DIRECT or the caller asks for it. fdatasync for flush, PUNCH_HOLE for TRIM,
+ * fallocate for a segment about to be written (ftl_dev_reserve).
  * It must not change the file's size. The O_DIRECT I/O (bounce buffers for unaligned callers) is
  * ftl_dev_block.c's, shared through struct ftl_dev_bdev.
  */
@@ -44,6 +45,19 @@ static int ftl_dev_file_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 		if (errno == EOPNOTSUPP || errno == ENOSYS)
 			return -EOPNOTSUPP;
 		return -errno;
+	}
+	return 0;
+}
+
+/* Allocates without zeroing (unwritten extents read as zeros) and without growing the file. */
+static int ftl_dev_file_reserve(struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	struct ftl_dev_file *f = ftl_dev_file_of(dev);
+
+	while (fallocate(f->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0) {
+		if (errno == EINTR)
+			continue;
+		return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno;
 	}
 	return 0;
 }
@@ -112,6 +126,7 @@ static const struct ftl_dev_ops ftl_dev_file_ops = {
     .write = ftl_dev_bdev_write,
     .flush = ftl_dev_bdev_fdatasync, /* with O_DIRECT too: the file's extents and the disk cache */
     .trim = ftl_dev_file_trim,
+    .reserve = ftl_dev_file_reserve,
     .identify = ftl_dev_file_identify,
     .smart = NULL,
     .close = ftl_dev_file_close,

@@ -295,6 +295,13 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 	pthread_rwlock_unlock(l);
 	if (rc)
 		return rc;
+	if (!held.ref) {
+		/* Plain data: reduced a batch at a time, which the engine undoes whole on error. */
+		rc = engine_write_run(p->eng, src, n, prev, neu, fp);
+		if (rc)
+			return rc;
+		made = n;
+	}
 	for (; made < n; made++) {
 		if (held.ref && held.ref[made].v) {
 			rc = engine_write_held(p->eng, held.ref[made], &neu[made]);

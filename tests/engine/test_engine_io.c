@@ -633,3 +633,99 @@ Test(engine_dedupe, tag_match_is_verified_against_hash_on_flash, .init = open_lz
 	cr_assert_geq(stats().hash_verify_misses, 1);
 	assert_reads_back(r, other, BS);
 }
+
+/* ---- a run of blocks at once (engine_write_run) --------------------------------------- */
+
+static uint64_t ftl_live_chunks(void)
+{
+	struct ftl_stats fs;
+
+	ftl_get_stats(env.ftl, &fs);
+	return fs.chunks_live;
+}
+
+/* 150 blocks (three FTL batches): zeros, a one-byte pattern, a copy of a block stored before the
+ * run, copies of blocks earlier in the run (in the same batch and across batches), and unique
+ * text and random blocks. Each reference reads back its block, the copies share chunks, and
+ * the counts are those of one block at a time. */
+Test(engine_write_run, gives_the_references_of_one_block_at_a_time, .init = open_lz4,
+     .fini = close_env)
+{
+	enum { N = 150 };
+	static uint8_t run[N][BS], fp[N][ENGINE_FP_LEN];
+	struct engine_ref prev[N], out[N], before;
+	uint64_t distinct = 1; /* the block stored before the run */
+
+	engine_test_fill_random(wbuf, BS, 999);
+	before = write_ok(wbuf);
+	for (int i = 0; i < N; i++) {
+		prev[i] = ENGINE_REF_ZERO_VALUE;
+		if (i % 10 == 0) {
+			memset(run[i], 0, BS);
+		} else if (i % 10 == 1) {
+			memset(run[i], 0xab, BS);
+		} else if (i % 10 == 2) {
+			memcpy(run[i], wbuf, BS); /* stored before the run */
+		} else if (i % 10 == 3 && i > 10) {
+			memcpy(run[i], run[i - 7],
+			       BS); /* i-7 is a unique block of the same batch */
+		} else if (i % 10 == 4 && i > 100) {
+			memcpy(run[i], run[i - 100], BS); /* a block of the first batch */
+		} else {
+			if (i % 2)
+				engine_test_fill_random(run[i], BS, 1000 + (uint64_t)i);
+			else
+				engine_test_fill_text(run[i], BS, 1000 + (uint64_t)i);
+			distinct++;
+		}
+	}
+	cr_assert_eq(engine_write_run(env.e, run, N, prev, out, fp), 0);
+	for (int i = 0; i < N; i++)
+		assert_reads_back(out[i], run[i], BS);
+	for (int i = 0; i < N; i++) {
+		if (i % 10 == 0)
+			cr_expect_eq(out[i].v, ENGINE_REF_ZERO_VALUE.v, "block %d: zeros", i);
+		else if (i % 10 == 1)
+			cr_expect_eq(engine_ref_kind(out[i]), ENGINE_REF_PATTERN, "block %d", i);
+		else if (i % 10 == 2)
+			cr_expect_eq(out[i].v, before.v, "block %d: the chunk stored before", i);
+		else if (i % 10 == 3 && i > 10)
+			cr_expect_eq(out[i].v, out[i - 7].v, "block %d: the same batch's chunk", i);
+		else if (i % 10 == 4 && i > 100)
+			cr_expect_eq(out[i].v, out[i - 100].v, "block %d: an earlier batch's chunk",
+			             i);
+		if (engine_ref_kind(out[i]) == ENGINE_REF_CHUNK && i >= 7 &&
+		    out[i].v == out[i - 7].v)
+			cr_expect_arr_eq(fp[i], fp[i - 7], ENGINE_FP_LEN,
+			                 "block %d: its fingerprint", i);
+	}
+	cr_expect_eq(stats().unique_chunks, distinct);
+	cr_expect_eq(stats().index_entries, distinct);
+	cr_expect_eq(ftl_live_chunks(), distinct, "the copies' own chunks were freed");
+	cr_expect_eq(engine_ref_count(env.e, before), 1 + N / 10);
+	cr_expect_eq(stats().blocks_written, 1 + N);
+}
+
+/* A device write fails in the middle of the run (the first pack fills in its fourth batch):
+ * the run fails, and nothing of it stays stored or referenced, its earlier batches included. */
+Test(engine_write_run, leaves_nothing_when_a_write_fails, .init = open_lz4, .fini = close_env)
+{
+	enum { N = 300 };
+	static uint8_t run[N][BS];
+	struct engine_ref prev[N], out[N];
+
+	for (int i = 0; i < N; i++) {
+		prev[i] = ENGINE_REF_ZERO_VALUE;
+		engine_test_fill_random(run[i], BS, 5000 + (uint64_t)i);
+	}
+	/* The segment's header is written when the first chunk comes; the pack write fails. */
+	cr_assert_eq(ftl_dev_mem_power_cut_after(env.dev, 1, false), 0);
+	int rc = engine_write_run(env.e, run, N, prev, out, NULL);
+	cr_expect_eq(rc, -EIO, "%d", rc);
+	cr_expect(stats().blocks_written > 192, "it failed in the fourth batch: %llu blocks",
+	          (unsigned long long)stats().blocks_written);
+	cr_expect_eq(stats().unique_chunks, 0);
+	cr_expect_eq(stats().index_entries, 0);
+	cr_expect_eq(ftl_live_chunks(), 0);
+	cr_assert_eq(ftl_dev_mem_revive(env.dev), 0);
+}

@@ -259,6 +259,72 @@ Test(ftl_basic, append_read_free_round_trip)
 	fx_close(&fx);
 }
 
+/* ftl_write_many: items land in order, one pack after the other, each read back with its flags
+ * and hash; a bad item refuses the whole batch before anything is written; on a full device the
+ * batch that fails leaves none of its items written, and those of earlier batches stay. */
+Test(ftl_basic, write_many_writes_each_item_or_none)
+{
+	struct fixture fx = {0};
+	fx_open(&fx, 8 << 20, 256 << 10, true);
+	struct ftl_write_item it[FTL_WRITE_MANY_MAX];
+	static uint8_t data[FTL_WRITE_MANY_MAX][4096];
+	uint8_t h[FTL_WRITE_MANY_MAX][FTL_HASH_LEN], got[4096], hg[FTL_HASH_LEN];
+	struct ftl_stats st;
+
+	for (int i = 0; i < FTL_WRITE_MANY_MAX; i++) {
+		uint32_t len = 100 + 61 * (uint32_t)i; /* a mix of sizes: several chunks a block */
+		fill(data[i], len, i, 7);
+		hash_of(h[i], i, 7);
+		it[i] =
+		    (struct ftl_write_item){.data = data[i],
+		                            .len = len,
+		                            .hash = h[i],
+		                            .opts = {.prev = FTL_ADDR_NONE, .flags = (uint8_t)i}};
+	}
+	cr_assert_eq(ftl_write_many(fx.ftl, it, FTL_WRITE_MANY_MAX + 1), -EINVAL);
+	it[5].len = 0;
+	cr_assert_eq(ftl_write_many(fx.ftl, it, FTL_WRITE_MANY_MAX), -EINVAL);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.chunks_live, 0, "a bad item: nothing written");
+	it[5].len = 100 + 61 * 5;
+	cr_assert_eq(ftl_write_many(fx.ftl, it, FTL_WRITE_MANY_MAX), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < FTL_WRITE_MANY_MAX; i++) {
+			uint8_t fl = 0xff;
+			cr_assert_eq(ftl_read(fx.ftl, it[i].out, got, sizeof(got), &fl),
+			             (int)it[i].len);
+			cr_assert_eq(memcmp(got, data[i], it[i].len), 0, "item %d pass %d", i,
+			             pass);
+			cr_assert_eq(fl, i);
+			cr_assert_eq(ftl_read_hash(fx.ftl, it[i].out, hg), 0);
+			cr_assert_eq(memcmp(hg, h[i], FTL_HASH_LEN), 0);
+			if (i)
+				cr_assert_gt(it[i].out.v, 0);
+		}
+		cr_assert_eq(ftl_sync(fx.ftl), 0); /* the second pass reads from the device */
+	}
+	/* Whole 4 KiB chunks until the device is full. */
+	uint64_t before, batches = 0;
+	int rc = 0;
+	ftl_get_stats(fx.ftl, &st);
+	before = st.chunks_live;
+	for (int i = 0; i < FTL_WRITE_MANY_MAX; i++) {
+		fill(data[i], 4096, 1000 + i, 0);
+		it[i] = (struct ftl_write_item){
+		    .data = data[i], .len = 4096, .hash = h[i], .opts = {.prev = FTL_ADDR_NONE}};
+	}
+	while (rc == 0 && batches < 10000) {
+		rc = ftl_write_many(fx.ftl, it, FTL_WRITE_MANY_MAX);
+		batches += rc == 0;
+	}
+	cr_assert_eq(rc, -ENOSPC, "rc %d after %llu batches", rc, (unsigned long long)batches);
+	cr_assert_gt(batches, 10);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_eq(st.chunks_live, before + batches * FTL_WRITE_MANY_MAX,
+	             "only whole batches are written");
+	fx_close(&fx);
+}
+
 Test(ftl_stats, text_and_json_print_the_same_counters)
 {
 	struct fixture fx = {0};

@@ -32,6 +32,7 @@ struct ftl_dev_ops {
 	int (*write)(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off);
 	int (*flush)(struct ftl_dev *dev);
 	int (*trim)(struct ftl_dev *dev, uint64_t off, uint64_t len);
+	int (*reserve)(struct ftl_dev *dev, uint64_t off, uint64_t len); /* NULL: nothing to do */
 	/* Fills what it knows; the dispatcher has zeroed ID and set lba_size and capacity. */
 	int (*identify)(struct ftl_dev *dev, struct ftl_dev_identity *id);
 	int (*smart)(struct ftl_dev *dev, struct ftl_dev_smart *smart); /* NULL: -EOPNOTSUPP */
