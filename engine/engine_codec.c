@@ -212,7 +212,7 @@ uint8_t *engine_codec_stage(void)
 	if (!t)
 		return NULL;
 	if (!t->stage)
-		t->stage = malloc(ENGINE_STAGE_BYTES);
+		t->stage = malloc(ENGINE_BLOCK_MAX);
 	return t->stage;
 }
 

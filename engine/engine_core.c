@@ -414,7 +414,7 @@ int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
 	struct run_block rb[FTL_WRITE_MANY_MAX];
 	struct ftl_write_item items[FTL_WRITE_MANY_MAX];
 	const uint8_t *src = blocks;
-	uint32_t bs = e->block_size, batch = ENGINE_STAGE_BYTES / bs, first, k = 0, nitems;
+	uint32_t bs = e->block_size, batch = ENGINE_RUN_BYTES / bs, first, k = 0, nitems;
 	bool written = false;
 	uint8_t *stage = engine_codec_stage();
 	int rc = 0;
@@ -424,6 +424,8 @@ int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
 	/* A compressed block takes less than a block of the stage (engine_codec_compress). */
 	if (batch > FTL_WRITE_MANY_MAX)
 		batch = FTL_WRITE_MANY_MAX;
+	if (batch < 1)
+		batch = 1;
 	for (first = 0; first < n; first += k) {
 		size_t staged = 0;
 		k = n - first < batch ? n - first : batch;

@@ -644,10 +644,10 @@ static uint64_t ftl_live_chunks(void)
 	return fs.chunks_live;
 }
 
-/* 150 blocks (three FTL batches): zeros, a one-byte pattern, a copy of a block stored before the
- * run, copies of blocks earlier in the run (in the same batch and across batches), and unique
- * text and random blocks. Each reference reads back its block, the copies share chunks, and
- * the counts are those of one block at a time. */
+/* 150 blocks (19 batches of ENGINE_RUN_BYTES): zeros, a one-byte pattern, a copy of a block
+ * stored before the run, copies of blocks earlier in the run (7 blocks before: the same batch or
+ * the one before; 100 blocks before), and unique text and random blocks. Each reference reads
+ * back its block, the copies share chunks, and the counts are those of one block at a time. */
 Test(engine_write_run, gives_the_references_of_one_block_at_a_time, .init = open_lz4,
      .fini = close_env)
 {
@@ -667,10 +667,9 @@ Test(engine_write_run, gives_the_references_of_one_block_at_a_time, .init = open
 		} else if (i % 10 == 2) {
 			memcpy(run[i], wbuf, BS); /* stored before the run */
 		} else if (i % 10 == 3 && i > 10) {
-			memcpy(run[i], run[i - 7],
-			       BS); /* i-7 is a unique block of the same batch */
+			memcpy(run[i], run[i - 7], BS); /* a unique block */
 		} else if (i % 10 == 4 && i > 100) {
-			memcpy(run[i], run[i - 100], BS); /* a block of the first batch */
+			memcpy(run[i], run[i - 100], BS); /* a unique block long before */
 		} else {
 			if (i % 2)
 				engine_test_fill_random(run[i], BS, 1000 + (uint64_t)i);
@@ -690,7 +689,7 @@ Test(engine_write_run, gives_the_references_of_one_block_at_a_time, .init = open
 		else if (i % 10 == 2)
 			cr_expect_eq(out[i].v, before.v, "block %d: the chunk stored before", i);
 		else if (i % 10 == 3 && i > 10)
-			cr_expect_eq(out[i].v, out[i - 7].v, "block %d: the same batch's chunk", i);
+			cr_expect_eq(out[i].v, out[i - 7].v, "block %d: a recent block's chunk", i);
 		else if (i % 10 == 4 && i > 100)
 			cr_expect_eq(out[i].v, out[i - 100].v, "block %d: an earlier batch's chunk",
 			             i);
@@ -706,7 +705,7 @@ Test(engine_write_run, gives_the_references_of_one_block_at_a_time, .init = open
 	cr_expect_eq(stats().blocks_written, 1 + N);
 }
 
-/* A device write fails in the middle of the run (the first pack fills in its fourth batch):
+/* A device write fails in the middle of the run (the first pack fills at about its 250th block):
  * the run fails, and nothing of it stays stored or referenced, its earlier batches included. */
 Test(engine_write_run, leaves_nothing_when_a_write_fails, .init = open_lz4, .fini = close_env)
 {
@@ -722,7 +721,7 @@ Test(engine_write_run, leaves_nothing_when_a_write_fails, .init = open_lz4, .fin
 	cr_assert_eq(ftl_dev_mem_power_cut_after(env.dev, 1, false), 0);
 	int rc = engine_write_run(env.e, run, N, prev, out, NULL);
 	cr_expect_eq(rc, -EIO, "%d", rc);
-	cr_expect(stats().blocks_written > 192, "it failed in the fourth batch: %llu blocks",
+	cr_expect(stats().blocks_written > 200, "it failed when the first pack filled: %llu blocks",
 	          (unsigned long long)stats().blocks_written);
 	cr_expect_eq(stats().unique_chunks, 0);
 	cr_expect_eq(stats().index_entries, 0);
