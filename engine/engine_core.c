@@ -181,115 +181,7 @@ int engine_write_hashed(struct engine *e, const void *block, const uint8_t fp[EN
 	return write_block(e, block, fp, prev, out, NULL);
 }
 
-/* KNOWN: the block's SHA-256 as the caller checked it, or NULL to compute it here. */
-static int write_block(struct engine *e, const void *block, const uint8_t *known,
-                       struct engine_ref prev, struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN])
-{
-	uint32_t bs = e->block_size;
-	struct engine_index_shard *s = NULL;
-	struct ftl_write_opts opts = {.prev = FTL_ADDR_NONE, .flags = ENGINE_CODEC_NONE};
-	uint8_t hash[FTL_HASH_LEN], pat[ENGINE_PAT_MAX];
-	bool dedupe, indexable, probed;
-	const void *data;
-	struct ftl_addr addr;
-	uint32_t codec, len;
-	uint64_t id;
-	int period, rc;
-
-	engine_cnt_add(&e->cnt.blocks_written, 1);
-	period = engine_pattern_detect(block, bs, pat);
-	if (period) {
-		rc = write_pattern(e, pat, (uint32_t)period, out);
-		if (rc == 0) {
-			engine_cnt_add(&e->cnt.pattern_blocks, 1);
-			return 0;
-		}
-		if (rc != -ENOSPC)
-			return rc;
-		/* Pattern table full: store the block as an ordinary chunk. */
-	}
-
-	if (known) {
-		memcpy(hash, known, FTL_HASH_LEN);
-	} else {
-		rc = engine_sha256(block, bs, hash);
-		if (rc)
-			return rc;
-	}
-	if (fp)
-		memcpy(fp, hash, ENGINE_FP_LEN);
-	dedupe = atomic_load_explicit(&e->dedupe, memory_order_relaxed);
-	indexable = dedupe;
-	if (dedupe) {
-		s = engine_idx_shard(&e->index, hash);
-		engine_idx_lock(s);
-		rc = engine_dedupe_take(e, s, hash, &id);
-		engine_idx_unlock(s);
-		if (rc == 0)
-			goto out_dedupe_hit;
-		if (rc == -EOVERFLOW)
-			indexable = false;
-	}
-
-	/* Miss: compress and store outside any lock (L1). */
-	codec = atomic_load_explicit(&e->codec, memory_order_relaxed);
-	rc = engine_codec_compress((enum engine_codec)(codec & 0xff), (int)(codec >> 8), block, bs,
-	                           &data, &len);
-	if (rc < 0)
-		return rc;
-	probed = rc == 1;
-	if (len) {
-		opts.flags = (uint8_t)(codec & ENGINE_FLAG_CODEC_MASK);
-	} else {
-		data = block;
-		len = bs;
-	}
-	if (engine_ref_kind(prev) == ENGINE_REF_CHUNK)
-		opts.prev = engine_ref_addr(prev);
-	rc = ftl_write(e->ftl, data, len, hash, &opts, &addr);
-	if (rc)
-		return rc;
-	rc = engine_chunks_create(&e->chunks, addr.v, 1);
-	if (rc == -EEXIST)
-		return -EIO; /* the FTL handed out an id we still count as live: do not free it */
-	if (rc)
-		goto err_free_chunk;
-
-	if (indexable) {
-		engine_idx_lock(s);
-		/* Someone may have stored the same block while we were compressing (L4). */
-		rc = engine_dedupe_take(e, s, hash, &id);
-		if (rc == 0) {
-			engine_idx_unlock(s);
-			engine_chunks_clear(&e->chunks, addr.v);
-			ftl_free(e->ftl, addr);
-			goto out_dedupe_hit;
-		}
-		/* Without memory to grow the index the chunk stays valid, just not deduplicable;
-		 * a full-count twin (-EOVERFLOW) keeps the index entry. */
-		if (rc == -ENOENT)
-			engine_idx_insert(&e->index, s, hash, addr.v);
-		engine_idx_unlock(s);
-	}
-	engine_cnt_add(&e->cnt.unique_chunks, 1);
-	engine_cnt_add(len < bs ? &e->cnt.compressed_blocks : &e->cnt.raw_blocks, 1);
-	if (probed)
-		engine_cnt_add(&e->cnt.raw_probed_blocks, 1);
-	engine_cnt_add(&e->cnt.stored_bytes, len);
-	*out = engine_chunk_ref(addr.v);
-	return 0;
-
-out_dedupe_hit:
-	engine_cnt_add(&e->cnt.dedupe_blocks, 1);
-	*out = engine_chunk_ref(id);
-	return 0;
-
-err_free_chunk:
-	ftl_free(e->ftl, addr);
-	return rc == -ERANGE ? -ENOSPC : rc;
-}
-
-/* ---- the write path, a batch at a time --------------------------------------------- */
+/* ---- the write path's stages: one block (write_block) or a run (engine_write_run) ----- */
 
 /* What engine_write_run keeps of a block between its stages. */
 struct run_block {
@@ -302,9 +194,10 @@ struct run_block {
 
 /* Stage 1 for one block: pattern, hash, dedupe, compression into STAGE at *STAGED. A pattern or
  * a dedupe hit sets OUT (RUN_REF); a miss fills IT (RUN_MISS). */
-static int run_reduce(struct engine *e, const uint8_t *block, struct engine_ref prev,
-                      struct engine_ref *out, uint8_t *fp, struct run_block *b,
-                      struct ftl_write_item *it, uint8_t *stage, size_t *staged)
+static int run_reduce(struct engine *e, const uint8_t *block, const uint8_t *known,
+                      struct engine_ref prev, struct engine_ref *out, uint8_t *fp,
+                      struct run_block *b, struct ftl_write_item *it, uint8_t *stage,
+                      size_t *staged)
 {
 	uint32_t bs = e->block_size, codec, len;
 	uint8_t pat[ENGINE_PAT_MAX];
@@ -323,9 +216,13 @@ static int run_reduce(struct engine *e, const uint8_t *block, struct engine_ref 
 		if (rc != -ENOSPC)
 			return rc;
 	}
-	rc = engine_sha256(block, bs, b->hash);
-	if (rc)
-		return rc;
+	if (known) {
+		memcpy(b->hash, known, FTL_HASH_LEN);
+	} else {
+		rc = engine_sha256(block, bs, b->hash);
+		if (rc)
+			return rc;
+	}
 	if (fp)
 		memcpy(fp, b->hash, ENGINE_FP_LEN);
 	b->indexable = atomic_load_explicit(&e->dedupe, memory_order_relaxed);
@@ -434,7 +331,7 @@ int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
 		for (uint32_t i = 0; i < k; i++)
 			rb[i].state = RUN_NONE;
 		for (uint32_t i = 0; i < k; i++) {
-			rc = run_reduce(e, src + (size_t)(first + i) * bs, prev[first + i],
+			rc = run_reduce(e, src + (size_t)(first + i) * bs, NULL, prev[first + i],
 			                &out[first + i], fp ? fp[first + i] : NULL, &rb[i],
 			                &items[nitems], stage, &staged);
 			if (rc)
@@ -469,6 +366,28 @@ err_batch:
 	for (uint32_t i = 0; i < first; i++)
 		engine_ref_put(e, out[i]);
 	return rc;
+}
+
+/* One block: engine_write_run's stages for it alone. KNOWN: the block's SHA-256 as the caller
+ * checked it, or NULL to compute it here. */
+static int write_block(struct engine *e, const void *block, const uint8_t *known,
+                       struct engine_ref prev, struct engine_ref *out, uint8_t fp[ENGINE_FP_LEN])
+{
+	struct run_block b = {.state = RUN_NONE};
+	struct ftl_write_item it;
+	uint8_t *stage = engine_codec_stage();
+	size_t staged = 0;
+	int rc;
+
+	if (!stage)
+		return -ENOMEM;
+	rc = run_reduce(e, block, known, prev, out, fp, &b, &it, stage, &staged);
+	if (rc || b.state == RUN_REF)
+		return rc;
+	rc = ftl_write_many(e->ftl, &it, 1);
+	if (rc)
+		return rc;
+	return run_adopt(e, &b, &it, out);
 }
 
 /* ---- read path ------------------------------------------------------------------------ */

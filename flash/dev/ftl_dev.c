@@ -441,18 +441,26 @@ int ftl_dev_read_small(struct ftl_dev *dev, void *buf, size_t len, uint64_t off)
 	return err;
 }
 
+/* What every op that changes [OFF, OFF+LEN) checks first: -errno, 1 when the range lies in a
+ * zoned device's random-write log (which handles it), 0 when the backend does. */
+static int check_change(struct ftl_dev *dev, uint64_t off, uint64_t len)
+{
+	int err = ftl_dev_check_range(dev, off, len);
+
+	if (err < 0)
+		return err;
+	if (dev->rdonly)
+		return -EROFS;
+	return ftl_dev_in_zlog(dev, off, len);
+}
+
 int ftl_dev_write(struct ftl_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	int err;
 
 	if (!dev || !buf)
 		return -EINVAL;
-	err = ftl_dev_check_range(dev, off, len);
-	if (err < 0)
-		return err;
-	if (dev->rdonly)
-		return -EROFS;
-	err = ftl_dev_in_zlog(dev, off, len);
+	err = check_change(dev, off, len);
 	if (err) /* the log counts the blocks it really writes */
 		return err < 0 ? err : ftl_dev_zoned_write(dev, buf, len, off);
 	err = dev->ops->write(dev, buf, len, off);
@@ -487,12 +495,7 @@ int ftl_dev_trim(struct ftl_dev *dev, uint64_t off, uint64_t len)
 
 	if (!dev)
 		return -EINVAL;
-	err = ftl_dev_check_range(dev, off, len);
-	if (err < 0)
-		return err;
-	if (dev->rdonly)
-		return -EROFS;
-	err = ftl_dev_in_zlog(dev, off, len);
+	err = check_change(dev, off, len);
 	if (err)
 		return err < 0 ? err : ftl_dev_zoned_trim(dev, off, len);
 	err = dev->ops->trim(dev, off, len);
@@ -509,14 +512,10 @@ int ftl_dev_reserve(struct ftl_dev *dev, uint64_t off, uint64_t len)
 
 	if (!dev)
 		return -EINVAL;
-	err = ftl_dev_check_range(dev, off, len);
-	if (err < 0)
-		return err;
-	if (dev->rdonly)
-		return -EROFS;
-	if (!dev->ops->reserve || ftl_dev_in_zlog(dev, off, len))
-		return 0;
-	return dev->ops->reserve(dev, off, len);
+	err = check_change(dev, off, len);
+	if (err)
+		return err < 0 ? err : 0; /* a zoned device's log allocates nothing ahead */
+	return dev->ops->reserve ? dev->ops->reserve(dev, off, len) : 0;
 }
 
 int ftl_dev_identify(struct ftl_dev *dev, struct ftl_dev_identity *id)
