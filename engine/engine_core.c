@@ -215,6 +215,7 @@ static int run_reduce(struct engine *e, const uint8_t *block, const uint8_t *kno
 		}
 		if (rc != -ENOSPC)
 			return rc;
+		/* Pattern table full: store the block as an ordinary chunk. */
 	}
 	if (known) {
 		memcpy(b->hash, known, FTL_HASH_LEN);
@@ -240,6 +241,7 @@ static int run_reduce(struct engine *e, const uint8_t *block, const uint8_t *kno
 		if (rc == -EOVERFLOW)
 			b->indexable = false;
 	}
+	/* Miss: compress outside any lock (L1); the FTL stores it with its batch. */
 	codec = atomic_load_explicit(&e->codec, memory_order_relaxed);
 	rc = engine_codec_compress_into((enum engine_codec)(codec & 0xff), (int)(codec >> 8), block,
 	                                bs, stage + *staged, &len);
@@ -282,6 +284,7 @@ static int run_adopt(struct engine *e, struct run_block *b, const struct ftl_wri
 	if (b->indexable) {
 		struct engine_index_shard *s = engine_idx_shard(&e->index, b->hash);
 		engine_idx_lock(s);
+		/* Someone may have stored the same block while we reduced and stored ours (L4). */
 		rc = engine_dedupe_take(e, s, b->hash, &id);
 		if (rc == 0) {
 			engine_idx_unlock(s);
@@ -291,6 +294,8 @@ static int run_adopt(struct engine *e, struct run_block *b, const struct ftl_wri
 			*out = engine_chunk_ref(id);
 			return 0;
 		}
+		/* Without memory to grow the index the chunk stays valid, just not deduplicable;
+		 * a full-count twin (-EOVERFLOW) keeps the index entry. */
 		if (rc == -ENOENT)
 			engine_idx_insert(&e->index, s, b->hash, it->out.v);
 		engine_idx_unlock(s);
@@ -318,7 +323,8 @@ int engine_write_run(struct engine *e, const void *blocks, uint32_t n,
 
 	if (!stage)
 		return -ENOMEM;
-	/* A compressed block takes less than a block of the stage (engine_codec_compress). */
+	/* At most ENGINE_RUN_BYTES of blocks, or one larger block: each compressed block is under
+	 * 7/8 of a block, so a batch's fit in the stage's ENGINE_BLOCK_MAX. */
 	if (batch > FTL_WRITE_MANY_MAX)
 		batch = FTL_WRITE_MANY_MAX;
 	if (batch < 1)

@@ -302,11 +302,12 @@ static int write_whole_blocks(struct pfs *p, struct pfs_vol *v, uint64_t first, 
 			return rc;
 		made = n;
 	}
+	/* A replica's blocks: by reference where this box holds them, else by content. */
 	for (; made < n; made++) {
-		if (held.ref && held.ref[made].v) {
+		if (held.ref[made].v) {
 			rc = engine_write_held(p->eng, held.ref[made], &neu[made]);
 			memcpy(fp[made], held.fp[made], ENGINE_FP_LEN);
-		} else if (held.ref && !fp_unknown(held.fp[made])) {
+		} else if (!fp_unknown(held.fp[made])) {
 			rc = engine_write_hashed(p->eng, src + (size_t)made * bs, held.fp[made],
 			                         prev[made], &neu[made]);
 			memcpy(fp[made], held.fp[made], ENGINE_FP_LEN);
