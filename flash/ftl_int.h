@@ -379,6 +379,8 @@ struct ftl {
 	uint64_t next_seq;
 
 	struct ftl_stream streams[FTL_STREAM_COUNT];
+	/* Every stream's pack buffers and kept pack bytes, in one region (ftl_streams_init). */
+	uint8_t *pack_arena;
 	/* Where each stream's writes go: itself, or on a zoned namespace with few active zones
 	 * the stream it is folded into (ftl_zone.c). */
 	uint8_t stream_map[FTL_STREAM_COUNT];
