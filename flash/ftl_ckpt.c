@@ -237,7 +237,7 @@ static int write_parts(struct ftl *ftl, uint64_t gen, const uint8_t *buf, size_t
 		ftl_zone_seg_closed(ftl, segi); /* not active while the next part is written */
 	}
 	if (!rc)
-		rc = ftl_dev_flush(ftl->dev);
+		rc = ftl_flush(ftl);
 	if (rc)
 		for (uint32_t k = 0; k < got; k++)
 			(void)ftl_seg_release(ftl, segs[k]);

@@ -201,7 +201,7 @@ err_free:
 int ftl_sync(struct ftl *ftl)
 {
 	int rc = ftl_streams_seal(ftl, 0, FTL_STREAM_COUNT - 1);
-	int r = ftl_dev_flush(ftl->dev);
+	int r = ftl_flush(ftl);
 	return rc ? rc : r;
 }
 
@@ -215,6 +215,10 @@ void ftl_close(struct ftl *ftl)
 	if (!ftl->rdonly)
 		(void)ftl_gc_release_pending(ftl);
 	ftl_checkpoint_at_close(ftl);
+	/* TRIMs still due (segments released after the last flush, such as the checkpoint
+	 * this close replaced): an image file is left as sparse as its contents allow. */
+	if (!ftl->rdonly && ftl_seg_trims_due(ftl))
+		(void)ftl_flush(ftl);
 	ftl_free_all(ftl);
 }
 

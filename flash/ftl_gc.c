@@ -157,12 +157,16 @@ static int gc_release_ready(struct ftl *ftl, bool seal)
 	}
 	/* Needs grow with the order of cleaning: the ready ones are a prefix. */
 	uint32_t n = 0;
+	bool copies = false;
 	while (n < ftl->gc_npend && ftl->gc_pend[n].need[0] <= done[0] &&
-	       ftl->gc_pend[n].need[1] <= done[1])
+	       ftl->gc_pend[n].need[1] <= done[1]) {
+		copies |= ftl->gc_pend[n].need[0] || ftl->gc_pend[n].need[1];
 		n++;
+	}
 	if (!n)
 		return 0;
-	rc = ftl_dev_flush(ftl->dev);
+	/* Victims that moved nothing wait for no pack and need no flush. */
+	rc = copies ? ftl_flush(ftl) : 0;
 	if (rc)
 		return rc;
 	uint32_t i = 0;
@@ -190,12 +194,14 @@ int ftl_gc_release_pending(struct ftl *ftl)
 }
 
 /* Cleaned victim V waits for the packs that may hold its copies: the one being filled in each
- * GC stream, or the last one sealed. Caller holds gc_lock; there is room in gc_pend. */
-static void gc_pend_add(struct ftl *ftl, uint32_t v)
+ * GC stream, or the last one sealed; none when it MOVED nothing. Caller holds gc_lock; there
+ * is room in gc_pend. */
+static void gc_pend_add(struct ftl *ftl, uint32_t v, uint64_t moved)
 {
 	struct ftl_gc_pending *p = &ftl->gc_pend[ftl->gc_npend++];
 	p->seg = v;
-	for (int j = 0; j < 2; j++) {
+	p->need[0] = p->need[1] = 0;
+	for (int j = 0; j < 2 && moved; j++) {
 		struct ftl_stream *st = gc_stream(ftl, j);
 		pthread_mutex_lock(&st->lock);
 		p->need[j] = st->next_ticket + (st->cur && st->cur->nent ? 1 : 0);
@@ -246,19 +252,23 @@ static int gc_clean(struct ftl *ftl, uint32_t victim, bool force, bool seal)
 	if (!force && !seal && wait && atomic_load(&s->live_bytes) == 0 &&
 	    ftl->gc_npend < FTL_GC_PEND_MAX) {
 		atomic_fetch_add(&ftl->gc_bytes, moved);
-		gc_pend_add(ftl, victim);
+		gc_pend_add(ftl, victim, moved);
 		return gc_release_ready(ftl, false);
 	}
-	rc = ftl_streams_seal(ftl, FTL_STREAM_GC_HOT, FTL_STREAM_GC_COLD);
-	if (rc)
-		goto out;
-	rc = ftl_dev_flush(ftl->dev);
-	if (rc)
-		goto out;
-	/* The seal wrote every pending victim's copies too. */
-	rc = gc_release_ready(ftl, false);
-	if (rc)
-		goto out;
+	/* A victim that moved nothing, with no other waiting, has no copies to make durable
+	 * first: a flush costs a device's write queue far more than the release (ftl_flush). */
+	if (moved || ftl->gc_npend) {
+		rc = ftl_streams_seal(ftl, FTL_STREAM_GC_HOT, FTL_STREAM_GC_COLD);
+		if (rc)
+			goto out;
+		rc = ftl_flush(ftl);
+		if (rc)
+			goto out;
+		/* The seal wrote every pending victim's copies too. */
+		rc = gc_release_ready(ftl, false);
+		if (rc)
+			goto out;
+	}
 	if (atomic_load(&s->live_bytes) != 0)
 		goto out_pin;
 	atomic_fetch_add(&ftl->gc_bytes, moved);
@@ -392,6 +402,11 @@ int ftl_gc(struct ftl *ftl, uint32_t max_segments)
 		return -EROFS;
 	pthread_mutex_lock(&ftl->gc_lock);
 	int rc = gc_run_locked(ftl, max_segments, pct_segs(ftl, ftl->cfg.gc_high_pct), true);
+	/* Asked for space now: what it freed is trimmed before it returns. */
+	if (rc >= 0 && ftl_seg_trims_due(ftl)) {
+		int r = ftl_flush(ftl);
+		rc = r ? r : rc;
+	}
 	pthread_mutex_unlock(&ftl->gc_lock);
 	return rc;
 }

@@ -228,6 +228,11 @@ struct ftl_seg {
 	uint32_t ckpt_part, ckpt_nparts;
 	uint32_t npacks, cap_packs; /* pack start offsets, guarded by the seg's stripe lock */
 	uint32_t *pack_offs;
+	/* Under seg_lock. A released segment's TRIM waits for a flush that started after its
+	 * FREE header was written (ftl_flush): trim_after is the number of that flush, 0 when no
+	 * TRIM is due. `trimming` holds it out of allocation while the TRIM is under way. */
+	uint64_t trim_after;
+	bool trimming;
 };
 
 /* Write streams: data is placed by expected lifetime so GC finds segments that are mostly dead
@@ -372,8 +377,10 @@ struct ftl {
 	/* Stripe i % FTL_SEG_STRIPES guards segment i's pack offset list (npacks, cap_packs,
 	 * pack_offs): appended by the segment's writer, read by ftl_read_hash and the scrub. */
 	pthread_mutex_t seg_stripes[FTL_SEG_STRIPES];
-	_Atomic uint32_t nfree; /* changed under seg_lock, read without it */
-	uint32_t reserve;       /* free segments only GC may take */
+	_Atomic uint32_t nfree;   /* changed under seg_lock, read without it */
+	pthread_cond_t trim_cond; /* with seg_lock: a TRIM ended (seg_alloc waits for one) */
+	_Atomic uint64_t flushes_started; /* ftl_flush: numbers the device flushes */
+	uint32_t reserve;                 /* free segments only GC may take */
 	/* The background GC starts below gc_bg_low free segments and stops at gc_bg_high. */
 	uint32_t gc_bg_low, gc_bg_high;
 	uint64_t next_seq;
@@ -474,7 +481,13 @@ int ftl_seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc who
  * header write: a zone cannot take a second one). */
 int ftl_seg_alloc_ckpt(struct ftl *ftl, uint64_t gen, uint32_t part, uint32_t nparts,
                        uint32_t *out);
+/* CLOSED or CKPT -> FREE: the FREE header is written; the TRIM waits for the next ftl_flush. */
 int ftl_seg_release(struct ftl *ftl, uint32_t seg);
+/* A device flush, then the TRIMs of the segments released before it started that were not
+ * reused meanwhile. Every flush of the FTL goes through here. */
+int ftl_flush(struct ftl *ftl);
+/* A released segment still waits for its TRIM. */
+bool ftl_seg_trims_due(struct ftl *ftl);
 void ftl_seg_add_pack(struct ftl *ftl, uint32_t seg, uint32_t off);
 int ftl_seg_write_header(struct ftl *ftl, uint32_t seg, uint8_t disk_state);
 

@@ -520,6 +520,62 @@ Test(ftl_gc, wear_spread_stays_bounded_and_trim_reaches_device, .timeout = 120)
 	fx_close(&fx);
 }
 
+/* A freed segment's TRIM waits for the next flush (its FREE header durable first), and a
+ * segment reused before that flush is not trimmed under its new packs. */
+Test(ftl_gc, trim_waits_for_a_flush_and_spares_reused_segments)
+{
+	enum { OLD = 1500, NEW = 2600 };
+	struct fixture fx = {0};
+	fx_open(&fx, 16 << 20, 256 << 10, true);
+	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	struct ftl_addr *a = calloc(OLD + NEW, sizeof(*a));
+	struct ftl_stats st;
+
+	for (int i = 0; i < OLD; i++) {
+		memset(buf, i & 0xff, sizeof(buf));
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0);
+	}
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	for (int i = 0; i < OLD; i++)
+		cr_assert_eq(ftl_free(fx.ftl, a[i]), 0);
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	ftl_get_stats(fx.ftl, &st);
+	uint64_t trims0 = st.trims, runs0 = st.gc_runs;
+	/* More than the device holds beside the dead data: GC frees the dead segments and the
+	 * writes reuse them, with no flush in between (nothing was moved). */
+	for (int i = OLD; i < OLD + NEW; i++) {
+		memcpy(buf, &i, sizeof(i));
+		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
+		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0, "write %d", i);
+	}
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_gt(st.gc_runs, runs0, "GC never ran");
+	cr_assert_eq(st.trims, trims0, "trimmed before a flush made the FREE headers durable");
+	cr_assert_eq(ftl_sync(fx.ftl), 0);
+	ftl_get_stats(fx.ftl, &st);
+	cr_assert_gt(st.trims, trims0, "the flush did not trim the freed segments");
+	/* Every new chunk, several in reused segments, reads back exact after the TRIMs. */
+	for (int i = OLD; i < OLD + NEW; i++) {
+		memcpy(buf, &i, sizeof(i));
+		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), (int)sizeof(got),
+		             "read %d", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
+	}
+	/* And after a reopen, which finds them from the device. */
+	ftl_close(fx.ftl);
+	fx_open(&fx, 0, 0, false);
+	for (int i = OLD; i < OLD + NEW; i++) {
+		memcpy(buf, &i, sizeof(i));
+		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
+		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), (int)sizeof(got),
+		             "read %d after reopen", i);
+		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d after reopen", i);
+	}
+	free(a);
+	fx_close(&fx);
+}
+
 Test(ftl_gc, trim_of_freed_segments_reaches_backend)
 {
 	struct fixture fx = {0};
