@@ -234,6 +234,11 @@ int ftl_free(struct ftl *ftl, struct ftl_addr addr);
 /* Writes every buffered chunk and flushes the device: when it returns, all chunks written
  * before the call survive a power cut. */
 int ftl_sync(struct ftl *ftl);
+/* Payload bytes the flash could still take if GC cleaned every dead byte: the usable room
+ * outside the GC reserve less the live payload. Lock-free and approximate (chunk headers,
+ * part-filled packs and checkpoints not counted); for an owner that holds frees back and
+ * must know when to give them (fs/: a commit comes early when the room runs short). */
+uint64_t ftl_room_bytes(struct ftl *ftl);
 
 /* One GC pass: cleans up to MAX_SEGMENTS victims (0 = until gc_high_pct of the segments are
  * free). Returns the number of segments cleaned; each is free when it returns (victims that

@@ -198,6 +198,14 @@ err_free:
 	return rc;
 }
 
+uint64_t ftl_room_bytes(struct ftl *ftl)
+{
+	uint64_t segs = ftl->nsegs > ftl->reserve ? ftl->nsegs - ftl->reserve : 0;
+	uint64_t usable = segs * (ftl->seg_size - ftl->bs);
+	uint64_t live = atomic_load(&ftl->bytes_live);
+	return usable > live ? usable - live : 0;
+}
+
 int ftl_sync(struct ftl *ftl)
 {
 	int rc = ftl_streams_seal(ftl, 0, FTL_STREAM_COUNT - 1);

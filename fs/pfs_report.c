@@ -143,7 +143,7 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    "  \"commit_errors\": %llu,\n  \"metadata_bytes\": %llu,\n"
 		    "  \"metadata_capacity_bytes\": %llu,\n  \"mount_seconds\": %.3f,\n"
 		    "  \"mount_from_checkpoint\": %s,\n  \"mount_segments_walked\": %llu,\n"
-		    "  \"enospc_retries\": %llu,\n"
+		    "  \"enospc_retries\": %llu,\n  \"room_commits\": %llu,\n"
 		    "  \"cluster\": ",
 		    cfgc, cfgd, fs.write_amplification, fs.life_used_pct, health,
 		    (unsigned long long)errors, (unsigned long long)fs.checksum_errors,
@@ -151,7 +151,7 @@ static void report_status(struct pfs *p, bool json, struct pfs_buf *b)
 		    (unsigned long long)st.commit_errors, (unsigned long long)st.meta_db_bytes,
 		    (unsigned long long)st.meta_db_capacity, st.mount_seconds,
 		    fs.open_from_ckpt ? "true" : "false", (unsigned long long)fs.open_segs_walked,
-		    (unsigned long long)st.enospc_retries);
+		    (unsigned long long)st.enospc_retries, (unsigned long long)st.room_commits);
 		cluster_status_line(pfs_front_cluster(p), true, b);
 		pfs_buf_printf(b, ",\n  \"scrub\": ");
 		pfs_scrub_status(p, true, b);

@@ -93,9 +93,20 @@ void pfs_defer_put(struct pfs *p, struct engine_ref ref)
 bool pfs_releases_pending(struct pfs *p)
 {
 	pthread_mutex_lock(&p->puts_lock);
-	bool any = p->nputs || p->nmfrees;
+	/* Those a commit under way took count too: a write that finds the device full waits for
+	 * that commit (pfs_commit) instead of failing while the space is on its way back (a
+	 * commit asked early by the room check may have taken them a moment before). */
+	bool any = p->nputs || p->nmfrees || p->releases_taken;
 	pthread_mutex_unlock(&p->puts_lock);
 	return any;
+}
+
+uint64_t pfs_releases_bytes(struct pfs *p)
+{
+	pthread_mutex_lock(&p->puts_lock);
+	uint64_t n = (uint64_t)p->nputs + p->nmfrees;
+	pthread_mutex_unlock(&p->puts_lock);
+	return n * p->bs;
 }
 
 void pfs_defer_mfree(struct pfs *p, uint64_t addr)
@@ -431,6 +442,15 @@ static void commit_take_releases(struct commit *c)
 	c->nmfrees = p->nmfrees;
 	p->mfrees = NULL;
 	p->nmfrees = p->cap_mfrees = 0;
+	p->releases_taken = c->nputs || c->nmfrees;
+	pthread_mutex_unlock(&p->puts_lock);
+}
+
+/* The releases this commit took are given back (RELEASED) or queued again (FAILED). */
+static void commit_releases_done(struct pfs *p)
+{
+	pthread_mutex_lock(&p->puts_lock);
+	p->releases_taken = false;
 	pthread_mutex_unlock(&p->puts_lock);
 }
 
@@ -662,6 +682,7 @@ static void commit_release(struct commit *c)
 	free(c->puts);
 	c->puts = NULL;
 	c->nputs = 0;
+	commit_releases_done(p);
 	for (size_t i = 0; i < c->nvc; i++)
 		evict_clean(c->vcs[i].v, PFS_CACHE_PAGES / (c->nvc ? c->nvc : 1));
 	atomic_fetch_add(&p->commits, 1);
@@ -688,6 +709,7 @@ static void commit_fail(struct commit *c, int rc)
 	c->nputs = 0;
 	for (size_t i = 0; i < c->nmfrees; i++)
 		pfs_defer_mfree(p, c->mfrees[i]);
+	commit_releases_done(p);
 	if (c->cat_changed)
 		atomic_store(&p->cat_dirty, true);
 }

@@ -442,6 +442,25 @@ static ssize_t vol_write(struct pfs *p, struct pfs_vol *v, const void *buf, stru
 	return done ? (ssize_t)done : n;
 }
 
+/* Overwritten and punched data is released by the next commit, so until then it holds flash
+ * room. At 0.95 GB/s of unique data the 5 s interval and the commit's own 1.5-2.3 s kept 6-7
+ * GB waiting, and an 8 GiB volume being rewritten on a 16 GiB pool met ENOSPC (issue 13). So
+ * the background commit is asked for early when what waits for release is half the room
+ * left or more: looked at every 50 ms at most (a lock), asked at most that often. */
+static void commit_if_short_of_room(struct pfs *p)
+{
+	int64_t now = io_clock_ns(),
+	        last = atomic_load_explicit(&p->room_check_ns, memory_order_relaxed);
+	if (now - last < 50 * 1000 * 1000 ||
+	    !atomic_compare_exchange_strong(&p->room_check_ns, &last, now))
+		return;
+	uint64_t room = ftl_room_bytes(p->ftl);
+	if (pfs_releases_bytes(p) * 2 < room)
+		return;
+	atomic_fetch_add(&p->room_commits, 1);
+	pfs_commit_kick(p);
+}
+
 /* Counted once, retry included: the caller sees one write. */
 ssize_t pfs_vol_write_held(struct pfs *p, struct pfs_vol *v, const void *buf,
                            const struct engine_ref *held, const uint8_t (*block_fp)[ENGINE_FP_LEN],
@@ -452,6 +471,8 @@ ssize_t pfs_vol_write_held(struct pfs *p, struct pfs_vol *v, const void *buf,
 
 	if (len && n != -EROFS)
 		io_count(&p->io_write, n > 0 ? (uint64_t)n : 0, t0);
+	if (n > 0 && !p->opts.readonly)
+		commit_if_short_of_room(p);
 	return n;
 }
 

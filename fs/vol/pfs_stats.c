@@ -79,6 +79,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	st->commit_errors = atomic_load(&p->commit_errors);
 	st->commit_ns_total = atomic_load(&p->commit_ns_total);
 	st->enospc_retries = atomic_load(&p->enospc_retries);
+	st->room_commits = atomic_load(&p->room_commits);
 	st->io_errors = atomic_load(&p->io_errors);
 	st->missing_chunks = atomic_load(&p->missing_chunks);
 	st->damaged_refs = atomic_load(&p->damaged_refs);
@@ -126,6 +127,7 @@ void pfs_get_stats(struct pfs *p, struct pfs_stats *st)
 	X(commit_errors, counter, "Failed metadata commits.")                                      \
 	X(commit_ns_total, counter_ns, "Time spent in commits.")                                   \
 	X(enospc_retries, counter, "Writes retried after a checkpoint gave released space back.")  \
+	X(room_commits, counter, "Commits asked early: releases waiting, flash room short.")       \
 	X(io_errors, counter, "Volume reads that failed (device or checksum).")                    \
 	X(missing_chunks, gauge, "Chunks referenced by the maps but missing at mount.")            \
 	X(damaged_refs, gauge, "Block references to chunks missing at mount.")                     \

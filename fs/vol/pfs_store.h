@@ -462,7 +462,7 @@ struct pfs_stats {
 	uint64_t after_pattern_bytes;    /* ... of them not patterns (chunk references) */
 	uint64_t snapshot_logical_bytes; /* non-zero blocks of snapshots, in bytes */
 	uint64_t commits, commit_errors, commit_ns_total;
-	uint64_t enospc_retries, io_errors, missing_chunks, damaged_refs;
+	uint64_t enospc_retries, room_commits, io_errors, missing_chunks, damaged_refs;
 	uint64_t log_syncs, log_group_waits, log_chunks_written, log_bytes_written, log_flush_ns;
 	uint64_t changes[PFS_CHANGE_COUNT]; /* applied, by kind */
 	uint64_t change_errors;

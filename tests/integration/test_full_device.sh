@@ -259,4 +259,28 @@ case_punch_then_write() {
 	pstor_umount "$M"
 }
 
+# Overwritten data is released by the next commit; none is timed here (the longest interval),
+# so only the early commits a short room asks for (fs/vol/pfs_io.c commit_if_short_of_room)
+# and the ENOSPC retry give it back.
+case_rewrites_of_half_the_pool() {
+	setup commit_interval_ms=600000
+	check "a volume of half the pool rewritten six times over without fsync: no write fails"
+	truncate -s $((CAP / 2 / MiB * MiB)) "$V"
+	local size
+	size=$(stat -c %s "$V")
+	for r in 1 2 3 4 5 6; do
+		rand_file "$T/R" "$size"
+		put_at "$T/R" "$V" 0 oflag=direct 2>"$T/dd.err" ||
+			fail "rewrite $r of $((size / MiB)) MiB failed: $(cat "$T/dd.err"); $(segments)"
+	done
+	grep -q '"room_commits": [1-9]' "$M/.pstorage/status.json" ||
+		fail "no early commit: $(grep -E 'room_commits|enospc_retries' "$M/.pstorage/status.json")"
+	log "$(grep -E 'room_commits|enospc_retries' "$M/.pstorage/status.json" | tr -d ' \n')"
+	same "$T/R" 0
+	pstor_umount "$M"
+	pstor_mount "$IMG" "$M"
+	same "$T/R" 0
+	pstor_umount "$M"
+}
+
 run_cases

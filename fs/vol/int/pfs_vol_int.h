@@ -191,12 +191,15 @@ struct pfs {
 	/* Page copies and catalogue records to free after the next durable checkpoint. */
 	uint64_t *mfrees;
 	size_t nmfrees, cap_mfrees;
+	bool releases_taken; /* under puts_lock: a commit under way holds puts or mfrees */
 
 	/* Counters. */
 	_Atomic uint64_t changes[PFS_CHANGE_COUNT]; /* applied through pfs_change_apply */
 	_Atomic uint64_t change_errors;
 	_Atomic uint64_t commits, commit_errors, commit_ns_total;
 	_Atomic uint64_t enospc_retries; /* writes retried after an early checkpoint freed space */
+	_Atomic uint64_t room_commits;   /* commits asked early: releases waiting, room short */
+	_Atomic int64_t room_check_ns;   /* last look at the room (commit_if_short_of_room) */
 	uint64_t replayed_records, replayed_chunks; /* roll-forward at mount */
 	double replay_seconds;
 	_Atomic uint64_t io_errors, missing_chunks, damaged_refs;
@@ -377,6 +380,8 @@ int pfs_log_adopt(struct pfs *p, uint64_t addr, uint64_t end_lsn);
 void pfs_defer_put(struct pfs *p, struct engine_ref ref);
 /* True when releases wait for the next checkpoint (pfs_defer_put, pfs_defer_mfree). */
 bool pfs_releases_pending(struct pfs *p);
+/* Bytes the queued puts and metadata frees may give back (a block each: an upper bound). */
+uint64_t pfs_releases_bytes(struct pfs *p);
 /* Frees a page copy or catalogue record after the next durable checkpoint. */
 void pfs_defer_mfree(struct pfs *p, uint64_t addr);
 /* Frees the flash copy OLD of page IDX of volume V unless one of V's snapshots shares it. */
