@@ -520,6 +520,26 @@ Test(ftl_gc, wear_spread_stays_bounded_and_trim_reaches_device, .timeout = 120)
 	fx_close(&fx);
 }
 
+/* Chunk I of a run of 4 KiB chunks that differ only in their number. */
+static void numbered_chunk(uint8_t buf[4096], int i)
+{
+	memcpy(buf, &i, sizeof(i));
+	memset(buf + sizeof(i), 0x5a, 4096 - sizeof(i));
+}
+
+/* Chunks FROM..TO-1 at A read back as numbered_chunk wrote them. */
+static void expect_numbered_chunks(struct ftl *ftl, const struct ftl_addr *a, int from, int to,
+                                   const char *when)
+{
+	uint8_t want[4096], got[4096];
+	for (int i = from; i < to; i++) {
+		numbered_chunk(want, i);
+		cr_assert_eq(ftl_read(ftl, a[i], got, sizeof(got), NULL), (int)sizeof(got),
+		             "read %d %s", i, when);
+		cr_assert_eq(memcmp(want, got, sizeof(got)), 0, "chunk %d %s", i, when);
+	}
+}
+
 /* A freed segment's TRIM waits for the next flush (its FREE header durable first), and a
  * segment reused before that flush is not trimmed under its new packs. */
 Test(ftl_gc, trim_waits_for_a_flush_and_spares_reused_segments)
@@ -527,7 +547,7 @@ Test(ftl_gc, trim_waits_for_a_flush_and_spares_reused_segments)
 	enum { OLD = 1500, NEW = 2600 };
 	struct fixture fx = {0};
 	fx_open(&fx, 16 << 20, 256 << 10, true);
-	uint8_t buf[4096], got[4096], h[FTL_HASH_LEN] = {0};
+	uint8_t buf[4096], h[FTL_HASH_LEN] = {0};
 	struct ftl_addr *a = calloc(OLD + NEW, sizeof(*a));
 	struct ftl_stats st;
 
@@ -544,8 +564,7 @@ Test(ftl_gc, trim_waits_for_a_flush_and_spares_reused_segments)
 	/* More than the device holds beside the dead data: GC frees the dead segments and the
 	 * writes reuse them, with no flush in between (nothing was moved). */
 	for (int i = OLD; i < OLD + NEW; i++) {
-		memcpy(buf, &i, sizeof(i));
-		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
+		numbered_chunk(buf, i);
 		cr_assert_eq(ftl_write(fx.ftl, buf, sizeof(buf), h, NULL, &a[i]), 0, "write %d", i);
 	}
 	ftl_get_stats(fx.ftl, &st);
@@ -554,24 +573,12 @@ Test(ftl_gc, trim_waits_for_a_flush_and_spares_reused_segments)
 	cr_assert_eq(ftl_sync(fx.ftl), 0);
 	ftl_get_stats(fx.ftl, &st);
 	cr_assert_gt(st.trims, trims0, "the flush did not trim the freed segments");
-	/* Every new chunk, several in reused segments, reads back exact after the TRIMs. */
-	for (int i = OLD; i < OLD + NEW; i++) {
-		memcpy(buf, &i, sizeof(i));
-		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
-		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), (int)sizeof(got),
-		             "read %d", i);
-		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d", i);
-	}
-	/* And after a reopen, which finds them from the device. */
+	/* Every new chunk, several in reused segments, reads back exact after the TRIMs, and
+	 * after a reopen, which finds them from the device. */
+	expect_numbered_chunks(fx.ftl, a, OLD, OLD + NEW, "after the TRIMs");
 	ftl_close(fx.ftl);
 	fx_open(&fx, 0, 0, false);
-	for (int i = OLD; i < OLD + NEW; i++) {
-		memcpy(buf, &i, sizeof(i));
-		memset(buf + sizeof(i), 0x5a, sizeof(buf) - sizeof(i));
-		cr_assert_eq(ftl_read(fx.ftl, a[i], got, sizeof(got), NULL), (int)sizeof(got),
-		             "read %d after reopen", i);
-		cr_assert_eq(memcmp(buf, got, sizeof(got)), 0, "chunk %d after reopen", i);
-	}
+	expect_numbered_chunks(fx.ftl, a, OLD, OLD + NEW, "after a reopen");
 	free(a);
 	fx_close(&fx);
 }
