@@ -454,8 +454,10 @@ static void commit_if_short_of_room(struct pfs *p)
 	if (now - last < 50 * 1000 * 1000 ||
 	    !atomic_compare_exchange_strong(&p->room_check_ns, &last, now))
 		return;
-	uint64_t room = ftl_room_bytes(p->ftl);
-	if (pfs_releases_bytes(p) * 2 < room)
+	/* Nothing waiting: a commit would give nothing back (a pool full of live data must not
+	 * get a commit, and its flush, every 50 ms). */
+	uint64_t room = ftl_room_bytes(p->ftl), waiting = pfs_releases_bytes(p);
+	if (!waiting || waiting * 2 < room)
 		return;
 	atomic_fetch_add(&p->room_commits, 1);
 	pfs_commit_kick(p);
