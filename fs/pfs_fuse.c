@@ -114,6 +114,11 @@ struct pfs_fuse {
 	pthread_mutex_t pending_lock;
 	pthread_cond_t pending_cond;
 	atomic_int pending; /* briefly -1 when an answer beats the count */
+	/* Open files, so those the kernel never released (the session ended with them open or
+	 * their RELEASE still queued: SIGTERM right after a close) are freed by op_destroy,
+	 * their volume references dropped before the store closes. */
+	pthread_mutex_t fh_lock;
+	struct fh *fhs;
 };
 
 /* What an open file is. */
@@ -122,8 +127,36 @@ struct fh {
 	enum fh_kind kind;
 	struct pfs_vol *v; /* FH_VOL */
 	struct pfs_buf text;
-	int key; /* FH_CONFIG */
+	int key;                /* FH_CONFIG */
+	struct fh *prev, *next; /* pfs_fuse.fhs, under fh_lock */
 };
+
+static void fh_link(struct pfs_fuse *f, struct fh *h)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	h->prev = NULL;
+	h->next = f->fhs;
+	if (f->fhs)
+		f->fhs->prev = h;
+	f->fhs = h;
+	pthread_mutex_unlock(&f->fh_lock);
+}
+
+/* Unlinks and frees H. */
+static void fh_free(struct pfs_fuse *f, struct fh *h)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		f->fhs = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&f->fh_lock);
+	pfs_vol_unref(h->v);
+	pfs_buf_free(&h->text);
+	free(h);
+}
 
 static struct pfs_fuse *ctx(fuse_req_t req)
 {
@@ -796,6 +829,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	fh_link(f, h);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -849,6 +883,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.ino = INO_MAKE(K_VOL, vol_id(v), 0);
 	e.generation = 1;
 	node_stat(f, e.ino, &e.attr);
+	fh_link(f, h);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_create(req, &e, fi);
 }
@@ -879,9 +914,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	pfs_vol_unref(h->v);
-	pfs_buf_free(&h->text);
-	free(h);
+	fh_free(ctx(req), h);
 	fuse_reply_err(req, 0);
 }
 
@@ -1362,6 +1395,9 @@ static void op_destroy(void *userdata)
 	int rc = pfs_commit(f->p);
 	if (rc)
 		pfs_logl(LOG_ERR, "pstorfs: commit at unmount failed: %d", rc);
+	/* No request comes after this: files still open are released here. */
+	while (f->fhs)
+		fh_free(f, f->fhs);
 }
 
 static const struct fuse_lowlevel_ops pfs_fuse_ops = {
@@ -1400,6 +1436,7 @@ struct pfs_fuse *pfs_fuse_new(struct pfs *p)
 	f->gid = getgid();
 	pthread_mutex_init(&f->pending_lock, NULL);
 	pthread_cond_init(&f->pending_cond, NULL);
+	pthread_mutex_init(&f->fh_lock, NULL);
 	return f;
 }
 
@@ -1415,6 +1452,7 @@ void pfs_fuse_free(struct pfs_fuse *f)
 		return;
 	pthread_mutex_destroy(&f->pending_lock);
 	pthread_cond_destroy(&f->pending_cond);
+	pthread_mutex_destroy(&f->fh_lock);
 	free(f);
 }
 
