@@ -380,7 +380,10 @@ struct ftl {
 	_Atomic uint32_t nfree;   /* changed under seg_lock, read without it */
 	pthread_cond_t trim_cond; /* with seg_lock: a TRIM ended (seg_alloc waits for one) */
 	_Atomic uint64_t flushes_started; /* ftl_flush: numbers the device flushes */
-	uint32_t reserve;                 /* free segments only GC may take */
+	/* Segments whose trim_after is set (changed under seg_lock): a flush with none due, every
+	 * fsync's among them, looks at no segment. */
+	_Atomic uint32_t trims_due;
+	uint32_t reserve; /* free segments only GC may take */
 	/* The background GC starts below gc_bg_low free segments and stops at gc_bg_high. */
 	uint32_t gc_bg_low, gc_bg_high;
 	uint64_t next_seq;

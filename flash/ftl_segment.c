@@ -164,7 +164,10 @@ static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc 
 	}
 	struct ftl_seg *seg = &ftl->segs[best];
 	/* A TRIM still due is not: the segment's new contents come first. */
-	seg->trim_after = 0;
+	if (seg->trim_after) {
+		seg->trim_after = 0;
+		ftl->trims_due--;
+	}
 	atomic_store(&seg->state, ck ? FTL_SEG_CKPT : FTL_SEG_OPEN);
 	ftl->nfree--;
 	seg->stream = ck ? FTL_SEG_STREAM_CKPT : (uint8_t)stream;
@@ -278,8 +281,10 @@ int ftl_seg_release(struct ftl *ftl, uint32_t segi)
 out_free:
 	pthread_mutex_lock(&ftl->seg_lock);
 	atomic_store(&seg->state, FTL_SEG_FREE);
-	if (!rc && after)
+	if (!rc && after) {
 		seg->trim_after = after;
+		ftl->trims_due++;
+	}
 	ftl->nfree++;
 	pthread_mutex_unlock(&ftl->seg_lock);
 	return rc;
@@ -292,11 +297,12 @@ static void seg_trim_released(struct ftl *ftl, uint64_t n)
 	for (uint32_t i = 0; i < ftl->nsegs; i++) {
 		struct ftl_seg *seg = &ftl->segs[i];
 		pthread_mutex_lock(&ftl->seg_lock);
-		bool due = atomic_load(&seg->state) == FTL_SEG_FREE && seg->trim_after &&
-		           seg->trim_after <= n && !seg->trimming;
+		/* trim_after is set only on FREE segments (ftl_seg_release, seg_alloc). */
+		bool due = seg->trim_after && seg->trim_after <= n;
 		if (due) {
 			seg->trim_after = 0;
 			seg->trimming = true;
+			ftl->trims_due--;
 		}
 		pthread_mutex_unlock(&ftl->seg_lock);
 		if (!due)
@@ -315,18 +321,12 @@ int ftl_flush(struct ftl *ftl)
 {
 	uint64_t n = atomic_fetch_add(&ftl->flushes_started, 1) + 1;
 	int rc = ftl_dev_flush(ftl->dev);
-	if (!rc)
+	if (!rc && ftl_seg_trims_due(ftl))
 		seg_trim_released(ftl, n);
 	return rc;
 }
 
 bool ftl_seg_trims_due(struct ftl *ftl)
 {
-	bool due = false;
-	pthread_mutex_lock(&ftl->seg_lock);
-	for (uint32_t i = 0; i < ftl->nsegs && !due; i++)
-		due = ftl->segs[i].trim_after != 0 &&
-		      atomic_load(&ftl->segs[i].state) == FTL_SEG_FREE;
-	pthread_mutex_unlock(&ftl->seg_lock);
-	return due;
+	return atomic_load(&ftl->trims_due) != 0;
 }
