@@ -233,6 +233,10 @@ struct ftl_seg {
 	 * TRIM is due. `trimming` holds it out of allocation while the TRIM is under way. */
 	uint64_t trim_after;
 	bool trimming;
+	/* Under seg_lock. Its blocks were allocated in the image (ftl_dev_reserve) and no TRIM
+	 * has punched them since: reused before its TRIM came due, the segment needs no second
+	 * reserve, whose fallocate waits for every direct write in flight on the file. */
+	bool reserved;
 };
 
 /* Write streams: data is placed by expected lifetime so GC finds segments that are mostly dead

@@ -168,6 +168,7 @@ static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc 
 		seg->trim_after = 0;
 		ftl->trims_due--;
 	}
+	bool reserved = seg->reserved;
 	atomic_store(&seg->state, ck ? FTL_SEG_CKPT : FTL_SEG_OPEN);
 	ftl->nfree--;
 	seg->stream = ck ? FTL_SEG_STREAM_CKPT : (uint8_t)stream;
@@ -199,10 +200,16 @@ static int seg_alloc(struct ftl *ftl, enum ftl_stream_id stream, enum ftl_alloc 
 		return rc;
 	}
 	/* Its blocks allocated in an image file before its packs come (ftl_dev_reserve): a hint,
-	 * whose failure the writes themselves report if it matters. */
-	if (!ck)
-		(void)ftl_dev_reserve(ftl->dev, ftl_seg_dev_off(ftl, best) + ftl->bs,
-		                      ftl->seg_size - ftl->bs);
+	 * whose failure the writes themselves report if it matters. Once per segment between
+	 * TRIMs: on ext4 the fallocate takes the file's lock and drains every direct write in
+	 * flight, pack writes and SQLite's alike, even where the blocks are already there. */
+	if (!ck && !reserved &&
+	    ftl_dev_reserve(ftl->dev, ftl_seg_dev_off(ftl, best) + ftl->bs,
+	                    ftl->seg_size - ftl->bs) == 0) {
+		pthread_mutex_lock(&ftl->seg_lock);
+		seg->reserved = true; /* OPEN: no TRIM can come before its release */
+		pthread_mutex_unlock(&ftl->seg_lock);
+	}
 	*out = best;
 	return 0;
 }
@@ -302,6 +309,7 @@ static void seg_trim_released(struct ftl *ftl, uint64_t n)
 		if (due) {
 			seg->trim_after = 0;
 			seg->trimming = true;
+			seg->reserved = false;
 			ftl->trims_due--;
 		}
 		pthread_mutex_unlock(&ftl->seg_lock);
