@@ -42,8 +42,15 @@ int pfs_vfs_open(struct ftl_dev *dev, uint64_t off, uint64_t size, const char *n
  * than freed under it). NULL is a no-op. */
 void pfs_vfs_close(struct pfs_vfs *v);
 
+/* Sets the write-back buffer (invariant 9 of pfs_vfs.c: blocks written since the last sync
+ * wait in memory; default 16 MiB) to BYTES, 0 to write through; what it held is written out
+ * first. For tests that cut power at every device write. -ENOMEM, -EIO. */
+int pfs_vfs_set_writeback(struct pfs_vfs *v, size_t bytes);
+
 struct pfs_vfs_stats {
-	uint64_t reads, writes;                 /* xRead / xWrite calls that reached the device */
+	uint64_t reads;                         /* xRead calls that reached the device */
+	uint64_t writes;                        /* xWrite calls */
+	uint64_t device_writes;                 /* data writes issued (coalesced when buffered) */
 	uint64_t bytes_read, bytes_written;     /* bytes SQLite asked for (not RMW blocks) */
 	uint64_t syncs;                         /* xSync calls */
 	uint64_t flushes;                       /* ftl_dev_flush calls */

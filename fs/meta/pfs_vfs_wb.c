@@ -133,7 +133,8 @@ void pfs_vfs_wb_drop(struct pfs_vfs_wb *wb, uint64_t lo, uint64_t hi)
 
 static int cmp_ent_off(const void *a, const void *b)
 {
-	uint64_t x = ((const struct pfs_vfs_wb_ent *)a)->off, y = ((const struct pfs_vfs_wb_ent *)b)->off;
+	uint64_t x = ((const struct pfs_vfs_wb_ent *)a)->off,
+	         y = ((const struct pfs_vfs_wb_ent *)b)->off;
 
 	return x < y ? -1 : x > y;
 }

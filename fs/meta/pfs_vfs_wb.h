@@ -17,14 +17,14 @@ struct pfs_vfs_wb_ent {
 };
 
 struct pfs_vfs_wb {
-	uint32_t bs;     /* device block size: the unit of every entry */
-	uint32_t cap;    /* blocks it may hold; 0: disabled */
-	uint32_t n;      /* blocks held */
-	uint8_t *blocks; /* cap blocks, aligned for O_DIRECT */
-	uint64_t *offs;  /* device offset of each held block, in slot order */
-	uint32_t *hash;  /* open addressing, 2 * cap entries: slot + 1, 0 when empty */
+	uint32_t bs;                  /* device block size: the unit of every entry */
+	uint32_t cap;                 /* blocks it may hold; 0: disabled */
+	uint32_t n;                   /* blocks held */
+	uint8_t *blocks;              /* cap blocks, aligned for O_DIRECT */
+	uint64_t *offs;               /* device offset of each held block, in slot order */
+	uint32_t *hash;               /* open addressing, 2 * cap entries: slot + 1, 0 when empty */
 	struct pfs_vfs_wb_ent *order; /* scratch for the sorted write-out */
-	uint8_t *run;    /* staging for one coalesced device write */
+	uint8_t *run;                 /* staging for one coalesced device write */
 	uint32_t run_blocks;
 	uint64_t device_writes; /* coalesced writes issued by pfs_vfs_wb_write_out */
 };
