@@ -148,11 +148,14 @@ int pfs_meta_open(const struct pfs_meta_params *prm, struct pfs_meta **out)
 	m->db = db;
 	pthread_mutex_lock(&m->db_lock);
 	/* One process owns the device (flock), so an exclusive lock held for the life of the
-	 * connection costs nothing and spares re-reading the schema at every transaction. */
+	 * connection costs nothing and spares re-reading the schema at every transaction. The
+	 * page cache (64 MiB at most, filled as pages are read) holds the map pages of 16 GiB of
+	 * volume: a commit's page stores read the rows they replace, each a device read on a
+	 * miss (16 MiB cost a sequential overwrite of an 8 GiB volume 0.4-1.2 s a commit). */
 	rc = exec_locked(
 	    m, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE;"
 	       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=OFF;"
-	       "PRAGMA cache_size=-16384;");
+	       "PRAGMA cache_size=-65536;");
 	if (!rc && !prm->readonly)
 		rc = exec_locked(m, schema_sql);
 	pthread_mutex_unlock(&m->db_lock);

@@ -884,3 +884,88 @@ Test(fs_vfs, stats_count_io_and_sizes)
 	cr_assert_not_null(strstr(text, "header_writes: "));
 	cr_assert_not_null(strstr(text, "db_capacity: 3145728\n"));
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Write-back buffer (invariant 9)                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The journal's three writes a record and the commit's pages reach the device coalesced; what
+ * was written reads back in the same connection and after a fresh open. */
+Test(fs_vfs, buffered_writes_coalesce_and_read_back)
+{
+	struct pfs_vfs_stats st;
+	uint64_t d;
+
+	fresh();
+	t.db = db_open(LEAD_PRAGMAS);
+	create_table(t.db);
+	insert_rows(t.db, 1, 300, 200);
+	exec_ok(t.db, "UPDATE t SET v = v || '-x' WHERE k % 3 = 0");
+	d = digest(t.db);
+	pfs_vfs_get_stats(t.vfs, &st);
+	cr_assert_gt(st.device_writes, 0);
+	cr_assert_lt(st.device_writes * 4, st.writes, "%llu device writes for %llu xWrites",
+	             (unsigned long long)st.device_writes, (unsigned long long)st.writes);
+	vfs_close();
+	vfs_open();
+	t.db = db_open(LEAD_PRAGMAS);
+	assert_integrity(t.db);
+	cr_assert_eq(digest(t.db), d);
+}
+
+/* A transaction larger than the buffer writes it out as it goes (no flush) and commits whole;
+ * a truncated journal that grows again reads zeros where nothing was written. */
+Test(fs_vfs, a_small_buffer_writes_out_when_full)
+{
+	struct pfs_vfs_stats a, b;
+	uint64_t d;
+
+	fresh();
+	cr_assert_eq(pfs_vfs_set_writeback(t.vfs, 8 * BS), 0);
+	t.db = db_open("PRAGMA journal_mode=TRUNCATE; PRAGMA synchronous=FULL;");
+	create_table(t.db);
+	pfs_vfs_get_stats(t.vfs, &a);
+	insert_rows(t.db, 1, 200, 1000);
+	exec_ok(t.db, "UPDATE t SET v = v || '-y'");
+	exec_ok(t.db, "DELETE FROM t WHERE k % 5 = 0");
+	pfs_vfs_get_stats(t.vfs, &b);
+	cr_assert_gt(b.device_writes - a.device_writes, b.syncs - a.syncs,
+	             "a full buffer writes out between syncs");
+	d = digest(t.db);
+	assert_integrity(t.db);
+	vfs_close();
+	vfs_open();
+	t.db = db_open(NULL);
+	assert_integrity(t.db);
+	cr_assert_eq(digest(t.db), d);
+}
+
+/* A write-out that fails at xSync is an I/O error of the transaction, which rolls back; the
+ * buffer keeps its blocks, and the next transaction commits. */
+Test(fs_vfs, a_failed_write_out_rolls_the_transaction_back)
+{
+	uint64_t d;
+	int rc;
+
+	fresh();
+	t.db = db_open(DELETE_PRAGMAS);
+	create_table(t.db);
+	insert_rows(t.db, 1, 100, 300);
+	d = digest(t.db);
+	cr_assert_eq(
+	    ftl_dev_mem_inject(t.dev, FTL_FAULT_WRITE_EIO, REG_OFF + 2 * BS, REG_SIZE - 2 * BS, 1),
+	    0);
+	rc = sqlite3_exec(t.db, "UPDATE t SET v = 'gone'", NULL, NULL, NULL);
+	cr_assert_eq(rc & 0xff, SQLITE_IOERR, "%s", sqlite3_errstr(rc));
+	if (!sqlite3_get_autocommit(t.db))
+		exec_ok(t.db, "ROLLBACK");
+	cr_assert_eq(digest(t.db), d);
+	exec_ok(t.db, "UPDATE t SET v = 'kept' WHERE k < 10");
+	d = digest(t.db);
+	vfs_close();
+	vfs_open();
+	t.db = db_open(DELETE_PRAGMAS);
+	assert_integrity(t.db);
+	cr_assert_eq(digest(t.db), d);
+	cr_assert_eq(query_i64(t.db, "SELECT count(*) FROM t WHERE v = 'kept'"), 9);
+}
