@@ -119,6 +119,7 @@ struct pfs_fuse {
 	 * their volume references dropped before the store closes. */
 	pthread_mutex_t fh_lock;
 	struct fh *fhs;
+	struct dir_list *dirs; /* open directories (opendir), under fh_lock */
 };
 
 /* What an open file is. */
@@ -541,7 +542,35 @@ struct dir_list {
 	size_t len, cap;
 	int err;
 	struct pfs_buf *names; /* set: the names, one a line, for the API (pfs_fuse_list_path) */
+	struct dir_list *prev, *next; /* pfs_fuse.dirs while open (opendir), under fh_lock */
 };
+
+/* Open directories are listed like open files (fh_link), for the same reason: the session's
+ * end frees those whose RELEASEDIR never came. */
+static void dir_link(struct pfs_fuse *f, struct dir_list *d)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	d->prev = NULL;
+	d->next = f->dirs;
+	if (f->dirs)
+		f->dirs->prev = d;
+	f->dirs = d;
+	pthread_mutex_unlock(&f->fh_lock);
+}
+
+static void dir_free(struct pfs_fuse *f, struct dir_list *d)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		f->dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&f->fh_lock);
+	free(d->buf);
+	free(d);
+}
 
 static void dl_add(struct dir_list *d, const char *name, fuse_ino_t ino, mode_t mode)
 {
@@ -666,6 +695,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, rc);
 		return;
 	}
+	dir_link(f, d);
 	fi->fh = (uintptr_t)d;
 	fuse_reply_open(req, fi);
 }
@@ -719,8 +749,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dir_list *d = (struct dir_list *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	free(d->buf);
-	free(d);
+	dir_free(ctx(req), d);
 	fuse_reply_err(req, 0);
 }
 
@@ -1398,6 +1427,8 @@ static void op_destroy(void *userdata)
 	/* No request comes after this: files still open are released here. */
 	while (f->fhs)
 		fh_free(f, f->fhs);
+	while (f->dirs)
+		dir_free(f, f->dirs);
 }
 
 static const struct fuse_lowlevel_ops pfs_fuse_ops = {

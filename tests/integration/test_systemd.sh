@@ -132,12 +132,12 @@ case_sigterm_stops_cleanly() {
 	truncate -s 8M "$T/m/volumes/v"
 	rand_file "$T/data" 1048576
 	dd if="$T/data" of="$T/m/volumes/v" bs=1M conv=notrunc status=none
-	# A file still open at the signal (its RELEASE never comes): the daemon frees its handle
-	# itself (the sanitizer pass fails the exit status on a leak).
-	exec 3<"$T/m/volumes/v"
+	# A file and a directory still open at the signal (their RELEASE never comes): the daemon
+	# frees their handles itself (the sanitizer pass fails the exit status on a leak).
+	exec 3<"$T/m/volumes/v" 4<"$T/m/volumes"
 	kill -TERM "$DAEMON"
 	_wait_gone "$DAEMON" 60 || fail "the daemon did not exit within 60 s of SIGTERM"
-	exec 3<&-
+	exec 3<&- 4<&-
 	local rc=0
 	wait "$DAEMON" || rc=$?
 	unset "_DPID[$T/m]"
