@@ -118,9 +118,41 @@ struct pfs_fuse {
 	 * their RELEASE still queued: SIGTERM right after a close) are freed by op_destroy,
 	 * their volume references dropped before the store closes. */
 	pthread_mutex_t fh_lock;
-	struct fh *fhs;
-	struct dir_list *dirs; /* open directories (opendir), under fh_lock */
+	struct open_link *fhs;  /* open files (struct fh) */
+	struct open_link *dirs; /* open directories (struct dir_list) */
 };
+
+/* The session's end frees the handles whose RELEASE never came (SIGTERM with files open, or
+ * their RELEASE still queued), so each open file and directory is on a list (under fh_lock). */
+struct open_link {
+	struct open_link *prev, *next;
+};
+
+static void open_link_add(struct pfs_fuse *f, struct open_link **head, struct open_link *l)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	l->prev = NULL;
+	l->next = *head;
+	if (*head)
+		(*head)->prev = l;
+	*head = l;
+	pthread_mutex_unlock(&f->fh_lock);
+}
+
+/* The handle of type TYPE whose member `link` is L. */
+#define OPEN_OF(l, type) ((type *)(void *)((char *)(l)-offsetof(type, link)))
+
+static void open_link_del(struct pfs_fuse *f, struct open_link **head, struct open_link *l)
+{
+	pthread_mutex_lock(&f->fh_lock);
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	pthread_mutex_unlock(&f->fh_lock);
+}
 
 /* What an open file is. */
 enum fh_kind { FH_VOL, FH_TEXT, FH_CTL, FH_CONFIG, FH_VOLSET };
@@ -128,32 +160,19 @@ struct fh {
 	enum fh_kind kind;
 	struct pfs_vol *v; /* FH_VOL */
 	struct pfs_buf text;
-	int key;                /* FH_CONFIG */
-	struct fh *prev, *next; /* pfs_fuse.fhs, under fh_lock */
+	int key;               /* FH_CONFIG */
+	struct open_link link; /* pfs_fuse.fhs */
 };
 
 static void fh_link(struct pfs_fuse *f, struct fh *h)
 {
-	pthread_mutex_lock(&f->fh_lock);
-	h->prev = NULL;
-	h->next = f->fhs;
-	if (f->fhs)
-		f->fhs->prev = h;
-	f->fhs = h;
-	pthread_mutex_unlock(&f->fh_lock);
+	open_link_add(f, &f->fhs, &h->link);
 }
 
 /* Unlinks and frees H. */
 static void fh_free(struct pfs_fuse *f, struct fh *h)
 {
-	pthread_mutex_lock(&f->fh_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		f->fhs = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&f->fh_lock);
+	open_link_del(f, &f->fhs, &h->link);
 	pfs_vol_unref(h->v);
 	pfs_buf_free(&h->text);
 	free(h);
@@ -542,32 +561,12 @@ struct dir_list {
 	size_t len, cap;
 	int err;
 	struct pfs_buf *names; /* set: the names, one a line, for the API (pfs_fuse_list_path) */
-	struct dir_list *prev, *next; /* pfs_fuse.dirs while open (opendir), under fh_lock */
+	struct open_link link; /* pfs_fuse.dirs while open (opendir) */
 };
-
-/* Open directories are listed like open files (fh_link), for the same reason: the session's
- * end frees those whose RELEASEDIR never came. */
-static void dir_link(struct pfs_fuse *f, struct dir_list *d)
-{
-	pthread_mutex_lock(&f->fh_lock);
-	d->prev = NULL;
-	d->next = f->dirs;
-	if (f->dirs)
-		f->dirs->prev = d;
-	f->dirs = d;
-	pthread_mutex_unlock(&f->fh_lock);
-}
 
 static void dir_free(struct pfs_fuse *f, struct dir_list *d)
 {
-	pthread_mutex_lock(&f->fh_lock);
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		f->dirs = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	pthread_mutex_unlock(&f->fh_lock);
+	open_link_del(f, &f->dirs, &d->link);
 	free(d->buf);
 	free(d);
 }
@@ -695,7 +694,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, rc);
 		return;
 	}
-	dir_link(f, d);
+	open_link_add(f, &f->dirs, &d->link);
 	fi->fh = (uintptr_t)d;
 	fuse_reply_open(req, fi);
 }
@@ -1426,9 +1425,9 @@ static void op_destroy(void *userdata)
 		pfs_logl(LOG_ERR, "pstorfs: commit at unmount failed: %d", rc);
 	/* No request comes after this: files still open are released here. */
 	while (f->fhs)
-		fh_free(f, f->fhs);
+		fh_free(f, OPEN_OF(f->fhs, struct fh));
 	while (f->dirs)
-		dir_free(f, f->dirs);
+		dir_free(f, OPEN_OF(f->dirs, struct dir_list));
 }
 
 static const struct fuse_lowlevel_ops pfs_fuse_ops = {
