@@ -128,6 +128,9 @@ struct open_link {
 	struct open_link *prev, *next;
 };
 
+/* The handle of type TYPE whose member `link` is L. */
+#define OPEN_OF(l, type) ((type *)(void *)((char *)(l)-offsetof(type, link)))
+
 static void open_link_add(struct pfs_fuse *f, struct open_link **head, struct open_link *l)
 {
 	pthread_mutex_lock(&f->fh_lock);
@@ -138,9 +141,6 @@ static void open_link_add(struct pfs_fuse *f, struct open_link **head, struct op
 	*head = l;
 	pthread_mutex_unlock(&f->fh_lock);
 }
-
-/* The handle of type TYPE whose member `link` is L. */
-#define OPEN_OF(l, type) ((type *)(void *)((char *)(l)-offsetof(type, link)))
 
 static void open_link_del(struct pfs_fuse *f, struct open_link **head, struct open_link *l)
 {

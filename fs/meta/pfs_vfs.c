@@ -321,10 +321,14 @@ static int pfs_vfs_write_out(struct pfs_vfs *v)
 	return err;
 }
 
+/* Invariant 9: no flush without the buffered blocks written first. */
 static int pfs_vfs_flush(struct pfs_vfs *v)
 {
-	int err = ftl_dev_flush(v->dev);
+	int err = pfs_vfs_write_out(v);
 
+	if (err < 0)
+		return err;
+	err = ftl_dev_flush(v->dev);
 	v->st.flushes++;
 	if (err == 0)
 		v->unflushed = false;
@@ -360,10 +364,9 @@ static bool pfs_vfs_hdr_dirty(const struct pfs_vfs *v)
 static int pfs_vfs_commit(struct pfs_vfs *v)
 {
 	unsigned primary = v->cur ^ 1;
-	int err = pfs_vfs_write_out(v); /* invariant 9 */
+	int err;
 
-	if (err < 0)
-		return err;
+	/* Buffered blocks keep unflushed set (invariant 9), so the flush writes them out. */
 	if (v->unflushed) {
 		err = pfs_vfs_flush(v); /* invariant 3 */
 		if (err < 0)
@@ -389,10 +392,6 @@ static int pfs_vfs_commit(struct pfs_vfs *v)
 /* xSync without the SQLite types: flush, then the header if any state changed. */
 static int pfs_vfs_sync_locked(struct pfs_vfs *v)
 {
-	int err = pfs_vfs_write_out(v);
-
-	if (err < 0)
-		return err;
 	if (pfs_vfs_hdr_dirty(v))
 		return pfs_vfs_commit(v);
 	if (v->unflushed)
