@@ -558,23 +558,11 @@ static void capacity_json(const struct analytics_capacity *c, const struct analy
 #define GIB(x) ((x) / 1073741824.0)
 
 /* ---- per-volume forecasts of logical written ----------------------------------------------- */
-struct vol_series {
-	char name[PFS_NAME_MAX + 1];
-	int64_t *t;
-	double *written, size;
-	size_t n, cap;
-};
-struct vol_set {
-	struct vol_series *v;
-	size_t n, cap;
-	int err;
-};
-
 static int vol_series_row(void *arg, int tier, int64_t time, const char *name, const double *v,
                           uint32_t n)
 {
-	struct vol_set *s = arg;
-	struct vol_series *cur = s->n ? &s->v[s->n - 1] : NULL;
+	struct pfs_vol_set *s = arg;
+	struct pfs_vol_series *cur = s->n ? &s->v[s->n - 1] : NULL;
 
 	(void)tier;
 	if (!cur || strcmp(cur->name, name)) {
@@ -608,35 +596,57 @@ static int vol_series_row(void *arg, int tier, int64_t time, const char *name, c
 	return 0;
 }
 
-static void vol_set_free(struct vol_set *s)
+int pfs_analytics_volume_series(struct pfs *p, struct pfs_vol_set *s)
+{
+	memset(s, 0, sizeof(*s));
+	int rc = pfs_history_volumes_each(p, vol_series_row, s);
+
+	if (!rc)
+		rc = s->err;
+	if (rc)
+		pfs_vol_set_free(s);
+	return rc;
+}
+
+void pfs_vol_set_free(struct pfs_vol_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->v[i].t);
 		free(s->v[i].written);
 	}
 	free(s->v);
+	memset(s, 0, sizeof(*s));
 }
 
-/* Each volume's logical written, forecast as the pool's used bytes, its size as capacity. */
+int pfs_analytics_volume_forecast(const struct pfs_vol_series *v, struct analytics_capacity *c)
+{
+	return analytics_capacity_forecast(v->t, v->written, v->n, v->size, capacity_horizons,
+	                                   sizeof(capacity_horizons) / sizeof(capacity_horizons[0]),
+	                                   c);
+}
+
+/* Each volume's logical written, forecast as the pool's used bytes, its size as capacity, and
+ * its own past forecasts scored as the pool's are. */
 static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 {
-	struct vol_set s = {0};
-	int rc = pfs_history_volumes_each(p, vol_series_row, &s);
+	struct pfs_vol_set s;
+	struct analytics_grade *g = NULL;
+	int rc = pfs_analytics_volume_series(p, &s);
 
-	if (!rc)
-		rc = s.err;
+	if (rc)
+		return rc;
+	g = calloc(s.n ? s.n : 1, sizeof(*g));
+	rc = g ? pfs_analytics_grade_volumes(p, &s, g) : -ENOMEM;
 	if (json)
 		pfs_buf_printf(b, ",\n  \"volumes\": [");
 	else if (!rc && s.n)
 		pfs_buf_printf(b,
 		               "\nvolumes (logical written)  now GiB   +30 days GiB (95%%)        "
-		               "full\n");
+		               "full               observed: +30 days 95%% held\n");
 	for (size_t i = 0; i < s.n && !rc; i++) {
-		struct vol_series *v = &s.v[i];
+		struct pfs_vol_series *v = &s.v[i];
 		struct analytics_capacity c;
-		rc = analytics_capacity_forecast(
-		    v->t, v->written, v->n, v->size, capacity_horizons,
-		    sizeof(capacity_horizons) / sizeof(capacity_horizons[0]), &c);
+		rc = pfs_analytics_volume_forecast(v, &c);
 		if (rc)
 			break;
 		if (json) {
@@ -646,7 +656,10 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 				pfs_buf_printf(
 				    b, ", \"status\": \"insufficient_history\", \"message\": ");
 				pfs_buf_json_str(b, c.message);
-				pfs_buf_printf(b, ", \"model\": null, \"forecasts\": []}");
+				pfs_buf_printf(
+				    b, ", \"model\": null, \"forecasts\": [], \"grading\": ");
+				grade_json(&g[i], "bytes", "full_date", b);
+				pfs_buf_printf(b, "}");
 				continue;
 			}
 			pfs_buf_printf(
@@ -658,10 +671,16 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 			pfs_buf_printf(b, ", \"growth_bytes_per_day\": ");
 			json_num(b, round(c.growth_per_day));
 			pfs_buf_printf(b, ", ");
-			forecasts_json(&c, "written_bytes", "      ", NULL, b);
+			forecasts_json(&c, "written_bytes", "      ", &g[i], b);
+			pfs_buf_printf(b, ", \"grading\": ");
+			grade_json(&g[i], "bytes", "full_date", b);
 			pfs_buf_printf(b, "}");
 			continue;
 		}
+		const struct analytics_grade_horizon *o = grade_at(&g[i], 30);
+		char held[32] = "none scored yet";
+		if (o && o->scored)
+			snprintf(held, sizeof(held), "%u/%u", o->in95, o->scored);
 		if (!c.ok) {
 			pfs_buf_printf(b, "  %-24s %s\n", v->name, c.message);
 			continue;
@@ -669,14 +688,17 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 		pfs_buf_printf(b, "  %-24s %7.2f   %7.2f (%.2f .. %.2f)   ", v->name,
 		               GIB(c.used_now), GIB(c.fc[1].used), GIB(c.fc[1].lo95),
 		               GIB(c.fc[1].hi95));
+		char full[32];
 		if (c.full_within_year)
-			pfs_buf_printf(b, "in %.0f days\n", c.full_days);
+			snprintf(full, sizeof(full), "in %.0f days", c.full_days);
 		else
-			pfs_buf_printf(b, "not within a year\n");
+			snprintf(full, sizeof(full), "not within a year");
+		pfs_buf_printf(b, "%-18s %s\n", full, held);
 	}
 	if (json)
 		pfs_buf_printf(b, "%s]\n}\n", s.n ? "\n  " : "");
-	vol_set_free(&s);
+	free(g);
+	pfs_vol_set_free(&s);
 	return rc;
 }
 

@@ -61,25 +61,55 @@ int pfs_analytics_capacity_of(const struct analytics_history *h, struct analytic
 int pfs_analytics_wearout_of(struct pfs *p, const struct analytics_history *h,
                              struct analytics_capacity *c, int *column);
 
+/* Each volume's logical written from the per-volume history (volumes.csv), by name: its
+ * samples (T, WRITTEN, N of them) and its newest size. */
+struct pfs_vol_series {
+	char name[PFS_NAME_MAX + 1];
+	int64_t *t;
+	double *written, size;
+	size_t n, cap;
+};
+struct pfs_vol_set {
+	struct pfs_vol_series *v;
+	size_t n, cap;
+	int err;
+};
+int pfs_analytics_volume_series(struct pfs *p, struct pfs_vol_set *s);
+void pfs_vol_set_free(struct pfs_vol_set *s);
+/* V's forecast of logical written (+7, +30, +90 days), its size as the capacity. */
+int pfs_analytics_volume_forecast(const struct pfs_vol_series *v, struct analytics_capacity *c);
+
 /* ---- forecasts that grade themselves (pfs_analytics_grade.c) -------------------------------- */
 /* The kinds of forecast the box records (the store's forecasts table). */
 #define PFS_GRADE_CAPACITY "capacity"
 #define PFS_GRADE_WEAROUT  "wearout"
+/* A volume's forecasts of its logical written: this prefix and the volume's name. */
+#define PFS_GRADE_VOLUME   "vol:"
+#define PFS_GRADE_KIND_MAX (sizeof(PFS_GRADE_VOLUME) + PFS_NAME_MAX)
+/* A volume's forecast is recorded once a week of history time, not once a day: a row is about
+ * 250 bytes, and a box may hold a thousand volumes (analytics/README.md). */
+#define PFS_FORECAST_VOL_INTERVAL (7 * 86400ll)
 /* Records the forecasts of each kind that has none made within PFS_FORECAST_INTERVAL of NOW
- * (the history's newest sample time): called after the sampler appends a row and after an
- * import, so history time (not the wall clock) paces them and an imported history records
- * as a lived one does. Too little history records nothing. -ENOMEM, -ENOSPC, -EIO. */
+ * (the history's newest sample time), and with the pool's daily one each volume's that has
+ * none made within PFS_FORECAST_VOL_INTERVAL: called after the sampler appends a row and
+ * after an import, so history time (not the wall clock) paces them and an imported history
+ * records as a lived one does. Too little history records nothing. -ENOMEM, -ENOSPC, -EIO. */
 int pfs_analytics_record_forecasts(struct pfs *p, int64_t now);
 /* KIND's recorded forecasts about history column COLUMN, scored against H. */
 int pfs_analytics_grade_kind(struct pfs *p, const char *kind, int column,
                              const struct analytics_history *h, struct analytics_grade *g);
-/* Which recorded forecasts a new history H keeps: those it holds the value of at the time they
- * were made (analytics_recorded_matches), N of ALL recorded. KINDS point into NAMES. */
+/* Each volume's recorded forecasts scored against its series: G[i] for S->v[i] (S->n of
+ * them). */
+int pfs_analytics_grade_volumes(struct pfs *p, const struct pfs_vol_set *s,
+                                struct analytics_grade *g);
+/* Which recorded forecasts a new history H keeps: the pool's that it holds the value of at the
+ * time they were made (analytics_recorded_matches), N of ALL recorded. The volumes' are never
+ * kept: a new history has no per-volume rows. KINDS point into NAMES. */
 struct pfs_grade_keep {
 	size_t n, all;
 	const char **kinds;
 	int64_t *made_at;
-	char (*names)[16];
+	char (*names)[PFS_GRADE_KIND_MAX];
 };
 int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
                              struct pfs_grade_keep *k);

@@ -1,9 +1,12 @@
 /* fs/pfs_analytics_grade.c - the front's side of forecasts that grade themselves: records the
- * box's forecasts (the pool's physical used and the wear-out) in the store at most once a day
- * of history time, decides which ones a new history keeps, and loads them to be scored
- * (analytics_grade). Never on the I/O path: the sampler thread and ctl/report readers only.
+ * box's forecasts (the pool's physical used and the wear-out once a day of history time, each
+ * volume's logical written once a week) in the store, decides which ones a new history keeps,
+ * and loads them to be scored (analytics_grade). Never on the I/O path: the sampler thread
+ * and ctl/report readers only.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +36,43 @@ static bool due(struct pfs *p, const char *kind, int64_t now)
 	return last < 0 || now - last >= PFS_FORECAST_INTERVAL;
 }
 
+static bool is_volume_kind(const char *kind)
+{
+	return !strncmp(kind, PFS_GRADE_VOLUME, sizeof(PFS_GRADE_VOLUME) - 1);
+}
+
+/* Each volume whose last forecast is a week old or more (or that has none) records one. The
+ * pass runs with the pool's daily record, so a thousand volumes cost a read of their history
+ * once a day of history time, not at every sample. */
+static int record_volumes(struct pfs *p, int64_t now)
+{
+	struct pfs_vol_set s;
+	int rc = pfs_analytics_volume_series(p, &s);
+
+	for (size_t i = 0; i < s.n && !rc; i++) {
+		struct analytics_capacity c;
+		char kind[PFS_GRADE_KIND_MAX];
+		int64_t last = -1;
+
+		/* Per-volume rows come once an ANALYTICS_VOL_INTERVAL: a volume with none in
+		 * the last two is gone (or its sampling is failing), and what it would record
+		 * was recorded while it was sampled. */
+		int64_t newest = s.v[i].n ? s.v[i].t[s.v[i].n - 1] : INT64_MIN;
+		if (s.v[i].n == 0 || now - newest > 2 * ANALYTICS_VOL_INTERVAL)
+			continue;
+		snprintf(kind, sizeof(kind), PFS_GRADE_VOLUME "%s", s.v[i].name);
+		rc = pfs_forecast_last(p, kind, &last);
+		if (rc ||
+		    (last >= 0 && newest - last < PFS_FORECAST_VOL_INTERVAL && newest >= last))
+			continue;
+		rc = pfs_analytics_volume_forecast(&s.v[i], &c);
+		if (!rc)
+			rc = record_one(p, kind, &c, ANALYTICS_VOL_WRITTEN);
+	}
+	pfs_vol_set_free(&s);
+	return rc;
+}
+
 int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 {
 	struct analytics_history h = {0};
@@ -56,6 +96,8 @@ int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 		if (!rc)
 			rc = record_one(p, PFS_GRADE_WEAROUT, &c, column);
 	}
+	if (!rc && cap_due)
+		rc = record_volumes(p, now);
 	analytics_history_free(&h);
 	return rc;
 }
@@ -63,9 +105,10 @@ int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 /* ---- loading -------------------------------------------------------------------------------- */
 struct recorded_set {
 	const char *kind; /* NULL: every kind */
+	bool volumes;     /* KIND NULL: only the volumes' kinds */
 	int column;       /* -1: every column */
 	struct analytics_recorded *r;
-	char (*kinds)[16];
+	char (*kinds)[PFS_GRADE_KIND_MAX];
 	size_t n, cap, all;
 	int err;
 };
@@ -76,7 +119,7 @@ static int collect_recorded(void *arg, const char *kind, int64_t made_at, const 
 	struct recorded_set *s = arg;
 	struct analytics_recorded r;
 
-	if (s->kind && strcmp(kind, s->kind))
+	if (s->kind ? strcmp(kind, s->kind) != 0 : s->volumes && !is_volume_kind(kind))
 		return 0;
 	s->all++;
 	/* A row that does not unpack (damaged, or from a later version) is skipped: never a
@@ -177,6 +220,8 @@ int pfs_analytics_grade_keep(struct pfs *p, const struct analytics_history *h,
 	/* Rows come by kind, and a kind's rows share a column: one copy of it per run (an
 	 * import may hold a million rows). */
 	for (size_t i = 0, col = SIZE_MAX; i < s.n; i++) {
+		if (is_volume_kind(s.kinds[i]))
+			continue; /* the new history has no per-volume rows to score it against */
 		if ((size_t)s.r[i].column != col) {
 			free(t);
 			free(y);
@@ -196,6 +241,36 @@ out_free:
 	free(y);
 	if (rc)
 		pfs_grade_keep_free(k);
+	recorded_set_free(&s);
+	return rc;
+}
+
+int pfs_analytics_grade_volumes(struct pfs *p, const struct pfs_vol_set *vs,
+                                struct analytics_grade *g)
+{
+	struct recorded_set s = {.volumes = true, .column = ANALYTICS_VOL_WRITTEN};
+	int rc = load_recorded(p, &s);
+
+	/* The rows come by kind, the series by name: one walk finds each volume's run of rows
+	 * (the two orders agree only where a name sorts like its kind, so each volume looks). */
+	for (size_t i = 0; i < vs->n && !rc; i++) {
+		char kind[PFS_GRADE_KIND_MAX];
+		size_t lo = 0, hi = s.n;
+
+		snprintf(kind, sizeof(kind), PFS_GRADE_VOLUME "%s", vs->v[i].name);
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(s.kinds[mid], kind) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		hi = lo;
+		while (hi < s.n && !strcmp(s.kinds[hi], kind))
+			hi++;
+		rc = analytics_grade(s.r + lo, hi - lo, vs->v[i].t, vs->v[i].written, vs->v[i].n,
+		                     &g[i]);
+	}
 	recorded_set_free(&s);
 	return rc;
 }

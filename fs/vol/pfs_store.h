@@ -531,14 +531,14 @@ int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg);
 
 /* ---- recorded forecasts (pfs_history.c) ---------------------------------------------------- */
 /* Forecasts the box made, kept (next to the history, in the same database) so they can be
- * graded when their horizons pass. KIND names what was forecast ("capacity", "wearout");
- * MADE_AT is the history time it was made at (the newest sample then); the N values are
- * analytics/'s (analytics_recorded_pack). At most one a PFS_FORECAST_INTERVAL per kind, kept
- * PFS_FORECAST_KEEP_SECONDS of history time: bounded (about 400 rows per kind). */
+ * graded when their horizons pass. KIND names what was forecast ("capacity", "wearout",
+ * "vol:NAME"); MADE_AT is the history time it was made at (the newest sample then); the N
+ * values are analytics/'s (analytics_recorded_pack). At most one a PFS_FORECAST_INTERVAL per
+ * kind, kept PFS_FORECAST_KEEP_SECONDS of history time: bounded (about 400 rows per kind). */
 #define PFS_FORECAST_INTERVAL     86400ll
 #define PFS_FORECAST_KEEP_SECONDS (400 * 86400ll)
-/* Records a forecast and drops KIND's forecasts made more than PFS_FORECAST_KEEP_SECONDS
- * before it, in one transaction. -EEXIST when KIND has one made less than
+/* Records a forecast and drops every forecast (of any kind) made more than
+ * PFS_FORECAST_KEEP_SECONDS before it, in one transaction. -EEXIST when KIND has one made less than
  * PFS_FORECAST_INTERVAL before MADE_AT (or after it); -EROFS, -EINVAL (N > 64), -ENOSPC (also
  * past 3/4 of the metadata area, as the history), -EIO. */
 int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const double *v,

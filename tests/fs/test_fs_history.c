@@ -460,10 +460,10 @@ Test(fs_history, capacity_forecasts_each_volume_written)
 	                   "%s", b.data);
 	pfs_buf_free(&b);
 	cr_assert_eq(pfs_analytics_file(p, 2, &b), 0); /* capacity */
-	cr_expect_not_null(
-	    strstr(b.data,
-	           "\n  x                           0.14      0.85 (0.85 .. 0.85)   in 37 days\n"),
-	    "%s", b.data);
+	cr_expect_not_null(strstr(b.data, "\n  x                           0.14      0.85 (0.85 .. "
+	                                  "0.85)   in 37 days         "
+	                                  "none scored yet\n"),
+	                   "%s", b.data);
 	pfs_buf_free(&b);
 }
 
@@ -545,11 +545,12 @@ Test(fs_history, forecasts_are_kept_one_a_day_and_bounded)
 	cr_expect_eq(r.made_at[1], t0 + day);
 	cr_expect_eq(r.v0[1], 7);
 	cr_expect_str_eq(r.kind[2], "wearout");
-	/* Kept PFS_FORECAST_KEEP_SECONDS of history time: a record that far on drops the old. */
+	/* Kept PFS_FORECAST_KEEP_SECONDS of history time: a record that far on drops the old, of
+	 * every kind (a deleted volume's kind records nothing more that would trim its own). */
 	cr_expect_eq(pfs_forecast_record(p, "capacity", t0 + day + PFS_FORECAST_KEEP_SECONDS, v, 2),
 	             0);
 	r = all_fc();
-	cr_assert_eq(r.n, 3);
+	cr_assert_eq(r.n, 2);
 	cr_expect_eq(r.made_at[0], t0 + day);
 	cr_expect_eq(r.made_at[1], t0 + day + PFS_FORECAST_KEEP_SECONDS);
 	/* They survive a close and open. */
@@ -557,7 +558,7 @@ Test(fs_history, forecasts_are_kept_one_a_day_and_bounded)
 	p = NULL;
 	open_ns();
 	r = all_fc();
-	cr_expect_eq(r.n, 3);
+	cr_expect_eq(r.n, 2);
 }
 
 Test(fs_history, replace_keeps_the_forecasts_named_and_drops_the_rest)
@@ -740,6 +741,128 @@ Test(fs_history, reports_follow_every_history_write_and_repeat_when_nothing_does
 	report_set_free(&d);
 	report_set_free(&e);
 	report_set_free(&f);
+}
+
+/* The recorded rows of one kind: their times, oldest first. */
+struct kind_rows {
+	const char *kind;
+	int64_t made_at[64];
+	size_t n, all;
+};
+
+static int collect_kind(void *arg, const char *kind, int64_t made_at, const double *v, uint32_t n)
+{
+	struct kind_rows *r = arg;
+
+	(void)v;
+	(void)n;
+	r->all++;
+	if (strcmp(kind, r->kind))
+		return 0;
+	if (r->n == 64)
+		return -E2BIG;
+	r->made_at[r->n++] = made_at;
+	return 0;
+}
+
+static struct kind_rows rows_of(const char *kind)
+{
+	struct kind_rows r = {.kind = kind};
+	cr_assert_eq(pfs_forecasts_each(p, collect_kind, &r), 0);
+	return r;
+}
+
+/* The text from the volume NAME's object to the end of capacity.json. */
+static const char *volume_json(const char *json, const char *name)
+{
+	char key[96];
+
+	snprintf(key, sizeof(key), "{\"name\": \"%s\", \"status\": \"ok\"", name);
+	const char *at = strstr(json, key);
+	cr_assert_not_null(at, "no volume %s with a forecast: %s", name, json);
+	return at;
+}
+
+Test(fs_history, each_volume_records_a_forecast_a_week_and_grades_it)
+{
+	const char *names[2] = {"va", "vb"};
+	const int64_t t0 = 1700000000, day = 86400;
+	const int hours = 50 * 24;
+	char path[96], line[160], msg[PFS_MSG_MAX];
+
+	/* 50 days, an hour a row, recorded as the sampler records: va grows 4 MiB an hour with a
+	 * wobble the forecast's interval has to hold; vb stops being sampled after day 20 (it
+	 * was deleted). The pool grows too, so its daily record runs. */
+	for (int i = 0; i <= hours; i++) {
+		int64_t t = t0 + (int64_t)i * 3600;
+		double v[2 * ANALYTICS_VOL_NCOLS] = {0};
+		v[ANALYTICS_VOL_SIZE] = (double)(16ull << 30);
+		v[ANALYTICS_VOL_WRITTEN] = (double)(64 << 20) + (double)i * (4 << 20) +
+		                           (double)((i * 7919) % 13) * (1 << 20);
+		v[ANALYTICS_VOL_NCOLS + ANALYTICS_VOL_SIZE] = 1 << 30;
+		v[ANALYTICS_VOL_NCOLS + ANALYTICS_VOL_WRITTEN] = (double)(i % 5) * (1 << 20);
+		append_pool(t, i / 24, 0);
+		cr_assert_eq(pfs_history_append_volumes(p, t, i <= 20 * 24 ? 2 : 1, names, v,
+		                                        ANALYTICS_VOL_NCOLS),
+		             0);
+		cr_assert_eq(pfs_analytics_record_forecasts(p, t), 0, "hour %d", i);
+	}
+
+	/* va: the first with 24 h of its history, then one a week. */
+	struct kind_rows a = rows_of(PFS_GRADE_VOLUME "va");
+	cr_assert_eq(a.n, 8, "va recorded %zu forecasts", a.n);
+	cr_expect_eq(a.made_at[0], t0 + day);
+	for (size_t i = 1; i < a.n; i++)
+		cr_expect_eq(a.made_at[i] - a.made_at[i - 1], 7 * day, "va's forecast %zu", i);
+	/* vb: weekly while it was sampled, nothing after its last row (day 20). */
+	struct kind_rows bv = rows_of(PFS_GRADE_VOLUME "vb");
+	cr_assert_eq(bv.n, 3, "vb recorded %zu forecasts", bv.n);
+	cr_expect_eq(bv.made_at[2], t0 + 15 * day);
+	/* The pool's own kind stays daily. */
+	cr_expect_eq(rows_of(PFS_GRADE_CAPACITY).n, 50);
+
+	/* Scored against each volume's own series: va's +7 days of the first seven are past, its
+	 * +30 days of the first three (days 1, 8, 15: 31, 38, 45 <= 50). */
+	struct pfs_buf b = {0};
+	cr_assert_eq(pfs_analytics_file(p, 3, &b), 0); /* capacity.json */
+	const char *va = volume_json(b.data, "va");
+	cr_expect_not_null(strstr(va, "\"grading\": {\"recorded\": 8, \"scored\": 7, "
+	                              "\"message\": null, \"horizons\": [{\"horizon_days\": 7, "
+	                              "\"scored\": 7,"),
+	                   "%s", va);
+	cr_expect_not_null(strstr(va, "{\"horizon_days\": 30, \"scored\": 3,"), "%s", va);
+	/* Its forecast of +7 days carries the band observed beside it. */
+	cr_expect_not_null(strstr(va, "\"observed\": {\"scored\": 7, \"abs_error_p90_bytes\": "),
+	                   "%s", va);
+	/* vb's three (days 1, 8, 15): +7 days is within its rows (to day 20) for two of them. */
+	const char *vb = strstr(b.data, "{\"name\": \"vb\"");
+	cr_assert_not_null(vb, "%s", b.data);
+	cr_expect_not_null(strstr(vb, "\"grading\": {\"recorded\": 3, \"scored\": 2,"), "%s", vb);
+	pfs_buf_free(&b);
+	cr_assert_eq(pfs_analytics_file(p, 2, &b), 0); /* capacity */
+	cr_expect_not_null(strstr(b.data, "observed: +30 days 95% held"), "%s", b.data);
+	cr_expect(strstr(b.data, " 3/3\n") || strstr(b.data, " 2/3\n"), "%s", b.data);
+	pfs_buf_free(&b);
+
+	/* They survive a close and open. */
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	cr_expect_eq(rows_of(PFS_GRADE_VOLUME "va").n, 8);
+
+	/* An import clears the per-volume history, so it drops the volumes' forecasts; the pool's
+	 * that its history still holds stay. */
+	cr_assert_eq(pfs_analytics_file(p, 0, &b), 0); /* history.csv */
+	snprintf(path, sizeof(path), "%s.export.csv", img);
+	write_text(path, b.data);
+	pfs_buf_free(&b);
+	snprintf(line, sizeof(line), "analytics import %s", path);
+	cr_assert_eq(pfs_ctl_exec(p, line), 0);
+	pfs_msg_get(p, msg, sizeof(msg));
+	cr_expect_not_null(strstr(msg, "kept 100 of 111 recorded forecasts"), "%s", msg);
+	cr_expect_eq(rows_of(PFS_GRADE_VOLUME "va").n, 0);
+	cr_expect_eq(rows_of(PFS_GRADE_VOLUME "vb").n, 0);
+	unlink(path);
 }
 
 /* Readers on other threads (FUSE and API threads) while the sampler appends: no reader sees the
