@@ -251,8 +251,8 @@ int pfs_analytics_grade_volumes(struct pfs *p, const struct pfs_vol_set *vs,
 	struct recorded_set s = {.volumes = true, .column = ANALYTICS_VOL_WRITTEN};
 	int rc = load_recorded(p, &s);
 
-	/* The rows come by kind, the series by name: one walk finds each volume's run of rows
-	 * (the two orders agree only where a name sorts like its kind, so each volume looks). */
+	/* The rows come ordered by kind (SQLite's BINARY collation, the order strcmp gives): a
+	 * binary search finds each volume's run of them. */
 	for (size_t i = 0; i < vs->n && !rc; i++) {
 		char kind[PFS_GRADE_KIND_MAX];
 		size_t lo = 0, hi = s.n;
