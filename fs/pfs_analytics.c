@@ -905,7 +905,9 @@ static double full_days(const struct analytics_capacity *c)
  * length is the metrics' sample count, the capacity forecast, the rendered capacity files, the
  * health's wear and spare reach, write amplification and wear grading) is kept for one (store,
  * history generation) and recomputed once the generation moves (pfs_history_generation: every
- * history, per-volume or forecast write moves it). What is live (stats counters, SMART, scrub
+ * history, per-volume or forecast write moves it). The capacity files' per-volume part (a
+ * forecast of every volume) is kept for its own generation (pfs_history_volume_generation),
+ * which a pool row alone does not move. What is live (stats counters, SMART, scrub
  * counts) is read at every report, and the SMART the health's parts were computed for is part of
  * their key.
  *
@@ -943,6 +945,12 @@ static struct {
 	struct analytics_capacity cap;
 	struct health_hist health;
 	struct pfs_buf capacity_file[2]; /* text, JSON; data NULL: not rendered yet */
+	/* The capacity files' per-volume part, for (vol_store, vol_gen): the pool's rows come
+	 * every minute, a volume's every hour, and this part forecasts every volume. */
+	const struct pfs *vol_store;
+	uint64_t vol_gen;
+	bool have_vol_part[2];
+	struct pfs_buf vol_part[2];
 	uint64_t hits, fills;
 } acache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -1015,6 +1023,34 @@ int pfs_analytics_capacity(struct pfs *p, struct analytics_capacity *c)
 	return rc;
 }
 
+/* The per-volume part of the capacity files, kept for the per-volume generation (invariant 1
+ * with pfs_history_volume_generation: read before the per-volume history is). */
+static int cache_volumes_part(struct pfs *p, bool json)
+{
+	uint64_t gen = pfs_history_volume_generation(p);
+	int rc = 0;
+
+	if (acache.vol_store != p || acache.vol_gen != gen) {
+		for (int i = 0; i < 2; i++) {
+			pfs_buf_free(&acache.vol_part[i]);
+			acache.have_vol_part[i] = false;
+		}
+		acache.vol_store = p;
+		acache.vol_gen = gen;
+	}
+	cache_count(acache.have_vol_part[json]);
+	if (acache.have_vol_part[json])
+		return 0;
+	rc = volumes_forecast(p, json, &acache.vol_part[json]);
+	if (!rc)
+		rc = acache.vol_part[json].err;
+	if (rc)
+		pfs_buf_free(&acache.vol_part[json]);
+	else
+		acache.have_vol_part[json] = true;
+	return rc;
+}
+
 static int render_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 {
 	struct analytics_grade g;
@@ -1023,14 +1059,18 @@ static int render_capacity(struct pfs *p, bool json, struct pfs_buf *b)
 	if (!rc)
 		rc = pfs_analytics_grade_kind(p, PFS_GRADE_CAPACITY, ANALYTICS_COL_PHYSICAL_USED,
 		                              &acache.h, &g);
+	if (!rc)
+		rc = cache_volumes_part(p, json);
 	if (rc)
 		return rc;
 	if (json)
 		capacity_json(&acache.cap, &g, b);
 	else
 		capacity_text(&acache.cap, &g, b);
-	rc = volumes_forecast(p, json, b);
-	return rc ? rc : b->err;
+	const struct pfs_buf *v = &acache.vol_part[json];
+	if (v->len)
+		pfs_buf_printf(b, "%.*s", (int)v->len, v->data);
+	return b->err;
 }
 
 /* Every line of the capacity files comes from the history, the per-volume history and the

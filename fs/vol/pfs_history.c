@@ -22,17 +22,33 @@ static void history_changed(struct pfs *p)
 	atomic_store(&p->history_gen, atomic_fetch_add(&history_generations, 1) + 1);
 }
 
-uint64_t pfs_history_generation(struct pfs *p)
+/* The per-volume reports' part: called beside history_changed by the writes they read. */
+static void volumes_changed(struct pfs *p)
 {
-	uint64_t g = atomic_load(&p->history_gen);
+	atomic_store(&p->vol_history_gen, atomic_fetch_add(&history_generations, 1) + 1);
+}
+
+static uint64_t generation_of(_Atomic uint64_t *gen)
+{
+	uint64_t g = atomic_load(gen);
 
 	if (g)
 		return g;
 	/* First asked for before any write: a fresh number, unless a writer got in first. */
 	uint64_t fresh = atomic_fetch_add(&history_generations, 1) + 1;
-	if (atomic_compare_exchange_strong(&p->history_gen, &g, fresh))
+	if (atomic_compare_exchange_strong(gen, &g, fresh))
 		return fresh;
 	return g;
+}
+
+uint64_t pfs_history_generation(struct pfs *p)
+{
+	return generation_of(&p->history_gen);
+}
+
+uint64_t pfs_history_volume_generation(struct pfs *p)
+{
+	return generation_of(&p->vol_history_gen);
 }
 
 int pfs_history_append(struct pfs *p, int64_t time, const double *v, uint32_t n)
@@ -113,6 +129,7 @@ int pfs_history_replace_keep(struct pfs *p, size_t nrows, const int64_t *times, 
 	else
 		rc = pfs_meta_commit(p->meta);
 	history_changed(p);
+	volumes_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
@@ -158,6 +175,7 @@ int pfs_history_append_volumes(struct pfs *p, int64_t time, size_t nvol, const c
 	else
 		rc = pfs_meta_commit(p->meta);
 	history_changed(p);
+	volumes_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;
@@ -198,6 +216,7 @@ int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const 
 	else
 		rc = pfs_meta_commit(p->meta);
 	history_changed(p);
+	volumes_changed(p);
 out_unlock:
 	pthread_mutex_unlock(&p->commit_lock);
 	return rc;

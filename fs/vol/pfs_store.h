@@ -519,6 +519,9 @@ int pfs_history_count(struct pfs *p, int tier, uint64_t *n);
  * every store), so (store, generation) is never reused even when a closed store's address
  * is. Never 0. */
 uint64_t pfs_history_generation(struct pfs *p);
+/* The same for what the per-volume reports read: the per-volume history and the recorded
+ * forecasts (append_volumes, replace, forecast record); a pool row alone leaves it. */
+uint64_t pfs_history_volume_generation(struct pfs *p);
 /* Per-volume rows: NVOL volumes named NAMES, N values each in VALS (NVOL x N), at TIME, in one
  * transaction, then the roll. Rolled like the pool's rows, per volume; an import clears them.
  * -EEXIST when TIME is not after the newest per-volume row; -EROFS, -EINVAL, -ENOSPC, -EIO. */

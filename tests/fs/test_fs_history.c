@@ -865,6 +865,48 @@ Test(fs_history, each_volume_records_a_forecast_a_week_and_grades_it)
 	unlink(path);
 }
 
+Test(fs_history, the_volumes_part_is_kept_while_only_pool_rows_arrive)
+{
+	const char *name = "vk";
+	int64_t t0 = 1700000000, t = t0;
+	uint64_t h0, f0, h1, f1, h2, f2;
+	double vv[ANALYTICS_VOL_NCOLS] = {0};
+
+	vv[ANALYTICS_VOL_SIZE] = 1 << 30;
+	for (int i = 0; i <= 48; i++, t += 3600) {
+		append_pool(t, i, 0);
+		vv[ANALYTICS_VOL_WRITTEN] = (double)(i + 1) * (1 << 20);
+		cr_assert_eq(pfs_history_append_volumes(p, t, 1, &name, vv, ANALYTICS_VOL_NCOLS),
+		             0);
+	}
+	free(report(2));
+	/* A pool row: the pool's part is computed again, the volumes' is not. */
+	append_pool(t, 49, 0);
+	pfs_analytics_cache_counts(&h0, &f0);
+	char *a = report(2);
+	pfs_analytics_cache_counts(&h1, &f1);
+	/* A volume row too: both are. */
+	t += 3600;
+	append_pool(t, 50, 0);
+	vv[ANALYTICS_VOL_WRITTEN] = 64 << 20;
+	cr_assert_eq(pfs_history_append_volumes(p, t, 1, &name, vv, ANALYTICS_VOL_NCOLS), 0);
+	char *b = report(2);
+	pfs_analytics_cache_counts(&h2, &f2);
+	cr_expect_eq(f2 - f1, f1 - f0 + 1, "parts computed: %llu after a pool row, %llu after both",
+	             (unsigned long long)(f1 - f0), (unsigned long long)(f2 - f1));
+	cr_expect_eq(h1 - h0, 1, "the volumes' part found kept once");
+	/* What was kept is what a fresh computation gives, and the volume row moved it. */
+	cr_expect_str_neq(a, b);
+	pfs_close(p);
+	p = NULL;
+	open_ns();
+	char *c = report(2);
+	cr_expect_str_eq(b, c, "kept differs from a fresh computation");
+	free(a);
+	free(b);
+	free(c);
+}
+
 /* Readers on other threads (FUSE and API threads) while the sampler appends: no reader sees the
  * sample count go back, and what is kept at the end is what a fresh computation gives. */
 struct reader {

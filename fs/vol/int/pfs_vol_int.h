@@ -151,8 +151,9 @@ struct pfs {
 	/* Serialises commits and catalogue, attribute and setting changes (one at a time, each
 	 * with its SQLite transaction); taken before every other lock of the store. */
 	pthread_mutex_t commit_lock;
-	/* pfs_history_generation (pfs_history.c): 0 until first asked for or first changed. */
-	_Atomic uint64_t history_gen;
+	/* pfs_history_generation and pfs_history_volume_generation (pfs_history.c): 0 until
+	 * first asked for or first changed. */
+	_Atomic uint64_t history_gen, vol_history_gen;
 	_Atomic bool ftl_ckpt_busy; /* a flash checkpoint is being taken (pfs_commit.c) */
 	/* The catalogue list, each map's name and attributes (written under commit_lock too, so
 	 * a holder of commit_lock may read them without it). */
