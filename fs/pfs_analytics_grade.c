@@ -78,6 +78,7 @@ int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 	struct analytics_history h = {0};
 	struct analytics_capacity c;
 	bool cap_due = due(p, PFS_GRADE_CAPACITY, now), wear_due = due(p, PFS_GRADE_WEAROUT, now);
+	bool pool_forecast = false;
 	int column, rc;
 
 	/* The common case (every sample but one a day) reads one row of SQLite, no history. */
@@ -88,6 +89,7 @@ int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 		return rc;
 	if (cap_due) {
 		rc = pfs_analytics_capacity_of(&h, &c);
+		pool_forecast = !rc && c.ok;
 		if (!rc)
 			rc = record_one(p, PFS_GRADE_CAPACITY, &c, ANALYTICS_COL_PHYSICAL_USED);
 	}
@@ -96,7 +98,10 @@ int pfs_analytics_record_forecasts(struct pfs *p, int64_t now)
 		if (!rc)
 			rc = record_one(p, PFS_GRADE_WEAROUT, &c, column);
 	}
-	if (!rc && cap_due)
+	/* The volumes' pass rides on the pool's daily record, not on its being due: a pool that
+	 * cannot forecast yet (its first day) stays due at every sample, and the volumes' rows,
+	 * sampled beside the pool's or cleared by an import, are no longer than its. */
+	if (!rc && pool_forecast)
 		rc = record_volumes(p, now);
 	analytics_history_free(&h);
 	return rc;
