@@ -309,6 +309,21 @@ pstor_mkfs() { # IMG SIZE [mkfs options]
 	}
 }
 
+# Where a stuck daemon PID waits: each thread's kernel stack, and its user stacks when gdb is
+# there. For a hang that shows only in CI, where nothing can be attached afterwards.
+_dump_stacks() { # PID
+	local t
+	printf '%s: --- the threads of daemon %s:\n' "$TEST_NAME" "$1" >&2
+	for t in /proc/"$1"/task/*; do
+		printf '%s %s wchan %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null)" \
+			"$(cat "$t/wchan" 2>/dev/null)" >&2
+		cat "$t/stack" >&2 2>/dev/null || true
+	done
+	if command -v gdb >/dev/null; then
+		timeout 60 gdb -p "$1" -batch -ex "thread apply all bt" 2>/dev/null | grep -E '^(#|Thread)' >&2 || true
+	fi
+}
+
 # Start the daemon in the foreground (-f) in the background, so its exit status and sanitizer
 # reports are checked at unmount; wait until the mount shows in /proc/self/mountinfo.
 pstor_mount() { # IMG MNT [OPTIONS]
@@ -334,7 +349,10 @@ pstor_mount() { # IMG MNT [OPTIONS]
 			fail "pstorfs $img $mnt ${opts:+-o $opts} exited with status $rc before mounting"
 		fi
 		n=$((n - 1))
-		[ $n -gt 0 ] || fail "pstorfs did not mount $mnt within 60 s"
+		if [ $n -le 0 ]; then
+			_dump_stacks "$pid"
+			fail "pstorfs did not mount $mnt within 60 s"
+		fi
 		sleep 0.1
 	done
 	# The mount shows before the first request is served: wait until it answers.
