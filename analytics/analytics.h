@@ -334,7 +334,8 @@ int analytics_capacity_forecast(const int64_t *t, const double *y, size_t n, dou
  * about history column COLUMN, whose value then was VALUE_AT. */
 struct analytics_recorded {
 	int64_t made_at;
-	int column; /* an enum analytics_col (a pool's forecast) or analytics_vol_col (a volume's) */
+	/* An enum analytics_col (a pool's forecast) or analytics_vol_col (a volume's). */
+	int column;
 	double value_at;
 	double limit; /* the capacity it was measured against (100 for life used); 0 unknown */
 	enum analytics_model model;

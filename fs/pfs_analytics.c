@@ -677,14 +677,14 @@ static int volumes_forecast(struct pfs *p, bool json, struct pfs_buf *b)
 			pfs_buf_printf(b, "}");
 			continue;
 		}
-		const struct analytics_grade_horizon *o = grade_at(&g[i], 30);
-		char held[32] = "none scored yet";
-		if (o && o->scored)
-			snprintf(held, sizeof(held), "%u/%u", o->in95, o->scored);
 		if (!c.ok) {
 			pfs_buf_printf(b, "  %-24s %s\n", v->name, c.message);
 			continue;
 		}
+		const struct analytics_grade_horizon *o = grade_at(&g[i], 30);
+		char held[32] = "none scored yet";
+		if (o && o->scored)
+			snprintf(held, sizeof(held), "%u/%u", o->in95, o->scored);
 		pfs_buf_printf(b, "  %-24s %7.2f   %7.2f (%.2f .. %.2f)   ", v->name,
 		               GIB(c.used_now), GIB(c.fc[1].used), GIB(c.fc[1].lo95),
 		               GIB(c.fc[1].hi95));

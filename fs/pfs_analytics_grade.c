@@ -5,7 +5,6 @@
  * and ctl/report readers only.
  */
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +56,8 @@ static int record_volumes(struct pfs *p, int64_t now)
 		/* Per-volume rows come once an ANALYTICS_VOL_INTERVAL: a volume with none in
 		 * the last two is gone (or its sampling is failing), and what it would record
 		 * was recorded while it was sampled. */
-		int64_t newest = s.v[i].n ? s.v[i].t[s.v[i].n - 1] : INT64_MIN;
-		if (s.v[i].n == 0 || now - newest > 2 * ANALYTICS_VOL_INTERVAL)
+		int64_t newest = s.v[i].t[s.v[i].n - 1]; /* a series starts with its first row */
+		if (now - newest > 2 * ANALYTICS_VOL_INTERVAL)
 			continue;
 		snprintf(kind, sizeof(kind), PFS_GRADE_VOLUME "%s", s.v[i].name);
 		rc = pfs_forecast_last(p, kind, &last);

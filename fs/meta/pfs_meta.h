@@ -183,13 +183,13 @@ typedef int (*pfs_meta_history_vol_fn)(void *arg, int tier, int64_t time, const 
 /* By name, then time. FN runs under db_lock. */
 int pfs_meta_history_vol_each(struct pfs_meta *m, pfs_meta_history_vol_fn fn, void *arg);
 /* Recorded forecasts (table forecasts): rows of doubles by KIND and the history time they were
- * made at. Put replaces a row of the same key; trim deletes KIND's (NULL: every kind's) rows
- * made before BEFORE; keep_only deletes every row not named in KINDS/MADE_AT (NKEEP pairs).
- * The caller brackets writes with begin/commit. LAST is -1 when KIND has none. */
+ * made at. Put replaces a row of the same key; trim deletes every kind's rows made before
+ * BEFORE; keep_only deletes every row not named in KINDS/MADE_AT (NKEEP pairs). The caller
+ * brackets writes with begin/commit. LAST is -1 when KIND has none. */
 int pfs_meta_forecast_put(struct pfs_meta *m, const char *kind, int64_t made_at, const double *v,
                           uint32_t n);
 int pfs_meta_forecast_last(struct pfs_meta *m, const char *kind, int64_t *made_at);
-int pfs_meta_forecast_trim(struct pfs_meta *m, const char *kind, int64_t before);
+int pfs_meta_forecast_trim(struct pfs_meta *m, int64_t before);
 int pfs_meta_forecast_keep_only(struct pfs_meta *m, size_t nkeep, const char *const *kinds,
                                 const int64_t *made_at);
 /* By kind, then made_at. FN runs under db_lock. */

@@ -380,20 +380,15 @@ out_unlock:
 	return rc;
 }
 
-int pfs_meta_forecast_trim(struct pfs_meta *m, const char *kind, int64_t before)
+int pfs_meta_forecast_trim(struct pfs_meta *m, int64_t before)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	pthread_mutex_lock(&m->db_lock);
-	rc = pfs_meta_prep(m,
-	                   kind ? "DELETE FROM forecasts WHERE made_at < ?2 AND kind = ?1"
-	                        : "DELETE FROM forecasts WHERE made_at < ?2",
-	                   &st);
+	rc = pfs_meta_prep(m, "DELETE FROM forecasts WHERE made_at < ?", &st);
 	if (!rc) {
-		if (kind)
-			sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, before);
+		sqlite3_bind_int64(st, 1, before);
 		rc = pfs_meta_step_done(m, st);
 	}
 	pthread_mutex_unlock(&m->db_lock);

@@ -210,7 +210,7 @@ int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const 
 	rc = pfs_meta_forecast_put(p->meta, kind, made_at, v, n);
 	if (!rc)
 		/* Every kind: a deleted volume's rows records nothing more to trim them by. */
-		rc = pfs_meta_forecast_trim(p->meta, NULL, made_at - PFS_FORECAST_KEEP_SECONDS);
+		rc = pfs_meta_forecast_trim(p->meta, made_at - PFS_FORECAST_KEEP_SECONDS);
 	if (rc)
 		pfs_meta_rollback(p->meta);
 	else

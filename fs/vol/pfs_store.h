@@ -541,9 +541,9 @@ int pfs_history_volumes_each(struct pfs *p, pfs_history_vol_fn fn, void *arg);
 #define PFS_FORECAST_INTERVAL     86400ll
 #define PFS_FORECAST_KEEP_SECONDS (400 * 86400ll)
 /* Records a forecast and drops every forecast (of any kind) made more than
- * PFS_FORECAST_KEEP_SECONDS before it, in one transaction. -EEXIST when KIND has one made less than
- * PFS_FORECAST_INTERVAL before MADE_AT (or after it); -EROFS, -EINVAL (N > 64), -ENOSPC (also
- * past 3/4 of the metadata area, as the history), -EIO. */
+ * PFS_FORECAST_KEEP_SECONDS before it, in one transaction. -EEXIST when KIND has one made less
+ * than PFS_FORECAST_INTERVAL before MADE_AT (or after it); -EROFS, -EINVAL (N > 64), -ENOSPC
+ * (also past 3/4 of the metadata area, as the history), -EIO. */
 int pfs_forecast_record(struct pfs *p, const char *kind, int64_t made_at, const double *v,
                         uint32_t n);
 /* The newest recorded forecast of KIND (-1: none). */
